@@ -1,0 +1,184 @@
+// Package config loads anprsec.yaml. Every key has a default; secrets are
+// never values in the file, only paths of files that hold them.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultYAML is the commented default configuration written by `anprsec init`.
+// It is also parsed to obtain the defaults, so the file and the code agree.
+//
+//go:embed default.yaml
+var DefaultYAML []byte
+
+// Config is the whole configuration.
+type Config struct {
+	// Dir is the folder relative paths are resolved against (the folder of
+	// the config file); not a YAML key.
+	Dir string `yaml:"-"`
+
+	DataDir  string `yaml:"data_dir"`
+	Timezone string `yaml:"timezone"`
+
+	Keys struct {
+		Store  string `yaml:"store"`
+		Backup string `yaml:"backup"`
+		Seal   string `yaml:"seal"`
+	} `yaml:"keys"`
+
+	PKI struct {
+		CACert string `yaml:"ca_cert"`
+		CAKey  string `yaml:"ca_key"`
+	} `yaml:"pki"`
+
+	Drop struct {
+		Type        string        `yaml:"type"` // local or sftp
+		Local       string        `yaml:"local"`
+		MaxFileSize ByteSize      `yaml:"max_file_size"`
+		Settle      time.Duration `yaml:"settle"`
+		SFTP        struct {
+			Address    string        `yaml:"address"`
+			User       string        `yaml:"user"`
+			KeyFile    string        `yaml:"key_file"`
+			KnownHosts string        `yaml:"known_hosts"`
+			BasePath   string        `yaml:"base_path"`
+			Timeout    time.Duration `yaml:"timeout"`
+			Keepalive  time.Duration `yaml:"keepalive"`
+		} `yaml:"sftp"`
+	} `yaml:"drop"`
+
+	Census struct {
+		MaxRows   int `yaml:"max_rows"`
+		ChunkRows int `yaml:"chunk_rows"`
+	} `yaml:"census"`
+
+	ISTAT struct {
+		ComuniCSV string `yaml:"comuni_csv"`
+	} `yaml:"istat"`
+
+	Mail struct {
+		Spool string `yaml:"spool"`
+	} `yaml:"mail"`
+
+	Schedules map[string]string `yaml:"schedules"`
+}
+
+// ByteSize is a size in bytes that YAML may give as 50MiB, 10MB, 1024.
+type ByteSize int64
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = v
+	return nil
+}
+
+// ParseByteSize parses 1024, 64KiB, 50MiB, 1GiB, 10MB, 1GB.
+func ParseByteSize(s string) (ByteSize, error) {
+	var n int64
+	var unit string
+	if _, err := fmt.Sscanf(s, "%d%s", &n, &unit); err != nil {
+		if _, err2 := fmt.Sscanf(s, "%d", &n); err2 != nil {
+			return 0, fmt.Errorf("size %q: want a number with an optional unit (KiB, MiB, GiB, KB, MB, GB)", s)
+		}
+		unit = ""
+	}
+	mult := map[string]int64{"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "KB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
+	if mult == 0 || n < 0 {
+		return 0, fmt.Errorf("size %q: unknown unit %q (use KiB, MiB, GiB, KB, MB, GB)", s, unit)
+	}
+	return ByteSize(n * mult), nil
+}
+
+// Default returns the configuration with every default, relative to dir.
+func Default(dir string) *Config {
+	c, err := parse(DefaultYAML, nil)
+	if err != nil {
+		panic("config: embedded default.yaml: " + err.Error())
+	}
+	c.Dir = dir
+	return c
+}
+
+func parse(data []byte, base *Config) (*Config, error) {
+	c := base
+	if c == nil {
+		c = &Config{}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && err.Error() != "EOF" {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Load reads the config file at path on top of the defaults. A missing file
+// is an error only when mustExist is set.
+func Load(path string, mustExist bool) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	c := Default(filepath.Dir(abs))
+	data, err := os.ReadFile(abs)
+	if os.IsNotExist(err) && !mustExist {
+		return c, c.Validate()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defSched := c.Schedules
+	c.Schedules = nil
+	if _, err := parse(data, c); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	// Schedules given in the file override the defaults one by one.
+	merged := map[string]string{}
+	for k, v := range defSched {
+		merged[k] = v
+	}
+	for k, v := range c.Schedules {
+		merged[k] = v
+	}
+	c.Schedules = merged
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate checks values that can be checked without touching the disk.
+func (c *Config) Validate() error {
+	if _, err := time.LoadLocation(c.Timezone); err != nil {
+		return fmt.Errorf("timezone %q: %w", c.Timezone, err)
+	}
+	switch c.Drop.Type {
+	case "local", "sftp":
+	default:
+		return fmt.Errorf("drop.type %q: want local or sftp", c.Drop.Type)
+	}
+	if c.Census.ChunkRows <= 0 || c.Census.MaxRows <= 0 {
+		return fmt.Errorf("census.chunk_rows and census.max_rows must be positive")
+	}
+	return nil
+}
+
+// Path resolves a path of the config relative to the config's folder.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}

@@ -1,0 +1,178 @@
+// Package domain holds the core types of anprsec: comuni, persons, utenze,
+// smart cards, workstations (postazioni) and their states. It imports nothing
+// of the project, so every other package can depend on it.
+package domain
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Profile is an authorization profile of an utenza.
+type Profile string
+
+// The profiles of the ANPR security console. ASC, APL, ALS and ALP require a
+// smart card; ASC, ALS and ALP are mandatory in every censused comune.
+const (
+	ASC           Profile = "ASC"           // sindaco or commissario: exactly one per comune
+	APL           Profile = "APL"           // delegate of the sindaco
+	ALS           Profile = "ALS"           // local security administrator: at least one
+	ALP           Profile = "ALP"           // local workstation administrator: at least one
+	Operatore     Profile = "OPERATORE"     // console operator
+	Consultazione Profile = "CONSULTAZIONE" // read-only console operator
+)
+
+// ProfileInfo describes one entry of the profile table.
+type ProfileInfo struct {
+	Profile     Profile
+	Description string
+	NeedsCard   bool
+	Mandatory   bool // every comune must have at least one (exactly one for ASC)
+}
+
+// Profiles is the table of known profiles, the one place to extend them.
+var Profiles = []ProfileInfo{
+	{ASC, "Sindaco o commissario", true, true},
+	{APL, "Amministratore di Primo Livello (delegato del sindaco)", true, false},
+	{ALS, "Amministratore Locale della Sicurezza", true, true},
+	{ALP, "Amministratore Locale delle Postazioni", true, true},
+	{Operatore, "Operatore", false, false},
+	{Consultazione, "Operatore di consultazione", false, false},
+}
+
+// LookupProfile finds a profile by name, ignoring case and surrounding blanks.
+func LookupProfile(name string) (ProfileInfo, bool) {
+	n := strings.ToUpper(strings.TrimSpace(name))
+	for _, p := range Profiles {
+		if string(p.Profile) == n {
+			return p, true
+		}
+	}
+	return ProfileInfo{}, false
+}
+
+// Environment is where an utenza may work.
+type Environment string
+
+// The environments of the console.
+const (
+	Produzione  Environment = "PRODUZIONE"
+	PreSubentro Environment = "PRE-SUBENTRO"
+)
+
+// Comune is a municipality that has been censused.
+type Comune struct {
+	ISTAT        string    `json:"istat"` // 6 digits, always text
+	Name         string    `json:"name"`
+	Province     string    `json:"province"`     // 3-digit province code
+	Workstations int       `json:"workstations"` // declared number of workstations
+	NextPC       int       `json:"next_pc"`      // last workstation number assigned
+	Server       bool      `json:"server"`       // server certificate requested
+	Created      time.Time `json:"created"`
+	Updated      time.Time `json:"updated"`
+}
+
+// Person is a natural person, identified by codice fiscale.
+type Person struct {
+	CF        string    `json:"cf"`
+	Surname   string    `json:"surname"`
+	Name      string    `json:"name"`
+	Sex       string    `json:"sex"`            // M or F
+	BirthDate string    `json:"birth_date"`     // YYYY-MM-DD
+	Card      string    `json:"card,omitempty"` // serial of the current card
+	Updated   time.Time `json:"updated"`
+}
+
+// UtenzaState is the state of an utenza.
+type UtenzaState string
+
+// States of an utenza.
+const (
+	UtenzaAttiva     UtenzaState = "ATTIVA"
+	UtenzaBloccata   UtenzaState = "BLOCCATA"
+	UtenzaCancellata UtenzaState = "CANCELLATA"
+)
+
+// Utenza is one person's account in one comune.
+type Utenza struct {
+	ISTAT        string        `json:"istat"`
+	CF           string        `json:"cf"`
+	Email        string        `json:"email"`
+	PEC          string        `json:"pec,omitempty"`
+	Profiles     []Profile     `json:"profiles"`
+	Environments []Environment `json:"environments"`
+	NeedsCard    bool          `json:"needs_card"`
+	State        UtenzaState   `json:"state"`
+	Created      time.Time     `json:"created"`
+	Updated      time.Time     `json:"updated"`
+}
+
+// Has reports whether the utenza holds profile p.
+func (u *Utenza) Has(p Profile) bool {
+	for _, q := range u.Profiles {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// CardState is the state of a smart card.
+type CardState string
+
+// States of a smart card (SPEC.md, smart-card lifecycle).
+const (
+	CardRichiesta  CardState = "RICHIESTA"
+	CardProduzione CardState = "IN PRODUZIONE"
+	CardConsegnata CardState = "CONSEGNATA DALLA PREFETTURA"
+	CardAttiva     CardState = "ATTIVA"
+	CardBloccata   CardState = "BLOCCATA"
+	CardRevocata   CardState = "REVOCATA"
+)
+
+// SmartCard is a personal card; one per person across all comuni.
+type SmartCard struct {
+	Serial    string    `json:"serial"`
+	CF        string    `json:"cf"`
+	ISTAT     string    `json:"istat"` // comune through which it was requested
+	State     CardState `json:"state"`
+	Reason    string    `json:"reason,omitempty"`
+	Requested time.Time `json:"requested"`
+	Updated   time.Time `json:"updated"`
+}
+
+// CertState is the state of a workstation certificate.
+type CertState string
+
+// States of a workstation certificate (SPEC.md).
+const (
+	CertRichiesta     CertState = "RICHIESTA IN LAVORAZIONE"
+	CertAttivo        CertState = "ATTIVO"
+	CertBloccato      CertState = "BLOCCATO"
+	CertRevocaInCorso CertState = "REVOCATA IN LAVORAZIONE"
+	CertRevocato      CertState = "REVOCATO"
+	CertScaduto       CertState = "SCADUTO"
+)
+
+// Postazione is a workstation (or the comune's server) and its certificate.
+type Postazione struct {
+	Code     string    `json:"code"` // <ISTAT>-PC-<NNNN> or <ISTAT>-CO-9999
+	ISTAT    string    `json:"istat"`
+	Label    string    `json:"label,omitempty"`
+	Server   bool      `json:"server,omitempty"`
+	State    CertState `json:"state"`
+	Serial   string    `json:"serial,omitempty"` // certificate serial, hex
+	NotAfter time.Time `json:"not_after,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
+}
+
+// WorkstationCode returns the code of workstation n of a comune: 058091-PC-0001.
+func WorkstationCode(istat string, n int) string {
+	return fmt.Sprintf("%s-PC-%04d", istat, n)
+}
+
+// ServerCode returns the code of a comune's server certificate: 058091-CO-9999.
+func ServerCode(istat string) string { return istat + "-CO-9999" }

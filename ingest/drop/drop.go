@@ -1,0 +1,88 @@
+// Package drop is the file exchange with the outside world: the folders
+// where the ministry, the prefetture and the comuni drop their files and
+// where anprsec publishes what it produces. The same layout (SPEC.md) lives
+// under a local folder (the default) or an SFTP base path.
+//
+// Every path given to a Drop is slash-separated and relative to the drop
+// root; Clean refuses anything that could leave the root.
+package drop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Entry is one directory entry as listed by a Drop.
+type Entry struct {
+	Name    string // base name
+	Size    int64
+	ModTime time.Time
+	Dir     bool
+	Regular bool // a regular file (not a symlink, device, ...)
+}
+
+// Drop is a file-exchange root. Implementations: Local (a folder) and
+// sftpdrop.Drop (an SFTP server).
+type Drop interface {
+	// List returns the entries of dir, without following symlinks.
+	// A missing dir is an empty list, not an error.
+	List(ctx context.Context, dir string) ([]Entry, error)
+	// Open opens a regular file for reading.
+	Open(ctx context.Context, name string) (io.ReadCloser, error)
+	// Write stores the content of r under name atomically: it is written
+	// under a temporary name in the same folder and renamed into place,
+	// replacing any previous file. Parent folders are created.
+	Write(ctx context.Context, name string, r io.Reader) error
+	// Rename moves a file, replacing the target; parent folders of the
+	// target are created.
+	Rename(ctx context.Context, from, to string) error
+	// Stat describes one file, without following symlinks.
+	Stat(ctx context.Context, name string) (Entry, error)
+	// Remove deletes a file (used for abandoned temporary files).
+	Remove(ctx context.Context, name string) error
+	// String names the drop for messages (a folder or sftp://user@host/path).
+	String() string
+	Close() error
+}
+
+// ErrNotExist is returned (wrapped) when a file does not exist.
+var ErrNotExist = fs.ErrNotExist
+
+// ErrUnsafePath is returned for a path that would leave the drop root.
+var ErrUnsafePath = errors.New("unsafe path")
+
+// Clean checks and normalizes a drop-relative path. It refuses absolute
+// paths, any ".." element, backslashes and control characters.
+func Clean(p string) (string, error) {
+	if p == "" {
+		return ".", nil
+	}
+	if strings.HasPrefix(p, "/") || strings.Contains(p, `\`) {
+		return "", fmt.Errorf("%w: %q", ErrUnsafePath, p)
+	}
+	for _, r := range p {
+		if unicode.IsControl(r) {
+			return "", fmt.Errorf("%w: %q has a control character", ErrUnsafePath, p)
+		}
+	}
+	for _, el := range strings.Split(p, "/") {
+		if el == ".." {
+			return "", fmt.Errorf("%w: %q", ErrUnsafePath, p)
+		}
+	}
+	return path.Clean(p), nil
+}
+
+// TempName is the temporary name under which name is written before the
+// rename; readers skip it (it ends in .tmp).
+func TempName(name string) string {
+	dir, base := path.Split(name)
+	return dir + "." + base + fmt.Sprintf(".%d.tmp", time.Now().UnixNano())
+}

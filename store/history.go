@@ -1,0 +1,164 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Entry is one history entry: what changed, when, who did it, from which
+// file and row. Entries form a hash chain: each stored entry carries the
+// hash of the previous one, so any change, removal or reordering is found by
+// Verify.
+type Entry struct {
+	Seq    uint64    `json:"seq"`
+	Time   time.Time `json:"time"`
+	Actor  string    `json:"actor"`            // operator CF, or the dropping party (e.g. "censimento", "prefettura 058")
+	Action string    `json:"action"`           // e.g. "utenza.crea", "smartcard.richiesta"
+	Kind   string    `json:"kind"`             // record kind: comune, persona, utenza, smartcard, postazione, file
+	Key    string    `json:"key"`              // record key, e.g. "058091/RSSMRA68A01H501Y"
+	File   string    `json:"file,omitempty"`   // source file (drop path)
+	Sheet  string    `json:"sheet,omitempty"`  // source sheet
+	Row    int       `json:"row,omitempty"`    // source row (the spreadsheet's own number)
+	Detail string    `json:"detail,omitempty"` // what changed, in words
+}
+
+// Source says where a change came from.
+type Source struct {
+	Actor string
+	File  string
+	Sheet string
+	Row   int
+}
+
+type histHead struct {
+	Seq  uint64 `json:"seq"`
+	Hash []byte `json:"hash"`
+}
+
+const histHeadKey = "m/hist-head"
+
+func histKey(seq uint64) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], seq)
+	return "h/" + string(b[:])
+}
+
+// Record appends a history entry in the transaction. Time and Seq are set
+// here. The stored value is prev-hash(32) | hash(32) | JSON body, with
+// hash = SHA-256(prev-hash | body).
+func (tx *Tx) Record(src Source, action, kind, key, detail string) error {
+	if tx.head == nil {
+		var h histHead
+		if err := tx.get(histHeadKey, &h); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if h.Hash == nil {
+			h.Hash = make([]byte, sha256.Size)
+		}
+		tx.head = &h
+	}
+	e := Entry{Seq: tx.head.Seq + 1, Time: tx.Now, Actor: src.Actor, Action: action, Kind: kind, Key: key,
+		File: src.File, Sheet: src.Sheet, Row: src.Row, Detail: detail}
+	body, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	hash := chainHash(tx.head.Hash, body)
+	val := make([]byte, 0, 64+len(body))
+	val = append(append(append(val, tx.head.Hash...), hash...), body...)
+	if err := tx.txn.Set([]byte(histKey(e.Seq)), val); err != nil {
+		return err
+	}
+	tx.head = &histHead{Seq: e.Seq, Hash: hash}
+	return tx.set(histHeadKey, tx.head)
+}
+
+func chainHash(prev, body []byte) []byte {
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(body)
+	return h.Sum(nil)
+}
+
+// VerifyResult is the outcome of a chain check.
+type VerifyResult struct {
+	Entries uint64
+	Head    string // hex hash of the last entry: anchor it elsewhere to detect a rewritten chain
+}
+
+// ErrChainBroken is wrapped by every chain error.
+var ErrChainBroken = errors.New("history chain broken")
+
+// VerifyHistory recomputes the whole chain. It fails on a modified entry,
+// a missing or reordered entry, or a head that does not match the last
+// entry.
+func (s *Store) VerifyHistory() (VerifyResult, error) {
+	var res VerifyResult
+	err := s.View(func(tx *Tx) error {
+		prev := make([]byte, sha256.Size)
+		var want uint64 = 1
+		err := tx.scan("h/", true, func(key string, val []byte) (bool, error) {
+			seq := binary.BigEndian.Uint64([]byte(key[2:]))
+			if seq != want {
+				return false, fmt.Errorf("%w: entry %d missing (found %d next)", ErrChainBroken, want, seq)
+			}
+			if len(val) < 64 {
+				return false, fmt.Errorf("%w: entry %d is truncated", ErrChainBroken, seq)
+			}
+			if !bytes.Equal(val[:32], prev) {
+				return false, fmt.Errorf("%w: entry %d does not follow entry %d", ErrChainBroken, seq, seq-1)
+			}
+			if !bytes.Equal(chainHash(prev, val[64:]), val[32:64]) {
+				return false, fmt.Errorf("%w: entry %d was modified", ErrChainBroken, seq)
+			}
+			var e Entry
+			if err := json.Unmarshal(val[64:], &e); err != nil || e.Seq != seq {
+				return false, fmt.Errorf("%w: entry %d has a bad body", ErrChainBroken, seq)
+			}
+			prev = val[32:64]
+			want++
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		res.Entries = want - 1
+		var h histHead
+		if err := tx.get(histHeadKey, &h); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if h.Seq != res.Entries || (h.Seq > 0 && !bytes.Equal(h.Hash, prev)) {
+			return fmt.Errorf("%w: head says %d entries, chain has %d (entries removed at the end?)", ErrChainBroken, h.Seq, res.Entries)
+		}
+		res.Head = hex.EncodeToString(prev)
+		return nil
+	})
+	return res, err
+}
+
+// History returns entries with seq > after (all when 0), at most limit
+// (0 = no limit), filtered by match when non-nil.
+func (s *Store) History(after uint64, limit int, match func(*Entry) bool) ([]Entry, error) {
+	var out []Entry
+	err := s.View(func(tx *Tx) error {
+		return tx.scan("h/", true, func(key string, val []byte) (bool, error) {
+			var e Entry
+			if err := json.Unmarshal(val[64:], &e); err != nil {
+				return false, err
+			}
+			if e.Seq <= after || (match != nil && !match(&e)) {
+				return true, nil
+			}
+			out = append(out, e)
+			return limit == 0 || len(out) < limit, nil
+		})
+	})
+	return out, err
+}
+

@@ -1,0 +1,186 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"anprsec/domain"
+)
+
+// Key layout (one letter per record kind, "i/" for indexes):
+//
+//	c/<istat>                 comune
+//	p/<cf>                    person
+//	u/<istat>/<cf>            utenza          i/u-cf/<cf>/<istat>
+//	s/<serial>                smart card      i/s-cf/<cf>/<serial>, i/s-st/<state>/<serial>
+//	w/<code>                  postazione      i/w-st/<state>/<code>
+//	f/<sha256>                input file      (+ f/<sha256>/e/<chunk> esito lines of committed chunks)
+//	r/<job>/<start>           job run         (+ rl/<job> last run)
+//	h/<seq>                   history entry   (+ m/hist-head)
+//	q/<name>                  counters
+
+// Comune returns a comune by ISTAT code.
+func (tx *Tx) Comune(istat string) (*domain.Comune, error) {
+	var c domain.Comune
+	return &c, tx.get("c/"+istat, &c)
+}
+
+// PutComune stores a comune.
+func (tx *Tx) PutComune(c *domain.Comune) error { return tx.set("c/"+c.ISTAT, c) }
+
+// Comuni calls fn for each comune in ISTAT order.
+func (tx *Tx) Comuni(fn func(*domain.Comune) error) error {
+	return tx.scan("c/", true, func(_ string, v []byte) (bool, error) {
+		var c domain.Comune
+		if err := json.Unmarshal(v, &c); err != nil {
+			return false, err
+		}
+		return true, fn(&c)
+	})
+}
+
+// Person returns a person by codice fiscale.
+func (tx *Tx) Person(cf string) (*domain.Person, error) {
+	var p domain.Person
+	return &p, tx.get("p/"+cf, &p)
+}
+
+// PutPerson stores a person.
+func (tx *Tx) PutPerson(p *domain.Person) error { return tx.set("p/"+p.CF, p) }
+
+func utenzaKey(istat, cf string) string { return "u/" + istat + "/" + cf }
+
+// Utenza returns the utenza of cf in comune istat.
+func (tx *Tx) Utenza(istat, cf string) (*domain.Utenza, error) {
+	var u domain.Utenza
+	return &u, tx.get(utenzaKey(istat, cf), &u)
+}
+
+// PutUtenza stores an utenza and its by-CF index.
+func (tx *Tx) PutUtenza(u *domain.Utenza) error {
+	if err := tx.txn.Set([]byte("i/u-cf/"+u.CF+"/"+u.ISTAT), nil); err != nil {
+		return err
+	}
+	return tx.set(utenzaKey(u.ISTAT, u.CF), u)
+}
+
+// DeleteUtenza removes an utenza and its index.
+func (tx *Tx) DeleteUtenza(istat, cf string) error {
+	if err := tx.del("i/u-cf/" + cf + "/" + istat); err != nil {
+		return err
+	}
+	return tx.del(utenzaKey(istat, cf))
+}
+
+// UtenzeOfComune calls fn for each utenza of a comune, in CF order.
+func (tx *Tx) UtenzeOfComune(istat string, fn func(*domain.Utenza) error) error {
+	return tx.scan("u/"+istat+"/", true, func(_ string, v []byte) (bool, error) {
+		var u domain.Utenza
+		if err := json.Unmarshal(v, &u); err != nil {
+			return false, err
+		}
+		return true, fn(&u)
+	})
+}
+
+// ComuniOfPerson returns the ISTAT codes where cf has an utenza.
+func (tx *Tx) ComuniOfPerson(cf string) ([]string, error) {
+	var out []string
+	p := "i/u-cf/" + cf + "/"
+	err := tx.scan(p, false, func(k string, _ []byte) (bool, error) {
+		out = append(out, strings.TrimPrefix(k, p))
+		return true, nil
+	})
+	return out, err
+}
+
+func cardIndexes(c *domain.SmartCard) []string {
+	return []string{"i/s-cf/" + c.CF + "/" + c.Serial, "i/s-st/" + string(c.State) + "/" + c.Serial}
+}
+
+// Card returns a smart card by serial.
+func (tx *Tx) Card(serial string) (*domain.SmartCard, error) {
+	var c domain.SmartCard
+	return &c, tx.get("s/"+serial, &c)
+}
+
+// PutCard stores a smart card and keeps its indexes.
+func (tx *Tx) PutCard(c *domain.SmartCard) error {
+	var old []string
+	if prev, err := tx.Card(c.Serial); err == nil {
+		old = cardIndexes(prev)
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := tx.setIndexes(old, cardIndexes(c)); err != nil {
+		return err
+	}
+	return tx.set("s/"+c.Serial, c)
+}
+
+// CardsOfPerson returns the serials of every card of cf, oldest first.
+func (tx *Tx) CardsOfPerson(cf string) ([]string, error) {
+	return tx.indexTail("i/s-cf/" + cf + "/")
+}
+
+// CardsInState returns the serials of the cards in a state.
+func (tx *Tx) CardsInState(st domain.CardState) ([]string, error) {
+	return tx.indexTail("i/s-st/" + string(st) + "/")
+}
+
+func (tx *Tx) indexTail(prefix string) ([]string, error) {
+	var out []string
+	err := tx.scan(prefix, false, func(k string, _ []byte) (bool, error) {
+		out = append(out, strings.TrimPrefix(k, prefix))
+		return true, nil
+	})
+	return out, err
+}
+
+func postIndexes(p *domain.Postazione) []string {
+	return []string{"i/w-st/" + string(p.State) + "/" + p.Code}
+}
+
+// Postazione returns a workstation by code.
+func (tx *Tx) Postazione(code string) (*domain.Postazione, error) {
+	var p domain.Postazione
+	return &p, tx.get("w/"+code, &p)
+}
+
+// PutPostazione stores a workstation and keeps its state index.
+func (tx *Tx) PutPostazione(p *domain.Postazione) error {
+	var old []string
+	if prev, err := tx.Postazione(p.Code); err == nil {
+		old = postIndexes(prev)
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := tx.setIndexes(old, postIndexes(p)); err != nil {
+		return err
+	}
+	return tx.set("w/"+p.Code, p)
+}
+
+// PostazioniOfComune calls fn for each workstation of a comune, in code order.
+func (tx *Tx) PostazioniOfComune(istat string, fn func(*domain.Postazione) error) error {
+	return tx.scan("w/"+istat+"-", true, func(_ string, v []byte) (bool, error) {
+		var p domain.Postazione
+		if err := json.Unmarshal(v, &p); err != nil {
+			return false, err
+		}
+		return true, fn(&p)
+	})
+}
+
+// PostazioniInState returns the codes of the workstations in a state.
+func (tx *Tx) PostazioniInState(st domain.CertState) ([]string, error) {
+	return tx.indexTail("i/w-st/" + string(st) + "/")
+}
+
+// Count returns the number of keys under a record prefix ("c/", "u/", ...).
+func (tx *Tx) Count(prefix string) (int, error) {
+	n := 0
+	err := tx.scan(prefix, false, func(string, []byte) (bool, error) { n++; return true, nil })
+	return n, err
+}

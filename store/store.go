@@ -1,0 +1,218 @@
+// Package store keeps anprsec's state in an embedded Badger database,
+// encrypted at rest: typed records with secondary indexes, the
+// tamper-evident history chain, input-file checkpoints and job runs. Every
+// change goes through Update, which appends history entries in the same
+// transaction as the records they describe.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// ErrNotFound is returned when a record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrLocked is returned when another process holds the store.
+var ErrLocked = errors.New("the store is in use by another anprsec process (is `anprsec run` running?)")
+
+// Store is the open database.
+type Store struct {
+	db  *badger.DB
+	mu  sync.Mutex // serializes writers: the history chain is linear
+	now func() time.Time
+}
+
+// Options of Open.
+type Options struct {
+	Dir      string
+	Key      []byte // 32 bytes: encryption at rest
+	InMemory bool   // tests only
+	Now      func() time.Time
+}
+
+// Open opens (creating if needed) the store in opt.Dir.
+func Open(opt Options) (*Store, error) {
+	if len(opt.Key) != KeySize {
+		return nil, fmt.Errorf("store: encryption key must be %d bytes", KeySize)
+	}
+	bo := badger.DefaultOptions(opt.Dir).
+		WithEncryptionKey(opt.Key).
+		WithIndexCacheSize(32 << 20).
+		WithLogger(nil).
+		WithInMemory(opt.InMemory).
+		WithMemTableSize(32 << 20).
+		WithNumVersionsToKeep(1).
+		WithCompactL0OnClose(true)
+	if opt.InMemory {
+		bo.Dir, bo.ValueDir = "", ""
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
+			return nil, fmt.Errorf("store %s: the key does not open this store (wrong keys/store.key?)", opt.Dir)
+		}
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("store %s: %w", opt.Dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("store %s: %w", opt.Dir, err)
+	}
+	now := opt.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{db: db, now: now}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// GC reclaims value-log space; call it periodically.
+func (s *Store) GC() {
+	for s.db.RunValueLogGC(0.5) == nil {
+	}
+}
+
+// Tx is a read-write transaction. Records and history entries written
+// through it commit together or not at all.
+type Tx struct {
+	txn  *badger.Txn
+	s    *Store
+	Now  time.Time
+	head *histHead // cached chain head, loaded on first append
+}
+
+// Update runs fn in a read-write transaction and commits it. Writers are
+// serialized; a conflict with a reader-writer is retried.
+func (s *Store) Update(fn func(tx *Tx) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		txn := s.db.NewTransaction(true)
+		tx := &Tx{txn: txn, s: s, Now: s.now().UTC()}
+		err := fn(tx)
+		if err == nil {
+			err = txn.Commit()
+		}
+		txn.Discard()
+		if errors.Is(err, badger.ErrConflict) && attempt < 5 {
+			continue
+		}
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			return fmt.Errorf("store: transaction too big (lower census.chunk_rows): %w", err)
+		}
+		return err
+	}
+}
+
+// View runs fn in a read-only transaction.
+func (s *Store) View(fn func(tx *Tx) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		return fn(&Tx{txn: txn, s: s, Now: s.now().UTC()})
+	})
+}
+
+func (tx *Tx) getRaw(key string) ([]byte, error) {
+	it, err := tx.txn.Get([]byte(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return it.ValueCopy(nil)
+}
+
+func (tx *Tx) get(key string, v any) error {
+	b, err := tx.getRaw(key)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+func (tx *Tx) set(key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return tx.txn.Set([]byte(key), b)
+}
+
+func (tx *Tx) del(key string) error { return tx.txn.Delete([]byte(key)) }
+
+func (tx *Tx) exists(key string) (bool, error) {
+	_, err := tx.txn.Get([]byte(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// scan calls fn for each key with prefix, in key order, until fn returns
+// false or an error. Values are fetched only when wantValue is set.
+func (tx *Tx) scan(prefix string, wantValue bool, fn func(key string, val []byte) (bool, error)) error {
+	opt := badger.DefaultIteratorOptions
+	opt.PrefetchValues = wantValue
+	opt.Prefix = []byte(prefix)
+	it := tx.txn.NewIterator(opt)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		var val []byte
+		if wantValue {
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			val = v
+		}
+		cont, err := fn(string(item.Key()), val)
+		if err != nil || !cont {
+			return err
+		}
+	}
+	return nil
+}
+
+// setIndexes replaces the index keys of a record: old ones that are no
+// longer wanted are deleted, new ones set (the value is empty).
+func (tx *Tx) setIndexes(old, cur []string) error {
+	want := make(map[string]bool, len(cur))
+	for _, k := range cur {
+		want[k] = true
+	}
+	for _, k := range old {
+		if !want[k] {
+			if err := tx.del(k); err != nil {
+				return err
+			}
+		}
+	}
+	for _, k := range cur {
+		if err := tx.txn.Set([]byte(k), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Sequence returns the next value of a gap-free counter kept in the
+// transaction (unlike Badger's GetSequence).
+func (tx *Tx) Sequence(name string) (uint64, error) {
+	var n uint64
+	err := tx.get("q/"+name, &n)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return 0, err
+	}
+	n++
+	return n, tx.set("q/"+name, n)
+}
+
+

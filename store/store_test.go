@@ -1,0 +1,187 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"anprsec/domain"
+)
+
+func testKey() []byte { return bytes.Repeat([]byte{7}, KeySize) }
+
+func openTest(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(Options{Dir: dir, Key: testKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestHistoryChain(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	for i := 0; i < 3; i++ {
+		err := s.Update(func(tx *Tx) error {
+			for j := 0; j < 4; j++ {
+				if err := tx.Record(Source{Actor: "test", File: "f.xlsx", Row: j + 2}, "prova", "comune", "058091", "x"); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := s.VerifyHistory()
+	if err != nil || res.Entries != 12 {
+		t.Fatalf("verify = %+v, %v; want 12 entries", res, err)
+	}
+	if err := s.tamperForTest(5, "altered"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.VerifyHistory(); !errors.Is(err, ErrChainBroken) {
+		t.Fatalf("verify after tamper = %v, want ErrChainBroken", err)
+	}
+}
+
+func TestHistoryRolledBackWithTxn(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	boom := errors.New("boom")
+	err := s.Update(func(tx *Tx) error {
+		tx.Record(Source{Actor: "t"}, "a", "k", "1", "")
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.Record(Source{Actor: "t"}, "a", "k", "2", "") }); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.VerifyHistory()
+	if err != nil || res.Entries != 1 {
+		t.Fatalf("verify = %+v, %v; want 1 entry", res, err)
+	}
+}
+
+func TestCardIndexes(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	c := &domain.SmartCard{Serial: "SC1", CF: "RSSMRA68A01H501Y", State: domain.CardRichiesta}
+	must(t, s.Update(func(tx *Tx) error { return tx.PutCard(c) }))
+	c.State = domain.CardProduzione
+	must(t, s.Update(func(tx *Tx) error { return tx.PutCard(c) }))
+	must(t, s.View(func(tx *Tx) error {
+		for _, tc := range []struct {
+			st   domain.CardState
+			want int
+		}{{domain.CardRichiesta, 0}, {domain.CardProduzione, 1}} {
+			got, err := tx.CardsInState(tc.st)
+			if err != nil {
+				return err
+			}
+			if len(got) != tc.want {
+				t.Errorf("cards in %s = %v, want %d", tc.st, got, tc.want)
+			}
+		}
+		got, err := tx.CardsOfPerson("RSSMRA68A01H501Y")
+		if err != nil || len(got) != 1 || got[0] != "SC1" {
+			t.Errorf("cards of person = %v, %v", got, err)
+		}
+		return nil
+	}))
+}
+
+func TestBackupSealedAndRestore(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, filepath.Join(dir, "a"))
+	const cf = "RSSMRA68A01H501Y"
+	const mail = "mario.rossi@example.it"
+	must(t, s.Update(func(tx *Tx) error {
+		if err := tx.PutPerson(&domain.Person{CF: cf, Surname: "ROSSI"}); err != nil {
+			return err
+		}
+		if err := tx.PutUtenza(&domain.Utenza{ISTAT: "058091", CF: cf, Email: mail}); err != nil {
+			return err
+		}
+		return tx.Record(Source{Actor: "censimento"}, "utenza.crea", "utenza", "058091/"+cf, "")
+	}))
+	bkey := bytes.Repeat([]byte{9}, KeySize)
+	var buf bytes.Buffer
+	must(t, s.Backup(&buf, bkey))
+	s.Close()
+	for _, secret := range []string{cf, mail, "ROSSI"} {
+		if bytes.Contains(buf.Bytes(), []byte(secret)) {
+			t.Errorf("backup holds %q in clear", secret)
+		}
+	}
+	r := openTest(t, filepath.Join(dir, "b"))
+	defer r.Close()
+	if err := r.Restore(bytes.NewReader(buf.Bytes()), bytes.Repeat([]byte{8}, KeySize)); err == nil {
+		t.Fatal("restore with the wrong key succeeded")
+	}
+	trunc := buf.Bytes()[:buf.Len()-10]
+	if err := r.Restore(bytes.NewReader(trunc), bkey); err == nil {
+		t.Fatal("restore of a truncated backup succeeded")
+	}
+	must(t, r.Restore(bytes.NewReader(buf.Bytes()), bkey))
+	must(t, r.View(func(tx *Tx) error {
+		u, err := tx.Utenza("058091", cf)
+		if err != nil || u.Email != mail {
+			t.Errorf("restored utenza = %+v, %v", u, err)
+		}
+		return nil
+	}))
+	if res, err := r.VerifyHistory(); err != nil || res.Entries != 1 {
+		t.Errorf("restored history = %+v, %v", res, err)
+	}
+}
+
+func TestKeyFilePermissions(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "k")
+	created, err := CreateKey(p)
+	if err != nil || !created {
+		t.Fatal(err)
+	}
+	if _, err := ReadKey(p); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p, 0o640)
+	if _, err := ReadKey(p); !errors.Is(err, ErrKeyPermissions) {
+		t.Fatalf("ReadKey on 0640 = %v, want ErrKeyPermissions", err)
+	}
+	if created, _ := CreateKey(p); created {
+		t.Fatal("CreateKey overwrote an existing key")
+	}
+}
+
+func TestWrongStoreKey(t *testing.T) {
+	dir := t.TempDir()
+	openTest(t, dir).Close()
+	if _, err := Open(Options{Dir: dir, Key: bytes.Repeat([]byte{1}, KeySize)}); err == nil {
+		t.Fatal("opened with the wrong key")
+	}
+}
+
+func TestSealer(t *testing.T) {
+	s, _ := NewSealer(testKey())
+	sealed := s.Seal([]byte("1234"), "card/SC1/pin2")
+	if got, err := s.Open(sealed, "card/SC1/pin2"); err != nil || string(got) != "1234" {
+		t.Fatalf("open = %q, %v", got, err)
+	}
+	if _, err := s.Open(sealed, "card/SC2/pin2"); err == nil {
+		t.Fatal("sealed value opened in another context")
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
