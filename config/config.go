@@ -60,6 +60,10 @@ type Config struct {
 		ChunkRows int `yaml:"chunk_rows"`
 	} `yaml:"census"`
 
+	Cards struct {
+		SerialPrefix string `yaml:"serial_prefix"`
+	} `yaml:"cards"`
+
 	ISTAT struct {
 		ComuniCSV string `yaml:"comuni_csv"`
 	} `yaml:"istat"`

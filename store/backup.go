@@ -67,8 +67,10 @@ func (s *Store) IsEmpty() (bool, error) {
 }
 
 type sealWriter struct {
-	w      io.Writer
-	aead   interface{ Seal(dst, nonce, p, ad []byte) []byte }
+	w    io.Writer
+	aead interface {
+		Seal(dst, nonce, p, ad []byte) []byte
+	}
 	prefix [15]byte
 	n      uint64
 	buf    []byte
@@ -134,8 +136,10 @@ func (sw *sealWriter) flush(last bool) error {
 func (sw *sealWriter) Close() error { return sw.flush(true) }
 
 type sealReader struct {
-	r      *bufio.Reader
-	aead   interface{ Open(dst, nonce, c, ad []byte) ([]byte, error) }
+	r    *bufio.Reader
+	aead interface {
+		Open(dst, nonce, c, ad []byte) ([]byte, error)
+	}
 	prefix [15]byte
 	n      uint64
 	buf    []byte

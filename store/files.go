@@ -33,6 +33,7 @@ type InputFile struct {
 	Accepted int       `json:"accepted"`
 	Refused  int       `json:"refused"`
 	Rejected bool      `json:"rejected"` // whole file refused (moved to scartati/)
+	Attempts int       `json:"attempts"`
 	Moved    string    `json:"moved,omitempty"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished,omitempty"`

@@ -161,4 +161,3 @@ func (s *Store) History(after uint64, limit int, match func(*Entry) bool) ([]Ent
 	})
 	return out, err
 }
-

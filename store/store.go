@@ -214,5 +214,3 @@ func (tx *Tx) Sequence(name string) (uint64, error) {
 	n++
 	return n, tx.set("q/"+name, n)
 }
-
-

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"anprsec/ingest/census/censusgen"
+)
+
+func (a *app) genCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "gen",
+		Short: "Generate test inputs (census workbooks) for trials and benchmarks",
+	}
+	var opt censusgen.Options
+	var out string
+	c := &cobra.Command{
+		Use:               "censimento --out FILE",
+		Short:             "Write a census workbook of valid synthetic users (Italy-scale by default)",
+		Args:              cobra.NoArgs,
+		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := censusgen.WriteFile(out, opt)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d user rows, %d comuni\n", out, st.Rows, st.Comuni)
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&out, "out", "o", "censimento.xlsx", "workbook to write")
+	c.Flags().IntVar(&opt.Comuni, "comuni", 0, "number of comuni (0 = all 7,904)")
+	c.Flags().IntVar(&opt.TotalUsers, "users", 0, "total user rows (0 = about 100,000)")
+	c.Flags().Int64Var(&opt.Seed, "seed", 1, "random seed (same seed, same workbook)")
+	c.Flags().BoolVar(&opt.NumericISTAT, "numeric-istat", false, "write ISTAT codes as numbers, like spreadsheet programs do")
+	c.Flags().BoolVar(&opt.DateCells, "date-cells", false, "write birth dates as date cells")
+	cmd.AddCommand(c)
+	return cmd
+}

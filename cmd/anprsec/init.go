@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"anprsec/config"
+	"anprsec/store"
+)
+
+// dropLayout is the folder tree of SPEC.md "Drop layout".
+var dropLayout = []string{
+	"censimento", "prefetture", "comuni", "produttore/ordini", "sicurezza/report", "crl",
+}
+
+func (a *app) initCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "init",
+		Short: "Set up a working directory: config, data dir, keys, drop folders (idempotent)",
+		Long: `init prepares the working directory for a first run on embedded defaults:
+a commented anprsec.yaml (if none), the data dir, the store, backup and seal
+keys (32 random bytes each, mode 0600), the mail spool and the local drop
+folders. Running it again creates only what is missing and never replaces a
+key or the config. It prints what it made.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			made := func(what, p string) { fmt.Fprintf(out, "created %-12s %s\n", what, relPath(p)) }
+			have := func(what, p string) { fmt.Fprintf(out, "exists  %-12s %s\n", what, relPath(p)) }
+
+			abs, err := filepath.Abs(a.cfgPath)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(abs); os.IsNotExist(err) {
+				if err := os.WriteFile(abs, config.DefaultYAML, 0o640); err != nil {
+					return err
+				}
+				made("config", abs)
+			} else {
+				have("config", abs)
+			}
+			cfg, err := config.Load(abs, true)
+			if err != nil {
+				return err
+			}
+			a.cfg = cfg
+
+			dirs := []struct {
+				what, path string
+				mode       os.FileMode
+			}{
+				{"data dir", cfg.Path(cfg.DataDir), 0o700},
+				{"keys", filepath.Dir(cfg.Path(cfg.Keys.Store)), 0o700},
+				{"holder keys", filepath.Join(filepath.Dir(cfg.Path(cfg.Keys.Store)), "holders"), 0o700},
+				{"pki", filepath.Dir(cfg.Path(cfg.PKI.CAKey)), 0o700},
+				{"mail spool", cfg.Path(cfg.Mail.Spool), 0o750},
+			}
+			if cfg.Drop.Type == "local" {
+				for _, d := range dropLayout {
+					dirs = append(dirs, struct {
+						what, path string
+						mode       os.FileMode
+					}{"drop", filepath.Join(cfg.Path(cfg.Drop.Local), d), 0o750})
+				}
+			}
+			for _, d := range dirs {
+				if _, err := os.Stat(d.path); err == nil {
+					continue
+				}
+				if err := os.MkdirAll(d.path, d.mode); err != nil {
+					return err
+				}
+				made(d.what, d.path)
+			}
+			for _, k := range []struct{ what, path string }{
+				{"store key", cfg.Path(cfg.Keys.Store)},
+				{"backup key", cfg.Path(cfg.Keys.Backup)},
+				{"seal key", cfg.Path(cfg.Keys.Seal)},
+			} {
+				created, err := store.CreateKey(k.path)
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", k.what, k.path, err)
+				}
+				if created {
+					made(k.what, k.path)
+				} else {
+					if err := store.CheckSecretFile(k.path); err != nil {
+						return err
+					}
+					have(k.what, k.path)
+				}
+			}
+			for _, step := range initSteps {
+				if err := step(a, made, have); err != nil {
+					return err
+				}
+			}
+			// Opening the store once creates it and checks the key.
+			st, err := a.openStore()
+			if err != nil {
+				return err
+			}
+			return st.Close()
+		},
+	}
+}
+
+// initSteps are the set-up steps of later parts (development CA, OpenPGP
+// keys): each creates what is missing and reports it through made/have.
+var initSteps []func(a *app, made, have func(what, path string)) error

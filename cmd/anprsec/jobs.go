@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"anprsec/schedules"
+	"anprsec/store"
+)
+
+func (a *app) jobsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "jobs",
+		Short: "List, run and inspect the batch jobs",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "Each job: schedule, last run, outcome, next run",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, closeFn, err := a.openRunner(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "JOB\tSCHEDULE\tLAST RUN\tOUTCOME\tNEXT RUN\tDOES")
+			now := time.Now()
+			for _, j := range r.Jobs() {
+				last, outcome := "-", "-"
+				var lr *store.Run
+				r.Store().View(func(tx *store.Tx) error {
+					lr, err = tx.LastRun(j.Name)
+					return nil
+				})
+				if err == nil {
+					last, outcome = lr.Start.In(time.Local).Format("2006-01-02 15:04:05"), lr.Outcome
+				}
+				next := "-"
+				if n := r.Next(j.Name, now); !n.IsZero() {
+					next = n.In(time.Local).Format("2006-01-02 15:04")
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, r.Spec(j.Name), last, outcome, next, j.Description)
+			}
+			return w.Flush()
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "run NAME...",
+		Short: "Run jobs now, through the same path as the schedule; non-zero exit on failure",
+		Long: `run runs the named jobs now, one after the other, with the same overlap guard
+and run record as a scheduled run (trigger "manual"). It exits non-zero when a
+job fails. The store is held by one process at a time: stop the daemon first,
+or wait for its schedule.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, closeFn, err := a.openRunner(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			var failed []string
+			for _, name := range args {
+				rec, err := r.Run(cmd.Context(), name, schedules.TriggerManual, time.Time{})
+				if rec != nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: %s in %s %s\n", name, rec.Outcome, rec.End.Sub(rec.Start).Round(time.Millisecond), formatCounts(rec.Counts))
+				}
+				if err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", name, err)
+					failed = append(failed, name)
+				}
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("failed: %s", strings.Join(failed, ", "))
+			}
+			return nil
+		},
+	})
+	var limit int
+	hist := &cobra.Command{
+		Use:   "history [NAME]",
+		Short: "The recorded runs of a job (or of every job), newest last",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := a.openStore()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			var runs []store.Run
+			if err := st.View(func(tx *store.Tx) error {
+				runs, err = tx.Runs(name, 0)
+				return err
+			}); err != nil {
+				return err
+			}
+			sort.SliceStable(runs, func(i, j int) bool { return runs[i].Start.Before(runs[j].Start) })
+			if limit > 0 && len(runs) > limit {
+				runs = runs[len(runs)-limit:]
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "START\tJOB\tRUN\tTRIGGER\tOUTCOME\tDURATION\tCOUNTS\tERROR")
+			for _, r := range runs {
+				dur := "-"
+				if !r.End.IsZero() {
+					dur = r.End.Sub(r.Start).Round(time.Millisecond).String()
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Start.In(time.Local).Format("2006-01-02 15:04:05"),
+					r.Job, r.ID, r.Trigger, r.Outcome, dur, formatCounts(r.Counts), r.Error)
+			}
+			return w.Flush()
+		},
+	}
+	hist.Flags().IntVarP(&limit, "limit", "n", 50, "show at most the last N runs (0 = all)")
+	cmd.AddCommand(hist)
+	return cmd
+}
+
+func formatCounts(c map[string]int) string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, c[k]))
+	}
+	return strings.Join(parts, " ")
+}

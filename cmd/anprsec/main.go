@@ -1,0 +1,186 @@
+// Command anprsec is the batch back-office of the ANPR security console:
+// see README.md and `anprsec --help`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"anprsec/config"
+	"anprsec/ingest/drop"
+	"anprsec/ingest/sftpdrop"
+	"anprsec/istat"
+	"anprsec/jobs"
+	"anprsec/schedules"
+	"anprsec/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRoot().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "anprsec:", err)
+		os.Exit(1)
+	}
+}
+
+// app carries the global flags and what commands open.
+type app struct {
+	cfgPath string
+	verbose bool
+	cfg     *config.Config
+	log     *slog.Logger
+}
+
+func newRoot() *cobra.Command {
+	a := &app{}
+	root := &cobra.Command{
+		Use:   "anprsec",
+		Short: "Batch back-office of the ANPR security console",
+		Long: `anprsec ingests census workbooks, prefettura delivery manifests and console
+requests dropped in folders (locally or over SFTP), issues workstation
+certificates, sends smart-card secrets and exports audit lists, on a schedule.
+
+Configuration: anprsec.yaml in the working directory, or --config PATH, or
+the ANPRSEC_CONFIG environment variable. Start with "anprsec init".`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if a.cfgPath == "" {
+				a.cfgPath = os.Getenv("ANPRSEC_CONFIG")
+			}
+			explicit := a.cfgPath != ""
+			if !explicit {
+				a.cfgPath = "anprsec.yaml"
+			}
+			a.log = newLogger(a.verbose)
+			slog.SetDefault(a.log)
+			if cmd.Name() == "init" {
+				return nil
+			}
+			cfg, err := config.Load(a.cfgPath, explicit)
+			if err != nil {
+				return err
+			}
+			a.cfg = cfg
+			return nil
+		},
+	}
+	root.PersistentFlags().StringVar(&a.cfgPath, "config", "", "config file (default anprsec.yaml, or $ANPRSEC_CONFIG)")
+	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log debug messages")
+	root.AddCommand(a.initCmd(), a.runCmd(), a.jobsCmd(), a.historyCmd(), a.backupCmd(), a.restoreCmd(), a.genCmd())
+	return root
+}
+
+func newLogger(verbose bool) *slog.Logger {
+	lvl := slog.LevelInfo
+	if verbose {
+		lvl = slog.LevelDebug
+	}
+	opt := &slog.HandlerOptions{Level: lvl}
+	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		return slog.New(slog.NewTextHandler(os.Stderr, opt))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opt))
+}
+
+// openStore opens the store with the key file named by the config.
+func (a *app) openStore() (*store.Store, error) {
+	dir := a.cfg.Path(a.cfg.DataDir)
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		return nil, fmt.Errorf("no data dir %s: run `anprsec init` first", dir)
+	}
+	key, err := store.ReadKey(a.cfg.Path(a.cfg.Keys.Store))
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(store.Options{Dir: dir, Key: key})
+}
+
+// openDrop opens the drop named by the config.
+func (a *app) openDrop(ctx context.Context) (drop.Drop, error) {
+	d := a.cfg.Drop
+	if d.Type == "sftp" {
+		if err := store.CheckSecretFile(a.cfg.Path(d.SFTP.KeyFile)); err != nil {
+			return nil, err
+		}
+		return sftpdrop.Dial(ctx, sftpdrop.Config{
+			Address: d.SFTP.Address, User: d.SFTP.User, KeyFile: a.cfg.Path(d.SFTP.KeyFile),
+			KnownHosts: a.cfg.Path(d.SFTP.KnownHosts), BasePath: d.SFTP.BasePath,
+			Timeout: d.SFTP.Timeout, Keepalive: d.SFTP.Keepalive,
+		})
+	}
+	return drop.NewLocal(a.cfg.Path(d.Local))
+}
+
+// comuni returns the table of comuni: embedded, or ISTAT's CSV from the config.
+func (a *app) comuni() (*istat.Table, error) {
+	p := a.cfg.ISTAT.ComuniCSV
+	if p == "" {
+		return istat.Default(), nil
+	}
+	f, err := os.Open(a.cfg.Path(p))
+	if err != nil {
+		return nil, fmt.Errorf("istat.comuni_csv: %w", err)
+	}
+	defer f.Close()
+	t, err := istat.Load(f)
+	if err != nil {
+		return nil, fmt.Errorf("istat.comuni_csv %s: %w", p, err)
+	}
+	return t, nil
+}
+
+// openRunner opens everything the jobs need. The store and drop stay open
+// until close is called.
+func (a *app) openRunner(ctx context.Context) (r *schedules.Runner, closeFn func(), err error) {
+	st, err := a.openStore()
+	if err != nil {
+		return nil, nil, err
+	}
+	closers := []func(){func() { st.Close() }}
+	closeFn = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeFn()
+		}
+	}()
+	dr, err := a.openDrop(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	closers = append(closers, func() { dr.Close() })
+	tab, err := a.comuni()
+	if err != nil {
+		return nil, nil, err
+	}
+	env := &jobs.Env{Config: a.cfg, Store: st, Drop: dr, Comuni: tab, Log: a.log}
+	r, err = schedules.New(env, jobs.All())
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, closeFn, nil
+}
+
+func relPath(p string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return p
+	}
+	if r, err := filepath.Rel(wd, p); err == nil && len(r) < len(p) {
+		return r
+	}
+	return p
+}

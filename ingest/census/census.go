@@ -1,0 +1,525 @@
+// Package census ingests census workbooks (censimento): sheet Utenti (one
+// row per utenza) and sheet Postazioni (declared workstations per comune).
+// A workbook is streamed, validated row by row, checked comune by comune
+// (exactly one ASC, at least one ALS and one ALP), then committed in
+// resumable chunks with a history entry for every change.
+package census
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"anprsec/domain"
+	"anprsec/ingest"
+	"anprsec/ingest/esito"
+	"anprsec/istat"
+	"anprsec/store"
+
+	"github.com/xuri/excelize/v2"
+)
+
+// Sheet names.
+const (
+	SheetUsers        = "Utenti"
+	SheetWorkstations = "Postazioni"
+)
+
+// Actor is the dropping party recorded in the history.
+const Actor = "censimento"
+
+// Ingester applies census workbooks to the store.
+type Ingester struct {
+	Store      *store.Store
+	Comuni     *istat.Table
+	ChunkRows  int    // rows per transaction
+	MaxRows    int    // a sheet with more data rows is refused whole
+	CardPrefix string // smart-card serial prefix
+}
+
+// item is one data row of either sheet with its verdict.
+type item struct {
+	sheet string
+	row   int
+	user  *UserRow
+	ws    *wsRow
+	err   *rowError
+}
+
+type wsRow struct {
+	ISTAT  string
+	Count  int
+	Server bool
+}
+
+// Process implements ingest.Processor.
+func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, error) {
+	wb, err := openWorkbook(f.Local)
+	if err != nil {
+		return ingest.Result{Refused: true, Code: "FILE_ILLEGGIBILE", Message: "il file non è una cartella di lavoro .xlsx leggibile: " + err.Error()}, nil
+	}
+	defer wb.Close()
+	usersSheet, ok := findSheet(wb, SheetUsers)
+	if !ok {
+		return ingest.Result{Refused: true, Code: "FOGLIO_MANCANTE", Message: fmt.Sprintf("manca il foglio %q (fogli presenti: %s)", SheetUsers, strings.Join(wb.GetSheetList(), ", "))}, nil
+	}
+	v := &Validator{Comuni: g.Comuni}
+	var items []item
+	seen := map[string]int{} // istat/cf -> row
+	err = readSheet(wb, usersSheet, UserColumns, nil, g.MaxRows, func(h *header, cells []string, row int) {
+		u, rerr := v.User(h, cells, row)
+		if rerr == nil {
+			k := u.ISTAT + "/" + u.CF
+			if first, dup := seen[k]; dup {
+				rerr = refuse("CF_DUPLICATO", "%s: %s compare già alla riga %d per il comune %s", h.where(ColCF), u.CF, first, u.ISTAT)
+				u = nil
+			} else {
+				seen[k] = row
+			}
+		}
+		items = append(items, item{sheet: usersSheet, row: row, user: u, err: rerr})
+	})
+	if err != nil {
+		return refusedSheet(usersSheet, err), nil
+	}
+	if wsSheet, ok := findSheet(wb, SheetWorkstations); ok {
+		seenWS := map[string]int{}
+		err = readSheet(wb, wsSheet, WorkstationColumns, nil, g.MaxRows, func(h *header, cells []string, row int) {
+			w, rerr := v.workstations(h, cells)
+			if rerr == nil {
+				if first, dup := seenWS[w.ISTAT]; dup {
+					rerr = refuse("ISTAT_DUPLICATO", "%s: il comune %s compare già alla riga %d", h.where(ColISTAT), w.ISTAT, first)
+					w = nil
+				} else {
+					seenWS[w.ISTAT] = row
+				}
+			}
+			items = append(items, item{sheet: wsSheet, row: row, ws: w, err: rerr})
+		})
+		if err != nil {
+			return refusedSheet(wsSheet, err), nil
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return ingest.Result{}, err
+	}
+	if err := g.checkComuni(items); err != nil {
+		return ingest.Result{}, err
+	}
+
+	chunk := g.ChunkRows
+	if chunk <= 0 {
+		chunk = 1000
+	}
+	for k := 0; k*chunk < len(items); k++ {
+		if err := ctx.Err(); err != nil {
+			return ingest.Result{}, err
+		}
+		part := items[k*chunk : min((k+1)*chunk, len(items))]
+		err := f.Commit(k, func(tx *store.Tx, buf *bytes.Buffer) (ok, ko int, err error) {
+			for i := range part {
+				line, err := g.apply(tx, f, &part[i])
+				if err != nil {
+					return 0, 0, err
+				}
+				esito.Append(buf, line)
+				if line.Outcome == esito.OK {
+					ok++
+				} else {
+					ko++
+				}
+			}
+			return ok, ko, nil
+		})
+		if err != nil {
+			return ingest.Result{}, err
+		}
+	}
+	return ingest.Result{}, nil
+}
+
+func refusedSheet(sheet string, err error) ingest.Result {
+	return ingest.Result{Refused: true, Code: "FOGLIO_NON_VALIDO", Message: fmt.Sprintf("foglio %q: %v", sheet, err)}
+}
+
+// readSheet streams a sheet: the first non-blank row is the header, then fn
+// is called for every non-blank data row with its spreadsheet row number.
+func readSheet(wb *excelize.File, sheet string, required, optional []string, maxRows int, fn func(h *header, cells []string, row int)) error {
+	rows, err := wb.Rows(sheet)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var h *header
+	row, data := 0, 0
+	for rows.Next() {
+		row++
+		cells, err := rows.Columns()
+		if err != nil {
+			return fmt.Errorf("riga %d: %v", row, err)
+		}
+		if blank(cells) {
+			continue
+		}
+		if h == nil {
+			if h, err = parseHeader(cells, required, optional); err != nil {
+				return fmt.Errorf("riga %d: %v", row, err)
+			}
+			continue
+		}
+		data++
+		if data > maxRows {
+			return fmt.Errorf("più di %d righe di dati: dividere il file", maxRows)
+		}
+		fn(h, cells, row)
+	}
+	if err := rows.Error(); err != nil {
+		return err
+	}
+	if h == nil {
+		return errors.New("foglio vuoto: manca la riga di intestazione")
+	}
+	return nil
+}
+
+func (v *Validator) workstations(h *header, cells []string) (*wsRow, *rowError) {
+	raw := h.cell(cells, ColISTAT)
+	code, err := istat.NormalizeISTAT(raw)
+	if err != nil {
+		return nil, refuse("ISTAT", "%s: %q non è un codice ISTAT (6 cifre)", h.where(ColISTAT), raw)
+	}
+	if _, ok := v.Comuni.Lookup(code); !ok {
+		return nil, refuse("ISTAT", "%s: il codice %s non è un comune italiano", h.where(ColISTAT), code)
+	}
+	ns := h.cell(cells, ColNumPostazioni)
+	f, err := strconv.ParseFloat(ns, 64)
+	if err != nil || f < 0 || f != float64(int(f)) || f > 9998 {
+		return nil, refuse("NUMERO_POSTAZIONI", "%s: %q: atteso un numero intero da 0 a 9998", h.where(ColNumPostazioni), ns)
+	}
+	sv := h.cell(cells, ColServer)
+	server, ok := parseYesNo(sv)
+	if !ok {
+		return nil, refuse("CERTIFICATO_SERVER", "%s: %q: atteso SI o NO", h.where(ColServer), sv)
+	}
+	return &wsRow{ISTAT: code, Count: int(f), Server: server}, nil
+}
+
+// checkComuni applies the comune rules: together with what the store holds,
+// each comune of the workbook must have exactly one ASC, at least one ALS
+// and at least one ALP. Otherwise all its rows are refused.
+func (g *Ingester) checkComuni(items []item) error {
+	byComune := map[string]map[string][]domain.Profile{} // istat -> cf -> profiles (file rows)
+	for _, it := range items {
+		if it.user != nil && it.err == nil {
+			m := byComune[it.user.ISTAT]
+			if m == nil {
+				m = map[string][]domain.Profile{}
+				byComune[it.user.ISTAT] = m
+			}
+			m[it.user.CF] = it.user.Profiles
+		}
+	}
+	known := map[string]bool{} // comuni in the store or accepted here
+	reasons := map[string]string{}
+	err := g.Store.View(func(tx *store.Tx) error {
+		for code, fileRows := range byComune {
+			all := map[string][]domain.Profile{}
+			if err := tx.UtenzeOfComune(code, func(u *domain.Utenza) error {
+				if u.State != domain.UtenzaCancellata {
+					all[u.CF] = u.Profiles
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			for cf, p := range fileRows {
+				all[cf] = p
+			}
+			if r := comuneRule(all); r != "" {
+				c, _ := g.Comuni.Lookup(code)
+				reasons[code] = fmt.Sprintf("comune %s (%s): %s; tutte le righe del comune sono scartate", code, c.Name, r)
+			} else {
+				known[code] = true
+			}
+		}
+		return tx.Comuni(func(c *domain.Comune) error { known[c.ISTAT] = true; return nil })
+	})
+	if err != nil {
+		return err
+	}
+	for i := range items {
+		it := &items[i]
+		if it.err != nil {
+			continue
+		}
+		if it.user != nil {
+			if r, bad := reasons[it.user.ISTAT]; bad {
+				it.err = refuse("COMUNE_PROFILI", "%s", r)
+			}
+		} else if it.ws != nil && !known[it.ws.ISTAT] {
+			it.err = refuse("COMUNE_NON_CENSITO", "comune %s: nessun utente censito (né in questo file né in precedenza): postazioni non registrate", it.ws.ISTAT)
+		}
+	}
+	return nil
+}
+
+// comuneRule returns what is missing in a comune's set of utenze, or "".
+func comuneRule(all map[string][]domain.Profile) string {
+	count := map[domain.Profile]int{}
+	for _, ps := range all {
+		for _, p := range ps {
+			count[p]++
+		}
+	}
+	var probs []string
+	switch n := count[domain.ASC]; {
+	case n == 0:
+		probs = append(probs, "manca l'ASC (sindaco o commissario)")
+	case n > 1:
+		probs = append(probs, fmt.Sprintf("%d utenti con profilo ASC, ne è ammesso uno solo", n))
+	}
+	if count[domain.ALS] == 0 {
+		probs = append(probs, "manca un ALS")
+	}
+	if count[domain.ALP] == 0 {
+		probs = append(probs, "manca un ALP")
+	}
+	return strings.Join(probs, ", ")
+}
+
+// apply commits one item in tx and returns its receipt line.
+func (g *Ingester) apply(tx *store.Tx, f *ingest.File, it *item) (esito.Line, error) {
+	line := esito.Line{Sheet: it.sheet, Row: it.row}
+	if it.err != nil {
+		line.Outcome, line.Code, line.Message = esito.Scartato, it.err.Code, it.err.Message
+		return line, nil
+	}
+	src := f.Source(Actor, it.sheet, it.row)
+	var err error
+	if it.user != nil {
+		line.Code, line.Message, err = g.applyUser(tx, src, it.user)
+	} else {
+		line.Code, line.Message, err = g.applyWorkstations(tx, src, it.ws)
+	}
+	line.Outcome = esito.OK
+	return line, err
+}
+
+func (g *Ingester) comune(tx *store.Tx, src store.Source, code string) (*domain.Comune, error) {
+	c, err := tx.Comune(code)
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	info, _ := g.Comuni.Lookup(code)
+	c = &domain.Comune{ISTAT: code, Name: info.Name, Province: info.Province, Created: tx.Now, Updated: tx.Now}
+	if err := tx.PutComune(c); err != nil {
+		return nil, err
+	}
+	return c, tx.Record(src, "comune.crea", "comune", code, info.Name)
+}
+
+func (g *Ingester) applyUser(tx *store.Tx, src store.Source, r *UserRow) (code, msg string, err error) {
+	if _, err := g.comune(tx, src, r.ISTAT); err != nil {
+		return "", "", err
+	}
+	var notes []string
+	p, err := tx.Person(r.CF)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		p = &domain.Person{CF: r.CF}
+	case err != nil:
+		return "", "", err
+	}
+	birth := r.BirthDate
+	if birth == "" {
+		birth = p.BirthDate
+	}
+	if p.Surname != r.Surname || p.Name != r.Name || p.Sex != r.Sex || p.BirthDate != birth {
+		if p.Surname != "" && (p.Surname != r.Surname || p.Name != r.Name) {
+			notes = append(notes, fmt.Sprintf("anagrafica: %s %s → %s %s", p.Surname, p.Name, r.Surname, r.Name))
+		}
+		p.Surname, p.Name, p.Sex, p.BirthDate, p.Updated = r.Surname, r.Name, r.Sex, birth, tx.Now
+		if err := tx.PutPerson(p); err != nil {
+			return "", "", err
+		}
+	}
+
+	u, err := tx.Utenza(r.ISTAT, r.CF)
+	created := errors.Is(err, store.ErrNotFound)
+	if err != nil && !created {
+		return "", "", err
+	}
+	key := r.ISTAT + "/" + r.CF
+	if created || u.State == domain.UtenzaCancellata {
+		u = &domain.Utenza{ISTAT: r.ISTAT, CF: r.CF, Email: r.Email, PEC: r.PEC, Profiles: r.Profiles,
+			Environments: r.Environments, NeedsCard: r.Card, State: domain.UtenzaAttiva, Created: tx.Now, Updated: tx.Now}
+		code = "CREATA"
+		notes = append([]string{"utenza creata, profili " + joinProfiles(r.Profiles)}, notes...)
+		if err := tx.PutUtenza(u); err != nil {
+			return "", "", err
+		}
+		if err := tx.Record(src, "utenza.crea", "utenza", key, "profili "+joinProfiles(r.Profiles)); err != nil {
+			return "", "", err
+		}
+	} else {
+		var ch []string
+		if u.Email != r.Email {
+			ch = append(ch, fmt.Sprintf("email %s → %s", u.Email, r.Email))
+		}
+		if u.PEC != r.PEC {
+			ch = append(ch, fmt.Sprintf("PEC %q → %q", u.PEC, r.PEC))
+		}
+		if !slices.Equal(sortedProfiles(u.Profiles), sortedProfiles(r.Profiles)) {
+			ch = append(ch, fmt.Sprintf("profili %s → %s", joinProfiles(u.Profiles), joinProfiles(r.Profiles)))
+		}
+		if !slices.Equal(u.Environments, r.Environments) {
+			ch = append(ch, fmt.Sprintf("ambiente %s → %s", joinEnv(u.Environments), joinEnv(r.Environments)))
+		}
+		if u.NeedsCard != r.Card {
+			ch = append(ch, fmt.Sprintf("smart card %s → %s", yesNo(u.NeedsCard), yesNo(r.Card)))
+		}
+		if len(ch) == 0 {
+			code = "INVARIATA"
+			notes = append([]string{"utenza già presente, nessuna modifica"}, notes...)
+		} else {
+			code = "AGGIORNATA"
+			u.Email, u.PEC, u.Profiles, u.Environments, u.NeedsCard, u.Updated = r.Email, r.PEC, r.Profiles, r.Environments, r.Card, tx.Now
+			if err := tx.PutUtenza(u); err != nil {
+				return "", "", err
+			}
+			detail := strings.Join(ch, "; ")
+			if err := tx.Record(src, "utenza.modifica", "utenza", key, detail); err != nil {
+				return "", "", err
+			}
+			notes = append([]string{"modifiche: " + detail}, notes...)
+		}
+	}
+
+	if r.Card {
+		serial, err := g.ensureCard(tx, src, p, r.ISTAT)
+		if err != nil {
+			return "", "", err
+		}
+		if serial != "" {
+			notes = append(notes, "smart card richiesta ("+serial+")")
+		}
+	}
+	return code, strings.Join(notes, "; "), nil
+}
+
+// ensureCard requests a card for a person who has no usable one; it
+// returns the new serial, or "" when the person already has a card.
+func (g *Ingester) ensureCard(tx *store.Tx, src store.Source, p *domain.Person, istatCode string) (string, error) {
+	if p.Card != "" {
+		c, err := tx.Card(p.Card)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return "", err
+		}
+		if err == nil && c.State != domain.CardRevocata {
+			return "", nil
+		}
+	}
+	n, err := tx.Sequence("smartcard")
+	if err != nil {
+		return "", err
+	}
+	serial := fmt.Sprintf("%s%010d", g.CardPrefix, n)
+	c := &domain.SmartCard{Serial: serial, CF: p.CF, ISTAT: istatCode, State: domain.CardRichiesta, Requested: tx.Now, Updated: tx.Now}
+	if err := tx.PutCard(c); err != nil {
+		return "", err
+	}
+	p.Card = serial
+	if err := tx.PutPerson(p); err != nil {
+		return "", err
+	}
+	return serial, tx.Record(src, "smartcard.richiesta", "smartcard", serial, "titolare "+p.CF+", comune "+istatCode)
+}
+
+func (g *Ingester) applyWorkstations(tx *store.Tx, src store.Source, w *wsRow) (code, msg string, err error) {
+	c, err := g.comune(tx, src, w.ISTAT)
+	if err != nil {
+		return "", "", err
+	}
+	var notes []string
+	added := 0
+	for n := c.NextPC + 1; n <= w.Count; n++ {
+		p := &domain.Postazione{Code: domain.WorkstationCode(w.ISTAT, n), ISTAT: w.ISTAT, State: domain.CertRichiesta, Created: tx.Now, Updated: tx.Now}
+		if err := tx.PutPostazione(p); err != nil {
+			return "", "", err
+		}
+		if err := tx.Record(src, "postazione.richiesta", "postazione", p.Code, "certificato richiesto"); err != nil {
+			return "", "", err
+		}
+		added++
+	}
+	if added > 0 {
+		notes = append(notes, fmt.Sprintf("%d postazioni richieste (%s … %s)", added,
+			domain.WorkstationCode(w.ISTAT, c.NextPC+1), domain.WorkstationCode(w.ISTAT, w.Count)))
+		c.NextPC = w.Count
+	} else if w.Count < c.NextPC {
+		notes = append(notes, fmt.Sprintf("dichiarate %d postazioni, ne sono già registrate %d: nessuna rimossa (usare la revoca)", w.Count, c.NextPC))
+	} else {
+		notes = append(notes, fmt.Sprintf("%d postazioni già registrate", c.NextPC))
+	}
+	if w.Server && !c.Server {
+		p := &domain.Postazione{Code: domain.ServerCode(w.ISTAT), ISTAT: w.ISTAT, Server: true, State: domain.CertRichiesta, Created: tx.Now, Updated: tx.Now}
+		if err := tx.PutPostazione(p); err != nil {
+			return "", "", err
+		}
+		if err := tx.Record(src, "postazione.richiesta", "postazione", p.Code, "certificato server richiesto"); err != nil {
+			return "", "", err
+		}
+		c.Server = true
+		notes = append(notes, "certificato server richiesto ("+p.Code+")")
+	} else if !w.Server && c.Server {
+		notes = append(notes, "certificato server già presente: non rimosso")
+	}
+	if w.Count > c.Workstations || added > 0 || w.Server {
+		c.Workstations = max(c.Workstations, w.Count)
+		c.Updated = tx.Now
+		if err := tx.PutComune(c); err != nil {
+			return "", "", err
+		}
+	}
+	code = "INVARIATA"
+	if added > 0 || strings.Contains(strings.Join(notes, ""), "server richiesto") {
+		code = "AGGIORNATA"
+	}
+	return code, strings.Join(notes, "; "), nil
+}
+
+func sortedProfiles(ps []domain.Profile) []domain.Profile {
+	out := slices.Clone(ps)
+	slices.Sort(out)
+	return out
+}
+
+func joinProfiles(ps []domain.Profile) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = string(p)
+	}
+	return strings.Join(s, ",")
+}
+
+func joinEnv(es []domain.Environment) string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = string(e)
+	}
+	return strings.Join(s, ",")
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "SI"
+	}
+	return "NO"
+}

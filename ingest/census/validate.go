@@ -1,0 +1,316 @@
+package census
+
+import (
+	"fmt"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	"anprsec/codfisc"
+	"anprsec/domain"
+	"anprsec/istat"
+
+	"github.com/xuri/excelize/v2"
+)
+
+// Column names of the Utenti sheet (SPEC.md).
+const (
+	ColISTAT    = "Codice ISTAT"
+	ColComune   = "Comune"
+	ColCF       = "Codice Fiscale"
+	ColCognome  = "Cognome"
+	ColNome     = "Nome"
+	ColSesso    = "Sesso"
+	ColNascita  = "Data di nascita"
+	ColEmail    = "Email"
+	ColPEC      = "PEC"
+	ColProfili  = "Profili"
+	ColCard     = "Smart Card"
+	ColAmbiente = "Ambiente"
+
+	ColNumPostazioni = "Numero postazioni"
+	ColServer        = "Certificato server"
+)
+
+// UserColumns are the required columns of the Utenti sheet.
+var UserColumns = []string{ColISTAT, ColComune, ColCF, ColCognome, ColNome, ColSesso, ColNascita, ColEmail, ColPEC, ColProfili, ColCard, ColAmbiente}
+
+// WorkstationColumns are the required columns of the Postazioni sheet.
+var WorkstationColumns = []string{ColISTAT, ColNumPostazioni, ColServer}
+
+// UserRow is a validated row of the Utenti sheet.
+type UserRow struct {
+	Row          int
+	ISTAT        string
+	CF           string
+	Surname      string
+	Name         string
+	Sex          string
+	BirthDate    string // YYYY-MM-DD, from the row or the CF
+	Email        string
+	PEC          string
+	Profiles     []domain.Profile
+	Card         bool
+	Environments []domain.Environment
+}
+
+// rowError is a refusal of a row: a code and a message naming the column.
+type rowError struct {
+	Code, Message string
+}
+
+func (e *rowError) Error() string { return e.Message }
+
+func refuse(code, format string, args ...any) *rowError {
+	return &rowError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Validator checks census rows against the table of comuni.
+type Validator struct {
+	Comuni *istat.Table
+}
+
+// User validates one data row of the Utenti sheet.
+func (v *Validator) User(h *header, cells []string, row int) (*UserRow, *rowError) {
+	u := &UserRow{Row: row}
+
+	raw := h.cell(cells, ColISTAT)
+	code, err := istat.NormalizeISTAT(raw)
+	if err != nil {
+		return nil, refuse("ISTAT", "%s: %q non è un codice ISTAT (6 cifre)", h.where(ColISTAT), raw)
+	}
+	com, ok := v.Comuni.Lookup(code)
+	if !ok {
+		return nil, refuse("ISTAT", "%s: il codice %s non è un comune italiano", h.where(ColISTAT), code)
+	}
+	u.ISTAT = code
+	if name := h.cell(cells, ColComune); name != "" && !istat.SameName(name, com.Name) {
+		return nil, refuse("COMUNE", "%s: %q non corrisponde al codice %s (%s)", h.where(ColComune), name, code, com.Name)
+	}
+
+	rawCF := h.cell(cells, ColCF)
+	u.CF = codfisc.Normalize(rawCF)
+	if u.CF == "" {
+		return nil, refuse("CF", "%s: codice fiscale mancante", h.where(ColCF))
+	}
+	cf, err := codfisc.Parse(u.CF)
+	if err != nil {
+		return nil, refuse("CF", "%s: %q: %v", h.where(ColCF), rawCF, err)
+	}
+	if !cf.Foreign() {
+		if _, ok := v.Comuni.ByBelfiore(cf.Belfiore); !ok {
+			return nil, refuse("CF_LUOGO", "%s: %s: il codice del luogo di nascita %s non è noto", h.where(ColCF), u.CF, cf.Belfiore)
+		}
+	} else if !istat.ForeignBelfiore(cf.Belfiore) {
+		return nil, refuse("CF_LUOGO", "%s: %s: il codice dello stato di nascita %s non è valido", h.where(ColCF), u.CF, cf.Belfiore)
+	}
+
+	if u.Surname = h.cell(cells, ColCognome); u.Surname == "" {
+		return nil, refuse("COGNOME", "%s: cognome mancante", h.where(ColCognome))
+	}
+	if u.Name = h.cell(cells, ColNome); u.Name == "" {
+		return nil, refuse("NOME", "%s: nome mancante", h.where(ColNome))
+	}
+
+	u.Sex = cf.Sex
+	if s := strings.ToUpper(h.cell(cells, ColSesso)); s != "" {
+		if s != "M" && s != "F" {
+			return nil, refuse("SESSO", "%s: %q: atteso M o F", h.where(ColSesso), s)
+		}
+		if s != cf.Sex {
+			return nil, refuse("CF_SESSO", "%s: sesso %s, ma il codice fiscale %s è di una persona di sesso %s", h.where(ColSesso), s, u.CF, cf.Sex)
+		}
+	}
+	if d := h.cell(cells, ColNascita); d != "" {
+		t, err := parseDate(d)
+		if err != nil {
+			return nil, refuse("DATA_NASCITA", "%s: %q: %v", h.where(ColNascita), d, err)
+		}
+		if !cf.Matches(t) {
+			return nil, refuse("CF_NASCITA", "%s: %s non corrisponde alla data di nascita del codice fiscale %s", h.where(ColNascita), t.Format("02/01/2006"), u.CF)
+		}
+		u.BirthDate = t.Format("2006-01-02")
+	}
+
+	email := h.cell(cells, ColEmail)
+	if email == "" {
+		return nil, refuse("EMAIL", "%s: l'e-mail personale è obbligatoria", h.where(ColEmail))
+	}
+	if u.Email, err = checkEmail(email); err != nil {
+		return nil, refuse("EMAIL", "%s: %q: %v", h.where(ColEmail), email, err)
+	}
+	if IsPEC(u.Email) {
+		return nil, refuse("EMAIL_PEC", "%s: %s è un indirizzo PEC; l'e-mail personale non può essere una PEC (va nella colonna %q)", h.where(ColEmail), u.Email, ColPEC)
+	}
+	if pec := h.cell(cells, ColPEC); pec != "" {
+		if u.PEC, err = checkEmail(pec); err != nil {
+			return nil, refuse("PEC", "%s: %q: %v", h.where(ColPEC), pec, err)
+		}
+	}
+
+	profiles := h.cell(cells, ColProfili)
+	needsCard := false
+	for _, p := range splitList(profiles) {
+		info, ok := domain.LookupProfile(p)
+		if !ok {
+			return nil, refuse("PROFILO", "%s: profilo %q sconosciuto (ammessi: %s)", h.where(ColProfili), p, profileNames())
+		}
+		if !hasProfile(u.Profiles, info.Profile) {
+			u.Profiles = append(u.Profiles, info.Profile)
+		}
+		needsCard = needsCard || info.NeedsCard
+	}
+	if len(u.Profiles) == 0 {
+		return nil, refuse("PROFILO", "%s: nessun profilo indicato", h.where(ColProfili))
+	}
+
+	sc := h.cell(cells, ColCard)
+	card, ok := parseYesNo(sc)
+	if !ok {
+		return nil, refuse("SMART_CARD", "%s: %q: atteso SI o NO", h.where(ColCard), sc)
+	}
+	if needsCard && !card {
+		var need []string
+		for _, p := range u.Profiles {
+			if info, _ := domain.LookupProfile(string(p)); info.NeedsCard {
+				need = append(need, string(p))
+			}
+		}
+		return nil, refuse("SMART_CARD", "%s: il profilo %s richiede la smart card (Smart Card = SI)", h.where(ColCard), strings.Join(need, ", "))
+	}
+	u.Card = card
+
+	amb := h.cell(cells, ColAmbiente)
+	for _, a := range splitList(amb) {
+		e, ok := parseEnvironment(a)
+		if !ok {
+			return nil, refuse("AMBIENTE", "%s: ambiente %q sconosciuto (ammessi: PRODUZIONE, PRE-SUBENTRO)", h.where(ColAmbiente), a)
+		}
+		if !hasEnv(u.Environments, e) {
+			u.Environments = append(u.Environments, e)
+		}
+	}
+	if len(u.Environments) == 0 {
+		return nil, refuse("AMBIENTE", "%s: ambiente mancante (PRODUZIONE, PRE-SUBENTRO o entrambi)", h.where(ColAmbiente))
+	}
+	return u, nil
+}
+
+func hasProfile(ps []domain.Profile, p domain.Profile) bool {
+	for _, q := range ps {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+func hasEnv(es []domain.Environment, e domain.Environment) bool {
+	for _, q := range es {
+		if q == e {
+			return true
+		}
+	}
+	return false
+}
+
+func profileNames() string {
+	var n []string
+	for _, p := range domain.Profiles {
+		n = append(n, string(p.Profile))
+	}
+	return strings.Join(n, ", ")
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == ',' || r == '\n' }) {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseEnvironment(s string) (domain.Environment, bool) {
+	switch FoldHeader(s) {
+	case "produzione":
+		return domain.Produzione, true
+	case "pre subentro", "presubentro":
+		return domain.PreSubentro, true
+	}
+	return "", false
+}
+
+func parseYesNo(s string) (yes, ok bool) {
+	switch FoldHeader(s) {
+	case "si", "s", "yes", "y", "1", "true", "vero", "x":
+		return true, true
+	case "no", "n", "0", "false", "falso", "":
+		return false, true
+	}
+	return false, false
+}
+
+// parseDate reads a date as a spreadsheet serial number, dd/mm/yyyy or yyyy-mm-dd.
+func parseDate(s string) (time.Time, error) {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if f < 1 || f > 2958465 {
+			return time.Time{}, fmt.Errorf("numero fuori dall'intervallo delle date")
+		}
+		t, err := excelize.ExcelDateToTime(f, false)
+		if err != nil {
+			return time.Time{}, err
+		}
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC), nil
+	}
+	for _, layout := range []string{"02/01/2006", "2/1/2006", "2006-01-02", "02-01-2006", "02.01.2006"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil { // some writers store a date-time
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC), nil
+	}
+	return time.Time{}, fmt.Errorf("data non valida (atteso gg/mm/aaaa)")
+}
+
+// checkEmail returns the normalized address, or why it is not one.
+func checkEmail(s string) (string, error) {
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s {
+		return "", fmt.Errorf("indirizzo e-mail non valido")
+	}
+	at := strings.LastIndexByte(s, '@')
+	domainPart := s[at+1:]
+	if !strings.Contains(domainPart, ".") || strings.HasPrefix(domainPart, ".") || strings.HasSuffix(domainPart, ".") || strings.Contains(domainPart, "..") {
+		return "", fmt.Errorf("dominio %q non valido", domainPart)
+	}
+	return s[:at] + "@" + strings.ToLower(domainPart), nil
+}
+
+// pecDomains are the certified-mail providers' domains (and their subdomains).
+var pecDomains = []string{
+	"legalmail.it", "pec.it", "postecert.it", "arubapec.it", "pec.aruba.it",
+	"cert.legalmail.it", "pecimprese.it", "pec.libero.it", "cert.ruparpiemonte.it",
+	"sicurezzapostale.it", "pec.actalis.it", "gigapec.it", "pecsicura.it",
+}
+
+// IsPEC reports whether an address is a certified-mail (PEC) address: a
+// known PEC domain, or any domain with a label "pec" (pec.comune.roma.it).
+func IsPEC(addr string) bool {
+	at := strings.LastIndexByte(addr, '@')
+	d := strings.ToLower(addr[at+1:])
+	for _, p := range pecDomains {
+		if d == p || strings.HasSuffix(d, "."+p) {
+			return true
+		}
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "pec" || strings.HasPrefix(label, "pec-") || strings.HasSuffix(label, "-pec") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,422 @@
+// Package ingest reads the files dropped in the input folders: it claims
+// only complete files, processes each content exactly once (by SHA-256),
+// commits its effects in resumable chunks, writes its receipt (esito) and
+// moves it to elaborati/ or scartati/.
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"anprsec/ingest/drop"
+	"anprsec/ingest/esito"
+	"anprsec/store"
+)
+
+// Inbox is one input folder of a drop.
+type Inbox struct {
+	Drop     drop.Drop
+	Store    *store.Store
+	Kind     string   // the job that reads it, recorded with each file
+	Dir      string   // drop folder, e.g. "censimento" or "comuni/058091/richieste"
+	Exts     []string // accepted extensions, lower case with the dot
+	MaxSize  int64    // larger files are refused whole
+	Settle   time.Duration
+	SpoolDir string // local folder for downloaded copies
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// MaxAttempts is how many times a file that makes processing fail is tried
+// before it is refused as a whole.
+const MaxAttempts = 3
+
+// File is a claimed input file, copied locally.
+type File struct {
+	Path   string // drop path
+	Name   string
+	Local  string // local copy, removed after processing
+	SHA256 string
+	Size   int64
+	rec    *store.InputFile
+	inbox  *Inbox
+}
+
+// Result is what a Processor reports for a file whose chunks it committed.
+type Result struct {
+	Refused bool   // the whole file is refused (riga 0 line)
+	Code    string // for a refusal
+	Message string
+}
+
+// Processor reads a claimed file and commits its effect with File.Commit.
+// It returns an error only for a failure of the system (the file is retried
+// next run); a problem with the file's content is a refusal in the Result.
+type Processor func(ctx context.Context, f *File) (Result, error)
+
+// Stats counts what a pass did.
+type Stats struct {
+	Files, Accepted, Refused, Duplicates, RowsOK, RowsRefused int
+}
+
+// Commit runs chunk k of a file's effect in one transaction: fn applies the
+// changes and appends the receipt lines of that chunk to buf, and returns
+// how many rows it accepted and refused. Chunks below the checkpoint
+// (committed before a crash) are skipped, so re-running is idempotent.
+func (f *File) Commit(k int, fn func(tx *store.Tx, buf *bytes.Buffer) (ok, ko int, err error)) error {
+	if k < f.rec.Chunks {
+		return nil
+	}
+	if k != f.rec.Chunks {
+		return fmt.Errorf("%s: chunk %d committed out of order (checkpoint %d)", f.Path, k, f.rec.Chunks)
+	}
+	var next store.InputFile
+	err := f.inbox.Store.Update(func(tx *store.Tx) error {
+		var buf bytes.Buffer
+		ok, ko, err := fn(tx, &buf)
+		if err != nil {
+			return err
+		}
+		if err := tx.PutFileChunk(f.SHA256, k, buf.Bytes()); err != nil {
+			return err
+		}
+		next = *f.rec
+		next.Chunks = k + 1
+		next.Accepted += ok
+		next.Refused += ko
+		next.Rows += ok + ko
+		return tx.PutFile(&next)
+	})
+	if err == nil {
+		f.rec = &next
+	}
+	return err
+}
+
+// Source returns the history source of a row of this file.
+func (f *File) Source(actor, sheet string, row int) store.Source {
+	return store.Source{Actor: actor, File: f.Path, Sheet: sheet, Row: row}
+}
+
+func (in *Inbox) log() *slog.Logger {
+	if in.Log != nil {
+		return in.Log
+	}
+	return slog.Default()
+}
+
+func (in *Inbox) now() time.Time {
+	if in.Now != nil {
+		return in.Now()
+	}
+	return time.Now()
+}
+
+// Skipped reports whether a name is never read: hidden files and names of
+// uploads in progress.
+func Skipped(name string) bool {
+	l := strings.ToLower(name)
+	return strings.HasPrefix(name, ".") || strings.HasSuffix(l, ".part") ||
+		strings.HasSuffix(l, ".tmp") || strings.HasSuffix(l, ".filepart")
+}
+
+type look struct {
+	Size  int64     `json:"size"`
+	MTime time.Time `json:"mtime"`
+}
+
+// Run processes every ready file of the folder, in name order, until ctx is
+// done. A file that fails for a system reason is left for the next run.
+func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
+	var st Stats
+	entries, err := in.Drop.List(ctx, in.Dir)
+	if err != nil {
+		return st, fmt.Errorf("listing %s: %w", in.Dir, err)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
+	var firstErr error
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			break
+		}
+		if e.Dir || Skipped(e.Name) {
+			continue
+		}
+		p := path.Join(in.Dir, e.Name)
+		if _, err := drop.Clean(p); err != nil {
+			in.log().Warn("skipping a file with an unsafe name", "dir", in.Dir, "name", fmt.Sprintf("%q", e.Name))
+			continue
+		}
+		if !in.ready(p, e) {
+			continue
+		}
+		if err := in.one(ctx, p, e, process, &st); err != nil {
+			in.log().Error("file not processed, will retry", "file", p, "err", err)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return st, firstErr
+}
+
+// ready: unchanged since the previous look, or untouched for Settle.
+func (in *Inbox) ready(p string, e drop.Entry) bool {
+	cur := look{Size: e.Size, MTime: e.ModTime.UTC()}
+	var prev look
+	err := in.Store.View(func(tx *store.Tx) error { return tx.Meta("look/"+p, &prev) })
+	same := err == nil && prev.Size == cur.Size && prev.MTime.Equal(cur.MTime)
+	if same || in.now().Sub(e.ModTime) >= in.Settle {
+		return true
+	}
+	if err := in.Store.Update(func(tx *store.Tx) error { return tx.SetMeta("look/"+p, cur) }); err != nil {
+		in.log().Warn("cannot record look", "file", p, "err", err)
+	}
+	in.log().Info("file still changing, will look again", "file", p)
+	return false
+}
+
+func (in *Inbox) hasExt(name string) bool {
+	ext := strings.ToLower(filepath.Ext(name))
+	for _, x := range in.Exts {
+		if ext == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (in *Inbox) one(ctx context.Context, p string, e drop.Entry, process Processor, st *Stats) error {
+	switch {
+	case !e.Regular:
+		st.Refused++
+		return in.refuseUnread(ctx, p, e.Name, "NON_FILE", "non è un file regolare (collegamento simbolico o dispositivo): ignorato")
+	case !in.hasExt(e.Name):
+		st.Refused++
+		return in.refuseUnread(ctx, p, e.Name, "TIPO_FILE", fmt.Sprintf("estensione non prevista in %s/ (ammesse: %s)", in.Dir, strings.Join(in.Exts, ", ")))
+	case e.Size == 0:
+		st.Refused++
+		return in.refuseUnread(ctx, p, e.Name, "FILE_VUOTO", "il file è vuoto")
+	case in.MaxSize > 0 && e.Size > in.MaxSize:
+		st.Refused++
+		return in.refuseUnread(ctx, p, e.Name, "FILE_TROPPO_GRANDE", fmt.Sprintf("%d byte, oltre il limite di %d byte", e.Size, in.MaxSize))
+	}
+
+	f, err := in.fetch(ctx, p, e)
+	if err != nil {
+		return err
+	}
+	if f == nil {
+		return nil // changed while downloading: next run
+	}
+	defer os.Remove(f.Local)
+
+	var rec *store.InputFile
+	err = in.Store.Update(func(tx *store.Tx) error {
+		r, err := tx.File(f.SHA256)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			r = &store.InputFile{SHA256: f.SHA256, Path: p, Kind: in.Kind, Size: f.Size, State: store.FileProcessing, Started: tx.Now}
+			if err := tx.Record(store.Source{Actor: in.Kind, File: p}, "file.ricevuto", "file", f.SHA256, fmt.Sprintf("%d byte", f.Size)); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case r.State == store.FilePublished:
+			rec = r
+			return nil
+		}
+		r.Attempts++
+		rec = r
+		return tx.PutFile(r)
+	})
+	if err != nil {
+		return err
+	}
+	f.rec = rec
+	st.Files++
+
+	if rec.State == store.FilePublished {
+		st.Duplicates++
+		msg := fmt.Sprintf("contenuto già elaborato il %s (file %s): non elaborato di nuovo", rec.Finished.In(time.Local).Format("02/01/2006 15:04"), rec.Path)
+		return in.refuseUnread(ctx, p, e.Name, "DUPLICATO", msg)
+	}
+	if rec.State == store.FileProcessing {
+		var res Result
+		if rec.Attempts > MaxAttempts {
+			res = Result{Refused: true, Code: "ERRORE_INTERNO", Message: fmt.Sprintf("elaborazione fallita %d volte: file messo da parte, contattare l'assistenza", rec.Attempts-1)}
+		} else {
+			res, err = safeProcess(ctx, process, f)
+			if err != nil {
+				return err
+			}
+		}
+		if err := in.finish(f, res); err != nil {
+			return err
+		}
+	}
+	if err := in.publish(ctx, f); err != nil {
+		return err
+	}
+	if f.rec.Rejected {
+		st.Refused++
+	} else {
+		st.Accepted++
+	}
+	st.RowsOK += f.rec.Accepted
+	st.RowsRefused += f.rec.Refused
+	return nil
+}
+
+func safeProcess(ctx context.Context, process Processor, f *File) (res Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: panic while processing: %v", f.Path, r)
+		}
+	}()
+	return process(ctx, f)
+}
+
+// finish marks the file committed: its receipt is complete in the store.
+func (in *Inbox) finish(f *File, res Result) error {
+	var next store.InputFile
+	err := in.Store.Update(func(tx *store.Tx) error {
+		next = *f.rec
+		next.State = store.FileCommitted
+		if res.Refused {
+			// A refused file keeps no row lines: its receipt is the riga 0 line.
+			var buf bytes.Buffer
+			esito.Append(&buf, esito.Line{Outcome: esito.Scartato, Code: res.Code, Message: res.Message})
+			if err := tx.PutFileChunk(f.SHA256, 1<<30, buf.Bytes()); err != nil {
+				return err
+			}
+			next.Rejected = true
+		}
+		detail := fmt.Sprintf("righe accettate %d, scartate %d", next.Accepted, next.Refused)
+		if res.Refused {
+			detail = "file scartato: " + res.Message
+		}
+		if err := tx.Record(store.Source{Actor: in.Kind, File: f.Path}, "file.elaborato", "file", f.SHA256, detail); err != nil {
+			return err
+		}
+		return tx.PutFile(&next)
+	})
+	if err == nil {
+		f.rec = &next
+	}
+	return err
+}
+
+// publish writes the receipt and moves the file; then the record is done.
+func (in *Inbox) publish(ctx context.Context, f *File) error {
+	var chunks [][]byte
+	if err := in.Store.View(func(tx *store.Tx) error {
+		var err error
+		chunks, err = tx.FileChunks(f.SHA256)
+		return err
+	}); err != nil {
+		return err
+	}
+	if f.rec.Rejected && len(chunks) > 0 {
+		chunks = chunks[len(chunks)-1:] // only the riga 0 line
+	}
+	if err := in.Drop.Write(ctx, path.Join(in.Dir, "esiti", f.Name+".esito.csv"), bytes.NewReader(esito.File(chunks...))); err != nil {
+		return fmt.Errorf("writing receipt of %s: %w", f.Path, err)
+	}
+	sub := "elaborati"
+	if f.rec.Rejected {
+		sub = "scartati"
+	}
+	to, err := in.moveOut(ctx, f.Path, f.Name, sub, f.SHA256)
+	if err != nil {
+		return err
+	}
+	return in.Store.Update(func(tx *store.Tx) error {
+		r, err := tx.File(f.SHA256)
+		if err != nil {
+			return err
+		}
+		r.State = store.FilePublished
+		r.Moved = to
+		r.Finished = tx.Now
+		f.rec = r
+		return tx.PutFile(r)
+	})
+}
+
+// moveOut moves a file into a subfolder, never overwriting an earlier file
+// of the same name.
+func (in *Inbox) moveOut(ctx context.Context, p, name, sub, tag string) (string, error) {
+	to := path.Join(in.Dir, sub, name)
+	if _, err := in.Drop.Stat(ctx, to); err == nil {
+		ext := path.Ext(name)
+		if tag == "" {
+			tag = in.now().Format("20060102-150405")
+		}
+		if len(tag) > 12 {
+			tag = tag[:12]
+		}
+		to = path.Join(in.Dir, sub, strings.TrimSuffix(name, ext)+"-"+tag+ext)
+	}
+	if err := in.Drop.Rename(ctx, p, to); err != nil {
+		return "", fmt.Errorf("moving %s to %s: %w", p, to, err)
+	}
+	return to, nil
+}
+
+// refuseUnread refuses a file without processing it: receipt with riga 0,
+// file moved to scartati/.
+func (in *Inbox) refuseUnread(ctx context.Context, p, name, code, msg string) error {
+	in.log().Warn("file refused", "file", p, "code", code, "reason", msg)
+	if err := in.Drop.Write(ctx, path.Join(in.Dir, "esiti", name+".esito.csv"), bytes.NewReader(esito.Refused(code, msg))); err != nil {
+		return err
+	}
+	_, err := in.moveOut(ctx, p, name, "scartati", "")
+	return err
+}
+
+// fetch copies a drop file to the spool, hashing it, and checks that it did
+// not change meanwhile. It returns nil, nil for a file that changed.
+func (in *Inbox) fetch(ctx context.Context, p string, e drop.Entry) (*File, error) {
+	if err := os.MkdirAll(in.SpoolDir, 0o700); err != nil {
+		return nil, err
+	}
+	rc, err := in.Drop.Open(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", p, err)
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp(in.SpoolDir, "in-*"+strings.ToLower(filepath.Ext(e.Name)))
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	limit := e.Size + 1
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(rc, limit))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return nil, fmt.Errorf("downloading %s: %w", p, err)
+	}
+	after, serr := in.Drop.Stat(ctx, p)
+	if n != e.Size || serr != nil || after.Size != e.Size || !after.ModTime.Equal(e.ModTime) {
+		os.Remove(tmp.Name())
+		in.log().Info("file changed while reading, will retry", "file", p, "listed", e.Size, "read", n)
+		return nil, nil
+	}
+	return &File{Path: p, Name: e.Name, Local: tmp.Name(), SHA256: hex.EncodeToString(h.Sum(nil)), Size: n, inbox: in}, nil
+}

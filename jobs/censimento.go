@@ -1,0 +1,33 @@
+package jobs
+
+import (
+	"context"
+
+	"anprsec/ingest"
+	"anprsec/ingest/census"
+)
+
+// censimentoJob reads census workbooks from censimento/ (SPEC.md "Census workbook").
+var censimentoJob = Job{
+	Name:        "ingest-censimento",
+	Description: "reads census workbooks (censimento/*.xlsx): comuni, utenze, card and certificate requests; writes receipts",
+	Run: func(ctx context.Context, env *Env, run *Run) error {
+		in := &ingest.Inbox{
+			Drop: env.Drop, Store: env.Store, Kind: "ingest-censimento", Dir: "censimento",
+			Exts: []string{".xlsx"}, MaxSize: int64(env.Config.Drop.MaxFileSize),
+			Settle: env.Config.Drop.Settle, SpoolDir: env.SpoolDir(), Log: run.Log,
+		}
+		g := &census.Ingester{
+			Store: env.Store, Comuni: env.Comuni,
+			ChunkRows: env.Config.Census.ChunkRows, MaxRows: env.Config.Census.MaxRows,
+			CardPrefix: env.Config.Cards.SerialPrefix,
+		}
+		st, err := in.Run(ctx, g.Process)
+		run.Add("files", st.Files)
+		run.Add("files_refused", st.Refused)
+		run.Add("duplicates", st.Duplicates)
+		run.Add("rows_ok", st.RowsOK)
+		run.Add("rows_refused", st.RowsRefused)
+		return err
+	},
+}

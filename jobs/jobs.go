@@ -1,0 +1,63 @@
+// Package jobs holds the batch jobs of anprsec, one file each: what a job
+// reads, what it changes and what it emits. Scheduling, overlap and run
+// records are the schedules package's concern.
+package jobs
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+
+	"anprsec/config"
+	"anprsec/ingest/drop"
+	"anprsec/istat"
+	"anprsec/store"
+)
+
+// Env is what jobs work with.
+type Env struct {
+	Config *config.Config
+	Store  *store.Store
+	Drop   drop.Drop
+	Comuni *istat.Table
+	Log    *slog.Logger
+}
+
+// SpoolDir is the local folder for downloaded copies of input files.
+func (e *Env) SpoolDir() string {
+	return filepath.Join(e.Config.Path(e.Config.DataDir), "..", "spool")
+}
+
+// Run is the context of one run of a job.
+type Run struct {
+	ID     string
+	Log    *slog.Logger
+	Counts map[string]int
+}
+
+// Add adds n to a named count of the run (rows accepted, files, ...).
+func (r *Run) Add(name string, n int) {
+	if n != 0 {
+		r.Counts[name] += n
+	}
+}
+
+// Job is one batch job.
+type Job struct {
+	Name        string
+	Description string
+	Run         func(ctx context.Context, env *Env, run *Run) error
+}
+
+// Names lists every job of SPEC.md, implemented or not, in table order.
+var Names = []string{
+	"ingest-censimento", "ingest-consegne", "ingest-richieste", "certificati", "crl",
+	"ordini-sc", "invio-pin", "export-audit", "scadenze",
+}
+
+// All returns the implemented jobs.
+func All() []Job {
+	return []Job{
+		censimentoJob,
+	}
+}

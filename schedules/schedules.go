@@ -1,0 +1,285 @@
+// Package schedules runs the jobs: on their cron schedules (robfig/cron,
+// time zone from the config), on demand (`anprsec jobs run`) through the
+// same guard, once at start when a scheduled run was missed while the
+// process was down. A job never overlaps itself, a panic is recorded as a
+// failed run, and every run is recorded in the store.
+package schedules
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"anprsec/jobs"
+	"anprsec/store"
+)
+
+// Triggers of a run.
+const (
+	TriggerSchedule = "schedule"
+	TriggerManual   = "manual"
+	TriggerCatchUp  = "catch-up"
+)
+
+// ErrRunning is returned when a job is asked to run while it runs.
+var ErrRunning = errors.New("already running")
+
+// Runner owns the jobs, their schedules and their overlap guards.
+type Runner struct {
+	env   *jobs.Env
+	loc   *time.Location
+	jobs  map[string]jobs.Job
+	specs map[string]string
+	sched map[string]cron.Schedule
+	locks map[string]*sync.Mutex
+	log   *slog.Logger
+}
+
+var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseSpec validates a cron spec; robfig/cron panics on some bad specs,
+// which becomes an error here.
+func ParseSpec(spec string, loc *time.Location) (s cron.Schedule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("invalid schedule %q", spec)
+		}
+	}()
+	s, err = parser.Parse("CRON_TZ=" + loc.String() + " " + spec)
+	if err != nil {
+		return nil, fmt.Errorf("invalid schedule %q: %v", spec, err)
+	}
+	return s, nil
+}
+
+// New checks the schedule table against the jobs.
+func New(env *jobs.Env, all []jobs.Job) (*Runner, error) {
+	loc, err := time.LoadLocation(env.Config.Timezone)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runner{env: env, loc: loc, jobs: map[string]jobs.Job{}, specs: map[string]string{},
+		sched: map[string]cron.Schedule{}, locks: map[string]*sync.Mutex{}, log: env.Log}
+	for name, spec := range env.Config.Schedules {
+		if !slices.Contains(jobs.Names, name) {
+			return nil, fmt.Errorf("schedules: no job named %q (jobs: %v)", name, jobs.Names)
+		}
+		s, err := ParseSpec(spec, loc)
+		if err != nil {
+			return nil, fmt.Errorf("schedules.%s: %w", name, err)
+		}
+		r.sched[name] = s
+		r.specs[name] = spec
+	}
+	for _, j := range all {
+		r.jobs[j.Name] = j
+		r.locks[j.Name] = &sync.Mutex{}
+	}
+	// The store is held by one process at a time, so a run still marked
+	// "running" was cut short by a crash or a kill.
+	if err := r.closeStale(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Jobs returns the implemented jobs, in the order of SPEC.md.
+func (r *Runner) Jobs() []jobs.Job {
+	var out []jobs.Job
+	for _, n := range jobs.Names {
+		if j, ok := r.jobs[n]; ok {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// Spec returns a job's cron spec ("" when it has none).
+func (r *Runner) Spec(name string) string { return r.specs[name] }
+
+// Next returns a job's next scheduled time after t (zero when unscheduled).
+func (r *Runner) Next(name string, t time.Time) time.Time {
+	if s, ok := r.sched[name]; ok {
+		return s.Next(t)
+	}
+	return time.Time{}
+}
+
+func newID() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Run runs a job now, unless it is already running (ErrRunning). The run
+// is recorded; a panic is recovered and recorded as outcome "panic".
+func (r *Runner) Run(ctx context.Context, name, trigger string, scheduled time.Time) (*store.Run, error) {
+	j, ok := r.jobs[name]
+	if !ok {
+		known := []string{}
+		for _, x := range r.Jobs() {
+			known = append(known, x.Name)
+		}
+		return nil, fmt.Errorf("no job named %q (jobs: %v)", name, known)
+	}
+	mu := r.locks[name]
+	if !mu.TryLock() {
+		return nil, fmt.Errorf("job %s: %w", name, ErrRunning)
+	}
+	defer mu.Unlock()
+
+	rec := &store.Run{ID: newID(), Job: name, Trigger: trigger, Scheduled: scheduled, Start: time.Now().UTC(), Outcome: "running"}
+	log := r.log.With("job", name, "run", rec.ID)
+	if err := r.env.Store.Update(func(tx *store.Tx) error { return tx.PutRun(rec) }); err != nil {
+		return nil, err
+	}
+	run := &jobs.Run{ID: rec.ID, Log: log, Counts: map[string]int{}}
+	log.Info("job started", "trigger", trigger)
+	err := func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				rec.Outcome = "panic"
+				err = fmt.Errorf("panic: %v", p)
+				log.Error("job panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			}
+		}()
+		return j.Run(ctx, r.env, run)
+	}()
+	rec.End = time.Now().UTC()
+	rec.Counts = run.Counts
+	switch {
+	case err != nil && rec.Outcome == "panic":
+		rec.Error = err.Error()
+	case err != nil:
+		rec.Outcome, rec.Error = "error", err.Error()
+	case ctx.Err() != nil:
+		rec.Outcome = "interrupted"
+	default:
+		rec.Outcome = "ok"
+	}
+	if uerr := r.env.Store.Update(func(tx *store.Tx) error { return tx.PutRun(rec) }); uerr != nil && err == nil {
+		err = uerr
+	}
+	log.Info("job finished", "outcome", rec.Outcome, "seconds", rec.End.Sub(rec.Start).Seconds(), "counts", rec.Counts)
+	if err != nil {
+		return rec, fmt.Errorf("job %s: %w", name, err)
+	}
+	return rec, nil
+}
+
+// cronJob adapts a job to cron.Job.
+type cronJob struct {
+	r    *Runner
+	ctx  context.Context
+	name string
+}
+
+func (c cronJob) Run() {
+	scheduled := time.Now().In(c.r.loc).Truncate(time.Minute)
+	if _, err := c.r.Run(c.ctx, c.name, TriggerSchedule, scheduled); err != nil && !errors.Is(err, ErrRunning) {
+		c.r.log.Error("scheduled run failed", "job", c.name, "err", err)
+	}
+}
+
+type cronLogger struct{ l *slog.Logger }
+
+func (c cronLogger) Info(msg string, kv ...any) { c.l.Debug("cron: "+msg, kv...) }
+func (c cronLogger) Error(err error, msg string, kv ...any) {
+	c.l.Error("cron: "+msg, append(kv, "err", err)...)
+}
+
+// Serve runs the schedule until ctx is done: first it closes runs left
+// "running" by a crash and catches up missed runs, then cron takes over.
+// On return no job is running.
+func (r *Runner) Serve(ctx context.Context) error {
+	cl := cronLogger{r.log}
+	c := cron.New(cron.WithLocation(r.loc), cron.WithParser(parser),
+		cron.WithChain(cron.SkipIfStillRunning(cl), cron.Recover(cl)), cron.WithLogger(cl))
+	names := make([]string, 0, len(r.jobs))
+	for n := range r.jobs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if s, ok := r.sched[n]; ok {
+			c.Schedule(s, cronJob{r: r, ctx: ctx, name: n})
+		}
+	}
+	c.Start()
+	r.log.Info("scheduler started", "jobs", len(names), "timezone", r.loc.String())
+	var wg sync.WaitGroup
+	for _, n := range r.missed(time.Now()) {
+		wg.Add(1)
+		go func(n string) {
+			defer wg.Done()
+			r.log.Info("catching up a run missed while stopped", "job", n)
+			if _, err := r.Run(ctx, n, TriggerCatchUp, time.Now().In(r.loc)); err != nil && !errors.Is(err, ErrRunning) {
+				r.log.Error("catch-up run failed", "job", n, "err", err)
+			}
+		}(n)
+	}
+	<-ctx.Done()
+	r.log.Info("stopping: waiting for running jobs to finish their transaction")
+	<-c.Stop().Done()
+	wg.Wait()
+	return nil
+}
+
+// missed lists jobs whose next run after their last scheduled run is
+// already past (by more than a minute): they run once now.
+func (r *Runner) missed(now time.Time) []string {
+	var out []string
+	for _, j := range r.Jobs() {
+		s, ok := r.sched[j.Name]
+		if !ok {
+			continue
+		}
+		var last *store.Run
+		err := r.env.Store.View(func(tx *store.Tx) error {
+			var err error
+			last, err = tx.LastRun(j.Name)
+			return err
+		})
+		if err != nil {
+			continue // never ran: nothing was missed
+		}
+		ref := last.Scheduled
+		if ref.IsZero() || last.Start.After(ref) {
+			ref = last.Start
+		}
+		if next := s.Next(ref); next.Before(now.Add(-time.Minute)) {
+			out = append(out, j.Name)
+		}
+	}
+	return out
+}
+
+// closeStale marks runs left "running" by a killed process as interrupted.
+func (r *Runner) closeStale() error {
+	return r.env.Store.Update(func(tx *store.Tx) error {
+		for _, j := range r.Jobs() {
+			last, err := tx.LastRun(j.Name)
+			if err != nil || last.Outcome != "running" {
+				continue
+			}
+			last.Outcome, last.Error = "interrupted", "the process stopped during the run"
+			if err := tx.PutRun(last); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Store returns the store the jobs work on.
+func (r *Runner) Store() *store.Store { return r.env.Store }
