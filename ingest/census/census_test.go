@@ -1,0 +1,209 @@
+package census_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"anprsec/domain"
+	"anprsec/ingest"
+	"anprsec/ingest/census"
+	"anprsec/ingest/drop"
+	"anprsec/istat"
+	"anprsec/store"
+)
+
+type harness struct {
+	t     *testing.T
+	root  string // drop root
+	st    *store.Store
+	inbox *ingest.Inbox
+	ing   *census.Ingester
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "data"), Key: bytes.Repeat([]byte{1}, store.KeySize)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	root := filepath.Join(dir, "drop")
+	d, err := drop.NewLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, root: root, st: st,
+		inbox: &ingest.Inbox{Drop: d, Store: st, Kind: "ingest-censimento", Dir: "censimento", Exts: []string{".xlsx"},
+			MaxSize: 64 << 20, Settle: 0, SpoolDir: filepath.Join(dir, "spool")},
+		ing: &census.Ingester{Store: st, Comuni: istat.Default(), ChunkRows: 4, MaxRows: 1000, CardPrefix: "SC"},
+	}
+}
+
+// drop copies a file into censimento/ under name.
+func (h *harness) drop(src, name string) {
+	h.t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(h.root, "censimento"), 0o755)
+	if err := os.WriteFile(filepath.Join(h.root, "censimento", name), data, 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) run() ingest.Stats {
+	h.t.Helper()
+	st, err := h.inbox.Run(context.Background(), h.ing.Process)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return st
+}
+
+// esito reads a receipt: key "sheet:row" -> [outcome, code, message].
+func (h *harness) esito(name string) map[string][]string {
+	h.t.Helper()
+	data, err := os.ReadFile(filepath.Join(h.root, "censimento", "esiti", name+".esito.csv"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	r := csv.NewReader(bytes.NewReader(data))
+	r.Comma = ';'
+	recs, err := r.ReadAll()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if strings.Join(recs[0], ";") != "foglio;riga;esito;codice;messaggio" {
+		h.t.Fatalf("receipt header = %q", recs[0])
+	}
+	out := map[string][]string{}
+	for _, rec := range recs[1:] {
+		out[rec[0]+":"+rec[1]] = rec[2:]
+	}
+	return out
+}
+
+// casi: the verdict expected for every row of testdata/casi.fods.
+var casi = []struct {
+	key, outcome, code, inMessage string
+}{
+	{"Utenti:2", "OK", "CREATA", "ASC"},                    // numeric ISTAT, date cell, lowercase CF with spaces
+	{"Utenti:3", "OK", "CREATA", "ALS,OPERATORE"},          // omocodia, PEC in the PEC column, both environments
+	{"Utenti:4", "OK", "CREATA", "ALP"},                    // lowercase SI and environment
+	{"Utenti:5", "SCARTATO", "EMAIL_PEC", "legalmail.it"},  // PEC as personal e-mail
+	{"Utenti:6", "SCARTATO", "CF", "check"},                // bad check letter
+	{"Utenti:7", "SCARTATO", "CF_SESSO", "sesso M"},        // sex does not match the CF
+	{"Utenti:8", "SCARTATO", "CF_NASCITA", "16/03/1990"},   // birth date does not match the CF
+	{"Utenti:9", "SCARTATO", "PROFILO", "SUPERUSER"},       // unknown profile
+	{"Utenti:10", "SCARTATO", "AMBIENTE", "TEST"},          // unknown environment
+	{"Utenti:11", "SCARTATO", "SMART_CARD", "ALS"},         // ALS without a card
+	{"Utenti:12", "SCARTATO", "CF_DUPLICATO", "riga 2"},    // same CF twice in one comune
+	{"Utenti:13", "SCARTATO", "COMUNE_PROFILI", "ALP"},     // Milano has no ALP
+	{"Utenti:14", "SCARTATO", "COMUNE_PROFILI", "ALP"},     // ... so every row of Milano goes
+	{"Utenti:15", "SCARTATO", "ISTAT", "999999"},           // not a comune
+	{"Utenti:16", "SCARTATO", "COMUNE", "Milano"},          // name does not match the code
+	{"Utenti:17", "OK", "CREATA", "CONSULTAZIONE"},         // text date, refused rows above do not count as duplicates
+	{"Postazioni:2", "OK", "AGGIORNATA", "058091-PC-0003"}, // 3 workstations and the server
+	{"Postazioni:3", "SCARTATO", "COMUNE_NON_CENSITO", ""}, // Milano was refused
+}
+
+func checkCasi(t *testing.T, h *harness, name string) {
+	t.Helper()
+	got := h.esito(name)
+	if len(got) != len(casi) {
+		t.Errorf("receipt has %d lines, want %d: %v", len(got), len(casi), got)
+	}
+	for _, c := range casi {
+		g, ok := got[c.key]
+		if !ok {
+			t.Errorf("%s: no receipt line", c.key)
+			continue
+		}
+		if g[0] != c.outcome || g[1] != c.code || !strings.Contains(g[2], c.inMessage) {
+			t.Errorf("%s = %q, want %s %s containing %q", c.key, g, c.outcome, c.code, c.inMessage)
+		}
+	}
+}
+
+func TestCasiLibreOffice(t *testing.T) {
+	h := newHarness(t)
+	h.drop("testdata/casi.xlsx", "casi.xlsx")
+	st := h.run()
+	if st.Files != 1 || st.RowsOK != 5 || st.RowsRefused != 13 {
+		t.Errorf("stats = %+v, want 1 file, 5 rows OK, 13 refused", st)
+	}
+	checkCasi(t, h, "casi.xlsx")
+	if _, err := os.Stat(filepath.Join(h.root, "censimento", "elaborati", "casi.xlsx")); err != nil {
+		t.Errorf("file not moved to elaborati/: %v", err)
+	}
+
+	// The store holds what was accepted, and nothing of what was refused.
+	h.st.View(func(tx *store.Tx) error {
+		if n, _ := tx.Count("u/"); n != 4 {
+			t.Errorf("utenze = %d, want 4", n)
+		}
+		if _, err := tx.Comune("015146"); err == nil {
+			t.Error("Milano was created although all its rows were refused")
+		}
+		cards, _ := tx.CardsInState(domain.CardRichiesta)
+		if len(cards) != 3 {
+			t.Errorf("card requests = %v, want 3 (ASC, ALS, ALP)", cards)
+		}
+		ws, _ := tx.PostazioniInState(domain.CertRichiesta)
+		if strings.Join(ws, ",") != "058091-CO-9999,058091-PC-0001,058091-PC-0002,058091-PC-0003" {
+			t.Errorf("workstation requests = %v", ws)
+		}
+		p, err := tx.Person("RSSMRA68A01H501Y")
+		if err != nil || p.BirthDate != "1968-01-01" || p.Card == "" {
+			t.Errorf("person = %+v, %v", p, err)
+		}
+		return nil
+	})
+	if res, err := h.st.VerifyHistory(); err != nil || res.Entries == 0 {
+		t.Errorf("history = %+v, %v", res, err)
+	}
+
+	// The same content again is not processed again.
+	h.drop("testdata/casi.xlsx", "casi-bis.xlsx")
+	st = h.run()
+	if st.Duplicates != 1 {
+		t.Errorf("second drop stats = %+v, want a duplicate", st)
+	}
+	dup := h.esito("casi-bis.xlsx")[":0"]
+	if dup == nil || dup[1] != "DUPLICATO" {
+		t.Errorf("duplicate receipt = %v", h.esito("casi-bis.xlsx"))
+	}
+	if _, err := os.Stat(filepath.Join(h.root, "censimento", "scartati", "casi-bis.xlsx")); err != nil {
+		t.Errorf("duplicate not moved to scartati/: %v", err)
+	}
+}
+
+// TestCasiFreshLibreOffice converts testdata/casi.fods with the LibreOffice
+// installed here (CI installs it), so the fixture is not only the committed one.
+func TestCasiFreshLibreOffice(t *testing.T) {
+	soffice, err := exec.LookPath("soffice")
+	if err != nil {
+		t.Skip("LibreOffice (soffice) not installed")
+	}
+	out := t.TempDir()
+	cmd := exec.Command(soffice, "--headless", "-env:UserInstallation=file://"+out+"/profile", "--convert-to", "xlsx", "--outdir", out, "testdata/casi.fods")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("soffice: %v\n%s", err, b)
+	}
+	h := newHarness(t)
+	h.drop(filepath.Join(out, "casi.xlsx"), "fresh.xlsx")
+	h.run()
+	checkCasi(t, h, "fresh.xlsx")
+}
