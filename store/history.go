@@ -76,6 +76,16 @@ func (tx *Tx) Record(src Source, action, kind, key, detail string) error {
 		return err
 	}
 	tx.head = &histHead{Seq: e.Seq, Hash: hash}
+	tx.headDirty = true
+	return nil
+}
+
+// flushHead writes the chain head once per transaction, before commit.
+func (tx *Tx) flushHead() error {
+	if !tx.headDirty {
+		return nil
+	}
+	tx.headDirty = false
 	return tx.set(histHeadKey, tx.head)
 }
 

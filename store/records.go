@@ -119,6 +119,15 @@ func (tx *Tx) PutCard(c *domain.SmartCard) error {
 	return tx.set("s/"+c.Serial, c)
 }
 
+// InsertCard stores a card with a new serial (no previous version to
+// unindex).
+func (tx *Tx) InsertCard(c *domain.SmartCard) error {
+	if err := tx.setIndexes(nil, cardIndexes(c)); err != nil {
+		return err
+	}
+	return tx.set("s/"+c.Serial, c)
+}
+
 // CardsOfPerson returns the serials of every card of cf, oldest first.
 func (tx *Tx) CardsOfPerson(cf string) ([]string, error) {
 	return tx.indexTail("i/s-cf/" + cf + "/")

@@ -47,7 +47,12 @@ func Open(opt Options) (*Store, error) {
 		WithIndexCacheSize(32 << 20).
 		WithLogger(nil).
 		WithInMemory(opt.InMemory).
-		WithMemTableSize(32 << 20).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithNumCompactors(2).
+		WithBlockCacheSize(16 << 20).
+		WithValueThreshold(1 << 10).
+		WithValueLogFileSize(64 << 20).
 		WithNumVersionsToKeep(1).
 		WithCompactL0OnClose(true)
 	if opt.InMemory {
@@ -85,7 +90,8 @@ type Tx struct {
 	txn  *badger.Txn
 	s    *Store
 	Now  time.Time
-	head *histHead // cached chain head, loaded on first append
+	head      *histHead // cached chain head, loaded on first append
+	headDirty bool
 }
 
 // Update runs fn in a read-write transaction and commits it. Writers are
@@ -97,6 +103,9 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 		txn := s.db.NewTransaction(true)
 		tx := &Tx{txn: txn, s: s, Now: s.now().UTC()}
 		err := fn(tx)
+		if err == nil {
+			err = tx.flushHead()
+		}
 		if err == nil {
 			err = txn.Commit()
 		}

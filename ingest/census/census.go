@@ -10,9 +10,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"anprsec/domain"
 	"anprsec/ingest"
@@ -39,6 +43,8 @@ type Ingester struct {
 	ChunkRows  int    // rows per transaction
 	MaxRows    int    // a sheet with more data rows is refused whole
 	CardPrefix string // smart-card serial prefix
+
+	known map[string]bool
 }
 
 // item is one data row of either sheet with its verdict.
@@ -58,6 +64,7 @@ type wsRow struct {
 
 // Process implements ingest.Processor.
 func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, error) {
+	t0 := time.Now()
 	wb, err := openWorkbook(f.Local)
 	if err != nil {
 		return ingest.Result{Refused: true, Code: "FILE_ILLEGGIBILE", Message: "il file non è una cartella di lavoro .xlsx leggibile: " + err.Error()}, nil
@@ -107,10 +114,20 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 	if err := ctx.Err(); err != nil {
 		return ingest.Result{}, err
 	}
+	tRead := time.Now()
+	if p := os.Getenv("ANPRSEC_HEAPPROFILE"); p != "" {
+		hf, _ := os.Create(p)
+		runtime.GC()
+		pprof.WriteHeapProfile(hf)
+		hf.Close()
+	}
 	if err := g.checkComuni(items); err != nil {
 		return ingest.Result{}, err
 	}
 
+	// Comuni known to exist: a cache valid for this file only (a failed
+	// chunk aborts the whole pass).
+	g.known = map[string]bool{}
 	chunk := g.ChunkRows
 	if chunk <= 0 {
 		chunk = 1000
@@ -139,6 +156,14 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 			return ingest.Result{}, err
 		}
 	}
+	if p := os.Getenv("ANPRSEC_HEAPPROFILE2"); p != "" {
+		hf, _ := os.Create(p)
+		pprof.WriteHeapProfile(hf)
+		hf.Close()
+	}
+	if os.Getenv("ANPRSEC_TRACE") != "" {
+		fmt.Fprintf(os.Stderr, "census: read+validate %v, commit %v\n", tRead.Sub(t0), time.Since(tRead))
+	}
 	return ingest.Result{}, nil
 }
 
@@ -148,37 +173,77 @@ func refusedSheet(sheet string, err error) ingest.Result {
 
 // readSheet streams a sheet: the first non-blank row is the header, then fn
 // is called for every non-blank data row with its spreadsheet row number.
+// Decoding the sheet's XML is the slow part: it runs in its own goroutine
+// while fn (validation) runs on the caller's, so both cores work.
 func readSheet(wb *excelize.File, sheet string, required, optional []string, maxRows int, fn func(h *header, cells []string, row int)) error {
 	rows, err := wb.Rows(sheet)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	var h *header
-	row, data := 0, 0
-	for rows.Next() {
-		row++
-		cells, err := rows.Columns()
-		if err != nil {
-			return fmt.Errorf("riga %d: %v", row, err)
-		}
-		if blank(cells) {
-			continue
-		}
-		if h == nil {
-			if h, err = parseHeader(cells, required, optional); err != nil {
-				return fmt.Errorf("riga %d: %v", row, err)
-			}
-			continue
-		}
-		data++
-		if data > maxRows {
-			return fmt.Errorf("più di %d righe di dati: dividere il file", maxRows)
-		}
-		fn(h, cells, row)
+	type rawRow struct {
+		n     int
+		cells []string
 	}
-	if err := rows.Error(); err != nil {
-		return err
+	ch := make(chan []rawRow, 8)
+	done := make(chan struct{})
+	var readErr error
+	go func() {
+		defer close(ch)
+		defer rows.Close()
+		send := func(b []rawRow) bool {
+			select {
+			case ch <- b:
+				return true
+			case <-done:
+				return false
+			}
+		}
+		batch := make([]rawRow, 0, 256)
+		for row := 1; rows.Next(); row++ { // Next walks every row number, gaps included
+			cells, err := rows.Columns()
+			if err != nil {
+				readErr = fmt.Errorf("riga %d: %v", row, err)
+				return
+			}
+			if blank(cells) {
+				continue
+			}
+			batch = append(batch, rawRow{row, cells})
+			if len(batch) == cap(batch) {
+				if !send(batch) {
+					return
+				}
+				batch = make([]rawRow, 0, 256)
+			}
+		}
+		if readErr = rows.Error(); readErr == nil && len(batch) > 0 {
+			send(batch)
+		}
+	}()
+	defer func() {
+		close(done)
+		for range ch { // wait for the reader to stop
+		}
+	}()
+
+	var h *header
+	data := 0
+	for batch := range ch {
+		for _, r := range batch {
+			if h == nil {
+				if h, err = parseHeader(r.cells, required, optional); err != nil {
+					return fmt.Errorf("riga %d: %v", r.n, err)
+				}
+				continue
+			}
+			if data++; data > maxRows {
+				return fmt.Errorf("più di %d righe di dati: dividere il file", maxRows)
+			}
+			fn(h, r.cells, r.n)
+		}
+	}
+	if readErr != nil {
+		return readErr
 	}
 	if h == nil {
 		return errors.New("foglio vuoto: manca la riga di intestazione")
@@ -310,6 +375,17 @@ func (g *Ingester) apply(tx *store.Tx, f *ingest.File, it *item) (esito.Line, er
 }
 
 func (g *Ingester) comune(tx *store.Tx, src store.Source, code string) (*domain.Comune, error) {
+	if g.known[code] {
+		return nil, nil
+	}
+	c, err := g.comuneRecord(tx, src, code)
+	if err == nil {
+		g.known[code] = true
+	}
+	return c, err
+}
+
+func (g *Ingester) comuneRecord(tx *store.Tx, src store.Source, code string) (*domain.Comune, error) {
 	c, err := tx.Comune(code)
 	if err == nil {
 		return c, nil
@@ -330,6 +406,7 @@ func (g *Ingester) applyUser(tx *store.Tx, src store.Source, r *UserRow) (code, 
 		return "", "", err
 	}
 	var notes []string
+	personDirty := false
 	p, err := tx.Person(r.CF)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -346,9 +423,7 @@ func (g *Ingester) applyUser(tx *store.Tx, src store.Source, r *UserRow) (code, 
 			notes = append(notes, fmt.Sprintf("anagrafica: %s %s → %s %s", p.Surname, p.Name, r.Surname, r.Name))
 		}
 		p.Surname, p.Name, p.Sex, p.BirthDate, p.Updated = r.Surname, r.Name, r.Sex, birth, tx.Now
-		if err := tx.PutPerson(p); err != nil {
-			return "", "", err
-		}
+		personDirty = true
 	}
 
 	u, err := tx.Utenza(r.ISTAT, r.CF)
@@ -409,13 +484,20 @@ func (g *Ingester) applyUser(tx *store.Tx, src store.Source, r *UserRow) (code, 
 		}
 		if serial != "" {
 			notes = append(notes, "smart card richiesta ("+serial+")")
+			personDirty = true
+		}
+	}
+	if personDirty {
+		if err := tx.PutPerson(p); err != nil {
+			return "", "", err
 		}
 	}
 	return code, strings.Join(notes, "; "), nil
 }
 
-// ensureCard requests a card for a person who has no usable one; it
-// returns the new serial, or "" when the person already has a card.
+// ensureCard requests a card for a person who has no usable one and sets
+// p.Card; it returns the new serial, or "" when the person already has a
+// card.
 func (g *Ingester) ensureCard(tx *store.Tx, src store.Source, p *domain.Person, istatCode string) (string, error) {
 	if p.Card != "" {
 		c, err := tx.Card(p.Card)
@@ -432,18 +514,15 @@ func (g *Ingester) ensureCard(tx *store.Tx, src store.Source, p *domain.Person, 
 	}
 	serial := fmt.Sprintf("%s%010d", g.CardPrefix, n)
 	c := &domain.SmartCard{Serial: serial, CF: p.CF, ISTAT: istatCode, State: domain.CardRichiesta, Requested: tx.Now, Updated: tx.Now}
-	if err := tx.PutCard(c); err != nil {
+	if err := tx.InsertCard(c); err != nil {
 		return "", err
 	}
-	p.Card = serial
-	if err := tx.PutPerson(p); err != nil {
-		return "", err
-	}
+	p.Card = serial // the caller stores the person
 	return serial, tx.Record(src, "smartcard.richiesta", "smartcard", serial, "titolare "+p.CF+", comune "+istatCode)
 }
 
 func (g *Ingester) applyWorkstations(tx *store.Tx, src store.Source, w *wsRow) (code, msg string, err error) {
-	c, err := g.comune(tx, src, w.ISTAT)
+	c, err := g.comuneRecord(tx, src, w.ISTAT)
 	if err != nil {
 		return "", "", err
 	}

@@ -29,9 +29,19 @@ func openWorkbook(path string) (*excelize.File, error) {
 // FoldHeader normalizes a header for matching: lower case, accents and
 // punctuation removed, blanks collapsed ("Data di Nascita " = "data di nascita").
 func FoldHeader(s string) string {
-	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
-	s, _, _ = transform.String(t, s)
-	var b strings.Builder
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if !ascii {
+		t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+		s, _, _ = transform.String(t, s)
+	}
+	b := strings.Builder{}
+	b.Grow(len(s))
 	space := false
 	for _, r := range strings.ToLower(s) {
 		switch {

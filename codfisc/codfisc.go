@@ -1,0 +1,286 @@
+// Package codfisc validates and decodes the Italian codice fiscale (CF) of a
+// person: the 16-character tax code that carries surname and name letters,
+// birth date, sex, birthplace (Belfiore code) and a check letter.
+//
+// The layout is
+//
+//	pos  1-6   7-8  9      10-11      12-15        16
+//	     AAAAAA YY  month  day(+40 F) birthplace   check
+//	     RSSMRA 68  A      01         H501         Y
+//
+// When two people would get the same code, the Agenzia delle Entrate replaces
+// digits, starting from the right, with the letters LMNPQRSTUV (meaning 0–9):
+// this is "omocodia". Only positions 7, 8, 10, 11, 13, 14 and 15 may be
+// replaced. Parse accepts such codes and decodes them.
+//
+// The package knows nothing about which Belfiore codes exist: checking the
+// birthplace against the table of comuni is the job of package istat.
+package codfisc
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Length is the number of characters of a personal codice fiscale.
+const Length = 16
+
+// monthLetters maps month 1–12 to its letter: monthLetters[m-1].
+const monthLetters = "ABCDEHLMPRST"
+
+// omocodia lists the letters that replace the digits 0–9 in omocodia codes.
+const omocodia = "LMNPQRSTUV"
+
+// digitPos are the 0-based positions that hold digits (or omocodia letters).
+var digitPos = [...]int{6, 7, 9, 10, 12, 13, 14}
+
+// oddValue holds the value of a character in an odd (1-based) position for
+// the check letter, indexed by digit 0–9 or letter A–Z alike (digit d and the
+// d-th letter have the same value).
+var oddValue = [26]int{
+	1, 0, 5, 7, 9, 13, 15, 17, 19, 21, // A-J and 0-9
+	2, 4, 18, 20, 11, 3, 6, 8, 12, 14, // K-T
+	16, 10, 22, 25, 24, 23, // U-Z
+}
+
+// Sentinel errors: every error returned by Parse is an *Error whose Unwrap
+// yields one of these, so callers can use errors.Is to classify it.
+var (
+	ErrLength      = errors.New("wrong length")
+	ErrFormat      = errors.New("wrong format")
+	ErrMonth       = errors.New("invalid month")
+	ErrDay         = errors.New("invalid day")
+	ErrDate        = errors.New("invalid date")
+	ErrCheckLetter = errors.New("wrong check letter")
+)
+
+// Error describes why a codice fiscale was rejected. Its message is meant to
+// be shown to an operator as it is (e.g. in an esito line), for example
+// "codice fiscale RSSMRA68A01H501B: check letter is B, expected Y".
+type Error struct {
+	Code   string // the code as given to Parse
+	Kind   error  // one of the Err* sentinels
+	Detail string // what is wrong, e.g. "check letter is B, expected Y"
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string {
+	if e.Code == "" {
+		return "codice fiscale: " + e.Detail
+	}
+	return fmt.Sprintf("codice fiscale %s: %s", e.Code, e.Detail)
+}
+
+// Unwrap returns the sentinel (ErrLength, ErrFormat, …) of the error.
+func (e *Error) Unwrap() error { return e.Kind }
+
+func fail(code string, kind error, format string, args ...any) *Error {
+	// Quote codes that are not plain printable text, so a stray control
+	// character cannot mangle the operator's report.
+	if !isPrintable(code) || len(code) > 32 {
+		code = fmt.Sprintf("%.40q", code)
+	}
+	return &Error{Code: code, Kind: kind, Detail: fmt.Sprintf(format, args...)}
+}
+
+func isPrintable(s string) bool {
+	for _, r := range s {
+		if !unicode.IsPrint(r) || r == ' ' {
+			return false
+		}
+	}
+	return true
+}
+
+// CF is a decoded, valid codice fiscale.
+type CF struct {
+	Code       string // the 16 characters, as given (omocodia letters kept)
+	Sex        string // "M" or "F"
+	BirthDay   int    // 1–31
+	BirthMonth int    // 1–12
+	BirthYY    int    // the last two digits of the birth year, 0–99
+	Belfiore   string // birthplace code with omocodia decoded, e.g. "H501"; "Z…" = abroad
+}
+
+// Normalize upper-cases s and removes every blank in it (spaces, tabs,
+// newlines, no-break spaces and any other Unicode space), which is how codes
+// typed or pasted by people usually differ from the canonical form.
+func Normalize(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || c <= ' ' || ('a' <= c && c <= 'z') {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		if unicode.IsSpace(r) || r == '\u00a0' || r == '\u200b' || r == '\ufeff' {
+			continue
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
+}
+
+// digitValue returns the value of a digit or of an omocodia letter, or -1.
+func digitValue(c byte) int {
+	if '0' <= c && c <= '9' {
+		return int(c - '0')
+	}
+	if i := strings.IndexByte(omocodia, c); i >= 0 {
+		return i
+	}
+	return -1
+}
+
+// CheckLetter computes the check letter (16th character) of a codice fiscale
+// from its first 15 characters, which must be digits or upper-case letters.
+// It returns 0 when first15 is not 15 such characters. Omocodia letters are
+// used as they are, as the Agenzia delle Entrate does.
+func CheckLetter(first15 string) byte {
+	if len(first15) != Length-1 {
+		return 0
+	}
+	sum := 0
+	for i := 0; i < len(first15); i++ {
+		c := first15[i]
+		var v int
+		switch {
+		case '0' <= c && c <= '9':
+			v = int(c - '0')
+		case 'A' <= c && c <= 'Z':
+			v = int(c - 'A')
+		default:
+			return 0
+		}
+		if i%2 == 0 { // odd position, 1-based
+			v = oddValue[v]
+		}
+		sum += v
+	}
+	return byte('A' + sum%26)
+}
+
+// Parse validates a normalized codice fiscale (see Normalize) and decodes it.
+// It checks, in this order: the length, the kind of character in each
+// position (omocodia letters allowed where digits go), the month letter, the
+// day (1–31 for men, 41–71 for women), the calendar date (29 February only in
+// years divisible by four, since 2000 was a leap year) and the check letter.
+// The error, an *Error, says what is wrong in words an operator understands.
+func Parse(s string) (CF, error) {
+	if len(s) != Length {
+		n := len([]rune(s))
+		if n == Length && len(s) != Length {
+			return CF{}, fail(s, ErrFormat, "only letters A-Z and digits are allowed")
+		}
+		return CF{}, fail(s, ErrLength, "has %d characters, expected %d", n, Length)
+	}
+	for i := 0; i < Length; i++ {
+		c := s[i]
+		switch i {
+		case 6, 7, 9, 10, 12, 13, 14:
+			if digitValue(c) < 0 {
+				return CF{}, fail(s, ErrFormat, "character %d %q must be a digit (or an omocodia letter L-V)", i+1, rune(c))
+			}
+		default:
+			if c < 'A' || c > 'Z' {
+				what := "an upper-case letter"
+				if 'a' <= c && c <= 'z' {
+					what = "upper-case"
+				}
+				return CF{}, fail(s, ErrFormat, "character %d %q must be %s", i+1, rune(c), what)
+			}
+		}
+	}
+
+	month := strings.IndexByte(monthLetters, s[8]) + 1
+	if month == 0 {
+		return CF{}, fail(s, ErrMonth, "month letter %c is not valid (expected one of %s)", s[8], monthLetters)
+	}
+	yy := digitValue(s[6])*10 + digitValue(s[7])
+	day := digitValue(s[9])*10 + digitValue(s[10])
+	sex := "M"
+	switch {
+	case day >= 1 && day <= 31:
+	case day >= 41 && day <= 71:
+		sex = "F"
+		day -= 40
+	default:
+		return CF{}, fail(s, ErrDay, "day %02d is not valid (1-31 for men, 41-71 for women)", day)
+	}
+	if day > daysIn(month, yy) {
+		return CF{}, fail(s, ErrDate, "date %02d/%02d/%02d does not exist", day, month, yy)
+	}
+	if want := CheckLetter(s[:15]); s[15] != want {
+		return CF{}, fail(s, ErrCheckLetter, "check letter is %c, expected %c", s[15], want)
+	}
+
+	var bf [4]byte
+	bf[0] = s[11]
+	for i := 0; i < 3; i++ {
+		bf[i+1] = byte('0' + digitValue(s[12+i]))
+	}
+	return CF{
+		Code:       s,
+		Sex:        sex,
+		BirthDay:   day,
+		BirthMonth: month,
+		BirthYY:    yy,
+		Belfiore:   string(bf[:]),
+	}, nil
+}
+
+// daysIn returns the number of days of month in a year ending in yy. Any yy
+// divisible by four is a leap year in 1901–2099 and 2000 was one too, so
+// 29 February is accepted whenever yy%4 == 0, whatever the century.
+func daysIn(month, yy int) int {
+	switch month {
+	case 2:
+		if yy%4 == 0 {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// Matches reports whether a full birth date agrees with the day, month and
+// two-digit year in the code. Only the date part of birth is used.
+func (c CF) Matches(birth time.Time) bool {
+	return birth.Day() == c.BirthDay &&
+		int(birth.Month()) == c.BirthMonth &&
+		birth.Year()%100 == c.BirthYY
+}
+
+// Foreign reports whether the person was born abroad (Belfiore code Z…).
+func (c CF) Foreign() bool { return strings.HasPrefix(c.Belfiore, "Z") }
+
+// Omocode reports whether the code uses omocodia letters in place of digits.
+func (c CF) Omocode() bool {
+	for _, i := range digitPos {
+		if c.Code[i] > '9' {
+			return true
+		}
+	}
+	return false
+}
+
+// MonthLetter returns the letter that encodes month m (1–12) in a codice
+// fiscale, or 0 for any other m. Generators use it to build valid codes.
+func MonthLetter(m int) byte {
+	if m < 1 || m > 12 {
+		return 0
+	}
+	return monthLetters[m-1]
+}
