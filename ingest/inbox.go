@@ -52,6 +52,7 @@ type File struct {
 	Size   int64
 	rec    *store.InputFile
 	inbox  *Inbox
+	pipe   *store.Pipeline // open while chunks are committed
 }
 
 // Result is what a Processor reports for a file whose chunks it committed.
@@ -75,6 +76,11 @@ type Stats struct {
 // changes and appends the receipt lines of that chunk to buf, and returns
 // how many rows it accepted and refused. Chunks below the checkpoint
 // (committed before a crash) are skipped, so re-running is idempotent.
+//
+// Chunks go through a store.Pipeline: chunk k+1 is prepared while chunk k
+// is written. A commit failure surfaces at a later Commit or when the
+// processor returns. Until the processor returns, it must not call
+// Store.Update (the pipeline holds the writer lock); Store.View is fine.
 func (f *File) Commit(k int, fn func(tx *store.Tx, buf *bytes.Buffer) (ok, ko int, err error)) error {
 	if k < f.rec.Chunks {
 		return nil
@@ -82,8 +88,11 @@ func (f *File) Commit(k int, fn func(tx *store.Tx, buf *bytes.Buffer) (ok, ko in
 	if k != f.rec.Chunks {
 		return fmt.Errorf("%s: chunk %d committed out of order (checkpoint %d)", f.Path, k, f.rec.Chunks)
 	}
+	if f.pipe == nil {
+		f.pipe = f.inbox.Store.Pipeline()
+	}
 	var next store.InputFile
-	err := f.inbox.Store.Update(func(tx *store.Tx) error {
+	err := f.pipe.Update(func(tx *store.Tx) error {
 		var buf bytes.Buffer
 		ok, ko, err := fn(tx, &buf)
 		if err != nil {
@@ -284,6 +293,12 @@ func safeProcess(ctx context.Context, process Processor, f *File) (res Result, e
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%s: panic while processing: %v", f.Path, r)
+		}
+		if f.pipe != nil {
+			if cerr := f.pipe.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("%s: %w", f.Path, cerr)
+			}
+			f.pipe = nil
 		}
 	}()
 	return process(ctx, f)

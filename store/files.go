@@ -56,7 +56,7 @@ func chunkKey(sha string, n int) string {
 
 // PutFileChunk stores the receipt lines of one committed chunk.
 func (tx *Tx) PutFileChunk(sha string, n int, data []byte) error {
-	return tx.txn.Set([]byte(chunkKey(sha, n)), data)
+	return tx.setRaw(chunkKey(sha, n), data)
 }
 
 // FileChunks returns the receipt data of every committed chunk, in order.

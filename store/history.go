@@ -72,7 +72,7 @@ func (tx *Tx) Record(src Source, action, kind, key, detail string) error {
 	hash := chainHash(tx.head.Hash, body)
 	val := make([]byte, 0, 64+len(body))
 	val = append(append(append(val, tx.head.Hash...), hash...), body...)
-	if err := tx.txn.Set([]byte(histKey(e.Seq)), val); err != nil {
+	if err := tx.setRaw(histKey(e.Seq), val); err != nil {
 		return err
 	}
 	tx.head = &histHead{Seq: e.Seq, Hash: hash}

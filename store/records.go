@@ -59,7 +59,7 @@ func (tx *Tx) Utenza(istat, cf string) (*domain.Utenza, error) {
 
 // PutUtenza stores an utenza and its by-CF index.
 func (tx *Tx) PutUtenza(u *domain.Utenza) error {
-	if err := tx.txn.Set([]byte("i/u-cf/"+u.CF+"/"+u.ISTAT), nil); err != nil {
+	if err := tx.setRaw("i/u-cf/"+u.CF+"/"+u.ISTAT, nil); err != nil {
 		return err
 	}
 	return tx.set(utenzaKey(u.ISTAT, u.CF), u)

@@ -87,11 +87,12 @@ func (s *Store) GC() {
 // Tx is a read-write transaction. Records and history entries written
 // through it commit together or not at all.
 type Tx struct {
-	txn  *badger.Txn
-	s    *Store
-	Now  time.Time
+	txn       *badger.Txn
+	s         *Store
+	Now       time.Time
 	head      *histHead // cached chain head, loaded on first append
 	headDirty bool
+	pipe      *pipeTx // set in a pipelined transaction
 }
 
 // Update runs fn in a read-write transaction and commits it. Writers are
@@ -128,6 +129,14 @@ func (s *Store) View(fn func(tx *Tx) error) error {
 }
 
 func (tx *Tx) getRaw(key string) ([]byte, error) {
+	if tx.pipe != nil {
+		if o, ok := tx.pipe.lookup(key); ok {
+			if o.del {
+				return nil, ErrNotFound
+			}
+			return o.val, nil
+		}
+	}
 	it, err := tx.txn.Get([]byte(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, ErrNotFound
@@ -151,12 +160,33 @@ func (tx *Tx) set(key string, v any) error {
 	if err != nil {
 		return err
 	}
-	return tx.txn.Set([]byte(key), b)
+	return tx.setRaw(key, b)
 }
 
-func (tx *Tx) del(key string) error { return tx.txn.Delete([]byte(key)) }
+func (tx *Tx) setRaw(key string, val []byte) error {
+	if tx.pipe != nil {
+		tx.pipe.record(key, val, false)
+		return nil
+	}
+	return tx.txn.Set([]byte(key), val)
+}
+
+func (tx *Tx) del(key string) error {
+	if tx.pipe != nil {
+		tx.pipe.record(key, nil, true)
+		return nil
+	}
+	return tx.txn.Delete([]byte(key))
+}
 
 func (tx *Tx) exists(key string) (bool, error) {
+	if tx.pipe != nil {
+		_, err := tx.getRaw(key)
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
 	_, err := tx.txn.Get([]byte(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return false, nil
@@ -167,6 +197,9 @@ func (tx *Tx) exists(key string) (bool, error) {
 // scan calls fn for each key with prefix, in key order, until fn returns
 // false or an error. Values are fetched only when wantValue is set.
 func (tx *Tx) scan(prefix string, wantValue bool, fn func(key string, val []byte) (bool, error)) error {
+	if tx.pipe != nil {
+		return errors.New("store: scans are not available in a pipelined transaction")
+	}
 	opt := badger.DefaultIteratorOptions
 	opt.PrefetchValues = wantValue
 	opt.Prefix = []byte(prefix)
@@ -205,7 +238,7 @@ func (tx *Tx) setIndexes(old, cur []string) error {
 		}
 	}
 	for _, k := range cur {
-		if err := tx.txn.Set([]byte(k), nil); err != nil {
+		if err := tx.setRaw(k, nil); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -184,4 +185,62 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestPipelineReadsPreviousWrites(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	p := s.Pipeline()
+	for i := 0; i < 50; i++ {
+		err := p.Update(func(tx *Tx) error {
+			n, err := tx.Sequence("prova") // reads the value written by the transaction in flight
+			if err != nil {
+				return err
+			}
+			if n != uint64(i+1) {
+				t.Errorf("transaction %d read sequence %d", i, n)
+			}
+			if err := tx.PutPerson(&domain.Person{CF: fmt.Sprintf("P%03d", i)}); err != nil {
+				return err
+			}
+			return tx.Record(Source{Actor: "t"}, "a", "persona", fmt.Sprint(i), "")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, p.Close())
+	res, err := s.VerifyHistory()
+	if err != nil || res.Entries != 50 {
+		t.Fatalf("verify = %+v, %v; want 50 entries", res, err)
+	}
+	must(t, s.View(func(tx *Tx) error {
+		if n, _ := tx.Count("p/"); n != 50 {
+			t.Errorf("persons = %d, want 50", n)
+		}
+		return nil
+	}))
+	// The writer lock is released: a plain Update works.
+	must(t, s.Update(func(tx *Tx) error { return tx.Record(Source{Actor: "t"}, "b", "k", "x", "") }))
+}
+
+func TestPipelineErrorStops(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	p := s.Pipeline()
+	boom := errors.New("boom")
+	must(t, p.Update(func(tx *Tx) error { return tx.PutPerson(&domain.Person{CF: "A"}) }))
+	if err := p.Update(func(tx *Tx) error { tx.PutPerson(&domain.Person{CF: "B"}); return boom }); !errors.Is(err, boom) {
+		t.Fatalf("update = %v, want boom", err)
+	}
+	p.Close()
+	must(t, s.View(func(tx *Tx) error {
+		if _, err := tx.Person("A"); err != nil {
+			t.Error("first transaction lost")
+		}
+		if _, err := tx.Person("B"); err == nil {
+			t.Error("failed transaction committed")
+		}
+		return nil
+	}))
 }
