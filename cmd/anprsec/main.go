@@ -142,6 +142,9 @@ func (a *app) comuni() (*istat.Table, error) {
 // openRunner opens everything the jobs need. The store and drop stay open
 // until close is called.
 func (a *app) openRunner(ctx context.Context) (r *schedules.Runner, closeFn func(), err error) {
+	if err := a.checkSecrets(); err != nil {
+		return nil, nil, err
+	}
 	st, err := a.openStore()
 	if err != nil {
 		return nil, nil, err
@@ -183,4 +186,19 @@ func relPath(p string) string {
 		return r
 	}
 	return p
+}
+
+// checkSecrets refuses to start when a configured key file that exists is
+// readable by group or others.
+func (a *app) checkSecrets() error {
+	for _, p := range []string{a.cfg.Keys.Store, a.cfg.Keys.Backup, a.cfg.Keys.Seal, a.cfg.PKI.CAKey} {
+		p = a.cfg.Path(p)
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		if err := store.CheckSecretFile(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }

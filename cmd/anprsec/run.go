@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
 )
 
@@ -19,6 +21,19 @@ finish their current transaction, and run exits 0.`,
 				return err
 			}
 			defer closeFn()
+			// Reclaim value-log space now and then.
+			go func() {
+				t := time.NewTicker(10 * time.Minute)
+				defer t.Stop()
+				for {
+					select {
+					case <-cmd.Context().Done():
+						return
+					case <-t.C:
+						r.Store().GC()
+					}
+				}
+			}()
 			return r.Serve(cmd.Context())
 		},
 	}
