@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -146,7 +148,7 @@ func Load(path string, mustExist bool) (*Config, error) {
 	defSched := c.Schedules
 	c.Schedules = nil
 	if _, err := parse(data, c); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, fmt.Errorf("config %s: %s", path, friendlyYAMLError(err))
 	}
 	// Schedules given in the file override the defaults one by one.
 	merged := map[string]string{}
@@ -185,4 +187,16 @@ func (c *Config) Path(p string) string {
 		return p
 	}
 	return filepath.Join(c.Dir, p)
+}
+
+var unknownField = regexp.MustCompile(`field (\S+) not found in type (struct \{.*?\}|[\w.]+)`)
+
+// friendlyYAMLError replaces yaml's Go type dumps ("field setle not found
+// in type struct {...}") with words an operator understands.
+func friendlyYAMLError(err error) string {
+	msg := err.Error()
+	msg = strings.ReplaceAll(msg, "yaml: unmarshal errors:\n  ", "")
+	msg = unknownField.ReplaceAllString(msg, `unknown key "$1" (see the commented default written by anprsec init)`)
+	msg = strings.ReplaceAll(msg, "\n  ", "; ")
+	return msg
 }

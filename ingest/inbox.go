@@ -29,10 +29,12 @@ import (
 type Inbox struct {
 	Drop     drop.Drop
 	Store    *store.Store
-	Kind     string   // the job that reads it, recorded with each file
-	Dir      string   // drop folder, e.g. "censimento" or "comuni/058091/richieste"
-	Exts     []string // accepted extensions, lower case with the dot
-	MaxSize  int64    // larger files are refused whole
+	Kind     string         // the job that reads it, recorded with each file
+	Actor    string         // the dropping party, recorded in the history (e.g. "censimento")
+	Loc      *time.Location // time zone of dates in receipts (default Local)
+	Dir      string         // drop folder, e.g. "censimento" or "comuni/058091/richieste"
+	Exts     []string       // accepted extensions, lower case with the dot
+	MaxSize  int64          // larger files are refused whole
 	Settle   time.Duration
 	SpoolDir string // local folder for downloaded copies
 	Log      *slog.Logger
@@ -67,9 +69,12 @@ type Result struct {
 // next run); a problem with the file's content is a refusal in the Result.
 type Processor func(ctx context.Context, f *File) (Result, error)
 
-// Stats counts what a pass did.
+// Stats counts what a pass did: Files were read (claimed and hashed),
+// Accepted of them processed, Refused refused as a whole (read or not),
+// Duplicates among the refused were contents already processed.
 type Stats struct {
 	Files, Accepted, Refused, Duplicates, RowsOK, RowsRefused int
+	MissingDir                                                bool // the input folder does not exist
 }
 
 // Commit runs chunk k of a file's effect in one transaction: fn applies the
@@ -153,6 +158,12 @@ func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 	entries, err := in.Drop.List(ctx, in.Dir)
 	if err != nil {
 		return st, fmt.Errorf("listing %s: %w", in.Dir, err)
+	}
+	if len(entries) == 0 {
+		if _, err := in.Drop.Stat(ctx, in.Dir); err != nil {
+			in.log().Warn("input folder missing: nothing can be dropped there", "drop", in.Drop.String(), "dir", in.Dir)
+			st.MissingDir = true
+		}
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
 	var firstErr error
@@ -238,7 +249,7 @@ func (in *Inbox) one(ctx context.Context, p string, e drop.Entry, process Proces
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			r = &store.InputFile{SHA256: f.SHA256, Path: p, Kind: in.Kind, Size: f.Size, State: store.FileProcessing, Started: tx.Now}
-			if err := tx.Record(store.Source{Actor: in.Kind, File: p}, "file.ricevuto", "file", f.SHA256, fmt.Sprintf("%d byte", f.Size)); err != nil {
+			if err := tx.Record(store.Source{Actor: in.actor(), File: p}, "file.ricevuto", "file", f.SHA256, fmt.Sprintf("%d byte", f.Size)); err != nil {
 				return err
 			}
 		case err != nil:
@@ -259,7 +270,7 @@ func (in *Inbox) one(ctx context.Context, p string, e drop.Entry, process Proces
 
 	if rec.State == store.FilePublished {
 		st.Duplicates++
-		msg := fmt.Sprintf("contenuto già elaborato il %s (file %s): non elaborato di nuovo", rec.Finished.In(time.Local).Format("02/01/2006 15:04"), rec.Path)
+		msg := fmt.Sprintf("contenuto già elaborato il %s (file %s): non elaborato di nuovo", rec.Finished.In(in.loc()).Format("02/01/2006 15:04 MST"), rec.Path)
 		return in.refuseUnread(ctx, p, e.Name, "DUPLICATO", msg)
 	}
 	if rec.State == store.FileProcessing {
@@ -323,7 +334,7 @@ func (in *Inbox) finish(f *File, res Result) error {
 		if res.Refused {
 			detail = "file scartato: " + res.Message
 		}
-		if err := tx.Record(store.Source{Actor: in.Kind, File: f.Path}, "file.elaborato", "file", f.SHA256, detail); err != nil {
+		if err := tx.Record(store.Source{Actor: in.actor(), File: f.Path}, "file.elaborato", "file", f.SHA256, detail); err != nil {
 			return err
 		}
 		return tx.PutFile(&next)
@@ -347,7 +358,7 @@ func (in *Inbox) publish(ctx context.Context, f *File) error {
 	if f.rec.Rejected && len(chunks) > 0 {
 		chunks = chunks[len(chunks)-1:] // only the riga 0 line
 	}
-	if err := in.Drop.Write(ctx, path.Join(in.Dir, "esiti", f.Name+".esito.csv"), bytes.NewReader(esito.File(chunks...))); err != nil {
+	if err := in.writeReceipt(ctx, f.Name, esito.File(chunks...)); err != nil {
 		return fmt.Errorf("writing receipt of %s: %w", f.Path, err)
 	}
 	sub := "elaborati"
@@ -395,11 +406,54 @@ func (in *Inbox) moveOut(ctx context.Context, p, name, sub, tag string) (string,
 // file moved to scartati/.
 func (in *Inbox) refuseUnread(ctx context.Context, p, name, code, msg string) error {
 	in.log().Warn("file refused", "file", p, "code", code, "reason", msg)
-	if err := in.Drop.Write(ctx, path.Join(in.Dir, "esiti", name+".esito.csv"), bytes.NewReader(esito.Refused(code, msg))); err != nil {
+	if err := in.writeReceipt(ctx, name, esito.Refused(code, msg)); err != nil {
 		return err
 	}
-	_, err := in.moveOut(ctx, p, name, "scartati", "")
-	return err
+	to, err := in.moveOut(ctx, p, name, "scartati", "")
+	if err != nil {
+		return err
+	}
+	return in.Store.Update(func(tx *store.Tx) error {
+		return tx.Record(store.Source{Actor: in.actor(), File: p}, "file.scartato", "file", to, code+": "+msg)
+	})
+}
+
+// writeReceipt writes esiti/<name>.esito.csv. An earlier receipt of the
+// same name (an earlier file dropped with that name) is kept: it is renamed
+// with its own date before the new one takes its place.
+func (in *Inbox) writeReceipt(ctx context.Context, name string, data []byte) error {
+	p := path.Join(in.Dir, "esiti", name+".esito.csv")
+	if old, err := in.Drop.Stat(ctx, p); err == nil {
+		stamp := old.ModTime.In(in.loc()).Format("20060102-150405")
+		aside := path.Join(in.Dir, "esiti", name+"."+stamp+".esito.csv")
+		for i := 2; ; i++ {
+			if _, err := in.Drop.Stat(ctx, aside); err != nil {
+				break
+			}
+			aside = path.Join(in.Dir, "esiti", fmt.Sprintf("%s.%s-%d.esito.csv", name, stamp, i))
+		}
+		if err := in.Drop.Rename(ctx, p, aside); err != nil {
+			return fmt.Errorf("keeping the earlier receipt %s: %w", p, err)
+		}
+	}
+	if err := in.Drop.Write(ctx, p, bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("writing receipt %s: %w", p, err)
+	}
+	return nil
+}
+
+func (in *Inbox) actor() string {
+	if in.Actor != "" {
+		return in.Actor
+	}
+	return in.Kind
+}
+
+func (in *Inbox) loc() *time.Location {
+	if in.Loc != nil {
+		return in.Loc
+	}
+	return time.Local
 }
 
 // fetch copies a drop file to the spool, hashing it, and checks that it did

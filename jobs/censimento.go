@@ -13,7 +13,7 @@ var censimentoJob = Job{
 	Description: "reads census workbooks (censimento/*.xlsx): comuni, utenze, card and certificate requests; writes receipts",
 	Run: func(ctx context.Context, env *Env, run *Run) error {
 		in := &ingest.Inbox{
-			Drop: env.Drop, Store: env.Store, Kind: "ingest-censimento", Dir: "censimento",
+			Drop: env.Drop, Store: env.Store, Kind: "ingest-censimento", Actor: census.Actor, Loc: env.Loc, Dir: "censimento",
 			Exts: []string{".xlsx"}, MaxSize: int64(env.Config.Drop.MaxFileSize),
 			Settle: env.Config.Drop.Settle, SpoolDir: env.SpoolDir(), Log: run.Log,
 		}
@@ -28,6 +28,9 @@ var censimentoJob = Job{
 		run.Add("duplicates", st.Duplicates)
 		run.Add("rows_ok", st.RowsOK)
 		run.Add("rows_refused", st.RowsRefused)
+		if st.MissingDir {
+			run.Add("missing_dir", 1)
+		}
 		return err
 	},
 }

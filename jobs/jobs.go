@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"anprsec/config"
 	"anprsec/ingest/drop"
@@ -21,6 +22,7 @@ type Env struct {
 	Drop   drop.Drop
 	Comuni *istat.Table
 	Log    *slog.Logger
+	Loc    *time.Location // the config's time zone
 }
 
 // SpoolDir is the local folder for downloaded copies of input files.

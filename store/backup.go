@@ -46,6 +46,9 @@ func (s *Store) Restore(r io.Reader, key []byte) error {
 		return err
 	}
 	if err := s.db.Load(sr, 256); err != nil {
+		if sr.err != nil {
+			return sr.err
+		}
 		return fmt.Errorf("restore: %w", err)
 	}
 	if sr.err != nil && !errors.Is(sr.err, io.EOF) {

@@ -18,8 +18,11 @@ var ErrKeyPermissions = errors.New("key file is readable by group or others")
 // others may read or write: an operator must fix it with chmod 600.
 func CheckSecretFile(path string) error {
 	fi, err := os.Stat(path)
+	if os.IsNotExist(err) {
+		return fmt.Errorf("secret file %s does not exist (run `anprsec init` to create the development keys)", path)
+	}
 	if err != nil {
-		return fmt.Errorf("secret file %s: %w", path, err)
+		return fmt.Errorf("secret file: %w", err)
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		return fmt.Errorf("%s: %w (mode %04o); run: chmod 600 %s", path, ErrKeyPermissions, fi.Mode().Perm(), path)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -61,6 +60,7 @@ prints the number of entries and the head hash; keep the head hash elsewhere
 				return err
 			}
 			if limit > 0 && len(es) > limit {
+				fmt.Fprintf(cmd.ErrOrStderr(), "showing the last %d of %d entries (--limit 0 for all)\n", limit, len(es))
 				es = es[len(es)-limit:]
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
@@ -70,7 +70,7 @@ prints the number of entries and the head hash; keep the head hash elsewhere
 				if e.Row > 0 {
 					src = fmt.Sprintf("%s %s:%d", e.File, e.Sheet, e.Row)
 				}
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.In(time.Local).Format("2006-01-02 15:04:05"), e.Actor, e.Action, e.Key, src, e.Detail)
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, a.when(e.Time), e.Actor, e.Action, e.Key, src, e.Detail)
 			}
 			return w.Flush()
 		},

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"anprsec/jobs"
 	"anprsec/schedules"
 	"anprsec/store"
 )
@@ -34,16 +37,19 @@ func (a *app) jobsCmd() *cobra.Command {
 			for _, j := range r.Jobs() {
 				last, outcome := "-", "-"
 				var lr *store.Run
-				r.Store().View(func(tx *store.Tx) error {
+				verr := r.Store().View(func(tx *store.Tx) (err error) {
 					lr, err = tx.LastRun(j.Name)
-					return nil
+					return err
 				})
-				if err == nil {
-					last, outcome = lr.Start.In(time.Local).Format("2006-01-02 15:04:05"), lr.Outcome
+				switch {
+				case verr == nil:
+					last, outcome = a.when(lr.Start), lr.Outcome
+				case !errors.Is(verr, store.ErrNotFound):
+					return verr
 				}
 				next := "-"
 				if n := r.Next(j.Name, now); !n.IsZero() {
-					next = n.In(time.Local).Format("2006-01-02 15:04")
+					next = a.when(n)
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, r.Spec(j.Name), last, outcome, next, j.Description)
 			}
@@ -68,10 +74,14 @@ or wait for its schedule.`,
 			for _, name := range args {
 				rec, err := r.Run(cmd.Context(), name, schedules.TriggerManual, time.Time{})
 				if rec != nil {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s: %s in %s %s\n", name, rec.Outcome, rec.End.Sub(rec.Start).Round(time.Millisecond), formatCounts(rec.Counts))
+					line := fmt.Sprintf("%s: %s in %s", name, rec.Outcome, rec.End.Sub(rec.Start).Round(time.Millisecond))
+					if c := formatCounts(rec.Counts); c != "" {
+						line += " " + c
+					}
+					fmt.Fprintln(cmd.OutOrStdout(), line)
 				}
 				if err != nil {
-					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", name, err)
+					fmt.Fprintln(cmd.ErrOrStderr(), err) // names the job
 					failed = append(failed, name)
 				}
 			}
@@ -95,6 +105,9 @@ or wait for its schedule.`,
 			name := ""
 			if len(args) == 1 {
 				name = args[0]
+				if !slices.Contains(jobs.Names, name) {
+					return fmt.Errorf("no job named %q (jobs: %s)", name, strings.Join(jobs.Names, ", "))
+				}
 			}
 			var runs []store.Run
 			if err := st.View(func(tx *store.Tx) error {
@@ -114,7 +127,7 @@ or wait for its schedule.`,
 				if !r.End.IsZero() {
 					dur = r.End.Sub(r.Start).Round(time.Millisecond).String()
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Start.In(time.Local).Format("2006-01-02 15:04:05"),
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.when(r.Start),
 					r.Job, r.ID, r.Trigger, r.Outcome, dur, formatCounts(r.Counts), r.Error)
 			}
 			return w.Flush()

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -150,14 +151,14 @@ func (a *app) openRunner(ctx context.Context) (r *schedules.Runner, closeFn func
 		return nil, nil, err
 	}
 	closers := []func(){func() { st.Close() }}
-	closeFn = func() {
+	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
 	}
 	defer func() {
 		if err != nil {
-			closeFn()
+			closeAll() // closeFn is nil on the error returns
 		}
 	}()
 	dr, err := a.openDrop(ctx)
@@ -169,12 +170,12 @@ func (a *app) openRunner(ctx context.Context) (r *schedules.Runner, closeFn func
 	if err != nil {
 		return nil, nil, err
 	}
-	env := &jobs.Env{Config: a.cfg, Store: st, Drop: dr, Comuni: tab, Log: a.log}
+	env := &jobs.Env{Config: a.cfg, Store: st, Drop: dr, Comuni: tab, Log: a.log, Loc: a.loc()}
 	r, err = schedules.New(env, jobs.All())
 	if err != nil {
 		return nil, nil, err
 	}
-	return r, closeFn, nil
+	return r, closeAll, nil
 }
 
 func relPath(p string) string {
@@ -201,4 +202,17 @@ func (a *app) checkSecrets() error {
 		}
 	}
 	return nil
+}
+
+// loc is the config's time zone, for every date shown to an operator.
+func (a *app) loc() *time.Location {
+	if l, err := time.LoadLocation(a.cfg.Timezone); err == nil {
+		return l
+	}
+	return time.Local
+}
+
+// when formats a time for an operator, in the config's time zone.
+func (a *app) when(t time.Time) string {
+	return t.In(a.loc()).Format("2006-01-02 15:04:05 MST")
 }

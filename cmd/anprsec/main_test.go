@@ -1,15 +1,19 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/csv"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -51,6 +55,8 @@ func TestScripts(t *testing.T) {
 			"size":        cmdSize,
 			"nocleartext": cmdNoCleartext,
 			"replace":     cmdReplace,
+			"waitfor":     cmdWaitFor,
+			"zipcmp":      cmdZipCmp,
 		},
 	})
 }
@@ -61,6 +67,9 @@ func TestScripts(t *testing.T) {
 func readEsito(ts *testscript.TestScript, file string) [][]string {
 	data, err := os.ReadFile(ts.MkAbs(file))
 	ts.Check(err)
+	if !utf8.Valid(data) {
+		ts.Fatalf("%s: receipt is not valid UTF-8", file)
+	}
 	r := csv.NewReader(bytes.NewReader(data))
 	r.Comma = ';'
 	r.FieldsPerRecord = 5
@@ -139,8 +148,8 @@ func cmdEsitoLines(ts *testscript.TestScript, neg bool, args []string) {
 
 // perm FILE MODE
 //
-// asserts the permission bits of FILE (octal, e.g. 0600). To change them,
-// use the built-in chmod.
+// asserts the permission bits of FILE (octal, e.g. 0600); "! perm" asserts
+// they differ. To change them, use the built-in chmod.
 func cmdPerm(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 {
 		ts.Fatalf("usage: perm FILE MODE")
@@ -224,4 +233,67 @@ func cmdReplace(ts *testscript.TestScript, neg bool, args []string) {
 	fi, err := os.Stat(p)
 	ts.Check(err)
 	ts.Check(os.WriteFile(p, []byte(strings.Replace(string(data), old, nu, 1)), fi.Mode().Perm()))
+}
+
+// waitfor PATH
+//
+// waits (up to 10 s) until PATH exists, e.g. the lock a background daemon
+// takes on the data dir. "! waitfor PATH" waits until it is gone.
+func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitfor PATH")
+	}
+	p := ts.MkAbs(args[0])
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(p); (err == nil) != neg {
+			return
+		}
+	}
+	ts.Fatalf("waitfor %s: still %s after 10s", args[0], map[bool]string{true: "there", false: "missing"}[neg])
+}
+
+// zipcmp A B
+//
+// asserts that two zip files (an .xlsx is one) hold the same entries with
+// the same contents, in whatever order: excelize does not write its entries
+// in a fixed order, so two equal workbooks may differ byte by byte.
+func cmdZipCmp(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: zipcmp A B")
+	}
+	read := func(name string) map[string][]byte {
+		zr, err := zip.OpenReader(ts.MkAbs(name))
+		ts.Check(err)
+		defer zr.Close()
+		out := map[string][]byte{}
+		for _, f := range zr.File {
+			rc, err := f.Open()
+			ts.Check(err)
+			var b bytes.Buffer
+			_, err = b.ReadFrom(rc)
+			rc.Close()
+			ts.Check(err)
+			out[f.Name] = b.Bytes()
+		}
+		return out
+	}
+	a, b := read(args[0]), read(args[1])
+	var diff []string
+	for name, da := range a {
+		if db, ok := b[name]; !ok || !bytes.Equal(da, db) {
+			diff = append(diff, name)
+		}
+	}
+	for name := range b {
+		if _, ok := a[name]; !ok {
+			diff = append(diff, name)
+		}
+	}
+	slices.Sort(diff)
+	if (len(diff) == 0) == neg {
+		if neg {
+			ts.Fatalf("%s and %s hold the same entries", args[0], args[1])
+		}
+		ts.Fatalf("%s and %s differ in %v", args[0], args[1], diff)
+	}
 }

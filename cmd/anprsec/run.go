@@ -1,6 +1,7 @@
 package main
 
 import (
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,8 +22,12 @@ finish their current transaction, and run exits 0.`,
 				return err
 			}
 			defer closeFn()
-			// Reclaim value-log space now and then.
+			// Reclaim value-log space now and then; stop before the store closes.
+			var gc sync.WaitGroup
+			defer gc.Wait()
+			gc.Add(1)
 			go func() {
+				defer gc.Done()
 				t := time.NewTicker(10 * time.Minute)
 				defer t.Stop()
 				for {

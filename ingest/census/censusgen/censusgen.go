@@ -15,11 +15,15 @@
 package censusgen
 
 import (
+	"archive/zip"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"time"
 
@@ -85,9 +89,11 @@ type Stats struct {
 	Comuni int // comuni in the workbook (rows of the Postazioni sheet)
 }
 
-// WriteFile writes a census workbook to path (created or truncated).
+// WriteFile writes a census workbook to path, replacing it. It writes a
+// hidden temporary file in the same folder and renames it, so an inbox
+// watching that folder never reads half a workbook.
 func WriteFile(path string, opt Options) (Stats, error) {
-	f, err := os.Create(path)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return Stats{}, err
 	}
@@ -95,8 +101,14 @@ func WriteFile(path string, opt Options) (Stats, error) {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
 	if err != nil {
-		os.Remove(path)
+		os.Remove(f.Name())
 		return Stats{}, err
 	}
 	return st, nil
@@ -146,7 +158,11 @@ func Write(w io.Writer, opt Options) (st Stats, err error) {
 		return Stats{}, fmt.Errorf("censusgen: sheet %s: %w", WorkstationsSheet, err)
 	}
 	f.SetActiveSheet(0)
-	if err := f.Write(w); err != nil {
+	var buf bytes.Buffer
+	if err := f.Write(&buf); err != nil {
+		return Stats{}, fmt.Errorf("censusgen: %w", err)
+	}
+	if err := canonicalZip(w, buf.Bytes()); err != nil {
 		return Stats{}, fmt.Errorf("censusgen: %w", err)
 	}
 	return Stats{Rows: rows, Comuni: len(comuni)}, nil
@@ -403,4 +419,42 @@ func (g *generator) uniqueCF(u *user, female bool, birthplace string) string {
 // daysIn returns the number of days in the month of t.
 func daysIn(t time.Time) int {
 	return time.Date(t.Year(), t.Month()+1, 0, 0, 0, 0, 0, time.UTC).Day()
+}
+
+// canonicalZip rewrites a workbook with its entries in a fixed order and a
+// fixed time: excelize writes them in map order, so the same seed would
+// give different bytes, and anprsec recognizes a file by its SHA-256.
+func canonicalZip(w io.Writer, data []byte) error {
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return err
+	}
+	files := append([]*zip.File(nil), zr.File...)
+	sort.Slice(files, func(i, j int) bool {
+		// [Content_Types].xml first, as spreadsheet programs write it.
+		a, b := files[i].Name, files[j].Name
+		if (a == "[Content_Types].xml") != (b == "[Content_Types].xml") {
+			return a == "[Content_Types].xml"
+		}
+		return a < b
+	})
+	zw := zip.NewWriter(w)
+	epoch := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, f := range files {
+		hdr := &zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: epoch}
+		out, err := zw.CreateHeader(hdr)
+		if err != nil {
+			return err
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(out, rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return zw.Close()
 }
