@@ -180,31 +180,31 @@ func Parse(s string) (CF, error) {
 	if len(s) != Length {
 		n := len([]rune(s))
 		if n == Length && len(s) != Length {
-			return CF{}, fail(s, ErrFormat, "only letters A-Z and digits are allowed")
+			return CF{}, fail(s, ErrFormat, "sono ammesse solo lettere A-Z e cifre")
 		}
-		return CF{}, fail(s, ErrLength, "has %d characters, expected %d", n, Length)
+		return CF{}, fail(s, ErrLength, "ha %d caratteri invece di %d", n, Length)
 	}
 	for i := 0; i < Length; i++ {
 		c := s[i]
 		switch i {
 		case 6, 7, 9, 10, 12, 13, 14:
 			if digitValue(c) < 0 {
-				return CF{}, fail(s, ErrFormat, "character %d %q must be a digit (or an omocodia letter L-V)", i+1, rune(c))
+				return CF{}, fail(s, ErrFormat, "il carattere %d %q deve essere una cifra (o una lettera di omocodia L-V)", i+1, rune(c))
 			}
 		default:
 			if c < 'A' || c > 'Z' {
-				what := "an upper-case letter"
+				what := "una lettera maiuscola"
 				if 'a' <= c && c <= 'z' {
-					what = "upper-case"
+					what = "maiuscolo"
 				}
-				return CF{}, fail(s, ErrFormat, "character %d %q must be %s", i+1, rune(c), what)
+				return CF{}, fail(s, ErrFormat, "il carattere %d %q deve essere %s", i+1, rune(c), what)
 			}
 		}
 	}
 
 	month := strings.IndexByte(monthLetters, s[8]) + 1
 	if month == 0 {
-		return CF{}, fail(s, ErrMonth, "month letter %c is not valid (expected one of %s)", s[8], monthLetters)
+		return CF{}, fail(s, ErrMonth, "la lettera del mese %c non è valida (ammesse: %s)", s[8], monthLetters)
 	}
 	yy := digitValue(s[6])*10 + digitValue(s[7])
 	day := digitValue(s[9])*10 + digitValue(s[10])
@@ -215,13 +215,13 @@ func Parse(s string) (CF, error) {
 		sex = "F"
 		day -= 40
 	default:
-		return CF{}, fail(s, ErrDay, "day %02d is not valid (1-31 for men, 41-71 for women)", day)
+		return CF{}, fail(s, ErrDay, "il giorno %02d non è valido (1-31 per gli uomini, 41-71 per le donne)", day)
 	}
 	if day > daysIn(month, yy) {
-		return CF{}, fail(s, ErrDate, "date %02d/%02d/%02d does not exist", day, month, yy)
+		return CF{}, fail(s, ErrDate, "la data %02d/%02d/%02d non esiste", day, month, yy)
 	}
 	if want := CheckLetter(s[:15]); s[15] != want {
-		return CF{}, fail(s, ErrCheckLetter, "check letter is %c, expected %c", s[15], want)
+		return CF{}, fail(s, ErrCheckLetter, "il carattere di controllo è %c, atteso %c", s[15], want)
 	}
 
 	var bf [4]byte

@@ -56,6 +56,9 @@ func Open(opt Options) (*Store, error) {
 		WithNumVersionsToKeep(1).
 		WithCompactL0OnClose(true)
 	if opt.InMemory {
+		// No value log in memory: every value must stay in the LSM tree
+		// (a value over the threshold makes Badger 4.9.6 panic in writeToLSM).
+		bo = bo.WithValueThreshold(badger.DefaultOptions("").ValueThreshold)
 		bo.Dir, bo.ValueDir = "", ""
 	}
 	db, err := badger.Open(bo)

@@ -244,3 +244,20 @@ func TestPipelineErrorStops(t *testing.T) {
 		return nil
 	}))
 }
+
+func TestInMemoryLargeValue(t *testing.T) {
+	s, err := Open(Options{InMemory: true, Key: testKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	big := bytes.Repeat([]byte("x"), 64<<10)
+	must(t, s.Update(func(tx *Tx) error { return tx.PutFileChunk("abc", 0, big) }))
+	must(t, s.View(func(tx *Tx) error {
+		c, err := tx.FileChunks("abc")
+		if err != nil || len(c) != 1 || len(c[0]) != len(big) {
+			t.Errorf("chunks = %d, %v", len(c), err)
+		}
+		return nil
+	}))
+}

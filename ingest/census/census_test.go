@@ -100,7 +100,7 @@ var casi = []struct {
 	{"Utenti:3", "OK", "CREATA", "ALS,OPERATORE"},          // omocodia, PEC in the PEC column, both environments
 	{"Utenti:4", "OK", "CREATA", "ALP"},                    // lowercase SI and environment
 	{"Utenti:5", "SCARTATO", "EMAIL_PEC", "legalmail.it"},  // PEC as personal e-mail
-	{"Utenti:6", "SCARTATO", "CF", "check"},                // bad check letter
+	{"Utenti:6", "SCARTATO", "CF", "controllo"},            // bad check letter
 	{"Utenti:7", "SCARTATO", "CF_SESSO", "sesso M"},        // sex does not match the CF
 	{"Utenti:8", "SCARTATO", "CF_NASCITA", "16/03/1990"},   // birth date does not match the CF
 	{"Utenti:9", "SCARTATO", "PROFILO", "SUPERUSER"},       // unknown profile

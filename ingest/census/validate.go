@@ -253,10 +253,20 @@ func parseYesNo(s string) (yes, ok bool) {
 	return false, false
 }
 
-// parseDate reads a date as a spreadsheet serial number, dd/mm/yyyy or yyyy-mm-dd.
+// parseDate reads a date as a spreadsheet serial number, dd/mm/yyyy or
+// yyyy-mm-dd; years outside 1900-2100 are refused.
 func parseDate(s string) (time.Time, error) {
+	t, err := parseAnyDate(s)
+	if err == nil && (t.Year() < 1900 || t.Year() > 2100) {
+		return time.Time{}, fmt.Errorf("anno %d fuori dall'intervallo 1900-2100", t.Year())
+	}
+	return t, err
+}
+
+func parseAnyDate(s string) (time.Time, error) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 1 || f > 2958465 {
+		if !(f >= 1 && f <= 2958465) { // also NaN
+
 			return time.Time{}, fmt.Errorf("numero fuori dall'intervallo delle date")
 		}
 		t, err := excelize.ExcelDateToTime(f, false)
