@@ -50,8 +50,10 @@ func histKey(seq uint64) string {
 }
 
 // Record appends a history entry in the transaction. Time and Seq are set
-// here. The stored value is prev-hash(32) | hash(32) | JSON body, with
-// hash = SHA-256(prev-hash | body).
+// here. Each entry is stored as prev-hash(32) | hash(32) | length(4) | JSON
+// body, with hash = SHA-256(prev-hash | body); the entries of one
+// transaction are stored together in one block, keyed by the first one's
+// sequence number.
 func (tx *Tx) Record(src Source, action, kind, key, detail string) error {
 	if tx.head == nil {
 		var h histHead
@@ -70,13 +72,32 @@ func (tx *Tx) Record(src Source, action, kind, key, detail string) error {
 		return err
 	}
 	hash := chainHash(tx.head.Hash, body)
-	val := make([]byte, 0, 64+len(body))
-	val = append(append(append(val, tx.head.Hash...), hash...), body...)
-	if err := tx.setRaw(histKey(e.Seq), val); err != nil {
-		return err
+	if len(tx.histBlock) == 0 {
+		tx.histFirst = e.Seq
 	}
+	var l [4]byte
+	binary.BigEndian.PutUint32(l[:], uint32(len(body)))
+	tx.histBlock = append(append(append(append(tx.histBlock, tx.head.Hash...), hash...), l[:]...), body...)
 	tx.head = &histHead{Seq: e.Seq, Hash: hash}
 	tx.headDirty = true
+	return nil
+}
+
+// eachRecord walks the entries of a stored block.
+func eachRecord(block []byte, fn func(prev, hash, body []byte) error) error {
+	for len(block) > 0 {
+		if len(block) < 68 {
+			return errors.New("truncated block")
+		}
+		n := int(binary.BigEndian.Uint32(block[64:68]))
+		if len(block) < 68+n {
+			return errors.New("truncated block")
+		}
+		if err := fn(block[:32], block[32:64], block[68:68+n]); err != nil {
+			return err
+		}
+		block = block[68+n:]
+	}
 	return nil
 }
 
@@ -86,6 +107,10 @@ func (tx *Tx) flushHead() error {
 		return nil
 	}
 	tx.headDirty = false
+	if err := tx.setRaw(histKey(tx.histFirst), tx.histBlock); err != nil {
+		return err
+	}
+	tx.histBlock = nil
 	return tx.set(histHeadKey, tx.head)
 }
 
@@ -114,26 +139,30 @@ func (s *Store) VerifyHistory() (VerifyResult, error) {
 		prev := make([]byte, sha256.Size)
 		var want uint64 = 1
 		err := tx.scan("h/", true, func(key string, val []byte) (bool, error) {
-			seq := binary.BigEndian.Uint64([]byte(key[2:]))
-			if seq != want {
-				return false, fmt.Errorf("%w: entry %d missing (found %d next)", ErrChainBroken, want, seq)
+			first := binary.BigEndian.Uint64([]byte(key[2:]))
+			if first != want {
+				return false, fmt.Errorf("%w: entry %d missing (found %d next)", ErrChainBroken, want, first)
 			}
-			if len(val) < 64 {
-				return false, fmt.Errorf("%w: entry %d is truncated", ErrChainBroken, seq)
+			err := eachRecord(val, func(p, h, body []byte) error {
+				seq := want
+				if !bytes.Equal(p, prev) {
+					return fmt.Errorf("%w: entry %d does not follow entry %d", ErrChainBroken, seq, seq-1)
+				}
+				if !bytes.Equal(chainHash(prev, body), h) {
+					return fmt.Errorf("%w: entry %d was modified", ErrChainBroken, seq)
+				}
+				var e Entry
+				if err := json.Unmarshal(body, &e); err != nil || e.Seq != seq {
+					return fmt.Errorf("%w: entry %d has a bad body", ErrChainBroken, seq)
+				}
+				prev = h
+				want++
+				return nil
+			})
+			if err != nil && !errors.Is(err, ErrChainBroken) {
+				err = fmt.Errorf("%w: block of entry %d: %v", ErrChainBroken, first, err)
 			}
-			if !bytes.Equal(val[:32], prev) {
-				return false, fmt.Errorf("%w: entry %d does not follow entry %d", ErrChainBroken, seq, seq-1)
-			}
-			if !bytes.Equal(chainHash(prev, val[64:]), val[32:64]) {
-				return false, fmt.Errorf("%w: entry %d was modified", ErrChainBroken, seq)
-			}
-			var e Entry
-			if err := json.Unmarshal(val[64:], &e); err != nil || e.Seq != seq {
-				return false, fmt.Errorf("%w: entry %d has a bad body", ErrChainBroken, seq)
-			}
-			prev = val[32:64]
-			want++
-			return true, nil
+			return err == nil, err
 		})
 		if err != nil {
 			return err
@@ -157,17 +186,28 @@ func (s *Store) VerifyHistory() (VerifyResult, error) {
 func (s *Store) History(after uint64, limit int, match func(*Entry) bool) ([]Entry, error) {
 	var out []Entry
 	err := s.View(func(tx *Tx) error {
-		return tx.scan("h/", true, func(key string, val []byte) (bool, error) {
-			var e Entry
-			if err := json.Unmarshal(val[64:], &e); err != nil {
-				return false, err
-			}
-			if e.Seq <= after || (match != nil && !match(&e)) {
-				return true, nil
-			}
-			out = append(out, e)
-			return limit == 0 || len(out) < limit, nil
+		errStop := errors.New("stop")
+		err := tx.scan("h/", true, func(key string, val []byte) (bool, error) {
+			err := eachRecord(val, func(_, _, body []byte) error {
+				var e Entry
+				if err := json.Unmarshal(body, &e); err != nil {
+					return err
+				}
+				if e.Seq <= after || (match != nil && !match(&e)) {
+					return nil
+				}
+				out = append(out, e)
+				if limit > 0 && len(out) >= limit {
+					return errStop
+				}
+				return nil
+			})
+			return err == nil, err
 		})
+		if errors.Is(err, errStop) {
+			err = nil
+		}
+		return err
 	})
 	return out, err
 }

@@ -95,6 +95,8 @@ type Tx struct {
 	Now       time.Time
 	head      *histHead // cached chain head, loaded on first append
 	headDirty bool
+	histBlock []byte // history entries of this transaction, written by flushHead
+	histFirst uint64
 	pipe      *pipeTx // set in a pipelined transaction
 }
 

@@ -261,3 +261,28 @@ func TestInMemoryLargeValue(t *testing.T) {
 		return nil
 	}))
 }
+
+func TestHistoryRemovedBlocks(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		first uint64
+	}{{"middle", 3}, {"last", 5}, {"first", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openTest(t, t.TempDir())
+			defer s.Close()
+			for i := 0; i < 3; i++ { // blocks start at entries 1, 3, 5
+				must(t, s.Update(func(tx *Tx) error {
+					tx.Record(Source{Actor: "t"}, "a", "k", "1", "")
+					return tx.Record(Source{Actor: "t"}, "b", "k", "1", "")
+				}))
+			}
+			if _, err := s.VerifyHistory(); err != nil {
+				t.Fatal(err)
+			}
+			must(t, s.deleteBlockForTest(tc.first))
+			if _, err := s.VerifyHistory(); !errors.Is(err, ErrChainBroken) {
+				t.Fatalf("verify after removing block %d = %v, want ErrChainBroken", tc.first, err)
+			}
+		})
+	}
+}
