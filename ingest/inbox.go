@@ -155,6 +155,7 @@ type look struct {
 // done. A file that fails for a system reason is left for the next run.
 func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 	var st Stats
+	in.cleanSpool()
 	entries, err := in.Drop.List(ctx, in.Dir)
 	if err != nil {
 		return st, fmt.Errorf("listing %s: %w", in.Dir, err)
@@ -258,7 +259,6 @@ func (in *Inbox) one(ctx context.Context, p string, e drop.Entry, process Proces
 			rec = r
 			return nil
 		}
-		r.Attempts++
 		rec = r
 		return tx.PutFile(r)
 	})
@@ -268,6 +268,16 @@ func (in *Inbox) one(ctx context.Context, p string, e drop.Entry, process Proces
 	f.rec = rec
 	st.Files++
 
+	if rec.State == store.FileCommitted && rec.Moved != "" {
+		// A crash after the move and before the record said so: if the
+		// move happened, the earlier publication is complete.
+		if _, err := in.Drop.Stat(ctx, rec.Moved); err == nil && rec.Moved != p {
+			if err := in.markPublished(f, rec.Moved); err != nil {
+				return err
+			}
+			rec = f.rec
+		}
+	}
 	if rec.State == store.FilePublished {
 		st.Duplicates++
 		msg := fmt.Sprintf("contenuto già elaborato il %s (file %s): non elaborato di nuovo", rec.Finished.In(in.loc()).Format("02/01/2006 15:04 MST"), rec.Path)
@@ -275,11 +285,27 @@ func (in *Inbox) one(ctx context.Context, p string, e drop.Entry, process Proces
 	}
 	if rec.State == store.FileProcessing {
 		var res Result
-		if rec.Attempts > MaxAttempts {
-			res = Result{Refused: true, Code: "ERRORE_INTERNO", Message: fmt.Sprintf("elaborazione fallita %d volte: file messo da parte, contattare l'assistenza", rec.Attempts-1)}
+		if rec.Attempts >= MaxAttempts {
+			res = Result{Refused: true, Code: "ERRORE_INTERNO", Message: fmt.Sprintf(
+				"elaborazione fallita %d volte: file messo da parte, contattare l'assistenza; le %d righe elencate sopra sono state applicate, le altre no",
+				rec.Attempts, rec.Rows)}
 		} else {
 			res, err = safeProcess(ctx, process, f)
 			if err != nil {
+				// A stop (context) is not the file's fault; any other
+				// failure counts as an attempt.
+				if ctx.Err() == nil {
+					if uerr := in.Store.Update(func(tx *store.Tx) error {
+						r, err := tx.File(f.SHA256)
+						if err != nil {
+							return err
+						}
+						r.Attempts++
+						return tx.PutFile(r)
+					}); uerr != nil {
+						in.log().Error("cannot count the failed attempt", "file", p, "err", uerr)
+					}
+				}
 				return err
 			}
 		}
@@ -322,7 +348,8 @@ func (in *Inbox) finish(f *File, res Result) error {
 		next = *f.rec
 		next.State = store.FileCommitted
 		if res.Refused {
-			// A refused file keeps no row lines: its receipt is the riga 0 line.
+			// The riga 0 line comes after the lines of chunks already
+			// committed (a give-up after a partial import keeps them).
 			var buf bytes.Buffer
 			esito.Append(&buf, esito.Line{Outcome: esito.Scartato, Code: res.Code, Message: res.Message})
 			if err := tx.PutFileChunk(f.SHA256, 1<<30, buf.Bytes()); err != nil {
@@ -346,7 +373,12 @@ func (in *Inbox) finish(f *File, res Result) error {
 }
 
 // publish writes the receipt and moves the file; then the record is done.
+// The store is synced first: the receipt must never announce rows that a
+// power cut could still take back.
 func (in *Inbox) publish(ctx context.Context, f *File) error {
+	if err := in.Store.Sync(); err != nil {
+		return err
+	}
 	var chunks [][]byte
 	if err := in.Store.View(func(tx *store.Tx) error {
 		var err error
@@ -355,20 +387,36 @@ func (in *Inbox) publish(ctx context.Context, f *File) error {
 	}); err != nil {
 		return err
 	}
-	if f.rec.Rejected && len(chunks) > 0 {
-		chunks = chunks[len(chunks)-1:] // only the riga 0 line
-	}
 	if err := in.writeReceipt(ctx, f.Name, esito.File(chunks...)); err != nil {
-		return fmt.Errorf("writing receipt of %s: %w", f.Path, err)
+		return err
 	}
 	sub := "elaborati"
 	if f.rec.Rejected {
 		sub = "scartati"
 	}
-	to, err := in.moveOut(ctx, f.Path, f.Name, sub, f.SHA256)
+	to, err := in.freeName(ctx, sub, f.Name)
 	if err != nil {
 		return err
 	}
+	// Record where the file goes before moving it, so that a crash between
+	// the move and markPublished is recognized later.
+	if err := in.Store.Update(func(tx *store.Tx) error {
+		r, err := tx.File(f.SHA256)
+		if err != nil {
+			return err
+		}
+		r.Moved = to
+		return tx.PutFile(r)
+	}); err != nil {
+		return err
+	}
+	if err := in.Drop.Rename(ctx, f.Path, to); err != nil {
+		return fmt.Errorf("moving %s to %s: %w", f.Path, to, err)
+	}
+	return in.markPublished(f, to)
+}
+
+func (in *Inbox) markPublished(f *File, to string) error {
 	return in.Store.Update(func(tx *store.Tx) error {
 		r, err := tx.File(f.SHA256)
 		if err != nil {
@@ -378,28 +426,33 @@ func (in *Inbox) publish(ctx context.Context, f *File) error {
 		r.Moved = to
 		r.Finished = tx.Now
 		f.rec = r
+		if err := tx.DeleteMeta("look/" + f.Path); err != nil {
+			return err
+		}
 		return tx.PutFile(r)
 	})
 }
 
-// moveOut moves a file into a subfolder, never overwriting an earlier file
-// of the same name.
-func (in *Inbox) moveOut(ctx context.Context, p, name, sub, tag string) (string, error) {
+// freeName returns a path in subfolder sub for a file called name that no
+// file occupies: name itself, or name with the time and a counter added.
+func (in *Inbox) freeName(ctx context.Context, sub, name string) (string, error) {
 	to := path.Join(in.Dir, sub, name)
-	if _, err := in.Drop.Stat(ctx, to); err == nil {
-		ext := path.Ext(name)
-		if tag == "" {
-			tag = in.now().Format("20060102-150405")
+	ext := path.Ext(name)
+	stamp := in.now().In(in.loc()).Format("20060102-150405")
+	for i := 1; ; i++ {
+		_, err := in.Drop.Stat(ctx, to)
+		if errors.Is(err, drop.ErrNotExist) {
+			return to, nil
 		}
-		if len(tag) > 12 {
-			tag = tag[:12]
+		if err != nil {
+			return "", fmt.Errorf("checking %s: %w", to, err)
 		}
-		to = path.Join(in.Dir, sub, strings.TrimSuffix(name, ext)+"-"+tag+ext)
+		suffix := "-" + stamp
+		if i > 1 {
+			suffix += fmt.Sprintf("-%d", i)
+		}
+		to = path.Join(in.Dir, sub, strings.TrimSuffix(name, ext)+suffix+ext)
 	}
-	if err := in.Drop.Rename(ctx, p, to); err != nil {
-		return "", fmt.Errorf("moving %s to %s: %w", p, to, err)
-	}
-	return to, nil
 }
 
 // refuseUnread refuses a file without processing it: receipt with riga 0,
@@ -409,13 +462,24 @@ func (in *Inbox) refuseUnread(ctx context.Context, p, name, code, msg string) er
 	if err := in.writeReceipt(ctx, name, esito.Refused(code, msg)); err != nil {
 		return err
 	}
-	to, err := in.moveOut(ctx, p, name, "scartati", "")
+	to, err := in.freeName(ctx, "scartati", name)
 	if err != nil {
 		return err
 	}
-	return in.Store.Update(func(tx *store.Tx) error {
+	// The history entry first: a crash before the move refuses the file
+	// again (two entries), never none.
+	if err := in.Store.Update(func(tx *store.Tx) error {
+		if err := tx.DeleteMeta("look/" + p); err != nil {
+			return err
+		}
 		return tx.Record(store.Source{Actor: in.actor(), File: p}, "file.scartato", "file", to, code+": "+msg)
-	})
+	}); err != nil {
+		return err
+	}
+	if err := in.Drop.Rename(ctx, p, to); err != nil {
+		return fmt.Errorf("moving %s to %s: %w", p, to, err)
+	}
+	return nil
 }
 
 // writeReceipt writes esiti/<name>.esito.csv. An earlier receipt of the
@@ -459,7 +523,7 @@ func (in *Inbox) loc() *time.Location {
 // fetch copies a drop file to the spool, hashing it, and checks that it did
 // not change meanwhile. It returns nil, nil for a file that changed.
 func (in *Inbox) fetch(ctx context.Context, p string, e drop.Entry) (*File, error) {
-	if err := os.MkdirAll(in.SpoolDir, 0o700); err != nil {
+	if err := os.MkdirAll(in.spool(), 0o700); err != nil {
 		return nil, err
 	}
 	rc, err := in.Drop.Open(ctx, p)
@@ -467,7 +531,7 @@ func (in *Inbox) fetch(ctx context.Context, p string, e drop.Entry) (*File, erro
 		return nil, fmt.Errorf("opening %s: %w", p, err)
 	}
 	defer rc.Close()
-	tmp, err := os.CreateTemp(in.SpoolDir, "in-*"+strings.ToLower(filepath.Ext(e.Name)))
+	tmp, err := os.CreateTemp(in.spool(), "in-*"+strings.ToLower(filepath.Ext(e.Name)))
 	if err != nil {
 		return nil, err
 	}
@@ -488,4 +552,16 @@ func (in *Inbox) fetch(ctx context.Context, p string, e drop.Entry) (*File, erro
 		return nil, nil
 	}
 	return &File{Path: p, Name: e.Name, Local: tmp.Name(), SHA256: hex.EncodeToString(h.Sum(nil)), Size: n, inbox: in}, nil
+}
+
+// spool is this inbox's own folder for local copies.
+func (in *Inbox) spool() string { return filepath.Join(in.SpoolDir, in.Kind) }
+
+// cleanSpool removes copies left by a run that was killed. Runs of one job
+// never overlap, so nothing else uses this folder now.
+func (in *Inbox) cleanSpool() {
+	old, _ := filepath.Glob(filepath.Join(in.spool(), "in-*"))
+	for _, p := range old {
+		os.Remove(p)
+	}
 }

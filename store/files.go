@@ -128,3 +128,6 @@ func (tx *Tx) SetMeta(key string, v any) error { return tx.set("m/"+key, v) }
 
 // Meta reads a value stored by SetMeta.
 func (tx *Tx) Meta(key string, v any) error { return tx.get("m/"+key, v) }
+
+// DeleteMeta removes a value stored by SetMeta (absent is fine).
+func (tx *Tx) DeleteMeta(key string) error { return tx.del("m/" + key) }

@@ -81,6 +81,10 @@ func Open(opt Options) (*Store, error) {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
+// Sync makes every committed transaction durable, before anything that
+// announces them leaves the process.
+func (s *Store) Sync() error { return s.db.Sync() }
+
 // GC reclaims value-log space; call it periodically.
 func (s *Store) GC() {
 	for s.db.RunValueLogGC(0.5) == nil {

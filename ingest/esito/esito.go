@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"strconv"
+	"strings"
 )
 
 // Header is the first line of every receipt.
@@ -33,7 +34,7 @@ func Append(buf *bytes.Buffer, lines ...Line) {
 	w := csv.NewWriter(buf)
 	w.Comma = ';'
 	for _, l := range lines {
-		w.Write([]string{l.Sheet, strconv.Itoa(l.Row), l.Outcome, l.Code, Neutralize(l.Message)})
+		w.Write([]string{cell(l.Sheet), strconv.Itoa(l.Row), cell(l.Outcome), cell(l.Code), cell(l.Message)})
 	}
 	w.Flush()
 }
@@ -63,3 +64,6 @@ func Refused(code, message string) []byte {
 	Append(&b, Line{Row: 0, Outcome: Scartato, Code: code, Message: message})
 	return File(b.Bytes())
 }
+
+// cell makes a field safe for a receipt: valid UTF-8, not a formula.
+func cell(s string) string { return Neutralize(strings.ToValidUTF8(s, "\uFFFD")) }
