@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -115,12 +113,6 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 		return ingest.Result{}, err
 	}
 	tRead := time.Now()
-	if p := os.Getenv("ANPRSEC_HEAPPROFILE"); p != "" {
-		hf, _ := os.Create(p)
-		runtime.GC()
-		pprof.WriteHeapProfile(hf)
-		hf.Close()
-	}
 	if err := g.checkComuni(items); err != nil {
 		return ingest.Result{}, err
 	}
@@ -156,11 +148,8 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 			return ingest.Result{}, err
 		}
 	}
-	if p := os.Getenv("ANPRSEC_HEAPPROFILE2"); p != "" {
-		hf, _ := os.Create(p)
-		pprof.WriteHeapProfile(hf)
-		hf.Close()
-	}
+	// ANPRSEC_TRACE=1 prints the time of each phase (used by benchmarks and
+	// the kill -9 campaign to aim their kills).
 	if os.Getenv("ANPRSEC_TRACE") != "" {
 		fmt.Fprintf(os.Stderr, "census: read+validate %v, commit %v\n", tRead.Sub(t0), time.Since(tRead))
 	}
