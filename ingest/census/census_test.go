@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xuri/excelize/v2"
 
 	"anprsec/domain"
 	"anprsec/ingest"
@@ -206,4 +209,74 @@ func TestCasiFreshLibreOffice(t *testing.T) {
 	h.drop(filepath.Join(out, "casi.xlsx"), "fresh.xlsx")
 	h.run()
 	checkCasi(t, h, "fresh.xlsx")
+}
+
+// writeWorkbook writes a small census workbook with the given Utenti rows
+// (without header) and Postazioni rows.
+func writeWorkbook(t *testing.T, path string, users, ws [][]any) {
+	t.Helper()
+	f := excelize.NewFile()
+	defer f.Close()
+	f.SetSheetName("Sheet1", "Utenti")
+	f.SetSheetRow("Utenti", "A1", &[]any{"Codice ISTAT", "Comune", "Codice Fiscale", "Cognome", "Nome", "Sesso",
+		"Data di nascita", "Email", "PEC", "Profili", "Smart Card", "Ambiente"})
+	for i, r := range users {
+		f.SetSheetRow("Utenti", fmt.Sprintf("A%d", i+2), &r)
+	}
+	f.NewSheet("Postazioni")
+	f.SetSheetRow("Postazioni", "A1", &[]any{"Codice ISTAT", "Numero postazioni", "Certificato server"})
+	for i, r := range ws {
+		f.SetSheetRow("Postazioni", fmt.Sprintf("A%d", i+2), &r)
+	}
+	if err := f.SaveAs(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReingestUpdates(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	asc := []any{"058091", "Roma", "RSSMRA68A01H501Y", "Rossi", "Mario", "M", "01/01/1968", "mario@example.it", "", "ASC", "SI", "PRODUZIONE"}
+	als := []any{"058091", "Roma", "VRDGPP80A01H501U", "Verdi", "Giuseppe", "M", "01/01/1980", "giuseppe@example.it", "", "ALS", "SI", "PRODUZIONE;PRE-SUBENTRO"}
+	alp := []any{"058091", "Roma", "GLLSRA82E50H501I", "Galli", "Sara", "F", "10/05/1982", "sara@example.it", "", "ALP", "SI", "PRODUZIONE"}
+	writeWorkbook(t, filepath.Join(dir, "1.xlsx"), [][]any{asc, als, alp}, [][]any{{"058091", 3, "NO"}})
+	h.drop(filepath.Join(dir, "1.xlsx"), "1.xlsx")
+	h.run()
+
+	// Second census: the ALS changes e-mail and lists the environments the
+	// other way round, the ALP also becomes OPERATORE, the ASC is unchanged;
+	// fewer workstations are declared, and the server is asked.
+	als2 := append([]any{}, als...)
+	als2[7], als2[11] = "g.verdi@example.it", "PRE-SUBENTRO; PRODUZIONE"
+	alp2 := append([]any{}, alp...)
+	alp2[9] = "ALP,OPERATORE"
+	writeWorkbook(t, filepath.Join(dir, "2.xlsx"), [][]any{asc, als2, alp2}, [][]any{{"058091", 2, "SI"}})
+	h.drop(filepath.Join(dir, "2.xlsx"), "2.xlsx")
+	h.run()
+	got := h.esito("2.xlsx")
+	for _, c := range []struct{ key, code, inMessage string }{
+		{"Utenti:2", "INVARIATA", "nessuna modifica"},
+		{"Utenti:3", "AGGIORNATA", "email giuseppe@example.it → g.verdi@example.it"},
+		{"Utenti:4", "AGGIORNATA", "profili ALP → ALP,OPERATORE"},
+		{"Postazioni:2", "AGGIORNATA", "dichiarate 2 postazioni, ne sono già registrate 3: nessuna rimossa"},
+	} {
+		g := got[c.key]
+		if g == nil || g[0] != "OK" || g[1] != c.code || !strings.Contains(g[2], c.inMessage) {
+			t.Errorf("%s = %q, want OK %s containing %q", c.key, g, c.code, c.inMessage)
+		}
+	}
+	if strings.Contains(got["Utenti:3"][2], "ambiente") {
+		t.Errorf("reordered environments reported as a change: %q", got["Utenti:3"][2])
+	}
+	h.st.View(func(tx *store.Tx) error {
+		ws, _ := tx.PostazioniInState(domain.CertRichiesta)
+		if len(ws) != 4 { // three workstations kept, plus the server
+			t.Errorf("workstations = %v", ws)
+		}
+		cards, _ := tx.CardsInState(domain.CardRichiesta)
+		if len(cards) != 3 {
+			t.Errorf("cards = %v, want the 3 of the first census only", cards)
+		}
+		return nil
+	})
 }

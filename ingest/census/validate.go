@@ -194,6 +194,11 @@ func (v *Validator) User(h *header, cells []string, row int) (*UserRow, *rowErro
 	if len(u.Environments) == 0 {
 		return nil, refuse("AMBIENTE", "%s: ambiente mancante (PRODUZIONE, PRE-SUBENTRO o entrambi)", h.where(ColAmbiente))
 	}
+	// One order, so that "PRE-SUBENTRO;PRODUZIONE" is no change from
+	// "PRODUZIONE;PRE-SUBENTRO".
+	if len(u.Environments) == 2 {
+		u.Environments = []domain.Environment{domain.Produzione, domain.PreSubentro}
+	}
 	return u, nil
 }
 
