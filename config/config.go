@@ -191,12 +191,15 @@ func (c *Config) Path(p string) string {
 
 var unknownField = regexp.MustCompile(`field (\S+) not found in type (struct \{.*?\}|[\w.]+)`)
 
+var badDuration = regexp.MustCompile("cannot unmarshal !!\\w+ (`[^`]*`) into time.Duration")
+
 // friendlyYAMLError replaces yaml's Go type dumps ("field setle not found
 // in type struct {...}") with words an operator understands.
 func friendlyYAMLError(err error) string {
 	msg := err.Error()
 	msg = strings.ReplaceAll(msg, "yaml: unmarshal errors:\n  ", "")
 	msg = unknownField.ReplaceAllString(msg, `unknown key "$1" (see the commented default written by anprsec init)`)
+	msg = badDuration.ReplaceAllString(msg, "$1 is not a duration (write for example 30s, 5m, 1h)")
 	msg = strings.ReplaceAll(msg, "\n  ", "; ")
 	return msg
 }

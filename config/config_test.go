@@ -1,0 +1,73 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaults(t *testing.T) {
+	c := Default("/srv/anprsec")
+	if c.Drop.Type != "local" || c.Drop.Settle != time.Minute || c.Drop.MaxFileSize != 64<<20 || c.Timezone != "Europe/Rome" {
+		t.Errorf("defaults = %+v", c.Drop)
+	}
+	if got := c.Path(c.Keys.Store); got != "/srv/anprsec/var/keys/store.key" {
+		t.Errorf("store key path = %s", got)
+	}
+	for _, job := range []string{"ingest-censimento", "certificati", "export-audit", "scadenze"} {
+		if c.Schedules[job] == "" {
+			t.Errorf("no default schedule for %s", job)
+		}
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want ByteSize
+		ok   bool
+	}{
+		{"1024", 1024, true}, {"64MiB", 64 << 20, true}, {"1GiB", 1 << 30, true}, {"10MB", 10e6, true},
+		{"5KiB", 5 << 10, true}, {"12XB", 0, false}, {"MiB", 0, false}, {"-1", 0, false},
+	} {
+		got, err := ParseByteSize(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseByteSize(%q) = %d, %v", tc.in, got, err)
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"drop:\n  setle: 0s\n", `unknown key "setle"`},
+		{"timezone: Mars/Olympus\n", "timezone"},
+		{"drop:\n  type: ftp\n", "drop.type"},
+		{"drop:\n  max_file_size: 12XB\n", "unknown unit"},
+		{"drop:\n  settle: soon\n", "line 2: `soon` is not a duration"},
+		{"census:\n  chunk_rows: 0\n", "chunk_rows"},
+	} {
+		p := filepath.Join(t.TempDir(), "anprsec.yaml")
+		os.WriteFile(p, []byte(tc.yaml), 0o600)
+		_, err := Load(p, true)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Load(%q) = %v, want an error containing %q", tc.yaml, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "struct {") {
+			t.Errorf("Load(%q) error shows Go types: %v", tc.yaml, err)
+		}
+	}
+}
+
+func TestLoadOverridesOneSchedule(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "anprsec.yaml")
+	os.WriteFile(p, []byte("schedules:\n  certificati: \"*/10 * * * *\"\n"), 0o600)
+	c, err := Load(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Schedules["certificati"] != "*/10 * * * *" || c.Schedules["ingest-censimento"] != "* * * * *" {
+		t.Errorf("schedules = %v", c.Schedules)
+	}
+}

@@ -1,0 +1,91 @@
+package drop
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestClean(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"censimento/a.xlsx", "censimento/a.xlsx", true},
+		{"censimento//a.xlsx", "censimento/a.xlsx", true},
+		{"./a", "a", true},
+		{"", ".", true},
+		{"../a", "", false},
+		{"a/../../b", "", false},
+		{"a/..", "", false},
+		{"/etc/passwd", "", false},
+		{`a\b`, "", false},
+		{"a\x00b", "", false},
+		{"a\nb.xlsx", "", false},
+	} {
+		got, err := Clean(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("Clean(%q) = %q, %v; want %q ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrUnsafePath) {
+			t.Errorf("Clean(%q) error %v is not ErrUnsafePath", tc.in, err)
+		}
+	}
+}
+
+func TestLocal(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	d, err := NewLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Write(ctx, "a/b/c.txt", strings.NewReader("uno")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Write(ctx, "a/b/c.txt", strings.NewReader("due")); err != nil { // replaces
+		t.Fatal(err)
+	}
+	rc, err := d.Open(ctx, "a/b/c.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(b) != "due" {
+		t.Errorf("content = %q", b)
+	}
+	es, err := d.List(ctx, "a/b")
+	if err != nil || len(es) != 1 || es[0].Name != "c.txt" || !es[0].Regular || es[0].Size != 3 {
+		t.Errorf("List = %+v, %v (no temporary file may be left)", es, err)
+	}
+	if es, err := d.List(ctx, "missing"); err != nil || len(es) != 0 {
+		t.Errorf("List(missing) = %v, %v", es, err)
+	}
+	if err := d.Rename(ctx, "a/b/c.txt", "x/y.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Stat(ctx, "x/y.txt"); err != nil {
+		t.Error(err)
+	}
+	// A symlink inside the drop is listed as not regular and never opened.
+	os.Symlink("/etc/passwd", filepath.Join(root, "x", "link"))
+	if e, err := d.Stat(ctx, "x/link"); err != nil || e.Regular {
+		t.Errorf("Stat(link) = %+v, %v", e, err)
+	}
+	if _, err := d.Open(ctx, "x/link"); err == nil {
+		t.Error("opened a symlink")
+	}
+	for _, bad := range []string{"../x", "/etc/passwd"} {
+		if _, err := d.Open(ctx, bad); !errors.Is(err, ErrUnsafePath) {
+			t.Errorf("Open(%q) = %v", bad, err)
+		}
+		if err := d.Write(ctx, bad, strings.NewReader("x")); !errors.Is(err, ErrUnsafePath) {
+			t.Errorf("Write(%q) = %v", bad, err)
+		}
+	}
+}
