@@ -205,7 +205,7 @@ func (in *Inbox) ready(p string, e drop.Entry) bool {
 	if err := in.Store.Update(func(tx *store.Tx) error { return tx.SetMeta("look/"+p, cur) }); err != nil {
 		in.log().Warn("cannot record look", "file", p, "err", err)
 	}
-	in.log().Info("file still changing, will look again", "file", p)
+	in.log().Info("file new or still changing: it is read once unchanged since this look", "file", p)
 	return false
 }
 
