@@ -10,6 +10,7 @@ import (
 
 	"github.com/xuri/excelize/v2"
 
+	"anprsec/config"
 	"anprsec/ingest"
 	"anprsec/ingest/census"
 	"anprsec/ingest/census/censusgen"
@@ -95,7 +96,8 @@ func BenchmarkIngestItaly(b *testing.B) {
 		os.WriteFile(filepath.Join(dir, "drop", "censimento", "italia.xlsx"), data, 0o644)
 		in := &ingest.Inbox{Drop: d, Store: st, Kind: "ingest-censimento", Dir: "censimento", Exts: []string{".xlsx"},
 			MaxSize: 1 << 30, SpoolDir: filepath.Join(dir, "spool")}
-		g := &census.Ingester{Store: st, Comuni: istat.Default(), ChunkRows: 500, MaxRows: 500000, CardPrefix: "SC"}
+		def := config.Default(dir)
+		g := &census.Ingester{Store: st, Comuni: istat.Default(), ChunkRows: def.Census.ChunkRows, MaxRows: def.Census.MaxRows, CardPrefix: def.Cards.SerialPrefix}
 		b.StartTimer()
 		res, err := in.Run(context.Background(), g.Process)
 		if err != nil || res.RowsOK < 100000 {

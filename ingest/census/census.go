@@ -241,6 +241,9 @@ func readSheet(wb *excelize.File, sheet string, required, optional []string, max
 }
 
 func (v *Validator) workstations(h *header, cells []string) (*wsRow, *rowError) {
+	if e := tooLong(h, cells); e != nil {
+		return nil, e
+	}
 	raw := h.cell(cells, ColISTAT)
 	code, err := istat.NormalizeISTAT(raw)
 	if err != nil {

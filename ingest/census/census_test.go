@@ -280,3 +280,18 @@ func TestReingestUpdates(t *testing.T) {
 		return nil
 	})
 }
+
+func TestLongCellRefused(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	long := strings.Repeat("A", census.MaxCell+1)
+	writeWorkbook(t, filepath.Join(dir, "l.xlsx"), [][]any{
+		{"058091", "Roma", "RSSMRA68A01H501Y", long, "Mario", "M", "01/01/1968", "mario@example.it", "", "ASC", "SI", "PRODUZIONE"},
+	}, nil)
+	h.drop(filepath.Join(dir, "l.xlsx"), "l.xlsx")
+	h.run()
+	g := h.esito("l.xlsx")["Utenti:2"]
+	if g == nil || g[1] != "VALORE_TROPPO_LUNGO" || !strings.Contains(g[2], `"Cognome" (D)`) {
+		t.Errorf("receipt = %q", g)
+	}
+}

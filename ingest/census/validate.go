@@ -71,8 +71,31 @@ type Validator struct {
 	Comuni *istat.Table
 }
 
+// MaxCell is the longest value a census cell may hold; no name, code or
+// address is longer, and it bounds the size of a row in the store.
+const MaxCell = 256
+
+// tooLong refuses a row with a cell over MaxCell characters.
+func tooLong(h *header, cells []string) *rowError {
+	for i, c := range cells {
+		if len(c) > MaxCell {
+			name := colLetter(i)
+			for n, j := range h.index {
+				if j == i {
+					name = fmt.Sprintf("%q (%s)", n, colLetter(i))
+				}
+			}
+			return refuse("VALORE_TROPPO_LUNGO", "colonna %s: %d caratteri, al massimo %d", name, len(c), MaxCell)
+		}
+	}
+	return nil
+}
+
 // User validates one data row of the Utenti sheet.
 func (v *Validator) User(h *header, cells []string, row int) (*UserRow, *rowError) {
+	if e := tooLong(h, cells); e != nil {
+		return nil, e
+	}
 	u := &UserRow{Row: row}
 
 	raw := h.cell(cells, ColISTAT)
