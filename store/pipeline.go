@@ -79,7 +79,7 @@ func (p *Pipeline) Update(fn func(tx *Tx) error) error {
 	if p.read == nil {
 		p.read = p.s.db.NewTransaction(false)
 	}
-	pt := &pipeTx{prev: p.prev, own: map[string]op{}}
+	pt := &pipeTx{prev: p.prev, own: make(map[string]op, len(p.prev))}
 	tx := &Tx{txn: p.read, s: p.s, Now: p.s.now().UTC(), pipe: pt}
 	err := fn(tx)
 	if err == nil {

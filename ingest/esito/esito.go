@@ -6,7 +6,6 @@ package esito
 
 import (
 	"bytes"
-	"encoding/csv"
 	"strconv"
 	"strings"
 )
@@ -31,12 +30,37 @@ type Line struct {
 
 // Append writes lines as CSV (without header) to buf.
 func Append(buf *bytes.Buffer, lines ...Line) {
-	w := csv.NewWriter(buf)
-	w.Comma = ';'
 	for _, l := range lines {
-		w.Write([]string{cell(l.Sheet), strconv.Itoa(l.Row), cell(l.Outcome), cell(l.Code), cell(l.Message)})
+		field(buf, cell(l.Sheet))
+		buf.WriteByte(';')
+		buf.WriteString(strconv.Itoa(l.Row))
+		buf.WriteByte(';')
+		field(buf, cell(l.Outcome))
+		buf.WriteByte(';')
+		field(buf, cell(l.Code))
+		buf.WriteByte(';')
+		field(buf, cell(l.Message))
+		buf.WriteByte('\n')
 	}
-	w.Flush()
+}
+
+// field writes one CSV field, quoted when encoding/csv would quote it (a
+// separator, a quote, a line break, a leading blank). It does what a
+// csv.Writer does without its 4 KiB buffer per call: receipts are written a
+// line at a time for hundreds of thousands of rows.
+func field(buf *bytes.Buffer, s string) {
+	if !strings.ContainsAny(s, ";\"\r\n") && s != `\.` && (s == "" || (s[0] != ' ' && s[0] != '\t')) {
+		buf.WriteString(s)
+		return
+	}
+	buf.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' {
+			buf.WriteByte('"')
+		}
+		buf.WriteByte(s[i])
+	}
+	buf.WriteByte('"')
 }
 
 // Neutralize keeps a spreadsheet from reading a cell as a formula: a value

@@ -166,3 +166,21 @@ func TestRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendMatchesEncodingCSV: the hand-written quoting gives what
+// encoding/csv writes, for awkward fields.
+func TestAppendMatchesEncodingCSV(t *testing.T) {
+	fields := []string{"", "a", "a;b", `a"b`, "a\nb", "a\r\nb", " lead", "\tlead", `\.`, "x\"", "é;ü", "trail "}
+	for _, f := range fields {
+		var got bytes.Buffer
+		esito.Append(&got, esito.Line{Sheet: "S", Row: 3, Outcome: esito.OK, Code: "C", Message: f})
+		var want bytes.Buffer
+		w := csv.NewWriter(&want)
+		w.Comma = ';'
+		w.Write([]string{"S", "3", esito.OK, "C", esito.Neutralize(f)})
+		w.Flush()
+		if got.String() != want.String() {
+			t.Errorf("message %q: got %q, want %q", f, got.String(), want.String())
+		}
+	}
+}
