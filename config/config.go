@@ -171,7 +171,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("timezone %q: %w", c.Timezone, err)
 	}
 	switch c.Drop.Type {
-	case "local", "sftp":
+	case "local":
+	case "sftp":
+		s := c.Drop.SFTP
+		var missing []string
+		for _, kv := range [][2]string{{"address", s.Address}, {"user", s.User}, {"key_file", s.KeyFile}, {"known_hosts", s.KnownHosts}} {
+			if kv[1] == "" {
+				missing = append(missing, "drop.sftp."+kv[0])
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("drop.type is sftp but %s not set", strings.Join(missing, ", "))
+		}
 	default:
 		return fmt.Errorf("drop.type %q: want local or sftp", c.Drop.Type)
 	}

@@ -19,7 +19,7 @@ var ErrKeyPermissions = errors.New("key file is readable by group or others")
 func CheckSecretFile(path string) error {
 	fi, err := os.Stat(path)
 	if os.IsNotExist(err) {
-		return fmt.Errorf("secret file %s does not exist (run `anprsec init` to create the development keys)", path)
+		return fmt.Errorf("secret file %s does not exist", path)
 	}
 	if err != nil {
 		return fmt.Errorf("secret file: %w", err)

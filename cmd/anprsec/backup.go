@@ -22,7 +22,7 @@ backups. The daemon must be stopped (the store is held by one process).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := store.ReadKey(a.cfg.Path(a.cfg.Keys.Backup))
 			if err != nil {
-				return err
+				return initHint(err)
 			}
 			st, err := a.openStore()
 			if err != nil {
@@ -69,7 +69,7 @@ the store key of the target. Run "anprsec history verify" afterwards.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := store.ReadKey(a.cfg.Path(a.cfg.Keys.Backup))
 			if err != nil {
-				return err
+				return initHint(err)
 			}
 			dir := a.cfg.Path(a.cfg.DataDir)
 			if err := os.MkdirAll(dir, 0o700); err != nil {

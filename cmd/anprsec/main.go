@@ -4,11 +4,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -101,25 +104,33 @@ func (a *app) openStore() (*store.Store, error) {
 	}
 	key, err := store.ReadKey(a.cfg.Path(a.cfg.Keys.Store))
 	if err != nil {
-		return nil, err
+		return nil, initHint(err)
 	}
 	return store.Open(store.Options{Dir: dir, Key: key})
 }
 
-// openDrop opens the drop named by the config.
-func (a *app) openDrop(ctx context.Context) (drop.Drop, error) {
+// openDrop opens the drop named by the config. An SFTP drop connects on
+// first use and reconnects after a failure (drop.Lazy), so the daemon
+// outlives a server restart and commands that do not touch the drop work
+// while the server is down.
+func (a *app) openDrop(context.Context) (drop.Drop, error) {
 	d := a.cfg.Drop
-	if d.Type == "sftp" {
-		if err := store.CheckSecretFile(a.cfg.Path(d.SFTP.KeyFile)); err != nil {
-			return nil, err
-		}
-		return sftpdrop.Dial(ctx, sftpdrop.Config{
-			Address: d.SFTP.Address, User: d.SFTP.User, KeyFile: a.cfg.Path(d.SFTP.KeyFile),
-			KnownHosts: a.cfg.Path(d.SFTP.KnownHosts), BasePath: d.SFTP.BasePath,
-			Timeout: d.SFTP.Timeout, Keepalive: d.SFTP.Keepalive,
-		})
+	if d.Type != "sftp" {
+		return drop.NewLocal(a.cfg.Path(d.Local))
 	}
-	return drop.NewLocal(a.cfg.Path(d.Local))
+	key := a.cfg.Path(d.SFTP.KeyFile)
+	if err := store.CheckSecretFile(key); err != nil {
+		return nil, fmt.Errorf("drop.sftp.key_file: %w", err)
+	}
+	cfg := sftpdrop.Config{
+		Address: d.SFTP.Address, User: d.SFTP.User, KeyFile: key,
+		KnownHosts: a.cfg.Path(d.SFTP.KnownHosts), BasePath: d.SFTP.BasePath,
+		Timeout: d.SFTP.Timeout, Keepalive: d.SFTP.Keepalive,
+	}
+	return &drop.Lazy{
+		Name: fmt.Sprintf("sftp://%s@%s/%s", cfg.User, cfg.Address, strings.TrimPrefix(cfg.BasePath, "/")),
+		Dial: func(ctx context.Context) (drop.Drop, error) { return sftpdrop.Dial(ctx, cfg) },
+	}, nil
 }
 
 // comuni returns the table of comuni: embedded, or ISTAT's CSV from the config.
@@ -215,4 +226,12 @@ func (a *app) loc() *time.Location {
 // when formats a time for an operator, in the config's time zone.
 func (a *app) when(t time.Time) string {
 	return t.In(a.loc()).Format("2006-01-02 15:04:05 MST")
+}
+
+// initHint adds "run anprsec init" to a missing key of the ones init makes.
+func initHint(err error) error {
+	if errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "does not exist") {
+		return fmt.Errorf("%w (run `anprsec init` to create the development keys)", err)
+	}
+	return err
 }

@@ -11,6 +11,7 @@ import (
 
 	"anprsec/ingest"
 	"anprsec/ingest/census"
+	"anprsec/ingest/sftpdrop/sftptest"
 	"anprsec/istat"
 	"anprsec/store"
 )
@@ -61,20 +62,20 @@ func ingestOverSFTP(t *testing.T, d *Drop, disk string) {
 }
 
 func TestCensusOverSFTPInProcess(t *testing.T) {
-	cfg, _, disk := inProcess(t, nil)
+	cfg, _, disk := inProcess(t)
 	ingestOverSFTP(t, dial(t, cfg), disk)
 }
 
 func TestCensusOverOpenSSH(t *testing.T) {
-	cl := newTestClient(t)
-	srv := startOpenSSH(t, cl.Key.signer.PublicKey())
+	cl := sftptest.NewClient(t)
+	srv := startOpenSSH(t, cl.PublicKey())
 	disk := filepath.Join(srv.SFTPRoot, "drop")
 	if err := os.Mkdir(disk, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	cfg := Config{
 		Address: srv.Addr, User: srv.User, KeyFile: cl.KeyFile,
-		KnownHosts: writeKnownHosts(t, filepath.Join(cl.Dir, "known_hosts"), srv.Addr, srv.HostKeys[0]),
+		KnownHosts: sftptest.WriteKnownHosts(t, filepath.Join(cl.Dir, "known_hosts"), srv.Addr, srv.HostKeys[0]),
 		BasePath:   "drop", Timeout: 5 * time.Second,
 	}
 	ingestOverSFTP(t, dial(t, cfg), disk)

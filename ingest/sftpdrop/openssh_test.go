@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"anprsec/ingest/sftpdrop/sftptest"
 )
 
 const sshdPath = "/usr/sbin/sshd"
@@ -107,13 +109,13 @@ func startOpenSSH(t *testing.T, clientKey ssh.PublicKey) *openSSH {
 	// that does not restrict its host key algorithms to those in
 	// known_hosts fails against this server when known_hosts lists only
 	// the Ed25519 key.
-	edKey := newTestKey(t)
+	edKey := sftptest.NewKey(t)
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.HostKeys = []ssh.PublicKey{
-		writeHostKey(t, filepath.Join(dir, "ssh_host_ed25519_key"), edKey.priv),
+		writeHostKey(t, filepath.Join(dir, "ssh_host_ed25519_key"), edKey.Private),
 		writeHostKey(t, filepath.Join(dir, "ssh_host_ecdsa_key"), ecKey),
 	}
 	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientKey), 0o644); err != nil {
@@ -217,8 +219,8 @@ func (s *openSSH) launch(t *testing.T, login string) error {
 }
 
 func TestOpenSSH(t *testing.T) {
-	cl := newTestClient(t)
-	srv := startOpenSSH(t, cl.Key.signer.PublicKey())
+	cl := sftptest.NewClient(t)
+	srv := startOpenSSH(t, cl.PublicKey())
 	disk := filepath.Join(srv.SFTPRoot, "drop")
 	if err := os.Mkdir(disk, 0o755); err != nil {
 		t.Fatal(err)
@@ -227,8 +229,8 @@ func TestOpenSSH(t *testing.T) {
 		Address:    srv.Addr,
 		User:       srv.User,
 		KeyFile:    cl.KeyFile,
-		KnownHosts: writeKnownHosts(t, filepath.Join(cl.Dir, "known_hosts"), srv.Addr, srv.HostKeys[0]), // Ed25519 only
-		BasePath:   "drop",                                                                              // relative to internal-sftp -d
+		KnownHosts: sftptest.WriteKnownHosts(t, filepath.Join(cl.Dir, "known_hosts"), srv.Addr, srv.HostKeys[0]), // Ed25519 only
+		BasePath:   "drop",                                                                                       // relative to internal-sftp -d
 		Timeout:    5 * time.Second,
 	}
 	d := dial(t, cfg)
@@ -262,7 +264,7 @@ func TestOpenSSH(t *testing.T) {
 
 	t.Run("known_hosts with only the ECDSA key", func(t *testing.T) {
 		c := cfg
-		c.KnownHosts = writeKnownHosts(t, filepath.Join(t.TempDir(), "kh"), srv.Addr, srv.HostKeys[1])
+		c.KnownHosts = sftptest.WriteKnownHosts(t, filepath.Join(t.TempDir(), "kh"), srv.Addr, srv.HostKeys[1])
 		d2 := dial(t, c)
 		if _, err := d2.Stat(context.Background(), "."); err != nil {
 			t.Fatal(err)
@@ -271,7 +273,7 @@ func TestOpenSSH(t *testing.T) {
 
 	t.Run("host key mismatch refused", func(t *testing.T) {
 		c := cfg
-		c.KnownHosts = writeKnownHosts(t, filepath.Join(t.TempDir(), "kh"), srv.Addr, newTestKey(t).signer.PublicKey())
+		c.KnownHosts = sftptest.WriteKnownHosts(t, filepath.Join(t.TempDir(), "kh"), srv.Addr, sftptest.NewKey(t).PublicKey())
 		_, err := Dial(context.Background(), c)
 		if !errors.Is(err, ErrHostKeyMismatch) || !strings.Contains(err.Error(), "possible man-in-the-middle") {
 			t.Fatalf("err = %v", err)
@@ -280,7 +282,7 @@ func TestOpenSSH(t *testing.T) {
 
 	t.Run("unauthorized key refused", func(t *testing.T) {
 		c := cfg
-		c.KeyFile = newTestKey(t).writePrivate(t, filepath.Join(t.TempDir(), "k"), 0o600)
+		c.KeyFile = sftptest.NewKey(t).WritePrivate(t, filepath.Join(t.TempDir(), "k"), 0o600)
 		_, err := Dial(context.Background(), c)
 		if err == nil || !strings.Contains(err.Error(), "refused") {
 			t.Fatalf("err = %v", err)

@@ -13,25 +13,27 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"anprsec/ingest/drop"
+	"anprsec/ingest/sftpdrop/sftptest"
 )
 
-// inProcess starts a jailed in-process server and returns a Config that
-// dials it with base path /base (created on disk) and that folder.
-func inProcess(t *testing.T, configure func(*jailFS)) (Config, *testServer, string) {
+// inProcess starts a jailed in-process server (sftptest) and returns a
+// Config that dials it with base path /base (created on disk) and that folder.
+func inProcess(t *testing.T, opts ...sftptest.Option) (Config, *sftptest.Server, string) {
 	t.Helper()
-	cl := newTestClient(t)
-	srv := startServer(t, cl.Key.signer.PublicKey(), configure)
+	cl := sftptest.NewClient(t)
+	srv := sftptest.Start(t, cl.PublicKey(), opts...)
 	disk := filepath.Join(srv.Dir, "base")
 	if err := os.Mkdir(disk, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	cfg := Config{
 		Address:    srv.Addr,
-		User:       "anpr",
+		User:       srv.User,
 		KeyFile:    cl.KeyFile,
-		KnownHosts: writeKnownHosts(t, filepath.Join(cl.Dir, "known_hosts"), srv.Addr, srv.HostKey.signer.PublicKey()),
+		KnownHosts: sftptest.WriteKnownHosts(t, filepath.Join(cl.Dir, "known_hosts"), srv.Addr, srv.HostKey),
 		BasePath:   "/base",
 		Timeout:    5 * time.Second,
 	}
@@ -49,7 +51,7 @@ func dial(t *testing.T, cfg Config) *Drop {
 }
 
 func TestInProcessRoundTrip(t *testing.T) {
-	cfg, _, disk := inProcess(t, nil)
+	cfg, _, disk := inProcess(t)
 	d := dial(t, cfg)
 	if !d.posix {
 		t.Fatal("the pkg/sftp request server advertises posix-rename@openssh.com")
@@ -85,7 +87,7 @@ func TestString(t *testing.T) {
 // Without posix-rename, Write and Rename still replace their target
 // (remove + rename); plain SFTP rename onto an existing file fails.
 func TestRenameFallbackWithoutPosixRename(t *testing.T) {
-	cfg, _, _ := inProcess(t, nil)
+	cfg, _, _ := inProcess(t)
 	d := dial(t, cfg)
 	ctx := context.Background()
 
@@ -132,9 +134,7 @@ func (r truncatedReader) Close() error {
 }
 
 func TestOpenDetectsShortFile(t *testing.T) {
-	cfg, _, _ := inProcess(t, func(j *jailFS) {
-		j.readHook = func(r io.ReaderAt) io.ReaderAt { return truncatedReader{r, 40_000} }
-	})
+	cfg, _, _ := inProcess(t, sftptest.WithReadHook(func(r io.ReaderAt) io.ReaderAt { return truncatedReader{r, 40_000} }))
 	d := dial(t, cfg)
 	mustWrite(t, d, "census/w.xlsx", randomBytes(t, 100_000))
 	rc, err := d.Open(context.Background(), "census/w.xlsx")
@@ -152,8 +152,8 @@ func TestOpenDetectsShortFile(t *testing.T) {
 }
 
 func TestHostKeyChecks(t *testing.T) {
-	cfg, srv, _ := inProcess(t, nil)
-	other := newTestKey(t).signer.PublicKey()
+	cfg, srv, _ := inProcess(t)
+	other := sftptest.NewKey(t).PublicKey()
 	dir := t.TempDir()
 	tests := []struct {
 		name       string
@@ -161,15 +161,15 @@ func TestHostKeyChecks(t *testing.T) {
 		want       error
 		msg        []string
 	}{
-		{"mismatch", writeKnownHosts(t, filepath.Join(dir, "mismatch"), srv.Addr, other), ErrHostKeyMismatch,
+		{"mismatch", sftptest.WriteKnownHosts(t, filepath.Join(dir, "mismatch"), srv.Addr, other), ErrHostKeyMismatch,
 			[]string{"sftp host key for " + srv.Addr + " does not match known_hosts " + filepath.Join(dir, "mismatch") +
 				" (possible man-in-the-middle; update known_hosts if the server key really changed)", "ssh-ed25519 SHA256:"}},
-		{"unknown host", writeKnownHosts(t, filepath.Join(dir, "unknown"), "127.0.0.1:1", srv.HostKey.signer.PublicKey()), ErrHostUnknown,
+		{"unknown host", sftptest.WriteKnownHosts(t, filepath.Join(dir, "unknown"), "127.0.0.1:1", srv.HostKey), ErrHostUnknown,
 			[]string{"sftp host " + srv.Addr + " is not in known_hosts " + filepath.Join(dir, "unknown")}},
 		{"revoked", func() string {
 			f := filepath.Join(dir, "revoked")
-			line := "@revoked * " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(srv.HostKey.signer.PublicKey())))
-			if err := os.WriteFile(f, []byte(line+"\n"+knownhostsLine(srv.Addr, srv.HostKey.signer.PublicKey())+"\n"), 0o644); err != nil {
+			line := "@revoked * " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(srv.HostKey)))
+			if err := os.WriteFile(f, []byte(line+"\n"+knownhosts.Line([]string{srv.Addr}, srv.HostKey)+"\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			return f
@@ -208,10 +208,10 @@ func TestHostKeyChecks(t *testing.T) {
 }
 
 func TestClientKeyChecks(t *testing.T) {
-	cfg, _, _ := inProcess(t, nil)
+	cfg, _, _ := inProcess(t)
 	dir := t.TempDir()
 	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o660} {
-		f := newTestKey(t).writePrivate(t, filepath.Join(dir, "key"+mode.String()), mode)
+		f := sftptest.NewKey(t).WritePrivate(t, filepath.Join(dir, "key"+mode.String()), mode)
 		c := cfg
 		c.KeyFile = f
 		_, err := Dial(context.Background(), c)
@@ -221,7 +221,7 @@ func TestClientKeyChecks(t *testing.T) {
 	}
 	t.Run("key not authorized", func(t *testing.T) {
 		c := cfg
-		c.KeyFile = newTestKey(t).writePrivate(t, filepath.Join(dir, "stranger"), 0o600)
+		c.KeyFile = sftptest.NewKey(t).WritePrivate(t, filepath.Join(dir, "stranger"), 0o600)
 		_, err := Dial(context.Background(), c)
 		if err == nil || !strings.Contains(err.Error(), `login as "anpr" with key `+c.KeyFile+" refused") {
 			t.Fatalf("err = %v", err)
@@ -303,7 +303,7 @@ func (b blockAfter) Close() error {
 func TestStalls(t *testing.T) {
 	t.Run("server accepts TCP and never answers", func(t *testing.T) {
 		t.Parallel()
-		cl := newTestClient(t)
+		cl := sftptest.NewClient(t)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -331,7 +331,7 @@ func TestStalls(t *testing.T) {
 		})
 		cfg := Config{
 			Address: ln.Addr().String(), User: "anpr", KeyFile: cl.KeyFile,
-			KnownHosts: writeKnownHosts(t, filepath.Join(cl.Dir, "kh"), ln.Addr().String(), newTestKey(t).signer.PublicKey()),
+			KnownHosts: sftptest.WriteKnownHosts(t, filepath.Join(cl.Dir, "kh"), ln.Addr().String(), sftptest.NewKey(t).PublicKey()),
 			Timeout:    stallTimeout,
 		}
 		err = within(t, "Dial", func() error {
@@ -351,16 +351,14 @@ func TestStalls(t *testing.T) {
 		release := make(chan struct{})
 		var stall sync.Mutex
 		stalling := false
-		cfg, _, _ := inProcess(t, func(j *jailFS) {
-			j.readHook = func(r io.ReaderAt) io.ReaderAt {
-				stall.Lock()
-				defer stall.Unlock()
-				if !stalling {
-					return r
-				}
-				return blockAfter{ReaderAt: r, n: 64 * 1024, release: release}
+		cfg, _, _ := inProcess(t, sftptest.WithReadHook(func(r io.ReaderAt) io.ReaderAt {
+			stall.Lock()
+			defer stall.Unlock()
+			if !stalling {
+				return r
 			}
-		})
+			return blockAfter{ReaderAt: r, n: 64 * 1024, release: release}
+		}))
 		t.Cleanup(func() { close(release) })
 		cfg.Timeout, cfg.Keepalive = stallTimeout, 100*time.Millisecond
 		d := dial(t, cfg)
@@ -386,11 +384,9 @@ func TestStalls(t *testing.T) {
 	t.Run("upload stalls mid-transfer", func(t *testing.T) {
 		t.Parallel()
 		release := make(chan struct{})
-		cfg, _, _ := inProcess(t, func(j *jailFS) {
-			j.writeHook = func(w io.WriterAt) io.WriterAt {
-				return blockAfter{WriterAt: w, n: 100 * 1024, release: release}
-			}
-		})
+		cfg, _, _ := inProcess(t, sftptest.WithWriteHook(func(w io.WriterAt) io.WriterAt {
+			return blockAfter{WriterAt: w, n: 100 * 1024, release: release}
+		}))
 		t.Cleanup(func() { close(release) })
 		cfg.Timeout = stallTimeout
 		d := dial(t, cfg)
@@ -402,10 +398,10 @@ func TestStalls(t *testing.T) {
 
 	t.Run("network black hole during an operation", func(t *testing.T) {
 		t.Parallel()
-		cfg, srv, _ := inProcess(t, nil)
+		cfg, srv, _ := inProcess(t)
 		proxy := startFreezeProxy(t, srv.Addr)
 		cfg.Address = proxy.Addr
-		cfg.KnownHosts = writeKnownHosts(t, filepath.Join(t.TempDir(), "kh"), proxy.Addr, srv.HostKey.signer.PublicKey())
+		cfg.KnownHosts = sftptest.WriteKnownHosts(t, filepath.Join(t.TempDir(), "kh"), proxy.Addr, srv.HostKey)
 		cfg.Timeout = stallTimeout
 		d := dial(t, cfg)
 		mustWrite(t, d, "a.csv", []byte("a"))
@@ -423,10 +419,10 @@ func TestStalls(t *testing.T) {
 
 	t.Run("keepalive notices a black hole on an idle connection", func(t *testing.T) {
 		t.Parallel()
-		cfg, srv, _ := inProcess(t, nil)
+		cfg, srv, _ := inProcess(t)
 		proxy := startFreezeProxy(t, srv.Addr)
 		cfg.Address = proxy.Addr
-		cfg.KnownHosts = writeKnownHosts(t, filepath.Join(t.TempDir(), "kh"), proxy.Addr, srv.HostKey.signer.PublicKey())
+		cfg.KnownHosts = sftptest.WriteKnownHosts(t, filepath.Join(t.TempDir(), "kh"), proxy.Addr, srv.HostKey)
 		cfg.Timeout, cfg.Keepalive = stallTimeout, 100*time.Millisecond
 		d := dial(t, cfg)
 		mustWrite(t, d, "a.csv", []byte("a"))
@@ -449,7 +445,7 @@ func TestStalls(t *testing.T) {
 
 	t.Run("an idle connection without keepalive traffic stays usable", func(t *testing.T) {
 		t.Parallel()
-		cfg, _, _ := inProcess(t, nil)
+		cfg, _, _ := inProcess(t)
 		cfg.Timeout, cfg.Keepalive = stallTimeout, -1
 		d := dial(t, cfg)
 		mustWrite(t, d, "a.csv", []byte("a"))
