@@ -156,6 +156,9 @@ type look struct {
 func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 	var st Stats
 	in.cleanSpool()
+	if err := in.finishMoved(ctx); err != nil {
+		return st, err
+	}
 	entries, err := in.Drop.List(ctx, in.Dir)
 	if err != nil {
 		return st, fmt.Errorf("listing %s: %w", in.Dir, err)
@@ -564,4 +567,44 @@ func (in *Inbox) cleanSpool() {
 	for _, p := range old {
 		os.Remove(p)
 	}
+}
+
+// finishMoved completes the publication of files whose process stopped
+// after moving them and before recording it: the receipt is written and the
+// file is where the record says, only the record still says "committed".
+func (in *Inbox) finishMoved(ctx context.Context) error {
+	var pending []*store.InputFile
+	err := in.Store.View(func(tx *store.Tx) error {
+		shas, err := tx.FilesInState(store.FileCommitted)
+		if err != nil {
+			return err
+		}
+		for _, sha := range shas {
+			r, err := tx.File(sha)
+			if err != nil {
+				return err
+			}
+			if r.Kind == in.Kind && r.Moved != "" && path.Dir(r.Path) == in.Dir {
+				pending = append(pending, r)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range pending {
+		if _, err := in.Drop.Stat(ctx, r.Path); err == nil {
+			continue // still in the input folder: the next pass publishes it
+		}
+		if _, err := in.Drop.Stat(ctx, r.Moved); err != nil {
+			continue
+		}
+		f := &File{Path: r.Path, Name: path.Base(r.Path), SHA256: r.SHA256, rec: r, inbox: in}
+		if err := in.markPublished(f, r.Moved); err != nil {
+			return err
+		}
+		in.log().Info("publication completed after a stop", "file", r.Path, "moved", r.Moved)
+	}
+	return nil
 }

@@ -954,7 +954,14 @@ func TestCrashAfterMove(t *testing.T) {
 	if !e.exists("elaborati/a.xlsx") || e.exists("a.xlsx") {
 		t.Fatalf("elaborati %v, inbox %v", e.ls("elaborati"), e.ls(""))
 	}
-	e.mustRun(p.process) // nothing listed: nothing to do
+	e.mustRun(p.process) // nothing listed, but the record is completed
+	e.st.View(func(tx *store.Tx) error {
+		r, _ := tx.File(sha("contenuto"))
+		if r.State != store.FilePublished || r.Moved != "in/elaborati/a.xlsx" {
+			t.Errorf("after the next pass the record is %q (moved %q), want published", r.State, r.Moved)
+		}
+		return nil
+	})
 	e.put("b.xlsx", "contenuto")
 	st := e.mustRun(p.process)
 	if p.calls.Load() != 1 {

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -45,8 +46,24 @@ func (tx *Tx) File(sha string) (*InputFile, error) {
 	return &f, tx.get("f/"+sha, &f)
 }
 
-// PutFile stores an input-file record.
-func (tx *Tx) PutFile(f *InputFile) error { return tx.set("f/"+f.SHA256, f) }
+// PutFile stores an input-file record and its by-state index.
+func (tx *Tx) PutFile(f *InputFile) error {
+	var old []string
+	if prev, err := tx.File(f.SHA256); err == nil {
+		old = []string{"i/f-st/" + string(prev.State) + "/" + prev.SHA256}
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := tx.setIndexes(old, []string{"i/f-st/" + string(f.State) + "/" + f.SHA256}); err != nil {
+		return err
+	}
+	return tx.set("f/"+f.SHA256, f)
+}
+
+// FilesInState returns the content hashes of the input files in a state.
+func (tx *Tx) FilesInState(st FileState) ([]string, error) {
+	return tx.indexTail("i/f-st/" + string(st) + "/")
+}
 
 func chunkKey(sha string, n int) string {
 	var b [4]byte
