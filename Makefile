@@ -37,6 +37,7 @@ fuzz:
 # Benchmarks with their baselines, one run each (figures in the README).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -benchmem ./ingest/census/
+	$(GO) test -run '^$$' -bench . -benchmem ./pki/
 
 clean:
 	rm -rf bin

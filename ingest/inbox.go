@@ -390,7 +390,21 @@ func (in *Inbox) publish(ctx context.Context, f *File) error {
 	}); err != nil {
 		return err
 	}
-	if err := in.writeReceipt(ctx, f.Name, esito.File(chunks...)); err != nil {
+	retry := f.rec.Publishing
+	if !retry {
+		if err := in.Store.Update(func(tx *store.Tx) error {
+			r, err := tx.File(f.SHA256)
+			if err != nil {
+				return err
+			}
+			r.Publishing = true
+			f.rec = r
+			return tx.PutFile(r)
+		}); err != nil {
+			return err
+		}
+	}
+	if err := in.writeReceipt(ctx, f.Name, esito.File(chunks...), retry); err != nil {
 		return err
 	}
 	sub := "elaborati"
@@ -462,7 +476,7 @@ func (in *Inbox) freeName(ctx context.Context, sub, name string) (string, error)
 // file moved to scartati/.
 func (in *Inbox) refuseUnread(ctx context.Context, p, name, code, msg string) error {
 	in.log().Warn("file refused", "file", p, "code", code, "reason", msg)
-	if err := in.writeReceipt(ctx, name, esito.Refused(code, msg)); err != nil {
+	if err := in.writeReceipt(ctx, name, esito.Refused(code, msg), false); err != nil {
 		return err
 	}
 	to, err := in.freeName(ctx, "scartati", name)
@@ -488,9 +502,15 @@ func (in *Inbox) refuseUnread(ctx context.Context, p, name, code, msg string) er
 // writeReceipt writes esiti/<name>.esito.csv. An earlier receipt of the
 // same name (an earlier file dropped with that name) is kept: it is renamed
 // with its own date before the new one takes its place.
-func (in *Inbox) writeReceipt(ctx context.Context, name string, data []byte) error {
+//
+// retry says that this file's publication was started before (and
+// stopped): a receipt identical to data is then this file's own.
+func (in *Inbox) writeReceipt(ctx context.Context, name string, data []byte, retry bool) error {
 	p := path.Join(in.Dir, "esiti", name+".esito.csv")
 	if old, err := in.Drop.Stat(ctx, p); err == nil {
+		if retry && old.Size == int64(len(data)) && in.sameContent(ctx, p, data) {
+			return nil // written by this same file before a stop: nothing to do
+		}
 		stamp := old.ModTime.In(in.loc()).Format("20060102-150405")
 		aside := path.Join(in.Dir, "esiti", name+"."+stamp+".esito.csv")
 		for i := 2; ; i++ {
@@ -607,4 +627,15 @@ func (in *Inbox) finishMoved(ctx context.Context) error {
 		in.log().Info("publication completed after a stop", "file", r.Path, "moved", r.Moved)
 	}
 	return nil
+}
+
+// sameContent reports whether the drop file p holds exactly data.
+func (in *Inbox) sameContent(ctx context.Context, p string, data []byte) bool {
+	rc, err := in.Drop.Open(ctx, p)
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(io.LimitReader(rc, int64(len(data))+1))
+	return err == nil && bytes.Equal(got, data)
 }

@@ -36,8 +36,11 @@ type InputFile struct {
 	Rejected bool      `json:"rejected"` // whole file refused (moved to scartati/)
 	Attempts int       `json:"attempts"`
 	Moved    string    `json:"moved,omitempty"`
-	Started  time.Time `json:"started"`
-	Finished time.Time `json:"finished,omitempty"`
+	// Publishing is set when the receipt is about to be written: a later
+	// attempt knows an identical receipt is this file's own.
+	Publishing bool      `json:"publishing,omitempty"`
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished,omitempty"`
 }
 
 // File returns the record of a content hash.

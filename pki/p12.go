@@ -1,0 +1,73 @@
+package pki
+
+import (
+	"crypto"
+	"crypto/x509"
+	"fmt"
+
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
+)
+
+// PKCS#12 encodings (config: pki encoding).
+const (
+	// EncodingLegacy is go-pkcs12's LegacyDES profile: key and certificates
+	// encrypted with pbeWithSHAAnd3-KeyTripleDES-CBC (2048 iterations), MAC
+	// HMAC-SHA-1. OpenSSL 3 opens it without -legacy (3DES is in its
+	// default provider; RC2, used by go-pkcs12's LegacyRC2 and by OpenSSL
+	// 1.x's default, is not), and so do NSS, Java and old Windows/macOS.
+	EncodingLegacy = "legacy"
+	// EncodingModern is go-pkcs12's Modern2023 profile: PBES2 with
+	// PBKDF2-HMAC-SHA-256 and AES-256-CBC (2048 iterations), MAC
+	// HMAC-SHA-256 (OpenSSL 1.1.1+, Java 12+, Windows Server 2019+).
+	EncodingModern = "modern"
+
+	DefaultEncoding = EncodingLegacy
+)
+
+// encoders are pinned to the named go-pkcs12 profiles, not to its aliases
+// pkcs12.Legacy and pkcs12.Modern, which may change with the library.
+var encoders = map[string]*pkcs12.Encoder{
+	EncodingLegacy: pkcs12.LegacyDES,
+	EncodingModern: pkcs12.Modern2023,
+}
+
+// EncodeP12 writes a password-protected PKCS#12 file holding key, its
+// certificate cert and the CA certificates caCerts, in encoding "legacy"
+// (the default, also for "") or "modern".
+//
+// The file is made by go-pkcs12, which writes no friendlyName; EncodeP12
+// then adds friendlyName = friendlyName (cert's CN when empty) to the key
+// bag and to cert's bag, keeps their localKeyId (adding one if missing),
+// and recomputes the MAC: Java's keytool shows the friendlyName of the key
+// bag as the alias, OpenSSL and NSS show the one of the certificate bag.
+func EncodeP12(key crypto.PrivateKey, cert *x509.Certificate, caCerts []*x509.Certificate, password, encoding, friendlyName string) ([]byte, error) {
+	if encoding == "" {
+		encoding = DefaultEncoding
+	}
+	enc, ok := encoders[encoding]
+	if !ok {
+		return nil, fmt.Errorf("pki: PKCS#12 encoding %q: want %s or %s", encoding, EncodingLegacy, EncodingModern)
+	}
+	if cert == nil {
+		return nil, fmt.Errorf("pki: PKCS#12: no certificate")
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("pki: PKCS#12: private key of type %T", key)
+	}
+	if pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("pki: PKCS#12: the private key does not match the certificate %q", cert.Subject.CommonName)
+	}
+	if friendlyName == "" {
+		friendlyName = cert.Subject.CommonName
+	}
+	pfx, err := enc.Encode(key, cert, caCerts, password)
+	if err != nil {
+		return nil, fmt.Errorf("pki: PKCS#12 %s: %w", cert.Subject.CommonName, err)
+	}
+	out, err := SetFriendlyName(pfx, password, cert.Raw, friendlyName)
+	if err != nil {
+		return nil, fmt.Errorf("pki: PKCS#12 %s: %w", cert.Subject.CommonName, err)
+	}
+	return out, nil
+}

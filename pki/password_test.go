@@ -1,0 +1,63 @@
+package pki
+
+import (
+	"regexp"
+	"testing"
+)
+
+func TestNewPassword(t *testing.T) {
+	tests := []struct {
+		n, wantLen int
+		wantErr    bool
+	}{
+		{0, DefaultPasswordLength, false},
+		{8, 8, false},
+		{9, 9, false},
+		{16, 16, false},
+		{64, 64, false},
+		{7, 0, true},
+		{-1, 0, true},
+		{65, 0, true},
+	}
+	for _, tc := range tests {
+		p, err := NewPassword(tc.n)
+		if tc.wantErr {
+			if err == nil {
+				t.Errorf("NewPassword(%d) = %q, want an error", tc.n, p)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("NewPassword(%d): %v", tc.n, err)
+		}
+		if len(p) != tc.wantLen || !regexp.MustCompile(`^[0-9A-F]+$`).MatchString(p) {
+			t.Errorf("NewPassword(%d) = %q: want %d characters of 0-9A-F", tc.n, p, tc.wantLen)
+		}
+	}
+
+	// 1,000 passwords: all different, and every hex digit in use at every
+	// position (a stuck nibble would show).
+	seen := map[string]bool{}
+	var perPos [DefaultPasswordLength]map[byte]bool
+	for i := range perPos {
+		perPos[i] = map[byte]bool{}
+	}
+	for i := 0; i < 1000; i++ {
+		p, err := NewPassword(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[p] {
+			t.Fatalf("password %s drawn twice in %d", p, i)
+		}
+		seen[p] = true
+		for j := 0; j < len(p); j++ {
+			perPos[j][p[j]] = true
+		}
+	}
+	for j, m := range perPos {
+		if len(m) != 16 {
+			t.Errorf("position %d used %d of 16 hex digits in 1,000 passwords", j, len(m))
+		}
+	}
+}
