@@ -39,6 +39,16 @@ type Config struct {
 	PKI struct {
 		CACert string `yaml:"ca_cert"`
 		CAKey  string `yaml:"ca_key"`
+		// Encoding of the PKCS#12 files: legacy (3DES) or modern (AES-256).
+		Encoding string `yaml:"encoding"`
+		// ValidityDays of workstation and server certificates.
+		ValidityDays int `yaml:"validity_days"`
+		// PasswordLength of the P12 passwords (uppercase hex characters).
+		PasswordLength int `yaml:"password_length"`
+		// KeyAlgorithm of workstation keys: rsa2048 or ecdsa-p256.
+		KeyAlgorithm string `yaml:"key_algorithm"`
+		// BatchMax is the most certificates one run of certificati issues.
+		BatchMax int `yaml:"batch_max"`
 	} `yaml:"pki"`
 
 	Drop struct {
@@ -188,6 +198,19 @@ func (c *Config) Validate() error {
 	}
 	if c.Census.ChunkRows <= 0 || c.Census.MaxRows <= 0 {
 		return fmt.Errorf("census.chunk_rows and census.max_rows must be positive")
+	}
+	switch c.PKI.Encoding {
+	case "legacy", "modern":
+	default:
+		return fmt.Errorf("pki.encoding %q: want legacy or modern", c.PKI.Encoding)
+	}
+	switch c.PKI.KeyAlgorithm {
+	case "rsa2048", "ecdsa-p256":
+	default:
+		return fmt.Errorf("pki.key_algorithm %q: want rsa2048 or ecdsa-p256", c.PKI.KeyAlgorithm)
+	}
+	if c.PKI.ValidityDays <= 0 || c.PKI.BatchMax <= 0 || c.PKI.PasswordLength <= 0 {
+		return fmt.Errorf("pki.validity_days, pki.batch_max and pki.password_length must be positive")
 	}
 	return nil
 }

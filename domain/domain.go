@@ -167,7 +167,21 @@ type Postazione struct {
 	Reason   string    `json:"reason,omitempty"`
 	Created  time.Time `json:"created"`
 	Updated  time.Time `json:"updated"`
+
+	// Certificate, set by the certificati job when the state becomes ATTIVO.
+	CertDER        []byte `json:"cert_der,omitempty"`
+	P12Sealed      []byte `json:"p12_sealed,omitempty"`      // PKCS#12, sealed with context "postazione/<code>/p12"
+	PasswordSealed []byte `json:"password_sealed,omitempty"` // its password, sealed with context "postazione/<code>/password"
+	// Failed issuance: the last error and the number of failed attempts.
+	LastError string `json:"last_error,omitempty"`
+	Attempts  int    `json:"attempts,omitempty"`
 }
+
+// P12SealContext is the Sealer context of a workstation's PKCS#12.
+func P12SealContext(code string) string { return "postazione/" + code + "/p12" }
+
+// PasswordSealContext is the Sealer context of a workstation's P12 password.
+func PasswordSealContext(code string) string { return "postazione/" + code + "/password" }
 
 // WorkstationCode returns the code of workstation n of a comune: 058091-PC-0001.
 func WorkstationCode(istat string, n int) string {

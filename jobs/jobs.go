@@ -23,6 +23,9 @@ type Env struct {
 	Comuni *istat.Table
 	Log    *slog.Logger
 	Loc    *time.Location // the config's time zone
+	// Sealer seals secrets inside records (keys.seal); nil when the key
+	// file is missing, and then the jobs that need it refuse to run.
+	Sealer *store.Sealer
 }
 
 // SpoolDir is the local folder for downloaded copies of input files.
@@ -61,5 +64,6 @@ var Names = []string{
 func All() []Job {
 	return []Job{
 		censimentoJob,
+		certificatiJob,
 	}
 }

@@ -182,6 +182,20 @@ func (a *app) openRunner(ctx context.Context) (r *schedules.Runner, closeFn func
 		return nil, nil, err
 	}
 	env := &jobs.Env{Config: a.cfg, Store: st, Drop: dr, Comuni: tab, Log: a.log, Loc: a.loc()}
+	// The seal key is needed only by the jobs that seal secrets: a missing
+	// file leaves Sealer nil (those jobs then fail with a hint); a bad one
+	// is an error. The CA is loaded by the certificati job at each run.
+	if sealPath := a.cfg.Path(a.cfg.Keys.Seal); sealPath != "" {
+		if _, statErr := os.Stat(sealPath); statErr == nil {
+			k, err := store.ReadKey(sealPath)
+			if err != nil {
+				return nil, nil, fmt.Errorf("keys.seal: %w", err)
+			}
+			if env.Sealer, err = store.NewSealer(k); err != nil {
+				return nil, nil, fmt.Errorf("keys.seal: %w", err)
+			}
+		}
+	}
 	r, err = schedules.New(env, jobs.All())
 	if err != nil {
 		return nil, nil, err

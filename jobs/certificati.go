@@ -1,0 +1,325 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"anprsec/domain"
+	"anprsec/export/bundle"
+	"anprsec/pki"
+	"anprsec/store"
+)
+
+// CertActor is the history actor of the certificati job.
+const CertActor = "certificati"
+
+// certificatiJob issues pending workstation certificates and publishes one
+// ZIP per comune (SPEC.md "certificati"; issue 3).
+//
+//  1. Up to pki.batch_max postazioni in RICHIESTA IN LAVORAZIONE, in code
+//     order, are issued outside any transaction: keys on runtime.NumCPU()
+//     workers, signed by the CA (loaded from pki.ca_cert/ca_key at each run),
+//     PKCS#12 with friendlyName = code and a fresh password.
+//  2. Each comune commits in one transaction: ATTIVO, serial, expiry,
+//     certificate, sealed P12 and password, history, and a pending bundle
+//     record. A failed issuance leaves the postazione in RICHIESTA with
+//     LastError and Attempts (retried next run).
+//  3. Every pending bundle (also one left by a crash) is built from the
+//     store, verified and written atomically to the drop, then marked
+//     published. Re-publishing gives the same name and content.
+var certificatiJob = Job{
+	Name:        "certificati",
+	Description: "issues pending workstation certificates (PKCS#12) and publishes one ZIP per comune with password.txt",
+	Run:         runCertificati,
+}
+
+type certResult struct {
+	code, istat string
+	cert        *x509.Certificate
+	p12         []byte
+	password    string
+	err         error
+}
+
+func runCertificati(ctx context.Context, env *Env, run *Run) error {
+	if env.Sealer == nil {
+		return errors.New("certificati: no seal key (keys.seal; run `anprsec init`)")
+	}
+	pc := env.Config.PKI
+	var todo []*domain.Postazione
+	names := map[string]string{} // istat -> comune name
+	err := env.Store.View(func(tx *store.Tx) error {
+		codes, err := tx.PostazioniInState(domain.CertRichiesta)
+		if err != nil {
+			return err
+		}
+		sort.Strings(codes)
+		if pc.BatchMax > 0 && len(codes) > pc.BatchMax {
+			codes = codes[:pc.BatchMax]
+		}
+		for _, c := range codes {
+			p, err := tx.Postazione(c)
+			if err != nil {
+				return fmt.Errorf("postazione %s: %w", c, err)
+			}
+			if _, ok := names[p.ISTAT]; !ok {
+				com, err := tx.Comune(p.ISTAT)
+				if err != nil {
+					return fmt.Errorf("comune %s of %s: %w", p.ISTAT, c, err)
+				}
+				names[p.ISTAT] = com.Name
+			}
+			todo = append(todo, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if len(todo) > 0 {
+		if err := issueAndCommit(ctx, env, run, todo, names); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := publishPending(ctx, env, run); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// issueAndCommit issues todo in parallel and commits the results per comune.
+func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Postazione, names map[string]string) error {
+	pc := env.Config.PKI
+	ca, err := pki.LoadCA(env.Config.Path(pc.CACert), env.Config.Path(pc.CAKey))
+	if err != nil {
+		return fmt.Errorf("certificati: CA: %w", err)
+	}
+	results := make([]certResult, len(todo))
+	jobsCh := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.NumCPU(); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobsCh {
+				p := todo[i]
+				results[i] = issueOne(ca, p.Code, p.ISTAT, names[p.ISTAT], pc.KeyAlgorithm, pc.Encoding, pc.ValidityDays, pc.PasswordLength)
+			}
+		}()
+	}
+feed:
+	for i := range todo {
+		select {
+		case jobsCh <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobsCh)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err // nothing committed: the requests stay pending
+	}
+
+	// Group by comune, keeping code order.
+	var order []string
+	byComune := map[string][]*certResult{}
+	for i := range results {
+		r := &results[i]
+		if _, ok := byComune[r.istat]; !ok {
+			order = append(order, r.istat)
+		}
+		byComune[r.istat] = append(byComune[r.istat], r)
+	}
+	src := store.Source{Actor: CertActor}
+	var errs []error
+	for _, istat := range order {
+		issued, failed := 0, 0
+		err := env.Store.Update(func(tx *store.Tx) error {
+			issued, failed = 0, 0
+			var codes []string
+			for _, r := range byComune[istat] {
+				p, err := tx.Postazione(r.code)
+				if err != nil {
+					return err
+				}
+				if p.State != domain.CertRichiesta {
+					continue // changed since it was read: leave it alone
+				}
+				p.Updated = tx.Now
+				if r.err != nil {
+					p.Attempts++
+					p.LastError = r.err.Error()
+					failed++
+					if err := tx.PutPostazione(p); err != nil {
+						return err
+					}
+					if err := tx.Record(src, "postazione.errore", "postazione", p.Code,
+						fmt.Sprintf("emissione fallita (tentativo %d): %v", p.Attempts, r.err)); err != nil {
+						return err
+					}
+					continue
+				}
+				serial := fmt.Sprintf("%X", r.cert.SerialNumber)
+				p.State = domain.CertAttivo
+				p.Serial = serial
+				p.NotAfter = r.cert.NotAfter
+				p.CertDER = r.cert.Raw
+				p.P12Sealed = env.Sealer.Seal(r.p12, domain.P12SealContext(p.Code))
+				p.PasswordSealed = env.Sealer.Seal([]byte(r.password), domain.PasswordSealContext(p.Code))
+				p.LastError = ""
+				if err := tx.PutPostazione(p); err != nil {
+					return err
+				}
+				if err := tx.Record(src, "postazione.attiva", "postazione", p.Code,
+					fmt.Sprintf("certificato emesso, seriale %s, scade %s", serial, r.cert.NotAfter.UTC().Format("2006-01-02"))); err != nil {
+					return err
+				}
+				codes = append(codes, p.Code)
+				issued++
+			}
+			if len(codes) == 0 {
+				return nil
+			}
+			b, err := tx.NewBundle(istat, tx.Now, env.Loc, codes)
+			if err != nil {
+				return err
+			}
+			return tx.Record(src, "bundle.crea", "bundle", b.ID(), fmt.Sprintf("%d certificati: %v", len(codes), codes))
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("certificati: comune %s: %w", istat, err))
+			continue
+		}
+		run.Add("issued", issued)
+		run.Add("failed", failed)
+	}
+	return errors.Join(errs...)
+}
+
+// issueOne makes the key, certificate and PKCS#12 of one postazione.
+func issueOne(ca *pki.CA, code, istat, comune, alg, encoding string, days, pwLen int) certResult {
+	r := certResult{code: code, istat: istat}
+	key, err := pki.GenerateKey(alg)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	cert, _, err := ca.IssueWorkstation(pki.WorkstationRequest{Code: code, Comune: comune, PublicKey: key.Public(), ValidityDays: days})
+	if err != nil {
+		r.err = err
+		return r
+	}
+	pw, err := pki.NewPassword(pwLen)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	p12, err := pki.EncodeP12(key, cert, []*x509.Certificate{ca.Cert}, pw, encoding, code)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	r.cert, r.p12, r.password = cert, p12, pw
+	return r
+}
+
+// publishPending publishes every pending bundle.
+func publishPending(ctx context.Context, env *Env, run *Run) error {
+	var ids []string
+	if err := env.Store.View(func(tx *store.Tx) error {
+		var err error
+		ids, err = tx.PendingBundles()
+		return err
+	}); err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		if err := publishBundle(ctx, env, id); err != nil {
+			errs = append(errs, fmt.Errorf("certificati: bundle %s: %w", id, err))
+			continue
+		}
+		run.Add("bundles", 1)
+	}
+	return errors.Join(errs...)
+}
+
+// BundleEntries reads and unseals the certificates of a bundle.
+func BundleEntries(tx *store.Tx, s *store.Sealer, b *store.Bundle) ([]bundle.Entry, error) {
+	entries := make([]bundle.Entry, 0, len(b.Codes))
+	for _, c := range b.Codes {
+		p, err := tx.Postazione(c)
+		if err != nil {
+			return nil, fmt.Errorf("postazione %s: %w", c, err)
+		}
+		p12, err := s.Open(p.P12Sealed, domain.P12SealContext(c))
+		if err != nil {
+			return nil, fmt.Errorf("postazione %s: P12: %w", c, err)
+		}
+		pw, err := s.Open(p.PasswordSealed, domain.PasswordSealContext(c))
+		if err != nil {
+			return nil, fmt.Errorf("postazione %s: password: %w", c, err)
+		}
+		entries = append(entries, bundle.Entry{Code: c, P12: p12, Password: string(pw)})
+	}
+	return entries, nil
+}
+
+func publishBundle(ctx context.Context, env *Env, id string) error {
+	var b *store.Bundle
+	var entries []bundle.Entry
+	if err := env.Store.View(func(tx *store.Tx) error {
+		var err error
+		if b, err = tx.Bundle(id); err != nil {
+			return err
+		}
+		entries, err = BundleEntries(tx, env.Sealer, b)
+		return err
+	}); err != nil {
+		return err
+	}
+	if b.State != store.BundlePending {
+		return nil
+	}
+	loc := env.Loc
+	if loc == nil {
+		loc = time.UTC
+	}
+	data, err := bundle.Build(ctx, entries, b.Created.In(loc)) // ZIP times in the zone of the name
+	if err != nil {
+		return err
+	}
+	name := bundle.Path(b.ISTAT, b.Stamp)
+	if err := env.Drop.Write(ctx, name, bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return env.Store.Update(func(tx *store.Tx) error {
+		cur, err := tx.Bundle(id)
+		if err != nil {
+			return err
+		}
+		if cur.State != store.BundlePending {
+			return nil
+		}
+		cur.State = store.BundlePublished
+		cur.Published = tx.Now
+		cur.File = name
+		if err := tx.PutBundle(cur); err != nil {
+			return err
+		}
+		return tx.Record(store.Source{Actor: CertActor, File: name}, "bundle.pubblicato", "bundle", id,
+			fmt.Sprintf("%d certificati in %s", len(cur.Codes), name))
+	})
+}
