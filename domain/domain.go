@@ -164,9 +164,18 @@ type Postazione struct {
 	State    CertState `json:"state"`
 	Serial   string    `json:"serial,omitempty"` // certificate serial, hex
 	NotAfter time.Time `json:"not_after,omitempty"`
-	Reason   string    `json:"reason,omitempty"`
+	Reason   string    `json:"reason,omitempty"` // motivo of the last block or revoke
 	Created  time.Time `json:"created"`
 	Updated  time.Time `json:"updated"`
+
+	// Block and revoke (jobs.Blocca, jobs.Revoca): when the certificate went
+	// on hold (BLOCCATO; zero once unblocked), when its revocation was asked
+	// (REVOCATA IN LAVORAZIONE, then REVOCATO) and the CRL reason code of the
+	// revocation (RFC 5280: 0 unspecified, 1 keyCompromise, 5
+	// cessationOfOperation), all used by the crl job.
+	HoldSince        time.Time `json:"hold_since,omitempty"`
+	RevokedAt        time.Time `json:"revoked_at,omitempty"`
+	RevocationReason int       `json:"revocation_reason,omitempty"`
 
 	// Certificate, set by the certificati job when the state becomes ATTIVO.
 	CertDER        []byte `json:"cert_der,omitempty"`

@@ -84,6 +84,9 @@ func runCertificati(ctx context.Context, env *Env, run *Run) error {
 		return err
 	}
 	var errs []error
+	if err := completeRevocations(env, run); err != nil {
+		errs = append(errs, err)
+	}
 	if len(todo) > 0 {
 		if err := issueAndCommit(ctx, env, run, todo, names); err != nil {
 			errs = append(errs, err)
@@ -322,4 +325,54 @@ func publishBundle(ctx context.Context, env *Env, id string) error {
 		return tx.Record(store.Source{Actor: CertActor, File: name}, "bundle.pubblicato", "bundle", id,
 			fmt.Sprintf("%d certificati in %s", len(cur.Codes), name))
 	})
+}
+
+// completeRevocations makes every REVOCATA IN LAVORAZIONE certificate
+// REVOCATO, for good (SPEC.md: "--(next batch)--> REVOCATO"), one
+// transaction each with its history entry. The next CRL lists it with the
+// reason of its revocation instead of certificateHold.
+func completeRevocations(env *Env, run *Run) error {
+	var codes []string
+	if err := env.Store.View(func(tx *store.Tx) error {
+		var err error
+		codes, err = tx.PostazioniInState(domain.CertRevocaInCorso)
+		return err
+	}); err != nil {
+		return err
+	}
+	sort.Strings(codes)
+	var errs []error
+	for _, code := range codes {
+		done := false
+		err := env.Store.Update(func(tx *store.Tx) error {
+			done = false
+			p, err := tx.Postazione(code)
+			if err != nil {
+				return err
+			}
+			if p.State != domain.CertRevocaInCorso {
+				return nil // changed since it was read
+			}
+			p.State = domain.CertRevocato
+			p.Updated = tx.Now
+			if p.RevokedAt.IsZero() {
+				p.RevokedAt = tx.Now
+			}
+			if err := tx.PutPostazione(p); err != nil {
+				return err
+			}
+			done = true
+			return tx.Record(store.Source{Actor: CertActor}, "postazione.revocata", "postazione", p.Code,
+				fmt.Sprintf("revoca definitiva, seriale %s, motivo CRL %s (%s)", p.Serial,
+					pki.ReasonName(p.RevocationReason), p.Reason))
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("certificati: revoca di %s: %w", code, err))
+			continue
+		}
+		if done {
+			run.Add("revoked", 1)
+		}
+	}
+	return errors.Join(errs...)
 }

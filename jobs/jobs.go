@@ -65,5 +65,6 @@ func All() []Job {
 	return []Job{
 		censimentoJob,
 		certificatiJob,
+		crlJob,
 	}
 }

@@ -1,0 +1,163 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/big"
+	"sort"
+	"time"
+
+	"anprsec/domain"
+	"anprsec/pki"
+	"anprsec/store"
+)
+
+// CRL files in the drop (SPEC.md, drop layout: crl/).
+const (
+	CRLFileDER = "crl/anprsec.crl"
+	CRLFilePEM = "crl/anprsec.crl.pem"
+)
+
+// CRLValidity is nextUpdate - thisUpdate: the CRL is re-signed every hour,
+// so 25 hours leave a day of margin to a relying party when the daemon is
+// down, and one more hour for a run that is late.
+const CRLValidity = 25 * time.Hour
+
+// CRLActor is the history actor of the crl job.
+const CRLActor = "crl"
+
+// crlJob signs and publishes the CRL (SPEC.md "crl": hourly, and right
+// after any block, unblock or revoke; issue 3).
+//
+// What is in it, from the store at the time of signing:
+//   - BLOCCATO: reason certificateHold, revocation date = when it was
+//     blocked; an unblocked certificate is simply absent from the next CRL;
+//   - REVOCATA IN LAVORAZIONE: reason certificateHold, date = the revoke
+//     request. The certificate must stop working at once, but the
+//     revocation is not final until the certificati batch: a hold is the
+//     entry that may still be lifted (issue 3: "goes into the CRL straight
+//     away on hold");
+//   - REVOCATO: for good, with the reason of the revocation (pki.
+//     RevocationReason of the motivo: keyCompromise, cessationOfOperation,
+//     or unspecified, written without the reasonCode extension), date = the
+//     revoke request.
+//
+// The CRL number comes from a gap-free counter in the store
+// (store.CRLSequence), taken in the same transaction that records the CRL
+// and its history entry, so numbers only grow. The DER and PEM files are
+// written atomically through the drop (temporary name, rename).
+var crlJob = Job{
+	Name:        "crl",
+	Description: "signs the CRL (held and revoked workstation certificates) and publishes crl/anprsec.crl and .crl.pem",
+	Run:         runCRL,
+}
+
+func runCRL(ctx context.Context, env *Env, run *Run) error {
+	pc := env.Config.PKI
+	ca, err := pki.LoadCA(env.Config.Path(pc.CACert), env.Config.Path(pc.CAKey))
+	if err != nil {
+		return fmt.Errorf("crl: CA: %w", err)
+	}
+	var rec *store.CRL
+	var held, revoked int
+	err = env.Store.Update(func(tx *store.Tx) error {
+		entries, h, r, err := crlEntries(tx)
+		if err != nil {
+			return err
+		}
+		held, revoked = h, r
+		n, err := tx.Sequence(store.CRLSequence)
+		if err != nil {
+			return err
+		}
+		der, err := ca.CreateCRL(entries, new(big.Int).SetUint64(n), tx.Now, tx.Now.Add(CRLValidity))
+		if err != nil {
+			return err
+		}
+		rec = &store.CRL{Number: n, ThisUpdate: tx.Now, NextUpdate: tx.Now.Add(CRLValidity), Entries: len(entries), DER: der}
+		if err := tx.PutCRL(rec); err != nil {
+			return err
+		}
+		return tx.Record(store.Source{Actor: CRLActor}, "crl.firmata", "crl", fmt.Sprint(n),
+			fmt.Sprintf("CRL numero %d: %d in sospensione, %d revocati, valida fino a %s",
+				n, h, r, rec.NextUpdate.Format(time.RFC3339)))
+	})
+	if err != nil {
+		return fmt.Errorf("crl: %w", err)
+	}
+	run.Add("number", int(rec.Number))
+	run.Add("held", held)
+	run.Add("revoked", revoked)
+	if err := env.Store.Sync(); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{CRLFileDER, rec.DER}, {CRLFilePEM, pki.CRLPEM(rec.DER)}} {
+		if err := env.Drop.Write(ctx, f.name, bytes.NewReader(f.data)); err != nil {
+			return fmt.Errorf("crl: writing %s: %w", f.name, err)
+		}
+	}
+	return env.Store.Update(func(tx *store.Tx) error {
+		cur, err := tx.LastCRL()
+		if err != nil {
+			return err
+		}
+		if cur.Number != rec.Number {
+			return nil // a newer one was signed meanwhile
+		}
+		cur.Published = tx.Now
+		cur.Files = []string{CRLFileDER, CRLFilePEM}
+		return tx.PutCRL(cur)
+	})
+}
+
+// crlEntries lists the held and revoked certificates, in serial order.
+func crlEntries(tx *store.Tx) (entries []pki.CRLEntry, held, revoked int, err error) {
+	for _, st := range []domain.CertState{domain.CertBloccato, domain.CertRevocaInCorso, domain.CertRevocato} {
+		codes, err := tx.PostazioniInState(st)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		for _, code := range codes {
+			p, err := tx.Postazione(code)
+			if err != nil {
+				return nil, 0, 0, fmt.Errorf("postazione %s: %w", code, err)
+			}
+			if p.Serial == "" {
+				// Refuse rather than sign a CRL that misses a revoked certificate.
+				return nil, 0, 0, fmt.Errorf("postazione %s is %s but has no certificate serial", code, p.State)
+			}
+			serial, err := pki.ParseSerialHex(p.Serial)
+			if err != nil {
+				return nil, 0, 0, fmt.Errorf("postazione %s: %w", code, err)
+			}
+			e := pki.CRLEntry{Serial: serial}
+			switch st {
+			case domain.CertBloccato:
+				e.RevokedAt, e.Reason = firstSet(p.HoldSince, p.Updated), pki.ReasonCertificateHold
+				held++
+			case domain.CertRevocaInCorso:
+				e.RevokedAt, e.Reason = firstSet(p.RevokedAt, p.Updated), pki.ReasonCertificateHold
+				held++
+			case domain.CertRevocato:
+				e.RevokedAt, e.Reason = firstSet(p.RevokedAt, p.Updated), p.RevocationReason
+				revoked++
+			}
+			entries = append(entries, e)
+		}
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Serial.Cmp(entries[j].Serial) < 0 })
+	return entries, held, revoked, nil
+}
+
+func firstSet(ts ...time.Time) time.Time {
+	for _, t := range ts {
+		if !t.IsZero() {
+			return t
+		}
+	}
+	return time.Time{}
+}
