@@ -49,6 +49,16 @@ type Config struct {
 		KeyAlgorithm string `yaml:"key_algorithm"`
 		// BatchMax is the most certificates one run of certificati issues.
 		BatchMax int `yaml:"batch_max"`
+		// KeyPool is the number of pre-generated keys the pool-chiavi job
+		// keeps ready for certificati (0: no pool).
+		KeyPool int `yaml:"key_pool"`
+		// RevokeGrace is the undo window of a revocation: the certificati
+		// batch makes REVOCATA IN LAVORAZIONE final (REVOCATO) only once
+		// this long has passed since the request; until then
+		// `anprsec postazioni annulla-revoca` brings it back.
+		RevokeGrace time.Duration `yaml:"revoke_grace"`
+		// CRLValidity is nextUpdate - thisUpdate of the signed CRL.
+		CRLValidity time.Duration `yaml:"crl_validity"`
 	} `yaml:"pki"`
 
 	Drop struct {
@@ -209,8 +219,17 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("pki.key_algorithm %q: want rsa2048 or ecdsa-p256", c.PKI.KeyAlgorithm)
 	}
+	if c.PKI.KeyPool < 0 {
+		return fmt.Errorf("pki.key_pool must not be negative (0 disables the key pool)")
+	}
 	if c.PKI.ValidityDays <= 0 || c.PKI.BatchMax <= 0 || c.PKI.PasswordLength <= 0 {
 		return fmt.Errorf("pki.validity_days, pki.batch_max and pki.password_length must be positive")
+	}
+	if c.PKI.RevokeGrace < 0 {
+		return fmt.Errorf("pki.revoke_grace %s: must not be negative (0s makes a revocation final at the next batch)", c.PKI.RevokeGrace)
+	}
+	if c.PKI.CRLValidity <= time.Hour {
+		return fmt.Errorf("pki.crl_validity %s: must be more than 1h (the CRL is re-signed every hour)", c.PKI.CRLValidity)
 	}
 	return nil
 }

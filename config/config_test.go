@@ -13,6 +13,9 @@ func TestDefaults(t *testing.T) {
 	if c.Drop.Type != "local" || c.Drop.Settle != time.Minute || c.Drop.MaxFileSize != 64<<20 || c.Timezone != "Europe/Rome" {
 		t.Errorf("defaults = %+v", c.Drop)
 	}
+	if c.PKI.RevokeGrace != 24*time.Hour || c.PKI.CRLValidity != 25*time.Hour {
+		t.Errorf("pki.revoke_grace = %s, pki.crl_validity = %s", c.PKI.RevokeGrace, c.PKI.CRLValidity)
+	}
 	if got := c.Path(c.Keys.Store); got != "/srv/anprsec/var/keys/store.key" {
 		t.Errorf("store key path = %s", got)
 	}
@@ -47,6 +50,10 @@ func TestLoadErrors(t *testing.T) {
 		{"drop:\n  max_file_size: 12XB\n", "unknown unit"},
 		{"drop:\n  settle: soon\n", "line 2: `soon` is not a duration"},
 		{"census:\n  chunk_rows: 0\n", "chunk_rows"},
+		{"pki:\n  revoke_grace: -1h\n", "pki.revoke_grace"},
+		{"pki:\n  revoke_grace: presto\n", "`presto` is not a duration"},
+		{"pki:\n  crl_validity: 1h\n", "pki.crl_validity"},
+		{"pki:\n  crl_validity: 30m\n", "pki.crl_validity"},
 	} {
 		p := filepath.Join(t.TempDir(), "anprsec.yaml")
 		os.WriteFile(p, []byte(tc.yaml), 0o600)
@@ -69,5 +76,17 @@ func TestLoadOverridesOneSchedule(t *testing.T) {
 	}
 	if c.Schedules["certificati"] != "*/10 * * * *" || c.Schedules["ingest-censimento"] != "* * * * *" {
 		t.Errorf("schedules = %v", c.Schedules)
+	}
+}
+
+func TestLoadPKIDurations(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "anprsec.yaml")
+	os.WriteFile(p, []byte("pki:\n  revoke_grace: 0s\n  crl_validity: 2h\n"), 0o600)
+	c, err := Load(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PKI.RevokeGrace != 0 || c.PKI.CRLValidity != 2*time.Hour {
+		t.Errorf("pki.revoke_grace = %s, pki.crl_validity = %s", c.PKI.RevokeGrace, c.PKI.CRLValidity)
 	}
 }

@@ -176,6 +176,9 @@ type Postazione struct {
 	HoldSince        time.Time `json:"hold_since,omitempty"`
 	RevokedAt        time.Time `json:"revoked_at,omitempty"`
 	RevocationReason int       `json:"revocation_reason,omitempty"`
+	// PrevState is the state before a revoke (ATTIVO or BLOCCATO), restored
+	// by jobs.AnnullaRevoca inside the undo window (pki.revoke_grace).
+	PrevState CertState `json:"prev_state,omitempty"`
 
 	// Certificate, set by the certificati job when the state becomes ATTIVO.
 	CertDER        []byte `json:"cert_der,omitempty"`

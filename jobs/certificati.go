@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -105,6 +106,18 @@ func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Post
 	if err != nil {
 		return fmt.Errorf("certificati: CA: %w", err)
 	}
+	certBusy.Add(1) // pool-chiavi starts no new batch meanwhile
+	defer certBusy.Add(-1)
+	// Keys from the pool first, taken (deleted) in one transaction before
+	// any is used: if this run fails they are lost, never reused.
+	alg := poolAlg(pc.KeyAlgorithm)
+	pooled, err := takePoolKeys(env, alg, len(todo))
+	if err != nil {
+		run.Log.Warn("certificati: key pool unavailable, generating every key", "err", err)
+		pooled = nil
+	}
+	run.Add("pool_keys", len(pooled))
+	run.Add("fresh_keys", len(todo)-len(pooled))
 	results := make([]certResult, len(todo))
 	jobsCh := make(chan int)
 	var wg sync.WaitGroup
@@ -114,7 +127,16 @@ func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Post
 			defer wg.Done()
 			for i := range jobsCh {
 				p := todo[i]
-				results[i] = issueOne(ca, p.Code, p.ISTAT, names[p.ISTAT], pc.KeyAlgorithm, pc.Encoding, pc.ValidityDays, pc.PasswordLength)
+				var key crypto.Signer
+				if i < len(pooled) {
+					k, err := openPoolKey(env.Sealer, pooled[i])
+					if err != nil {
+						results[i] = certResult{code: p.Code, istat: p.ISTAT, err: err}
+						continue
+					}
+					key = k
+				}
+				results[i] = issueOne(ca, key, p.Code, p.ISTAT, names[p.ISTAT], pc.KeyAlgorithm, pc.Encoding, pc.ValidityDays, pc.PasswordLength)
 			}
 		}()
 	}
@@ -208,13 +230,16 @@ feed:
 	return errors.Join(errs...)
 }
 
-// issueOne makes the key, certificate and PKCS#12 of one postazione.
-func issueOne(ca *pki.CA, code, istat, comune, alg, encoding string, days, pwLen int) certResult {
+// issueOne makes the certificate and PKCS#12 of one postazione, with key
+// (from the pool) or, when key is nil, a fresh key of algorithm alg.
+func issueOne(ca *pki.CA, key crypto.Signer, code, istat, comune, alg, encoding string, days, pwLen int) certResult {
 	r := certResult{code: code, istat: istat}
-	key, err := pki.GenerateKey(alg)
-	if err != nil {
-		r.err = err
-		return r
+	if key == nil {
+		var err error
+		if key, err = pki.GenerateKey(alg); err != nil {
+			r.err = err
+			return r
+		}
 	}
 	cert, _, err := ca.IssueWorkstation(pki.WorkstationRequest{Code: code, Comune: comune, PublicKey: key.Public(), ValidityDays: days})
 	if err != nil {
@@ -328,8 +353,10 @@ func publishBundle(ctx context.Context, env *Env, id string) error {
 }
 
 // completeRevocations makes every REVOCATA IN LAVORAZIONE certificate
-// REVOCATO, for good (SPEC.md: "--(next batch)--> REVOCATO"), one
-// transaction each with its history entry. The next CRL lists it with the
+// whose undo window is over (RevokedAt + pki.revoke_grace <= now, see
+// RevokeFinal) REVOCATO, for good (SPEC.md: "--(next batch)--> REVOCATO"),
+// one transaction each with its history entry; the others wait for a later
+// batch, or for annulla-revoca. The next CRL lists it with the
 // reason of its revocation instead of certificateHold.
 func completeRevocations(env *Env, run *Run) error {
 	var codes []string
@@ -353,7 +380,11 @@ func completeRevocations(env *Env, run *Run) error {
 			if p.State != domain.CertRevocaInCorso {
 				return nil // changed since it was read
 			}
+			if !RevokeFinal(p, env.Config.PKI.RevokeGrace, tx.Now) {
+				return nil // still inside the undo window (pki.revoke_grace)
+			}
 			p.State = domain.CertRevocato
+			p.PrevState = ""
 			p.Updated = tx.Now
 			if p.RevokedAt.IsZero() {
 				p.RevokedAt = tx.Now

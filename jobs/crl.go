@@ -19,11 +19,6 @@ const (
 	CRLFilePEM = "crl/anprsec.crl.pem"
 )
 
-// CRLValidity is nextUpdate - thisUpdate: the CRL is re-signed every hour,
-// so 25 hours leave a day of margin to a relying party when the daemon is
-// down, and one more hour for a run that is late.
-const CRLValidity = 25 * time.Hour
-
 // CRLActor is the history actor of the crl job.
 const CRLActor = "crl"
 
@@ -59,6 +54,13 @@ func runCRL(ctx context.Context, env *Env, run *Run) error {
 	if err != nil {
 		return fmt.Errorf("crl: CA: %w", err)
 	}
+	// nextUpdate - thisUpdate (pki.crl_validity, default 25h): the CRL is
+	// re-signed every hour, so 25 hours leave a day of margin to a relying
+	// party when the daemon is down, and one more hour for a late run.
+	validity := pc.CRLValidity
+	if validity <= time.Hour {
+		return fmt.Errorf("crl: pki.crl_validity %s: must be more than 1h", validity)
+	}
 	var rec *store.CRL
 	var held, revoked int
 	err = env.Store.Update(func(tx *store.Tx) error {
@@ -71,11 +73,11 @@ func runCRL(ctx context.Context, env *Env, run *Run) error {
 		if err != nil {
 			return err
 		}
-		der, err := ca.CreateCRL(entries, new(big.Int).SetUint64(n), tx.Now, tx.Now.Add(CRLValidity))
+		der, err := ca.CreateCRL(entries, new(big.Int).SetUint64(n), tx.Now, tx.Now.Add(validity))
 		if err != nil {
 			return err
 		}
-		rec = &store.CRL{Number: n, ThisUpdate: tx.Now, NextUpdate: tx.Now.Add(CRLValidity), Entries: len(entries), DER: der}
+		rec = &store.CRL{Number: n, ThisUpdate: tx.Now, NextUpdate: tx.Now.Add(validity), Entries: len(entries), DER: der}
 		if err := tx.PutCRL(rec); err != nil {
 			return err
 		}

@@ -42,7 +42,7 @@ func (c *certEnv) crlOf() *x509.RevocationList {
 	if err := crl.CheckSignatureFrom(ca.Cert); err != nil {
 		c.t.Errorf("CRL signature: %v", err)
 	}
-	if got := crl.NextUpdate.Sub(crl.ThisUpdate); got != CRLValidity {
+	if got := crl.NextUpdate.Sub(crl.ThisUpdate); got != c.env.Config.PKI.CRLValidity {
 		c.t.Errorf("nextUpdate - thisUpdate = %v", got)
 	}
 	return crl
@@ -134,6 +134,7 @@ func TestCRL(t *testing.T) {
 	}
 
 	// The batch makes the revocation final: keyCompromise (motivo "furto").
+	c.env.Config.PKI.RevokeGrace = 0 // no undo window
 	if _, err := c.run(certificatiJob); err != nil {
 		t.Fatal(err)
 	}
@@ -227,5 +228,22 @@ func TestCRLStoreRefusesNoSerial(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(c.root, "crl", "anprsec.crl")); err == nil {
 		t.Error("CRL published anyway")
+	}
+}
+
+// TestCRLValidityFromConfig: nextUpdate - thisUpdate is pki.crl_validity;
+// a validity of 1h or less is refused.
+func TestCRLValidityFromConfig(t *testing.T) {
+	c := newCertEnv(t)
+	c.env.Config.PKI.CRLValidity = 3 * time.Hour
+	if _, err := c.run(crlJob); err != nil {
+		t.Fatal(err)
+	}
+	if crl := c.crlOf(); crl.NextUpdate.Sub(crl.ThisUpdate) != 3*time.Hour {
+		t.Errorf("validity %v, want 3h", crl.NextUpdate.Sub(crl.ThisUpdate))
+	}
+	c.env.Config.PKI.CRLValidity = time.Hour
+	if _, err := c.run(crlJob); err == nil || !strings.Contains(err.Error(), "pki.crl_validity") {
+		t.Errorf("crl_validity 1h: %v", err)
 	}
 }

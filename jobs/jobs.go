@@ -58,6 +58,7 @@ type Job struct {
 var Names = []string{
 	"ingest-censimento", "ingest-consegne", "ingest-richieste", "certificati", "crl",
 	"ordini-sc", "invio-pin", "export-audit", "scadenze",
+	"pool-chiavi", // not in SPEC.md's table: the key pool of issue 3
 }
 
 // All returns the implemented jobs.
@@ -66,5 +67,6 @@ func All() []Job {
 		censimentoJob,
 		certificatiJob,
 		crlJob,
+		poolJob,
 	}
 }

@@ -2,10 +2,14 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"anprsec/domain"
 	"anprsec/jobs"
 	"anprsec/schedules"
 	"anprsec/store"
@@ -14,7 +18,7 @@ import (
 func (a *app) postazioniCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "postazioni",
-		Short: "Block, unblock and revoke workstation certificates (back-office)",
+		Short: "Block, unblock, revoke, list and download workstation certificates (back-office)",
 		Long: `postazioni acts on a workstation certificate of any comune, as the ministry's
 back-office. After a successful operation the crl job runs at once (the same
 path as "anprsec jobs run crl"), so the published CRL shows the change.
@@ -22,7 +26,14 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
   blocca   ATTIVO -> BLOCCATO: in the CRL with reason certificateHold
   sblocca  BLOCCATO -> ATTIVO: out of the next CRL
   revoca   ATTIVO|BLOCCATO -> REVOCATA IN LAVORAZIONE: in the CRL on hold at
-           once; the next certificati batch makes it REVOCATO, for good`,
+           once; the first certificati batch after pki.revoke_grace (default
+           24h, the undo window) makes it REVOCATO, for good
+  annulla-revoca
+           REVOCATA IN LAVORAZIONE -> the state before the revoke (ATTIVO or
+           BLOCCATO), only inside the undo window
+
+  list     the postazioni of a comune, in code order
+  bundle   "Scarica tutti": one ZIP of a comune's certificates with password.txt`,
 	}
 	for _, op := range []struct {
 		op    jobs.Op
@@ -31,6 +42,7 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
 		{jobs.OpBlocca, "Block a certificate (ATTIVO -> BLOCCATO) and republish the CRL"},
 		{jobs.OpSblocca, "Unblock a certificate (BLOCCATO -> ATTIVO) and republish the CRL"},
 		{jobs.OpRevoca, "Revoke a certificate (ATTIVO|BLOCCATO -> REVOCATA IN LAVORAZIONE) and republish the CRL"},
+		{jobs.OpAnnullaRevoca, "Undo a revoke inside pki.revoke_grace (back to ATTIVO or BLOCCATO) and republish the CRL"},
 	} {
 		var motivo string
 		sub := &cobra.Command{
@@ -43,7 +55,13 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
 					return err
 				}
 				defer closeFn()
-				p, err := jobs.ChangePostazione(r.Store(), store.Source{Actor: jobs.BackOfficeActor}, op.op, args[0], motivo)
+				src := store.Source{Actor: jobs.BackOfficeActor}
+				var p *domain.Postazione
+				if op.op == jobs.OpAnnullaRevoca {
+					p, err = jobs.AnnullaRevoca(r.Store(), src, args[0], motivo, a.cfg.PKI.RevokeGrace, a.loc())
+				} else {
+					p, err = jobs.ChangePostazione(r.Store(), src, op.op, args[0], motivo)
+				}
 				if err != nil {
 					return err
 				}
@@ -66,5 +84,134 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
 		sub.MarkFlagRequired("motivo")
 		cmd.AddCommand(sub)
 	}
+	cmd.AddCommand(a.postazioniListCmd(), a.postazioniBundleCmd())
 	return cmd
+}
+
+func (a *app) postazioniListCmd() *cobra.Command {
+	var comune, stato string
+	cmd := &cobra.Command{
+		Use:   "list --comune ISTAT [--stato S]",
+		Short: "List the postazioni of a comune (code, label, state, serial, expiry, last error)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var state domain.CertState
+			if cmd.Flags().Changed("stato") {
+				var err error
+				if state, err = jobs.ParseCertState(stato); err != nil {
+					return err
+				}
+			}
+			st, err := a.openStore()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			var ps []*domain.Postazione
+			if err := st.View(func(tx *store.Tx) error {
+				ps, err = jobs.PostazioniOf(tx, comune, state)
+				return err
+			}); err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(w, "CODICE\tETICHETTA\tSTATO\tSERIALE\tSCADENZA\tULTIMO ERRORE")
+			for _, p := range ps {
+				expiry := "-"
+				if !p.NotAfter.IsZero() {
+					expiry = a.when(p.NotAfter)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Code, dash(p.Label), p.State, dash(p.Serial), expiry, dash(oneLine(p.LastError)))
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d postazioni\n", len(ps))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&comune, "comune", "", "ISTAT code of the comune (required)")
+	cmd.Flags().StringVar(&stato, "stato", "", "only the postazioni in this state ("+statesList()+")")
+	cmd.MarkFlagRequired("comune")
+	return cmd
+}
+
+func (a *app) postazioniBundleCmd() *cobra.Command {
+	var comune, stato, out string
+	cmd := &cobra.Command{
+		Use:   "bundle --comune ISTAT [--stato ATTIVO] --out DIR",
+		Short: "Write one ZIP of a comune's certificates with password.txt (\"Scarica tutti\")",
+		Long: `bundle writes DIR/<ISTAT>-certificati-<YYYYMMDD-HHMMSS>.zip (mode 0600: it holds
+the passwords) with <code>.p12 for each certificate of the comune in the state
+(ATTIVO by default) and password.txt, the format of the certificati job's
+bundles. The ZIP is verified before it is renamed into place.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			state, err := jobs.ParseCertState(stato)
+			if err != nil {
+				return err
+			}
+			if fi, err := os.Stat(out); err != nil {
+				return fmt.Errorf("--out: %w", err)
+			} else if !fi.IsDir() {
+				return fmt.Errorf("--out %s is not a folder", out)
+			}
+			if err := a.checkSecrets(); err != nil {
+				return err
+			}
+			sealer, err := a.openSealer()
+			if err != nil {
+				return err
+			}
+			st, err := a.openStore()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			p, n, err := jobs.BundleComune(cmd.Context(), st, sealer, comune, state, out, time.Now(), a.loc())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d certificati\n", p, n)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&comune, "comune", "", "ISTAT code of the comune (required)")
+	cmd.Flags().StringVar(&stato, "stato", string(domain.CertAttivo), "the state of the certificates ("+statesList()+")")
+	cmd.Flags().StringVar(&out, "out", "", "folder the ZIP is written to (required)")
+	cmd.MarkFlagRequired("comune")
+	cmd.MarkFlagRequired("out")
+	return cmd
+}
+
+// openSealer reads keys.seal.
+func (a *app) openSealer() (*store.Sealer, error) {
+	k, err := store.ReadKey(a.cfg.Path(a.cfg.Keys.Seal))
+	if err != nil {
+		return nil, initHint(fmt.Errorf("keys.seal: %w", err))
+	}
+	s, err := store.NewSealer(k)
+	if err != nil {
+		return nil, fmt.Errorf("keys.seal: %w", err)
+	}
+	return s, nil
+}
+
+func statesList() string {
+	names := make([]string, len(jobs.CertStates))
+	for i, s := range jobs.CertStates {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }

@@ -1,0 +1,204 @@
+package jobs
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"anprsec/pki"
+	"anprsec/store"
+)
+
+// PoolActor is the history actor of the pool-chiavi job.
+const PoolActor = "pool-chiavi"
+
+// poolBatch is the number of keys generated and committed per transaction
+// by pool-chiavi: small, so that the job yields quickly to certificati and
+// to a stop (a variable for the tests).
+var poolBatch = 50
+
+// certBusy counts the certificate issuances in progress (issueAndCommit):
+// pool-chiavi does not compete with them for the cores.
+var certBusy atomic.Int32
+
+// poolJob keeps the key pool full (issue 3, "Key pool"; not in SPEC.md's
+// table of jobs). It tops the pool of pki.key_algorithm up to pki.key_pool
+// keys, generated outside any transaction on runtime.NumCPU() workers, in
+// batches of poolBatch keys, each committed in one transaction with one
+// history entry "pool.ricarica" (a count, never key material). Goroutines
+// cannot be reniced, so "low priority" means: small batches, a stop between
+// batches as soon as the context is done, and no new batch while a
+// certificati run is issuing. Keys of another algorithm (after a change of
+// pki.key_algorithm) are deleted ("pool.scarta").
+var poolJob = Job{
+	Name:        "pool-chiavi",
+	Description: "keeps a sealed pool of pre-generated workstation keys (pki.key_pool) for certificati",
+	Run:         runPoolChiavi,
+}
+
+func poolAlg(alg string) string {
+	a := strings.ToLower(strings.TrimSpace(alg))
+	if a == "" {
+		return pki.KeyRSA2048
+	}
+	return a
+}
+
+func runPoolChiavi(ctx context.Context, env *Env, run *Run) error {
+	if env.Sealer == nil {
+		return errors.New("pool-chiavi: no seal key (keys.seal; run `anprsec init`)")
+	}
+	pc := env.Config.PKI
+	alg := poolAlg(pc.KeyAlgorithm)
+	src := store.Source{Actor: PoolActor}
+	if err := env.Store.Update(func(tx *store.Tx) error {
+		n, err := tx.PurgePoolKeys(alg)
+		if err != nil || n == 0 {
+			return err
+		}
+		run.Add("purged", n)
+		return tx.Record(src, "pool.scarta", "keypool", alg, fmt.Sprintf("%d chiavi di un altro algoritmo eliminate", n))
+	}); err != nil {
+		return fmt.Errorf("pool-chiavi: %w", err)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil // stopped: what is committed stays, the next run goes on
+		}
+		if certBusy.Load() > 0 {
+			run.Add("yielded", 1)
+			return nil
+		}
+		var size int
+		if err := env.Store.View(func(tx *store.Tx) error {
+			var err error
+			size, err = tx.PoolSize(alg)
+			return err
+		}); err != nil {
+			return fmt.Errorf("pool-chiavi: %w", err)
+		}
+		need := pc.KeyPool - size
+		if need <= 0 {
+			return nil
+		}
+		if need > poolBatch {
+			need = poolBatch
+		}
+		ders, err := generatePoolKeys(ctx, alg, need)
+		if err != nil {
+			return fmt.Errorf("pool-chiavi: %w", err)
+		}
+		if len(ders) == 0 {
+			return nil // stopped while generating
+		}
+		added := 0
+		if err := env.Store.Update(func(tx *store.Tx) error {
+			added = 0
+			size, err := tx.PoolSize(alg) // again: never beyond the target
+			if err != nil {
+				return err
+			}
+			for _, der := range ders {
+				if size+added >= pc.KeyPool {
+					break
+				}
+				if _, err := tx.PutPoolKey(alg, func(c string) []byte { return env.Sealer.Seal(der, c) }); err != nil {
+					return err
+				}
+				added++
+			}
+			if added == 0 {
+				return nil
+			}
+			return tx.Record(src, "pool.ricarica", "keypool", alg,
+				fmt.Sprintf("%d chiavi %s aggiunte, %d nel pool", added, alg, size+added))
+		}); err != nil {
+			return fmt.Errorf("pool-chiavi: %w", err)
+		}
+		for _, der := range ders {
+			clear(der)
+		}
+		run.Add("keys", added)
+		if added < len(ders) {
+			return nil
+		}
+	}
+}
+
+// generatePoolKeys makes n keys on runtime.NumCPU() workers and returns
+// their PKCS#8 DER; fewer when ctx is done.
+func generatePoolKeys(ctx context.Context, alg string, n int) ([][]byte, error) {
+	out := make([][]byte, n)
+	errs := make([]error, n)
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.NumCPU(); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				k, err := pki.GenerateKey(alg)
+				if err == nil {
+					out[i], err = x509.MarshalPKCS8PrivateKey(k)
+				}
+				errs[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	ders := out[:0]
+	for _, d := range out {
+		if d != nil {
+			ders = append(ders, d)
+		}
+	}
+	return ders, nil
+}
+
+// takePoolKeys removes up to n keys of alg from the pool in one transaction
+// (with a history entry "pool.prelievo", a count) and returns them sealed.
+// A key taken is never put back: if the run then fails, it is lost.
+func takePoolKeys(env *Env, alg string, n int) ([]store.PoolKey, error) {
+	var keys []store.PoolKey
+	err := env.Store.Update(func(tx *store.Tx) error {
+		var err error
+		keys, err = tx.TakePoolKeys(alg, n)
+		if err != nil || len(keys) == 0 {
+			return err
+		}
+		return tx.Record(store.Source{Actor: CertActor}, "pool.prelievo", "keypool", alg,
+			fmt.Sprintf("%d chiavi %s prelevate per l'emissione", len(keys), alg))
+	})
+	return keys, err
+}
+
+// openPoolKey unseals and parses a pooled key.
+func openPoolKey(s *store.Sealer, k store.PoolKey) (crypto.Signer, error) {
+	der, err := s.Open(k.Sealed, store.PoolSealContext(k.Seq))
+	if err != nil {
+		return nil, fmt.Errorf("pool key %d: %w", k.Seq, err)
+	}
+	defer clear(der)
+	key, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("pool key %d: %w", k.Seq, err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("pool key %d: %T is not a signer", k.Seq, key)
+	}
+	return signer, nil
+}
