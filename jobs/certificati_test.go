@@ -241,6 +241,7 @@ func TestCertificati(t *testing.T) {
 		}
 	}
 	openSSLCheck(t, pws, p12s)
+	clientsCheck(t, c.env.Config.PKI.CACert, pws, p12s)
 
 	// Second run: nothing new.
 	counts, err = c.run(certificatiJob)
@@ -442,6 +443,58 @@ func openSSLCheck(t *testing.T, pws map[string]string, p12s map[string][]byte) {
 		if !strings.Contains(string(out), "CN=058091-") && !strings.Contains(string(out), "CN = "+code) {
 			t.Errorf("%s: subject missing:\n%s", code, out)
 		}
+	}
+}
+
+// clientsCheck opens each P12 of the bundle, with the password of
+// password.txt, as the comuni's clients will: OpenSSL chains its
+// certificate to the CA, NSS's pk12util imports it, Java's keytool lists it
+// under the alias = code (Java lowercases aliases). A missing tool is a skip
+// with its name.
+func clientsCheck(t *testing.T, caFile string, pws map[string]string, p12s map[string][]byte) {
+	t.Helper()
+	dir := t.TempDir()
+	for code, der := range p12s {
+		f := filepath.Join(dir, code+".p12")
+		if err := os.WriteFile(f, der, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(code, func(t *testing.T) {
+			if openssl, err := exec.LookPath("openssl"); err == nil {
+				pem := filepath.Join(dir, code+".pem")
+				if out, err := exec.Command(openssl, "pkcs12", "-in", f, "-clcerts", "-nokeys", "-passin", "pass:"+pws[code], "-out", pem).CombinedOutput(); err != nil {
+					t.Fatalf("openssl pkcs12 -clcerts: %v\n%s", err, out)
+				}
+				if out, err := exec.Command(openssl, "verify", "-CAfile", caFile, pem).CombinedOutput(); err != nil || !strings.Contains(string(out), ": OK") {
+					t.Errorf("openssl verify: %v\n%s", err, out)
+				}
+			} else {
+				t.Log("openssl not installed: verify skipped")
+			}
+			if pk12util, err := exec.LookPath("pk12util"); err == nil {
+				db := t.TempDir()
+				if out, err := exec.Command("certutil", "-N", "-d", "sql:"+db, "--empty-password").CombinedOutput(); err != nil {
+					t.Fatalf("certutil -N: %v\n%s", err, out)
+				}
+				if out, err := exec.Command(pk12util, "-i", f, "-d", "sql:"+db, "-W", pws[code], "-K", "").CombinedOutput(); err != nil {
+					t.Errorf("pk12util -i: %v\n%s", err, out)
+				}
+				out, _ := exec.Command("certutil", "-L", "-d", "sql:"+db).CombinedOutput()
+				if !strings.Contains(string(out), code) {
+					t.Errorf("NSS database after pk12util -i lacks %s:\n%s", code, out)
+				}
+			} else {
+				t.Log("pk12util (libnss3-tools) not installed: NSS import skipped")
+			}
+			if keytool, err := exec.LookPath("keytool"); err == nil {
+				out, err := exec.Command(keytool, "-list", "-storetype", "PKCS12", "-keystore", f, "-storepass", pws[code]).CombinedOutput()
+				if err != nil || !strings.Contains(string(out), strings.ToLower(code)+",") || !strings.Contains(string(out), "PrivateKeyEntry") {
+					t.Errorf("keytool -list: %v\n%s", err, out)
+				}
+			} else {
+				t.Log("keytool (Java) not installed: Java check skipped")
+			}
+		})
 	}
 }
 
