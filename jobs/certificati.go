@@ -329,6 +329,12 @@ func publishBundle(ctx context.Context, env *Env, id string) error {
 	if err != nil {
 		return err
 	}
+	// The certificates must be durable before the ZIP announces them: a
+	// power cut must not take back what a comune already holds (as for
+	// receipts, ingest.Inbox.publish, and the CRL).
+	if err := env.Store.Sync(); err != nil {
+		return err
+	}
 	name := bundle.Path(b.ISTAT, b.Stamp)
 	if err := env.Drop.Write(ctx, name, bytes.NewReader(data)); err != nil {
 		return fmt.Errorf("writing %s: %w", name, err)
