@@ -140,7 +140,29 @@ type SmartCard struct {
 	Reason    string    `json:"reason,omitempty"`
 	Requested time.Time `json:"requested"`
 	Updated   time.Time `json:"updated"`
+
+	// Production and delivery (job ordini-sc, ingest-consegne, smartcard
+	// consegna): the order file that carried the card to the producer, when
+	// the prefettura handed the parcel over and to whom (CF of the ASC or
+	// APL), when the card became ATTIVA, and when it expires.
+	Order       string    `json:"order,omitempty"`
+	Ordered     time.Time `json:"ordered,omitempty"`
+	Delivered   time.Time `json:"delivered,omitempty"`
+	DeliveredTo string    `json:"delivered_to,omitempty"`
+	Activated   time.Time `json:"activated,omitempty"`
+	Expires     time.Time `json:"expires,omitempty"`
+
+	// Secrets, never in clear: the first halves of PIN, PUK and password
+	// (sealed until the order is published, then erased) and the second
+	// halves (sealed until the e-mail has left, then erased). See
+	// CardSecretsSealContext.
+	FirstSealed  []byte `json:"first_sealed,omitempty"`
+	SecondSealed []byte `json:"second_sealed,omitempty"`
 }
+
+// CardSecretsSealContext is the Sealer context of one half ("prima" or
+// "seconda") of a card's secrets.
+func CardSecretsSealContext(serial, half string) string { return "smartcard/" + serial + "/" + half }
 
 // CertState is the state of a workstation certificate.
 type CertState string
