@@ -68,5 +68,6 @@ func All() []Job {
 		certificatiJob,
 		crlJob,
 		poolJob,
+		scadenzeJob,
 	}
 }

@@ -329,10 +329,6 @@ func BundleComune(ctx context.Context, st *store.Store, s *store.Sealer, istat s
 		return "", 0, err
 	}
 	name := path.Base(bundle.Path(istat, now.Format("20060102-150405")))
-	dst := filepath.Join(dir, name)
-	if _, err := os.Lstat(dst); err == nil {
-		return "", 0, fmt.Errorf("%s exists already", dst)
-	}
 	f, err := os.CreateTemp(dir, "."+name+".*.tmp")
 	if err != nil {
 		return "", 0, err
@@ -357,9 +353,24 @@ func BundleComune(ctx context.Context, st *store.Store, s *store.Sealer, istat s
 	if err := f.Close(); err != nil {
 		return "", 0, err
 	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return "", 0, err
+	// Never replace an earlier bundle (one of the same second included):
+	// link the finished file under the first free name, then drop the
+	// temporary name.
+	base := strings.TrimSuffix(name, ".zip")
+	for i := 1; ; i++ {
+		dst := filepath.Join(dir, name)
+		if i > 1 {
+			dst = filepath.Join(dir, fmt.Sprintf("%s-%d.zip", base, i))
+		}
+		err := os.Link(tmp, dst)
+		if errors.Is(err, os.ErrExist) && i < 1000 {
+			continue
+		}
+		if err != nil {
+			return "", 0, err
+		}
+		os.Remove(tmp)
+		ok = true
+		return dst, len(entries), nil
 	}
-	ok = true
-	return dst, len(entries), nil
 }

@@ -414,6 +414,16 @@ func TestBundleComune(t *testing.T) {
 	}
 	openSSLCheck(t, pws, p12s)
 
+	// A second download in the same second keeps the first one.
+	second, _, err := BundleComune(context.Background(), st, c.env.Sealer, "058091", "", dir, now, c.env.Loc)
+	if err != nil || filepath.Base(second) != "058091-certificati-20260301-103000-2.zip" {
+		t.Errorf("second bundle of the same second: %s, %v", second, err)
+	}
+	if all, _ := filepath.Glob(filepath.Join(dir, "*")); len(all) != 2 {
+		t.Errorf("folder holds %v, want the two bundles", all)
+	}
+	c.checkZip(path)
+
 	// Only the ATTIVO ones once one is blocked; the BLOCCATO one alone.
 	if _, err := Blocca(st, store.Source{Actor: BackOfficeActor}, "058091-PC-0002", "prova"); err != nil {
 		t.Fatal(err)

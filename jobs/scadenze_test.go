@@ -1,0 +1,130 @@
+package jobs
+
+import (
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"anprsec/domain"
+	"anprsec/store"
+)
+
+// TestScadenze: after a batch, one certificate is past its validity (ATTIVO),
+// one blocked one too, one expires in 10 days and one in a year; a card
+// expires in 30 days. The job marks the two expired ones SCADUTO with a
+// history entry, and the comune's report lists the certificate and the card
+// in the window, not the others. A second run the same day changes nothing
+// and rewrites the same report.
+func TestScadenze(t *testing.T) {
+	c := newCertEnv(t)
+	c.census()
+	if _, err := c.run(certificatiJob); err != nil {
+		t.Fatal(err)
+	}
+	st := c.env.Store
+	now := time.Now().UTC()
+	var card string
+	err := st.Update(func(tx *store.Tx) error {
+		set := func(code string, state domain.CertState, notAfter time.Time) {
+			p, err := tx.Postazione(code)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.State, p.NotAfter = state, notAfter
+			if err := tx.PutPostazione(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		set("058091-PC-0001", domain.CertAttivo, now.Add(-time.Hour))
+		set("058091-PC-0002", domain.CertBloccato, now.Add(-48*time.Hour))
+		set("058091-PC-0003", domain.CertAttivo, now.Add(10*24*time.Hour))
+		set("058091-CO-9999", domain.CertAttivo, now.Add(365*24*time.Hour))
+		serials, err := tx.CardsInState(domain.CardRichiesta)
+		if err != nil || len(serials) < 2 {
+			t.Fatalf("cards: %v %v", serials, err)
+		}
+		for i, s := range serials[:2] {
+			sc, err := tx.Card(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc.Expires = now.Add(30 * 24 * time.Hour)
+			if i == 1 {
+				sc.Expires = now.Add(90 * 24 * time.Hour)
+			}
+			if err := tx.PutCard(sc); err != nil {
+				t.Fatal(err)
+			}
+		}
+		card = serials[0]
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for round := 1; round <= 2; round++ {
+		counts, err := c.run(scadenzeJob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantExpired := 2
+		if round == 2 {
+			wantExpired = 0
+		}
+		if counts["scaduti"] != wantExpired || counts["report"] != 1 || counts["righe"] != 2 {
+			t.Errorf("round %d: counts %v", round, counts)
+		}
+		ps := c.postazioni()
+		for code, want := range map[string]domain.CertState{
+			"058091-PC-0001": domain.CertScaduto, "058091-PC-0002": domain.CertScaduto,
+			"058091-PC-0003": domain.CertAttivo, "058091-CO-9999": domain.CertAttivo,
+		} {
+			if ps[code].State != want {
+				t.Errorf("round %d: %s is %s, want %s", round, code, ps[code].State, want)
+			}
+		}
+		if ps["058091-PC-0002"].PrevState != domain.CertBloccato || !ps["058091-PC-0002"].HoldSince.IsZero() {
+			t.Errorf("expired blocked certificate: prev %q, hold %v", ps["058091-PC-0002"].PrevState, ps["058091-PC-0002"].HoldSince)
+		}
+	}
+	hist, err := st.History(0, 0, func(e *store.Entry) bool { return e.Action == "postazione.scade" })
+	if err != nil || len(hist) != 2 || hist[0].Actor != ScadenzeActor {
+		t.Errorf("history: %+v %v", hist, err)
+	}
+
+	name := filepath.Join(c.root, filepath.FromSlash(ScadenzeReportName("058091", now.In(c.env.Loc))))
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(data), "\ufeffTipo;Codice;") {
+		t.Errorf("report does not start with BOM and header: %q", data[:min(40, len(data))])
+	}
+	cr := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(data), "\ufeff")))
+	cr.Comma = ';'
+	recs, err := cr.ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 {
+		t.Fatalf("report has %d lines, want header + 2:\n%s", len(recs), data)
+	}
+	// Sorted by expiry: the certificate in 10 days, then the card in 30.
+	if recs[1][0] != "certificato" || recs[1][1] != "058091-PC-0003" || recs[1][3] != "ATTIVO" || recs[1][5] != "10" {
+		t.Errorf("line 1: %q", recs[1])
+	}
+	if recs[2][0] != "smart card" || recs[2][1] != card || recs[2][5] != "30" || !strings.Contains(recs[2][2], "(") {
+		t.Errorf("line 2: %q", recs[2])
+	}
+	if recs[1][4] != now.Add(10*24*time.Hour).In(c.env.Loc).Format("02/01/2006") {
+		t.Errorf("expiry date %q", recs[1][4])
+	}
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(name), "*"))
+	if len(left) != 1 {
+		t.Errorf("report folder holds %v, want the report alone", left)
+	}
+}
