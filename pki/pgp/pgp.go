@@ -1,0 +1,656 @@
+// Package pgp is the OpenPGP layer of the smart-card issue: it loads the
+// service, producer, gateway and holder keys, encrypts and signs card orders
+// and PIN letters, verifies the detached signatures of the prefetture's
+// manifests, and makes the development key pairs written by `anprsec init`.
+//
+// It is a thin, opinionated wrapper around github.com/ProtonMail/go-crypto
+// (the v1 "openpgp" API): messages are always ASCII-armored, always encrypted
+// with AES-256 (unless a recipient's key does not accept it) and always
+// signed; keys must be usable now (not expired, not revoked); secret keys
+// must be stored without a passphrase in files of mode 0600, because a
+// daemon cannot prompt for one.
+//
+// Every error names the file or the key (user id and fingerprint) it is
+// about. Parsing functions never panic on hostile input: a panic inside the
+// OpenPGP library is turned into an error.
+//
+// Keys generated here are v4 keys (Ed25519 primary key for signing and
+// certification, Curve25519 ECDH encryption subkey), which GnuPG 2.2 reads.
+package pgp
+
+import (
+	"bytes"
+	"crypto"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+)
+
+// Sentinel errors, to be tested with errors.Is. The returned errors wrap them
+// and add the details (file, key, reason).
+var (
+	// ErrBadSignature: the signature does not verify (data changed, wrong
+	// key, signing key expired or revoked, signature expired).
+	ErrBadSignature = errors.New("bad signature")
+	// ErrUnknownSigner: the signature was made by a key that is not in the
+	// keyring given.
+	ErrUnknownSigner = errors.New("signed by an unknown key")
+	// ErrNotSigned: an encrypted message carries no signature.
+	ErrNotSigned = errors.New("message is not signed")
+	// ErrMalformed: the input is not an OpenPGP object of the expected kind.
+	ErrMalformed = errors.New("not a valid OpenPGP object")
+)
+
+// maxKeyFile bounds the size of a key file read from disk: real keys are a
+// few kilobytes, even with many signatures.
+const maxKeyFile = 1 << 20
+
+// config is used for every operation. Now is nil (time.Now); Algorithm and
+// Curve only matter for key generation.
+var config = &packet.Config{
+	DefaultCipher: packet.CipherAES256,
+	DefaultHash:   crypto.SHA256,
+	Algorithm:     packet.PubKeyAlgoEdDSA, // legacy EdDSA (algo 22): what GnuPG 2.2 knows
+	Curve:         packet.Curve25519,      // Ed25519 primary, cv25519 ECDH subkey
+}
+
+// Fingerprint returns the fingerprint of the primary key of e in uppercase
+// hexadecimal without spaces (40 digits for a v4 key), as GnuPG prints it
+// with --with-colons. It returns "" for a nil entity.
+func Fingerprint(e *openpgp.Entity) string {
+	if e == nil || e.PrimaryKey == nil {
+		return ""
+	}
+	return strings.ToUpper(hex.EncodeToString(e.PrimaryKey.Fingerprint))
+}
+
+// PrimaryEmail returns the e-mail address of the primary user id of e, or ""
+// when it has none.
+func PrimaryEmail(e *openpgp.Entity) string {
+	if e == nil {
+		return ""
+	}
+	if id := e.PrimaryIdentity(); id != nil && id.UserId != nil {
+		return id.UserId.Email
+	}
+	return ""
+}
+
+// describe names a key in error messages: its primary user id (when it has
+// one) and its fingerprint.
+func describe(e *openpgp.Entity) string {
+	if e == nil {
+		return "<nil key>"
+	}
+	fpr := Fingerprint(e)
+	if id := e.PrimaryIdentity(); id != nil && id.Name != "" {
+		return fmt.Sprintf("%q (%s)", id.Name, fpr)
+	}
+	return fpr
+}
+
+// catch turns a panic of the OpenPGP library, on hostile input, into an
+// error.
+func catch(err *error, what string) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("pgp: %s: %w (parser failure: %v)", what, ErrMalformed, r)
+	}
+}
+
+// ---------------------------------------------------------------- keys
+
+// ReadPublicFile reads the public key(s) of recipients from an ASCII-armored
+// (.asc) or binary key file. Every key in the file must be usable now for
+// encryption: not expired, not revoked, with an encryption (sub)key. A file
+// holding secret key material is refused too (it is the wrong file, and it
+// should not sit where public keys live).
+func ReadPublicFile(path string) (openpgp.EntityList, error) {
+	return readPublic(path, checkEncryption)
+}
+
+// ReadVerifierFile reads the public key(s) used to verify detached
+// signatures (a prefettura's key) from an ASCII-armored or binary key file.
+// Like ReadPublicFile, but every key must be usable now for signing instead
+// of encryption, so signing-only keys are accepted.
+func ReadVerifierFile(path string) (openpgp.EntityList, error) {
+	return readPublic(path, checkSigning)
+}
+
+func readPublic(path string, check func(*openpgp.Entity, time.Time) error) (openpgp.EntityList, error) {
+	data, err := readLimited(path)
+	if err != nil {
+		return nil, err
+	}
+	el, err := parsePublic(data, check, config.Now())
+	if err != nil {
+		return nil, fmt.Errorf("pgp: %s: %w", path, err)
+	}
+	return el, nil
+}
+
+// parsePublic parses key data and checks every key with check.
+func parsePublic(data []byte, check func(*openpgp.Entity, time.Time) error, now time.Time) (openpgp.EntityList, error) {
+	el, err := parseKeys(data)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range el {
+		if e.PrivateKey != nil {
+			return nil, fmt.Errorf("holds the secret key %s where a public key is expected: give the public key only (gpg --export --armor %s)", describe(e), Fingerprint(e))
+		}
+		if err := check(e, now); err != nil {
+			return nil, err
+		}
+	}
+	return el, nil
+}
+
+// ReadSecretFile reads the one secret key of an ASCII-armored (.asc) or
+// binary key file, as the service key that signs every message. The file
+// must not be readable by group or others (mode 0600), the key must be
+// stored without a passphrase, be usable now for signing and hold the secret
+// part of its signing key (not a GnuPG stub for a key on a smart card).
+func ReadSecretFile(path string) (*openpgp.Entity, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("pgp: secret key: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("pgp: secret key: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("pgp: secret key %s is not a regular file", path)
+	}
+	if runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("pgp: secret key file %s has mode %04o and is readable by group or others: run chmod 600 %s",
+			path, st.Mode().Perm(), path)
+	}
+	data, err := readAllLimited(f, path)
+	if err != nil {
+		return nil, err
+	}
+	e, err := parseSecret(data, config.Now())
+	if err != nil {
+		return nil, fmt.Errorf("pgp: %s: %w", path, err)
+	}
+	return e, nil
+}
+
+// parseSecret parses key data that must hold exactly one usable secret key.
+func parseSecret(data []byte, now time.Time) (*openpgp.Entity, error) {
+	el, err := parseKeys(data)
+	if err != nil {
+		return nil, err
+	}
+	if len(el) != 1 {
+		return nil, fmt.Errorf("holds %d keys, want exactly one secret key", len(el))
+	}
+	e := el[0]
+	if e.PrivateKey == nil {
+		return nil, fmt.Errorf("holds the public key %s, not a secret key (export it with gpg --export-secret-keys --armor)", describe(e))
+	}
+	if err := checkSigning(e, now); err != nil {
+		return nil, err
+	}
+	sk, _ := e.SigningKey(now)
+	if sk.PrivateKey == nil || sk.PrivateKey.Dummy() {
+		return nil, fmt.Errorf("the secret part of the signing key of %s is not in the file (a GnuPG stub: is the key on a smart card?)", describe(e))
+	}
+	locked := e.PrivateKey.Encrypted && !e.PrivateKey.Dummy()
+	for _, s := range e.Subkeys {
+		if s.PrivateKey != nil && s.PrivateKey.Encrypted && !s.PrivateKey.Dummy() {
+			locked = true
+		}
+	}
+	if locked {
+		return nil, fmt.Errorf("secret key %s is locked with a passphrase, which anprsec cannot ask for: "+
+			"remove it (gpg --pinentry-mode loopback --passwd %s, empty passphrase), export the key again and keep the file at mode 0600",
+			describe(e), Fingerprint(e))
+	}
+	return e, nil
+}
+
+// parseKeys parses ASCII-armored (detected by its BEGIN line) or binary key
+// data and returns at least one key, or an error saying why not.
+func parseKeys(data []byte) (el openpgp.EntityList, err error) {
+	defer catch(&err, "key")
+	var r io.Reader = bytes.NewReader(data)
+	if bytes.Contains(data, []byte("-----BEGIN PGP")) {
+		block, err := armor.Decode(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: not an OpenPGP key (bad armor: %v)", ErrMalformed, err)
+		}
+		if block.Type != openpgp.PublicKeyType && block.Type != openpgp.PrivateKeyType {
+			return nil, fmt.Errorf("%w: not an OpenPGP key but a %q block", ErrMalformed, block.Type)
+		}
+		r = block.Body
+	} else if len(data) == 0 || data[0]&0x80 == 0 {
+		return nil, fmt.Errorf("%w: not an OpenPGP key (neither ASCII-armored nor binary OpenPGP data)", ErrMalformed)
+	}
+	el, err = openpgp.ReadKeyRing(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not a readable OpenPGP key (%v)", ErrMalformed, err)
+	}
+	if len(el) == 0 {
+		return nil, fmt.Errorf("%w: no OpenPGP key found", ErrMalformed)
+	}
+	return el, nil
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("pgp: key file: %w", err)
+	}
+	defer f.Close()
+	return readAllLimited(f, path)
+}
+
+func readAllLimited(r io.Reader, path string) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxKeyFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("pgp: key file %s: %w", path, err)
+	}
+	if len(data) > maxKeyFile {
+		return nil, fmt.Errorf("pgp: key file %s is larger than %d bytes: not a key", path, maxKeyFile)
+	}
+	return data, nil
+}
+
+// checkPrimary reports why the primary key of e is not usable at now.
+func checkPrimary(e *openpgp.Entity, now time.Time) error {
+	sig, id := e.PrimarySelfSignature()
+	switch {
+	case sig == nil:
+		return fmt.Errorf("key %s has no valid self-signature", describe(e))
+	case e.Revoked(now):
+		return fmt.Errorf("key %s is revoked", describe(e))
+	case id != nil && id.Revoked(now):
+		return fmt.Errorf("the user id of key %s is revoked", describe(e))
+	case e.PrimaryKey.KeyExpired(sig, now):
+		return fmt.Errorf("key %s expired on %s", describe(e), keyExpiry(e.PrimaryKey, sig))
+	case sig.SigExpired(now):
+		return fmt.Errorf("the self-signature of key %s expired on %s", describe(e), sigExpiry(sig))
+	}
+	return nil
+}
+
+// checkEncryption reports why e cannot be encrypted to at now.
+func checkEncryption(e *openpgp.Entity, now time.Time) error {
+	if err := checkPrimary(e, now); err != nil {
+		return err
+	}
+	if _, ok := e.EncryptionKey(now); ok {
+		return nil
+	}
+	// Say why: the encryption subkeys there are, are expired or revoked.
+	var expired []string
+	revoked := false
+	for _, s := range e.Subkeys {
+		if s.Sig == nil || !s.Sig.FlagsValid || !s.Sig.FlagEncryptCommunications {
+			continue
+		}
+		switch {
+		case s.Revoked(now):
+			revoked = true
+		case s.PublicKey.KeyExpired(s.Sig, now):
+			expired = append(expired, keyExpiry(s.PublicKey, s.Sig))
+		case s.Sig.SigExpired(now):
+			expired = append(expired, sigExpiry(s.Sig))
+		}
+	}
+	switch {
+	case len(expired) > 0:
+		sort.Strings(expired)
+		return fmt.Errorf("the encryption subkey of key %s expired on %s", describe(e), expired[len(expired)-1])
+	case revoked:
+		return fmt.Errorf("the encryption subkey of key %s is revoked", describe(e))
+	}
+	return fmt.Errorf("key %s has no encryption subkey (or none this program can use)", describe(e))
+}
+
+// checkSigning reports why e cannot sign (or verify) at now.
+func checkSigning(e *openpgp.Entity, now time.Time) error {
+	if err := checkPrimary(e, now); err != nil {
+		return err
+	}
+	if _, ok := e.SigningKey(now); !ok {
+		return fmt.Errorf("key %s has no usable signing key", describe(e))
+	}
+	return nil
+}
+
+func keyExpiry(pk *packet.PublicKey, sig *packet.Signature) string {
+	if sig.KeyLifetimeSecs == nil {
+		return "?"
+	}
+	return pk.CreationTime.Add(time.Duration(*sig.KeyLifetimeSecs) * time.Second).UTC().Format(time.DateOnly)
+}
+
+func sigExpiry(sig *packet.Signature) string {
+	if sig.SigLifetimeSecs == nil {
+		return "?"
+	}
+	return sig.CreationTime.Add(time.Duration(*sig.SigLifetimeSecs) * time.Second).UTC().Format(time.DateOnly)
+}
+
+// KeyForEmail scans dir (the holders' keys, var/keys/holders/) for public key
+// files named *.asc and returns the one key, usable now for encryption, with
+// a user id whose e-mail address equals email case-insensitively; it returns
+// a nil key when there is none (a missing dir counts as empty).
+//
+// Files that cannot be used (unreadable, not a key, a secret key, expired or
+// revoked keys, keys without an encryption subkey) do not stop the scan: each
+// becomes one entry of warnings, which the caller should log; a key of such a
+// file is never returned even if its e-mail matches. When two or more usable
+// keys match, KeyForEmail returns an error naming the files instead of
+// guessing which one reaches the holder. err is otherwise only about the
+// folder itself.
+func KeyForEmail(dir, email string) (key openpgp.EntityList, warnings []error, err error) {
+	want := strings.TrimSpace(email)
+	if want == "" {
+		return nil, nil, errors.New("pgp: KeyForEmail: empty e-mail address")
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("pgp: holders' keys: %w", err)
+	}
+	now := config.Now()
+	var files []string
+	for _, de := range entries {
+		if de.IsDir() || !strings.EqualFold(filepath.Ext(de.Name()), ".asc") {
+			continue
+		}
+		path := filepath.Join(dir, de.Name())
+		data, err := readLimited(path)
+		if err != nil {
+			warnings = append(warnings, err)
+			continue
+		}
+		el, err := parsePublic(data, checkEncryption, now)
+		if err != nil {
+			warnings = append(warnings, fmt.Errorf("pgp: %s: %w", path, err))
+			continue
+		}
+		for _, e := range el {
+			if hasEmail(e, want, now) {
+				key = append(key, e)
+				files = append(files, path)
+			}
+		}
+	}
+	if len(key) > 1 {
+		return nil, warnings, fmt.Errorf("pgp: %d keys for %s in %s (%s): keep only the holder's current key",
+			len(key), want, dir, strings.Join(files, ", "))
+	}
+	return key, warnings, nil
+}
+
+// hasEmail reports whether a non-revoked user id of e has the address email.
+func hasEmail(e *openpgp.Entity, email string, now time.Time) bool {
+	for _, id := range e.Identities {
+		if id.UserId != nil && !id.Revoked(now) && strings.EqualFold(strings.TrimSpace(id.UserId.Email), email) {
+			return true
+		}
+	}
+	return false
+}
+
+// ---------------------------------------------------------------- messages
+
+// EncryptSign encrypts plaintext to every key of to, signs it with signer and
+// returns an ASCII-armored "PGP MESSAGE". The cipher is AES-256 (unless a
+// recipient's key does not list it among its preferences). A recipient that
+// cannot be encrypted to (expired, revoked, no encryption subkey) makes it
+// fail with an error naming that key; nothing is encrypted then.
+func EncryptSign(plaintext []byte, to openpgp.EntityList, signer *openpgp.Entity) ([]byte, error) {
+	if len(to) == 0 {
+		return nil, errors.New("pgp: encrypt: no recipients")
+	}
+	now := config.Now()
+	for _, e := range to {
+		if e == nil || e.PrimaryKey == nil {
+			return nil, errors.New("pgp: encrypt: nil recipient key")
+		}
+		if err := checkEncryption(e, now); err != nil {
+			return nil, fmt.Errorf("pgp: encrypt: recipient %w", err)
+		}
+	}
+	if err := checkSigner(signer, now); err != nil {
+		return nil, fmt.Errorf("pgp: encrypt: %w", err)
+	}
+	var buf bytes.Buffer
+	aw, err := armor.Encode(&buf, "PGP MESSAGE", nil)
+	if err != nil {
+		return nil, fmt.Errorf("pgp: encrypt: %w", err)
+	}
+	w, err := openpgp.Encrypt(aw, to, signer, &openpgp.FileHints{IsBinary: true}, config)
+	if err != nil {
+		return nil, fmt.Errorf("pgp: encrypt to %s: %w", describeList(to), err)
+	}
+	if _, err := w.Write(plaintext); err != nil {
+		return nil, fmt.Errorf("pgp: encrypt: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("pgp: encrypt: %w", err)
+	}
+	if err := aw.Close(); err != nil {
+		return nil, fmt.Errorf("pgp: encrypt: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// checkSigner reports why signer cannot sign messages now.
+func checkSigner(signer *openpgp.Entity, now time.Time) error {
+	if signer == nil || signer.PrimaryKey == nil {
+		return errors.New("no signing key given (messages are always signed)")
+	}
+	if signer.PrivateKey == nil {
+		return fmt.Errorf("signer %s is a public key: the secret key is needed to sign", describe(signer))
+	}
+	if err := checkSigning(signer, now); err != nil {
+		return fmt.Errorf("signer %w", err)
+	}
+	sk, _ := signer.SigningKey(now)
+	if sk.PrivateKey == nil || sk.PrivateKey.Dummy() {
+		return fmt.Errorf("signer %s: the secret part of its signing key is missing", describe(signer))
+	}
+	if sk.PrivateKey.Encrypted {
+		return fmt.Errorf("signer %s: the secret key is locked with a passphrase", describe(signer))
+	}
+	return nil
+}
+
+func describeList(el openpgp.EntityList) string {
+	names := make([]string, len(el))
+	for i, e := range el {
+		names[i] = describe(e)
+	}
+	return strings.Join(names, ", ")
+}
+
+// Decrypt decrypts an ASCII-armored "PGP MESSAGE" with the secret keys of
+// keys and checks its signature against the public keys of keys (the keyring
+// holds both: the recipient's secret key and the expected signers' keys). It
+// returns the plaintext and the signer only when the message was encrypted
+// and carries a good signature of a key in keys; an unsigned message fails
+// with ErrNotSigned, a bad signature with ErrBadSignature, a signature by a
+// key not in keys with ErrUnknownSigner.
+func Decrypt(armored []byte, keys openpgp.EntityList) (plaintext []byte, signer *openpgp.Entity, err error) {
+	defer catch(&err, "decrypt")
+	block, err := armor.Decode(bytes.NewReader(armored))
+	if err != nil {
+		return nil, nil, fmt.Errorf("pgp: decrypt: %w: no ASCII-armored message (%v)", ErrMalformed, err)
+	}
+	if block.Type != "PGP MESSAGE" {
+		return nil, nil, fmt.Errorf("pgp: decrypt: %w: a %q block, not a PGP MESSAGE", ErrMalformed, block.Type)
+	}
+	md, err := openpgp.ReadMessage(block.Body, keys, nil, config)
+	if errors.Is(err, pgperrors.ErrKeyIncorrect) {
+		return nil, nil, errors.New("pgp: decrypt: none of the keys given can decrypt the message (no matching secret key, or it is locked)")
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("pgp: decrypt: %w (%v)", ErrMalformed, err)
+	}
+	if !md.IsEncrypted {
+		return nil, nil, fmt.Errorf("pgp: decrypt: %w: the message is not encrypted", ErrMalformed)
+	}
+	if !md.IsSigned {
+		return nil, nil, fmt.Errorf("pgp: decrypt: %w", ErrNotSigned)
+	}
+	plaintext, err = io.ReadAll(md.UnverifiedBody)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pgp: decrypt: %w (%v)", ErrMalformed, err)
+	}
+	if md.SignedBy == nil {
+		return nil, nil, fmt.Errorf("pgp: decrypt: %w (key ID %016X)", ErrUnknownSigner, md.SignedByKeyId)
+	}
+	if md.SignatureError != nil || md.Signature == nil {
+		return nil, nil, fmt.Errorf("pgp: decrypt: %w by %s (%v)", ErrBadSignature, describe(md.SignedBy.Entity), md.SignatureError)
+	}
+	return plaintext, md.SignedBy.Entity, nil
+}
+
+// VerifyDetached verifies sig, a detached signature of data, ASCII-armored
+// ("PGP SIGNATURE") or binary (detected), against the keys of keyring, and
+// returns the key that made it. The errors wrap ErrBadSignature (data or
+// signature changed, signing key expired or revoked), ErrUnknownSigner (the
+// key is not in keyring, named by its key ID) or ErrMalformed (sig is not an
+// OpenPGP signature).
+func VerifyDetached(keyring openpgp.EntityList, data []byte, sig []byte) (signer *openpgp.Entity, err error) {
+	defer catch(&err, "signature")
+	if len(keyring) == 0 {
+		return nil, errors.New("pgp: verify: no keys to verify the signature with")
+	}
+	raw := sig
+	if bytes.Contains(sig, []byte("-----BEGIN PGP")) {
+		block, err := armor.Decode(bytes.NewReader(sig))
+		if err != nil {
+			return nil, fmt.Errorf("pgp: verify: %w: bad armor (%v)", ErrMalformed, err)
+		}
+		if block.Type != openpgp.SignatureType {
+			return nil, fmt.Errorf("pgp: verify: %w: a %q block, not a PGP SIGNATURE", ErrMalformed, block.Type)
+		}
+		if raw, err = io.ReadAll(io.LimitReader(block.Body, maxKeyFile)); err != nil {
+			return nil, fmt.Errorf("pgp: verify: %w: bad armor (%v)", ErrMalformed, err)
+		}
+	}
+	if len(raw) == 0 || raw[0]&0x80 == 0 {
+		return nil, fmt.Errorf("pgp: verify: %w: not an OpenPGP signature (neither ASCII-armored nor binary OpenPGP data)", ErrMalformed)
+	}
+	// Read the signature packet first, to name its issuer in errors.
+	p, err := packet.NewReader(bytes.NewReader(raw)).Next()
+	if err != nil {
+		return nil, fmt.Errorf("pgp: verify: %w: unreadable signature (%v)", ErrMalformed, err)
+	}
+	sp, ok := p.(*packet.Signature)
+	if !ok {
+		return nil, fmt.Errorf("pgp: verify: %w: a %T packet, not a signature", ErrMalformed, p)
+	}
+	if sp.SigType != packet.SigTypeBinary && sp.SigType != packet.SigTypeText {
+		return nil, fmt.Errorf("pgp: verify: %w: a signature of type %#x, not a document signature", ErrMalformed, uint8(sp.SigType))
+	}
+	issuer := "no issuer"
+	if len(sp.IssuerFingerprint) > 0 {
+		issuer = "fingerprint " + strings.ToUpper(hex.EncodeToString(sp.IssuerFingerprint))
+	} else if sp.IssuerKeyId != nil {
+		issuer = fmt.Sprintf("key ID %016X", *sp.IssuerKeyId)
+	}
+	signer, err = openpgp.CheckDetachedSignature(keyring, bytes.NewReader(data), bytes.NewReader(raw), config)
+	switch {
+	case err == nil && signer != nil:
+		return signer, nil
+	case errors.Is(err, pgperrors.ErrUnknownIssuer):
+		return nil, fmt.Errorf("pgp: verify: %w (%s)", ErrUnknownSigner, issuer)
+	case signer != nil:
+		// The signature matches but the key or the signature is not valid now.
+		return nil, fmt.Errorf("pgp: verify: %w by %s: %v", ErrBadSignature, describe(signer), err)
+	}
+	var se pgperrors.StructuralError
+	var ue pgperrors.UnsupportedError
+	if errors.As(err, &se) || errors.As(err, &ue) {
+		return nil, fmt.Errorf("pgp: verify: %w (%v)", ErrMalformed, err)
+	}
+	return nil, fmt.Errorf("pgp: verify: %w (%s): %v", ErrBadSignature, issuer, err)
+}
+
+// ---------------------------------------------------------------- generation
+
+// Generate makes a development key pair for name <email> that never
+// expires: a v4 Ed25519 primary key (sign, certify) with a Curve25519
+// encryption subkey, without passphrase, as GnuPG 2.2 reads it. It returns
+// the ASCII-armored public key and secret key; the caller writes the secret
+// one with mode 0600. It takes well under a millisecond.
+func Generate(name, email string) (pubArmored, secArmored []byte, err error) {
+	return generate(name, email, config.Now(), 0)
+}
+
+// GenerateExpiring is Generate with keys that expire validFor after now
+// (rounded down to the second; at least one second).
+func GenerateExpiring(name, email string, validFor time.Duration) (pubArmored, secArmored []byte, err error) {
+	if validFor < time.Second {
+		return nil, nil, fmt.Errorf("pgp: generate: validity %v is shorter than a second", validFor)
+	}
+	return generate(name, email, config.Now(), validFor)
+}
+
+func generate(name, email string, created time.Time, validFor time.Duration) (pub, sec []byte, err error) {
+	if strings.TrimSpace(email) == "" {
+		return nil, nil, errors.New("pgp: generate: empty e-mail address")
+	}
+	secs := validFor / time.Second
+	if secs > 1<<32-1 {
+		return nil, nil, fmt.Errorf("pgp: generate: validity %v too long", validFor)
+	}
+	cfg := *config
+	cfg.Time = func() time.Time { return created }
+	cfg.KeyLifetimeSecs = uint32(secs)
+	e, err := openpgp.NewEntity(name, "", email, &cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pgp: generate a key for %s <%s>: %w", name, email, err)
+	}
+	if pub, err = armorKey(openpgp.PublicKeyType, e.Serialize); err != nil {
+		return nil, nil, err
+	}
+	sec, err = armorKey(openpgp.PrivateKeyType, func(w io.Writer) error {
+		// The self-signatures are fresh: do not re-sign (with the current time).
+		return e.SerializePrivateWithoutSigning(w, &cfg)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return pub, sec, nil
+}
+
+func armorKey(blockType string, serialize func(io.Writer) error) ([]byte, error) {
+	var buf bytes.Buffer
+	aw, err := armor.Encode(&buf, blockType, nil)
+	if err != nil {
+		return nil, fmt.Errorf("pgp: generate: %w", err)
+	}
+	if err := serialize(aw); err != nil {
+		return nil, fmt.Errorf("pgp: generate: %w", err)
+	}
+	if err := aw.Close(); err != nil {
+		return nil, fmt.Errorf("pgp: generate: %w", err)
+	}
+	buf.WriteByte('\n')
+	return buf.Bytes(), nil
+}
