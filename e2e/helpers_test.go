@@ -431,9 +431,15 @@ func (w *workdir) measure() trace {
 // killAfter starts "jobs run ingest-censimento", SIGKILLs it after d and
 // reports whether the kill hit the running process.
 func (w *workdir) killAfter(d time.Duration) (killed bool, stderr string) {
+	return w.killCmdAfter(d, "jobs", "run", "ingest-censimento")
+}
+
+// killCmdAfter starts anprsec with args, SIGKILLs it after d and reports
+// whether the kill hit the running process.
+func (w *workdir) killCmdAfter(d time.Duration, args ...string) (killed bool, stderr string) {
 	w.t.Helper()
 	var errb bytes.Buffer
-	cmd := w.command(nil, "jobs", "run", "ingest-censimento")
+	cmd := w.command(nil, args...)
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		w.t.Fatal(err)

@@ -242,7 +242,7 @@ func TestSkipped(t *testing.T) {
 		want bool
 	}{
 		{".hidden.xlsx", true},
-		{".a.xlsx.12345.tmp", true}, // drop.TempName
+		{".a.xlsx.tmp", true}, // drop.TempName
 		{"a.xlsx.part", true},
 		{"a.xlsx.PART", true},
 		{"a.xlsx.Part", true},

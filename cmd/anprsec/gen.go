@@ -32,6 +32,7 @@ func (a *app) genCmd() *cobra.Command {
 	c.Flags().StringVarP(&out, "out", "o", "censimento.xlsx", "workbook to write")
 	c.Flags().IntVar(&opt.Comuni, "comuni", 0, "number of comuni (0 = all 7,904)")
 	c.Flags().IntVar(&opt.TotalUsers, "users", 0, "total user rows (0 = about 100,000)")
+	c.Flags().IntVar(&opt.Workstations, "postazioni", 0, "\"Numero postazioni\" of every comune (0 = 3)")
 	c.Flags().Int64Var(&opt.Seed, "seed", 1, "random seed (same seed, same workbook)")
 	c.Flags().BoolVar(&opt.NumericISTAT, "numeric-istat", false, "write ISTAT codes as numbers, like spreadsheet programs do")
 	c.Flags().BoolVar(&opt.DateCells, "date-cells", false, "write birth dates as date cells")

@@ -81,8 +81,14 @@ func Clean(p string) (string, error) {
 }
 
 // TempName is the temporary name under which name is written before the
-// rename; readers skip it (it ends in .tmp).
+// rename; readers skip it (it starts with a dot and ends in .tmp). It is
+// the same for every write of name: a write cut by a crash leaves it
+// behind, and the next write of name (a receipt, a bundle or the CRL is
+// written again until it is published) truncates and reuses it, so no
+// abandoned temporary file stays in the drop. Writes of one name never
+// run concurrently: a job never overlaps itself and one process holds the
+// store.
 func TempName(name string) string {
 	dir, base := path.Split(name)
-	return dir + "." + base + fmt.Sprintf(".%d.tmp", time.Now().UnixNano())
+	return dir + "." + base + ".tmp"
 }

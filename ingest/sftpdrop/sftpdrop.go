@@ -416,7 +416,8 @@ func (r *reader) Close() error {
 // its size is checked on the server, and it is renamed onto name with
 // posix-rename (atomic replacement). On error the temporary file is
 // removed (best effort: not possible when the connection itself failed;
-// readers skip it by its .tmp suffix).
+// readers skip it by its .tmp suffix, and the next write of name reuses
+// it).
 func (d *Drop) Write(ctx context.Context, name string, r io.Reader) error {
 	c, err := drop.Clean(name)
 	if err != nil {
@@ -435,7 +436,7 @@ func (d *Drop) Write(ctx context.Context, name string, r io.Reader) error {
 	}
 	var f *sftp.File
 	err = d.do(ctx, func() (err error) {
-		f, err = d.client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+		f, err = d.client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 		if err == nil {
 			f.Chmod(0o640) // best effort, as the local drop; servers may refuse
 		}
