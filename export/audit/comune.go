@@ -1,0 +1,328 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/xuri/excelize/v2"
+
+	"anprsec/domain"
+	"anprsec/store"
+)
+
+// Instruction is the request of the security notice (seed 004) printed at
+// the top of every comune's list.
+const Instruction = "Si prega di verificare le abilitazioni di accesso al sistema ANPR degli operatori anagrafici " +
+	"del comune: di seguito l'elenco degli utenti registrati e il relativo grado di autorizzazione. " +
+	"Qualora i dati non siano aggiornati, l'amministratore locale della sicurezza (ALS) deve provvedere " +
+	"tempestivamente alla relativa modifica attraverso la console di sicurezza ANPR."
+
+// UsersTitle is the first line of a comune's list.
+const UsersTitle = "Elenco degli utenti registrati in ANPR e relativo grado di autorizzazione"
+
+// Sheet names of a comune's workbook.
+const (
+	UsersSheet        = "Utenti"
+	WorkstationsSheet = "Postazioni"
+)
+
+var userCols = []column{
+	{"Codice Fiscale", 19, kText},
+	{"Cognome", 20, kText},
+	{"Nome", 18, kText},
+	{"Profili", 22, kText},
+	{"Ambiente", 26, kText},
+	{"Stato utenza", 13, kText},
+	{"Stato smart card", 28, kText},
+	{"Seriale smart card", 18, kText},
+	{"Email", 30, kText},
+	{"PEC", 30, kText},
+	{"Ultima modifica", 15, kDate},
+}
+
+var workstationCols = []column{
+	{"Codice postazione", 18, kText},
+	{"Nome postazione", 26, kText},
+	{"Tipo", 11, kText},
+	{"Stato certificato", 26, kText},
+	{"Seriale certificato", 36, kText},
+	{"Scadenza", 12, kDate},
+}
+
+// ProfileLegend spells the profile codes of the console with their
+// descriptions, from domain.Profiles.
+func ProfileLegend() string {
+	parts := make([]string, len(domain.Profiles))
+	for i, p := range domain.Profiles {
+		parts[i] = string(p.Profile) + " = " + p.Description
+	}
+	return strings.Join(parts, "; ")
+}
+
+// ComuneFiles are the names (as given to the Target) of one comune's
+// exports.
+type ComuneFiles struct {
+	XLSX, UsersCSV, WorkstationsCSV string
+	Utenze, Postazioni              int
+}
+
+// ErrUnknownComune is returned (wrapped) for a comune that is not in the
+// store.
+var ErrUnknownComune = errors.New("comune not censused")
+
+// Comune writes the lists of one comune: utenti-<ISTAT>-<YYYYMMDD>.xlsx
+// (sheets Utenti and Postazioni), the same users as utenti-...csv and the
+// workstations as postazioni-<ISTAT>-<YYYYMMDD>.csv.
+func (e *Exporter) Comune(ctx context.Context, istat string) (ComuneFiles, error) {
+	now := e.now()
+	day := e.day(now)
+	dir := ComuneDir(istat)
+	out := ComuneFiles{
+		XLSX:            e.place(dir, UsersName(istat, day, ".xlsx")),
+		UsersCSV:        e.place(dir, UsersName(istat, day, ".csv")),
+		WorkstationsCSV: e.place(dir, WorkstationsName(istat, day)),
+	}
+	f := excelize.NewFile(excelize.Options{TmpDir: e.tempDir()})
+	defer f.Close()
+	var ucsv, wcsv bytes.Buffer
+	err := e.Store.View(func(tx *store.Tx) error {
+		c, err := tx.Comune(istat)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("audit: %s: %w", istat, ErrUnknownComune)
+		}
+		if err != nil {
+			return err
+		}
+		out.Utenze, out.Postazioni, err = e.comuneBook(tx, f, c, now, &ucsv, &wcsv)
+		return err
+	})
+	if err != nil {
+		return out, err
+	}
+	tmp, err := os.CreateTemp(e.tempDir(), ".audit-*.xlsx")
+	if err != nil {
+		return out, err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := f.WriteTo(tmp); err != nil {
+		tmp.Close()
+		return out, err
+	}
+	if err := tmp.Close(); err != nil {
+		return out, err
+	}
+	if err := e.putFile(ctx, out.XLSX, tmp.Name()); err != nil {
+		return out, err
+	}
+	if err := e.Target.Write(ctx, out.UsersCSV, &ucsv); err != nil {
+		return out, fmt.Errorf("audit: writing %s: %w", out.UsersCSV, err)
+	}
+	if err := e.Target.Write(ctx, out.WorkstationsCSV, &wcsv); err != nil {
+		return out, fmt.Errorf("audit: writing %s: %w", out.WorkstationsCSV, err)
+	}
+	return out, nil
+}
+
+func (e *Exporter) comuneBook(tx *store.Tx, f *excelize.File, c *domain.Comune, now time.Time, ucsv, wcsv *bytes.Buffer) (nu, nw int, err error) {
+	st, err := newStyles(f)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := f.SetSheetName("Sheet1", UsersSheet); err != nil {
+		return 0, 0, err
+	}
+	if _, err := f.NewSheet(WorkstationsSheet); err != nil {
+		return 0, 0, err
+	}
+	f.SetDocProps(&excelize.DocProperties{Title: UsersTitle + " - " + c.Name, Creator: "anprsec"})
+	name := c.Name + " (" + c.ISTAT + ")"
+
+	// Utenti.
+	ut := newTable(userCols, e.loc())
+	if err := ut.sheet(f, st, UsersSheet, 7); err != nil {
+		return 0, 0, err
+	}
+	if err := ut.csvTo(ucsv); err != nil {
+		return 0, 0, err
+	}
+	if err := ut.line(UsersTitle); err != nil {
+		return 0, 0, err
+	}
+	if err := ut.line("Comune", name); err != nil {
+		return 0, 0, err
+	}
+	if err := ut.line("Data", now); err != nil {
+		return 0, 0, err
+	}
+	if err := ut.line("Istruzioni", Instruction); err != nil {
+		return 0, 0, err
+	}
+	if err := ut.line("Profili", ProfileLegend()); err != nil {
+		return 0, 0, err
+	}
+	if err := ut.blank(); err != nil {
+		return 0, 0, err
+	}
+	if err := ut.header(); err != nil {
+		return 0, 0, err
+	}
+	err = tx.UtenzeOfComune(c.ISTAT, func(u *domain.Utenza) error {
+		p, err := tx.Person(u.CF)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		var card *domain.SmartCard
+		if p.Card != "" {
+			card, err = tx.Card(p.Card)
+			if errors.Is(err, store.ErrNotFound) {
+				card, err = nil, nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+		nu++
+		return ut.data(userRow(u, p, card)...)
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := ut.finish("Utenti"); err != nil {
+		return 0, 0, err
+	}
+
+	// Postazioni.
+	wt := newTable(workstationCols, e.loc())
+	if err := wt.sheet(f, st, WorkstationsSheet, 4); err != nil {
+		return 0, 0, err
+	}
+	if err := wt.csvTo(wcsv); err != nil {
+		return 0, 0, err
+	}
+	if err := wt.line("Comune", name); err != nil {
+		return 0, 0, err
+	}
+	if err := wt.line("Data", now); err != nil {
+		return 0, 0, err
+	}
+	if err := wt.blank(); err != nil {
+		return 0, 0, err
+	}
+	if err := wt.header(); err != nil {
+		return 0, 0, err
+	}
+	err = tx.PostazioniOfComune(c.ISTAT, func(p *domain.Postazione) error {
+		nw++
+		kind := "Postazione"
+		if p.Server {
+			kind = "Server"
+		}
+		return wt.data(p.Code, p.Label, kind, string(p.State), p.Serial, p.NotAfter)
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := wt.finish("Postazioni"); err != nil {
+		return 0, 0, err
+	}
+	return nu, nw, nil
+}
+
+// userRow is one line of a user list.
+func userRow(u *domain.Utenza, p *domain.Person, card *domain.SmartCard) []any {
+	cardState, serial := "", ""
+	last := u.Updated
+	if p != nil && p.Updated.After(last) {
+		last = p.Updated
+	}
+	if card != nil {
+		cardState, serial = string(card.State), card.Serial
+		if card.Updated.After(last) {
+			last = card.Updated
+		}
+	} else if u.NeedsCard {
+		cardState = "NESSUNA"
+	}
+	var surname, name string
+	if p != nil {
+		surname, name = p.Surname, p.Name
+	}
+	return []any{u.CF, surname, name, joinProfiles(u.Profiles), joinEnv(u.Environments), string(u.State),
+		cardState, serial, u.Email, u.PEC, last}
+}
+
+// joinProfiles spells profiles as the console does, in the order of
+// domain.Profiles (unknown ones last, as stored).
+func joinProfiles(ps []domain.Profile) string {
+	var out []string
+	seen := 0
+	for _, info := range domain.Profiles {
+		for _, p := range ps {
+			if p == info.Profile {
+				out = append(out, string(p))
+				seen++
+				break
+			}
+		}
+	}
+	if seen < len(ps) {
+		for _, p := range ps {
+			if _, ok := domain.LookupProfile(string(p)); !ok {
+				out = append(out, string(p))
+			}
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func joinEnv(es []domain.Environment) string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = string(e)
+	}
+	return strings.Join(s, ", ")
+}
+
+// ComuniResult is the outcome of Comuni.
+type ComuniResult struct {
+	Comuni int   // lists written
+	Failed int   // comuni whose lists could not be written
+	Err    error // the first errors, joined
+}
+
+// Comuni writes the lists of every comune in the store (the weekly run).
+// A comune that fails does not stop the others; a cancelled ctx does.
+func (e *Exporter) Comuni(ctx context.Context) (ComuniResult, error) {
+	var codes []string
+	err := e.Store.View(func(tx *store.Tx) error {
+		return tx.Comuni(func(c *domain.Comune) error {
+			codes = append(codes, c.ISTAT)
+			return nil
+		})
+	})
+	var res ComuniResult
+	if err != nil {
+		return res, err
+	}
+	var errs []error
+	for _, code := range codes {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		if _, err := e.Comune(ctx, code); err != nil {
+			res.Failed++
+			if len(errs) < 10 {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		res.Comuni++
+	}
+	res.Err = errors.Join(errs...)
+	return res, nil
+}

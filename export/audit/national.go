@@ -1,0 +1,665 @@
+package audit
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/xuri/excelize/v2"
+
+	"anprsec/domain"
+	"anprsec/store"
+)
+
+// Sheet names of the national workbook.
+const (
+	SummarySheet   = "Riepilogo"
+	AnomaliesSheet = "Anomalie"
+	NationalUsers  = "Utenze"
+	HistorySheet   = "Storico"
+)
+
+// RefusedAction is the history action of a console request refused for
+// authorization (Actor: the operator's CF, Detail: the reason).
+const RefusedAction = "richiesta.rifiutata"
+
+// Kinds of anomaly (the Tipo column of the Anomalie sheet).
+const (
+	AnomalyMandatory   = "Comune senza profilo obbligatorio con smart card attiva"
+	AnomalyAdminCard   = "ALS/ALP con smart card bloccata o mancante"
+	AnomalyManyComuni  = "Persona con utenze in molti comuni"
+	AnomalyCertExpiry  = "Certificato postazione in scadenza"
+	AnomalyCardExpiry  = "Smart card in scadenza"
+	AnomalyRefused     = "Richiesta rifiutata per autorizzazione"
+	maxSheetRows       = 1_048_576
+	historyTruncatedAt = maxSheetRows - 1
+)
+
+var anomalyCols = []column{
+	{"Tipo", 44, kText},
+	{"Codice ISTAT", 12, kText},
+	{"Comune", 24, kText},
+	{"Codice Fiscale o codice", 20, kText},
+	{"Nominativo", 28, kText},
+	{"Dettaglio", 60, kText},
+	{"Data", 18, kDateTime},
+}
+
+var nationalUserCols = append([]column{
+	{"Codice ISTAT", 12, kText},
+	{"Comune", 24, kText},
+}, userCols...)
+
+var historyCols = []column{
+	{"Data e ora", 19, kDateTime},
+	{"Operazione", 22, kText},
+	{"Oggetto", 12, kText},
+	{"Chiave", 28, kText},
+	{"Autore", 20, kText},
+	{"File", 40, kText},
+	{"Foglio", 12, kText},
+	{"Riga", 7, kInt},
+	{"Dettaglio", 60, kText},
+}
+
+// NationalFiles are the names (as given to the Target) and figures of a
+// national export.
+type NationalFiles struct {
+	XLSX      string
+	Monthly   []string // one CSV per month of the period
+	Utenze    int
+	Anomalie  int
+	Storico   int
+	Truncated bool // the history did not fit in one sheet
+}
+
+// cardInfo is what the national pass keeps of a card: its state and
+// expiry, by serial (one small entry per card, not the records).
+type cardInfo struct {
+	state   domain.CardState
+	expires time.Time
+}
+
+type monthly struct {
+	issued, revoked, activated int
+}
+
+// national is the state of one national export.
+type national struct {
+	e      *Exporter
+	tx     *store.Tx
+	now    time.Time
+	period Period
+	names  map[string]string // ISTAT -> comune name
+	cards  map[string]cardInfo
+	months map[string]map[string]*monthly // YYYY-MM -> ISTAT -> figures
+
+	byProfile map[domain.Profile]int
+	byCard    map[domain.CardState]int
+	byCert    map[domain.CertState]int
+	nUtenze   int
+	nPersons  int
+	nCards    int
+	nPost     int
+
+	anom *table
+	res  NationalFiles
+}
+
+// National writes the national workbook sicurezza-<YYYYMMDD>.xlsx (sheets
+// Riepilogo with charts, Anomalie, Utenze, Storico for the period) and one
+// mensile-<YYYY-MM>.csv per month of the period (certificates issued and
+// revoked, cards activated, per comune).
+func (e *Exporter) National(ctx context.Context, p Period) (NationalFiles, error) {
+	n := &national{e: e, now: e.now(), period: p,
+		names: map[string]string{}, cards: map[string]cardInfo{}, months: map[string]map[string]*monthly{},
+		byProfile: map[domain.Profile]int{}, byCard: map[domain.CardState]int{}, byCert: map[domain.CertState]int{}}
+	for _, m := range monthsOf(p, e.loc()) {
+		n.months[m] = map[string]*monthly{}
+	}
+	n.res.XLSX = e.place(NationalDir, NationalName(e.day(n.now)))
+
+	f := excelize.NewFile(excelize.Options{TmpDir: e.tempDir()})
+	defer f.Close()
+	err := e.Store.View(func(tx *store.Tx) error {
+		n.tx = tx
+		return n.workbook(ctx, f)
+	})
+	if err != nil {
+		return n.res, err
+	}
+	tmp, err := os.CreateTemp(e.tempDir(), ".audit-*.xlsx")
+	if err != nil {
+		return n.res, err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := f.WriteTo(tmp); err != nil {
+		tmp.Close()
+		return n.res, err
+	}
+	if err := tmp.Close(); err != nil {
+		return n.res, err
+	}
+	f.Close()
+	if err := e.putFile(ctx, n.res.XLSX, tmp.Name()); err != nil {
+		return n.res, err
+	}
+	if err := n.monthlyCSVs(ctx); err != nil {
+		return n.res, err
+	}
+	return n.res, nil
+}
+
+// monthsOf lists the months (YYYY-MM, in loc) that the period touches.
+func monthsOf(p Period, loc *time.Location) []string {
+	if !p.To.After(p.From) {
+		return nil
+	}
+	var out []string
+	f := p.From.In(loc)
+	m := time.Date(f.Year(), f.Month(), 1, 0, 0, 0, 0, loc)
+	for m.Before(p.To) {
+		out = append(out, m.Format("2006-01"))
+		m = m.AddDate(0, 1, 0)
+	}
+	return out
+}
+
+func (n *national) in(t time.Time) bool {
+	return !t.IsZero() && !t.Before(n.period.From) && t.Before(n.period.To)
+}
+
+func (n *national) month(t time.Time, istat string) *monthly {
+	if !n.in(t) {
+		return nil
+	}
+	byComune := n.months[t.In(n.e.loc()).Format("2006-01")]
+	if byComune == nil {
+		return nil
+	}
+	m := byComune[istat]
+	if m == nil {
+		m = &monthly{}
+		byComune[istat] = m
+	}
+	return m
+}
+
+func (n *national) expiring(t time.Time) bool {
+	return !t.IsZero() && !t.Before(n.now) && !t.After(n.now.Add(n.e.window()))
+}
+
+func (n *national) personName(cf string) string {
+	p, err := n.tx.Person(cf)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(p.Surname + " " + p.Name)
+}
+
+func (n *national) anomaly(kind, istat, key, name, detail string, when time.Time) error {
+	n.res.Anomalie++
+	return n.anom.data(kind, istat, n.names[istat], key, name, detail, when)
+}
+
+func (n *national) workbook(ctx context.Context, f *excelize.File) error {
+	e := n.e
+	st, err := newStyles(f)
+	if err != nil {
+		return err
+	}
+	if err := f.SetSheetName("Sheet1", SummarySheet); err != nil {
+		return err
+	}
+	for _, s := range []string{AnomaliesSheet, NationalUsers, HistorySheet} {
+		if _, err := f.NewSheet(s); err != nil {
+			return err
+		}
+	}
+	f.SetDocProps(&excelize.DocProperties{Title: "Riepilogo sicurezza ANPR", Creator: "anprsec"})
+
+	n.anom = newTable(anomalyCols, e.loc())
+	if err := n.anom.sheet(f, st, AnomaliesSheet, 1); err != nil {
+		return err
+	}
+	if err := n.anom.header(); err != nil {
+		return err
+	}
+	users := newTable(nationalUserCols, e.loc())
+	if err := users.sheet(f, st, NationalUsers, 1); err != nil {
+		return err
+	}
+	if err := users.header(); err != nil {
+		return err
+	}
+
+	// Comuni: their names, for every other sheet.
+	if err := n.tx.Comuni(func(c *domain.Comune) error {
+		n.names[c.ISTAT] = c.Name
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	// Cards: states, expiries, activations.
+	if err := n.tx.AllCards(func(c *domain.SmartCard) error {
+		n.nCards++
+		n.byCard[c.State]++
+		n.cards[c.Serial] = cardInfo{c.State, c.Expires}
+		if m := n.month(c.Activated, c.ISTAT); m != nil {
+			m.activated++
+		}
+		if (c.State == domain.CardAttiva || c.State == domain.CardBloccata) && n.expiring(c.Expires) {
+			return n.anomaly(AnomalyCardExpiry, c.ISTAT, c.CF, n.personName(c.CF),
+				"smart card "+c.Serial+" ("+string(c.State)+")", c.Expires)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	// Postazioni: certificate states, expiries, issuance and revocation.
+	if err := n.tx.AllPostazioni(func(p *domain.Postazione) error {
+		n.nPost++
+		n.byCert[p.State]++
+		if len(p.CertDER) > 0 && !p.Updated.Before(n.period.From) {
+			if m := n.month(issued(p), p.ISTAT); m != nil {
+				m.issued++
+			}
+		}
+		if p.State == domain.CertRevocato {
+			if m := n.month(p.RevokedAt, p.ISTAT); m != nil {
+				m.revoked++
+			}
+		}
+		if (p.State == domain.CertAttivo || p.State == domain.CertBloccato) && n.expiring(p.NotAfter) {
+			detail := "certificato " + string(p.State)
+			if p.Label != "" {
+				detail += ", postazione " + p.Label
+			}
+			return n.anomaly(AnomalyCertExpiry, p.ISTAT, p.Code, "", detail, p.NotAfter)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	// Utenze: the national list, profile counts, the mandatory profiles of
+	// each comune (utenze come grouped by comune), the ALS/ALP cards.
+	if err := n.utenze(users); err != nil {
+		return err
+	}
+	if err := users.finish("Utenze"); err != nil {
+		return err
+	}
+	n.res.Utenze = n.nUtenze
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	// Persons with utenze in many comuni.
+	if err := n.tx.ComuniByPerson(func(cf string, codes []string) error {
+		n.nPersons++
+		if len(codes) < e.many() {
+			return nil
+		}
+		return n.anomaly(AnomalyManyComuni, codes[0], cf, n.personName(cf),
+			fmt.Sprintf("%d comuni: %s", len(codes), strings.Join(codes, ", ")), time.Time{})
+	}); err != nil {
+		return err
+	}
+
+	// History of the period, refused requests.
+	if err := n.history(f, st); err != nil {
+		return err
+	}
+	if err := n.anom.finish("Anomalie"); err != nil {
+		return err
+	}
+	return n.summary(f, st)
+}
+
+// issued is when a workstation certificate was issued: its NotBefore, or
+// the last change of the record when the certificate does not parse.
+func issued(p *domain.Postazione) time.Time {
+	if c, err := x509.ParseCertificate(p.CertDER); err == nil {
+		return c.NotBefore
+	}
+	return p.Updated
+}
+
+// comuneCheck collects, for the comune being walked, whether an ASC, an
+// ALS and an ALP hold an active card.
+type comuneCheck struct {
+	istat         string
+	asc, als, alp bool
+}
+
+func (n *national) activeCard(serial string) bool {
+	c, ok := n.cards[serial]
+	return ok && c.state == domain.CardAttiva && (c.expires.IsZero() || c.expires.After(n.now))
+}
+
+func (n *national) closeComune(c *comuneCheck) error {
+	if c.istat == "" {
+		return nil
+	}
+	var missing []string
+	for _, m := range []struct {
+		ok bool
+		p  domain.Profile
+	}{{c.asc, domain.ASC}, {c.als, domain.ALS}, {c.alp, domain.ALP}} {
+		if !m.ok {
+			missing = append(missing, string(m.p))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return n.anomaly(AnomalyMandatory, c.istat, "", "",
+		"nessun "+strings.Join(missing, ", ")+" con utenza attiva e smart card attiva", time.Time{})
+}
+
+func (n *national) utenze(users *table) error {
+	seen := make(map[string]bool, len(n.names))
+	var cur comuneCheck
+	err := n.tx.AllUtenze(func(u *domain.Utenza) error {
+		if u.ISTAT != cur.istat {
+			if err := n.closeComune(&cur); err != nil {
+				return err
+			}
+			cur = comuneCheck{istat: u.ISTAT}
+			seen[u.ISTAT] = true
+		}
+		p, err := n.tx.Person(u.CF)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		var card *domain.SmartCard
+		info, hasCard := n.cards[p.Card]
+		if p.Card != "" && hasCard {
+			card = &domain.SmartCard{Serial: p.Card, State: info.state}
+		}
+		if u.State != domain.UtenzaCancellata {
+			for _, pr := range u.Profiles {
+				n.byProfile[pr]++
+			}
+		}
+		n.nUtenze++
+		row := userRow(u, p, card)
+		if err := users.data(append([]any{u.ISTAT, n.names[u.ISTAT]}, row...)...); err != nil {
+			return err
+		}
+		if u.State == domain.UtenzaCancellata {
+			return nil
+		}
+		active := u.State == domain.UtenzaAttiva && n.activeCard(p.Card)
+		if active {
+			cur.asc = cur.asc || u.Has(domain.ASC)
+			cur.als = cur.als || u.Has(domain.ALS)
+			cur.alp = cur.alp || u.Has(domain.ALP)
+		}
+		if u.Has(domain.ALS) || u.Has(domain.ALP) {
+			var why string
+			switch {
+			case p.Card == "" || !hasCard:
+				why = "nessuna smart card"
+			case info.state == domain.CardBloccata:
+				why = "smart card " + p.Card + " bloccata"
+			case info.state == domain.CardRevocata:
+				why = "smart card " + p.Card + " revocata"
+			}
+			if why != "" {
+				var roles []string
+				for _, r := range []domain.Profile{domain.ALS, domain.ALP} {
+					if u.Has(r) {
+						roles = append(roles, string(r))
+					}
+				}
+				return n.anomaly(AnomalyAdminCard, u.ISTAT, u.CF, strings.TrimSpace(p.Surname+" "+p.Name),
+					strings.Join(roles, ", ")+": "+why, time.Time{})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := n.closeComune(&cur); err != nil {
+		return err
+	}
+	// Comuni without any utenza.
+	var empty []string
+	for code := range n.names {
+		if !seen[code] {
+			empty = append(empty, code)
+		}
+	}
+	sort.Strings(empty)
+	for _, code := range empty {
+		if err := n.closeComune(&comuneCheck{istat: code}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *national) history(f *excelize.File, st *styles) error {
+	h := newTable(historyCols, n.e.loc())
+	if err := h.sheet(f, st, HistorySheet, 1); err != nil {
+		return err
+	}
+	if err := h.header(); err != nil {
+		return err
+	}
+	err := n.tx.EachHistory(0, func(en *store.Entry) (bool, error) {
+		if !n.in(en.Time) {
+			return !en.Time.After(n.period.To.Add(time.Hour)), nil
+		}
+		if en.Action == RefusedAction {
+			if err := n.anomaly(AnomalyRefused, entryISTAT(en), en.Actor, n.personName(en.Actor),
+				refusedDetail(en), en.Time); err != nil {
+				return false, err
+			}
+		}
+		if n.res.Storico >= historyTruncatedAt-1 {
+			n.res.Truncated = true
+			return true, nil
+		}
+		n.res.Storico++
+		return true, h.data(en.Time, en.Action, en.Kind, en.Key, en.Actor, en.File, en.Sheet, en.Row, en.Detail)
+	})
+	if err != nil {
+		return err
+	}
+	if n.res.Truncated {
+		if err := h.line("Storico troncato: il periodo ha più righe di quante ne tenga un foglio; esportare un periodo più breve"); err != nil {
+			return err
+		}
+	}
+	return h.finish("Storico")
+}
+
+// entryISTAT finds the comune of a history entry: from its file
+// (comuni/<ISTAT>/...) or its key (<ISTAT>/... or <ISTAT>-PC-...).
+func entryISTAT(en *store.Entry) string {
+	if rest, ok := strings.CutPrefix(en.File, "comuni/"); ok && len(rest) >= 6 && isDigits(rest[:6]) {
+		return rest[:6]
+	}
+	if len(en.Key) >= 6 && isDigits(en.Key[:6]) {
+		return en.Key[:6]
+	}
+	return ""
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func refusedDetail(en *store.Entry) string {
+	d := en.Detail
+	if en.File != "" {
+		d += " (file " + en.File
+		if en.Row > 0 {
+			d += fmt.Sprintf(", riga %d", en.Row)
+		}
+		d += ")"
+	}
+	return d
+}
+
+// cardStates and certStates are the lifecycle orders of the summary.
+var cardStates = []domain.CardState{domain.CardRichiesta, domain.CardProduzione, domain.CardConsegnata,
+	domain.CardAttiva, domain.CardBloccata, domain.CardRevocata}
+
+var certStates = []domain.CertState{domain.CertRichiesta, domain.CertAttivo, domain.CertBloccato,
+	domain.CertRevocaInCorso, domain.CertRevocato, domain.CertScaduto}
+
+// summary writes the Riepilogo sheet (small: normal mode) and its charts.
+func (n *national) summary(f *excelize.File, st *styles) error {
+	loc := n.e.loc()
+	s := SummarySheet
+	set := func(cell string, v any, style int) error {
+		if err := f.SetCellValue(s, cell, v); err != nil {
+			return err
+		}
+		return f.SetCellStyle(s, cell, cell, style)
+	}
+	text := func(cell, v string, style int) error {
+		// SetCellStr never makes a formula; the text style keeps it text.
+		if err := f.SetCellStr(s, cell, v); err != nil {
+			return err
+		}
+		return f.SetCellStyle(s, cell, cell, style)
+	}
+	cells := []struct {
+		cell  string
+		v     any
+		style int
+	}{
+		{"A1", "Riepilogo sicurezza ANPR", st.title},
+		{"A2", "Data", st.head}, {"B2", n.now.In(loc), st.dateTime},
+		{"A3", "Periodo dal", st.head}, {"B3", n.period.From.In(loc), st.dateTime},
+		{"A4", "al", st.head}, {"B4", n.period.To.In(loc), st.dateTime},
+		{"A6", "Totali", st.head}, {"B6", "Numero", st.head},
+		{"A7", "Comuni", st.text}, {"B7", len(n.names), st.num},
+		{"A8", "Utenze", st.text}, {"B8", n.nUtenze, st.num},
+		{"A9", "Persone", st.text}, {"B9", n.nPersons, st.num},
+		{"A10", "Smart card", st.text}, {"B10", n.nCards, st.num},
+		{"A11", "Postazioni e server", st.text}, {"B11", n.nPost, st.num},
+		{"A12", "Anomalie", st.text}, {"B12", n.res.Anomalie, st.num},
+	}
+	for _, c := range cells {
+		var err error
+		if str, ok := c.v.(string); ok {
+			err = text(c.cell, str, c.style)
+		} else {
+			err = set(c.cell, c.v, c.style)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	// Three tables: profile, card state, certificate state.
+	row := 14
+	type block struct {
+		title  string
+		labels []string
+		descr  []string
+		values []int
+		chart  excelize.ChartType
+	}
+	var blocks []block
+	var pb block
+	pb.title, pb.chart = "Profilo", excelize.Col
+	for _, p := range domain.Profiles {
+		pb.labels = append(pb.labels, string(p.Profile))
+		pb.descr = append(pb.descr, p.Description)
+		pb.values = append(pb.values, n.byProfile[p.Profile])
+	}
+	var cb block
+	cb.title, cb.chart = "Stato smart card", excelize.Bar
+	for _, c := range cardStates {
+		cb.labels = append(cb.labels, string(c))
+		cb.values = append(cb.values, n.byCard[c])
+	}
+	var wb block
+	wb.title, wb.chart = "Stato certificato postazione", excelize.Bar
+	for _, c := range certStates {
+		wb.labels = append(wb.labels, string(c))
+		wb.values = append(wb.values, n.byCert[c])
+	}
+	blocks = append(blocks, pb, cb, wb)
+	chartRow := 1
+	for _, b := range blocks {
+		if err := text(fmt.Sprintf("A%d", row), b.title, st.head); err != nil {
+			return err
+		}
+		if err := text(fmt.Sprintf("B%d", row), "Numero", st.head); err != nil {
+			return err
+		}
+		if b.descr != nil {
+			if err := text(fmt.Sprintf("C%d", row), "Descrizione", st.head); err != nil {
+				return err
+			}
+		}
+		first := row + 1
+		for i, l := range b.labels {
+			r := first + i
+			if err := text(fmt.Sprintf("A%d", r), l, st.text); err != nil {
+				return err
+			}
+			if err := set(fmt.Sprintf("B%d", r), b.values[i], st.num); err != nil {
+				return err
+			}
+			if b.descr != nil {
+				if err := text(fmt.Sprintf("C%d", r), b.descr[i], st.text); err != nil {
+					return err
+				}
+			}
+		}
+		last := first + len(b.labels) - 1
+		if err := f.AddChart(s, fmt.Sprintf("E%d", chartRow), &excelize.Chart{
+			Type: b.chart,
+			Series: []excelize.ChartSeries{{
+				Name:       fmt.Sprintf("%s!$B$%d", s, row),
+				Categories: fmt.Sprintf("%s!$A$%d:$A$%d", s, first, last),
+				Values:     fmt.Sprintf("%s!$B$%d:$B$%d", s, first, last),
+			}},
+			Title:  excelize.ChartTitle{Paragraph: []excelize.RichTextRun{{Text: b.title}}},
+			Legend: excelize.ChartLegend{Position: "none"},
+			Format: excelize.GraphicOptions{OffsetX: 10, OffsetY: 5},
+			Dimension: excelize.ChartDimension{Width: 560, Height: 280},
+		}); err != nil {
+			return err
+		}
+		chartRow += 15
+		row = last + 2
+	}
+	if err := f.SetColWidth(s, "A", "A", 30); err != nil {
+		return err
+	}
+	if err := f.SetColWidth(s, "B", "B", 20); err != nil {
+		return err
+	}
+	return f.SetColWidth(s, "C", "C", 50)
+}

@@ -1,0 +1,117 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"anprsec/domain"
+)
+
+// Read-only walks over whole record kinds, in key order, for the audit
+// exports (export/audit): each record is decoded and handed to fn one at a
+// time, so a national report never holds the store in memory. Use them
+// inside one View to read a consistent snapshot.
+
+// AllUtenze calls fn for each utenza, in ISTAT then CF order.
+func (tx *Tx) AllUtenze(fn func(*domain.Utenza) error) error {
+	return tx.scan("u/", true, func(_ string, v []byte) (bool, error) {
+		var u domain.Utenza
+		if err := json.Unmarshal(v, &u); err != nil {
+			return false, err
+		}
+		return true, fn(&u)
+	})
+}
+
+// AllCards calls fn for each smart card, in serial order.
+func (tx *Tx) AllCards(fn func(*domain.SmartCard) error) error {
+	return tx.scan("s/", true, func(_ string, v []byte) (bool, error) {
+		var c domain.SmartCard
+		if err := json.Unmarshal(v, &c); err != nil {
+			return false, err
+		}
+		return true, fn(&c)
+	})
+}
+
+// AllPostazioni calls fn for each workstation, in code order (so grouped by
+// comune).
+func (tx *Tx) AllPostazioni(fn func(*domain.Postazione) error) error {
+	return tx.scan("w/", true, func(_ string, v []byte) (bool, error) {
+		var p domain.Postazione
+		if err := json.Unmarshal(v, &p); err != nil {
+			return false, err
+		}
+		return true, fn(&p)
+	})
+}
+
+// AllPersons calls fn for each person, in CF order.
+func (tx *Tx) AllPersons(fn func(*domain.Person) error) error {
+	return tx.scan("p/", true, func(_ string, v []byte) (bool, error) {
+		var p domain.Person
+		if err := json.Unmarshal(v, &p); err != nil {
+			return false, err
+		}
+		return true, fn(&p)
+	})
+}
+
+// ComuniByPerson calls fn once per person holding at least one utenza, in
+// CF order, with the ISTAT codes of its utenze (from the by-CF index, keys
+// only).
+func (tx *Tx) ComuniByPerson(fn func(cf string, istat []string) error) error {
+	const p = "i/u-cf/"
+	var cur string
+	var codes []string
+	err := tx.scan(p, false, func(k string, _ []byte) (bool, error) {
+		cf, code, ok := strings.Cut(strings.TrimPrefix(k, p), "/")
+		if !ok {
+			return true, nil
+		}
+		if cf != cur && len(codes) > 0 {
+			if err := fn(cur, codes); err != nil {
+				return false, err
+			}
+			codes = codes[:0]
+		}
+		cur = cf
+		codes = append(codes, code)
+		return true, nil
+	})
+	if err != nil || len(codes) == 0 {
+		return err
+	}
+	return fn(cur, codes)
+}
+
+// errStopHistory ends EachHistory early without an error.
+var errStopHistory = errors.New("stop")
+
+// EachHistory calls fn for each history entry with seq > after, in order,
+// until fn returns false or an error. Unlike Store.History it keeps
+// nothing: one entry is decoded at a time.
+func (tx *Tx) EachHistory(after uint64, fn func(*Entry) (bool, error)) error {
+	err := tx.scan("h/", true, func(_ string, val []byte) (bool, error) {
+		err := eachRecord(val, func(_, _, body []byte) error {
+			var e Entry
+			if err := json.Unmarshal(body, &e); err != nil {
+				return err
+			}
+			if e.Seq <= after {
+				return nil
+			}
+			more, err := fn(&e)
+			if err == nil && !more {
+				err = errStopHistory
+			}
+			return err
+		})
+		return err == nil, err
+	})
+	if errors.Is(err, errStopHistory) {
+		err = nil
+	}
+	return err
+}
