@@ -50,8 +50,21 @@ var (
 	// ErrNotSigned: an encrypted message carries no signature.
 	ErrNotSigned = errors.New("message is not signed")
 	// ErrMalformed: the input is not an OpenPGP object of the expected kind.
-	ErrMalformed = errors.New("not a valid OpenPGP object")
+	ErrMalformed = errors.New("malformed OpenPGP data")
 )
+
+// malformedError is an error about malformed input that reads naturally
+// ("not an OpenPGP key ...") yet matches ErrMalformed.
+type malformedError string
+
+func (m malformedError) Error() string { return string(m) }
+
+// Is makes errors.Is(err, ErrMalformed) true.
+func (malformedError) Is(target error) bool { return target == ErrMalformed }
+
+func malformed(format string, args ...any) error {
+	return malformedError(fmt.Sprintf(format, args...))
+}
 
 // maxKeyFile bounds the size of a key file read from disk: real keys are a
 // few kilobytes, even with many signatures.
@@ -103,9 +116,9 @@ func describe(e *openpgp.Entity) string {
 
 // catch turns a panic of the OpenPGP library, on hostile input, into an
 // error.
-func catch(err *error, what string) {
+func catch(err *error, prefix string) {
 	if r := recover(); r != nil {
-		*err = fmt.Errorf("pgp: %s: %w (parser failure: %v)", what, ErrMalformed, r)
+		*err = malformed("%sunreadable input (parser failure: %v)", prefix, r)
 	}
 }
 
@@ -227,26 +240,26 @@ func parseSecret(data []byte, now time.Time) (*openpgp.Entity, error) {
 // parseKeys parses ASCII-armored (detected by its BEGIN line) or binary key
 // data and returns at least one key, or an error saying why not.
 func parseKeys(data []byte) (el openpgp.EntityList, err error) {
-	defer catch(&err, "key")
+	defer catch(&err, "")
 	var r io.Reader = bytes.NewReader(data)
 	if bytes.Contains(data, []byte("-----BEGIN PGP")) {
 		block, err := armor.Decode(r)
 		if err != nil {
-			return nil, fmt.Errorf("%w: not an OpenPGP key (bad armor: %v)", ErrMalformed, err)
+			return nil, malformed("not an OpenPGP key (bad armor: %v)", err)
 		}
 		if block.Type != openpgp.PublicKeyType && block.Type != openpgp.PrivateKeyType {
-			return nil, fmt.Errorf("%w: not an OpenPGP key but a %q block", ErrMalformed, block.Type)
+			return nil, malformed("not an OpenPGP key but a %q block", block.Type)
 		}
 		r = block.Body
 	} else if len(data) == 0 || data[0]&0x80 == 0 {
-		return nil, fmt.Errorf("%w: not an OpenPGP key (neither ASCII-armored nor binary OpenPGP data)", ErrMalformed)
+		return nil, malformed("not an OpenPGP key (neither ASCII-armored nor binary OpenPGP data)")
 	}
 	el, err = openpgp.ReadKeyRing(r)
 	if err != nil {
-		return nil, fmt.Errorf("%w: not a readable OpenPGP key (%v)", ErrMalformed, err)
+		return nil, malformed("not a readable OpenPGP key (%v)", err)
 	}
 	if len(el) == 0 {
-		return nil, fmt.Errorf("%w: no OpenPGP key found", ErrMalformed)
+		return nil, malformed("no OpenPGP key found")
 	}
 	return el, nil
 }
@@ -494,30 +507,30 @@ func describeList(el openpgp.EntityList) string {
 // with ErrNotSigned, a bad signature with ErrBadSignature, a signature by a
 // key not in keys with ErrUnknownSigner.
 func Decrypt(armored []byte, keys openpgp.EntityList) (plaintext []byte, signer *openpgp.Entity, err error) {
-	defer catch(&err, "decrypt")
+	defer catch(&err, "pgp: decrypt: ")
 	block, err := armor.Decode(bytes.NewReader(armored))
 	if err != nil {
-		return nil, nil, fmt.Errorf("pgp: decrypt: %w: no ASCII-armored message (%v)", ErrMalformed, err)
+		return nil, nil, malformed("pgp: decrypt: no ASCII-armored message (%v)", err)
 	}
 	if block.Type != "PGP MESSAGE" {
-		return nil, nil, fmt.Errorf("pgp: decrypt: %w: a %q block, not a PGP MESSAGE", ErrMalformed, block.Type)
+		return nil, nil, malformed("pgp: decrypt: a %q block, not a PGP MESSAGE", block.Type)
 	}
 	md, err := openpgp.ReadMessage(block.Body, keys, nil, config)
 	if errors.Is(err, pgperrors.ErrKeyIncorrect) {
 		return nil, nil, errors.New("pgp: decrypt: none of the keys given can decrypt the message (no matching secret key, or it is locked)")
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("pgp: decrypt: %w (%v)", ErrMalformed, err)
+		return nil, nil, malformed("pgp: decrypt: unreadable message (%v)", err)
 	}
 	if !md.IsEncrypted {
-		return nil, nil, fmt.Errorf("pgp: decrypt: %w: the message is not encrypted", ErrMalformed)
+		return nil, nil, malformed("pgp: decrypt: the message is not encrypted")
 	}
 	if !md.IsSigned {
 		return nil, nil, fmt.Errorf("pgp: decrypt: %w", ErrNotSigned)
 	}
 	plaintext, err = io.ReadAll(md.UnverifiedBody)
 	if err != nil {
-		return nil, nil, fmt.Errorf("pgp: decrypt: %w (%v)", ErrMalformed, err)
+		return nil, nil, malformed("pgp: decrypt: the message is damaged or was altered (%v)", err)
 	}
 	if md.SignedBy == nil {
 		return nil, nil, fmt.Errorf("pgp: decrypt: %w (key ID %016X)", ErrUnknownSigner, md.SignedByKeyId)
@@ -535,7 +548,7 @@ func Decrypt(armored []byte, keys openpgp.EntityList) (plaintext []byte, signer 
 // key is not in keyring, named by its key ID) or ErrMalformed (sig is not an
 // OpenPGP signature).
 func VerifyDetached(keyring openpgp.EntityList, data []byte, sig []byte) (signer *openpgp.Entity, err error) {
-	defer catch(&err, "signature")
+	defer catch(&err, "pgp: verify: ")
 	if len(keyring) == 0 {
 		return nil, errors.New("pgp: verify: no keys to verify the signature with")
 	}
@@ -543,29 +556,29 @@ func VerifyDetached(keyring openpgp.EntityList, data []byte, sig []byte) (signer
 	if bytes.Contains(sig, []byte("-----BEGIN PGP")) {
 		block, err := armor.Decode(bytes.NewReader(sig))
 		if err != nil {
-			return nil, fmt.Errorf("pgp: verify: %w: bad armor (%v)", ErrMalformed, err)
+			return nil, malformed("pgp: verify: bad armor (%v)", err)
 		}
 		if block.Type != openpgp.SignatureType {
-			return nil, fmt.Errorf("pgp: verify: %w: a %q block, not a PGP SIGNATURE", ErrMalformed, block.Type)
+			return nil, malformed("pgp: verify: a %q block, not a PGP SIGNATURE", block.Type)
 		}
 		if raw, err = io.ReadAll(io.LimitReader(block.Body, maxKeyFile)); err != nil {
-			return nil, fmt.Errorf("pgp: verify: %w: bad armor (%v)", ErrMalformed, err)
+			return nil, malformed("pgp: verify: bad armor (%v)", err)
 		}
 	}
 	if len(raw) == 0 || raw[0]&0x80 == 0 {
-		return nil, fmt.Errorf("pgp: verify: %w: not an OpenPGP signature (neither ASCII-armored nor binary OpenPGP data)", ErrMalformed)
+		return nil, malformed("pgp: verify: not an OpenPGP signature (neither ASCII-armored nor binary OpenPGP data)")
 	}
 	// Read the signature packet first, to name its issuer in errors.
 	p, err := packet.NewReader(bytes.NewReader(raw)).Next()
 	if err != nil {
-		return nil, fmt.Errorf("pgp: verify: %w: unreadable signature (%v)", ErrMalformed, err)
+		return nil, malformed("pgp: verify: unreadable signature (%v)", err)
 	}
 	sp, ok := p.(*packet.Signature)
 	if !ok {
-		return nil, fmt.Errorf("pgp: verify: %w: a %T packet, not a signature", ErrMalformed, p)
+		return nil, malformed("pgp: verify: not a signature but a %s packet", strings.TrimPrefix(fmt.Sprintf("%T", p), "*packet."))
 	}
 	if sp.SigType != packet.SigTypeBinary && sp.SigType != packet.SigTypeText {
-		return nil, fmt.Errorf("pgp: verify: %w: a signature of type %#x, not a document signature", ErrMalformed, uint8(sp.SigType))
+		return nil, malformed("pgp: verify: a signature of type %#x, not a document signature", uint8(sp.SigType))
 	}
 	issuer := "no issuer"
 	if len(sp.IssuerFingerprint) > 0 {
@@ -586,7 +599,7 @@ func VerifyDetached(keyring openpgp.EntityList, data []byte, sig []byte) (signer
 	var se pgperrors.StructuralError
 	var ue pgperrors.UnsupportedError
 	if errors.As(err, &se) || errors.As(err, &ue) {
-		return nil, fmt.Errorf("pgp: verify: %w (%v)", ErrMalformed, err)
+		return nil, malformed("pgp: verify: unreadable signature (%v)", err)
 	}
 	return nil, fmt.Errorf("pgp: verify: %w (%s): %v", ErrBadSignature, issuer, err)
 }
