@@ -19,6 +19,9 @@ var encryptedPackage = func() []byte {
 	return b
 }()
 
+// The limits in force (tests lower them).
+var unzipSizeLimit, unzipXMLSizeLimit int64 = UnzipSizeLimit, UnzipXMLSizeLimit
+
 // openXLSX reads a table from a workbook: the sheet named by opt.Sheet, or
 // the first visible one. Cells are raw values (numbers as stored, formula
 // cells as their cached value).
@@ -46,8 +49,8 @@ func openXLSX(data []byte, opt Options) (t *Table, err error) {
 	}()
 	f, err := excelize.OpenReader(bytes.NewReader(data), excelize.Options{
 		RawCellValue:      true,
-		UnzipSizeLimit:    UnzipSizeLimit,
-		UnzipXMLSizeLimit: UnzipXMLSizeLimit,
+		UnzipSizeLimit:    unzipSizeLimit,
+		UnzipXMLSizeLimit: min(unzipXMLSizeLimit, unzipSizeLimit),
 	})
 	if err != nil {
 		return nil, xlsxError(err)
@@ -140,7 +143,7 @@ func xlsxError(err error) *FileError {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "unzip size exceeds"):
-		return fileErr(CodeTooBig, 0, "la cartella di lavoro decompressa supera %d MB: dividerla in più file", UnzipSizeLimit>>20)
+		return fileErr(CodeTooBig, 0, "la cartella di lavoro decompressa supera %d MB: dividerla in più file", max(unzipSizeLimit>>20, 1))
 	case err == excelize.ErrWorkbookFileFormat, err == excelize.ErrWorkbookPassword:
 		return fileErr(CodeProtected, 0, "la cartella di lavoro è protetta da password (cifrata) e non può essere letta: salvarla senza password di apertura")
 	}

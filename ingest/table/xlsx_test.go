@@ -1,0 +1,226 @@
+package table_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xuri/excelize/v2"
+
+	"anprsec/ingest/table"
+)
+
+// workbook builds an xlsx in memory: build fills the file (its first sheet
+// is "Sheet1").
+func workbook(t testing.TB, build func(f *excelize.File)) []byte {
+	t.Helper()
+	f := excelize.NewFile()
+	defer f.Close()
+	build(f)
+	var buf bytes.Buffer
+	if _, err := f.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// put writes values in row r of sheet from column A.
+func put(f *excelize.File, sheet string, r int, values ...any) {
+	if err := f.SetSheetRow(sheet, fmt.Sprintf("A%d", r), &values); err != nil {
+		panic(err)
+	}
+}
+
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
+var hdrCells = []any{"Codice ISTAT", "Seriale", "Codice Fiscale", "Data consegna", "Ritirata da"}
+
+// manifestBook is a typical manifest as a spreadsheet program writes it:
+// the ISTAT code as a number, a date cell, a formula with a cached value.
+func manifestBook(t testing.TB) []byte {
+	return workbook(t, func(f *excelize.File) {
+		must(f.SetSheetName("Sheet1", "Consegne"))
+		put(f, "Consegne", 1, hdrCells...)
+		put(f, "Consegne", 2, 58091, "SC0001", "RSSMRA68A01H501Y", time.Date(2025, 3, 14, 0, 0, 0, 0, time.UTC), "CCCFBA85D03L219P")
+		// row 3 left empty
+		put(f, "Consegne", 4, "058091", nil, "MRTMRA83T56A269B", "15/03/2025", "CCCFBA85D03L219P")
+		must(f.SetCellInt("Consegne", "B4", 7)) // cached value of the formula below
+		must(f.SetCellFormula("Consegne", "B4", "1+1"))
+	})
+}
+
+func TestXLSX(t *testing.T) {
+	manifestWant := []string{
+		"2:58091|SC0001|RSSMRA68A01H501Y|45730|CCCFBA85D03L219P|",
+		"4:058091|7|MRTMRA83T56A269B|15/03/2025|CCCFBA85D03L219P|",
+	}
+	big := workbook(t, func(f *excelize.File) {
+		put(f, "Sheet1", 1, hdrCells...)
+		for r := 2; r <= 13; r++ {
+			put(f, "Sheet1", r, 58091, fmt.Sprintf("SC%04d", r), "RSSMRA68A01H501Y", "14/03/2025", "CCCFBA85D03L219P")
+		}
+	})
+	var encrypted bytes.Buffer
+	{
+		f := excelize.NewFile()
+		put(f, "Sheet1", 1, hdrCells...)
+		if _, err := f.WriteTo(&encrypted, excelize.Options{Password: "segreta"}); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	var notBook bytes.Buffer
+	{
+		zw := zip.NewWriter(&notBook)
+		w, _ := zw.Create("leggimi.txt")
+		w.Write([]byte("non sono un foglio"))
+		zw.Close()
+	}
+	cases := []tableCase{
+		{name: "numbers, date, formula, blank row", data: manifestBook(t), want: manifestWant},
+		{name: "hidden first sheet is skipped", data: workbook(t, func(f *excelize.File) {
+			must(f.SetSheetName("Sheet1", "Istruzioni"))
+			put(f, "Istruzioni", 1, "Compilare il foglio Consegne")
+			_, err := f.NewSheet("Consegne")
+			must(err)
+			put(f, "Consegne", 1, hdrCells...)
+			put(f, "Consegne", 2, "058091", "SC0001", "RSSMRA68A01H501Y", "14/03/2025", "CCCFBA85D03L219P")
+			f.SetActiveSheet(1)
+			must(f.SetSheetVisible("Istruzioni", false))
+		}), want: []string{"2:058091|SC0001|RSSMRA68A01H501Y|14/03/2025|CCCFBA85D03L219P|"}},
+		{name: "sheet chosen by name", opt: &table.Options{Required: manifest.Required, Optional: manifest.Optional, Sheet: "CONSEGNE"},
+			data: workbook(t, func(f *excelize.File) {
+				must(f.SetSheetName("Sheet1", "Riepilogo"))
+				put(f, "Riepilogo", 1, "Totale", 1)
+				_, err := f.NewSheet("Consegne")
+				must(err)
+				put(f, "Consegne", 1, hdrCells...)
+				put(f, "Consegne", 2, "058091", "SC0009", "RSSMRA68A01H501Y", "14/03/2025", "CCCFBA85D03L219P")
+			}), want: []string{"2:058091|SC0009|RSSMRA68A01H501Y|14/03/2025|CCCFBA85D03L219P|"}},
+		{name: "header lower down, gaps, ragged, extra cell", data: workbook(t, func(f *excelize.File) {
+			put(f, "Sheet1", 3, append([]any{nil}, hdrCells...)...) // header from column B
+			put(f, "Sheet1", 5, nil, 58091, "SC1")
+			put(f, "Sheet1", 9, nil, 58091, "SC2", "RSSMRA68A01H501Y", 45730, "CCCFBA85D03L219P", nil, "nota a margine")
+		}), header: 3, want: []string{"5:58091|SC1||||", "9:58091|SC2|RSSMRA68A01H501Y|45730|CCCFBA85D03L219P| !CELLA_FUORI_INTESTAZIONE"}},
+
+		{name: "named sheet missing", opt: &table.Options{Required: manifest.Required, Sheet: "Consegne"}, data: workbook(t, func(f *excelize.File) {
+			put(f, "Sheet1", 1, hdrCells...)
+		}), code: table.CodeSheet, msg: []string{`"Consegne"`, `"Sheet1"`}},
+		{name: "missing column names the sheet", data: workbook(t, func(f *excelize.File) {
+			put(f, "Sheet1", 2, "Codice ISTAT", "Seriale")
+		}), code: table.CodeHeader, msg: []string{`foglio "Sheet1"`, "riga 2", `"Codice Fiscale"`}},
+		{name: "empty sheet", data: workbook(t, func(f *excelize.File) {}), code: table.CodeHeader, msg: []string{"vuoto"}},
+		{name: "over max rows", opt: &table.Options{Required: manifest.Required, MaxRows: 10}, data: big,
+			code: table.CodeTooMany, msg: []string{"12 righe", "al massimo 10"}},
+		{name: "not a zip", data: []byte("\x00\x01\x02binary garbage\xff"), code: table.CodeFormat, msg: []string{"non è un archivio zip"}},
+		{name: "a CSV named .xlsx", data: []byte(hdr + "\n058091;SC1;x;y;z\n"), code: table.CodeFormat, msg: []string{"testo", ".csv"}},
+		{name: "empty file", data: nil, code: table.CodeFormat, msg: []string{"vuoto"}},
+		{name: "truncated workbook", data: manifestBook(t)[:2000], code: table.CodeFormat, msg: []string{"danneggiata"}},
+		{name: "zip that is not a workbook", data: notBook.Bytes(), code: table.CodeFormat},
+		{name: "xls", data: []byte("\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + strings.Repeat("\x00", 600)), code: table.CodeFormat, msg: []string{".xls"}},
+		{name: "password-protected", data: encrypted.Bytes(), code: table.CodeProtected, msg: []string{"password"}},
+	}
+	for _, c := range cases {
+		c.file = "consegne.XLSX"
+		t.Run(c.name, func(t *testing.T) { check(t, c) })
+	}
+}
+
+func TestXLSXDetails(t *testing.T) {
+	tb, err := table.Open("c.xlsx", manifestBook(t), manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tb.Format != "xlsx" || tb.Sheet != "Consegne" || tb.Date1904 {
+		t.Errorf("format %q sheet %q date1904 %v", tb.Format, tb.Sheet, tb.Date1904)
+	}
+	d, err := tb.Rows[0].Date("Data consegna")
+	if err != nil || !d.Equal(time.Date(2025, 3, 14, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("date cell: %v %v", d, err)
+	}
+	if w := tb.Rows[0].Where("Data consegna"); w != "colonna D (Data consegna)" {
+		t.Errorf("Where = %q", w)
+	}
+
+	// A workbook counting dates from 1904 (old Mac Excel).
+	b1904 := workbook(t, func(f *excelize.File) {
+		yes := true
+		must(f.SetWorkbookProps(&excelize.WorkbookPropsOptions{Date1904: &yes}))
+		put(f, "Sheet1", 1, hdrCells...)
+		put(f, "Sheet1", 2, 58091, "SC1", "RSSMRA68A01H501Y", 44268, "CCCFBA85D03L219P")
+	})
+	tb, err = table.Open("c.xlsx", b1904, manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err = tb.Rows[0].Date("Data consegna")
+	if !tb.Date1904 || err != nil || !d.Equal(time.Date(2025, 3, 14, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("1904 workbook: date1904 %v, %v %v", tb.Date1904, d, err)
+	}
+}
+
+// A workbook that expands beyond the limit is refused before it is read.
+func TestXLSXZipBomb(t *testing.T) {
+	data := workbook(t, func(f *excelize.File) {
+		put(f, "Sheet1", 1, hdrCells...)
+		for r := 2; r < 100; r++ {
+			put(f, "Sheet1", r, strings.Repeat("A", 30000)+fmt.Sprint(r))
+		}
+	})
+	if len(data) > 200<<10 {
+		t.Fatalf("test workbook is %d bytes: not a bomb", len(data))
+	}
+	defer table.SetUnzipLimit(1 << 20)()
+	_, err := table.Open("b.xlsx", data, manifest)
+	var fe *table.FileError
+	if !errors.As(err, &fe) || fe.Code != table.CodeTooBig {
+		t.Fatalf("error %v, want %s", err, table.CodeTooBig)
+	}
+}
+
+func TestDate(t *testing.T) {
+	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+	for _, c := range []struct {
+		in   string
+		want time.Time // zero: an error
+	}{
+		{"14/03/2025", day(2025, 3, 14)},
+		{"4/3/2025", day(2025, 3, 4)},
+		{" 2025-03-14 ", day(2025, 3, 14)},
+		{"14-03-2025", day(2025, 3, 14)},
+		{"14.03.2025", day(2025, 3, 14)},
+		{"2025-03-14T23:30:00+01:00", day(2025, 3, 14)},
+		{"45730", day(2025, 3, 14)},
+		{"45730.75", day(2025, 3, 14)},
+		{"1", day(1900, 1, 1)},
+		{"61", day(1900, 3, 1)},
+		{"31/02/2025", time.Time{}},
+		{"2025/03/14", time.Time{}},
+		{"14/03/25", time.Time{}},
+		{"0", time.Time{}},
+		{"-5", time.Time{}},
+		{"NaN", time.Time{}},
+		{"1e300", time.Time{}},
+		{"", time.Time{}},
+		{"domani", time.Time{}},
+	} {
+		got, err := table.Date(c.in)
+		if c.want.IsZero() {
+			if err == nil {
+				t.Errorf("Date(%q) = %v, want an error", c.in, got)
+			}
+			continue
+		}
+		if err != nil || !got.Equal(c.want) {
+			t.Errorf("Date(%q) = %v, %v; want %v", c.in, got, err, c.want)
+		}
+	}
+}
