@@ -135,3 +135,27 @@ func sessionCipher(t testing.TB, armored []byte, sec *openpgp.Entity) packet.Cip
 		}
 	}
 }
+
+// tamperMessage flips one bit of an armored message, back bytes from the end
+// of its binary form (inside the encrypted data), and re-armors it so that
+// the armor checksum is right.
+func tamperMessage(t testing.TB, armored []byte, back int) []byte {
+	t.Helper()
+	block, err := armor.Decode(bytes.NewReader(armored))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := io.ReadAll(block.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin[len(bin)-back] ^= 0x01
+	var buf bytes.Buffer
+	aw, err := armor.Encode(&buf, block.Type, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aw.Write(bin)
+	aw.Close()
+	return buf.Bytes()
+}

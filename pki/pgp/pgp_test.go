@@ -139,19 +139,10 @@ func TestDecryptRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// tampered flips one bit in the last part of the encrypted data and re-armors.
-	block, _ := armor.Decode(bytes.NewReader(good))
-	body := new(bytes.Buffer)
-	body.ReadFrom(block.Body)
-	bin := body.Bytes()
-	bin[len(bin)-30] ^= 0x01
-	var tampered bytes.Buffer
-	aw, _ := armor.Encode(&tampered, "PGP MESSAGE", nil)
-	aw.Write(bin)
-	aw.Close()
+	tampered := tamperMessage(t, good, 30)
 	// signedOnly is a signed but not encrypted message.
 	var signedOnly bytes.Buffer
-	aw, _ = armor.Encode(&signedOnly, "PGP MESSAGE", nil)
+	aw, _ := armor.Encode(&signedOnly, "PGP MESSAGE", nil)
 	w, _ := openpgp.Sign(aw, service.sec, nil, nil)
 	w.Write(plain)
 	w.Close()
@@ -168,7 +159,7 @@ func TestDecryptRefuses(t *testing.T) {
 		{"unsigned", raw(nil), keys, ErrNotSigned, "not signed"},
 		{"signed by an unknown key", raw(intruder.sec), keys, ErrUnknownSigner, "unknown"},
 		{"signer key missing from keyring", good, openpgp.EntityList{producer.sec}, ErrUnknownSigner, "key ID"},
-		{"tampered", tampered.Bytes(), keys, nil, ""},
+		{"tampered", tampered, keys, nil, ""},
 		{"not encrypted", signedOnly.Bytes(), keys, ErrMalformed, "not encrypted"},
 		{"no secret key", good, append(openpgp.EntityList{intruder.sec}, service.pub...), nil, "can decrypt"},
 		{"garbage", []byte("hello"), keys, ErrMalformed, ""},
