@@ -127,8 +127,13 @@ func (s *SMTP) Send(ctx context.Context, from string, to []string, raw []byte) (
 			// not this message; retrying later may work.
 			e.temporary = true
 		}
-		if e.Code == 0 && ctx.Err() != nil {
+		var ne net.Error
+		switch {
+		case e.Code != 0:
+		case ctx.Err() != nil:
 			e.Err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+		case errors.As(err, &ne) && ne.Timeout():
+			e.Err = fmt.Errorf("no reply within the %v timeout: %w", s.timeout(), err)
 		}
 		return e
 	}

@@ -65,6 +65,7 @@ type Server struct {
 	Port int
 
 	srv      *smtp.Server
+	ln       net.Listener
 	opts     Options
 	clientTC *tls.Config
 
@@ -121,7 +122,7 @@ func StartWith(t testing.TB, o Options) *Server {
 	}
 	tcp := l.Addr().(*net.TCPAddr)
 	s.Addr, s.Host, s.Port = tcp.String(), tcp.IP.String(), tcp.Port
-	s.srv = srv
+	s.srv, s.ln = srv, l
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(s.Close)
 	return s
@@ -218,6 +219,7 @@ func (s *Server) Close() {
 		close(s.closed)
 		s.Clear()
 		_ = s.srv.Close()
+		_ = s.ln.Close() // in case Serve had not registered it yet
 	})
 }
 
