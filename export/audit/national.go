@@ -645,9 +645,9 @@ func (n *national) summary(f *excelize.File, st *styles) error {
 				Categories: fmt.Sprintf("%s!$A$%d:$A$%d", s, first, last),
 				Values:     fmt.Sprintf("%s!$B$%d:$B$%d", s, first, last),
 			}},
-			Title:  excelize.ChartTitle{Paragraph: []excelize.RichTextRun{{Text: b.title}}},
-			Legend: excelize.ChartLegend{Position: "none"},
-			Format: excelize.GraphicOptions{OffsetX: 10, OffsetY: 5},
+			Title:     excelize.ChartTitle{Paragraph: []excelize.RichTextRun{{Text: b.title}}},
+			Legend:    excelize.ChartLegend{Position: "none"},
+			Format:    excelize.GraphicOptions{OffsetX: 10, OffsetY: 5},
 			Dimension: excelize.ChartDimension{Width: 560, Height: 280},
 		}); err != nil {
 			return err
