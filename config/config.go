@@ -6,6 +6,7 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -34,6 +35,12 @@ type Config struct {
 		Store  string `yaml:"store"`
 		Backup string `yaml:"backup"`
 		Seal   string `yaml:"seal"`
+		// OpenPGP (SPEC.md, defaults written by init).
+		Service    string `yaml:"service"`    // service secret key: signs orders and mails
+		Producer   string `yaml:"producer"`   // card producer's public key: orders are encrypted to it
+		Gateway    string `yaml:"gateway"`    // mail gateway's public key: used when a holder has none
+		Holders    string `yaml:"holders"`    // folder of holders' public keys (*.asc)
+		Prefetture string `yaml:"prefetture"` // folder of prefetture's public keys (<PPP>.asc)
 	} `yaml:"keys"`
 
 	PKI struct {
@@ -84,6 +91,13 @@ type Config struct {
 
 	Cards struct {
 		SerialPrefix string `yaml:"serial_prefix"`
+		// ValidityDays of a card, counted from its order to the producer.
+		ValidityDays int `yaml:"validity_days"`
+		// OrderMax is the most cards one run of ordini-sc puts in its order.
+		OrderMax int `yaml:"order_max"`
+		// RequireSignature refuses a delivery manifest without a valid
+		// detached signature even when its prefettura has no key configured.
+		RequireSignature bool `yaml:"require_signature"`
 	} `yaml:"cards"`
 
 	ISTAT struct {
@@ -92,6 +106,21 @@ type Config struct {
 
 	Mail struct {
 		Spool string `yaml:"spool"`
+		// From is the sender of every message; its domain names the
+		// Message-IDs.
+		From string `yaml:"from"`
+		// MaxAttempts of a message before it is set aside as failed.
+		MaxAttempts int `yaml:"max_attempts"`
+		// Retry is the wait after a temporary failure, doubled at each
+		// attempt (at most 6h).
+		Retry time.Duration `yaml:"retry"`
+		SMTP  struct {
+			Address      string        `yaml:"address"` // host:port; empty = spool
+			Username     string        `yaml:"username"`
+			PasswordFile string        `yaml:"password_file"` // mode 0600; or ANPRSEC_SMTP_PASSWORD
+			TLS          string        `yaml:"tls"`           // mandatory, opportunistic or none
+			Timeout      time.Duration `yaml:"timeout"`
+		} `yaml:"smtp"`
 	} `yaml:"mail"`
 
 	Schedules map[string]string `yaml:"schedules"`
@@ -227,6 +256,20 @@ func (c *Config) Validate() error {
 	}
 	if c.PKI.RevokeGrace < 0 {
 		return fmt.Errorf("pki.revoke_grace %s: must not be negative (0s makes a revocation final at the next batch)", c.PKI.RevokeGrace)
+	}
+	if c.Cards.ValidityDays <= 0 || c.Cards.OrderMax <= 0 {
+		return fmt.Errorf("cards.validity_days and cards.order_max must be positive")
+	}
+	if _, err := mail.ParseAddress(c.Mail.From); err != nil {
+		return fmt.Errorf("mail.from %q: %v", c.Mail.From, err)
+	}
+	if c.Mail.MaxAttempts <= 0 || c.Mail.Retry <= 0 || c.Mail.SMTP.Timeout <= 0 {
+		return fmt.Errorf("mail.max_attempts, mail.retry and mail.smtp.timeout must be positive")
+	}
+	switch c.Mail.SMTP.TLS {
+	case "mandatory", "opportunistic", "none":
+	default:
+		return fmt.Errorf("mail.smtp.tls %q: want mandatory, opportunistic or none", c.Mail.SMTP.TLS)
 	}
 	if c.PKI.CRLValidity <= time.Hour {
 		return fmt.Errorf("pki.crl_validity %s: must be more than 1h (the CRL is re-signed every hour)", c.PKI.CRLValidity)

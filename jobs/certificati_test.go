@@ -28,15 +28,15 @@ import (
 	"anprsec/store"
 )
 
-// failingDrop fails the next `fails` writes under comuni/: a crash between
-// commit and publication.
+// failingDrop fails the next `fails` writes under comuni/ or produttore/:
+// a crash between commit and publication.
 type failingDrop struct {
 	drop.Drop
 	fails atomic.Int32
 }
 
 func (d *failingDrop) Write(ctx context.Context, name string, r io.Reader) error {
-	if strings.HasPrefix(name, "comuni/") && d.fails.Add(-1) >= 0 {
+	if (strings.HasPrefix(name, "comuni/") || strings.HasPrefix(name, "produttore/")) && d.fails.Add(-1) >= 0 {
 		return errors.New("simulated crash before publication")
 	}
 	return d.Drop.Write(ctx, name, r)

@@ -69,5 +69,6 @@ func All() []Job {
 		crlJob,
 		poolJob,
 		scadenzeJob,
+		ordiniJob,
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"anprsec/ingest"
 	"anprsec/ingest/esito"
 	"anprsec/istat"
+	"anprsec/smartcard"
 	"anprsec/store"
 
 	"github.com/xuri/excelize/v2"
@@ -470,7 +471,7 @@ func (g *Ingester) applyUser(tx *store.Tx, src store.Source, r *UserRow) (code, 
 	}
 
 	if r.Card {
-		serial, err := g.ensureCard(tx, src, p, r.ISTAT)
+		serial, err := smartcard.Request(tx, src, p, r.ISTAT, g.CardPrefix)
 		if err != nil {
 			return "", "", err
 		}
@@ -485,32 +486,6 @@ func (g *Ingester) applyUser(tx *store.Tx, src store.Source, r *UserRow) (code, 
 		}
 	}
 	return code, strings.Join(notes, "; "), nil
-}
-
-// ensureCard requests a card for a person who has no usable one and sets
-// p.Card; it returns the new serial, or "" when the person already has a
-// card.
-func (g *Ingester) ensureCard(tx *store.Tx, src store.Source, p *domain.Person, istatCode string) (string, error) {
-	if p.Card != "" {
-		c, err := tx.Card(p.Card)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return "", err
-		}
-		if err == nil && c.State != domain.CardRevocata {
-			return "", nil
-		}
-	}
-	n, err := tx.Sequence("smartcard")
-	if err != nil {
-		return "", err
-	}
-	serial := fmt.Sprintf("%s%010d", g.CardPrefix, n)
-	c := &domain.SmartCard{Serial: serial, CF: p.CF, ISTAT: istatCode, State: domain.CardRichiesta, Requested: tx.Now, Updated: tx.Now}
-	if err := tx.InsertCard(c); err != nil {
-		return "", err
-	}
-	p.Card = serial // the caller stores the person
-	return serial, tx.Record(src, "smartcard.richiesta", "smartcard", serial, "titolare "+p.CF+", comune "+istatCode)
 }
 
 func (g *Ingester) applyWorkstations(tx *store.Tx, src store.Source, w *wsRow) (code, msg string, err error) {

@@ -1,0 +1,272 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+
+	"anprsec/domain"
+	"anprsec/pki"
+	"anprsec/pki/pgp"
+	"anprsec/store"
+)
+
+// OrdiniActor is the history actor of the ordini-sc job.
+const OrdiniActor = "ordini-sc"
+
+// OrdiniDir is the drop folder of the card orders.
+const OrdiniDir = "produttore/ordini"
+
+// OrderHeader is the header of the CSV inside an order (SPEC.md, card order).
+var OrderHeader = []string{"Seriale", "Codice Fiscale", "Cognome", "Nome", "Codice ISTAT", "Comune", "Prefettura",
+	"PIN (prima metà)", "PUK (prima metà)", "Password (prima metà)"}
+
+// ordiniJob sends card orders to the producer (SPEC.md "ordini-sc";
+// issue 4), in two steps that each survive a crash:
+//
+//  1. The cards in RICHIESTA not yet in an order (at most cards.order_max)
+//     get their secrets from crypto/rand, split in halves and sealed
+//     (domain.CardSecretsSealContext), and go into one new pending order,
+//     all in one transaction.
+//  2. Every pending order (also one left by a crash) is built from the
+//     store: a CSV with the first halves, OpenPGP-encrypted to the producer
+//     (keys.producer) and signed by the service key (keys.service), written
+//     atomically as produttore/ordini/ordine-<YYYYMMDD-HHMMSS>.csv.pgp.
+//     Then, in one transaction, the order is published and its cards are IN
+//     PRODUZIONE, with their expiry (cards.validity_days) and their first
+//     halves erased; the second halves stay sealed until their e-mail.
+var ordiniJob = Job{
+	Name:        "ordini-sc",
+	Description: "orders requested smart cards from the producer: one OpenPGP-encrypted, signed CSV per run with the first PIN/PUK/password halves",
+	Run:         runOrdini,
+}
+
+func runOrdini(ctx context.Context, env *Env, run *Run) error {
+	if env.Sealer == nil {
+		return errors.New("ordini-sc: no seal key (keys.seal; run `anprsec init`)")
+	}
+	signer, err := pgp.ReadSecretFile(env.Config.Path(env.Config.Keys.Service))
+	if err != nil {
+		return fmt.Errorf("ordini-sc: service key (keys.service): %w", err)
+	}
+	producer, err := pgp.ReadPublicFile(env.Config.Path(env.Config.Keys.Producer))
+	if err != nil {
+		return fmt.Errorf("ordini-sc: producer key (keys.producer): %w", err)
+	}
+	if err := newOrder(env, run); err != nil {
+		return err
+	}
+	var pending []string
+	if err := env.Store.View(func(tx *store.Tx) error {
+		pending, err = tx.PendingCardOrders()
+		return err
+	}); err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range pending {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := publishOrder(ctx, env, run, name, producer, signer); err != nil {
+			errs = append(errs, fmt.Errorf("ordini-sc: %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// newOrder puts the requested cards that are in no order yet into a new
+// pending order, with their secrets sealed.
+func newOrder(env *Env, run *Run) error {
+	var serials []string
+	err := env.Store.View(func(tx *store.Tx) error {
+		all, err := tx.CardsInState(domain.CardRichiesta)
+		if err != nil {
+			return err
+		}
+		sort.Strings(all)
+		for _, s := range all {
+			c, err := tx.Card(s)
+			if err != nil {
+				return err
+			}
+			if c.Order == "" {
+				serials = append(serials, s)
+				if len(serials) == env.Config.Cards.OrderMax {
+					break
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil || len(serials) == 0 {
+		return err
+	}
+	// Secrets drawn and sealed outside the transaction.
+	first := make([][]byte, len(serials))
+	second := make([][]byte, len(serials))
+	for i, s := range serials {
+		sec, err := pki.NewCardSecrets()
+		if err != nil {
+			return err
+		}
+		a, b := sec.Split()
+		first[i] = env.Sealer.Seal(a.Marshal(), domain.CardSecretsSealContext(s, "prima"))
+		second[i] = env.Sealer.Seal(b.Marshal(), domain.CardSecretsSealContext(s, "seconda"))
+	}
+	src := store.Source{Actor: OrdiniActor}
+	n := 0
+	err = env.Store.Update(func(tx *store.Tx) error {
+		n = 0
+		var in []string
+		var cards []*domain.SmartCard
+		for i, s := range serials {
+			c, err := tx.Card(s)
+			if err != nil {
+				return err
+			}
+			if c.State != domain.CardRichiesta || c.Order != "" {
+				continue // changed since it was read
+			}
+			c.FirstSealed, c.SecondSealed = first[i], second[i]
+			cards = append(cards, c)
+			in = append(in, s)
+		}
+		if len(in) == 0 {
+			return nil
+		}
+		o, err := tx.NewCardOrder(tx.Now, env.Loc, in)
+		if err != nil {
+			return err
+		}
+		for _, c := range cards {
+			c.Order, c.Updated = o.Name, tx.Now
+			if err := tx.PutCard(c); err != nil {
+				return err
+			}
+			if err := tx.Record(src, "smartcard.ordine", "smartcard", c.Serial, "segreti generati e sigillati; nell'ordine "+o.Name); err != nil {
+				return err
+			}
+		}
+		n = len(in)
+		return tx.Record(src, "ordine.crea", "ordine", o.Name, fmt.Sprintf("%d smart card", len(in)))
+	})
+	run.Add("cards_ordered", n)
+	return err
+}
+
+// publishOrder builds, encrypts and publishes a pending order, then marks
+// it published and its cards IN PRODUZIONE with the first halves erased.
+func publishOrder(ctx context.Context, env *Env, run *Run, name string, producer openpgp.EntityList, signer *openpgp.Entity) error {
+	var buf bytes.Buffer
+	var included []string
+	err := env.Store.View(func(tx *store.Tx) error {
+		o, err := tx.CardOrder(name)
+		if err != nil {
+			return err
+		}
+		if o.State != store.OrderPending {
+			return nil
+		}
+		w := csv.NewWriter(&buf)
+		w.Comma = ';'
+		w.UseCRLF = true
+		if err := w.Write(OrderHeader); err != nil {
+			return err
+		}
+		for _, s := range o.Serials {
+			c, err := tx.Card(s)
+			if err != nil {
+				return err
+			}
+			if c.State != domain.CardRichiesta || c.Order != name || len(c.FirstSealed) == 0 {
+				continue // revoked (replaced) since the order was made
+			}
+			plain, err := env.Sealer.Open(c.FirstSealed, domain.CardSecretsSealContext(s, "prima"))
+			if err != nil {
+				return fmt.Errorf("smart card %s: first halves: %w", s, err)
+			}
+			h, err := pki.UnmarshalCardHalf(plain)
+			clear(plain)
+			if err != nil {
+				return fmt.Errorf("smart card %s: %w", s, err)
+			}
+			var surname, given, comune string
+			if p, err := tx.Person(c.CF); err == nil {
+				surname, given = p.Surname, p.Name
+			}
+			if com, err := tx.Comune(c.ISTAT); err == nil {
+				comune = com.Name
+			}
+			ppp, _ := env.Comuni.Prefettura(c.ISTAT)
+			if err := w.Write([]string{s, c.CF, surname, given, c.ISTAT, comune, ppp, h.PIN, h.PUK, h.Password}); err != nil {
+				return err
+			}
+			included = append(included, s)
+		}
+		w.Flush()
+		return w.Error()
+	})
+	if err != nil {
+		return err
+	}
+	plain := buf.Bytes()
+	defer clear(plain)
+	var data []byte
+	if len(included) > 0 {
+		if data, err = pgp.EncryptSign(plain, producer, signer); err != nil {
+			return err
+		}
+		// The order and its secrets must be durable before the producer
+		// can act on the file.
+		if err := env.Store.Sync(); err != nil {
+			return err
+		}
+		if err := env.Drop.Write(ctx, OrdiniDir+"/"+name, bytes.NewReader(data)); err != nil {
+			return err
+		}
+	}
+	src := store.Source{Actor: OrdiniActor, File: OrdiniDir + "/" + name}
+	validity := time.Duration(env.Config.Cards.ValidityDays) * 24 * time.Hour
+	return env.Store.Update(func(tx *store.Tx) error {
+		o, err := tx.CardOrder(name)
+		if err != nil {
+			return err
+		}
+		if o.State != store.OrderPending {
+			return nil
+		}
+		o.State, o.Published = store.OrderPublished, tx.Now
+		if len(included) > 0 {
+			o.File = OrdiniDir + "/" + name
+		}
+		if err := tx.PutCardOrder(o); err != nil {
+			return err
+		}
+		for _, s := range included {
+			c, err := tx.Card(s)
+			if err != nil {
+				return err
+			}
+			if c.State != domain.CardRichiesta || c.Order != name {
+				continue
+			}
+			c.State, c.Ordered, c.Expires, c.FirstSealed, c.Updated = domain.CardProduzione, tx.Now, tx.Now.Add(validity), nil, tx.Now
+			if err := tx.PutCard(c); err != nil {
+				return err
+			}
+			if err := tx.Record(src, "smartcard.in-produzione", "smartcard", s, "ordine inviato al produttore; prime metà cancellate"); err != nil {
+				return err
+			}
+		}
+		run.Add("orders", 1)
+		run.Add("cards_in_production", len(included))
+		return tx.Record(src, "ordine.pubblicato", "ordine", name, fmt.Sprintf("%d smart card, %d byte cifrati", len(included), len(data)))
+	})
+}

@@ -1,0 +1,205 @@
+package jobs
+
+import (
+	"bytes"
+	"encoding/csv"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"anprsec/domain"
+	"anprsec/pki"
+	"anprsec/pki/pgp"
+	"anprsec/store"
+)
+
+// withPGP gives the environment development OpenPGP keys (service,
+// producer, gateway) in its folder, as `anprsec init` does.
+func (c *certEnv) withPGP() {
+	c.t.Helper()
+	dir := filepath.Join(c.env.Config.Dir, "keys")
+	if err := os.MkdirAll(filepath.Join(dir, "holders"), 0o700); err != nil {
+		c.t.Fatal(err)
+	}
+	for _, k := range []struct{ name, email string }{{"service", "sicurezza@anprsec.invalid"}, {"producer", "produttore@anprsec.invalid"}, {"gateway", "gateway@anprsec.invalid"}} {
+		pub, sec, err := pgp.Generate(k.name, k.email)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, k.name+".pub.asc"), pub, 0o644)
+		os.WriteFile(filepath.Join(dir, k.name+".sec.asc"), sec, 0o600)
+	}
+	k := &c.env.Config.Keys
+	k.Service = filepath.Join(dir, "service.sec.asc")
+	k.Producer = filepath.Join(dir, "producer.pub.asc")
+	k.Gateway = filepath.Join(dir, "gateway.pub.asc")
+	k.Holders = filepath.Join(dir, "holders")
+	k.Prefetture = filepath.Join(dir, "prefetture")
+}
+
+func (c *certEnv) cards() map[string]*domain.SmartCard {
+	c.t.Helper()
+	out := map[string]*domain.SmartCard{}
+	err := c.env.Store.View(func(tx *store.Tx) error {
+		for _, st := range []domain.CardState{domain.CardRichiesta, domain.CardProduzione, domain.CardConsegnata, domain.CardAttiva, domain.CardBloccata, domain.CardRevocata} {
+			ss, err := tx.CardsInState(st)
+			if err != nil {
+				return err
+			}
+			for _, s := range ss {
+				sc, err := tx.Card(s)
+				if err != nil {
+					return err
+				}
+				out[s] = sc
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return out
+}
+
+// readOrder decrypts a published order with the producer's secret key and
+// checks the service's signature; it returns the CSV records.
+func (c *certEnv) readOrder(path string) [][]string {
+	c.t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	dir := filepath.Join(c.env.Config.Dir, "keys")
+	sec, err := pgp.ReadSecretFile(filepath.Join(dir, "producer.sec.asc"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	service, err := pgp.ReadPublicFile(filepath.Join(dir, "service.pub.asc"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	plain, signer, err := pgp.Decrypt(data, append(service, sec))
+	if err != nil {
+		c.t.Fatalf("decrypting %s: %v", path, err)
+	}
+	if pgp.Fingerprint(signer) != pgp.Fingerprint(service[0]) {
+		c.t.Errorf("order signed by %s, not by the service key", pgp.Fingerprint(signer))
+	}
+	r := csv.NewReader(bytes.NewReader(plain))
+	r.Comma = ';'
+	recs, err := r.ReadAll()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return recs
+}
+
+// TestOrdini: after the census, one run of ordini-sc puts every requested
+// card into one encrypted, signed order with the first halves; the cards
+// are IN PRODUZIONE with the first halves erased and the second halves
+// sealed; GnuPG decrypts the order with the producer's key and reports the
+// service's good signature; a second run orders nothing.
+func TestOrdini(t *testing.T) {
+	c := newCertEnv(t)
+	c.withPGP()
+	c.census()
+	before := c.cards()
+	if len(before) == 0 {
+		t.Fatal("the census requested no card")
+	}
+	// The first attempt commits the order but cannot publish it: the cards
+	// stay RICHIESTA, in the pending order, secrets sealed.
+	c.fd.fails.Store(1)
+	counts, err := c.run(ordiniJob)
+	if err == nil || counts["cards_ordered"] != len(before) || counts["orders"] != 0 {
+		t.Fatalf("failed publication: counts %v, err %v", counts, err)
+	}
+	for s, sc := range c.cards() {
+		if sc.State != domain.CardRichiesta || sc.Order == "" || len(sc.FirstSealed) == 0 || len(sc.SecondSealed) == 0 {
+			t.Errorf("%s after a failed publication: %s, order %q", s, sc.State, sc.Order)
+		}
+	}
+	counts, err = c.run(ordiniJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["cards_ordered"] != 0 || counts["orders"] != 1 || counts["cards_in_production"] != len(before) {
+		t.Errorf("counts %v, %d cards", counts, len(before))
+	}
+	orders, _ := filepath.Glob(filepath.Join(c.root, "produttore", "ordini", "*"))
+	if len(orders) != 1 || !strings.HasPrefix(filepath.Base(orders[0]), "ordine-") || !strings.HasSuffix(orders[0], ".csv.pgp") {
+		t.Fatalf("orders: %v", orders)
+	}
+	recs := c.readOrder(orders[0])
+	if strings.Join(recs[0], ";") != strings.Join(OrderHeader, ";") {
+		t.Errorf("header %q", recs[0])
+	}
+	if len(recs) != len(before)+1 {
+		t.Fatalf("order has %d rows, want %d", len(recs)-1, len(before))
+	}
+	after := c.cards()
+	for _, r := range recs[1:] {
+		sc := after[r[0]]
+		if sc == nil || sc.CF != r[1] || sc.ISTAT != r[4] || r[6] != "058" || r[5] == "" || r[2] == "" {
+			t.Errorf("order row %q, card %+v", r, sc)
+			continue
+		}
+		if sc.State != domain.CardProduzione || len(sc.FirstSealed) != 0 || len(sc.SecondSealed) == 0 || sc.Expires.IsZero() || sc.Order != filepath.Base(orders[0]) {
+			t.Errorf("card %s after the order: state %s, first %d bytes, second %d bytes, expires %v, order %q", sc.Serial, sc.State, len(sc.FirstSealed), len(sc.SecondSealed), sc.Expires, sc.Order)
+		}
+		second, err := c.env.Sealer.Open(sc.SecondSealed, domain.CardSecretsSealContext(sc.Serial, "seconda"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := pki.UnmarshalCardHalf(second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r[7]) != 4 || len(r[8]) != 4 || len(r[9]) != 5 || len(h.PIN) != 4 || len(h.Password) != 5 {
+			t.Errorf("halves: order %q, second %+v", r[7:], h)
+		}
+		if bytes.Contains(sc.SecondSealed, []byte(h.PIN+h.PUK)) {
+			t.Error("the second half is stored in clear")
+		}
+	}
+
+	// GnuPG reads it with the producer's secret key.
+	if _, err := exec.LookPath("gpg"); err == nil {
+		home, err := os.MkdirTemp("", "gpg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(home)
+		defer exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+		keys := filepath.Join(c.env.Config.Dir, "keys")
+		for _, f := range []string{"producer.sec.asc", "service.pub.asc"} {
+			if out, err := exec.Command("gpg", "--batch", "--homedir", home, "--import", filepath.Join(keys, f)).CombinedOutput(); err != nil {
+				t.Fatalf("gpg import %s: %v\n%s", f, err, out)
+			}
+		}
+		cmd := exec.Command("gpg", "--batch", "--homedir", home, "--trust-model", "always", "--decrypt", orders[0])
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("gpg --decrypt: %v\n%s", err, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "Good signature") || !strings.HasPrefix(stdout.String(), "Seriale;Codice Fiscale;") {
+			t.Errorf("gpg: %s\n%.200s", stderr.String(), stdout.String())
+		}
+	} else {
+		t.Log("gpg not installed: GnuPG check skipped")
+	}
+
+	// Nothing new: no second order.
+	counts, err = c.run(ordiniJob)
+	if err != nil || counts["orders"] != 0 {
+		t.Errorf("second run: %v %v", counts, err)
+	}
+	hist, _ := c.env.Store.History(0, 0, func(e *store.Entry) bool { return e.Action == "smartcard.in-produzione" })
+	if len(hist) != len(before) {
+		t.Errorf("%d history entries smartcard.in-produzione, want %d", len(hist), len(before))
+	}
+}

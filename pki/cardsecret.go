@@ -1,0 +1,92 @@
+package pki
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"math/big"
+)
+
+// CardSecrets are the secrets of a smart card (SPEC.md glossary): an
+// 8-digit PIN, an 8-digit PUK and a 10-character access password. Each is
+// split in two halves: the first travels in the sealed envelope printed by
+// the card producer, the second goes to the holder by e-mail once the card
+// is delivered (seed 002).
+type CardSecrets struct {
+	PIN, PUK, Password string
+}
+
+// CardHalf is one half of every secret of a card.
+type CardHalf struct {
+	PIN      string `json:"pin"`
+	PUK      string `json:"puk"`
+	Password string `json:"password"`
+}
+
+// Lengths of the card secrets.
+const (
+	CardPINLength      = 8
+	CardPUKLength      = 8
+	CardPasswordLength = 10
+)
+
+// PasswordAlphabet is the alphabet of card passwords: letters and digits
+// without the look-alikes 0/O/o, 1/l/I/i, 5/S/s, 2/Z/z, 8/B, 6/G, u/v/U/V.
+const PasswordAlphabet = "ACDEFHJKLMNPQRTWXYabcdefghjkmnpqrtwxy3479"
+
+// NewCardSecrets draws a card's secrets from crypto/rand.
+func NewCardSecrets() (CardSecrets, error) {
+	var s CardSecrets
+	var err error
+	if s.PIN, err = randomString("0123456789", CardPINLength); err != nil {
+		return s, err
+	}
+	if s.PUK, err = randomString("0123456789", CardPUKLength); err != nil {
+		return s, err
+	}
+	if s.Password, err = randomString(PasswordAlphabet, CardPasswordLength); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// Split returns the first and second halves: the first half of each
+// secret is its first len/2 characters.
+func (s CardSecrets) Split() (first, second CardHalf) {
+	cut := func(v string) (string, string) { return v[:len(v)/2], v[len(v)/2:] }
+	first.PIN, second.PIN = cut(s.PIN)
+	first.PUK, second.PUK = cut(s.PUK)
+	first.Password, second.Password = cut(s.Password)
+	return first, second
+}
+
+// Marshal encodes a half for sealing.
+func (h CardHalf) Marshal() []byte {
+	b, _ := json.Marshal(h)
+	return b
+}
+
+// UnmarshalCardHalf decodes a sealed half once opened.
+func UnmarshalCardHalf(b []byte) (CardHalf, error) {
+	var h CardHalf
+	if err := json.Unmarshal(b, &h); err != nil {
+		return h, fmt.Errorf("pki: card secret half: %w", err)
+	}
+	if h.PIN == "" || h.PUK == "" || h.Password == "" {
+		return h, fmt.Errorf("pki: card secret half is incomplete")
+	}
+	return h, nil
+}
+
+func randomString(alphabet string, n int) (string, error) {
+	max := big.NewInt(int64(len(alphabet)))
+	out := make([]byte, n)
+	for i := range out {
+		k, err := rand.Int(rand.Reader, max)
+		if err != nil {
+			return "", err
+		}
+		out[i] = alphabet[k.Int64()]
+	}
+	return string(out), nil
+}

@@ -1,0 +1,266 @@
+// Package smartcard holds the operations on smart cards (SPEC.md, smart-card
+// lifecycle), each applied inside the caller's store transaction so that the
+// back-office CLI, the prefettura manifests and the console requests share
+// them and can check authorization in the same transaction:
+//
+//	Request:  a new card RICHIESTA for a person without a usable one
+//	(ordini-sc: RICHIESTA --> IN PRODUZIONE, first halves to the producer)
+//	Deliver:  IN PRODUZIONE --> CONSEGNATA DALLA PREFETTURA (manifest row);
+//	          the ASC's own card --> ATTIVA at once
+//	Activate: CONSEGNATA DALLA PREFETTURA --> ATTIVA (delivery to the holder)
+//	Block / Unblock: ATTIVA <--> BLOCCATA
+//	Replace:  the current card REVOCATA at once, a new one RICHIESTA
+//	Revoke:   the card REVOCATA for good (the holder's last utenza deleted)
+//
+// Activation queues the e-mail of the second halves in the outbox, in the
+// same transaction (store.QueueMail).
+package smartcard
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"anprsec/domain"
+	"anprsec/store"
+)
+
+// Errors of the operations; the messages are for an operator.
+var (
+	ErrCardUnknown = errors.New("smart card sconosciuta")
+	ErrNoCard      = errors.New("la persona non ha una smart card")
+	ErrNotHolder   = errors.New("la smart card non appartiene a questa persona")
+	ErrMotivo      = errors.New("il motivo è obbligatorio")
+)
+
+// StateError says that a card is not in a state the operation may start from.
+type StateError struct {
+	Op      string
+	Serial  string
+	State   domain.CardState
+	Allowed []domain.CardState
+}
+
+func (e *StateError) Error() string {
+	allowed := make([]string, len(e.Allowed))
+	for i, s := range e.Allowed {
+		allowed[i] = string(s)
+	}
+	return fmt.Sprintf("smart card %s è %s: %s è possibile solo da %s", e.Serial, e.State, e.Op, strings.Join(allowed, " o "))
+}
+
+// Card returns the card with serial, or, with serial empty, the current
+// card of cf; when both are given the card must belong to cf.
+func Card(tx *store.Tx, cf, serial string) (*domain.SmartCard, error) {
+	cf = strings.ToUpper(strings.TrimSpace(cf))
+	serial = strings.ToUpper(strings.TrimSpace(serial))
+	if serial == "" {
+		if cf == "" {
+			return nil, errors.New("indicare il codice fiscale o il seriale della smart card")
+		}
+		p, err := tx.Person(cf)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && p.Card == "") {
+			return nil, fmt.Errorf("%w: %s", ErrNoCard, cf)
+		}
+		if err != nil {
+			return nil, err
+		}
+		serial = p.Card
+	}
+	c, err := tx.Card(serial)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrCardUnknown, serial)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cf != "" && c.CF != cf {
+		return nil, fmt.Errorf("%w: %s è di %s, non di %s", ErrNotHolder, serial, c.CF, cf)
+	}
+	return c, nil
+}
+
+// Request gives p a new card (RICHIESTA) requested through comune istat,
+// unless p already has a card that is not REVOCATA; it sets p.Card (the
+// caller stores p) and returns the new serial, or "" when none was needed.
+func Request(tx *store.Tx, src store.Source, p *domain.Person, istat, prefix string) (string, error) {
+	if p.Card != "" {
+		c, err := tx.Card(p.Card)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return "", err
+		}
+		if err == nil && c.State != domain.CardRevocata {
+			return "", nil
+		}
+	}
+	n, err := tx.Sequence("smartcard")
+	if err != nil {
+		return "", err
+	}
+	serial := fmt.Sprintf("%s%010d", prefix, n)
+	c := &domain.SmartCard{Serial: serial, CF: p.CF, ISTAT: istat, State: domain.CardRichiesta, Requested: tx.Now, Updated: tx.Now}
+	if err := tx.InsertCard(c); err != nil {
+		return "", err
+	}
+	p.Card = serial
+	return serial, tx.Record(src, "smartcard.richiesta", "smartcard", serial, "titolare "+p.CF+", comune "+istat)
+}
+
+func check(op string, c *domain.SmartCard, allowed ...domain.CardState) error {
+	for _, s := range allowed {
+		if c.State == s {
+			return nil
+		}
+	}
+	return &StateError{Op: op, Serial: c.Serial, State: c.State, Allowed: allowed}
+}
+
+func put(tx *store.Tx, src store.Source, c *domain.SmartCard, action, detail string) error {
+	c.Updated = tx.Now
+	if err := tx.PutCard(c); err != nil {
+		return err
+	}
+	return tx.Record(src, action, "smartcard", c.Serial, detail)
+}
+
+// Deliver records the prefettura's delivery of card c's parcel to the
+// comune, collected by the CF by: CONSEGNATA DALLA PREFETTURA; when the
+// holder is the comune's ASC (asc), the card is ATTIVA at once and the
+// second halves are queued (seed 001, step 6).
+func Deliver(tx *store.Tx, src store.Source, c *domain.SmartCard, by string, asc bool) error {
+	if err := check("la consegna dalla prefettura", c, domain.CardProduzione); err != nil {
+		return err
+	}
+	c.State, c.Delivered, c.DeliveredTo = domain.CardConsegnata, tx.Now, by
+	if err := put(tx, src, c, "smartcard.consegnata", "plico ritirato da "+by); err != nil {
+		return err
+	}
+	if asc {
+		return activate(tx, src, c, "smart card del sindaco (ASC): attiva alla consegna della prefettura")
+	}
+	return nil
+}
+
+// Activate records the delivery of card c to its holder: ATTIVA, and the
+// second halves queued (seed 001, step 9).
+func Activate(tx *store.Tx, src store.Source, c *domain.SmartCard) error {
+	if err := check("la consegna al titolare", c, domain.CardConsegnata); err != nil {
+		return err
+	}
+	return activate(tx, src, c, "consegnata al titolare")
+}
+
+func activate(tx *store.Tx, src store.Source, c *domain.SmartCard, detail string) error {
+	c.State, c.Activated = domain.CardAttiva, tx.Now
+	if len(c.SecondSealed) == 0 {
+		detail += "; nessuna seconda metà da inviare"
+	} else {
+		queued, err := tx.QueueMail(&store.Mail{ID: store.PINMailID(c.Serial), Kind: store.MailPIN, Serial: c.Serial, CF: c.CF, ISTAT: c.ISTAT})
+		if err != nil {
+			return err
+		}
+		if queued {
+			detail += "; seconde metà di PIN, PUK e password in coda per l'invio"
+		}
+	}
+	return put(tx, src, c, "smartcard.attiva", detail)
+}
+
+// Block suspends an ATTIVA card (BLOCCATA).
+func Block(tx *store.Tx, src store.Source, c *domain.SmartCard, motivo string) error {
+	if strings.TrimSpace(motivo) == "" {
+		return ErrMotivo
+	}
+	if err := check("il blocco", c, domain.CardAttiva); err != nil {
+		return err
+	}
+	c.State, c.Reason = domain.CardBloccata, strings.TrimSpace(motivo)
+	return put(tx, src, c, "smartcard.blocca", c.Reason)
+}
+
+// Unblock brings a BLOCCATA card back to ATTIVA.
+func Unblock(tx *store.Tx, src store.Source, c *domain.SmartCard, motivo string) error {
+	if strings.TrimSpace(motivo) == "" {
+		return ErrMotivo
+	}
+	if err := check("lo sblocco", c, domain.CardBloccata); err != nil {
+		return err
+	}
+	c.State, c.Reason = domain.CardAttiva, strings.TrimSpace(motivo)
+	return put(tx, src, c, "smartcard.sblocca", c.Reason)
+}
+
+// Revoke disables card c for good (REVOCATA): its unsent secrets are
+// erased and its queued e-mail, if any, is set aside.
+func Revoke(tx *store.Tx, src store.Source, c *domain.SmartCard, motivo string) error {
+	if strings.TrimSpace(motivo) == "" {
+		return ErrMotivo
+	}
+	if c.State == domain.CardRevocata {
+		return &StateError{Op: "la revoca", Serial: c.Serial, State: c.State,
+			Allowed: []domain.CardState{domain.CardRichiesta, domain.CardProduzione, domain.CardConsegnata, domain.CardAttiva, domain.CardBloccata}}
+	}
+	c.State, c.Reason = domain.CardRevocata, strings.TrimSpace(motivo)
+	c.FirstSealed, c.SecondSealed = nil, nil
+	m, err := tx.Mail(store.PINMailID(c.Serial))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return err
+	case m.State == store.MailQueued:
+		m.State, m.LastError = store.MailFailed, "smart card revocata prima dell'invio"
+		if err := tx.PutMail(m); err != nil {
+			return err
+		}
+	}
+	return put(tx, src, c, "smartcard.revoca", c.Reason)
+}
+
+// Replace handles a lost or stolen card: the current card of cf (if any,
+// and not already REVOCATA) is revoked at once and a new card is requested
+// through the same comune. It returns the new card's serial.
+func Replace(tx *store.Tx, src store.Source, cf, motivo, prefix string) (old, serial string, err error) {
+	if strings.TrimSpace(motivo) == "" {
+		return "", "", ErrMotivo
+	}
+	cf = strings.ToUpper(strings.TrimSpace(cf))
+	p, err := tx.Person(cf)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", "", fmt.Errorf("persona sconosciuta: %s", cf)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	istat := ""
+	if p.Card != "" {
+		c, err := tx.Card(p.Card)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return "", "", err
+		}
+		if err == nil {
+			istat = c.ISTAT
+			if c.State != domain.CardRevocata {
+				if err := Revoke(tx, src, c, "sostituita: "+strings.TrimSpace(motivo)); err != nil {
+					return "", "", err
+				}
+				old = c.Serial
+			}
+		}
+	}
+	if istat == "" {
+		comuni, err := tx.ComuniOfPerson(cf)
+		if err != nil {
+			return "", "", err
+		}
+		if len(comuni) == 0 {
+			return "", "", fmt.Errorf("%s non ha utenze: nessuna smart card da richiedere", cf)
+		}
+		istat = comuni[0]
+	}
+	serial, err = Request(tx, src, p, istat, prefix)
+	if err != nil {
+		return "", "", err
+	}
+	p.Updated = tx.Now
+	return old, serial, tx.PutPerson(p)
+}
