@@ -505,7 +505,9 @@ func describeList(el openpgp.EntityList) string {
 // returns the plaintext and the signer only when the message was encrypted
 // and carries a good signature of a key in keys; an unsigned message fails
 // with ErrNotSigned, a bad signature with ErrBadSignature, a signature by a
-// key not in keys with ErrUnknownSigner.
+// key not in keys with ErrUnknownSigner. Any key of keys counts as a signer
+// (the recipient's own key too): compare the returned signer with the one
+// expected, e.g. by Fingerprint.
 func Decrypt(armored []byte, keys openpgp.EntityList) (plaintext []byte, signer *openpgp.Entity, err error) {
 	defer catch(&err, "pgp: decrypt: ")
 	block, err := armor.Decode(bytes.NewReader(armored))
@@ -546,7 +548,8 @@ func Decrypt(armored []byte, keys openpgp.EntityList) (plaintext []byte, signer 
 // returns the key that made it. The errors wrap ErrBadSignature (data or
 // signature changed, signing key expired or revoked), ErrUnknownSigner (the
 // key is not in keyring, named by its key ID) or ErrMalformed (sig is not an
-// OpenPGP signature).
+// OpenPGP signature). Any key of keyring counts: pass only the keys allowed
+// to sign this data (one prefettura's key for its manifests).
 func VerifyDetached(keyring openpgp.EntityList, data []byte, sig []byte) (signer *openpgp.Entity, err error) {
 	defer catch(&err, "pgp: verify: ")
 	if len(keyring) == 0 {
