@@ -133,6 +133,11 @@ func (s *SMTP) Send(ctx context.Context, from string, to []string, raw []byte) (
 		case ctx.Err() != nil:
 			e.Err = fmt.Errorf("%w (%v)", ctx.Err(), err)
 		case errors.As(err, &ne) && ne.Timeout():
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 10*time.Millisecond {
+				// The step deadline was the ctx deadline; its timer may not have fired yet.
+				e.Err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+				break
+			}
 			e.Err = fmt.Errorf("no reply within the %v timeout: %w", s.timeout(), err)
 		}
 		return e
