@@ -12,6 +12,7 @@ import (
 	"anprsec/config"
 	"anprsec/ingest/drop"
 	"anprsec/istat"
+	"anprsec/mail"
 	"anprsec/store"
 )
 
@@ -26,6 +27,8 @@ type Env struct {
 	// Sealer seals secrets inside records (keys.seal); nil when the key
 	// file is missing, and then the jobs that need it refuse to run.
 	Sealer *store.Sealer
+	// Mailer, when set, replaces the sender of the configuration (tests).
+	Mailer mail.Sender
 }
 
 // SpoolDir is the local folder for downloaded copies of input files.
@@ -70,5 +73,6 @@ func All() []Job {
 		poolJob,
 		scadenzeJob,
 		ordiniJob,
+		invioJob,
 	}
 }

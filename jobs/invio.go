@@ -1,0 +1,404 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	netmail "net/mail"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+
+	"anprsec/domain"
+	"anprsec/mail"
+	"anprsec/pki"
+	"anprsec/pki/pgp"
+	"anprsec/store"
+)
+
+// InvioActor is the history actor of the invio-pin job.
+const InvioActor = "invio-pin"
+
+// PINSubject is the subject of every second-halves message: generic, since
+// the headers of a PGP/MIME message travel in clear.
+const PINSubject = "ANPR - comunicazione riservata"
+
+// smtpPasswordEnv names the environment variable that may hold the SMTP
+// password instead of mail.smtp.password_file.
+const smtpPasswordEnv = "ANPRSEC_SMTP_PASSWORD"
+
+// maxRetryWait caps the wait between two attempts of a message.
+const maxRetryWait = 6 * time.Hour
+
+// invioJob sends the queued second halves (SPEC.md "invio-pin"; issue 4).
+// For each message of the outbox whose time has come:
+//
+//  1. the card's second halves are unsealed and put in a plain Italian text
+//     (serial, the three halves, and the warning of seed 004 that the
+//     Ministry never asks for credentials by phone or e-mail);
+//  2. the text is a PGP/MIME message (RFC 3156) encrypted to the holder's
+//     own key when keys.holders has one for the holder's e-mail, otherwise
+//     to the mail gateway (keys.gateway), always signed by keys.service;
+//     Subject generic, Message-ID stable per card (pin-<serial>@<domain of
+//     mail.from>), Date = when it was queued, so a repeated send is the same
+//     message;
+//  3. it goes through SMTP (mail.smtp.address) or, without a server, to the
+//     spool folder (mail.spool);
+//  4. then one transaction marks it sent and erases the sealed second halves
+//     from the card, with a history entry. A crash between 3 and 4 sends the
+//     same message again (same Message-ID), never different secrets.
+//
+// A temporary failure (server down, 4xx, timeout) is retried after
+// mail.retry, doubled at each attempt (at most 6h); a permanent one (5xx, a
+// holder's key that cannot be used, no address) or mail.max_attempts
+// attempts set the message aside as failed, with the reason in the history.
+var invioJob = Job{
+	Name:        "invio-pin",
+	Description: "e-mails the queued second halves of card PIN/PUK/password, OpenPGP-encrypted (PGP/MIME) and signed",
+	Run:         runInvio,
+}
+
+// MailSender returns the sender of the configuration: SMTP when
+// mail.smtp.address is set, else the spool folder.
+func MailSender(env *Env) (mail.Sender, error) {
+	if env.Mailer != nil {
+		return env.Mailer, nil
+	}
+	mc := env.Config.Mail
+	if mc.SMTP.Address == "" {
+		return mail.Spool{Dir: env.Config.Path(mc.Spool)}, nil
+	}
+	host, portStr, err := net.SplitHostPort(mc.SMTP.Address)
+	if err != nil {
+		return nil, fmt.Errorf("mail.smtp.address %q: want host:port", mc.SMTP.Address)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("mail.smtp.address %q: bad port", mc.SMTP.Address)
+	}
+	policy, err := mail.ParseTLSPolicy(mc.SMTP.TLS)
+	if err != nil {
+		return nil, err
+	}
+	s := &mail.SMTP{Host: host, Port: port, Username: mc.SMTP.Username, TLS: policy, Timeout: mc.SMTP.Timeout}
+	if s.Username != "" {
+		switch {
+		case os.Getenv(smtpPasswordEnv) != "":
+			s.Password = os.Getenv(smtpPasswordEnv)
+		case mc.SMTP.PasswordFile != "":
+			p := env.Config.Path(mc.SMTP.PasswordFile)
+			if err := store.CheckSecretFile(p); err != nil {
+				return nil, err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return nil, err
+			}
+			s.Password = strings.TrimRight(string(b), "\r\n")
+		default:
+			return nil, fmt.Errorf("mail.smtp.username is set but neither mail.smtp.password_file nor %s", smtpPasswordEnv)
+		}
+	}
+	return s, nil
+}
+
+// pinMessage is what one message needs, read in one View.
+type pinMessage struct {
+	m      store.Mail
+	card   domain.SmartCard
+	person domain.Person
+	email  string
+	reason string // why it cannot be sent (set aside as failed)
+}
+
+func runInvio(ctx context.Context, env *Env, run *Run) error {
+	if env.Sealer == nil {
+		return errors.New("invio-pin: no seal key (keys.seal; run `anprsec init`)")
+	}
+	var due []pinMessage
+	err := env.Store.View(func(tx *store.Tx) error {
+		ids, err := tx.MailsInState(store.MailQueued)
+		if err != nil {
+			return err
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			m, err := tx.Mail(id)
+			if err != nil {
+				return err
+			}
+			if m.NextTry.After(tx.Now) {
+				continue
+			}
+			pm := pinMessage{m: *m}
+			if m.Kind != store.MailPIN {
+				pm.reason = "tipo di messaggio sconosciuto: " + m.Kind
+				due = append(due, pm)
+				continue
+			}
+			c, err := tx.Card(m.Serial)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				pm.reason = "smart card sconosciuta"
+			case err != nil:
+				return err
+			case c.State == domain.CardRevocata:
+				pm.reason = "smart card revocata"
+			case len(c.SecondSealed) == 0:
+				pm.reason = "nessuna seconda metà da inviare"
+			default:
+				pm.card = *c
+			}
+			if p, err := tx.Person(m.CF); err == nil {
+				pm.person = *p
+			}
+			if pm.reason == "" {
+				pm.email, err = holderEmail(tx, m.CF, m.ISTAT)
+				if err != nil {
+					return err
+				}
+				if pm.email == "" {
+					pm.reason = "il titolare non ha un indirizzo e-mail in nessuna utenza attiva"
+				}
+			}
+			due = append(due, pm)
+		}
+		return nil
+	})
+	if err != nil || len(due) == 0 {
+		return err
+	}
+	signer, err := pgp.ReadSecretFile(env.Config.Path(env.Config.Keys.Service))
+	if err != nil {
+		return fmt.Errorf("invio-pin: service key (keys.service): %w", err)
+	}
+	gateway, err := pgp.ReadPublicFile(env.Config.Path(env.Config.Keys.Gateway))
+	if err != nil {
+		return fmt.Errorf("invio-pin: gateway key (keys.gateway): %w", err)
+	}
+	sender, err := MailSender(env)
+	if err != nil {
+		return fmt.Errorf("invio-pin: %w", err)
+	}
+	from, err := netmail.ParseAddress(env.Config.Mail.From)
+	if err != nil {
+		return fmt.Errorf("invio-pin: mail.from: %w", err)
+	}
+	var errs []error
+	for i := range due {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		pm := &due[i]
+		if pm.reason != "" {
+			if err := setAside(env, pm.m.ID, pm.reason); err != nil {
+				errs = append(errs, err)
+			}
+			run.Add("failed", 1)
+			continue
+		}
+		key, fp, err := recipientKey(env, run, pm.email, gateway)
+		if err != nil {
+			if err := setAside(env, pm.m.ID, err.Error()); err != nil {
+				errs = append(errs, err)
+			}
+			run.Add("failed", 1)
+			continue
+		}
+		raw, err := composePIN(env, pm, from, key, signer)
+		if err != nil {
+			if err := setAside(env, pm.m.ID, err.Error()); err != nil {
+				errs = append(errs, err)
+			}
+			run.Add("failed", 1)
+			continue
+		}
+		sendErr := sender.Send(ctx, from.Address, []string{pm.email}, raw)
+		if err := recordAttempt(env, pm, fp, sendErr); err != nil {
+			errs = append(errs, err)
+		}
+		switch {
+		case sendErr == nil:
+			run.Add("sent", 1)
+		case mail.Temporary(sendErr):
+			run.Add("retry", 1)
+			run.Log.Warn("invio-pin: temporary failure, retrying later", "id", pm.m.ID, "err", sendErr)
+		default:
+			run.Add("failed", 1)
+			run.Log.Error("invio-pin: message set aside", "id", pm.m.ID, "err", sendErr)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// holderEmail is the personal e-mail of the holder: that of the utenza in
+// the comune the card was requested through, else of any other utenza that
+// is not deleted.
+func holderEmail(tx *store.Tx, cf, istat string) (string, error) {
+	if u, err := tx.Utenza(istat, cf); err == nil && u.State != domain.UtenzaCancellata && u.Email != "" {
+		return u.Email, nil
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	comuni, err := tx.ComuniOfPerson(cf)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range comuni {
+		u, err := tx.Utenza(c, cf)
+		if err != nil {
+			continue
+		}
+		if u.State != domain.UtenzaCancellata && u.Email != "" {
+			return u.Email, nil
+		}
+	}
+	return "", nil
+}
+
+// recipientKey is the holder's own key from keys.holders, else the
+// gateway's key; it returns the key and its fingerprint.
+func recipientKey(env *Env, run *Run, email string, gateway openpgp.EntityList) (openpgp.EntityList, string, error) {
+	key, warnings, err := pgp.KeyForEmail(env.Config.Path(env.Config.Keys.Holders), email)
+	for _, w := range warnings {
+		run.Log.Warn("invio-pin: unusable key file among the holders' keys", "err", w)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	if len(key) == 0 {
+		key = gateway
+	}
+	return key, pgp.Fingerprint(key[0]), nil
+}
+
+// MessageDomain is the domain of the Message-IDs: that of mail.from.
+func MessageDomain(from *netmail.Address) string {
+	if i := strings.LastIndexByte(from.Address, '@'); i >= 0 {
+		return from.Address[i+1:]
+	}
+	return "anprsec.invalid"
+}
+
+// PINMessageID is the stable Message-ID of a card's second-halves message.
+func PINMessageID(serial string, from *netmail.Address) string {
+	return "pin-" + serial + "@" + MessageDomain(from)
+}
+
+func composePIN(env *Env, pm *pinMessage, from *netmail.Address, key openpgp.EntityList, signer *openpgp.Entity) ([]byte, error) {
+	plain, err := env.Sealer.Open(pm.card.SecondSealed, domain.CardSecretsSealContext(pm.card.Serial, "seconda"))
+	if err != nil {
+		return nil, fmt.Errorf("seconde metà della smart card %s: %w", pm.card.Serial, err)
+	}
+	h, err := pki.UnmarshalCardHalf(plain)
+	clear(plain)
+	if err != nil {
+		return nil, err
+	}
+	name := strings.TrimSpace(pm.person.Name + " " + pm.person.Surname)
+	text := PINText(name, pm.card.Serial, h)
+	msg := &mail.Message{From: from.String(), To: pm.email, Subject: PINSubject,
+		MessageID: PINMessageID(pm.card.Serial, from), Date: pm.m.Queued, Text: text}
+	return mail.Compose(msg, func(inner []byte) ([]byte, error) { return pgp.EncryptSign(inner, key, signer) })
+}
+
+// PINText is the body of a second-halves message (plain Italian).
+func PINText(name, serial string, h pki.CardHalf) string {
+	greeting := "Gentile titolare,"
+	if name != "" {
+		greeting = "Gentile " + name + ","
+	}
+	return greeting + `
+
+le inviamo la seconda metà dei codici della smart card n. ` + serial + `
+per l'accesso ad ANPR. La prima metà è nella busta sigillata che ha
+ricevuto con la carta.
+
+  PIN, seconda metà:       ` + h.PIN + `
+  PUK, seconda metà:       ` + h.PUK + `
+  Password, seconda metà:  ` + h.Password + `
+
+Ogni codice completo si ottiene scrivendo prima la metà della busta e
+poi la metà di questo messaggio. Conservi i codici separati dalla carta
+e non li comunichi a nessuno.
+
+Il Ministero dell'Interno non chiede mai credenziali, PIN, PUK o
+password per telefono o per posta elettronica: non risponda a richieste
+di questo tipo e le segnali al suo Amministratore Locale della Sicurezza.
+
+Messaggio automatico, non rispondere.
+`
+}
+
+// recordAttempt stores the outcome of one attempt: sent (second halves
+// erased), or retried later, or set aside.
+func recordAttempt(env *Env, pm *pinMessage, fp string, sendErr error) error {
+	src := store.Source{Actor: InvioActor}
+	return env.Store.Update(func(tx *store.Tx) error {
+		m, err := tx.Mail(pm.m.ID)
+		if err != nil {
+			return err
+		}
+		if m.State != store.MailQueued {
+			return nil
+		}
+		m.Attempts++
+		m.To, m.Key = pm.email, fp
+		if sendErr == nil {
+			m.State, m.Sent, m.LastError, m.NextTry = store.MailSent, tx.Now, "", time.Time{}
+			if err := tx.PutMail(m); err != nil {
+				return err
+			}
+			c, err := tx.Card(m.Serial)
+			if err != nil {
+				return err
+			}
+			c.SecondSealed, c.Updated = nil, tx.Now
+			if err := tx.PutCard(c); err != nil {
+				return err
+			}
+			return tx.Record(src, "smartcard.seconde-meta-inviate", "smartcard", c.Serial,
+				fmt.Sprintf("inviate a %s, cifrate per la chiave %s; seconde metà cancellate", pm.email, fp))
+		}
+		m.LastError = sendErr.Error()
+		if mail.Temporary(sendErr) && m.Attempts < env.Config.Mail.MaxAttempts {
+			wait := env.Config.Mail.Retry << (m.Attempts - 1)
+			if wait > maxRetryWait || wait <= 0 {
+				wait = maxRetryWait
+			}
+			m.NextTry = tx.Now.Add(wait)
+			if err := tx.PutMail(m); err != nil {
+				return err
+			}
+			return tx.Record(src, "mail.riprova", "mail", m.ID, fmt.Sprintf("tentativo %d non riuscito, nuovo tentativo dopo le %s: %v", m.Attempts, m.NextTry.Format(time.RFC3339), sendErr))
+		}
+		m.State = store.MailFailed
+		if err := tx.PutMail(m); err != nil {
+			return err
+		}
+		return tx.Record(src, "mail.fallita", "mail", m.ID, fmt.Sprintf("messaggio messo da parte dopo %d tentativi: %v", m.Attempts, sendErr))
+	})
+}
+
+// setAside marks a message failed without an attempt, with the reason.
+func setAside(env *Env, id, reason string) error {
+	return env.Store.Update(func(tx *store.Tx) error {
+		m, err := tx.Mail(id)
+		if err != nil {
+			return err
+		}
+		if m.State != store.MailQueued {
+			return nil
+		}
+		m.State, m.LastError = store.MailFailed, reason
+		if err := tx.PutMail(m); err != nil {
+			return err
+		}
+		return tx.Record(store.Source{Actor: InvioActor}, "mail.fallita", "mail", m.ID, "messaggio messo da parte: "+reason)
+	})
+}
