@@ -90,7 +90,9 @@ type FileError struct {
 func (e *FileError) Error() string { return e.Message }
 
 func fileErr(code string, row int, format string, args ...any) *FileError {
-	return &FileError{Code: code, Row: row, Message: fmt.Sprintf(format, args...)}
+	// Messages quote what a library said about the file, which may carry
+	// its bytes: the receipt is UTF-8.
+	return &FileError{Code: code, Row: row, Message: strings.ToValidUTF8(fmt.Sprintf(format, args...), "\uFFFD")}
 }
 
 // RowError refuses one data row.
