@@ -39,6 +39,13 @@ type Inbox struct {
 	SpoolDir string // local folder for downloaded copies
 	Log      *slog.Logger
 	Now      func() time.Time
+	// Companion is the suffix of a file that travels with each input file
+	// (".asc": a detached signature, <file>.asc). A companion is never an
+	// input of its own; it moves to elaborati/ or scartati/ with its file.
+	Companion string
+	// WaitCompanion: a file whose companion is not there yet is read only
+	// once it is Settle old (the companion may still be on its way).
+	WaitCompanion bool
 }
 
 // MaxAttempts is how many times a file that makes processing fail is tried
@@ -170,12 +177,20 @@ func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 		}
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
+	names := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		names[e.Name] = true
+	}
 	var firstErr error
 	for _, e := range entries {
 		if ctx.Err() != nil {
 			break
 		}
-		if e.Dir || Skipped(e.Name) {
+		if e.Dir || Skipped(e.Name) || in.isCompanion(e.Name) {
+			continue
+		}
+		if in.Companion != "" && in.WaitCompanion && !names[e.Name+in.Companion] && in.now().Sub(e.ModTime) < in.Settle {
+			in.log().Info("waiting for the companion file", "file", path.Join(in.Dir, e.Name), "companion", e.Name+in.Companion)
 			continue
 		}
 		p := path.Join(in.Dir, e.Name)
@@ -210,6 +225,31 @@ func (in *Inbox) ready(p string, e drop.Entry) bool {
 	}
 	in.log().Info("file new or still changing: it is read once unchanged since this look", "file", p)
 	return false
+}
+
+// isCompanion reports whether name is the companion of an input file
+// (<file><Companion> with an accepted extension before it).
+func (in *Inbox) isCompanion(name string) bool {
+	if in.Companion == "" || len(name) <= len(in.Companion) || !strings.EqualFold(name[len(name)-len(in.Companion):], in.Companion) {
+		return false
+	}
+	return in.hasExt(name[:len(name)-len(in.Companion)])
+}
+
+// moveCompanion moves the companion of the file at p, if there is one,
+// next to the file's new place to. It is done before the file itself, so
+// that a stop in between leaves no companion without its file.
+func (in *Inbox) moveCompanion(ctx context.Context, p, to string) error {
+	if in.Companion == "" {
+		return nil
+	}
+	if _, err := in.Drop.Stat(ctx, p+in.Companion); err != nil {
+		return nil
+	}
+	if err := in.Drop.Rename(ctx, p+in.Companion, to+in.Companion); err != nil {
+		return fmt.Errorf("moving %s to %s: %w", p+in.Companion, to+in.Companion, err)
+	}
+	return nil
 }
 
 func (in *Inbox) hasExt(name string) bool {
@@ -427,6 +467,9 @@ func (in *Inbox) publish(ctx context.Context, f *File) error {
 	}); err != nil {
 		return err
 	}
+	if err := in.moveCompanion(ctx, f.Path, to); err != nil {
+		return err
+	}
 	if err := in.Drop.Rename(ctx, f.Path, to); err != nil {
 		return fmt.Errorf("moving %s to %s: %w", f.Path, to, err)
 	}
@@ -491,6 +534,9 @@ func (in *Inbox) refuseUnread(ctx context.Context, p, name, code, msg string) er
 		}
 		return tx.Record(store.Source{Actor: in.actor(), File: p}, "file.scartato", "file", to, code+": "+msg)
 	}); err != nil {
+		return err
+	}
+	if err := in.moveCompanion(ctx, p, to); err != nil {
 		return err
 	}
 	if err := in.Drop.Rename(ctx, p, to); err != nil {

@@ -53,10 +53,13 @@ const maxRetryWait = 6 * time.Hour
 //     from the card, with a history entry. A crash between 3 and 4 sends the
 //     same message again (same Message-ID), never different secrets.
 //
-// A temporary failure (server down, 4xx, timeout) is retried after
-// mail.retry, doubled at each attempt (at most 6h); a permanent one (5xx, a
-// holder's key that cannot be used, no address) or mail.max_attempts
-// attempts set the message aside as failed, with the reason in the history.
+// A server that cannot be reached or refuses the connection (TLS, AUTH)
+// fails the run and leaves every message as it was: it is the service's
+// problem, not the message's. A temporary failure of one message (4xx, a
+// timeout) is retried after mail.retry, doubled at each attempt (at most
+// 6h); a permanent one (5xx, a holder's key that cannot be used, no
+// address) or mail.max_attempts attempts set the message aside as failed,
+// with the reason in the history.
 var invioJob = Job{
 	Name:        "invio-pin",
 	Description: "e-mails the queued second halves of card PIN/PUK/password, OpenPGP-encrypted (PGP/MIME) and signed",
@@ -219,6 +222,14 @@ func runInvio(ctx context.Context, env *Env, run *Run) error {
 			continue
 		}
 		sendErr := sender.Send(ctx, from.Address, []string{pm.email}, raw)
+		var me *mail.Error
+		if errors.As(sendErr, &me) && me.Op == "connect" {
+			// The server cannot be reached or refuses us (TLS, AUTH): a
+			// problem of the service, not of this message. The run fails;
+			// every message stays queued as it was.
+			run.Add("server_unavailable", 1)
+			return errors.Join(append(errs, fmt.Errorf("invio-pin: mail server unavailable, nothing sent: %w", sendErr))...)
+		}
 		if err := recordAttempt(env, pm, fp, sendErr); err != nil {
 			errs = append(errs, err)
 		}

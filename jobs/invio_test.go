@@ -59,7 +59,7 @@ func (c *certEnv) activate(serials ...string) {
 			if err != nil {
 				return err
 			}
-			if err := smartcard.Deliver(tx, src, sc, "RSSMRA68A01H501Y", false); err != nil {
+			if err := smartcard.Deliver(tx, src, sc, time.Time{}, "RSSMRA68A01H501Y", false); err != nil {
 				return err
 			}
 			if err := smartcard.Activate(tx, src, sc); err != nil {
@@ -256,8 +256,8 @@ func TestInvioPINHolderKey(t *testing.T) {
 
 // TestInvioPINFaults: a 4xx is retried later (not before mail.retry), a
 // 5xx sets the message aside with the reason, the second halves stay
-// sealed until a message leaves; a server that is down is a temporary
-// failure.
+// sealed until a message leaves; a server that is down fails the run and
+// changes no message.
 func TestInvioPINFaults(t *testing.T) {
 	c := newCertEnv(t)
 	serials, _ := c.orderedCards()
@@ -310,10 +310,10 @@ func TestInvioPINFaults(t *testing.T) {
 		return tx.PutMail(m)
 	})
 	c.env.Config.Mail.SMTP.Address = smtptest.RefusedAddr(t)
-	if counts, _ := c.run(invioJob); counts["retry"] != 1 {
-		t.Errorf("server down: %v", counts)
+	if counts, err := c.run(invioJob); err == nil || !strings.Contains(err.Error(), "mail server unavailable") || counts["server_unavailable"] != 1 {
+		t.Errorf("server down: %v %v", counts, err)
 	}
-	if m := mailOf(serials[0]); m.State != store.MailQueued || m.Attempts != 2 {
+	if m := mailOf(serials[0]); m.State != store.MailQueued || m.Attempts != 1 {
 		t.Errorf("after server down: %+v", m)
 	}
 	// Back up: sent.
@@ -326,7 +326,7 @@ func TestInvioPINFaults(t *testing.T) {
 	if counts, err := c.run(invioJob); err != nil || counts["sent"] != 1 {
 		t.Errorf("server back: %v %v", counts, err)
 	}
-	if m := mailOf(serials[0]); m.State != store.MailSent || m.Attempts != 3 {
+	if m := mailOf(serials[0]); m.State != store.MailSent || m.Attempts != 2 {
 		t.Errorf("after sending: %+v", m)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"anprsec/domain"
 	"anprsec/store"
@@ -124,14 +125,17 @@ func put(tx *store.Tx, src store.Source, c *domain.SmartCard, action, detail str
 }
 
 // Deliver records the prefettura's delivery of card c's parcel to the
-// comune, collected by the CF by: CONSEGNATA DALLA PREFETTURA; when the
-// holder is the comune's ASC (asc), the card is ATTIVA at once and the
-// second halves are queued (seed 001, step 6).
-func Deliver(tx *store.Tx, src store.Source, c *domain.SmartCard, by string, asc bool) error {
+// comune on day at (zero: now), collected by the CF by: CONSEGNATA DALLA
+// PREFETTURA; when the holder is the comune's ASC (asc), the card is ATTIVA
+// at once and the second halves are queued (seed 001, step 6).
+func Deliver(tx *store.Tx, src store.Source, c *domain.SmartCard, at time.Time, by string, asc bool) error {
 	if err := check("la consegna dalla prefettura", c, domain.CardProduzione); err != nil {
 		return err
 	}
-	c.State, c.Delivered, c.DeliveredTo = domain.CardConsegnata, tx.Now, by
+	if at.IsZero() {
+		at = tx.Now
+	}
+	c.State, c.Delivered, c.DeliveredTo = domain.CardConsegnata, at, by
 	if err := put(tx, src, c, "smartcard.consegnata", "plico ritirato da "+by); err != nil {
 		return err
 	}
