@@ -239,7 +239,11 @@ func (t *Table) addRow(line int, cells []string) {
 			break
 		}
 		if i >= t.width && strings.TrimSpace(c) != "" {
-			r.Err = &RowError{Code: CodeExtraCell, Message: fmt.Sprintf("colonna %s: valore %s oltre l'ultima colonna dell'intestazione (%s): un separatore dentro un valore non racchiuso tra virgolette?", ColumnLetter(i), quoteShort(c), ColumnLetter(t.width-1))}
+			msg := fmt.Sprintf("colonna %s: valore %s oltre l'ultima colonna dell'intestazione (%s)", ColumnLetter(i), quoteShort(c), ColumnLetter(t.width-1))
+			if t.Format == "csv" {
+				msg += ": un separatore dentro un valore non racchiuso tra virgolette?"
+			}
+			r.Err = &RowError{Code: CodeExtraCell, Message: msg}
 			break
 		}
 	}
