@@ -298,6 +298,18 @@ func (in *Inbox) one(ctx context.Context, p string, e drop.Entry, process Proces
 			}
 		case err != nil:
 			return err
+		case r.State == store.FilePublished && r.Rejected && r.Chunks == 0:
+			// Refused as a whole before any row was applied (a bad
+			// header, a missing signature): the content was not
+			// processed, so the same content dropped again is read again.
+			if err := tx.DeleteFileChunks(f.SHA256); err != nil {
+				return err
+			}
+			r = &store.InputFile{SHA256: f.SHA256, Path: p, Kind: in.Kind, Size: f.Size, State: store.FileProcessing, Started: tx.Now}
+			if err := tx.Record(store.Source{Actor: in.actor(), File: p}, "file.ricevuto", "file", f.SHA256,
+				fmt.Sprintf("%d byte; contenuto già scartato per intero, letto di nuovo", f.Size)); err != nil {
+				return err
+			}
 		case r.State == store.FilePublished:
 			rec = r
 			return nil

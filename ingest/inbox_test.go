@@ -526,13 +526,15 @@ func TestProcessorRefusal(t *testing.T) {
 	if !e.exists("scartati/a.xlsx") || e.exists("a.xlsx") {
 		t.Errorf("scartati = %v, inbox = %v", e.ls("scartati"), e.ls(""))
 	}
-	// The same content again is a duplicate, not a second processing.
+	// Refused whole with nothing applied, the content was not processed:
+	// the same content dropped again (say with its signature fixed) is
+	// read again, and here refused again for the same reason.
 	e.put("a2.xlsx", "non un foglio")
 	st = e.mustRun(p.process)
-	if p.calls.Load() != 1 || st.Duplicates != 1 {
+	if p.calls.Load() != 2 || st.Duplicates != 0 || st.Refused != 1 {
 		t.Errorf("second drop: calls %d, stats %+v", p.calls.Load(), st)
 	}
-	e.refusedWhole("a2.xlsx", "DUPLICATO")
+	e.refusedWhole("a2.xlsx", "FOGLIO_MANCANTE")
 	e.check()
 }
 

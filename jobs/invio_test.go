@@ -330,3 +330,24 @@ func TestInvioPINFaults(t *testing.T) {
 		t.Errorf("after sending: %+v", m)
 	}
 }
+
+// activateDelivered registers the delivery to the holder of cards that the
+// prefettura delivered.
+func (c *certEnv) activateDelivered(serials ...string) {
+	c.t.Helper()
+	err := c.env.Store.Update(func(tx *store.Tx) error {
+		for _, s := range serials {
+			sc, err := tx.Card(s)
+			if err != nil {
+				return err
+			}
+			if err := smartcard.Activate(tx, store.Source{Actor: "test"}, sc); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+}

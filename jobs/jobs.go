@@ -68,6 +68,7 @@ var Names = []string{
 func All() []Job {
 	return []Job{
 		censimentoJob,
+		consegneJob,
 		certificatiJob,
 		crlJob,
 		poolJob,

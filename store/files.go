@@ -89,6 +89,24 @@ func (tx *Tx) FileChunks(sha string) ([][]byte, error) {
 	return out, err
 }
 
+// DeleteFileChunks removes the receipt data of a file (before processing
+// the same content again).
+func (tx *Tx) DeleteFileChunks(sha string) error {
+	var keys []string
+	if err := tx.scan("f/"+sha+"/e/", false, func(k string, _ []byte) (bool, error) {
+		keys = append(keys, k)
+		return true, nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := tx.del(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Run is the record of one job run.
 type Run struct {
 	ID        string         `json:"id"`

@@ -1,0 +1,264 @@
+// Package consegne reads the prefetture's smart-card delivery manifests
+// (SPEC.md, "Prefettura manifest"): prefetture/<PPP>/consegne/*.csv|*.xlsx,
+// one row per card handed over to a comune, with the columns Codice ISTAT,
+// Seriale, Codice Fiscale (the holder), Data consegna and Ritirata da (who
+// collected the parcel for the comune: its ASC or APL).
+//
+// Each row is checked and applied on its own (a chunk of rows per store
+// transaction), with an esito line and, when refused, a history entry with
+// the reason. A row is refused when:
+//
+//   - the comune is not of this prefettura (istat.Table.Prefettura), or was
+//     never censused;
+//   - the card does not exist, is not IN PRODUZIONE, or is not the holder's;
+//   - the holder has no utenza in that comune;
+//   - the date is missing, not a date, or in the future;
+//   - Ritirata da is not an active ASC or APL of that comune.
+//
+// When the prefettura has a key (keys.prefetture/<PPP>.asc), or signatures
+// are mandatory (cards.require_signature), the file must come with a
+// detached OpenPGP signature <file>.asc that verifies: otherwise the whole
+// file is refused, and nothing of it is applied.
+package consegne
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+
+	"anprsec/domain"
+	"anprsec/ingest"
+	"anprsec/ingest/drop"
+	"anprsec/ingest/esito"
+	"anprsec/ingest/table"
+	"anprsec/istat"
+	"anprsec/pki/pgp"
+	"anprsec/smartcard"
+	"anprsec/store"
+)
+
+// Columns of a manifest.
+const (
+	ColISTAT    = "Codice ISTAT"
+	ColSerial   = "Seriale"
+	ColCF       = "Codice Fiscale"
+	ColDate     = "Data consegna"
+	ColTakenBy  = "Ritirata da"
+	SheetOfXLSX = "" // the first visible sheet
+)
+
+// Columns lists the columns of a manifest, in SPEC.md's order.
+var Columns = []string{ColISTAT, ColSerial, ColCF, ColDate, ColTakenBy}
+
+// Actor is the history actor of prefettura ppp.
+func Actor(ppp string) string { return "prefettura " + ppp }
+
+// chunkRows is the number of rows applied per store transaction.
+const chunkRows = 250
+
+// maxSignature bounds the size of a detached signature read from the drop.
+const maxSignature = 64 << 10
+
+// Ingester applies the manifests of one prefettura.
+type Ingester struct {
+	Store  *store.Store
+	Comuni *istat.Table
+	Drop   drop.Drop // to read the detached signature <file>.asc
+	PPP    string    // the prefettura's code (the folder prefetture/<PPP>/)
+	// Keyring is the prefettura's key (nil: none configured).
+	Keyring openpgp.EntityList
+	// RequireSignature refuses a manifest without a valid signature even
+	// when Keyring is nil (and then every manifest is refused).
+	RequireSignature bool
+	MaxRows          int
+	Loc              *time.Location
+}
+
+// Process implements ingest.Processor.
+func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, error) {
+	data, err := os.ReadFile(f.Local)
+	if err != nil {
+		return ingest.Result{}, err
+	}
+	if res, err := g.checkSignature(ctx, f, data); res != nil || err != nil {
+		if res == nil {
+			return ingest.Result{}, err
+		}
+		return *res, err
+	}
+	t, err := table.Open(f.Name, data, table.Options{Required: Columns, MaxRows: g.MaxRows})
+	var fe *table.FileError
+	if errors.As(err, &fe) {
+		return ingest.Result{Refused: true, Code: fe.Code, Message: fe.Message}, nil
+	}
+	if err != nil {
+		return ingest.Result{}, err
+	}
+	for k := 0; k*chunkRows < len(t.Rows); k++ {
+		if err := ctx.Err(); err != nil {
+			return ingest.Result{}, err
+		}
+		rows := t.Rows[k*chunkRows : min(len(t.Rows), (k+1)*chunkRows)]
+		err := f.Commit(k, func(tx *store.Tx, buf *bytes.Buffer) (ok, ko int, err error) {
+			for _, r := range rows {
+				line, err := g.apply(tx, f, t, r)
+				if err != nil {
+					return 0, 0, err
+				}
+				line.Sheet, line.Row = t.Sheet, r.Line
+				esito.Append(buf, line)
+				if line.Outcome == esito.OK {
+					ok++
+				} else {
+					ko++
+				}
+			}
+			return ok, ko, nil
+		})
+		if err != nil {
+			return ingest.Result{}, err
+		}
+	}
+	return ingest.Result{}, nil
+}
+
+// checkSignature verifies <file>.asc when a signature is wanted; a refusal
+// is returned as a Result.
+func (g *Ingester) checkSignature(ctx context.Context, f *ingest.File, data []byte) (*ingest.Result, error) {
+	if g.Keyring == nil && !g.RequireSignature {
+		return nil, nil
+	}
+	refuse := func(code, msg string) (*ingest.Result, error) {
+		return &ingest.Result{Refused: true, Code: code, Message: msg}, nil
+	}
+	if g.Keyring == nil {
+		return refuse("FIRMA_CHIAVE_ASSENTE", fmt.Sprintf("la firma è obbligatoria ma la chiave della prefettura %s non è configurata (%s.asc in keys.prefetture)", g.PPP, g.PPP))
+	}
+	rc, err := g.Drop.Open(ctx, f.Path+".asc")
+	if errors.Is(err, drop.ErrNotExist) {
+		return refuse("FIRMA_MANCANTE", fmt.Sprintf("manca la firma %s.asc: la prefettura %s firma i suoi elenchi", f.Name, g.PPP))
+	}
+	if err != nil {
+		return nil, err
+	}
+	sig, err := io.ReadAll(io.LimitReader(rc, maxSignature+1))
+	rc.Close()
+	if err != nil {
+		return nil, err
+	}
+	if len(sig) > maxSignature {
+		return refuse("FIRMA_NON_VALIDA", fmt.Sprintf("%s.asc non è una firma (oltre %d byte)", f.Name, maxSignature))
+	}
+	if _, err := pgp.VerifyDetached(g.Keyring, data, sig); err != nil {
+		return refuse("FIRMA_NON_VALIDA", fmt.Sprintf("la firma %s.asc non corrisponde al file o alla chiave della prefettura %s: %v", f.Name, g.PPP, err))
+	}
+	return nil, nil
+}
+
+func refused(code, format string, args ...any) esito.Line {
+	return esito.Line{Outcome: esito.Scartato, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// apply checks one row and, when it is right, records the delivery.
+// Refusals are recorded in the history too.
+func (g *Ingester) apply(tx *store.Tx, f *ingest.File, t *table.Table, r *table.Row) (esito.Line, error) {
+	src := f.Source(Actor(g.PPP), t.Sheet, r.Line)
+	line, c, asc, at, by := g.check(tx, t, r)
+	if line.Outcome == esito.Scartato {
+		key := strings.ToUpper(r.Get(ColSerial))
+		if key == "" {
+			key = "-"
+		}
+		return line, tx.Record(src, "consegna.rifiutata", "smartcard", key, line.Code+": "+line.Message)
+	}
+	if err := smartcard.Deliver(tx, src, c, at, by, asc); err != nil {
+		var se *smartcard.StateError
+		if errors.As(err, &se) {
+			line = refused("STATO", "%v", err)
+			return line, tx.Record(src, "consegna.rifiutata", "smartcard", c.Serial, line.Code+": "+line.Message)
+		}
+		return line, err
+	}
+	if asc {
+		return esito.Line{Outcome: esito.OK, Code: "ATTIVA", Message: fmt.Sprintf(
+			"smart card %s consegnata al comune e attiva (sindaco): seconde metà di PIN, PUK e password in invio per e-mail", c.Serial)}, nil
+	}
+	return esito.Line{Outcome: esito.OK, Code: "CONSEGNATA", Message: fmt.Sprintf(
+		"smart card %s consegnata al comune; diventa attiva quando il comune registra la consegna al titolare", c.Serial)}, nil
+}
+
+func (g *Ingester) check(tx *store.Tx, t *table.Table, r *table.Row) (line esito.Line, c *domain.SmartCard, asc bool, at time.Time, by string) {
+	if r.Err != nil {
+		return refused(r.Err.Code, "%s", r.Err.Message), nil, false, at, ""
+	}
+	for _, col := range Columns {
+		if r.Get(col) == "" {
+			return refused("CAMPO_MANCANTE", "%s è vuota", t.Where(col)), nil, false, at, ""
+		}
+	}
+	code, err := istat.NormalizeISTAT(r.Get(ColISTAT))
+	if err != nil {
+		return refused("ISTAT", "%s: %v", t.Where(ColISTAT), err), nil, false, at, ""
+	}
+	info, ok := g.Comuni.Lookup(code)
+	if !ok {
+		return refused("ISTAT_SCONOSCIUTO", "%s: il comune %s non esiste", t.Where(ColISTAT), code), nil, false, at, ""
+	}
+	if ppp, _ := g.Comuni.Prefettura(code); ppp != g.PPP {
+		return refused("FUORI_PROVINCIA", "il comune %s (%s) non è di competenza della prefettura %s: nessuna modifica", code, info.Name, g.PPP), nil, false, at, ""
+	}
+	if _, err := tx.Comune(code); errors.Is(err, store.ErrNotFound) {
+		return refused("COMUNE_NON_CENSITO", "il comune %s (%s) non è stato censito", code, info.Name), nil, false, at, ""
+	} else if err != nil {
+		return refused("ERRORE", "%v", err), nil, false, at, ""
+	}
+	serial := strings.ToUpper(r.Get(ColSerial))
+	card, err := tx.Card(serial)
+	if errors.Is(err, store.ErrNotFound) {
+		return refused("SERIALE_SCONOSCIUTO", "%s: la smart card %s non esiste", t.Where(ColSerial), serial), nil, false, at, ""
+	} else if err != nil {
+		return refused("ERRORE", "%v", err), nil, false, at, ""
+	}
+	cf := strings.ToUpper(r.Get(ColCF))
+	if card.CF != cf {
+		return refused("TITOLARE_DIVERSO", "%s: la smart card %s non è intestata a %s", t.Where(ColCF), serial, cf), nil, false, at, ""
+	}
+	holder, err := tx.Utenza(code, cf)
+	if err != nil || holder.State == domain.UtenzaCancellata {
+		return refused("TITOLARE_NON_DEL_COMUNE", "%s non ha un'utenza nel comune %s (%s)", cf, code, info.Name), nil, false, at, ""
+	}
+	switch card.State {
+	case domain.CardProduzione:
+	case domain.CardRichiesta:
+		return refused("NON_ORDINATA", "la smart card %s non è ancora stata ordinata al produttore", serial), nil, false, at, ""
+	case domain.CardConsegnata, domain.CardAttiva, domain.CardBloccata:
+		return refused("GIA_CONSEGNATA", "la smart card %s è già stata consegnata (stato %s)", serial, card.State), nil, false, at, ""
+	default:
+		return refused("STATO", "la smart card %s è %s: non può essere consegnata", serial, card.State), nil, false, at, ""
+	}
+	at, err = t.Date(r.Get(ColDate))
+	if err != nil {
+		return refused("DATA", "%s: %v", t.Where(ColDate), err), nil, false, at, ""
+	}
+	loc := g.Loc
+	if loc == nil {
+		loc = time.Local
+	}
+	at = time.Date(at.Year(), at.Month(), at.Day(), 12, 0, 0, 0, loc)
+	if at.After(tx.Now.In(loc).AddDate(0, 0, 1)) {
+		return refused("DATA_FUTURA", "%s: la data di consegna %s è nel futuro", t.Where(ColDate), at.Format("02/01/2006")), nil, false, at, ""
+	}
+	by = strings.ToUpper(r.Get(ColTakenBy))
+	u, err := tx.Utenza(code, by)
+	if err != nil || u.State != domain.UtenzaAttiva || !(u.Has(domain.ASC) || u.Has(domain.APL)) {
+		return refused("RITIRO_NON_AUTORIZZATO", "%s: %s non è il sindaco (ASC) né un suo delegato (APL) attivo nel comune %s (%s)", t.Where(ColTakenBy), by, code, info.Name), nil, false, at, ""
+	}
+	return esito.Line{Outcome: esito.OK}, card, holder.Has(domain.ASC), at, by
+}

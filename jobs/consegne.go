@@ -1,0 +1,99 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+
+	"anprsec/ingest"
+	"anprsec/ingest/consegne"
+	"anprsec/pki/pgp"
+)
+
+// consegneJob reads the prefetture's delivery manifests (SPEC.md
+// "ingest-consegne"; issue 4): for every folder prefetture/<PPP>/ whose
+// PPP is a prefettura of the ISTAT table, the files of
+// prefetture/<PPP>/consegne/ (*.csv, *.xlsx) with their detached
+// signatures (<file>.asc, checked against keys.prefetture/<PPP>.asc when
+// that key exists). A folder that is not a prefettura is reported and left
+// alone.
+var consegneJob = Job{
+	Name:        "ingest-consegne",
+	Description: "reads prefettura delivery manifests (prefetture/<PPP>/consegne/): cards delivered to the comuni, the sindaco's card active",
+	Run:         runConsegne,
+}
+
+func runConsegne(ctx context.Context, env *Env, run *Run) error {
+	entries, err := env.Drop.List(ctx, "prefetture")
+	if err != nil {
+		return fmt.Errorf("listing prefetture/: %w", err)
+	}
+	known := map[string]bool{}
+	for _, p := range env.Comuni.Prefetture() {
+		known[p] = true
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
+	var errs []error
+	for _, e := range entries {
+		if !e.Dir || ingest.Skipped(e.Name) {
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		ppp := e.Name
+		if !known[ppp] {
+			run.Log.Warn("ingest-consegne: prefetture/ holds a folder that is not a prefettura: ignored", "folder", "prefetture/"+ppp)
+			run.Add("unknown_folders", 1)
+			continue
+		}
+		keyring, err := prefetturaKey(env, ppp)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		in := &ingest.Inbox{
+			Drop: env.Drop, Store: env.Store, Kind: "ingest-consegne", Actor: consegne.Actor(ppp), Loc: env.Loc,
+			Dir: path.Join("prefetture", ppp, "consegne"), Exts: []string{".csv", ".xlsx"},
+			MaxSize: int64(env.Config.Drop.MaxFileSize), Settle: env.Config.Drop.Settle, SpoolDir: env.SpoolDir(), Log: run.Log,
+			Companion: ".asc", WaitCompanion: keyring != nil || env.Config.Cards.RequireSignature,
+		}
+		g := &consegne.Ingester{
+			Store: env.Store, Comuni: env.Comuni, Drop: env.Drop, PPP: ppp, Keyring: keyring,
+			RequireSignature: env.Config.Cards.RequireSignature, MaxRows: env.Config.Census.MaxRows, Loc: env.Loc,
+		}
+		st, err := in.Run(ctx, g.Process)
+		run.Add("files", st.Files)
+		run.Add("files_refused", st.Refused)
+		run.Add("duplicates", st.Duplicates)
+		run.Add("rows_ok", st.RowsOK)
+		run.Add("rows_refused", st.RowsRefused)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("prefettura %s: %w", ppp, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// prefetturaKey loads keys.prefetture/<PPP>.asc; nil when there is none.
+func prefetturaKey(env *Env, ppp string) (openpgp.EntityList, error) {
+	dir := env.Config.Path(env.Config.Keys.Prefetture)
+	if dir == "" {
+		return nil, nil
+	}
+	p := filepath.Join(dir, ppp+".asc")
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	k, err := pgp.ReadVerifierFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("prefettura %s: key %s: %w (its manifests wait until the key is fixed)", ppp, p, err)
+	}
+	return k, nil
+}

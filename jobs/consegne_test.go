@@ -1,0 +1,199 @@
+package jobs
+
+import (
+	"bytes"
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+
+	"anprsec/domain"
+	"anprsec/pki/pgp"
+	"anprsec/store"
+)
+
+// The fixture's people in comune 058091 (Roma, prefettura 058).
+const (
+	cfASC = "RSSMRA68A01H501Y" // ASC, card SC0000000001
+	cfALS = "CCCFBA85D03L21VE" // ALS, card SC0000000002
+	cfALP = "MRTMRA83T56A269B" // ALP, card SC0000000003
+)
+
+func (c *certEnv) drop(rel, content string) {
+	c.t.Helper()
+	p := filepath.Join(c.root, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// receipt reads a receipt: riga -> [esito, codice, messaggio].
+func (c *certEnv) receipt(rel string) map[string][]string {
+	c.t.Helper()
+	data, err := os.ReadFile(filepath.Join(c.root, filepath.FromSlash(rel)))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	r := csv.NewReader(bytes.NewReader(data))
+	r.Comma = ';'
+	recs, err := r.ReadAll()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, rec := range recs[1:] {
+		out[rec[1]] = rec[2:]
+	}
+	return out
+}
+
+const manifestHeader = "Codice ISTAT;Seriale;Codice Fiscale;Data consegna;Ritirata da\n"
+
+// TestConsegne: a manifest of prefettura 058 delivers the sindaco's card
+// (ATTIVA at once, second halves queued) and the ALS's (CONSEGNATA), and
+// refuses, each with its reason in the receipt and the history: a card of
+// someone else, an unknown serial, a date in the future, a parcel collected
+// by the ALP (not ASC or APL), a comune of another prefettura, a second
+// delivery of the same card.
+func TestConsegne(t *testing.T) {
+	c := newCertEnv(t)
+	c.orderedCards()
+	c.drop("prefetture/058/consegne/consegne-1.csv", manifestHeader+
+		"58091;SC0000000001;"+cfASC+";20/11/2026;"+cfASC+"\n"+ // 2: numeric ISTAT as Excel writes it
+		"058091;SC0000000002;"+cfALS+";2026-11-20;"+cfASC+"\n"+ // 3
+		"058091;SC0000000003;"+cfASC+";20/11/2026;"+cfASC+"\n"+ // 4: not his card
+		"058091;SC0000000099;"+cfALP+";20/11/2026;"+cfASC+"\n"+ // 5
+		"058091;SC0000000003;"+cfALP+";01/01/2099;"+cfASC+"\n"+ // 6
+		"058091;SC0000000003;"+cfALP+";20/11/2026;"+cfALP+"\n"+ // 7: the ALP cannot collect
+		"015146;SC0000000003;"+cfALP+";20/11/2026;"+cfASC+"\n"+ // 8: Milano, prefettura 015
+		"058091;SC0000000001;"+cfASC+";20/11/2026;"+cfASC+"\n") // 9: again
+	c.drop("prefetture/999/consegne/x.csv", manifestHeader)
+	counts, err := c.run(consegneJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["rows_ok"] != 2 || counts["rows_refused"] != 6 || counts["unknown_folders"] != 1 {
+		t.Errorf("counts %v", counts)
+	}
+	got := c.receipt("prefetture/058/consegne/esiti/consegne-1.csv.esito.csv")
+	for row, want := range map[string]string{
+		"2": "OK ATTIVA", "3": "OK CONSEGNATA", "4": "SCARTATO TITOLARE_DIVERSO", "5": "SCARTATO SERIALE_SCONOSCIUTO",
+		"6": "SCARTATO DATA_FUTURA", "7": "SCARTATO RITIRO_NON_AUTORIZZATO", "8": "SCARTATO FUORI_PROVINCIA", "9": "SCARTATO GIA_CONSEGNATA",
+	} {
+		if g := got[row]; len(g) < 3 || g[0]+" "+g[1] != want {
+			t.Errorf("row %s: %q, want %s", row, g, want)
+		}
+	}
+	cards := c.cards()
+	if s := cards["SC0000000001"]; s.State != domain.CardAttiva || s.DeliveredTo != cfASC || s.Activated.IsZero() || s.Delivered.Day() != 20 {
+		t.Errorf("ASC card: %+v", s)
+	}
+	if s := cards["SC0000000002"]; s.State != domain.CardConsegnata {
+		t.Errorf("ALS card: %s", s.State)
+	}
+	if s := cards["SC0000000003"]; s.State != domain.CardProduzione {
+		t.Errorf("ALP card: %s", s.State)
+	}
+	var queued []string
+	c.env.Store.View(func(tx *store.Tx) error {
+		queued, err = tx.MailsInState(store.MailQueued)
+		return err
+	})
+	if strings.Join(queued, ",") != "pin/SC0000000001" {
+		t.Errorf("queued mails %v", queued)
+	}
+	hist, _ := c.env.Store.History(0, 0, func(e *store.Entry) bool { return e.Action == "consegna.rifiutata" })
+	if len(hist) != 6 || hist[0].Actor != "prefettura 058" || hist[0].Row != 4 || !strings.Contains(hist[0].Detail, "TITOLARE_DIVERSO") {
+		t.Errorf("refusals in the history: %d, first %+v", len(hist), hist[0])
+	}
+	if l, _ := filepath.Glob(filepath.Join(c.root, "prefetture/058/consegne/elaborati/*")); len(l) != 1 {
+		t.Errorf("elaborati: %v", l)
+	}
+	if l, _ := filepath.Glob(filepath.Join(c.root, "prefetture/999/consegne/*")); len(l) != 1 {
+		t.Errorf("the unknown prefettura's folder was touched: %v", l)
+	}
+
+	// Then the comune registers the delivery of the ALS's card (issue 5
+	// will do it from a console request; here the CLI's operation): the
+	// sindaco's and the ALS's second halves go out by e-mail.
+	c.activateDelivered("SC0000000002")
+	if counts, err := c.run(invioJob); err != nil || counts["sent"] != 2 {
+		t.Errorf("invio-pin: %v %v", counts, err)
+	}
+}
+
+// TestConsegneSignature: when prefettura 058 has a key, a manifest without
+// its signature, or with a signature that does not match, is refused whole
+// (nothing applied); a signed one is applied and its signature moves with
+// it to elaborati/.
+func TestConsegneSignature(t *testing.T) {
+	c := newCertEnv(t)
+	c.orderedCards()
+	pub, sec, err := pgp.Generate("Prefettura di Roma", "prefettura.roma@interno.invalid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(c.env.Config.Keys.Prefetture, 0o755)
+	os.WriteFile(filepath.Join(c.env.Config.Keys.Prefetture, "058.asc"), pub, 0o644)
+	el, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(sec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(data string) string {
+		var b bytes.Buffer
+		if err := openpgp.ArmoredDetachSign(&b, el[0], strings.NewReader(data), nil); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	good := manifestHeader + "058091;SC0000000001;" + cfASC + ";20/11/2026;" + cfASC + "\n"
+	other := manifestHeader + "058091;SC0000000002;" + cfALS + ";20/11/2026;" + cfASC + "\n"
+	c.drop("prefetture/058/consegne/a-unsigned.csv", other)
+	c.drop("prefetture/058/consegne/b-badsig.csv", other)
+	c.drop("prefetture/058/consegne/b-badsig.csv.asc", sign(good))
+	c.drop("prefetture/058/consegne/c-signed.csv", good)
+	c.drop("prefetture/058/consegne/c-signed.csv.asc", sign(good))
+	if _, err := c.run(consegneJob); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"a-unsigned.csv": "FIRMA_MANCANTE", "b-badsig.csv": "FIRMA_NON_VALIDA"} {
+		if g := c.receipt("prefetture/058/consegne/esiti/" + name + ".esito.csv")["0"]; len(g) < 2 || g[1] != want {
+			t.Errorf("%s: %q, want %s", name, g, want)
+		}
+	}
+	if g := c.receipt("prefetture/058/consegne/esiti/c-signed.csv.esito.csv")["2"]; len(g) < 2 || g[1] != "ATTIVA" {
+		t.Errorf("signed manifest: %q", g)
+	}
+	cards := c.cards()
+	if cards["SC0000000001"].State != domain.CardAttiva || cards["SC0000000002"].State != domain.CardProduzione {
+		t.Errorf("states %s %s", cards["SC0000000001"].State, cards["SC0000000002"].State)
+	}
+	var moved []string
+	for _, sub := range []string{"elaborati", "scartati"} {
+		l, _ := filepath.Glob(filepath.Join(c.root, "prefetture/058/consegne", sub, "*"))
+		for _, p := range l {
+			moved = append(moved, sub+"/"+filepath.Base(p))
+		}
+	}
+	sort.Strings(moved)
+	if strings.Join(moved, ",") != "elaborati/c-signed.csv,elaborati/c-signed.csv.asc,scartati/a-unsigned.csv,scartati/b-badsig.csv,scartati/b-badsig.csv.asc" {
+		t.Errorf("moved: %v", moved)
+	}
+
+	// The refused content again, now with its right signature: applied.
+	c.drop("prefetture/058/consegne/d-fixed.csv", other)
+	c.drop("prefetture/058/consegne/d-fixed.csv.asc", sign(other))
+	if _, err := c.run(consegneJob); err != nil {
+		t.Fatal(err)
+	}
+	if g := c.receipt("prefetture/058/consegne/esiti/d-fixed.csv.esito.csv")["2"]; len(g) < 2 || g[1] != "CONSEGNATA" {
+		t.Errorf("re-signed manifest: %q", g)
+	}
+}
