@@ -17,13 +17,16 @@
 package audit
 
 import (
+	"archive/zip"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"time"
-	_ "time/tzdata" // Europe/Rome on systems without a zoneinfo database
+	_ "time/tzdata"
+
+	"github.com/xuri/excelize/v2" // Europe/Rome on systems without a zoneinfo database
 
 	"anprsec/store"
 )
@@ -161,4 +164,15 @@ func (e *Exporter) putFile(ctx context.Context, name, local string) error {
 		return fmt.Errorf("audit: writing %s: %w", name, err)
 	}
 	return nil
+}
+
+// saveTo writes the workbook to out. excelize's WriteTo and SaveAs build
+// the whole ZIP in a memory buffer first; handing it a zip.Writer on the
+// file instead streams the compressed parts straight to disk (the buffer
+// it is given stays empty).
+func saveTo(f *excelize.File, out *os.File) error {
+	zw := zip.NewWriter(out)
+	f.SetZipWriter(func(io.Writer) excelize.ZipWriter { return zw })
+	_, err := f.WriteTo(io.Discard)
+	return err
 }

@@ -109,7 +109,7 @@ func (e *Exporter) Comune(ctx context.Context, istat string) (ComuneFiles, error
 		return out, err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := f.WriteTo(tmp); err != nil {
+	if err := saveTo(f, tmp); err != nil {
 		tmp.Close()
 		return out, err
 	}

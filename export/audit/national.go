@@ -108,6 +108,7 @@ type national struct {
 	nPost     int
 
 	anom *table
+	pipe *pipe
 	res  NationalFiles
 }
 
@@ -138,7 +139,7 @@ func (e *Exporter) National(ctx context.Context, p Period) (NationalFiles, error
 		return n.res, err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := f.WriteTo(tmp); err != nil {
+	if err := saveTo(f, tmp); err != nil {
 		tmp.Close()
 		return n.res, err
 	}
@@ -223,7 +224,11 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 	}
 	f.SetDocProps(&excelize.DocProperties{Title: "Riepilogo sicurezza ANPR", Creator: "anprsec"})
 
+	p := newPipe()
+	defer p.close()
+	n.pipe = p
 	n.anom = newTable(anomalyCols, e.loc())
+	n.anom.pipe = p
 	if err := n.anom.sheet(f, st, AnomaliesSheet, 1); err != nil {
 		return err
 	}
@@ -231,6 +236,7 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 		return err
 	}
 	users := newTable(nationalUserCols, e.loc())
+	users.pipe = p
 	if err := users.sheet(f, st, NationalUsers, 1); err != nil {
 		return err
 	}
@@ -328,6 +334,9 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 		return err
 	}
 	if err := n.anom.finish("Anomalie"); err != nil {
+		return err
+	}
+	if err := p.close(); err != nil {
 		return err
 	}
 	return n.summary(f, st)
@@ -460,6 +469,7 @@ func (n *national) utenze(users *table) error {
 
 func (n *national) history(f *excelize.File, st *styles) error {
 	h := newTable(historyCols, n.e.loc())
+	h.pipe = n.pipe
 	if err := h.sheet(f, st, HistorySheet, 1); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/csv"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 
@@ -94,6 +95,108 @@ type table struct {
 	last  int                    // last data row
 	xrow  []any
 	crow  []string
+	pipe  *pipe // set: sheet rows are written by the pipe's goroutine
+}
+
+// pipe writes sheet rows in a goroutine of its own, so that reading and
+// decoding the store overlaps excelize's encoding of the rows. Tables on
+// one pipe keep their order; nothing else may touch the workbook until
+// wait has returned.
+type pipe struct {
+	ch    chan []rowJob
+	batch []rowJob
+	done   chan error
+	err    error
+	closed bool
+}
+
+type rowJob struct {
+	t       *table
+	row     int
+	xs      []any
+	barrier chan struct{}
+}
+
+const pipeBatch = 512
+
+func newPipe() *pipe {
+	p := &pipe{ch: make(chan []rowJob, 8), done: make(chan error, 1)}
+	go func() {
+		var err error
+		for batch := range p.ch {
+			for _, j := range batch {
+				if j.barrier != nil {
+					close(j.barrier)
+					continue
+				}
+				if err == nil {
+					cell, _ := excelize.CoordinatesToCellName(1, j.row)
+					err = j.t.sw.SetRow(cell, j.xs)
+				}
+			}
+			if err != nil {
+				select {
+				case p.done <- err:
+				default:
+				}
+			}
+		}
+		close(p.done)
+	}()
+	return p
+}
+
+func (p *pipe) failed() error {
+	if p.err != nil {
+		return p.err
+	}
+	select {
+	case err, ok := <-p.done:
+		if ok && err != nil {
+			p.err = err
+		}
+	default:
+	}
+	return p.err
+}
+
+func (p *pipe) add(j rowJob) error {
+	p.batch = append(p.batch, j)
+	if len(p.batch) >= pipeBatch {
+		p.ch <- p.batch
+		p.batch = make([]rowJob, 0, pipeBatch)
+		return p.failed()
+	}
+	return nil
+}
+
+// sync waits until every row sent so far is written.
+func (p *pipe) sync() error {
+	b := make(chan struct{})
+	p.batch = append(p.batch, rowJob{barrier: b})
+	p.ch <- p.batch
+	p.batch = make([]rowJob, 0, pipeBatch)
+	<-b
+	return p.failed()
+}
+
+// close ends the goroutine.
+func (p *pipe) close() error {
+	if p.closed {
+		return p.err
+	}
+	p.closed = true
+	if len(p.batch) > 0 {
+		p.ch <- p.batch
+		p.batch = nil
+	}
+	close(p.ch)
+	for err := range p.done {
+		if err != nil && p.err == nil {
+			p.err = err
+		}
+	}
+	return p.err
 }
 
 func newTable(cols []column, loc *time.Location) *table {
@@ -133,7 +236,11 @@ func (t *table) csvTo(w io.Writer) error {
 
 func (t *table) put(xs []any, cs []string) error {
 	t.row++
-	if t.sw != nil {
+	if t.pipe != nil {
+		if err := t.pipe.add(rowJob{t: t, row: t.row, xs: slices.Clone(xs)}); err != nil {
+			return err
+		}
+	} else if t.sw != nil {
 		cell, _ := excelize.CoordinatesToCellName(1, t.row)
 		if err := t.sw.SetRow(cell, xs); err != nil {
 			return err
@@ -245,6 +352,11 @@ func (t *table) data(vals ...any) error {
 // finish adds the filter (an Excel table over the header and data rows,
 // when there is at least one data row) and flushes.
 func (t *table) finish(tableName string) error {
+	if t.pipe != nil {
+		if err := t.pipe.sync(); err != nil {
+			return err
+		}
+	}
 	if t.sw != nil {
 		if t.last > t.first && t.first > 0 {
 			from, _ := excelize.CoordinatesToCellName(1, t.first)
