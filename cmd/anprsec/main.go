@@ -80,7 +80,7 @@ the ANPRSEC_CONFIG environment variable. Start with "anprsec init".`,
 	}
 	root.PersistentFlags().StringVar(&a.cfgPath, "config", "", "config file (default anprsec.yaml, or $ANPRSEC_CONFIG)")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log debug messages")
-	root.AddCommand(a.initCmd(), a.runCmd(), a.jobsCmd(), a.historyCmd(), a.backupCmd(), a.restoreCmd(), a.genCmd(), a.postazioniCmd())
+	root.AddCommand(a.initCmd(), a.runCmd(), a.jobsCmd(), a.historyCmd(), a.backupCmd(), a.restoreCmd(), a.genCmd(), a.postazioniCmd(), a.smartcardCmd())
 	return root
 }
 
@@ -240,6 +240,14 @@ func (a *app) loc() *time.Location {
 // when formats a time for an operator, in the config's time zone.
 func (a *app) when(t time.Time) string {
 	return t.In(a.loc()).Format("2006-01-02 15:04:05 MST")
+}
+
+// whenDay formats a date for an operator ("-" when unset).
+func (a *app) whenDay(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.In(a.loc()).Format("02/01/2006")
 }
 
 // initHint adds "run anprsec init" to a missing key of the ones init makes.
