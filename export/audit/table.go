@@ -103,8 +103,8 @@ type table struct {
 // one pipe keep their order; nothing else may touch the workbook until
 // wait has returned.
 type pipe struct {
-	ch    chan []rowJob
-	batch []rowJob
+	ch     chan []rowJob
+	batch  []rowJob
 	done   chan error
 	err    error
 	closed bool
