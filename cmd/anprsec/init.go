@@ -55,7 +55,8 @@ key or the config. It prints what it made.`,
 			}{
 				{"data dir", cfg.Path(cfg.DataDir), 0o700},
 				{"keys", filepath.Dir(cfg.Path(cfg.Keys.Store)), 0o700},
-				{"holder keys", filepath.Join(filepath.Dir(cfg.Path(cfg.Keys.Store)), "holders"), 0o700},
+				{"holder keys", cfg.Path(cfg.Keys.Holders), 0o700},
+				{"prefetture keys", cfg.Path(cfg.Keys.Prefetture), 0o700},
 				{"pki", filepath.Dir(cfg.Path(cfg.PKI.CAKey)), 0o700},
 				{"mail spool", cfg.Path(cfg.Mail.Spool), 0o750},
 			}
@@ -68,6 +69,9 @@ key or the config. It prints what it made.`,
 				}
 			}
 			for _, d := range dirs {
+				if d.path == "" {
+					continue
+				}
 				if _, err := os.Stat(d.path); err == nil {
 					continue
 				}

@@ -16,9 +16,8 @@ import (
 //	keys.service    service.sec.asc (+ service.pub.asc, to give to the producer and the holders)
 //	keys.producer   producer.pub.asc (+ producer.sec.asc: the dev stand-in reads the orders with it)
 //	keys.gateway    gateway.pub.asc  (+ gateway.sec.asc)
-//	keys.holders    the folder of holders' public keys
-//	keys.prefetture the folder of the prefetture's public keys
 //
+// (the folders keys.holders and keys.prefetture are made with the others).
 // A key that exists is loaded instead (so a secret key readable by others,
 // or a file that is not a key, stops init); a real producer or gateway key
 // put in place before init is never replaced.
@@ -81,20 +80,6 @@ func init() {
 				}
 				made(dev.what+" (public)", pubPath)
 			}
-		}
-		for _, dir := range []struct{ what, path string }{{"holders' keys folder", k.Holders}, {"prefetture's keys folder", k.Prefetture}} {
-			p := a.cfg.Path(dir.path)
-			if p == "" {
-				continue
-			}
-			if _, err := os.Stat(p); err == nil {
-				have(dir.what, p)
-				continue
-			}
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				return err
-			}
-			made(dir.what, p)
 		}
 		return nil
 	})

@@ -60,6 +60,7 @@ func TestScripts(t *testing.T) {
 			"replace":     cmdReplace,
 			"waitfor":     cmdWaitFor,
 			"zipcmp":      cmdZipCmp,
+			"pgpdecrypt":  cmdPGPDecrypt,
 		},
 	})
 }

@@ -65,7 +65,15 @@ type sftpSettings struct {
 // as an operator would edit it.
 func writeSFTPConfig(t *testing.T, file string, template []byte, s sftpSettings) {
 	t.Helper()
-	y := string(template)
+	// Only the drop: section is edited (other sections have keys of the
+	// same names, e.g. mail.smtp.address and timeout).
+	all := string(template)
+	start := strings.Index(all, "\ndrop:\n")
+	if start < 0 {
+		t.Fatal("config template: no drop: section")
+	}
+	end := start + 1 + regexp.MustCompile(`(?m)^\S`).FindAllStringIndex(all[start+1:], 2)[1][0]
+	y := all[start:end]
 	for _, kv := range [][2]string{
 		{"type", "sftp"}, {"settle", "0s"},
 		{"address", fmt.Sprintf("%q", s.address)}, {"user", fmt.Sprintf("%q", s.user)},
@@ -78,6 +86,7 @@ func writeSFTPConfig(t *testing.T, file string, template []byte, s sftpSettings)
 		}
 		y = re.ReplaceAllString(y, "${1}"+kv[0]+": "+kv[1])
 	}
+	y = all[:start] + y + all[end:]
 	if err := os.WriteFile(file, []byte(y), 0o640); err != nil {
 		t.Fatal(err)
 	}

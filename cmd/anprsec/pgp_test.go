@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"mime/quotedprintable"
+	netmail "net/mail"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"anprsec/pki/pgp"
+)
+
+// pgpdecrypt SECKEY SIGNERPUB GLOB OUT
+//
+// decrypts every file matching GLOB (a card order, or a PGP/MIME .eml:
+// the armored block is found in the file) with the secret key SECKEY,
+// checks that each is signed by the key in SIGNERPUB, and writes the
+// plaintexts, one after the other, to OUT. A plaintext that is a MIME
+// entity in quoted-printable (the inner part of a PGP/MIME e-mail) is
+// decoded (and its CRLF made LF), so the script can grep its Italian text.
+func cmdPGPDecrypt(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 4 {
+		ts.Fatalf("usage: pgpdecrypt SECKEY SIGNERPUB GLOB OUT")
+	}
+	sec, err := pgp.ReadSecretFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	signer, err := pgp.ReadPublicFile(ts.MkAbs(args[1]))
+	ts.Check(err)
+	files, err := filepath.Glob(ts.MkAbs(args[2]))
+	ts.Check(err)
+	if len(files) == 0 {
+		ts.Fatalf("no file matches %s", args[2])
+	}
+	sort.Strings(files)
+	var out bytes.Buffer
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		ts.Check(err)
+		start := bytes.Index(data, []byte("-----BEGIN PGP MESSAGE-----"))
+		end := bytes.Index(data, []byte("-----END PGP MESSAGE-----"))
+		if start < 0 || end < start {
+			ts.Fatalf("%s: no armored OpenPGP message", f)
+		}
+		plain, by, err := pgp.Decrypt(data[start:end+len("-----END PGP MESSAGE-----")], append(signer, sec))
+		if err != nil {
+			ts.Fatalf("%s: %v", f, err)
+		}
+		if pgp.Fingerprint(by) != pgp.Fingerprint(signer[0]) {
+			ts.Fatalf("%s: signed by %s, not by %s", f, pgp.Fingerprint(by), args[1])
+		}
+		if m, err := netmail.ReadMessage(bytes.NewReader(plain)); err == nil && strings.EqualFold(m.Header.Get("Content-Transfer-Encoding"), "quoted-printable") {
+			text, err := io.ReadAll(quotedprintable.NewReader(m.Body))
+			ts.Check(err)
+			plain = bytes.ReplaceAll(text, []byte("\r\n"), []byte("\n"))
+		}
+		out.Write(plain)
+		out.WriteString("\n")
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[3]), out.Bytes(), 0o600))
+}
