@@ -38,6 +38,7 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -benchmem ./ingest/census/
 	$(GO) test -run '^$$' -bench . -benchmem ./pki/
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./export/audit/
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./jobs/
 
 clean:

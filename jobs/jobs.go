@@ -75,5 +75,6 @@ func All() []Job {
 		scadenzeJob,
 		ordiniJob,
 		invioJob,
+		exportJob,
 	}
 }

@@ -286,3 +286,6 @@ func (r *Runner) closeStale() error {
 
 // Store returns the store the jobs work on.
 func (r *Runner) Store() *store.Store { return r.env.Store }
+
+// Env returns the environment the jobs run with.
+func (r *Runner) Env() *jobs.Env { return r.env }

@@ -80,7 +80,7 @@ the ANPRSEC_CONFIG environment variable. Start with "anprsec init".`,
 	}
 	root.PersistentFlags().StringVar(&a.cfgPath, "config", "", "config file (default anprsec.yaml, or $ANPRSEC_CONFIG)")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log debug messages")
-	root.AddCommand(a.initCmd(), a.runCmd(), a.jobsCmd(), a.historyCmd(), a.backupCmd(), a.restoreCmd(), a.genCmd(), a.postazioniCmd(), a.smartcardCmd())
+	root.AddCommand(a.initCmd(), a.runCmd(), a.jobsCmd(), a.historyCmd(), a.backupCmd(), a.restoreCmd(), a.genCmd(), a.postazioniCmd(), a.smartcardCmd(), a.exportCmd())
 	return root
 }
 

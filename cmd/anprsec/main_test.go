@@ -61,6 +61,7 @@ func TestScripts(t *testing.T) {
 			"waitfor":     cmdWaitFor,
 			"zipcmp":      cmdZipCmp,
 			"pgpdecrypt":  cmdPGPDecrypt,
+			"globcp":      cmdGlobCp,
 		},
 	})
 }

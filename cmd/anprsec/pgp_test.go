@@ -63,3 +63,21 @@ func cmdPGPDecrypt(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Check(os.WriteFile(ts.MkAbs(args[3]), out.Bytes(), 0o600))
 }
+
+// globcp GLOB DEST
+//
+// copies the one file matching GLOB to DEST (names that hold a date or a
+// hash); it fails when GLOB matches no file or more than one.
+func cmdGlobCp(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: globcp GLOB DEST")
+	}
+	m, err := filepath.Glob(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if len(m) != 1 {
+		ts.Fatalf("%s matches %d files, want 1: %v", args[0], len(m), m)
+	}
+	data, err := os.ReadFile(m[0])
+	ts.Check(err)
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), data, 0o600))
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"anprsec/export/audit"
+	"anprsec/ingest/drop"
+	"anprsec/jobs"
+)
+
+func (a *app) exportCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Write audit exports on demand",
+	}
+	var comune, out, dal, al string
+	auditCmd := &cobra.Command{
+		Use:   "audit [--comune ISTAT] [--out DIR] [--dal YYYY-MM-DD] [--al YYYY-MM-DD]",
+		Short: "Write a comune's user/authorization lists, or the national security report",
+		Long: `audit writes, with --comune, that comune's lists for its ALS (seed 004):
+utenti-<ISTAT>-<YYYYMMDD>.xlsx and .csv (one line per utenza with its profiles,
+the state of its smart card, e-mail, PEC and last change) and
+postazioni-<ISTAT>-<YYYYMMDD>.csv (its workstations and certificates).
+
+Without --comune it writes the national report for security reviews:
+sicurezza-<YYYYMMDD>.xlsx (summary with charts, anomalies, the national user
+list, the history of the period) and mensile-<YYYY-MM>.csv for each month of
+the period (certificates issued and revoked, cards activated, per comune).
+The period is the previous month and the current one to date, or --dal/--al.
+
+With --out the files go to that folder; without, to the drop, where the
+weekly export-audit job puts them (comuni/<ISTAT>/report/, sicurezza/report/).
+CSV files are UTF-8 with BOM and ';', as Italian Excel expects; a cell that a
+spreadsheet would read as a formula is written as text.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// The export streams the store; a soft memory limit keeps the
+			// garbage collector from letting the heap double (this process only).
+			debug.SetMemoryLimit(150 << 20)
+			r, closeFn, err := a.openRunner(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			env := r.Env()
+			var target audit.Target = env.Drop
+			flat := false
+			if out != "" {
+				l, err := drop.NewLocal(out)
+				if err != nil {
+					return err
+				}
+				target, flat = l, true
+			}
+			e := jobs.NewExporter(env, target, flat)
+			w := cmd.OutOrStdout()
+			if comune != "" {
+				f, err := e.Comune(cmd.Context(), comune)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "%s: %d utenze, %d postazioni\n  %s\n  %s\n  %s\n", comune, f.Utenze, f.Postazioni, f.XLSX, f.UsersCSV, f.WorkstationsCSV)
+				return nil
+			}
+			p := audit.DefaultPeriod(time.Now(), a.loc())
+			for _, d := range []struct {
+				flag string
+				to   *time.Time
+				end  bool
+			}{{dal, &p.From, false}, {al, &p.To, true}} {
+				if d.flag == "" {
+					continue
+				}
+				t, err := time.ParseInLocation("2006-01-02", d.flag, a.loc())
+				if err != nil {
+					return fmt.Errorf("%q is not a date YYYY-MM-DD", d.flag)
+				}
+				if d.end {
+					t = t.AddDate(0, 0, 1) // --al is included
+				}
+				*d.to = t
+			}
+			if !p.From.Before(p.To) {
+				return fmt.Errorf("the period is empty: --dal %s is not before --al", p.From.Format("2006-01-02"))
+			}
+			f, err := e.National(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "national report %s .. %s: %d utenze, %d anomalie, %d history entries\n  %s\n",
+				p.From.Format("02/01/2006"), p.To.AddDate(0, 0, -1).Format("02/01/2006"), f.Utenze, f.Anomalie, f.Storico, f.XLSX)
+			for _, m := range f.Monthly {
+				fmt.Fprintf(w, "  %s\n", m)
+			}
+			if f.Truncated {
+				fmt.Fprintln(w, "note: the history of the period did not fit in one sheet; narrow it with --dal/--al")
+			}
+			return nil
+		},
+	}
+	auditCmd.Flags().StringVar(&comune, "comune", "", "ISTAT code of the comune (default: the national report)")
+	auditCmd.Flags().StringVar(&out, "out", "", "folder to write to (default: the drop)")
+	auditCmd.Flags().StringVar(&dal, "dal", "", "national report: first day of the period (YYYY-MM-DD)")
+	auditCmd.Flags().StringVar(&al, "al", "", "national report: last day of the period, included (YYYY-MM-DD)")
+	cmd.AddCommand(auditCmd)
+	return cmd
+}

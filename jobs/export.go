@@ -1,0 +1,41 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"anprsec/export/audit"
+)
+
+// exportJob writes the audit exports (SPEC.md "export-audit", weekly;
+// issue 6): every comune's user/authorization and workstation lists in
+// comuni/<ISTAT>/report/, and the national workbook with the monthly CSVs
+// of the period (the previous month and the current one to date) in
+// sicurezza/report/. A comune that fails does not stop the others.
+var exportJob = Job{
+	Name:        "export-audit",
+	Description: "writes each comune's user/authorization list and the national security report (xlsx with charts, csv)",
+	Run:         runExport,
+}
+
+// NewExporter returns an exporter writing to target, in the drop layout
+// unless flat (every file at the target's root).
+func NewExporter(env *Env, target audit.Target, flat bool) *audit.Exporter {
+	return &audit.Exporter{Store: env.Store, Target: target, Flat: flat, Location: env.Loc}
+}
+
+func runExport(ctx context.Context, env *Env, run *Run) error {
+	e := NewExporter(env, env.Drop, false)
+	res, err := e.Comuni(ctx)
+	run.Add("comuni", res.Comuni)
+	run.Add("comuni_failed", res.Failed)
+	if err != nil {
+		return err
+	}
+	nat, nerr := e.National(ctx, audit.DefaultPeriod(time.Now(), env.Loc))
+	run.Add("utenze", nat.Utenze)
+	run.Add("anomalie", nat.Anomalie)
+	run.Add("storico", nat.Storico)
+	return errors.Join(res.Err, nerr)
+}
