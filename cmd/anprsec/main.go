@@ -37,6 +37,10 @@ func main() {
 }
 
 // app carries the global flags and what commands open.
+// extraCommands are the subcommands that files of this package add from
+// their init functions (one file per subcommand, main.go left alone).
+var extraCommands []func(a *app) *cobra.Command
+
 type app struct {
 	cfgPath string
 	verbose bool
@@ -81,6 +85,9 @@ the ANPRSEC_CONFIG environment variable. Start with "anprsec init".`,
 	root.PersistentFlags().StringVar(&a.cfgPath, "config", "", "config file (default anprsec.yaml, or $ANPRSEC_CONFIG)")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log debug messages")
 	root.AddCommand(a.initCmd(), a.runCmd(), a.jobsCmd(), a.historyCmd(), a.backupCmd(), a.restoreCmd(), a.genCmd(), a.postazioniCmd(), a.smartcardCmd(), a.exportCmd())
+	for _, c := range extraCommands {
+		root.AddCommand(c(a))
+	}
 	return root
 }
 
