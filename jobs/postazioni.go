@@ -152,6 +152,22 @@ func AnnullaRevoca(st *store.Store, src store.Source, code, motivo string, grace
 }
 
 func change(st *store.Store, src store.Source, op Op, code, motivo string, grace time.Duration, loc *time.Location) (*domain.Postazione, error) {
+	var out *domain.Postazione
+	err := st.Update(func(tx *store.Tx) error {
+		var err error
+		out, err = ChangePostazioneTx(tx, src, op, code, motivo, grace, loc)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ChangePostazioneTx applies op to the postazione code inside the caller's
+// transaction (the console requests check the operator's authorization in
+// the same one); grace and loc matter only to OpAnnullaRevoca.
+func ChangePostazioneTx(tx *store.Tx, src store.Source, op Op, code, motivo string, grace time.Duration, loc *time.Location) (*domain.Postazione, error) {
 	rule, ok := opRules[op]
 	if !ok {
 		return nil, fmt.Errorf("operazione %q sconosciuta (blocca, sblocca, revoca, annulla-revoca)", op)
@@ -164,68 +180,60 @@ func change(st *store.Store, src store.Source, op Op, code, motivo string, grace
 	if src.Actor == "" {
 		return nil, errors.New("postazioni: the operator (actor) is required")
 	}
-	var out *domain.Postazione
-	err := st.Update(func(tx *store.Tx) error {
-		p, err := tx.Postazione(code)
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%w: %s", ErrPostazioneSconosciuta, code)
-		}
-		if err != nil {
-			return err
-		}
-		allowed := false
-		for _, s := range rule.from {
-			allowed = allowed || p.State == s
-		}
-		if !allowed {
-			return &ErrStato{Op: op, Code: code, State: p.State, Allowed: rule.from}
-		}
-		to := rule.to
-		switch op {
-		case OpBlocca:
-			p.HoldSince = tx.Now
-		case OpSblocca:
-			p.HoldSince = time.Time{}
-		case OpRevoca:
-			p.PrevState = p.State
-			p.RevokedAt = tx.Now
-			p.RevocationReason = pki.RevocationReason(motivo)
-		case OpAnnullaRevoca:
-			if RevokeFinal(p, grace, tx.Now) {
-				return &ErrFinestraScaduta{Code: code, RevokedAt: firstSet(p.RevokedAt, p.Updated), Grace: grace, Loc: loc}
-			}
-			to = p.PrevState
-			if to != domain.CertAttivo && to != domain.CertBloccato {
-				// Revoked before PrevState was recorded: a hold time
-				// means it was BLOCCATO.
-				to = domain.CertAttivo
-				if !p.HoldSince.IsZero() {
-					to = domain.CertBloccato
-				}
-			}
-			if to == domain.CertAttivo {
-				p.HoldSince = time.Time{}
-			}
-			p.PrevState = ""
-			p.RevokedAt = time.Time{}
-			p.RevocationReason = 0
-		}
-		p.State = to
-		p.Reason = motivo
-		p.Updated = tx.Now
-		if err := tx.PutPostazione(p); err != nil {
-			return err
-		}
-		if err := tx.Record(src, rule.action, "postazione", p.Code, motivo); err != nil {
-			return err
-		}
-		out = p
-		return nil
-	})
+	p, err := tx.Postazione(code)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrPostazioneSconosciuta, code)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	allowed := false
+	for _, s := range rule.from {
+		allowed = allowed || p.State == s
+	}
+	if !allowed {
+		return nil, &ErrStato{Op: op, Code: code, State: p.State, Allowed: rule.from}
+	}
+	to := rule.to
+	switch op {
+	case OpBlocca:
+		p.HoldSince = tx.Now
+	case OpSblocca:
+		p.HoldSince = time.Time{}
+	case OpRevoca:
+		p.PrevState = p.State
+		p.RevokedAt = tx.Now
+		p.RevocationReason = pki.RevocationReason(motivo)
+	case OpAnnullaRevoca:
+		if RevokeFinal(p, grace, tx.Now) {
+			return nil, &ErrFinestraScaduta{Code: code, RevokedAt: firstSet(p.RevokedAt, p.Updated), Grace: grace, Loc: loc}
+		}
+		to = p.PrevState
+		if to != domain.CertAttivo && to != domain.CertBloccato {
+			// Revoked before PrevState was recorded: a hold time
+			// means it was BLOCCATO.
+			to = domain.CertAttivo
+			if !p.HoldSince.IsZero() {
+				to = domain.CertBloccato
+			}
+		}
+		if to == domain.CertAttivo {
+			p.HoldSince = time.Time{}
+		}
+		p.PrevState = ""
+		p.RevokedAt = time.Time{}
+		p.RevocationReason = 0
+	}
+	p.State = to
+	p.Reason = motivo
+	p.Updated = tx.Now
+	if err := tx.PutPostazione(p); err != nil {
+		return nil, err
+	}
+	if err := tx.Record(src, rule.action, "postazione", p.Code, motivo); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // ErrComuneSconosciuto is returned (wrapped, with the code) for a comune
