@@ -6,10 +6,12 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"net"
 	"net/mail"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -122,6 +124,12 @@ type Config struct {
 			Timeout      time.Duration `yaml:"timeout"`
 		} `yaml:"smtp"`
 	} `yaml:"mail"`
+
+	Metrics struct {
+		// Address (host:port, loopback only) where `anprsec run` serves
+		// /metrics, /healthz and /status; empty disables the server.
+		Address string `yaml:"address"`
+	} `yaml:"metrics"`
 
 	Schedules map[string]string `yaml:"schedules"`
 }
@@ -271,10 +279,39 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("mail.smtp.tls %q: want mandatory, opportunistic or none", c.Mail.SMTP.TLS)
 	}
+	if err := checkLoopback(c.Metrics.Address); err != nil {
+		return fmt.Errorf("metrics.address: %w", err)
+	}
 	if c.PKI.CRLValidity <= time.Hour {
 		return fmt.Errorf("pki.crl_validity %s: must be more than 1h (the CRL is re-signed every hour)", c.PKI.CRLValidity)
 	}
 	return nil
+}
+
+// checkLoopback accepts "" (no metrics server) or a host:port whose host is
+// localhost or a loopback IP: the metrics and status pages are for the
+// operator of this machine, never for the network.
+func checkLoopback(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port on the loopback, e.g. 127.0.0.1:9464 (empty disables the server)", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	if host == "" {
+		return fmt.Errorf("%q listens on every interface: the metrics server only listens on the loopback (127.0.0.1, ::1 or localhost); put a reverse proxy in front to expose it", addr)
+	}
+	return fmt.Errorf("%q is not a loopback address: the metrics server only listens on the loopback (127.0.0.1, ::1 or localhost); put a reverse proxy in front to expose it", addr)
 }
 
 // Path resolves a path of the config relative to the config's folder.
