@@ -43,6 +43,10 @@ type Runner struct {
 	sched map[string]cron.Schedule
 	locks map[string]*sync.Mutex
 	log   *slog.Logger
+
+	// OnRunEnd, when set, is called after each run's final record is
+	// committed (metrics observe runs through it). It must return quickly.
+	OnRunEnd func(rec *store.Run)
 }
 
 var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
@@ -170,14 +174,80 @@ func (r *Runner) Run(ctx context.Context, name, trigger string, scheduled time.T
 	default:
 		rec.Outcome = "ok"
 	}
-	if uerr := r.env.Store.Update(func(tx *store.Tx) error { return tx.PutRun(rec) }); uerr != nil && err == nil {
+	if uerr := r.env.Store.Update(func(tx *store.Tx) error { return putFinal(tx, rec) }); uerr != nil && err == nil {
 		err = uerr
 	}
 	log.Info("job finished", "outcome", rec.Outcome, "seconds", rec.End.Sub(rec.Start).Seconds(), "counts", rec.Counts)
+	if r.OnRunEnd != nil {
+		r.OnRunEnd(rec)
+	}
 	if err != nil {
 		return rec, fmt.Errorf("job %s: %w", name, err)
 	}
 	return rec, nil
+}
+
+// runID is the ID of a run record ("" when the run did not start).
+func runID(rec *store.Run) string {
+	if rec == nil {
+		return ""
+	}
+	return rec.ID
+}
+
+// Meta keys of a job's last successful and last failed run, written in the
+// transaction of the run's final record, so that /healthz and
+// `anprsec status` read them without scanning the run history.
+const (
+	metaLastOK   = "run-ok/"
+	metaLastFail = "run-fail/"
+)
+
+// putFinal stores a run's final record and, for an ok or a failed
+// (error, panic) run, keeps it as the job's last success or failure.
+func putFinal(tx *store.Tx, rec *store.Run) error {
+	if err := tx.PutRun(rec); err != nil {
+		return err
+	}
+	switch rec.Outcome {
+	case "ok":
+		return tx.SetMeta(metaLastOK+rec.Job, rec)
+	case "error", "panic":
+		return tx.SetMeta(metaLastFail+rec.Job, rec)
+	}
+	return nil
+}
+
+// LastSuccess returns the last run of a job with outcome "ok"
+// (store.ErrNotFound when there is none). Stores written before this
+// record existed fall back on the job's last run when it was ok.
+func LastSuccess(tx *store.Tx, job string) (*store.Run, error) {
+	return lastWith(tx, metaLastOK, job, func(o string) bool { return o == "ok" })
+}
+
+// LastFailure returns the last run of a job with outcome "error" or
+// "panic" (store.ErrNotFound when there is none), with the same fallback.
+func LastFailure(tx *store.Tx, job string) (*store.Run, error) {
+	return lastWith(tx, metaLastFail, job, func(o string) bool { return o == "error" || o == "panic" })
+}
+
+func lastWith(tx *store.Tx, prefix, job string, match func(string) bool) (*store.Run, error) {
+	var rec store.Run
+	err := tx.Meta(prefix+job, &rec)
+	if err == nil {
+		return &rec, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	last, err := tx.LastRun(job)
+	if err != nil {
+		return nil, err
+	}
+	if !match(last.Outcome) {
+		return nil, store.ErrNotFound
+	}
+	return last, nil
 }
 
 // cronJob adapts a job to cron.Job.
@@ -189,8 +259,8 @@ type cronJob struct {
 
 func (c cronJob) Run() {
 	scheduled := time.Now().In(c.r.loc).Truncate(time.Minute)
-	if _, err := c.r.Run(c.ctx, c.name, TriggerSchedule, scheduled); err != nil && !errors.Is(err, ErrRunning) {
-		c.r.log.Error("scheduled run failed", "job", c.name, "err", err)
+	if rec, err := c.r.Run(c.ctx, c.name, TriggerSchedule, scheduled); err != nil && !errors.Is(err, ErrRunning) {
+		c.r.log.Error("scheduled run failed", "job", c.name, "run", runID(rec), "err", err)
 	}
 }
 
@@ -226,8 +296,8 @@ func (r *Runner) Serve(ctx context.Context) error {
 		go func(n string) {
 			defer wg.Done()
 			r.log.Info("catching up a run missed while stopped", "job", n)
-			if _, err := r.Run(ctx, n, TriggerCatchUp, time.Now().In(r.loc)); err != nil && !errors.Is(err, ErrRunning) {
-				r.log.Error("catch-up run failed", "job", n, "err", err)
+			if rec, err := r.Run(ctx, n, TriggerCatchUp, time.Now().In(r.loc)); err != nil && !errors.Is(err, ErrRunning) {
+				r.log.Error("catch-up run failed", "job", n, "run", runID(rec), "err", err)
 			}
 		}(n)
 	}
