@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"anprsec/ingest/drop"
 	"anprsec/ingest/esito"
@@ -194,8 +195,16 @@ func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 			continue
 		}
 		p := path.Join(in.Dir, e.Name)
-		if _, err := drop.Clean(p); err != nil {
-			in.log().Warn("skipping a file with an unsafe name", "dir", in.Dir, "name", fmt.Sprintf("%q", e.Name))
+		if why := badName(in.Dir, e.Name); why != "" {
+			refused, err := in.refuseBadName(ctx, e, why)
+			if err != nil {
+				in.log().Error("cannot refuse a file with an unsafe name, will retry", "dir", in.Dir, "name", fmt.Sprintf("%q", e.Name), "err", err)
+				if firstErr == nil {
+					firstErr = err
+				}
+			} else if refused {
+				st.Refused++
+			}
 			continue
 		}
 		if !in.ready(p, e) {
@@ -209,6 +218,73 @@ func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 		}
 	}
 	return st, firstErr
+}
+
+// badName says why a listed name cannot be handled as a file of folder
+// dir, or "" when it can. A drop lists base names; a name holding a slash
+// (which no file system gives, but a hostile SFTP server may list) would
+// lead to another folder of the drop, and drop.Clean refuses control
+// characters and backslashes anywhere.
+func badName(dir, name string) string {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return "non è un nome di file"
+	case strings.ContainsAny(name, "/\\"):
+		return "contiene una barra (/ o \\)"
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return "contiene caratteri di controllo (a capo, tabulazioni o altri caratteri non stampabili)"
+		}
+	}
+	if _, err := drop.Clean(path.Join(dir, name)); err != nil {
+		return "non è ammesso"
+	}
+	return ""
+}
+
+// safeName is name with every character that badName objects to replaced
+// by "_": the name of the receipt of a file with an unsafe name.
+func safeName(name string) string {
+	s := strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || unicode.IsControl(r) {
+			return '_'
+		}
+		return r
+	}, name)
+	if s == "" || s == "." || s == ".." {
+		s = "_" + s
+	}
+	return s
+}
+
+// refuseBadName refuses a file whose name the drop cannot handle: its
+// receipt (riga 0, NOME_NON_VALIDO) is written under safeName, and the
+// file stays where it is, since no drop operation accepts its name. It is
+// done once for each size and modification time of the file (recorded in
+// the store), so a file left there does not get a receipt every run. It
+// reports whether it refused the file now.
+func (in *Inbox) refuseBadName(ctx context.Context, e drop.Entry, why string) (bool, error) {
+	sum := sha256.Sum256([]byte(e.Name))
+	key := "badname/" + in.Dir + "/" + hex.EncodeToString(sum[:])
+	cur := look{Size: e.Size, MTime: e.ModTime.UTC()}
+	var prev look
+	if err := in.Store.View(func(tx *store.Tx) error { return tx.Meta(key, &prev) }); err == nil && prev.Size == cur.Size && prev.MTime.Equal(cur.MTime) {
+		return false, nil // refused before
+	}
+	safe := safeName(e.Name)
+	code := "NOME_NON_VALIDO"
+	msg := fmt.Sprintf("il nome del file %q %s: il file non è stato letto né spostato; rinominarlo (o rimuoverlo) e inviarlo di nuovo", e.Name, why)
+	in.log().Warn("file refused", "dir", in.Dir, "name", fmt.Sprintf("%q", e.Name), "code", code, "reason", msg)
+	if err := in.writeReceipt(ctx, safe, esito.Refused(code, msg), false); err != nil {
+		return false, err
+	}
+	return true, in.Store.Update(func(tx *store.Tx) error {
+		if err := tx.Record(store.Source{Actor: in.actor(), File: path.Join(in.Dir, safe)}, "file.scartato", "file", path.Join(in.Dir, safe), code+": "+msg); err != nil {
+			return err
+		}
+		return tx.SetMeta(key, cur)
+	})
 }
 
 // ready: unchanged since the previous look, or untouched for Settle.

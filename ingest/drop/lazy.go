@@ -65,7 +65,27 @@ func (l *Lazy) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	rc, err := d.Open(ctx, name)
-	return rc, l.check(d, err)
+	if err != nil {
+		return nil, l.check(d, err)
+	}
+	return &lazyReader{ReadCloser: rc, l: l, d: d}, nil
+}
+
+// lazyReader is a file opened through a Lazy: a failed read (a connection
+// cut mid-download) drops the connection too, so the next call dials again
+// instead of failing on a dead connection.
+type lazyReader struct {
+	io.ReadCloser
+	l *Lazy
+	d Drop
+}
+
+func (r *lazyReader) Read(b []byte) (int, error) {
+	n, err := r.ReadCloser.Read(b)
+	if err != nil && err != io.EOF {
+		r.l.check(r.d, err)
+	}
+	return n, err
 }
 
 // Write implements Drop.

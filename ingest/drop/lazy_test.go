@@ -76,3 +76,50 @@ func TestLazyDialError(t *testing.T) {
 		t.Errorf("String = %q", l.String())
 	}
 }
+
+// cutReader fails after its first read, as a download cut by the network.
+type cutReader struct{ n int }
+
+func (c *cutReader) Read(b []byte) (int, error) {
+	if c.n > 0 {
+		return 0, errors.New("connection reset by peer")
+	}
+	c.n++
+	return copy(b, "abc"), nil
+}
+
+func (c *cutReader) Close() error { return nil }
+
+type cutOpen struct{ flaky }
+
+func (c *cutOpen) Open(context.Context, string) (io.ReadCloser, error) { return &cutReader{}, nil }
+
+// A read that fails mid-download drops the connection: the next call dials
+// again rather than failing on a dead connection.
+func TestLazyReadFailureRedials(t *testing.T) {
+	ctx := context.Background()
+	dials := 0
+	l := &Lazy{Name: "test", Dial: func(context.Context) (Drop, error) {
+		dials++
+		return &cutOpen{flaky{Local: Local{Root: t.TempDir()}}}, nil
+	}}
+	rc, err := l.Open(ctx, "a.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err == nil || string(b) != "abc" {
+		t.Fatalf("ReadAll = %q, %v", b, err)
+	}
+	if _, err := l.List(ctx, "."); err != nil || dials != 2 {
+		t.Fatalf("after the cut: %v, %d dials; want a new connection", err, dials)
+	}
+	// io.EOF is the end of a file, not a broken connection.
+	rc, _ = l.Open(ctx, "a.txt")
+	rc.Read(make([]byte, 10))
+	if _, err := l.List(ctx, "."); err != nil || dials != 2 {
+		t.Fatalf("after a good read: %v, %d dials", err, dials)
+	}
+	l.Close()
+}

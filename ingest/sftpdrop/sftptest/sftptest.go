@@ -17,7 +17,9 @@
 // posix-rename@openssh.com extension. Requests are resolved inside
 // Server.Dir through os.Root, so no path or symlink leads outside it; a
 // plain rename refuses an existing target, as OpenSSH does, while
-// posix-rename replaces it. Everything stops in t.Cleanup.
+// posix-rename replaces it. Server.CutAfterSent and CutAfterReceived
+// simulate a connection cut in the middle of a transfer. Everything stops
+// in t.Cleanup.
 package sftptest
 
 import (
@@ -57,6 +59,11 @@ type Server struct {
 	conns  []net.Conn
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	cutMu   sync.Mutex
+	cutSent int64 // bytes to client before the cut; < 0: not armed
+	cutRecv int64 // bytes from client before the cut; < 0: not armed
+	cuts    int
 }
 
 // Option configures Start.
@@ -103,7 +110,8 @@ func Start(t testing.TB, clientKey ssh.PublicKey, opts ...Option) *Server {
 	host := NewKey(t)
 	s := &Server{
 		Dir: dir, User: o.user, HostKey: host.PublicKey(), root: root,
-		fs: &jailFS{root: root, readHook: o.readHook, writeHook: o.writeHook},
+		fs:      &jailFS{root: root, readHook: o.readHook, writeHook: o.writeHook},
+		cutSent: -1, cutRecv: -1,
 	}
 	want := clientKey.Marshal()
 	conf := &ssh.ServerConfig{
@@ -129,6 +137,7 @@ func Start(t testing.TB, clientKey ssh.PublicKey, opts ...Option) *Server {
 			if err != nil {
 				return
 			}
+			c = &cutConn{Conn: c, s: s}
 			if !s.track(c) {
 				c.Close()
 				return
@@ -209,4 +218,75 @@ func (s *Server) serveConn(c net.Conn, conf *ssh.ServerConfig) {
 			}
 		}()
 	}
+}
+
+// CutAfterSent arms a one-shot fault: after n more bytes sent to clients
+// (on any connection, counted from now), the connection carrying them is
+// closed abruptly, in the middle of whatever it was sending: a download
+// cut by the network. Later connections are not affected.
+func (s *Server) CutAfterSent(n int64) {
+	s.cutMu.Lock()
+	defer s.cutMu.Unlock()
+	s.cutSent = n
+}
+
+// CutAfterReceived is CutAfterSent for bytes received from clients: an
+// upload cut by the network.
+func (s *Server) CutAfterReceived(n int64) {
+	s.cutMu.Lock()
+	defer s.cutMu.Unlock()
+	s.cutRecv = n
+}
+
+// Cuts is how many connections an armed cut has closed.
+func (s *Server) Cuts() int {
+	s.cutMu.Lock()
+	defer s.cutMu.Unlock()
+	return s.cuts
+}
+
+// allow returns how many of n bytes may pass in one direction before an
+// armed cut, and whether the connection must be cut after them.
+func (s *Server) allow(counter *int64, n int) (int, bool) {
+	s.cutMu.Lock()
+	defer s.cutMu.Unlock()
+	if *counter < 0 {
+		return n, false
+	}
+	if int64(n) < *counter {
+		*counter -= int64(n)
+		return n, false
+	}
+	m := int(*counter)
+	*counter = -1
+	s.cuts++
+	return m, true
+}
+
+// cutConn is a server-side connection that an armed cut closes.
+type cutConn struct {
+	net.Conn
+	s *Server
+}
+
+func (c *cutConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		m, cut := c.s.allow(&c.s.cutRecv, n)
+		if cut {
+			c.Conn.Close()
+			return m, net.ErrClosed
+		}
+	}
+	return n, err
+}
+
+func (c *cutConn) Write(b []byte) (int, error) {
+	m, cut := c.s.allow(&c.s.cutSent, len(b))
+	if !cut {
+		return c.Conn.Write(b)
+	}
+	n, _ := c.Conn.Write(b[:m])
+	c.Conn.Close()
+	return n, net.ErrClosed
 }

@@ -259,3 +259,63 @@ func TestOnlyTests(t *testing.T) {
 		t.Fatalf("only %d Go files checked under %s", checked, modRoot)
 	}
 }
+
+// TestCut: an armed cut closes the connection in the middle of a download
+// or an upload, once; a new connection then works.
+func TestCut(t *testing.T) {
+	cl := sftptest.NewClient(t)
+	srv := sftptest.Start(t, cl.PublicKey())
+	kh := sftptest.WriteKnownHosts(t, filepath.Join(cl.Dir, "kh"), srv.Addr, srv.HostKey)
+	content := strings.Repeat("0123456789", 50_000) // 500 kB
+	if err := os.WriteFile(filepath.Join(srv.Dir, "big"), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := connect(t, srv, srv.User, cl.Key.Signer, kh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.CutAfterSent(100_000)
+	f, err := c.Open("big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(f)
+	if err == nil || len(b) >= len(content) {
+		t.Fatalf("download through a cut: %d bytes, %v", len(b), err)
+	}
+	if srv.Cuts() != 1 {
+		t.Errorf("Cuts = %d", srv.Cuts())
+	}
+
+	c, err = connect(t, srv, srv.User, cl.Key.Signer, kh)
+	if err != nil {
+		t.Fatalf("connection after the cut: %v", err)
+	}
+	f, err = c.Open("big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(f); err != nil || string(b) != content {
+		t.Fatalf("download after the cut: %d bytes, %v", len(b), err)
+	}
+
+	srv.CutAfterReceived(100_000)
+	w, err := c.Create("up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.Write([]byte(content))
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		t.Fatal("upload through a cut succeeded")
+	}
+	if fi, err := os.Stat(filepath.Join(srv.Dir, "up")); err == nil && fi.Size() >= int64(len(content)) {
+		t.Errorf("the server holds the whole upload (%d bytes)", fi.Size())
+	}
+	if srv.Cuts() != 2 {
+		t.Errorf("Cuts = %d", srv.Cuts())
+	}
+}
