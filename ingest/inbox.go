@@ -47,6 +47,10 @@ type Inbox struct {
 	// WaitCompanion: a file whose companion is not there yet is read only
 	// once it is Settle old (the companion may still be on its way).
 	WaitCompanion bool
+	// Unpipelined commits each chunk in a plain store transaction, in
+	// which the processor may scan (the console requests check the
+	// comune's utenze); the default pipelines chunks (see Commit).
+	Unpipelined bool
 }
 
 // MaxAttempts is how many times a file that makes processing fail is tried
@@ -101,11 +105,15 @@ func (f *File) Commit(k int, fn func(tx *store.Tx, buf *bytes.Buffer) (ok, ko in
 	if k != f.rec.Chunks {
 		return fmt.Errorf("%s: chunk %d committed out of order (checkpoint %d)", f.Path, k, f.rec.Chunks)
 	}
-	if f.pipe == nil {
-		f.pipe = f.inbox.Store.Pipeline()
+	update := f.inbox.Store.Update
+	if !f.inbox.Unpipelined {
+		if f.pipe == nil {
+			f.pipe = f.inbox.Store.Pipeline()
+		}
+		update = f.pipe.Update
 	}
 	var next store.InputFile
-	err := f.pipe.Update(func(tx *store.Tx) error {
+	err := update(func(tx *store.Tx) error {
 		var buf bytes.Buffer
 		ok, ko, err := fn(tx, &buf)
 		if err != nil {

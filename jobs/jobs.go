@@ -69,6 +69,7 @@ func All() []Job {
 	return []Job{
 		censimentoJob,
 		consegneJob,
+		richiesteJob,
 		certificatiJob,
 		crlJob,
 		poolJob,

@@ -1,0 +1,421 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"anprsec/codfisc"
+	"anprsec/domain"
+	"anprsec/ingest"
+	"anprsec/ingest/esito"
+	"anprsec/ingest/richieste"
+	"anprsec/ingest/table"
+	"anprsec/store"
+)
+
+// The people of the authorization matrix. Comune A (Roma) has every
+// profile with an active card, and operators whose card or utenza is not
+// usable; comune B (Milano) has its own ALS and ALP.
+const comA, comB = "058091", "015146"
+
+// Valid codici fiscali (check letter computed) for the people of the matrix.
+var (
+	opASC = cfOf("ASCAAA00A01H501")
+	opALS = cfOf("ALSAAA00A01H501")
+	opALP = cfOf("ALPAAA00A01H501")
+	opAPL = cfOf("APLAAA00A01H501")
+	opOper = cfOf("OPRAAA00A01H501") // OPERATORE, no card
+	opALSCard = cfOf("ALSBLC00A01H501") // ALS whose card is BLOCCATA
+	opALSBlock = cfOf("ALSUBL00A01H501") // ALS whose utenza is BLOCCATA
+	opALSOther = cfOf("ALSBBB00A01H501") // ALS of comune B
+	opALPOther = cfOf("ALPBBB00A01H501") // ALP of comune B
+	tgtUser = cfOf("TGTUSR00A01H501") // OPERATORE of A, ATTIVA
+	tgtBlocked = cfOf("TGTBLK00A01H501") // OPERATORE of A, BLOCCATA
+	tgtDeliv = cfOf("TGTDLV00A01H501") // card CONSEGNATA DALLA PREFETTURA
+	tgtActive = cfOf("TGTATT00A01H501") // card ATTIVA
+	tgtCardBlk = cfOf("TGTSCB00A01H501") // card BLOCCATA
+	tgtOther = cfOf("TGTOTH00A01H501") // OPERATORE of B, card ATTIVA
+	newCF = "THDSDA95P08Z330H" // a valid CF for INSERISCI_UTENTE
+)
+
+func cfOf(first15 string) string { return first15 + string(codfisc.CheckLetter(first15)) }
+
+type person struct {
+	cf, istat string
+	profiles  []domain.Profile
+	utenza    domain.UtenzaState
+	card      domain.CardState // "" = none
+}
+
+var matrixPeople = []person{
+	{opASC, comA, []domain.Profile{domain.ASC}, domain.UtenzaAttiva, domain.CardAttiva},
+	{opALS, comA, []domain.Profile{domain.ALS}, domain.UtenzaAttiva, domain.CardAttiva},
+	{opALP, comA, []domain.Profile{domain.ALP}, domain.UtenzaAttiva, domain.CardAttiva},
+	{opAPL, comA, []domain.Profile{domain.APL}, domain.UtenzaAttiva, domain.CardAttiva},
+	{opOper, comA, []domain.Profile{domain.Operatore}, domain.UtenzaAttiva, ""},
+	{opALSCard, comA, []domain.Profile{domain.ALS}, domain.UtenzaAttiva, domain.CardBloccata},
+	{opALSBlock, comA, []domain.Profile{domain.ALS}, domain.UtenzaBloccata, domain.CardAttiva},
+	{opALSOther, comB, []domain.Profile{domain.ALS}, domain.UtenzaAttiva, domain.CardAttiva},
+	{opALPOther, comB, []domain.Profile{domain.ALP}, domain.UtenzaAttiva, domain.CardAttiva},
+	{cfOf("ASCBBB00A01H501"), comB, []domain.Profile{domain.ASC}, domain.UtenzaAttiva, domain.CardAttiva},
+	{tgtUser, comA, []domain.Profile{domain.Operatore}, domain.UtenzaAttiva, ""},
+	{tgtBlocked, comA, []domain.Profile{domain.Operatore}, domain.UtenzaBloccata, ""},
+	{tgtDeliv, comA, []domain.Profile{domain.Operatore}, domain.UtenzaAttiva, domain.CardConsegnata},
+	{tgtActive, comA, []domain.Profile{domain.Operatore}, domain.UtenzaAttiva, domain.CardAttiva},
+	{tgtCardBlk, comA, []domain.Profile{domain.Operatore}, domain.UtenzaAttiva, domain.CardBloccata},
+	{tgtOther, comB, []domain.Profile{domain.Operatore}, domain.UtenzaAttiva, domain.CardAttiva},
+}
+
+// matrixStore writes the people, comuni and postazioni of the matrix.
+func matrixStore(t *testing.T, c *certEnv, people []person) {
+	t.Helper()
+	n := 0
+	err := c.env.Store.Update(func(tx *store.Tx) error {
+		for _, istat := range []string{comA, comB} {
+			info, _ := c.env.Comuni.Lookup(istat)
+			if err := tx.PutComune(&domain.Comune{ISTAT: istat, Name: info.Name, Province: info.Province, NextPC: 2, Workstations: 2}); err != nil {
+				return err
+			}
+			for i, st := range []domain.CertState{domain.CertAttivo, domain.CertBloccato} {
+				code := domain.WorkstationCode(istat, i+1)
+				if err := tx.PutPostazione(&domain.Postazione{Code: code, ISTAT: istat, State: st, Serial: fmt.Sprintf("%X", i+100)}); err != nil {
+					return err
+				}
+			}
+		}
+		for _, p := range people {
+			pe := &domain.Person{CF: p.cf, Surname: "Prova", Name: "Persona"}
+			if p.card != "" {
+				n++
+				pe.Card = fmt.Sprintf("SC%010d", n)
+				sc := &domain.SmartCard{Serial: pe.Card, CF: p.cf, ISTAT: p.istat, State: p.card, SecondSealed: []byte("sealed")}
+				if err := tx.InsertCard(sc); err != nil {
+					return err
+				}
+			}
+			if err := tx.PutPerson(pe); err != nil {
+				return err
+			}
+			u := &domain.Utenza{ISTAT: p.istat, CF: p.cf, Email: strings.ToLower(p.cf[:6]) + "@example.it", Profiles: p.profiles,
+				Environments: []domain.Environment{domain.Produzione}, NeedsCard: p.card != "", State: p.utenza}
+			if err := tx.PutUtenza(u); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+var errRollback = errors.New("rollback")
+
+// tryRow applies one request row of comune istat in a transaction that is
+// then rolled back, and returns its esito line and the history actions it
+// recorded.
+func tryRow(t *testing.T, c *certEnv, istat string, cols []string, vals []string) (esito.Line, []string) {
+	t.Helper()
+	csv := strings.Join(cols, ";") + "\n" + strings.Join(vals, ";") + "\n"
+	tab, err := table.Open("r.csv", []byte(csv), table.Options{Required: richieste.Required, Optional: richieste.Optional})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &requestProcessor{env: c.env, istat: istat, run: &Run{ID: "t", Log: discardLog(), Counts: map[string]int{}}}
+	f := &ingest.File{Path: "comuni/" + istat + "/richieste/r.csv", Name: "r.csv"}
+	var line esito.Line
+	var actions []string
+	err = c.env.Store.Update(func(tx *store.Tx) error {
+		var err error
+		if line, err = p.apply(tx, f, tab, tab.Rows[0]); err != nil {
+			return err
+		}
+		return errRollback
+	})
+	if !errors.Is(err, errRollback) {
+		t.Fatal(err)
+	}
+	_ = actions
+	return line, actions
+}
+
+// opRow is a request row for an operation with a target that exists.
+func opRow(op richieste.Op, operator, istat string) ([]string, []string) {
+	cols := []string{richieste.ColOperazione, richieste.ColOperatore}
+	vals := []string{string(op), operator}
+	add := func(c, v string) { cols, vals = append(cols, c), append(vals, v) }
+	pc := func(n int) string { return domain.WorkstationCode(istat, n) }
+	target := func(own, other string) string {
+		if istat == comA {
+			return own
+		}
+		return other
+	}
+	switch op {
+	case richieste.RegistraPostazione:
+		add(richieste.ColEtichetta, "Anagrafe 3")
+	case richieste.BloccaPostazione, richieste.RevocaPostazione:
+		add(richieste.ColCodice, pc(1))
+		add(richieste.ColMotivo, "prova")
+	case richieste.SbloccaPostazione:
+		add(richieste.ColCodice, pc(2))
+		add(richieste.ColMotivo, "prova")
+	case richieste.InserisciUtente:
+		for _, kv := range [][2]string{{richieste.ColCF, newCF}, {richieste.ColCognome, "Thadsda"}, {richieste.ColNome, "Sda"},
+			{richieste.ColEmail, "sda@example.it"}, {richieste.ColProfili, "OPERATORE"}, {richieste.ColCard, "NO"}, {richieste.ColAmbiente, "PRODUZIONE"}} {
+			add(kv[0], kv[1])
+		}
+	case richieste.ModificaUtente:
+		add(richieste.ColCF, target(tgtUser, tgtOther))
+		add(richieste.ColEmail, "nuova@example.it")
+	case richieste.BloccaUtente, richieste.CancellaUtente:
+		add(richieste.ColCF, target(tgtUser, tgtOther))
+	case richieste.SbloccaUtente:
+		add(richieste.ColCF, target(tgtBlocked, tgtOther))
+	case richieste.RegistraConsegnaSC:
+		add(richieste.ColCF, target(tgtDeliv, tgtOther))
+		add(richieste.ColSeriale, "")
+	case richieste.NuovaSC, richieste.BloccaSC:
+		add(richieste.ColCF, target(tgtActive, tgtOther))
+		add(richieste.ColMotivo, "prova")
+	case richieste.SbloccaSC:
+		add(richieste.ColCF, target(tgtCardBlk, tgtOther))
+		add(richieste.ColMotivo, "prova")
+	}
+	return cols, vals
+}
+
+// TestRichiesteAuthorization: every operation × operator (profile, card,
+// utenza, comune) in comune A's folder, and every operation aimed at a
+// target of comune B from comune A's folder. Each row is OK or SCARTATO
+// with its reason, never anything else.
+func TestRichiesteAuthorization(t *testing.T) {
+	c := newCertEnv(t)
+	matrixStore(t, c, matrixPeople)
+	// REGISTRA_CONSEGNA_SC needs the serial of the delivered card.
+	var delivSerial string
+	c.env.Store.View(func(tx *store.Tx) error {
+		p, _ := tx.Person(tgtDeliv)
+		delivSerial = p.Card
+		return nil
+	})
+
+	workstation := map[richieste.Op]bool{richieste.RegistraPostazione: true, richieste.BloccaPostazione: true, richieste.SbloccaPostazione: true, richieste.RevocaPostazione: true}
+	okCode := map[richieste.Op]string{
+		richieste.RegistraPostazione: "REGISTRATA", richieste.BloccaPostazione: "BLOCCATO", richieste.SbloccaPostazione: "ATTIVO",
+		richieste.RevocaPostazione: "REVOCATA IN LAVORAZIONE", richieste.InserisciUtente: "CREATA", richieste.ModificaUtente: "AGGIORNATA",
+		richieste.BloccaUtente: "BLOCCATA", richieste.SbloccaUtente: "ATTIVA", richieste.CancellaUtente: "CANCELLATA",
+		richieste.RegistraConsegnaSC: "ATTIVA", richieste.NuovaSC: "RICHIESTA", richieste.BloccaSC: "BLOCCATA", richieste.SbloccaSC: "ATTIVA",
+	}
+	type who struct {
+		name, cf string
+	}
+	operators := []who{{"ASC", opASC}, {"ALS", opALS}, {"ALP", opALP}, {"APL", opAPL}, {"OPERATORE", opOper},
+		{"ALS card blocked", opALSCard}, {"ALS utenza blocked", opALSBlock}, {"ALS of B", opALSOther}, {"unknown", cfOf("ZZZZZZ00A01H501")}, {"empty", ""}}
+	cases := 0
+	for _, rule := range richieste.Rules {
+		for _, w := range operators {
+			want := "NON_AUTORIZZATO"
+			switch {
+			case w.cf == "":
+				want = "OPERATORE"
+			case w.cf == opALSOther || w.cf == cfOf("ZZZZZZ00A01H501"):
+				want = "OPERATORE_SCONOSCIUTO"
+			case w.cf == opALSBlock:
+				want = "OPERATORE_NON_ATTIVO"
+			case w.cf == opALSCard:
+				want = "OPERATORE_SMART_CARD_NON_ATTIVA"
+			case w.cf == opOper:
+				want = "OPERATORE_SENZA_SMART_CARD"
+			case workstation[rule.Op] && w.cf == opALP, !workstation[rule.Op] && w.cf == opALS:
+				want = okCode[rule.Op]
+			}
+			cols, vals := opRow(rule.Op, w.cf, comA)
+			if rule.Op == richieste.RegistraConsegnaSC {
+				vals[len(vals)-1] = delivSerial
+			}
+			t.Run(fmt.Sprintf("%s/%s", rule.Op, w.name), func(t *testing.T) {
+				line, _ := tryRow(t, c, comA, cols, vals)
+				if line.Code != want || (want == okCode[rule.Op]) != (line.Outcome == esito.OK) {
+					t.Errorf("%s %s: %s %s %q, want %s", rule.Op, w.name, line.Outcome, line.Code, line.Message, want)
+				}
+			})
+			cases++
+		}
+		// The target in comune B, asked from comune A's folder by the
+		// operator who would be allowed.
+		if rule.Op == richieste.RegistraPostazione || rule.Op == richieste.InserisciUtente {
+			continue // their target is the folder's comune by construction
+		}
+		allowed := opALS
+		if workstation[rule.Op] {
+			allowed = opALP
+		}
+		cols, vals := opRow(rule.Op, allowed, comB)
+		if rule.Op == richieste.RegistraConsegnaSC {
+			c.env.Store.View(func(tx *store.Tx) error { p, _ := tx.Person(tgtOther); vals[len(vals)-1] = p.Card; return nil })
+		}
+		t.Run(fmt.Sprintf("%s/target in B", rule.Op), func(t *testing.T) {
+			line, _ := tryRow(t, c, comA, cols, vals)
+			if line.Outcome != esito.Scartato || (line.Code != "ALTRO_COMUNE" && line.Code != "UTENZA_SCONOSCIUTA") {
+				t.Errorf("%s on a target of B: %s %s %q", rule.Op, line.Outcome, line.Code, line.Message)
+			}
+		})
+		cases++
+	}
+	t.Logf("%d cases", cases)
+}
+
+// TestRichiesteFirstALS: while comune A has no ALS with an active card, the
+// ASC and an APL may do the ALS's operations (the sindaco names the first
+// ALS), not the ALP's; once an ALS has an active card they may not.
+func TestRichiesteFirstALS(t *testing.T) {
+	c := newCertEnv(t)
+	var people []person
+	for _, p := range matrixPeople {
+		if p.cf == opALS {
+			p.card = domain.CardConsegnata // the first ALS: card not active yet
+		}
+		people = append(people, p)
+	}
+	matrixStore(t, c, people)
+	for _, tc := range []struct {
+		op       richieste.Op
+		operator string
+		want     string
+	}{
+		{richieste.InserisciUtente, opASC, "CREATA"},
+		{richieste.InserisciUtente, opAPL, "CREATA"},
+		{richieste.BloccaUtente, opASC, "BLOCCATA"},
+		{richieste.NuovaSC, opAPL, "RICHIESTA"},
+		{richieste.BloccaPostazione, opASC, "NON_AUTORIZZATO"},
+		{richieste.InserisciUtente, opALP, "NON_AUTORIZZATO"},
+		{richieste.InserisciUtente, opALS, "OPERATORE_SMART_CARD_NON_ATTIVA"},
+	} {
+		cols, vals := opRow(tc.op, tc.operator, comA)
+		if line, _ := tryRow(t, c, comA, cols, vals); line.Code != tc.want {
+			t.Errorf("%s by %s: %s %s %q, want %s", tc.op, tc.operator, line.Outcome, line.Code, line.Message, tc.want)
+		}
+	}
+	// The ASC registers the delivery of the first ALS's card: from now on
+	// the ALS's operations are the ALS's.
+	cols, vals := opRow(richieste.RegistraConsegnaSC, opASC, comA)
+	cols[2], vals[2] = richieste.ColCF, opALS
+	var serial string
+	c.env.Store.View(func(tx *store.Tx) error { p, _ := tx.Person(opALS); serial = p.Card; return nil })
+	vals[3] = serial
+	// Applied for real (no rollback) through a one-row file.
+	line := applyRow(t, c, comA, cols, vals)
+	if line.Outcome != esito.OK || line.Code != "ATTIVA" {
+		t.Fatalf("first ALS card: %+v", line)
+	}
+	cols, vals = opRow(richieste.InserisciUtente, opASC, comA)
+	if line, _ := tryRow(t, c, comA, cols, vals); line.Code != "NON_AUTORIZZATO" || !strings.Contains(line.Message, "ha già un ALS") {
+		t.Errorf("ASC after the first ALS: %+v", line)
+	}
+}
+
+// applyRow applies one row for real and returns its esito line.
+func applyRow(t *testing.T, c *certEnv, istat string, cols, vals []string) esito.Line {
+	t.Helper()
+	csv := strings.Join(cols, ";") + "\n" + strings.Join(vals, ";") + "\n"
+	tab, err := table.Open("r.csv", []byte(csv), table.Options{Required: richieste.Required, Optional: richieste.Optional})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &requestProcessor{env: c.env, istat: istat, run: &Run{ID: "t", Log: discardLog(), Counts: map[string]int{}}}
+	f := &ingest.File{Path: "comuni/" + istat + "/richieste/r.csv", Name: "r.csv"}
+	var line esito.Line
+	if err := c.env.Store.Update(func(tx *store.Tx) error {
+		var err error
+		line, err = p.apply(tx, f, tab, tab.Rows[0])
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return line
+}
+
+// TestRichiesteInvariants: no request leaves a comune without its ASC, an
+// ALS or an ALP, or gives it a second ASC; refusals are in the history with
+// the operator's CF.
+func TestRichiesteInvariants(t *testing.T) {
+	c := newCertEnv(t)
+	matrixStore(t, c, matrixPeople)
+	// Comune A's only ATTIVA ALP is opALP; its ALS are opALS and opALSCard
+	// (opALSBlock is blocked); its ASC is opASC.
+	for _, tc := range []struct {
+		name string
+		cols []string
+		vals []string
+		want string
+	}{
+		{"block the only ALP", []string{"Operazione", "Operatore", "Codice Fiscale"}, []string{"BLOCCA_UTENTE", opALS, opALP}, "COMUNE_SENZA_ALP"},
+		{"delete the only ALP", []string{"Operazione", "Operatore", "Codice Fiscale"}, []string{"CANCELLA_UTENTE", opALS, opALP}, "COMUNE_SENZA_ALP"},
+		{"the ASC loses ASC", []string{"Operazione", "Operatore", "Codice Fiscale", "Profili"}, []string{"MODIFICA_UTENTE", opALS, opASC, "OPERATORE"}, "COMUNE_SENZA_ASC"},
+		{"a second ASC", []string{"Operazione", "Operatore", "Codice Fiscale", "Profili", "Smart Card"}, []string{"MODIFICA_UTENTE", opALS, tgtUser, "ASC", "SI"}, "ASC_DOPPIO"},
+		{"block one of two ALS", []string{"Operazione", "Operatore", "Codice Fiscale"}, []string{"BLOCCA_UTENTE", opALS, opALSCard}, "BLOCCATA"},
+		{"a label with special characters", []string{"Operazione", "Operatore", "Nome postazione"}, []string{"REGISTRA_POSTAZIONE", opALP, "Ufficio/1"}, "NOME_POSTAZIONE"},
+		{"a PEC as personal e-mail", []string{"Operazione", "Operatore", "Codice Fiscale", "Email"}, []string{"MODIFICA_UTENTE", opALS, tgtUser, "mario@pec.comune.roma.it"}, "EMAIL_PEC"},
+		{"unknown operation", []string{"Operazione", "Operatore"}, []string{"CANCELLA_TUTTO", opALS}, "OPERAZIONE"},
+		{"missing motivo", []string{"Operazione", "Operatore", "Codice postazione"}, []string{"BLOCCA_POSTAZIONE", opALP, comA + "-PC-0001"}, "CAMPO_MANCANTE"},
+		{"wrong state", []string{"Operazione", "Operatore", "Codice postazione", "Motivo"}, []string{"SBLOCCA_POSTAZIONE", opALP, comA + "-PC-0001", "x"}, "STATO"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if line, _ := tryRow(t, c, comA, tc.cols, tc.vals); line.Code != tc.want {
+				t.Errorf("%s %s %q, want %s", line.Outcome, line.Code, line.Message, tc.want)
+			}
+		})
+	}
+	// A refusal is recorded with the operator.
+	line := applyRow(t, c, comA, []string{"Operazione", "Operatore", "Codice Fiscale"}, []string{"BLOCCA_UTENTE", opALP, tgtUser})
+	if line.Code != "NON_AUTORIZZATO" {
+		t.Fatalf("%+v", line)
+	}
+	hist, _ := c.env.Store.History(0, 0, func(e *store.Entry) bool { return e.Action == RefusedAuthz })
+	if len(hist) != 1 || hist[0].Actor != opALP || hist[0].File != "comuni/"+comA+"/richieste/r.csv" || !strings.Contains(hist[0].Detail, "NON_AUTORIZZATO") {
+		t.Errorf("history: %+v", hist)
+	}
+}
+
+// TestCancellaUtente: seed 000: with utenze in other comuni only this
+// comune's utenza goes and the card stays; with none, the card is disabled.
+func TestCancellaUtente(t *testing.T) {
+	c := newCertEnv(t)
+	people := append([]person{}, matrixPeople...)
+	people = append(people, person{tgtActive, comB, []domain.Profile{domain.Operatore}, domain.UtenzaAttiva, ""})
+	matrixStore(t, c, people)
+	// tgtActive also works in B (its card, made once, stays).
+	c.env.Store.Update(func(tx *store.Tx) error {
+		p, _ := tx.Person(tgtActive)
+		if p.Card == "" {
+			sc := &domain.SmartCard{Serial: "SC9999999999", CF: tgtActive, ISTAT: comA, State: domain.CardAttiva}
+			tx.InsertCard(sc)
+			p.Card = sc.Serial
+			tx.PutPerson(p)
+		}
+		return nil
+	})
+	line := applyRow(t, c, comA, []string{"Operazione", "Operatore", "Codice Fiscale"}, []string{"CANCELLA_UTENTE", opALS, tgtActive})
+	if line.Code != "CANCELLATA" || !strings.Contains(line.Message, "la smart card resta") {
+		t.Errorf("with another comune: %+v", line)
+	}
+	line = applyRow(t, c, comA, []string{"Operazione", "Operatore", "Codice Fiscale"}, []string{"CANCELLA_UTENTE", opALS, tgtCardBlk})
+	if line.Code != "CANCELLATA" || !strings.Contains(line.Message, "disabilitata definitivamente") {
+		t.Errorf("last utenza: %+v", line)
+	}
+	c.env.Store.View(func(tx *store.Tx) error {
+		for cf, want := range map[string]domain.CardState{tgtActive: domain.CardAttiva, tgtCardBlk: domain.CardRevocata} {
+			p, _ := tx.Person(cf)
+			sc, _ := tx.Card(p.Card)
+			if sc.State != want {
+				t.Errorf("%s: card %s, want %s", cf, sc.State, want)
+			}
+		}
+		return nil
+	})
+	_ = time.Now
+}
