@@ -23,22 +23,22 @@ const comA, comB = "058091", "015146"
 
 // Valid codici fiscali (check letter computed) for the people of the matrix.
 var (
-	opASC = cfOf("ASCAAA00A01H501")
-	opALS = cfOf("ALSAAA00A01H501")
-	opALP = cfOf("ALPAAA00A01H501")
-	opAPL = cfOf("APLAAA00A01H501")
-	opOper = cfOf("OPRAAA00A01H501") // OPERATORE, no card
-	opALSCard = cfOf("ALSBLC00A01H501") // ALS whose card is BLOCCATA
+	opASC      = cfOf("ASCAAA00A01H501")
+	opALS      = cfOf("ALSAAA00A01H501")
+	opALP      = cfOf("ALPAAA00A01H501")
+	opAPL      = cfOf("APLAAA00A01H501")
+	opOper     = cfOf("OPRAAA00A01H501") // OPERATORE, no card
+	opALSCard  = cfOf("ALSBLC00A01H501") // ALS whose card is BLOCCATA
 	opALSBlock = cfOf("ALSUBL00A01H501") // ALS whose utenza is BLOCCATA
 	opALSOther = cfOf("ALSBBB00A01H501") // ALS of comune B
 	opALPOther = cfOf("ALPBBB00A01H501") // ALP of comune B
-	tgtUser = cfOf("TGTUSR00A01H501") // OPERATORE of A, ATTIVA
+	tgtUser    = cfOf("TGTUSR00A01H501") // OPERATORE of A, ATTIVA
 	tgtBlocked = cfOf("TGTBLK00A01H501") // OPERATORE of A, BLOCCATA
-	tgtDeliv = cfOf("TGTDLV00A01H501") // card CONSEGNATA DALLA PREFETTURA
-	tgtActive = cfOf("TGTATT00A01H501") // card ATTIVA
+	tgtDeliv   = cfOf("TGTDLV00A01H501") // card CONSEGNATA DALLA PREFETTURA
+	tgtActive  = cfOf("TGTATT00A01H501") // card ATTIVA
 	tgtCardBlk = cfOf("TGTSCB00A01H501") // card BLOCCATA
-	tgtOther = cfOf("TGTOTH00A01H501") // OPERATORE of B, card ATTIVA
-	newCF = "THDSDA95P08Z330H" // a valid CF for INSERISCI_UTENTE
+	tgtOther   = cfOf("TGTOTH00A01H501") // OPERATORE of B, card ATTIVA
+	newCF      = "THDSDA95P08Z330H"      // a valid CF for INSERISCI_UTENTE
 )
 
 func cfOf(first15 string) string { return first15 + string(codfisc.CheckLetter(first15)) }
