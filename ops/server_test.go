@@ -1,0 +1,444 @@
+package ops
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"anprsec/domain"
+	"anprsec/store"
+)
+
+var t0 = time.Date(2026, 11, 25, 10, 0, 30, 0, time.UTC)
+
+// fixedSchedules: every job every interval, aligned on the minute.
+type fixedSchedules map[string]time.Duration
+
+func (f fixedSchedules) Spec(job string) string {
+	if d, ok := f[job]; ok {
+		return "every " + d.String()
+	}
+	return ""
+}
+func (f fixedSchedules) Next(job string, t time.Time) time.Time {
+	d, ok := f[job]
+	if !ok {
+		return time.Time{}
+	}
+	return t.Truncate(d).Add(d)
+}
+
+func openStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{7}, store.KeySize)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// fill puts a little of everything in the store: 3 requested certificates,
+// 1 revocation in its window, cards in 3 states, 2 queued mails (the oldest
+// queued an hour before t0) and a failed one, 4 pool keys, a CRL signed
+// 30 minutes before t0.
+func fill(t *testing.T, st *store.Store) {
+	t.Helper()
+	err := st.Update(func(tx *store.Tx) error {
+		for i, s := range []domain.CertState{domain.CertRichiesta, domain.CertRichiesta, domain.CertRichiesta, domain.CertRevocaInCorso, domain.CertAttivo} {
+			code := "058091-PC-000" + string(rune('1'+i))
+			if err := tx.PutPostazione(&domain.Postazione{Code: code, ISTAT: "058091", State: s}); err != nil {
+				return err
+			}
+		}
+		for i, s := range []domain.CardState{domain.CardRichiesta, domain.CardRichiesta, domain.CardProduzione, domain.CardConsegnata, domain.CardAttiva} {
+			c := &domain.SmartCard{Serial: "SC000000000" + string(rune('1'+i)), CF: "RSSMRA68A01H501Y", ISTAT: "058091", State: s}
+			if err := tx.PutCard(c); err != nil {
+				return err
+			}
+		}
+		for i, q := range []time.Duration{time.Hour, 10 * time.Minute} {
+			m := &store.Mail{ID: store.PINMailID("SC000000000" + string(rune('1'+i))), Kind: store.MailPIN, CF: "RSSMRA68A01H501Y"}
+			if _, err := tx.QueueMail(m); err != nil {
+				return err
+			}
+			m.Queued = t0.Add(-q)
+			if err := tx.PutMail(m); err != nil {
+				return err
+			}
+		}
+		failed := &store.Mail{ID: "pin/SC0000000009", Kind: store.MailPIN, CF: "RSSMRA68A01H501Y", ISTAT: "058091", State: store.MailFailed,
+			Queued: t0.Add(-48 * time.Hour), Attempts: 8, NextTry: t0.Add(-time.Hour), LastError: "550 5.1.1 mailbox unavailable"}
+		if err := tx.PutMail(failed); err != nil {
+			return err
+		}
+		for range 4 {
+			if _, err := tx.PutPoolKey("rsa2048", func(string) []byte { return []byte("sealed") }); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.PutPoolKey("ecdsa-p256", func(string) []byte { return []byte("sealed") }); err != nil {
+			return err
+		}
+		return tx.PutCRL(&store.CRL{Number: 7, ThisUpdate: t0.Add(-30 * time.Minute), NextUpdate: t0.Add(25 * time.Hour), Entries: 2})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newServer(t *testing.T, st *store.Store, now *time.Time, started time.Time) *Server {
+	return New(Options{
+		Store:        st,
+		Schedules:    fixedSchedules{"ingest-censimento": time.Minute, "certificati": 5 * time.Minute, "crl": time.Hour},
+		Jobs:         []string{"ingest-censimento", "certificati", "crl", "export-audit"},
+		KeyAlgorithm: "rsa2048",
+		DataDir:      "/srv/anprsec/var/data",
+		Started:      started,
+		Grace:        time.Minute,
+		Now:          func() time.Time { return *now },
+		Log:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+}
+
+// putRun records a finished run as the runner does (final record, and the
+// last success or failure).
+func putRun(t *testing.T, st *store.Store, s *Server, rec store.Run) {
+	t.Helper()
+	err := st.Update(func(tx *store.Tx) error {
+		if err := tx.PutRun(&rec); err != nil {
+			return err
+		}
+		switch rec.Outcome {
+		case "ok":
+			return tx.SetMeta("run-ok/"+rec.Job, &rec)
+		case "error":
+			return tx.SetMeta("run-fail/"+rec.Job, &rec)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s != nil {
+		s.ObserveRun(&rec)
+	}
+}
+
+func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 {
+		t.Fatalf("/metrics: %d %s", rec.Code, rec.Body)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(rec.Body)
+	if err != nil {
+		t.Fatalf("/metrics is not the Prometheus text format: %v", err)
+	}
+	return fams
+}
+
+// value returns the value of the sample of family name whose labels
+// include want ("k=v" pairs); ok false when there is none.
+func value(fams map[string]*dto.MetricFamily, name string, want ...string) (float64, bool) {
+	f := fams[name]
+	if f == nil {
+		return 0, false
+	}
+next:
+	for _, m := range f.Metric {
+		labels := map[string]string{}
+		for _, l := range m.Label {
+			labels[l.GetName()] = l.GetValue()
+		}
+		for _, kv := range want {
+			k, v, _ := strings.Cut(kv, "=")
+			if labels[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+func TestMetrics(t *testing.T) {
+	st := openStore(t)
+	fill(t, st)
+	now := t0
+	s := newServer(t, st, &now, t0.Add(-time.Hour))
+	putRun(t, st, s, store.Run{ID: "a1", Job: "ingest-censimento", Start: t0.Add(-90 * time.Second), End: t0.Add(-88 * time.Second),
+		Outcome: "ok", Counts: map[string]int{"files": 1, "rows_ok": 5, "rows_refused": 13}})
+	putRun(t, st, s, store.Run{ID: "a2", Job: "ingest-censimento", Start: t0.Add(-30 * time.Second), End: t0.Add(-20 * time.Second),
+		Outcome: "ok", Counts: map[string]int{"files": 1, "rows_ok": 230}})
+	putRun(t, st, s, store.Run{ID: "c1", Job: "certificati", Start: t0.Add(-4 * time.Minute), End: t0.Add(-3 * time.Minute),
+		Outcome: "ok", Counts: map[string]int{"issued": 40, "bundles": 4}})
+	putRun(t, st, s, store.Run{ID: "c2", Job: "certificati", Start: t0.Add(-2 * time.Minute), End: t0.Add(-2 * time.Minute),
+		Outcome: "error", Error: "CA key unreadable"})
+	s.ObserveRun(&store.Run{Job: "crl", Outcome: "running"}) // ignored
+
+	fams := scrape(t, s.Handler())
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"anprsec_job_runs_total", []string{"job=ingest-censimento", "outcome=ok"}, 2},
+		{"anprsec_job_runs_total", []string{"job=certificati", "outcome=ok"}, 1},
+		{"anprsec_job_runs_total", []string{"job=certificati", "outcome=error"}, 1},
+		{"anprsec_job_runs_total", []string{"job=crl", "outcome=ok"}, 0}, // pre-declared
+		{"anprsec_job_run_duration_seconds", []string{"job=ingest-censimento"}, 2},
+		{"anprsec_rows_accepted_total", []string{"job=ingest-censimento"}, 235},
+		{"anprsec_rows_refused_total", []string{"job=ingest-censimento"}, 13},
+		{"anprsec_certificates_issued_total", nil, 40},
+		{"anprsec_job_counts_total", []string{"job=certificati", "count=bundles"}, 4},
+		{"anprsec_job_counts_total", []string{"job=ingest-censimento", "count=files"}, 2},
+		{"anprsec_store_up", nil, 1},
+		{"anprsec_keypool_keys", []string{"algorithm=rsa2048"}, 4},
+		{"anprsec_outbox_queued_mails", nil, 2},
+		{"anprsec_outbox_oldest_queued_age_seconds", nil, 3600},
+		{"anprsec_outbox_failed_mails", nil, 1},
+		{"anprsec_crl_age_seconds", nil, 1800},
+		{"anprsec_crl_next_update_timestamp_seconds", nil, float64(t0.Add(25 * time.Hour).Unix())},
+		{"anprsec_certificates_pending", []string{"state=RICHIESTA IN LAVORAZIONE"}, 3},
+		{"anprsec_certificates_pending", []string{"state=REVOCATA IN LAVORAZIONE"}, 1},
+		{"anprsec_cards_pending", []string{"state=RICHIESTA"}, 2},
+		{"anprsec_cards_pending", []string{"state=IN PRODUZIONE"}, 1},
+		{"anprsec_cards_pending", []string{"state=CONSEGNATA DALLA PREFETTURA"}, 1},
+		{"anprsec_bundles_pending", nil, 0},
+		{"anprsec_card_orders_pending", nil, 0},
+		{"anprsec_job_last_success_timestamp_seconds", []string{"job=certificati"}, float64(t0.Add(-3 * time.Minute).Unix())},
+	} {
+		got, ok := value(fams, tc.name, tc.labels...)
+		if !ok || got != tc.want {
+			t.Errorf("%s%v = %v (present %v), want %v", tc.name, tc.labels, got, ok, tc.want)
+		}
+	}
+	if _, ok := value(fams, "anprsec_job_last_success_timestamp_seconds", "job=crl"); ok {
+		t.Error("a last success for crl, which never ran")
+	}
+	// the process and Go collectors of the daemon's own registry
+	for _, name := range []string{"go_goroutines", "process_cpu_seconds_total"} {
+		if fams[name] == nil {
+			t.Errorf("no %s", name)
+		}
+	}
+	// nothing of ours in the global default registry
+	def, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range def {
+		if strings.HasPrefix(f.GetName(), "anprsec_") {
+			t.Errorf("%s registered in the global default registry", f.GetName())
+		}
+	}
+}
+
+// A store that cannot be read: the scrape still answers, with store_up 0.
+func TestMetricsStoreDown(t *testing.T) {
+	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{7}, store.KeySize)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0
+	s := newServer(t, st, &now, t0)
+	st.Close()
+	fams := scrape(t, s.Handler())
+	if v, ok := value(fams, "anprsec_store_up"); !ok || v != 0 {
+		t.Errorf("anprsec_store_up = %v, %v; want 0", v, ok)
+	}
+	if _, ok := value(fams, "anprsec_outbox_queued_mails"); ok {
+		t.Error("store gauges reported while the store is closed")
+	}
+}
+
+func get(t *testing.T, h http.Handler, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	return rec.Code, rec.Body.String()
+}
+
+func TestHealthz(t *testing.T) {
+	type run struct {
+		job     string
+		ago     time.Duration // end of the run before now
+		outcome string
+		err     string
+	}
+	for _, tc := range []struct {
+		name    string
+		started time.Duration // daemon up for
+		runs    []run
+		want    []string // problems, by substring; none = 200
+	}{
+		{"all fresh", 3 * time.Hour, []run{
+			{"ingest-censimento", 30 * time.Second, "ok", ""},
+			{"certificati", 4 * time.Minute, "ok", ""},
+			{"crl", 50 * time.Minute, "ok", ""},
+		}, nil},
+		{"just started, nothing ran yet", 30 * time.Second, nil, nil},
+		{"within twice the interval plus grace", 3 * time.Hour, []run{
+			{"ingest-censimento", 2*time.Minute + 50*time.Second, "ok", ""}, // limit 2m+1m
+			{"certificati", 10 * time.Minute, "ok", ""},                     // limit 11m
+			{"crl", 2 * time.Hour, "ok", ""},                                // limit 2h1m
+		}, nil},
+		{"stale and failing", 3 * time.Hour, []run{
+			{"ingest-censimento", 30 * time.Second, "ok", ""},
+			{"certificati", 12 * time.Minute, "ok", ""},
+			{"certificati", 1 * time.Minute, "error", "CA key unreadable:\nopen var/pki/ca.key"},
+			{"crl", 50 * time.Minute, "ok", ""},
+		}, []string{"certificati: last successful run ended 2026-11-25T09:48:30Z, 12m0s ago (expected within 11m0s); last failure 2026-11-25T09:59:29Z: CA key unreadable: open var/pki/ca.key"}},
+		{"never succeeded since a start long ago", 3 * time.Hour, []run{
+			{"ingest-censimento", 30 * time.Second, "ok", ""},
+			{"certificati", 4 * time.Minute, "ok", ""},
+			{"crl", 10 * time.Minute, "error", "signing failed"},
+		}, []string{"crl: no successful run yet (daemon up since 2026-11-25T07:00:30Z; expected every 1h0m0s); last failure"}},
+		{"restarted after a long stop: one interval plus grace to catch up", 90 * time.Second, []run{
+			{"ingest-censimento", 48 * time.Hour, "ok", ""},
+		}, nil},
+		{"restarted, catch-up overdue", 7 * time.Minute, []run{
+			{"ingest-censimento", 48 * time.Hour, "ok", ""},
+		}, []string{"ingest-censimento: last successful run ended", "certificati: no successful run yet"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := openStore(t)
+			now := t0
+			s := newServer(t, st, &now, t0.Add(-tc.started))
+			for i, r := range tc.runs {
+				end := now.Add(-r.ago)
+				putRun(t, st, nil, store.Run{ID: string(rune('a' + i)), Job: r.job, Start: end.Add(-time.Second), End: end, Outcome: r.outcome, Error: r.err})
+			}
+			code, body := get(t, s.Handler(), "/healthz")
+			if len(tc.want) == 0 {
+				if code != 200 || body != "ok\n" {
+					t.Errorf("/healthz = %d %q, want 200 ok", code, body)
+				}
+				return
+			}
+			if code != 503 {
+				t.Errorf("/healthz = %d, want 503", code)
+			}
+			lines := strings.Split(strings.TrimSpace(body), "\n")
+			if len(lines) != len(tc.want) {
+				t.Errorf("/healthz: %d problems, want %d:\n%s", len(lines), len(tc.want), body)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("/healthz body does not say %q:\n%s", w, body)
+				}
+			}
+			if strings.Contains(body, "export-audit") {
+				t.Errorf("an unscheduled job is checked:\n%s", body)
+			}
+		})
+	}
+}
+
+func TestHealthzStoreClosed(t *testing.T) {
+	st, _ := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{7}, store.KeySize)})
+	now := t0
+	s := newServer(t, st, &now, t0)
+	st.Close()
+	code, body := get(t, s.Handler(), "/healthz")
+	if code != 503 || !strings.HasPrefix(body, "store: ") {
+		t.Errorf("/healthz with the store closed = %d %q", code, body)
+	}
+}
+
+func TestStatusJSON(t *testing.T) {
+	st := openStore(t)
+	fill(t, st)
+	now := t0
+	s := newServer(t, st, &now, t0.Add(-time.Hour))
+	putRun(t, st, s, store.Run{ID: "c1", Job: "certificati", Start: t0.Add(-9 * time.Minute), End: t0.Add(-8 * time.Minute), Outcome: "ok", Counts: map[string]int{"issued": 3}})
+	putRun(t, st, s, store.Run{ID: "c2", Job: "certificati", Start: t0.Add(-4 * time.Minute), End: t0.Add(-4 * time.Minute), Outcome: "error", Error: "boom"})
+	putRun(t, st, s, store.Run{ID: "r1", Job: "crl", Start: t0.Add(-70 * time.Minute), End: t0.Add(-70 * time.Minute), Outcome: "error", Error: "older"})
+	code, body := get(t, s.Handler(), "/status")
+	if code != 200 {
+		t.Fatalf("/status = %d %s", code, body)
+	}
+	if strings.Contains(body, "RSSMRA68A01H501Y") {
+		t.Errorf("/status shows a codice fiscale:\n%s", body)
+	}
+	var got Status
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	b := got.Backlog
+	if b.CertRequested != 3 || b.CertRevoking != 1 || b.CardsRequested != 2 || b.CardsInProduction != 1 || b.CardsDelivered != 1 ||
+		b.MailsQueued != 2 || b.MailsFailed != 1 || !b.OldestQueued.Equal(t0.Add(-time.Hour)) {
+		t.Errorf("backlog = %+v", b)
+	}
+	if got.DataDir != "/srv/anprsec/var/data" || !got.DaemonStarted.Equal(t0.Add(-time.Hour)) {
+		t.Errorf("data dir %q, started %s", got.DataDir, got.DaemonStarted)
+	}
+	if got.KeyPool != (KeyPool{"rsa2048", 4}) || got.CRL == nil || got.CRL.Number != 7 {
+		t.Errorf("pool %+v, crl %+v", got.KeyPool, got.CRL)
+	}
+	if len(got.Jobs) != 4 || got.Jobs[1].Name != "certificati" || got.Jobs[1].Last.ID != "c2" || got.Jobs[1].LastOK.ID != "c1" ||
+		!got.Jobs[1].Next.Equal(time.Date(2026, 11, 25, 10, 5, 0, 0, time.UTC)) || got.Jobs[3].Last != nil {
+		t.Errorf("jobs = %+v", got.Jobs)
+	}
+	if len(got.FailedRuns) != 2 || got.FailedRuns[0].ID != "c2" || got.FailedRuns[1].ID != "r1" {
+		t.Errorf("failed runs = %+v, want c2 then r1", got.FailedRuns)
+	}
+	if len(got.FailedMails) != 1 || got.FailedMails[0].LastError != "550 5.1.1 mailbox unavailable" || got.FailedMails[0].Attempts != 8 {
+		t.Errorf("failed mails = %+v", got.FailedMails)
+	}
+}
+
+func TestServeShutsDown(t *testing.T) {
+	st := openStore(t)
+	now := t0
+	s := newServer(t, st, &now, t0)
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/healthz over TCP = %d", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after cancel")
+	}
+	if _, err := Listen(ln.Addr().String()); err != nil {
+		t.Errorf("address still held after shutdown: %v", err)
+	}
+}
