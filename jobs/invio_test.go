@@ -8,6 +8,7 @@ import (
 	"mime/quotedprintable"
 	netmail "net/mail"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -187,6 +188,23 @@ func TestInvioPIN(t *testing.T) {
 			t.Errorf("%s: second halves not erased after sending", s)
 		}
 	}
+	// GnuPG reads the message with the gateway's key, the service's good
+	// signature; the halves of the order and of the message recombine to
+	// whole secrets.
+	gpgDecryptPIN(t, c, msgs[0].Data, "gateway.sec.asc")
+	orders, _ := filepath.Glob(filepath.Join(c.root, "produttore", "ordini", "*"))
+	firsts := map[string][]string{}
+	for _, r := range c.readOrder(orders[0])[1:] {
+		firsts[r[0]] = r[7:10]
+	}
+	for _, s := range serials[:2] {
+		f, h := firsts[s], halves[s]
+		pin, puk, pw := f[0]+h.PIN, f[1]+h.PUK, f[2]+h.Password
+		if len(pin) != pki.CardPINLength || strings.Trim(pin, "0123456789") != "" || len(puk) != pki.CardPUKLength ||
+			len(pw) != pki.CardPasswordLength || strings.Trim(pw, pki.PasswordAlphabet) != "" {
+			t.Errorf("%s: halves recombine to PIN %q, PUK %q, password %q", s, pin, puk, pw)
+		}
+	}
 	if len(cards[serials[2]].SecondSealed) == 0 {
 		t.Errorf("%s (not activated): second halves gone", serials[2])
 	}
@@ -225,7 +243,7 @@ func TestInvioPINHolderKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(c.env.Config.Keys.Holders, "titolare.asc"), pub, 0o644)
-	secPath := filepath.Join(t.TempDir(), "holder.sec.asc")
+	secPath := filepath.Join(c.env.Config.Dir, "keys", "holder.sec.asc")
 	os.WriteFile(secPath, sec, 0o600)
 	spool := t.TempDir()
 	c.env.Config.Mail.Spool = spool // no SMTP server: the spool
@@ -241,6 +259,7 @@ func TestInvioPINHolderKey(t *testing.T) {
 	if _, text := c.openPIN(raw, secPath); !strings.Contains(text, serials[0]) {
 		t.Errorf("text: %s", text)
 	}
+	gpgDecryptPIN(t, c, raw, "holder.sec.asc")
 	msg, _ := netmail.ReadMessage(bytes.NewReader(raw))
 	body, _ := io.ReadAll(msg.Body)
 	gw, _ := pgp.ReadSecretFile(filepath.Join(c.env.Config.Dir, "keys", "gateway.sec.asc"))
@@ -349,5 +368,44 @@ func (c *certEnv) activateDelivered(serials ...string) {
 	})
 	if err != nil {
 		c.t.Fatal(err)
+	}
+}
+
+// gpgDecryptPIN has GnuPG decrypt the encrypted part of a PGP/MIME message
+// with the secret key file keyName of the environment's keys and checks
+// the service's good signature and the text.
+func gpgDecryptPIN(t *testing.T, c *certEnv, raw []byte, keyName string) {
+	t.Helper()
+	if _, err := exec.LookPath("gpg"); err != nil {
+		t.Log("gpg not installed: GnuPG check skipped")
+		return
+	}
+	start := bytes.Index(raw, []byte("-----BEGIN PGP MESSAGE-----"))
+	end := bytes.Index(raw, []byte("-----END PGP MESSAGE-----"))
+	if start < 0 || end < 0 {
+		t.Fatal("no armored message")
+	}
+	home, err := os.MkdirTemp("", "gpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(home)
+	defer exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+	keys := filepath.Join(c.env.Config.Dir, "keys")
+	for _, f := range []string{keyName, "service.pub.asc"} {
+		if out, err := exec.Command("gpg", "--batch", "--homedir", home, "--import", filepath.Join(keys, f)).CombinedOutput(); err != nil {
+			t.Fatalf("gpg import %s: %v\n%s", f, err, out)
+		}
+	}
+	cmd := exec.Command("gpg", "--batch", "--homedir", home, "--trust-model", "always", "--decrypt")
+	cmd.Stdin = bytes.NewReader(raw[start : end+len("-----END PGP MESSAGE-----")])
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("gpg --decrypt: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `Good signature from "service`) || !strings.Contains(stdout.String(), "quoted-printable") ||
+		!strings.Contains(stdout.String(), "seconda met=C3=A0") {
+		t.Errorf("gpg: %s\n%s", stderr.String(), stdout.String())
 	}
 }
