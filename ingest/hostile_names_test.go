@@ -267,3 +267,31 @@ func TestHostileNames(t *testing.T) {
 		})
 	}
 }
+
+// TestInboxFolderSymlinkedOutside: a party that replaces its input folder
+// with a symlink to a folder outside the drop gets nothing read or moved
+// from there; the run fails with the reason in the log and its error.
+func TestInboxFolderSymlinkedOutside(t *testing.T) {
+	for _, over := range []string{"local", "sftp"} {
+		t.Run(over, func(t *testing.T) {
+			w := newHostileWorld(t, over == "sftp")
+			outside := t.TempDir()
+			os.WriteFile(filepath.Join(outside, "passwd.csv"), []byte("root:x:0:0\n"), 0o644)
+			if err := os.Symlink(outside, w.disk("in")); err != nil {
+				t.Fatal(err)
+			}
+			p := okProc()
+			st, err := w.in.Run(context.Background(), p.process)
+			if err == nil || !strings.Contains(err.Error(), "escapes") {
+				t.Errorf("Run: %+v, %v; want an error about the folder", st, err)
+			}
+			if p.calls.Load() != 0 || st.Files != 0 || len(w.spy.opened) != 0 {
+				t.Errorf("read through the symlink: %+v, opened %q", st, w.spy.opened)
+			}
+			des, _ := os.ReadDir(outside)
+			if len(des) != 1 || des[0].Name() != "passwd.csv" {
+				t.Errorf("the folder outside now holds %v", des)
+			}
+		})
+	}
+}

@@ -89,3 +89,46 @@ func TestLocal(t *testing.T) {
 		}
 	}
 }
+
+// List describes symlinks themselves, never their targets: a link to a
+// big regular file outside the drop is listed as not regular, with the
+// link's own size, and a link to a folder is not a folder.
+func TestLocalListDoesNotFollowSymlinks(t *testing.T) {
+	ctx := context.Background()
+	root, outside := t.TempDir(), t.TempDir()
+	big := filepath.Join(outside, "big.csv")
+	os.WriteFile(big, []byte(strings.Repeat("x", 100_000)), 0o644)
+	os.Mkdir(filepath.Join(root, "in"), 0o755)
+	os.Symlink(big, filepath.Join(root, "in", "file.csv"))
+	os.Symlink(outside, filepath.Join(root, "in", "dir"))
+	d := &Local{Root: root}
+	es, err := d.List(ctx, "in")
+	if err != nil || len(es) != 2 {
+		t.Fatalf("List = %+v, %v", es, err)
+	}
+	for _, e := range es {
+		if e.Regular || e.Dir || e.Size == 100_000 {
+			t.Errorf("%s listed as %+v: the symlink was followed", e.Name, e)
+		}
+	}
+	// Nor does any operation go through a symlinked folder that leads
+	// outside the drop (a party turning its input folder into a link).
+	if _, err := d.Open(ctx, "in/dir/big.csv"); err == nil {
+		t.Error("opened a file through a symlinked folder outside the drop")
+	}
+	if es, err := d.List(ctx, "in/dir"); err == nil || len(es) > 0 {
+		t.Errorf("listed a symlinked folder outside the drop: %v, %v", es, err)
+	}
+	if err := d.Rename(ctx, "in/dir/big.csv", "preso.csv"); err == nil {
+		t.Error("moved a file from outside the drop")
+	}
+	if err := d.Write(ctx, "in/dir/nuovo.csv", strings.NewReader("x")); err == nil {
+		t.Error("wrote through a symlinked folder outside the drop")
+	}
+	if _, err := d.Stat(ctx, "in/dir/big.csv"); err == nil {
+		t.Error("stat through a symlinked folder outside the drop")
+	}
+	if des, _ := os.ReadDir(outside); len(des) != 1 {
+		t.Errorf("the folder outside holds %d entries", len(des))
+	}
+}

@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
+	"slices"
+	"strings"
 )
 
-// Local is a Drop on a local folder.
+// Local is a Drop on a local folder. Every operation goes through an
+// os.Root on the folder, so no path and no symlink (a symlinked file or
+// folder anywhere in the tree) leads outside it.
 type Local struct {
 	Root string
 }
@@ -21,34 +25,46 @@ func NewLocal(root string) (*Local, error) {
 	return &Local{Root: root}, nil
 }
 
-func (l *Local) path(name string) (string, error) {
+// open checks name with Clean and opens the drop root; the caller closes it.
+func (l *Local) open(name string) (*os.Root, string, error) {
 	c, err := Clean(name)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
-	return filepath.Join(l.Root, filepath.FromSlash(c)), nil
+	r, err := os.OpenRoot(l.Root)
+	if err != nil {
+		return nil, "", err
+	}
+	return r, c, nil
 }
 
 func toEntry(fi os.FileInfo) Entry {
 	return Entry{Name: fi.Name(), Size: fi.Size(), ModTime: fi.ModTime(), Dir: fi.IsDir(), Regular: fi.Mode().IsRegular()}
 }
 
-// List implements Drop.
+// List implements Drop. Entries are sorted by name.
 func (l *Local) List(_ context.Context, dir string) ([]Entry, error) {
-	p, err := l.path(dir)
+	r, c, err := l.open(dir)
 	if err != nil {
 		return nil, err
 	}
-	des, err := os.ReadDir(p)
+	defer r.Close()
+	f, err := r.Open(c)
 	if os.IsNotExist(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
+	des, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(des, func(a, b os.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	out := make([]Entry, 0, len(des))
 	for _, de := range des {
-		fi, err := de.Info()
+		fi, err := de.Info() // lstat
 		if err != nil {
 			continue // vanished meanwhile
 		}
@@ -59,11 +75,12 @@ func (l *Local) List(_ context.Context, dir string) ([]Entry, error) {
 
 // Stat implements Drop.
 func (l *Local) Stat(_ context.Context, name string) (Entry, error) {
-	p, err := l.path(name)
+	r, c, err := l.open(name)
 	if err != nil {
 		return Entry{}, err
 	}
-	fi, err := os.Lstat(p)
+	defer r.Close()
+	fi, err := r.Lstat(c)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -71,40 +88,49 @@ func (l *Local) Stat(_ context.Context, name string) (Entry, error) {
 }
 
 // Open implements Drop. It refuses anything but a regular file, so a
-// symlink inside the drop never leads outside it.
+// symlink inside the drop is never read.
 func (l *Local) Open(_ context.Context, name string) (io.ReadCloser, error) {
-	p, err := l.path(name)
+	r, c, err := l.open(name)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := os.Lstat(p)
+	defer r.Close()
+	fi, err := r.Lstat(c)
 	if err != nil {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", name)
 	}
-	return os.Open(p)
+	f, err := r.Open(c)
+	if err != nil {
+		return nil, err
+	}
+	// Replaced by a symlink between the Lstat and the Open?
+	if fi2, err := f.Stat(); err != nil || !os.SameFile(fi, fi2) {
+		f.Close()
+		return nil, fmt.Errorf("%s: changed while opening", name)
+	}
+	return f, nil
 }
 
 // Write implements Drop.
-func (l *Local) Write(_ context.Context, name string, r io.Reader) error {
-	p, err := l.path(name)
+func (l *Local) Write(_ context.Context, name string, rd io.Reader) error {
+	r, c, err := l.open(name)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+	defer r.Close()
+	dir := path.Dir(c)
+	if err := r.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
-	tmp, err := l.path(TempName(name))
+	tmp := TempName(c)
+	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, r)
+	_, err = io.Copy(f, rd)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -112,41 +138,43 @@ func (l *Local) Write(_ context.Context, name string, r io.Reader) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, p)
+		err = r.Rename(tmp, c)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		r.Remove(tmp)
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
-	return syncDir(filepath.Dir(p))
+	return syncDir(r, dir)
 }
 
 // Rename implements Drop.
 func (l *Local) Rename(_ context.Context, from, to string) error {
-	pf, err := l.path(from)
+	r, cf, err := l.open(from)
 	if err != nil {
 		return err
 	}
-	pt, err := l.path(to)
+	defer r.Close()
+	ct, err := Clean(to)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(pt), 0o750); err != nil {
+	if err := r.MkdirAll(path.Dir(ct), 0o750); err != nil {
 		return err
 	}
-	if err := os.Rename(pf, pt); err != nil {
+	if err := r.Rename(cf, ct); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(pt))
+	return syncDir(r, path.Dir(ct))
 }
 
 // Remove implements Drop.
 func (l *Local) Remove(_ context.Context, name string) error {
-	p, err := l.path(name)
+	r, c, err := l.open(name)
 	if err != nil {
 		return err
 	}
-	return os.Remove(p)
+	defer r.Close()
+	return r.Remove(c)
 }
 
 func (l *Local) String() string { return l.Root }
@@ -154,8 +182,8 @@ func (l *Local) String() string { return l.Root }
 // Close implements Drop.
 func (l *Local) Close() error { return nil }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+func syncDir(r *os.Root, dir string) error {
+	d, err := r.Open(dir)
 	if err != nil {
 		return err
 	}
