@@ -11,6 +11,7 @@ import (
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"sync"
 	"strings"
 )
 
@@ -55,12 +56,24 @@ func (s Spool) Path(raw []byte) string {
 	return filepath.Join(s.Dir, spoolName(headerMessageID(raw), raw))
 }
 
+// spoolLocks serializes the writes of one spool file within the process
+// (only one process sends at a time: the store is locked by it).
+var spoolLocks sync.Map // path -> *sync.Mutex
+
+// write stores raw as name: under the temporary name ".<name>.tmp", the
+// same for every write of name, so that a write cut by a crash (kill -9)
+// leaves no stray file once the message is sent again (issue 4's kill
+// campaign found them with random temporary names).
 func (s Spool) write(name string, raw []byte) (path string, err error) {
-	f, err := os.CreateTemp(s.Dir, ".spool-*.tmp")
+	path = filepath.Join(s.Dir, name)
+	mu, _ := spoolLocks.LoadOrStore(path, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	tmp := filepath.Join(s.Dir, "."+name+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return "", fmt.Errorf("mail: spool: %w", err)
 	}
-	tmp := f.Name()
 	defer func() {
 		if err != nil {
 			_ = f.Close()
@@ -79,7 +92,6 @@ func (s Spool) write(name string, raw []byte) (path string, err error) {
 	if err = f.Close(); err != nil {
 		return "", fmt.Errorf("mail: spool: %w", err)
 	}
-	path = filepath.Join(s.Dir, name)
 	if err = os.Rename(tmp, path); err != nil {
 		return "", fmt.Errorf("mail: spool: %w", err)
 	}
