@@ -11,8 +11,8 @@ import (
 	"net/textproto"
 	"os"
 	"path/filepath"
-	"sync"
 	"strings"
+	"sync"
 )
 
 // Spool is a Sender that writes each message as one .eml file (RFC 5322,
