@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -38,7 +39,10 @@ backups. The daemon must be stopped (the store is held by one process).`,
 			if err := tmp.Chmod(0o600); err != nil {
 				return err
 			}
-			if err := st.Backup(tmp, key); err != nil {
+			bar := newProgress(cmd, -1, "backup", true)
+			err = st.Backup(io.MultiWriter(tmp, bar), key)
+			bar.Finish()
+			if err != nil {
 				tmp.Close()
 				return err
 			}
@@ -92,7 +96,14 @@ the store key of the target. Run "anprsec history verify" afterwards.`,
 			if !empty {
 				return fmt.Errorf("data dir %s is not empty: restore only into an empty data dir", dir)
 			}
-			if err := st.Restore(in, key); err != nil {
+			size := int64(-1)
+			if fi, err := in.Stat(); err == nil {
+				size = fi.Size()
+			}
+			bar := newProgress(cmd, size, "restore", true)
+			err = st.Restore(io.TeeReader(in, bar), key)
+			bar.Finish()
+			if err != nil {
 				return err
 			}
 			res, err := st.VerifyHistory()

@@ -59,7 +59,9 @@ spreadsheet would read as a formula is written as text.`,
 			e := jobs.NewExporter(env, target, flat)
 			w := cmd.OutOrStdout()
 			if comune != "" {
+				bar := newProgress(cmd, -1, "export of "+comune, false)
 				f, err := e.Comune(cmd.Context(), comune)
+				bar.Finish()
 				if err != nil {
 					return err
 				}
@@ -87,7 +89,9 @@ spreadsheet would read as a formula is written as text.`,
 			if !p.From.Before(p.To) {
 				return fmt.Errorf("the period is empty: --dal %s is not before --al", p.From.Format("2006-01-02"))
 			}
+			bar := newProgress(cmd, -1, "national report", false)
 			f, err := e.National(cmd.Context(), p)
+			bar.Finish()
 			if err != nil {
 				return err
 			}

@@ -21,7 +21,9 @@ func (a *app) genCmd() *cobra.Command {
 		Args:              cobra.NoArgs,
 		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			bar := newProgress(cmd, -1, "writing "+out, false)
 			st, err := censusgen.WriteFile(out, opt)
+			bar.Finish()
 			if err != nil {
 				return err
 			}

@@ -168,7 +168,9 @@ bundles. The ZIP is verified before it is renamed into place.`,
 				return err
 			}
 			defer st.Close()
+			bar := newProgress(cmd, -1, "bundle of "+comune, false)
 			p, n, err := jobs.BundleComune(cmd.Context(), st, sealer, comune, state, out, time.Now(), a.loc())
+			bar.Finish()
 			if err != nil {
 				return err
 			}
