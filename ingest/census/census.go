@@ -66,7 +66,8 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 	t0 := time.Now()
 	wb, err := openWorkbook(f.Local)
 	if err != nil {
-		return ingest.Result{Refused: true, Code: "FILE_ILLEGGIBILE", Message: "il file non è una cartella di lavoro .xlsx leggibile: " + err.Error()}, nil
+		code, msg := workbookError(f.Local, err)
+		return ingest.Result{Refused: true, Code: code, Message: msg}, nil
 	}
 	defer wb.Close()
 	usersSheet, ok := findSheet(wb, SheetUsers)

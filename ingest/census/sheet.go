@@ -1,7 +1,12 @@
 package census
 
 import (
+	"archive/zip"
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"unicode"
 
@@ -17,13 +22,59 @@ const (
 	unzipXMLSizeLimit = 16 << 20 // a bigger sheet is streamed from a temporary file
 )
 
-// openWorkbook opens a workbook for streaming raw values.
+// errUnzipSize is the error of a workbook that expands beyond unzipSizeLimit.
+var errUnzipSize = errors.New("unzip size exceeds the limit")
+
+// openWorkbook opens a workbook for streaming raw values. The sizes its zip
+// declares are summed first: excelize checks them one part at a time and
+// reads every part below the limit into memory on the way, so a zip bomb
+// made of many parts would cost up to the whole limit in memory and
+// seconds of CPU before being refused. (archive/zip refuses a part that
+// expands beyond its declared size, so the declared sizes bound the rest.)
 func openWorkbook(path string) (*excelize.File, error) {
+	if zr, err := zip.OpenReader(path); err == nil {
+		var total uint64
+		for _, f := range zr.File {
+			total += f.UncompressedSize64
+		}
+		zr.Close()
+		if total > unzipSizeLimit {
+			return nil, errUnzipSize
+		}
+	}
 	return excelize.OpenFile(path, excelize.Options{
 		RawCellValue:      true,
 		UnzipSizeLimit:    unzipSizeLimit,
 		UnzipXMLSizeLimit: unzipXMLSizeLimit,
 	})
+}
+
+// Magic numbers of what is dropped as a workbook.
+var (
+	magicOLE = []byte{0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1} // .xls, or an encrypted .xlsx
+	// encryptedPackage is the stream of an encrypted OOXML workbook inside
+	// its OLE compound file, in UTF-16LE as stored there.
+	encryptedPackage = []byte("E\x00n\x00c\x00r\x00y\x00p\x00t\x00e\x00d\x00P\x00a\x00c\x00k\x00a\x00g\x00e\x00")
+)
+
+// workbookError explains why a workbook could not be opened: the code and
+// message of the receipt's riga-0 line (codes as ingest/table's).
+func workbookError(path string, err error) (code, msg string) {
+	head := make([]byte, 8)
+	if f, oerr := os.Open(path); oerr == nil {
+		io.ReadFull(f, head)
+		f.Close()
+	}
+	switch {
+	case errors.Is(err, errUnzipSize), strings.Contains(err.Error(), "unzip size exceeds"):
+		return "TROPPO_GRANDE", fmt.Sprintf("la cartella di lavoro decompressa supera %d MB (archivio sospetto o troppo grande): dividerla in più file", unzipSizeLimit>>20)
+	case bytes.Equal(head, magicOLE):
+		if data, rerr := os.ReadFile(path); rerr == nil && bytes.Contains(data, encryptedPackage) {
+			return "FILE_PROTETTO", "la cartella di lavoro è protetta da password (cifrata) e non può essere letta: salvarla senza password di apertura"
+		}
+		return "FILE_ILLEGGIBILE", "il file è in formato Excel 97-2003 (.xls), non .xlsx: salvarlo come \"Cartella di lavoro di Excel (.xlsx)\""
+	}
+	return "FILE_ILLEGGIBILE", strings.ToValidUTF8("il file non è una cartella di lavoro .xlsx leggibile: "+err.Error(), "\uFFFD")
 }
 
 // FoldHeader normalizes a header for matching: lower case, accents and
