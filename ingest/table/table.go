@@ -28,8 +28,8 @@
 //   - values are raw: an xlsx number is its stored text ("58091", "45000"
 //     for a date: see Date), a formula cell is its cached value (never
 //     evaluated); Row.Get trims blanks.
-//   - more than Options.MaxRows data rows refuse the file (TROPPE_RIGHE),
-//     with the count.
+//   - more than Options.MaxRows data rows refuse the file (TROPPE_RIGHE:
+//     a CSV with the count; a sheet as soon as the cap is passed).
 package table
 
 import (

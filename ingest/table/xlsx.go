@@ -1,7 +1,9 @@
 package table
 
 import (
+	"archive/zip"
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf16"
@@ -39,6 +41,20 @@ func openXLSX(data []byte, opt Options) (t *Table, err error) {
 			return nil, fileErr(CodeFormat, 0, "il file .xlsx è in realtà un file di testo (forse un CSV rinominato): inviarlo con estensione .csv o salvarlo come .xlsx")
 		}
 		return nil, fileErr(CodeFormat, 0, "il file non è una cartella di lavoro .xlsx (non è un archivio zip)")
+	}
+	// The sizes the zip declares, summed before excelize reads anything:
+	// excelize checks them one part at a time and reads every part below
+	// the limit into memory on the way, so a bomb of many parts would cost
+	// the whole limit in memory first. (archive/zip refuses a part that
+	// expands beyond its declared size.)
+	if zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data))); err == nil {
+		var total uint64
+		for _, f := range zr.File {
+			total += f.UncompressedSize64
+		}
+		if total > uint64(unzipSizeLimit) {
+			return nil, xlsxError(errors.New("unzip size exceeds the limit"))
+		}
 	}
 	defer func() {
 		// excelize is not hardened against every malformed package: a
@@ -85,8 +101,9 @@ func openXLSX(data []byte, opt Options) (t *Table, err error) {
 			continue
 		}
 		if n++; opt.MaxRows > 0 && n > opt.MaxRows {
-			t.Rows = nil // refused below: only count the rest
-			continue
+			// Not counted to the end: a hostile sheet may hold a million
+			// rows (seconds of decoding for nothing).
+			return nil, fileErr(CodeTooMany, 0, "foglio %q: più di %d righe di dati: dividere il file in più file di al massimo %d righe", sheet, opt.MaxRows, opt.MaxRows)
 		}
 		t.addRow(row, cells)
 	}
@@ -95,11 +112,6 @@ func openXLSX(data []byte, opt Options) (t *Table, err error) {
 	}
 	if t == nil {
 		return nil, fileErr(CodeHeader, 0, "foglio %q vuoto: manca la riga di intestazione", sheet)
-	}
-	if opt.MaxRows > 0 && n > opt.MaxRows {
-		fe := tooMany(n, opt.MaxRows)
-		fe.Message = fmt.Sprintf("foglio %q: %s", sheet, fe.Message)
-		return nil, fe
 	}
 	if props, err := f.GetWorkbookProps(); err == nil && props.Date1904 != nil {
 		t.Date1904 = *props.Date1904

@@ -119,7 +119,7 @@ func TestXLSX(t *testing.T) {
 		}), code: table.CodeHeader, msg: []string{`foglio "Sheet1"`, "riga 2", `"Codice Fiscale"`}},
 		{name: "empty sheet", data: workbook(t, func(f *excelize.File) {}), code: table.CodeHeader, msg: []string{"vuoto"}},
 		{name: "over max rows", opt: &table.Options{Required: manifest.Required, MaxRows: 10}, data: big,
-			code: table.CodeTooMany, msg: []string{"12 righe", "al massimo 10"}},
+			code: table.CodeTooMany, msg: []string{"più di 10 righe"}},
 		{name: "not a zip", data: []byte("\x00\x01\x02binary garbage\xff"), code: table.CodeFormat, msg: []string{"non è un archivio zip"}},
 		{name: "a CSV named .xlsx", data: []byte(hdr + "\n058091;SC1;x;y;z\n"), code: table.CodeFormat, msg: []string{"testo", ".csv"}},
 		{name: "empty file", data: nil, code: table.CodeFormat, msg: []string{"vuoto"}},
