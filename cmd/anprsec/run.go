@@ -60,12 +60,12 @@ address cannot be opened the jobs run anyway and a warning says why.`,
 
 // serveOps starts the metrics server on metrics.address, if any, and hooks
 // it to the runner. A busy or refused address is a warning: the jobs matter
-// more than their metrics.
-func (a *app) serveOps(ctx context.Context, r *schedules.Runner, bg *sync.WaitGroup) {
+// more than their metrics. It returns the address served ("" when none).
+func (a *app) serveOps(ctx context.Context, r *schedules.Runner, bg *sync.WaitGroup) string {
 	addr := a.cfg.Metrics.Address
 	if addr == "" {
 		a.log.Info("metrics server disabled (metrics.address is empty)")
-		return
+		return ""
 	}
 	var names []string
 	for _, j := range r.Jobs() {
@@ -79,7 +79,7 @@ func (a *app) serveOps(ctx context.Context, r *schedules.Runner, bg *sync.WaitGr
 	ln, err := ops.Listen(addr)
 	if err != nil {
 		a.log.Warn("metrics server not started: the jobs run without /metrics, /healthz and /status", "err", err)
-		return
+		return ""
 	}
 	a.log.Info("metrics server listening", "address", ln.Addr().String(), "paths", "/metrics /healthz /status")
 	bg.Add(1)
@@ -89,4 +89,5 @@ func (a *app) serveOps(ctx context.Context, r *schedules.Runner, bg *sync.WaitGr
 			a.log.Warn("metrics server stopped", "err", err)
 		}
 	}()
+	return ln.Addr().String()
 }
