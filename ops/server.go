@@ -56,6 +56,7 @@ type Server struct {
 	accepted *prometheus.CounterVec
 	refused  *prometheus.CounterVec
 	issued   prometheus.Counter
+	oldest   oldestHint
 }
 
 // New makes a Server; feed it runs with ObserveRun
@@ -176,7 +177,7 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
 	var g *gauges
 	err := s.o.Store.View(func(tx *store.Tx) (err error) {
-		g, err = readGauges(tx, s.o.KeyAlgorithm, s.o.Jobs)
+		g, err = readGauges(tx, s.o.KeyAlgorithm, s.o.Jobs, &s.oldest)
 		return err
 	})
 	if err != nil {

@@ -40,7 +40,7 @@ func (f fixedSchedules) Next(job string, t time.Time) time.Time {
 	return t.Truncate(d).Add(d)
 }
 
-func openStore(t *testing.T) *store.Store {
+func openStore(t testing.TB) *store.Store {
 	t.Helper()
 	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{7}, store.KeySize)})
 	if err != nil {
@@ -440,5 +440,47 @@ func TestServeShutsDown(t *testing.T) {
 	}
 	if _, err := Listen(ln.Addr().String()); err != nil {
 		t.Errorf("address still held after shutdown: %v", err)
+	}
+}
+
+// The oldest queued message is remembered between scrapes, and forgotten
+// when it leaves the queue.
+func TestOldestQueuedAcrossScrapes(t *testing.T) {
+	st := openStore(t)
+	fill(t, st) // queued: SC0000000001 (1h before t0), SC0000000002 (10m before)
+	now := t0
+	s := newServer(t, st, &now, t0)
+	age := func() float64 {
+		v, ok := value(scrape(t, s.Handler()), "anprsec_outbox_oldest_queued_age_seconds")
+		if !ok {
+			t.Fatal("no anprsec_outbox_oldest_queued_age_seconds")
+		}
+		return v
+	}
+	setState := func(id string, state store.MailState, queued time.Time) {
+		st.Update(func(tx *store.Tx) error {
+			m, err := tx.Mail(id)
+			if err != nil {
+				m = &store.Mail{ID: id, Kind: store.MailPIN}
+			}
+			m.State, m.Queued = state, queued
+			return tx.PutMail(m)
+		})
+	}
+	if a := age(); a != 3600 {
+		t.Fatalf("age %v, want 3600", a)
+	}
+	setState("pin/SC0000000003", store.MailQueued, t0.Add(-time.Minute)) // newer: no change
+	if a := age(); a != 3600 {
+		t.Errorf("after a newer message: age %v, want 3600", a)
+	}
+	setState("pin/SC0000000001", store.MailSent, t0.Add(-time.Hour)) // the oldest leaves
+	if a := age(); a != 600 {
+		t.Errorf("after the oldest was sent: age %v, want 600", a)
+	}
+	setState("pin/SC0000000002", store.MailFailed, t0.Add(-10*time.Minute))
+	setState("pin/SC0000000003", store.MailSent, t0.Add(-time.Minute))
+	if a := age(); a != 0 {
+		t.Errorf("empty queue: age %v, want 0", a)
 	}
 }

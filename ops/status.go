@@ -8,6 +8,7 @@ package ops
 import (
 	"errors"
 	"sort"
+	"sync"
 	"time"
 
 	"anprsec/domain"
@@ -135,7 +136,8 @@ type gauges struct {
 // caller's transaction: index scans without values, and one record per
 // queued message (for the oldest). jobs names the jobs whose last success
 // is wanted.
-func readGauges(tx *store.Tx, alg string, jobs []string) (*gauges, error) {
+// hint, when not nil, remembers the oldest queued message across calls.
+func readGauges(tx *store.Tx, alg string, jobs []string, hint *oldestHint) (*gauges, error) {
 	g := &gauges{lastOK: map[string]*store.Run{}}
 	b := &g.backlog
 	for _, c := range []struct {
@@ -162,14 +164,8 @@ func readGauges(tx *store.Tx, alg string, jobs []string) (*gauges, error) {
 		return nil, err
 	}
 	b.MailsQueued = len(queued)
-	for _, id := range queued {
-		m, err := tx.Mail(id)
-		if err != nil {
-			return nil, err
-		}
-		if b.OldestQueued.IsZero() || m.Queued.Before(b.OldestQueued) {
-			b.OldestQueued = m.Queued
-		}
+	if b.OldestQueued, err = oldestQueued(tx, queued, hint); err != nil {
+		return nil, err
 	}
 	if g.pool, err = tx.PoolSize(alg); err != nil {
 		return nil, err
@@ -191,10 +187,51 @@ func readGauges(tx *store.Tx, alg string, jobs []string) (*gauges, error) {
 	return g, nil
 }
 
+// oldestHint is the oldest queued message seen by the previous scrape.
+// Messages are queued with the store's clock, so one queued later is never
+// older: while that message is still queued it is still the oldest, and a
+// scrape reads one record instead of the whole queue.
+type oldestHint struct {
+	mu     sync.Mutex
+	id     string
+	queued time.Time
+}
+
+func oldestQueued(tx *store.Tx, queued []string, hint *oldestHint) (time.Time, error) {
+	if hint != nil {
+		hint.mu.Lock()
+		defer hint.mu.Unlock()
+		if hint.id != "" {
+			m, err := tx.Mail(hint.id)
+			if err == nil && m.State == store.MailQueued && m.Queued.Equal(hint.queued) {
+				return m.Queued, nil
+			}
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return time.Time{}, err
+			}
+		}
+	}
+	var oldest time.Time
+	var oldestID string
+	for _, id := range queued {
+		m, err := tx.Mail(id)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if oldest.IsZero() || m.Queued.Before(oldest) {
+			oldest, oldestID = m.Queued, id
+		}
+	}
+	if hint != nil {
+		hint.id, hint.queued = oldestID, oldest
+	}
+	return oldest, nil
+}
+
 // Snapshot reads a Status in the caller's transaction. jobs are the
 // implemented jobs, in the order to show them.
 func Snapshot(tx *store.Tx, sched Schedules, jobs []string, keyAlg string, now time.Time) (*Status, error) {
-	g, err := readGauges(tx, keyAlg, jobs)
+	g, err := readGauges(tx, keyAlg, jobs, nil)
 	if err != nil {
 		return nil, err
 	}
