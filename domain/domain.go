@@ -158,6 +158,10 @@ type SmartCard struct {
 	// CardSecretsSealContext.
 	FirstSealed  []byte `json:"first_sealed,omitempty"`
 	SecondSealed []byte `json:"second_sealed,omitempty"`
+
+	// Warned is the last expiry threshold (days: 60, 30, 7) whose warning
+	// went to the comune's ALS (job scadenze); 0 = none yet.
+	Warned int `json:"warned,omitempty"`
 }
 
 // CardSecretsSealContext is the Sealer context of one half ("prima" or
@@ -209,6 +213,10 @@ type Postazione struct {
 	// Failed issuance: the last error and the number of failed attempts.
 	LastError string `json:"last_error,omitempty"`
 	Attempts  int    `json:"attempts,omitempty"`
+
+	// Warned is the last expiry threshold (days: 60, 30, 7) whose warning
+	// went to the comune's ALPs (job scadenze); 0 = none yet.
+	Warned int `json:"warned,omitempty"`
 }
 
 // P12SealContext is the Sealer context of a workstation's PKCS#12.

@@ -35,8 +35,10 @@ const smtpPasswordEnv = "ANPRSEC_SMTP_PASSWORD"
 // maxRetryWait caps the wait between two attempts of a message.
 const maxRetryWait = 6 * time.Hour
 
-// invioJob sends the queued second halves (SPEC.md "invio-pin"; issue 4).
-// For each message of the outbox whose time has come:
+// invioJob sends the queued second halves (SPEC.md "invio-pin"; issue 4),
+// and the notices of the outbox (store.MailAvviso: expiry warnings of the
+// scadenze job, sent the same way from the text in their record).
+// For each second-halves message of the outbox whose time has come:
 //
 //  1. the card's second halves are unsealed and put in a plain Italian text
 //     (serial, the three halves, and the warning of seed 004 that the
@@ -139,6 +141,14 @@ func runInvio(ctx context.Context, env *Env, run *Run) error {
 				continue
 			}
 			pm := pinMessage{m: *m}
+			if m.Kind == store.MailAvviso {
+				pm.email = m.To
+				if pm.email == "" || m.Text == "" {
+					pm.reason = "avviso senza destinatario o senza testo"
+				}
+				due = append(due, pm)
+				continue
+			}
 			if m.Kind != store.MailPIN {
 				pm.reason = "tipo di messaggio sconosciuto: " + m.Kind
 				due = append(due, pm)
@@ -213,7 +223,12 @@ func runInvio(ctx context.Context, env *Env, run *Run) error {
 			run.Add("failed", 1)
 			continue
 		}
-		raw, err := composePIN(env, pm, from, key, signer)
+		var raw []byte
+		if pm.m.Kind == store.MailAvviso {
+			raw, err = composeAvviso(pm, from, key, signer)
+		} else {
+			raw, err = composePIN(env, pm, from, key, signer)
+		}
 		if err != nil {
 			if err := setAside(env, pm.m.ID, err.Error()); err != nil {
 				errs = append(errs, err)
@@ -318,6 +333,17 @@ func composePIN(env *Env, pm *pinMessage, from *netmail.Address, key openpgp.Ent
 	return mail.Compose(msg, func(inner []byte) ([]byte, error) { return pgp.EncryptSign(inner, key, signer) })
 }
 
+// AvvisoMessageID is the stable Message-ID of a notice of the outbox.
+func AvvisoMessageID(id string, from *netmail.Address) string {
+	return strings.NewReplacer("/", ".", "@", ".").Replace(id) + "@" + MessageDomain(from)
+}
+
+func composeAvviso(pm *pinMessage, from *netmail.Address, key openpgp.EntityList, signer *openpgp.Entity) ([]byte, error) {
+	msg := &mail.Message{From: from.String(), To: pm.email, Subject: pm.m.Subject,
+		MessageID: AvvisoMessageID(pm.m.ID, from), Date: pm.m.Queued, Text: pm.m.Text}
+	return mail.Compose(msg, func(inner []byte) ([]byte, error) { return pgp.EncryptSign(inner, key, signer) })
+}
+
 // PINText is the body of a second-halves message (plain Italian).
 func PINText(name, serial string, h pki.CardHalf) string {
 	greeting := "Gentile titolare,"
@@ -364,6 +390,9 @@ func recordAttempt(env *Env, pm *pinMessage, fp string, sendErr error) error {
 			m.State, m.Sent, m.LastError, m.NextTry = store.MailSent, tx.Now, "", time.Time{}
 			if err := tx.PutMail(m); err != nil {
 				return err
+			}
+			if m.Kind == store.MailAvviso {
+				return tx.Record(src, "mail.inviata", "mail", m.ID, fmt.Sprintf("%q inviato a %s, cifrato per la chiave %s", m.Subject, pm.email, fp))
 			}
 			c, err := tx.Card(m.Serial)
 			if err != nil {

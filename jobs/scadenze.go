@@ -33,7 +33,14 @@ const scadenzeChunk = 500
 //     writes comuni/<ISTAT>/report/scadenze-<YYYYMMDD>.csv: its
 //     certificates (ATTIVO, BLOCCATO) and the smart cards requested through
 //     it (any state but REVOCATA) whose expiry falls in the window. The file
-//     of the same day is replaced, so a second run the same day is harmless.
+//     of the same day is replaced, so a second run the same day is harmless;
+//  3. it queues e-mail warnings (issue 7), sent by invio-pin like the second
+//     halves (encrypted to the recipient's key or the gateway, signed):
+//     to each ATTIVA ALP of a comune, the certificates that cross 60, 30 or
+//     7 days before expiry; to each ATTIVA ALS, the cards requested through
+//     the comune (ATTIVA or BLOCCATA) that do. Each threshold is warned once
+//     (Postazione.Warned, SmartCard.Warned), in the same transaction that
+//     queues the messages.
 var scadenzeJob = Job{
 	Name:        "scadenze",
 	Description: "marks expired certificates SCADUTO and writes, per comune, the report of certificates and cards expiring within 60 days",
@@ -56,6 +63,9 @@ func runScadenze(ctx context.Context, env *Env, run *Run) error {
 	expired, err := expireCertificates(env.Store)
 	run.Add("scaduti", expired)
 	if err != nil {
+		return err
+	}
+	if err := warnExpiries(env, run); err != nil {
 		return err
 	}
 	var now time.Time
@@ -210,4 +220,196 @@ func expireCertificates(st *store.Store) (int, error) {
 			return total, err
 		}
 	}
+}
+
+// WarnThresholds are the days before expiry at which the comune is warned.
+var WarnThresholds = []int{60, 30, 7}
+
+// warnThreshold is the threshold to warn for daysLeft days left when the
+// last one warned was warned (0: none): the smallest one reached and not
+// yet warned, 0 when there is none.
+func warnThreshold(daysLeft, warned int) int {
+	t := 0
+	for _, th := range WarnThresholds {
+		if daysLeft <= th && (warned == 0 || th < warned) {
+			t = th
+		}
+	}
+	return t
+}
+
+type warning struct {
+	code, what string
+	expires    time.Time
+	days, th   int
+}
+
+// warnExpiries queues the expiry warnings, one transaction per comune.
+func warnExpiries(env *Env, run *Run) error {
+	var comuni []string
+	if err := env.Store.View(func(tx *store.Tx) error {
+		return tx.Comuni(func(c *domain.Comune) error { comuni = append(comuni, c.ISTAT); return nil })
+	}); err != nil {
+		return err
+	}
+	src := store.Source{Actor: ScadenzeActor}
+	for _, istat := range comuni {
+		err := env.Store.Update(func(tx *store.Tx) error {
+			var certs, cards []warning
+			var ps []*domain.Postazione
+			if err := tx.PostazioniOfComune(istat, func(p *domain.Postazione) error {
+				if p.State != domain.CertAttivo && p.State != domain.CertBloccato || p.NotAfter.IsZero() || !p.NotAfter.After(tx.Now) {
+					return nil
+				}
+				days := int(math.Ceil(p.NotAfter.Sub(tx.Now).Hours() / 24))
+				if th := warnThreshold(days, p.Warned); th > 0 {
+					what := p.Label
+					if p.Server {
+						what = "certificato server"
+					}
+					certs = append(certs, warning{p.Code, what, p.NotAfter, days, th})
+					ps = append(ps, p)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			var cs []*domain.SmartCard
+			for _, st := range []domain.CardState{domain.CardAttiva, domain.CardBloccata} {
+				serials, err := tx.CardsInState(st)
+				if err != nil {
+					return err
+				}
+				for _, s := range serials {
+					c, err := tx.Card(s)
+					if err != nil {
+						return err
+					}
+					if c.ISTAT != istat || c.Expires.IsZero() || !c.Expires.After(tx.Now) {
+						continue
+					}
+					days := int(math.Ceil(c.Expires.Sub(tx.Now).Hours() / 24))
+					if th := warnThreshold(days, c.Warned); th > 0 {
+						who := c.CF
+						if p, err := tx.Person(c.CF); err == nil {
+							who = strings.TrimSpace(p.Surname+" "+p.Name) + " (" + c.CF + ")"
+						}
+						cards = append(cards, warning{c.Serial, who, c.Expires, days, th})
+						cs = append(cs, c)
+					}
+				}
+			}
+			if len(certs) == 0 && len(cards) == 0 {
+				return nil
+			}
+			com, err := tx.Comune(istat)
+			if err != nil {
+				return err
+			}
+			day := tx.Now.In(env.Loc).Format("20060102")
+			if len(certs) > 0 {
+				n, err := queueWarnings(tx, src, env.Loc, com, domain.ALP, "certificati", day, certs)
+				if err != nil {
+					return err
+				}
+				run.Add("avvisi_certificati", n)
+				for i, p := range ps {
+					p.Warned = certs[i].th
+					if err := tx.PutPostazione(p); err != nil {
+						return err
+					}
+					if err := tx.Record(src, "postazione.avviso-scadenza", "postazione", p.Code,
+						fmt.Sprintf("scade tra %d giorni: avvisati %d ALP", certs[i].days, n)); err != nil {
+						return err
+					}
+				}
+			}
+			if len(cards) > 0 {
+				n, err := queueWarnings(tx, src, env.Loc, com, domain.ALS, "smart card", day, cards)
+				if err != nil {
+					return err
+				}
+				run.Add("avvisi_smartcard", n)
+				for i, c := range cs {
+					c.Warned = cards[i].th
+					if err := tx.PutCard(c); err != nil {
+						return err
+					}
+					if err := tx.Record(src, "smartcard.avviso-scadenza", "smartcard", c.Serial,
+						fmt.Sprintf("scade tra %d giorni: avvisati %d ALS", cards[i].days, n)); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("scadenze: warnings of comune %s: %w", istat, err)
+		}
+	}
+	return nil
+}
+
+// queueWarnings queues one notice per ATTIVA utenza of the comune holding
+// profile (ALP for certificates, ALS for cards), in the caller's
+// transaction, and returns how many.
+func queueWarnings(tx *store.Tx, src store.Source, loc *time.Location, com *domain.Comune, profile domain.Profile, what, day string, ws []warning) (int, error) {
+	var body strings.Builder
+	for _, w := range ws {
+		fmt.Fprintf(&body, "  %-18s %-40s scade il %s (tra %d giorni)\n", w.code, w.what, w.expires.In(loc).Format("02/01/2006"), w.days)
+	}
+	n := 0
+	err := tx.UtenzeOfComune(com.ISTAT, func(u *domain.Utenza) error {
+		if u.State != domain.UtenzaAttiva || !u.Has(profile) || u.Email == "" {
+			return nil
+		}
+		name := "amministratore"
+		if p, err := tx.Person(u.CF); err == nil {
+			name = strings.TrimSpace(p.Name + " " + p.Surname)
+		}
+		text := fmt.Sprintf(`Gentile %s,
+
+le seguenti %s del comune di %s (%s) scadono entro %d giorni:
+
+%s
+Provveda per tempo dalla console di sicurezza ANPR, perché alla scadenza
+non sarà più possibile usarle.
+
+Il Ministero dell'Interno non chiede mai credenziali, PIN, PUK o
+password per telefono o per posta elettronica.
+
+Messaggio automatico, non rispondere.
+`, name, map[string]string{"certificati": "postazioni (certificati)", "smart card": "smart card"}[what], com.Name, com.ISTAT, maxDays(ws), body.String())
+		id := fmt.Sprintf("avviso/%s/%s/%s-%d/%s", com.ISTAT, strings.ReplaceAll(what, " ", ""), day, minThreshold(ws), u.CF)
+		m := &store.Mail{ID: id, Kind: store.MailAvviso,
+			CF: u.CF, ISTAT: com.ISTAT, To: u.Email, Subject: "ANPR - " + what + " in scadenza", Text: text}
+		queued, err := tx.QueueMail(m)
+		if queued {
+			n++
+		}
+		return err
+	})
+	if err == nil && n == 0 {
+		err = tx.Record(src, "avviso.senza-destinatario", "comune", com.ISTAT,
+			fmt.Sprintf("%d %s in scadenza ma nessun %s attivo con e-mail a cui scrivere", len(ws), what, profile))
+	}
+	return n, err
+}
+
+func maxDays(ws []warning) int {
+	m := 0
+	for _, w := range ws {
+		m = max(m, w.th)
+	}
+	return m
+}
+
+func minThreshold(ws []warning) int {
+	m := 0
+	for _, w := range ws {
+		if m == 0 || w.th < m {
+			m = w.th
+		}
+	}
+	return m
 }

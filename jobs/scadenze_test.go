@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"anprsec/domain"
+	"anprsec/mail/smtptest"
 	"anprsec/store"
 )
 
@@ -78,6 +79,10 @@ func TestScadenze(t *testing.T) {
 		if counts["scaduti"] != wantExpired || counts["report"] != 1 || counts["righe"] != 2 {
 			t.Errorf("round %d: counts %v", round, counts)
 		}
+		// The ALP is warned once of PC-0003 (10 days: threshold 30).
+		if want := 2 - round; counts["avvisi_certificati"] != want {
+			t.Errorf("round %d: %d warnings queued, want %d", round, counts["avvisi_certificati"], want)
+		}
 		ps := c.postazioni()
 		for code, want := range map[string]domain.CertState{
 			"058091-PC-0001": domain.CertScaduto, "058091-PC-0002": domain.CertScaduto,
@@ -126,5 +131,71 @@ func TestScadenze(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(filepath.Dir(name), "*"))
 	if len(left) != 1 {
 		t.Errorf("report folder holds %v, want the report alone", left)
+	}
+}
+
+// TestScadenzeWarnings: the ALPs are e-mailed when a certificate crosses
+// 60, 30 and 7 days before expiry, once per threshold; the ALS when a card
+// does; invio-pin sends the notices, encrypted and signed.
+func TestScadenzeWarnings(t *testing.T) {
+	c := newCertEnv(t)
+	c.withPGP()
+	c.census()
+	if _, err := c.run(certificatiJob); err != nil {
+		t.Fatal(err)
+	}
+	srv := smtptest.Start(t)
+	c.env.Config.Mail.SMTP.Address, c.env.Config.Mail.SMTP.TLS = srv.Addr, "none"
+	setExpiry := func(days float64) {
+		c.env.Store.Update(func(tx *store.Tx) error {
+			p, _ := tx.Postazione("058091-PC-0001")
+			p.NotAfter = time.Now().Add(time.Duration(days * 24 * float64(time.Hour)))
+			tx.PutPostazione(p)
+			sc, _ := tx.Card("SC0000000001")
+			sc.State, sc.Expires = domain.CardAttiva, p.NotAfter
+			return tx.PutCard(sc)
+		})
+	}
+	for _, step := range []struct {
+		days        float64
+		certs, card int
+	}{
+		{90, 0, 0},   // not yet
+		{59.5, 1, 1}, // 60
+		{45, 0, 0},   // already warned at 60
+		{29.5, 1, 1}, // 30
+		{5.5, 1, 1},  // 7
+		{2, 0, 0},    // nothing below 7
+	} {
+		setExpiry(step.days)
+		counts, err := c.run(scadenzeJob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts["avvisi_certificati"] != step.certs || counts["avvisi_smartcard"] != step.card {
+			t.Errorf("%.1f days left: counts %v, want %d certificate and %d card warnings", step.days, counts, step.certs, step.card)
+		}
+		if _, err := c.run(invioJob); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 6 {
+		t.Fatalf("%d messages, want 6", len(msgs))
+	}
+	var alp, als int
+	for _, m := range msgs {
+		hdr, text := c.openPIN(m.Data, filepath.Join(c.env.Config.Dir, "keys", "gateway.sec.asc"))
+		switch {
+		case m.To[0] == "maria.martini@example.it" && strings.Contains(text, "058091-PC-0001") && hdr.Get("Subject") == "ANPR - certificati in scadenza":
+			alp++
+		case m.To[0] == "fabio.cucco@example.it" && strings.Contains(text, "SC0000000001") && hdr.Get("Subject") == "ANPR - smart card in scadenza":
+			als++
+		default:
+			t.Errorf("unexpected message to %v: %s\n%s", m.To, hdr.Get("Subject"), text)
+		}
+	}
+	if alp != 3 || als != 3 {
+		t.Errorf("%d warnings to the ALP, %d to the ALS; want 3 each", alp, als)
 	}
 }

@@ -97,12 +97,13 @@ const (
 
 // Mail kinds.
 const (
-	MailPIN = "pin" // the second halves of a card's secrets
+	MailPIN    = "pin"    // the second halves of a card's secrets
+	MailAvviso = "avviso" // a notice without secrets (expiry warnings): To, Subject and Text are in the record
 )
 
-// Mail is one message of the outbox. It holds no secret: the message is
-// built when it is sent, from the sealed record it points to (for MailPIN,
-// the card's SecondSealed).
+// Mail is one message of the outbox. It holds no secret: a MailPIN message
+// is built when it is sent, from the sealed record it points to (the card's
+// SecondSealed); a MailAvviso one carries its own text.
 type Mail struct {
 	ID        string    `json:"id"`   // "pin/<serial>"
 	Kind      string    `json:"kind"` // MailPIN
@@ -115,8 +116,11 @@ type Mail struct {
 	NextTry   time.Time `json:"next_try,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
 	Sent      time.Time `json:"sent,omitempty"`
-	To        string    `json:"to,omitempty"`  // address used by the last attempt
+	To        string    `json:"to,omitempty"`  // address used by the last attempt (MailAvviso: the recipient)
 	Key       string    `json:"key,omitempty"` // fingerprint of the encryption key used
+	// MailAvviso only: the message, which holds no secret.
+	Subject string `json:"subject,omitempty"`
+	Text    string `json:"text,omitempty"`
 }
 
 // PINMailID is the outbox ID of a card's second-halves message.
