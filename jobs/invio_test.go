@@ -348,6 +348,21 @@ func TestInvioPINFaults(t *testing.T) {
 	if m := mailOf(serials[0]); m.State != store.MailSent || m.Attempts != 2 {
 		t.Errorf("after sending: %+v", m)
 	}
+
+	// A server that stalls after accepting the connection: the attempt
+	// times out (mail.smtp.timeout) and is retried later; the run ends.
+	c.activate(serials[2])
+	c.env.Config.Mail.SMTP.Timeout = time.Second
+	srv.Stall(smtptest.Rcpt)
+	start := time.Now()
+	counts, err = c.run(invioJob)
+	if took := time.Since(start); err != nil || counts["retry"] != 1 || took > 5*time.Second {
+		t.Errorf("stalled server: %v %v after %v", counts, err, took)
+	}
+	srv.Clear()
+	if m := mailOf(serials[2]); m.State != store.MailQueued || m.Attempts != 1 || !strings.Contains(m.LastError, "RCPT") {
+		t.Errorf("after a stall: %+v", m)
+	}
 }
 
 // activateDelivered registers the delivery to the holder of cards that the
