@@ -190,7 +190,7 @@ func TestHostileWorkbooksRefusedWhole(t *testing.T) {
 		code string
 		msg  string
 	}{
-		{"bomba.xlsx", bomb, "TROPPO_GRANDE", "supera 1024 MB"},
+		{"bomba.xlsx", bomb, "TROPPO_GRANDE", "supera 256 MB"},
 		{"cifrato.xlsx", encrypted.Bytes(), "FILE_PROTETTO", "password"},
 		{"vecchio.xlsx", append([]byte("\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"), make([]byte, 600)...), "FILE_ILLEGGIBILE", ".xls"},
 		{"documento.xlsx", []byte("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"), "FILE_ILLEGGIBILE", "non è una cartella di lavoro"},

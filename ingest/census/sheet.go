@@ -18,8 +18,8 @@ import (
 
 // Limits of what a workbook may expand to when opened (zip bombs).
 const (
-	unzipSizeLimit    = 1 << 30  // whole workbook, uncompressed
-	unzipXMLSizeLimit = 16 << 20 // a bigger sheet is streamed from a temporary file
+	unzipSizeLimit    = 256 << 20 // whole workbook, uncompressed (drop.max_file_size is 64 MiB; a real workbook expands about 10×)
+	unzipXMLSizeLimit = 16 << 20  // a bigger sheet is streamed from a temporary file
 )
 
 // errUnzipSize is the error of a workbook that expands beyond unzipSizeLimit.
@@ -106,7 +106,19 @@ func FoldHeader(s string) string {
 			space = true
 		}
 	}
-	return b.String()
+	return headerAlias(b.String())
+}
+
+// headerAlias maps usual spellings to the canonical fold: "E-mail" and
+// "e mail" are "email", "P.E.C." is "pec".
+func headerAlias(f string) string {
+	switch f {
+	case "e mail":
+		return "email"
+	case "p e c":
+		return "pec"
+	}
+	return f
 }
 
 // findSheet returns the workbook's sheet named like want (case and accents ignored).

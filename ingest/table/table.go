@@ -67,8 +67,8 @@ const DefaultMaxCell = 1024
 
 // Limits of what a workbook may expand to when opened (zip bombs).
 const (
-	UnzipSizeLimit    = 1 << 30  // whole workbook, uncompressed
-	UnzipXMLSizeLimit = 16 << 20 // a bigger sheet is streamed through a temporary file
+	UnzipSizeLimit    = 256 << 20 // whole workbook, uncompressed (drop.max_file_size is 64 MiB; a real workbook expands about 10×)
+	UnzipXMLSizeLimit = 16 << 20  // a bigger sheet is streamed through a temporary file
 )
 
 // Options say which columns a table has and how much of it to accept.
@@ -379,5 +379,17 @@ func FoldHeader(s string) string {
 			space = true
 		}
 	}
-	return b.String()
+	return headerAlias(b.String())
+}
+
+// headerAlias maps usual spellings to the canonical fold: "E-mail" and
+// "e mail" are "email", "P.E.C." is "pec".
+func headerAlias(f string) string {
+	switch f {
+	case "e mail":
+		return "email"
+	case "p e c":
+		return "pec"
+	}
+	return f
 }
