@@ -21,7 +21,15 @@ func (a *app) genCmd() *cobra.Command {
 		Args:              cobra.NoArgs,
 		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			bar := newProgress(cmd, -1, "writing "+out, false)
+			total := int64(opt.TotalUsers)
+			if total == 0 {
+				total = censusgen.DefaultTotalUsers
+			}
+			if opt.UsersPerComune > 0 {
+				total = -1 // known only once the comuni are chosen
+			}
+			bar := newProgress(cmd, total, "writing "+out, false)
+			opt.Progress = func(rows int) { bar.Set(rows) }
 			st, err := censusgen.WriteFile(out, opt)
 			bar.Finish()
 			if err != nil {

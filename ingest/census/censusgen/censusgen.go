@@ -81,6 +81,9 @@ type Options struct {
 	Workstations int
 	// Table is the table of comuni and birthplaces; nil means istat.Default().
 	Table *istat.Table
+	// Progress, when set, is called with the number of user rows written
+	// so far, every 1,000 rows (for a progress bar).
+	Progress func(rows int)
 }
 
 // Stats tells what Write produced.
@@ -291,6 +294,9 @@ func (g *generator) writeUsers(f *excelize.File, comuni []istat.Comune, perComun
 			n++
 			if err := sw.SetRow("A"+strconv.Itoa(n), row); err != nil {
 				return 0, err
+			}
+			if g.opt.Progress != nil && (n-1)%1000 == 0 {
+				g.opt.Progress(n - 1)
 			}
 		}
 	}

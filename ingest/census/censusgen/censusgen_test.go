@@ -328,3 +328,15 @@ func BenchmarkWrite(b *testing.B) {
 		}
 	}
 }
+
+// TestProgress: the callback sees the rows written, every 1,000.
+func TestProgress(t *testing.T) {
+	var seen []int
+	st, err := Write(io.Discard, Options{Comuni: 10, TotalUsers: 2500, Progress: func(n int) { seen = append(seen, n) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 2 || seen[0] != 1000 || seen[1] != 2000 || st.Rows < 2500 {
+		t.Errorf("progress %v for %d rows", seen, st.Rows)
+	}
+}
