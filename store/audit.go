@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 
+	badger "github.com/dgraph-io/badger/v4"
+
 	"anprsec/domain"
 )
 
@@ -15,46 +17,46 @@ import (
 
 // AllUtenze calls fn for each utenza, in ISTAT then CF order.
 func (tx *Tx) AllUtenze(fn func(*domain.Utenza) error) error {
-	return tx.scan("u/", true, func(_ string, v []byte) (bool, error) {
+	return tx.each("u/", func(v []byte) error {
 		var u domain.Utenza
 		if err := json.Unmarshal(v, &u); err != nil {
-			return false, err
+			return err
 		}
-		return true, fn(&u)
+		return fn(&u)
 	})
 }
 
 // AllCards calls fn for each smart card, in serial order.
 func (tx *Tx) AllCards(fn func(*domain.SmartCard) error) error {
-	return tx.scan("s/", true, func(_ string, v []byte) (bool, error) {
+	return tx.each("s/", func(v []byte) error {
 		var c domain.SmartCard
 		if err := json.Unmarshal(v, &c); err != nil {
-			return false, err
+			return err
 		}
-		return true, fn(&c)
+		return fn(&c)
 	})
 }
 
 // AllPostazioni calls fn for each workstation, in code order (so grouped by
 // comune).
 func (tx *Tx) AllPostazioni(fn func(*domain.Postazione) error) error {
-	return tx.scan("w/", true, func(_ string, v []byte) (bool, error) {
+	return tx.each("w/", func(v []byte) error {
 		var p domain.Postazione
 		if err := json.Unmarshal(v, &p); err != nil {
-			return false, err
+			return err
 		}
-		return true, fn(&p)
+		return fn(&p)
 	})
 }
 
 // AllPersons calls fn for each person, in CF order.
 func (tx *Tx) AllPersons(fn func(*domain.Person) error) error {
-	return tx.scan("p/", true, func(_ string, v []byte) (bool, error) {
+	return tx.each("p/", func(v []byte) error {
 		var p domain.Person
 		if err := json.Unmarshal(v, &p); err != nil {
-			return false, err
+			return err
 		}
-		return true, fn(&p)
+		return fn(&p)
 	})
 }
 
@@ -93,8 +95,8 @@ var errStopHistory = errors.New("stop")
 // until fn returns false or an error. Unlike Store.History it keeps
 // nothing: one entry is decoded at a time.
 func (tx *Tx) EachHistory(after uint64, fn func(*Entry) (bool, error)) error {
-	err := tx.scan("h/", true, func(_ string, val []byte) (bool, error) {
-		err := eachRecord(val, func(_, _, body []byte) error {
+	err := tx.each("h/", func(val []byte) error {
+		return eachRecord(val, func(_, _, body []byte) error {
 			var e Entry
 			if err := json.Unmarshal(body, &e); err != nil {
 				return err
@@ -108,10 +110,30 @@ func (tx *Tx) EachHistory(after uint64, fn func(*Entry) (bool, error)) error {
 			}
 			return err
 		})
-		return err == nil, err
 	})
 	if errors.Is(err, errStopHistory) {
 		err = nil
 	}
 	return err
+}
+
+// each calls fn with the value of each key with prefix, in key order, until
+// fn returns an error. Unlike scan it neither prefetches (Badger starts a
+// goroutine per item and keeps up to 100 values ahead, megabytes for the
+// history blocks) nor copies: val is valid only during the call.
+func (tx *Tx) each(prefix string, fn func(val []byte) error) error {
+	if tx.pipe != nil {
+		return errors.New("store: scans are not available in a pipelined transaction")
+	}
+	opt := badger.DefaultIteratorOptions
+	opt.PrefetchValues = false
+	opt.Prefix = []byte(prefix)
+	it := tx.txn.NewIterator(opt)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		if err := it.Item().Value(fn); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -23,10 +23,12 @@ import (
 	"io"
 	"os"
 	"path"
+	"sync"
 	"time"
-	_ "time/tzdata"
+	_ "time/tzdata" // Europe/Rome on systems without a zoneinfo database
 
-	"github.com/xuri/excelize/v2" // Europe/Rome on systems without a zoneinfo database
+	"github.com/klauspost/compress/flate"
+	"github.com/xuri/excelize/v2"
 
 	"anprsec/store"
 )
@@ -166,12 +168,38 @@ func (e *Exporter) putFile(ctx context.Context, name, local string) error {
 	return nil
 }
 
+// zipLevel is the deflate level of the workbooks, with klauspost's
+// implementation of deflate (the standard format: any ZIP reader opens
+// it). Level 3 compresses the national workbook's 200 MB of sheet XML
+// about five times faster than archive/zip's default (compress/flate level
+// 6) for a file some 20% larger.
+const zipLevel = 3
+
+var flaters sync.Pool
+
+// pooledFlate goes back to flaters when closed.
+type pooledFlate struct{ *flate.Writer }
+
+func (w pooledFlate) Close() error {
+	err := w.Writer.Close()
+	flaters.Put(w.Writer)
+	return err
+}
+
 // saveTo writes the workbook to out. excelize's WriteTo and SaveAs build
 // the whole ZIP in a memory buffer first; handing it a zip.Writer on the
 // file instead streams the compressed parts straight to disk (the buffer
 // it is given stays empty).
 func saveTo(f *excelize.File, out *os.File) error {
 	zw := zip.NewWriter(out)
+	zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
+		if fw, ok := flaters.Get().(*flate.Writer); ok {
+			fw.Reset(w)
+			return pooledFlate{fw}, nil
+		}
+		fw, err := flate.NewWriter(w, zipLevel)
+		return pooledFlate{fw}, err
+	})
 	f.SetZipWriter(func(io.Writer) excelize.ZipWriter { return zw })
 	_, err := f.WriteTo(io.Discard)
 	return err

@@ -37,7 +37,8 @@ import (
 // ATTIVA and most certificates ATTIVO, some blocked or revoked, with dates
 // over the period. BenchmarkRawStreamWriter writes the same number of rows
 // and columns with excelize's StreamWriter and nothing else. The store is
-// built once per process (ANPRSEC_BENCH_STORE reuses a built one);
+// built once per process (ANPRSEC_BENCH_STORE=DIR reuses the store in DIR,
+// building it there first when DIR does not exist);
 // BenchmarkNationalExport also reports the peak RSS (VmHWM) of the export
 // run alone in a child process.
 
@@ -58,6 +59,13 @@ func italyStore(b *testing.B) string {
 	italy.once.Do(func() {
 		if d := os.Getenv("ANPRSEC_BENCH_STORE"); d != "" {
 			italy.dir = d
+			if _, err := os.Stat(d); os.IsNotExist(err) {
+				// First run with this folder: build the store there and keep it.
+				var built string
+				if built, italy.err = buildItaly(); italy.err == nil {
+					italy.err = os.Rename(built, d)
+				}
+			}
 		} else {
 			italy.dir, italy.err = buildItaly()
 		}
@@ -285,6 +293,11 @@ func TestNationalExportChild(t *testing.T) {
 	for _, line := range strings.Split(string(status), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
 			fmt.Println("VmHWM-kB", strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+		}
+		// What the resident memory is made of at the end (anonymous: the
+		// Go heap; file: Badger's memory-mapped tables and value log).
+		if strings.HasPrefix(line, "VmRSS:") || strings.HasPrefix(line, "RssAnon:") || strings.HasPrefix(line, "RssFile:") {
+			fmt.Println(strings.Join(strings.Fields(line), " "))
 		}
 	}
 }

@@ -3,7 +3,7 @@ package audit
 import (
 	"context"
 	"crypto/x509"
-	"errors"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"sort"
@@ -91,13 +91,17 @@ type monthly struct {
 
 // national is the state of one national export.
 type national struct {
-	e      *Exporter
-	tx     *store.Tx
-	now    time.Time
-	period Period
-	names  map[string]string // ISTAT -> comune name
-	cards  map[string]cardInfo
-	months map[string]map[string]*monthly // YYYY-MM -> ISTAT -> figures
+	e       *Exporter
+	tx      *store.Tx
+	now     time.Time
+	period  Period
+	names   map[string]string // ISTAT -> comune name
+	cards   map[string]cardInfo
+	persons *persons
+	joinedP map[string]string // profiles (length-prefixed) -> spelled list
+	joinedE map[string]string // environments, the same
+	key     []byte
+	months  map[string]map[string]*monthly // YYYY-MM -> ISTAT -> figures
 
 	byProfile map[domain.Profile]int
 	byCard    map[domain.CardState]int
@@ -119,6 +123,7 @@ type national struct {
 func (e *Exporter) National(ctx context.Context, p Period) (NationalFiles, error) {
 	n := &national{e: e, now: e.now(), period: p,
 		names: map[string]string{}, cards: map[string]cardInfo{}, months: map[string]map[string]*monthly{},
+		joinedP: map[string]string{}, joinedE: map[string]string{},
 		byProfile: map[domain.Profile]int{}, byCard: map[domain.CardState]int{}, byCert: map[domain.CertState]int{}}
 	for _, m := range monthsOf(p, e.loc()) {
 		n.months[m] = map[string]*monthly{}
@@ -196,16 +201,25 @@ func (n *national) expiring(t time.Time) bool {
 }
 
 func (n *national) personName(cf string) string {
-	p, err := n.tx.Person(cf)
-	if err != nil {
+	p, ok := n.persons.get(cf)
+	if !ok {
 		return ""
 	}
-	return strings.TrimSpace(p.Surname + " " + p.Name)
+	return strings.TrimSpace(p.surname + " " + p.name)
 }
 
 func (n *national) anomaly(kind, istat, key, name, detail string, when time.Time) error {
 	n.res.Anomalie++
-	return n.anom.data(kind, istat, n.names[istat], key, name, detail, when)
+	t := n.anom
+	t.begin()
+	t.text(kind)
+	t.text(istat)
+	t.text(n.names[istat])
+	t.text(key)
+	t.text(name)
+	t.text(detail)
+	t.time(when)
+	return t.endData()
 }
 
 func (n *national) workbook(ctx context.Context, f *excelize.File) error {
@@ -249,6 +263,15 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 		n.names[c.ISTAT] = c.Name
 		return nil
 	}); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	// Persons: names, cards and last changes, read in one scan rather
+	// than looked up once per utenza.
+	if n.persons, err = loadPersons(n.tx); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -394,29 +417,47 @@ func (n *national) utenze(users *table) error {
 			cur = comuneCheck{istat: u.ISTAT}
 			seen[u.ISTAT] = true
 		}
-		p, err := n.tx.Person(u.CF)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		var card *domain.SmartCard
-		info, hasCard := n.cards[p.Card]
-		if p.Card != "" && hasCard {
-			card = &domain.SmartCard{Serial: p.Card, State: info.state}
-		}
+		p, _ := n.persons.get(u.CF)
+		info, hasCard := n.cards[p.card]
 		if u.State != domain.UtenzaCancellata {
 			for _, pr := range u.Profiles {
 				n.byProfile[pr]++
 			}
 		}
 		n.nUtenze++
-		row := userRow(u, p, card)
-		if err := users.data(append([]any{u.ISTAT, n.names[u.ISTAT]}, row...)...); err != nil {
+		// The row of userRow, with the comune first; the card's own last
+		// change is not kept (cardInfo), as before.
+		cardState, serial := "", ""
+		if p.card != "" && hasCard {
+			cardState, serial = string(info.state), p.card
+		} else if u.NeedsCard {
+			cardState = "NESSUNA"
+		}
+		last := u.Updated
+		if p.updated.After(last) {
+			last = p.updated
+		}
+		users.begin()
+		users.text(u.ISTAT)
+		users.text(n.names[u.ISTAT])
+		users.text(u.CF)
+		users.text(p.surname)
+		users.text(p.name)
+		users.text(n.profiles(u.Profiles))
+		users.text(n.envs(u.Environments))
+		users.text(string(u.State))
+		users.text(cardState)
+		users.text(serial)
+		users.text(u.Email)
+		users.text(u.PEC)
+		users.time(last)
+		if err := users.endData(); err != nil {
 			return err
 		}
 		if u.State == domain.UtenzaCancellata {
 			return nil
 		}
-		active := u.State == domain.UtenzaAttiva && n.activeCard(p.Card)
+		active := u.State == domain.UtenzaAttiva && n.activeCard(p.card)
 		if active {
 			cur.asc = cur.asc || u.Has(domain.ASC)
 			cur.als = cur.als || u.Has(domain.ALS)
@@ -425,12 +466,12 @@ func (n *national) utenze(users *table) error {
 		if u.Has(domain.ALS) || u.Has(domain.ALP) {
 			var why string
 			switch {
-			case p.Card == "" || !hasCard:
+			case p.card == "" || !hasCard:
 				why = "nessuna smart card"
 			case info.state == domain.CardBloccata:
-				why = "smart card " + p.Card + " bloccata"
+				why = "smart card " + p.card + " bloccata"
 			case info.state == domain.CardRevocata:
-				why = "smart card " + p.Card + " revocata"
+				why = "smart card " + p.card + " revocata"
 			}
 			if why != "" {
 				var roles []string
@@ -439,7 +480,7 @@ func (n *national) utenze(users *table) error {
 						roles = append(roles, string(r))
 					}
 				}
-				return n.anomaly(AnomalyAdminCard, u.ISTAT, u.CF, strings.TrimSpace(p.Surname+" "+p.Name),
+				return n.anomaly(AnomalyAdminCard, u.ISTAT, u.CF, strings.TrimSpace(p.surname+" "+p.name),
 					strings.Join(roles, ", ")+": "+why, time.Time{})
 			}
 		}
@@ -491,7 +532,17 @@ func (n *national) history(f *excelize.File, st *styles) error {
 			return true, nil
 		}
 		n.res.Storico++
-		return true, h.data(en.Time, en.Action, en.Kind, en.Key, en.Actor, en.File, en.Sheet, en.Row, en.Detail)
+		h.begin()
+		h.time(en.Time)
+		h.text(en.Action)
+		h.text(en.Kind)
+		h.text(en.Key)
+		h.text(en.Actor)
+		h.text(en.File)
+		h.text(en.Sheet)
+		h.number(en.Row)
+		h.text(en.Detail)
+		return true, h.endData()
 	})
 	if err != nil {
 		return err
@@ -672,4 +723,37 @@ func (n *national) summary(f *excelize.File, st *styles) error {
 		return err
 	}
 	return f.SetColWidth(s, "C", "C", 50)
+}
+
+// profiles is joinProfiles, remembered per combination (a few dozen in a
+// country: the spelled list is shared instead of built per utenza).
+func (n *national) profiles(ps []domain.Profile) string {
+	n.key = n.key[:0]
+	for _, p := range ps {
+		n.key = append(binary.AppendUvarint(n.key, uint64(len(p))), p...)
+	}
+	if s, ok := n.joinedP[string(n.key)]; ok {
+		return s
+	}
+	s := joinProfiles(ps)
+	if len(n.joinedP) < 4096 {
+		n.joinedP[string(n.key)] = s
+	}
+	return s
+}
+
+// envs is joinEnv, remembered the same way.
+func (n *national) envs(es []domain.Environment) string {
+	n.key = n.key[:0]
+	for _, e := range es {
+		n.key = append(binary.AppendUvarint(n.key, uint64(len(e))), e...)
+	}
+	if s, ok := n.joinedE[string(n.key)]; ok {
+		return s
+	}
+	s := joinEnv(es)
+	if len(n.joinedE) < 4096 {
+		n.joinedE[string(n.key)] = s
+	}
+	return s
 }

@@ -3,7 +3,6 @@ package audit
 import (
 	"encoding/csv"
 	"io"
-	"slices"
 	"strconv"
 	"time"
 
@@ -83,7 +82,9 @@ func newStyles(f *excelize.File) (*styles, error) {
 
 // table writes one list to an xlsx sheet (streamed) and/or a CSV, the same
 // cells in the same order: an optional header block of label/value lines,
-// a blank line, the header row, the data rows.
+// a blank line, the header row, the data rows. A row is built cell by cell
+// (begin, text/date/number, end) into reused buffers: no slice or boxed
+// excelize.Cell per row.
 type table struct {
 	cols  []column
 	loc   *time.Location
@@ -93,21 +94,44 @@ type table struct {
 	row   int                    // last sheet row written
 	first int                    // header row number
 	last  int                    // last data row
-	xrow  []any
-	crow  []string
-	pipe  *pipe // set: sheet rows are written by the pipe's goroutine
+	crow  []string               // CSV fields of the row being built
+	start int                    // first value of the row being built in buf().vals
+	ncell int                    // cells of the row being built
+	local rowBuf                 // the row buffer without a pipe
+	pipe  *pipe                  // set: sheet rows are written by the pipe's goroutine
+}
+
+// rowBuf holds the sheet values of rows not yet written: the cells live in
+// one slice and the rows point into it (a *excelize.Cell in an interface
+// costs no allocation, a Cell does).
+type rowBuf struct {
+	cells []excelize.Cell
+	vals  []any
+}
+
+func (b *rowBuf) reset() {
+	clear(b.cells)
+	clear(b.vals)
+	b.cells, b.vals = b.cells[:0], b.vals[:0]
 }
 
 // pipe writes sheet rows in a goroutine of its own, so that reading and
 // decoding the store overlaps excelize's encoding of the rows. Tables on
 // one pipe keep their order; nothing else may touch the workbook until
-// wait has returned.
+// wait has returned. Batches go back to the builder through free once
+// written, with their buffers.
 type pipe struct {
-	ch     chan []rowJob
-	batch  []rowJob
+	ch     chan *batch
+	free   chan *batch
+	cur    *batch
 	done   chan error
 	err    error
 	closed bool
+}
+
+type batch struct {
+	jobs []rowJob
+	buf  rowBuf
 }
 
 type rowJob struct {
@@ -120,11 +144,12 @@ type rowJob struct {
 const pipeBatch = 512
 
 func newPipe() *pipe {
-	p := &pipe{ch: make(chan []rowJob, 8), done: make(chan error, 1)}
+	p := &pipe{ch: make(chan *batch, 8), free: make(chan *batch, 10), done: make(chan error, 1)}
+	p.cur = p.newBatch()
 	go func() {
 		var err error
-		for batch := range p.ch {
-			for _, j := range batch {
+		for b := range p.ch {
+			for _, j := range b.jobs {
 				if j.barrier != nil {
 					close(j.barrier)
 					continue
@@ -140,10 +165,27 @@ func newPipe() *pipe {
 				default:
 				}
 			}
+			clear(b.jobs)
+			b.jobs = b.jobs[:0]
+			b.buf.reset()
+			select {
+			case p.free <- b:
+			default:
+			}
 		}
 		close(p.done)
 	}()
 	return p
+}
+
+func (p *pipe) newBatch() *batch {
+	select {
+	case b := <-p.free:
+		return b
+	default:
+		return &batch{jobs: make([]rowJob, 0, pipeBatch),
+			buf: rowBuf{cells: make([]excelize.Cell, 0, pipeBatch*8), vals: make([]any, 0, pipeBatch*12)}}
+	}
 }
 
 func (p *pipe) failed() error {
@@ -160,11 +202,15 @@ func (p *pipe) failed() error {
 	return p.err
 }
 
+func (p *pipe) send() {
+	p.ch <- p.cur
+	p.cur = p.newBatch()
+}
+
 func (p *pipe) add(j rowJob) error {
-	p.batch = append(p.batch, j)
-	if len(p.batch) >= pipeBatch {
-		p.ch <- p.batch
-		p.batch = make([]rowJob, 0, pipeBatch)
+	p.cur.jobs = append(p.cur.jobs, j)
+	if len(p.cur.jobs) >= pipeBatch {
+		p.send()
 		return p.failed()
 	}
 	return nil
@@ -173,9 +219,8 @@ func (p *pipe) add(j rowJob) error {
 // sync waits until every row sent so far is written.
 func (p *pipe) sync() error {
 	b := make(chan struct{})
-	p.batch = append(p.batch, rowJob{barrier: b})
-	p.ch <- p.batch
-	p.batch = make([]rowJob, 0, pipeBatch)
+	p.cur.jobs = append(p.cur.jobs, rowJob{barrier: b})
+	p.send()
 	<-b
 	return p.failed()
 }
@@ -186,10 +231,10 @@ func (p *pipe) close() error {
 		return p.err
 	}
 	p.closed = true
-	if len(p.batch) > 0 {
-		p.ch <- p.batch
-		p.batch = nil
+	if len(p.cur.jobs) > 0 {
+		p.ch <- p.cur
 	}
+	p.cur = nil
 	close(p.ch)
 	for err := range p.done {
 		if err != nil && p.err == nil {
@@ -200,7 +245,7 @@ func (p *pipe) close() error {
 }
 
 func newTable(cols []column, loc *time.Location) *table {
-	return &table{cols: cols, loc: loc, xrow: make([]any, len(cols)), crow: make([]string, len(cols))}
+	return &table{cols: cols, loc: loc, crow: make([]string, 0, len(cols))}
 }
 
 // sheet streams the table to a new sheet of f, with column widths and the
@@ -234,64 +279,168 @@ func (t *table) csvTo(w io.Writer) error {
 	return nil
 }
 
-func (t *table) put(xs []any, cs []string) error {
-	t.row++
+func (t *table) buf() *rowBuf {
 	if t.pipe != nil {
-		if err := t.pipe.add(rowJob{t: t, row: t.row, xs: slices.Clone(xs)}); err != nil {
-			return err
-		}
-	} else if t.sw != nil {
-		cell, _ := excelize.CoordinatesToCellName(1, t.row)
-		if err := t.sw.SetRow(cell, xs); err != nil {
-			return err
+		return &t.pipe.cur.buf
+	}
+	return &t.local
+}
+
+// begin starts a row.
+func (t *table) begin() {
+	t.start = len(t.buf().vals)
+	t.ncell = 0
+	t.crow = t.crow[:0]
+}
+
+// styled adds a sheet cell with a style (nil v: an empty cell).
+func (t *table) styled(style int, v any) {
+	b := t.buf()
+	if v == nil {
+		b.vals = append(b.vals, nil)
+		return
+	}
+	b.cells = append(b.cells, excelize.Cell{StyleID: style, Value: v})
+	b.vals = append(b.vals, &b.cells[len(b.cells)-1])
+}
+
+// text adds a text cell: an inline string with the text format in the
+// sheet (never a formula), neutralized in the CSV.
+func (t *table) text(s string) {
+	t.ncell++
+	if t.sw != nil {
+		if s == "" {
+			t.styled(0, nil)
+		} else {
+			t.styled(t.st.text, s)
 		}
 	}
 	if t.cw != nil {
-		return t.cw.Write(cs)
+		t.crow = append(t.crow, Neutralize(s))
+	}
+}
+
+// time adds a date (dd/mm/yyyy) or, in a kDateTime column, a date and time
+// cell; the zero time is an empty cell.
+func (t *table) time(tm time.Time) {
+	withTime := t.ncell < len(t.cols) && t.cols[t.ncell].Kind == kDateTime
+	t.ncell++
+	if tm.IsZero() {
+		if t.sw != nil {
+			t.styled(0, nil)
+		}
+		if t.cw != nil {
+			t.crow = append(t.crow, "")
+		}
+		return
+	}
+	tm = tm.In(t.loc)
+	if t.sw != nil {
+		if withTime {
+			t.styled(t.st.dateTime, tm)
+		} else {
+			t.styled(t.st.date, tm)
+		}
+	}
+	if t.cw != nil {
+		if withTime {
+			t.crow = append(t.crow, tm.Format("02/01/2006 15:04:05"))
+		} else {
+			t.crow = append(t.crow, tm.Format("02/01/2006"))
+		}
+	}
+}
+
+// number adds an integer cell (general format).
+func (t *table) number(n int) {
+	t.ncell++
+	if t.sw != nil {
+		b := t.buf()
+		b.vals = append(b.vals, n)
+	}
+	if t.cw != nil {
+		t.crow = append(t.crow, strconv.Itoa(n))
+	}
+}
+
+// end writes the row begun by begin.
+func (t *table) end() error {
+	t.row++
+	if t.sw != nil {
+		b := t.buf()
+		xs := b.vals[t.start:len(b.vals):len(b.vals)]
+		if t.pipe != nil {
+			if err := t.pipe.add(rowJob{t: t, row: t.row, xs: xs}); err != nil {
+				return err
+			}
+		} else {
+			cell, _ := excelize.CoordinatesToCellName(1, t.row)
+			err := t.sw.SetRow(cell, xs)
+			b.reset()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if t.cw != nil {
+		return t.cw.Write(t.crow)
 	}
 	return nil
 }
 
-// line writes a header-block line: a bold label and its values.
+// line writes a header-block line: a bold label and its values (string or
+// time.Time, a date).
 func (t *table) line(label string, values ...any) error {
-	xs := make([]any, 0, 1+len(values))
-	cs := make([]string, 0, 1+len(values))
-	if t.st != nil {
-		xs = append(xs, excelize.Cell{StyleID: t.st.title, Value: label})
+	t.begin()
+	if t.sw != nil {
+		t.styled(t.st.title, label)
 	}
-	cs = append(cs, Neutralize(label))
+	if t.cw != nil {
+		t.crow = append(t.crow, Neutralize(label))
+	}
 	for _, v := range values {
 		switch v := v.(type) {
 		case time.Time:
-			if t.st != nil {
-				xs = append(xs, excelize.Cell{StyleID: t.st.date, Value: v.In(t.loc)})
+			if t.sw != nil {
+				t.styled(t.st.date, v.In(t.loc))
 			}
-			cs = append(cs, v.In(t.loc).Format("02/01/2006"))
+			if t.cw != nil {
+				t.crow = append(t.crow, v.In(t.loc).Format("02/01/2006"))
+			}
 		default:
 			s := v.(string)
-			if t.st != nil {
-				xs = append(xs, excelize.Cell{StyleID: t.st.text, Value: s})
+			if t.sw != nil {
+				t.styled(t.st.text, s)
 			}
-			cs = append(cs, Neutralize(s))
+			if t.cw != nil {
+				t.crow = append(t.crow, Neutralize(s))
+			}
 		}
 	}
-	return t.put(xs, cs)
+	return t.end()
 }
 
 // blank writes an empty line.
-func (t *table) blank() error { return t.put(nil, []string{""}) }
+func (t *table) blank() error {
+	t.begin()
+	if t.cw != nil {
+		t.crow = append(t.crow, "")
+	}
+	return t.end()
+}
 
 // header writes the header row.
 func (t *table) header() error {
-	xs := t.xrow[:0]
-	cs := t.crow[:0]
+	t.begin()
 	for _, c := range t.cols {
-		if t.st != nil {
-			xs = append(xs, excelize.Cell{StyleID: t.st.head, Value: c.Name})
+		if t.sw != nil {
+			t.styled(t.st.head, c.Name)
 		}
-		cs = append(cs, Neutralize(c.Name))
+		if t.cw != nil {
+			t.crow = append(t.crow, Neutralize(c.Name))
+		}
 	}
-	err := t.put(xs, cs)
+	err := t.end()
 	t.first = t.row
 	return err
 }
@@ -299,50 +448,30 @@ func (t *table) header() error {
 // data writes one data row: strings for text columns, time.Time for dates
 // (zero: empty), int for numbers.
 func (t *table) data(vals ...any) error {
-	xs := t.xrow[:0]
-	cs := t.crow[:0]
+	t.begin()
 	for i, c := range t.cols {
 		var v any
 		if i < len(vals) {
 			v = vals[i]
 		}
-		var x any
-		var s string
 		switch c.Kind {
 		case kText:
-			str, _ := v.(string)
-			s = Neutralize(str)
-			if str != "" && t.st != nil {
-				x = excelize.Cell{StyleID: t.st.text, Value: str}
-			}
+			s, _ := v.(string)
+			t.text(s)
 		case kDate, kDateTime:
 			tm, _ := v.(time.Time)
-			if !tm.IsZero() {
-				tm = tm.In(t.loc)
-				style := t.st
-				if c.Kind == kDate {
-					s = tm.Format("02/01/2006")
-					if style != nil {
-						x = excelize.Cell{StyleID: style.date, Value: tm}
-					}
-				} else {
-					s = tm.Format("02/01/2006 15:04:05")
-					if style != nil {
-						x = excelize.Cell{StyleID: style.dateTime, Value: tm}
-					}
-				}
-			}
+			t.time(tm)
 		case kInt:
 			n, _ := v.(int)
-			s = strconv.Itoa(n)
-			if t.st != nil {
-				x = n
-			}
+			t.number(n)
 		}
-		xs = append(xs, x)
-		cs = append(cs, s)
 	}
-	if err := t.put(xs, cs); err != nil {
+	return t.endData()
+}
+
+// endData writes a data row begun by begin.
+func (t *table) endData() error {
+	if err := t.end(); err != nil {
 		return err
 	}
 	t.last = t.row
