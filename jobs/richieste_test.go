@@ -3,9 +3,13 @@ package jobs
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xuri/excelize/v2"
 
 	"anprsec/codfisc"
 	"anprsec/domain"
@@ -418,4 +422,54 @@ func TestCancellaUtente(t *testing.T) {
 		return nil
 	})
 	_ = time.Now
+}
+
+// TestRichiesteJobXLSX: a request workbook through the job: rows in file
+// order, each with its receipt line (sheet and row of the workbook); the
+// ISTAT code of the folder is the only comune touched.
+func TestRichiesteJobXLSX(t *testing.T) {
+	c := newCertEnv(t)
+	matrixStore(t, c, matrixPeople)
+	f := excelize.NewFile()
+	f.SetSheetName("Sheet1", "Richieste")
+	rows := [][]any{
+		{"Operazione", "Operatore", "Nome postazione", "Codice postazione", "Motivo"},
+		{"REGISTRA_POSTAZIONE", opALP, "Sportello 1", "", ""},
+		{"registra postazione", opALP, "Sportello 2", "", ""}, // spelled loosely
+		{"BLOCCA_POSTAZIONE", opALP, "", comA + "-PC-0001", "guasto"},
+		{"SBLOCCA_POSTAZIONE", opALS, "", comA + "-PC-0001", "prova"},
+	}
+	for i, r := range rows {
+		cell, _ := excelize.CoordinatesToCellName(1, i+1)
+		f.SetSheetRow("Richieste", cell, &r)
+	}
+	dir := filepath.Join(c.root, "comuni", comA, "richieste")
+	os.MkdirAll(dir, 0o755)
+	if err := f.SaveAs(filepath.Join(dir, "r.xlsx")); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := c.run(richiesteJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["rows_ok"] != 3 || counts["rows_refused"] != 1 || counts["number"] != 1 {
+		t.Errorf("counts %v", counts)
+	}
+	got := c.receipt("comuni/" + comA + "/richieste/esiti/r.xlsx.esito.csv")
+	for row, want := range map[string]string{"2": "REGISTRATA", "3": "REGISTRATA", "4": "BLOCCATO", "5": "NON_AUTORIZZATO"} {
+		if g := got[row]; len(g) < 2 || g[1] != want {
+			t.Errorf("row %s: %q, want %s", row, g, want)
+		}
+	}
+	c.env.Store.View(func(tx *store.Tx) error {
+		p, err := tx.Postazione(comA + "-PC-0003")
+		if err != nil || p.Label != "Sportello 1" || p.State != domain.CertRichiesta {
+			t.Errorf("PC-0003: %+v %v", p, err)
+		}
+		p, err = tx.Postazione(comA + "-PC-0001")
+		if err != nil || p.State != domain.CertBloccato {
+			t.Errorf("PC-0001: %+v %v", p, err)
+		}
+		return nil
+	})
 }
