@@ -391,21 +391,32 @@ func (p *requestProcessor) utente(tx *store.Tx, src store.Source, t *table.Table
 }
 
 func (p *requestProcessor) statoUtente(tx *store.Tx, src store.Source, op richieste.Op, cf, motivo string) (string, string, *richieste.Refusal, error) {
-	u, err := tx.Utenza(p.istat, cf)
+	return ChangeUtenza(tx, src, op, p.istat, cf, motivo)
+}
+
+// ChangeUtenza blocks, unblocks or deletes (op BloccaUtente, SbloccaUtente,
+// CancellaUtente) the utenza of cf in comune istat inside the caller's
+// transaction, keeping the comune's invariants (richieste.Invariant); a
+// deletion follows seed 000 for the card. It is shared by the console
+// requests and the back-office CLI (`anprsec utenze`). It returns the
+// receipt code and message, or a Refusal that changed nothing.
+func ChangeUtenza(tx *store.Tx, src store.Source, op richieste.Op, istat, cf, motivo string) (string, string, *richieste.Refusal, error) {
+	cf = strings.ToUpper(strings.TrimSpace(cf))
+	u, err := tx.Utenza(istat, cf)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && u.State == domain.UtenzaCancellata) {
-		return "", "", richieste.Refuse("UTENZA_SCONOSCIUTA", "%s non ha un'utenza nel comune %s", cf, p.istat), nil
+		return "", "", richieste.Refuse("UTENZA_SCONOSCIUTA", "%s non ha un'utenza nel comune %s", cf, istat), nil
 	}
 	if err != nil {
 		return "", "", nil, err
 	}
-	key := p.istat + "/" + cf
+	key := istat + "/" + cf
 	detail := motivo
 	switch op {
 	case richieste.SbloccaUtente:
 		if u.State != domain.UtenzaBloccata {
 			return "", "", richieste.Refuse("STATO", "l'utenza di %s è %s: si sblocca solo un'utenza BLOCCATA", cf, u.State), nil
 		}
-		if ref, err := richieste.Invariant(tx, p.istat, cf, u.Profiles); ref != nil || err != nil {
+		if ref, err := richieste.Invariant(tx, istat, cf, u.Profiles); ref != nil || err != nil {
 			return "", "", ref, err
 		}
 		u.State = domain.UtenzaAttiva
@@ -413,12 +424,12 @@ func (p *requestProcessor) statoUtente(tx *store.Tx, src store.Source, op richie
 		if u.State != domain.UtenzaAttiva {
 			return "", "", richieste.Refuse("STATO", "l'utenza di %s è %s: si blocca solo un'utenza ATTIVA", cf, u.State), nil
 		}
-		if ref, err := richieste.Invariant(tx, p.istat, cf, nil); ref != nil || err != nil {
+		if ref, err := richieste.Invariant(tx, istat, cf, nil); ref != nil || err != nil {
 			return "", "", ref, err
 		}
 		u.State = domain.UtenzaBloccata
 	case richieste.CancellaUtente:
-		if ref, err := richieste.Invariant(tx, p.istat, cf, nil); ref != nil || err != nil {
+		if ref, err := richieste.Invariant(tx, istat, cf, nil); ref != nil || err != nil {
 			return "", "", ref, err
 		}
 		u.State = domain.UtenzaCancellata
@@ -432,7 +443,7 @@ func (p *requestProcessor) statoUtente(tx *store.Tx, src store.Source, op richie
 		return "", "", nil, err
 	}
 	if op != richieste.CancellaUtente {
-		return string(u.State), fmt.Sprintf("utenza di %s nel comune %s: %s", cf, p.istat, u.State), nil, nil
+		return string(u.State), fmt.Sprintf("utenza di %s nel comune %s: %s", cf, istat, u.State), nil, nil
 	}
 	// Seed 000: with utenze in other comuni only this one goes and the
 	// card stays; with none left, the card is disabled for good.
@@ -442,7 +453,7 @@ func (p *requestProcessor) statoUtente(tx *store.Tx, src store.Source, op richie
 	}
 	others := 0
 	for _, c := range comuni {
-		if c == p.istat {
+		if c == istat {
 			continue
 		}
 		if o, err := tx.Utenza(c, cf); err == nil && o.State != domain.UtenzaCancellata {
@@ -450,23 +461,23 @@ func (p *requestProcessor) statoUtente(tx *store.Tx, src store.Source, op richie
 		}
 	}
 	if others > 0 {
-		return "CANCELLATA", fmt.Sprintf("utenza di %s nel comune %s cancellata; la smart card resta (utenze in altri %d comuni)", cf, p.istat, others), nil, nil
+		return "CANCELLATA", fmt.Sprintf("utenza di %s nel comune %s cancellata; la smart card resta (utenze in altri %d comuni)", cf, istat, others), nil, nil
 	}
 	pe, err := tx.Person(cf)
 	if err != nil || pe.Card == "" {
-		return "CANCELLATA", fmt.Sprintf("utenza di %s nel comune %s cancellata; nessuna smart card", cf, p.istat), nil, err
+		return "CANCELLATA", fmt.Sprintf("utenza di %s nel comune %s cancellata; nessuna smart card", cf, istat), nil, err
 	}
 	c, err := tx.Card(pe.Card)
 	if err != nil {
 		return "", "", nil, err
 	}
 	if c.State == domain.CardRevocata {
-		return "CANCELLATA", fmt.Sprintf("utenza di %s nel comune %s cancellata", cf, p.istat), nil, nil
+		return "CANCELLATA", fmt.Sprintf("utenza di %s nel comune %s cancellata", cf, istat), nil, nil
 	}
 	if err := smartcard.Revoke(tx, src, c, "ultima utenza cancellata"); err != nil {
 		return "", "", nil, err
 	}
-	return "CANCELLATA", fmt.Sprintf("utenza di %s nel comune %s cancellata; era la sua ultima utenza: smart card %s disabilitata definitivamente", cf, p.istat, c.Serial), nil, nil
+	return "CANCELLATA", fmt.Sprintf("utenza di %s nel comune %s cancellata; era la sua ultima utenza: smart card %s disabilitata definitivamente", cf, istat, c.Serial), nil, nil
 }
 
 func (p *requestProcessor) smartCard(tx *store.Tx, src store.Source, op richieste.Op, cf, serial, motivo string) (string, string, *richieste.Refusal, error) {
