@@ -110,6 +110,7 @@ type national struct {
 	nPersons  int
 	nCards    int
 	nPost     int
+	read      int // records read, for tick
 
 	anom *table
 	pipe *pipe
@@ -136,6 +137,9 @@ func (e *Exporter) National(ctx context.Context, p Period) (NationalFiles, error
 		n.tx = tx
 		return n.workbook(ctx, f)
 	})
+	// What the sheets needed of persons and cards is no longer needed
+	// while the workbook is compressed.
+	n.tx, n.persons, n.cards = nil, nil, nil
 	if err != nil {
 		return n.res, err
 	}
@@ -174,6 +178,18 @@ func monthsOf(p Period, loc *time.Location) []string {
 		m = m.AddDate(0, 1, 0)
 	}
 	return out
+}
+
+// releaseEvery: every so many records read, the store's pages mapped by
+// the scans are dropped from the resident set (store.ReleaseMapped), so
+// that the peak RSS does not grow with the size of the store.
+const releaseEvery = 16384
+
+func (n *national) tick() {
+	n.read++
+	if n.read%releaseEvery == 0 {
+		n.e.Store.ReleaseMapped()
+	}
 }
 
 func (n *national) in(t time.Time) bool {
@@ -271,7 +287,7 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 
 	// Persons: names, cards and last changes, read in one scan rather
 	// than looked up once per utenza.
-	if n.persons, err = loadPersons(n.tx); err != nil {
+	if n.persons, err = loadPersons(n.tx, n.tick); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -280,6 +296,7 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 
 	// Cards: states, expiries, activations.
 	if err := n.tx.AllCards(func(c *domain.SmartCard) error {
+		n.tick()
 		n.nCards++
 		n.byCard[c.State]++
 		n.cards[c.Serial] = cardInfo{c.State, c.Expires}
@@ -300,6 +317,7 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 
 	// Postazioni: certificate states, expiries, issuance and revocation.
 	if err := n.tx.AllPostazioni(func(p *domain.Postazione) error {
+		n.tick()
 		n.nPost++
 		n.byCert[p.State]++
 		if len(p.CertDER) > 0 && !p.Updated.Before(n.period.From) {
@@ -342,6 +360,7 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 
 	// Persons with utenze in many comuni.
 	if err := n.tx.ComuniByPerson(func(cf string, codes []string) error {
+		n.tick()
 		n.nPersons++
 		if len(codes) < e.many() {
 			return nil
@@ -362,6 +381,7 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 	if err := p.close(); err != nil {
 		return err
 	}
+	n.e.Store.ReleaseMapped()
 	return n.summary(f, st)
 }
 
@@ -424,6 +444,7 @@ func (n *national) utenze(users *table) error {
 				n.byProfile[pr]++
 			}
 		}
+		n.tick()
 		n.nUtenze++
 		// The row of userRow, with the comune first; the card's own last
 		// change is not kept (cardInfo), as before.
@@ -518,6 +539,7 @@ func (n *national) history(f *excelize.File, st *styles) error {
 		return err
 	}
 	err := n.tx.EachHistory(0, func(en *store.Entry) (bool, error) {
+		n.tick()
 		if !n.in(en.Time) {
 			return !en.Time.After(n.period.To.Add(time.Hour)), nil
 		}

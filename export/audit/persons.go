@@ -36,10 +36,12 @@ type person struct {
 	updated             time.Time
 }
 
-func loadPersons(tx *store.Tx) (*persons, error) {
+// loadPersons reads every person; tick is called for each.
+func loadPersons(tx *store.Tx, tick func()) (*persons, error) {
 	var arena []byte
 	var recs []personRec
 	err := tx.AllPersons(func(p *domain.Person) error {
+		tick()
 		if len(arena)+len(p.CF)+len(p.Surname)+len(p.Name)+len(p.Card) > math.MaxUint32 {
 			return errors.New("audit: persons too large to index")
 		}

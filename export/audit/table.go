@@ -144,7 +144,7 @@ type rowJob struct {
 const pipeBatch = 512
 
 func newPipe() *pipe {
-	p := &pipe{ch: make(chan *batch, 8), free: make(chan *batch, 10), done: make(chan error, 1)}
+	p := &pipe{ch: make(chan *batch, 4), free: make(chan *batch, 6), done: make(chan error, 1)}
 	p.cur = p.newBatch()
 	go func() {
 		var err error
@@ -184,7 +184,7 @@ func (p *pipe) newBatch() *batch {
 		return b
 	default:
 		return &batch{jobs: make([]rowJob, 0, pipeBatch),
-			buf: rowBuf{cells: make([]excelize.Cell, 0, pipeBatch*8), vals: make([]any, 0, pipeBatch*12)}}
+			buf: rowBuf{cells: make([]excelize.Cell, 0, pipeBatch*14), vals: make([]any, 0, pipeBatch*14)}}
 	}
 }
 

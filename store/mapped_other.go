@@ -1,0 +1,6 @@
+//go:build !linux
+
+package store
+
+// ReleaseMapped is a no-op outside Linux (see mapped_linux.go).
+func (s *Store) ReleaseMapped() {}
