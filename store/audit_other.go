@@ -2,5 +2,5 @@
 
 package store
 
-// ReleaseMapped is a no-op outside Linux (see mapped_linux.go).
+// ReleaseMapped is a no-op outside Linux (see audit_linux.go).
 func (s *Store) ReleaseMapped() {}
