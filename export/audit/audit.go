@@ -170,10 +170,11 @@ func (e *Exporter) putFile(ctx context.Context, name, local string) error {
 
 // zipLevel is the deflate level of the workbooks, with klauspost's
 // implementation of deflate (the standard format: any ZIP reader opens
-// it). Level 3 compresses the national workbook's 200 MB of sheet XML
-// about five times faster than archive/zip's default (compress/flate level
-// 6) for a file some 20% larger.
-const zipLevel = 3
+// it). Its level 5 compresses the national workbook's 200 MB of sheet XML
+// about three times faster than archive/zip's default (compress/flate
+// level 6: 1.5 s of a 3.2 s export) for a file some 6% larger (level 3:
+// five times faster, 18% larger).
+const zipLevel = 5
 
 var flaters sync.Pool
 
