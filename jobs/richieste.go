@@ -12,12 +12,14 @@ import (
 	"strings"
 	"unicode"
 
+	"anprsec/codfisc"
 	"anprsec/domain"
 	"anprsec/ingest"
 	"anprsec/ingest/census"
 	"anprsec/ingest/esito"
 	"anprsec/ingest/richieste"
 	"anprsec/ingest/table"
+	"anprsec/istat"
 	"anprsec/smartcard"
 	"anprsec/store"
 )
@@ -165,7 +167,7 @@ func (p *requestProcessor) process(ctx context.Context, f *ingest.File) (ingest.
 // apply authorizes and applies one row; a refusal is an esito line and a
 // history entry, an error a failure of the system.
 func (p *requestProcessor) apply(tx *store.Tx, f *ingest.File, t *table.Table, r *table.Row) (esito.Line, error) {
-	operator := strings.ToUpper(strings.TrimSpace(r.Get(richieste.ColOperatore)))
+	operator := codfisc.Normalize(r.Get(richieste.ColOperatore))
 	actor := operator
 	if actor == "" {
 		actor = "comune " + p.istat
@@ -224,7 +226,10 @@ func (p *requestProcessor) do(tx *store.Tx, src store.Source, t *table.Table, r 
 		}
 	}
 	motivo := r.Get(richieste.ColMotivo)
-	cf := strings.ToUpper(r.Get(richieste.ColCF))
+	// One spelling of a CF for every lookup (spaces, lower case, invisible
+	// characters removed), the census validator's: a CF typed with a blank
+	// must find the utenza it names.
+	cf := codfisc.Normalize(r.Get(richieste.ColCF))
 	switch rule.Op {
 	case richieste.RegistraPostazione:
 		return p.registraPostazione(tx, src, r.Get(richieste.ColEtichetta))
@@ -382,6 +387,21 @@ func (p *requestProcessor) utente(tx *store.Tx, src store.Source, t *table.Table
 	if ref, err := richieste.Invariant(tx, p.istat, cf, row.Profiles); ref != nil || err != nil {
 		return "", "", ref, err
 	}
+	// The registry data of a person (name, sex, birth date) comes from the
+	// census (seed 000: from the Agenzia delle Entrate), not from a comune's
+	// request: a request may name an existing person only as he is.
+	if pe, err := tx.Person(cf); err == nil {
+		if !istat.SameName(pe.Surname, row.Surname) || !istat.SameName(pe.Name, row.Name) {
+			return "", "", richieste.Refuse("ANAGRAFICA_DIVERSA", "%s è già registrato come %s %s: cognome e nome non si cambiano con una richiesta (li corregge il censimento)",
+				cf, pe.Surname, pe.Name), nil
+		}
+		row.Surname, row.Name, row.Sex = pe.Surname, pe.Name, pe.Sex
+		if row.BirthDate == "" || pe.BirthDate != "" {
+			row.BirthDate = pe.BirthDate
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return "", "", nil, err
+	}
 	g := &census.Ingester{Store: p.env.Store, Comuni: p.env.Comuni, CardPrefix: p.env.Config.Cards.SerialPrefix}
 	code, msg, err = g.ApplyUser(tx, src, row)
 	if err != nil {
@@ -498,7 +518,7 @@ func (p *requestProcessor) smartCard(tx *store.Tx, src store.Source, op richiest
 		return "", "", nil, err
 	}
 	if op == richieste.NuovaSC {
-		old, nw, err := smartcard.Replace(tx, src, cf, motivo, p.env.Config.Cards.SerialPrefix)
+		old, nw, err := smartcard.Replace(tx, src, cf, motivo, p.env.Config.Cards.SerialPrefix, p.istat)
 		if err != nil {
 			return refuse(err)
 		}
@@ -511,6 +531,9 @@ func (p *requestProcessor) smartCard(tx *store.Tx, src store.Source, op richiest
 	c, err := smartcard.Card(tx, cf, serial)
 	if err != nil {
 		return refuse(err)
+	}
+	if op == richieste.RegistraConsegnaSC && c.ISTAT != p.istat {
+		return "", "", richieste.Refuse("ALTRO_COMUNE", "la smart card %s è stata richiesta per il comune %s: la sua consegna si registra là", c.Serial, c.ISTAT), nil
 	}
 	switch op {
 	case richieste.RegistraConsegnaSC:

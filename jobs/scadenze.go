@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
@@ -37,8 +38,8 @@ const scadenzeChunk = 500
 //  3. it queues e-mail warnings (issue 7), sent by invio-pin like the second
 //     halves (encrypted to the recipient's key or the gateway, signed):
 //     to each ATTIVA ALP of a comune, the certificates that cross 60, 30 or
-//     7 days before expiry; to each ATTIVA ALS, the cards requested through
-//     the comune (ATTIVA or BLOCCATA) that do. Each threshold is warned once
+//     7 days before expiry; to each ATTIVA ALS of every comune where the
+//     holder has an ATTIVA utenza, the cards (ATTIVA or BLOCCATA) that do. Each threshold is warned once
 //     (Postazione.Warned, SmartCard.Warned), in the same transaction that
 //     queues the messages.
 var scadenzeJob = Job{
@@ -244,18 +245,40 @@ type warning struct {
 	days, th   int
 }
 
-// warnExpiries queues the expiry warnings, one transaction per comune.
+// warnExpiries queues the expiry warnings: for each comune, in one
+// transaction, its certificates to its ALPs; then for each card, in one
+// transaction, to the ALS of every comune where its holder has an ATTIVA
+// utenza (the comuni that can act on it, not the one it was first
+// requested through). The cards are read once.
 func warnExpiries(env *Env, run *Run) error {
-	var comuni []string
+	var comuni, cards []string
 	if err := env.Store.View(func(tx *store.Tx) error {
-		return tx.Comuni(func(c *domain.Comune) error { comuni = append(comuni, c.ISTAT); return nil })
+		if err := tx.Comuni(func(c *domain.Comune) error { comuni = append(comuni, c.ISTAT); return nil }); err != nil {
+			return err
+		}
+		for _, st := range []domain.CardState{domain.CardAttiva, domain.CardBloccata} {
+			serials, err := tx.CardsInState(st)
+			if err != nil {
+				return err
+			}
+			for _, s := range serials {
+				c, err := tx.Card(s)
+				if err != nil {
+					return err
+				}
+				if cardWarning(c, tx.Now) > 0 {
+					cards = append(cards, s)
+				}
+			}
+		}
+		return nil
 	}); err != nil {
 		return err
 	}
 	src := store.Source{Actor: ScadenzeActor}
 	for _, istat := range comuni {
 		err := env.Store.Update(func(tx *store.Tx) error {
-			var certs, cards []warning
+			var certs []warning
 			var ps []*domain.Postazione
 			if err := tx.PostazioniOfComune(istat, func(p *domain.Postazione) error {
 				if p.State != domain.CertAttivo && p.State != domain.CertBloccato || p.NotAfter.IsZero() || !p.NotAfter.After(tx.Now) {
@@ -274,71 +297,26 @@ func warnExpiries(env *Env, run *Run) error {
 			}); err != nil {
 				return err
 			}
-			var cs []*domain.SmartCard
-			for _, st := range []domain.CardState{domain.CardAttiva, domain.CardBloccata} {
-				serials, err := tx.CardsInState(st)
-				if err != nil {
-					return err
-				}
-				for _, s := range serials {
-					c, err := tx.Card(s)
-					if err != nil {
-						return err
-					}
-					if c.ISTAT != istat || c.Expires.IsZero() || !c.Expires.After(tx.Now) {
-						continue
-					}
-					days := int(math.Ceil(c.Expires.Sub(tx.Now).Hours() / 24))
-					if th := warnThreshold(days, c.Warned); th > 0 {
-						who := c.CF
-						if p, err := tx.Person(c.CF); err == nil {
-							who = strings.TrimSpace(p.Surname+" "+p.Name) + " (" + c.CF + ")"
-						}
-						cards = append(cards, warning{c.Serial, who, c.Expires, days, th})
-						cs = append(cs, c)
-					}
-				}
-			}
-			if len(certs) == 0 && len(cards) == 0 {
+			if len(certs) == 0 {
 				return nil
 			}
 			com, err := tx.Comune(istat)
 			if err != nil {
 				return err
 			}
-			day := tx.Now.In(env.Loc).Format("20060102")
-			if len(certs) > 0 {
-				n, err := queueWarnings(tx, src, env.Loc, com, domain.ALP, "certificati", day, certs)
-				if err != nil {
-					return err
-				}
-				run.Add("avvisi_certificati", n)
-				for i, p := range ps {
-					p.Warned = certs[i].th
-					if err := tx.PutPostazione(p); err != nil {
-						return err
-					}
-					if err := tx.Record(src, "postazione.avviso-scadenza", "postazione", p.Code,
-						fmt.Sprintf("scade tra %d giorni: avvisati %d ALP", certs[i].days, n)); err != nil {
-						return err
-					}
-				}
+			n, err := queueWarnings(tx, src, env.Loc, com, domain.ALP, "certificati", certs)
+			if err != nil {
+				return err
 			}
-			if len(cards) > 0 {
-				n, err := queueWarnings(tx, src, env.Loc, com, domain.ALS, "smart card", day, cards)
-				if err != nil {
+			run.Add("avvisi_certificati", n)
+			for i, p := range ps {
+				p.Warned = certs[i].th
+				if err := tx.PutPostazione(p); err != nil {
 					return err
 				}
-				run.Add("avvisi_smartcard", n)
-				for i, c := range cs {
-					c.Warned = cards[i].th
-					if err := tx.PutCard(c); err != nil {
-						return err
-					}
-					if err := tx.Record(src, "smartcard.avviso-scadenza", "smartcard", c.Serial,
-						fmt.Sprintf("scade tra %d giorni: avvisati %d ALS", cards[i].days, n)); err != nil {
-						return err
-					}
+				if err := tx.Record(src, "postazione.avviso-scadenza", "postazione", p.Code,
+					fmt.Sprintf("scade tra %d giorni: avvisati %d ALP", certs[i].days, n)); err != nil {
+					return err
 				}
 			}
 			return nil
@@ -347,13 +325,77 @@ func warnExpiries(env *Env, run *Run) error {
 			return fmt.Errorf("scadenze: warnings of comune %s: %w", istat, err)
 		}
 	}
+	for _, serial := range cards {
+		err := env.Store.Update(func(tx *store.Tx) error {
+			c, err := tx.Card(serial)
+			if err != nil {
+				return err
+			}
+			th := cardWarning(c, tx.Now)
+			if th == 0 {
+				return nil
+			}
+			days := int(math.Ceil(c.Expires.Sub(tx.Now).Hours() / 24))
+			who := c.CF
+			if p, err := tx.Person(c.CF); err == nil {
+				who = strings.TrimSpace(p.Surname+" "+p.Name) + " (" + c.CF + ")"
+			}
+			ws := []warning{{c.Serial, who, c.Expires, days, th}}
+			comuni, err := tx.ComuniOfPerson(c.CF)
+			if err != nil {
+				return err
+			}
+			total := 0
+			for _, istat := range comuni {
+				if u, err := tx.Utenza(istat, c.CF); err != nil || u.State != domain.UtenzaAttiva {
+					continue
+				}
+				com, err := tx.Comune(istat)
+				if err != nil {
+					return err
+				}
+				n, err := queueWarnings(tx, src, env.Loc, com, domain.ALS, "smart card", ws)
+				if err != nil {
+					return err
+				}
+				total += n
+			}
+			run.Add("avvisi_smartcard", total)
+			c.Warned = th
+			if err := tx.PutCard(c); err != nil {
+				return err
+			}
+			return tx.Record(src, "smartcard.avviso-scadenza", "smartcard", c.Serial,
+				fmt.Sprintf("scade tra %d giorni: avvisati %d ALS", days, total))
+		})
+		if err != nil {
+			return fmt.Errorf("scadenze: warning of card %s: %w", serial, err)
+		}
+	}
 	return nil
+}
+
+// cardWarning is the threshold to warn for card c at now (0: none).
+func cardWarning(c *domain.SmartCard, now time.Time) int {
+	if c.Expires.IsZero() || !c.Expires.After(now) {
+		return 0
+	}
+	return warnThreshold(int(math.Ceil(c.Expires.Sub(now).Hours()/24)), c.Warned)
 }
 
 // queueWarnings queues one notice per ATTIVA utenza of the comune holding
 // profile (ALP for certificates, ALS for cards), in the caller's
 // transaction, and returns how many.
-func queueWarnings(tx *store.Tx, src store.Source, loc *time.Location, com *domain.Comune, profile domain.Profile, what, day string, ws []warning) (int, error) {
+func queueWarnings(tx *store.Tx, src store.Source, loc *time.Location, com *domain.Comune, profile domain.Profile, what string, ws []warning) (int, error) {
+	// The ID names what is warned (codes and thresholds), so another
+	// warning of the same day is another message, and the same one is not
+	// queued twice.
+	h := sha256.New()
+	for _, w := range ws {
+		fmt.Fprintf(h, "%s/%d;", w.code, w.th)
+	}
+	day := tx.Now.In(loc).Format("20060102")
+	tag := fmt.Sprintf("%s-%x", day, h.Sum(nil)[:6])
 	var body strings.Builder
 	for _, w := range ws {
 		fmt.Fprintf(&body, "  %-18s %-40s scade il %s (tra %d giorni)\n", w.code, w.what, w.expires.In(loc).Format("02/01/2006"), w.days)
@@ -380,7 +422,7 @@ password per telefono o per posta elettronica.
 
 Messaggio automatico, non rispondere.
 `, name, map[string]string{"certificati": "postazioni (certificati)", "smart card": "smart card"}[what], com.Name, com.ISTAT, maxDays(ws), body.String())
-		id := fmt.Sprintf("avviso/%s/%s/%s-%d/%s", com.ISTAT, strings.ReplaceAll(what, " ", ""), day, minThreshold(ws), u.CF)
+		id := fmt.Sprintf("avviso/%s/%s/%s/%s", com.ISTAT, strings.ReplaceAll(what, " ", ""), tag, u.CF)
 		m := &store.Mail{ID: id, Kind: store.MailAvviso,
 			CF: u.CF, ISTAT: com.ISTAT, To: u.Email, Subject: "ANPR - " + what + " in scadenza", Text: text}
 		queued, err := tx.QueueMail(m)
@@ -400,16 +442,6 @@ func maxDays(ws []warning) int {
 	m := 0
 	for _, w := range ws {
 		m = max(m, w.th)
-	}
-	return m
-}
-
-func minThreshold(ws []warning) int {
-	m := 0
-	for _, w := range ws {
-		if m == 0 || w.th < m {
-			m = w.th
-		}
 	}
 	return m
 }

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"anprsec/codfisc"
 	"anprsec/domain"
 	"anprsec/store"
 )
@@ -53,7 +54,7 @@ func (e *StateError) Error() string {
 // Card returns the card with serial, or, with serial empty, the current
 // card of cf; when both are given the card must belong to cf.
 func Card(tx *store.Tx, cf, serial string) (*domain.SmartCard, error) {
-	cf = strings.ToUpper(strings.TrimSpace(cf))
+	cf = codfisc.Normalize(cf)
 	serial = strings.ToUpper(strings.TrimSpace(serial))
 	if serial == "" {
 		if cf == "" {
@@ -222,12 +223,14 @@ func Revoke(tx *store.Tx, src store.Source, c *domain.SmartCard, motivo string) 
 
 // Replace handles a lost or stolen card: the current card of cf (if any,
 // and not already REVOCATA) is revoked at once and a new card is requested
-// through the same comune. It returns the new card's serial.
-func Replace(tx *store.Tx, src store.Source, cf, motivo, prefix string) (old, serial string, err error) {
+// through comune istat, the comune asking (seed 000: new cards go to the
+// prefettura of the ente that asked for them); with istat empty (the
+// back-office), through the comune of the old card. It returns the serials.
+func Replace(tx *store.Tx, src store.Source, cf, motivo, prefix, istat string) (old, serial string, err error) {
 	if strings.TrimSpace(motivo) == "" {
 		return "", "", ErrMotivo
 	}
-	cf = strings.ToUpper(strings.TrimSpace(cf))
+	cf = codfisc.Normalize(cf)
 	p, err := tx.Person(cf)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", "", fmt.Errorf("persona sconosciuta: %s", cf)
@@ -235,14 +238,15 @@ func Replace(tx *store.Tx, src store.Source, cf, motivo, prefix string) (old, se
 	if err != nil {
 		return "", "", err
 	}
-	istat := ""
 	if p.Card != "" {
 		c, err := tx.Card(p.Card)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return "", "", err
 		}
 		if err == nil {
-			istat = c.ISTAT
+			if istat == "" {
+				istat = c.ISTAT
+			}
 			if c.State != domain.CardRevocata {
 				if err := Revoke(tx, src, c, "sostituita: "+strings.TrimSpace(motivo)); err != nil {
 					return "", "", err

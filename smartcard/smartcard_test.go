@@ -107,7 +107,7 @@ func TestReplace(t *testing.T) {
 		if err := Activate(tx, store.Source{Actor: "t"}, c); err != nil {
 			return err
 		}
-		old, nw, err := Replace(tx, store.Source{Actor: "t"}, "rssmra68a01h501y", "furto", "SC")
+		old, nw, err := Replace(tx, store.Source{Actor: "t"}, "rssmra68a01h501y", "furto", "SC", "")
 		if err != nil {
 			return err
 		}
@@ -122,7 +122,7 @@ func TestReplace(t *testing.T) {
 			nc.State != domain.CardRichiesta || nc.ISTAT != "058091" || pe.Card != nw {
 			t.Errorf("after replace: old %+v, mail %+v, new %+v, person card %s", oc, m, nc, pe.Card)
 		}
-		if _, _, err := Replace(tx, store.Source{Actor: "t"}, "RSSMRA68A01H501Y", "", "SC"); !errors.Is(err, ErrMotivo) {
+		if _, _, err := Replace(tx, store.Source{Actor: "t"}, "RSSMRA68A01H501Y", "", "SC", ""); !errors.Is(err, ErrMotivo) {
 			t.Errorf("replace without motivo: %v", err)
 		}
 		return nil

@@ -59,7 +59,7 @@ func (a *app) smartcardCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.cardOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
-				old, nw, err := smartcard.Replace(tx, src, cf, motivo, a.cfg.Cards.SerialPrefix)
+				old, nw, err := smartcard.Replace(tx, src, cf, motivo, a.cfg.Cards.SerialPrefix, "")
 				if err != nil {
 					return "", err
 				}

@@ -33,6 +33,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
+	"anprsec/codfisc"
 	"anprsec/domain"
 	"anprsec/ingest"
 	"anprsec/ingest/drop"
@@ -170,7 +171,10 @@ func refused(code, format string, args ...any) esito.Line {
 // Refusals are recorded in the history too.
 func (g *Ingester) apply(tx *store.Tx, f *ingest.File, t *table.Table, r *table.Row) (esito.Line, error) {
 	src := f.Source(Actor(g.PPP), t.Sheet, r.Line)
-	line, c, asc, at, by := g.check(tx, t, r)
+	line, c, asc, at, by, err := g.check(tx, t, r)
+	if err != nil {
+		return line, err
+	}
 	if line.Outcome == esito.Scartato {
 		key := strings.ToUpper(r.Get(ColSerial))
 		if key == "" {
@@ -194,58 +198,61 @@ func (g *Ingester) apply(tx *store.Tx, f *ingest.File, t *table.Table, r *table.
 		"smart card %s consegnata al comune; diventa attiva quando il comune registra la consegna al titolare", c.Serial)}, nil
 }
 
-func (g *Ingester) check(tx *store.Tx, t *table.Table, r *table.Row) (line esito.Line, c *domain.SmartCard, asc bool, at time.Time, by string) {
+func (g *Ingester) check(tx *store.Tx, t *table.Table, r *table.Row) (line esito.Line, c *domain.SmartCard, asc bool, at time.Time, by string, err error) {
 	if r.Err != nil {
-		return refused(r.Err.Code, "%s", r.Err.Message), nil, false, at, ""
+		return refused(r.Err.Code, "%s", r.Err.Message), nil, false, at, "", nil
 	}
 	for _, col := range Columns {
 		if r.Get(col) == "" {
-			return refused("CAMPO_MANCANTE", "%s è vuota", t.Where(col)), nil, false, at, ""
+			return refused("CAMPO_MANCANTE", "%s è vuota", t.Where(col)), nil, false, at, "", nil
 		}
 	}
-	code, err := istat.NormalizeISTAT(r.Get(ColISTAT))
-	if err != nil {
-		return refused("ISTAT", "%s: %v", t.Where(ColISTAT), err), nil, false, at, ""
+	code, nerr := istat.NormalizeISTAT(r.Get(ColISTAT))
+	if nerr != nil {
+		return refused("ISTAT", "%s: %v", t.Where(ColISTAT), nerr), nil, false, at, "", nil
 	}
 	info, ok := g.Comuni.Lookup(code)
 	if !ok {
-		return refused("ISTAT_SCONOSCIUTO", "%s: il comune %s non esiste", t.Where(ColISTAT), code), nil, false, at, ""
+		return refused("ISTAT_SCONOSCIUTO", "%s: il comune %s non esiste", t.Where(ColISTAT), code), nil, false, at, "", nil
 	}
 	if ppp, _ := g.Comuni.Prefettura(code); ppp != g.PPP {
-		return refused("FUORI_PROVINCIA", "il comune %s (%s) non è di competenza della prefettura %s: nessuna modifica", code, info.Name, g.PPP), nil, false, at, ""
+		return refused("FUORI_PROVINCIA", "il comune %s (%s) non è di competenza della prefettura %s: nessuna modifica", code, info.Name, g.PPP), nil, false, at, "", nil
 	}
 	if _, err := tx.Comune(code); errors.Is(err, store.ErrNotFound) {
-		return refused("COMUNE_NON_CENSITO", "il comune %s (%s) non è stato censito", code, info.Name), nil, false, at, ""
+		return refused("COMUNE_NON_CENSITO", "il comune %s (%s) non è stato censito", code, info.Name), nil, false, at, "", nil
 	} else if err != nil {
-		return refused("ERRORE", "%v", err), nil, false, at, ""
+		return line, nil, false, at, "", err
 	}
 	serial := strings.ToUpper(r.Get(ColSerial))
 	card, err := tx.Card(serial)
 	if errors.Is(err, store.ErrNotFound) {
-		return refused("SERIALE_SCONOSCIUTO", "%s: la smart card %s non esiste", t.Where(ColSerial), serial), nil, false, at, ""
+		return refused("SERIALE_SCONOSCIUTO", "%s: la smart card %s non esiste", t.Where(ColSerial), serial), nil, false, at, "", nil
 	} else if err != nil {
-		return refused("ERRORE", "%v", err), nil, false, at, ""
+		return line, nil, false, at, "", err
 	}
-	cf := strings.ToUpper(r.Get(ColCF))
+	cf := codfisc.Normalize(r.Get(ColCF))
 	if card.CF != cf {
-		return refused("TITOLARE_DIVERSO", "%s: la smart card %s non è intestata a %s", t.Where(ColCF), serial, cf), nil, false, at, ""
+		return refused("TITOLARE_DIVERSO", "%s: la smart card %s non è intestata a %s", t.Where(ColCF), serial, cf), nil, false, at, "", nil
 	}
-	holder, err := tx.Utenza(code, cf)
-	if err != nil || holder.State == domain.UtenzaCancellata {
-		return refused("TITOLARE_NON_DEL_COMUNE", "%s non ha un'utenza nel comune %s (%s)", cf, code, info.Name), nil, false, at, ""
+	if card.ISTAT != code {
+		return refused("ALTRO_COMUNE", "la smart card %s è stata richiesta per il comune %s, non per il comune %s (%s): il plico va a quel comune", serial, card.ISTAT, code, info.Name), nil, false, at, "", nil
+	}
+	holder, herr := tx.Utenza(code, cf)
+	if herr != nil || holder.State == domain.UtenzaCancellata {
+		return refused("TITOLARE_NON_DEL_COMUNE", "%s non ha un'utenza nel comune %s (%s)", cf, code, info.Name), nil, false, at, "", nil
 	}
 	switch card.State {
 	case domain.CardProduzione:
 	case domain.CardRichiesta:
-		return refused("NON_ORDINATA", "la smart card %s non è ancora stata ordinata al produttore", serial), nil, false, at, ""
+		return refused("NON_ORDINATA", "la smart card %s non è ancora stata ordinata al produttore", serial), nil, false, at, "", nil
 	case domain.CardConsegnata, domain.CardAttiva, domain.CardBloccata:
-		return refused("GIA_CONSEGNATA", "la smart card %s è già stata consegnata (stato %s)", serial, card.State), nil, false, at, ""
+		return refused("GIA_CONSEGNATA", "la smart card %s è già stata consegnata (stato %s)", serial, card.State), nil, false, at, "", nil
 	default:
-		return refused("STATO", "la smart card %s è %s: non può essere consegnata", serial, card.State), nil, false, at, ""
+		return refused("STATO", "la smart card %s è %s: non può essere consegnata", serial, card.State), nil, false, at, "", nil
 	}
-	at, err = t.Date(r.Get(ColDate))
-	if err != nil {
-		return refused("DATA", "%s: %v", t.Where(ColDate), err), nil, false, at, ""
+	at, derr := t.Date(r.Get(ColDate))
+	if derr != nil {
+		return refused("DATA", "%s: %v", t.Where(ColDate), derr), nil, false, at, "", nil
 	}
 	loc := g.Loc
 	if loc == nil {
@@ -253,12 +260,13 @@ func (g *Ingester) check(tx *store.Tx, t *table.Table, r *table.Row) (line esito
 	}
 	at = time.Date(at.Year(), at.Month(), at.Day(), 12, 0, 0, 0, loc)
 	if at.After(tx.Now.In(loc).AddDate(0, 0, 1)) {
-		return refused("DATA_FUTURA", "%s: la data di consegna %s è nel futuro", t.Where(ColDate), at.Format("02/01/2006")), nil, false, at, ""
+		return refused("DATA_FUTURA", "%s: la data di consegna %s è nel futuro", t.Where(ColDate), at.Format("02/01/2006")), nil, false, at, "", nil
 	}
-	by = strings.ToUpper(r.Get(ColTakenBy))
-	u, err := tx.Utenza(code, by)
-	if err != nil || u.State != domain.UtenzaAttiva || !(u.Has(domain.ASC) || u.Has(domain.APL)) {
-		return refused("RITIRO_NON_AUTORIZZATO", "%s: %s non è il sindaco (ASC) né un suo delegato (APL) attivo nel comune %s (%s)", t.Where(ColTakenBy), by, code, info.Name), nil, false, at, ""
+	by = codfisc.Normalize(r.Get(ColTakenBy))
+	u, uerr := tx.Utenza(code, by)
+	if uerr != nil || u.State != domain.UtenzaAttiva || !(u.Has(domain.ASC) || u.Has(domain.APL)) {
+		return refused("RITIRO_NON_AUTORIZZATO", "%s: %s non è il sindaco (ASC) né un suo delegato (APL) attivo nel comune %s (%s)", t.Where(ColTakenBy), by, code, info.Name), nil, false, at, "", nil
 	}
-	return esito.Line{Outcome: esito.OK}, card, holder.Has(domain.ASC), at, by
+	// The sindaco's card is active at once only while his utenza is.
+	return esito.Line{Outcome: esito.OK}, card, holder.Has(domain.ASC) && holder.State == domain.UtenzaAttiva, at, by, nil
 }
