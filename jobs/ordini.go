@@ -37,8 +37,9 @@ var OrderHeader = []string{"Seriale", "Codice Fiscale", "Cognome", "Nome", "Codi
 //  2. Every pending order (also one left by a crash) is built from the
 //     store: a CSV with the first halves, OpenPGP-encrypted to the producer
 //     (keys.producer) and signed by the service key (keys.service), written
-//     atomically as produttore/ordini/ordine-<YYYYMMDD-HHMMSS>.csv.pgp.
-//     Then, in one transaction, the order is published and its cards are IN
+//     atomically as produttore/ordini/ordine-<YYYYMMDD-HHMMSS>.csv.pgp. The
+//     encrypted file is kept with the pending order, so a second attempt
+//     writes the same bytes. Then, in one transaction, the order is published and its cards are IN
 //     PRODUZIONE, with their expiry (cards.validity_days) and their first
 //     halves erased; the second halves stay sealed until their e-mail.
 var ordiniJob = Job{
@@ -161,18 +162,112 @@ func newOrder(env *Env, run *Run) error {
 	return err
 }
 
-// publishOrder builds, encrypts and publishes a pending order, then marks
-// it published and its cards IN PRODUZIONE with the first halves erased.
+// publishOrder builds and encrypts a pending order once, keeps the
+// encrypted file with the order, publishes it, then marks it published and
+// its cards IN PRODUZIONE with the first halves erased. Every attempt
+// writes the same bytes: after a crash (or a lost acknowledgement of the
+// drop) the file is written again identical, whatever changed meanwhile.
 func publishOrder(ctx context.Context, env *Env, run *Run, name string, producer openpgp.EntityList, signer *openpgp.Entity) error {
-	var buf bytes.Buffer
-	var included []string
-	err := env.Store.View(func(tx *store.Tx) error {
+	var o *store.CardOrder
+	if err := env.Store.View(func(tx *store.Tx) error {
+		var err error
+		o, err = tx.CardOrder(name)
+		return err
+	}); err != nil {
+		return err
+	}
+	if o.State != store.OrderPending {
+		return nil
+	}
+	if o.Data == nil {
+		data, included, err := buildOrder(env, name, producer, signer)
+		if err != nil {
+			return err
+		}
+		if err := env.Store.Update(func(tx *store.Tx) error {
+			cur, err := tx.CardOrder(name)
+			if err != nil {
+				return err
+			}
+			if cur.State != store.OrderPending || cur.Data != nil {
+				o = cur
+				return nil
+			}
+			cur.Data, cur.Included = data, included
+			if cur.Data == nil {
+				cur.Data = []byte{} // an order left empty (its cards replaced): nothing to write
+			}
+			o = cur
+			return tx.PutCardOrder(cur)
+		}); err != nil {
+			return err
+		}
+		if o.State != store.OrderPending {
+			return nil
+		}
+	}
+	if len(o.Data) > 0 {
+		// The order and its secrets must be durable before the producer
+		// can act on the file.
+		if err := env.Store.Sync(); err != nil {
+			return err
+		}
+		if err := env.Drop.Write(ctx, OrdiniDir+"/"+name, bytes.NewReader(o.Data)); err != nil {
+			return err
+		}
+	}
+	src := store.Source{Actor: OrdiniActor, File: OrdiniDir + "/" + name}
+	validity := time.Duration(env.Config.Cards.ValidityDays) * 24 * time.Hour
+	return env.Store.Update(func(tx *store.Tx) error {
 		o, err := tx.CardOrder(name)
 		if err != nil {
 			return err
 		}
 		if o.State != store.OrderPending {
 			return nil
+		}
+		size := len(o.Data)
+		o.State, o.Published, o.Data = store.OrderPublished, tx.Now, nil
+		if size > 0 {
+			o.File = OrdiniDir + "/" + name
+		}
+		if err := tx.PutCardOrder(o); err != nil {
+			return err
+		}
+		n := 0
+		for _, s := range o.Included {
+			c, err := tx.Card(s)
+			if err != nil {
+				return err
+			}
+			if c.State != domain.CardRichiesta || c.Order != name {
+				continue // replaced since: the producer makes it, the prefettura's delivery will be refused
+			}
+			c.State, c.Ordered, c.Expires, c.FirstSealed, c.Updated = domain.CardProduzione, tx.Now, tx.Now.Add(validity), nil, tx.Now
+			if err := tx.PutCard(c); err != nil {
+				return err
+			}
+			if err := tx.Record(src, "smartcard.in-produzione", "smartcard", s, "ordine inviato al produttore; prime metà cancellate"); err != nil {
+				return err
+			}
+			n++
+		}
+		run.Add("orders", 1)
+		run.Add("cards_in_production", n)
+		return tx.Record(src, "ordine.pubblicato", "ordine", name, fmt.Sprintf("%d smart card, %d byte cifrati", len(o.Included), size))
+	})
+}
+
+// buildOrder makes the CSV of a pending order with the first halves of its
+// cards still RICHIESTA in it, encrypted to the producer and signed; nil
+// data when no card is left.
+func buildOrder(env *Env, name string, producer openpgp.EntityList, signer *openpgp.Entity) ([]byte, []string, error) {
+	var buf bytes.Buffer
+	var included []string
+	err := env.Store.View(func(tx *store.Tx) error {
+		o, err := tx.CardOrder(name)
+		if err != nil {
+			return err
 		}
 		w := csv.NewWriter(&buf)
 		w.Comma = ';'
@@ -213,60 +308,11 @@ func publishOrder(ctx context.Context, env *Env, run *Run, name string, producer
 		w.Flush()
 		return w.Error()
 	})
-	if err != nil {
-		return err
-	}
 	plain := buf.Bytes()
 	defer clear(plain)
-	var data []byte
-	if len(included) > 0 {
-		if data, err = pgp.EncryptSign(plain, producer, signer); err != nil {
-			return err
-		}
-		// The order and its secrets must be durable before the producer
-		// can act on the file.
-		if err := env.Store.Sync(); err != nil {
-			return err
-		}
-		if err := env.Drop.Write(ctx, OrdiniDir+"/"+name, bytes.NewReader(data)); err != nil {
-			return err
-		}
+	if err != nil || len(included) == 0 {
+		return nil, nil, err
 	}
-	src := store.Source{Actor: OrdiniActor, File: OrdiniDir + "/" + name}
-	validity := time.Duration(env.Config.Cards.ValidityDays) * 24 * time.Hour
-	return env.Store.Update(func(tx *store.Tx) error {
-		o, err := tx.CardOrder(name)
-		if err != nil {
-			return err
-		}
-		if o.State != store.OrderPending {
-			return nil
-		}
-		o.State, o.Published = store.OrderPublished, tx.Now
-		if len(included) > 0 {
-			o.File = OrdiniDir + "/" + name
-		}
-		if err := tx.PutCardOrder(o); err != nil {
-			return err
-		}
-		for _, s := range included {
-			c, err := tx.Card(s)
-			if err != nil {
-				return err
-			}
-			if c.State != domain.CardRichiesta || c.Order != name {
-				continue
-			}
-			c.State, c.Ordered, c.Expires, c.FirstSealed, c.Updated = domain.CardProduzione, tx.Now, tx.Now.Add(validity), nil, tx.Now
-			if err := tx.PutCard(c); err != nil {
-				return err
-			}
-			if err := tx.Record(src, "smartcard.in-produzione", "smartcard", s, "ordine inviato al produttore; prime metà cancellate"); err != nil {
-				return err
-			}
-		}
-		run.Add("orders", 1)
-		run.Add("cards_in_production", len(included))
-		return tx.Record(src, "ordine.pubblicato", "ordine", name, fmt.Sprintf("%d smart card, %d byte cifrati", len(included), len(data)))
-	})
+	data, err := pgp.EncryptSign(plain, producer, signer)
+	return data, included, err
 }

@@ -32,6 +32,11 @@ type CardOrder struct {
 	Created   time.Time  `json:"created"`
 	Published time.Time  `json:"published,omitempty"`
 	File      string     `json:"file,omitempty"` // drop path once published
+	// Data is the order file as first built (encrypted to the producer),
+	// kept until it is published so that every attempt writes the same
+	// bytes; Included are the serials in it.
+	Data     []byte   `json:"data,omitempty"`
+	Included []string `json:"included,omitempty"`
 }
 
 func orderIndexes(o *CardOrder) []string {
