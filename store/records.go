@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 
 	"anprsec/domain"
@@ -122,6 +123,11 @@ func (tx *Tx) PutCard(c *domain.SmartCard) error {
 // InsertCard stores a card with a new serial (no previous version to
 // unindex).
 func (tx *Tx) InsertCard(c *domain.SmartCard) error {
+	if ok, err := tx.exists("s/" + c.Serial); err != nil {
+		return err
+	} else if ok {
+		return fmt.Errorf("store: smart card %s exists already", c.Serial)
+	}
 	if err := tx.setIndexes(nil, cardIndexes(c)); err != nil {
 		return err
 	}

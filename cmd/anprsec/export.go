@@ -9,6 +9,7 @@ import (
 
 	"anprsec/export/audit"
 	"anprsec/ingest/drop"
+	"anprsec/istat"
 	"anprsec/jobs"
 )
 
@@ -59,6 +60,11 @@ spreadsheet would read as a formula is written as text.`,
 			e := jobs.NewExporter(env, target, flat)
 			w := cmd.OutOrStdout()
 			if comune != "" {
+				code, err := istat.NormalizeISTAT(comune)
+				if err != nil {
+					return fmt.Errorf("--comune %q: %v", comune, err)
+				}
+				comune = code // 58091 is 058091
 				bar := newProgress(cmd, -1, "export of "+comune, false)
 				f, err := e.Comune(cmd.Context(), comune)
 				bar.Finish()
