@@ -32,7 +32,9 @@ import (
 // profile), then the operation, with an esito line per row and a history
 // entry for every change and every refusal (actor = the operator's CF).
 // A file in one comune's folder never touches another comune. When a row
-// blocked, unblocked or revoked a certificate, the crl job runs at the end.
+// blocked, unblocked or revoked a certificate (CRLDirtyMeta, set in the
+// row's transaction), the crl job runs at the end, or at the next run after
+// a crash.
 var richiesteJob = Job{
 	Name:        "ingest-richieste",
 	Description: "applies the console requests of the comuni (comuni/<ISTAT>/richieste/): users, cards, workstations, checking the operator's profile",
@@ -110,7 +112,7 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 			errs = append(errs, fmt.Errorf("comune %s: %w", istat, err))
 		}
 	}
-	if crl {
+	if crl || crlDirty(env) {
 		if err := runCRL(ctx, env, run); err != nil {
 			errs = append(errs, fmt.Errorf("ingest-richieste: the CRL was not republished after a block, unblock or revoke: %w", err))
 		}
@@ -309,6 +311,9 @@ func (p *requestProcessor) postazione(tx *store.Tx, src store.Source, op richies
 		return "", "", richieste.Refuse("STATO", "%v", err), nil
 	}
 	if err != nil {
+		return "", "", nil, err
+	}
+	if err := tx.SetMeta(CRLDirtyMeta, true); err != nil {
 		return "", "", nil, err
 	}
 	p.crl = true

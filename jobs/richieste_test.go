@@ -94,7 +94,7 @@ func matrixStore(t *testing.T, c *certEnv, people []person) {
 			pe := &domain.Person{CF: p.cf, Surname: "Prova", Name: "Persona"}
 			if p.card != "" {
 				n++
-				pe.Card = fmt.Sprintf("SC%010d", n)
+				pe.Card = fmt.Sprintf("MX%010d", n) // not the sequence's SC serials
 				sc := &domain.SmartCard{Serial: pe.Card, CF: p.cf, ISTAT: p.istat, State: p.card, SecondSealed: []byte("sealed")}
 				if err := tx.InsertCard(sc); err != nil {
 					return err
