@@ -473,3 +473,22 @@ func TestRichiesteJobXLSX(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRichiesteCRLDirty: a block committed by a run that died before the
+// CRL (the mark is left in the store) is published by the next run, even
+// with no request to read; the publication clears the mark.
+func TestRichiesteCRLDirty(t *testing.T) {
+	c := newCertEnv(t)
+	matrixStore(t, c, matrixPeople)
+	c.env.Store.Update(func(tx *store.Tx) error { return tx.SetMeta(CRLDirtyMeta, true) })
+	counts, err := c.run(richiesteJob)
+	if err != nil || counts["number"] != 1 {
+		t.Fatalf("counts %v, err %v", counts, err)
+	}
+	if crlDirty(c.env) {
+		t.Error("the mark is still there after the CRL was published")
+	}
+	if counts, _ := c.run(richiesteJob); counts["number"] != 0 {
+		t.Errorf("a CRL signed again without a change: %v", counts)
+	}
+}
