@@ -272,3 +272,30 @@ func Replace(tx *store.Tx, src store.Source, cf, motivo, prefix, istat string) (
 	p.Updated = tx.Now
 	return old, serial, tx.PutPerson(p)
 }
+
+// ErrNothingToResend is returned by Resend when the card's second halves
+// are no longer held (sent and erased) or its message is still queued.
+var ErrNothingToResend = errors.New("nessun invio da ripetere")
+
+// Resend queues again the e-mail of an ATTIVA card's second halves after
+// it failed (a wrong address fixed since, a holder's key replaced): only
+// while the halves are still sealed, i.e. never sent.
+func Resend(tx *store.Tx, src store.Source, c *domain.SmartCard, motivo string) error {
+	if strings.TrimSpace(motivo) == "" {
+		return ErrMotivo
+	}
+	if err := check("il nuovo invio delle seconde metà", c, domain.CardAttiva); err != nil {
+		return err
+	}
+	if len(c.SecondSealed) == 0 {
+		return fmt.Errorf("%w: le seconde metà della smart card %s sono già state inviate e cancellate (per nuovi codici: nuova smart card)", ErrNothingToResend, c.Serial)
+	}
+	queued, err := tx.QueueMail(&store.Mail{ID: store.PINMailID(c.Serial), Kind: store.MailPIN, Serial: c.Serial, CF: c.CF, ISTAT: c.ISTAT})
+	if err != nil {
+		return err
+	}
+	if !queued {
+		return fmt.Errorf("%w: il messaggio della smart card %s è già in coda", ErrNothingToResend, c.Serial)
+	}
+	return tx.Record(src, "smartcard.reinvio", "smartcard", c.Serial, "seconde metà di nuovo in coda: "+strings.TrimSpace(motivo))
+}

@@ -131,3 +131,37 @@ func TestReplace(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestResend: a failed message of an ATTIVA card is queued again while
+// its halves are held; not a queued one, not once the halves are gone.
+func TestResend(t *testing.T) {
+	st := openStore(t)
+	src := store.Source{Actor: "t"}
+	err := st.Update(func(tx *store.Tx) error {
+		c := &domain.SmartCard{Serial: "SC1", CF: "CF", State: domain.CardConsegnata, SecondSealed: []byte("s")}
+		tx.InsertCard(c)
+		if err := Activate(tx, src, c); err != nil {
+			return err
+		}
+		if err := Resend(tx, src, c, "x"); !errors.Is(err, ErrNothingToResend) {
+			t.Errorf("resend of a queued message: %v", err)
+		}
+		m, _ := tx.Mail(store.PINMailID("SC1"))
+		m.State = store.MailFailed
+		tx.PutMail(m)
+		if err := Resend(tx, src, c, "indirizzo corretto"); err != nil {
+			t.Errorf("resend after a failure: %v", err)
+		}
+		if m, _ := tx.Mail(store.PINMailID("SC1")); m.State != store.MailQueued || m.Attempts != 0 {
+			t.Errorf("after resend: %+v", m)
+		}
+		c.SecondSealed = nil
+		if err := Resend(tx, src, c, "x"); !errors.Is(err, ErrNothingToResend) {
+			t.Errorf("resend without halves: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

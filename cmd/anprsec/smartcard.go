@@ -28,6 +28,8 @@ func (a *app) smartcardCmd() *cobra.Command {
             is requested (it goes to the producer with the next ordini-sc run)
   blocca    ATTIVA -> BLOCCATA
   sblocca   BLOCCATA -> ATTIVA
+  reinvia   the e-mail of the second halves again, after it failed (the
+            address or the holder's key fixed); only while they are held
   show      a person's utenze, cards and the state of their e-mails`,
 	}
 	var cf, serial, motivo string
@@ -107,7 +109,29 @@ func (a *app) smartcardCmd() *cobra.Command {
 		sub.MarkFlagRequired("motivo")
 		cmd.AddCommand(sub)
 	}
-	cmd.AddCommand(a.smartcardShowCmd())
+	var rcf, rserial, rmotivo string
+	reinvia := &cobra.Command{
+		Use:   "reinvia (--cf CF | --seriale SERIALE) --motivo TEXT",
+		Short: "Queue again the e-mail of an active card's second halves after it failed (address or key fixed)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.cardOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
+				c, err := smartcard.Card(tx, rcf, rserial)
+				if err != nil {
+					return "", err
+				}
+				if err := smartcard.Resend(tx, src, c, rmotivo); err != nil {
+					return "", err
+				}
+				return fmt.Sprintf("%s: seconde metà di nuovo in coda (job invio-pin)", c.Serial), nil
+			})
+		},
+	}
+	reinvia.Flags().StringVar(&rcf, "cf", "", "codice fiscale of the holder (his current card)")
+	reinvia.Flags().StringVar(&rserial, "seriale", "", "serial of the card")
+	reinvia.Flags().StringVar(&rmotivo, "motivo", "", "the reason, recorded in the history (required)")
+	reinvia.MarkFlagRequired("motivo")
+	cmd.AddCommand(reinvia, a.smartcardShowCmd())
 	return cmd
 }
 
