@@ -7,9 +7,11 @@ import (
 	"net"
 	netmail "net/mail"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -202,64 +204,148 @@ func runInvio(ctx context.Context, env *Env, run *Run) error {
 	if err != nil {
 		return fmt.Errorf("invio-pin: mail.from: %w", err)
 	}
+	holders, warnings, err := pgp.OpenKeyDir(env.Config.Path(env.Config.Keys.Holders))
+	for _, w := range warnings {
+		run.Log.Warn("invio-pin: unusable key file among the holders' keys", "err", w)
+	}
+	if err != nil {
+		return fmt.Errorf("invio-pin: %w", err)
+	}
+	// Messages are composed, encrypted and sent by a few workers at once
+	// (one SMTP connection each); their outcomes are recorded in batches,
+	// one transaction each. A message accepted by the server but not yet
+	// recorded when the process dies is sent again, identical (same
+	// Message-ID, same Date).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan *pinMessage)
+	outcomes := make(chan attempt)
+	workers := 4 * runtime.NumCPU()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for pm := range work {
+				outcomes <- sendOne(ctx, env, pm, holders, gateway, signer, sender, from)
+			}
+		}()
+	}
+	go func() {
+		defer close(work)
+		for i := range due {
+			select {
+			case work <- &due[i]:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(outcomes) }()
+
 	var errs []error
-	for i := range due {
-		if err := ctx.Err(); err != nil {
-			return err
+	var unavailable error
+	var batch []attempt
+	flush := func() {
+		if len(batch) == 0 {
+			return
 		}
-		pm := &due[i]
-		if pm.reason != "" {
-			if err := setAside(env, pm.m.ID, pm.reason); err != nil {
-				errs = append(errs, err)
-			}
-			run.Add("failed", 1)
-			continue
-		}
-		key, fp, err := recipientKey(env, run, pm.email, gateway)
-		if err != nil {
-			if err := setAside(env, pm.m.ID, err.Error()); err != nil {
-				errs = append(errs, err)
-			}
-			run.Add("failed", 1)
-			continue
-		}
-		var raw []byte
-		if pm.m.Kind == store.MailAvviso {
-			raw, err = composeAvviso(pm, from, key, signer)
-		} else {
-			raw, err = composePIN(env, pm, from, key, signer)
-		}
-		if err != nil {
-			if err := setAside(env, pm.m.ID, err.Error()); err != nil {
-				errs = append(errs, err)
-			}
-			run.Add("failed", 1)
-			continue
-		}
-		sendErr := sender.Send(ctx, from.Address, []string{pm.email}, raw)
-		var me *mail.Error
-		if errors.As(sendErr, &me) && me.Op == "connect" {
-			// The server cannot be reached or refuses us (TLS, AUTH): a
-			// problem of the service, not of this message. The run fails;
-			// every message stays queued as it was.
-			run.Add("server_unavailable", 1)
-			return errors.Join(append(errs, fmt.Errorf("invio-pin: mail server unavailable, nothing sent: %w", sendErr))...)
-		}
-		if err := recordAttempt(env, pm, fp, sendErr); err != nil {
+		if err := recordAttempts(env, batch); err != nil {
 			errs = append(errs, err)
 		}
+		batch = batch[:0]
+	}
+	for o := range outcomes {
+		var me *mail.Error
 		switch {
-		case sendErr == nil:
+		case errors.As(o.sendErr, &me) && me.Op == "connect":
+			// The server cannot be reached or refuses us (TLS, AUTH): a
+			// problem of the service, not of this message, which stays
+			// queued as it was. The run stops sending and fails.
+			if unavailable == nil {
+				unavailable = o.sendErr
+				run.Add("server_unavailable", 1)
+				cancel()
+			}
+			continue
+		case o.aside != "":
+			run.Add("failed", 1)
+		case o.sendErr == nil:
 			run.Add("sent", 1)
-		case mail.Temporary(sendErr):
+		case errors.Is(o.sendErr, context.Canceled) && unavailable != nil:
+			continue // stopped by the unavailable server: not an attempt
+		case mail.Temporary(o.sendErr):
 			run.Add("retry", 1)
-			run.Log.Warn("invio-pin: temporary failure, retrying later", "id", pm.m.ID, "err", sendErr)
+			run.Log.Warn("invio-pin: temporary failure, retrying later", "id", o.pm.m.ID, "err", o.sendErr)
 		default:
 			run.Add("failed", 1)
-			run.Log.Error("invio-pin: message set aside", "id", pm.m.ID, "err", sendErr)
+			run.Log.Error("invio-pin: message set aside", "id", o.pm.m.ID, "err", o.sendErr)
+		}
+		batch = append(batch, o)
+		if len(batch) == 64 {
+			flush()
 		}
 	}
+	flush()
+	if unavailable != nil {
+		errs = append(errs, fmt.Errorf("invio-pin: mail server unavailable, messages left queued: %w", unavailable))
+	}
 	return errors.Join(errs...)
+}
+
+// attempt is the outcome of one message: set aside before sending (aside),
+// or sent with sendErr.
+type attempt struct {
+	pm      *pinMessage
+	fp      string
+	aside   string
+	sendErr error
+}
+
+// sendOne composes, encrypts, signs and sends one message.
+func sendOne(ctx context.Context, env *Env, pm *pinMessage, holders *pgp.KeyDir, gateway openpgp.EntityList, signer *openpgp.Entity, sender mail.Sender, from *netmail.Address) attempt {
+	if pm.reason != "" {
+		return attempt{pm: pm, aside: pm.reason}
+	}
+	key, err := holders.ForEmail(pm.email)
+	if err != nil {
+		return attempt{pm: pm, aside: err.Error()}
+	}
+	if len(key) == 0 {
+		key = gateway
+	}
+	fp := pgp.Fingerprint(key[0])
+	var raw []byte
+	if pm.m.Kind == store.MailAvviso {
+		raw, err = composeAvviso(pm, from, key, signer)
+	} else {
+		raw, err = composePIN(env, pm, from, key, signer)
+	}
+	if err != nil {
+		return attempt{pm: pm, aside: err.Error()}
+	}
+	if err := ctx.Err(); err != nil {
+		return attempt{pm: pm, fp: fp, sendErr: err}
+	}
+	return attempt{pm: pm, fp: fp, sendErr: sender.Send(ctx, from.Address, []string{pm.email}, raw)}
+}
+
+// recordAttempts records a batch of outcomes in one transaction.
+func recordAttempts(env *Env, batch []attempt) error {
+	return env.Store.Update(func(tx *store.Tx) error {
+		for _, o := range batch {
+			var err error
+			if o.aside != "" {
+				err = setAsideTx(tx, o.pm.m.ID, o.aside)
+			} else {
+				err = recordAttemptTx(tx, env, o.pm, o.fp, o.sendErr)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // holderEmail is the personal e-mail of the holder: that of the utenza in
@@ -285,22 +371,6 @@ func holderEmail(tx *store.Tx, cf, istat string) (string, error) {
 		}
 	}
 	return "", nil
-}
-
-// recipientKey is the holder's own key from keys.holders, else the
-// gateway's key; it returns the key and its fingerprint.
-func recipientKey(env *Env, run *Run, email string, gateway openpgp.EntityList) (openpgp.EntityList, string, error) {
-	key, warnings, err := pgp.KeyForEmail(env.Config.Path(env.Config.Keys.Holders), email)
-	for _, w := range warnings {
-		run.Log.Warn("invio-pin: unusable key file among the holders' keys", "err", w)
-	}
-	if err != nil {
-		return nil, "", err
-	}
-	if len(key) == 0 {
-		key = gateway
-	}
-	return key, pgp.Fingerprint(key[0]), nil
 }
 
 // MessageDomain is the domain of the Message-IDs: that of mail.from.
@@ -374,9 +444,9 @@ Messaggio automatico, non rispondere.
 
 // recordAttempt stores the outcome of one attempt: sent (second halves
 // erased), or retried later, or set aside.
-func recordAttempt(env *Env, pm *pinMessage, fp string, sendErr error) error {
+func recordAttemptTx(tx *store.Tx, env *Env, pm *pinMessage, fp string, sendErr error) error {
 	src := store.Source{Actor: InvioActor}
-	return env.Store.Update(func(tx *store.Tx) error {
+	return func() error {
 		m, err := tx.Mail(pm.m.ID)
 		if err != nil {
 			return err
@@ -422,23 +492,21 @@ func recordAttempt(env *Env, pm *pinMessage, fp string, sendErr error) error {
 			return err
 		}
 		return tx.Record(src, "mail.fallita", "mail", m.ID, fmt.Sprintf("messaggio messo da parte dopo %d tentativi: %v", m.Attempts, sendErr))
-	})
+	}()
 }
 
-// setAside marks a message failed without an attempt, with the reason.
-func setAside(env *Env, id, reason string) error {
-	return env.Store.Update(func(tx *store.Tx) error {
-		m, err := tx.Mail(id)
-		if err != nil {
-			return err
-		}
-		if m.State != store.MailQueued {
-			return nil
-		}
-		m.State, m.LastError = store.MailFailed, reason
-		if err := tx.PutMail(m); err != nil {
-			return err
-		}
-		return tx.Record(store.Source{Actor: InvioActor}, "mail.fallita", "mail", m.ID, "messaggio messo da parte: "+reason)
-	})
+// setAsideTx marks a message failed without an attempt, with the reason.
+func setAsideTx(tx *store.Tx, id, reason string) error {
+	m, err := tx.Mail(id)
+	if err != nil {
+		return err
+	}
+	if m.State != store.MailQueued {
+		return nil
+	}
+	m.State, m.LastError = store.MailFailed, reason
+	if err := tx.PutMail(m); err != nil {
+		return err
+	}
+	return tx.Record(store.Source{Actor: InvioActor}, "mail.fallita", "mail", m.ID, "messaggio messo da parte: "+reason)
 }

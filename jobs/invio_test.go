@@ -156,9 +156,17 @@ func TestInvioPIN(t *testing.T) {
 		t.Fatalf("%d messages", len(msgs))
 	}
 	cards := c.cards()
-	for i, m := range msgs {
+	// Messages leave in parallel: each is matched to its card by its
+	// Message-ID (checked below against the serial of its text).
+	bySerial := map[string]bool{}
+	for _, m := range msgs {
 		hdr, text := c.openPIN(m.Data, filepath.Join(c.env.Config.Dir, "keys", "gateway.sec.asc"))
-		s := serials[i]
+		s := strings.TrimSuffix(strings.TrimPrefix(hdr.Get("Message-Id"), "<pin-"), "@anprsec.invalid>")
+		if bySerial[s] || (s != serials[0] && s != serials[1]) {
+			t.Errorf("message %q: unexpected or repeated", hdr.Get("Message-Id"))
+			continue
+		}
+		bySerial[s] = true
 		h := halves[s]
 		var email string
 		c.env.Store.View(func(tx *store.Tx) error {
@@ -294,16 +302,20 @@ func TestInvioPINFaults(t *testing.T) {
 		})
 		return m
 	}
-	var email1 string
-	c.env.Store.View(func(tx *store.Tx) error {
-		sc, _ := tx.Card(serials[1])
-		u, _ := tx.Utenza(sc.ISTAT, sc.CF)
-		email1 = u.Email
-		return nil
-	})
+	emailOf := func(serial string) string {
+		var email string
+		c.env.Store.View(func(tx *store.Tx) error {
+			sc, _ := tx.Card(serial)
+			u, _ := tx.Utenza(sc.ISTAT, sc.CF)
+			email = u.Email
+			return nil
+		})
+		return email
+	}
 
-	srv.Fail(smtptest.Rcpt, 451, "try again later", 1)
-	srv.Reject(email1, 550, "no such user")
+	// Messages leave in parallel: each address gets its own reply.
+	srv.Reject(emailOf(serials[0]), 451, "try again later")
+	srv.Reject(emailOf(serials[1]), 550, "no such user")
 	counts, err := c.run(invioJob)
 	if err != nil || counts["retry"] != 1 || counts["failed"] != 1 {
 		t.Fatalf("counts %v, err %v", counts, err)
@@ -318,6 +330,7 @@ func TestInvioPINFaults(t *testing.T) {
 	if cs := c.cards(); len(cs[serials[0]].SecondSealed) == 0 || len(cs[serials[1]].SecondSealed) == 0 {
 		t.Error("second halves erased without a message sent")
 	}
+	srv.Clear()
 	// Not due yet: nothing happens.
 	if counts, _ := c.run(invioJob); len(counts) != 0 {
 		t.Errorf("a message was tried before its time: %v", counts)
