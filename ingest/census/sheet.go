@@ -8,12 +8,10 @@ import (
 	"io"
 	"os"
 	"strings"
-	"unicode"
 
 	"github.com/xuri/excelize/v2"
-	"golang.org/x/text/runes"
-	"golang.org/x/text/transform"
-	"golang.org/x/text/unicode/norm"
+
+	"anprsec/ingest/table"
 )
 
 // Limits of what a workbook may expand to when opened (zip bombs).
@@ -78,48 +76,9 @@ func workbookError(path string, err error) (code, msg string) {
 }
 
 // FoldHeader normalizes a header for matching: lower case, accents and
-// punctuation removed, blanks collapsed ("Data di Nascita " = "data di nascita").
-func FoldHeader(s string) string {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			ascii = false
-			break
-		}
-	}
-	if !ascii {
-		t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
-		s, _, _ = transform.String(t, s)
-	}
-	b := strings.Builder{}
-	b.Grow(len(s))
-	space := false
-	for _, r := range strings.ToLower(s) {
-		switch {
-		case unicode.IsLetter(r) || unicode.IsDigit(r):
-			if space && b.Len() > 0 {
-				b.WriteByte(' ')
-			}
-			space = false
-			b.WriteRune(r)
-		default:
-			space = true
-		}
-	}
-	return headerAlias(b.String())
-}
-
-// headerAlias maps usual spellings to the canonical fold: "E-mail" and
-// "e mail" are "email", "P.E.C." is "pec".
-func headerAlias(f string) string {
-	switch f {
-	case "e mail":
-		return "email"
-	case "p e c":
-		return "pec"
-	}
-	return f
-}
+// punctuation removed, blanks collapsed ("Data di Nascita " = "data di
+// nascita"); the same fold as the other drop readers (table.FoldHeader).
+func FoldHeader(s string) string { return table.FoldHeader(s) }
 
 // findSheet returns the workbook's sheet named like want (case and accents ignored).
 func findSheet(f *excelize.File, want string) (string, bool) {

@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -374,56 +373,15 @@ func sigExpiry(sig *packet.Signature) string {
 // guessing which one reaches the holder. err is otherwise only about the
 // folder itself.
 func KeyForEmail(dir, email string) (key openpgp.EntityList, warnings []error, err error) {
-	want := strings.TrimSpace(email)
-	if want == "" {
+	if strings.TrimSpace(email) == "" {
 		return nil, nil, errors.New("pgp: KeyForEmail: empty e-mail address")
 	}
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, nil
-	}
+	k, warnings, err := OpenKeyDir(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("pgp: holders' keys: %w", err)
+		return nil, warnings, err
 	}
-	now := config.Now()
-	var files []string
-	for _, de := range entries {
-		if de.IsDir() || !strings.EqualFold(filepath.Ext(de.Name()), ".asc") {
-			continue
-		}
-		path := filepath.Join(dir, de.Name())
-		data, err := readLimited(path)
-		if err != nil {
-			warnings = append(warnings, err)
-			continue
-		}
-		el, err := parsePublic(data, checkEncryption, now)
-		if err != nil {
-			warnings = append(warnings, fmt.Errorf("pgp: %s: %w", path, err))
-			continue
-		}
-		for _, e := range el {
-			if hasEmail(e, want, now) {
-				key = append(key, e)
-				files = append(files, path)
-			}
-		}
-	}
-	if len(key) > 1 {
-		return nil, warnings, fmt.Errorf("pgp: %d keys for %s in %s (%s): keep only the holder's current key",
-			len(key), want, dir, strings.Join(files, ", "))
-	}
-	return key, warnings, nil
-}
-
-// hasEmail reports whether a non-revoked user id of e has the address email.
-func hasEmail(e *openpgp.Entity, email string, now time.Time) bool {
-	for _, id := range e.Identities {
-		if id.UserId != nil && !id.Revoked(now) && strings.EqualFold(strings.TrimSpace(id.UserId.Email), email) {
-			return true
-		}
-	}
-	return false
+	key, err = k.ForEmail(email)
+	return key, warnings, err
 }
 
 // ---------------------------------------------------------------- messages
