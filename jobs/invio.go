@@ -212,7 +212,8 @@ func runInvio(ctx context.Context, env *Env, run *Run) error {
 		return fmt.Errorf("invio-pin: %w", err)
 	}
 	// Messages are composed, encrypted and sent by a few workers at once
-	// (one SMTP connection each); their outcomes are recorded in batches,
+	// (one SMTP session each, kept across messages and dialled again after
+	// a failure); their outcomes are recorded in batches,
 	// one transaction each. A message accepted by the server but not yet
 	// recorded when the process dies is sent again, identical (same
 	// Message-ID, same Date).
@@ -226,8 +227,14 @@ func runInvio(ctx context.Context, env *Env, run *Run) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			snd := sender
+			if sm, ok := sender.(*mail.SMTP); ok {
+				ss := sm.Session(ctx) // one connection for the worker's messages
+				defer ss.Close()
+				snd = ss
+			}
 			for pm := range work {
-				outcomes <- sendOne(ctx, env, pm, holders, gateway, signer, sender, from)
+				outcomes <- sendOne(ctx, env, pm, holders, gateway, signer, snd, from)
 			}
 		}()
 	}

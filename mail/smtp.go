@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
 )
 
 // TLSPolicy says whether the SMTP sender requires STARTTLS.
@@ -111,60 +113,86 @@ func (s *SMTP) timeout() time.Duration {
 // naming the server and, when there is one, the SMTP reply; Temporary
 // classifies it. All recipients must be accepted, or nothing is sent.
 func (s *SMTP) Send(ctx context.Context, from string, to []string, raw []byte) (err error) {
-	addr := s.Addr()
-	fail := func(op string, err error) error {
-		if err == nil {
-			return nil
-		}
-		e := &Error{Server: addr, Op: op, Err: err, Code: replyCode(err), Text: replyText(err)}
-		switch {
-		case op == "validate":
-			e.temporary = false
-		case e.Code >= 500:
-			e.temporary = false
-		default:
-			// No reply code or a 4xx one: the connection or the server failed,
-			// not this message; retrying later may work.
-			e.temporary = true
-		}
-		var ne net.Error
-		switch {
-		case e.Code != 0:
-		case ctx.Err() != nil:
-			e.Err = fmt.Errorf("%w (%v)", ctx.Err(), err)
-		case errors.As(err, &ne) && ne.Timeout():
-			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 10*time.Millisecond {
-				// The step deadline was the ctx deadline; its timer may not have fired yet.
-				e.Err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
-				break
-			}
-			e.Err = fmt.Errorf("no reply within the %v timeout: %w", s.timeout(), err)
-		}
-		return e
+	env, err := s.check(ctx, from, to, raw)
+	if err != nil {
+		return err
 	}
+	c, err := s.dial(ctx)
+	if err != nil {
+		return err
+	}
+	err = c.transact(ctx, env, raw)
+	c.close(err == nil)
+	return err
+}
 
+// check validates a message before any connection.
+func (s *SMTP) check(ctx context.Context, from string, to []string, raw []byte) (addrs, error) {
 	env, err := envelope(from, to)
 	if err != nil {
-		return fail("validate", err)
+		return env, s.fail(ctx, "validate", err)
 	}
 	if len(raw) == 0 {
-		return fail("validate", errors.New("empty message"))
+		return env, s.fail(ctx, "validate", errors.New("empty message"))
 	}
 	if s.Host == "" {
-		return fail("validate", errors.New("no SMTP host configured"))
+		return env, s.fail(ctx, "validate", errors.New("no SMTP host configured"))
 	}
 	if err := checkHeaderValue("host", s.Host+s.HELO); err != nil {
-		return fail("validate", err)
+		return env, s.fail(ctx, "validate", err)
 	}
-	if err := ctx.Err(); err != nil {
-		return fail("connect", err)
-	}
+	return env, nil
+}
 
+// fail makes an *Error of a step's failure, classified (see Temporary).
+func (s *SMTP) fail(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	e := &Error{Server: s.Addr(), Op: op, Err: err, Code: replyCode(err), Text: replyText(err)}
+	switch {
+	case op == "validate":
+		e.temporary = false
+	case e.Code >= 500:
+		e.temporary = false
+	default:
+		// No reply code or a 4xx one: the connection or the server failed,
+		// not this message; retrying later may work.
+		e.temporary = true
+	}
+	var ne net.Error
+	switch {
+	case e.Code != 0:
+	case ctx.Err() != nil:
+		e.Err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+	case errors.As(err, &ne) && ne.Timeout():
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 10*time.Millisecond {
+			// The step deadline was the ctx deadline; its timer may not have fired yet.
+			e.Err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+			break
+		}
+		e.Err = fmt.Errorf("no reply within the %v timeout: %w", s.timeout(), err)
+	}
+	return e
+}
+
+// conn is one open SMTP connection: its deadlines follow the ctx it was
+// dialled with.
+type conn struct {
+	s    *SMTP
+	ctx  context.Context
+	dl   *deadliner
+	stop func() bool
+	sc   *smtp.Client
+}
+
+// dial connects, greets, negotiates TLS and authenticates.
+func (s *SMTP) dial(ctx context.Context) (*conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, s.fail(ctx, "connect", err)
+	}
 	dl := &deadliner{timeout: s.timeout(), ctx: ctx}
 	stop := context.AfterFunc(ctx, dl.cancel)
-	defer stop()
-	defer dl.close()
-
 	opts := []gomail.Option{
 		gomail.WithPort(s.port()),
 		gomail.WithTimeout(dl.stepTimeout()),
@@ -189,52 +217,98 @@ func (s *SMTP) Send(ctx context.Context, from string, to []string, raw []byte) (
 	}
 	client, err := gomail.NewClient(s.Host, opts...)
 	if err != nil {
-		return fail("validate", err)
+		stop()
+		return nil, s.fail(ctx, "validate", err)
 	}
-
 	sc, err := client.DialToSMTPClientWithContext(ctx)
 	if err != nil {
-		return fail("connect", err)
+		stop()
+		dl.close()
+		return nil, s.fail(ctx, "connect", err)
 	}
-	defer func() {
-		if err != nil {
-			_ = sc.Close()
-		}
-	}()
+	return &conn{s: s, ctx: ctx, dl: dl, stop: stop, sc: sc}, nil
+}
 
+// transact sends one message on the connection: MAIL, RCPT, DATA.
+func (c *conn) transact(ctx context.Context, env addrs, raw []byte) error {
 	step := func(op string, f func() error) error {
-		if err := dl.arm(); err != nil {
-			return fail(op, err)
+		if err := ctx.Err(); err != nil {
+			return c.s.fail(ctx, op, err)
 		}
-		return fail(op, f())
+		if err := c.dl.arm(); err != nil {
+			return c.s.fail(c.ctx, op, err)
+		}
+		return c.s.fail(c.ctx, op, f())
 	}
-	if err := step("MAIL", func() error { return sc.Mail("<" + env.from + ">") }); err != nil {
+	if err := step("MAIL", func() error { return c.sc.Mail("<" + env.from + ">") }); err != nil {
 		return err
 	}
 	for _, rcpt := range env.to {
-		if err := step("RCPT", func() error { return sc.Rcpt("<" + rcpt + ">") }); err != nil {
+		if err := step("RCPT", func() error { return c.sc.Rcpt("<" + rcpt + ">") }); err != nil {
 			return err
 		}
 	}
-	var w interface {
-		Write([]byte) (int, error)
-		Close() error
-	}
-	if err := step("DATA", func() (err error) { w, err = sc.Data(); return err }); err != nil {
+	var w io.WriteCloser
+	if err := step("DATA", func() (err error) { w, err = c.sc.Data(); return err }); err != nil {
 		return err
 	}
-	if err := step("DATA", func() error {
+	return step("DATA", func() error {
 		if _, err := w.Write(raw); err != nil {
 			_ = w.Close()
 			return err
 		}
 		return w.Close()
-	}); err != nil {
+	})
+}
+
+// close ends the connection: with quit, a QUIT bounded by the timeout
+// first (the messages are accepted; QUIT is a courtesy).
+func (c *conn) close(quit bool) {
+	if quit && c.dl.arm() == nil {
+		_ = c.sc.Quit()
+	}
+	_ = c.sc.Close()
+	c.dl.close()
+	c.stop()
+}
+
+// Session sends several messages over one connection, dialled on the first
+// Send and again after a failure (a failed message closes it, so the next
+// one starts clean). A Session is used by one goroutine; its deadlines and
+// cancellation follow the ctx it was made with. Close it when done.
+type Session struct {
+	s   *SMTP
+	ctx context.Context
+	c   *conn
+}
+
+// Session returns a Session of s bound to ctx.
+func (s *SMTP) Session(ctx context.Context) *Session { return &Session{s: s, ctx: ctx} }
+
+// Send delivers one message, as SMTP.Send does.
+func (ss *Session) Send(ctx context.Context, from string, to []string, raw []byte) error {
+	env, err := ss.s.check(ctx, from, to, raw)
+	if err != nil {
 		return err
 	}
-	// The message is accepted; QUIT is a courtesy bounded by the timeout.
-	if dl.arm() == nil {
-		_ = sc.Quit()
+	if ss.c == nil {
+		if ss.c, err = ss.s.dial(ss.ctx); err != nil {
+			return err
+		}
+	}
+	if err := ss.c.transact(ctx, env, raw); err != nil {
+		ss.c.close(false)
+		ss.c = nil
+		return err
+	}
+	return nil
+}
+
+// Close quits and closes the connection, if one is open.
+func (ss *Session) Close() error {
+	if ss.c != nil {
+		ss.c.close(true)
+		ss.c = nil
 	}
 	return nil
 }
