@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"anprsec/ingest/drop"
 	"anprsec/ingest/esito"
@@ -186,9 +187,9 @@ func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 		}
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
-	names := make(map[string]bool, len(entries))
+	names := make(map[string]bool, len(entries)) // lower-case names
 	for _, e := range entries {
-		names[e.Name] = true
+		names[strings.ToLower(e.Name)] = true
 	}
 	var firstErr error
 	for _, e := range entries {
@@ -198,7 +199,7 @@ func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 		if e.Dir || Skipped(e.Name) || in.isCompanion(e.Name) {
 			continue
 		}
-		if in.Companion != "" && in.WaitCompanion && !names[e.Name+in.Companion] && in.now().Sub(e.ModTime) < in.Settle {
+		if in.Companion != "" && in.WaitCompanion && !names[strings.ToLower(e.Name+in.Companion)] && in.now().Sub(e.ModTime) < in.Settle {
 			in.log().Info("waiting for the companion file", "file", path.Join(in.Dir, e.Name), "companion", e.Name+in.Companion)
 			continue
 		}
@@ -324,16 +325,38 @@ func (in *Inbox) isCompanion(name string) bool {
 // next to the file's new place to. It is done before the file itself, so
 // that a stop in between leaves no companion without its file.
 func (in *Inbox) moveCompanion(ctx context.Context, p, to string) error {
-	if in.Companion == "" {
-		return nil
+	c, err := in.CompanionOf(ctx, p)
+	if err != nil || c == "" {
+		return err
 	}
-	if _, err := in.Drop.Stat(ctx, p+in.Companion); err != nil {
-		return nil
-	}
-	if err := in.Drop.Rename(ctx, p+in.Companion, to+in.Companion); err != nil {
-		return fmt.Errorf("moving %s to %s: %w", p+in.Companion, to+in.Companion, err)
+	dst := to + c[len(p):] // the companion's own suffix, in its own case
+	if err := in.Drop.Rename(ctx, c, dst); err != nil {
+		return fmt.Errorf("moving %s to %s: %w", c, dst, err)
 	}
 	return nil
+}
+
+// CompanionOf returns the drop path of the companion of the input file at
+// p (its name plus Companion, in any case: "ELENCO.CSV.ASC" goes with
+// "ELENCO.CSV"), or "" when there is none.
+func (in *Inbox) CompanionOf(ctx context.Context, p string) (string, error) {
+	if in.Companion == "" {
+		return "", nil
+	}
+	if _, err := in.Drop.Stat(ctx, p+in.Companion); err == nil {
+		return p + in.Companion, nil
+	}
+	entries, err := in.Drop.List(ctx, path.Dir(p))
+	if err != nil {
+		return "", err
+	}
+	want := path.Base(p) + in.Companion
+	for _, e := range entries {
+		if !e.Dir && strings.EqualFold(e.Name, want) {
+			return path.Join(path.Dir(p), e.Name), nil
+		}
+	}
+	return "", nil
 }
 
 func (in *Inbox) hasExt(name string) bool {
@@ -607,7 +630,7 @@ func (in *Inbox) freeName(ctx context.Context, sub, name string) (string, error)
 		if i > 1 {
 			suffix += fmt.Sprintf("-%d", i)
 		}
-		to = path.Join(in.Dir, sub, strings.TrimSuffix(name, ext)+suffix+ext)
+		to = path.Join(in.Dir, sub, fitName(strings.TrimSuffix(name, ext), len(suffix+ext)+len(".asc"))+suffix+ext)
 	}
 }
 
@@ -648,6 +671,7 @@ func (in *Inbox) refuseUnread(ctx context.Context, p, name, code, msg string) er
 // retry says that this file's publication was started before (and
 // stopped): a receipt identical to data is then this file's own.
 func (in *Inbox) writeReceipt(ctx context.Context, name string, data []byte, retry bool) error {
+	name = fitName(name, len(".20060102-150405-99.esito.csv.tmp")+1)
 	p := path.Join(in.Dir, "esiti", name+".esito.csv")
 	if old, err := in.Drop.Stat(ctx, p); err == nil {
 		if retry && old.Size == int64(len(data)) && in.sameContent(ctx, p, data) {
@@ -780,4 +804,23 @@ func (in *Inbox) sameContent(ctx context.Context, p string, data []byte) bool {
 	defer rc.Close()
 	got, err := io.ReadAll(io.LimitReader(rc, int64(len(data))+1))
 	return err == nil && bytes.Equal(got, data)
+}
+
+// maxNameBytes is the longest file name the file systems of a drop take.
+const maxNameBytes = 255
+
+// fitName shortens name, when name plus extra bytes would not fit in a file
+// name, to a prefix and a hash of the whole name ("<prefix>~<8 hex>"), so
+// that a receipt or a moved file of a file with a long but legal name can
+// still be written, and stays distinct.
+func fitName(name string, extra int) string {
+	if len(name)+extra <= maxNameBytes {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	keep := maxNameBytes - extra - len("~12345678")
+	for keep > 0 && !utf8.RuneStart(name[keep]) {
+		keep--
+	}
+	return name[:max(keep, 0)] + "~" + hex.EncodeToString(sum[:4])
 }

@@ -67,6 +67,7 @@ func runConsegne(ctx context.Context, env *Env, run *Run) error {
 		g := &consegne.Ingester{
 			Store: env.Store, Comuni: env.Comuni, Drop: env.Drop, PPP: ppp, Keyring: keyring,
 			RequireSignature: env.Config.Cards.RequireSignature, MaxRows: env.Config.Census.MaxRows, Loc: env.Loc,
+			CompanionOf: in.CompanionOf,
 		}
 		st, err := in.Run(ctx, g.Process)
 		run.Add("files", st.Files)

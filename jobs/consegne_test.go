@@ -196,4 +196,19 @@ func TestConsegneSignature(t *testing.T) {
 	if g := c.receipt("prefetture/058/consegne/esiti/d-fixed.csv.esito.csv")["2"]; len(g) < 2 || g[1] != "CONSEGNATA" {
 		t.Errorf("re-signed manifest: %q", g)
 	}
+
+	// Names in upper case, as Windows tools write them: the signature is
+	// found and moves with its file.
+	third := manifestHeader + "058091;SC0000000003;" + cfALP + ";20/11/2026;" + cfASC + "\n"
+	c.drop("prefetture/058/consegne/E-UPPER.CSV", third)
+	c.drop("prefetture/058/consegne/E-UPPER.CSV.ASC", sign(third))
+	if _, err := c.run(consegneJob); err != nil {
+		t.Fatal(err)
+	}
+	if g := c.receipt("prefetture/058/consegne/esiti/E-UPPER.CSV.esito.csv")["2"]; len(g) < 2 || g[1] != "CONSEGNATA" {
+		t.Errorf("upper-case manifest and signature: %q", g)
+	}
+	if l, _ := filepath.Glob(filepath.Join(c.root, "prefetture/058/consegne/elaborati/E-UPPER.CSV*")); len(l) != 2 {
+		t.Errorf("moved: %v", l)
+	}
 }

@@ -422,7 +422,10 @@ password per telefono o per posta elettronica.
 
 Messaggio automatico, non rispondere.
 `, name, map[string]string{"certificati": "postazioni (certificati)", "smart card": "smart card"}[what], com.Name, com.ISTAT, maxDays(ws), body.String())
-		id := fmt.Sprintf("avviso/%s/%s/%s/%s", com.ISTAT, strings.ReplaceAll(what, " ", ""), tag, u.CF)
+		// The recipient appears in the ID as a hash, not as his CF: IDs are
+		// shown by `anprsec status` and logged.
+		who := sha256.Sum256([]byte(u.CF))
+		id := fmt.Sprintf("avviso/%s/%s/%s/%x", com.ISTAT, strings.ReplaceAll(what, " ", ""), tag, who[:5])
 		m := &store.Mail{ID: id, Kind: store.MailAvviso,
 			CF: u.CF, ISTAT: com.ISTAT, To: u.Email, Subject: "ANPR - " + what + " in scadenza", Text: text}
 		queued, err := tx.QueueMail(m)

@@ -244,24 +244,32 @@ func (s *Server) Health() []string {
 		return []string{"store: " + err.Error()}
 	}
 	for _, j := range s.o.Jobs {
-		n1 := s.o.Schedules.Next(j, now)
-		if n1.IsZero() {
+		// The last two activations the schedule had before now - Grace: the
+		// job must have succeeded since the earlier one (the later one may
+		// still be running, or skipped by the overlap guard). Taken from
+		// the schedule itself, so uneven ones (weekdays, office hours) are
+		// judged by the runs they really asked for.
+		t0, t1, ok0 := s.lastActivations(j, now.Add(-s.o.Grace))
+		if !ok0 {
 			continue
 		}
-		interval := s.o.Schedules.Next(j, n1).Sub(n1)
-		limit := 2*interval + s.o.Grace
+		// Since a restart, only the runs the daemon was up for count.
+		due := t0
+		if !t0.After(s.o.Started) {
+			if !t1.After(s.o.Started) {
+				continue // no run due since the start yet
+			}
+			due = t1
+		}
 		ok := lastOK[j]
-		if ok != nil && now.Sub(ok.End) <= limit {
+		if ok != nil && !ok.End.Before(due) {
 			continue
-		}
-		if now.Sub(s.o.Started) <= interval+s.o.Grace {
-			continue // its first run since the start may not be due yet
 		}
 		var msg string
 		if ok == nil {
-			msg = fmt.Sprintf("%s: no successful run yet (daemon up since %s; expected every %s)", j, stamp(s.o.Started), interval)
+			msg = fmt.Sprintf("%s: no successful run yet (daemon up since %s; runs were due at %s and %s)", j, stamp(s.o.Started), stamp(t0), stamp(t1))
 		} else {
-			msg = fmt.Sprintf("%s: last successful run ended %s, %s ago (expected within %s)", j, stamp(ok.End), now.Sub(ok.End).Round(time.Second), limit)
+			msg = fmt.Sprintf("%s: last successful run ended %s, %s ago (runs were due at %s and %s)", j, stamp(ok.End), now.Sub(ok.End).Round(time.Second), stamp(t0), stamp(t1))
 		}
 		if f := lastFail[j]; f != nil && (ok == nil || f.Start.After(ok.Start)) {
 			msg += fmt.Sprintf("; last failure %s: %s", stamp(f.Start), oneLine(f.Error))
@@ -269,6 +277,21 @@ func (s *Server) Health() []string {
 		problems = append(problems, msg)
 	}
 	return problems
+}
+
+// lastActivations returns the last two activations of job's schedule at
+// or before until (t0 before t1); false when the schedule has none in the
+// window looked at (10 intervals, at least 25 hours).
+func (s *Server) lastActivations(job string, until time.Time) (t0, t1 time.Time, ok bool) {
+	n1 := s.o.Schedules.Next(job, until)
+	if n1.IsZero() {
+		return t0, t1, false
+	}
+	window := max(10*s.o.Schedules.Next(job, n1).Sub(n1), 25*time.Hour)
+	for t := s.o.Schedules.Next(job, until.Add(-window)); !t.IsZero() && !t.After(until); t = s.o.Schedules.Next(job, t) {
+		t0, t1 = t1, t
+	}
+	return t0, t1, !t0.IsZero()
 }
 
 func readLast(tx *store.Tx, job string) ([2]*store.Run, error) {
@@ -348,7 +371,7 @@ func Listen(addr string) (net.Listener, error) {
 // Serve serves Handler on ln until ctx is done, then shuts down (in-flight
 // requests get a few seconds). It returns nil after a shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

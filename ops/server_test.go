@@ -300,22 +300,22 @@ func TestHealthz(t *testing.T) {
 			{"crl", 50 * time.Minute, "ok", ""},
 		}, nil},
 		{"just started, nothing ran yet", 30 * time.Second, nil, nil},
-		{"within twice the interval plus grace", 3 * time.Hour, []run{
-			{"ingest-censimento", 2*time.Minute + 50*time.Second, "ok", ""}, // limit 2m+1m
-			{"certificati", 10 * time.Minute, "ok", ""},                     // limit 11m
-			{"crl", 2 * time.Hour, "ok", ""},                                // limit 2h1m
+		{"succeeded since the next-to-last run due", 3 * time.Hour, []run{
+			{"ingest-censimento", 2*time.Minute + 20*time.Second, "ok", ""}, // due 09:58 (09:59 may still run)
+			{"certificati", 10 * time.Minute, "ok", ""},                     // due 09:50
+			{"crl", 2 * time.Hour, "ok", ""},                                // due 08:00
 		}, nil},
 		{"stale and failing", 3 * time.Hour, []run{
 			{"ingest-censimento", 30 * time.Second, "ok", ""},
 			{"certificati", 12 * time.Minute, "ok", ""},
 			{"certificati", 1 * time.Minute, "error", "CA key unreadable:\nopen var/pki/ca.key"},
 			{"crl", 50 * time.Minute, "ok", ""},
-		}, []string{"certificati: last successful run ended 2026-11-25T09:48:30Z, 12m0s ago (expected within 11m0s); last failure 2026-11-25T09:59:29Z: CA key unreadable: open var/pki/ca.key"}},
+		}, []string{"certificati: last successful run ended 2026-11-25T09:48:30Z, 12m0s ago (runs were due at 2026-11-25T09:50:00Z and 2026-11-25T09:55:00Z); last failure 2026-11-25T09:59:29Z: CA key unreadable: open var/pki/ca.key"}},
 		{"never succeeded since a start long ago", 3 * time.Hour, []run{
 			{"ingest-censimento", 30 * time.Second, "ok", ""},
 			{"certificati", 4 * time.Minute, "ok", ""},
 			{"crl", 10 * time.Minute, "error", "signing failed"},
-		}, []string{"crl: no successful run yet (daemon up since 2026-11-25T07:00:30Z; expected every 1h0m0s); last failure"}},
+		}, []string{"crl: no successful run yet (daemon up since 2026-11-25T07:00:30Z; runs were due at 2026-11-25T08:00:00Z and 2026-11-25T09:00:00Z); last failure"}},
 		{"restarted after a long stop: one interval plus grace to catch up", 90 * time.Second, []run{
 			{"ingest-censimento", 48 * time.Hour, "ok", ""},
 		}, nil},

@@ -7,6 +7,7 @@ package ops
 
 import (
 	"errors"
+	"regexp"
 	"sort"
 	"sync"
 	"time"
@@ -275,8 +276,8 @@ func Snapshot(tx *store.Tx, sched Schedules, jobs []string, keyAlg string, now t
 		if last.IsZero() {
 			last = m.Queued
 		}
-		st.FailedMails = append(st.FailedMails, FailedMail{ID: m.ID, ISTAT: m.ISTAT, Queued: m.Queued,
-			Attempts: m.Attempts, LastTry: last, LastError: m.LastError})
+		st.FailedMails = append(st.FailedMails, FailedMail{ID: maskCF(m.ID), ISTAT: m.ISTAT, Queued: m.Queued,
+			Attempts: m.Attempts, LastTry: last, LastError: maskCF(m.LastError)})
 	}
 	sort.SliceStable(st.FailedMails, func(i, k int) bool { return st.FailedMails[i].LastTry.After(st.FailedMails[k].LastTry) })
 	if len(st.FailedMails) > MaxFailedMails {
@@ -284,3 +285,10 @@ func Snapshot(tx *store.Tx, sched Schedules, jobs []string, keyAlg string, now t
 	}
 	return st, nil
 }
+
+// cfLike matches a codice fiscale (with omocodia letters) inside a text.
+var cfLike = regexp.MustCompile(`\b[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-EHLMPR-T][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]\b`)
+
+// maskCF hides the codici fiscali in a text shown to an operator (mail IDs
+// of records written before they stopped carrying one).
+func maskCF(s string) string { return cfLike.ReplaceAllString(s, "****************") }

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +62,11 @@ func Open(opt Options) (*Store, error) {
 		// (a value over the threshold makes Badger 4.9.6 panic in writeToLSM).
 		bo = bo.WithValueThreshold(badger.DefaultOptions("").ValueThreshold)
 		bo.Dir, bo.ValueDir = "", ""
+	}
+	if !opt.InMemory {
+		if err := removeEmptyMemtables(opt.Dir); err != nil {
+			return nil, fmt.Errorf("store %s: %w", opt.Dir, err)
+		}
 	}
 	db, err := badger.Open(bo)
 	if err != nil {
@@ -282,4 +289,32 @@ func (s *Store) RawScan(fn func(key, value []byte) error) error {
 		}
 		return nil
 	})
+}
+
+// removeEmptyMemtables deletes the memtable files of length 0 in dir. A
+// process killed while Badger creates a memtable leaves one behind, and
+// Badger 4.9.6 then refuses to open ("while opening fid: N err: Create a new
+// file") once. An empty file holds no write (its log header is not even
+// there), so removing it loses nothing. Found by the kill -9 campaigns.
+func removeEmptyMemtables(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".mem") {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || fi.Size() != 0 {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }

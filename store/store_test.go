@@ -286,3 +286,31 @@ func TestHistoryRemovedBlocks(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenAfterKillDuringMemtable: a memtable file of length 0 (a process
+// killed while Badger created it) does not keep the store from opening,
+// and nothing committed is lost.
+func TestOpenAfterKillDuringMemtable(t *testing.T) {
+	dir := t.TempDir()
+	key := bytes.Repeat([]byte{3}, KeySize)
+	st, err := Open(Options{Dir: dir, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Update(func(tx *Tx) error { return tx.SetMeta("k", "v") }); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if err := os.WriteFile(filepath.Join(dir, "00099.mem"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err = Open(Options{Dir: dir, Key: key})
+	if err != nil {
+		t.Fatalf("open with an empty memtable file: %v", err)
+	}
+	defer st.Close()
+	var v string
+	if err := st.View(func(tx *Tx) error { return tx.Meta("k", &v) }); err != nil || v != "v" {
+		t.Errorf("after reopening: %q %v", v, err)
+	}
+}

@@ -102,7 +102,7 @@ spreadsheet would read as a formula is written as text.`,
 				return err
 			}
 			fmt.Fprintf(w, "national report %s .. %s: %d utenze, %d anomalie, %d history entries\n  %s\n",
-				p.From.Format("02/01/2006"), p.To.AddDate(0, 0, -1).Format("02/01/2006"), f.Utenze, f.Anomalie, f.Storico, f.XLSX)
+				p.From.Format("02/01/2006"), lastDay(p.To).Format("02/01/2006"), f.Utenze, f.Anomalie, f.Storico, f.XLSX)
 			for _, m := range f.Monthly {
 				fmt.Fprintf(w, "  %s\n", m)
 			}
@@ -118,4 +118,13 @@ spreadsheet would read as a formula is written as text.`,
 	auditCmd.Flags().StringVar(&al, "al", "", "national report: last day of the period, included (YYYY-MM-DD)")
 	cmd.AddCommand(auditCmd)
 	return cmd
+}
+
+// lastDay is the last day a period ending (excluded) at to includes: the
+// day before a midnight, else to's own day.
+func lastDay(to time.Time) time.Time {
+	if to.Hour() == 0 && to.Minute() == 0 && to.Second() == 0 && to.Nanosecond() == 0 {
+		return to.AddDate(0, 0, -1)
+	}
+	return to
 }

@@ -365,6 +365,17 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 		if len(codes) < e.many() {
 			return nil
 		}
+		// Only the utenze still there count (a CANCELLATA one keeps its
+		// record and its index entry).
+		active := codes[:0:0]
+		for _, code := range codes {
+			if u, err := n.tx.Utenza(code, cf); err == nil && u.State != domain.UtenzaCancellata {
+				active = append(active, code)
+			}
+		}
+		if codes = active; len(codes) < e.many() {
+			return nil
+		}
 		return n.anomaly(AnomalyManyComuni, codes[0], cf, n.personName(cf),
 			fmt.Sprintf("%d comuni: %s", len(codes), strings.Join(codes, ", ")), time.Time{})
 	}); err != nil {

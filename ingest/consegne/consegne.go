@@ -80,6 +80,9 @@ type Ingester struct {
 	RequireSignature bool
 	MaxRows          int
 	Loc              *time.Location
+	// CompanionOf finds the signature of a file (ingest.Inbox.CompanionOf:
+	// <file>.asc in any case); nil looks for <file>.asc exactly.
+	CompanionOf func(ctx context.Context, p string) (string, error)
 }
 
 // Process implements ingest.Processor.
@@ -142,7 +145,17 @@ func (g *Ingester) checkSignature(ctx context.Context, f *ingest.File, data []by
 	if g.Keyring == nil {
 		return refuse("FIRMA_CHIAVE_ASSENTE", fmt.Sprintf("la firma è obbligatoria ma la chiave della prefettura %s non è configurata (%s.asc in keys.prefetture)", g.PPP, g.PPP))
 	}
-	rc, err := g.Drop.Open(ctx, f.Path+".asc")
+	sigPath := f.Path + ".asc"
+	if g.CompanionOf != nil {
+		c, err := g.CompanionOf(ctx, f.Path)
+		if err != nil {
+			return nil, err
+		}
+		if c != "" {
+			sigPath = c
+		}
+	}
+	rc, err := g.Drop.Open(ctx, sigPath)
 	if errors.Is(err, drop.ErrNotExist) {
 		return refuse("FIRMA_MANCANTE", fmt.Sprintf("manca la firma %s.asc: la prefettura %s firma i suoi elenchi", f.Name, g.PPP))
 	}

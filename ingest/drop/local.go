@@ -2,8 +2,10 @@ package drop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"slices"
@@ -126,7 +128,13 @@ func (l *Local) Write(_ context.Context, name string, rd io.Reader) error {
 		return err
 	}
 	tmp := TempName(c)
-	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	// Whatever is at the temporary name (a file left by a crash, or a
+	// symlink someone planted to make this write land elsewhere) is
+	// removed, not followed; the file is then created anew.
+	if err := r.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return err
 	}

@@ -436,7 +436,11 @@ func (d *Drop) Write(ctx context.Context, name string, r io.Reader) error {
 	}
 	var f *sftp.File
 	err = d.do(ctx, func() (err error) {
-		f, err = d.client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+		// A file or symlink at the temporary name is removed, not followed.
+		if rerr := d.client.Remove(tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			return rerr
+		}
+		f, err = d.client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 		if err == nil {
 			f.Chmod(0o640) // best effort, as the local drop; servers may refuse
 		}
