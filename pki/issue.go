@@ -52,7 +52,7 @@ type WorkstationRequest struct {
 	// PublicKey is the workstation's key: RSA (2048 bits or more) or ECDSA
 	// P-256/P-384.
 	PublicKey crypto.PublicKey
-	// NotBefore is the start of validity; zero means now. It is truncated
+	// NotBefore is the start of validity; zero means now minus Backdate. It is truncated
 	// to the second.
 	NotBefore time.Time
 	// ValidityDays is the length of validity; 0 means DefaultValidityDays.
@@ -101,7 +101,10 @@ func (ca *CA) IssueWorkstation(req WorkstationRequest) (*x509.Certificate, []byt
 	}
 	notBefore := req.NotBefore
 	if notBefore.IsZero() {
-		notBefore = time.Now()
+		// Backdated a little, as CAs do: a workstation (or a verifier)
+		// whose clock is a few minutes behind must not find a certificate
+		// issued "in the future".
+		notBefore = time.Now().Add(-Backdate)
 	}
 	notBefore = notBefore.UTC().Truncate(time.Second)
 	notAfter := notBefore.AddDate(0, 0, days)
@@ -171,3 +174,7 @@ func NewSerial() (*big.Int, error) {
 	b[0] = b[0]&0x3f | 0x40
 	return new(big.Int).SetBytes(b), nil
 }
+
+// Backdate is how far before the issuing time a certificate's validity
+// starts when the request gives no NotBefore.
+const Backdate = 5 * time.Minute
