@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"anprsec/internal/testnet"
 	"bytes"
 	"context"
 	"errors"
@@ -299,32 +300,8 @@ func TestSFTPStalls(t *testing.T) {
 	t.Run("server never answers", func(t *testing.T) {
 		t.Parallel()
 		s := newSFTPInbox(t)
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var mu sync.Mutex
-		var held []net.Conn
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				held = append(held, c)
-				mu.Unlock()
-			}
-		}()
-		t.Cleanup(func() {
-			ln.Close()
-			mu.Lock()
-			for _, c := range held {
-				c.Close()
-			}
-			mu.Unlock()
-		})
-		s.cfg.Address = ln.Addr().String()
+		addr := testnet.Blackhole(t)
+		s.cfg.Address = addr
 		s.put("a.csv", []byte("a;1\n"))
 		p := &checkingProc{t: t, want: map[string][]byte{}, lines: 1, calls: map[string]int{}}
 		st, err, el := s.run(s.inbox(), p.process)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"math"
@@ -87,12 +88,9 @@ func runScadenze(ctx context.Context, env *Env, run *Run) error {
 				if p.NotAfter.IsZero() || p.NotAfter.After(limit) {
 					continue
 				}
-				what := p.Label
+				what := certLabel(p)
 				if what == "" {
 					what = "postazione"
-				}
-				if p.Server {
-					what = "certificato server"
 				}
 				byComune[p.ISTAT] = append(byComune[p.ISTAT], scadenza{"certificato", p.Code, what, string(p.State), p.NotAfter})
 			}
@@ -110,11 +108,7 @@ func runScadenze(ctx context.Context, env *Env, run *Run) error {
 				if c.Expires.IsZero() || c.Expires.After(limit) {
 					continue
 				}
-				who := c.CF
-				if p, err := tx.Person(c.CF); err == nil {
-					who = strings.TrimSpace(p.Surname+" "+p.Name) + " (" + c.CF + ")"
-				}
-				byComune[c.ISTAT] = append(byComune[c.ISTAT], scadenza{"smart card", c.Serial, who, string(c.State), c.Expires})
+				byComune[c.ISTAT] = append(byComune[c.ISTAT], scadenza{"smart card", c.Serial, holderName(tx, c.CF), string(c.State), c.Expires})
 			}
 		}
 		return nil
@@ -156,25 +150,39 @@ func runScadenze(ctx context.Context, env *Env, run *Run) error {
 func scadenzeCSV(lines []scadenza, now time.Time, loc *time.Location) []byte {
 	var b bytes.Buffer
 	b.WriteString("\ufeff")
-	b.WriteString("Tipo;Codice;Postazione o titolare;Stato;Scadenza;Giorni\r\n")
+	w := csv.NewWriter(&b)
+	w.Comma, w.UseCRLF = ';', true
+	w.Write([]string{"Tipo", "Codice", "Postazione o titolare", "Stato", "Scadenza", "Giorni"})
 	for _, l := range lines {
-		days := int(math.Ceil(l.expires.Sub(now).Hours() / 24))
-		if days < 0 {
-			days = 0
+		row := []string{l.kind, l.code, l.what, l.state, l.expires.In(loc).Format("02/01/2006"), fmt.Sprint(max(daysLeft(l.expires, now), 0))}
+		for i := range row {
+			row[i] = esito.Neutralize(row[i])
 		}
-		for i, f := range []string{l.kind, l.code, l.what, l.state, l.expires.In(loc).Format("02/01/2006"), fmt.Sprint(days)} {
-			if i > 0 {
-				b.WriteByte(';')
-			}
-			f = esito.Neutralize(f)
-			if strings.ContainsAny(f, ";\"\r\n") {
-				f = `"` + strings.ReplaceAll(f, `"`, `""`) + `"`
-			}
-			b.WriteString(f)
-		}
-		b.WriteString("\r\n")
+		w.Write(row)
 	}
+	w.Flush() // a bytes.Buffer does not fail
 	return b.Bytes()
+}
+
+// daysLeft is the number of days from now to t, rounded up (negative when
+// t is past).
+func daysLeft(t, now time.Time) int { return int(math.Ceil(t.Sub(now).Hours() / 24)) }
+
+// certLabel names a certificate in reports and warnings: its label, or
+// "certificato server".
+func certLabel(p *domain.Postazione) string {
+	if p.Server {
+		return "certificato server"
+	}
+	return p.Label
+}
+
+// holderName is "Cognome Nome (CF)" of a card's holder, or the CF alone.
+func holderName(tx *store.Tx, cf string) string {
+	if p, err := tx.Person(cf); err == nil {
+		return strings.TrimSpace(p.Surname+" "+p.Name) + " (" + cf + ")"
+	}
+	return cf
 }
 
 // expireCertificates marks SCADUTO every ATTIVO or BLOCCATO certificate
@@ -251,11 +259,28 @@ type warning struct {
 // utenza (the comuni that can act on it, not the one it was first
 // requested through). The cards are read once.
 func warnExpiries(env *Env, run *Run) error {
+	// One read pass finds what has a warning due; only those comuni and
+	// cards get a write transaction.
 	var comuni, cards []string
 	if err := env.Store.View(func(tx *store.Tx) error {
-		if err := tx.Comuni(func(c *domain.Comune) error { comuni = append(comuni, c.ISTAT); return nil }); err != nil {
-			return err
+		seen := map[string]bool{}
+		for _, st := range []domain.CertState{domain.CertAttivo, domain.CertBloccato} {
+			codes, err := tx.PostazioniInState(st)
+			if err != nil {
+				return err
+			}
+			for _, code := range codes {
+				p, err := tx.Postazione(code)
+				if err != nil {
+					return err
+				}
+				if !seen[p.ISTAT] && certWarning(p, tx.Now) > 0 {
+					seen[p.ISTAT] = true
+					comuni = append(comuni, p.ISTAT)
+				}
+			}
 		}
+		sort.Strings(comuni)
 		for _, st := range []domain.CardState{domain.CardAttiva, domain.CardBloccata} {
 			serials, err := tx.CardsInState(st)
 			if err != nil {
@@ -281,16 +306,8 @@ func warnExpiries(env *Env, run *Run) error {
 			var certs []warning
 			var ps []*domain.Postazione
 			if err := tx.PostazioniOfComune(istat, func(p *domain.Postazione) error {
-				if p.State != domain.CertAttivo && p.State != domain.CertBloccato || p.NotAfter.IsZero() || !p.NotAfter.After(tx.Now) {
-					return nil
-				}
-				days := int(math.Ceil(p.NotAfter.Sub(tx.Now).Hours() / 24))
-				if th := warnThreshold(days, p.Warned); th > 0 {
-					what := p.Label
-					if p.Server {
-						what = "certificato server"
-					}
-					certs = append(certs, warning{p.Code, what, p.NotAfter, days, th})
+				if th := certWarning(p, tx.Now); th > 0 {
+					certs = append(certs, warning{p.Code, certLabel(p), p.NotAfter, daysLeft(p.NotAfter, tx.Now), th})
 					ps = append(ps, p)
 				}
 				return nil
@@ -335,12 +352,8 @@ func warnExpiries(env *Env, run *Run) error {
 			if th == 0 {
 				return nil
 			}
-			days := int(math.Ceil(c.Expires.Sub(tx.Now).Hours() / 24))
-			who := c.CF
-			if p, err := tx.Person(c.CF); err == nil {
-				who = strings.TrimSpace(p.Surname+" "+p.Name) + " (" + c.CF + ")"
-			}
-			ws := []warning{{c.Serial, who, c.Expires, days, th}}
+			days := daysLeft(c.Expires, tx.Now)
+			ws := []warning{{c.Serial, holderName(tx, c.CF), c.Expires, days, th}}
 			comuni, err := tx.ComuniOfPerson(c.CF)
 			if err != nil {
 				return err
@@ -375,12 +388,20 @@ func warnExpiries(env *Env, run *Run) error {
 	return nil
 }
 
+// certWarning is the threshold to warn for certificate p at now (0: none).
+func certWarning(p *domain.Postazione, now time.Time) int {
+	if p.State != domain.CertAttivo && p.State != domain.CertBloccato || p.NotAfter.IsZero() || !p.NotAfter.After(now) {
+		return 0
+	}
+	return warnThreshold(daysLeft(p.NotAfter, now), p.Warned)
+}
+
 // cardWarning is the threshold to warn for card c at now (0: none).
 func cardWarning(c *domain.SmartCard, now time.Time) int {
 	if c.Expires.IsZero() || !c.Expires.After(now) {
 		return 0
 	}
-	return warnThreshold(int(math.Ceil(c.Expires.Sub(now).Hours()/24)), c.Warned)
+	return warnThreshold(daysLeft(c.Expires, now), c.Warned)
 }
 
 // queueWarnings queues one notice per ATTIVA utenza of the comune holding

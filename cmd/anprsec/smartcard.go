@@ -38,7 +38,7 @@ func (a *app) smartcardCmd() *cobra.Command {
 		Short: "Register the delivery of a card to its holder (ATTIVA; second halves queued for e-mail)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.cardOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
+			return a.backOfficeOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
 				c, err := smartcard.Card(tx, cf, serial)
 				if err != nil {
 					return "", err
@@ -60,7 +60,7 @@ func (a *app) smartcardCmd() *cobra.Command {
 		Short: "Replace a lost or stolen card: the current one REVOCATA at once, a new one requested",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.cardOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
+			return a.backOfficeOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
 				old, nw, err := smartcard.Replace(tx, src, cf, motivo, a.cfg.Cards.SerialPrefix, "")
 				if err != nil {
 					return "", err
@@ -91,7 +91,7 @@ func (a *app) smartcardCmd() *cobra.Command {
 			Short: op.short,
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				return a.cardOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
+				return a.backOfficeOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
 					c, err := smartcard.Card(tx, cf, serial)
 					if err != nil {
 						return "", err
@@ -115,7 +115,7 @@ func (a *app) smartcardCmd() *cobra.Command {
 		Short: "Queue again the e-mail of an active card's second halves after it failed (address or key fixed)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.cardOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
+			return a.backOfficeOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
 				c, err := smartcard.Card(tx, rcf, rserial)
 				if err != nil {
 					return "", err
@@ -135,8 +135,9 @@ func (a *app) smartcardCmd() *cobra.Command {
 	return cmd
 }
 
-// cardOp runs one card operation in a store transaction as the back-office.
-func (a *app) cardOp(cmd *cobra.Command, fn func(tx *store.Tx, src store.Source) (string, error)) error {
+// backOfficeOp runs one back-office operation (cards, utenze) in a store
+// transaction, with the back-office as the history actor.
+func (a *app) backOfficeOp(cmd *cobra.Command, fn func(tx *store.Tx, src store.Source) (string, error)) error {
 	if err := a.checkSecrets(); err != nil {
 		return err
 	}

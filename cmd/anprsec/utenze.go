@@ -47,7 +47,7 @@ comune without its sindaco (ASC), an ALS or an ALP among its active utenze.
 				if strings.TrimSpace(motivo) == "" {
 					return errors.New("il motivo è obbligatorio (--motivo)")
 				}
-				return a.cardOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
+				return a.backOfficeOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
 					code, msg, ref, err := jobs.ChangeUtenza(tx, src, op.op, strings.TrimSpace(comune), cf, motivo)
 					if err != nil {
 						return "", err

@@ -7,30 +7,18 @@ import (
 	"time"
 
 	"github.com/xuri/excelize/v2"
+
+	"anprsec/ingest/esito"
 )
 
 // Neutralize makes a CSV field safe to open in a spreadsheet: a value
 // starting with = + - @ tab or carriage return would be read as a formula,
 // so it gets a leading apostrophe (OWASP's CSV injection advice).
-func Neutralize(s string) string {
-	if Dangerous(s) {
-		return "'" + s
-	}
-	return s
-}
+func Neutralize(s string) string { return esito.Neutralize(s) }
 
 // Dangerous reports whether a spreadsheet program could take s for a
-// formula.
-func Dangerous(s string) bool {
-	if s == "" {
-		return false
-	}
-	switch s[0] {
-	case '=', '+', '-', '@', '\t', '\r':
-		return true
-	}
-	return false
-}
+// formula (the rule of the receipts, esito.Dangerous).
+func Dangerous(s string) bool { return esito.Dangerous(s) }
 
 // BOM starts every CSV, so that Excel reads it as UTF-8.
 const BOM = "\ufeff"

@@ -63,10 +63,16 @@ func field(buf *bytes.Buffer, s string) {
 	buf.WriteByte('"')
 }
 
-// Neutralize keeps a spreadsheet from reading a cell as a formula: a value
-// starting with = + - @ tab or CR gets a leading apostrophe.
+// Dangerous reports whether a spreadsheet program could read s as a
+// formula: it starts with = + - @ tab or CR.
+func Dangerous(s string) bool {
+	return s != "" && bytes.IndexByte([]byte("=+-@\t\r"), s[0]) >= 0
+}
+
+// Neutralize keeps a spreadsheet from reading a cell as a formula: a
+// Dangerous value gets a leading apostrophe.
 func Neutralize(s string) string {
-	if s != "" && bytes.IndexByte([]byte("=+-@\t\r"), s[0]) >= 0 {
+	if Dangerous(s) {
 		return "'" + s
 	}
 	return s

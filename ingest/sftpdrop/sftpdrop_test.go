@@ -1,10 +1,10 @@
 package sftpdrop
 
 import (
+	"anprsec/internal/testnet"
 	"context"
 	"errors"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -304,37 +304,13 @@ func TestStalls(t *testing.T) {
 	t.Run("server accepts TCP and never answers", func(t *testing.T) {
 		t.Parallel()
 		cl := sftptest.NewClient(t)
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var mu sync.Mutex
-		var held []net.Conn
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				held = append(held, c)
-				mu.Unlock()
-			}
-		}()
-		t.Cleanup(func() {
-			ln.Close()
-			mu.Lock()
-			for _, c := range held {
-				c.Close()
-			}
-			mu.Unlock()
-		})
+		addr := testnet.Blackhole(t)
 		cfg := Config{
-			Address: ln.Addr().String(), User: "anpr", KeyFile: cl.KeyFile,
-			KnownHosts: sftptest.WriteKnownHosts(t, filepath.Join(cl.Dir, "kh"), ln.Addr().String(), sftptest.NewKey(t).PublicKey()),
+			Address: addr, User: "anpr", KeyFile: cl.KeyFile,
+			KnownHosts: sftptest.WriteKnownHosts(t, filepath.Join(cl.Dir, "kh"), addr, sftptest.NewKey(t).PublicKey()),
 			Timeout:    stallTimeout,
 		}
-		err = within(t, "Dial", func() error {
+		err := within(t, "Dial", func() error {
 			d, err := Dial(context.Background(), cfg)
 			if err == nil {
 				d.Close()

@@ -25,6 +25,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"anprsec/internal/testnet"
 )
 
 // Message is one message the server accepted.
@@ -334,37 +336,7 @@ func (x *authSession) Auth(mech string) (sasl.Server, error) {
 
 // Blackhole returns the address of a listener that accepts TCP connections
 // and never says anything (a stalled server). Closed at cleanup.
-func Blackhole(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("smtptest: listen: %v", err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return l.Addr().String()
-}
+func Blackhole(t testing.TB) string { return testnet.Blackhole(t) }
 
 // RefusedAddr returns a 127.0.0.1 address where nothing listens
 // (connections are refused).
