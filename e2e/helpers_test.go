@@ -437,16 +437,35 @@ func (w *workdir) killAfter(d time.Duration) (killed bool, stderr string) {
 // killCmdAfter starts anprsec with args, SIGKILLs it after d and reports
 // whether the kill hit the running process.
 func (w *workdir) killCmdAfter(d time.Duration, args ...string) (killed bool, stderr string) {
+	killed, _, stderr = w.killCmdWithin(d, args...)
+	return killed, stderr
+}
+
+// killCmdWithin is killCmdAfter that also reports how long the process
+// ran: when it ended on its own before d, its whole run time, which the
+// campaigns use to aim the next kill inside a run on a machine whose speed
+// changes under them (go test runs other packages alongside).
+func (w *workdir) killCmdWithin(d time.Duration, args ...string) (killed bool, ran time.Duration, stderr string) {
 	w.t.Helper()
 	var errb bytes.Buffer
 	cmd := w.command(nil, args...)
 	cmd.Stderr = &errb
+	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		w.t.Fatal(err)
 	}
-	time.Sleep(d)
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+	}
+	ran = time.Since(start)
 	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL, errb.String()
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL, ran, errb.String()
 }
