@@ -63,13 +63,15 @@ func TestKillDuringCards(t *testing.T) {
 	_, stderr = w.run("jobs", "run", "ordini-sc") // one uninterrupted run, timed
 	logs.WriteString(stderr)
 	one := time.Since(start)
-	hits := 0
+	hits, aim := 0, one // aim: see TestKillDuringCertificati
 	for i := 0; i < 8 && w.cardsIn(domain.CardRichiesta) > 0; i++ {
-		d := time.Duration(float64(one) * (0.3 + 0.8*rng.Float64()))
-		killed, se := w.killJobAfter("ordini-sc", d)
+		d := time.Duration(float64(aim) * (0.2 + rng.Float64()))
+		killed, ran, se := w.killCmdWithin(d, "jobs", "run", "ordini-sc")
 		logs.WriteString(se)
 		if killed {
 			hits++
+		} else {
+			aim = min(aim, ran)
 		}
 		t.Logf("ordini-sc kill %d after %v (hit: %v): %d cards still RICHIESTA, %d orders pending", i+1, d.Round(time.Millisecond), killed, w.cardsIn(domain.CardRichiesta), w.pendingOrders())
 	}
@@ -81,7 +83,7 @@ func TestKillDuringCards(t *testing.T) {
 		logs.WriteString(stderr)
 	}
 	if hits == 0 {
-		t.Log("WARNING: no kill hit a running ordini-sc")
+		t.Error("no kill hit a running ordini-sc")
 	}
 	firsts := w.checkOrders(t, cards)
 
@@ -114,18 +116,20 @@ func TestKillDuringCards(t *testing.T) {
 
 	// invio-pin (to the spool: a file written and synced per message),
 	// killed at random moments, then run to the end.
-	hits = 0
+	hits, aim = 0, 250*time.Millisecond
 	for i := 0; i < 8 && w.mails(store.MailQueued) > 0; i++ {
-		d := time.Duration(50+rng.IntN(700)) * time.Millisecond
-		killed, se := w.killJobAfter("invio-pin", d)
+		d := time.Duration(float64(aim) * (0.1 + 0.9*rng.Float64()))
+		killed, ran, se := w.killCmdWithin(d, "jobs", "run", "invio-pin")
 		logs.WriteString(se)
 		if killed {
 			hits++
+		} else {
+			aim = min(aim, ran)
 		}
 		t.Logf("invio-pin kill %d after %v (hit: %v): %d sent, %d queued", i+1, d, killed, w.mails(store.MailSent), w.mails(store.MailQueued))
 	}
 	if hits == 0 {
-		t.Log("WARNING: no kill hit a running invio-pin")
+		t.Error("no kill hit a running invio-pin")
 	}
 	for i := 0; w.mails(store.MailQueued) > 0; i++ {
 		if i == 10 {
