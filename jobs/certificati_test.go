@@ -84,6 +84,9 @@ func newCertEnv(t *testing.T) *certEnv {
 func (c *certEnv) run(job Job) (map[string]int, error) {
 	r := &Run{ID: "t", Log: discardLog(), Counts: map[string]int{}}
 	err := job.Run(context.Background(), c.env, r)
+	for k, v := range r.Values { // the tests read both; no name is both
+		r.Counts[k] = v
+	}
 	return r.Counts, err
 }
 

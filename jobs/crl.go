@@ -88,9 +88,9 @@ func runCRL(ctx context.Context, env *Env, run *Run) error {
 	if err != nil {
 		return fmt.Errorf("crl: %w", err)
 	}
-	run.Add("number", int(rec.Number))
-	run.Add("held", held)
-	run.Add("revoked", revoked)
+	run.Set("number", int(rec.Number))
+	run.Set("held", held)
+	run.Set("revoked", revoked)
 	if err := env.Store.Sync(); err != nil {
 		return err
 	}

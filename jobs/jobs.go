@@ -38,16 +38,33 @@ func (e *Env) SpoolDir() string {
 
 // Run is the context of one run of a job.
 type Run struct {
-	ID     string
-	Log    *slog.Logger
+	ID  string
+	Log *slog.Logger
+	// Counts are events of the run (rows accepted, files, certificates
+	// issued): /metrics adds them up across runs.
 	Counts map[string]int
+	// Values are states the run saw or left (the CRL's number and
+	// entries): recorded with the run, never added up.
+	Values map[string]int
 }
 
 // Add adds n to a named count of the run (rows accepted, files, ...).
 func (r *Run) Add(name string, n int) {
 	if n != 0 {
+		if r.Counts == nil {
+			r.Counts = map[string]int{}
+		}
 		r.Counts[name] += n
 	}
+}
+
+// Set records a named value of the run (a number, a size), which is not
+// a count: the last Set wins.
+func (r *Run) Set(name string, n int) {
+	if r.Values == nil {
+		r.Values = map[string]int{}
+	}
+	r.Values[name] = n
 }
 
 // Job is one batch job.

@@ -197,6 +197,9 @@ func TestMetrics(t *testing.T) {
 	putRun(t, st, s, store.Run{ID: "c2", Job: "certificati", Start: t0.Add(-2 * time.Minute), End: t0.Add(-2 * time.Minute),
 		Outcome: "error", Error: "CA key unreadable"})
 	s.ObserveRun(&store.Run{Job: "crl", Outcome: "running"}) // ignored
+	// A CRL run's number and entries are values, not events: never added up.
+	putRun(t, st, s, store.Run{ID: "l1", Job: "crl", Start: t0.Add(-time.Hour), End: t0.Add(-time.Hour),
+		Outcome: "ok", Values: map[string]int{"number": 7, "held": 2}})
 
 	fams := scrape(t, s.Handler())
 	for _, tc := range []struct {
@@ -207,7 +210,8 @@ func TestMetrics(t *testing.T) {
 		{"anprsec_job_runs_total", []string{"job=ingest-censimento", "outcome=ok"}, 2},
 		{"anprsec_job_runs_total", []string{"job=certificati", "outcome=ok"}, 1},
 		{"anprsec_job_runs_total", []string{"job=certificati", "outcome=error"}, 1},
-		{"anprsec_job_runs_total", []string{"job=crl", "outcome=ok"}, 0}, // pre-declared
+		{"anprsec_job_runs_total", []string{"job=crl", "outcome=ok"}, 1},
+		{"anprsec_job_runs_total", []string{"job=crl", "outcome=error"}, 0}, // pre-declared
 		{"anprsec_job_run_duration_seconds", []string{"job=ingest-censimento"}, 2},
 		{"anprsec_rows_accepted_total", []string{"job=ingest-censimento"}, 235},
 		{"anprsec_rows_refused_total", []string{"job=ingest-censimento"}, 13},
@@ -235,8 +239,13 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s%v = %v (present %v), want %v", tc.name, tc.labels, got, ok, tc.want)
 		}
 	}
-	if _, ok := value(fams, "anprsec_job_last_success_timestamp_seconds", "job=crl"); ok {
-		t.Error("a last success for crl, which never ran")
+	if _, ok := value(fams, "anprsec_job_last_success_timestamp_seconds", "job=ordini-sc"); ok {
+		t.Error("a last success for ordini-sc, which never ran")
+	}
+	for _, count := range []string{"count=number", "count=held"} {
+		if v, ok := value(fams, "anprsec_job_counts_total", "job=crl", count); ok {
+			t.Errorf("anprsec_job_counts_total{job=crl,%s} = %v: a value added up as a count", count, v)
+		}
 	}
 	// the process and Go collectors of the daemon's own registry
 	for _, name := range []string{"go_goroutines", "process_cpu_seconds_total"} {

@@ -163,7 +163,7 @@ func (r *Runner) Run(ctx context.Context, name, trigger string, scheduled time.T
 		return j.Run(ctx, r.env, run)
 	}()
 	rec.End = time.Now().UTC()
-	rec.Counts = run.Counts
+	rec.Counts, rec.Values = run.Counts, run.Values
 	switch {
 	case err != nil && rec.Outcome == "panic":
 		rec.Error = err.Error()
@@ -177,7 +177,11 @@ func (r *Runner) Run(ctx context.Context, name, trigger string, scheduled time.T
 	if uerr := r.env.Store.Update(func(tx *store.Tx) error { return putFinal(tx, rec) }); uerr != nil && err == nil {
 		err = uerr
 	}
-	log.Info("job finished", "outcome", rec.Outcome, "seconds", rec.End.Sub(rec.Start).Seconds(), "counts", rec.Counts)
+	attrs := []any{"outcome", rec.Outcome, "seconds", rec.End.Sub(rec.Start).Seconds(), "counts", rec.Counts}
+	if len(rec.Values) > 0 {
+		attrs = append(attrs, "values", rec.Values)
+	}
+	log.Info("job finished", attrs...)
 	if r.OnRunEnd != nil {
 		r.OnRunEnd(rec)
 	}

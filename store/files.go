@@ -116,7 +116,8 @@ type Run struct {
 	Start     time.Time      `json:"start"`
 	End       time.Time      `json:"end,omitempty"`
 	Outcome   string         `json:"outcome"` // running, ok, error, panic
-	Counts    map[string]int `json:"counts,omitempty"`
+	Counts    map[string]int `json:"counts,omitempty"` // events, added up by /metrics
+	Values    map[string]int `json:"values,omitempty"` // states (the CRL number), never added up
 	Error     string         `json:"error,omitempty"`
 }
 

@@ -75,7 +75,7 @@ or wait for its schedule.`,
 				rec, err := r.Run(cmd.Context(), name, schedules.TriggerManual, time.Time{})
 				if rec != nil {
 					line := fmt.Sprintf("%s: %s in %s", name, rec.Outcome, rec.End.Sub(rec.Start).Round(time.Millisecond))
-					if c := formatCounts(rec.Counts); c != "" {
+					if c := formatCounts(rec.Counts, rec.Values); c != "" {
 						line += " " + c
 					}
 					fmt.Fprintln(cmd.OutOrStdout(), line)
@@ -128,7 +128,7 @@ or wait for its schedule.`,
 					dur = r.End.Sub(r.Start).Round(time.Millisecond).String()
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.when(r.Start),
-					r.Job, r.ID, r.Trigger, r.Outcome, dur, formatCounts(r.Counts), r.Error)
+					r.Job, r.ID, r.Trigger, r.Outcome, dur, formatCounts(r.Counts, r.Values), r.Error)
 			}
 			return w.Flush()
 		},
@@ -138,15 +138,19 @@ or wait for its schedule.`,
 	return cmd
 }
 
-func formatCounts(c map[string]int) string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+// formatCounts prints a run's counts, then its values, each set in name
+// order: "files=2 rows_ok=40 number=7".
+func formatCounts(sets ...map[string]int) string {
 	var parts []string
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s=%d", k, c[k]))
+	for _, c := range sets {
+		keys := make([]string, 0, len(c))
+		for k := range c {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, c[k]))
+		}
 	}
 	return strings.Join(parts, " ")
 }

@@ -69,7 +69,7 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
 				rec, err := r.Run(cmd.Context(), "crl", schedules.TriggerManual, time.Time{})
 				if rec != nil {
 					line := fmt.Sprintf("crl: %s in %s", rec.Outcome, rec.End.Sub(rec.Start).Round(time.Millisecond))
-					if c := formatCounts(rec.Counts); c != "" {
+					if c := formatCounts(rec.Counts, rec.Values); c != "" {
 						line += " " + c
 					}
 					fmt.Fprintln(cmd.OutOrStdout(), line)

@@ -160,7 +160,7 @@ func (a *app) printStatus(w io.Writer, st *ops.Status, from string) error {
 	for _, j := range st.Jobs {
 		last, dur, outcome, counts, ok, next := "-", "-", "never ran", "", "-", "-"
 		if r := j.Last; r != nil {
-			last, outcome, counts = a.when(r.Start), r.Outcome, formatCounts(r.Counts)
+			last, outcome, counts = a.when(r.Start), r.Outcome, formatCounts(r.Counts, r.Values)
 			if !r.End.IsZero() {
 				dur = r.End.Sub(r.Start).Round(time.Millisecond).String()
 			}
