@@ -361,6 +361,10 @@ func FoldHeader(s string) string {
 		}
 	}
 	if !ascii {
+		// An invalid byte would stop the normalizer from decomposing the
+		// letter after it ("\xf6Å" would fold to "å", then to "a"): it is
+		// a separator, like any other non-letter.
+		s = strings.ToValidUTF8(s, " ")
 		t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
 		s, _, _ = transform.String(t, s)
 	}
