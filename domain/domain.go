@@ -162,6 +162,9 @@ type SmartCard struct {
 	// Warned is the last expiry threshold (days: 60, 30, 7) whose warning
 	// went to the comune's ALS (job scadenze); 0 = none yet.
 	Warned int `json:"warned,omitempty"`
+	// Unwarned is the threshold that fell due when no ALS had an e-mail to
+	// write to: it stays due (retried every day) and is recorded once.
+	Unwarned int `json:"unwarned,omitempty"`
 }
 
 // CardSecretsSealContext is the Sealer context of one half ("prima" or
@@ -217,6 +220,9 @@ type Postazione struct {
 	// Warned is the last expiry threshold (days: 60, 30, 7) whose warning
 	// went to the comune's ALPs (job scadenze); 0 = none yet.
 	Warned int `json:"warned,omitempty"`
+	// Unwarned is the threshold that fell due when no ALP had an e-mail to
+	// write to: it stays due (retried every day) and is recorded once.
+	Unwarned int `json:"unwarned,omitempty"`
 }
 
 // P12SealContext is the Sealer context of a workstation's PKCS#12.

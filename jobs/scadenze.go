@@ -40,9 +40,12 @@ const scadenzeChunk = 500
 //     halves (encrypted to the recipient's key or the gateway, signed):
 //     to each ATTIVA ALP of a comune, the certificates that cross 60, 30 or
 //     7 days before expiry; to each ATTIVA ALS of every comune where the
-//     holder has an ATTIVA utenza, the cards (ATTIVA or BLOCCATA) that do. Each threshold is warned once
-//     (Postazione.Warned, SmartCard.Warned), in the same transaction that
-//     queues the messages.
+//     holder has an ATTIVA utenza, the cards (ATTIVA or BLOCCATA) that do.
+//     Each threshold is warned once (Postazione.Warned, SmartCard.Warned),
+//     in the same transaction that queues the messages. A threshold with
+//     nobody to write to (no ATTIVA ALP or ALS with an e-mail) stays due
+//     and is retried every day; it is recorded once in the history
+//     (avviso.senza-destinatario, Unwarned).
 var scadenzeJob = Job{
 	Name:        "scadenze",
 	Description: "marks expired certificates SCADUTO and writes, per comune, the report of certificates and cards expiring within 60 days",
@@ -326,8 +329,25 @@ func warnExpiries(env *Env, run *Run) error {
 				return err
 			}
 			run.Add("avvisi_certificati", n)
+			if n == 0 {
+				// Nobody to write to: the threshold stays due, so an ALP
+				// named (or given an e-mail) later is still warned; it is
+				// recorded once.
+				var fresh []warning
+				for i, p := range ps {
+					if p.Unwarned == certs[i].th {
+						continue
+					}
+					p.Unwarned = certs[i].th
+					if err := tx.PutPostazione(p); err != nil {
+						return err
+					}
+					fresh = append(fresh, certs[i])
+				}
+				return recordUnwarned(tx, src, "comune", com.ISTAT, domain.ALP, "certificati", fresh)
+			}
 			for i, p := range ps {
-				p.Warned = certs[i].th
+				p.Warned, p.Unwarned = certs[i].th, 0
 				if err := tx.PutPostazione(p); err != nil {
 					return err
 				}
@@ -374,7 +394,18 @@ func warnExpiries(env *Env, run *Run) error {
 				total += n
 			}
 			run.Add("avvisi_smartcard", total)
-			c.Warned = th
+			if total == 0 {
+				// As for certificates: due until somebody can be warned.
+				if c.Unwarned == th {
+					return nil
+				}
+				c.Unwarned = th
+				if err := tx.PutCard(c); err != nil {
+					return err
+				}
+				return recordUnwarned(tx, src, "smartcard", c.Serial, domain.ALS, "smart card", ws)
+			}
+			c.Warned, c.Unwarned = th, 0
 			if err := tx.PutCard(c); err != nil {
 				return err
 			}
@@ -455,11 +486,22 @@ Messaggio automatico, non rispondere.
 		}
 		return err
 	})
-	if err == nil && n == 0 {
-		err = tx.Record(src, "avviso.senza-destinatario", "comune", com.ISTAT,
-			fmt.Sprintf("%d %s in scadenza ma nessun %s attivo con e-mail a cui scrivere", len(ws), what, profile))
-	}
 	return n, err
+}
+
+// recordUnwarned records, once per threshold, the warnings nobody could be
+// sent (no ATTIVA utenza with the profile and an e-mail).
+func recordUnwarned(tx *store.Tx, src store.Source, kind, id string, profile domain.Profile, what string, ws []warning) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	codes := make([]string, len(ws))
+	for i, w := range ws {
+		codes[i] = w.code
+	}
+	return tx.Record(src, "avviso.senza-destinatario", kind, id,
+		fmt.Sprintf("%d %s in scadenza (%s) ma nessun %s attivo con e-mail a cui scrivere: si riprova ogni giorno",
+			len(ws), what, strings.Join(codes, ", "), profile))
 }
 
 func maxDays(ws []warning) int {

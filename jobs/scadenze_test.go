@@ -199,3 +199,113 @@ func TestScadenzeWarnings(t *testing.T) {
 		t.Errorf("%d warnings to the ALP, %d to the ALS; want 3 each", alp, als)
 	}
 }
+
+// TestScadenzeWarningWithoutRecipient: a threshold that falls due when the
+// comune has no ALP (ALS) with an e-mail is not marked warned: it is
+// recorded once in the history, retried every day, and warned as soon as
+// somebody can be written to.
+func TestScadenzeWarningWithoutRecipient(t *testing.T) {
+	c := newCertEnv(t)
+	c.withPGP()
+	c.census()
+	if _, err := c.run(certificatiJob); err != nil {
+		t.Fatal(err)
+	}
+	emails := map[string]string{} // CF -> e-mail taken away
+	err := c.env.Store.Update(func(tx *store.Tx) error {
+		var us []*domain.Utenza
+		if err := tx.UtenzeOfComune("058091", func(u *domain.Utenza) error {
+			if u.Email != "" && (u.Has(domain.ALP) || u.Has(domain.ALS)) {
+				us = append(us, u)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, u := range us {
+			emails[u.CF], u.Email = u.Email, ""
+			if err := tx.PutUtenza(u); err != nil {
+				return err
+			}
+		}
+		p, err := tx.Postazione("058091-PC-0001")
+		if err != nil {
+			return err
+		}
+		p.NotAfter = time.Now().Add(29*24*time.Hour + time.Hour)
+		if err := tx.PutPostazione(p); err != nil {
+			return err
+		}
+		sc, err := tx.Card("SC0000000001")
+		if err != nil {
+			return err
+		}
+		sc.State, sc.Expires = domain.CardAttiva, p.NotAfter
+		return tx.PutCard(sc)
+	})
+	if err != nil || len(emails) == 0 {
+		t.Fatalf("%v (%d e-mails taken away)", err, len(emails))
+	}
+	unwarned := func() []store.Entry {
+		t.Helper()
+		es, err := c.env.Store.History(0, 0, func(e *store.Entry) bool { return e.Action == "avviso.senza-destinatario" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return es
+	}
+	for run := 1; run <= 2; run++ {
+		counts, err := c.run(scadenzeJob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts["avvisi_certificati"] != 0 || counts["avvisi_smartcard"] != 0 {
+			t.Errorf("run %d: counts %v, want no warning queued", run, counts)
+		}
+		if es := unwarned(); len(es) != 2 {
+			t.Errorf("run %d: %d avviso.senza-destinatario entries, want 2 (the certificate and the card, once)", run, len(es))
+		}
+		if p := c.postazioni()["058091-PC-0001"]; p.Warned != 0 || p.Unwarned != 30 {
+			t.Errorf("run %d: warned %d, unwarned %d; want 0 and 30", run, p.Warned, p.Unwarned)
+		}
+	}
+	if es := unwarned(); len(es) > 0 && !strings.Contains(es[0].Detail+es[1].Detail, "058091-PC-0001") {
+		t.Errorf("the history does not name the certificate: %q, %q", es[0].Detail, es[1].Detail)
+	}
+
+	// The ALP gets her e-mail back: the next run warns her.
+	err = c.env.Store.Update(func(tx *store.Tx) error {
+		for cf, mail := range emails {
+			u, err := tx.Utenza("058091", cf)
+			if err != nil {
+				return err
+			}
+			if u.Has(domain.ALP) && !u.Has(domain.ALS) {
+				u.Email = mail
+				if err := tx.PutUtenza(u); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := c.run(scadenzeJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["avvisi_certificati"] != 1 || counts["avvisi_smartcard"] != 0 {
+		t.Errorf("after the ALP's e-mail is back: counts %v, want 1 certificate warning and no card warning", counts)
+	}
+	if p := c.postazioni()["058091-PC-0001"]; p.Warned != 30 || p.Unwarned != 0 {
+		t.Errorf("warned %d, unwarned %d; want 30 and 0", p.Warned, p.Unwarned)
+	}
+	if es := unwarned(); len(es) != 2 {
+		t.Errorf("%d avviso.senza-destinatario entries after the retry, want still 2", len(es))
+	}
+	if counts, _ := c.run(scadenzeJob); counts["avvisi_certificati"] != 0 {
+		t.Errorf("warned twice: %v", counts)
+	}
+}
