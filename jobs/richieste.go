@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"unicode"
 
 	"anprsec/codfisc"
@@ -26,8 +27,8 @@ import (
 
 // richiesteJob applies the console requests of the comuni (SPEC.md
 // "ingest-richieste"; issue 5): for every folder comuni/<ISTAT>/ of a
-// censused comune that has a richieste/ folder, the files in it (*.csv,
-// *.xlsx), row by row in file order, each row in its own transaction:
+// censused comune whose richieste/ folder holds files (scanRichieste), the
+// files in it (*.csv, *.xlsx), row by row in file order, each row in its own transaction:
 // authorization first (richieste.Authorize: the operator, his card, his
 // profile), then the operation, with an esito line per row and a history
 // entry for every change and every refusal (actor = the operator's CF).
@@ -41,6 +42,9 @@ var richiesteJob = Job{
 	Run:         runRichieste,
 }
 
+// richiesteKind is the Inbox kind of the request files (their records).
+const richiesteKind = "ingest-richieste"
+
 // Actions of the history for refused requests: RefusedAuthz for the
 // authorization (who may ask), RefusedRow for the rest (a wrong value, a
 // state that does not allow it, an invariant of the comune).
@@ -50,32 +54,11 @@ const (
 )
 
 func runRichieste(ctx context.Context, env *Env, run *Run) error {
-	entries, err := env.Drop.List(ctx, "comuni")
-	if err != nil {
-		return fmt.Errorf("listing comuni/: %w", err)
-	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
-	var errs []error
+	istats, errs := scanRichieste(ctx, env)
 	crl := false
-	for _, e := range entries {
+	for _, istat := range istats {
 		if ctx.Err() != nil {
 			break
-		}
-		if !e.Dir || ingest.Skipped(e.Name) {
-			continue
-		}
-		istat := e.Name
-		sub, err := env.Drop.List(ctx, "comuni/"+istat)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("listing comuni/%s: %w", istat, err))
-			continue
-		}
-		has := false
-		for _, s := range sub {
-			has = has || (s.Dir && s.Name == "richieste")
-		}
-		if !has {
-			continue
 		}
 		censused := true
 		if err := env.Store.View(func(tx *store.Tx) error {
@@ -95,7 +78,7 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 			continue
 		}
 		in := &ingest.Inbox{
-			Drop: env.Drop, Store: env.Store, Kind: "ingest-richieste", Actor: "comune " + istat, Loc: env.Loc,
+			Drop: env.Drop, Store: env.Store, Kind: richiesteKind, Actor: "comune " + istat, Loc: env.Loc,
 			Dir: path.Join("comuni", istat, "richieste"), Exts: []string{".csv", ".xlsx"},
 			MaxSize: int64(env.Config.Drop.MaxFileSize), Settle: env.Config.Drop.Settle, SpoolDir: env.SpoolDir(), Log: run.Log,
 			Unpipelined: true,
@@ -118,6 +101,98 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// scanWorkers is how many comuni/<ISTAT>/richieste folders are listed at
+// once: over SFTP each listing is a few round trips, and 7,904 of them one
+// after the other would fill the one-minute schedule on a slow link.
+const scanWorkers = 16
+
+// scanRichieste lists comuni/ and then, scanWorkers at a time, each
+// comune's richieste/ folder (a missing one lists empty: one listing per
+// comune). It returns, in ISTAT order, the comuni whose folder holds
+// something that is not a folder (a request, or a file to refuse), and
+// those with a file committed whose publication a stop interrupted
+// (Inbox.Run finishes it even when the folder is empty).
+func scanRichieste(ctx context.Context, env *Env) (istats []string, errs []error) {
+	entries, err := env.Drop.List(ctx, "comuni")
+	if err != nil {
+		return nil, []error{fmt.Errorf("listing comuni/: %w", err)}
+	}
+	want := map[string]bool{}
+	if err := env.Store.View(func(tx *store.Tx) error {
+		shas, err := tx.FilesInState(store.FileCommitted)
+		if err != nil {
+			return err
+		}
+		for _, sha := range shas {
+			r, err := tx.File(sha)
+			if err != nil {
+				return err
+			}
+			if r.Kind == richiesteKind {
+				want[path.Base(path.Dir(path.Dir(r.Path)))] = true
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, []error{err}
+	}
+	var dirs []string
+	for _, e := range entries {
+		if e.Dir && !ingest.Skipped(e.Name) {
+			dirs = append(dirs, e.Name)
+		}
+	}
+	type result struct {
+		istat string
+		files bool
+		err   error
+	}
+	work := make(chan string)
+	results := make(chan result)
+	var wg sync.WaitGroup
+	for range min(scanWorkers, len(dirs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for istat := range work {
+				sub, err := env.Drop.List(ctx, path.Join("comuni", istat, "richieste"))
+				r := result{istat: istat, err: err}
+				for _, s := range sub {
+					r.files = r.files || !s.Dir
+				}
+				results <- r
+			}
+		}()
+	}
+	go func() {
+		defer close(work)
+		for _, d := range dirs {
+			select {
+			case work <- d:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+	for r := range results {
+		switch {
+		case r.err != nil:
+			errs = append(errs, fmt.Errorf("listing comuni/%s/richieste: %w", r.istat, r.err))
+		case r.files:
+			want[r.istat] = true
+		}
+	}
+	for istat := range want {
+		istats = append(istats, istat)
+	}
+	sort.Strings(istats)
+	return istats, errs
 }
 
 // requestProcessor applies the request files of one comune.
