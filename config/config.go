@@ -322,7 +322,9 @@ func (c *Config) Path(p string) string {
 	return filepath.Join(c.Dir, p)
 }
 
-var unknownField = regexp.MustCompile(`field (\S+) not found in type (struct \{.*?\}|[\w.]+)`)
+// unknownField matches yaml's "field X not found in type T" to the end of
+// its line: T may be a struct type with nested struct types in it.
+var unknownField = regexp.MustCompile(`field (\S+) not found in type [^\n]*`)
 
 var badDuration = regexp.MustCompile("cannot unmarshal !!\\w+ (`[^`]*`) into time.Duration")
 

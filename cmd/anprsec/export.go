@@ -9,7 +9,6 @@ import (
 
 	"anprsec/export/audit"
 	"anprsec/ingest/drop"
-	"anprsec/istat"
 	"anprsec/jobs"
 )
 
@@ -60,11 +59,11 @@ spreadsheet would read as a formula is written as text.`,
 			e := jobs.NewExporter(env, target, flat)
 			w := cmd.OutOrStdout()
 			if comune != "" {
-				code, err := istat.NormalizeISTAT(comune)
+				code, err := istatFlag(comune)
 				if err != nil {
-					return fmt.Errorf("--comune %q: %v", comune, err)
+					return err
 				}
-				comune = code // 58091 is 058091
+				comune = code
 				bar := newProgress(cmd, -1, "export of "+comune, false)
 				f, err := e.Comune(cmd.Context(), comune)
 				bar.Finish()

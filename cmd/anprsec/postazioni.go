@@ -95,6 +95,10 @@ func (a *app) postazioniListCmd() *cobra.Command {
 		Short: "List the postazioni of a comune (code, label, state, serial, expiry, last error)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			comune, err := istatFlag(comune)
+			if err != nil {
+				return err
+			}
 			var state domain.CertState
 			if cmd.Flags().Changed("stato") {
 				var err error
@@ -147,6 +151,10 @@ the passwords) with <code>.p12 for each certificate of the comune in the state
 bundles. The ZIP is verified before it is renamed into place.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			comune, err := istatFlag(comune)
+			if err != nil {
+				return err
+			}
 			state, err := jobs.ParseCertState(stato)
 			if err != nil {
 				return err

@@ -47,8 +47,12 @@ comune without its sindaco (ASC), an ALS or an ALP among its active utenze.
 				if strings.TrimSpace(motivo) == "" {
 					return errors.New("il motivo è obbligatorio (--motivo)")
 				}
+				comune, err := istatFlag(comune)
+				if err != nil {
+					return err
+				}
 				return a.backOfficeOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
-					code, msg, ref, err := jobs.ChangeUtenza(tx, src, op.op, strings.TrimSpace(comune), cf, motivo)
+					code, msg, ref, err := jobs.ChangeUtenza(tx, src, op.op, comune, cf, motivo)
 					if err != nil {
 						return "", err
 					}
@@ -73,6 +77,10 @@ comune without its sindaco (ASC), an ALS or an ALP among its active utenze.
 		Short: "List the utenze of a comune: CF, name, profiles, state, card",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			comune, err := istatFlag(comune)
+			if err != nil {
+				return err
+			}
 			st, err := a.openStore()
 			if err != nil {
 				return err

@@ -272,7 +272,10 @@ func (g *Ingester) check(tx *store.Tx, t *table.Table, r *table.Row) (line esito
 		loc = time.Local
 	}
 	at = time.Date(at.Year(), at.Month(), at.Day(), 12, 0, 0, 0, loc)
-	if at.After(tx.Now.In(loc).AddDate(0, 0, 1)) {
+	// A day after today's (in the configured time zone) is in the future,
+	// whatever the hour the manifest is read.
+	now := tx.Now.In(loc)
+	if at.After(time.Date(now.Year(), now.Month(), now.Day(), 12, 0, 0, 0, loc)) {
 		return refused("DATA_FUTURA", "%s: la data di consegna %s è nel futuro", t.Where(ColDate), at.Format("02/01/2006")), nil, false, at, "", nil
 	}
 	by = codfisc.Normalize(r.Get(ColTakenBy))
