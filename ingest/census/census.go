@@ -19,11 +19,10 @@ import (
 	"anprsec/domain"
 	"anprsec/ingest"
 	"anprsec/ingest/esito"
+	"anprsec/ingest/xlsx"
 	"anprsec/istat"
 	"anprsec/smartcard"
 	"anprsec/store"
-
-	"github.com/xuri/excelize/v2"
 )
 
 // Sheet names.
@@ -72,7 +71,7 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 	defer wb.Close()
 	usersSheet, ok := findSheet(wb, SheetUsers)
 	if !ok {
-		return ingest.Result{Refused: true, Code: "FOGLIO_MANCANTE", Message: fmt.Sprintf("manca il foglio %q (fogli presenti: %s)", SheetUsers, strings.Join(wb.GetSheetList(), ", "))}, nil
+		return ingest.Result{Refused: true, Code: "FOGLIO_MANCANTE", Message: fmt.Sprintf("manca il foglio %q (fogli presenti: %s)", SheetUsers, strings.Join(wb.SheetNames(), ", "))}, nil
 	}
 	v := &Validator{Comuni: g.Comuni}
 	var items []item
@@ -149,6 +148,12 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 		if err != nil {
 			return ingest.Result{}, err
 		}
+		if k%8 == 7 {
+			// The pages of Badger's files the commits wrote stay mapped
+			// in the process: drop them from its resident set (they stay
+			// in the page cache).
+			g.Store.ReleaseMapped()
+		}
 	}
 	// ANPRSEC_TRACE=1 prints the time of each phase (used by benchmarks and
 	// the kill -9 campaign to aim their kills).
@@ -164,9 +169,9 @@ func refusedSheet(sheet string, err error) ingest.Result {
 
 // readSheet streams a sheet: the first non-blank row is the header, then fn
 // is called for every non-blank data row with its spreadsheet row number.
-// Decoding the sheet's XML is the slow part: it runs in its own goroutine
-// while fn (validation) runs on the caller's, so both cores work.
-func readSheet(wb *excelize.File, sheet string, required, optional []string, maxRows int, fn func(h *header, cells []string, row int)) error {
+// Inflating and scanning the sheet's XML runs in its own goroutine while
+// fn (validation) runs on the caller's, so both cores work.
+func readSheet(wb *xlsx.Workbook, sheet string, required, optional []string, maxRows int, fn func(h *header, cells []string, row int)) error {
 	rows, err := wb.Rows(sheet)
 	if err != nil {
 		return err
@@ -190,16 +195,14 @@ func readSheet(wb *excelize.File, sheet string, required, optional []string, max
 			}
 		}
 		batch := make([]rawRow, 0, 256)
-		for row := 1; rows.Next(); row++ { // Next walks every row number, gaps included
-			cells, err := rows.Columns()
-			if err != nil {
-				readErr = fmt.Errorf("riga %d: %v", row, err)
-				return
-			}
+		last := 0
+		for rows.Next() {
+			last = rows.Row()
+			cells := rows.Columns()
 			if blank(cells) {
 				continue
 			}
-			batch = append(batch, rawRow{row, cells})
+			batch = append(batch, rawRow{last, cells})
 			if len(batch) == cap(batch) {
 				if !send(batch) {
 					return
@@ -207,7 +210,9 @@ func readSheet(wb *excelize.File, sheet string, required, optional []string, max
 				batch = make([]rawRow, 0, 256)
 			}
 		}
-		if readErr = rows.Error(); readErr == nil && len(batch) > 0 {
+		if err := rows.Err(); err != nil {
+			readErr = fmt.Errorf("dopo la riga %d: %v", last, err)
+		} else if len(batch) > 0 {
 			send(batch)
 		}
 	}()

@@ -1,7 +1,6 @@
 package census
 
 import (
-	"archive/zip"
 	"bytes"
 	"errors"
 	"fmt"
@@ -12,39 +11,28 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"anprsec/ingest/table"
+	"anprsec/ingest/xlsx"
 )
 
-// Limits of what a workbook may expand to when opened (zip bombs).
-const (
-	unzipSizeLimit    = 256 << 20 // whole workbook, uncompressed (drop.max_file_size is 64 MiB; a real workbook expands about 10×)
-	unzipXMLSizeLimit = 16 << 20  // a bigger sheet is streamed from a temporary file
-)
+// unzipSizeLimit bounds what a workbook may expand to (zip bombs): the
+// whole workbook, uncompressed (drop.max_file_size is 64 MiB; a real
+// workbook expands about 10×).
+const unzipSizeLimit = 256 << 20
 
 // errUnzipSize is the error of a workbook that expands beyond unzipSizeLimit.
 var errUnzipSize = errors.New("unzip size exceeds the limit")
 
-// openWorkbook opens a workbook for streaming raw values. The sizes its zip
-// declares are summed first: excelize checks them one part at a time and
-// reads every part below the limit into memory on the way, so a zip bomb
-// made of many parts would cost up to the whole limit in memory and
-// seconds of CPU before being refused. (archive/zip refuses a part that
-// expands beyond its declared size, so the declared sizes bound the rest.)
-func openWorkbook(path string) (*excelize.File, error) {
-	if zr, err := zip.OpenReader(path); err == nil {
-		var total uint64
-		for _, f := range zr.File {
-			total += f.UncompressedSize64
-		}
-		zr.Close()
-		if total > unzipSizeLimit {
-			return nil, errUnzipSize
-		}
+// openWorkbook opens a workbook for streaming raw values (ingest/xlsx).
+// The sizes its zip declares are summed first and refused above
+// unzipSizeLimit, before anything is inflated (archive/zip refuses a part
+// that expands beyond its declared size, so the declared sizes bound the
+// rest).
+func openWorkbook(path string) (*xlsx.Workbook, error) {
+	wb, err := xlsx.Open(path, xlsx.Options{MaxUnzipped: unzipSizeLimit})
+	if errors.Is(err, xlsx.ErrTooBig) {
+		return nil, errUnzipSize
 	}
-	return excelize.OpenFile(path, excelize.Options{
-		RawCellValue:      true,
-		UnzipSizeLimit:    unzipSizeLimit,
-		UnzipXMLSizeLimit: unzipXMLSizeLimit,
-	})
+	return wb, err
 }
 
 // Magic numbers of what is dropped as a workbook.
@@ -81,8 +69,8 @@ func workbookError(path string, err error) (code, msg string) {
 func FoldHeader(s string) string { return table.FoldHeader(s) }
 
 // findSheet returns the workbook's sheet named like want (case and accents ignored).
-func findSheet(f *excelize.File, want string) (string, bool) {
-	for _, name := range f.GetSheetList() {
+func findSheet(f *xlsx.Workbook, want string) (string, bool) {
+	for _, name := range f.SheetNames() {
 		if FoldHeader(name) == FoldHeader(want) {
 			return name, true
 		}

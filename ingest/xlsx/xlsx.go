@@ -1,0 +1,664 @@
+// Package xlsx streams the cell values of a worksheet of an .xlsx
+// workbook, several times faster than excelize's Rows iterator: the
+// sheet's XML is read by a byte scanner (scan.go) that allocates nothing
+// per token, straight from the zip entry, without a temporary file.
+//
+// Values are the raw values excelize returns with Options.RawCellValue:
+// shared and inline strings (rich-text runs joined, phonetic runs left
+// out, _xHHHH_ escapes decoded), the cached value of a formula (never
+// evaluated), numbers and dates as written (a date cell is its serial
+// number), booleans as 0 and 1. The differential tests hold it to
+// excelize's output.
+//
+// It is made for untrusted files: the sizes the zip declares are summed
+// and refused above a limit before anything is inflated (archive/zip
+// refuses a part longer than it declares), malformed XML is an error
+// naming the line (excelize stops reading a sheet silently at the first
+// syntax error), row and column numbers are bounded as in Excel.
+package xlsx
+
+import (
+	"archive/zip"
+	"bufio"
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Excel's limits.
+const (
+	MaxRows    = 1048576
+	MaxColumns = 16384
+)
+
+// ErrTooBig is returned by Open for a workbook whose parts would inflate
+// beyond Options.MaxUnzipped.
+var ErrTooBig = errors.New("xlsx: the workbook inflates beyond the size limit")
+
+// Options of Open.
+type Options struct {
+	// MaxUnzipped bounds the sum of the sizes the zip declares for its
+	// parts (0: 256 MiB).
+	MaxUnzipped uint64
+}
+
+// Sheet is a worksheet of the workbook, in workbook order.
+type Sheet struct {
+	Name  string
+	State string // "", "visible", "hidden" or "veryHidden"
+	part  string // zip path of the sheet's XML
+}
+
+// Workbook is an open .xlsx file.
+type Workbook struct {
+	zr      *zip.ReadCloser
+	files   map[string]*zip.File
+	sheets  []Sheet
+	sstPart string
+	sst     []string
+	sstRead bool
+}
+
+// Open opens the workbook at path and reads its list of sheets.
+func Open(name string, opt Options) (*Workbook, error) {
+	if opt.MaxUnzipped == 0 {
+		opt.MaxUnzipped = 256 << 20
+	}
+	zr, err := zip.OpenReader(name)
+	if err != nil {
+		return nil, err
+	}
+	w := &Workbook{zr: zr, files: map[string]*zip.File{}}
+	var total uint64
+	for _, f := range zr.File {
+		total += f.UncompressedSize64
+		w.files[strings.TrimPrefix(f.Name, "/")] = f
+	}
+	if total > opt.MaxUnzipped {
+		zr.Close()
+		return nil, ErrTooBig
+	}
+	if err := w.readWorkbook(); err != nil {
+		zr.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// Close closes the file.
+func (w *Workbook) Close() error { return w.zr.Close() }
+
+// Sheets lists the worksheets in workbook order.
+func (w *Workbook) Sheets() []Sheet { return append([]Sheet(nil), w.sheets...) }
+
+// SheetNames lists the worksheets' names in workbook order.
+func (w *Workbook) SheetNames() []string {
+	names := make([]string, len(w.sheets))
+	for i, s := range w.sheets {
+		names[i] = s.Name
+	}
+	return names
+}
+
+// maxPart bounds the small parts read whole (workbook.xml, relationships).
+const maxPart = 16 << 20
+
+func (w *Workbook) readPart(name string) ([]byte, error) {
+	f, ok := w.files[name]
+	if !ok {
+		return nil, fmt.Errorf("xlsx: manca la parte %s", name)
+	}
+	if f.UncompressedSize64 > maxPart {
+		return nil, fmt.Errorf("xlsx: la parte %s è troppo grande", name)
+	}
+	rc, err := f.Open()
+	if err != nil {
+		return nil, fmt.Errorf("xlsx: %s: %w", name, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, maxPart+1))
+	if err != nil {
+		return nil, fmt.Errorf("xlsx: %s: %w", name, err)
+	}
+	return data, nil
+}
+
+type relationships struct {
+	Rels []struct {
+		ID     string `xml:"Id,attr"`
+		Type   string `xml:"Type,attr"`
+		Target string `xml:"Target,attr"`
+	} `xml:"Relationship"`
+}
+
+// readRels reads the relationships of part (its _rels/<name>.rels) and
+// returns them by Id, targets resolved to zip paths.
+func (w *Workbook) readRels(part string) (map[string]string, map[string]string, error) {
+	dir, base := path.Split(part)
+	relsName := dir + "_rels/" + base + ".rels"
+	byID, byType := map[string]string{}, map[string]string{}
+	data, err := w.readPart(relsName)
+	if err != nil {
+		return byID, byType, err
+	}
+	var rels relationships
+	if err := xml.Unmarshal(data, &rels); err != nil {
+		return nil, nil, fmt.Errorf("xlsx: %s: %w", relsName, err)
+	}
+	for _, r := range rels.Rels {
+		t := r.Target
+		if strings.HasPrefix(t, "/") {
+			t = path.Clean(t[1:])
+		} else {
+			t = path.Clean(path.Join(dir, t))
+		}
+		byID[r.ID] = t
+		if i := strings.LastIndexByte(r.Type, '/'); i >= 0 {
+			byType[r.Type[i+1:]] = t
+		}
+	}
+	return byID, byType, nil
+}
+
+// readWorkbook finds the workbook part, its sheets and its shared strings.
+func (w *Workbook) readWorkbook() error {
+	wbPart := "xl/workbook.xml"
+	if _, byType, err := w.readRels(""); err == nil {
+		if p, ok := byType["officeDocument"]; ok {
+			wbPart = p
+		}
+	}
+	data, err := w.readPart(wbPart)
+	if err != nil {
+		return err
+	}
+	var wb struct {
+		Sheets []struct {
+			Name  string     `xml:"name,attr"`
+			State string     `xml:"state,attr"`
+			Attrs []xml.Attr `xml:",any,attr"`
+		} `xml:"sheets>sheet"`
+	}
+	if err := xml.Unmarshal(data, &wb); err != nil {
+		return fmt.Errorf("xlsx: %s: %w", wbPart, err)
+	}
+	byID, byType, err := w.readRels(wbPart)
+	if err != nil {
+		return err
+	}
+	w.sstPart = byType["sharedStrings"]
+	for _, s := range wb.Sheets {
+		var id string
+		for _, a := range s.Attrs {
+			if a.Name.Local == "id" && a.Name.Space != "" {
+				id = a.Value
+			}
+		}
+		part, ok := byID[id]
+		if !ok {
+			return fmt.Errorf("xlsx: il foglio %q non ha una parte nel file", s.Name)
+		}
+		w.sheets = append(w.sheets, Sheet{Name: s.Name, State: s.State, part: part})
+	}
+	return nil
+}
+
+// sharedStrings reads the shared-string table once.
+func (w *Workbook) sharedStrings() error {
+	if w.sstRead {
+		return nil
+	}
+	w.sstRead = true
+	if w.sstPart == "" {
+		return nil
+	}
+	f, ok := w.files[w.sstPart]
+	if !ok {
+		return nil // a dangling relationship: excelize reads it as empty too
+	}
+	rc, err := f.Open()
+	if err != nil {
+		return fmt.Errorf("xlsx: %s: %w", w.sstPart, err)
+	}
+	defer rc.Close()
+	s := newScanner(bufio.NewReaderSize(rc, readSize))
+	// <sst><si>(<t>text</t> | <r><rPr/><t>text</t></r>* | <rPh>...</rPh>)</si>...
+	// As excelize: the text of <si>'s own <t>, then that of each run's
+	// <t>; the last <t> of a level wins; only a <t>'s own text counts.
+	var t, runs, run, text []byte
+	depth, tDepth := 0, 0 // tDepth: depth of the open <t>, 0 when none
+	inSI, inR := false, false
+	for {
+		k, err := s.next()
+		if err != nil {
+			return fmt.Errorf("xlsx: %s: %w", w.sstPart, err)
+		}
+		switch k {
+		case tokEOF:
+			return nil
+		case tokStart:
+			depth++
+			switch {
+			case depth == 2 && string(s.local) == "si":
+				inSI, t, runs = true, t[:0], runs[:0]
+			case inSI && depth == 3 && string(s.local) == "r":
+				inR, run = true, run[:0]
+			case inSI && (depth == 3 || inR && depth == 4) && string(s.local) == "t":
+				tDepth, text = depth, text[:0]
+			case inSI && depth == 3:
+				if err := s.skipElement(); err != nil { // rPh, phoneticPr
+					return fmt.Errorf("xlsx: %s: %w", w.sstPart, err)
+				}
+				depth--
+			}
+		case tokText:
+			if tDepth != 0 && depth == tDepth {
+				text = append(text, s.text...)
+			}
+		case tokEnd:
+			switch {
+			case tDepth != 0 && depth == tDepth:
+				if depth == 3 {
+					t = append(t[:0], text...)
+				} else {
+					run = append(run[:0], text...)
+				}
+				tDepth = 0
+			case inR && depth == 3:
+				inR = false
+				runs = append(runs, run...)
+			case inSI && depth == 2:
+				inSI = false
+				w.sst = append(w.sst, unescape(string(t)+string(runs)))
+			}
+			depth--
+		}
+	}
+}
+
+// unescape decodes the _xHHHH_ escapes of OOXML strings (a character XML
+// cannot hold, e.g. _x0008_; _x005F_ is "_"), as excelize does: an escape
+// of a surrogate is dropped.
+func unescape(s string) string {
+	if !strings.Contains(s, "_x") {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "_x")
+		if i < 0 || len(s)-i < 7 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		hex := s[i+2 : i+6]
+		if s[i+6] == '_' && isHex4(hex) {
+			if hex == "005F" || hex == "005f" {
+				b.WriteByte('_')
+			} else if v, _ := strconv.ParseUint(hex, 16, 32); utf8.ValidRune(rune(v)) {
+				b.WriteRune(rune(v))
+			}
+			s = s[i+7:]
+			continue
+		}
+		b.WriteString("_x")
+		s = s[i+2:]
+	}
+}
+
+func isHex4(h string) bool {
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return len(h) == 4
+}
+
+// ErrNoSheet is returned by Rows for a name the workbook does not have.
+var ErrNoSheet = errors.New("xlsx: no such sheet")
+
+// Rows starts reading the sheet named name (exactly).
+func (w *Workbook) Rows(name string) (*Rows, error) {
+	for _, sh := range w.sheets {
+		if sh.Name != name {
+			continue
+		}
+		f, ok := w.files[sh.part]
+		if !ok {
+			return nil, fmt.Errorf("xlsx: manca la parte %s del foglio %q", sh.part, name)
+		}
+		if err := w.sharedStrings(); err != nil {
+			return nil, err
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return nil, fmt.Errorf("xlsx: %s: %w", sh.part, err)
+		}
+		return &Rows{rc: rc, s: newScanner(rc), sst: w.sst}, nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrNoSheet, name)
+}
+
+// Rows iterates over the <row> elements of a sheet.
+type Rows struct {
+	rc     io.ReadCloser
+	s      *scanner
+	sst    []string
+	inData bool // inside <sheetData>
+	done   bool
+	err    error
+	row    int
+	cells  []string
+	value  []byte
+	isBuf  []byte
+}
+
+// Close releases the sheet's reader.
+func (r *Rows) Close() error { return r.rc.Close() }
+
+// Err returns the error that stopped Next, if any.
+func (r *Rows) Err() error { return r.err }
+
+// Row returns the number (1-based) of the current row: its r attribute,
+// or the previous row's number + 1 when it has none.
+func (r *Rows) Row() int { return r.row }
+
+// Columns returns the current row's values, from column A to its last
+// cell with a value (or a formula); missing cells are "". The slice is
+// the caller's.
+func (r *Rows) Columns() []string { return r.cells }
+
+// Next reads the next <row>. It returns false at the end of the sheet
+// data or on an error (see Err).
+func (r *Rows) Next() bool {
+	if r.done {
+		return false
+	}
+	if err := r.next(); err != nil {
+		r.err, r.done = err, true
+		return false
+	}
+	return !r.done
+}
+
+func (r *Rows) fail(format string, args ...any) error {
+	return r.s.errorf(format, args...)
+}
+
+func (r *Rows) next() error {
+	s := r.s
+	for {
+		k, err := s.next()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case tokEOF:
+			if !r.inData {
+				return r.fail("manca l'elemento sheetData")
+			}
+			r.done = true
+			return nil
+		case tokEnd:
+			if string(s.local) == "sheetData" {
+				r.done = true
+				return nil
+			}
+		case tokStart:
+			switch {
+			case !r.inData && string(s.local) == "sheetData":
+				r.inData = true
+			case r.inData && string(s.local) == "row":
+				return r.readRow()
+			case r.inData:
+				if err := s.skipElement(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// parseRef reads a cell reference "AB12" into its column (1-based).
+func parseRef(ref []byte) (col, row int, ok bool) {
+	i := 0
+	for i < len(ref) && (ref[i] >= 'A' && ref[i] <= 'Z' || ref[i] >= 'a' && ref[i] <= 'z') {
+		c := int(ref[i]|0x20) - 'a' + 1
+		col = col*26 + c
+		if col > MaxColumns {
+			return 0, 0, false
+		}
+		i++
+	}
+	if i == 0 || i == len(ref) {
+		return 0, 0, false
+	}
+	if ref[i] == '$' {
+		i++
+	}
+	n, err := strconv.Atoi(string(ref[i:]))
+	if err != nil || n < 1 || n > MaxRows {
+		return 0, 0, false
+	}
+	return col, n, true
+}
+
+func (r *Rows) readRow() error {
+	s := r.s
+	num := r.row + 1
+	if v, ok := s.attrValue("r"); ok {
+		n, err := strconv.Atoi(string(bytes.TrimSpace(v)))
+		if err != nil || n < 1 {
+			return r.fail("numero di riga %q non valido", v)
+		}
+		num = n
+	}
+	if num > MaxRows {
+		return r.fail("riga %d oltre il limite di %d righe", num, MaxRows)
+	}
+	r.row = num
+	r.cells = nil
+	if s.pendingEnd { // <row/>
+		_, err := s.next()
+		return err
+	}
+	col := 0
+	for {
+		k, err := s.next()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case tokEnd: // </row>
+			return nil
+		case tokStart:
+			if string(s.local) != "c" {
+				if err := s.skipElement(); err != nil {
+					return err
+				}
+				continue
+			}
+			col++
+			if ref, ok := s.attrValue("r"); ok && len(ref) > 0 {
+				c, _, ok := parseRef(bytes.TrimSpace(ref))
+				if !ok {
+					return r.fail("riferimento di cella %q non valido", ref)
+				}
+				col = c
+			}
+			if col > MaxColumns {
+				return r.fail("colonna %d oltre il limite di %d colonne", col, MaxColumns)
+			}
+			typ, _ := s.attrValue("t")
+			t := string(typ)
+			val, formula, err := r.readCell(t)
+			if err != nil {
+				return err
+			}
+			if val != "" || formula {
+				if col <= len(r.cells) {
+					// A cell written twice, or out of order: excelize
+					// appends (a longer row); the later value wins here.
+					r.cells[col-1] = val
+				} else {
+					for len(r.cells) < col-1 {
+						r.cells = append(r.cells, "")
+					}
+					r.cells = append(r.cells, val)
+				}
+			}
+		}
+	}
+}
+
+// readCell reads the content of a <c> element of type t up to its end.
+func (r *Rows) readCell(t string) (val string, formula bool, err error) {
+	s := r.s
+	r.value = r.value[:0]
+	r.isBuf = r.isBuf[:0]
+	hasIS := false
+	if s.pendingEnd {
+		_, err := s.next()
+		return "", false, err
+	}
+	for {
+		k, err := s.next()
+		if err != nil {
+			return "", false, err
+		}
+		switch k {
+		case tokEnd: // </c>
+			return r.cellValue(t, hasIS), formula, nil
+		case tokStart:
+			switch string(s.local) {
+			case "v":
+				if r.value, err = r.textOf(r.value[:0]); err != nil {
+					return "", false, err
+				}
+			case "f":
+				formula = true
+				if err := s.skipElement(); err != nil {
+					return "", false, err
+				}
+			case "is":
+				hasIS = true
+				if r.isBuf, err = r.inlineString(r.isBuf[:0]); err != nil {
+					return "", false, err
+				}
+			default:
+				if err := s.skipElement(); err != nil {
+					return "", false, err
+				}
+			}
+		}
+	}
+}
+
+// textOf appends the text of the element just started (its character data
+// at any depth, as encoding/xml's chardata of a string field) and reads
+// up to its end.
+func (r *Rows) textOf(dst []byte) ([]byte, error) {
+	s := r.s
+	depth := 1
+	for depth > 0 {
+		k, err := s.next()
+		if err != nil {
+			return dst, err
+		}
+		switch k {
+		case tokStart:
+			depth++
+		case tokEnd:
+			depth--
+		case tokText:
+			if depth == 1 {
+				dst = append(dst, s.text...)
+			}
+		}
+	}
+	return dst, nil
+}
+
+// inlineString reads an <is> element: its <t>, then the <t> of each <r>
+// run; phonetic runs (<rPh>) are left out. As excelize: the last <t> of a
+// level wins.
+func (r *Rows) inlineString(dst []byte) ([]byte, error) {
+	s := r.s
+	var t, run, runs []byte
+	for {
+		k, err := s.next()
+		if err != nil {
+			return dst, err
+		}
+		switch k {
+		case tokEnd: // </is>
+			return append(append(dst, t...), runs...), nil
+		case tokStart:
+			switch string(s.local) {
+			case "t":
+				if t, err = r.textOf(t[:0]); err != nil {
+					return dst, err
+				}
+			case "r":
+				run = run[:0]
+				for {
+					k, err := s.next()
+					if err != nil {
+						return dst, err
+					}
+					if k == tokEnd {
+						break
+					}
+					if k == tokStart {
+						if string(s.local) == "t" {
+							if run, err = r.textOf(run[:0]); err != nil {
+								return dst, err
+							}
+						} else if err := s.skipElement(); err != nil {
+							return dst, err
+						}
+					}
+				}
+				runs = append(runs, run...)
+			default:
+				if err := s.skipElement(); err != nil {
+					return dst, err
+				}
+			}
+		}
+	}
+}
+
+// cellValue is the raw value of a cell of type t whose <v> text is
+// r.value and inline string r.isBuf.
+func (r *Rows) cellValue(t string, hasIS bool) string {
+	switch t {
+	case "s":
+		if len(r.value) == 0 {
+			return ""
+		}
+		i, err := strconv.Atoi(string(bytes.TrimSpace(r.value)))
+		if err != nil {
+			i = 0 // as excelize: a non-numeric index reads as the first string
+		}
+		if i < 0 || i >= len(r.sst) {
+			return ""
+		}
+		return r.sst[i]
+	case "inlineStr":
+		if hasIS {
+			return unescape(string(r.isBuf))
+		}
+		return string(r.value)
+	default:
+		return string(r.value)
+	}
+}
