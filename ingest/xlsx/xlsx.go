@@ -37,6 +37,15 @@ const (
 	MaxColumns = 16384
 )
 
+// MaxSharedStrings bounds the shared-string table, which is held in
+// memory: 8 million strings is more than the cells of the largest census
+// (census.max_rows, 500,000 rows of 14 columns) and costs at most a few
+// hundred MB; a table of tiny strings packed into a small zip could
+// otherwise cost gigabytes.
+const MaxSharedStrings = 1 << 23
+
+var maxSharedStrings = MaxSharedStrings // lowered by tests
+
 // ErrTooBig is returned by Open for a workbook whose parts would inflate
 // beyond Options.MaxUnzipped.
 var ErrTooBig = errors.New("xlsx: the workbook inflates beyond the size limit")
@@ -275,6 +284,9 @@ func (w *Workbook) sharedStrings() error {
 				runs = append(runs, run...)
 			case inSI && depth == 2:
 				inSI = false
+				if len(w.sst) == maxSharedStrings {
+					return fmt.Errorf("xlsx: %s: più di %d stringhe condivise", w.sstPart, maxSharedStrings)
+				}
 				w.sst = append(w.sst, unescape(string(t)+string(runs)))
 			}
 			depth--

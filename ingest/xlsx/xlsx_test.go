@@ -345,6 +345,29 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// TestSharedStringsCap: a shared-string table over the cap is refused
+// when a sheet is opened, before the table is all in memory.
+func TestSharedStringsCap(t *testing.T) {
+	defer func(n int) { maxSharedStrings = n }(maxSharedStrings)
+	maxSharedStrings = 1000
+	sst := `<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">` + strings.Repeat(`<si><t/></si>`, 1001) + `</sst>`
+	p := rezip(t, baseBook(t), map[string][]byte{"xl/sharedStrings.xml": []byte(sst)})
+	wb, err := Open(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wb.Close()
+	if _, err := wb.Rows("S"); err == nil || !strings.Contains(err.Error(), "più di 1000 stringhe condivise") {
+		t.Errorf("a table of 1,001 strings with a cap of 1,000: %v", err)
+	}
+	maxSharedStrings = 1001
+	wb2, _ := Open(p, Options{})
+	defer wb2.Close()
+	if _, err := wb2.Rows("S"); err != nil {
+		t.Errorf("at the cap: %v", err)
+	}
+}
+
 // tokens lists the scanner's tokens over r (kind, local name, attributes,
 // text), or the error that stopped it.
 func tokens(r io.Reader) (string, error) {
