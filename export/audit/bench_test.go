@@ -276,6 +276,55 @@ func BenchmarkNationalExport(b *testing.B) {
 	}
 }
 
+// BenchmarkComuniExport is the weekly per-comune part of export-audit:
+// the user/authorization list (xlsx and CSV) and the workstation list of
+// every comune of the Italy-scale store, 7,904 × 3 files written through a
+// local drop (each under a temporary name, synced, renamed). "one-by-one"
+// is the baseline, one comune after the other as earlier versions did;
+// "Comuni" is the job's call, on all cores. Reported: comuni per second.
+func BenchmarkComuniExport(b *testing.B) {
+	dir := italyStore(b)
+	st, err := openBench(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	var codes []string
+	st.View(func(tx *store.Tx) error {
+		return tx.Comuni(func(c *domain.Comune) error {
+			codes = append(codes, c.ISTAT)
+			return nil
+		})
+	})
+	for _, mode := range []string{"baseline=one-by-one", "Comuni"} {
+		b.Run(mode, func(b *testing.B) {
+			n := 0
+			for b.Loop() {
+				b.StopTimer()
+				out := b.TempDir()
+				d, _ := drop.NewLocal(out)
+				e := &audit.Exporter{Store: st, Target: d, TempDir: out, Location: rome, Now: func() time.Time { return benchNow }}
+				b.StartTimer()
+				if mode == "Comuni" {
+					res, err := e.Comuni(context.Background())
+					if err != nil || res.Failed > 0 {
+						b.Fatal(err, res.Err)
+					}
+					n += res.Comuni
+					continue
+				}
+				for _, c := range codes {
+					if _, err := e.Comune(context.Background(), c); err != nil {
+						b.Fatal(err)
+					}
+					n++
+				}
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "comuni/s")
+		})
+	}
+}
+
 // TestNationalExportChild is the child of BenchmarkNationalExport: it runs
 // one national export and prints its peak RSS.
 func TestNationalExportChild(t *testing.T) {

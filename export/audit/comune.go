@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/xuri/excelize/v2"
@@ -295,8 +297,10 @@ type ComuniResult struct {
 	Err    error // the first errors, joined
 }
 
-// Comuni writes the lists of every comune in the store (the weekly run).
-// A comune that fails does not stop the others; a cancelled ctx does.
+// Comuni writes the lists of every comune in the store (the weekly run),
+// on all cores (each comune is a workbook to build and compress and three
+// files to write; over SFTP the writes wait on the network). A comune that
+// fails does not stop the others; a cancelled ctx does.
 func (e *Exporter) Comuni(ctx context.Context) (ComuniResult, error) {
 	var codes []string
 	err := e.Store.View(func(tx *store.Tx) error {
@@ -309,19 +313,42 @@ func (e *Exporter) Comuni(ctx context.Context) (ComuniResult, error) {
 	if err != nil {
 		return res, err
 	}
-	var errs []error
-	for _, code := range codes {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		if _, err := e.Comune(ctx, code); err != nil {
-			res.Failed++
-			if len(errs) < 10 {
-				errs = append(errs, err)
+	e.loc() // set once, before the workers read it
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	work := make(chan string)
+	for range min(runtime.NumCPU(), len(codes)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for code := range work {
+				_, err := e.Comune(ctx, code)
+				mu.Lock()
+				if err != nil {
+					res.Failed++
+					if len(errs) < 10 {
+						errs = append(errs, err)
+					}
+				} else {
+					res.Comuni++
+				}
+				mu.Unlock()
 			}
-			continue
+		}()
+	}
+	for _, code := range codes {
+		if ctx.Err() != nil {
+			break
 		}
-		res.Comuni++
+		work <- code
+	}
+	close(work)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return res, err
 	}
 	res.Err = errors.Join(errs...)
 	return res, nil
