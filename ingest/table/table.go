@@ -67,8 +67,7 @@ const DefaultMaxCell = 1024
 
 // Limits of what a workbook may expand to when opened (zip bombs).
 const (
-	UnzipSizeLimit    = 256 << 20 // whole workbook, uncompressed (drop.max_file_size is 64 MiB; a real workbook expands about 10×)
-	UnzipXMLSizeLimit = 16 << 20  // a bigger sheet is streamed through a temporary file
+	UnzipSizeLimit = 256 << 20 // whole workbook, uncompressed (drop.max_file_size is 64 MiB; a real workbook expands about 10×)
 )
 
 // Options say which columns a table has and how much of it to accept.

@@ -1,14 +1,13 @@
 package table
 
 import (
-	"archive/zip"
 	"bytes"
 	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf16"
 
-	"github.com/xuri/excelize/v2"
+	"anprsec/ingest/xlsx"
 )
 
 // encryptedPackage is the name of the stream that holds an encrypted OOXML
@@ -21,8 +20,8 @@ var encryptedPackage = func() []byte {
 	return b
 }()
 
-// The limits in force (tests lower them).
-var unzipSizeLimit, unzipXMLSizeLimit int64 = UnzipSizeLimit, UnzipXMLSizeLimit
+// The limit in force (tests lower it).
+var unzipSizeLimit int64 = UnzipSizeLimit
 
 // openXLSX reads a table from a workbook: the sheet named by opt.Sheet, or
 // the first visible one. Cells are raw values (numbers as stored, formula
@@ -42,32 +41,16 @@ func openXLSX(data []byte, opt Options) (t *Table, err error) {
 		}
 		return nil, fileErr(CodeFormat, 0, "il file non è una cartella di lavoro .xlsx (non è un archivio zip)")
 	}
-	// The sizes the zip declares, summed before excelize reads anything:
-	// excelize checks them one part at a time and reads every part below
-	// the limit into memory on the way, so a bomb of many parts would cost
-	// the whole limit in memory first. (archive/zip refuses a part that
-	// expands beyond its declared size.)
-	if zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data))); err == nil {
-		var total uint64
-		for _, f := range zr.File {
-			total += f.UncompressedSize64
-		}
-		if total > uint64(unzipSizeLimit) {
-			return nil, xlsxError(errors.New("unzip size exceeds the limit"))
-		}
-	}
 	defer func() {
-		// excelize is not hardened against every malformed package: a
-		// panic on a damaged file refuses that file, not the whole job.
+		// A panic on a damaged file refuses that file, not the whole job.
 		if p := recover(); p != nil {
 			t, err = nil, fileErr(CodeFormat, 0, "cartella di lavoro .xlsx danneggiata o non valida (%v)", p)
 		}
 	}()
-	f, err := excelize.OpenReader(bytes.NewReader(data), excelize.Options{
-		RawCellValue:      true,
-		UnzipSizeLimit:    unzipSizeLimit,
-		UnzipXMLSizeLimit: min(unzipXMLSizeLimit, unzipSizeLimit),
-	})
+	// ingest/xlsx sums the sizes the zip declares and refuses the file
+	// above the limit before anything is inflated (archive/zip refuses a
+	// part that expands beyond its declared size).
+	f, err := xlsx.OpenBytes(data, xlsx.Options{MaxUnzipped: uint64(unzipSizeLimit)})
 	if err != nil {
 		return nil, xlsxError(err)
 	}
@@ -83,11 +66,8 @@ func openXLSX(data []byte, opt Options) (t *Table, err error) {
 	}
 	defer rows.Close()
 	n := 0
-	for row := 1; rows.Next(); row++ { // Next walks every row number, gaps included
-		cells, err := rows.Columns()
-		if err != nil {
-			return nil, sheetError(sheet, row, err)
-		}
+	for rows.Next() {
+		row, cells := rows.Row(), rows.Columns()
 		if blank(cells) {
 			continue
 		}
@@ -102,27 +82,26 @@ func openXLSX(data []byte, opt Options) (t *Table, err error) {
 		}
 		if n++; opt.MaxRows > 0 && n > opt.MaxRows {
 			// Not counted to the end: a hostile sheet may hold a million
-			// rows (seconds of decoding for nothing).
+			// rows (time spent for nothing).
 			return nil, fileErr(CodeTooMany, 0, "foglio %q: più di %d righe di dati: dividere il file in più file di al massimo %d righe", sheet, opt.MaxRows, opt.MaxRows)
 		}
 		t.addRow(row, cells)
 	}
-	if err := rows.Error(); err != nil {
-		return nil, sheetError(sheet, 0, err)
+	if err := rows.Err(); err != nil {
+		return nil, sheetError(sheet, rows.Row(), err)
 	}
 	if t == nil {
 		return nil, fileErr(CodeHeader, 0, "foglio %q vuoto: manca la riga di intestazione", sheet)
 	}
-	if props, err := f.GetWorkbookProps(); err == nil && props.Date1904 != nil {
-		t.Date1904 = *props.Date1904
-	}
+	t.Date1904 = f.Date1904
 	return t, nil
 }
 
 // chooseSheet finds the sheet to read: want (matched with FoldHeader,
 // hidden or not: it was asked for by name), or the first visible sheet.
-func chooseSheet(f *excelize.File, want string) (string, *FileError) {
-	list := f.GetSheetList()
+func chooseSheet(f *xlsx.Workbook, want string) (string, *FileError) {
+	sheets := f.Sheets()
+	list := f.SheetNames()
 	if len(list) == 0 {
 		return "", fileErr(CodeFormat, 0, "la cartella di lavoro non contiene fogli")
 	}
@@ -134,9 +113,9 @@ func chooseSheet(f *excelize.File, want string) (string, *FileError) {
 		}
 		return "", fileErr(CodeSheet, 0, "manca il foglio %q (fogli presenti: %s)", want, quoteList(list))
 	}
-	for _, name := range list {
-		if visible, err := f.GetSheetVisible(name); err == nil && visible {
-			return name, nil
+	for _, s := range sheets {
+		if s.Visible() {
+			return s.Name, nil
 		}
 	}
 	return "", fileErr(CodeSheet, 0, "la cartella di lavoro non ha fogli visibili (fogli nascosti: %s)", quoteList(list))
@@ -150,14 +129,10 @@ func quoteList(list []string) string {
 	return strings.Join(q, ", ")
 }
 
-// xlsxError explains why excelize could not open a workbook.
+// xlsxError explains why a workbook could not be opened.
 func xlsxError(err error) *FileError {
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "unzip size exceeds"):
+	if errors.Is(err, xlsx.ErrTooBig) {
 		return fileErr(CodeTooBig, 0, "la cartella di lavoro decompressa supera %d MB: dividerla in più file", max(unzipSizeLimit>>20, 1))
-	case err == excelize.ErrWorkbookFileFormat, err == excelize.ErrWorkbookPassword:
-		return fileErr(CodeProtected, 0, "la cartella di lavoro è protetta da password (cifrata) e non può essere letta: salvarla senza password di apertura")
 	}
 	return fileErr(CodeFormat, 0, "cartella di lavoro .xlsx danneggiata o non valida (%v)", err)
 }

@@ -224,3 +224,20 @@ func TestDate(t *testing.T) {
 		}
 	}
 }
+
+// TestXLSXBrokenSheet: a manifest whose sheet XML breaks after its first
+// rows is refused whole, naming the problem. (excelize stopped reading at
+// the syntax error without a word: the rows after it were lost and the
+// file was accepted.)
+func TestXLSXBrokenSheet(t *testing.T) {
+	const sheetPart = "xl/worksheets/sheet1.xml"
+	base := manifestBook(t)
+	sheet := string(zipPart(t, base, sheetPart))
+	end := strings.Index(sheet, "</sheetData>")
+	broken := sheet[:end] + `<row r="90"><c r="A90"><v>1</c></row>` + sheet[end:]
+	tb, err := table.Open("m.xlsx", rezip(t, base, map[string][]byte{sheetPart: []byte(broken)}), table.Options{Required: []string{"Codice ISTAT"}})
+	var fe *table.FileError
+	if !errors.As(err, &fe) || fe.Code != table.CodeFormat || !strings.Contains(fe.Message, "XML non valido") {
+		t.Fatalf("a sheet broken at row 90: table %v, error %v", tb, err)
+	}
+}

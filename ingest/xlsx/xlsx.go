@@ -14,7 +14,10 @@
 // and refused above a limit before anything is inflated (archive/zip
 // refuses a part longer than it declares), malformed XML is an error
 // naming the line (excelize stops reading a sheet silently at the first
-// syntax error), row and column numbers are bounded as in Excel.
+// syntax error), row and column numbers are bounded as in Excel, and rows
+// and cells must come in order, each once, as every spreadsheet program
+// writes them (excelize renumbers rows out of order and shifts cells, so a
+// receipt could name the wrong row).
 package xlsx
 
 import (
@@ -64,9 +67,16 @@ type Sheet struct {
 	part  string // zip path of the sheet's XML
 }
 
+// Visible reports whether the sheet is shown (neither hidden nor very hidden).
+func (s Sheet) Visible() bool { return s.State == "" || s.State == "visible" }
+
 // Workbook is an open .xlsx file.
 type Workbook struct {
-	zr      *zip.ReadCloser
+	// Date1904 is set for a workbook whose date serials count from 1904
+	// (<workbookPr date1904="1"/>, old Mac workbooks).
+	Date1904 bool
+
+	closer  io.Closer
 	files   map[string]*zip.File
 	sheets  []Sheet
 	sstPart string
@@ -76,32 +86,48 @@ type Workbook struct {
 
 // Open opens the workbook at path and reads its list of sheets.
 func Open(name string, opt Options) (*Workbook, error) {
-	if opt.MaxUnzipped == 0 {
-		opt.MaxUnzipped = 256 << 20
-	}
 	zr, err := zip.OpenReader(name)
 	if err != nil {
 		return nil, err
 	}
-	w := &Workbook{zr: zr, files: map[string]*zip.File{}}
-	var total uint64
-	for _, f := range zr.File {
-		total += f.UncompressedSize64
-		w.files[strings.TrimPrefix(f.Name, "/")] = f
-	}
-	if total > opt.MaxUnzipped {
-		zr.Close()
-		return nil, ErrTooBig
-	}
-	if err := w.readWorkbook(); err != nil {
+	w, err := newWorkbook(&zr.Reader, zr, opt)
+	if err != nil {
 		zr.Close()
 		return nil, err
 	}
 	return w, nil
 }
 
+// OpenBytes opens a workbook held in memory.
+func OpenBytes(data []byte, opt Options) (*Workbook, error) {
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return nil, err
+	}
+	return newWorkbook(zr, io.NopCloser(nil), opt)
+}
+
+func newWorkbook(zr *zip.Reader, closer io.Closer, opt Options) (*Workbook, error) {
+	if opt.MaxUnzipped == 0 {
+		opt.MaxUnzipped = 256 << 20
+	}
+	w := &Workbook{closer: closer, files: map[string]*zip.File{}}
+	var total uint64
+	for _, f := range zr.File {
+		total += f.UncompressedSize64
+		w.files[strings.TrimPrefix(f.Name, "/")] = f
+	}
+	if total > opt.MaxUnzipped {
+		return nil, ErrTooBig
+	}
+	if err := w.readWorkbook(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
 // Close closes the file.
-func (w *Workbook) Close() error { return w.zr.Close() }
+func (w *Workbook) Close() error { return w.closer.Close() }
 
 // Sheets lists the worksheets in workbook order.
 func (w *Workbook) Sheets() []Sheet { return append([]Sheet(nil), w.sheets...) }
@@ -188,6 +214,9 @@ func (w *Workbook) readWorkbook() error {
 		return err
 	}
 	var wb struct {
+		Props struct {
+			Date1904 string `xml:"date1904,attr"`
+		} `xml:"workbookPr"`
 		Sheets []struct {
 			Name  string     `xml:"name,attr"`
 			State string     `xml:"state,attr"`
@@ -197,6 +226,7 @@ func (w *Workbook) readWorkbook() error {
 	if err := xml.Unmarshal(data, &wb); err != nil {
 		return fmt.Errorf("xlsx: %s: %w", wbPart, err)
 	}
+	w.Date1904 = wb.Props.Date1904 == "1" || wb.Props.Date1904 == "true"
 	byID, byType, err := w.readRels(wbPart)
 	if err != nil {
 		return err
@@ -476,13 +506,19 @@ func (r *Rows) readRow() error {
 	if num > MaxRows {
 		return r.fail("riga %d oltre il limite di %d righe", num, MaxRows)
 	}
+	if num <= r.row {
+		// Spreadsheet programs write rows in order, each once; a row
+		// number that goes back would give two rows the same number in
+		// a receipt.
+		return r.fail("riga %d dopo la riga %d: le righe del foglio non sono in ordine", num, r.row)
+	}
 	r.row = num
 	r.cells = nil
 	if s.pendingEnd { // <row/>
 		_, err := s.next()
 		return err
 	}
-	col := 0
+	col, lastCol := 0, 0
 	for {
 		k, err := s.next()
 		if err != nil {
@@ -515,17 +551,15 @@ func (r *Rows) readRow() error {
 			if err != nil {
 				return err
 			}
+			if col <= lastCol {
+				return r.fail("riga %d: cella nella colonna %d dopo la colonna %d: le celle non sono in ordine", num, col, lastCol)
+			}
+			lastCol = col
 			if val != "" || formula {
-				if col <= len(r.cells) {
-					// A cell written twice, or out of order: excelize
-					// appends (a longer row); the later value wins here.
-					r.cells[col-1] = val
-				} else {
-					for len(r.cells) < col-1 {
-						r.cells = append(r.cells, "")
-					}
-					r.cells = append(r.cells, val)
+				for len(r.cells) < col-1 {
+					r.cells = append(r.cells, "")
 				}
+				r.cells = append(r.cells, val)
 			}
 		}
 	}

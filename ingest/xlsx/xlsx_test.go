@@ -299,6 +299,10 @@ func TestSheetXML(t *testing.T) {
 		{"row over the limit", `<row r="1048577"><c><v>1</v></c></row>`, nil, "oltre il limite"},
 		{"column over the limit", `<row r="1"><c r="XFE1"><v>1</v></c></row>`, nil, "non valido"},
 		{"bad row number", `<row r="abc"><c><v>1</v></c></row>`, nil, "numero di riga"},
+		{"rows out of order", `<row r="3"><c><v>1</v></c></row><row r="2"><c><v>2</v></c></row>`, nil, "riga 2 dopo la riga 3"},
+		{"row twice", `<row r="2"><c><v>1</v></c></row><row r="2"><c><v>2</v></c></row>`, nil, "non sono in ordine"},
+		{"cells out of order", `<row r="1"><c r="C1"><v>1</v></c><c r="A1"><v>2</v></c></row>`, nil, "colonna 1 dopo la colonna 3"},
+		{"cell twice", `<row r="1"><c r="B1"><v>1</v></c><c r="B1"><v>2</v></c></row>`, nil, "le celle non sono in ordine"},
 		{"truncated", `<row r="1"><c r="A1"><v>1</v>`, nil, "aperto"},
 		{"cell closed by the sheet's end", `<row r="1"><c r="A1"><v>1</v>`, nil, "chiuso da"},
 	} {
