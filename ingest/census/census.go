@@ -199,8 +199,15 @@ func readSheet(wb *xlsx.Workbook, sheet string, required, optional []string, max
 		for rows.Next() {
 			last = rows.Row()
 			cells := rows.Columns()
-			if blank(cells) {
+			if extra, _ := rows.Extra(); blank(cells) && extra == 0 {
 				continue
+			}
+			if rows.MaxColumns == 0 {
+				// The first non-blank row is the header: values right of
+				// it are not read (a cell in column XFD would make every
+				// row a slice of 16,384 strings), but a row holding only
+				// such values still counts as a row, not a blank one.
+				rows.MaxColumns = max(len(cells), 1)
 			}
 			batch = append(batch, rawRow{last, cells})
 			if len(batch) == cap(batch) {

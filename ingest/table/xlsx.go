@@ -68,7 +68,8 @@ func openXLSX(data []byte, opt Options) (t *Table, err error) {
 	n := 0
 	for rows.Next() {
 		row, cells := rows.Row(), rows.Columns()
-		if blank(cells) {
+		extraCol, extraVal := rows.Extra()
+		if blank(cells) && (extraCol == 0 || strings.TrimSpace(extraVal) == "") {
 			continue
 		}
 		if t == nil {
@@ -78,6 +79,11 @@ func openXLSX(data []byte, opt Options) (t *Table, err error) {
 				return nil, fe
 			}
 			t.Sheet = sheet
+			// Values right of the header are not kept (a cell in column
+			// XFD would make every row a slice of 16,384 strings); the
+			// first one is reported by Extra. One column more is kept,
+			// so a value just right of the header reads as before.
+			rows.MaxColumns = t.width + 1
 			continue
 		}
 		if n++; opt.MaxRows > 0 && n > opt.MaxRows {
@@ -86,6 +92,10 @@ func openXLSX(data []byte, opt Options) (t *Table, err error) {
 			return nil, fileErr(CodeTooMany, 0, "foglio %q: più di %d righe di dati: dividere il file in più file di al massimo %d righe", sheet, opt.MaxRows, opt.MaxRows)
 		}
 		t.addRow(row, cells)
+		if r := t.Rows[len(t.Rows)-1]; r.Err == nil && extraCol > 0 && strings.TrimSpace(extraVal) != "" {
+			r.Err = &RowError{Code: CodeExtraCell, Message: fmt.Sprintf("colonna %s: valore %s oltre l'ultima colonna dell'intestazione (%s)",
+				ColumnLetter(extraCol-1), quoteShort(extraVal), ColumnLetter(t.width-1))}
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, sheetError(sheet, rows.Row(), err)

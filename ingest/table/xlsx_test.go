@@ -241,3 +241,25 @@ func TestXLSXBrokenSheet(t *testing.T) {
 		t.Fatalf("a sheet broken at row 90: table %v, error %v", tb, err)
 	}
 }
+
+// TestXLSXValueFarRight: a value far right of the header (column XFD) is
+// refused on its row, naming its column, without the row being held as
+// 16,384 cells; a row holding only such a value is a row, not a blank.
+func TestXLSXValueFarRight(t *testing.T) {
+	const sheetPart = "xl/worksheets/sheet1.xml"
+	base := manifestBook(t)
+	sheet := string(zipPart(t, base, sheetPart))
+	end := strings.Index(sheet, "</sheetData>")
+	far := sheet[:end] + `<row r="90"><c r="XFD90" t="inlineStr"><is><t>lontano</t></is></c></row>` + sheet[end:]
+	tb, err := table.Open("m.xlsx", rezip(t, base, map[string][]byte{sheetPart: []byte(far)}), table.Options{Required: []string{"Codice ISTAT"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := tb.Rows[len(tb.Rows)-1]
+	if last.Line != 90 || last.Err == nil || last.Err.Code != table.CodeExtraCell || !strings.Contains(last.Err.Message, "colonna XFD") {
+		t.Errorf("row %d: %+v, want CELLA_FUORI_INTESTAZIONE naming column XFD", last.Line, last.Err)
+	}
+	if len(last.Cells) > 64 {
+		t.Errorf("the row is held as %d cells", len(last.Cells))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -25,13 +26,37 @@ type attr struct {
 	value []byte
 }
 
-// Limits of the scanner: a tag or an entity longer than these is not
-// something a spreadsheet program writes.
+// Limits of the scanner: a tag or an entity longer than these, or
+// elements nested deeper, are not something a spreadsheet program writes
+// (encoding/xml bounds its Unmarshal at the same depth).
 const (
 	maxTag    = 1 << 20
 	maxEntity = 32
+	maxDepth  = 10000
 	readSize  = 64 << 10
 )
+
+// short quotes input for a message, cut to a few dozen bytes: messages go
+// into receipts, and the input may be hostile.
+func short(b []byte) string { return `"` + clip(b) + `"` }
+
+// clip is short without the quotes, for names between < and >.
+func clip(b []byte) string {
+	const n = 40
+	cut := len(b)
+	if cut > n {
+		cut = n
+		for cut > 0 && !utf8.RuneStart(b[cut]) {
+			cut--
+		}
+	}
+	q := strconv.Quote(string(b[:cut]))
+	q = q[1 : len(q)-1]
+	if cut < len(b) {
+		q += fmt.Sprintf("… (%d byte)", len(b))
+	}
+	return q
+}
 
 // scanner is a pull tokenizer for the subset of XML 1.0 that workbook
 // parts use: elements, attributes, character data with the predefined and
@@ -83,8 +108,19 @@ func (e *syntaxError) Error() string {
 	return fmt.Sprintf("XML non valido (linea %d della parte XML): %s", e.line, e.msg)
 }
 
+// errorf describes a syntax error at the current position; when reading
+// the part failed (a damaged or tampered archive: a part inflating beyond
+// its declared size, ending short of it, a corrupt deflate stream), the
+// read error is the cause, not the XML it cut.
 func (s *scanner) errorf(format string, args ...any) error {
+	if s.rerr != nil {
+		return s.readError()
+	}
 	return &syntaxError{line: s.line + 1 + bytes.Count(s.buf[:s.pos], []byte{'\n'}), msg: fmt.Sprintf(format, args...)}
+}
+
+func (s *scanner) readError() error {
+	return fmt.Errorf("archivio danneggiato, lettura della parte interrotta: %w", s.rerr)
 }
 
 // fill moves the unread bytes to the front and reads more. It reports
@@ -141,10 +177,10 @@ func (s *scanner) next() (tokKind, error) {
 	for {
 		if s.pos == s.end && !s.fill() {
 			if s.rerr != nil {
-				return tokEOF, s.rerr
+				return tokEOF, s.readError()
 			}
 			if len(s.stackIdx) > 0 {
-				return tokEOF, s.errorf("il file finisce con l'elemento <%s> aperto", s.top())
+				return tokEOF, s.errorf("il file finisce con l'elemento <%s> aperto", clip(s.top()))
 			}
 			s.kind = tokEOF
 			return tokEOF, nil
@@ -247,7 +283,7 @@ func (s *scanner) checkName(raw []byte) error {
 	}
 	for _, c := range raw {
 		if c == '<' || c == '>' || c == '=' || c == '"' || c == '\'' || c == '&' || c == '/' || isSpace(c) {
-			return s.errorf("nome non valido %q", raw)
+			return s.errorf("nome non valido %s", short(raw))
 		}
 	}
 	if !utf8.Valid(raw) {
@@ -281,6 +317,9 @@ func (s *scanner) readStartTag() (tokKind, error) {
 	if err := s.checkName(raw); err != nil {
 		return tokEOF, err
 	}
+	if len(s.stackIdx) >= maxDepth {
+		return tokEOF, s.errorf("elementi annidati oltre %d livelli", maxDepth)
+	}
 	// The name is kept for the end tag's check; the scanner's buffers are
 	// reused, so copy.
 	s.stackIdx = append(s.stackIdx, len(s.stack))
@@ -311,19 +350,19 @@ func (s *scanner) readStartTag() (tokKind, error) {
 			i++
 		}
 		if i == len(tag) || tag[i] != '=' {
-			return tokEOF, s.errorf("attributo %s di <%s> senza valore", key, raw)
+			return tokEOF, s.errorf("attributo %s di <%s> senza valore", clip(key), clip(raw))
 		}
 		i++
 		for i < len(tag) && isSpace(tag[i]) {
 			i++
 		}
 		if i == len(tag) || (tag[i] != '"' && tag[i] != '\'') {
-			return tokEOF, s.errorf("valore dell'attributo %s di <%s> senza virgolette", key, raw)
+			return tokEOF, s.errorf("valore dell'attributo %s di <%s> senza virgolette", clip(key), clip(raw))
 		}
 		q := tag[i]
 		j := bytes.IndexByte(tag[i+1:], q)
 		if j < 0 {
-			return tokEOF, s.errorf("valore dell'attributo %s di <%s> non chiuso", key, raw)
+			return tokEOF, s.errorf("valore dell'attributo %s di <%s> non chiuso", clip(key), clip(raw))
 		}
 		val := tag[i+1 : i+1+j]
 		i += j + 2
@@ -366,10 +405,10 @@ func (s *scanner) readEndTag() (tokKind, error) {
 	}
 	raw := bytes.TrimRight(s.buf[s.pos+2:e], " \t\r\n")
 	if len(s.stackIdx) == 0 {
-		return tokEOF, s.errorf("</%s> senza elemento aperto", raw)
+		return tokEOF, s.errorf("</%s> senza elemento aperto", clip(raw))
 	}
 	if !bytes.Equal(raw, s.top()) {
-		return tokEOF, s.errorf("l'elemento <%s> è chiuso da </%s>", s.top(), raw)
+		return tokEOF, s.errorf("l'elemento <%s> è chiuso da </%s>", clip(s.top()), clip(raw))
 	}
 	s.pos = e + 1
 	s.kind = tokEnd
@@ -527,7 +566,7 @@ func (s *scanner) decode(dst, src []byte, inAttr bool) ([]byte, error) {
 		default:
 			r, ok := charRef(ent)
 			if !ok {
-				return dst, s.errorf("entità sconosciuta &%s;", ent)
+				return dst, s.errorf("entità sconosciuta &%s;", clip(ent))
 			}
 			dst = utf8.AppendRune(dst, r)
 		}

@@ -31,6 +31,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -82,6 +83,7 @@ type Workbook struct {
 	sstPart string
 	sst     []string
 	sstRead bool
+	sstErr  error
 }
 
 // Open opens the workbook at path and reads its list of sheets.
@@ -114,11 +116,14 @@ func newWorkbook(zr *zip.Reader, closer io.Closer, opt Options) (*Workbook, erro
 	w := &Workbook{closer: closer, files: map[string]*zip.File{}}
 	var total uint64
 	for _, f := range zr.File {
+		// Summed without overflow: a zip64 entry may declare 2^63 bytes.
+		if f.UncompressedSize64 > opt.MaxUnzipped-total {
+			return nil, ErrTooBig
+		}
 		total += f.UncompressedSize64
-		w.files[strings.TrimPrefix(f.Name, "/")] = f
-	}
-	if total > opt.MaxUnzipped {
-		return nil, ErrTooBig
+		// Part names are compared without regard to case (OPC); some
+		// writers name the part xl/SharedStrings.xml.
+		w.files[strings.ToLower(strings.TrimPrefix(f.Name, "/"))] = f
 	}
 	if err := w.readWorkbook(); err != nil {
 		return nil, err
@@ -144,8 +149,14 @@ func (w *Workbook) SheetNames() []string {
 // maxPart bounds the small parts read whole (workbook.xml, relationships).
 const maxPart = 16 << 20
 
+// file finds a part by name, in any case.
+func (w *Workbook) file(name string) (*zip.File, bool) {
+	f, ok := w.files[strings.ToLower(name)]
+	return f, ok
+}
+
 func (w *Workbook) readPart(name string) ([]byte, error) {
-	f, ok := w.files[name]
+	f, ok := w.file(name)
 	if !ok {
 		return nil, fmt.Errorf("xlsx: manca la parte %s", name)
 	}
@@ -183,7 +194,7 @@ func (w *Workbook) readRels(part string) (map[string]string, map[string]string, 
 		return byID, byType, err
 	}
 	var rels relationships
-	if err := xml.Unmarshal(data, &rels); err != nil {
+	if err := unmarshal(data, &rels); err != nil {
 		return nil, nil, fmt.Errorf("xlsx: %s: %w", relsName, err)
 	}
 	for _, r := range rels.Rels {
@@ -199,6 +210,21 @@ func (w *Workbook) readRels(part string) (map[string]string, map[string]string, 
 		}
 	}
 	return byID, byType, nil
+}
+
+// unmarshal decodes a small part with encoding/xml. Parts are UTF-8 (OPC
+// also allows UTF-16, which excelize does not read either); a declaration
+// of US-ASCII, a subset, is accepted, as scripts write it.
+func unmarshal(data []byte, v any) error {
+	d := xml.NewDecoder(bytes.NewReader(data))
+	d.CharsetReader = func(label string, in io.Reader) (io.Reader, error) {
+		switch strings.ToLower(label) {
+		case "us-ascii", "ascii":
+			return in, nil
+		}
+		return nil, fmt.Errorf("la parte è dichiarata nella codifica %s: è ammessa solo UTF-8", short([]byte(label)))
+	}
+	return d.Decode(v)
 }
 
 // readWorkbook finds the workbook part, its sheets and its shared strings.
@@ -223,7 +249,7 @@ func (w *Workbook) readWorkbook() error {
 			Attrs []xml.Attr `xml:",any,attr"`
 		} `xml:"sheets>sheet"`
 	}
-	if err := xml.Unmarshal(data, &wb); err != nil {
+	if err := unmarshal(data, &wb); err != nil {
 		return fmt.Errorf("xlsx: %s: %w", wbPart, err)
 	}
 	w.Date1904 = wb.Props.Date1904 == "1" || wb.Props.Date1904 == "true"
@@ -248,16 +274,24 @@ func (w *Workbook) readWorkbook() error {
 	return nil
 }
 
-// sharedStrings reads the shared-string table once.
+// sharedStrings reads the shared-string table once; its error, if any, is
+// every call's.
 func (w *Workbook) sharedStrings() error {
-	if w.sstRead {
-		return nil
+	if !w.sstRead {
+		w.sstRead = true
+		w.sstErr = w.readSharedStrings()
+		if w.sstErr != nil {
+			w.sst = nil
+		}
 	}
-	w.sstRead = true
+	return w.sstErr
+}
+
+func (w *Workbook) readSharedStrings() error {
 	if w.sstPart == "" {
 		return nil
 	}
-	f, ok := w.files[w.sstPart]
+	f, ok := w.file(w.sstPart)
 	if !ok {
 		return nil // a dangling relationship: excelize reads it as empty too
 	}
@@ -373,7 +407,7 @@ func (w *Workbook) Rows(name string) (*Rows, error) {
 		if sh.Name != name {
 			continue
 		}
-		f, ok := w.files[sh.part]
+		f, ok := w.file(sh.part)
 		if !ok {
 			return nil, fmt.Errorf("xlsx: manca la parte %s del foglio %q", sh.part, name)
 		}
@@ -391,6 +425,15 @@ func (w *Workbook) Rows(name string) (*Rows, error) {
 
 // Rows iterates over the <row> elements of a sheet.
 type Rows struct {
+	// MaxColumns, when positive, is the last column whose value is kept:
+	// a value further right is not stored (a row with one cell in column
+	// XFD would otherwise be a slice of 16,384 strings), only reported by
+	// Extra. Readers set it to the width of the header once they have it.
+	MaxColumns int
+
+	extraCol int
+	extraVal string
+
 	rc     io.ReadCloser
 	s      *scanner
 	sst    []string
@@ -412,6 +455,10 @@ func (r *Rows) Err() error { return r.err }
 // Row returns the number (1-based) of the current row: its r attribute,
 // or the previous row's number + 1 when it has none.
 func (r *Rows) Row() int { return r.row }
+
+// Extra returns the first value of the current row right of MaxColumns,
+// and its column (1-based); col is 0 when there is none.
+func (r *Rows) Extra() (col int, value string) { return r.extraCol, r.extraVal }
 
 // Columns returns the current row's values, from column A to its last
 // cell with a value (or a formula); missing cells are "". The slice is
@@ -499,7 +546,7 @@ func (r *Rows) readRow() error {
 	if v, ok := s.attrValue("r"); ok {
 		n, err := strconv.Atoi(string(bytes.TrimSpace(v)))
 		if err != nil || n < 1 {
-			return r.fail("numero di riga %q non valido", v)
+			return r.fail("numero di riga %s non valido", short(v))
 		}
 		num = n
 	}
@@ -514,6 +561,7 @@ func (r *Rows) readRow() error {
 	}
 	r.row = num
 	r.cells = nil
+	r.extraCol, r.extraVal = 0, ""
 	if s.pendingEnd { // <row/>
 		_, err := s.next()
 		return err
@@ -538,7 +586,7 @@ func (r *Rows) readRow() error {
 			if ref, ok := s.attrValue("r"); ok && len(ref) > 0 {
 				c, _, ok := parseRef(bytes.TrimSpace(ref))
 				if !ok {
-					return r.fail("riferimento di cella %q non valido", ref)
+					return r.fail("riferimento di cella %s non valido", short(ref))
 				}
 				col = c
 			}
@@ -555,11 +603,19 @@ func (r *Rows) readRow() error {
 				return r.fail("riga %d: cella nella colonna %d dopo la colonna %d: le celle non sono in ordine", num, col, lastCol)
 			}
 			lastCol = col
-			if val != "" || formula {
-				for len(r.cells) < col-1 {
-					r.cells = append(r.cells, "")
+			switch {
+			case r.MaxColumns > 0 && col > r.MaxColumns:
+				if val != "" && r.extraCol == 0 {
+					r.extraCol, r.extraVal = col, val
 				}
-				r.cells = append(r.cells, val)
+			case val != "" || formula:
+				// One allocation at the final length, not one append
+				// per missing cell.
+				if col > cap(r.cells) {
+					r.cells = slices.Grow(r.cells, col-len(r.cells))
+				}
+				r.cells = r.cells[:col]
+				r.cells[col-1] = val
 			}
 		}
 	}
