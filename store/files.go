@@ -115,7 +115,7 @@ type Run struct {
 	Scheduled time.Time      `json:"scheduled,omitempty"`
 	Start     time.Time      `json:"start"`
 	End       time.Time      `json:"end,omitempty"`
-	Outcome   string         `json:"outcome"` // running, ok, error, panic
+	Outcome   string         `json:"outcome"`          // running, ok, error, panic
 	Counts    map[string]int `json:"counts,omitempty"` // events, added up by /metrics
 	Values    map[string]int `json:"values,omitempty"` // states (the CRL number), never added up
 	Error     string         `json:"error,omitempty"`

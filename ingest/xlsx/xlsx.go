@@ -29,9 +29,9 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
-	"slices"
 	"unicode/utf8"
 )
 
