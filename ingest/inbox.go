@@ -761,20 +761,13 @@ func (in *Inbox) cleanSpool() {
 func (in *Inbox) finishMoved(ctx context.Context) error {
 	var pending []*store.InputFile
 	err := in.Store.View(func(tx *store.Tx) error {
-		shas, err := tx.FilesInState(store.FileCommitted)
-		if err != nil {
-			return err
-		}
-		for _, sha := range shas {
-			r, err := tx.File(sha)
-			if err != nil {
-				return err
-			}
-			if r.Kind == in.Kind && r.Moved != "" && path.Dir(r.Path) == in.Dir {
+		rs, err := tx.FilesOfKind(store.FileCommitted, in.Kind)
+		for _, r := range rs {
+			if r.Moved != "" && path.Dir(r.Path) == in.Dir {
 				pending = append(pending, r)
 			}
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return err

@@ -121,20 +121,11 @@ func scanRichieste(ctx context.Context, env *Env) (istats []string, errs []error
 	}
 	want := map[string]bool{}
 	if err := env.Store.View(func(tx *store.Tx) error {
-		shas, err := tx.FilesInState(store.FileCommitted)
-		if err != nil {
-			return err
+		rs, err := tx.FilesOfKind(store.FileCommitted, richiesteKind)
+		for _, r := range rs {
+			want[path.Base(path.Dir(path.Dir(r.Path)))] = true // comuni/<ISTAT>/richieste/<file>
 		}
-		for _, sha := range shas {
-			r, err := tx.File(sha)
-			if err != nil {
-				return err
-			}
-			if r.Kind == richiesteKind {
-				want[path.Base(path.Dir(path.Dir(r.Path)))] = true
-			}
-		}
-		return nil
+		return err
 	}); err != nil {
 		return nil, []error{err}
 	}

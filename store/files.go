@@ -68,6 +68,26 @@ func (tx *Tx) FilesInState(st FileState) ([]string, error) {
 	return tx.indexTail("i/f-st/" + string(st) + "/")
 }
 
+// FilesOfKind returns the records of the input files in a state read by
+// the job kind.
+func (tx *Tx) FilesOfKind(st FileState, kind string) ([]*InputFile, error) {
+	shas, err := tx.FilesInState(st)
+	if err != nil {
+		return nil, err
+	}
+	var out []*InputFile
+	for _, sha := range shas {
+		r, err := tx.File(sha)
+		if err != nil {
+			return nil, err
+		}
+		if r.Kind == kind {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 func chunkKey(sha string, n int) string {
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], uint32(n))

@@ -34,8 +34,14 @@ var fixtures = map[string]string{
 // TestScripts runs the operator stories of testdata/script/*.txt: each is a
 // sequence an operator could type, with the checks of what they would see.
 func TestScripts(t *testing.T) {
-	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+	testscript.Run(t, scriptParams("testdata/script"))
+}
+
+// scriptParams are the setup and commands of the operator stories in dir
+// (*.txt).
+func scriptParams(dir string) testscript.Params {
+	return testscript.Params{
+		Dir: dir,
 		Setup: func(env *testscript.Env) error {
 			// A 2048-bit development CA: init runs in most scripts, and a
 			// 4096-bit key takes seconds to generate.
@@ -63,7 +69,7 @@ func TestScripts(t *testing.T) {
 			"pgpdecrypt":  cmdPGPDecrypt,
 			"globcp":      cmdGlobCp,
 		},
-	})
+	}
 }
 
 // readEsito parses a receipt (SPEC.md "Drop layout"): UTF-8, ';'-separated,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,25 +16,7 @@ func runReview3Script(t *testing.T, name, script string) {
 	if err := os.WriteFile(filepath.Join(dir, name+".txt"), []byte(script), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	testscript.Run(t, testscript.Params{
-		Dir: dir,
-		Setup: func(env *testscript.Env) error {
-			env.Setenv("ANPRSEC_DEV_CA_BITS", "2048")
-			for name, src := range fixtures {
-				data, err := os.ReadFile(src)
-				if err != nil {
-					return fmt.Errorf("fixture %s: %w", name, err)
-				}
-				if err := os.WriteFile(filepath.Join(env.WorkDir, name), data, 0o644); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"replace": cmdReplace,
-		},
-	})
+	testscript.Run(t, scriptParams(dir))
 }
 
 // TestReview3ComuneFlagNumericISTAT: every --comune ISTAT flag reads an
