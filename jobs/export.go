@@ -34,8 +34,10 @@ func runExport(ctx context.Context, env *Env, run *Run) error {
 		return err
 	}
 	nat, nerr := e.National(ctx, audit.DefaultPeriod(time.Now(), env.Loc))
-	run.Add("utenze", nat.Utenze)
-	run.Add("anomalie", nat.Anomalie)
-	run.Add("storico", nat.Storico)
+	// The national figures describe the store (all utenze, the open
+	// anomalies, a period's history): values, not events to add up.
+	run.Set("utenze", nat.Utenze)
+	run.Set("anomalie", nat.Anomalie)
+	run.Set("storico", nat.Storico)
 	return errors.Join(res.Err, nerr)
 }

@@ -148,7 +148,15 @@ func scanRichieste(ctx context.Context, env *Env) (istats []string, errs []error
 		go func() {
 			defer wg.Done()
 			for istat := range work {
-				sub, err := env.Drop.List(ctx, path.Join("comuni", istat, "richieste"))
+				dir := path.Join("comuni", istat, "richieste")
+				sub, err := env.Drop.List(ctx, dir)
+				if err != nil {
+					// A file named richieste is no folder of requests:
+					// nothing to read there, not a failed run.
+					if e, serr := env.Drop.Stat(ctx, dir); serr == nil && !e.Dir {
+						err = nil
+					}
+				}
 				r := result{istat: istat, err: err}
 				for _, s := range sub {
 					r.files = r.files || !s.Dir

@@ -199,7 +199,7 @@ func readSheet(wb *xlsx.Workbook, sheet string, required, optional []string, max
 		for rows.Next() {
 			last = rows.Row()
 			cells := rows.Columns()
-			if extra, _ := rows.Extra(); blank(cells) && extra == 0 {
+			if extra, _ := rows.Extra(); blank(cells) && extra == 0 { // Extra: non-blank only
 				continue
 			}
 			if rows.MaxColumns == 0 {

@@ -456,8 +456,9 @@ func (r *Rows) Err() error { return r.err }
 // or the previous row's number + 1 when it has none.
 func (r *Rows) Row() int { return r.row }
 
-// Extra returns the first value of the current row right of MaxColumns,
-// and its column (1-based); col is 0 when there is none.
+// Extra returns the first non-blank value (not only spaces) of the
+// current row right of MaxColumns, and its column (1-based); col is 0
+// when there is none.
 func (r *Rows) Extra() (col int, value string) { return r.extraCol, r.extraVal }
 
 // Columns returns the current row's values, from column A to its last
@@ -605,7 +606,7 @@ func (r *Rows) readRow() error {
 			lastCol = col
 			switch {
 			case r.MaxColumns > 0 && col > r.MaxColumns:
-				if val != "" && r.extraCol == 0 {
+				if r.extraCol == 0 && strings.TrimSpace(val) != "" {
 					r.extraCol, r.extraVal = col, val
 				}
 			case val != "" || formula:
