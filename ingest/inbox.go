@@ -136,6 +136,27 @@ func (f *File) Commit(k int, fn func(tx *store.Tx, buf *bytes.Buffer) (ok, ko in
 	return err
 }
 
+// CommitLines is Commit for a chunk of n rows, each giving its receipt
+// line: row i is applied by line, in the chunk's transaction, and its line
+// appended to the chunk's receipt and counted as accepted (OK) or refused.
+func (f *File) CommitLines(k, n int, line func(tx *store.Tx, i int) (esito.Line, error)) error {
+	return f.Commit(k, func(tx *store.Tx, buf *bytes.Buffer) (ok, ko int, err error) {
+		for i := range n {
+			l, err := line(tx, i)
+			if err != nil {
+				return 0, 0, err
+			}
+			esito.Append(buf, l)
+			if l.Outcome == esito.OK {
+				ok++
+			} else {
+				ko++
+			}
+		}
+		return ok, ko, nil
+	})
+}
+
 // Source returns the history source of a row of this file.
 func (f *File) Source(actor, sheet string, row int) store.Source {
 	return store.Source{Actor: actor, File: f.Path, Sheet: sheet, Row: row}

@@ -134,38 +134,33 @@ func crlDirty(env *Env) bool {
 
 // crlEntries lists the held and revoked certificates, in serial order.
 func crlEntries(tx *store.Tx) (entries []pki.CRLEntry, held, revoked int, err error) {
-	for _, st := range []domain.CertState{domain.CertBloccato, domain.CertRevocaInCorso, domain.CertRevocato} {
-		codes, err := tx.PostazioniInState(st)
+	states := []domain.CertState{domain.CertBloccato, domain.CertRevocaInCorso, domain.CertRevocato}
+	err = tx.EachPostazioneIn(states, func(p *domain.Postazione) error {
+		if p.Serial == "" {
+			// Refuse rather than sign a CRL that misses a revoked certificate.
+			return fmt.Errorf("postazione %s is %s but has no certificate serial", p.Code, p.State)
+		}
+		serial, err := pki.ParseSerialHex(p.Serial)
 		if err != nil {
-			return nil, 0, 0, err
+			return fmt.Errorf("postazione %s: %w", p.Code, err)
 		}
-		for _, code := range codes {
-			p, err := tx.Postazione(code)
-			if err != nil {
-				return nil, 0, 0, fmt.Errorf("postazione %s: %w", code, err)
-			}
-			if p.Serial == "" {
-				// Refuse rather than sign a CRL that misses a revoked certificate.
-				return nil, 0, 0, fmt.Errorf("postazione %s is %s but has no certificate serial", code, p.State)
-			}
-			serial, err := pki.ParseSerialHex(p.Serial)
-			if err != nil {
-				return nil, 0, 0, fmt.Errorf("postazione %s: %w", code, err)
-			}
-			e := pki.CRLEntry{Serial: serial}
-			switch st {
-			case domain.CertBloccato:
-				e.RevokedAt, e.Reason = firstSet(p.HoldSince, p.Updated), pki.ReasonCertificateHold
-				held++
-			case domain.CertRevocaInCorso:
-				e.RevokedAt, e.Reason = firstSet(p.RevokedAt, p.Updated), pki.ReasonCertificateHold
-				held++
-			case domain.CertRevocato:
-				e.RevokedAt, e.Reason = firstSet(p.RevokedAt, p.Updated), p.RevocationReason
-				revoked++
-			}
-			entries = append(entries, e)
+		e := pki.CRLEntry{Serial: serial}
+		switch p.State {
+		case domain.CertBloccato:
+			e.RevokedAt, e.Reason = firstSet(p.HoldSince, p.Updated), pki.ReasonCertificateHold
+			held++
+		case domain.CertRevocaInCorso:
+			e.RevokedAt, e.Reason = firstSet(p.RevokedAt, p.Updated), pki.ReasonCertificateHold
+			held++
+		case domain.CertRevocato:
+			e.RevokedAt, e.Reason = firstSet(p.RevokedAt, p.Updated), p.RevocationReason
+			revoked++
 		}
+		entries = append(entries, e)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, 0, err
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Serial.Cmp(entries[j].Serial) < 0 })
 	return entries, held, revoked, nil

@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -221,17 +220,10 @@ func (p *requestProcessor) process(ctx context.Context, f *ingest.File) (ingest.
 		if err := ctx.Err(); err != nil {
 			return ingest.Result{}, err
 		}
-		err := f.Commit(k, func(tx *store.Tx, buf *bytes.Buffer) (ok, ko int, err error) {
+		err := f.CommitLines(k, 1, func(tx *store.Tx, _ int) (esito.Line, error) {
 			line, err := p.apply(tx, f, t, r)
-			if err != nil {
-				return 0, 0, err
-			}
 			line.Sheet, line.Row = t.Sheet, r.Line
-			esito.Append(buf, line)
-			if line.Outcome == esito.OK {
-				return 1, 0, nil
-			}
-			return 0, 1, nil
+			return line, err
 		})
 		if err != nil {
 			return ingest.Result{}, err

@@ -78,43 +78,26 @@ func runScadenze(ctx context.Context, env *Env, run *Run) error {
 	err = env.Store.View(func(tx *store.Tx) error {
 		now = tx.Now
 		limit := now.Add(ScadenzeWindow)
-		for _, st := range []domain.CertState{domain.CertAttivo, domain.CertBloccato} {
-			codes, err := tx.PostazioniInState(st)
-			if err != nil {
-				return err
+		if err := tx.EachPostazioneIn(liveCerts, func(p *domain.Postazione) error {
+			if p.NotAfter.IsZero() || p.NotAfter.After(limit) {
+				return nil
 			}
-			for _, code := range codes {
-				p, err := tx.Postazione(code)
-				if err != nil {
-					return fmt.Errorf("postazione %s: %w", code, err)
-				}
-				if p.NotAfter.IsZero() || p.NotAfter.After(limit) {
-					continue
-				}
-				what := certLabel(p)
-				if what == "" {
-					what = "postazione"
-				}
-				byComune[p.ISTAT] = append(byComune[p.ISTAT], scadenza{"certificato", p.Code, what, string(p.State), p.NotAfter})
+			what := certLabel(p)
+			if what == "" {
+				what = "postazione"
 			}
+			byComune[p.ISTAT] = append(byComune[p.ISTAT], scadenza{"certificato", p.Code, what, string(p.State), p.NotAfter})
+			return nil
+		}); err != nil {
+			return err
 		}
-		for _, st := range []domain.CardState{domain.CardRichiesta, domain.CardProduzione, domain.CardConsegnata, domain.CardAttiva, domain.CardBloccata} {
-			serials, err := tx.CardsInState(st)
-			if err != nil {
-				return err
-			}
-			for _, s := range serials {
-				c, err := tx.Card(s)
-				if err != nil {
-					return fmt.Errorf("smart card %s: %w", s, err)
-				}
-				if c.Expires.IsZero() || c.Expires.After(limit) {
-					continue
-				}
+		cardStates := []domain.CardState{domain.CardRichiesta, domain.CardProduzione, domain.CardConsegnata, domain.CardAttiva, domain.CardBloccata}
+		return tx.EachCardIn(cardStates, func(c *domain.SmartCard) error {
+			if !c.Expires.IsZero() && !c.Expires.After(limit) {
 				byComune[c.ISTAT] = append(byComune[c.ISTAT], scadenza{"smart card", c.Serial, holderName(tx, c.CF), string(c.State), c.Expires})
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return err
@@ -188,6 +171,12 @@ func holderName(tx *store.Tx, cf string) string {
 	return cf
 }
 
+// liveCerts are the states of a certificate that can expire.
+var liveCerts = []domain.CertState{domain.CertAttivo, domain.CertBloccato}
+
+// errChunkFull ends a transaction's pass once it holds a chunk.
+var errChunkFull = errors.New("chunk full")
+
 // expireCertificates marks SCADUTO every ATTIVO or BLOCCATO certificate
 // whose validity has ended, a chunk per transaction.
 func expireCertificates(st *store.Store) (int, error) {
@@ -197,35 +186,29 @@ func expireCertificates(st *store.Store) (int, error) {
 		err := st.Update(func(tx *store.Tx) error {
 			n = 0
 			src := store.Source{Actor: ScadenzeActor}
-			for _, state := range []domain.CertState{domain.CertAttivo, domain.CertBloccato} {
-				codes, err := tx.PostazioniInState(state)
-				if err != nil {
+			err := tx.EachPostazioneIn(liveCerts, func(p *domain.Postazione) error {
+				if n == scadenzeChunk {
+					return errChunkFull
+				}
+				if p.NotAfter.IsZero() || p.NotAfter.After(tx.Now) {
+					return nil
+				}
+				prev := p.State
+				p.State, p.PrevState, p.HoldSince, p.Updated = domain.CertScaduto, prev, time.Time{}, tx.Now
+				if err := tx.PutPostazione(p); err != nil {
 					return err
 				}
-				for _, code := range codes {
-					if n == scadenzeChunk {
-						return nil
-					}
-					p, err := tx.Postazione(code)
-					if err != nil {
-						return fmt.Errorf("postazione %s: %w", code, err)
-					}
-					if p.NotAfter.IsZero() || p.NotAfter.After(tx.Now) {
-						continue
-					}
-					prev := p.State
-					p.State, p.PrevState, p.HoldSince, p.Updated = domain.CertScaduto, prev, time.Time{}, tx.Now
-					if err := tx.PutPostazione(p); err != nil {
-						return err
-					}
-					detail := fmt.Sprintf("%s → %s: validità terminata il %s", prev, domain.CertScaduto, p.NotAfter.UTC().Format(time.RFC3339))
-					if err := tx.Record(src, "postazione.scade", "postazione", p.Code, detail); err != nil {
-						return err
-					}
-					n++
+				detail := fmt.Sprintf("%s → %s: validità terminata il %s", prev, domain.CertScaduto, p.NotAfter.UTC().Format(time.RFC3339))
+				if err := tx.Record(src, "postazione.scade", "postazione", p.Code, detail); err != nil {
+					return err
 				}
+				n++
+				return nil
+			})
+			if errors.Is(err, errChunkFull) {
+				return nil
 			}
-			return nil
+			return err
 		})
 		total += n
 		if err != nil || n < scadenzeChunk {
@@ -267,39 +250,22 @@ func warnExpiries(env *Env, run *Run) error {
 	var comuni, cards []string
 	if err := env.Store.View(func(tx *store.Tx) error {
 		seen := map[string]bool{}
-		for _, st := range []domain.CertState{domain.CertAttivo, domain.CertBloccato} {
-			codes, err := tx.PostazioniInState(st)
-			if err != nil {
-				return err
+		if err := tx.EachPostazioneIn(liveCerts, func(p *domain.Postazione) error {
+			if !seen[p.ISTAT] && certWarning(p, tx.Now) > 0 {
+				seen[p.ISTAT] = true
+				comuni = append(comuni, p.ISTAT)
 			}
-			for _, code := range codes {
-				p, err := tx.Postazione(code)
-				if err != nil {
-					return err
-				}
-				if !seen[p.ISTAT] && certWarning(p, tx.Now) > 0 {
-					seen[p.ISTAT] = true
-					comuni = append(comuni, p.ISTAT)
-				}
-			}
+			return nil
+		}); err != nil {
+			return err
 		}
 		sort.Strings(comuni)
-		for _, st := range []domain.CardState{domain.CardAttiva, domain.CardBloccata} {
-			serials, err := tx.CardsInState(st)
-			if err != nil {
-				return err
+		return tx.EachCardIn([]domain.CardState{domain.CardAttiva, domain.CardBloccata}, func(c *domain.SmartCard) error {
+			if cardWarning(c, tx.Now) > 0 {
+				cards = append(cards, c.Serial)
 			}
-			for _, s := range serials {
-				c, err := tx.Card(s)
-				if err != nil {
-					return err
-				}
-				if cardWarning(c, tx.Now) > 0 {
-					cards = append(cards, s)
-				}
-			}
-		}
-		return nil
+			return nil
+		})
 	}); err != nil {
 		return err
 	}

@@ -193,6 +193,48 @@ func (tx *Tx) PostazioniInState(st domain.CertState) ([]string, error) {
 	return tx.indexTail("i/w-st/" + string(st) + "/")
 }
 
+// EachPostazioneIn calls fn for each workstation in each of the states, in
+// the order of the states and, within one, of the codes.
+func (tx *Tx) EachPostazioneIn(states []domain.CertState, fn func(*domain.Postazione) error) error {
+	for _, st := range states {
+		codes, err := tx.PostazioniInState(st)
+		if err != nil {
+			return err
+		}
+		for _, code := range codes {
+			p, err := tx.Postazione(code)
+			if err != nil {
+				return fmt.Errorf("postazione %s: %w", code, err)
+			}
+			if err := fn(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// EachCardIn calls fn for each smart card in each of the states, in the
+// order of the states and, within one, of the serials.
+func (tx *Tx) EachCardIn(states []domain.CardState, fn func(*domain.SmartCard) error) error {
+	for _, st := range states {
+		serials, err := tx.CardsInState(st)
+		if err != nil {
+			return err
+		}
+		for _, s := range serials {
+			c, err := tx.Card(s)
+			if err != nil {
+				return fmt.Errorf("smart card %s: %w", s, err)
+			}
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // Count returns the number of keys under a record prefix ("c/", "u/", ...).
 func (tx *Tx) Count(prefix string) (int, error) {
 	n := 0

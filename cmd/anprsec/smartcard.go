@@ -78,12 +78,18 @@ func (a *app) smartcardCmd() *cobra.Command {
 	nuova.MarkFlagRequired("motivo")
 	cmd.AddCommand(consegna, nuova)
 
+	stateMsg := func(c *domain.SmartCard) string { return fmt.Sprintf("%s: %s (titolare %s)", c.Serial, c.State, c.CF) }
 	for _, op := range []struct {
 		name, short string
 		fn          func(*store.Tx, store.Source, *domain.SmartCard, string) error
+		done        func(*domain.SmartCard) string
 	}{
-		{"blocca", "Block a card (ATTIVA -> BLOCCATA)", smartcard.Block},
-		{"sblocca", "Unblock a card (BLOCCATA -> ATTIVA)", smartcard.Unblock},
+		{"blocca", "Block a card (ATTIVA -> BLOCCATA)", smartcard.Block, stateMsg},
+		{"sblocca", "Unblock a card (BLOCCATA -> ATTIVA)", smartcard.Unblock, stateMsg},
+		{"reinvia", "Queue again the e-mail of an active card's second halves after it failed (address or key fixed)", smartcard.Resend,
+			func(c *domain.SmartCard) string {
+				return fmt.Sprintf("%s: seconde metà di nuovo in coda (job invio-pin)", c.Serial)
+			}},
 	} {
 		var cf, serial, motivo string
 		sub := &cobra.Command{
@@ -99,7 +105,7 @@ func (a *app) smartcardCmd() *cobra.Command {
 					if err := op.fn(tx, src, c, motivo); err != nil {
 						return "", err
 					}
-					return fmt.Sprintf("%s: %s (titolare %s)", c.Serial, c.State, c.CF), nil
+					return op.done(c), nil
 				})
 			},
 		}
@@ -109,29 +115,7 @@ func (a *app) smartcardCmd() *cobra.Command {
 		sub.MarkFlagRequired("motivo")
 		cmd.AddCommand(sub)
 	}
-	var rcf, rserial, rmotivo string
-	reinvia := &cobra.Command{
-		Use:   "reinvia (--cf CF | --seriale SERIALE) --motivo TEXT",
-		Short: "Queue again the e-mail of an active card's second halves after it failed (address or key fixed)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.backOfficeOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
-				c, err := smartcard.Card(tx, rcf, rserial)
-				if err != nil {
-					return "", err
-				}
-				if err := smartcard.Resend(tx, src, c, rmotivo); err != nil {
-					return "", err
-				}
-				return fmt.Sprintf("%s: seconde metà di nuovo in coda (job invio-pin)", c.Serial), nil
-			})
-		},
-	}
-	reinvia.Flags().StringVar(&rcf, "cf", "", "codice fiscale of the holder (his current card)")
-	reinvia.Flags().StringVar(&rserial, "seriale", "", "serial of the card")
-	reinvia.Flags().StringVar(&rmotivo, "motivo", "", "the reason, recorded in the history (required)")
-	reinvia.MarkFlagRequired("motivo")
-	cmd.AddCommand(reinvia, a.smartcardShowCmd())
+	cmd.AddCommand(a.smartcardShowCmd())
 	return cmd
 }
 

@@ -6,7 +6,6 @@
 package census
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -130,20 +129,8 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 			return ingest.Result{}, err
 		}
 		part := items[k*chunk : min((k+1)*chunk, len(items))]
-		err := f.Commit(k, func(tx *store.Tx, buf *bytes.Buffer) (ok, ko int, err error) {
-			for i := range part {
-				line, err := g.apply(tx, f, &part[i])
-				if err != nil {
-					return 0, 0, err
-				}
-				esito.Append(buf, line)
-				if line.Outcome == esito.OK {
-					ok++
-				} else {
-					ko++
-				}
-			}
-			return ok, ko, nil
+		err := f.CommitLines(k, len(part), func(tx *store.Tx, i int) (esito.Line, error) {
+			return g.apply(tx, f, &part[i])
 		})
 		if err != nil {
 			return ingest.Result{}, err

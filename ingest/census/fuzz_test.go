@@ -22,6 +22,7 @@ import (
 	"anprsec/ingest/census/censusgen"
 	"anprsec/ingest/drop"
 	"anprsec/ingest/esito"
+	"anprsec/internal/ziptest"
 	"anprsec/istat"
 	"anprsec/store"
 )
@@ -364,54 +365,12 @@ func FuzzCensusCells(f *testing.F) {
 	})
 }
 
-// rezip copies a workbook replacing some of its parts.
+// rezip and zipPart: see internal/ziptest.
 func rezip(tb testing.TB, base []byte, parts map[string][]byte) []byte {
-	tb.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(base), int64(len(base)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var out bytes.Buffer
-	zw := zip.NewWriter(&out)
-	for _, zf := range zr.File {
-		w, err := zw.Create(zf.Name)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if p, ok := parts[zf.Name]; ok {
-			w.Write(p)
-			continue
-		}
-		rc, err := zf.Open()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		io.Copy(w, rc)
-		rc.Close()
-	}
-	if err := zw.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	return out.Bytes()
+	return ziptest.Rezip(tb, base, parts)
 }
 
-func zipPart(tb testing.TB, data []byte, name string) []byte {
-	tb.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, zf := range zr.File {
-		if zf.Name == name {
-			rc, _ := zf.Open()
-			defer rc.Close()
-			b, _ := io.ReadAll(rc)
-			return b
-		}
-	}
-	tb.Fatalf("no %s in the workbook", name)
-	return nil
-}
+func zipPart(tb testing.TB, data []byte, name string) []byte { return ziptest.Part(tb, data, name) }
 
 // FuzzCensusSheetXML keeps a valid workbook and fuzzes the rows of its
 // Utenti sheet (the XML inside <sheetData>, after the header row) and its

@@ -22,7 +22,6 @@
 package consegne
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -110,21 +109,10 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 			return ingest.Result{}, err
 		}
 		rows := t.Rows[k*chunkRows : min(len(t.Rows), (k+1)*chunkRows)]
-		err := f.Commit(k, func(tx *store.Tx, buf *bytes.Buffer) (ok, ko int, err error) {
-			for _, r := range rows {
-				line, err := g.apply(tx, f, t, r)
-				if err != nil {
-					return 0, 0, err
-				}
-				line.Sheet, line.Row = t.Sheet, r.Line
-				esito.Append(buf, line)
-				if line.Outcome == esito.OK {
-					ok++
-				} else {
-					ko++
-				}
-			}
-			return ok, ko, nil
+		err := f.CommitLines(k, len(rows), func(tx *store.Tx, i int) (esito.Line, error) {
+			line, err := g.apply(tx, f, t, rows[i])
+			line.Sheet, line.Row = t.Sheet, rows[i].Line
+			return line, err
 		})
 		if err != nil {
 			return ingest.Result{}, err

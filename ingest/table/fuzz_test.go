@@ -1,11 +1,9 @@
 package table_test
 
 import (
-	"archive/zip"
 	"bytes"
 	"encoding/csv"
 	"errors"
-	"io"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -13,6 +11,7 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"anprsec/ingest/table"
+	"anprsec/internal/ziptest"
 )
 
 var fuzzOpt = table.Options{Required: manifest.Required, Optional: manifest.Optional, MaxRows: 50, MaxCell: 100}
@@ -159,61 +158,12 @@ func FuzzXLSXSheet(f *testing.F) {
 	})
 }
 
-// rezip copies the workbook base, replacing the named parts.
+// rezip and zipPart: see internal/ziptest.
 func rezip(tb testing.TB, base []byte, parts map[string][]byte) []byte {
-	tb.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(base), int64(len(base)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var out bytes.Buffer
-	zw := zip.NewWriter(&out)
-	for _, zf := range zr.File {
-		w, err := zw.Create(zf.Name)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if p, ok := parts[zf.Name]; ok {
-			w.Write(p)
-			continue
-		}
-		rc, err := zf.Open()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		io.Copy(w, rc)
-		rc.Close()
-	}
-	if err := zw.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	return out.Bytes()
+	return ziptest.Rezip(tb, base, parts)
 }
 
-// zipPart returns a part of the workbook data.
-func zipPart(tb testing.TB, data []byte, name string) []byte {
-	tb.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, zf := range zr.File {
-		if zf.Name == name {
-			rc, err := zf.Open()
-			if err != nil {
-				tb.Fatal(err)
-			}
-			defer rc.Close()
-			b, err := io.ReadAll(rc)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			return b
-		}
-	}
-	tb.Fatalf("no %s in the workbook", name)
-	return nil
-}
+func zipPart(tb testing.TB, data []byte, name string) []byte { return ziptest.Part(tb, data, name) }
 
 // FuzzCSVRoundTrip writes one data row with encoding/csv and reads it back:
 // whatever the values (quotes, separators, newlines, blanks, accents), each

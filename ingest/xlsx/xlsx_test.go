@@ -1,7 +1,6 @@
 package xlsx
 
 import (
-	"archive/zip"
 	"bytes"
 	"encoding/xml"
 	"errors"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/xuri/excelize/v2"
+
+	"anprsec/internal/ziptest"
 )
 
 // row is a row with a value: its number and cells.
@@ -199,34 +200,12 @@ func TestSheets(t *testing.T) {
 // rezip copies the zip at src to a new file with some parts replaced.
 func rezip(t testing.TB, src string, repl map[string][]byte) string {
 	t.Helper()
-	zr, err := zip.OpenReader(src)
+	base, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer zr.Close()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, f := range zr.File {
-		w, err := zw.Create(f.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if data, ok := repl[f.Name]; ok {
-			w.Write(data)
-			continue
-		}
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(w, rc)
-		rc.Close()
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
 	p := filepath.Join(t.TempDir(), "x.xlsx")
-	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(p, ziptest.Rezip(t, base, repl), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p
