@@ -128,12 +128,6 @@ func (w *workdir) editConfig(repl map[string]string) {
 	}
 }
 
-// killJobAfter starts "jobs run NAME", SIGKILLs it after d and reports
-// whether the kill hit the running process.
-func (w *workdir) killJobAfter(name string, d time.Duration) (bool, string) {
-	return w.killCmdAfter(d, "jobs", "run", name)
-}
-
 func (w *workdir) certsPending() int {
 	w.t.Helper()
 	st := w.openStore(false)

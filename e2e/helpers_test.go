@@ -23,6 +23,7 @@ import (
 
 	"github.com/xuri/excelize/v2"
 
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -180,7 +181,7 @@ func (w *workdir) ls(rel string) []string {
 // the original stays exactly as the killed process left it.
 func (w *workdir) openStore(copyFirst bool) *store.Store {
 	w.t.Helper()
-	key, err := store.ReadKey(w.path("var/keys/store.key"))
+	key, err := secret.ReadKey(w.path("var/keys/store.key"))
 	if err != nil {
 		w.t.Fatal(err)
 	}

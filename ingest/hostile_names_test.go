@@ -13,10 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"anprsec/drop"
+	"anprsec/drop/sftpdrop"
+	"anprsec/drop/sftpdrop/sftptest"
 	"anprsec/ingest"
-	"anprsec/ingest/drop"
-	"anprsec/ingest/sftpdrop"
-	"anprsec/ingest/sftpdrop/sftptest"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -99,7 +100,7 @@ func newHostileWorld(t *testing.T, sftp bool) *hostileWorld {
 		d = l
 	}
 	t.Cleanup(func() { d.Close() })
-	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{9}, store.KeySize)})
+	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{9}, secret.KeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}

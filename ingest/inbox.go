@@ -22,7 +22,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"anprsec/ingest/drop"
+	"anprsec/drop"
 	"anprsec/ingest/esito"
 	"anprsec/store"
 )

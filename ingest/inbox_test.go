@@ -18,9 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"anprsec/drop"
 	"anprsec/ingest"
-	"anprsec/ingest/drop"
 	"anprsec/ingest/esito"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -39,7 +40,7 @@ const maxSize = 1024
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	tmp := t.TempDir()
-	st, err := store.Open(store.Options{Dir: filepath.Join(tmp, "data"), Key: bytes.Repeat([]byte{3}, store.KeySize)})
+	st, err := store.Open(store.Options{Dir: filepath.Join(tmp, "data"), Key: bytes.Repeat([]byte{3}, secret.KeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,19 +172,6 @@ func (e *env) check() {
 	if len(left) > 0 {
 		e.t.Errorf("spool holds %v after the run", left)
 	}
-}
-
-func lsDir(t *testing.T, dir string) []string {
-	t.Helper()
-	des, err := os.ReadDir(dir)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, d := range des {
-		out = append(out, d.Name())
-	}
-	return out
 }
 
 func sha(s string) string {

@@ -10,10 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"anprsec/drop"
 	"anprsec/ingest"
 	"anprsec/ingest/consegne"
-	"anprsec/ingest/drop"
 	"anprsec/istat"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -43,7 +44,7 @@ func TestManifestCSVVariants(t *testing.T) {
 	}
 	for name, data := range variants {
 		t.Run(name, func(t *testing.T) {
-			st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{4}, store.KeySize)})
+			st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{4}, secret.KeySize)})
 			if err != nil {
 				t.Fatal(err)
 			}

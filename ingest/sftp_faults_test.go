@@ -1,7 +1,6 @@
 package ingest_test
 
 import (
-	"anprsec/internal/testnet"
 	"bytes"
 	"context"
 	"errors"
@@ -17,11 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"anprsec/drop"
+	"anprsec/drop/sftpdrop"
+	"anprsec/drop/sftpdrop/sftptest"
 	"anprsec/ingest"
-	"anprsec/ingest/drop"
 	"anprsec/ingest/esito"
-	"anprsec/ingest/sftpdrop"
-	"anprsec/ingest/sftpdrop/sftptest"
+	"anprsec/internal/testnet"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -52,7 +53,7 @@ func newSFTPInbox(t *testing.T, opts ...sftptest.Option) *sftpInbox {
 	if err := os.MkdirAll(filepath.Join(disk, "in"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{7}, store.KeySize)})
+	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{7}, secret.KeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,13 +91,13 @@ func (s *sftpInbox) receipt(name string) [][]string {
 }
 
 // run runs the inbox within a bound of a few timeouts.
-func (s *sftpInbox) run(in *ingest.Inbox, p ingest.Processor) (ingest.Stats, error, time.Duration) {
+func (s *sftpInbox) run(in *ingest.Inbox, p ingest.Processor) (ingest.Stats, time.Duration, error) {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*faultTimeout)
 	defer cancel()
 	start := time.Now()
 	st, err := in.Run(ctx, p)
-	return st, err, time.Since(start)
+	return st, time.Since(start), err
 }
 
 // fileState is the store's record of a content, or "" when none.
@@ -176,7 +177,7 @@ func TestSFTPCutMidDownload(t *testing.T) {
 	in := s.inbox()
 
 	s.srv.CutAfterSent(250_000) // within a.csv's bytes
-	st, err, el := s.run(in, p.process)
+	st, el, err := s.run(in, p.process)
 	if err == nil || !strings.Contains(err.Error(), "downloading in/a.csv") {
 		t.Fatalf("run 1: %+v, %v; want the download of a.csv failed", st, err)
 	}
@@ -194,7 +195,7 @@ func TestSFTPCutMidDownload(t *testing.T) {
 		t.Errorf("spool holds %v", l)
 	}
 
-	st, err, _ = s.run(in, p.process)
+	st, _, err = s.run(in, p.process)
 	if err != nil || st.Files != 1 || st.Accepted != 1 {
 		t.Fatalf("run 2: %+v, %v", st, err)
 	}
@@ -229,7 +230,7 @@ func TestSFTPCutMidUpload(t *testing.T) {
 	in := s.inbox()
 
 	s.srv.CutAfterReceived(100_000) // the receipt is about 230 kB
-	st, err, el := s.run(in, p.process)
+	st, el, err := s.run(in, p.process)
 	if err == nil || !strings.Contains(err.Error(), "writing receipt") {
 		t.Fatalf("run 1: %+v, %v; want the receipt upload failed", st, err)
 	}
@@ -241,7 +242,7 @@ func TestSFTPCutMidUpload(t *testing.T) {
 		t.Errorf("after the cut: state %q, in folder %v, receipt %v", s.fileState(c), s.exists("c.csv"), s.exists("esiti/c.csv.esito.csv"))
 	}
 
-	st, err, _ = s.run(in, p.process)
+	st, _, err = s.run(in, p.process)
 	if err != nil || st.Files != 1 || st.Accepted != 1 || st.RowsOK != 5000 {
 		t.Fatalf("run 2: %+v, %v", st, err)
 	}
@@ -264,7 +265,7 @@ func TestSFTPCutMidUpload(t *testing.T) {
 	}
 	// Dropped again: a duplicate, not a second effect.
 	s.put("c-bis.csv", c)
-	st, err, _ = s.run(in, p.process)
+	st, _, err = s.run(in, p.process)
 	if err != nil || st.Duplicates != 1 || p.calls["c-bis.csv"] != 0 {
 		t.Errorf("same content again: %+v, %v, calls %v", st, err, p.calls)
 	}
@@ -304,7 +305,7 @@ func TestSFTPStalls(t *testing.T) {
 		s.cfg.Address = addr
 		s.put("a.csv", []byte("a;1\n"))
 		p := &checkingProc{t: t, want: map[string][]byte{}, lines: 1, calls: map[string]int{}}
-		st, err, el := s.run(s.inbox(), p.process)
+		st, el, err := s.run(s.inbox(), p.process)
 		if err == nil || !strings.Contains(err.Error(), "did not answer within 1s") {
 			t.Errorf("Run: %+v, %v; want a clear timeout", st, err)
 		}
@@ -329,7 +330,7 @@ func TestSFTPStalls(t *testing.T) {
 		p := &checkingProc{t: t, want: map[string][]byte{"a.csv": a}, lines: 1, calls: map[string]int{}}
 		in := s.inbox()
 		stall.Store(true)
-		st, err, el := s.run(in, p.process)
+		st, el, err := s.run(in, p.process)
 		if err == nil || !strings.Contains(err.Error(), "server stalled") {
 			t.Errorf("Run: %+v, %v; want a stall reported", st, err)
 		}
@@ -341,7 +342,7 @@ func TestSFTPStalls(t *testing.T) {
 			t.Errorf("a stalled download was claimed: calls %v, state %q", p.calls, s.fileState(a))
 		}
 		stall.Store(false)
-		st, err, _ = s.run(in, p.process)
+		st, _, err = s.run(in, p.process)
 		if err != nil || st.Accepted != 1 || p.calls["a.csv"] != 1 || !s.exists("elaborati/a.csv") {
 			t.Errorf("run 2: %+v, %v, calls %v", st, err, p.calls)
 		}
@@ -405,7 +406,7 @@ func TestSFTPHostKeyChanged(t *testing.T) {
 	a := []byte("a;1\n")
 	s.put("a.csv", a)
 	p := &checkingProc{t: t, want: map[string][]byte{"a.csv": a}, lines: 1, calls: map[string]int{}}
-	if st, err, _ := s.run(s.inbox(), p.process); err != nil || st.Accepted != 1 {
+	if st, _, err := s.run(s.inbox(), p.process); err != nil || st.Accepted != 1 {
 		t.Fatalf("run 1 on the known server: %+v, %v", st, err)
 	}
 
@@ -416,7 +417,7 @@ func TestSFTPHostKeyChanged(t *testing.T) {
 	os.WriteFile(filepath.Join(imposter.Dir, "base", "in", "b.csv"), []byte("b;1\n"), 0o644)
 	proxy.target.Store(imposter.Addr)
 
-	st, err, el := s.run(s.inbox(), p.process)
+	st, el, err := s.run(s.inbox(), p.process)
 	if !errors.Is(err, sftpdrop.ErrHostKeyMismatch) || !strings.Contains(err.Error(), "does not match known_hosts") {
 		t.Fatalf("run 2 against another host key: %+v, %v; want ErrHostKeyMismatch", st, err)
 	}

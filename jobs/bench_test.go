@@ -15,9 +15,10 @@ import (
 
 	"anprsec/config"
 	"anprsec/domain"
-	"anprsec/ingest/drop"
+	"anprsec/drop"
 	"anprsec/istat"
 	"anprsec/pki"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -73,7 +74,7 @@ func reportRate(b *testing.B, n int) {
 func benchEnv(b *testing.B, n int) *Env {
 	b.Helper()
 	dir := b.TempDir()
-	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "data"), Key: bytes.Repeat([]byte{1}, store.KeySize)})
+	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "data"), Key: bytes.Repeat([]byte{1}, secret.KeySize)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func benchEnv(b *testing.B, n int) *Env {
 	if cfg.PKI.BatchMax < n {
 		cfg.PKI.BatchMax = n
 	}
-	sealer, err := store.NewSealer(bytes.Repeat([]byte{7}, store.KeySize))
+	sealer, err := store.NewSealer(bytes.Repeat([]byte{7}, secret.KeySize))
 	if err != nil {
 		b.Fatal(err)
 	}

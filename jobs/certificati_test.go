@@ -21,10 +21,11 @@ import (
 
 	"anprsec/config"
 	"anprsec/domain"
+	"anprsec/drop"
 	"anprsec/export/bundle"
-	"anprsec/ingest/drop"
 	"anprsec/istat"
 	"anprsec/pki"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -52,7 +53,7 @@ type certEnv struct {
 func newCertEnv(t *testing.T) *certEnv {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "data"), Key: bytes.Repeat([]byte{1}, store.KeySize)})
+	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "data"), Key: bytes.Repeat([]byte{1}, secret.KeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func newCertEnv(t *testing.T) *certEnv {
 	if _, err := pki.CreateDevCABits(cfg.PKI.CACert, cfg.PKI.CAKey, time.Now(), 2048); err != nil {
 		t.Fatal(err)
 	}
-	sealer, err := store.NewSealer(bytes.Repeat([]byte{7}, store.KeySize))
+	sealer, err := store.NewSealer(bytes.Repeat([]byte{7}, secret.KeySize))
 	if err != nil {
 		t.Fatal(err)
 	}

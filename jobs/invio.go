@@ -20,6 +20,7 @@ import (
 	"anprsec/mail"
 	"anprsec/pki"
 	"anprsec/pki/pgp"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -99,7 +100,7 @@ func MailSender(env *Env) (mail.Sender, error) {
 			s.Password = os.Getenv(smtpPasswordEnv)
 		case mc.SMTP.PasswordFile != "":
 			p := env.Config.Path(mc.SMTP.PasswordFile)
-			if err := store.CheckSecretFile(p); err != nil {
+			if err := secret.CheckFile(p); err != nil {
 				return nil, err
 			}
 			b, err := os.ReadFile(p)

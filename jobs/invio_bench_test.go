@@ -15,12 +15,13 @@ import (
 
 	"anprsec/config"
 	"anprsec/domain"
-	"anprsec/ingest/drop"
+	"anprsec/drop"
 	"anprsec/istat"
 	"anprsec/mail"
 	"anprsec/mail/smtptest"
 	"anprsec/pki"
 	"anprsec/pki/pgp"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -132,7 +133,7 @@ func BenchmarkPINJob(b *testing.B) {
 // benchMailEnv is a store with n ATTIVA cards whose messages are queued.
 func benchMailEnv(b *testing.B, n int, keys string) (*Env, *smtptest.Server) {
 	tmp := b.TempDir()
-	st, err := store.Open(store.Options{Dir: filepath.Join(tmp, "data"), Key: bytes.Repeat([]byte{1}, store.KeySize)})
+	st, err := store.Open(store.Options{Dir: filepath.Join(tmp, "data"), Key: bytes.Repeat([]byte{1}, secret.KeySize)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func benchMailEnv(b *testing.B, n int, keys string) (*Env, *smtptest.Server) {
 	srv := smtptest.Start(b)
 	cfg.Mail.SMTP.Address = srv.Addr
 	cfg.Mail.SMTP.TLS = "none"
-	sealer, _ := store.NewSealer(bytes.Repeat([]byte{7}, store.KeySize))
+	sealer, _ := store.NewSealer(bytes.Repeat([]byte{7}, secret.KeySize))
 	loc, _ := time.LoadLocation(cfg.Timezone)
 	half := pki.CardHalf{PIN: "1234", PUK: "5678", Password: "abcde"}.Marshal()
 	for start := 0; start < n; start += 1000 {

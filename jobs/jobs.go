@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"anprsec/config"
-	"anprsec/ingest/drop"
+	"anprsec/drop"
 	"anprsec/istat"
 	"anprsec/mail"
 	"anprsec/store"

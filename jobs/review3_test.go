@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"anprsec/domain"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -14,7 +15,7 @@ import (
 func newClockedCertEnv(t *testing.T, now time.Time) *certEnv {
 	t.Helper()
 	c := newCertEnv(t)
-	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{1}, store.KeySize), Now: func() time.Time { return now }})
+	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{1}, secret.KeySize), Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"anprsec/domain"
-	"anprsec/ingest/drop"
+	"anprsec/drop"
 	"anprsec/ingest/esito"
 	"anprsec/ingest/richieste"
 	"anprsec/smartcard"

@@ -10,10 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"anprsec/drop"
+	"anprsec/drop/sftpdrop"
+	"anprsec/drop/sftpdrop/sftptest"
 	"anprsec/ingest"
-	"anprsec/ingest/drop"
-	"anprsec/ingest/sftpdrop"
-	"anprsec/ingest/sftpdrop/sftptest"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -111,7 +112,7 @@ func BenchmarkRichiesteScan(b *testing.B) {
 		}
 	}
 	d := sftpDrop(b, root)
-	st, err := store.Open(store.Options{InMemory: true, Key: make([]byte, store.KeySize)})
+	st, err := store.Open(store.Options{InMemory: true, Key: make([]byte, secret.KeySize)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"anprsec/domain"
-	"anprsec/ingest/esito"
+	"anprsec/internal/cellsafe"
 	"anprsec/store"
 )
 
@@ -142,7 +142,7 @@ func scadenzeCSV(lines []scadenza, now time.Time, loc *time.Location) []byte {
 	for _, l := range lines {
 		row := []string{l.kind, l.code, l.what, l.state, l.expires.In(loc).Format("02/01/2006"), fmt.Sprint(max(daysLeft(l.expires, now), 0))}
 		for i := range row {
-			row[i] = esito.Neutralize(row[i])
+			row[i] = cellsafe.Neutralize(row[i])
 		}
 		w.Write(row)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"anprsec/domain"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -42,7 +43,7 @@ func (f fixedSchedules) Next(job string, t time.Time) time.Time {
 
 func openStore(t testing.TB) *store.Store {
 	t.Helper()
-	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{7}, store.KeySize)})
+	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{7}, secret.KeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +268,7 @@ func TestMetrics(t *testing.T) {
 
 // A store that cannot be read: the scrape still answers, with store_up 0.
 func TestMetricsStoreDown(t *testing.T) {
-	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{7}, store.KeySize)})
+	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{7}, secret.KeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +368,7 @@ func TestHealthz(t *testing.T) {
 }
 
 func TestHealthzStoreClosed(t *testing.T) {
-	st, _ := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{7}, store.KeySize)})
+	st, _ := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{7}, secret.KeySize)})
 	now := t0
 	s := newServer(t, st, &now, t0)
 	st.Close()

@@ -25,7 +25,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"anprsec/store"
+	"anprsec/secret"
 )
 
 // Development CA parameters (SPEC.md: `init` makes a development CA).
@@ -74,7 +74,7 @@ func NewCA(cert *x509.Certificate, signer crypto.Signer) (*CA, error) {
 
 // LoadCA reads the CA certificate (PEM) and its private key (PEM: PKCS#8
 // "PRIVATE KEY", PKCS#1 "RSA PRIVATE KEY" or SEC 1 "EC PRIVATE KEY"). The key
-// file is refused when group or others may read it (store.CheckSecretFile).
+// file is refused when group or others may read it (secret.CheckFile).
 func LoadCA(certPath, keyPath string) (*CA, error) {
 	certPEM, err := os.ReadFile(certPath)
 	if err != nil {
@@ -84,7 +84,7 @@ func LoadCA(certPath, keyPath string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pki: CA certificate %s: %w", certPath, err)
 	}
-	if err := store.CheckSecretFile(keyPath); err != nil {
+	if err := secret.CheckFile(keyPath); err != nil {
 		return nil, fmt.Errorf("pki: CA key: %w", err)
 	}
 	keyPEM, err := os.ReadFile(keyPath)

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"anprsec/store"
+	"anprsec/secret"
 )
 
 func TestDevCA(t *testing.T) {
@@ -227,13 +227,13 @@ func TestLoadCA(t *testing.T) {
 			}
 		})
 	}
-	t.Run("permission error is store.ErrKeyPermissions", func(t *testing.T) {
+	t.Run("permission error is secret.ErrPermissions", func(t *testing.T) {
 		dir := t.TempDir()
 		cp := writeFile(t, filepath.Join(dir, "ca.crt"), certPEM(rsaCA.Cert))
 		kp := writeFile(t, filepath.Join(dir, "ca.key"), pkcs8(rsaKey))
 		os.Chmod(kp, 0o644)
-		if _, err := LoadCA(cp, kp); !errors.Is(err, store.ErrKeyPermissions) {
-			t.Fatalf("err %v, want store.ErrKeyPermissions", err)
+		if _, err := LoadCA(cp, kp); !errors.Is(err, secret.ErrPermissions) {
+			t.Fatalf("err %v, want secret.ErrPermissions", err)
 		}
 	})
 	t.Run("missing files", func(t *testing.T) {

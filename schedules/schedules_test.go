@@ -12,12 +12,13 @@ import (
 
 	"anprsec/config"
 	"anprsec/jobs"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
 func newRunner(t *testing.T, all ...jobs.Job) *Runner {
 	t.Helper()
-	st, err := store.Open(store.Options{Dir: t.TempDir(), Key: bytes.Repeat([]byte{3}, store.KeySize)})
+	st, err := store.Open(store.Options{Dir: t.TempDir(), Key: bytes.Repeat([]byte{3}, secret.KeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestParseSpec(t *testing.T) {
 }
 
 func TestUnknownScheduleName(t *testing.T) {
-	st, _ := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{3}, store.KeySize)})
+	st, _ := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{3}, secret.KeySize)})
 	defer st.Close()
 	cfg := config.Default(t.TempDir())
 	cfg.Schedules["ingest-censimneto"] = "* * * * *"

@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"anprsec/domain"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
-	st, err := store.Open(store.Options{Dir: t.TempDir(), Key: bytes.Repeat([]byte{1}, store.KeySize)})
+	st, err := store.Open(store.Options{Dir: t.TempDir(), Key: bytes.Repeat([]byte{1}, secret.KeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+
+	"anprsec/secret"
 )
 
 func TestKeyPoolTakeOnce(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	defer s.Close()
-	sealer, err := NewSealer(bytes.Repeat([]byte{9}, KeySize))
+	sealer, err := NewSealer(bytes.Repeat([]byte{9}, secret.KeySize))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"anprsec/secret"
 )
 
 // ErrNotFound is returned when a record does not exist.
@@ -41,8 +43,8 @@ type Options struct {
 
 // Open opens (creating if needed) the store in opt.Dir.
 func Open(opt Options) (*Store, error) {
-	if len(opt.Key) != KeySize {
-		return nil, fmt.Errorf("store: encryption key must be %d bytes", KeySize)
+	if len(opt.Key) != secret.KeySize {
+		return nil, fmt.Errorf("store: encryption key must be %d bytes", secret.KeySize)
 	}
 	bo := badger.DefaultOptions(opt.Dir).
 		WithEncryptionKey(opt.Key).

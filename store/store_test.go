@@ -9,9 +9,10 @@ import (
 	"testing"
 
 	"anprsec/domain"
+	"anprsec/secret"
 )
 
-func testKey() []byte { return bytes.Repeat([]byte{7}, KeySize) }
+func testKey() []byte { return bytes.Repeat([]byte{7}, secret.KeySize) }
 
 func openTest(t *testing.T, dir string) *Store {
 	t.Helper()
@@ -112,7 +113,7 @@ func TestBackupSealedAndRestore(t *testing.T) {
 		}
 		return tx.Record(Source{Actor: "censimento"}, "utenza.crea", "utenza", "058091/"+cf, "")
 	}))
-	bkey := bytes.Repeat([]byte{9}, KeySize)
+	bkey := bytes.Repeat([]byte{9}, secret.KeySize)
 	var buf bytes.Buffer
 	must(t, s.Backup(&buf, bkey))
 	s.Close()
@@ -123,7 +124,7 @@ func TestBackupSealedAndRestore(t *testing.T) {
 	}
 	r := openTest(t, filepath.Join(dir, "b"))
 	defer r.Close()
-	if err := r.Restore(bytes.NewReader(buf.Bytes()), bytes.Repeat([]byte{8}, KeySize)); err == nil {
+	if err := r.Restore(bytes.NewReader(buf.Bytes()), bytes.Repeat([]byte{8}, secret.KeySize)); err == nil {
 		t.Fatal("restore with the wrong key succeeded")
 	}
 	trunc := buf.Bytes()[:buf.Len()-10]
@@ -143,28 +144,10 @@ func TestBackupSealedAndRestore(t *testing.T) {
 	}
 }
 
-func TestKeyFilePermissions(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "k")
-	created, err := CreateKey(p)
-	if err != nil || !created {
-		t.Fatal(err)
-	}
-	if _, err := ReadKey(p); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(p, 0o640)
-	if _, err := ReadKey(p); !errors.Is(err, ErrKeyPermissions) {
-		t.Fatalf("ReadKey on 0640 = %v, want ErrKeyPermissions", err)
-	}
-	if created, _ := CreateKey(p); created {
-		t.Fatal("CreateKey overwrote an existing key")
-	}
-}
-
 func TestWrongStoreKey(t *testing.T) {
 	dir := t.TempDir()
 	openTest(t, dir).Close()
-	if _, err := Open(Options{Dir: dir, Key: bytes.Repeat([]byte{1}, KeySize)}); err == nil {
+	if _, err := Open(Options{Dir: dir, Key: bytes.Repeat([]byte{1}, secret.KeySize)}); err == nil {
 		t.Fatal("opened with the wrong key")
 	}
 }
@@ -292,7 +275,7 @@ func TestHistoryRemovedBlocks(t *testing.T) {
 // and nothing committed is lost.
 func TestOpenAfterKillDuringMemtable(t *testing.T) {
 	dir := t.TempDir()
-	key := bytes.Repeat([]byte{3}, KeySize)
+	key := bytes.Repeat([]byte{3}, secret.KeySize)
 	st, err := Open(Options{Dir: dir, Key: key})
 	if err != nil {
 		t.Fatal(err)

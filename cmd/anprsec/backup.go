@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"anprsec/store"
+	"anprsec/secret"
 )
 
 func (a *app) backupCmd() *cobra.Command {
@@ -21,7 +21,7 @@ fiscale, e-mail or secret in clear. Keep the backup key apart from the
 backups. The daemon must be stopped (the store is held by one process).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := store.ReadKey(a.cfg.Path(a.cfg.Keys.Backup))
+			key, err := secret.ReadKey(a.cfg.Path(a.cfg.Keys.Backup))
 			if err != nil {
 				return initHint(err)
 			}
@@ -71,7 +71,7 @@ func (a *app) restoreCmd() *cobra.Command {
 the store key of the target. Run "anprsec history verify" afterwards.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := store.ReadKey(a.cfg.Path(a.cfg.Keys.Backup))
+			key, err := secret.ReadKey(a.cfg.Path(a.cfg.Keys.Backup))
 			if err != nil {
 				return initHint(err)
 			}

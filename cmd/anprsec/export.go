@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"anprsec/drop"
 	"anprsec/export/audit"
-	"anprsec/ingest/drop"
 	"anprsec/jobs"
 )
 

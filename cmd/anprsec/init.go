@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"anprsec/config"
-	"anprsec/store"
+	"anprsec/secret"
 )
 
 // dropLayout is the folder tree of SPEC.md "Drop layout".
@@ -85,14 +85,14 @@ key or the config. It prints what it made.`,
 				{"backup key", cfg.Path(cfg.Keys.Backup)},
 				{"seal key", cfg.Path(cfg.Keys.Seal)},
 			} {
-				created, err := store.CreateKey(k.path)
+				created, err := secret.CreateKey(k.path)
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", k.what, k.path, err)
 				}
 				if created {
 					made(k.what, k.path)
 				} else {
-					if err := store.CheckSecretFile(k.path); err != nil {
+					if err := secret.CheckFile(k.path); err != nil {
 						return err
 					}
 					have(k.what, k.path)

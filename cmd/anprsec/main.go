@@ -18,11 +18,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"anprsec/config"
-	"anprsec/ingest/drop"
-	"anprsec/ingest/sftpdrop"
+	"anprsec/drop"
+	"anprsec/drop/sftpdrop"
 	"anprsec/istat"
 	"anprsec/jobs"
 	"anprsec/schedules"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -109,7 +110,7 @@ func (a *app) openStore() (*store.Store, error) {
 	if _, err := os.Stat(dir); os.IsNotExist(err) {
 		return nil, fmt.Errorf("no data dir %s: run `anprsec init` first", dir)
 	}
-	key, err := store.ReadKey(a.cfg.Path(a.cfg.Keys.Store))
+	key, err := secret.ReadKey(a.cfg.Path(a.cfg.Keys.Store))
 	if err != nil {
 		return nil, initHint(err)
 	}
@@ -126,7 +127,7 @@ func (a *app) openDrop(context.Context) (drop.Drop, error) {
 		return drop.NewLocal(a.cfg.Path(d.Local))
 	}
 	key := a.cfg.Path(d.SFTP.KeyFile)
-	if err := store.CheckSecretFile(key); err != nil {
+	if err := secret.CheckFile(key); err != nil {
 		return nil, fmt.Errorf("drop.sftp.key_file: %w", err)
 	}
 	cfg := sftpdrop.Config{
@@ -194,7 +195,7 @@ func (a *app) openRunner(ctx context.Context) (r *schedules.Runner, closeFn func
 	// is an error. The CA is loaded by the certificati job at each run.
 	if sealPath := a.cfg.Path(a.cfg.Keys.Seal); sealPath != "" {
 		if _, statErr := os.Stat(sealPath); statErr == nil {
-			k, err := store.ReadKey(sealPath)
+			k, err := secret.ReadKey(sealPath)
 			if err != nil {
 				return nil, nil, fmt.Errorf("keys.seal: %w", err)
 			}
@@ -229,7 +230,7 @@ func (a *app) checkSecrets() error {
 		if _, err := os.Stat(p); err != nil {
 			continue
 		}
-		if err := store.CheckSecretFile(p); err != nil {
+		if err := secret.CheckFile(p); err != nil {
 			return err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"anprsec/domain"
 	"anprsec/jobs"
 	"anprsec/schedules"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -196,7 +197,7 @@ bundles. The ZIP is verified before it is renamed into place.`,
 
 // openSealer reads keys.seal.
 func (a *app) openSealer() (*store.Sealer, error) {
-	k, err := store.ReadKey(a.cfg.Path(a.cfg.Keys.Seal))
+	k, err := secret.ReadKey(a.cfg.Path(a.cfg.Keys.Seal))
 	if err != nil {
 		return nil, initHint(fmt.Errorf("keys.seal: %w", err))
 	}

@@ -15,13 +15,14 @@ import (
 	"anprsec/config"
 	"anprsec/jobs"
 	"anprsec/schedules"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
 // The daemon's wiring: runs reach /metrics through the runner's hook, and
 // a busy address leaves the jobs running with a warning.
 func TestServeOps(t *testing.T) {
-	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{2}, store.KeySize)})
+	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{2}, secret.KeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}

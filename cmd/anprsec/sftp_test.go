@@ -15,15 +15,15 @@ import (
 	"testing"
 	"time"
 
-	"anprsec/ingest/sftpdrop/sftptest"
-	"anprsec/store"
+	"anprsec/drop/sftpdrop/sftptest"
+	"anprsec/secret"
 )
 
 // runCLI runs `anprsec args...` in this process, through a new cobra root
 // (the root's app struct holds flags and the loaded config, so a root is
 // never reused). It returns stdout, stderr, the error main would print
 // before exiting 1, and how long the command took.
-func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error, took time.Duration) {
+func runCLI(t *testing.T, args ...string) (stdout, stderr string, took time.Duration, err error) {
 	t.Helper()
 	root := newRoot()
 	var out, errOut bytes.Buffer
@@ -41,13 +41,13 @@ func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error, too
 		}()
 		err = root.ExecuteContext(ctx)
 	}()
-	return out.String(), errOut.String(), err, time.Since(start)
+	return out.String(), errOut.String(), time.Since(start), err
 }
 
 // mustCLI runs `anprsec args...` and fails the test if it fails.
 func mustCLI(t *testing.T, args ...string) string {
 	t.Helper()
-	stdout, stderr, err, _ := runCLI(t, args...)
+	stdout, stderr, _, err := runCLI(t, args...)
 	if err != nil {
 		t.Fatalf("anprsec %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, stdout, stderr)
 	}
@@ -272,7 +272,7 @@ func TestSFTPDrop(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { os.Chmod(keyFile, 0o600) })
-		}, store.ErrKeyPermissions, []string{"chmod 600", keyFile}, time.Second},
+		}, secret.ErrPermissions, []string{"chmod 600", keyFile}, time.Second},
 		{"key not authorized", func(t *testing.T, s *sftpSettings) {
 			s.keyFile = stranger.WritePrivate(t, filepath.Join(t.TempDir(), "id_ed25519"), 0o600)
 		}, nil, []string{`login as "anpr" with key`, "refused"}, time.Second},
@@ -294,7 +294,7 @@ func TestSFTPDrop(t *testing.T) {
 			tc.setup(t, &s)
 			writeSFTPConfig(t, cfgFile, template, s)
 			t.Cleanup(func() { writeSFTPConfig(t, cfgFile, template, good) })
-			stdout, stderr, err, took := runCLI(t, "--config", cfgFile, "jobs", "run", "ingest-censimento")
+			stdout, stderr, took, err := runCLI(t, "--config", cfgFile, "jobs", "run", "ingest-censimento")
 			t.Logf("failed after %v: %v", took.Round(time.Millisecond), err)
 			if err == nil {
 				t.Fatalf("jobs run succeeded:\n%s", stdout)

@@ -11,13 +11,14 @@ import (
 
 	"anprsec/config"
 	"anprsec/ops"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
 // While the daemon holds the store, `anprsec status` asks its /status page,
 // and only the daemon of its own store.
 func TestStatusFromDaemon(t *testing.T) {
-	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{1}, store.KeySize)})
+	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{1}, secret.KeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ import (
 
 // Target receives finished files. Write must store r under name (a
 // slash-separated relative path) atomically: under a temporary name, then
-// renamed, creating parent folders. ingest/drop.Drop satisfies it; for a
+// renamed, creating parent folders. drop.Drop satisfies it; for a
 // plain folder use drop.NewLocal(dir).
 type Target interface {
 	Write(ctx context.Context, name string, r io.Reader) error

@@ -16,27 +16,8 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"anprsec/export/audit"
+	"anprsec/internal/cellsafe"
 )
-
-func TestNeutralize(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"", ""},
-		{"ROSSI", "ROSSI"},
-		{"=1+1", "'=1+1"},
-		{"+39 06", "'+39 06"},
-		{"-2+3", "'-2+3"},
-		{"@SUM(A1)", "'@SUM(A1)"},
-		{"\tx", "'\tx"},
-		{"\rx", "'\rx"},
-		{"a=1", "a=1"},
-		{"'=1", "'=1"}, // already text for a spreadsheet
-		{" =1", " =1"},
-	} {
-		if got := audit.Neutralize(tc.in); got != tc.want {
-			t.Errorf("Neutralize(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
 
 func TestMonthsOfDefaultPeriod(t *testing.T) {
 	for _, tc := range []struct {
@@ -167,7 +148,7 @@ func TestComuneXLSX(t *testing.T) {
 		}
 		formula, _ := f.GetCellFormula(audit.UsersSheet, cell)
 		v, _ := f.GetCellValue(audit.UsersSheet, cell)
-		if typ != excelize.CellTypeInlineString || formula != "" || !audit.Dangerous(v) {
+		if typ != excelize.CellTypeInlineString || formula != "" || !cellsafe.Dangerous(v) {
 			t.Errorf("%s: type %v, formula %q, value %q; want an inline string holding the formula text", cell, typ, formula, v)
 		}
 	}

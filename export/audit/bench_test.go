@@ -18,12 +18,13 @@ import (
 
 	"anprsec/config"
 	"anprsec/domain"
+	"anprsec/drop"
 	"anprsec/export/audit"
 	"anprsec/ingest"
 	"anprsec/ingest/census"
 	"anprsec/ingest/census/censusgen"
-	"anprsec/ingest/drop"
 	"anprsec/istat"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -42,7 +43,7 @@ import (
 // BenchmarkNationalExport also reports the peak RSS (VmHWM) of the export
 // run alone in a child process.
 
-var benchKey = bytes.Repeat([]byte{5}, store.KeySize)
+var benchKey = bytes.Repeat([]byte{5}, secret.KeySize)
 
 // benchNow is the clock of the benchmark store and exports.
 var benchNow = time.Date(2026, 11, 20, 10, 0, 0, 0, rome)

@@ -16,8 +16,9 @@ import (
 	"time"
 
 	"anprsec/domain"
+	"anprsec/drop"
 	"anprsec/export/audit"
-	"anprsec/ingest/drop"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -90,7 +91,7 @@ func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	clock := now.Add(-time.Hour) // history entries an hour before the export
-	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{3}, store.KeySize),
+	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{3}, secret.KeySize),
 		Now: func() time.Time { return clock }})
 	if err != nil {
 		t.Fatal(err)

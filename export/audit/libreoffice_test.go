@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"anprsec/export/audit"
+	"anprsec/internal/cellsafe"
 )
 
 // soffice converts files with LibreOffice headless into outDir, using a
@@ -63,7 +64,7 @@ func records(t *testing.T, path string, unneutralize bool) [][]string {
 		}
 		if unneutralize {
 			for i, f := range rec {
-				if strings.HasPrefix(f, "'") && audit.Dangerous(f[1:]) {
+				if strings.HasPrefix(f, "'") && cellsafe.Dangerous(f[1:]) {
 					rec[i] = f[1:]
 				}
 			}

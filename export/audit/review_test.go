@@ -12,6 +12,7 @@ import (
 
 	"anprsec/domain"
 	"anprsec/export/audit"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -66,7 +67,7 @@ func TestReviewManyComuniCountsCancelledUtenze(t *testing.T) {
 
 // An empty store (before the first census) exports without error.
 func TestReviewNationalEmptyStore(t *testing.T) {
-	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{3}, store.KeySize)})
+	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{3}, secret.KeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,17 +8,8 @@ import (
 
 	"github.com/xuri/excelize/v2"
 
-	"anprsec/ingest/esito"
+	"anprsec/internal/cellsafe"
 )
-
-// Neutralize makes a CSV field safe to open in a spreadsheet: a value
-// starting with = + - @ tab or carriage return would be read as a formula,
-// so it gets a leading apostrophe (OWASP's CSV injection advice).
-func Neutralize(s string) string { return esito.Neutralize(s) }
-
-// Dangerous reports whether a spreadsheet program could take s for a
-// formula (the rule of the receipts, esito.Dangerous).
-func Dangerous(s string) bool { return esito.Dangerous(s) }
 
 // BOM starts every CSV, so that Excel reads it as UTF-8.
 const BOM = "\ufeff"
@@ -304,7 +295,7 @@ func (t *table) text(s string) {
 		}
 	}
 	if t.cw != nil {
-		t.crow = append(t.crow, Neutralize(s))
+		t.crow = append(t.crow, cellsafe.Neutralize(s))
 	}
 }
 
@@ -384,7 +375,7 @@ func (t *table) line(label string, values ...any) error {
 		t.styled(t.st.title, label)
 	}
 	if t.cw != nil {
-		t.crow = append(t.crow, Neutralize(label))
+		t.crow = append(t.crow, cellsafe.Neutralize(label))
 	}
 	for _, v := range values {
 		switch v := v.(type) {
@@ -401,7 +392,7 @@ func (t *table) line(label string, values ...any) error {
 				t.styled(t.st.text, s)
 			}
 			if t.cw != nil {
-				t.crow = append(t.crow, Neutralize(s))
+				t.crow = append(t.crow, cellsafe.Neutralize(s))
 			}
 		}
 	}
@@ -425,7 +416,7 @@ func (t *table) header() error {
 			t.styled(t.st.head, c.Name)
 		}
 		if t.cw != nil {
-			t.crow = append(t.crow, Neutralize(c.Name))
+			t.crow = append(t.crow, cellsafe.Neutralize(c.Name))
 		}
 	}
 	err := t.end()

@@ -11,12 +11,13 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"anprsec/config"
+	"anprsec/drop"
 	"anprsec/ingest"
 	"anprsec/ingest/census"
 	"anprsec/ingest/census/censusgen"
-	"anprsec/ingest/drop"
 	"anprsec/ingest/xlsx"
 	"anprsec/istat"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -115,7 +116,7 @@ func BenchmarkIngestItaly(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		dir := b.TempDir()
-		st, err := store.Open(store.Options{Dir: filepath.Join(dir, "data"), Key: bytes.Repeat([]byte{1}, store.KeySize)})
+		st, err := store.Open(store.Options{Dir: filepath.Join(dir, "data"), Key: bytes.Repeat([]byte{1}, secret.KeySize)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -15,10 +15,11 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"anprsec/domain"
+	"anprsec/drop"
 	"anprsec/ingest"
 	"anprsec/ingest/census"
-	"anprsec/ingest/drop"
 	"anprsec/istat"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -33,7 +34,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "data"), Key: bytes.Repeat([]byte{1}, store.KeySize)})
+	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "data"), Key: bytes.Repeat([]byte{1}, secret.KeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}

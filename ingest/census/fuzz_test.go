@@ -17,13 +17,14 @@ import (
 
 	"github.com/xuri/excelize/v2"
 
+	"anprsec/drop"
 	"anprsec/ingest"
 	"anprsec/ingest/census"
 	"anprsec/ingest/census/censusgen"
-	"anprsec/ingest/drop"
 	"anprsec/ingest/esito"
 	"anprsec/internal/ziptest"
 	"anprsec/istat"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -44,7 +45,7 @@ const fuzzName = "fuzz.xlsx"
 func ingestOnce(t *testing.T, data []byte) [][]string {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{5}, store.KeySize)})
+	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{5}, secret.KeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}

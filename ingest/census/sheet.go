@@ -81,7 +81,6 @@ func findSheet(f *xlsx.Workbook, want string) (string, bool) {
 // header maps column names to indexes.
 type header struct {
 	index map[string]int // folded name -> column index
-	names []string       // canonical names, for messages
 }
 
 // colLetter names a column like a spreadsheet does: 0 -> A, 26 -> AA.

@@ -34,8 +34,8 @@ import (
 
 	"anprsec/codfisc"
 	"anprsec/domain"
+	"anprsec/drop"
 	"anprsec/ingest"
-	"anprsec/ingest/drop"
 	"anprsec/ingest/esito"
 	"anprsec/ingest/table"
 	"anprsec/istat"

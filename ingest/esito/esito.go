@@ -8,6 +8,8 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+
+	"anprsec/internal/cellsafe"
 )
 
 // Header is the first line of every receipt.
@@ -63,21 +65,6 @@ func field(buf *bytes.Buffer, s string) {
 	buf.WriteByte('"')
 }
 
-// Dangerous reports whether a spreadsheet program could read s as a
-// formula: it starts with = + - @ tab or CR.
-func Dangerous(s string) bool {
-	return s != "" && bytes.IndexByte([]byte("=+-@\t\r"), s[0]) >= 0
-}
-
-// Neutralize keeps a spreadsheet from reading a cell as a formula: a
-// Dangerous value gets a leading apostrophe.
-func Neutralize(s string) string {
-	if Dangerous(s) {
-		return "'" + s
-	}
-	return s
-}
-
 // File builds a whole receipt from already-formatted CSV chunks.
 func File(chunks ...[]byte) []byte {
 	var b bytes.Buffer
@@ -96,4 +83,4 @@ func Refused(code, message string) []byte {
 }
 
 // cell makes a field safe for a receipt: valid UTF-8, not a formula.
-func cell(s string) string { return Neutralize(strings.ToValidUTF8(s, "\uFFFD")) }
+func cell(s string) string { return cellsafe.Neutralize(strings.ToValidUTF8(s, "\uFFFD")) }

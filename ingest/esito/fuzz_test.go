@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"anprsec/ingest/esito"
+	"anprsec/internal/cellsafe"
 )
 
 // FuzzAppend: whatever a file's cells or a reader's messages hold, a
@@ -35,7 +36,7 @@ func FuzzAppend(f *testing.F) {
 		}
 		// encoding/csv turns \r\n inside a quoted field into \n.
 		norm := func(s string) string {
-			return strings.ReplaceAll(esito.Neutralize(strings.ToValidUTF8(s, "\uFFFD")), "\r\n", "\n")
+			return strings.ReplaceAll(cellsafe.Neutralize(strings.ToValidUTF8(s, "\uFFFD")), "\r\n", "\n")
 		}
 		want := []string{norm(sheet), strconv.Itoa(row), norm(outcome), norm(code), norm(msg)}
 		for i, got := range recs[0] {

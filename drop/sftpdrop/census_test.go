@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"anprsec/drop/sftpdrop/sftptest"
 	"anprsec/ingest"
 	"anprsec/ingest/census"
-	"anprsec/ingest/sftpdrop/sftptest"
 	"anprsec/istat"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -31,7 +32,7 @@ func ingestOverSFTP(t *testing.T, d *Drop, disk string) {
 	}
 	os.WriteFile(filepath.Join(disk, "censimento", "casi2.xlsx.part"), data[:100], 0o644)
 
-	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{5}, store.KeySize)})
+	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{5}, secret.KeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"anprsec/ingest/drop"
+	"anprsec/drop"
 )
 
 func randomBytes(t testing.TB, n int) []byte {

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
-	"anprsec/ingest/sftpdrop/sftptest"
+	"anprsec/drop/sftpdrop/sftptest"
 )
 
 // connect logs in to srv as user with key, checking the host key against
@@ -213,7 +213,7 @@ func TestWritePrivateMode(t *testing.T) {
 // TestOnlyTests enforces the package doc: no non-test Go file of the module
 // imports this package.
 func TestOnlyTests(t *testing.T) {
-	const self = "anprsec/ingest/sftpdrop/sftptest"
+	const self = "anprsec/drop/sftpdrop/sftptest"
 	modRoot, err := filepath.Abs("../../..")
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,6 @@
-package store
+// Package secret reads and creates the files that hold secrets (symmetric keys,
+// private keys) and refuses them when group or others may read them.
+package secret
 
 import (
 	"crypto/rand"
@@ -11,12 +13,12 @@ import (
 // KeySize is the size of every symmetric key file: 32 random bytes.
 const KeySize = 32
 
-// ErrKeyPermissions is returned for a key file readable by group or others.
-var ErrKeyPermissions = errors.New("key file is readable by group or others")
+// ErrPermissions is returned for a key file readable by group or others.
+var ErrPermissions = errors.New("key file is readable by group or others")
 
-// CheckSecretFile refuses a secret file (key, private key) that group or
+// CheckFile refuses a secret file (key, private key) that group or
 // others may read or write: an operator must fix it with chmod 600.
-func CheckSecretFile(path string) error {
+func CheckFile(path string) error {
 	fi, err := os.Stat(path)
 	if os.IsNotExist(err) {
 		return fmt.Errorf("secret file %s does not exist", path)
@@ -25,14 +27,14 @@ func CheckSecretFile(path string) error {
 		return fmt.Errorf("secret file: %w", err)
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("%s: %w (mode %04o); run: chmod 600 %s", path, ErrKeyPermissions, fi.Mode().Perm(), path)
+		return fmt.Errorf("%s: %w (mode %04o); run: chmod 600 %s", path, ErrPermissions, fi.Mode().Perm(), path)
 	}
 	return nil
 }
 
 // ReadKey reads a 32-byte key file after checking its permissions.
 func ReadKey(path string) ([]byte, error) {
-	if err := CheckSecretFile(path); err != nil {
+	if err := CheckFile(path); err != nil {
 		return nil, err
 	}
 	k, err := os.ReadFile(path)

@@ -23,7 +23,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"anprsec/ingest/sftpdrop/sftptest"
+	"anprsec/drop/sftpdrop/sftptest"
 )
 
 const sshdPath = "/usr/sbin/sshd"

@@ -31,7 +31,7 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
-	"anprsec/ingest/drop"
+	"anprsec/drop"
 )
 
 // Defaults of Config.

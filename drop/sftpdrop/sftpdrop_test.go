@@ -1,7 +1,6 @@
 package sftpdrop
 
 import (
-	"anprsec/internal/testnet"
 	"context"
 	"errors"
 	"io"
@@ -15,8 +14,9 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
-	"anprsec/ingest/drop"
-	"anprsec/ingest/sftpdrop/sftptest"
+	"anprsec/drop"
+	"anprsec/drop/sftpdrop/sftptest"
+	"anprsec/internal/testnet"
 )
 
 // inProcess starts a jailed in-process server (sftptest) and returns a
