@@ -12,8 +12,9 @@ import (
 // Profile is an authorization profile of an utenza.
 type Profile string
 
-// The profiles of the ANPR security console. ASC, APL, ALS and ALP require a
-// smart card; ASC, ALS and ALP are mandatory in every censused comune.
+// The profiles of the ANPR security console (docs/rules.md#profiles). ASC,
+// APL, ALS and ALP require a smart card; which ones every comune must have
+// is the comune invariant (lifecycle/comune.go).
 const (
 	ASC           Profile = "ASC"           // sindaco or commissario: exactly one per comune
 	APL           Profile = "APL"           // delegate of the sindaco
@@ -28,17 +29,16 @@ type ProfileInfo struct {
 	Profile     Profile
 	Description string
 	NeedsCard   bool
-	Mandatory   bool // every comune must have at least one (exactly one for ASC)
 }
 
 // Profiles is the table of known profiles, the one place to extend them.
 var Profiles = []ProfileInfo{
-	{ASC, "Sindaco o commissario", true, true},
-	{APL, "Amministratore di Primo Livello (delegato del sindaco)", true, false},
-	{ALS, "Amministratore Locale della Sicurezza", true, true},
-	{ALP, "Amministratore Locale delle Postazioni", true, true},
-	{Operatore, "Operatore", false, false},
-	{Consultazione, "Operatore di consultazione", false, false},
+	{ASC, "Sindaco o commissario", true},
+	{APL, "Amministratore di Primo Livello (delegato del sindaco)", true},
+	{ALS, "Amministratore Locale della Sicurezza", true},
+	{ALP, "Amministratore Locale delle Postazioni", true},
+	{Operatore, "Operatore", false},
+	{Consultazione, "Operatore di consultazione", false},
 }
 
 // LookupProfile finds a profile by name, ignoring case and surrounding blanks.
@@ -121,7 +121,7 @@ func (u *Utenza) Has(p Profile) bool {
 // CardState is the state of a smart card.
 type CardState string
 
-// States of a smart card (SPEC.md, smart-card lifecycle).
+// States of a smart card (docs/rules.md#card-lifecycle).
 const (
 	CardRichiesta  CardState = "RICHIESTA"
 	CardProduzione CardState = "IN PRODUZIONE"
@@ -174,7 +174,7 @@ func CardSecretsSealContext(serial, half string) string { return "smartcard/" + 
 // CertState is the state of a workstation certificate.
 type CertState string
 
-// States of a workstation certificate (SPEC.md).
+// States of a workstation certificate (docs/rules.md#postazione-lifecycle).
 const (
 	CertRichiesta     CertState = "RICHIESTA IN LAVORAZIONE"
 	CertAttivo        CertState = "ATTIVO"
@@ -197,7 +197,7 @@ type Postazione struct {
 	Created  time.Time `json:"created"`
 	Updated  time.Time `json:"updated"`
 
-	// Block and revoke (jobs.Blocca, jobs.Revoca): when the certificate went
+	// Block and revoke (jobs.Blocca, lifecycle.ChangePostazione): when the certificate went
 	// on hold (BLOCCATO; zero once unblocked), when its revocation was asked
 	// (REVOCATA IN LAVORAZIONE, then REVOCATO) and the CRL reason code of the
 	// revocation (RFC 5280: 0 unspecified, 1 keyCompromise, 5
@@ -206,7 +206,7 @@ type Postazione struct {
 	RevokedAt        time.Time `json:"revoked_at,omitempty"`
 	RevocationReason int       `json:"revocation_reason,omitempty"`
 	// PrevState is the state before a revoke (ATTIVO or BLOCCATO), restored
-	// by jobs.AnnullaRevoca inside the undo window (pki.revoke_grace).
+	// by lifecycle.UndoRevocation inside the undo window (pki.revoke_grace).
 	PrevState CertState `json:"prev_state,omitempty"`
 
 	// Certificate, set by the certificati job when the state becomes ATTIVO.

@@ -13,7 +13,7 @@ import (
 
 	"anprsec/domain"
 	"anprsec/pki/pgp"
-	"anprsec/smartcard"
+	"anprsec/lifecycle"
 	"anprsec/store"
 )
 
@@ -100,10 +100,10 @@ func TestKillDuringCards(t *testing.T) {
 				return err
 			}
 			src := store.Source{Actor: "test"}
-			if err := smartcard.Deliver(tx, src, c, time.Time{}, "TEST", false); err != nil {
+			if err := lifecycle.DeliverCard(tx, src, c, time.Time{}, "TEST", false); err != nil {
 				return err
 			}
-			if err := smartcard.Activate(tx, src, c); err != nil {
+			if err := lifecycle.ActivateCard(tx, src, c); err != nil {
 				return err
 			}
 		}

@@ -14,6 +14,7 @@ import (
 
 	"anprsec/domain"
 	"anprsec/export/bundle"
+	"anprsec/lifecycle"
 	"anprsec/pki"
 	"anprsec/store"
 )
@@ -284,27 +285,6 @@ func publishPending(ctx context.Context, env *Env, run *Run) error {
 	return errors.Join(errs...)
 }
 
-// BundleEntries reads and unseals the certificates of a bundle.
-func BundleEntries(tx *store.Tx, s *store.Sealer, b *store.Bundle) ([]bundle.Entry, error) {
-	entries := make([]bundle.Entry, 0, len(b.Codes))
-	for _, c := range b.Codes {
-		p, err := tx.Postazione(c)
-		if err != nil {
-			return nil, fmt.Errorf("postazione %s: %w", c, err)
-		}
-		p12, err := s.Open(p.P12Sealed, domain.P12SealContext(c))
-		if err != nil {
-			return nil, fmt.Errorf("postazione %s: P12: %w", c, err)
-		}
-		pw, err := s.Open(p.PasswordSealed, domain.PasswordSealContext(c))
-		if err != nil {
-			return nil, fmt.Errorf("postazione %s: password: %w", c, err)
-		}
-		entries = append(entries, bundle.Entry{Code: c, P12: p12, Password: string(pw)})
-	}
-	return entries, nil
-}
-
 func publishBundle(ctx context.Context, env *Env, id string) error {
 	var b *store.Bundle
 	var entries []bundle.Entry
@@ -313,7 +293,7 @@ func publishBundle(ctx context.Context, env *Env, id string) error {
 		if b, err = tx.Bundle(id); err != nil {
 			return err
 		}
-		entries, err = BundleEntries(tx, env.Sealer, b)
+		entries, err = bundle.Entries(tx, env.Sealer, b)
 		return err
 	}); err != nil {
 		return err
@@ -386,7 +366,7 @@ func completeRevocations(env *Env, run *Run) error {
 			if p.State != domain.CertRevocaInCorso {
 				return nil // changed since it was read
 			}
-			if !RevokeFinal(p, env.Config.PKI.RevokeGrace, tx.Now) {
+			if !lifecycle.RevokeFinal(p, env.Config.PKI.RevokeGrace, tx.Now) {
 				return nil // still inside the undo window (pki.revoke_grace)
 			}
 			p.State = domain.CertRevocato

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"anprsec/domain"
+	"anprsec/lifecycle"
 	"anprsec/pki"
 	"anprsec/store"
 )
@@ -112,23 +113,17 @@ func runCRL(ctx context.Context, env *Env, run *Run) error {
 		}
 		cur.Published = tx.Now
 		cur.Files = []string{CRLFileDER, CRLFilePEM}
-		if err := tx.DeleteMeta(CRLDirtyMeta); err != nil {
+		if err := tx.DeleteMeta(lifecycle.CRLDirtyMeta); err != nil {
 			return err
 		}
 		return tx.PutCRL(cur)
 	})
 }
 
-// CRLDirtyMeta marks, in the same transaction as a block, unblock or revoke
-// of a console request, that the CRL must be republished; the mark goes
-// with the publication, so a crash in between leaves it for the next run
-// of ingest-richieste (or the hourly crl).
-const CRLDirtyMeta = "crl-dirty"
-
 // crlDirty reports whether a change is waiting for the CRL.
 func crlDirty(env *Env) bool {
 	var dirty bool
-	err := env.Store.View(func(tx *store.Tx) error { return tx.Meta(CRLDirtyMeta, &dirty) })
+	err := env.Store.View(func(tx *store.Tx) error { return tx.Meta(lifecycle.CRLDirtyMeta, &dirty) })
 	return err == nil && dirty
 }
 

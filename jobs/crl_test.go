@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"anprsec/domain"
+	"anprsec/lifecycle"
 	"anprsec/pki"
 	"anprsec/store"
 )
@@ -79,11 +80,11 @@ func TestCRL(t *testing.T) {
 		t.Errorf("first CRL: number %v, %d entries, counts %v", crl.Number, len(crl.RevokedCertificateEntries), counts)
 	}
 
-	src := store.Source{Actor: BackOfficeActor}
-	if _, err := Blocca(st, src, held.Code, "prova"); err != nil {
+	src := store.Source{Actor: lifecycle.BackOfficeActor}
+	if _, err := lifecycle.ChangePostazione(st, src, lifecycle.OpBlockPostazione, held.Code, "prova"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Revoca(st, src, gone.Code, "furto"); err != nil {
+	if _, err := lifecycle.ChangePostazione(st, src, lifecycle.OpRevokePostazione, gone.Code, "furto"); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -116,7 +117,7 @@ func TestCRL(t *testing.T) {
 	}
 
 	// Unblock: the held serial is gone from the next CRL.
-	if _, err := Sblocca(st, src, held.Code, "errore"); err != nil {
+	if _, err := lifecycle.ChangePostazione(st, src, lifecycle.OpUnblockPostazione, held.Code, "errore"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.run(crlJob); err != nil {

@@ -18,10 +18,10 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 
 	"anprsec/domain"
+	"anprsec/lifecycle"
 	"anprsec/mail/smtptest"
 	"anprsec/pki"
 	"anprsec/pki/pgp"
-	"anprsec/smartcard"
 	"anprsec/store"
 )
 
@@ -60,10 +60,10 @@ func (c *certEnv) activate(serials ...string) {
 			if err != nil {
 				return err
 			}
-			if err := smartcard.Deliver(tx, src, sc, time.Time{}, "RSSMRA68A01H501Y", false); err != nil {
+			if err := lifecycle.DeliverCard(tx, src, sc, time.Time{}, "RSSMRA68A01H501Y", false); err != nil {
 				return err
 			}
-			if err := smartcard.Activate(tx, src, sc); err != nil {
+			if err := lifecycle.ActivateCard(tx, src, sc); err != nil {
 				return err
 			}
 		}
@@ -388,7 +388,7 @@ func (c *certEnv) activateDelivered(serials ...string) {
 			if err != nil {
 				return err
 			}
-			if err := smartcard.Activate(tx, store.Source{Actor: "test"}, sc); err != nil {
+			if err := lifecycle.ActivateCard(tx, store.Source{Actor: "test"}, sc); err != nil {
 				return err
 			}
 		}

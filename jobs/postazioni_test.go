@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"anprsec/domain"
+	"anprsec/export/bundle"
+	"anprsec/lifecycle"
 	"anprsec/pki"
 	"anprsec/store"
 )
@@ -27,16 +29,18 @@ var allCertStates = []domain.CertState{
 // others are refused with a message naming the code and the state, and
 // change nothing.
 func TestPostazioniTransitions(t *testing.T) {
+	wantAction := map[lifecycle.Op]string{lifecycle.OpBlockPostazione: "postazione.blocca",
+		lifecycle.OpUnblockPostazione: "postazione.sblocca", lifecycle.OpRevokePostazione: "postazione.revoca"}
 	c := newCertEnv(t)
 	st := c.env.Store
-	allowed := map[Op]map[domain.CertState]domain.CertState{
-		OpBlocca:  {domain.CertAttivo: domain.CertBloccato},
-		OpSblocca: {domain.CertBloccato: domain.CertAttivo},
-		OpRevoca:  {domain.CertAttivo: domain.CertRevocaInCorso, domain.CertBloccato: domain.CertRevocaInCorso},
+	allowed := map[lifecycle.Op]map[domain.CertState]domain.CertState{
+		lifecycle.OpBlockPostazione:   {domain.CertAttivo: domain.CertBloccato},
+		lifecycle.OpUnblockPostazione: {domain.CertBloccato: domain.CertAttivo},
+		lifecycle.OpRevokePostazione:  {domain.CertAttivo: domain.CertRevocaInCorso, domain.CertBloccato: domain.CertRevocaInCorso},
 	}
 	src := store.Source{Actor: "RSSMRA68A01H501Y"}
 	n := 0
-	for _, op := range []Op{OpBlocca, OpSblocca, OpRevoca} {
+	for _, op := range []lifecycle.Op{lifecycle.OpBlockPostazione, lifecycle.OpUnblockPostazione, lifecycle.OpRevokePostazione} {
 		for _, from := range allCertStates {
 			n++
 			code := domain.WorkstationCode("058091", n)
@@ -47,15 +51,15 @@ func TestPostazioniTransitions(t *testing.T) {
 					t.Fatal(err)
 				}
 				motivo := "motivo di " + code
-				p, err := ChangePostazione(st, src, op, strings.ToLower(code), motivo)
+				p, err := lifecycle.ChangePostazione(st, src, op, strings.ToLower(code), motivo)
 				es, _ := st.History(0, 0, func(e *store.Entry) bool { return e.Key == code })
 				var cur *domain.Postazione
 				st.View(func(tx *store.Tx) error { cur, _ = tx.Postazione(code); return nil })
 				to, ok := allowed[op][from]
 				if !ok {
-					var es2 *ErrStato
+					var es2 *lifecycle.StateError
 					if !errors.As(err, &es2) {
-						t.Fatalf("error = %v, want *ErrStato", err)
+						t.Fatalf("error = %v, want *lifecycle.StateError", err)
 					}
 					msg := err.Error()
 					if !strings.Contains(msg, code) || !strings.Contains(msg, string(from)) || !strings.Contains(msg, "non può essere") {
@@ -72,19 +76,19 @@ func TestPostazioniTransitions(t *testing.T) {
 				if p.State != to || cur.State != to || cur.Reason != motivo {
 					t.Errorf("state %s (stored %s, reason %q), want %s", p.State, cur.State, cur.Reason, to)
 				}
-				if len(es) != 1 || es[0].Actor != src.Actor || es[0].Detail != motivo || es[0].Action != "postazione."+string(op) {
+				if len(es) != 1 || es[0].Actor != src.Actor || es[0].Detail != motivo || es[0].Action != wantAction[op] {
 					t.Errorf("history = %+v", es)
 				}
 				switch op {
-				case OpBlocca:
+				case lifecycle.OpBlockPostazione:
 					if cur.HoldSince.IsZero() {
 						t.Error("HoldSince not set")
 					}
-				case OpSblocca:
+				case lifecycle.OpUnblockPostazione:
 					if !cur.HoldSince.IsZero() {
 						t.Error("HoldSince still set")
 					}
-				case OpRevoca:
+				case lifecycle.OpRevokePostazione:
 					if cur.RevokedAt.IsZero() {
 						t.Error("RevokedAt not set")
 					}
@@ -108,17 +112,17 @@ func TestPostazioniRefusals(t *testing.T) {
 	st.Update(func(tx *store.Tx) error {
 		return tx.PutPostazione(&domain.Postazione{Code: "058091-PC-0001", ISTAT: "058091", State: domain.CertAttivo, Serial: "AB"})
 	})
-	src := store.Source{Actor: BackOfficeActor}
-	if _, err := Blocca(st, src, "058091-PC-0001", "  "); !errors.Is(err, ErrMotivo) {
+	src := store.Source{Actor: lifecycle.BackOfficeActor}
+	if _, err := lifecycle.ChangePostazione(st, src, lifecycle.OpBlockPostazione, "058091-PC-0001", "  "); !errors.Is(err, lifecycle.ErrMotivo) {
 		t.Errorf("empty motivo: %v", err)
 	}
-	if _, err := Blocca(st, src, "058091-PC-0099", "prova"); !errors.Is(err, ErrPostazioneSconosciuta) || !strings.Contains(err.Error(), "058091-PC-0099") {
+	if _, err := lifecycle.ChangePostazione(st, src, lifecycle.OpBlockPostazione, "058091-PC-0099", "prova"); !errors.Is(err, lifecycle.ErrUnknownPostazione) || !strings.Contains(err.Error(), "058091-PC-0099") {
 		t.Errorf("unknown code: %v", err)
 	}
-	if _, err := Blocca(st, store.Source{}, "058091-PC-0001", "prova"); err == nil {
+	if _, err := lifecycle.ChangePostazione(st, store.Source{}, lifecycle.OpBlockPostazione, "058091-PC-0001", "prova"); err == nil {
 		t.Error("no actor accepted")
 	}
-	if _, err := ChangePostazione(st, src, "cancella", "058091-PC-0001", "prova"); err == nil {
+	if _, err := lifecycle.ChangePostazione(st, src, "cancella", "058091-PC-0001", "prova"); err == nil {
 		t.Error("unknown operation accepted")
 	}
 	es, _ := st.History(0, 0, nil)
@@ -138,11 +142,11 @@ func TestRevocaCompleted(t *testing.T) {
 		tx.PutPostazione(&domain.Postazione{Code: "058091-PC-0001", ISTAT: "058091", State: domain.CertAttivo, Serial: "AB"})
 		return tx.PutPostazione(&domain.Postazione{Code: "058091-PC-0002", ISTAT: "058091", State: domain.CertBloccato, Serial: "CD"})
 	})
-	src := store.Source{Actor: BackOfficeActor}
-	if _, err := Revoca(st, src, "058091-PC-0001", "furto"); err != nil {
+	src := store.Source{Actor: lifecycle.BackOfficeActor}
+	if _, err := lifecycle.ChangePostazione(st, src, lifecycle.OpRevokePostazione, "058091-PC-0001", "furto"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Revoca(st, src, "058091-PC-0002", "prova"); err != nil {
+	if _, err := lifecycle.ChangePostazione(st, src, lifecycle.OpRevokePostazione, "058091-PC-0002", "prova"); err != nil {
 		t.Fatal(err)
 	}
 	counts, err := c.run(certificatiJob)
@@ -159,8 +163,8 @@ func TestRevocaCompleted(t *testing.T) {
 	if p := ps["058091-PC-0002"]; p.State != domain.CertRevocato || p.RevocationReason != pki.ReasonUnspecified {
 		t.Errorf("PC-0002 = %s reason %d", p.State, p.RevocationReason)
 	}
-	for _, op := range []Op{OpBlocca, OpSblocca, OpRevoca} {
-		if _, err := ChangePostazione(st, src, op, "058091-PC-0001", "ripensamento"); err == nil {
+	for _, op := range []lifecycle.Op{lifecycle.OpBlockPostazione, lifecycle.OpUnblockPostazione, lifecycle.OpRevokePostazione} {
+		if _, err := lifecycle.ChangePostazione(st, src, op, "058091-PC-0001", "ripensamento"); err == nil {
 			t.Errorf("%s of a REVOCATO certificate accepted", op)
 		}
 	}
@@ -179,7 +183,7 @@ func TestRevocaCompleted(t *testing.T) {
 
 // TestRevokeGrace: the certificati batch makes REVOCATA IN LAVORAZIONE
 // final only once pki.revoke_grace has passed since the request, and
-// AnnullaRevoca brings it back to the state before the revoke only inside
+// lifecycle.UndoRevocation brings it back to the state before the revoke only inside
 // that window.
 func TestRevokeGrace(t *testing.T) {
 	const grace = time.Hour
@@ -224,11 +228,11 @@ func TestRevokeGrace(t *testing.T) {
 							t.Errorf("after the batch: %s, want %s", p.State, want)
 						}
 					case "annulla":
-						p, err := AnnullaRevoca(st, store.Source{Actor: BackOfficeActor}, code, "per errore", grace, time.UTC)
+						p, err := lifecycle.UndoRevocation(st, store.Source{Actor: lifecycle.BackOfficeActor}, code, "per errore", grace, time.UTC)
 						if tc.final {
-							var ef *ErrFinestraScaduta
+							var ef *lifecycle.UndoWindowError
 							if !errors.As(err, &ef) || !strings.Contains(err.Error(), code) || !strings.Contains(err.Error(), "non può più essere annullata") {
-								t.Fatalf("error = %v, want *ErrFinestraScaduta naming %s", err, code)
+								t.Fatalf("error = %v, want *lifecycle.UndoWindowError naming %s", err, code)
 							}
 							if cur := c.postazioni()[code]; cur.State != domain.CertRevocaInCorso {
 								t.Errorf("refused annulla-revoca changed the state to %s", cur.State)
@@ -277,12 +281,12 @@ func TestAnnullaRevocaFlow(t *testing.T) {
 		tx.PutPostazione(&domain.Postazione{Code: "058091-PC-0001", ISTAT: "058091", State: domain.CertAttivo, Serial: "AB"})
 		return tx.PutPostazione(&domain.Postazione{Code: "058091-PC-0002", ISTAT: "058091", State: domain.CertAttivo, Serial: "CD"})
 	})
-	src := store.Source{Actor: BackOfficeActor}
-	if _, err := Blocca(st, src, "058091-PC-0002", "sospetto"); err != nil {
+	src := store.Source{Actor: lifecycle.BackOfficeActor}
+	if _, err := lifecycle.ChangePostazione(st, src, lifecycle.OpBlockPostazione, "058091-PC-0002", "sospetto"); err != nil {
 		t.Fatal(err)
 	}
 	for _, code := range []string{"058091-PC-0001", "058091-PC-0002"} {
-		p, err := Revoca(st, src, code, "furto")
+		p, err := lifecycle.ChangePostazione(st, src, lifecycle.OpRevokePostazione, code, "furto")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -297,7 +301,7 @@ func TestAnnullaRevocaFlow(t *testing.T) {
 		t.Errorf("CRL with two revocations pending = %v", r)
 	}
 	for code, want := range map[string]domain.CertState{"058091-PC-0001": domain.CertAttivo, "058091-PC-0002": domain.CertBloccato} {
-		p, err := AnnullaRevoca(st, src, code, "per errore", time.Hour, nil)
+		p, err := lifecycle.UndoRevocation(st, src, code, "per errore", time.Hour, nil)
 		if err != nil || p.State != want {
 			t.Fatalf("annulla-revoca %s: %v, %v; want %s", code, p, err, want)
 		}
@@ -308,27 +312,27 @@ func TestAnnullaRevocaFlow(t *testing.T) {
 	if r := reasons(c.crlOf()); len(r) != 1 || r["CD"] != pki.ReasonCertificateHold {
 		t.Errorf("CRL after annulla-revoca = %v, want only CD on hold", r)
 	}
-	var es *ErrStato
-	if _, err := AnnullaRevoca(st, src, "058091-PC-0001", "ancora", time.Hour, nil); !errors.As(err, &es) ||
+	var es *lifecycle.StateError
+	if _, err := lifecycle.UndoRevocation(st, src, "058091-PC-0001", "ancora", time.Hour, nil); !errors.As(err, &es) ||
 		!strings.Contains(err.Error(), "058091-PC-0001 è nello stato ATTIVO") || !strings.Contains(err.Error(), "REVOCATA IN LAVORAZIONE") {
 		t.Errorf("annulla-revoca of an ATTIVO: %v", err)
 	}
-	if _, err := AnnullaRevoca(st, src, "058091-PC-0001", " ", time.Hour, nil); !errors.Is(err, ErrMotivo) {
+	if _, err := lifecycle.UndoRevocation(st, src, "058091-PC-0001", " ", time.Hour, nil); !errors.Is(err, lifecycle.ErrMotivo) {
 		t.Errorf("empty motivo: %v", err)
 	}
-	if _, err := ChangePostazione(st, src, OpAnnullaRevoca, "058091-PC-0001", "x"); err == nil {
+	if _, err := lifecycle.ChangePostazione(st, src, lifecycle.OpUndoRevocation, "058091-PC-0001", "x"); err == nil {
 		t.Error("ChangePostazione accepted annulla-revoca without a window")
 	}
 }
 
 func TestParseCertState(t *testing.T) {
 	for _, s := range allCertStates {
-		got, err := ParseCertState(" " + strings.ToLower(string(s)) + " ")
+		got, err := lifecycle.ParseCertState(" " + strings.ToLower(string(s)) + " ")
 		if err != nil || got != s {
 			t.Errorf("ParseCertState(%q) = %q, %v", s, got, err)
 		}
 	}
-	_, err := ParseCertState("ATTIVA")
+	_, err := lifecycle.ParseCertState("ATTIVA")
 	if err == nil || !strings.Contains(err.Error(), `"ATTIVA"`) || !strings.Contains(err.Error(), "REVOCATA IN LAVORAZIONE, REVOCATO, SCADUTO") {
 		t.Errorf("ParseCertState(ATTIVA) = %v", err)
 	}
@@ -358,9 +362,9 @@ func TestPostazioniOf(t *testing.T) {
 		{"099999", "", "", "comune sconosciuto: 099999"},
 	} {
 		var ps []*domain.Postazione
-		err := st.View(func(tx *store.Tx) (err error) { ps, err = PostazioniOf(tx, tc.istat, tc.state); return err })
+		err := st.View(func(tx *store.Tx) (err error) { ps, err = lifecycle.PostazioniOf(tx, tc.istat, tc.state); return err })
 		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, ErrComuneSconosciuto) {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, lifecycle.ErrUnknownComune) {
 				t.Errorf("%s: error %v, want %q", tc.istat, err, tc.err)
 			}
 			continue
@@ -391,7 +395,7 @@ func TestBundleComune(t *testing.T) {
 	st := c.env.Store
 	dir := t.TempDir()
 	now := time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
-	path, n, err := BundleComune(context.Background(), st, c.env.Sealer, "058091", "", dir, now, c.env.Loc)
+	path, n, err := bundle.WriteComune(context.Background(), st, c.env.Sealer, "058091", "", dir, now, c.env.Loc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +419,7 @@ func TestBundleComune(t *testing.T) {
 	openSSLCheck(t, pws, p12s)
 
 	// A second download in the same second keeps the first one.
-	second, _, err := BundleComune(context.Background(), st, c.env.Sealer, "058091", "", dir, now, c.env.Loc)
+	second, _, err := bundle.WriteComune(context.Background(), st, c.env.Sealer, "058091", "", dir, now, c.env.Loc)
 	if err != nil || filepath.Base(second) != "058091-certificati-20260301-103000-2.zip" {
 		t.Errorf("second bundle of the same second: %s, %v", second, err)
 	}
@@ -425,7 +429,7 @@ func TestBundleComune(t *testing.T) {
 	c.checkZip(path)
 
 	// Only the ATTIVO ones once one is blocked; the BLOCCATO one alone.
-	if _, err := Blocca(st, store.Source{Actor: BackOfficeActor}, "058091-PC-0002", "prova"); err != nil {
+	if _, err := lifecycle.ChangePostazione(st, store.Source{Actor: lifecycle.BackOfficeActor}, lifecycle.OpBlockPostazione, "058091-PC-0002", "prova"); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -436,7 +440,7 @@ func TestBundleComune(t *testing.T) {
 		{domain.CertBloccato, "058091-PC-0002.p12,password.txt"},
 	} {
 		d := t.TempDir()
-		path, _, err := BundleComune(context.Background(), st, c.env.Sealer, "058091", tc.state, d, now, nil)
+		path, _, err := bundle.WriteComune(context.Background(), st, c.env.Sealer, "058091", tc.state, d, now, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -462,14 +466,14 @@ func TestBundleComune(t *testing.T) {
 
 	// Nothing to download: an error, no file.
 	d := t.TempDir()
-	if _, _, err := BundleComune(context.Background(), st, c.env.Sealer, "058091", domain.CertScaduto, d, now, nil); !errors.Is(err, ErrNessunCertificato) ||
+	if _, _, err := bundle.WriteComune(context.Background(), st, c.env.Sealer, "058091", domain.CertScaduto, d, now, nil); !errors.Is(err, bundle.ErrNoCertificate) ||
 		!strings.Contains(err.Error(), "058091") || !strings.Contains(err.Error(), "SCADUTO") {
 		t.Errorf("no certificate: %v", err)
 	}
-	if _, _, err := BundleComune(context.Background(), st, c.env.Sealer, "099999", "", d, now, nil); !errors.Is(err, ErrComuneSconosciuto) {
+	if _, _, err := bundle.WriteComune(context.Background(), st, c.env.Sealer, "099999", "", d, now, nil); !errors.Is(err, lifecycle.ErrUnknownComune) {
 		t.Errorf("unknown comune: %v", err)
 	}
-	if _, _, err := BundleComune(context.Background(), st, nil, "058091", "", d, now, nil); err == nil {
+	if _, _, err := bundle.WriteComune(context.Background(), st, nil, "058091", "", d, now, nil); err == nil {
 		t.Error("no sealer accepted")
 	}
 	if ents, _ := os.ReadDir(d); len(ents) != 0 {

@@ -16,14 +16,14 @@ import (
 	"anprsec/drop"
 	"anprsec/ingest/esito"
 	"anprsec/ingest/richieste"
-	"anprsec/smartcard"
+	"anprsec/lifecycle"
 	"anprsec/store"
 )
 
 // TestReviewInserisciSpacedCFBypassesInvariant: a CF written with a space
 // (as spreadsheets and copy-paste often do; also NBSP or a zero-width space)
 // is looked up raw by jobs/richieste.go (utente: tx.Utenza(p.istat, cf) and
-// richieste.Invariant(tx, istat, cf, ...)) but normalized by the census
+// lifecycle.ChangeBreach(tx, istat, cf, ...)) but normalized by the census
 // validator (codfisc.Normalize) before ApplyUser. So INSERISCI_UTENTE on an
 // EXISTING utenza is not refused UTENZA_ESISTENTE, the Invariant counts the
 // target among "the others", and ApplyUser overwrites the profiles: the
@@ -56,7 +56,7 @@ func TestReviewInserisciSpacedCFBypassesInvariant(t *testing.T) {
 // TestReviewNuovaSCGoesToTheRequestingComune: seed 000 "Nuova Smart Card":
 // the new cards "sono recapitate alla prefettura competente per la consegna
 // all'ente" and the subjects "devono essere relativi come dipendenti
-// dell'ente". smartcard.Replace (smartcard/smartcard.go:238-263) requests the
+// dell'ente". lifecycle.ReplaceCard (smartcard/smartcard.go:238-263) requests the
 // new card through the comune of the OLD card, even when the holder no
 // longer has an utenza there and the request comes from another comune: the
 // order names the wrong prefettura, and that prefettura cannot deliver it
@@ -305,7 +305,7 @@ func TestReviewOrderRepublishedWithDifferentContent(t *testing.T) {
 	first := c.readOrder(orders[0])
 	// Meanwhile the ALP's card is reported lost (console NUOVA_SC or CLI).
 	if err := c.env.Store.Update(func(tx *store.Tx) error {
-		_, _, err := smartcard.Replace(tx, store.Source{Actor: BackOfficeActor}, cfALP, "smarrimento", c.env.Config.Cards.SerialPrefix, "")
+		_, _, err := lifecycle.ReplaceCard(tx, store.Source{Actor: lifecycle.BackOfficeActor}, cfALP, "smarrimento", c.env.Config.Cards.SerialPrefix, "")
 		return err
 	}); err != nil {
 		t.Fatal(err)

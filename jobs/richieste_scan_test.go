@@ -14,6 +14,7 @@ import (
 	"anprsec/drop/sftpdrop"
 	"anprsec/drop/sftpdrop/sftptest"
 	"anprsec/ingest"
+	"anprsec/ingest/richieste"
 	"anprsec/secret"
 	"anprsec/store"
 )
@@ -78,7 +79,7 @@ func TestScanRichieste(t *testing.T) {
 			// before recording it: the inbox must finish its publication.
 			mk("comuni/001007/richieste/elaborati/y.csv", true)
 			if err := c.env.Store.Update(func(tx *store.Tx) error {
-				return tx.PutFile(&store.InputFile{SHA256: "ab", Path: "comuni/001007/richieste/y.csv", Kind: richiesteKind,
+				return tx.PutFile(&store.InputFile{SHA256: "ab", Path: "comuni/001007/richieste/y.csv", Kind: richieste.Kind,
 					State: store.FileCommitted, Moved: "comuni/001007/richieste/elaborati/y.csv"})
 			}); err != nil {
 				t.Fatal(err)

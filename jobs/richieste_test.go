@@ -17,6 +17,7 @@ import (
 	"anprsec/ingest/esito"
 	"anprsec/ingest/richieste"
 	"anprsec/ingest/table"
+	"anprsec/lifecycle"
 	"anprsec/store"
 )
 
@@ -128,13 +129,14 @@ func tryRow(t *testing.T, c *certEnv, istat string, cols []string, vals []string
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &requestProcessor{env: c.env, istat: istat, run: &Run{ID: "t", Log: discardLog(), Counts: map[string]int{}}}
+	p := &richieste.Processor{Store: c.env.Store, Comuni: c.env.Comuni, CardPrefix: c.env.Config.Cards.SerialPrefix,
+		MaxRows: c.env.Config.Census.MaxRows, Loc: c.env.Loc, ISTAT: istat}
 	f := &ingest.File{Path: "comuni/" + istat + "/richieste/r.csv", Name: "r.csv"}
 	var line esito.Line
 	var actions []string
 	err = c.env.Store.Update(func(tx *store.Tx) error {
 		var err error
-		if line, err = p.apply(tx, f, tab, tab.Rows[0]); err != nil {
+		if line, err = p.ApplyRow(tx, f, tab, tab.Rows[0]); err != nil {
 			return err
 		}
 		return errRollback
@@ -147,7 +149,7 @@ func tryRow(t *testing.T, c *certEnv, istat string, cols []string, vals []string
 }
 
 // opRow is a request row for an operation with a target that exists.
-func opRow(op richieste.Op, operator, istat string) ([]string, []string) {
+func opRow(op lifecycle.Op, operator, istat string) ([]string, []string) {
 	cols := []string{richieste.ColOperazione, richieste.ColOperatore}
 	vals := []string{string(op), operator}
 	add := func(c, v string) { cols, vals = append(cols, c), append(vals, v) }
@@ -159,33 +161,33 @@ func opRow(op richieste.Op, operator, istat string) ([]string, []string) {
 		return other
 	}
 	switch op {
-	case richieste.RegistraPostazione:
+	case lifecycle.OpRegisterPostazione:
 		add(richieste.ColEtichetta, "Anagrafe 3")
-	case richieste.BloccaPostazione, richieste.RevocaPostazione:
+	case lifecycle.OpBlockPostazione, lifecycle.OpRevokePostazione:
 		add(richieste.ColCodice, pc(1))
 		add(richieste.ColMotivo, "prova")
-	case richieste.SbloccaPostazione:
+	case lifecycle.OpUnblockPostazione:
 		add(richieste.ColCodice, pc(2))
 		add(richieste.ColMotivo, "prova")
-	case richieste.InserisciUtente:
+	case lifecycle.OpInsertUtente:
 		for _, kv := range [][2]string{{richieste.ColCF, newCF}, {richieste.ColCognome, "Thadsda"}, {richieste.ColNome, "Sda"},
 			{richieste.ColEmail, "sda@example.it"}, {richieste.ColProfili, "OPERATORE"}, {richieste.ColCard, "NO"}, {richieste.ColAmbiente, "PRODUZIONE"}} {
 			add(kv[0], kv[1])
 		}
-	case richieste.ModificaUtente:
+	case lifecycle.OpModifyUtente:
 		add(richieste.ColCF, target(tgtUser, tgtOther))
 		add(richieste.ColEmail, "nuova@example.it")
-	case richieste.BloccaUtente, richieste.CancellaUtente:
+	case lifecycle.OpBlockUtente, lifecycle.OpCancelUtente:
 		add(richieste.ColCF, target(tgtUser, tgtOther))
-	case richieste.SbloccaUtente:
+	case lifecycle.OpUnblockUtente:
 		add(richieste.ColCF, target(tgtBlocked, tgtOther))
-	case richieste.RegistraConsegnaSC:
+	case lifecycle.OpRegisterCardDelivery:
 		add(richieste.ColCF, target(tgtDeliv, tgtOther))
 		add(richieste.ColSeriale, "")
-	case richieste.NuovaSC, richieste.BloccaSC:
+	case lifecycle.OpNewCard, lifecycle.OpBlockCard:
 		add(richieste.ColCF, target(tgtActive, tgtOther))
 		add(richieste.ColMotivo, "prova")
-	case richieste.SbloccaSC:
+	case lifecycle.OpUnblockCard:
 		add(richieste.ColCF, target(tgtCardBlk, tgtOther))
 		add(richieste.ColMotivo, "prova")
 	}
@@ -207,12 +209,12 @@ func TestRichiesteAuthorization(t *testing.T) {
 		return nil
 	})
 
-	workstation := map[richieste.Op]bool{richieste.RegistraPostazione: true, richieste.BloccaPostazione: true, richieste.SbloccaPostazione: true, richieste.RevocaPostazione: true}
-	okCode := map[richieste.Op]string{
-		richieste.RegistraPostazione: "REGISTRATA", richieste.BloccaPostazione: "BLOCCATO", richieste.SbloccaPostazione: "ATTIVO",
-		richieste.RevocaPostazione: "REVOCATA IN LAVORAZIONE", richieste.InserisciUtente: "CREATA", richieste.ModificaUtente: "AGGIORNATA",
-		richieste.BloccaUtente: "BLOCCATA", richieste.SbloccaUtente: "ATTIVA", richieste.CancellaUtente: "CANCELLATA",
-		richieste.RegistraConsegnaSC: "ATTIVA", richieste.NuovaSC: "RICHIESTA", richieste.BloccaSC: "BLOCCATA", richieste.SbloccaSC: "ATTIVA",
+	workstation := map[lifecycle.Op]bool{lifecycle.OpRegisterPostazione: true, lifecycle.OpBlockPostazione: true, lifecycle.OpUnblockPostazione: true, lifecycle.OpRevokePostazione: true}
+	okCode := map[lifecycle.Op]string{
+		lifecycle.OpRegisterPostazione: "REGISTRATA", lifecycle.OpBlockPostazione: "BLOCCATO", lifecycle.OpUnblockPostazione: "ATTIVO",
+		lifecycle.OpRevokePostazione: "REVOCATA IN LAVORAZIONE", lifecycle.OpInsertUtente: "CREATA", lifecycle.OpModifyUtente: "AGGIORNATA",
+		lifecycle.OpBlockUtente: "BLOCCATA", lifecycle.OpUnblockUtente: "ATTIVA", lifecycle.OpCancelUtente: "CANCELLATA",
+		lifecycle.OpRegisterCardDelivery: "ATTIVA", lifecycle.OpNewCard: "RICHIESTA", lifecycle.OpBlockCard: "BLOCCATA", lifecycle.OpUnblockCard: "ATTIVA",
 	}
 	type who struct {
 		name, cf string
@@ -220,7 +222,7 @@ func TestRichiesteAuthorization(t *testing.T) {
 	operators := []who{{"ASC", opASC}, {"ALS", opALS}, {"ALP", opALP}, {"APL", opAPL}, {"OPERATORE", opOper},
 		{"ALS card blocked", opALSCard}, {"ALS utenza blocked", opALSBlock}, {"ALS of B", opALSOther}, {"unknown", cfOf("ZZZZZZ00A01H501")}, {"empty", ""}}
 	cases := 0
-	for _, rule := range richieste.Rules {
+	for _, rule := range lifecycle.Rules {
 		for _, w := range operators {
 			want := "NON_AUTORIZZATO"
 			switch {
@@ -238,7 +240,7 @@ func TestRichiesteAuthorization(t *testing.T) {
 				want = okCode[rule.Op]
 			}
 			cols, vals := opRow(rule.Op, w.cf, comA)
-			if rule.Op == richieste.RegistraConsegnaSC {
+			if rule.Op == lifecycle.OpRegisterCardDelivery {
 				vals[len(vals)-1] = delivSerial
 			}
 			t.Run(fmt.Sprintf("%s/%s", rule.Op, w.name), func(t *testing.T) {
@@ -251,7 +253,7 @@ func TestRichiesteAuthorization(t *testing.T) {
 		}
 		// The target in comune B, asked from comune A's folder by the
 		// operator who would be allowed.
-		if rule.Op == richieste.RegistraPostazione || rule.Op == richieste.InserisciUtente {
+		if rule.Op == lifecycle.OpRegisterPostazione || rule.Op == lifecycle.OpInsertUtente {
 			continue // their target is the folder's comune by construction
 		}
 		allowed := opALS
@@ -259,7 +261,7 @@ func TestRichiesteAuthorization(t *testing.T) {
 			allowed = opALP
 		}
 		cols, vals := opRow(rule.Op, allowed, comB)
-		if rule.Op == richieste.RegistraConsegnaSC {
+		if rule.Op == lifecycle.OpRegisterCardDelivery {
 			c.env.Store.View(func(tx *store.Tx) error { p, _ := tx.Person(tgtOther); vals[len(vals)-1] = p.Card; return nil })
 		}
 		t.Run(fmt.Sprintf("%s/target in B", rule.Op), func(t *testing.T) {
@@ -287,17 +289,17 @@ func TestRichiesteFirstALS(t *testing.T) {
 	}
 	matrixStore(t, c, people)
 	for _, tc := range []struct {
-		op       richieste.Op
+		op       lifecycle.Op
 		operator string
 		want     string
 	}{
-		{richieste.InserisciUtente, opASC, "CREATA"},
-		{richieste.InserisciUtente, opAPL, "CREATA"},
-		{richieste.BloccaUtente, opASC, "BLOCCATA"},
-		{richieste.NuovaSC, opAPL, "RICHIESTA"},
-		{richieste.BloccaPostazione, opASC, "NON_AUTORIZZATO"},
-		{richieste.InserisciUtente, opALP, "NON_AUTORIZZATO"},
-		{richieste.InserisciUtente, opALS, "OPERATORE_SMART_CARD_NON_ATTIVA"},
+		{lifecycle.OpInsertUtente, opASC, "CREATA"},
+		{lifecycle.OpInsertUtente, opAPL, "CREATA"},
+		{lifecycle.OpBlockUtente, opASC, "BLOCCATA"},
+		{lifecycle.OpNewCard, opAPL, "RICHIESTA"},
+		{lifecycle.OpBlockPostazione, opASC, "NON_AUTORIZZATO"},
+		{lifecycle.OpInsertUtente, opALP, "NON_AUTORIZZATO"},
+		{lifecycle.OpInsertUtente, opALS, "OPERATORE_SMART_CARD_NON_ATTIVA"},
 	} {
 		cols, vals := opRow(tc.op, tc.operator, comA)
 		if line, _ := tryRow(t, c, comA, cols, vals); line.Code != tc.want {
@@ -306,7 +308,7 @@ func TestRichiesteFirstALS(t *testing.T) {
 	}
 	// The ASC registers the delivery of the first ALS's card: from now on
 	// the ALS's operations are the ALS's.
-	cols, vals := opRow(richieste.RegistraConsegnaSC, opASC, comA)
+	cols, vals := opRow(lifecycle.OpRegisterCardDelivery, opASC, comA)
 	cols[2], vals[2] = richieste.ColCF, opALS
 	var serial string
 	c.env.Store.View(func(tx *store.Tx) error { p, _ := tx.Person(opALS); serial = p.Card; return nil })
@@ -316,7 +318,7 @@ func TestRichiesteFirstALS(t *testing.T) {
 	if line.Outcome != esito.OK || line.Code != "ATTIVA" {
 		t.Fatalf("first ALS card: %+v", line)
 	}
-	cols, vals = opRow(richieste.InserisciUtente, opASC, comA)
+	cols, vals = opRow(lifecycle.OpInsertUtente, opASC, comA)
 	if line, _ := tryRow(t, c, comA, cols, vals); line.Code != "NON_AUTORIZZATO" || !strings.Contains(line.Message, "ha già un ALS") {
 		t.Errorf("ASC after the first ALS: %+v", line)
 	}
@@ -330,12 +332,13 @@ func applyRow(t *testing.T, c *certEnv, istat string, cols, vals []string) esito
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &requestProcessor{env: c.env, istat: istat, run: &Run{ID: "t", Log: discardLog(), Counts: map[string]int{}}}
+	p := &richieste.Processor{Store: c.env.Store, Comuni: c.env.Comuni, CardPrefix: c.env.Config.Cards.SerialPrefix,
+		MaxRows: c.env.Config.Census.MaxRows, Loc: c.env.Loc, ISTAT: istat}
 	f := &ingest.File{Path: "comuni/" + istat + "/richieste/r.csv", Name: "r.csv"}
 	var line esito.Line
 	if err := c.env.Store.Update(func(tx *store.Tx) error {
 		var err error
-		line, err = p.apply(tx, f, tab, tab.Rows[0])
+		line, err = p.ApplyRow(tx, f, tab, tab.Rows[0])
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -379,7 +382,7 @@ func TestRichiesteInvariants(t *testing.T) {
 	if line.Code != "NON_AUTORIZZATO" {
 		t.Fatalf("%+v", line)
 	}
-	hist, _ := c.env.Store.History(0, 0, func(e *store.Entry) bool { return e.Action == RefusedAuthz })
+	hist, _ := c.env.Store.History(0, 0, func(e *store.Entry) bool { return e.Action == richieste.RefusedAuthz })
 	if len(hist) != 1 || hist[0].Actor != opALP || hist[0].File != "comuni/"+comA+"/richieste/r.csv" || !strings.Contains(hist[0].Detail, "NON_AUTORIZZATO") {
 		t.Errorf("history: %+v", hist)
 	}
@@ -480,7 +483,7 @@ func TestRichiesteJobXLSX(t *testing.T) {
 func TestRichiesteCRLDirty(t *testing.T) {
 	c := newCertEnv(t)
 	matrixStore(t, c, matrixPeople)
-	c.env.Store.Update(func(tx *store.Tx) error { return tx.SetMeta(CRLDirtyMeta, true) })
+	c.env.Store.Update(func(tx *store.Tx) error { return tx.SetMeta(lifecycle.CRLDirtyMeta, true) })
 	counts, err := c.run(richiesteJob)
 	if err != nil || counts["number"] != 1 {
 		t.Fatalf("counts %v, err %v", counts, err)

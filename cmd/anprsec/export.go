@@ -21,7 +21,7 @@ func (a *app) exportCmd() *cobra.Command {
 	auditCmd := &cobra.Command{
 		Use:   "audit [--comune ISTAT] [--out DIR] [--dal YYYY-MM-DD] [--al YYYY-MM-DD]",
 		Short: "Write a comune's user/authorization lists, or the national security report",
-		Long: `audit writes, with --comune, that comune's lists for its ALS (seed 004):
+		Long: `audit writes, with --comune, that comune's lists for its ALS (the security notice):
 utenti-<ISTAT>-<YYYYMMDD>.xlsx and .csv (one line per utenza with its profiles,
 the state of its smart card, e-mail, PEC and last change) and
 postazioni-<ISTAT>-<YYYYMMDD>.csv (its workstations and certificates).

@@ -11,7 +11,7 @@ import (
 	"anprsec/secret"
 )
 
-// dropLayout is the folder tree of SPEC.md "Drop layout".
+// dropLayout is the folder tree of the drops (docs/rules.md#drops-and-receipts).
 var dropLayout = []string{
 	"censimento", "prefetture", "comuni", "produttore/ordini", "sicurezza/report", "crl",
 }

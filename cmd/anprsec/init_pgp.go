@@ -11,7 +11,7 @@ import (
 	"anprsec/pki/pgp"
 )
 
-// init adds the development OpenPGP keys of SPEC.md to `anprsec init`:
+// init adds the development OpenPGP keys (docs/rules.md#secrets) to `anprsec init`:
 //
 //	keys.service    service.sec.asc (+ service.pub.asc, to give to the producer and the holders)
 //	keys.producer   producer.pub.asc (+ producer.sec.asc: the dev stand-in reads the orders with it)

@@ -10,7 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"anprsec/domain"
-	"anprsec/jobs"
+	"anprsec/export/bundle"
+	"anprsec/lifecycle"
 	"anprsec/schedules"
 	"anprsec/secret"
 	"anprsec/store"
@@ -37,17 +38,18 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
   bundle   "Scarica tutti": one ZIP of a comune's certificates with password.txt`,
 	}
 	for _, op := range []struct {
-		op    jobs.Op
+		name  string
+		op    lifecycle.Op
 		short string
 	}{
-		{jobs.OpBlocca, "Block a certificate (ATTIVO -> BLOCCATO) and republish the CRL"},
-		{jobs.OpSblocca, "Unblock a certificate (BLOCCATO -> ATTIVO) and republish the CRL"},
-		{jobs.OpRevoca, "Revoke a certificate (ATTIVO|BLOCCATO -> REVOCATA IN LAVORAZIONE) and republish the CRL"},
-		{jobs.OpAnnullaRevoca, "Undo a revoke inside pki.revoke_grace (back to ATTIVO or BLOCCATO) and republish the CRL"},
+		{"blocca", lifecycle.OpBlockPostazione, "Block a certificate (ATTIVO -> BLOCCATO) and republish the CRL"},
+		{"sblocca", lifecycle.OpUnblockPostazione, "Unblock a certificate (BLOCCATO -> ATTIVO) and republish the CRL"},
+		{"revoca", lifecycle.OpRevokePostazione, "Revoke a certificate (ATTIVO|BLOCCATO -> REVOCATA IN LAVORAZIONE) and republish the CRL"},
+		{"annulla-revoca", lifecycle.OpUndoRevocation, "Undo a revoke inside pki.revoke_grace (back to ATTIVO or BLOCCATO) and republish the CRL"},
 	} {
 		var motivo string
 		sub := &cobra.Command{
-			Use:   string(op.op) + " CODICE --motivo TEXT",
+			Use:   op.name + " CODICE --motivo TEXT",
 			Short: op.short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
@@ -56,12 +58,12 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
 					return err
 				}
 				defer closeFn()
-				src := store.Source{Actor: jobs.BackOfficeActor}
+				src := store.Source{Actor: lifecycle.BackOfficeActor}
 				var p *domain.Postazione
-				if op.op == jobs.OpAnnullaRevoca {
-					p, err = jobs.AnnullaRevoca(r.Store(), src, args[0], motivo, a.cfg.PKI.RevokeGrace, a.loc())
+				if op.op == lifecycle.OpUndoRevocation {
+					p, err = lifecycle.UndoRevocation(r.Store(), src, args[0], motivo, a.cfg.PKI.RevokeGrace, a.loc())
 				} else {
-					p, err = jobs.ChangePostazione(r.Store(), src, op.op, args[0], motivo)
+					p, err = lifecycle.ChangePostazione(r.Store(), src, op.op, args[0], motivo)
 				}
 				if err != nil {
 					return err
@@ -103,7 +105,7 @@ func (a *app) postazioniListCmd() *cobra.Command {
 			var state domain.CertState
 			if cmd.Flags().Changed("stato") {
 				var err error
-				if state, err = jobs.ParseCertState(stato); err != nil {
+				if state, err = lifecycle.ParseCertState(stato); err != nil {
 					return err
 				}
 			}
@@ -114,7 +116,7 @@ func (a *app) postazioniListCmd() *cobra.Command {
 			defer st.Close()
 			var ps []*domain.Postazione
 			if err := st.View(func(tx *store.Tx) error {
-				ps, err = jobs.PostazioniOf(tx, comune, state)
+				ps, err = lifecycle.PostazioniOf(tx, comune, state)
 				return err
 			}); err != nil {
 				return err
@@ -156,7 +158,7 @@ bundles. The ZIP is verified before it is renamed into place.`,
 			if err != nil {
 				return err
 			}
-			state, err := jobs.ParseCertState(stato)
+			state, err := lifecycle.ParseCertState(stato)
 			if err != nil {
 				return err
 			}
@@ -178,7 +180,7 @@ bundles. The ZIP is verified before it is renamed into place.`,
 			}
 			defer st.Close()
 			bar := newProgress(cmd, -1, "bundle of "+comune, false)
-			p, n, err := jobs.BundleComune(cmd.Context(), st, sealer, comune, state, out, time.Now(), a.loc())
+			p, n, err := bundle.WriteComune(cmd.Context(), st, sealer, comune, state, out, time.Now(), a.loc())
 			bar.Finish()
 			if err != nil {
 				return err
@@ -209,8 +211,8 @@ func (a *app) openSealer() (*store.Sealer, error) {
 }
 
 func statesList() string {
-	names := make([]string, len(jobs.CertStates))
-	for i, s := range jobs.CertStates {
+	names := make([]string, len(lifecycle.CertStates))
+	for i, s := range lifecycle.CertStates {
 		names[i] = string(s)
 	}
 	return strings.Join(names, ", ")

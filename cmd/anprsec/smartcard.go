@@ -9,8 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"anprsec/domain"
-	"anprsec/jobs"
-	"anprsec/smartcard"
+	"anprsec/lifecycle"
 	"anprsec/store"
 )
 
@@ -39,11 +38,11 @@ func (a *app) smartcardCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.backOfficeOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
-				c, err := smartcard.Card(tx, cf, serial)
+				c, err := lifecycle.FindCard(tx, cf, serial)
 				if err != nil {
 					return "", err
 				}
-				if err := smartcard.Activate(tx, src, c); err != nil {
+				if err := lifecycle.ActivateCard(tx, src, c); err != nil {
 					return "", err
 				}
 				return fmt.Sprintf("%s: %s (titolare %s); seconde metà in coda per l'invio (job invio-pin)", c.Serial, c.State, c.CF), nil
@@ -61,7 +60,7 @@ func (a *app) smartcardCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.backOfficeOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
-				old, nw, err := smartcard.Replace(tx, src, cf, motivo, a.cfg.Cards.SerialPrefix, "")
+				old, nw, err := lifecycle.ReplaceCard(tx, src, cf, motivo, a.cfg.Cards.SerialPrefix, "")
 				if err != nil {
 					return "", err
 				}
@@ -84,9 +83,9 @@ func (a *app) smartcardCmd() *cobra.Command {
 		fn          func(*store.Tx, store.Source, *domain.SmartCard, string) error
 		done        func(*domain.SmartCard) string
 	}{
-		{"blocca", "Block a card (ATTIVA -> BLOCCATA)", smartcard.Block, stateMsg},
-		{"sblocca", "Unblock a card (BLOCCATA -> ATTIVA)", smartcard.Unblock, stateMsg},
-		{"reinvia", "Queue again the e-mail of an active card's second halves after it failed (address or key fixed)", smartcard.Resend,
+		{"blocca", "Block a card (ATTIVA -> BLOCCATA)", lifecycle.BlockCard, stateMsg},
+		{"sblocca", "Unblock a card (BLOCCATA -> ATTIVA)", lifecycle.UnblockCard, stateMsg},
+		{"reinvia", "Queue again the e-mail of an active card's second halves after it failed (address or key fixed)", lifecycle.ResendCard,
 			func(c *domain.SmartCard) string {
 				return fmt.Sprintf("%s: seconde metà di nuovo in coda (job invio-pin)", c.Serial)
 			}},
@@ -98,7 +97,7 @@ func (a *app) smartcardCmd() *cobra.Command {
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				return a.backOfficeOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
-					c, err := smartcard.Card(tx, cf, serial)
+					c, err := lifecycle.FindCard(tx, cf, serial)
 					if err != nil {
 						return "", err
 					}
@@ -132,7 +131,7 @@ func (a *app) backOfficeOp(cmd *cobra.Command, fn func(tx *store.Tx, src store.S
 	defer st.Close()
 	var msg string
 	if err := st.Update(func(tx *store.Tx) error {
-		msg, err = fn(tx, store.Source{Actor: jobs.BackOfficeActor})
+		msg, err = fn(tx, store.Source{Actor: lifecycle.BackOfficeActor})
 		return err
 	}); err != nil {
 		return err

@@ -125,7 +125,7 @@ func fetchStatus(ctx context.Context, url string) (*ops.Status, error) {
 	return &st, nil
 }
 
-// inNamesOrder sorts job names in the order of jobs.Names (SPEC.md).
+// inNamesOrder sorts job names in the order of jobs.Names.
 func inNamesOrder(names []string) []string {
 	have := map[string]bool{}
 	for _, n := range names {

@@ -9,8 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"anprsec/domain"
-	"anprsec/ingest/richieste"
-	"anprsec/jobs"
+	"anprsec/lifecycle"
 	"anprsec/store"
 )
 
@@ -28,15 +27,15 @@ comune without its sindaco (ASC), an ALS or an ALP among its active utenze.
   blocca    ATTIVA -> BLOCCATA
   sblocca   BLOCCATA -> ATTIVA
   cancella  the utenza goes (CANCELLATA); if it was the person's last one,
-            the person's smart card is disabled for good (seed 000)`,
+            the person's smart card is disabled for good`,
 	}
 	for _, op := range []struct {
 		name, short string
-		op          richieste.Op
+		op          lifecycle.Op
 	}{
-		{"blocca", "Block an utenza (ATTIVA -> BLOCCATA)", richieste.BloccaUtente},
-		{"sblocca", "Unblock an utenza (BLOCCATA -> ATTIVA)", richieste.SbloccaUtente},
-		{"cancella", "Delete an utenza (and, if it was the last, disable the card)", richieste.CancellaUtente},
+		{"blocca", "Block an utenza (ATTIVA -> BLOCCATA)", lifecycle.OpBlockUtente},
+		{"sblocca", "Unblock an utenza (BLOCCATA -> ATTIVA)", lifecycle.OpUnblockUtente},
+		{"cancella", "Delete an utenza (and, if it was the last, disable the card)", lifecycle.OpCancelUtente},
 	} {
 		var comune, cf, motivo string
 		sub := &cobra.Command{
@@ -52,7 +51,7 @@ comune without its sindaco (ASC), an ALS or an ALP among its active utenze.
 					return err
 				}
 				return a.backOfficeOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
-					code, msg, ref, err := jobs.ChangeUtenza(tx, src, op.op, comune, cf, motivo)
+					code, msg, ref, err := lifecycle.ChangeUtenza(tx, src, op.op, comune, cf, motivo)
 					if err != nil {
 						return "", err
 					}

@@ -20,7 +20,7 @@ import (
 	"anprsec/ingest/esito"
 	"anprsec/ingest/xlsx"
 	"anprsec/istat"
-	"anprsec/smartcard"
+	"anprsec/lifecycle"
 	"anprsec/store"
 )
 
@@ -297,7 +297,7 @@ func (g *Ingester) checkComuni(items []item) error {
 			for cf, p := range fileRows {
 				all[cf] = p
 			}
-			if r := comuneRule(all); r != "" {
+			if r := lifecycle.CensusBreaches(all); r != "" {
 				c, _ := g.Comuni.Lookup(code)
 				reasons[code] = fmt.Sprintf("comune %s (%s): %s; tutte le righe del comune sono scartate", code, c.Name, r)
 			} else {
@@ -323,30 +323,6 @@ func (g *Ingester) checkComuni(items []item) error {
 		}
 	}
 	return nil
-}
-
-// comuneRule returns what is missing in a comune's set of utenze, or "".
-func comuneRule(all map[string][]domain.Profile) string {
-	count := map[domain.Profile]int{}
-	for _, ps := range all {
-		for _, p := range ps {
-			count[p]++
-		}
-	}
-	var probs []string
-	switch n := count[domain.ASC]; {
-	case n == 0:
-		probs = append(probs, "manca l'ASC (sindaco o commissario)")
-	case n > 1:
-		probs = append(probs, fmt.Sprintf("%d utenti con profilo ASC, ne è ammesso uno solo", n))
-	}
-	if count[domain.ALS] == 0 {
-		probs = append(probs, "manca un ALS")
-	}
-	if count[domain.ALP] == 0 {
-		probs = append(probs, "manca un ALP")
-	}
-	return strings.Join(probs, ", ")
 }
 
 // apply commits one item in tx and returns its receipt line.
@@ -471,7 +447,7 @@ func (g *Ingester) applyUser(tx *store.Tx, src store.Source, r *UserRow) (code, 
 	}
 
 	if r.Card {
-		serial, err := smartcard.Request(tx, src, p, r.ISTAT, g.CardPrefix)
+		serial, err := lifecycle.RequestCard(tx, src, p, r.ISTAT, g.CardPrefix)
 		if err != nil {
 			return "", "", err
 		}

@@ -40,7 +40,7 @@ import (
 	"anprsec/ingest/table"
 	"anprsec/istat"
 	"anprsec/pki/pgp"
-	"anprsec/smartcard"
+	"anprsec/lifecycle"
 	"anprsec/store"
 )
 
@@ -183,8 +183,8 @@ func (g *Ingester) apply(tx *store.Tx, f *ingest.File, t *table.Table, r *table.
 		}
 		return line, tx.Record(src, "consegna.rifiutata", "smartcard", key, line.Code+": "+line.Message)
 	}
-	if err := smartcard.Deliver(tx, src, c, at, by, asc); err != nil {
-		var se *smartcard.StateError
+	if err := lifecycle.DeliverCard(tx, src, c, at, by, asc); err != nil {
+		var se *lifecycle.StateError
 		if errors.As(err, &se) {
 			line = refused("STATO", "%v", err)
 			return line, tx.Record(src, "consegna.rifiutata", "smartcard", c.Serial, line.Code+": "+line.Message)

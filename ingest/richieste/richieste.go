@@ -1,53 +1,44 @@
-// Package richieste holds what the console requests of the comuni are
-// (SPEC.md, "Console request"): the operations, the columns each needs, the
-// table of who may ask what, and the authorization check of an operator,
-// done inside the transaction that then applies the row (jobs/richieste.go).
-//
-// A request file comuni/<ISTAT>/richieste/*.csv|*.xlsx has a header row with
-// Operazione and Operatore (the CF of the console user asking) and the
-// columns the operations need. Every row is authorized on its own:
-//
-//   - the operator has an ATTIVA utenza in the comune of the folder, and his
-//     own smart card is ATTIVA;
-//   - he holds the profile the operation needs (Rules): ALP for the
-//     workstations, ALS for users and cards; the ASC or an APL may do the
-//     ALS's operations only while the comune has no ALS with an active card
-//     (the sindaco names the first ALS, seed 001 step 8);
-//   - the target (user, card, workstation) belongs to that same comune.
-//
-// The invariants of a comune (exactly one ASC, at least one ALS and one ALP
-// among its active utenze) are checked by Invariant before a change to an
-// utenza is applied.
+// Package richieste reads the console requests of the comuni
+// (docs/rules.md#console-requests): files comuni/<ISTAT>/richieste/*.csv or
+// *.xlsx with a header row holding Operazione and Operatore (the codice
+// fiscale of the console user asking) and the columns each operation needs.
+// Every row is applied on its own, in its own transaction: authorization
+// first (lifecycle.Authorize: the operator, his card, his profile), then
+// the operation of package lifecycle, with a receipt line per row and a
+// history entry for every change and every refusal (actor = the operator's
+// CF). A file in one comune's folder never touches another comune.
 package richieste
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"os"
+	"regexp"
 	"strings"
+	"time"
+	"unicode"
 
+	"anprsec/codfisc"
 	"anprsec/domain"
+	"anprsec/ingest"
+	"anprsec/ingest/census"
+	"anprsec/ingest/esito"
+	"anprsec/ingest/table"
+	"anprsec/istat"
+	"anprsec/lifecycle"
 	"anprsec/store"
 )
 
-// Op is a console operation.
-type Op string
+// Kind is the inbox kind of the request files (their file records).
+const Kind = "ingest-richieste"
 
-// The operations of the console (SPEC.md).
+// Actions of the history for refused requests: RefusedAuthz for the
+// authorization (who may ask), RefusedRow for the rest (a wrong value, a
+// state that does not allow it, the comune invariant).
 const (
-	RegistraPostazione Op = "REGISTRA_POSTAZIONE"
-	BloccaPostazione   Op = "BLOCCA_POSTAZIONE"
-	SbloccaPostazione  Op = "SBLOCCA_POSTAZIONE"
-	RevocaPostazione   Op = "REVOCA_POSTAZIONE"
-	InserisciUtente    Op = "INSERISCI_UTENTE"
-	ModificaUtente     Op = "MODIFICA_UTENTE"
-	BloccaUtente       Op = "BLOCCA_UTENTE"
-	SbloccaUtente      Op = "SBLOCCA_UTENTE"
-	CancellaUtente     Op = "CANCELLA_UTENTE"
-	RegistraConsegnaSC Op = "REGISTRA_CONSEGNA_SC"
-	NuovaSC            Op = "NUOVA_SC"
-	BloccaSC           Op = "BLOCCA_SC"
-	SbloccaSC          Op = "SBLOCCA_SC"
+	RefusedAuthz = "richiesta.rifiutata"
+	RefusedRow   = "richiesta.scartata"
 )
 
 // Columns of a request file.
@@ -77,214 +68,368 @@ var (
 		ColEmail, ColPEC, ColProfili, ColCard, ColAmbiente, ColMotivo}
 )
 
-// Rule says who may ask for an operation and what it needs.
-type Rule struct {
-	Op      Op
-	Profile domain.Profile // ALP or ALS
-	// FirstALS: the ASC or an APL may ask while the comune has no ALS with
-	// an active card.
-	FirstALS bool
-	Needs    []string // columns that must be filled
-	What     string   // what it does, in Italian
+// needs lists the columns each operation requires filled.
+var needs = map[lifecycle.Op][]string{
+	lifecycle.OpRegisterPostazione:   {ColEtichetta},
+	lifecycle.OpBlockPostazione:      {ColCodice, ColMotivo},
+	lifecycle.OpUnblockPostazione:    {ColCodice, ColMotivo},
+	lifecycle.OpRevokePostazione:     {ColCodice, ColMotivo},
+	lifecycle.OpInsertUtente:         {ColCF, ColCognome, ColNome, ColEmail, ColProfili, ColCard, ColAmbiente},
+	lifecycle.OpModifyUtente:         {ColCF},
+	lifecycle.OpBlockUtente:          {ColCF},
+	lifecycle.OpUnblockUtente:        {ColCF},
+	lifecycle.OpCancelUtente:         {ColCF},
+	lifecycle.OpRegisterCardDelivery: {ColCF, ColSeriale},
+	lifecycle.OpNewCard:              {ColCF, ColMotivo},
+	lifecycle.OpBlockCard:            {ColCF, ColMotivo},
+	lifecycle.OpUnblockCard:          {ColCF, ColMotivo},
 }
 
-// Rules is the table of SPEC.md "who may ask (in that comune, with an
-// active card)", the one place to change it.
-var Rules = []Rule{
-	{RegistraPostazione, domain.ALP, false, []string{ColEtichetta}, "registra una nuova postazione e ne chiede il certificato"},
-	{BloccaPostazione, domain.ALP, false, []string{ColCodice, ColMotivo}, "blocca il certificato di una postazione"},
-	{SbloccaPostazione, domain.ALP, false, []string{ColCodice, ColMotivo}, "sblocca il certificato di una postazione"},
-	{RevocaPostazione, domain.ALP, false, []string{ColCodice, ColMotivo}, "revoca il certificato di una postazione"},
-	{InserisciUtente, domain.ALS, true, []string{ColCF, ColCognome, ColNome, ColEmail, ColProfili, ColCard, ColAmbiente}, "inserisce un utente"},
-	{ModificaUtente, domain.ALS, true, []string{ColCF}, "modifica e-mail, PEC, profili o ambiente di un utente"},
-	{BloccaUtente, domain.ALS, true, []string{ColCF}, "blocca un utente"},
-	{SbloccaUtente, domain.ALS, true, []string{ColCF}, "sblocca un utente"},
-	{CancellaUtente, domain.ALS, true, []string{ColCF}, "cancella l'utenza di un utente"},
-	{RegistraConsegnaSC, domain.ALS, true, []string{ColCF, ColSeriale}, "registra la consegna della smart card al titolare"},
-	{NuovaSC, domain.ALS, true, []string{ColCF, ColMotivo}, "chiede una nuova smart card (smarrimento, furto)"},
-	{BloccaSC, domain.ALS, true, []string{ColCF, ColMotivo}, "blocca una smart card"},
-	{SbloccaSC, domain.ALS, true, []string{ColCF, ColMotivo}, "sblocca una smart card"},
+// Processor applies the request files of one comune's folder.
+type Processor struct {
+	Store      *store.Store
+	Comuni     *istat.Table
+	CardPrefix string         // smart-card serial prefix
+	MaxRows    int            // a file with more data rows is refused whole
+	Loc        *time.Location // zone of the dates in messages
+	ISTAT      string         // the comune of the folder
+
+	// CRL is set when a row changed a certificate's state: the CRL must be
+	// republished.
+	CRL bool
 }
 
-// LookupRule finds the rule of an operation (case and blanks ignored,
-// spaces or dashes for underscores).
-func LookupRule(name string) (Rule, bool) {
-	n := strings.ToUpper(strings.TrimSpace(name))
-	n = strings.NewReplacer(" ", "_", "-", "_").Replace(n)
-	for _, r := range Rules {
-		if string(r.Op) == n {
-			return r, true
-		}
+// Process is the ingest.Processor of a request file: one row, one
+// transaction, one receipt line.
+func (p *Processor) Process(ctx context.Context, f *ingest.File) (ingest.Result, error) {
+	data, err := os.ReadFile(f.Local)
+	if err != nil {
+		return ingest.Result{}, err
 	}
-	return Rule{}, false
-}
-
-// OpNames lists the operations, for messages.
-func OpNames() string {
-	names := make([]string, len(Rules))
-	for i, r := range Rules {
-		names[i] = string(r.Op)
-	}
-	return strings.Join(names, ", ")
-}
-
-// Refusal is why a row is not applied: a receipt code and a message an ALS
-// understands. Authz marks a refusal of the operator's authorization (the
-// security review lists those).
-type Refusal struct {
-	Code, Message string
-	Authz         bool
-}
-
-func (r *Refusal) Error() string { return r.Message }
-
-// Refuse makes a Refusal that is not about authorization.
-func Refuse(code, format string, args ...any) *Refusal {
-	return &Refusal{Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-func deny(code, format string, args ...any) *Refusal {
-	return &Refusal{Code: code, Message: fmt.Sprintf(format, args...), Authz: true}
-}
-
-// ActiveCard reports whether the person cf's current card is ATTIVA; it
-// returns the card state for messages ("" when none).
-func ActiveCard(tx *store.Tx, cf string) (bool, domain.CardState, error) {
-	p, err := tx.Person(cf)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, "", nil
-	}
-	if err != nil || p.Card == "" {
-		return false, "", err
-	}
-	c, err := tx.Card(p.Card)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, "", nil
+	t, err := table.Open(f.Name, data, table.Options{Required: Required, Optional: Optional, MaxRows: p.MaxRows})
+	var fe *table.FileError
+	if errors.As(err, &fe) {
+		return ingest.Result{Refused: true, Code: fe.Code, Message: fe.Message}, nil
 	}
 	if err != nil {
-		return false, "", err
+		return ingest.Result{}, err
 	}
-	return c.State == domain.CardAttiva, c.State, nil
-}
-
-// HasActiveALS reports whether comune istat has an ATTIVA ALS utenza whose
-// card is ATTIVA.
-func HasActiveALS(tx *store.Tx, istat string) (bool, error) {
-	found := false
-	err := tx.UtenzeOfComune(istat, func(u *domain.Utenza) error {
-		if found || u.State != domain.UtenzaAttiva || !u.Has(domain.ALS) {
-			return nil
+	// One row, one transaction (and one checkpoint): a crash resumes at
+	// the first row not applied.
+	for k, r := range t.Rows {
+		if err := ctx.Err(); err != nil {
+			return ingest.Result{}, err
 		}
-		ok, _, err := ActiveCard(tx, u.CF)
-		found = ok
-		return err
-	})
-	return found, err
+		err := f.CommitLines(k, 1, func(tx *store.Tx, _ int) (esito.Line, error) {
+			line, err := p.ApplyRow(tx, f, t, r)
+			line.Sheet, line.Row = t.Sheet, r.Line
+			return line, err
+		})
+		if err != nil {
+			return ingest.Result{}, err
+		}
+	}
+	return ingest.Result{}, nil
 }
 
-// Authorize checks that operator (a CF) may ask for rule's operation in
-// comune istat. It returns nil when he may, a Refusal (Authz) when not, an
-// error for a failure of the store.
-func Authorize(tx *store.Tx, istat, operator string, rule Rule) (*Refusal, error) {
-	operator = strings.ToUpper(strings.TrimSpace(operator))
-	if operator == "" {
-		return deny("OPERATORE", "la colonna %s è vuota: chi chiede l'operazione va indicato col suo codice fiscale", ColOperatore), nil
+// ApplyRow authorizes and applies row r of t inside tx; a refusal is a receipt line and a
+// history entry, an error a failure of the system.
+func (p *Processor) ApplyRow(tx *store.Tx, f *ingest.File, t *table.Table, r *table.Row) (esito.Line, error) {
+	operator := codfisc.Normalize(r.Get(ColOperatore))
+	actor := operator
+	if actor == "" {
+		actor = "comune " + p.ISTAT
 	}
-	u, err := tx.Utenza(istat, operator)
+	src := f.Source(actor, t.Sheet, r.Line)
+	opName := r.Get(ColOperazione)
+	code, msg, ref, err := p.do(tx, src, t, r, operator, opName)
+	if err != nil {
+		return esito.Line{}, err
+	}
+	if ref != nil {
+		action := RefusedRow
+		if ref.Authz {
+			action = RefusedAuthz
+		}
+		target := firstNonEmpty(r.Get(ColCF), r.Get(ColSeriale), r.Get(ColCodice), p.ISTAT)
+		if err := tx.Record(src, action, "richiesta", p.ISTAT+"/"+strings.ToUpper(target),
+			fmt.Sprintf("%s %s: %s: %s", strings.ToUpper(opName), strings.ToUpper(target), ref.Code, ref.Message)); err != nil {
+			return esito.Line{}, err
+		}
+		return esito.Line{Outcome: esito.Scartato, Code: ref.Code, Message: ref.Message}, nil
+	}
+	return esito.Line{Outcome: esito.OK, Code: code, Message: msg}, nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if strings.TrimSpace(x) != "" {
+			return strings.TrimSpace(x)
+		}
+	}
+	return ""
+}
+
+// do checks and applies one row: (code, message) when applied, a Refusal
+// when not.
+func (p *Processor) do(tx *store.Tx, src store.Source, t *table.Table, r *table.Row, operator, opName string) (string, string, *lifecycle.Refusal, error) {
+	if r.Err != nil {
+		return "", "", lifecycle.Refuse(r.Err.Code, "%s", r.Err.Message), nil
+	}
+	rule, ok := lifecycle.LookupRule(opName)
+	if !ok {
+		if opName == "" {
+			return "", "", lifecycle.Refuse("OPERAZIONE", "%s è vuota (operazioni: %s)", t.Where(ColOperazione), lifecycle.OpNames()), nil
+		}
+		return "", "", lifecycle.Refuse("OPERAZIONE", "%s: operazione %q sconosciuta (operazioni: %s)", t.Where(ColOperazione), opName, lifecycle.OpNames()), nil
+	}
+	// Authorization before anything else, so that a request of someone
+	// who may not ask reveals nothing about its target.
+	if ref, err := lifecycle.Authorize(tx, p.ISTAT, operator, rule); ref != nil || err != nil {
+		return "", "", ref, err
+	}
+	for _, col := range needs[rule.Op] {
+		if r.Get(col) == "" {
+			return "", "", lifecycle.Refuse("CAMPO_MANCANTE", "%s richiede %s, che è vuota", rule.Op, t.Where(col)), nil
+		}
+	}
+	motivo := r.Get(ColMotivo)
+	// One spelling of a CF for every lookup (spaces, lower case, invisible
+	// characters removed), the census validator's: a CF typed with a blank
+	// must find the utenza it names.
+	cf := codfisc.Normalize(r.Get(ColCF))
+	switch rule.Op {
+	case lifecycle.OpRegisterPostazione:
+		return p.registraPostazione(tx, src, r.Get(ColEtichetta))
+	case lifecycle.OpBlockPostazione, lifecycle.OpUnblockPostazione, lifecycle.OpRevokePostazione:
+		return p.postazione(tx, src, rule.Op, strings.ToUpper(r.Get(ColCodice)), motivo)
+	case lifecycle.OpInsertUtente, lifecycle.OpModifyUtente:
+		return p.utente(tx, src, t, r, rule.Op, cf)
+	case lifecycle.OpBlockUtente, lifecycle.OpUnblockUtente, lifecycle.OpCancelUtente:
+		return p.statoUtente(tx, src, rule.Op, cf, motivo)
+	default:
+		return p.smartCard(tx, src, rule.Op, cf, strings.ToUpper(r.Get(ColSeriale)), motivo)
+	}
+}
+
+// validLabel: letters, digits and spaces only (no special characters).
+func validLabel(s string) bool {
+	for _, r := range s {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != ' ' {
+			return false
+		}
+	}
+	return strings.TrimSpace(s) != ""
+}
+
+func (p *Processor) registraPostazione(tx *store.Tx, src store.Source, label string) (string, string, *lifecycle.Refusal, error) {
+	label = strings.Join(strings.Fields(label), " ")
+	if !validLabel(label) || len(label) > 64 {
+		return "", "", lifecycle.Refuse("NOME_POSTAZIONE", "il nome della postazione %q non è valido: solo lettere, cifre e spazi, al massimo 64 caratteri", label), nil
+	}
+	c, err := tx.Comune(p.ISTAT)
+	if err != nil {
+		return "", "", nil, err
+	}
+	var code string
+	for {
+		c.NextPC++
+		code = domain.WorkstationCode(p.ISTAT, c.NextPC)
+		if _, err := tx.Postazione(code); errors.Is(err, store.ErrNotFound) {
+			break
+		} else if err != nil {
+			return "", "", nil, err
+		}
+	}
+	c.Workstations++
+	c.Updated = tx.Now
+	if err := tx.PutComune(c); err != nil {
+		return "", "", nil, err
+	}
+	w := &domain.Postazione{Code: code, ISTAT: p.ISTAT, Label: label, State: domain.CertRichiesta, Created: tx.Now, Updated: tx.Now}
+	if err := tx.PutPostazione(w); err != nil {
+		return "", "", nil, err
+	}
+	if err := tx.Record(src, "postazione.richiesta", "postazione", code, "registrata dalla console: "+label); err != nil {
+		return "", "", nil, err
+	}
+	return "REGISTRATA", fmt.Sprintf("postazione %s %q registrata: certificato RICHIESTA IN LAVORAZIONE (pronto con il prossimo batch, entro 5 minuti)", code, label), nil, nil
+}
+
+func (p *Processor) postazione(tx *store.Tx, src store.Source, op lifecycle.Op, code, motivo string) (string, string, *lifecycle.Refusal, error) {
+	if !strings.HasPrefix(code, p.ISTAT+"-") {
+		return "", "", lifecycle.Refuse("ALTRO_COMUNE", "la postazione %s non è del comune %s", code, p.ISTAT), nil
+	}
+	w, err := tx.Postazione(code)
 	if errors.Is(err, store.ErrNotFound) {
-		return deny("OPERATORE_SCONOSCIUTO", "l'operatore %s non ha un'utenza nel comune %s", operator, istat), nil
+		return "", "", lifecycle.Refuse("POSTAZIONE_SCONOSCIUTA", "la postazione %s non esiste", code), nil
 	}
 	if err != nil {
-		return nil, err
+		return "", "", nil, err
 	}
-	if u.State != domain.UtenzaAttiva {
-		return deny("OPERATORE_NON_ATTIVO", "l'utenza dell'operatore %s nel comune %s è %s: non può chiedere operazioni", operator, istat, u.State), nil
+	if w.ISTAT != p.ISTAT {
+		return "", "", lifecycle.Refuse("ALTRO_COMUNE", "la postazione %s non è del comune %s", code, p.ISTAT), nil
 	}
-	active, state, err := ActiveCard(tx, operator)
+	w, err = lifecycle.ChangePostazioneTx(tx, src, op, code, motivo, 0, p.Loc)
+	var se *lifecycle.StateError
+	if errors.As(err, &se) {
+		return "", "", lifecycle.Refuse("STATO", "%v", err), nil
+	}
 	if err != nil {
-		return nil, err
+		return "", "", nil, err
 	}
-	if !active {
-		if state == "" {
-			return deny("OPERATORE_SENZA_SMART_CARD", "l'operatore %s non ha una smart card: le operazioni si chiedono con la propria smart card attiva", operator), nil
-		}
-		return deny("OPERATORE_SMART_CARD_NON_ATTIVA", "la smart card dell'operatore %s è %s: le operazioni si chiedono con la propria smart card attiva", operator, state), nil
-	}
-	if u.Has(rule.Profile) {
-		return nil, nil
-	}
-	if rule.FirstALS && (u.Has(domain.ASC) || u.Has(domain.APL)) {
-		has, err := HasActiveALS(tx, istat)
+	p.CRL = true
+	return string(w.State), fmt.Sprintf("postazione %s: %s; la CRL è ripubblicata", code, w.State), nil, nil
+}
+
+var columnLetters = regexp.MustCompile(`colonna ("[^"]+") \([A-Z]+\)`)
+
+// userFields builds the census fields of a user from the row, on top of
+// the current values (MODIFICA_UTENTE changes only what the row fills).
+func (p *Processor) userFields(tx *store.Tx, r *table.Row, cf string, modify bool) (map[string]string, error) {
+	f := map[string]string{census.ColISTAT: p.ISTAT, census.ColCF: cf}
+	if modify {
+		u, err := tx.Utenza(p.ISTAT, cf)
 		if err != nil {
 			return nil, err
 		}
-		if !has {
-			return nil, nil
+		pe, err := tx.Person(cf)
+		if err != nil {
+			return nil, err
 		}
-		return deny("NON_AUTORIZZATO", "%s (%s) spetta all'ALS: il comune %s ha già un ALS con smart card attiva, quindi il sindaco (ASC) o il suo delegato (APL) non può più farlo",
-			rule.Op, rule.What, istat), nil
+		prof := make([]string, len(u.Profiles))
+		for i, x := range u.Profiles {
+			prof[i] = string(x)
+		}
+		env := make([]string, len(u.Environments))
+		for i, x := range u.Environments {
+			env[i] = string(x)
+		}
+		f[census.ColCognome], f[census.ColNome], f[census.ColSesso] = pe.Surname, pe.Name, pe.Sex
+		f[census.ColEmail], f[census.ColPEC], f[census.ColProfili] = u.Email, u.PEC, strings.Join(prof, ",")
+		f[census.ColAmbiente] = strings.Join(env, ",")
+		f[census.ColCard] = map[bool]string{true: "SI", false: "NO"}[u.NeedsCard]
 	}
-	return deny("NON_AUTORIZZATO", "%s (%s) richiede il profilo %s; l'operatore %s ha %s", rule.Op, rule.What, rule.Profile, operator, profileList(u.Profiles)), nil
+	for col, rcol := range map[string]string{
+		census.ColCognome: ColCognome, census.ColNome: ColNome, census.ColSesso: ColSesso,
+		census.ColNascita: ColNascita, census.ColEmail: ColEmail, census.ColPEC: ColPEC,
+		census.ColProfili: ColProfili, census.ColCard: ColCard, census.ColAmbiente: ColAmbiente,
+	} {
+		if v := r.Get(rcol); v != "" {
+			f[col] = v
+		}
+	}
+	return f, nil
 }
 
-func profileList(ps []domain.Profile) string {
-	if len(ps) == 0 {
-		return "nessun profilo"
+func (p *Processor) utente(tx *store.Tx, src store.Source, t *table.Table, r *table.Row, op lifecycle.Op, cf string) (string, string, *lifecycle.Refusal, error) {
+	u, err := tx.Utenza(p.ISTAT, cf)
+	exists := err == nil && u.State != domain.UtenzaCancellata
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", "", nil, err
 	}
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = string(p)
+	if op == lifecycle.OpInsertUtente && exists {
+		return "", "", lifecycle.Refuse("UTENZA_ESISTENTE", "%s ha già un'utenza nel comune %s (per cambiarla: MODIFICA_UTENTE)", cf, p.ISTAT), nil
 	}
-	sort.Strings(s)
-	return strings.Join(s, ", ")
-}
-
-// Invariant checks that a change to the utenza of cf in comune istat does
-// not leave the comune without its ASC, an ALS or an ALP among its ATTIVA
-// utenze, nor give it a second ASC: after are the utenza's profiles once
-// changed (nil: the utenza is no longer active). Only a change for the
-// worse is refused (a comune already short of a profile may still change
-// other things). It returns a Refusal naming the profile.
-func Invariant(tx *store.Tx, istat, cf string, after []domain.Profile) (*Refusal, error) {
-	others := map[domain.Profile]int{}
-	var before []domain.Profile
-	err := tx.UtenzeOfComune(istat, func(u *domain.Utenza) error {
-		if u.State != domain.UtenzaAttiva {
-			return nil
-		}
-		if u.CF == cf {
-			before = u.Profiles
-			return nil
-		}
-		for _, p := range u.Profiles {
-			others[p]++
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+	if op == lifecycle.OpModifyUtente && !exists {
+		return "", "", lifecycle.Refuse("UTENZA_SCONOSCIUTA", "%s non ha un'utenza attiva nel comune %s", cf, p.ISTAT), nil
 	}
-	count := func(ps []domain.Profile, want domain.Profile) int {
-		n := others[want]
-		for _, p := range ps {
-			if p == want {
-				n++
+	if op == lifecycle.OpModifyUtente {
+		for _, col := range []string{ColCognome, ColNome, ColSesso, ColNascita} {
+			if r.Get(col) != "" {
+				return "", "", lifecycle.Refuse("CAMPO_NON_MODIFICABILE", "MODIFICA_UTENTE cambia e-mail, PEC, profili, smart card e ambiente; %s si corregge con il censimento", t.Where(col)), nil
 			}
 		}
-		return n
 	}
-	for _, info := range domain.Profiles {
-		if !info.Mandatory {
-			continue
+	fields, err := p.userFields(tx, r, cf, op == lifecycle.OpModifyUtente)
+	if err != nil {
+		return "", "", nil, err
+	}
+	v := census.Validator{Comuni: p.Comuni}
+	row, code, msg := v.UserFields(fields, r.Line)
+	if row == nil {
+		msg = columnLetters.ReplaceAllString(msg, "colonna $1")
+		return "", "", lifecycle.Refuse(code, "%s", msg), nil
+	}
+	if ref, err := lifecycle.ChangeBreach(tx, p.ISTAT, cf, row.Profiles); ref != nil || err != nil {
+		return "", "", ref, err
+	}
+	// The registry data of a person (name, sex, birth date) comes from the
+	// census (from the Agenzia delle Entrate), not from a comune's
+	// request: a request may name an existing person only as he is.
+	if pe, err := tx.Person(cf); err == nil {
+		if !istat.SameName(pe.Surname, row.Surname) || !istat.SameName(pe.Name, row.Name) {
+			return "", "", lifecycle.Refuse("ANAGRAFICA_DIVERSA", "%s è già registrato come %s %s: cognome e nome non si cambiano con una richiesta (li corregge il censimento)",
+				cf, pe.Surname, pe.Name), nil
 		}
-		was, now := count(before, info.Profile), count(after, info.Profile)
+		row.Surname, row.Name, row.Sex = pe.Surname, pe.Name, pe.Sex
+		if row.BirthDate == "" || pe.BirthDate != "" {
+			row.BirthDate = pe.BirthDate
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return "", "", nil, err
+	}
+	g := &census.Ingester{Store: p.Store, Comuni: p.Comuni, CardPrefix: p.CardPrefix}
+	code, msg, err = g.ApplyUser(tx, src, row)
+	if err != nil {
+		return "", "", nil, err
+	}
+	return code, msg, nil, nil
+}
+
+func (p *Processor) statoUtente(tx *store.Tx, src store.Source, op lifecycle.Op, cf, motivo string) (string, string, *lifecycle.Refusal, error) {
+	return lifecycle.ChangeUtenza(tx, src, op, p.ISTAT, cf, motivo)
+}
+
+func (p *Processor) smartCard(tx *store.Tx, src store.Source, op lifecycle.Op, cf, serial, motivo string) (string, string, *lifecycle.Refusal, error) {
+	// The holder must be a user of this comune.
+	if u, err := tx.Utenza(p.ISTAT, cf); errors.Is(err, store.ErrNotFound) || (err == nil && u.State == domain.UtenzaCancellata) {
+		return "", "", lifecycle.Refuse("ALTRO_COMUNE", "%s non ha un'utenza nel comune %s: le sue smart card non si gestiscono da qui", cf, p.ISTAT), nil
+	} else if err != nil {
+		return "", "", nil, err
+	}
+	refuse := func(err error) (string, string, *lifecycle.Refusal, error) {
+		var se *lifecycle.StateError
 		switch {
-		case now == 0 && was > 0:
-			return Refuse("COMUNE_SENZA_"+string(info.Profile), "il comune %s resterebbe senza %s (%s) attivo: prima va nominato un altro %s",
-				istat, info.Profile, info.Description, info.Profile), nil
-		case info.Profile == domain.ASC && now > 1 && now > was:
-			return Refuse("ASC_DOPPIO", "il comune %s ha già un sindaco (ASC) attivo: l'ASC è uno solo", istat), nil
+		case errors.As(err, &se):
+			return "", "", lifecycle.Refuse("STATO", "%v", err), nil
+		case errors.Is(err, lifecycle.ErrCardUnknown), errors.Is(err, lifecycle.ErrNoCard), errors.Is(err, lifecycle.ErrNotHolder), errors.Is(err, lifecycle.ErrMotivo):
+			return "", "", lifecycle.Refuse("SMART_CARD", "%v", err), nil
 		}
+		return "", "", nil, err
 	}
-	return nil, nil
+	if op == lifecycle.OpNewCard {
+		old, nw, err := lifecycle.ReplaceCard(tx, src, cf, motivo, p.CardPrefix, p.ISTAT)
+		if err != nil {
+			return refuse(err)
+		}
+		msg := fmt.Sprintf("nuova smart card %s richiesta per %s", nw, cf)
+		if old != "" {
+			msg = fmt.Sprintf("smart card %s disabilitata; ", old) + msg
+		}
+		return "RICHIESTA", msg, nil, nil
+	}
+	c, err := lifecycle.FindCard(tx, cf, serial)
+	if err != nil {
+		return refuse(err)
+	}
+	if op == lifecycle.OpRegisterCardDelivery && c.ISTAT != p.ISTAT {
+		return "", "", lifecycle.Refuse("ALTRO_COMUNE", "la smart card %s è stata richiesta per il comune %s: la sua consegna si registra là", c.Serial, c.ISTAT), nil
+	}
+	switch op {
+	case lifecycle.OpRegisterCardDelivery:
+		err = lifecycle.ActivateCard(tx, src, c)
+	case lifecycle.OpBlockCard:
+		err = lifecycle.BlockCard(tx, src, c, motivo)
+	case lifecycle.OpUnblockCard:
+		err = lifecycle.UnblockCard(tx, src, c, motivo)
+	}
+	if err != nil {
+		return refuse(err)
+	}
+	msg := fmt.Sprintf("smart card %s di %s: %s", c.Serial, cf, c.State)
+	if op == lifecycle.OpRegisterCardDelivery {
+		msg += "; seconde metà di PIN, PUK e password in invio per e-mail al titolare"
+	}
+	return string(c.State), msg, nil, nil
 }

@@ -1,4 +1,4 @@
-package smartcard
+package lifecycle
 
 import (
 	"bytes"
@@ -33,14 +33,16 @@ func TestTransitions(t *testing.T) {
 		do   func(tx *store.Tx, c *domain.SmartCard) error
 	}{
 		{"deliver", domain.CardProduzione, domain.CardConsegnata, func(tx *store.Tx, c *domain.SmartCard) error {
-			return Deliver(tx, store.Source{Actor: "t"}, c, time.Time{}, "X", false)
+			return DeliverCard(tx, store.Source{Actor: "t"}, c, time.Time{}, "X", false)
 		}},
 		{"deliver to the ASC", domain.CardProduzione, domain.CardAttiva, func(tx *store.Tx, c *domain.SmartCard) error {
-			return Deliver(tx, store.Source{Actor: "t"}, c, time.Time{}, "X", true)
+			return DeliverCard(tx, store.Source{Actor: "t"}, c, time.Time{}, "X", true)
 		}},
-		{"activate", domain.CardConsegnata, domain.CardAttiva, func(tx *store.Tx, c *domain.SmartCard) error { return Activate(tx, store.Source{Actor: "t"}, c) }},
-		{"block", domain.CardAttiva, domain.CardBloccata, func(tx *store.Tx, c *domain.SmartCard) error { return Block(tx, store.Source{Actor: "t"}, c, "m") }},
-		{"unblock", domain.CardBloccata, domain.CardAttiva, func(tx *store.Tx, c *domain.SmartCard) error { return Unblock(tx, store.Source{Actor: "t"}, c, "m") }},
+		{"activate", domain.CardConsegnata, domain.CardAttiva, func(tx *store.Tx, c *domain.SmartCard) error { return ActivateCard(tx, store.Source{Actor: "t"}, c) }},
+		{"block", domain.CardAttiva, domain.CardBloccata, func(tx *store.Tx, c *domain.SmartCard) error { return BlockCard(tx, store.Source{Actor: "t"}, c, "m") }},
+		{"unblock", domain.CardBloccata, domain.CardAttiva, func(tx *store.Tx, c *domain.SmartCard) error {
+			return UnblockCard(tx, store.Source{Actor: "t"}, c, "m")
+		}},
 	}
 	st := openStore(t)
 	n := 0
@@ -81,7 +83,7 @@ func TestTransitions(t *testing.T) {
 	err := st.Update(func(tx *store.Tx) error {
 		c := &domain.SmartCard{Serial: "SCM", CF: "CF", State: domain.CardAttiva}
 		tx.InsertCard(c)
-		return Block(tx, store.Source{Actor: "t"}, c, " ")
+		return BlockCard(tx, store.Source{Actor: "t"}, c, " ")
 	})
 	if !errors.Is(err, ErrMotivo) {
 		t.Errorf("block without motivo: %v", err)
@@ -94,7 +96,7 @@ func TestReplace(t *testing.T) {
 	st := openStore(t)
 	err := st.Update(func(tx *store.Tx) error {
 		p := &domain.Person{CF: "RSSMRA68A01H501Y"}
-		if _, err := Request(tx, store.Source{Actor: "t"}, p, "058091", "SC"); err != nil {
+		if _, err := RequestCard(tx, store.Source{Actor: "t"}, p, "058091", "SC"); err != nil {
 			return err
 		}
 		if err := tx.PutPerson(p); err != nil {
@@ -105,10 +107,10 @@ func TestReplace(t *testing.T) {
 			return err
 		}
 		c.State, c.SecondSealed = domain.CardConsegnata, []byte("sealed")
-		if err := Activate(tx, store.Source{Actor: "t"}, c); err != nil {
+		if err := ActivateCard(tx, store.Source{Actor: "t"}, c); err != nil {
 			return err
 		}
-		old, nw, err := Replace(tx, store.Source{Actor: "t"}, "rssmra68a01h501y", "furto", "SC", "")
+		old, nw, err := ReplaceCard(tx, store.Source{Actor: "t"}, "rssmra68a01h501y", "furto", "SC", "")
 		if err != nil {
 			return err
 		}
@@ -123,7 +125,7 @@ func TestReplace(t *testing.T) {
 			nc.State != domain.CardRichiesta || nc.ISTAT != "058091" || pe.Card != nw {
 			t.Errorf("after replace: old %+v, mail %+v, new %+v, person card %s", oc, m, nc, pe.Card)
 		}
-		if _, _, err := Replace(tx, store.Source{Actor: "t"}, "RSSMRA68A01H501Y", "", "SC", ""); !errors.Is(err, ErrMotivo) {
+		if _, _, err := ReplaceCard(tx, store.Source{Actor: "t"}, "RSSMRA68A01H501Y", "", "SC", ""); !errors.Is(err, ErrMotivo) {
 			t.Errorf("replace without motivo: %v", err)
 		}
 		return nil
@@ -141,23 +143,23 @@ func TestResend(t *testing.T) {
 	err := st.Update(func(tx *store.Tx) error {
 		c := &domain.SmartCard{Serial: "SC1", CF: "CF", State: domain.CardConsegnata, SecondSealed: []byte("s")}
 		tx.InsertCard(c)
-		if err := Activate(tx, src, c); err != nil {
+		if err := ActivateCard(tx, src, c); err != nil {
 			return err
 		}
-		if err := Resend(tx, src, c, "x"); !errors.Is(err, ErrNothingToResend) {
+		if err := ResendCard(tx, src, c, "x"); !errors.Is(err, ErrNothingToResend) {
 			t.Errorf("resend of a queued message: %v", err)
 		}
 		m, _ := tx.Mail(store.PINMailID("SC1"))
 		m.State = store.MailFailed
 		tx.PutMail(m)
-		if err := Resend(tx, src, c, "indirizzo corretto"); err != nil {
+		if err := ResendCard(tx, src, c, "indirizzo corretto"); err != nil {
 			t.Errorf("resend after a failure: %v", err)
 		}
 		if m, _ := tx.Mail(store.PINMailID("SC1")); m.State != store.MailQueued || m.Attempts != 0 {
 			t.Errorf("after resend: %+v", m)
 		}
 		c.SecondSealed = nil
-		if err := Resend(tx, src, c, "x"); !errors.Is(err, ErrNothingToResend) {
+		if err := ResendCard(tx, src, c, "x"); !errors.Is(err, ErrNothingToResend) {
 			t.Errorf("resend without halves: %v", err)
 		}
 		return nil

@@ -1,20 +1,4 @@
-// Package smartcard holds the operations on smart cards (SPEC.md, smart-card
-// lifecycle), each applied inside the caller's store transaction so that the
-// back-office CLI, the prefettura manifests and the console requests share
-// them and can check authorization in the same transaction:
-//
-//	Request:  a new card RICHIESTA for a person without a usable one
-//	(ordini-sc: RICHIESTA --> IN PRODUZIONE, first halves to the producer)
-//	Deliver:  IN PRODUZIONE --> CONSEGNATA DALLA PREFETTURA (manifest row);
-//	          the ASC's own card --> ATTIVA at once
-//	Activate: CONSEGNATA DALLA PREFETTURA --> ATTIVA (delivery to the holder)
-//	Block / Unblock: ATTIVA <--> BLOCCATA
-//	Replace:  the current card REVOCATA at once, a new one RICHIESTA
-//	Revoke:   the card REVOCATA for good (the holder's last utenza deleted)
-//
-// Activation queues the e-mail of the second halves in the outbox, in the
-// same transaction (store.QueueMail).
-package smartcard
+package lifecycle
 
 import (
 	"errors"
@@ -27,33 +11,33 @@ import (
 	"anprsec/store"
 )
 
-// Errors of the operations; the messages are for an operator.
+// The smart-card lifecycle (docs/rules.md#card-lifecycle). Each operation
+// applies inside the caller's store transaction, so that the back-office
+// CLI, the prefettura manifests and the console requests share it and check
+// authorization in the same transaction:
+//
+//	RequestCard:  a new card RICHIESTA for a person without a usable one
+//	(ordini-sc: RICHIESTA --> IN PRODUZIONE, first halves to the producer)
+//	DeliverCard:  IN PRODUZIONE --> CONSEGNATA DALLA PREFETTURA (manifest row);
+//	          the ASC's own card --> ATTIVA at once
+//	ActivateCard: CONSEGNATA DALLA PREFETTURA --> ATTIVA (delivery to the holder)
+//	BlockCard / UnblockCard: ATTIVA <--> BLOCCATA
+//	ReplaceCard:  the current card REVOCATA at once, a new one RICHIESTA
+//	RevokeCard:   the card REVOCATA for good (the holder's last utenza deleted)
+//
+// Activation queues the e-mail of the second halves in the outbox, in the
+// same transaction (store.QueueMail).
+
+// Errors of the card operations; the messages are for an operator.
 var (
 	ErrCardUnknown = errors.New("smart card sconosciuta")
 	ErrNoCard      = errors.New("la persona non ha una smart card")
 	ErrNotHolder   = errors.New("la smart card non appartiene a questa persona")
-	ErrMotivo      = errors.New("il motivo è obbligatorio")
 )
 
-// StateError says that a card is not in a state the operation may start from.
-type StateError struct {
-	Op      string
-	Serial  string
-	State   domain.CardState
-	Allowed []domain.CardState
-}
-
-func (e *StateError) Error() string {
-	allowed := make([]string, len(e.Allowed))
-	for i, s := range e.Allowed {
-		allowed[i] = string(s)
-	}
-	return fmt.Sprintf("smart card %s è %s: %s è possibile solo da %s", e.Serial, e.State, e.Op, strings.Join(allowed, " o "))
-}
-
-// Card returns the card with serial, or, with serial empty, the current
+// FindCard returns the card with serial, or, with serial empty, the current
 // card of cf; when both are given the card must belong to cf.
-func Card(tx *store.Tx, cf, serial string) (*domain.SmartCard, error) {
+func FindCard(tx *store.Tx, cf, serial string) (*domain.SmartCard, error) {
 	cf = codfisc.Normalize(cf)
 	serial = strings.ToUpper(strings.TrimSpace(serial))
 	if serial == "" {
@@ -82,10 +66,10 @@ func Card(tx *store.Tx, cf, serial string) (*domain.SmartCard, error) {
 	return c, nil
 }
 
-// Request gives p a new card (RICHIESTA) requested through comune istat,
+// RequestCard gives p a new card (RICHIESTA) requested through comune istat,
 // unless p already has a card that is not REVOCATA; it sets p.Card (the
 // caller stores p) and returns the new serial, or "" when none was needed.
-func Request(tx *store.Tx, src store.Source, p *domain.Person, istat, prefix string) (string, error) {
+func RequestCard(tx *store.Tx, src store.Source, p *domain.Person, istat, prefix string) (string, error) {
 	if p.Card != "" {
 		c, err := tx.Card(p.Card)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -108,16 +92,16 @@ func Request(tx *store.Tx, src store.Source, p *domain.Person, istat, prefix str
 	return serial, tx.Record(src, "smartcard.richiesta", "smartcard", serial, "titolare "+p.CF+", comune "+istat)
 }
 
-func check(op string, c *domain.SmartCard, allowed ...domain.CardState) error {
+func checkCard(action string, c *domain.SmartCard, allowed ...domain.CardState) error {
 	for _, s := range allowed {
 		if c.State == s {
 			return nil
 		}
 	}
-	return &StateError{Op: op, Serial: c.Serial, State: c.State, Allowed: allowed}
+	return &StateError{Item: ItemCard, ID: c.Serial, State: string(c.State), Action: action, Allowed: states(allowed)}
 }
 
-func put(tx *store.Tx, src store.Source, c *domain.SmartCard, action, detail string) error {
+func putCard(tx *store.Tx, src store.Source, c *domain.SmartCard, action, detail string) error {
 	c.Updated = tx.Now
 	if err := tx.PutCard(c); err != nil {
 		return err
@@ -125,37 +109,37 @@ func put(tx *store.Tx, src store.Source, c *domain.SmartCard, action, detail str
 	return tx.Record(src, action, "smartcard", c.Serial, detail)
 }
 
-// Deliver records the prefettura's delivery of card c's parcel to the
+// DeliverCard records the prefettura's delivery of card c's parcel to the
 // comune on day at (zero: now), collected by the CF by: CONSEGNATA DALLA
 // PREFETTURA; when the holder is the comune's ASC (asc), the card is ATTIVA
-// at once and the second halves are queued (seed 001, step 6).
-func Deliver(tx *store.Tx, src store.Source, c *domain.SmartCard, at time.Time, by string, asc bool) error {
-	if err := check("la consegna dalla prefettura", c, domain.CardProduzione); err != nil {
+// at once and the second halves are queued (docs/rules.md#card-lifecycle).
+func DeliverCard(tx *store.Tx, src store.Source, c *domain.SmartCard, at time.Time, by string, asc bool) error {
+	if err := checkCard("la consegna dalla prefettura", c, domain.CardProduzione); err != nil {
 		return err
 	}
 	if at.IsZero() {
 		at = tx.Now
 	}
 	c.State, c.Delivered, c.DeliveredTo = domain.CardConsegnata, at, by
-	if err := put(tx, src, c, "smartcard.consegnata", "plico ritirato da "+by); err != nil {
+	if err := putCard(tx, src, c, "smartcard.consegnata", "plico ritirato da "+by); err != nil {
 		return err
 	}
 	if asc {
-		return activate(tx, src, c, "smart card del sindaco (ASC): attiva alla consegna della prefettura")
+		return activateCard(tx, src, c, "smart card del sindaco (ASC): attiva alla consegna della prefettura")
 	}
 	return nil
 }
 
-// Activate records the delivery of card c to its holder: ATTIVA, and the
-// second halves queued (seed 001, step 9).
-func Activate(tx *store.Tx, src store.Source, c *domain.SmartCard) error {
-	if err := check("la consegna al titolare", c, domain.CardConsegnata); err != nil {
+// ActivateCard records the delivery of card c to its holder: ATTIVA, and the
+// second halves queued (docs/rules.md#card-lifecycle).
+func ActivateCard(tx *store.Tx, src store.Source, c *domain.SmartCard) error {
+	if err := checkCard("la consegna al titolare", c, domain.CardConsegnata); err != nil {
 		return err
 	}
-	return activate(tx, src, c, "consegnata al titolare")
+	return activateCard(tx, src, c, "consegnata al titolare")
 }
 
-func activate(tx *store.Tx, src store.Source, c *domain.SmartCard, detail string) error {
+func activateCard(tx *store.Tx, src store.Source, c *domain.SmartCard, detail string) error {
 	c.State, c.Activated = domain.CardAttiva, tx.Now
 	if len(c.SecondSealed) == 0 {
 		detail += "; nessuna seconda metà da inviare"
@@ -168,42 +152,42 @@ func activate(tx *store.Tx, src store.Source, c *domain.SmartCard, detail string
 			detail += "; seconde metà di PIN, PUK e password in coda per l'invio"
 		}
 	}
-	return put(tx, src, c, "smartcard.attiva", detail)
+	return putCard(tx, src, c, "smartcard.attiva", detail)
 }
 
-// Block suspends an ATTIVA card (BLOCCATA).
-func Block(tx *store.Tx, src store.Source, c *domain.SmartCard, motivo string) error {
+// BlockCard suspends an ATTIVA card (BLOCCATA).
+func BlockCard(tx *store.Tx, src store.Source, c *domain.SmartCard, motivo string) error {
 	if strings.TrimSpace(motivo) == "" {
 		return ErrMotivo
 	}
-	if err := check("il blocco", c, domain.CardAttiva); err != nil {
+	if err := checkCard("il blocco", c, domain.CardAttiva); err != nil {
 		return err
 	}
 	c.State, c.Reason = domain.CardBloccata, strings.TrimSpace(motivo)
-	return put(tx, src, c, "smartcard.blocca", c.Reason)
+	return putCard(tx, src, c, "smartcard.blocca", c.Reason)
 }
 
-// Unblock brings a BLOCCATA card back to ATTIVA.
-func Unblock(tx *store.Tx, src store.Source, c *domain.SmartCard, motivo string) error {
+// UnblockCard brings a BLOCCATA card back to ATTIVA.
+func UnblockCard(tx *store.Tx, src store.Source, c *domain.SmartCard, motivo string) error {
 	if strings.TrimSpace(motivo) == "" {
 		return ErrMotivo
 	}
-	if err := check("lo sblocco", c, domain.CardBloccata); err != nil {
+	if err := checkCard("lo sblocco", c, domain.CardBloccata); err != nil {
 		return err
 	}
 	c.State, c.Reason = domain.CardAttiva, strings.TrimSpace(motivo)
-	return put(tx, src, c, "smartcard.sblocca", c.Reason)
+	return putCard(tx, src, c, "smartcard.sblocca", c.Reason)
 }
 
-// Revoke disables card c for good (REVOCATA): its unsent secrets are
+// RevokeCard disables card c for good (REVOCATA): its unsent secrets are
 // erased and its queued e-mail, if any, is set aside.
-func Revoke(tx *store.Tx, src store.Source, c *domain.SmartCard, motivo string) error {
+func RevokeCard(tx *store.Tx, src store.Source, c *domain.SmartCard, motivo string) error {
 	if strings.TrimSpace(motivo) == "" {
 		return ErrMotivo
 	}
 	if c.State == domain.CardRevocata {
-		return &StateError{Op: "la revoca", Serial: c.Serial, State: c.State,
-			Allowed: []domain.CardState{domain.CardRichiesta, domain.CardProduzione, domain.CardConsegnata, domain.CardAttiva, domain.CardBloccata}}
+		return &StateError{Item: ItemCard, ID: c.Serial, State: string(c.State), Action: "la revoca",
+			Allowed: states([]domain.CardState{domain.CardRichiesta, domain.CardProduzione, domain.CardConsegnata, domain.CardAttiva, domain.CardBloccata})}
 	}
 	c.State, c.Reason = domain.CardRevocata, strings.TrimSpace(motivo)
 	c.FirstSealed, c.SecondSealed = nil, nil
@@ -218,15 +202,15 @@ func Revoke(tx *store.Tx, src store.Source, c *domain.SmartCard, motivo string) 
 			return err
 		}
 	}
-	return put(tx, src, c, "smartcard.revoca", c.Reason)
+	return putCard(tx, src, c, "smartcard.revoca", c.Reason)
 }
 
-// Replace handles a lost or stolen card: the current card of cf (if any,
+// ReplaceCard handles a lost or stolen card: the current card of cf (if any,
 // and not already REVOCATA) is revoked at once and a new card is requested
-// through comune istat, the comune asking (seed 000: new cards go to the
+// through comune istat, the comune asking (new cards go to the
 // prefettura of the ente that asked for them); with istat empty (the
 // back-office), through the comune of the old card. It returns the serials.
-func Replace(tx *store.Tx, src store.Source, cf, motivo, prefix, istat string) (old, serial string, err error) {
+func ReplaceCard(tx *store.Tx, src store.Source, cf, motivo, prefix, istat string) (old, serial string, err error) {
 	if strings.TrimSpace(motivo) == "" {
 		return "", "", ErrMotivo
 	}
@@ -248,7 +232,7 @@ func Replace(tx *store.Tx, src store.Source, cf, motivo, prefix, istat string) (
 				istat = c.ISTAT
 			}
 			if c.State != domain.CardRevocata {
-				if err := Revoke(tx, src, c, "sostituita: "+strings.TrimSpace(motivo)); err != nil {
+				if err := RevokeCard(tx, src, c, "sostituita: "+strings.TrimSpace(motivo)); err != nil {
 					return "", "", err
 				}
 				old = c.Serial
@@ -265,7 +249,7 @@ func Replace(tx *store.Tx, src store.Source, cf, motivo, prefix, istat string) (
 		}
 		istat = comuni[0]
 	}
-	serial, err = Request(tx, src, p, istat, prefix)
+	serial, err = RequestCard(tx, src, p, istat, prefix)
 	if err != nil {
 		return "", "", err
 	}
@@ -273,18 +257,18 @@ func Replace(tx *store.Tx, src store.Source, cf, motivo, prefix, istat string) (
 	return old, serial, tx.PutPerson(p)
 }
 
-// ErrNothingToResend is returned by Resend when the card's second halves
+// ErrNothingToResend is returned by ResendCard when the card's second halves
 // are no longer held (sent and erased) or its message is still queued.
 var ErrNothingToResend = errors.New("nessun invio da ripetere")
 
-// Resend queues again the e-mail of an ATTIVA card's second halves after
+// ResendCard queues again the e-mail of an ATTIVA card's second halves after
 // it failed (a wrong address fixed since, a holder's key replaced): only
 // while the halves are still sealed, i.e. never sent.
-func Resend(tx *store.Tx, src store.Source, c *domain.SmartCard, motivo string) error {
+func ResendCard(tx *store.Tx, src store.Source, c *domain.SmartCard, motivo string) error {
 	if strings.TrimSpace(motivo) == "" {
 		return ErrMotivo
 	}
-	if err := check("il nuovo invio delle seconde metà", c, domain.CardAttiva); err != nil {
+	if err := checkCard("il nuovo invio delle seconde metà", c, domain.CardAttiva); err != nil {
 		return err
 	}
 	if len(c.SecondSealed) == 0 {

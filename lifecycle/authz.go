@@ -1,0 +1,181 @@
+package lifecycle
+
+import (
+	"errors"
+	"sort"
+	"strings"
+
+	"anprsec/domain"
+	"anprsec/store"
+)
+
+// Op is an operation on a comune's utenze, smart cards or postazioni, as a
+// console request names it (docs/rules.md#console-requests). The
+// back-office CLI uses the same operations.
+type Op string
+
+// The operations of the console, and the undo of a revocation, which only
+// the back-office asks for.
+const (
+	OpRegisterPostazione   Op = "REGISTRA_POSTAZIONE"
+	OpBlockPostazione      Op = "BLOCCA_POSTAZIONE"
+	OpUnblockPostazione    Op = "SBLOCCA_POSTAZIONE"
+	OpRevokePostazione     Op = "REVOCA_POSTAZIONE"
+	OpInsertUtente         Op = "INSERISCI_UTENTE"
+	OpModifyUtente         Op = "MODIFICA_UTENTE"
+	OpBlockUtente          Op = "BLOCCA_UTENTE"
+	OpUnblockUtente        Op = "SBLOCCA_UTENTE"
+	OpCancelUtente         Op = "CANCELLA_UTENTE"
+	OpRegisterCardDelivery Op = "REGISTRA_CONSEGNA_SC"
+	OpNewCard              Op = "NUOVA_SC"
+	OpBlockCard            Op = "BLOCCA_SC"
+	OpUnblockCard          Op = "SBLOCCA_SC"
+
+	OpUndoRevocation Op = "ANNULLA_REVOCA_POSTAZIONE"
+)
+
+// Rule says who may ask for an operation in a comune: an operator with an
+// ATTIVA utenza there, his own card ATTIVA, and Profile; with FirstALS, the
+// ASC or an APL may ask too while the comune has no ALS with an active card
+// (the sindaco names the first ALS).
+type Rule struct {
+	Op       Op
+	Profile  domain.Profile // ALP or ALS
+	FirstALS bool
+	What     string // what it does, in Italian
+}
+
+// Rules is the table of who may ask for each console operation
+// (docs/rules.md#console-requests), the one place to change it.
+var Rules = []Rule{
+	{OpRegisterPostazione, domain.ALP, false, "registra una nuova postazione e ne chiede il certificato"},
+	{OpBlockPostazione, domain.ALP, false, "blocca il certificato di una postazione"},
+	{OpUnblockPostazione, domain.ALP, false, "sblocca il certificato di una postazione"},
+	{OpRevokePostazione, domain.ALP, false, "revoca il certificato di una postazione"},
+	{OpInsertUtente, domain.ALS, true, "inserisce un utente"},
+	{OpModifyUtente, domain.ALS, true, "modifica e-mail, PEC, profili o ambiente di un utente"},
+	{OpBlockUtente, domain.ALS, true, "blocca un utente"},
+	{OpUnblockUtente, domain.ALS, true, "sblocca un utente"},
+	{OpCancelUtente, domain.ALS, true, "cancella l'utenza di un utente"},
+	{OpRegisterCardDelivery, domain.ALS, true, "registra la consegna della smart card al titolare"},
+	{OpNewCard, domain.ALS, true, "chiede una nuova smart card (smarrimento, furto)"},
+	{OpBlockCard, domain.ALS, true, "blocca una smart card"},
+	{OpUnblockCard, domain.ALS, true, "sblocca una smart card"},
+}
+
+// LookupRule finds the rule of an operation (case and blanks ignored,
+// spaces or dashes for underscores).
+func LookupRule(name string) (Rule, bool) {
+	n := strings.ToUpper(strings.TrimSpace(name))
+	n = strings.NewReplacer(" ", "_", "-", "_").Replace(n)
+	for _, r := range Rules {
+		if string(r.Op) == n {
+			return r, true
+		}
+	}
+	return Rule{}, false
+}
+
+// OpNames lists the operations, for messages.
+func OpNames() string {
+	names := make([]string, len(Rules))
+	for i, r := range Rules {
+		names[i] = string(r.Op)
+	}
+	return strings.Join(names, ", ")
+}
+
+// ActiveCard reports whether the person cf's current card is ATTIVA; it
+// returns the card state for messages ("" when none).
+func ActiveCard(tx *store.Tx, cf string) (bool, domain.CardState, error) {
+	p, err := tx.Person(cf)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, "", nil
+	}
+	if err != nil || p.Card == "" {
+		return false, "", err
+	}
+	c, err := tx.Card(p.Card)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, "", nil
+	}
+	if err != nil {
+		return false, "", err
+	}
+	return c.State == domain.CardAttiva, c.State, nil
+}
+
+// HasActiveALS reports whether comune istat has an ATTIVA ALS utenza whose
+// card is ATTIVA.
+func HasActiveALS(tx *store.Tx, istat string) (bool, error) {
+	found := false
+	err := tx.UtenzeOfComune(istat, func(u *domain.Utenza) error {
+		if found || u.State != domain.UtenzaAttiva || !u.Has(domain.ALS) {
+			return nil
+		}
+		ok, _, err := ActiveCard(tx, u.CF)
+		found = ok
+		return err
+	})
+	return found, err
+}
+
+// Authorize checks that operator (a CF) may ask for rule's operation in
+// comune istat. It returns nil when he may, a Refusal (Authz) when not, an
+// error for a failure of the store.
+func Authorize(tx *store.Tx, istat, operator string, rule Rule) (*Refusal, error) {
+	operator = strings.ToUpper(strings.TrimSpace(operator))
+	if operator == "" {
+		return deny("OPERATORE", "la colonna Operatore è vuota: chi chiede l'operazione va indicato col suo codice fiscale"), nil
+	}
+	u, err := tx.Utenza(istat, operator)
+	if errors.Is(err, store.ErrNotFound) {
+		return deny("OPERATORE_SCONOSCIUTO", "l'operatore %s non ha un'utenza nel comune %s", operator, istat), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.State != domain.UtenzaAttiva {
+		return deny("OPERATORE_NON_ATTIVO", "l'utenza dell'operatore %s nel comune %s è %s: non può chiedere operazioni", operator, istat, u.State), nil
+	}
+	active, state, err := ActiveCard(tx, operator)
+	if err != nil {
+		return nil, err
+	}
+	if !active {
+		if state == "" {
+			return deny("OPERATORE_SENZA_SMART_CARD", "l'operatore %s non ha una smart card: le operazioni si chiedono con la propria smart card attiva", operator), nil
+		}
+		return deny("OPERATORE_SMART_CARD_NON_ATTIVA", "la smart card dell'operatore %s è %s: le operazioni si chiedono con la propria smart card attiva", operator, state), nil
+	}
+	if u.Has(rule.Profile) {
+		return nil, nil
+	}
+	if rule.FirstALS && (u.Has(domain.ASC) || u.Has(domain.APL)) {
+		has, err := HasActiveALS(tx, istat)
+		if err != nil {
+			return nil, err
+		}
+		if !has {
+			return nil, nil
+		}
+		return deny("NON_AUTORIZZATO", "%s (%s) spetta all'ALS: il comune %s ha già un ALS con smart card attiva, quindi il sindaco (ASC) o il suo delegato (APL) non può più farlo",
+			rule.Op, rule.What, istat), nil
+	}
+	return deny("NON_AUTORIZZATO", "%s (%s) richiede il profilo %s; l'operatore %s ha %s", rule.Op, rule.What, rule.Profile, operator, profileList(u.Profiles)), nil
+}
+
+func profileList(ps []domain.Profile) string {
+	if len(ps) == 0 {
+		return "nessun profilo"
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = string(p)
+	}
+	sort.Strings(s)
+	return strings.Join(s, ", ")
+}
+
+// BackOfficeActor is the history actor of the ministry's CLI operations.
+const BackOfficeActor = "back-office"
