@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"anprsec/domain"
-	"anprsec/pki/pgp"
 	"anprsec/lifecycle"
+	"anprsec/pki/pgp"
 	"anprsec/store"
 )
 

@@ -39,8 +39,8 @@ import (
 	"anprsec/ingest/esito"
 	"anprsec/ingest/table"
 	"anprsec/istat"
-	"anprsec/pki/pgp"
 	"anprsec/lifecycle"
+	"anprsec/pki/pgp"
 	"anprsec/store"
 )
 
