@@ -23,7 +23,7 @@ import (
 const CertActor = "certificati"
 
 // certificatiJob issues pending workstation certificates and publishes one
-// ZIP per comune (SPEC.md "certificati"; issue 3).
+// ZIP per comune (docs/rules.md#certificates).
 //
 //  1. Up to pki.batch_max postazioni in RICHIESTA IN LAVORAZIONE, in code
 //     order, are issued outside any transaction: keys on runtime.NumCPU()
@@ -119,6 +119,32 @@ func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Post
 	}
 	run.Add("pool_keys", len(pooled))
 	run.Add("fresh_keys", len(todo)-len(pooled))
+	results := issueAll(ctx, env, ca, todo, pooled, names)
+	if err := ctx.Err(); err != nil {
+		return err // nothing committed: the requests stay pending
+	}
+	order, byComune := groupByComune(results)
+	var errs []error
+	for _, istat := range order {
+		issued, failed := 0, 0
+		err := env.Store.Update(func(tx *store.Tx) error {
+			var err error
+			issued, failed, err = commitCertsOfComune(tx, env, istat, byComune[istat])
+			return err
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("certificati: comune %s: %w", istat, err))
+			continue
+		}
+		run.Add("issued", issued)
+		run.Add("failed", failed)
+	}
+	return errors.Join(errs...)
+}
+
+// issueAll issues todo on runtime.NumCPU() workers, the first ones with
+// the pooled keys; a cancelled ctx stops handing out postazioni.
+func issueAll(ctx context.Context, env *Env, ca *pki.CA, todo []*domain.Postazione, pooled []store.PoolKey, names map[string]string) []certResult {
 	results := make([]certResult, len(todo))
 	jobsCh := make(chan int)
 	var wg sync.WaitGroup
@@ -127,17 +153,7 @@ func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Post
 		go func() {
 			defer wg.Done()
 			for i := range jobsCh {
-				p := todo[i]
-				var key crypto.Signer
-				if i < len(pooled) {
-					k, err := openPoolKey(env.Sealer, pooled[i])
-					if err != nil {
-						results[i] = certResult{code: p.Code, istat: p.ISTAT, err: err}
-						continue
-					}
-					key = k
-				}
-				results[i] = issueOne(ca, key, p.Code, p.ISTAT, names[p.ISTAT], pc.KeyAlgorithm, pc.Encoding, pc.ValidityDays, pc.PasswordLength)
+				results[i] = issueTodo(env, ca, todo[i], pooled, i, names[todo[i].ISTAT])
 			}
 		}()
 	}
@@ -151,13 +167,28 @@ feed:
 	}
 	close(jobsCh)
 	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return err // nothing committed: the requests stay pending
-	}
+	return results
+}
 
-	// Group by comune, keeping code order.
-	var order []string
-	byComune := map[string][]*certResult{}
+// issueTodo issues postazione p, the i-th of the batch, with the i-th
+// pooled key when there is one, else with a fresh key.
+func issueTodo(env *Env, ca *pki.CA, p *domain.Postazione, pooled []store.PoolKey, i int, comune string) certResult {
+	pc := env.Config.PKI
+	var key crypto.Signer
+	if i < len(pooled) {
+		k, err := openPoolKey(env.Sealer, pooled[i])
+		if err != nil {
+			return certResult{code: p.Code, istat: p.ISTAT, err: err}
+		}
+		key = k
+	}
+	return issueOne(ca, key, p.Code, p.ISTAT, comune, pc.KeyAlgorithm, pc.Encoding, pc.ValidityDays, pc.PasswordLength)
+}
+
+// groupByComune groups results by comune, keeping code order; order is the
+// comuni in the order of their first result.
+func groupByComune(results []certResult) (order []string, byComune map[string][]*certResult) {
+	byComune = map[string][]*certResult{}
 	for i := range results {
 		r := &results[i]
 		if _, ok := byComune[r.istat]; !ok {
@@ -165,70 +196,76 @@ feed:
 		}
 		byComune[r.istat] = append(byComune[r.istat], r)
 	}
+	return order, byComune
+}
+
+// commitCertsOfComune commits, in tx, the results of comune istat whose
+// postazione is still RICHIESTA: a failure is recorded on the postazione,
+// an issued certificate makes it ATTIVO; the issued ones go into a new
+// pending bundle. It returns how many were issued and how many failed.
+func commitCertsOfComune(tx *store.Tx, env *Env, istat string, rs []*certResult) (issued, failed int, err error) {
 	src := store.Source{Actor: CertActor}
-	var errs []error
-	for _, istat := range order {
-		issued, failed := 0, 0
-		err := env.Store.Update(func(tx *store.Tx) error {
-			issued, failed = 0, 0
-			var codes []string
-			for _, r := range byComune[istat] {
-				p, err := tx.Postazione(r.code)
-				if err != nil {
-					return err
-				}
-				if p.State != domain.CertRichiesta {
-					continue // changed since it was read: leave it alone
-				}
-				p.Updated = tx.Now
-				if r.err != nil {
-					p.Attempts++
-					p.LastError = r.err.Error()
-					failed++
-					if err := tx.PutPostazione(p); err != nil {
-						return err
-					}
-					if err := tx.Record(src, "postazione.errore", "postazione", p.Code,
-						fmt.Sprintf("emissione fallita (tentativo %d): %v", p.Attempts, r.err)); err != nil {
-						return err
-					}
-					continue
-				}
-				serial := fmt.Sprintf("%X", r.cert.SerialNumber)
-				p.State = domain.CertAttivo
-				p.Serial = serial
-				p.NotAfter = r.cert.NotAfter
-				p.CertDER = r.cert.Raw
-				p.P12Sealed = env.Sealer.Seal(r.p12, domain.P12SealContext(p.Code))
-				p.PasswordSealed = env.Sealer.Seal([]byte(r.password), domain.PasswordSealContext(p.Code))
-				p.LastError = ""
-				if err := tx.PutPostazione(p); err != nil {
-					return err
-				}
-				if err := tx.Record(src, "postazione.attiva", "postazione", p.Code,
-					fmt.Sprintf("certificato emesso, seriale %s, scade %s", serial, r.cert.NotAfter.UTC().Format("2006-01-02"))); err != nil {
-					return err
-				}
-				codes = append(codes, p.Code)
-				issued++
-			}
-			if len(codes) == 0 {
-				return nil
-			}
-			b, err := tx.NewBundle(istat, tx.Now, env.Loc, codes)
-			if err != nil {
-				return err
-			}
-			return tx.Record(src, "bundle.crea", "bundle", b.ID(), fmt.Sprintf("%d certificati: %v", len(codes), codes))
-		})
+	var codes []string
+	for _, r := range rs {
+		p, err := tx.Postazione(r.code)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("certificati: comune %s: %w", istat, err))
+			return 0, 0, err
+		}
+		if p.State != domain.CertRichiesta {
+			continue // changed since it was read: leave it alone
+		}
+		p.Updated = tx.Now
+		if r.err != nil {
+			failed++
+			if err := recordIssueFailure(tx, src, p, r.err); err != nil {
+				return 0, 0, err
+			}
 			continue
 		}
-		run.Add("issued", issued)
-		run.Add("failed", failed)
+		if err := activateIssued(tx, env, src, p, r); err != nil {
+			return 0, 0, err
+		}
+		codes = append(codes, p.Code)
+		issued++
 	}
-	return errors.Join(errs...)
+	if len(codes) == 0 {
+		return issued, failed, nil
+	}
+	b, err := tx.NewBundle(istat, tx.Now, env.Loc, codes)
+	if err != nil {
+		return 0, 0, err
+	}
+	return issued, failed, tx.Record(src, "bundle.crea", "bundle", b.ID(), fmt.Sprintf("%d certificati: %v", len(codes), codes))
+}
+
+// recordIssueFailure keeps a failed issuance on postazione p, which stays
+// RICHIESTA: one more attempt, the error, a history entry.
+func recordIssueFailure(tx *store.Tx, src store.Source, p *domain.Postazione, issueErr error) error {
+	p.Attempts++
+	p.LastError = issueErr.Error()
+	if err := tx.PutPostazione(p); err != nil {
+		return err
+	}
+	return tx.Record(src, "postazione.errore", "postazione", p.Code,
+		fmt.Sprintf("emissione fallita (tentativo %d): %v", p.Attempts, issueErr))
+}
+
+// activateIssued makes postazione p ATTIVO with the certificate of r, its
+// PKCS#12 and password sealed, with a history entry.
+func activateIssued(tx *store.Tx, env *Env, src store.Source, p *domain.Postazione, r *certResult) error {
+	serial := fmt.Sprintf("%X", r.cert.SerialNumber)
+	p.State = domain.CertAttivo
+	p.Serial = serial
+	p.NotAfter = r.cert.NotAfter
+	p.CertDER = r.cert.Raw
+	p.P12Sealed = env.Sealer.Seal(r.p12, domain.P12SealContext(p.Code))
+	p.PasswordSealed = env.Sealer.Seal([]byte(r.password), domain.PasswordSealContext(p.Code))
+	p.LastError = ""
+	if err := tx.PutPostazione(p); err != nil {
+		return err
+	}
+	return tx.Record(src, "postazione.attiva", "postazione", p.Code,
+		fmt.Sprintf("certificato emesso, seriale %s, scade %s", serial, r.cert.NotAfter.UTC().Format("2006-01-02")))
 }
 
 // issueOne makes the certificate and PKCS#12 of one postazione, with key
@@ -340,10 +377,11 @@ func publishBundle(ctx context.Context, env *Env, id string) error {
 
 // completeRevocations makes every REVOCATA IN LAVORAZIONE certificate
 // whose undo window is over (RevokedAt + pki.revoke_grace <= now, see
-// RevokeFinal) REVOCATO, for good (SPEC.md: "--(next batch)--> REVOCATO"),
-// one transaction each with its history entry; the others wait for a later
-// batch, or for annulla-revoca. The next CRL lists it with the
-// reason of its revocation instead of certificateHold.
+// RevokeFinal) REVOCATO, for good, at the next batch
+// (docs/rules.md#postazione-lifecycle), one transaction each with its
+// history entry; the others wait for a later batch, or for annulla-revoca.
+// The next CRL lists it with the reason of its revocation instead of
+// certificateHold.
 func completeRevocations(env *Env, run *Run) error {
 	var codes []string
 	if err := env.Store.View(func(tx *store.Tx) error {

@@ -38,14 +38,14 @@ const smtpPasswordEnv = "ANPRSEC_SMTP_PASSWORD"
 // maxRetryWait caps the wait between two attempts of a message.
 const maxRetryWait = 6 * time.Hour
 
-// invioJob sends the queued second halves (SPEC.md "invio-pin"; issue 4),
+// invioJob sends the queued second halves (docs/rules.md#card-secrets),
 // and the notices of the outbox (store.MailAvviso: expiry warnings of the
 // scadenze job, sent the same way from the text in their record).
 // For each second-halves message of the outbox whose time has come:
 //
 //  1. the card's second halves are unsealed and put in a plain Italian text
-//     (serial, the three halves, and the warning of seed 004 that the
-//     Ministry never asks for credentials by phone or e-mail);
+//     (serial, the three halves, and the warning that the Ministry never
+//     asks for credentials by phone or e-mail);
 //  2. the text is a PGP/MIME message (RFC 3156) encrypted to the holder's
 //     own key when keys.holders has one for the holder's e-mail, otherwise
 //     to the mail gateway (keys.gateway), always signed by keys.service;
@@ -128,6 +128,33 @@ func runInvio(ctx context.Context, env *Env, run *Run) error {
 	if env.Sealer == nil {
 		return errors.New("invio-pin: no seal key (keys.seal; run `anprsec init`)")
 	}
+	due, err := dueMessages(env)
+	if err != nil || len(due) == 0 {
+		return err
+	}
+	kit, err := loadInvioKit(env, run)
+	if err != nil {
+		return err
+	}
+	// Messages are composed, encrypted and sent by a few workers at once
+	// (one SMTP session each, kept across messages and dialled again after
+	// a failure); their outcomes are recorded in batches,
+	// one transaction each. A message accepted by the server but not yet
+	// recorded when the process dies is sent again, identical (same
+	// Message-ID, same Date).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	outcomes := sendAll(ctx, env, kit, due)
+	t := &invioTally{env: env, run: run, cancel: cancel}
+	for o := range outcomes {
+		t.take(o)
+	}
+	return t.finish()
+}
+
+// dueMessages reads, in one View, the queued messages whose time has come,
+// in ID order, each with what it needs or the reason it cannot be sent.
+func dueMessages(env *Env) ([]pinMessage, error) {
 	var due []pinMessage
 	err := env.Store.View(func(tx *store.Tx) error {
 		ids, err := tx.MailsInState(store.MailQueued)
@@ -143,83 +170,110 @@ func runInvio(ctx context.Context, env *Env, run *Run) error {
 			if m.NextTry.After(tx.Now) {
 				continue
 			}
-			pm := pinMessage{m: *m}
-			if m.Kind == store.MailAvviso {
-				pm.email = m.To
-				if pm.email == "" || m.Text == "" {
-					pm.reason = "avviso senza destinatario o senza testo"
-				}
-				due = append(due, pm)
-				continue
-			}
-			if m.Kind != store.MailPIN {
-				pm.reason = "tipo di messaggio sconosciuto: " + m.Kind
-				due = append(due, pm)
-				continue
-			}
-			c, err := tx.Card(m.Serial)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-				pm.reason = "smart card sconosciuta"
-			case err != nil:
+			pm, err := readMessage(tx, m)
+			if err != nil {
 				return err
-			case c.State == domain.CardRevocata:
-				pm.reason = "smart card revocata"
-			case len(c.SecondSealed) == 0:
-				pm.reason = "nessuna seconda metà da inviare"
-			default:
-				pm.card = *c
-			}
-			if p, err := tx.Person(m.CF); err == nil {
-				pm.person = *p
-			}
-			if pm.reason == "" {
-				pm.email, err = holderEmail(tx, m.CF, m.ISTAT)
-				if err != nil {
-					return err
-				}
-				if pm.email == "" {
-					pm.reason = "il titolare non ha un indirizzo e-mail in nessuna utenza attiva"
-				}
 			}
 			due = append(due, pm)
 		}
 		return nil
 	})
-	if err != nil || len(due) == 0 {
-		return err
+	return due, err
+}
+
+// readMessage is what message m needs: a notice its recipient and text, a
+// second-halves message the card, the holder and the holder's e-mail.
+func readMessage(tx *store.Tx, m *store.Mail) (pinMessage, error) {
+	pm := pinMessage{m: *m}
+	switch m.Kind {
+	case store.MailAvviso:
+		pm.email = m.To
+		if pm.email == "" || m.Text == "" {
+			pm.reason = "avviso senza destinatario o senza testo"
+		}
+		return pm, nil
+	case store.MailPIN:
+		return readPINMessage(tx, pm)
+	default:
+		pm.reason = "tipo di messaggio sconosciuto: " + m.Kind
+		return pm, nil
 	}
-	signer, err := pgp.ReadSecretFile(env.Config.Path(env.Config.Keys.Service))
-	if err != nil {
-		return fmt.Errorf("invio-pin: service key (keys.service): %w", err)
+}
+
+// readPINMessage fills a second-halves message: the card (known, not
+// revoked, with second halves to send), the holder, the holder's e-mail.
+func readPINMessage(tx *store.Tx, pm pinMessage) (pinMessage, error) {
+	m := &pm.m
+	c, err := tx.Card(m.Serial)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		pm.reason = "smart card sconosciuta"
+	case err != nil:
+		return pm, err
+	case c.State == domain.CardRevocata:
+		pm.reason = "smart card revocata"
+	case len(c.SecondSealed) == 0:
+		pm.reason = "nessuna seconda metà da inviare"
+	default:
+		pm.card = *c
 	}
-	gateway, err := pgp.ReadPublicFile(env.Config.Path(env.Config.Keys.Gateway))
-	if err != nil {
-		return fmt.Errorf("invio-pin: gateway key (keys.gateway): %w", err)
+	if p, err := tx.Person(m.CF); err == nil {
+		pm.person = *p
 	}
-	sender, err := MailSender(env)
-	if err != nil {
-		return fmt.Errorf("invio-pin: %w", err)
+	if pm.reason != "" {
+		return pm, nil
 	}
-	from, err := netmail.ParseAddress(env.Config.Mail.From)
+	pm.email, err = holderEmail(tx, m.CF, m.ISTAT)
 	if err != nil {
-		return fmt.Errorf("invio-pin: mail.from: %w", err)
+		return pm, err
+	}
+	if pm.email == "" {
+		pm.reason = "il titolare non ha un indirizzo e-mail in nessuna utenza attiva"
+	}
+	return pm, nil
+}
+
+// invioKit is what every message is sent with: the service's signing key,
+// the gateway's and the holders' keys, the sender and the From address.
+type invioKit struct {
+	signer  *openpgp.Entity
+	gateway openpgp.EntityList
+	holders *pgp.KeyDir
+	sender  mail.Sender
+	from    *netmail.Address
+}
+
+// loadInvioKit reads the keys and the mail configuration; an unusable
+// file among the holders' keys is logged, not fatal.
+func loadInvioKit(env *Env, run *Run) (*invioKit, error) {
+	var k invioKit
+	var err error
+	if k.signer, err = pgp.ReadSecretFile(env.Config.Path(env.Config.Keys.Service)); err != nil {
+		return nil, fmt.Errorf("invio-pin: service key (keys.service): %w", err)
+	}
+	if k.gateway, err = pgp.ReadPublicFile(env.Config.Path(env.Config.Keys.Gateway)); err != nil {
+		return nil, fmt.Errorf("invio-pin: gateway key (keys.gateway): %w", err)
+	}
+	if k.sender, err = MailSender(env); err != nil {
+		return nil, fmt.Errorf("invio-pin: %w", err)
+	}
+	if k.from, err = netmail.ParseAddress(env.Config.Mail.From); err != nil {
+		return nil, fmt.Errorf("invio-pin: mail.from: %w", err)
 	}
 	holders, warnings, err := pgp.OpenKeyDir(env.Config.Path(env.Config.Keys.Holders))
 	for _, w := range warnings {
 		run.Log.Warn("invio-pin: unusable key file among the holders' keys", "err", w)
 	}
 	if err != nil {
-		return fmt.Errorf("invio-pin: %w", err)
+		return nil, fmt.Errorf("invio-pin: %w", err)
 	}
-	// Messages are composed, encrypted and sent by a few workers at once
-	// (one SMTP session each, kept across messages and dialled again after
-	// a failure); their outcomes are recorded in batches,
-	// one transaction each. A message accepted by the server but not yet
-	// recorded when the process dies is sent again, identical (same
-	// Message-ID, same Date).
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	k.holders = holders
+	return &k, nil
+}
+
+// sendAll hands due to the workers and returns their outcomes, closed
+// once every worker is done; a cancelled ctx stops handing out messages.
+func sendAll(ctx context.Context, env *Env, kit *invioKit, due []pinMessage) <-chan attempt {
 	work := make(chan *pinMessage)
 	outcomes := make(chan attempt)
 	workers := 4 * runtime.NumCPU()
@@ -228,15 +282,7 @@ func runInvio(ctx context.Context, env *Env, run *Run) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			snd := sender
-			if sm, ok := sender.(*mail.SMTP); ok {
-				ss := sm.Session(ctx) // one connection for the worker's messages
-				defer ss.Close()
-				snd = ss
-			}
-			for pm := range work {
-				outcomes <- sendOne(ctx, env, pm, holders, gateway, signer, snd, from)
-			}
+			sendWorker(ctx, env, kit, work, outcomes)
 		}()
 	}
 	go func() {
@@ -250,55 +296,98 @@ func runInvio(ctx context.Context, env *Env, run *Run) error {
 		}
 	}()
 	go func() { wg.Wait(); close(outcomes) }()
+	return outcomes
+}
 
-	var errs []error
-	var unavailable error
-	var batch []attempt
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		if err := recordAttempts(env, batch); err != nil {
-			errs = append(errs, err)
-		}
-		batch = batch[:0]
+// sendWorker sends the messages of work, over one SMTP session of its own
+// when the sender is SMTP.
+func sendWorker(ctx context.Context, env *Env, kit *invioKit, work <-chan *pinMessage, outcomes chan<- attempt) {
+	snd := kit.sender
+	if sm, ok := kit.sender.(*mail.SMTP); ok {
+		ss := sm.Session(ctx) // one connection for the worker's messages
+		defer ss.Close()
+		snd = ss
 	}
-	for o := range outcomes {
-		var me *mail.Error
-		switch {
-		case errors.As(o.sendErr, &me) && me.Op == "connect":
-			// The server cannot be reached or refuses us (TLS, AUTH): a
-			// problem of the service, not of this message, which stays
-			// queued as it was. The run stops sending and fails.
-			if unavailable == nil {
-				unavailable = o.sendErr
-				run.Add("server_unavailable", 1)
-				cancel()
-			}
-			continue
-		case o.aside != "":
-			run.Add("failed", 1)
-		case o.sendErr == nil:
-			run.Add("sent", 1)
-		case errors.Is(o.sendErr, context.Canceled) && unavailable != nil:
-			continue // stopped by the unavailable server: not an attempt
-		case mail.Temporary(o.sendErr):
-			run.Add("retry", 1)
-			run.Log.Warn("invio-pin: temporary failure, retrying later", "id", o.pm.m.ID, "err", o.sendErr)
-		default:
-			run.Add("failed", 1)
-			run.Log.Error("invio-pin: message set aside", "id", o.pm.m.ID, "err", o.sendErr)
-		}
-		batch = append(batch, o)
-		if len(batch) == 64 {
-			flush()
-		}
+	for pm := range work {
+		outcomes <- sendOne(ctx, env, pm, kit.holders, kit.gateway, kit.signer, snd, kit.from)
 	}
-	flush()
-	if unavailable != nil {
-		errs = append(errs, fmt.Errorf("invio-pin: mail server unavailable, messages left queued: %w", unavailable))
+}
+
+// invioTally counts the outcomes of a run and records them in batches of
+// invioBatch, one transaction each.
+type invioTally struct {
+	env         *Env
+	run         *Run
+	cancel      context.CancelFunc
+	errs        []error
+	unavailable error
+	batch       []attempt
+}
+
+// invioBatch is the number of outcomes recorded per transaction.
+const invioBatch = 64
+
+// take counts outcome o and queues it for recording, unless it is no
+// attempt (the server was unavailable).
+func (t *invioTally) take(o attempt) {
+	if !t.count(o) {
+		return
 	}
-	return errors.Join(errs...)
+	t.batch = append(t.batch, o)
+	if len(t.batch) == invioBatch {
+		t.flush()
+	}
+}
+
+// count adds outcome o to the run's figures and logs; false when o is no
+// attempt of the message, which stays queued as it was.
+func (t *invioTally) count(o attempt) bool {
+	var me *mail.Error
+	switch {
+	case errors.As(o.sendErr, &me) && me.Op == "connect":
+		// The server cannot be reached or refuses us (TLS, AUTH): a
+		// problem of the service, not of this message, which stays
+		// queued as it was. The run stops sending and fails.
+		if t.unavailable == nil {
+			t.unavailable = o.sendErr
+			t.run.Add("server_unavailable", 1)
+			t.cancel()
+		}
+		return false
+	case o.aside != "":
+		t.run.Add("failed", 1)
+	case o.sendErr == nil:
+		t.run.Add("sent", 1)
+	case errors.Is(o.sendErr, context.Canceled) && t.unavailable != nil:
+		return false // stopped by the unavailable server: not an attempt
+	case mail.Temporary(o.sendErr):
+		t.run.Add("retry", 1)
+		t.run.Log.Warn("invio-pin: temporary failure, retrying later", "id", o.pm.m.ID, "err", o.sendErr)
+	default:
+		t.run.Add("failed", 1)
+		t.run.Log.Error("invio-pin: message set aside", "id", o.pm.m.ID, "err", o.sendErr)
+	}
+	return true
+}
+
+// flush records the queued outcomes in one transaction.
+func (t *invioTally) flush() {
+	if len(t.batch) == 0 {
+		return
+	}
+	if err := recordAttempts(t.env, t.batch); err != nil {
+		t.errs = append(t.errs, err)
+	}
+	t.batch = t.batch[:0]
+}
+
+// finish records what is left and returns the run's errors.
+func (t *invioTally) finish() error {
+	t.flush()
+	if t.unavailable != nil {
+		t.errs = append(t.errs, fmt.Errorf("invio-pin: mail server unavailable, messages left queued: %w", t.unavailable))
+	}
+	return errors.Join(t.errs...)
 }
 
 // attempt is the outcome of one message: set aside before sending (aside),

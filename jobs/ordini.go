@@ -23,12 +23,12 @@ const OrdiniActor = "ordini-sc"
 // OrdiniDir is the drop folder of the card orders.
 const OrdiniDir = "produttore/ordini"
 
-// OrderHeader is the header of the CSV inside an order (SPEC.md, card order).
+// OrderHeader is the header of the CSV inside an order (docs/rules.md#card-secrets).
 var OrderHeader = []string{"Seriale", "Codice Fiscale", "Cognome", "Nome", "Codice ISTAT", "Comune", "Prefettura",
 	"PIN (prima metà)", "PUK (prima metà)", "Password (prima metà)"}
 
-// ordiniJob sends card orders to the producer (SPEC.md "ordini-sc";
-// issue 4), in two steps that each survive a crash:
+// ordiniJob sends card orders to the producer (docs/rules.md#card-lifecycle,
+// docs/rules.md#card-secrets), in two steps that each survive a crash:
 //
 //  1. The cards in RICHIESTA not yet in an order (at most cards.order_max)
 //     get their secrets from crypto/rand, split in halves and sealed
@@ -168,43 +168,9 @@ func newOrder(env *Env, run *Run) error {
 // writes the same bytes: after a crash (or a lost acknowledgement of the
 // drop) the file is written again identical, whatever changed meanwhile.
 func publishOrder(ctx context.Context, env *Env, run *Run, name string, producer openpgp.EntityList, signer *openpgp.Entity) error {
-	var o *store.CardOrder
-	if err := env.Store.View(func(tx *store.Tx) error {
-		var err error
-		o, err = tx.CardOrder(name)
+	o, err := pendingOrder(env, name, producer, signer)
+	if err != nil || o == nil {
 		return err
-	}); err != nil {
-		return err
-	}
-	if o.State != store.OrderPending {
-		return nil
-	}
-	if o.Data == nil {
-		data, included, err := buildOrder(env, name, producer, signer)
-		if err != nil {
-			return err
-		}
-		if err := env.Store.Update(func(tx *store.Tx) error {
-			cur, err := tx.CardOrder(name)
-			if err != nil {
-				return err
-			}
-			if cur.State != store.OrderPending || cur.Data != nil {
-				o = cur
-				return nil
-			}
-			cur.Data, cur.Included = data, included
-			if cur.Data == nil {
-				cur.Data = []byte{} // an order left empty (its cards replaced): nothing to write
-			}
-			o = cur
-			return tx.PutCardOrder(cur)
-		}); err != nil {
-			return err
-		}
-		if o.State != store.OrderPending {
-			return nil
-		}
 	}
 	if len(o.Data) > 0 {
 		// The order and its secrets must be durable before the producer
@@ -216,6 +182,58 @@ func publishOrder(ctx context.Context, env *Env, run *Run, name string, producer
 			return err
 		}
 	}
+	return commitOrder(env, run, name)
+}
+
+// pendingOrder is order name with its encrypted file, built and kept with
+// the order at the first attempt (empty, not nil, when no card is left);
+// nil when the order is no longer pending.
+func pendingOrder(env *Env, name string, producer openpgp.EntityList, signer *openpgp.Entity) (*store.CardOrder, error) {
+	var o *store.CardOrder
+	if err := env.Store.View(func(tx *store.Tx) error {
+		var err error
+		o, err = tx.CardOrder(name)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if o.State != store.OrderPending {
+		return nil, nil
+	}
+	if o.Data != nil {
+		return o, nil
+	}
+	data, included, err := buildOrder(env, name, producer, signer)
+	if err != nil {
+		return nil, err
+	}
+	if err := env.Store.Update(func(tx *store.Tx) error {
+		cur, err := tx.CardOrder(name)
+		if err != nil {
+			return err
+		}
+		if cur.State != store.OrderPending || cur.Data != nil {
+			o = cur
+			return nil
+		}
+		cur.Data, cur.Included = data, included
+		if cur.Data == nil {
+			cur.Data = []byte{} // an order left empty (its cards replaced): nothing to write
+		}
+		o = cur
+		return tx.PutCardOrder(cur)
+	}); err != nil {
+		return nil, err
+	}
+	if o.State != store.OrderPending {
+		return nil, nil
+	}
+	return o, nil
+}
+
+// commitOrder marks published order name, still pending, and its cards
+// still RICHIESTA in it IN PRODUZIONE, in one transaction.
+func commitOrder(env *Env, run *Run, name string) error {
 	src := store.Source{Actor: OrdiniActor, File: OrdiniDir + "/" + name}
 	validity := time.Duration(env.Config.Cards.ValidityDays) * 24 * time.Hour
 	return env.Store.Update(func(tx *store.Tx) error {
@@ -234,28 +252,39 @@ func publishOrder(ctx context.Context, env *Env, run *Run, name string, producer
 		if err := tx.PutCardOrder(o); err != nil {
 			return err
 		}
-		n := 0
-		for _, s := range o.Included {
-			c, err := tx.Card(s)
-			if err != nil {
-				return err
-			}
-			if c.State != domain.CardRichiesta || c.Order != name {
-				continue // replaced since: the producer makes it, the prefettura's delivery will be refused
-			}
-			c.State, c.Ordered, c.Expires, c.FirstSealed, c.Updated = domain.CardProduzione, tx.Now, tx.Now.Add(validity), nil, tx.Now
-			if err := tx.PutCard(c); err != nil {
-				return err
-			}
-			if err := tx.Record(src, "smartcard.in-produzione", "smartcard", s, "ordine inviato al produttore; prime metà cancellate"); err != nil {
-				return err
-			}
-			n++
+		n, err := cardsInProduction(tx, src, name, o.Included, validity)
+		if err != nil {
+			return err
 		}
 		run.Add("orders", 1)
 		run.Add("cards_in_production", n)
 		return tx.Record(src, "ordine.pubblicato", "ordine", name, fmt.Sprintf("%d smart card, %d byte cifrati", len(o.Included), size))
 	})
+}
+
+// cardsInProduction makes the included cards still RICHIESTA in order
+// name IN PRODUZIONE, with their expiry and their first halves erased,
+// and returns how many.
+func cardsInProduction(tx *store.Tx, src store.Source, name string, included []string, validity time.Duration) (int, error) {
+	n := 0
+	for _, s := range included {
+		c, err := tx.Card(s)
+		if err != nil {
+			return 0, err
+		}
+		if c.State != domain.CardRichiesta || c.Order != name {
+			continue // replaced since: the producer makes it, the prefettura's delivery will be refused
+		}
+		c.State, c.Ordered, c.Expires, c.FirstSealed, c.Updated = domain.CardProduzione, tx.Now, tx.Now.Add(validity), nil, tx.Now
+		if err := tx.PutCard(c); err != nil {
+			return 0, err
+		}
+		if err := tx.Record(src, "smartcard.in-produzione", "smartcard", s, "ordine inviato al produttore; prime metà cancellate"); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // buildOrder makes the CSV of a pending order with the first halves of its

@@ -26,7 +26,7 @@ const ScadenzeWindow = 60 * 24 * time.Hour
 // scadenzeChunk is the number of postazioni expired per transaction.
 const scadenzeChunk = 500
 
-// scadenzeJob (SPEC.md "scadenze", daily; issue 3):
+// scadenzeJob runs daily (docs/rules.md#expiry):
 //
 //  1. every certificate past its NotAfter that is still ATTIVO or BLOCCATO
 //     becomes SCADUTO, with a history entry (a BLOCCATO one leaves the CRL:
@@ -36,7 +36,7 @@ const scadenzeChunk = 500
 //     certificates (ATTIVO, BLOCCATO) and the smart cards requested through
 //     it (any state but REVOCATA) whose expiry falls in the window. The file
 //     of the same day is replaced, so a second run the same day is harmless;
-//  3. it queues e-mail warnings (issue 7), sent by invio-pin like the second
+//  3. it queues e-mail warnings, sent by invio-pin like the second
 //     halves (encrypted to the recipient's key or the gateway, signed):
 //     to each ATTIVA ALP of a comune, the certificates that cross 60, 30 or
 //     7 days before expiry; to each ATTIVA ALS of every comune where the
@@ -245,10 +245,28 @@ type warning struct {
 // utenza (the comuni that can act on it, not the one it was first
 // requested through). The cards are read once.
 func warnExpiries(env *Env, run *Run) error {
-	// One read pass finds what has a warning due; only those comuni and
-	// cards get a write transaction.
-	var comuni, cards []string
-	if err := env.Store.View(func(tx *store.Tx) error {
+	comuni, cards, err := dueWarnings(env)
+	if err != nil {
+		return err
+	}
+	for _, istat := range comuni {
+		if err := env.Store.Update(func(tx *store.Tx) error { return warnComune(tx, env, run, istat) }); err != nil {
+			return fmt.Errorf("scadenze: warnings of comune %s: %w", istat, err)
+		}
+	}
+	for _, serial := range cards {
+		if err := env.Store.Update(func(tx *store.Tx) error { return warnCard(tx, env, run, serial) }); err != nil {
+			return fmt.Errorf("scadenze: warning of card %s: %w", serial, err)
+		}
+	}
+	return nil
+}
+
+// dueWarnings is one read pass that finds what has a warning due: the
+// comuni with a certificate to warn (sorted) and the cards to warn. Only
+// those get a write transaction.
+func dueWarnings(env *Env) (comuni, cards []string, err error) {
+	err = env.Store.View(func(tx *store.Tx) error {
 		seen := map[string]bool{}
 		if err := tx.EachPostazioneIn(liveCerts, func(p *domain.Postazione) error {
 			if !seen[p.ISTAT] && certWarning(p, tx.Now) > 0 {
@@ -266,123 +284,140 @@ func warnExpiries(env *Env, run *Run) error {
 			}
 			return nil
 		})
+	})
+	return comuni, cards, err
+}
+
+// warnComune queues, in tx, the warnings of the certificates of comune
+// istat to its ALPs and records them on each certificate, or records that
+// nobody could be warned.
+func warnComune(tx *store.Tx, env *Env, run *Run, istat string) error {
+	src := store.Source{Actor: ScadenzeActor}
+	var certs []warning
+	var ps []*domain.Postazione
+	if err := tx.PostazioniOfComune(istat, func(p *domain.Postazione) error {
+		if th := certWarning(p, tx.Now); th > 0 {
+			certs = append(certs, warning{p.Code, certLabel(p), p.NotAfter, daysLeft(p.NotAfter, tx.Now), th})
+			ps = append(ps, p)
+		}
+		return nil
 	}); err != nil {
 		return err
 	}
-	src := store.Source{Actor: ScadenzeActor}
-	for _, istat := range comuni {
-		err := env.Store.Update(func(tx *store.Tx) error {
-			var certs []warning
-			var ps []*domain.Postazione
-			if err := tx.PostazioniOfComune(istat, func(p *domain.Postazione) error {
-				if th := certWarning(p, tx.Now); th > 0 {
-					certs = append(certs, warning{p.Code, certLabel(p), p.NotAfter, daysLeft(p.NotAfter, tx.Now), th})
-					ps = append(ps, p)
-				}
-				return nil
-			}); err != nil {
-				return err
-			}
-			if len(certs) == 0 {
-				return nil
-			}
-			com, err := tx.Comune(istat)
-			if err != nil {
-				return err
-			}
-			n, err := queueWarnings(tx, src, env.Loc, com, domain.ALP, "certificati", certs)
-			if err != nil {
-				return err
-			}
-			run.Add("avvisi_certificati", n)
-			if n == 0 {
-				// Nobody to write to: the threshold stays due, so an ALP
-				// named (or given an e-mail) later is still warned; it is
-				// recorded once.
-				var fresh []warning
-				for i, p := range ps {
-					if p.Unwarned == certs[i].th {
-						continue
-					}
-					p.Unwarned = certs[i].th
-					if err := tx.PutPostazione(p); err != nil {
-						return err
-					}
-					fresh = append(fresh, certs[i])
-				}
-				return recordUnwarned(tx, src, "comune", com.ISTAT, domain.ALP, "certificati", fresh)
-			}
-			for i, p := range ps {
-				p.Warned, p.Unwarned = certs[i].th, 0
-				if err := tx.PutPostazione(p); err != nil {
-					return err
-				}
-				if err := tx.Record(src, "postazione.avviso-scadenza", "postazione", p.Code,
-					fmt.Sprintf("scade tra %d giorni: avvisati %d ALP", certs[i].days, n)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("scadenze: warnings of comune %s: %w", istat, err)
-		}
+	if len(certs) == 0 {
+		return nil
 	}
-	for _, serial := range cards {
-		err := env.Store.Update(func(tx *store.Tx) error {
-			c, err := tx.Card(serial)
-			if err != nil {
-				return err
-			}
-			th := cardWarning(c, tx.Now)
-			if th == 0 {
-				return nil
-			}
-			days := daysLeft(c.Expires, tx.Now)
-			ws := []warning{{c.Serial, holderName(tx, c.CF), c.Expires, days, th}}
-			comuni, err := tx.ComuniOfPerson(c.CF)
-			if err != nil {
-				return err
-			}
-			total := 0
-			for _, istat := range comuni {
-				if u, err := tx.Utenza(istat, c.CF); err != nil || u.State != domain.UtenzaAttiva {
-					continue
-				}
-				com, err := tx.Comune(istat)
-				if err != nil {
-					return err
-				}
-				n, err := queueWarnings(tx, src, env.Loc, com, domain.ALS, "smart card", ws)
-				if err != nil {
-					return err
-				}
-				total += n
-			}
-			run.Add("avvisi_smartcard", total)
-			if total == 0 {
-				// As for certificates: due until somebody can be warned.
-				if c.Unwarned == th {
-					return nil
-				}
-				c.Unwarned = th
-				if err := tx.PutCard(c); err != nil {
-					return err
-				}
-				return recordUnwarned(tx, src, "smartcard", c.Serial, domain.ALS, "smart card", ws)
-			}
-			c.Warned, c.Unwarned = th, 0
-			if err := tx.PutCard(c); err != nil {
-				return err
-			}
-			return tx.Record(src, "smartcard.avviso-scadenza", "smartcard", c.Serial,
-				fmt.Sprintf("scade tra %d giorni: avvisati %d ALS", days, total))
-		})
-		if err != nil {
-			return fmt.Errorf("scadenze: warning of card %s: %w", serial, err)
+	com, err := tx.Comune(istat)
+	if err != nil {
+		return err
+	}
+	n, err := queueWarnings(tx, src, env.Loc, com, domain.ALP, "certificati", certs)
+	if err != nil {
+		return err
+	}
+	run.Add("avvisi_certificati", n)
+	if n == 0 {
+		return certsUnwarned(tx, src, com, ps, certs)
+	}
+	return certsWarned(tx, src, ps, certs, n)
+}
+
+// certsUnwarned handles certificates nobody could be warned of: the
+// threshold stays due, so an ALP named (or given an e-mail) later is still
+// warned; it is recorded once.
+func certsUnwarned(tx *store.Tx, src store.Source, com *domain.Comune, ps []*domain.Postazione, certs []warning) error {
+	var fresh []warning
+	for i, p := range ps {
+		if p.Unwarned == certs[i].th {
+			continue
+		}
+		p.Unwarned = certs[i].th
+		if err := tx.PutPostazione(p); err != nil {
+			return err
+		}
+		fresh = append(fresh, certs[i])
+	}
+	return recordUnwarned(tx, src, "comune", com.ISTAT, domain.ALP, "certificati", fresh)
+}
+
+// certsWarned marks each certificate warned at its threshold, with a
+// history entry naming how many ALPs were warned.
+func certsWarned(tx *store.Tx, src store.Source, ps []*domain.Postazione, certs []warning, n int) error {
+	for i, p := range ps {
+		p.Warned, p.Unwarned = certs[i].th, 0
+		if err := tx.PutPostazione(p); err != nil {
+			return err
+		}
+		if err := tx.Record(src, "postazione.avviso-scadenza", "postazione", p.Code,
+			fmt.Sprintf("scade tra %d giorni: avvisati %d ALP", certs[i].days, n)); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// warnCard queues, in tx, the warning of card serial to the ALSs of every
+// comune where its holder has an ATTIVA utenza and records it on the card,
+// or records that nobody could be warned.
+func warnCard(tx *store.Tx, env *Env, run *Run, serial string) error {
+	src := store.Source{Actor: ScadenzeActor}
+	c, err := tx.Card(serial)
+	if err != nil {
+		return err
+	}
+	th := cardWarning(c, tx.Now)
+	if th == 0 {
+		return nil
+	}
+	days := daysLeft(c.Expires, tx.Now)
+	ws := []warning{{c.Serial, holderName(tx, c.CF), c.Expires, days, th}}
+	total, err := queueCardWarnings(tx, src, env.Loc, c.CF, ws)
+	if err != nil {
+		return err
+	}
+	run.Add("avvisi_smartcard", total)
+	if total == 0 {
+		// As for certificates: due until somebody can be warned.
+		if c.Unwarned == th {
+			return nil
+		}
+		c.Unwarned = th
+		if err := tx.PutCard(c); err != nil {
+			return err
+		}
+		return recordUnwarned(tx, src, "smartcard", c.Serial, domain.ALS, "smart card", ws)
+	}
+	c.Warned, c.Unwarned = th, 0
+	if err := tx.PutCard(c); err != nil {
+		return err
+	}
+	return tx.Record(src, "smartcard.avviso-scadenza", "smartcard", c.Serial,
+		fmt.Sprintf("scade tra %d giorni: avvisati %d ALS", days, total))
+}
+
+// queueCardWarnings queues the card warnings ws to the ALSs of every
+// comune where holder cf has an ATTIVA utenza, and returns how many.
+func queueCardWarnings(tx *store.Tx, src store.Source, loc *time.Location, cf string, ws []warning) (int, error) {
+	comuni, err := tx.ComuniOfPerson(cf)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, istat := range comuni {
+		if u, err := tx.Utenza(istat, cf); err != nil || u.State != domain.UtenzaAttiva {
+			continue
+		}
+		com, err := tx.Comune(istat)
+		if err != nil {
+			return 0, err
+		}
+		n, err := queueWarnings(tx, src, loc, com, domain.ALS, "smart card", ws)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
 }
 
 // certWarning is the threshold to warn for certificate p at now (0: none).

@@ -17,8 +17,8 @@ import (
 	"anprsec/store"
 )
 
-// Instruction is the request of the security notice (seed 004) printed at
-// the top of every comune's list.
+// Instruction is the request of the security notice printed at the top of
+// every comune's list (docs/rules.md#audit).
 const Instruction = "Si prega di verificare le abilitazioni di accesso al sistema ANPR degli operatori anagrafici " +
 	"del comune: di seguito l'elenco degli utenti registrati e il relativo grado di autorizzazione. " +
 	"Qualora i dati non siano aggiornati, l'amministratore locale della sicurezza (ALS) deve provvedere " +
@@ -142,83 +142,109 @@ func (e *Exporter) comuneBook(tx *store.Tx, f *excelize.File, c *domain.Comune, 
 		return 0, 0, err
 	}
 	f.SetDocProps(&excelize.DocProperties{Title: UsersTitle + " - " + c.Name, Creator: "anprsec"})
-	name := c.Name + " (" + c.ISTAT + ")"
+	if nu, err = e.usersSheet(tx, f, st, c, now, ucsv); err != nil {
+		return 0, 0, err
+	}
+	if nw, err = e.workstationsSheet(tx, f, st, c, now, wcsv); err != nil {
+		return 0, 0, err
+	}
+	return nu, nw, nil
+}
 
-	// Utenti.
+// usersSheet writes the Utenti sheet of comune c, and the same rows as CSV
+// to ucsv, and returns the number of utenze.
+func (e *Exporter) usersSheet(tx *store.Tx, f *excelize.File, st *styles, c *domain.Comune, now time.Time, ucsv *bytes.Buffer) (int, error) {
 	ut := newTable(userCols, e.loc())
 	if err := ut.sheet(f, st, UsersSheet, 7); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if err := ut.csvTo(ucsv); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
+	name := c.Name + " (" + c.ISTAT + ")"
 	if err := ut.line(UsersTitle); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if err := ut.line("Comune", name); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if err := ut.line("Data", now); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if err := ut.line("Istruzioni", Instruction); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if err := ut.line("Profili", ProfileLegend()); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if err := ut.blank(); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if err := ut.header(); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	err = tx.UtenzeOfComune(c.ISTAT, func(u *domain.Utenza) error {
-		p, err := tx.Person(u.CF)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+	nu := 0
+	err := tx.UtenzeOfComune(c.ISTAT, func(u *domain.Utenza) error {
+		p, card, err := holderOf(tx, u)
+		if err != nil {
 			return err
-		}
-		var card *domain.SmartCard
-		if p.Card != "" {
-			card, err = tx.Card(p.Card)
-			if errors.Is(err, store.ErrNotFound) {
-				card, err = nil, nil
-			}
-			if err != nil {
-				return err
-			}
 		}
 		nu++
 		return ut.data(userRow(u, p, card)...)
 	})
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if err := ut.finish("Utenti"); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
+	return nu, nil
+}
 
-	// Postazioni.
+// holderOf is the person of utenza u and the person's card, nil when
+// there is none.
+func holderOf(tx *store.Tx, u *domain.Utenza) (*domain.Person, *domain.SmartCard, error) {
+	p, err := tx.Person(u.CF)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, nil, err
+	}
+	var card *domain.SmartCard
+	if p.Card != "" {
+		card, err = tx.Card(p.Card)
+		if errors.Is(err, store.ErrNotFound) {
+			card, err = nil, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return p, card, nil
+}
+
+// workstationsSheet writes the Postazioni sheet of comune c, and the same
+// rows as CSV to wcsv, and returns the number of postazioni.
+func (e *Exporter) workstationsSheet(tx *store.Tx, f *excelize.File, st *styles, c *domain.Comune, now time.Time, wcsv *bytes.Buffer) (int, error) {
 	wt := newTable(workstationCols, e.loc())
 	if err := wt.sheet(f, st, WorkstationsSheet, 4); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if err := wt.csvTo(wcsv); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	if err := wt.line("Comune", name); err != nil {
-		return 0, 0, err
+	if err := wt.line("Comune", c.Name+" ("+c.ISTAT+")"); err != nil {
+		return 0, err
 	}
 	if err := wt.line("Data", now); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if err := wt.blank(); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if err := wt.header(); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	err = tx.PostazioniOfComune(c.ISTAT, func(p *domain.Postazione) error {
+	nw := 0
+	err := tx.PostazioniOfComune(c.ISTAT, func(p *domain.Postazione) error {
 		nw++
 		kind := "Postazione"
 		if p.Server {
@@ -227,12 +253,12 @@ func (e *Exporter) comuneBook(tx *store.Tx, f *excelize.File, c *domain.Comune, 
 		return wt.data(p.Code, p.Label, kind, string(p.State), p.Serial, p.NotAfter)
 	})
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if err := wt.finish("Postazioni"); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	return nu, nw, nil
+	return nw, nil
 }
 
 // userRow is one line of a user list.

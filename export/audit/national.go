@@ -239,63 +239,102 @@ func (n *national) anomaly(kind, istat, key, name, detail string, when time.Time
 }
 
 func (n *national) workbook(ctx context.Context, f *excelize.File) error {
-	e := n.e
-	st, err := newStyles(f)
+	st, err := n.sheets(f)
 	if err != nil {
 		return err
 	}
-	if err := f.SetSheetName("Sheet1", SummarySheet); err != nil {
-		return err
-	}
-	for _, s := range []string{AnomaliesSheet, NationalUsers, HistorySheet} {
-		if _, err := f.NewSheet(s); err != nil {
-			return err
-		}
-	}
-	f.SetDocProps(&excelize.DocProperties{Title: "Riepilogo sicurezza ANPR", Creator: "anprsec"})
-
 	p := newPipe()
 	defer p.close()
 	n.pipe = p
-	n.anom = newTable(anomalyCols, e.loc())
-	n.anom.pipe = p
-	if err := n.anom.sheet(f, st, AnomaliesSheet, 1); err != nil {
+	if n.anom, err = n.streamed(f, st, anomalyCols, AnomaliesSheet); err != nil {
 		return err
 	}
-	if err := n.anom.header(); err != nil {
+	users, err := n.streamed(f, st, nationalUserCols, NationalUsers)
+	if err != nil {
 		return err
 	}
-	users := newTable(nationalUserCols, e.loc())
-	users.pipe = p
-	if err := users.sheet(f, st, NationalUsers, 1); err != nil {
+	// The scans, in this order, each followed by a look at ctx: comuni
+	// (names, for every other sheet), persons, cards, postazioni, utenze.
+	for _, scan := range []func() error{n.readComuni, n.readPersons, n.readCards, n.readPostazioni,
+		func() error { return n.utenzeSheet(users) }} {
+		if err := scan(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if err := n.manyComuni(); err != nil {
 		return err
 	}
-	if err := users.header(); err != nil {
+	// History of the period, refused requests.
+	if err := n.history(f, st); err != nil {
 		return err
 	}
+	if err := n.anom.finish("Anomalie"); err != nil {
+		return err
+	}
+	if err := p.close(); err != nil {
+		return err
+	}
+	n.e.Store.ReleaseMapped()
+	return n.summary(f, st)
+}
 
-	// Comuni: their names, for every other sheet.
-	if err := n.tx.Comuni(func(c *domain.Comune) error {
+// sheets names the four sheets of the workbook, in order, and sets its
+// properties.
+func (n *national) sheets(f *excelize.File) (*styles, error) {
+	st, err := newStyles(f)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.SetSheetName("Sheet1", SummarySheet); err != nil {
+		return nil, err
+	}
+	for _, s := range []string{AnomaliesSheet, NationalUsers, HistorySheet} {
+		if _, err := f.NewSheet(s); err != nil {
+			return nil, err
+		}
+	}
+	f.SetDocProps(&excelize.DocProperties{Title: "Riepilogo sicurezza ANPR", Creator: "anprsec"})
+	return st, nil
+}
+
+// streamed is a table of cols on sheet name, written through the pipe,
+// its header written.
+func (n *national) streamed(f *excelize.File, st *styles, cols []column, name string) (*table, error) {
+	t := newTable(cols, n.e.loc())
+	t.pipe = n.pipe
+	if err := t.sheet(f, st, name, 1); err != nil {
+		return nil, err
+	}
+	if err := t.header(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// readComuni keeps the name of every comune.
+func (n *national) readComuni() error {
+	return n.tx.Comuni(func(c *domain.Comune) error {
 		n.names[c.ISTAT] = c.Name
 		return nil
-	}); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+	})
+}
 
-	// Persons: names, cards and last changes, read in one scan rather
-	// than looked up once per utenza.
-	if n.persons, err = loadPersons(n.tx, n.tick); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+// readPersons keeps names, cards and last changes of persons, read in one
+// scan rather than looked up once per utenza.
+func (n *national) readPersons() error {
+	var err error
+	n.persons, err = loadPersons(n.tx, n.tick)
+	return err
+}
 
-	// Cards: states, expiries, activations.
-	if err := n.tx.AllCards(func(c *domain.SmartCard) error {
+// readCards counts the cards by state, keeps their states and expiries,
+// counts their activations per month and reports the active or blocked
+// ones about to expire.
+func (n *national) readCards() error {
+	return n.tx.AllCards(func(c *domain.SmartCard) error {
 		n.tick()
 		n.nCards++
 		n.byCard[c.State]++
@@ -308,15 +347,14 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 				"smart card "+c.Serial+" ("+string(c.State)+")", c.Expires)
 		}
 		return nil
-	}); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+	})
+}
 
-	// Postazioni: certificate states, expiries, issuance and revocation.
-	if err := n.tx.AllPostazioni(func(p *domain.Postazione) error {
+// readPostazioni counts the certificates by state, counts issuances and
+// revocations per month and reports the active or blocked ones about to
+// expire.
+func (n *national) readPostazioni() error {
+	return n.tx.AllPostazioni(func(p *domain.Postazione) error {
 		n.tick()
 		n.nPost++
 		n.byCert[p.State]++
@@ -338,15 +376,13 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 			return n.anomaly(AnomalyCertExpiry, p.ISTAT, p.Code, "", detail, p.NotAfter)
 		}
 		return nil
-	}); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+	})
+}
 
-	// Utenze: the national list, profile counts, the mandatory profiles of
-	// each comune (utenze come grouped by comune), the ALS/ALP cards.
+// utenzeSheet writes the national list of utenze, with the profile
+// counts, the mandatory profiles of each comune (utenze come grouped by
+// comune) and the ALS/ALP cards.
+func (n *national) utenzeSheet(users *table) error {
 	if err := n.utenze(users); err != nil {
 		return err
 	}
@@ -354,15 +390,16 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 		return err
 	}
 	n.res.Utenze = n.nUtenze
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+	return nil
+}
 
-	// Persons with utenze in many comuni.
-	if err := n.tx.ComuniByPerson(func(cf string, codes []string) error {
+// manyComuni reports the persons with utenze, not CANCELLATA, in many
+// comuni, and counts the persons.
+func (n *national) manyComuni() error {
+	return n.tx.ComuniByPerson(func(cf string, codes []string) error {
 		n.tick()
 		n.nPersons++
-		if len(codes) < e.many() {
+		if len(codes) < n.e.many() {
 			return nil
 		}
 		// Only the utenze still there count (a CANCELLATA one keeps its
@@ -373,27 +410,12 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 				active = append(active, code)
 			}
 		}
-		if codes = active; len(codes) < e.many() {
+		if codes = active; len(codes) < n.e.many() {
 			return nil
 		}
 		return n.anomaly(AnomalyManyComuni, codes[0], cf, n.personName(cf),
 			fmt.Sprintf("%d comuni: %s", len(codes), strings.Join(codes, ", ")), time.Time{})
-	}); err != nil {
-		return err
-	}
-
-	// History of the period, refused requests.
-	if err := n.history(f, st); err != nil {
-		return err
-	}
-	if err := n.anom.finish("Anomalie"); err != nil {
-		return err
-	}
-	if err := p.close(); err != nil {
-		return err
-	}
-	n.e.Store.ReleaseMapped()
-	return n.summary(f, st)
+	})
 }
 
 // issued is when a workstation certificate was issued: its NotBefore, or
@@ -448,75 +470,7 @@ func (n *national) utenze(users *table) error {
 			cur = comuneCheck{istat: u.ISTAT}
 			seen[u.ISTAT] = true
 		}
-		p, _ := n.persons.get(u.CF)
-		info, hasCard := n.cards[p.card]
-		if u.State != domain.UtenzaCancellata {
-			for _, pr := range u.Profiles {
-				n.byProfile[pr]++
-			}
-		}
-		n.tick()
-		n.nUtenze++
-		// The row of userRow, with the comune first; the card's own last
-		// change is not kept (cardInfo), as before.
-		cardState, serial := "", ""
-		if p.card != "" && hasCard {
-			cardState, serial = string(info.state), p.card
-		} else if u.NeedsCard {
-			cardState = "NESSUNA"
-		}
-		last := u.Updated
-		if p.updated.After(last) {
-			last = p.updated
-		}
-		users.begin()
-		users.text(u.ISTAT)
-		users.text(n.names[u.ISTAT])
-		users.text(u.CF)
-		users.text(p.surname)
-		users.text(p.name)
-		users.text(n.profiles(u.Profiles))
-		users.text(n.envs(u.Environments))
-		users.text(string(u.State))
-		users.text(cardState)
-		users.text(serial)
-		users.text(u.Email)
-		users.text(u.PEC)
-		users.time(last)
-		if err := users.endData(); err != nil {
-			return err
-		}
-		if u.State == domain.UtenzaCancellata {
-			return nil
-		}
-		active := u.State == domain.UtenzaAttiva && n.activeCard(p.card)
-		if active {
-			cur.asc = cur.asc || u.Has(domain.ASC)
-			cur.als = cur.als || u.Has(domain.ALS)
-			cur.alp = cur.alp || u.Has(domain.ALP)
-		}
-		if u.Has(domain.ALS) || u.Has(domain.ALP) {
-			var why string
-			switch {
-			case p.card == "" || !hasCard:
-				why = "nessuna smart card"
-			case info.state == domain.CardBloccata:
-				why = "smart card " + p.card + " bloccata"
-			case info.state == domain.CardRevocata:
-				why = "smart card " + p.card + " revocata"
-			}
-			if why != "" {
-				var roles []string
-				for _, r := range []domain.Profile{domain.ALS, domain.ALP} {
-					if u.Has(r) {
-						roles = append(roles, string(r))
-					}
-				}
-				return n.anomaly(AnomalyAdminCard, u.ISTAT, u.CF, strings.TrimSpace(p.surname+" "+p.name),
-					strings.Join(roles, ", ")+": "+why, time.Time{})
-			}
-		}
-		return nil
+		return n.utenza(users, &cur, u)
 	})
 	if err != nil {
 		return err
@@ -540,16 +494,99 @@ func (n *national) utenze(users *table) error {
 	return nil
 }
 
+// utenza takes one utenza of the comune being walked (cur): it counts its
+// profiles (unless CANCELLATA), writes its row, notes which mandatory
+// profiles it holds with an active card, and reports an ALS or ALP
+// without a usable card.
+func (n *national) utenza(users *table, cur *comuneCheck, u *domain.Utenza) error {
+	p, _ := n.persons.get(u.CF)
+	info, hasCard := n.cards[p.card]
+	if u.State != domain.UtenzaCancellata {
+		for _, pr := range u.Profiles {
+			n.byProfile[pr]++
+		}
+	}
+	n.tick()
+	n.nUtenze++
+	if err := n.userRow(users, u, p, info, hasCard); err != nil {
+		return err
+	}
+	if u.State == domain.UtenzaCancellata {
+		return nil
+	}
+	active := u.State == domain.UtenzaAttiva && n.activeCard(p.card)
+	if active {
+		cur.asc = cur.asc || u.Has(domain.ASC)
+		cur.als = cur.als || u.Has(domain.ALS)
+		cur.alp = cur.alp || u.Has(domain.ALP)
+	}
+	return n.adminCard(u, p, info, hasCard)
+}
+
+// userRow writes the row of userRow, with the comune first; the card's own
+// last change is not kept (cardInfo), as before.
+func (n *national) userRow(users *table, u *domain.Utenza, p person, info cardInfo, hasCard bool) error {
+	cardState, serial := "", ""
+	if p.card != "" && hasCard {
+		cardState, serial = string(info.state), p.card
+	} else if u.NeedsCard {
+		cardState = "NESSUNA"
+	}
+	last := u.Updated
+	if p.updated.After(last) {
+		last = p.updated
+	}
+	users.begin()
+	users.text(u.ISTAT)
+	users.text(n.names[u.ISTAT])
+	users.text(u.CF)
+	users.text(p.surname)
+	users.text(p.name)
+	users.text(n.profiles(u.Profiles))
+	users.text(n.envs(u.Environments))
+	users.text(string(u.State))
+	users.text(cardState)
+	users.text(serial)
+	users.text(u.Email)
+	users.text(u.PEC)
+	users.time(last)
+	return users.endData()
+}
+
+// adminCard reports utenza u when it is ALS or ALP and its holder's card
+// is missing, BLOCCATA or REVOCATA.
+func (n *national) adminCard(u *domain.Utenza, p person, info cardInfo, hasCard bool) error {
+	if !u.Has(domain.ALS) && !u.Has(domain.ALP) {
+		return nil
+	}
+	var why string
+	switch {
+	case p.card == "" || !hasCard:
+		why = "nessuna smart card"
+	case info.state == domain.CardBloccata:
+		why = "smart card " + p.card + " bloccata"
+	case info.state == domain.CardRevocata:
+		why = "smart card " + p.card + " revocata"
+	}
+	if why == "" {
+		return nil
+	}
+	var roles []string
+	for _, r := range []domain.Profile{domain.ALS, domain.ALP} {
+		if u.Has(r) {
+			roles = append(roles, string(r))
+		}
+	}
+	return n.anomaly(AnomalyAdminCard, u.ISTAT, u.CF, strings.TrimSpace(p.surname+" "+p.name),
+		strings.Join(roles, ", ")+": "+why, time.Time{})
+}
+
 func (n *national) history(f *excelize.File, st *styles) error {
-	h := newTable(historyCols, n.e.loc())
-	h.pipe = n.pipe
-	if err := h.sheet(f, st, HistorySheet, 1); err != nil {
+	h, err := n.streamed(f, st, historyCols, HistorySheet)
+	if err != nil {
 		return err
 	}
-	if err := h.header(); err != nil {
-		return err
-	}
-	err := n.tx.EachHistory(0, func(en *store.Entry) (bool, error) {
+	err = n.tx.EachHistory(0, func(en *store.Entry) (bool, error) {
 		n.tick()
 		if !n.in(en.Time) {
 			return !en.Time.After(n.period.To.Add(time.Hour)), nil
@@ -630,21 +667,52 @@ var certStates = []domain.CertState{domain.CertRichiesta, domain.CertAttivo, dom
 
 // summary writes the Riepilogo sheet (small: normal mode) and its charts.
 func (n *national) summary(f *excelize.File, st *styles) error {
-	loc := n.e.loc()
+	if err := n.summaryTotals(f, st); err != nil {
+		return err
+	}
+	// Three tables: profile, card state, certificate state.
+	row, chartRow := 14, 1
+	for _, b := range n.summaryBlocks() {
+		last, err := summaryTable(f, st, b, row)
+		if err != nil {
+			return err
+		}
+		if err := summaryChart(f, b, row, last, chartRow); err != nil {
+			return err
+		}
+		chartRow += 15
+		row = last + 2
+	}
 	s := SummarySheet
-	set := func(cell string, v any, style int) error {
-		if err := f.SetCellValue(s, cell, v); err != nil {
-			return err
-		}
-		return f.SetCellStyle(s, cell, cell, style)
+	if err := f.SetColWidth(s, "A", "A", 30); err != nil {
+		return err
 	}
-	text := func(cell, v string, style int) error {
-		// SetCellStr never makes a formula; the text style keeps it text.
-		if err := f.SetCellStr(s, cell, v); err != nil {
-			return err
-		}
-		return f.SetCellStyle(s, cell, cell, style)
+	if err := f.SetColWidth(s, "B", "B", 20); err != nil {
+		return err
 	}
+	return f.SetColWidth(s, "C", "C", 50)
+}
+
+// summarySet writes value v with style in cell of the Riepilogo sheet.
+func summarySet(f *excelize.File, cell string, v any, style int) error {
+	if err := f.SetCellValue(SummarySheet, cell, v); err != nil {
+		return err
+	}
+	return f.SetCellStyle(SummarySheet, cell, cell, style)
+}
+
+// summaryText writes text v with style in cell of the Riepilogo sheet.
+func summaryText(f *excelize.File, cell, v string, style int) error {
+	// SetCellStr never makes a formula; the text style keeps it text.
+	if err := f.SetCellStr(SummarySheet, cell, v); err != nil {
+		return err
+	}
+	return f.SetCellStyle(SummarySheet, cell, cell, style)
+}
+
+// summaryTotals writes the title, the date, the period and the totals.
+func (n *national) summaryTotals(f *excelize.File, st *styles) error {
+	loc := n.e.loc()
 	cells := []struct {
 		cell  string
 		v     any
@@ -665,97 +733,100 @@ func (n *national) summary(f *excelize.File, st *styles) error {
 	for _, c := range cells {
 		var err error
 		if str, ok := c.v.(string); ok {
-			err = text(c.cell, str, c.style)
+			err = summaryText(f, c.cell, str, c.style)
 		} else {
-			err = set(c.cell, c.v, c.style)
+			err = summarySet(f, c.cell, c.v, c.style)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	// Three tables: profile, card state, certificate state.
-	row := 14
-	type block struct {
-		title  string
-		labels []string
-		descr  []string
-		values []int
-		chart  excelize.ChartType
-	}
-	var blocks []block
-	var pb block
+	return nil
+}
+
+// summaryBlock is one table of the summary, with its chart.
+type summaryBlock struct {
+	title  string
+	labels []string
+	descr  []string
+	values []int
+	chart  excelize.ChartType
+}
+
+// summaryBlocks are the tables of the summary: by profile (with the
+// descriptions), by card state, by certificate state.
+func (n *national) summaryBlocks() []summaryBlock {
+	var pb summaryBlock
 	pb.title, pb.chart = "Profilo", excelize.Col
 	for _, p := range domain.Profiles {
 		pb.labels = append(pb.labels, string(p.Profile))
 		pb.descr = append(pb.descr, p.Description)
 		pb.values = append(pb.values, n.byProfile[p.Profile])
 	}
-	var cb block
+	var cb summaryBlock
 	cb.title, cb.chart = "Stato smart card", excelize.Bar
 	for _, c := range cardStates {
 		cb.labels = append(cb.labels, string(c))
 		cb.values = append(cb.values, n.byCard[c])
 	}
-	var wb block
+	var wb summaryBlock
 	wb.title, wb.chart = "Stato certificato postazione", excelize.Bar
 	for _, c := range certStates {
 		wb.labels = append(wb.labels, string(c))
 		wb.values = append(wb.values, n.byCert[c])
 	}
-	blocks = append(blocks, pb, cb, wb)
-	chartRow := 1
-	for _, b := range blocks {
-		if err := text(fmt.Sprintf("A%d", row), b.title, st.head); err != nil {
-			return err
+	return []summaryBlock{pb, cb, wb}
+}
+
+// summaryTable writes table b with its header at row, and returns the
+// row of its last line.
+func summaryTable(f *excelize.File, st *styles, b summaryBlock, row int) (int, error) {
+	if err := summaryText(f, fmt.Sprintf("A%d", row), b.title, st.head); err != nil {
+		return 0, err
+	}
+	if err := summaryText(f, fmt.Sprintf("B%d", row), "Numero", st.head); err != nil {
+		return 0, err
+	}
+	if b.descr != nil {
+		if err := summaryText(f, fmt.Sprintf("C%d", row), "Descrizione", st.head); err != nil {
+			return 0, err
 		}
-		if err := text(fmt.Sprintf("B%d", row), "Numero", st.head); err != nil {
-			return err
+	}
+	first := row + 1
+	for i, l := range b.labels {
+		r := first + i
+		if err := summaryText(f, fmt.Sprintf("A%d", r), l, st.text); err != nil {
+			return 0, err
+		}
+		if err := summarySet(f, fmt.Sprintf("B%d", r), b.values[i], st.num); err != nil {
+			return 0, err
 		}
 		if b.descr != nil {
-			if err := text(fmt.Sprintf("C%d", row), "Descrizione", st.head); err != nil {
-				return err
+			if err := summaryText(f, fmt.Sprintf("C%d", r), b.descr[i], st.text); err != nil {
+				return 0, err
 			}
 		}
-		first := row + 1
-		for i, l := range b.labels {
-			r := first + i
-			if err := text(fmt.Sprintf("A%d", r), l, st.text); err != nil {
-				return err
-			}
-			if err := set(fmt.Sprintf("B%d", r), b.values[i], st.num); err != nil {
-				return err
-			}
-			if b.descr != nil {
-				if err := text(fmt.Sprintf("C%d", r), b.descr[i], st.text); err != nil {
-					return err
-				}
-			}
-		}
-		last := first + len(b.labels) - 1
-		if err := f.AddChart(s, fmt.Sprintf("E%d", chartRow), &excelize.Chart{
-			Type: b.chart,
-			Series: []excelize.ChartSeries{{
-				Name:       fmt.Sprintf("%s!$B$%d", s, row),
-				Categories: fmt.Sprintf("%s!$A$%d:$A$%d", s, first, last),
-				Values:     fmt.Sprintf("%s!$B$%d:$B$%d", s, first, last),
-			}},
-			Title:     excelize.ChartTitle{Paragraph: []excelize.RichTextRun{{Text: b.title}}},
-			Legend:    excelize.ChartLegend{Position: "none"},
-			Format:    excelize.GraphicOptions{OffsetX: 10, OffsetY: 5},
-			Dimension: excelize.ChartDimension{Width: 560, Height: 280},
-		}); err != nil {
-			return err
-		}
-		chartRow += 15
-		row = last + 2
 	}
-	if err := f.SetColWidth(s, "A", "A", 30); err != nil {
-		return err
-	}
-	if err := f.SetColWidth(s, "B", "B", 20); err != nil {
-		return err
-	}
-	return f.SetColWidth(s, "C", "C", 50)
+	return first + len(b.labels) - 1, nil
+}
+
+// summaryChart adds the chart of table b (header at row, last line at
+// last) at chartRow of column E.
+func summaryChart(f *excelize.File, b summaryBlock, row, last, chartRow int) error {
+	s := SummarySheet
+	first := row + 1
+	return f.AddChart(s, fmt.Sprintf("E%d", chartRow), &excelize.Chart{
+		Type: b.chart,
+		Series: []excelize.ChartSeries{{
+			Name:       fmt.Sprintf("%s!$B$%d", s, row),
+			Categories: fmt.Sprintf("%s!$A$%d:$A$%d", s, first, last),
+			Values:     fmt.Sprintf("%s!$B$%d:$B$%d", s, first, last),
+		}},
+		Title:     excelize.ChartTitle{Paragraph: []excelize.RichTextRun{{Text: b.title}}},
+		Legend:    excelize.ChartLegend{Position: "none"},
+		Format:    excelize.GraphicOptions{OffsetX: 10, OffsetY: 5},
+		Dimension: excelize.ChartDimension{Width: 560, Height: 280},
+	})
 }
 
 // profiles is joinProfiles, remembered per combination (a few dozen in a
