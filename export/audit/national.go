@@ -13,6 +13,7 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"anprsec/domain"
+	"anprsec/lifecycle"
 	"anprsec/store"
 )
 
@@ -427,11 +428,12 @@ func issued(p *domain.Postazione) time.Time {
 	return p.Updated
 }
 
-// comuneCheck collects, for the comune being walked, whether an ASC, an
-// ALS and an ALP hold an active card.
+// comuneCheck counts, for the comune being walked, the profiles of its
+// active utenze whose card is active: what the comune invariant of the
+// audit looks at (lifecycle.AuditBreaches).
 type comuneCheck struct {
-	istat         string
-	asc, als, alp bool
+	istat string
+	staff lifecycle.Staff
 }
 
 func (n *national) activeCard(serial string) bool {
@@ -443,20 +445,11 @@ func (n *national) closeComune(c *comuneCheck) error {
 	if c.istat == "" {
 		return nil
 	}
-	var missing []string
-	for _, m := range []struct {
-		ok bool
-		p  domain.Profile
-	}{{c.asc, domain.ASC}, {c.als, domain.ALS}, {c.alp, domain.ALP}} {
-		if !m.ok {
-			missing = append(missing, string(m.p))
-		}
-	}
-	if len(missing) == 0 {
+	why := lifecycle.AuditBreaches(c.staff)
+	if why == "" {
 		return nil
 	}
-	return n.anomaly(AnomalyMandatory, c.istat, "", "",
-		"nessun "+strings.Join(missing, ", ")+" con utenza attiva e smart card attiva", time.Time{})
+	return n.anomaly(AnomalyMandatory, c.istat, "", "", why, time.Time{})
 }
 
 func (n *national) utenze(users *table) error {
@@ -467,7 +460,7 @@ func (n *national) utenze(users *table) error {
 			if err := n.closeComune(&cur); err != nil {
 				return err
 			}
-			cur = comuneCheck{istat: u.ISTAT}
+			cur = comuneCheck{istat: u.ISTAT, staff: lifecycle.Staff{}}
 			seen[u.ISTAT] = true
 		}
 		return n.utenza(users, &cur, u)
@@ -487,7 +480,7 @@ func (n *national) utenze(users *table) error {
 	}
 	sort.Strings(empty)
 	for _, code := range empty {
-		if err := n.closeComune(&comuneCheck{istat: code}); err != nil {
+		if err := n.closeComune(&comuneCheck{istat: code, staff: lifecycle.Staff{}}); err != nil {
 			return err
 		}
 	}
@@ -516,9 +509,7 @@ func (n *national) utenza(users *table, cur *comuneCheck, u *domain.Utenza) erro
 	}
 	active := u.State == domain.UtenzaAttiva && n.activeCard(p.card)
 	if active {
-		cur.asc = cur.asc || u.Has(domain.ASC)
-		cur.als = cur.als || u.Has(domain.ALS)
-		cur.alp = cur.alp || u.Has(domain.ALP)
+		cur.staff.Add(u.Profiles)
 	}
 	return n.adminCard(u, p, info, hasCard)
 }
