@@ -100,6 +100,10 @@ type Config struct {
 		// RequireSignature refuses a delivery manifest without a valid
 		// detached signature even when its prefettura has no key configured.
 		RequireSignature bool `yaml:"require_signature"`
+		// BlockTenure is how long a holder's utenza in a comune must exist
+		// before that comune may block a card whose home is elsewhere
+		// (docs/rules.md#card-lifecycle).
+		BlockTenure time.Duration `yaml:"block_tenure"`
 	} `yaml:"cards"`
 
 	ISTAT struct {
@@ -264,6 +268,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PKI.RevokeGrace < 0 {
 		return fmt.Errorf("pki.revoke_grace %s: must not be negative (0s makes a revocation final at the next batch)", c.PKI.RevokeGrace)
+	}
+	if c.Cards.BlockTenure < 0 {
+		return fmt.Errorf("cards.block_tenure must not be negative")
 	}
 	if c.Cards.ValidityDays <= 0 || c.Cards.OrderMax <= 0 {
 		return fmt.Errorf("cards.validity_days and cards.order_max must be positive")

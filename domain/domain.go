@@ -133,11 +133,14 @@ const (
 
 // SmartCard is a personal card; one per person across all comuni.
 type SmartCard struct {
-	Serial    string    `json:"serial"`
-	CF        string    `json:"cf"`
-	ISTAT     string    `json:"istat"` // comune through which it was requested
-	State     CardState `json:"state"`
-	Reason    string    `json:"reason,omitempty"`
+	Serial string    `json:"serial"`
+	CF     string    `json:"cf"`
+	ISTAT  string    `json:"istat"` // comune through which it was requested
+	State  CardState `json:"state"`
+	Reason string    `json:"reason,omitempty"`
+	// BlockedBy is the comune whose console request blocked the card when
+	// it is not its home ("" otherwise): that comune may unblock it too.
+	BlockedBy string    `json:"blocked_by,omitempty"`
 	Requested time.Time `json:"requested"`
 	Updated   time.Time `json:"updated"`
 

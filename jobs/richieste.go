@@ -55,7 +55,7 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 			Unpipelined: true,
 		}
 		p := &richieste.Processor{Store: env.Store, Comuni: env.Comuni, CardPrefix: env.Config.Cards.SerialPrefix,
-			MaxRows: env.Config.Census.MaxRows, Loc: env.Loc, ISTAT: istat}
+			MaxRows: env.Config.Census.MaxRows, Loc: env.Loc, ISTAT: istat, BlockTenure: env.Config.Cards.BlockTenure}
 		st, err := in.Run(ctx, p.Process)
 		run.Add("files", st.Files)
 		run.Add("files_refused", st.Refused)

@@ -130,7 +130,7 @@ func tryRow(t *testing.T, c *certEnv, istat string, cols []string, vals []string
 		t.Fatal(err)
 	}
 	p := &richieste.Processor{Store: c.env.Store, Comuni: c.env.Comuni, CardPrefix: c.env.Config.Cards.SerialPrefix,
-		MaxRows: c.env.Config.Census.MaxRows, Loc: c.env.Loc, ISTAT: istat}
+		MaxRows: c.env.Config.Census.MaxRows, Loc: c.env.Loc, ISTAT: istat, BlockTenure: c.env.Config.Cards.BlockTenure}
 	f := &ingest.File{Path: "comuni/" + istat + "/richieste/r.csv", Name: "r.csv"}
 	var line esito.Line
 	var actions []string
@@ -333,7 +333,7 @@ func applyRow(t *testing.T, c *certEnv, istat string, cols, vals []string) esito
 		t.Fatal(err)
 	}
 	p := &richieste.Processor{Store: c.env.Store, Comuni: c.env.Comuni, CardPrefix: c.env.Config.Cards.SerialPrefix,
-		MaxRows: c.env.Config.Census.MaxRows, Loc: c.env.Loc, ISTAT: istat}
+		MaxRows: c.env.Config.Census.MaxRows, Loc: c.env.Loc, ISTAT: istat, BlockTenure: c.env.Config.Cards.BlockTenure}
 	f := &ingest.File{Path: "comuni/" + istat + "/richieste/r.csv", Name: "r.csv"}
 	var line esito.Line
 	if err := c.env.Store.Update(func(tx *store.Tx) error {

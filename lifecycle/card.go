@@ -175,7 +175,7 @@ func UnblockCard(tx *store.Tx, src store.Source, c *domain.SmartCard, motivo str
 	if err := checkCard("lo sblocco", c, domain.CardBloccata); err != nil {
 		return err
 	}
-	c.State, c.Reason = domain.CardAttiva, strings.TrimSpace(motivo)
+	c.State, c.Reason, c.BlockedBy = domain.CardAttiva, strings.TrimSpace(motivo), ""
 	return putCard(tx, src, c, "smartcard.sblocca", c.Reason)
 }
 

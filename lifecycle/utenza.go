@@ -76,6 +76,9 @@ func ChangeUtenza(tx *store.Tx, src store.Source, op Op, istat, cf, motivo strin
 		}
 	}
 	if others > 0 {
+		if err := MoveHome(tx, src, cf, istat); err != nil {
+			return "", "", nil, err
+		}
 		return "CANCELLATA", fmt.Sprintf("utenza di %s nel comune %s cancellata; la smart card resta (utenze in altri %d comuni)", cf, istat, others), nil, nil
 	}
 	pe, err := tx.Person(cf)

@@ -92,6 +92,9 @@ type Processor struct {
 	CardPrefix string         // smart-card serial prefix
 	MaxRows    int            // a file with more data rows is refused whole
 	Loc        *time.Location // zone of the dates in messages
+	// BlockTenure is how long a holder's utenza in this comune must exist
+	// before the comune may block a card whose home is elsewhere.
+	BlockTenure time.Duration
 	ISTAT      string         // the comune of the folder
 
 	// CRL is set when a row changed a certificate's state: the CRL must be
@@ -399,6 +402,9 @@ func (p *Processor) smartCard(tx *store.Tx, src store.Source, op lifecycle.Op, c
 		return "", "", nil, err
 	}
 	if op == lifecycle.OpNewCard {
+		if ref, err := p.mayReplace(tx, cf); ref != nil || err != nil {
+			return "", "", ref, err
+		}
 		old, nw, err := lifecycle.ReplaceCard(tx, src, cf, motivo, p.CardPrefix, p.ISTAT)
 		if err != nil {
 			return refuse(err)
@@ -413,13 +419,20 @@ func (p *Processor) smartCard(tx *store.Tx, src store.Source, op lifecycle.Op, c
 	if err != nil {
 		return refuse(err)
 	}
-	if op == lifecycle.OpRegisterCardDelivery && c.ISTAT != p.ISTAT {
-		return "", "", lifecycle.Refuse("ALTRO_COMUNE", "la smart card %s è stata richiesta per il comune %s: la sua consegna si registra là", c.Serial, c.ISTAT), nil
+	act := map[lifecycle.Op]lifecycle.CardAct{lifecycle.OpRegisterCardDelivery: lifecycle.CardRegisterDelivery,
+		lifecycle.OpBlockCard: lifecycle.CardBlock, lifecycle.OpUnblockCard: lifecycle.CardUnblock}[op]
+	if ref, err := lifecycle.MayActOnCard(tx, c, p.ISTAT, act, p.BlockTenure); ref != nil || err != nil {
+		return "", "", ref, err
 	}
 	switch op {
 	case lifecycle.OpRegisterCardDelivery:
 		err = lifecycle.ActivateCard(tx, src, c)
 	case lifecycle.OpBlockCard:
+		if home, herr := lifecycle.CardHome(tx, c); herr != nil {
+			return "", "", nil, herr
+		} else if home != p.ISTAT {
+			c.BlockedBy = p.ISTAT
+		}
 		err = lifecycle.BlockCard(tx, src, c, motivo)
 	case lifecycle.OpUnblockCard:
 		err = lifecycle.UnblockCard(tx, src, c, motivo)
@@ -432,4 +445,18 @@ func (p *Processor) smartCard(tx *store.Tx, src store.Source, op lifecycle.Op, c
 		msg += "; seconde metà di PIN, PUK e password in invio per e-mail al titolare"
 	}
 	return string(c.State), msg, nil, nil
+}
+
+// mayReplace checks that this comune may ask a new card for cf: only the
+// home comune of cf's current card (lifecycle.MayActOnCard); a person
+// without a card may get one through any comune where he has an utenza.
+func (p *Processor) mayReplace(tx *store.Tx, cf string) (*lifecycle.Refusal, error) {
+	c, err := lifecycle.FindCard(tx, cf, "")
+	if errors.Is(err, lifecycle.ErrNoCard) || errors.Is(err, lifecycle.ErrCardUnknown) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return lifecycle.MayActOnCard(tx, c, p.ISTAT, lifecycle.CardReplace, p.BlockTenure)
 }

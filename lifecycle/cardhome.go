@@ -1,0 +1,161 @@
+package lifecycle
+
+import (
+	"errors"
+	"sort"
+	"strconv"
+	"time"
+
+	"anprsec/domain"
+	"anprsec/store"
+)
+
+// A card belongs to its holder (docs/rules.md#card-lifecycle): one person,
+// one card, shared by every comune where the person has an utenza. The card
+// has a home, the comune it was requested through (SmartCard.ISTAT); what a
+// comune's console request may do to the card depends on its relation to
+// the card:
+//
+//	operation                      home   blocking comune   other, utenza >= tenure   other, newer utenza
+//	NUOVA_SC (replace)             yes    no                no                        no
+//	REGISTRA_CONSEGNA_SC           yes    no                no                        no
+//	BLOCCA_SC (protective block)   yes    -                 yes                       no
+//	SBLOCCA_SC                     yes    yes               no                        no
+//
+// A comune where the holder has no utenza may do nothing (ALTRO_COMUNE).
+// Inserting a person registered elsewhere therefore gives the new comune no
+// power over the card until its utenza is older than the tenure
+// (cards.block_tenure, default 7 days), and then only the protective block.
+// The second halves go only to the address the home comune registered.
+// When the home comune cancels its utenza of the holder, the home moves to
+// the comune of the holder's oldest utenza that is not cancelled (MoveHome).
+
+// CardAct is something a comune may ask for a card.
+type CardAct int
+
+// The acts of the table above.
+const (
+	CardReplace CardAct = iota
+	CardRegisterDelivery
+	CardBlock
+	CardUnblock
+)
+
+// CardHome returns the home comune of card c: the comune it was requested
+// through while the holder has an utenza there that is not cancelled;
+// otherwise, for records made before the home moved by itself, the comune
+// of the holder's oldest utenza that is not cancelled ("" when none).
+func CardHome(tx *store.Tx, c *domain.SmartCard) (string, error) {
+	u, err := tx.Utenza(c.ISTAT, c.CF)
+	if err == nil && u.State != domain.UtenzaCancellata {
+		return c.ISTAT, nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	return oldestUtenza(tx, c.CF, "")
+}
+
+// oldestUtenza returns the comune of cf's oldest utenza that is not
+// cancelled, leaving out comune except ("" when none).
+func oldestUtenza(tx *store.Tx, cf, except string) (string, error) {
+	comuni, err := tx.ComuniOfPerson(cf)
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(comuni)
+	best, bestAt := "", time.Time{}
+	for _, istat := range comuni {
+		if istat == except {
+			continue
+		}
+		u, err := tx.Utenza(istat, cf)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if u.State == domain.UtenzaCancellata {
+			continue
+		}
+		if best == "" || u.Created.Before(bestAt) {
+			best, bestAt = istat, u.Created
+		}
+	}
+	return best, nil
+}
+
+// MayActOnCard checks that comune istat may ask act for card c, by the
+// table above; tenure is how long the holder's utenza in istat must have
+// existed before a protective block. It returns an authorization Refusal,
+// or nil when the comune may.
+func MayActOnCard(tx *store.Tx, c *domain.SmartCard, istat string, act CardAct, tenure time.Duration) (*Refusal, error) {
+	home, err := CardHome(tx, c)
+	if err != nil {
+		return nil, err
+	}
+	if home == istat {
+		return nil, nil
+	}
+	switch act {
+	case CardBlock:
+		u, err := tx.Utenza(istat, c.CF)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		if err == nil && u.State == domain.UtenzaAttiva && !u.Created.IsZero() && !u.Created.Add(tenure).After(tx.Now) {
+			return nil, nil
+		}
+		return deny("SMART_CARD_UTENZA_RECENTE", "la smart card %s di %s è gestita dal comune %s: il comune %s può bloccarla solo se %s vi ha un'utenza attiva da almeno %s",
+			c.Serial, c.CF, home, istat, c.CF, days(tenure)), nil
+	case CardUnblock:
+		if c.BlockedBy == istat {
+			return nil, nil
+		}
+		return deny("SMART_CARD_ALTRO_COMUNE", "la smart card %s di %s è gestita dal comune %s: la sblocca quel comune o chi l'ha bloccata", c.Serial, c.CF, home), nil
+	case CardReplace:
+		return deny("SMART_CARD_ALTRO_COMUNE", "la smart card %s di %s è gestita dal comune %s: una nuova smart card la chiede quel comune", c.Serial, c.CF, home), nil
+	default:
+		return Refuse("ALTRO_COMUNE", "la smart card %s è stata richiesta per il comune %s: la sua consegna si registra là", c.Serial, home), nil
+	}
+}
+
+// MoveHome moves the home of cf's current card away from comune istat,
+// whose utenza of cf is being cancelled, to the comune of cf's oldest
+// utenza that is not cancelled, with a history entry. A card whose home is
+// elsewhere, or a holder with no other utenza, is left as it is.
+func MoveHome(tx *store.Tx, src store.Source, cf, istat string) error {
+	p, err := tx.Person(cf)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && p.Card == "") {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c, err := tx.Card(p.Card)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil || c.ISTAT != istat || c.State == domain.CardRevocata {
+		return err
+	}
+	to, err := oldestUtenza(tx, cf, istat)
+	if err != nil || to == "" {
+		return err
+	}
+	c.ISTAT = to
+	c.BlockedBy = ""
+	return putCard(tx, src, c, "smartcard.comune", "comune di riferimento da "+istat+" a "+to+" (utenza cancellata nel comune "+istat+")")
+}
+
+func days(d time.Duration) string {
+	n := int(d / (24 * time.Hour))
+	if n == 1 {
+		return "1 giorno"
+	}
+	if d%(24*time.Hour) != 0 {
+		return d.String()
+	}
+	return strconv.Itoa(n) + " giorni"
+}
