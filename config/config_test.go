@@ -90,3 +90,29 @@ func TestLoadPKIDurations(t *testing.T) {
 		t.Errorf("pki.revoke_grace = %s, pki.crl_validity = %s", c.PKI.RevokeGrace, c.PKI.CRLValidity)
 	}
 }
+
+// TestUnknownKeyMessageHasNoGoTypeLeftovers: a mistyped key in a section
+// that holds a sub-section (drop: sftp, mail: smtp) gets a message that
+// names the key and ends with the hint, in words an operator understands
+// (docs/architecture.md): no tail of a Go struct type (`"yaml:\"sftp\"" }`)
+// is left in it.
+func TestUnknownKeyMessageHasNoGoTypeLeftovers(t *testing.T) {
+	for _, yml := range []string{
+		"drop:\n  setle: 0s\n",
+		"mail:\n  fromm: x@example.it\n",
+	} {
+		p := filepath.Join(t.TempDir(), "anprsec.yaml")
+		if err := os.WriteFile(p, []byte(yml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(p, true)
+		if err == nil {
+			t.Fatalf("Load(%q): no error", yml)
+		}
+		msg := err.Error()
+		if !strings.HasSuffix(msg, "(see the commented default written by anprsec init)") ||
+			strings.Contains(msg, `yaml:\"`) || strings.Contains(msg, "}") {
+			t.Errorf("Load(%q) = %q: the operator sees leftovers of a Go struct type", yml, msg)
+		}
+	}
+}

@@ -17,17 +17,17 @@ import (
 	"anprsec/store"
 )
 
-// TestKillCampaign: issue 7, "a randomized kill -9 campaign across all jobs
-// on an Italy-scale subset, checking after each restart: every input file
-// processed exactly once, each code at most one certificate, every
-// activated card's second halves sent (same Message-ID if repeated),
-// history verify passes".
+// TestKillCampaign: across a randomized kill -9 campaign over all jobs on
+// an Italy-scale subset, after each restart every input file is processed
+// exactly once, each code has at most one certificate, every activated
+// card's second halves are sent (same Message-ID if repeated), and history
+// verify passes.
 //
 // A census of 200 comuni, then the prefetture's manifests for every card
-// and, per comune, the console requests of seed 001 (the ASC registers the
-// first ALS's card, the ALS the others', the ALP a new workstation), are
-// processed by `anprsec jobs run` of every job in turn, SIGKILLed at random
-// moments; after each kill the invariants are checked on the store as the
+// and, per comune, the console requests that follow a census (the ASC
+// registers the first ALS's card, the ALS the others', the ALP a new
+// workstation), are processed by `anprsec jobs run` of every job in turn,
+// SIGKILLed at random moments; after each kill the invariants are checked on the store as the
 // killed process left it; then the jobs run to the end and the outcome is
 // checked whole.
 func TestKillCampaign(t *testing.T) {

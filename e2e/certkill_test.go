@@ -18,10 +18,10 @@ import (
 	"anprsec/store"
 )
 
-// TestKillDuringCertificati: issue 3, "kill -9 during the batch,
-// repeatedly, then let it finish: each code has exactly one certificate,
-// each published ZIP is whole, nothing temporary is visible, history verify
-// passes". A census of 250 comuni asks for about 1,250 certificates; the batch
+// TestKillDuringCertificati: a certificate batch killed with kill -9,
+// repeatedly, then let finish leaves each code exactly one certificate,
+// each published ZIP whole, nothing temporary visible, and history verify
+// passing (docs/rules.md#certificates). A census of 250 comuni asks for about 1,250 certificates; the batch
 // (pki.batch_max 200, so several runs, ECDSA keys so that signing, P12
 // encoding, commits and publication fill the time rather than RSA key
 // generation) is killed with SIGKILL at random moments of its runs, then

@@ -16,8 +16,8 @@ import (
 	"anprsec/store"
 )
 
-// TestKillDuringIngest: SPEC.md "a crash at any moment loses nothing and
-// duplicates nothing". A large census workbook is ingested by
+// TestKillDuringIngest: a crash at any moment loses nothing and duplicates
+// nothing (docs/architecture.md). A large census workbook is ingested by
 // `anprsec jobs run ingest-censimento`, which is killed with SIGKILL at
 // moments spread over the ingest (reading, committing chunks, publishing);
 // a second run completes it. The outcome must equal an uninterrupted

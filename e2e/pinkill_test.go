@@ -17,10 +17,11 @@ import (
 	"anprsec/store"
 )
 
-// TestKillDuringCards: issue 4, "kill -9 during invio-pin and during
-// ordini-sc: nothing lost; a message in flight may be repeated only with
-// the same Message-ID; no order published twice with different contents";
-// and "no clear half exists at rest, in a backup or in a log".
+// TestKillDuringCards: kill -9 during invio-pin and during ordini-sc loses
+// nothing; a message in flight is repeated only with the same Message-ID;
+// no order is published twice with different contents
+// (docs/rules.md#card-lifecycle); and no clear half exists at rest, in a
+// backup or in a log (docs/rules.md#card-secrets).
 //
 // A census of 300 comuni requests about a thousand cards. ordini-sc
 // (cards.order_max 150, so several orders) is killed at random moments of

@@ -971,3 +971,40 @@ func TestCrashAfterMove(t *testing.T) {
 	})
 	e.check()
 }
+
+// TestLongestFileNameGetsAReceipt: a file whose name the file system
+// accepts (255 bytes) gets a receipt like any other, although the receipt's
+// own name (<name>.esito.csv, written as .<name>.esito.csv.tmp first) would
+// not fit, and no run fails on it: every hostile file is refused with a
+// reason and nothing else is disturbed (docs/rules.md#drops-and-receipts).
+func TestLongestFileNameGetsAReceipt(t *testing.T) {
+	e := newEnv(t)
+	name := strings.Repeat("a", 255-len(".csv")) + ".csv"
+	e.put(name, "x;y\n1;2\n")
+	p := okProc()
+	for i := 0; i < 2; i++ {
+		if _, err := e.run(p.process); err != nil {
+			t.Errorf("run %d: %v", i+1, err)
+		}
+	}
+	if got := e.ls("esiti"); len(got) == 0 {
+		t.Errorf("no receipt at all for a file with a 255-byte name; inbox still holds %d file(s)", len(e.ls("")))
+	}
+}
+
+// TestCompanionMatchedWithoutRegardToCase: a companion is recognised
+// without regard to case, and found and moved the same way: a signature
+// dropped as "ELENCO.CSV.ASC" (upper case, as Windows tools write it) next
+// to "ELENCO.CSV" leaves the input folder with its file; nothing stays
+// behind without a receipt.
+func TestCompanionMatchedWithoutRegardToCase(t *testing.T) {
+	e := newEnv(t)
+	e.in.Companion = ".asc"
+	e.put("ELENCO.CSV", "x;y\n1;2\n")
+	e.put("ELENCO.CSV.ASC", "-----BEGIN PGP SIGNATURE-----\n")
+	e.mustRun(okProc().process)
+	e.mustRun(okProc().process)
+	if left := e.ls(""); len(left) != 0 {
+		t.Errorf("left in the input folder after two runs: %q (elaborati: %q, scartati: %q)", left, e.ls("elaborati"), e.ls("scartati"))
+	}
+}

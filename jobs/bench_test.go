@@ -22,8 +22,8 @@ import (
 	"anprsec/store"
 )
 
-// Benchmarks of issue 3 ("Performance"), meant to run together so that
-// their ratios are comparable:
+// Benchmarks of the certificate batch (README, "Performance"), meant to run
+// together so that their ratios are comparable:
 //
 //	go test -run '^$' -bench . -benchtime 1x ./jobs/
 //

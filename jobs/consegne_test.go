@@ -8,11 +8,13 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
 	"anprsec/domain"
 	"anprsec/pki/pgp"
+	"anprsec/secret"
 	"anprsec/store"
 )
 
@@ -120,9 +122,10 @@ func TestConsegne(t *testing.T) {
 		t.Errorf("the unknown prefettura's folder was touched: %v", l)
 	}
 
-	// Then the comune registers the delivery of the ALS's card (issue 5
-	// will do it from a console request; here the CLI's operation): the
-	// sindaco's and the ALS's second halves go out by e-mail.
+	// Then the comune registers the delivery of the ALS's card (a console
+	// request REGISTRA_CONSEGNA_SC does the same; here the CLI's
+	// operation): the sindaco's and the ALS's second halves go out by
+	// e-mail.
 	c.activateDelivered("SC0000000002")
 	if counts, err := c.run(invioJob); err != nil || counts["sent"] != 2 {
 		t.Errorf("invio-pin: %v %v", counts, err)
@@ -210,5 +213,82 @@ func TestConsegneSignature(t *testing.T) {
 	}
 	if l, _ := filepath.Glob(filepath.Join(c.root, "prefetture/058/consegne/elaborati/E-UPPER.CSV*")); len(l) != 2 {
 		t.Errorf("moved: %v", l)
+	}
+}
+
+// newClockedCertEnv is newCertEnv with a store whose clock is now: the
+// transactions' tx.Now, which the jobs compare dates with.
+func newClockedCertEnv(t *testing.T, now time.Time) *certEnv {
+	t.Helper()
+	c := newCertEnv(t)
+	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{1}, secret.KeySize), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c.env.Store = st
+	return c
+}
+
+// TestDeliveryDatedTomorrowIsInTheFuture: a delivery manifest row dated
+// tomorrow has a date in the future, whatever the hour the job reads it:
+// it is refused DATA_FUTURA (docs/rules.md#manifests), and the card stays
+// IN PRODUZIONE rather than becoming CONSEGNATA DALLA PREFETTURA (or, for
+// the sindaco, ATTIVA with his second halves e-mailed) on a day that has
+// not come yet.
+func TestDeliveryDatedTomorrowIsInTheFuture(t *testing.T) {
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 25, 15, 0, 0, 0, rome) // an afternoon; "tomorrow" is 26/11/2026
+	c := newClockedCertEnv(t, now)
+	c.orderedCards()
+	c.drop("prefetture/058/consegne/domani.csv", manifestHeader+
+		"058091;SC0000000002;"+cfALS+";26/11/2026;"+cfASC+"\n") // 2: dated tomorrow
+	if _, err := c.run(consegneJob); err != nil {
+		t.Fatal(err)
+	}
+	got := c.receipt("prefetture/058/consegne/esiti/domani.csv.esito.csv")
+	if g := got["2"]; len(g) < 2 || g[0] != "SCARTATO" || g[1] != "DATA_FUTURA" {
+		t.Errorf("row 2 dated 26/11/2026, read on 25/11/2026 at 15:00: receipt %q, want SCARTATO DATA_FUTURA", g)
+	}
+	if s := c.cards()["SC0000000002"]; s.State != domain.CardProduzione {
+		t.Errorf("card SC0000000002 is %s after a delivery dated tomorrow, want it still %s", s.State, domain.CardProduzione)
+	}
+}
+
+// TestDeliveryOfCardOfAnotherProvinceIsRefused: a prefettura hands the
+// smart-card parcels to the comuni of its province, and only of its
+// province (docs/rules.md#manifests): a card ordered for comune 058091 (the
+// order to the producer names prefettura 058) listed in prefettura 015's
+// manifest is refused, although its holder also has an utenza in a comune
+// of province 015; the card's own comune counts, not only the manifest's
+// Codice ISTAT.
+func TestDeliveryOfCardOfAnotherProvinceIsRefused(t *testing.T) {
+	c := newCertEnv(t)
+	x := cfOf("XPREFE00A01H501")
+	people := append(append([]person{}, matrixPeople...), person{x, comA, []domain.Profile{domain.Operatore}, domain.UtenzaAttiva, domain.CardProduzione})
+	matrixStore(t, c, people)
+	var serial string
+	if err := c.env.Store.Update(func(tx *store.Tx) error {
+		p, _ := tx.Person(x)
+		serial = p.Card
+		return tx.PutUtenza(&domain.Utenza{ISTAT: comB, CF: x, Email: "xprefe@example.it", Profiles: []domain.Profile{domain.Operatore},
+			Environments: []domain.Environment{domain.Produzione}, NeedsCard: true, State: domain.UtenzaAttiva})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	today := time.Now().In(c.env.Loc).Format("02/01/2006")
+	c.drop("prefetture/015/consegne/m.csv", manifestHeader+comB+";"+serial+";"+x+";"+today+";"+cfOf("ASCBBB00A01H501")+"\n")
+	if _, err := c.run(consegneJob); err != nil {
+		t.Fatal(err)
+	}
+	got := c.receipt("prefetture/015/consegne/esiti/m.csv.esito.csv")["2"]
+	if len(got) < 2 || got[0] != "SCARTATO" {
+		t.Errorf("prefettura 015 delivered card %s of comune %s (province 058): %q", serial, comA, got)
+	}
+	if s := c.cards()[serial]; s.State != domain.CardProduzione {
+		t.Errorf("card %s of comune %s moved by prefettura 015: %s", serial, comA, s.State)
 	}
 }

@@ -25,7 +25,7 @@ import (
 	"anprsec/store"
 )
 
-// Benchmarks of issue 4 ("Performance"), to run together:
+// Benchmarks of invio-pin (README, "Performance"), to run together:
 //
 //	go test -run '^$' -bench 'PIN' -benchtime 1x ./jobs/
 //

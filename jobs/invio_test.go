@@ -133,9 +133,9 @@ func (c *certEnv) openPIN(raw []byte, keys string) (netmail.Header, string) {
 // TestInvioPIN: two cards activated; invio-pin sends one PGP/MIME message
 // each over a real SMTP connection, encrypted to the gateway (the holders
 // have no key of their own), signed by the service; the text carries the
-// second halves as sealed and the warning of seed 004; the second halves
-// are then erased and nothing is sent twice. Cards not activated get
-// nothing.
+// second halves as sealed and the warning that the Ministry never asks for
+// credentials by phone or e-mail; the second halves are then erased and
+// nothing is sent twice. Cards not activated get nothing.
 func TestInvioPIN(t *testing.T) {
 	c := newCertEnv(t)
 	serials, halves := c.orderedCards()

@@ -2,7 +2,10 @@ package jobs
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +13,8 @@ import (
 	"testing"
 
 	"anprsec/domain"
+	"anprsec/drop"
+	"anprsec/lifecycle"
 	"anprsec/pki"
 	"anprsec/pki/pgp"
 	"anprsec/store"
@@ -201,5 +206,66 @@ func TestOrdini(t *testing.T) {
 	hist, _ := c.env.Store.History(0, 0, func(e *store.Entry) bool { return e.Action == "smartcard.in-produzione" })
 	if len(hist) != len(before) {
 		t.Errorf("%d history entries smartcard.in-produzione, want %d", len(hist), len(before))
+	}
+}
+
+// ackLostDrop writes the next produttore/ file, then reports a failure: the
+// file is published but the job does not know (an SFTP rename whose reply is
+// lost, or kill -9 between Drop.Write and the following Update).
+type ackLostDrop struct {
+	drop.Drop
+	lose int
+}
+
+func (d *ackLostDrop) Write(ctx context.Context, name string, r io.Reader) error {
+	if err := d.Drop.Write(ctx, name, r); err != nil {
+		return err
+	}
+	if strings.HasPrefix(name, "produttore/") && d.lose > 0 {
+		d.lose--
+		return errors.New("simulated: written, but the acknowledgement was lost")
+	}
+	return nil
+}
+
+// TestOrderRepublishedWithTheSameContent: no order is published twice with
+// different contents (docs/rules.md#card-lifecycle). When the file of a
+// pending order is published but the job does not learn it (a lost reply
+// after Drop.Write, or a crash before the following commit) and a card of
+// the order is replaced in between (NUOVA_SC), the same
+// ordine-<stamp>.csv.pgp is written again with the same cards.
+func TestOrderRepublishedWithTheSameContent(t *testing.T) {
+	c := newCertEnv(t)
+	c.withPGP()
+	c.census()
+	c.env.Drop = &ackLostDrop{Drop: c.fd, lose: 1}
+	if _, err := c.run(ordiniJob); err == nil {
+		t.Fatal("the simulated lost acknowledgement did not fail the run")
+	}
+	orders, _ := filepath.Glob(filepath.Join(c.root, "produttore", "ordini", "*"))
+	if len(orders) != 1 {
+		t.Fatalf("orders: %v", orders)
+	}
+	first := c.readOrder(orders[0])
+	// Meanwhile the ALP's card is reported lost (console NUOVA_SC or CLI).
+	if err := c.env.Store.Update(func(tx *store.Tx) error {
+		_, _, err := lifecycle.ReplaceCard(tx, store.Source{Actor: lifecycle.BackOfficeActor}, cfALP, "smarrimento", c.env.Config.Cards.SerialPrefix, "")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.run(ordiniJob); err != nil {
+		t.Fatal(err)
+	}
+	again := c.readOrder(orders[0])
+	join := func(recs [][]string) string {
+		var rows []string
+		for _, r := range recs {
+			rows = append(rows, strings.Join(r, ";"))
+		}
+		return strings.Join(rows, "\n")
+	}
+	if join(first) != join(again) {
+		t.Errorf("%s published twice with different contents: %d rows, then %d rows", filepath.Base(orders[0]), len(first)-1, len(again)-1)
 	}
 }

@@ -1,10 +1,12 @@
 package jobs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -388,8 +390,9 @@ func TestRichiesteInvariants(t *testing.T) {
 	}
 }
 
-// TestCancellaUtente: seed 000: with utenze in other comuni only this
-// comune's utenza goes and the card stays; with none, the card is disabled.
+// TestCancellaUtente: with utenze in other comuni only this comune's utenza
+// goes and the card stays; with none, the card is disabled
+// (docs/rules.md#utenza-lifecycle).
 func TestCancellaUtente(t *testing.T) {
 	c := newCertEnv(t)
 	people := append([]person{}, matrixPeople...)
@@ -494,4 +497,126 @@ func TestRichiesteCRLDirty(t *testing.T) {
 	if counts, _ := c.run(richiesteJob); counts["number"] != 0 {
 		t.Errorf("a CRL signed again without a change: %v", counts)
 	}
+}
+
+// TestScanRichiestePassesOverAFileNamedRichieste: a comune that puts a
+// file named "richieste" (no extension) in its folder has no requests
+// folder: the scan passes over it, and the run goes on without an error for
+// every other comune. A listing that finds a non-folder means "no
+// requests", not a failure of the job.
+func TestScanRichiestePassesOverAFileNamedRichieste(t *testing.T) {
+	c := newCertEnv(t)
+	for _, p := range []string{"comuni/001001/richieste", "comuni/001002/richieste/r.csv"} {
+		full := filepath.Join(c.root, filepath.FromSlash(p))
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.WriteFile(full, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, errs := scanRichieste(context.Background(), c.env)
+	if len(errs) > 0 {
+		t.Errorf("scan errors %v: a file named richieste in comuni/001001/ fails the run", errs)
+	}
+	if want := []string{"001002"}; !slices.Equal(got, want) {
+		t.Errorf("visited %v, want %v", got, want)
+	}
+}
+
+// TestInserisciWithSpacedCFIsTheSamePerson: a codice fiscale written with a
+// space (as spreadsheets and copy-paste often have it; also NBSP or a
+// zero-width space) names the same person as without it, in a request's
+// look-ups as in the census: INSERISCI_UTENTE with the spaced CF of an
+// existing utenza is refused (UTENZA_ESISTENTE or COMUNE_SENZA_ALP), and
+// the comune's only ALP keeps ALP: no operation leaves a comune without its
+// ASC, an ALS or an ALP (docs/rules.md#comune-invariant).
+func TestInserisciWithSpacedCFIsTheSamePerson(t *testing.T) {
+	c := newCertEnv(t)
+	matrixStore(t, c, matrixPeople)
+	spaced := opALP[:6] + " " + opALP[6:] // same person, as typed in a spreadsheet
+	cols := []string{richieste.ColOperazione, richieste.ColOperatore, richieste.ColCF, richieste.ColCognome, richieste.ColNome,
+		richieste.ColEmail, richieste.ColProfili, richieste.ColCard, richieste.ColAmbiente}
+	vals := []string{"INSERISCI_UTENTE", opALS, spaced, "Prova", "Persona", "alpaaa@example.it", "OPERATORE", "NO", "PRODUZIONE"}
+	line := applyRow(t, c, comA, cols, vals)
+	if line.Outcome != esito.Scartato {
+		t.Errorf("INSERISCI_UTENTE of the existing only ALP (CF with a space) was applied: %s %s %q; want SCARTATO (UTENZA_ESISTENTE or COMUNE_SENZA_ALP)",
+			line.Outcome, line.Code, line.Message)
+	}
+	c.env.Store.View(func(tx *store.Tx) error {
+		u, err := tx.Utenza(comA, opALP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !u.Has(domain.ALP) {
+			t.Errorf("comune %s has no ALP left: %s now has %v", comA, opALP, u.Profiles)
+		}
+		return nil
+	})
+}
+
+// TestNuovaSCIsForTheRequestingComune: a new card asked for with NUOVA_SC
+// is requested through the comune that asks for it, whose employee the
+// holder is, and goes to that comune's prefettura for delivery
+// (docs/rules.md#card-lifecycle): a holder who left the comune of his old
+// card (utenza cancelled, card kept because he works in another comune)
+// gets his new card for the comune where he works, not for the one he
+// left, whose prefettura could not deliver it.
+func TestNuovaSCIsForTheRequestingComune(t *testing.T) {
+	c := newCertEnv(t)
+	x := cfOf("XNUOVA00A01H501")
+	people := append(append([]person{}, matrixPeople...), person{x, comA, []domain.Profile{domain.Operatore}, domain.UtenzaCancellata, domain.CardAttiva})
+	matrixStore(t, c, people)
+	// x left Roma (utenza deleted; card kept because he works in Milano).
+	if err := c.env.Store.Update(func(tx *store.Tx) error {
+		// matrixStore writes serials SC0000000001.. without the sequence:
+		// move the sequence past them (InsertCard would overwrite).
+		for i := 0; i < 50; i++ {
+			if _, err := tx.Sequence("smartcard"); err != nil {
+				return err
+			}
+		}
+		return tx.PutUtenza(&domain.Utenza{ISTAT: comB, CF: x, Email: "xnuova@example.it", Profiles: []domain.Profile{domain.Operatore},
+			Environments: []domain.Environment{domain.Produzione}, NeedsCard: true, State: domain.UtenzaAttiva})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	line := applyRow(t, c, comB, []string{"Operazione", "Operatore", "Codice Fiscale", "Motivo"}, []string{"NUOVA_SC", opALSOther, x, "smarrimento"})
+	if line.Outcome != esito.OK {
+		t.Fatalf("NUOVA_SC: %+v", line)
+	}
+	c.env.Store.View(func(tx *store.Tx) error {
+		p, _ := tx.Person(x)
+		sc, err := tx.Card(p.Card)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ppp, _ := c.env.Comuni.Prefettura(sc.ISTAT)
+		if sc.ISTAT != comB {
+			t.Errorf("new card %s requested by the ALS of %s is for comune %s (prefettura %s), where %s has no utenza", sc.Serial, comB, sc.ISTAT, ppp, x)
+		}
+		return nil
+	})
+}
+
+// TestInserisciDoesNotRenamePersonOfOtherComune: a file in one comune's
+// folder never touches another comune (docs/rules.md#console-requests):
+// INSERISCI_UTENTE in comune B for a person who already exists (here the
+// sindaco of comune A) with another Cognome/Nome leaves the national person
+// record as it is. Names are corrected by the census, as MODIFICA_UTENTE
+// answers; a renamed ASC of A would go on card orders and on A's audit
+// list.
+func TestInserisciDoesNotRenamePersonOfOtherComune(t *testing.T) {
+	c := newCertEnv(t)
+	matrixStore(t, c, matrixPeople)
+	cols := []string{richieste.ColOperazione, richieste.ColOperatore, richieste.ColCF, richieste.ColCognome, richieste.ColNome,
+		richieste.ColEmail, richieste.ColProfili, richieste.ColCard, richieste.ColAmbiente}
+	vals := []string{"INSERISCI_UTENTE", opALSOther, opASC, "Falso", "Nome", "x@example.it", "OPERATORE", "NO", "PRODUZIONE"}
+	line := applyRow(t, c, comB, cols, vals)
+	t.Logf("esito: %s %s %q", line.Outcome, line.Code, line.Message)
+	c.env.Store.View(func(tx *store.Tx) error {
+		p, _ := tx.Person(opASC)
+		if p.Surname != "Prova" || p.Name != "Persona" {
+			t.Errorf("the sindaco of %s was renamed %s %s by a request of comune %s", comA, p.Surname, p.Name, comB)
+		}
+		return nil
+	})
 }

@@ -309,3 +309,110 @@ func TestScadenzeWarningWithoutRecipient(t *testing.T) {
 		t.Errorf("warned twice: %v", counts)
 	}
 }
+
+// TestScadenzeSecondRunSameDayWarns: every expiry notice has an outbox ID
+// of its own, so a second run on the same day (jobs run scadenze, a
+// restart, a certificate that crosses its threshold a few hours later)
+// queues the notice about a certificate newly within its threshold: a
+// certificate is marked warned only with its notice in the outbox, and the
+// history does not say that no ALP could be written to
+// (docs/rules.md#expiry).
+func TestScadenzeSecondRunSameDayWarns(t *testing.T) {
+	c := newCertEnv(t)
+	c.census()
+	if _, err := c.run(certificatiJob); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	setNotAfter := func(code string, d time.Duration) {
+		if err := c.env.Store.Update(func(tx *store.Tx) error {
+			p, err := tx.Postazione(code)
+			if err != nil {
+				return err
+			}
+			p.State, p.NotAfter = domain.CertAttivo, now.Add(d)
+			return tx.PutPostazione(p)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setNotAfter("058091-PC-0003", 10*24*time.Hour)
+	if counts, err := c.run(scadenzeJob); err != nil || counts["avvisi_certificati"] == 0 {
+		t.Fatalf("first run: %v %v", counts, err)
+	}
+	// Later the same day another certificate is within 30 days.
+	setNotAfter("058091-PC-0001", 20*24*time.Hour)
+	counts, err := c.run(scadenzeJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["avvisi_certificati"] == 0 {
+		t.Errorf("second run the same day: no notice queued for 058091-PC-0001 (counts %v)", counts)
+	}
+	found := false
+	c.env.Store.View(func(tx *store.Tx) error {
+		for _, st := range []store.MailState{store.MailQueued, store.MailSent} {
+			ids, _ := tx.MailsInState(st)
+			for _, id := range ids {
+				if m, err := tx.Mail(id); err == nil && m.Kind == store.MailAvviso && strings.Contains(m.Text, "058091-PC-0001") {
+					found = true
+				}
+			}
+		}
+		return nil
+	})
+	if !found {
+		t.Errorf("no notice in the outbox mentions 058091-PC-0001, yet it is marked warned: %d", c.postazioni()["058091-PC-0001"].Warned)
+	}
+	hist, _ := c.env.Store.History(0, 0, func(e *store.Entry) bool { return e.Action == "avviso.senza-destinatario" })
+	if len(hist) > 0 {
+		t.Errorf("history says nobody could be warned, but the comune has an ALP with e-mail: %s", hist[0].Detail)
+	}
+}
+
+// TestCardExpiryWarnsTheComuneWhereTheHolderWorks: the warning that a card
+// expires goes to the ALS of the comune where its holder has an active
+// utenza, not to the comune the card was requested through once his utenza
+// there is cancelled (CANCELLA_UTENTE with utenze elsewhere keeps the card,
+// docs/rules.md#utenza-lifecycle): the ALS of a comune the person left gets
+// no name, CF or serial of his, and the ALS who can act (NUOVA_SC comes
+// from the comune where he works) is warned (docs/rules.md#expiry).
+func TestCardExpiryWarnsTheComuneWhereTheHolderWorks(t *testing.T) {
+	c := newCertEnv(t)
+	x := cfOf("XSCADE00A01H501")
+	people := append(append([]person{}, matrixPeople...), person{x, comA, []domain.Profile{domain.Operatore}, domain.UtenzaCancellata, domain.CardAttiva})
+	matrixStore(t, c, people)
+	var serial string
+	if err := c.env.Store.Update(func(tx *store.Tx) error {
+		p, _ := tx.Person(x)
+		serial = p.Card
+		sc, err := tx.Card(serial)
+		if err != nil {
+			return err
+		}
+		sc.Expires = time.Now().Add(5 * 24 * time.Hour)
+		if err := tx.PutCard(sc); err != nil {
+			return err
+		}
+		return tx.PutUtenza(&domain.Utenza{ISTAT: comB, CF: x, Email: "xscade@example.it", Profiles: []domain.Profile{domain.Operatore},
+			Environments: []domain.Environment{domain.Produzione}, NeedsCard: true, State: domain.UtenzaAttiva})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.run(scadenzeJob); err != nil {
+		t.Fatal(err)
+	}
+	var to []string
+	c.env.Store.View(func(tx *store.Tx) error {
+		ids, _ := tx.MailsInState(store.MailQueued)
+		for _, id := range ids {
+			if m, err := tx.Mail(id); err == nil && m.Kind == store.MailAvviso && strings.Contains(m.Text, serial) {
+				to = append(to, m.ISTAT+":"+m.CF)
+			}
+		}
+		return nil
+	})
+	if len(to) == 0 || strings.Contains(strings.Join(to, ","), comA+":") || !strings.Contains(strings.Join(to, ","), comB+":"+opALSOther) {
+		t.Errorf("warning about card %s of %s (works only in %s) sent to %v; want the ALS of %s", serial, x, comB, to, comB)
+	}
+}

@@ -367,6 +367,24 @@ func TestHealthz(t *testing.T) {
 	}
 }
 
+// TestHealthzWeekdayJobIsNotLateOverTheWeekend: /healthz judges a job by the
+// activations its schedule had before now, not by the gap between its next
+// two: a job scheduled on weekdays only ("0 9 * * 1-5") whose last run,
+// Friday 09:00, succeeded has missed nothing on Monday at 08:30 (README,
+// "Operations": a weekday job is not late over the weekend).
+func TestHealthzWeekdayJobIsNotLateOverTheWeekend(t *testing.T) {
+	st := openStore(t)
+	fri := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC) // a Friday
+	mon := time.Date(2026, 11, 30, 8, 30, 0, 0, time.UTC)
+	now := mon
+	s := New(Options{Store: st, Schedules: CronTable(map[string]string{"scadenze": "0 9 * * 1-5"}, time.UTC),
+		Jobs: []string{"scadenze"}, Started: mon.Add(-7 * 24 * time.Hour), Now: func() time.Time { return now }})
+	putRun(t, st, s, store.Run{ID: "s1", Job: "scadenze", Start: fri, End: fri.Add(time.Minute), Outcome: "ok"})
+	if p := s.Health(); len(p) != 0 {
+		t.Errorf("Monday 08:30, last run Friday 09:00 ok (no activation missed): /healthz problems %q", p)
+	}
+}
+
 func TestHealthzStoreClosed(t *testing.T) {
 	st, _ := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{7}, secret.KeySize)})
 	now := t0

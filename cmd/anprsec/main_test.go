@@ -72,9 +72,9 @@ func scriptParams(dir string) testscript.Params {
 	}
 }
 
-// readEsito parses a receipt (docs/rules.md#drops-and-receipts): UTF-8, ';'-separated,
-// header foglio;riga;esito;codice;messaggio. It fails the script on a bad
-// header or a line that is not five fields.
+// readEsito parses a receipt (docs/rules.md#drops-and-receipts): UTF-8,
+// ';'-separated, header foglio;riga;esito;codice;messaggio. It fails the
+// script on a bad header or a line that is not five fields.
 func readEsito(ts *testscript.TestScript, file string) [][]string {
 	data, err := os.ReadFile(ts.MkAbs(file))
 	ts.Check(err)

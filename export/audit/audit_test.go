@@ -354,3 +354,34 @@ func TestNationalPeriodFilters(t *testing.T) {
 }
 
 var _ = filepath.Join
+
+// TestExportDoesNotFollowPlantedTempSymlink: an export never writes
+// through a symlink a party planted in its own folder. The temporary name
+// of an export (.<name>.tmp) is predictable, and a comune can write its own
+// folder over SFTP; a symlink
+// comuni/058091/report/.utenti-058091-<day>.csv.tmp -> ../../../crl/<file>
+// leaves the CRL (and every other comune's files) as they were
+// (docs/rules.md#drops-and-receipts).
+func TestExportDoesNotFollowPlantedTempSymlink(t *testing.T) {
+	fx := newFixture(t)
+	crl := filepath.Join(fx.out, "crl", "anprsec.crl")
+	if err := os.MkdirAll(filepath.Dir(crl), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(crl, []byte("CRL"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := filepath.Join(fx.out, "comuni", "058091", "report")
+	if err := os.MkdirAll(rep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../crl/anprsec.crl", filepath.Join(rep, ".utenti-058091-20261120.csv.tmp")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := fx.exporter(t).Comune(context.Background(), "058091")
+	got, _ := os.ReadFile(crl)
+	if string(got) != "CRL" {
+		t.Errorf("crl/anprsec.crl overwritten through a symlink planted in comuni/058091/report (export err %v): now %d bytes starting %q",
+			err, len(got), got[:min(len(got), 40)])
+	}
+}

@@ -28,7 +28,8 @@ import (
 	"anprsec/store"
 )
 
-// Benchmarks of issue 6 ("Performance"), meant to run together, once:
+// Benchmarks of the audit export (README, "Performance"), meant to run
+// together, once:
 //
 //	go test -run '^$' -bench . -benchtime 1x ./export/audit/
 //

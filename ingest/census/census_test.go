@@ -296,3 +296,29 @@ func TestLongCellRefused(t *testing.T) {
 		t.Errorf("receipt = %q", g)
 	}
 }
+
+// TestRowBlankRightOfHeaderIsSkipped: a row whose only content is blank (a
+// space) in a cell right of the header is a blank row: it is skipped, with
+// no receipt line, like any other blank row (docs/rules.md#census).
+func TestRowBlankRightOfHeaderIsSkipped(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	asc := []any{"058091", "Roma", "RSSMRA68A01H501Y", "Rossi", "Mario", "M", "01/01/1968", "mario@example.it", "", "ASC", "SI", "PRODUZIONE"}
+	als := []any{"058091", "Roma", "VRDGPP80A01H501U", "Verdi", "Giuseppe", "M", "01/01/1980", "giuseppe@example.it", "", "ALS", "SI", "PRODUZIONE"}
+	alp := []any{"058091", "Roma", "GLLSRA82E50H501I", "Galli", "Sara", "F", "10/05/1982", "sara@example.it", "", "ALP", "SI", "PRODUZIONE"}
+	// Row 5: twelve empty cells, then a space in column N (right of the
+	// twelve header columns), as a stray keystroke leaves it.
+	stray := []any{"", "", "", "", "", "", "", "", "", "", "", "", "", " "}
+	writeWorkbook(t, filepath.Join(dir, "s.xlsx"), [][]any{asc, als, alp, stray}, [][]any{{"058091", 1, "NO"}})
+	h.drop(filepath.Join(dir, "s.xlsx"), "s.xlsx")
+	h.run()
+	got := h.esito("s.xlsx")
+	if g, ok := got["Utenti:5"]; ok {
+		t.Errorf("blank row 5 (a space in column N only) has a receipt line %q; want it skipped as blank", g)
+	}
+	for _, k := range []string{"Utenti:2", "Utenti:3", "Utenti:4"} {
+		if g := got[k]; g == nil || g[0] != "OK" {
+			t.Errorf("%s = %q, want OK", k, g)
+		}
+	}
+}

@@ -34,7 +34,8 @@ const fuzzName = "fuzz.xlsx"
 // ingestOnce drops data as censimento/fuzz.xlsx on a fresh local drop with
 // a fresh in-memory store, runs one pass of the census inbox and checks
 // what every pass must leave, whatever the input:
-//   - no error (an in-memory store does not fail: any error is a bug);
+//   - no error (an in-memory store does not fail, so no input may make the
+//     pass fail);
 //   - a receipt, valid UTF-8 and ';' CSV with the header, either one riga 0
 //     line (file in scartati/) or one line per data row (file in elaborati/;
 //     none for a sheet with a header and no data row), each (foglio, riga)

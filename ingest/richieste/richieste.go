@@ -95,7 +95,7 @@ type Processor struct {
 	// BlockTenure is how long a holder's utenza in this comune must exist
 	// before the comune may block a card whose home is elsewhere.
 	BlockTenure time.Duration
-	ISTAT      string         // the comune of the folder
+	ISTAT       string // the comune of the folder
 
 	// CRL is set when a row changed a certificate's state: the CRL must be
 	// republished.

@@ -12,7 +12,8 @@ import (
 	"anprsec/ingest/table"
 )
 
-// The prefettura manifest's columns (SPEC.md), with an optional one.
+// The prefettura manifest's columns (docs/rules.md#manifests), with an
+// optional one.
 var manifest = table.Options{
 	Required: []string{"Codice ISTAT", "Seriale", "Codice Fiscale", "Data consegna", "Ritirata da"},
 	Optional: []string{"Note"},

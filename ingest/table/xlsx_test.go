@@ -263,3 +263,27 @@ func TestXLSXValueFarRight(t *testing.T) {
 		t.Errorf("the row is held as %d cells", len(last.Cells))
 	}
 }
+
+// TestXLSXValueRightOfHeaderAfterBlankCell: a row with a value right of the
+// header is refused on its row (CELLA_FUORI_INTESTAZIONE), naming the
+// value's column, whatever blank cells (a space included) stand between the
+// header and that value.
+func TestXLSXValueRightOfHeaderAfterBlankCell(t *testing.T) {
+	data := workbook(t, func(f *excelize.File) {
+		put(f, "Sheet1", 1, hdrCells...)
+		put(f, "Sheet1", 2, "058091", "SC0001", "RSSMRA68A01H501Y", "14/03/2025", "CCCFBA85D03L219P")
+		must(f.SetCellStr("Sheet1", "G2", " "))
+		must(f.SetCellStr("Sheet1", "H2", "lontano"))
+	})
+	tb, err := table.Open("m.xlsx", data, table.Options{Required: []string{"Codice ISTAT"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tb.Rows) != 1 {
+		t.Fatalf("%d rows, want 1", len(tb.Rows))
+	}
+	r := tb.Rows[0]
+	if r.Err == nil || r.Err.Code != table.CodeExtraCell || !strings.Contains(r.Err.Message, "colonna H") {
+		t.Errorf("row 2 with \"lontano\" in column H (a space in G): error %+v, want CELLA_FUORI_INTESTAZIONE naming column H", r.Err)
+	}
+}
