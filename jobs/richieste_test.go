@@ -620,3 +620,91 @@ func TestInserisciDoesNotRenamePersonOfOtherComune(t *testing.T) {
 		return nil
 	})
 }
+
+// TestCardTakeoverAcrossComuniFails: the ALS of comune A inserts the
+// sindaco of comune B as an OPERATORE of A (a legitimate multi-comune
+// insert), then tries to replace and to block his card: each step that
+// would give A power over the card is refused with its reason, and the card
+// stays ATTIVA with its home in B (docs/rules.md#card-lifecycle).
+func TestCardTakeoverAcrossComuniFails(t *testing.T) {
+	c := newCertEnv(t)
+	matrixStore(t, c, matrixPeople)
+	sindacoB := cfOf("ASCBBB00A01H501")
+	var serial string
+	c.env.Store.View(func(tx *store.Tx) error {
+		p, _ := tx.Person(sindacoB)
+		serial = p.Card
+		return nil
+	})
+	ins := applyRow(t, c, comA, []string{"Operazione", "Operatore", "Codice Fiscale", "Cognome", "Nome", "Email", "Profili", "Smart Card", "Ambiente"},
+		[]string{"INSERISCI_UTENTE", opALS, sindacoB, "Prova", "Persona", "attaccante@example.it", "OPERATORE", "SI", "PRODUZIONE"})
+	if ins.Outcome != esito.OK {
+		t.Fatalf("the insert of a person registered elsewhere is legitimate: %+v", ins)
+	}
+	for _, step := range []struct{ op, want string }{
+		{"NUOVA_SC", "SMART_CARD_ALTRO_COMUNE"},
+		{"BLOCCA_SC", "SMART_CARD_UTENZA_RECENTE"},
+		{"SBLOCCA_SC", "SMART_CARD_ALTRO_COMUNE"}, // the home is checked before the state
+	} {
+		line := applyRow(t, c, comA, []string{"Operazione", "Operatore", "Codice Fiscale", "Motivo"}, []string{step.op, opALS, sindacoB, "smarrimento"})
+		if line.Outcome != esito.Scartato || line.Code != step.want {
+			t.Errorf("%s of B's sindaco's card from A: %+v, want refused %s", step.op, line, step.want)
+		}
+	}
+	c.env.Store.View(func(tx *store.Tx) error {
+		p, _ := tx.Person(sindacoB)
+		sc, err := tx.Card(serial)
+		if err != nil || p.Card != serial || sc.State != domain.CardAttiva || sc.ISTAT != comB {
+			t.Errorf("after the attempts: person card %s, card %+v (%v); want %s ATTIVA with home %s", p.Card, sc, err, serial, comB)
+		}
+		var refused int
+		tx.EachHistory(0, func(e *store.Entry) (bool, error) {
+			if e.Action == richieste.RefusedAuthz && e.Actor == opALS {
+				refused++
+			}
+			return true, nil
+		})
+		if refused != 3 {
+			t.Errorf("%d richiesta.rifiutata entries by %s, want 3", refused, opALS)
+		}
+		return nil
+	})
+}
+
+// TestCardLostInASecondComuneIsBlockedThereAndReplacedThroughItsHome: a
+// person working in B (home of his card) and, for a month, in A loses his
+// card while in A: A blocks it, A may not replace it, B replaces it and the
+// new card's home is B.
+func TestCardLostInASecondComuneIsBlockedThereAndReplacedThroughItsHome(t *testing.T) {
+	c := newCertEnv(t)
+	matrixStore(t, c, matrixPeople)
+	if err := c.env.Store.Update(func(tx *store.Tx) error {
+		for i := 0; i < 50; i++ { // past matrixStore's serials
+			if _, err := tx.Sequence("smartcard"); err != nil {
+				return err
+			}
+		}
+		return tx.PutUtenza(&domain.Utenza{ISTAT: comA, CF: tgtOther, Email: "altro@example.it", Profiles: []domain.Profile{domain.Operatore},
+			Environments: []domain.Environment{domain.Produzione}, State: domain.UtenzaAttiva, Created: time.Now().AddDate(0, -1, 0)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cols := []string{"Operazione", "Operatore", "Codice Fiscale", "Motivo"}
+	if line := applyRow(t, c, comA, cols, []string{"BLOCCA_SC", opALS, tgtOther, "smarrita in ufficio"}); line.Outcome != esito.OK || line.Code != "BLOCCATA" {
+		t.Fatalf("protective block from A: %+v", line)
+	}
+	if line := applyRow(t, c, comA, cols, []string{"NUOVA_SC", opALS, tgtOther, "smarrimento"}); line.Code != "SMART_CARD_ALTRO_COMUNE" {
+		t.Errorf("replace from A: %+v, want SMART_CARD_ALTRO_COMUNE", line)
+	}
+	if line := applyRow(t, c, comB, cols, []string{"NUOVA_SC", opALSOther, tgtOther, "smarrimento"}); line.Outcome != esito.OK {
+		t.Fatalf("replace from the home B: %+v", line)
+	}
+	c.env.Store.View(func(tx *store.Tx) error {
+		p, _ := tx.Person(tgtOther)
+		sc, err := tx.Card(p.Card)
+		if err != nil || sc.ISTAT != comB || sc.State != domain.CardRichiesta {
+			t.Errorf("new card %+v (%v): want RICHIESTA with home %s", sc, err, comB)
+		}
+		return nil
+	})
+}
