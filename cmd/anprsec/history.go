@@ -18,18 +18,19 @@ func (a *app) historyCmd() *cobra.Command {
 	var checkpoints []string
 	var checkpointKey string
 	verify := &cobra.Command{
-		Use:   "verify",
+		Use:   "verify [--checkpoint FILE...]",
 		Short: "Check the history hash chain; non-zero exit if it is broken",
 		Long: `verify recomputes the hash chain of the history: every entry carries the hash
 of the previous one, so a modified, removed or reordered entry breaks it. It
 prints the number of entries and the head hash; keep the head hash elsewhere
 (a ticket, a signed mail) to detect a chain rewritten from scratch.
 
-With --checkpoint it also checks checkpoints published by the registro job
-(sicurezza/registro/registro-<YYYYMMDD>.asc, or the copies mailed to
-registro.destinatari; --checkpoint FILE...): the signature of each against the service key, and
-that the chain still holds its hash at its number. A chain rewritten with
-the store key alone fails there even when it is intact in itself.`,
+With --checkpoint FILE... it also checks checkpoints published by the
+registro job (sicurezza/registro/registro-<YYYYMMDD>.asc, or the copies
+mailed to registro.destinatari): the signature of each against the service
+key, and that the chain still holds its hash at its number. A chain
+rewritten with the store key alone fails there even when it is intact in
+itself. One line per checkpoint; non-zero exit if any fails.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(checkpoints) == 0 {
 				return cobra.NoArgs(cmd, args)
