@@ -129,6 +129,12 @@ type Config struct {
 		} `yaml:"smtp"`
 	} `yaml:"mail"`
 
+	Registro struct {
+		// Destinatari receive by e-mail each signed checkpoint of the
+		// history that the registro job publishes (empty: none).
+		Destinatari []string `yaml:"destinatari"`
+	} `yaml:"registro"`
+
 	Metrics struct {
 		// Address (host:port, loopback only) where `anprsec run` serves
 		// /metrics, /healthz and /status; empty disables the server.
@@ -285,6 +291,11 @@ func (c *Config) Validate() error {
 	case "mandatory", "opportunistic", "none":
 	default:
 		return fmt.Errorf("mail.smtp.tls %q: want mandatory, opportunistic or none", c.Mail.SMTP.TLS)
+	}
+	for _, a := range c.Registro.Destinatari {
+		if _, err := mail.ParseAddress(a); err != nil {
+			return fmt.Errorf("registro.destinatari: %q: %v", a, err)
+		}
 	}
 	if err := checkLoopback(c.Metrics.Address); err != nil {
 		return fmt.Errorf("metrics.address: %w", err)

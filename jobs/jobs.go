@@ -77,7 +77,7 @@ type Job struct {
 // Names lists every job of SPEC.md, implemented or not, in table order.
 var Names = []string{
 	"ingest-censimento", "ingest-consegne", "ingest-richieste", "certificati", "crl",
-	"ordini-sc", "invio-pin", "export-audit", "scadenze",
+	"ordini-sc", "invio-pin", "export-audit", "scadenze", "registro",
 	"pool-chiavi", // not in SPEC.md's table: the key pool of issue 3
 }
 
@@ -94,5 +94,6 @@ func All() []Job {
 		ordiniJob,
 		invioJob,
 		exportJob,
+		registroJob,
 	}
 }

@@ -133,7 +133,11 @@ var ErrChainBroken = errors.New("history chain broken")
 // VerifyHistory recomputes the whole chain. It fails on a modified entry,
 // a missing or reordered entry, or a head that does not match the last
 // entry.
-func (s *Store) VerifyHistory() (VerifyResult, error) {
+func (s *Store) VerifyHistory() (VerifyResult, error) { return s.verifyHistory(nil) }
+
+// verifyHistory is VerifyHistory, calling visit with the number and hash
+// of each entry once it is checked.
+func (s *Store) verifyHistory(visit func(seq uint64, hash []byte)) (VerifyResult, error) {
 	var res VerifyResult
 	err := s.View(func(tx *Tx) error {
 		prev := make([]byte, sha256.Size)
@@ -154,6 +158,9 @@ func (s *Store) VerifyHistory() (VerifyResult, error) {
 				var e Entry
 				if err := json.Unmarshal(body, &e); err != nil || e.Seq != seq {
 					return fmt.Errorf("%w: entry %d has a bad body", ErrChainBroken, seq)
+				}
+				if visit != nil {
+					visit(seq, h)
 				}
 				prev = h
 				want++

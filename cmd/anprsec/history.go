@@ -15,20 +15,37 @@ func (a *app) historyCmd() *cobra.Command {
 		Use:   "history",
 		Short: "The tamper-evident history of every change",
 	}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "verify",
+	var checkpoints []string
+	var checkpointKey string
+	verify := &cobra.Command{
+		Use:   "verify [--checkpoint FILE...]",
 		Short: "Check the history hash chain; non-zero exit if it is broken",
 		Long: `verify recomputes the hash chain of the history: every entry carries the hash
 of the previous one, so a modified, removed or reordered entry breaks it. It
 prints the number of entries and the head hash; keep the head hash elsewhere
-(a ticket, a signed mail) to detect a chain rewritten from scratch.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+(a ticket, a signed mail) to detect a chain rewritten from scratch.
+
+With --checkpoint FILE... it also checks checkpoints published by the
+registro job (sicurezza/registro/registro-<YYYYMMDD>.asc, or the copies
+mailed to registro.destinatari): the signature of each against the service
+key, and that the chain still holds its hash at its number. A chain
+rewritten with the store key alone fails there even when it is intact in
+itself. One line per checkpoint; non-zero exit if any fails.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(checkpoints) == 0 {
+				return cobra.NoArgs(cmd, args)
+			}
+			return nil // more checkpoint files: --checkpoint registro-*.asc
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := a.openStore()
 			if err != nil {
 				return err
 			}
 			defer st.Close()
+			if len(checkpoints) > 0 {
+				return a.verifyCheckpoints(cmd.OutOrStdout(), st, append(checkpoints, args...), checkpointKey)
+			}
 			res, err := st.VerifyHistory()
 			if err != nil {
 				return err
@@ -36,7 +53,10 @@ prints the number of entries and the head hash; keep the head hash elsewhere
 			fmt.Fprintf(cmd.OutOrStdout(), "history chain intact: %d entries, head %s\n", res.Entries, res.Head)
 			return nil
 		},
-	})
+	}
+	verify.Flags().StringArrayVar(&checkpoints, "checkpoint", nil, "also check this checkpoint file of the registro job; the arguments that follow are more of them")
+	verify.Flags().StringVar(&checkpointKey, "key", "", "the service's public key to check the checkpoints with (default: that of keys.service)")
+	cmd.AddCommand(verify)
 	var (
 		limit      int
 		kind, key  string
