@@ -16,8 +16,8 @@ import (
 	"anprsec/pki/pgp"
 )
 
-// consegneJob reads the prefetture's delivery manifests (SPEC.md
-// "ingest-consegne"; issue 4): for every folder prefetture/<PPP>/ whose
+// consegneJob reads the prefetture's delivery manifests
+// (docs/rules.md#manifests): for every folder prefetture/<PPP>/ whose
 // PPP is a prefettura of the ISTAT table, the files of
 // prefetture/<PPP>/consegne/ (*.csv, *.xlsx) with their detached
 // signatures (<file>.asc, checked against keys.prefetture/<PPP>.asc when

@@ -1,5 +1,5 @@
 // Package censusgen generates census workbooks (censimento .xlsx, see
-// SPEC.md "Census workbook") for tests, demos and benchmarks.
+// docs/rules.md#census) for tests, demos and benchmarks.
 //
 // A workbook has two sheets. "Utenti" holds one row per utenza with the
 // columns of Header; every comune gets exactly one ASC, one ALS and one ALP,
