@@ -159,3 +159,21 @@ func days(d time.Duration) string {
 	}
 	return strconv.Itoa(n) + " giorni"
 }
+
+// HolderAddress returns the home comune of card c and the personal e-mail
+// its utenza of the holder registered: the second halves of the card's
+// secrets go there and nowhere else ("" when the home has none).
+func HolderAddress(tx *store.Tx, c *domain.SmartCard) (home, email string, err error) {
+	home, err = CardHome(tx, c)
+	if err != nil || home == "" {
+		return home, "", err
+	}
+	u, err := tx.Utenza(home, c.CF)
+	if errors.Is(err, store.ErrNotFound) {
+		return home, "", nil
+	}
+	if err != nil {
+		return home, "", err
+	}
+	return home, u.Email, nil
+}
