@@ -36,7 +36,7 @@ import (
 type Signer struct {
 	CF          string            // codice fiscale of the holder, upper-case
 	Cert        *x509.Certificate // the signer (card) certificate
-	Chain       []*x509.Certificate
+	Chain       []*x509.Certificate // Cert first, the trusted CA last
 	SigningTime time.Time // as declared in the signed attributes (zero when absent); not trusted
 	Content     []byte    // the signed content
 }
