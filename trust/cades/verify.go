@@ -34,11 +34,11 @@ import (
 
 // Signer is an accepted signature: who signed, and what.
 type Signer struct {
-	CF          string            // codice fiscale of the holder, upper-case
-	Cert        *x509.Certificate // the signer (card) certificate
+	CF          string              // codice fiscale of the holder, upper-case
+	Cert        *x509.Certificate   // the signer (card) certificate
 	Chain       []*x509.Certificate // Cert first, the trusted CA last
-	SigningTime time.Time // as declared in the signed attributes (zero when absent); not trusted
-	Content     []byte    // the signed content
+	SigningTime time.Time           // as declared in the signed attributes (zero when absent); not trusted
+	Content     []byte              // the signed content
 }
 
 // Verify checks a CAdES signature. With detached false, sig is an
