@@ -110,6 +110,22 @@ type Config struct {
 		ComuniCSV string `yaml:"comuni_csv"`
 	} `yaml:"istat"`
 
+	// Trust anchors of signed inputs (docs/rules.md#console-requests).
+	Trust struct {
+		// CardCA is a PEM file with the CA certificates that issue the
+		// smart cards' signing certificates: console requests are signed
+		// with the operator's card.
+		CardCA string `yaml:"card_ca"`
+		// CardCRL is an optional CRL file (DER or PEM) of the card CA.
+		CardCRL string `yaml:"card_crl"`
+	} `yaml:"trust"`
+
+	Richieste struct {
+		// RequireSignature refuses a console request file that is not
+		// signed with the card of the operator it names.
+		RequireSignature bool `yaml:"require_signature"`
+	} `yaml:"richieste"`
+
 	Mail struct {
 		Spool string `yaml:"spool"`
 		// From is the sender of every message; its domain names the

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"anprsec/ingest/table"
 	"anprsec/lifecycle"
 	"anprsec/store"
+	"anprsec/trust/cades"
 )
 
 // The people of the authorization matrix. Comune A (Roma) has every
@@ -439,21 +441,21 @@ func TestRichiesteJobXLSX(t *testing.T) {
 	f := excelize.NewFile()
 	f.SetSheetName("Sheet1", "Richieste")
 	rows := [][]any{
-		{"Operazione", "Operatore", "Nome postazione", "Codice postazione", "Motivo"},
-		{"REGISTRA_POSTAZIONE", opALP, "Sportello 1", "", ""},
-		{"registra postazione", opALP, "Sportello 2", "", ""}, // spelled loosely
-		{"BLOCCA_POSTAZIONE", opALP, "", comA + "-PC-0001", "guasto"},
-		{"SBLOCCA_POSTAZIONE", opALS, "", comA + "-PC-0001", "prova"},
+		{"Operazione", "Operatore", "Nome postazione", "Codice postazione", "Motivo", "Codice Fiscale"},
+		{"REGISTRA_POSTAZIONE", opALP, "Sportello 1", "", "", ""},
+		{"registra postazione", "", "Sportello 2", "", "", ""}, // spelled loosely; the operator is the signer
+		{"BLOCCA_POSTAZIONE", opALP, "", comA + "-PC-0001", "guasto", ""},
+		{"BLOCCA_UTENTE", opALP, "", "", "prova", tgtUser}, // the ALS's, not the ALP's
 	}
 	for i, r := range rows {
 		cell, _ := excelize.CoordinatesToCellName(1, i+1)
 		f.SetSheetRow("Richieste", cell, &r)
 	}
-	dir := filepath.Join(c.root, "comuni", comA, "richieste")
-	os.MkdirAll(dir, 0o755)
-	if err := f.SaveAs(filepath.Join(dir, "r.xlsx")); err != nil {
+	var buf bytes.Buffer
+	if err := f.Write(&buf); err != nil {
 		t.Fatal(err)
 	}
+	c.dropSignedRequest(comA, "r.xlsx", buf.Bytes(), opALP)
 	counts, err := c.run(richiesteJob)
 	if err != nil {
 		t.Fatal(err)
@@ -461,7 +463,7 @@ func TestRichiesteJobXLSX(t *testing.T) {
 	if counts["rows_ok"] != 3 || counts["rows_refused"] != 1 || counts["number"] != 1 {
 		t.Errorf("counts %v", counts)
 	}
-	got := c.receipt("comuni/" + comA + "/richieste/esiti/r.xlsx.esito.csv")
+	got := c.receipt("comuni/" + comA + "/richieste/esiti/r.xlsx.p7m.esito.csv")
 	for row, want := range map[string]string{"2": "REGISTRATA", "3": "REGISTRATA", "4": "BLOCCATO", "5": "NON_AUTORIZZATO"} {
 		if g := got[row]; len(g) < 2 || g[1] != want {
 			t.Errorf("row %s: %q, want %s", row, g, want)
@@ -707,4 +709,37 @@ func TestCardLostInASecondComuneIsBlockedThereAndReplacedThroughItsHome(t *testi
 		}
 		return nil
 	})
+}
+
+// dropSignedRequest writes data as comuni/<istat>/richieste/<name>.p7m,
+// signed (CAdES, enveloping) with a development card certificate of cf
+// issued by the env's card CA.
+func (c *certEnv) dropSignedRequest(istat, name string, data []byte, cf string) {
+	c.t.Helper()
+	card := c.card(cf)
+	env, err := cades.Sign(data, card.Cert, card.Key, false)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	dir := filepath.Join(c.root, "comuni", istat, "richieste")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".p7m"), env, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// card issues a development card certificate of cf under the env's card CA.
+func (c *certEnv) card(cf string) *cades.Card {
+	c.t.Helper()
+	ca, err := cades.LoadDevCA(filepath.Dir(c.env.Config.Path(c.env.Config.Trust.CardCA)))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	card, err := cades.IssueCard(ca, cf, "Prova Persona", time.Now().AddDate(1, 0, 0))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return card
 }
