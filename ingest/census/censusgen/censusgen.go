@@ -412,7 +412,7 @@ func (g *generator) user(c istat.Comune, k int) user {
 func (g *generator) uniqueCF(u *user, female bool, birthplace string) string {
 	for {
 		for level := 0; level <= 7; level++ {
-			cf := makeCF(u.surname, u.name, female, u.birth.Year(), int(u.birth.Month()), u.birth.Day(), birthplace, level)
+			cf := MakeCF(u.surname, u.name, female, u.birth.Year(), int(u.birth.Month()), u.birth.Day(), birthplace, level)
 			if _, taken := g.seen[cf]; !taken {
 				g.seen[cf] = struct{}{}
 				return cf
