@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -695,6 +696,21 @@ func TestCardLostInASecondComuneIsBlockedThereAndReplacedThroughItsHome(t *testi
 	if line := applyRow(t, c, comA, cols, []string{"BLOCCA_SC", opALS, tgtOther, "smarrita in ufficio"}); line.Outcome != esito.OK || line.Code != "BLOCCATA" {
 		t.Fatalf("protective block from A: %+v", line)
 	}
+	// The home comune's ALS and the holder are told of the block.
+	var told []string
+	c.env.Store.View(func(tx *store.Tx) error {
+		ids, _ := tx.MailsInState(store.MailQueued)
+		for _, id := range ids {
+			if m, err := tx.Mail(id); err == nil && m.Kind == store.MailAvviso && strings.HasPrefix(id, "avviso/blocco/") {
+				told = append(told, m.CF)
+			}
+		}
+		return nil
+	})
+	sort.Strings(told)
+	if want := []string{opALSOther, tgtOther}; !slices.Equal(told, sortedCopy(want)) {
+		t.Errorf("block notices to %v, want the home's ALS and the holder %v", told, want)
+	}
 	if line := applyRow(t, c, comA, cols, []string{"NUOVA_SC", opALS, tgtOther, "smarrimento"}); line.Code != "SMART_CARD_ALTRO_COMUNE" {
 		t.Errorf("replace from A: %+v, want SMART_CARD_ALTRO_COMUNE", line)
 	}
@@ -742,4 +758,45 @@ func (c *certEnv) card(cf string) *cades.Card {
 		c.t.Fatal(err)
 	}
 	return card
+}
+
+func sortedCopy(s []string) []string {
+	out := slices.Clone(s)
+	sort.Strings(out)
+	return out
+}
+
+// TestAddressChangeOfACardOnItsWayIsToldToThePreviousAddress: the home
+// comune changes the e-mail of a holder whose card is delivered but not
+// active; the previous address gets a notice, the second halves will go to
+// the new one.
+func TestAddressChangeOfACardOnItsWayIsToldToThePreviousAddress(t *testing.T) {
+	c := newCertEnv(t)
+	matrixStore(t, c, matrixPeople)
+	var old string
+	c.env.Store.View(func(tx *store.Tx) error {
+		u, _ := tx.Utenza(comA, tgtDeliv)
+		old = u.Email
+		return nil
+	})
+	line := applyRow(t, c, comA, []string{"Operazione", "Operatore", "Codice Fiscale", "Email"}, []string{"MODIFICA_UTENTE", opALS, tgtDeliv, "nuovo.indirizzo@example.it"})
+	if line.Outcome != esito.OK {
+		t.Fatalf("MODIFICA_UTENTE: %+v", line)
+	}
+	var to []string
+	c.env.Store.View(func(tx *store.Tx) error {
+		ids, _ := tx.MailsInState(store.MailQueued)
+		for _, id := range ids {
+			if m, err := tx.Mail(id); err == nil && strings.HasPrefix(id, "avviso/indirizzo/") {
+				to = append(to, m.To)
+				if !strings.Contains(m.Text, "nuovo.indirizzo@example.it") {
+					t.Errorf("the notice does not name the new address: %s", m.Text)
+				}
+			}
+		}
+		return nil
+	})
+	if len(to) != 1 || to[0] != old {
+		t.Errorf("address-change notices to %v, want the previous address %s", to, old)
+	}
 }

@@ -411,12 +411,40 @@ func (p *Processor) utente(tx *store.Tx, src store.Source, t *table.Table, r *ta
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return "", "", nil, err
 	}
+	oldEmail := ""
+	if exists {
+		oldEmail = u.Email
+	}
 	g := &census.Ingester{Store: p.Store, Comuni: p.Comuni, CardPrefix: p.CardPrefix}
 	code, msg, err = g.ApplyUser(tx, src, row)
 	if err != nil {
 		return "", "", nil, err
 	}
+	if err := p.tellAddressChange(tx, cf, oldEmail, row.Email); err != nil {
+		return "", "", nil, err
+	}
 	return code, msg, nil, nil
+}
+
+// tellAddressChange tells the holder's previous address when the home
+// comune of his card changes it while the card is on its way
+// (lifecycle.NotifyAddressChange).
+func (p *Processor) tellAddressChange(tx *store.Tx, cf, old, new string) error {
+	if old == "" || strings.EqualFold(old, new) {
+		return nil
+	}
+	c, err := lifecycle.FindCard(tx, cf, "")
+	if errors.Is(err, lifecycle.ErrNoCard) || errors.Is(err, lifecycle.ErrCardUnknown) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	home, err := lifecycle.CardHome(tx, c)
+	if err != nil || home != p.ISTAT {
+		return err
+	}
+	return lifecycle.NotifyAddressChange(tx, c, old, new)
 }
 
 func (p *Processor) statoUtente(tx *store.Tx, src store.Source, op lifecycle.Op, cf, motivo string) (string, string, *lifecycle.Refusal, error) {
@@ -472,7 +500,9 @@ func (p *Processor) smartCard(tx *store.Tx, src store.Source, op lifecycle.Op, c
 		} else if home != p.ISTAT {
 			c.BlockedBy = p.ISTAT
 		}
-		err = lifecycle.BlockCard(tx, src, c, motivo)
+		if err = lifecycle.BlockCard(tx, src, c, motivo); err == nil && c.BlockedBy != "" {
+			err = lifecycle.NotifyForeignBlock(tx, c, p.ISTAT, motivo)
+		}
 	case lifecycle.OpUnblockCard:
 		err = lifecycle.UnblockCard(tx, src, c, motivo)
 	}
