@@ -63,72 +63,83 @@ type signingCertificateV2 struct {
 // value whose first ESSCertID names cert by hash and, when present, by
 // issuer and serial number.
 func checkESS(value []byte, v2 bool, cert *x509.Certificate) error {
-	var seq asn1.RawValue
-	rest, err := asn1.Unmarshal(value, &seq)
+	first, err := firstCertID(value)
 	if err != nil {
 		return err
 	}
-	if len(rest) != 0 {
-		return errors.New("more than one value")
-	}
-	if seq.Class != asn1.ClassUniversal || seq.Tag != asn1.TagSequence {
-		return errors.New("not a SEQUENCE")
-	}
-	var certs asn1.RawValue // SEQUENCE OF ESSCertID(v2); policies may follow
-	if _, err := asn1.Unmarshal(seq.Bytes, &certs); err != nil {
-		return err
-	}
-	if certs.Tag != asn1.TagSequence || !certs.IsCompound {
-		return errors.New("certs is not a SEQUENCE")
-	}
-	var first asn1.RawValue
-	if _, err := asn1.Unmarshal(certs.Bytes, &first); err != nil {
-		return errors.New("no certificate identifier")
-	}
-	if first.Tag != asn1.TagSequence || !first.IsCompound {
-		return errors.New("certificate identifier is not a SEQUENCE")
-	}
-	h := crypto.SHA1
-	var certHash []byte
-	var is asn1.RawValue
-	elems, err := sequenceElements(first.Bytes)
+	elems, err := sequenceElements(first)
 	if err != nil {
 		return err
 	}
-	if v2 && len(elems) > 0 && elems[0].Tag == asn1.TagSequence {
-		var alg pkix.AlgorithmIdentifier
-		if _, err := asn1.Unmarshal(elems[0].FullBytes, &alg); err != nil {
-			return err
-		}
-		h = 0
-		for _, e := range essHashes {
-			if alg.Algorithm.Equal(e.oid) {
-				h = e.hash
-			}
-		}
-		if h == 0 {
-			return errors.New("unsupported hash algorithm " + alg.Algorithm.String())
-		}
-		elems = elems[1:]
-	} else if v2 {
-		h = crypto.SHA256
+	h, elems, err := essHash(elems, v2)
+	if err != nil {
+		return err
 	}
 	if len(elems) == 0 || len(elems) > 2 || elems[0].Tag != asn1.TagOctetString || elems[0].IsCompound {
 		return errors.New("certHash missing")
 	}
-	certHash = elems[0].Bytes
-	if len(elems) == 2 {
-		is = elems[1]
-	}
 	d := h.New()
 	d.Write(cert.Raw)
-	if !bytes.Equal(d.Sum(nil), certHash) {
+	if !bytes.Equal(d.Sum(nil), elems[0].Bytes) {
 		return errors.New("certHash does not match the signer certificate")
 	}
-	if is.FullBytes != nil {
-		return checkIssuerSerial(is.FullBytes, cert)
+	if len(elems) == 2 && elems[1].FullBytes != nil {
+		return checkIssuerSerial(elems[1].FullBytes, cert)
 	}
 	return nil
+}
+
+// firstCertID returns the content of the first ESSCertID(v2) of a
+// SigningCertificate(V2) value: SEQUENCE { SEQUENCE OF ESSCertID, policies }.
+func firstCertID(value []byte) ([]byte, error) {
+	var seq asn1.RawValue
+	rest, err := asn1.Unmarshal(value, &seq)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) != 0 {
+		return nil, errors.New("more than one value")
+	}
+	if seq.Class != asn1.ClassUniversal || seq.Tag != asn1.TagSequence {
+		return nil, errors.New("not a SEQUENCE")
+	}
+	var certs asn1.RawValue // SEQUENCE OF ESSCertID(v2); policies may follow
+	if _, err := asn1.Unmarshal(seq.Bytes, &certs); err != nil {
+		return nil, err
+	}
+	if certs.Tag != asn1.TagSequence || !certs.IsCompound {
+		return nil, errors.New("certs is not a SEQUENCE")
+	}
+	var first asn1.RawValue
+	if _, err := asn1.Unmarshal(certs.Bytes, &first); err != nil {
+		return nil, errors.New("no certificate identifier")
+	}
+	if first.Tag != asn1.TagSequence || !first.IsCompound {
+		return nil, errors.New("certificate identifier is not a SEQUENCE")
+	}
+	return first.Bytes, nil
+}
+
+// essHash returns the hash of an ESSCertID(v2) and the elements after its
+// algorithm: SHA-1 for v1; for v2 the optional leading AlgorithmIdentifier,
+// SHA-256 when it is absent.
+func essHash(elems []asn1.RawValue, v2 bool) (crypto.Hash, []asn1.RawValue, error) {
+	if !v2 {
+		return crypto.SHA1, elems, nil
+	}
+	if len(elems) == 0 || elems[0].Tag != asn1.TagSequence {
+		return crypto.SHA256, elems, nil
+	}
+	var alg pkix.AlgorithmIdentifier
+	if _, err := asn1.Unmarshal(elems[0].FullBytes, &alg); err != nil {
+		return 0, nil, err
+	}
+	for _, e := range essHashes {
+		if alg.Algorithm.Equal(e.oid) {
+			return e.hash, elems[1:], nil
+		}
+	}
+	return 0, nil, errors.New("unsupported hash algorithm " + alg.Algorithm.String())
 }
 
 // checkIssuerSerial checks that an IssuerSerial names cert: its serial number
