@@ -2,6 +2,7 @@ package istat
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/csv"
 	"slices"
 	"strings"
@@ -14,8 +15,8 @@ import (
 
 func TestDefault(t *testing.T) {
 	tab := Default()
-	if tab.Len() != 7904 {
-		t.Fatalf("Len() = %d, want 7904", tab.Len())
+	if tab.Len() != 7896 {
+		t.Fatalf("Len() = %d, want 7896", tab.Len())
 	}
 	if Default() != tab {
 		t.Error("Default() is not cached")
@@ -24,8 +25,12 @@ func TestDefault(t *testing.T) {
 		{"058091", "Roma", "058", "RM", "Lazio", "H501"},
 		{"015146", "Milano", "015", "MI", "Lombardia", "F205"},
 		{"001001", "Agliè", "001", "TO", "Piemonte", "A074"},
-		{"021008", "Bolzano", "021", "BZ", "Trentino-Alto Adige/Südtirol", "A952"},
+		{"021008", "Bolzano/Bozen", "021", "BZ", "Trentino-Alto Adige/Südtirol", "A952"},
 		{"111001", "Arbus", "111", "SU", "Sardegna", "A359"},
+		{"081025", "Misiliscemi", "081", "TP", "Sicilia", "M432"},
+		{"012144", "Bardello con Malgesso e Bregano", "012", "VA", "Lombardia", "M433"},
+		{"028108", "Santa Caterina d'Este", "028", "PD", "Veneto", "M438"},
+		{"099030", "Montecopiolo", "099", "RN", "Emilia-Romagna", "F478"},
 	}
 	for _, want := range tests {
 		got, ok := tab.Lookup(want.ISTAT)
@@ -37,7 +42,7 @@ func TestDefault(t *testing.T) {
 			t.Errorf("ByBelfiore(%s) = %+v, %v; want %+v", want.Belfiore, got, ok, want)
 		}
 	}
-	for _, code := range []string{"", "58091", "999999", "058091 "} {
+	for _, code := range []string{"", "58091", "999999", "058091 ", "078108", "041033"} { // 078108 Rossano ceased; 041033 Montecopiolo moved
 		if c, ok := tab.Lookup(code); ok {
 			t.Errorf("Lookup(%q) = %+v", code, c)
 		}
@@ -47,8 +52,8 @@ func TestDefault(t *testing.T) {
 	}
 
 	all := tab.All()
-	if len(all) != 7904 || !slices.IsSortedFunc(all, func(a, b Comune) int { return strings.Compare(a.ISTAT, b.ISTAT) }) {
-		t.Error("All() is not the 7,904 comuni sorted by ISTAT code")
+	if len(all) != 7896 || !slices.IsSortedFunc(all, func(a, b Comune) int { return strings.Compare(a.ISTAT, b.ISTAT) }) {
+		t.Error("All() is not the 7,896 comuni sorted by ISTAT code")
 	}
 	all[0].Name = "changed"
 	if tab.All()[0].Name == "changed" {
@@ -61,21 +66,29 @@ func TestDefault(t *testing.T) {
 	}
 }
 
-// TestDefaultSpeed keeps the embedded table fast to load (the brief: < 10 ms;
-// the bound here is loose so that -race and slow machines pass).
+// TestDefaultSpeed keeps the embedded history fast to load (the bound is
+// loose so that -race and slow machines pass).
 func TestDefaultSpeed(t *testing.T) {
 	start := time.Now()
-	if _, err := Load(bytes.NewReader(comuniCSV)); err != nil {
+	if _, err := loadEmbedded(); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > 200*time.Millisecond {
-		t.Errorf("loading the embedded table took %v", d)
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("loading the embedded history took %v", d)
 	}
+}
+
+func loadEmbedded() (*Places, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(luoghiGz))
+	if err != nil {
+		return nil, err
+	}
+	return LoadPlaces(zr)
 }
 
 func BenchmarkDefaultLoad(b *testing.B) {
 	for b.Loop() {
-		if _, err := Load(bytes.NewReader(comuniCSV)); err != nil {
+		if _, err := loadEmbedded(); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -247,9 +260,6 @@ func TestLoadOwnFormatRoundTrip(t *testing.T) {
 		w.Write([]string{c.ISTAT, c.Name, c.Province, c.Sigla, c.Region, c.Belfiore})
 	}
 	w.Flush()
-	if !bytes.Equal(buf.Bytes(), comuniCSV) {
-		t.Error("comuni.csv is not in the canonical form written by gen.go")
-	}
 	tab, err := Load(&buf)
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +306,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("istat;nome;provincia;sigla;regione;belfiore\n058091;Roma;058;RM;Lazio;H501\n"))
 	f.Add(latin1(f, istatHeader+"01;201;001;001;001001;Agliè;Agliè;;1;Nord-ovest;Piemonte;Torino;0;TO;1001;A074\r\n"))
 	f.Add([]byte("istat,nome,belfiore\n1,\"A\"\"b\",A001\n2,B,A001\n"))
-	f.Add(comuniCSV[:2000])
+	f.Add([]byte("istat;nome;provincia;sigla;regione;belfiore\n081025;Misiliscemi;081;TP;Sicilia;M432\n021008;Bolzano/Bozen;021;BZ;Trentino-Alto Adige/Südtirol;A952\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tab, err := Load(bytes.NewReader(data))
 		if err != nil {
