@@ -173,8 +173,9 @@ func CheckLetter(first15 string) byte {
 // Parse validates a normalized codice fiscale (see Normalize) and decodes it.
 // It checks, in this order: the length, the kind of character in each
 // position (omocodia letters allowed where digits go), the month letter, the
-// day (1–31 for men, 41–71 for women), the calendar date (29 February only in
-// years divisible by four, since 2000 was a leap year) and the check letter.
+// day (1–31 for men, 41–71 for women), the calendar date as far as two year
+// digits tell (29 February only in years ending in a multiple of four; see
+// BirthDates for the full date) and the check letter.
 // The error, an *Error, says what is wrong in words an operator understands.
 func Parse(s string) (CF, error) {
 	if len(s) != Length {
@@ -239,9 +240,10 @@ func Parse(s string) (CF, error) {
 	}, nil
 }
 
-// daysIn returns the number of days of month in a year ending in yy. Any yy
-// divisible by four is a leap year in 1901–2099 and 2000 was one too, so
-// 29 February is accepted whenever yy%4 == 0, whatever the century.
+// daysIn returns the number of days of month in a year ending in yy, as far
+// as two digits tell: 29 February is accepted whenever yy%4 == 0, since 2000
+// was a leap year. Whether 00 means 2000 or 1900 (not a leap year) is told by
+// BirthDates, or by the full birth date when it is known.
 func daysIn(month, yy int) int {
 	switch month {
 	case 2:
@@ -255,8 +257,37 @@ func daysIn(month, yy int) int {
 	return 31
 }
 
+// ValidDate reports whether year-month-day is a day of the Gregorian
+// calendar: 29 February only in leap years (divisible by 4, and by 400 for
+// the years of a new century: 2000 was one, 1900 was not).
+func ValidDate(year, month, day int) bool {
+	if month < 1 || month > 12 || day < 1 {
+		return false
+	}
+	return time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC).Day() == day
+}
+
+// BirthDates returns the full birth dates the code allows, latest first: its
+// day and month in the year 20yy and in 19yy, each when it is a real date
+// (29 February of 00 is 2000, never 1900) and not after today.
+func (c CF) BirthDates(today time.Time) []time.Time {
+	var out []time.Time
+	for _, century := range []int{2000, 1900} {
+		y := century + c.BirthYY
+		if !ValidDate(y, c.BirthMonth, c.BirthDay) {
+			continue
+		}
+		d := time.Date(y, time.Month(c.BirthMonth), c.BirthDay, 0, 0, 0, 0, time.UTC)
+		if !d.After(today) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // Matches reports whether a full birth date agrees with the day, month and
-// two-digit year in the code. Only the date part of birth is used.
+// two-digit year in the code. Only the date part of birth is used; a
+// time.Time is always a real calendar date.
 func (c CF) Matches(birth time.Time) bool {
 	return birth.Day() == c.BirthDay &&
 		int(birth.Month()) == c.BirthMonth &&

@@ -251,7 +251,7 @@ func (v *Validator) workstations(h *header, cells []string) (*wsRow, *rowError) 
 		return nil, refuse("ISTAT", "%s: %q non è un codice ISTAT (6 cifre)", h.where(ColISTAT), raw)
 	}
 	if _, ok := v.Comuni.Lookup(code); !ok {
-		return nil, refuse("ISTAT", "%s: il codice %s non è un comune italiano", h.where(ColISTAT), code)
+		return nil, v.unknownComune(h.where(ColISTAT), code)
 	}
 	ns := h.cell(cells, ColNumPostazioni)
 	f, err := strconv.ParseFloat(ns, 64)

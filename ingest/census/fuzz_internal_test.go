@@ -22,7 +22,7 @@ func FuzzValidatorRow(f *testing.F) {
 	f.Add("58091", "Roma", "rssmra 68a01 h501y", "Rossi", "Mario", "M", "24838", "mario.rossi@example.it", "", "ASC", "SI", "PRODUZIONE", uint8(0))
 	f.Add("058091", "ROMA", "CCCFBA85D03L21VE", "Cucco", "Fabio", "m", "03/04/1985", "fabio.cucco@example.it", "fabio@pec.example.it", "ALS; OPERATORE", "si", "PRODUZIONE;PRE-SUBENTRO", uint8(1))
 	f.Add("58091.0", "Roma", "MRTMRA83T56A269B", "Martini", "Maria", "F", "1983-12-16", "maria.martini@Example.IT", "", "ALP,ALP", "x", "produzione,produzione", uint8(2))
-	f.Add("58091", "Roma", "THDSDA95P08Z330H", "Thdsda", "Ada", "", "", "ada@example.it", "", "consultazione", "", "pre subentro", uint8(3))
+	f.Add("58091", "Roma", "THDSDA95P08Z330H", "Thdsda", "Saida", "", "", "ada@example.it", "", "consultazione", "", "pre subentro", uint8(3))
 	f.Add("58091", "Roma", "VRDGPP80A01H501U", "Verdi", "Giuseppe", "M", "NaN", "giuseppe.verdi@legalmail.it", "", "OPERATORE", "NO", "PRODUZIONE", uint8(4))
 	f.Add("15146", "Milano", "BNCLRA75M41F205A", "Bianchi", "Laura", "F", "2000-01-01T10:00:00+02:00", "Laura <laura@example.it>", "", "ASC", "SI", "TEST", uint8(5))
 	f.Add(" 058091 ", "Róma", "rssmra68a01h501y", " Rossi ", "Mario", "M", "01.01.1968", "a@b.c", "pec", "APL", "1", "PRODUZIONE", uint8(6))
@@ -80,6 +80,12 @@ func FuzzValidatorRow(f *testing.F) {
 		}
 		if u.Surname == "" || u.Name == "" || u.Surname != strings.TrimSpace(u.Surname) {
 			t.Errorf("accepted names %q %q", u.Surname, u.Name)
+		}
+		if err := parsed.CheckNames(u.Surname, u.Name); err != nil {
+			t.Errorf("accepted names that do not match the CF: %v", err)
+		}
+		if _, err := istat.DefaultPlaces().Birthplace(parsed.Belfiore, parsed.BirthDates(time.Now())...); err != nil {
+			t.Errorf("accepted birthplace: %v", err)
 		}
 		if u.Sex != parsed.Sex {
 			t.Errorf("sex %q, CF says %q", u.Sex, parsed.Sex)

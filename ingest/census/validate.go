@@ -1,6 +1,7 @@
 package census
 
 import (
+	"errors"
 	"fmt"
 	"net/mail"
 	"strconv"
@@ -66,9 +67,20 @@ func refuse(code, format string, args ...any) *rowError {
 	return &rowError{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// Validator checks census rows against the table of comuni.
+// Validator checks census rows against the table of comuni and the history
+// of birthplace codes.
 type Validator struct {
 	Comuni *istat.Table
+	// Now gives today's date, for the birth dates a codice fiscale allows;
+	// nil means time.Now.
+	Now func() time.Time
+}
+
+func (v *Validator) today() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
 }
 
 // MaxCell is the longest value a census cell may hold; no name, code or
@@ -105,7 +117,7 @@ func (v *Validator) User(h *header, cells []string, row int) (*UserRow, *rowErro
 	if e != nil {
 		return nil, e
 	}
-	if e := userNames(h, cells, u); e != nil {
+	if e := userNames(h, cells, u, cf); e != nil {
 		return nil, e
 	}
 	if e := userSex(h, cells, u, cf); e != nil {
@@ -130,8 +142,8 @@ func (v *Validator) User(h *header, cells []string, row int) (*UserRow, *rowErro
 	return u, nil
 }
 
-// userComune sets u.ISTAT: a known comune, whose name matches the Comune
-// column when that is filled in.
+// userComune sets u.ISTAT: a comune in force, whose name matches the
+// Comune column when that is filled in.
 func (v *Validator) userComune(h *header, cells []string, u *UserRow) *rowError {
 	raw := h.cell(cells, ColISTAT)
 	code, err := istat.NormalizeISTAT(raw)
@@ -140,7 +152,7 @@ func (v *Validator) userComune(h *header, cells []string, u *UserRow) *rowError 
 	}
 	com, ok := v.Comuni.Lookup(code)
 	if !ok {
-		return refuse("ISTAT", "%s: il codice %s non è un comune italiano", h.where(ColISTAT), code)
+		return v.unknownComune(h.where(ColISTAT), code)
 	}
 	u.ISTAT = code
 	if name := h.cell(cells, ColComune); name != "" && !istat.SameName(name, com.Name) {
@@ -149,8 +161,35 @@ func (v *Validator) userComune(h *header, cells []string, u *UserRow) *rowError 
 	return nil
 }
 
+// unknownComune refuses the ISTAT code of no comune in force: a comune that
+// ceased, or moved to another code, is refused as COMUNE_CESSATO naming its
+// successor when the history tells it (docs/reference-data.md).
+func (v *Validator) unknownComune(where, code string) *rowError {
+	hist := v.Comuni.Places().ISTAT(code)
+	if len(hist) == 0 {
+		return refuse("ISTAT", "%s: il codice %s non è un comune italiano", where, code)
+	}
+	last := hist[len(hist)-1]
+	if last.InForce() { // in force in the history, not in a replaced list of comuni
+		return refuse("ISTAT", "%s: il codice %s (%s) non è nella tabella dei comuni in uso", where, code, last.Name)
+	}
+	msg := fmt.Sprintf("%s: il codice %s (%s) non è più in uso dal %s", where, code, last.Name, last.Until.AddDate(0, 0, 1).Format("02/01/2006"))
+	if next, ok := v.Comuni.Places().Successor(last); ok {
+		if next.Belfiore == last.Belfiore {
+			msg += fmt.Sprintf(": il comune ha ora il codice %s (%s, %s)", next.ISTAT, next.Name, next.Sigla)
+		} else {
+			msg += fmt.Sprintf(": è confluito in %s %s (%s)", next.ISTAT, next.Name, next.Sigla)
+		}
+	} else {
+		msg += ": il comune è cessato"
+	}
+	return refuse("COMUNE_CESSATO", "%s", msg)
+}
+
 // userCF sets u.CF and returns the parsed codice fiscale, whose place of
-// birth is a known comune or a valid foreign state.
+// birth is a comune or a foreign state whose code was in use on the birth
+// date: the Data di nascita of the row when it is a date that agrees with
+// the code, otherwise any date the code allows.
 func (v *Validator) userCF(h *header, cells []string, u *UserRow) (codfisc.CF, *rowError) {
 	rawCF := h.cell(cells, ColCF)
 	u.CF = codfisc.Normalize(rawCF)
@@ -161,23 +200,36 @@ func (v *Validator) userCF(h *header, cells []string, u *UserRow) (codfisc.CF, *
 	if err != nil {
 		return codfisc.CF{}, refuse("CF", "%s: %q: %v", h.where(ColCF), rawCF, err)
 	}
-	if !cf.Foreign() {
-		if _, ok := v.Comuni.ByBelfiore(cf.Belfiore); !ok {
-			return codfisc.CF{}, refuse("CF_LUOGO", "%s: %s: il codice del luogo di nascita %s non è noto", h.where(ColCF), u.CF, cf.Belfiore)
-		}
-	} else if !istat.ForeignBelfiore(cf.Belfiore) {
-		return codfisc.CF{}, refuse("CF_LUOGO", "%s: %s: il codice dello stato di nascita %s non è valido", h.where(ColCF), u.CF, cf.Belfiore)
+	dates := cf.BirthDates(v.today())
+	if d, err := parseDate(h.cell(cells, ColNascita)); err == nil && cf.Matches(d) {
+		dates = []time.Time{d}
+	}
+	if len(dates) == 0 {
+		return codfisc.CF{}, refuse("CF", "%s: %s: la data di nascita %02d/%02d/%02d non esiste o è futura", h.where(ColCF), u.CF, cf.BirthDay, cf.BirthMonth, cf.BirthYY)
+	}
+	if _, err := v.Comuni.Places().Birthplace(cf.Belfiore, dates...); err != nil {
+		return codfisc.CF{}, refuse("CF_LUOGO", "%s: %s: %v", h.where(ColCF), u.CF, err)
 	}
 	return cf, nil
 }
 
-// userNames sets u.Surname and u.Name; both are required.
-func userNames(h *header, cells []string, u *UserRow) *rowError {
+// userNames sets u.Surname and u.Name; both are required, and give the
+// first six letters of the codice fiscale (CF_NOMINATIVO names the part
+// that does not).
+func userNames(h *header, cells []string, u *UserRow, cf codfisc.CF) *rowError {
 	if u.Surname = h.cell(cells, ColCognome); u.Surname == "" {
 		return refuse("COGNOME", "%s: cognome mancante", h.where(ColCognome))
 	}
 	if u.Name = h.cell(cells, ColNome); u.Name == "" {
 		return refuse("NOME", "%s: nome mancante", h.where(ColNome))
+	}
+	if err := cf.CheckNames(u.Surname, u.Name); err != nil {
+		var ne *codfisc.NameError
+		where := h.where(ColCognome)
+		if errors.As(err, &ne) && !ne.BadSurname {
+			where = h.where(ColNome)
+		}
+		return refuse("CF_NOMINATIVO", "%s: %v", where, err)
 	}
 	return nil
 }
@@ -372,6 +424,9 @@ func parseAnyDate(s string) (time.Time, error) {
 		if !(f >= 1 && f <= 2958465) { // also NaN
 
 			return time.Time{}, fmt.Errorf("numero fuori dall'intervallo delle date")
+		}
+		if f >= 60 && f < 61 { // the spreadsheets' 29/02/1900, a day that never was
+			return time.Time{}, fmt.Errorf("il 29/02/1900 non esiste (il 1900 non era bisestile)")
 		}
 		t, err := excelize.ExcelDateToTime(f, false)
 		if err != nil {

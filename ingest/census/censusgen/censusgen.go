@@ -142,6 +142,7 @@ func Write(w io.Writer, opt Options) (st Stats, err error) {
 		opt:    opt,
 		rng:    rand.New(rand.NewPCG(uint64(opt.Seed), 0x616e70727365632e)), // "anprsec."
 		births: tab.All(),
+		places: tab.Places(),
 		seen:   make(map[string]struct{}),
 	}
 	if err := g.styles(f); err != nil {
@@ -212,6 +213,7 @@ type generator struct {
 	opt        Options
 	rng        *rand.Rand
 	births     []istat.Comune // birthplaces
+	places     *istat.Places  // their periods
 	seen       map[string]struct{}
 	headStyle  int
 	dateStyle  int
@@ -397,13 +399,37 @@ func (g *generator) user(c istat.Comune, k int) user {
 	case x < 6:
 		birthplace = g.births[r.IntN(len(g.births))].Belfiore
 	}
-	u.cf = g.uniqueCF(&u, female, birthplace)
+	u.cf = g.uniqueCF(&u, female, g.inUse(birthplace, u.birth))
 
 	u.email = fmt.Sprintf("%s.%s.%d@example.it", emailLocal(u.name), emailLocal(u.surname), len(g.seen))
 	if r.IntN(4) == 0 {
 		u.pec = fmt.Sprintf("%s.%s.%d@pec.example.it", emailLocal(u.name), emailLocal(u.surname), len(g.seen))
 	}
 	return u
+}
+
+// inUse returns code when its birthplace (a comune or state) existed on the
+// birth date and a few days after it (uniqueCF may move the day), or else
+// the first birthplace of the table after a place picked from the date that
+// did: nobody is born in a comune before it was created or after it ceased.
+// It draws nothing from the generator's random source.
+func (g *generator) inUse(code string, birth time.Time) string {
+	places := g.places
+	ok := func(c string) bool {
+		_, err1 := places.Birthplace(c, birth)
+		_, err2 := places.Birthplace(c, birth.AddDate(0, 0, 10))
+		return err1 == nil && err2 == nil
+	}
+	if ok(code) {
+		return code
+	}
+	start := (birth.Year()*366 + birth.YearDay()) % len(g.births)
+	for i := range g.births {
+		if c := g.births[(start+i)%len(g.births)].Belfiore; ok(c) {
+			return c
+		}
+	}
+	return code
 }
 
 // uniqueCF returns a codice fiscale not given before: when the plain code is
