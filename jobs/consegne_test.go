@@ -267,7 +267,7 @@ func TestDeliveryDatedTomorrowIsInTheFuture(t *testing.T) {
 // Codice ISTAT.
 func TestDeliveryOfCardOfAnotherProvinceIsRefused(t *testing.T) {
 	c := newCertEnv(t)
-	x := cfOf("XPREFE00A01H501")
+	x := cfOf("PRFTTR00A01H501")
 	people := append(append([]person{}, matrixPeople...), person{x, comA, []domain.Profile{domain.Operatore}, domain.UtenzaAttiva, domain.CardProduzione})
 	matrixStore(t, c, people)
 	var serial string
@@ -280,7 +280,7 @@ func TestDeliveryOfCardOfAnotherProvinceIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	today := time.Now().In(c.env.Loc).Format("02/01/2006")
-	c.drop("prefetture/015/consegne/m.csv", manifestHeader+comB+";"+serial+";"+x+";"+today+";"+cfOf("ASCBBB00A01H501")+"\n")
+	c.drop("prefetture/015/consegne/m.csv", manifestHeader+comB+";"+serial+";"+x+";"+today+";"+ascOther+"\n")
 	if _, err := c.run(consegneJob); err != nil {
 		t.Fatal(err)
 	}

@@ -31,25 +31,50 @@ import (
 // usable; comune B (Milano) has its own ALS and ALP.
 const comA, comB = "058091", "015146"
 
-// Valid codici fiscali (check letter computed) for the people of the matrix.
+// Valid codici fiscali (check letter computed) for the people of the
+// matrix; their surnames and names, in matrixNames, give the first six
+// letters.
 var (
-	opASC      = cfOf("ASCAAA00A01H501")
-	opALS      = cfOf("ALSAAA00A01H501")
-	opALP      = cfOf("ALPAAA00A01H501")
-	opAPL      = cfOf("APLAAA00A01H501")
-	opOper     = cfOf("OPRAAA00A01H501") // OPERATORE, no card
-	opALSCard  = cfOf("ALSBLC00A01H501") // ALS whose card is BLOCCATA
-	opALSBlock = cfOf("ALSUBL00A01H501") // ALS whose utenza is BLOCCATA
-	opALSOther = cfOf("ALSBBB00A01H501") // ALS of comune B
-	opALPOther = cfOf("ALPBBB00A01H501") // ALP of comune B
-	tgtUser    = cfOf("TGTUSR00A01H501") // OPERATORE of A, ATTIVA
-	tgtBlocked = cfOf("TGTBLK00A01H501") // OPERATORE of A, BLOCCATA
-	tgtDeliv   = cfOf("TGTDLV00A01H501") // card CONSEGNATA DALLA PREFETTURA
-	tgtActive  = cfOf("TGTATT00A01H501") // card ATTIVA
-	tgtCardBlk = cfOf("TGTSCB00A01H501") // card BLOCCATA
-	tgtOther   = cfOf("TGTOTH00A01H501") // OPERATORE of B, card ATTIVA
-	newCF      = "THDSDA95P08Z330H"      // a valid CF for INSERISCI_UTENTE
+	opASC      = cfOf("SNDLDA00A01H501") // ASC of A
+	opALS      = cfOf("SCRLDA00A01H501")
+	opALP      = cfOf("PSTLDA00A01H501")
+	opAPL      = cfOf("PLZLDA00A01H501")
+	opOper     = cfOf("PRTLDA00A01H501") // OPERATORE, no card
+	opALSCard  = cfOf("SCRBCC00A01H501") // ALS whose card is BLOCCATA
+	opALSBlock = cfOf("SCRBLD00A01H501") // ALS whose utenza is BLOCCATA
+	opALSOther = cfOf("SCRBCI00A01H501") // ALS of comune B
+	opALPOther = cfOf("PSTBCI00A01H501") // ALP of comune B
+	ascOther   = cfOf("SNDBCI00A01H501") // ASC of comune B
+	tgtUser    = cfOf("BRSGUO00A01H501") // OPERATORE of A, ATTIVA
+	tgtBlocked = cfOf("BRSBCC00A01H501") // OPERATORE of A, BLOCCATA
+	tgtDeliv   = cfOf("BRSDLA00A01H501") // card CONSEGNATA DALLA PREFETTURA
+	tgtActive  = cfOf("BRSTTL00A01H501") // card ATTIVA
+	tgtCardBlk = cfOf("BRSSBN00A01H501") // card BLOCCATA
+	tgtOther   = cfOf("BRSTLL00A01H501") // OPERATORE of B, card ATTIVA
+	newCF      = "THDSDA95P08Z330H"      // a valid CF for INSERISCI_UTENTE (Thdsda Saida)
 )
+
+// matrixNames holds the surname and name of each person of the tests, by
+// the first six letters of the codice fiscale they give.
+var matrixNames = map[string][2]string{
+	"SNDLDA": {"Sindaco", "Aldo"}, "SCRLDA": {"Sicurezza", "Aldo"}, "PSTLDA": {"Postazioni", "Aldo"},
+	"PLZLDA": {"Polizia", "Aldo"}, "PRTLDA": {"Operatore", "Aldo"}, "SCRBCC": {"Sicurezza", "Bloccata"},
+	"SCRBLD": {"Sicurezza", "Ubaldo"}, "SCRBCI": {"Sicurezza", "Bice"}, "PSTBCI": {"Postazioni", "Bice"},
+	"SNDBCI": {"Sindaco", "Bice"}, "BRSGUO": {"Bersaglio", "Ugo"}, "BRSBCC": {"Bersaglio", "Bloccato"},
+	"BRSDLA": {"Bersaglio", "Dalia"}, "BRSTTL": {"Bersaglio", "Attilio"}, "BRSSBN": {"Bersaglio", "Sabina"},
+	"BRSTLL": {"Bersaglio", "Otello"},
+	"NVUNVU": {"Nuovi", "Nuova"}, "PRFTTR": {"Prefetti", "Ettore"}, "SCDTTR": {"Scaduti", "Ettore"},
+}
+
+// namesOf returns the surname and name of a person of the tests.
+func namesOf(t *testing.T, cf string) (surname, name string) {
+	t.Helper()
+	n, ok := matrixNames[cf[:6]]
+	if !ok {
+		t.Fatalf("no surname and name for %s in matrixNames", cf)
+	}
+	return n[0], n[1]
+}
 
 func cfOf(first15 string) string { return first15 + string(codfisc.CheckLetter(first15)) }
 
@@ -70,7 +95,7 @@ var matrixPeople = []person{
 	{opALSBlock, comA, []domain.Profile{domain.ALS}, domain.UtenzaBloccata, domain.CardAttiva},
 	{opALSOther, comB, []domain.Profile{domain.ALS}, domain.UtenzaAttiva, domain.CardAttiva},
 	{opALPOther, comB, []domain.Profile{domain.ALP}, domain.UtenzaAttiva, domain.CardAttiva},
-	{cfOf("ASCBBB00A01H501"), comB, []domain.Profile{domain.ASC}, domain.UtenzaAttiva, domain.CardAttiva},
+	{ascOther, comB, []domain.Profile{domain.ASC}, domain.UtenzaAttiva, domain.CardAttiva},
 	{tgtUser, comA, []domain.Profile{domain.Operatore}, domain.UtenzaAttiva, ""},
 	{tgtBlocked, comA, []domain.Profile{domain.Operatore}, domain.UtenzaBloccata, ""},
 	{tgtDeliv, comA, []domain.Profile{domain.Operatore}, domain.UtenzaAttiva, domain.CardConsegnata},
@@ -97,7 +122,8 @@ func matrixStore(t *testing.T, c *certEnv, people []person) {
 			}
 		}
 		for _, p := range people {
-			pe := &domain.Person{CF: p.cf, Surname: "Prova", Name: "Persona"}
+			surname, name := namesOf(t, p.cf)
+			pe := &domain.Person{CF: p.cf, Surname: surname, Name: name}
 			if p.card != "" {
 				n++
 				pe.Card = fmt.Sprintf("MX%010d", n) // not the sequence's SC serials
@@ -538,7 +564,7 @@ func TestInserisciWithSpacedCFIsTheSamePerson(t *testing.T) {
 	spaced := opALP[:6] + " " + opALP[6:] // same person, as typed in a spreadsheet
 	cols := []string{richieste.ColOperazione, richieste.ColOperatore, richieste.ColCF, richieste.ColCognome, richieste.ColNome,
 		richieste.ColEmail, richieste.ColProfili, richieste.ColCard, richieste.ColAmbiente}
-	vals := []string{"INSERISCI_UTENTE", opALS, spaced, "Prova", "Persona", "alpaaa@example.it", "OPERATORE", "NO", "PRODUZIONE"}
+	vals := []string{"INSERISCI_UTENTE", opALS, spaced, "Postazioni", "Aldo", "pstlda@example.it", "OPERATORE", "NO", "PRODUZIONE"}
 	line := applyRow(t, c, comA, cols, vals)
 	if line.Outcome != esito.Scartato {
 		t.Errorf("INSERISCI_UTENTE of the existing only ALP (CF with a space) was applied: %s %s %q; want SCARTATO (UTENZA_ESISTENTE or COMUNE_SENZA_ALP)",
@@ -565,7 +591,7 @@ func TestInserisciWithSpacedCFIsTheSamePerson(t *testing.T) {
 // left, whose prefettura could not deliver it.
 func TestNuovaSCIsForTheRequestingComune(t *testing.T) {
 	c := newCertEnv(t)
-	x := cfOf("XNUOVA00A01H501")
+	x := cfOf("NVUNVU00A01H501")
 	people := append(append([]person{}, matrixPeople...), person{x, comA, []domain.Profile{domain.Operatore}, domain.UtenzaCancellata, domain.CardAttiva})
 	matrixStore(t, c, people)
 	// x left Roma (utenza deleted; card kept because he works in Milano).
@@ -617,7 +643,7 @@ func TestInserisciDoesNotRenamePersonOfOtherComune(t *testing.T) {
 	t.Logf("esito: %s %s %q", line.Outcome, line.Code, line.Message)
 	c.env.Store.View(func(tx *store.Tx) error {
 		p, _ := tx.Person(opASC)
-		if p.Surname != "Prova" || p.Name != "Persona" {
+		if p.Surname != "Sindaco" || p.Name != "Aldo" {
 			t.Errorf("the sindaco of %s was renamed %s %s by a request of comune %s", comA, p.Surname, p.Name, comB)
 		}
 		return nil
@@ -632,7 +658,7 @@ func TestInserisciDoesNotRenamePersonOfOtherComune(t *testing.T) {
 func TestCardTakeoverAcrossComuniFails(t *testing.T) {
 	c := newCertEnv(t)
 	matrixStore(t, c, matrixPeople)
-	sindacoB := cfOf("ASCBBB00A01H501")
+	sindacoB := ascOther
 	var serial string
 	c.env.Store.View(func(tx *store.Tx) error {
 		p, _ := tx.Person(sindacoB)
@@ -640,7 +666,7 @@ func TestCardTakeoverAcrossComuniFails(t *testing.T) {
 		return nil
 	})
 	ins := applyRow(t, c, comA, []string{"Operazione", "Operatore", "Codice Fiscale", "Cognome", "Nome", "Email", "Profili", "Smart Card", "Ambiente"},
-		[]string{"INSERISCI_UTENTE", opALS, sindacoB, "Prova", "Persona", "attaccante@example.it", "OPERATORE", "SI", "PRODUZIONE"})
+		[]string{"INSERISCI_UTENTE", opALS, sindacoB, "Sindaco", "Bice", "attaccante@example.it", "OPERATORE", "SI", "PRODUZIONE"})
 	if ins.Outcome != esito.OK {
 		t.Fatalf("the insert of a person registered elsewhere is legitimate: %+v", ins)
 	}

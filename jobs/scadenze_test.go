@@ -379,7 +379,7 @@ func TestScadenzeSecondRunSameDayWarns(t *testing.T) {
 // from the comune where he works) is warned (docs/rules.md#expiry).
 func TestCardExpiryWarnsTheComuneWhereTheHolderWorks(t *testing.T) {
 	c := newCertEnv(t)
-	x := cfOf("XSCADE00A01H501")
+	x := cfOf("SCDTTR00A01H501")
 	people := append(append([]person{}, matrixPeople...), person{x, comA, []domain.Profile{domain.Operatore}, domain.UtenzaCancellata, domain.CardAttiva})
 	matrixStore(t, c, people)
 	var serial string
