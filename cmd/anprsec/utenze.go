@@ -70,6 +70,7 @@ comune without its sindaco (ASC), an ALS or an ALP among its active utenze.
 		sub.MarkFlagRequired("motivo")
 		cmd.AddCommand(sub)
 	}
+	cmd.AddCommand(a.eccezioneCFCmd())
 	var comune string
 	list := &cobra.Command{
 		Use:   "list --comune ISTAT",

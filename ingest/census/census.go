@@ -73,6 +73,18 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 		return ingest.Result{Refused: true, Code: "FOGLIO_MANCANTE", Message: fmt.Sprintf("manca il foglio %q (fogli presenti: %s)", SheetUsers, strings.Join(wb.SheetNames(), ", "))}, nil
 	}
 	v := &Validator{Comuni: g.Comuni}
+	if err := g.Store.View(func(tx *store.Tx) error {
+		ex, err := tx.CFExceptions()
+		for cf, e := range ex {
+			if v.Exceptions == nil {
+				v.Exceptions = map[string]string{}
+			}
+			v.Exceptions[cf] = e.Motivo
+		}
+		return err
+	}); err != nil {
+		return ingest.Result{}, err
+	}
 	var items []item
 	seen := map[string]int{} // istat/cf -> row
 	err = readSheet(wb, usersSheet, UserColumns, nil, g.MaxRows, func(h *header, cells []string, row int) {
@@ -388,6 +400,9 @@ func (g *Ingester) applyUser(tx *store.Tx, src store.Source, r *UserRow) (code, 
 	notes := []string{note}
 	if renamed != "" {
 		notes = append(notes, renamed)
+	}
+	if r.Exception != "" {
+		notes = append(notes, "codice fiscale ammesso per eccezione (cognome, nome e luogo di nascita non verificati): "+r.Exception)
 	}
 	if r.Card {
 		serial, err := lifecycle.RequestCard(tx, src, p, r.ISTAT, g.CardPrefix)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xuri/excelize/v2"
 
+	"anprsec/codfisc"
 	"anprsec/domain"
 	"anprsec/drop"
 	"anprsec/ingest"
@@ -320,5 +321,44 @@ func TestRowBlankRightOfHeaderIsSkipped(t *testing.T) {
 		if g := got[k]; g == nil || g[0] != "OK" {
 			t.Errorf("%s = %q, want OK", k, g)
 		}
+	}
+}
+
+// TestCFExceptionLetsARealCodePass: a real codice fiscale whose letters do
+// not follow its holder's name, and whose birthplace code is not in the
+// table, is refused until the back-office records an exception for it;
+// then the row passes and its receipt says so (docs/rules.md#census).
+func TestCFExceptionLetsARealCodePass(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	odd := "XYZWKJ70A01Z854" + string(codfisc.CheckLetter("XYZWKJ70A01Z854")) // letters of nobody's name, no state Z854
+	rows := [][]any{
+		{"058091", "Roma", "RSSMRA68A01H501Y", "Rossi", "Mario", "M", "01/01/1968", "mario@example.it", "", "ASC", "SI", "PRODUZIONE"},
+		{"058091", "Roma", "VRDGPP80A01H501U", "Verdi", "Giuseppe", "M", "01/01/1980", "giuseppe@example.it", "", "ALS", "SI", "PRODUZIONE"},
+		{"058091", "Roma", "GLLSRA82E50H501I", "Galli", "Sara", "F", "10/05/1982", "sara@example.it", "", "ALP", "SI", "PRODUZIONE"},
+		{"058091", "Roma", odd, "Esposito", "Maria", "M", "01/01/1970", "maria@example.it", "", "OPERATORE", "NO", "PRODUZIONE"},
+	}
+	writeWorkbook(t, filepath.Join(dir, "1.xlsx"), rows, nil)
+	h.drop(filepath.Join(dir, "1.xlsx"), "1.xlsx")
+	h.run()
+	if g := h.esito("1.xlsx")["Utenti:5"]; g == nil || g[0] != "SCARTATO" || g[1] != "CF_LUOGO" {
+		t.Fatalf("without an exception: %q, want SCARTATO CF_LUOGO", g)
+	}
+
+	if err := h.st.Update(func(tx *store.Tx) error {
+		return tx.PutCFException(&store.CFException{CF: odd, Motivo: "codice attribuito per errore, certificato dell'Agenzia n. 123", Created: tx.Now})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rows[3][7] = "maria.e@example.it" // another file: the same content would be a duplicate
+	writeWorkbook(t, filepath.Join(dir, "2.xlsx"), rows, nil)
+	h.drop(filepath.Join(dir, "2.xlsx"), "2.xlsx")
+	h.run()
+	g := h.esito("2.xlsx")["Utenti:5"]
+	if g == nil || g[0] != "OK" || g[1] != "CREATA" || !strings.Contains(g[2], "ammesso per eccezione") || !strings.Contains(g[2], "Agenzia n. 123") {
+		t.Errorf("with an exception: %q, want OK CREATA noting the exception", g)
+	}
+	if g := h.esito("2.xlsx")["Utenti:2"]; g == nil || strings.Contains(g[2], "eccezione") {
+		t.Errorf("a row without exception mentions one: %q", g)
 	}
 }

@@ -54,6 +54,7 @@ type UserRow struct {
 	Profiles     []domain.Profile
 	Card         bool
 	Environments []domain.Environment
+	Exception    string // the reason of the CF's exception, when it has one
 }
 
 // rowError is a refusal of a row: a code and a message naming the column.
@@ -74,6 +75,9 @@ type Validator struct {
 	// Now gives today's date, for the birth dates a codice fiscale allows;
 	// nil means time.Now.
 	Now func() time.Time
+	// Exceptions are the codici fiscali that pass the checks of surname,
+	// name and birthplace, with the reason (store.CFException).
+	Exceptions map[string]string
 }
 
 func (v *Validator) today() time.Time {
@@ -189,7 +193,8 @@ func (v *Validator) unknownComune(where, code string) *rowError {
 // userCF sets u.CF and returns the parsed codice fiscale, whose place of
 // birth is a comune or a foreign state whose code was in use on the birth
 // date: the Data di nascita of the row when it is a date that agrees with
-// the code, otherwise any date the code allows.
+// the code, otherwise any date the code allows. A code with an exception
+// skips the birthplace check (u.Exception says why).
 func (v *Validator) userCF(h *header, cells []string, u *UserRow) (codfisc.CF, *rowError) {
 	rawCF := h.cell(cells, ColCF)
 	u.CF = codfisc.Normalize(rawCF)
@@ -199,6 +204,10 @@ func (v *Validator) userCF(h *header, cells []string, u *UserRow) (codfisc.CF, *
 	cf, err := codfisc.Parse(u.CF)
 	if err != nil {
 		return codfisc.CF{}, refuse("CF", "%s: %q: %v", h.where(ColCF), rawCF, err)
+	}
+	if motivo, ok := v.Exceptions[u.CF]; ok {
+		u.Exception = motivo
+		return cf, nil
 	}
 	dates := cf.BirthDates(v.today())
 	if d, err := parseDate(h.cell(cells, ColNascita)); err == nil && cf.Matches(d) {
@@ -215,13 +224,16 @@ func (v *Validator) userCF(h *header, cells []string, u *UserRow) (codfisc.CF, *
 
 // userNames sets u.Surname and u.Name; both are required, and give the
 // first six letters of the codice fiscale (CF_NOMINATIVO names the part
-// that does not).
+// that does not), unless the code has an exception.
 func userNames(h *header, cells []string, u *UserRow, cf codfisc.CF) *rowError {
 	if u.Surname = h.cell(cells, ColCognome); u.Surname == "" {
 		return refuse("COGNOME", "%s: cognome mancante", h.where(ColCognome))
 	}
 	if u.Name = h.cell(cells, ColNome); u.Name == "" {
 		return refuse("NOME", "%s: nome mancante", h.where(ColNome))
+	}
+	if u.Exception != "" {
+		return nil
 	}
 	if err := cf.CheckNames(u.Surname, u.Name); err != nil {
 		var ne *codfisc.NameError

@@ -388,6 +388,11 @@ func (p *Processor) utente(tx *store.Tx, src store.Source, t *table.Table, r *ta
 		return "", "", nil, err
 	}
 	v := census.Validator{Comuni: p.Comuni}
+	if motivo, ok, err := tx.HasCFException(cf); err != nil {
+		return "", "", nil, err
+	} else if ok {
+		v.Exceptions = map[string]string{cf: motivo}
+	}
 	row, code, msg := v.UserFields(fields, r.Line)
 	if row == nil {
 		msg = columnLetters.ReplaceAllString(msg, "colonna $1")
