@@ -56,9 +56,8 @@ type Table struct {
 func Default() *Table { return defaultTable() }
 
 var defaultTable = sync.OnceValue(func() *Table {
-	p := DefaultPlaces()
-	t := &Table{all: comuniOf(p), pref: defaultPrefetture(), places: p}
-	if err := t.index(make([]int, len(t.all))); err != nil {
+	t, err := FromPlaces(DefaultPlaces())
+	if err != nil {
 		panic("istat: embedded luoghi.csv.gz: " + err.Error())
 	}
 	return t

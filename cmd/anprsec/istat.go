@@ -1,13 +1,20 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"anprsec/istat"
+	"anprsec/store"
 )
 
 func init() { extraCommands = append(extraCommands, (*app).istatCmd) }
@@ -22,7 +29,7 @@ states) with their periods of validity, and the comuni of today with their
 ISTAT codes. Sources, dates and licences: docs/reference-data.md.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(a.istatCercaCmd())
+	cmd.AddCommand(a.istatCercaCmd(), a.istatAggiornaCmd())
 	return cmd
 }
 
@@ -38,7 +45,7 @@ ISTAT code, period of validity and, for a comune that ceased, the comune
 that took over when the table tells it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			places := istat.DefaultPlaces()
+			places := a.placesForLookup(cmd)
 			found := places.Search(args[0], limit+1)
 			if len(found) == 0 {
 				return fmt.Errorf("nessun comune o stato estero per %q", args[0])
@@ -79,4 +86,186 @@ func printPlaces(w io.Writer, places *istat.Places, found []istat.Place) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Belfiore, p.Name, where, code, p.Period(), next)
 	}
 	tw.Flush()
+}
+
+// placesMetaKey keeps, in the store, the table of places loaded with
+// istat aggiorna.
+const placesMetaKey = "istat-luoghi"
+
+// storedPlaces is the table loaded with istat aggiorna: the places format,
+// gzip'd.
+type storedPlaces struct {
+	Date string `json:"date"`
+	File string `json:"file"`
+	Gz   []byte `json:"gz"`
+}
+
+// placesInForce returns the table of places in force: the one loaded with
+// istat aggiorna when its data are later than the embedded table's, else
+// the embedded one.
+func placesInForce(tx *store.Tx) (*istat.Places, error) {
+	var sp storedPlaces
+	err := tx.Meta(placesMetaKey, &sp)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && sp.Date <= istat.DefaultPlaces().Date()) {
+		return istat.DefaultPlaces(), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(sp.Gz))
+	if err != nil {
+		return nil, fmt.Errorf("tabella dei luoghi caricata il %s: %w", sp.Date, err)
+	}
+	return istat.LoadPlaces(zr)
+}
+
+// withPlacesInForce gives tab the table of places in force in the store:
+// the comuni of today come from it too, unless istat.comuni_csv names
+// another list.
+func (a *app) withPlacesInForce(st *store.Store, tab *istat.Table) (*istat.Table, error) {
+	var p *istat.Places
+	if err := st.View(func(tx *store.Tx) (err error) {
+		p, err = placesInForce(tx)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if p == istat.DefaultPlaces() {
+		return tab, nil
+	}
+	if a.cfg.ISTAT.ComuniCSV != "" {
+		return tab.WithPlaces(p), nil
+	}
+	return istat.FromPlaces(p)
+}
+
+// placesForLookup returns the table of places in force for istat cerca:
+// the store's when it can be read, else (before init, or while the daemon
+// holds the store) the embedded one, saying so.
+func (a *app) placesForLookup(cmd *cobra.Command) *istat.Places {
+	if a.cfg == nil {
+		return istat.DefaultPlaces()
+	}
+	if _, err := os.Stat(a.cfg.Path(a.cfg.DataDir)); err != nil {
+		return istat.DefaultPlaces()
+	}
+	st, err := a.openStore()
+	if err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "(tabella incorporata, dati al %s: archivio dell'installazione non leggibile: %v)\n", istat.DefaultPlaces().Date(), err)
+		return istat.DefaultPlaces()
+	}
+	defer st.Close()
+	var p *istat.Places
+	if err := st.View(func(tx *store.Tx) (err error) {
+		p, err = placesInForce(tx)
+		return err
+	}); err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "(tabella incorporata: %v)\n", err)
+		return istat.DefaultPlaces()
+	}
+	return p
+}
+
+// minShare is the least share of the comuni in force that an archive must
+// hold to replace the table: ANPR publishes the whole archive, so a file
+// with far fewer comuni is an extract or a mistake.
+const minShare = 0.95
+
+func (a *app) istatAggiornaCmd() *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "aggiorna FILE [--yes]",
+		Short: "Update the table of comuni from the Ministry's ANPR archive (ANPR_archivio_comuni.csv)",
+		Long: `aggiorna reads the ANPR archive of comuni (ANPR_archivio_comuni.csv, the
+Ministry's open data, in its published layout), shows what it changes in the
+comuni in force (new, ceased, renamed, a comune's change of ISTAT code or
+province) and, on confirmation (or with --yes), keeps it in the store as the
+table in force, recorded in the history. The foreign states stay those of
+the embedded table. A file whose data are not later than the table in force,
+or that holds far fewer comuni than it, is refused. The daemon reads the
+table at its start: restart it after an update. Records, drop folders and
+prefetture of a comune that changed code are not moved.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			if err := a.checkSecrets(); err != nil {
+				return err
+			}
+			st, err := a.openStore()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			var cur *istat.Places
+			if err := st.View(func(tx *store.Tx) (err error) {
+				cur, err = placesInForce(tx)
+				return err
+			}); err != nil {
+				return err
+			}
+			p, err := istat.ReadArchive(bytes.NewReader(data), cur)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			if p.Date() <= cur.Date() {
+				return fmt.Errorf("%s: dati al %s, non successivi a quelli della tabella in uso (%s): nessuna modifica", args[0], p.Date(), cur.Date())
+			}
+			nNew, _, _, _ := p.Counts()
+			nCur, _, _, _ := cur.Counts()
+			if float64(nNew) < minShare*float64(nCur) {
+				return fmt.Errorf("%s: %d comuni in vigore contro %d della tabella in uso: non è l'archivio completo, nessuna modifica", args[0], nNew, nCur)
+			}
+			out := cmd.OutOrStdout()
+			changes := istat.Diff(cur, p)
+			fmt.Fprintf(out, "%s: dati al %s (tabella in uso: %s), %d comuni in vigore; %d modifiche:\n", args[0], p.Date(), cur.Date(), nNew, len(changes))
+			count := map[string]int{}
+			for _, c := range changes {
+				fmt.Fprintln(out, "  "+c.String())
+				count[c.Kind]++
+			}
+			if !yes && !confirm(cmd, "Applicare l'aggiornamento? [s/N] ") {
+				fmt.Fprintln(out, "nessuna modifica")
+				return nil
+			}
+			var plain bytes.Buffer
+			if err := istat.WritePlaces(&plain, p); err != nil {
+				return err
+			}
+			var gz bytes.Buffer
+			zw := gzip.NewWriter(&gz)
+			zw.Write(plain.Bytes())
+			if err := zw.Close(); err != nil {
+				return err
+			}
+			detail := fmt.Sprintf("%s: %d comuni in vigore; %d nuovi, %d cessati, %d rinominati, %d con nuovo codice ISTAT, %d con nuova provincia",
+				args[0], nNew, count["nuovo"], count["cessato"], count["rinominato"], count["codice ISTAT"], count["provincia"])
+			if err := st.Update(func(tx *store.Tx) error {
+				if err := tx.SetMeta(placesMetaKey, storedPlaces{Date: p.Date(), File: args[0], Gz: gz.Bytes()}); err != nil {
+					return err
+				}
+				return tx.Record(store.Source{Actor: operatorActor(), File: args[0]}, "istat.aggiorna", "istat", p.Date(), detail)
+			}); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "tabella aggiornata ai dati del %s (effetto al prossimo avvio del demone)\n", p.Date())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "apply without asking")
+	return cmd
+}
+
+// confirm asks a yes/no question on the command's input; anything but
+// s/si/y/yes, or no answer, is no.
+func confirm(cmd *cobra.Command, question string) bool {
+	fmt.Fprint(cmd.OutOrStdout(), question)
+	line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "s", "si", "sì", "y", "yes":
+		return true
+	}
+	return false
 }

@@ -189,6 +189,9 @@ func (a *app) openRunner(ctx context.Context) (r *schedules.Runner, closeFn func
 	if err != nil {
 		return nil, nil, err
 	}
+	if tab, err = a.withPlacesInForce(st, tab); err != nil {
+		return nil, nil, err
+	}
 	env := &jobs.Env{Config: a.cfg, Store: st, Drop: dr, Comuni: tab, Log: a.log, Loc: a.loc()}
 	// The seal key is needed only by the jobs that seal secrets: a missing
 	// file leaves Sealer nil (those jobs then fail with a hint); a bad one

@@ -62,16 +62,17 @@ func scriptParams(dir string) testscript.Params {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"esito":       cmdEsito,
-			"esitolines":  cmdEsitoLines,
-			"perm":        cmdPerm,
-			"size":        cmdSize,
-			"nocleartext": cmdNoCleartext,
-			"replace":     cmdReplace,
-			"waitfor":     cmdWaitFor,
-			"zipcmp":      cmdZipCmp,
-			"pgpdecrypt":  cmdPGPDecrypt,
-			"globcp":      cmdGlobCp,
+			"esito":        cmdEsito,
+			"esitolines":   cmdEsitoLines,
+			"perm":         cmdPerm,
+			"size":         cmdSize,
+			"nocleartext":  cmdNoCleartext,
+			"replace":      cmdReplace,
+			"waitfor":      cmdWaitFor,
+			"zipcmp":       cmdZipCmp,
+			"pgpdecrypt":   cmdPGPDecrypt,
+			"globcp":       cmdGlobCp,
+			"anprarchivio": cmdAnprArchive,
 		},
 	}
 }
