@@ -66,7 +66,7 @@ func TestDiffShowsWhatAnUpdateChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := cur.withCode("M999", nil)           // before M999 was created
+	old := cur.withCode("M999", nil)            // before M999 was created
 	old = old.withCode("M432", DefaultPlaces()) // Misiliscemi as embedded
 	old = old.withCode("F478", []Place{{Belfiore: "F478", ISTAT: "041033", Name: "Montecopiolo", Sigla: "PU", From: day("1998-09-04")}})
 	var got []string
