@@ -826,3 +826,29 @@ func TestAddressChangeOfACardOnItsWayIsToldToThePreviousAddress(t *testing.T) {
 		t.Errorf("address-change notices to %v, want the previous address %s", to, old)
 	}
 }
+
+// TestInserisciOfACodeWithAnExceptionSaysSo: a console request inserting a
+// person whose real codice fiscale breaks the rules (letters of another
+// name, a birthplace code in no table) is refused until the back-office
+// records an exception for that code; then it is applied and its receipt
+// says the code was let through by the exception (docs/rules.md#census).
+func TestInserisciOfACodeWithAnExceptionSaysSo(t *testing.T) {
+	c := newCertEnv(t)
+	matrixStore(t, c, matrixPeople)
+	odd := cfOf("XYZWKJ70A01Z854")
+	cols := []string{richieste.ColOperazione, richieste.ColOperatore, richieste.ColCF, richieste.ColCognome, richieste.ColNome,
+		richieste.ColEmail, richieste.ColProfili, richieste.ColCard, richieste.ColAmbiente}
+	vals := []string{"INSERISCI_UTENTE", opALS, odd, "Esposito", "Maria", "maria@example.it", "OPERATORE", "NO", "PRODUZIONE"}
+	if line, _ := tryRow(t, c, comA, cols, vals); line.Outcome != esito.Scartato || line.Code != "CF_LUOGO" {
+		t.Fatalf("without an exception: %s %s %q, want SCARTATO CF_LUOGO", line.Outcome, line.Code, line.Message)
+	}
+	if err := c.env.Store.Update(func(tx *store.Tx) error {
+		return tx.PutCFException(&store.CFException{CF: odd, Motivo: "codice attribuito per errore", Created: tx.Now})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	line := applyRow(t, c, comA, cols, vals)
+	if line.Outcome != esito.OK || !strings.Contains(line.Message, "ammesso per eccezione") || !strings.Contains(line.Message, "codice attribuito per errore") {
+		t.Errorf("with an exception: %s %s %q, want OK noting the exception", line.Outcome, line.Code, line.Message)
+	}
+}
