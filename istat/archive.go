@@ -41,54 +41,17 @@ func ReadArchive(r io.Reader, base *Places) (*Places, error) {
 	cr := csv.NewReader(bytes.NewReader(data))
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
-	head, err := cr.Read()
+	col, err := archiveHeader(cr)
 	if err != nil {
-		return nil, fmt.Errorf("istat: the archive has no header: %w", lineErr(err))
-	}
-	col := map[string]int{}
-	for i, h := range head {
-		col[strings.ToUpper(strings.TrimSpace(h))] = i
-	}
-	for _, want := range archiveColumns {
-		if _, ok := col[want]; !ok {
-			return nil, fmt.Errorf("istat: line 1: not an ANPR archive of comuni: no column %s", want)
-		}
+		return nil, err
 	}
 	p := &Places{all: make([]Place, 0, 20000)}
-	latest := ""
-	for {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("istat: %w", lineErr(err))
-		}
-		line, _ := cr.FieldPos(0)
-		get := func(name string) string {
-			if i := col[name]; i < len(rec) {
-				return strings.TrimSpace(rec[i])
-			}
-			return ""
-		}
-		if code := get("CODCATASTALE"); blankRecord(rec) || get("STATO") == "D" || code == "" || code == "ND" {
-			continue // nothing, a comune still to be instituted, or one without a Belfiore code
-		}
-		pl, err := archivePlace(get)
-		if err != nil {
-			return nil, fmt.Errorf("istat: line %d: %w", line, err)
-		}
-		for _, d := range []string{get("DATAISTITUZIONE"), get("DATACESSAZIONE"), get("DATAULTIMOAGG")} {
-			if d != openEnd && d > latest && isISODate(d) {
-				latest = d
-			}
-		}
-		p.all = append(p.all, pl)
+	if p.all, p.date, err = archiveRows(cr, col, p.all); err != nil {
+		return nil, err
 	}
 	if len(p.all) == 0 {
 		return nil, errors.New("istat: the archive holds no comuni")
 	}
-	p.date = latest
 	if base != nil {
 		for _, pl := range base.all {
 			if pl.Foreign() {
@@ -102,6 +65,60 @@ func ReadArchive(r io.Reader, base *Places) (*Places, error) {
 		p.namesAs(base)
 	}
 	return p, nil
+}
+
+// archiveHeader reads the header row of the archive: the index of each
+// column by name.
+func archiveHeader(cr *csv.Reader) (map[string]int, error) {
+	head, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("istat: the archive has no header: %w", lineErr(err))
+	}
+	col := map[string]int{}
+	for i, h := range head {
+		col[strings.ToUpper(strings.TrimSpace(h))] = i
+	}
+	for _, want := range archiveColumns {
+		if _, ok := col[want]; !ok {
+			return nil, fmt.Errorf("istat: line 1: not an ANPR archive of comuni: no column %s", want)
+		}
+	}
+	return col, nil
+}
+
+// archiveRows appends the places of the archive's rows to out, and returns
+// the latest date of the file.
+func archiveRows(cr *csv.Reader, col map[string]int, out []Place) ([]Place, string, error) {
+	latest := ""
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return out, latest, nil
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("istat: %w", lineErr(err))
+		}
+		line, _ := cr.FieldPos(0)
+		get := func(name string) string {
+			if i := col[name]; i < len(rec) {
+				return strings.TrimSpace(rec[i])
+			}
+			return ""
+		}
+		if code := get("CODCATASTALE"); blankRecord(rec) || get("STATO") == "D" || code == "" || code == "ND" {
+			continue // nothing, a comune still to be instituted, or one without a Belfiore code
+		}
+		pl, err := archivePlace(get)
+		if err != nil {
+			return nil, "", fmt.Errorf("istat: line %d: %w", line, err)
+		}
+		for _, d := range []string{get("DATAISTITUZIONE"), get("DATACESSAZIONE"), get("DATAULTIMOAGG")} {
+			if d != openEnd && d > latest && isISODate(d) {
+				latest = d
+			}
+		}
+		out = append(out, pl)
+	}
 }
 
 // archivePlace builds and checks the place of one row of the archive.
@@ -191,50 +208,61 @@ func (c Change) String() string {
 // code or province, by Belfiore code.
 func Diff(old, cur *Places) []Change {
 	var out []Change
-	last := func(p *Places, code string) (Place, bool) {
-		idx := p.byCode[code]
-		if len(idx) == 0 {
-			return Place{}, false
-		}
-		return p.all[idx[len(idx)-1]], true
+	for _, code := range comuneCodes(old, cur) {
+		o, _ := old.last(code)
+		n, okNew := cur.last(code)
+		out = append(out, changesOf(o, n, okNew)...)
 	}
-	codes := map[string]bool{}
-	for _, p := range []*Places{old, cur} {
+	return out
+}
+
+// comuneCodes returns the Belfiore codes of comuni in either table, sorted.
+func comuneCodes(ps ...*Places) []string {
+	var codes []string
+	for _, p := range ps {
 		for code := range p.byCode {
 			if code[0] != 'Z' {
-				codes[code] = true
+				codes = append(codes, code)
 			}
 		}
 	}
-	for _, code := range slices.Sorted(func(yield func(string) bool) {
-		for c := range codes {
-			if !yield(c) {
-				return
-			}
+	slices.Sort(codes)
+	return slices.Compact(codes)
+}
+
+// last returns the latest period of code.
+func (p *Places) last(code string) (Place, bool) {
+	idx := p.byCode[code]
+	if len(idx) == 0 {
+		return Place{}, false
+	}
+	return p.all[idx[len(idx)-1]], true
+}
+
+// changesOf compares the latest periods of a code before (o, zero if
+// absent) and after (n, okNew false if absent).
+func changesOf(o, n Place, okNew bool) []Change {
+	inOld, inNew := o.Belfiore != "" && o.InForce(), okNew && n.InForce()
+	switch {
+	case !inOld && inNew:
+		return []Change{{Kind: "nuovo", New: n}}
+	case inOld && !inNew:
+		if !okNew {
+			n = o
 		}
-	}) {
-		o, okOld := last(old, code)
-		n, okNew := last(cur, code)
-		inOld, inNew := okOld && o.InForce(), okNew && n.InForce()
-		switch {
-		case !inOld && inNew:
-			out = append(out, Change{Kind: "nuovo", New: n})
-		case inOld && !inNew:
-			if !okNew {
-				n = o
-			}
-			out = append(out, Change{Kind: "cessato", Old: o, New: n})
-		case inOld && inNew:
-			if !SameName(o.Name, n.Name) {
-				out = append(out, Change{Kind: "rinominato", Old: o, New: n})
-			}
-			if o.ISTAT != n.ISTAT {
-				out = append(out, Change{Kind: "codice ISTAT", Old: o, New: n})
-			}
-			if o.Sigla != n.Sigla {
-				out = append(out, Change{Kind: "provincia", Old: o, New: n})
-			}
-		}
+		return []Change{{Kind: "cessato", Old: o, New: n}}
+	case !inOld:
+		return nil
+	}
+	var out []Change
+	if !SameName(o.Name, n.Name) {
+		out = append(out, Change{Kind: "rinominato", Old: o, New: n})
+	}
+	if o.ISTAT != n.ISTAT {
+		out = append(out, Change{Kind: "codice ISTAT", Old: o, New: n})
+	}
+	if o.Sigla != n.Sigla {
+		out = append(out, Change{Kind: "provincia", Old: o, New: n})
 	}
 	return out
 }

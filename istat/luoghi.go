@@ -184,14 +184,8 @@ func placeOf(rec []string) (Place, error) {
 	if pl.Name == "" {
 		return Place{}, fmt.Errorf("%s has no name", pl.Belfiore)
 	}
-	var err error
-	if pl.From, err = time.Parse(time.DateOnly, rec[2]); err != nil {
-		return Place{}, fmt.Errorf("%s: start %q is not a date YYYY-MM-DD", pl.Belfiore, rec[2])
-	}
-	if rec[3] != "" {
-		if pl.Until, err = time.Parse(time.DateOnly, rec[3]); err != nil || pl.Until.Before(pl.From) {
-			return Place{}, fmt.Errorf("%s: end %q is not a date YYYY-MM-DD on or after the start", pl.Belfiore, rec[3])
-		}
+	if err := pl.setPeriod(rec[2], rec[3]); err != nil {
+		return Place{}, err
 	}
 	if !pl.Foreign() {
 		if pl.Region = regions[rec[5]]; pl.Region == "" && rec[5] != "" && rec[5] != "EX" && rec[5] != "00" {
@@ -199,6 +193,21 @@ func placeOf(rec []string) (Place, error) {
 		}
 	}
 	return pl, nil
+}
+
+// setPeriod sets the period from its first and last day (YYYY-MM-DD; an
+// empty last day for a period in force).
+func (pl *Place) setPeriod(from, until string) error {
+	var err error
+	if pl.From, err = time.Parse(time.DateOnly, from); err != nil {
+		return fmt.Errorf("%s: start %q is not a date YYYY-MM-DD", pl.Belfiore, from)
+	}
+	if until != "" {
+		if pl.Until, err = time.Parse(time.DateOnly, until); err != nil || pl.Until.Before(pl.From) {
+			return fmt.Errorf("%s: end %q is not a date YYYY-MM-DD on or after the start", pl.Belfiore, until)
+		}
+	}
+	return nil
 }
 
 func (p *Places) index() {

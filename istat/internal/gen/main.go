@@ -281,6 +281,34 @@ func readCityJS(path string) (map[string]today, error) {
 // names and ISTAT codes of today's comuni from ISTAT's list, and the foreign
 // states. It fails unless the comuni in force are exactly ISTAT's list.
 func merge(byCode map[string][]period, places []place, now map[string]today) ([]period, error) {
+	states, err := applyLater(byCode, places, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := applyToday(byCode, now); err != nil {
+		return nil, err
+	}
+	var rows []period
+	for _, ps := range byCode {
+		rows = append(rows, compact(ps)...)
+	}
+	rows = append(rows, states...)
+	slices.SortFunc(rows, func(a, b period) int {
+		return cmp.Or(strings.Compare(a.belfiore, b.belfiore), strings.Compare(a.from, b.from),
+			strings.Compare(a.until, b.until), strings.Compare(a.istat, b.istat), strings.Compare(a.name, b.name))
+	})
+	for i := 1; i < len(rows); i++ {
+		if a, b := rows[i-1], rows[i]; a.belfiore == b.belfiore && b.from <= a.until {
+			log.Printf("warning: %s: periods %s..%s and %s..%s overlap", a.belfiore, a.from, a.until, b.from, b.until)
+		}
+	}
+	return rows, nil
+}
+
+// applyLater brings the archive's periods up to date with the marketto data
+// set (comuni created, or ceased, after the archive) and returns the
+// foreign states.
+func applyLater(byCode map[string][]period, places []place, now map[string]today) ([]period, error) {
 	var states []period
 	for _, pl := range places {
 		if pl.code[0] == 'Z' {
@@ -306,9 +334,12 @@ func merge(byCode map[string][]period, places []place, now map[string]today) ([]
 			log.Printf("%s %s: ceased on %s, after the ANPR archive", pl.code, last.name, last.until)
 		}
 	}
+	return states, nil
+}
 
-	// Today's comuni: the ISTAT list gives the names; every comune in force
-	// must be there under the same ISTAT code, and nothing else.
+// applyToday names today's comuni as ISTAT's list does: every comune in
+// force must be there under the same ISTAT code, and nothing else.
+func applyToday(byCode map[string][]period, now map[string]today) error {
 	seen := map[string]bool{}
 	for code, ps := range byCode {
 		last := &ps[len(ps)-1]
@@ -317,47 +348,39 @@ func merge(byCode map[string][]period, places []place, now map[string]today) ([]
 		}
 		t, ok := now[last.istat]
 		if !ok {
-			return nil, fmt.Errorf("%s %s (%s): in force, but not in ISTAT's list of today", code, last.name, last.istat)
+			return fmt.Errorf("%s %s (%s): in force, but not in ISTAT's list of today", code, last.name, last.istat)
 		}
 		if seen[last.istat] {
-			return nil, fmt.Errorf("ISTAT code %s in force for two Belfiore codes", last.istat)
+			return fmt.Errorf("ISTAT code %s in force for two Belfiore codes", last.istat)
 		}
 		seen[last.istat] = true
-		was := fold(last.name)
-		name := repairName(t.name, last.name)
-		if fold(name) != was && fold(name) != fold(strings.Split(last.name, "/")[0]) {
-			// Renamed after the archive, on a day it does not tell.
-			log.Printf("%s: renamed %q -> %q after the ANPR archive", code, last.name, name)
-			last.name = name
-			continue
-		}
-		for i := range ps { // the periods under the same name, written as ISTAT writes it today
-			if fold(ps[i].name) == was {
-				ps[i].name = name
-			}
-		}
+		renameToday(code, ps, t)
 	}
 	for istat, t := range now {
 		if !seen[istat] {
-			return nil, fmt.Errorf("%s %s: in ISTAT's list of today, but no Belfiore code in force", istat, t.name)
+			return fmt.Errorf("%s %s: in ISTAT's list of today, but no Belfiore code in force", istat, t.name)
 		}
 	}
+	return nil
+}
 
-	var rows []period
-	for _, ps := range byCode {
-		rows = append(rows, compact(ps)...)
+// renameToday writes the name of ISTAT's list on the periods of a code in
+// force under the same name, or only on the last one when the comune was
+// renamed after the archive (on a day it does not tell).
+func renameToday(code string, ps []period, t today) {
+	last := &ps[len(ps)-1]
+	was := fold(last.name)
+	name := repairName(t.name, last.name)
+	if fold(name) != was && fold(name) != fold(strings.Split(last.name, "/")[0]) {
+		log.Printf("%s: renamed %q -> %q after the ANPR archive", code, last.name, name)
+		last.name = name
+		return
 	}
-	rows = append(rows, states...)
-	slices.SortFunc(rows, func(a, b period) int {
-		return cmp.Or(strings.Compare(a.belfiore, b.belfiore), strings.Compare(a.from, b.from),
-			strings.Compare(a.until, b.until), strings.Compare(a.istat, b.istat), strings.Compare(a.name, b.name))
-	})
-	for i := 1; i < len(rows); i++ {
-		if a, b := rows[i-1], rows[i]; a.belfiore == b.belfiore && b.from <= a.until {
-			log.Printf("warning: %s: periods %s..%s and %s..%s overlap", a.belfiore, a.from, a.until, b.from, b.until)
+	for i := range ps {
+		if fold(ps[i].name) == was {
+			ps[i].name = name
 		}
 	}
-	return rows, nil
 }
 
 // statePeriod turns a foreign state of the marketto set into a row. The set
