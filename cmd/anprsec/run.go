@@ -73,7 +73,7 @@ func (a *app) serveOps(ctx context.Context, r *schedules.Runner, bg *sync.WaitGr
 	}
 	srv := ops.New(ops.Options{
 		Store: r.Store(), Schedules: r, Jobs: names,
-		KeyAlgorithm: a.cfg.PKI.KeyAlgorithm, DataDir: a.cfg.Path(a.cfg.DataDir), Log: a.log,
+		KeyAlgorithm: a.cfg.PKI.KeyAlgorithm, DataDir: a.cfg.Path(a.cfg.DataDir), Address: addr, Log: a.log,
 	})
 	r.OnRunEnd = srv.ObserveRun
 	ln, err := ops.Listen(addr)
