@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"anprsec/internal/clip"
 )
 
 // FileState is the progress of an input file.
@@ -145,8 +147,14 @@ func runKey(job string, start time.Time) string {
 	return fmt.Sprintf("r/%s/%016x", job, start.UnixNano())
 }
 
-// PutRun stores a run record and makes it the job's last run.
+// MaxRunError bounds Run.Error in bytes: an error may quote what a file
+// held.
+const MaxRunError = 4096
+
+// PutRun stores a run record and makes it the job's last run. An Error
+// longer than MaxRunError is cut (clip.String), in r too.
 func (tx *Tx) PutRun(r *Run) error {
+	r.Error = clip.String(r.Error, MaxRunError)
 	if err := tx.set(runKey(r.Job, r.Start), r); err != nil {
 		return err
 	}

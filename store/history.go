@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"anprsec/internal/clip"
 )
 
 // Entry is one history entry: what changed, when, who did it, from which
@@ -49,8 +51,22 @@ func histKey(seq uint64) string {
 	return "h/" + string(b[:])
 }
 
+// Limits of the fields of a history entry, in bytes. A longer value is
+// recorded cut, with its length and a short hash (clip.String), never
+// whole: whatever an input file holds, one entry is at most about 5 KB of
+// text (docs/rules.md#history). No key, actor or file name of the
+// system's own is near these limits.
+const (
+	MaxEntryActor  = 128  // a CF, "prefettura 058", "comune 058091"
+	MaxEntryName   = 64   // Action and Kind
+	MaxEntryKey    = 256  // "058091/RSSMRA68A01H501Y"
+	MaxEntryFile   = 512  // a drop path: folders and a name of at most 255 bytes
+	MaxEntrySheet  = 128  // a sheet name (Excel allows 31 characters)
+	MaxEntryDetail = 4096 // what changed, in words
+)
+
 // Record appends a history entry in the transaction. Time and Seq are set
-// here. Each entry is stored as prev-hash(32) | hash(32) | length(4) | JSON
+// here; every field is bounded (see MaxEntryDetail). Each entry is stored as prev-hash(32) | hash(32) | length(4) | JSON
 // body, with hash = SHA-256(prev-hash | body); the entries of one
 // transaction are stored together in one block, keyed by the first one's
 // sequence number.
@@ -65,8 +81,15 @@ func (tx *Tx) Record(src Source, action, kind, key, detail string) error {
 		}
 		tx.head = &h
 	}
-	e := Entry{Seq: tx.head.Seq + 1, Time: tx.Now, Actor: src.Actor, Action: action, Kind: kind, Key: key,
-		File: src.File, Sheet: src.Sheet, Row: src.Row, Detail: detail}
+	e := Entry{Seq: tx.head.Seq + 1, Time: tx.Now,
+		Actor:  clip.String(src.Actor, MaxEntryActor),
+		Action: clip.String(action, MaxEntryName),
+		Kind:   clip.String(kind, MaxEntryName),
+		Key:    clip.String(key, MaxEntryKey),
+		File:   clip.String(src.File, MaxEntryFile),
+		Sheet:  clip.String(src.Sheet, MaxEntrySheet),
+		Row:    src.Row,
+		Detail: clip.String(detail, MaxEntryDetail)}
 	body, err := json.Marshal(e)
 	if err != nil {
 		return err

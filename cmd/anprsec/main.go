@@ -20,6 +20,7 @@ import (
 	"anprsec/config"
 	"anprsec/drop"
 	"anprsec/drop/sftpdrop"
+	"anprsec/internal/clip"
 	"anprsec/istat"
 	"anprsec/jobs"
 	"anprsec/schedules"
@@ -93,15 +94,44 @@ the ANPRSEC_CONFIG environment variable. Start with "anprsec init".`,
 }
 
 func newLogger(verbose bool) *slog.Logger {
-	lvl := slog.LevelInfo
-	if verbose {
-		lvl = slog.LevelDebug
-	}
-	opt := &slog.HandlerOptions{Level: lvl}
+	opt := logOptions(verbose)
 	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 		return slog.New(slog.NewTextHandler(os.Stderr, opt))
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, opt))
+}
+
+// maxLogValue bounds a logged value, in bytes: an error may quote what a
+// file held.
+const maxLogValue = 4096
+
+// logOptions are the options of the log handlers: the level, and every
+// string or error value longer than maxLogValue written cut
+// (clip.String), so that no input makes a log line unbounded.
+func logOptions(verbose bool) *slog.HandlerOptions {
+	lvl := slog.LevelInfo
+	if verbose {
+		lvl = slog.LevelDebug
+	}
+	return &slog.HandlerOptions{Level: lvl, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		var s string
+		switch a.Value.Kind() {
+		case slog.KindString:
+			s = a.Value.String()
+		case slog.KindAny:
+			err, ok := a.Value.Any().(error)
+			if !ok || err == nil {
+				return a
+			}
+			s = err.Error()
+		default:
+			return a
+		}
+		if len(s) > maxLogValue {
+			a.Value = slog.StringValue(clip.String(s, maxLogValue))
+		}
+		return a
+	}}
 }
 
 // openStore opens the store with the key file named by the config.
