@@ -75,6 +75,10 @@ type Config struct {
 		Local       string        `yaml:"local"`
 		MaxFileSize ByteSize      `yaml:"max_file_size"`
 		Settle      time.Duration `yaml:"settle"`
+		// MaxAttempts is how many runs in a row an input file may make its
+		// processing fail with the same error before it is refused
+		// (ERRORE_ELABORAZIONE); failures of the environment do not count.
+		MaxAttempts int `yaml:"max_attempts"`
 		SFTP        struct {
 			Address    string        `yaml:"address"`
 			User       string        `yaml:"user"`
@@ -283,6 +287,9 @@ func (c *Config) Validate() error {
 // validateDrop checks drop.type, and that an sftp drop has its address,
 // user, key file and known hosts.
 func (c *Config) validateDrop() error {
+	if c.Drop.MaxAttempts <= 0 {
+		return fmt.Errorf("drop.max_attempts must be positive (a file that keeps failing is refused after that many attempts)")
+	}
 	switch c.Drop.Type {
 	case "local":
 		return nil

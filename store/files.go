@@ -36,8 +36,10 @@ type InputFile struct {
 	Accepted int       `json:"accepted"`
 	Refused  int       `json:"refused"`
 	Rejected bool      `json:"rejected"` // whole file refused (moved to scartati/)
-	Attempts int       `json:"attempts"`
-	Moved    string    `json:"moved,omitempty"`
+	Attempts int       `json:"attempts"` // failed attempts in a row with LastError
+	// LastError is the error of the last failed attempt, cut to 1 KB.
+	LastError string `json:"last_error,omitempty"`
+	Moved     string `json:"moved,omitempty"`
 	// Publishing is set when the receipt is about to be written: a later
 	// attempt knows an identical receipt is this file's own.
 	Publishing bool      `json:"publishing,omitempty"`

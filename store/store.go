@@ -87,6 +87,27 @@ func Open(opt Options) (*Store, error) {
 	return &Store{db: db, now: now}, nil
 }
 
+// Unavailable reports whether err says that the store cannot take a
+// transaction now (closed, writes blocked, a full disk or an I/O error
+// under it) rather than that the transaction was wrong: a caller retries
+// later.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, badger.ErrBlockedWrites) || errors.Is(err, badger.ErrDBClosed) {
+		return true
+	}
+	// Badger flattens the errors it wraps into their text.
+	msg := err.Error()
+	for _, s := range []string{"no space left on device", "disk quota exceeded", "input/output error", "read-only file system"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
