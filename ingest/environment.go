@@ -37,8 +37,5 @@ func Environmental(err error) bool {
 		}
 	}
 	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	return false
+	return errors.As(err, &ne)
 }

@@ -232,6 +232,11 @@ func (a *app) openRunner(ctx context.Context) (r *schedules.Runner, closeFn func
 			if env.Sealer, err = store.NewSealer(k); err != nil {
 				return nil, nil, fmt.Errorf("keys.seal: %w", err)
 			}
+			if written, err := a.checkSealKey(st, env.Sealer); err != nil {
+				return nil, nil, err
+			} else if written {
+				a.log.Info("seal check value written to the store: the seal key opens what is sealed in it", "key", sealPath)
+			}
 		}
 	}
 	r, err = schedules.New(env, jobs.All())
@@ -239,6 +244,22 @@ func (a *app) openRunner(ctx context.Context) (r *schedules.Runner, closeFn func
 		return nil, nil, err
 	}
 	return r, closeAll, nil
+}
+
+// checkSealKey refuses a seal key that does not open the values sealed
+// in st (store.CheckSealKey), naming the key file; it reports whether it
+// wrote the store's seal check value.
+func (a *app) checkSealKey(st *store.Store, s *store.Sealer) (bool, error) {
+	written, err := st.CheckSealKey(s)
+	if errors.Is(err, store.ErrSealKey) {
+		p := a.cfg.Path(a.cfg.Keys.Seal)
+		return false, fmt.Errorf("keys.seal %s: %w: it is not the seal key the store %s was made with, and what it would seal could not be read with the right one. Put the store's own seal key back at %s (from the copy kept apart from this machine)",
+			p, err, a.cfg.Path(a.cfg.DataDir), p)
+	}
+	if err != nil {
+		return false, fmt.Errorf("keys.seal: %w", err)
+	}
+	return written, nil
 }
 
 func relPath(p string) string {

@@ -179,6 +179,9 @@ bundles. The ZIP is verified before it is renamed into place.`,
 				return err
 			}
 			defer st.Close()
+			if _, err := a.checkSealKey(st, sealer); err != nil {
+				return err
+			}
 			bar := newProgress(cmd, -1, "bundle of "+comune, false)
 			p, n, err := bundle.WriteComune(cmd.Context(), st, sealer, comune, state, out, time.Now(), a.loc())
 			bar.Finish()
