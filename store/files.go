@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -177,9 +176,9 @@ func (tx *Tx) Runs(job string, limit int) ([]Run, error) {
 		prefix += job + "/"
 	}
 	var out []Run
-	err := tx.scan(prefix, true, func(_ string, v []byte) (bool, error) {
+	err := tx.scan(prefix, true, func(k string, v []byte) (bool, error) {
 		var r Run
-		if err := json.Unmarshal(v, &r); err != nil {
+		if err := decode(k, v, &r); err != nil {
 			return false, err
 		}
 		out = append(out, r)

@@ -106,15 +106,23 @@ func (tx *Tx) Record(src Source, action, kind, key, detail string) error {
 	return nil
 }
 
+// errTruncatedBlock: a stored history block is empty or ends inside an
+// entry. A block is never written empty; Badger gives an empty value for
+// one it cannot read back whole (it does not return the error).
+var errTruncatedBlock = errors.New("truncated block")
+
 // eachRecord walks the entries of a stored block.
 func eachRecord(block []byte, fn func(prev, hash, body []byte) error) error {
+	if len(block) == 0 {
+		return fmt.Errorf("%w: empty", errTruncatedBlock)
+	}
 	for len(block) > 0 {
 		if len(block) < 68 {
-			return errors.New("truncated block")
+			return errTruncatedBlock
 		}
 		n := int(binary.BigEndian.Uint32(block[64:68]))
 		if len(block) < 68+n {
-			return errors.New("truncated block")
+			return errTruncatedBlock
 		}
 		if err := fn(block[:32], block[32:64], block[68:68+n]); err != nil {
 			return err
@@ -220,7 +228,7 @@ func (s *Store) History(after uint64, limit int, match func(*Entry) bool) ([]Ent
 		err := tx.scan("h/", true, func(key string, val []byte) (bool, error) {
 			err := eachRecord(val, func(_, _, body []byte) error {
 				var e Entry
-				if err := json.Unmarshal(body, &e); err != nil {
+				if err := decode(key, body, &e); err != nil {
 					return err
 				}
 				if e.Seq <= after || (match != nil && !match(&e)) {
@@ -232,6 +240,9 @@ func (s *Store) History(after uint64, limit int, match func(*Entry) bool) ([]Ent
 				}
 				return nil
 			})
+			if errors.Is(err, errTruncatedBlock) {
+				err = damaged(key, err)
+			}
 			return err == nil, err
 		})
 		if errors.Is(err, errStop) {

@@ -3,7 +3,6 @@ package store
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -89,9 +88,9 @@ func (tx *Tx) someSealedValue() (what string, sealed []byte, context string, err
 	if err != nil || sealed != nil {
 		return what, sealed, context, err
 	}
-	err = tx.scan("w/", true, func(_ string, v []byte) (bool, error) {
+	err = tx.scan("w/", true, func(k string, v []byte) (bool, error) {
 		var p domain.Postazione
-		if err := json.Unmarshal(v, &p); err != nil {
+		if err := decode(k, v, &p); err != nil {
 			return false, err
 		}
 		if len(p.PasswordSealed) > 0 {
@@ -103,9 +102,9 @@ func (tx *Tx) someSealedValue() (what string, sealed []byte, context string, err
 	if err != nil || sealed != nil {
 		return what, sealed, context, err
 	}
-	err = tx.scan("s/", true, func(_ string, v []byte) (bool, error) {
+	err = tx.scan("s/", true, func(k string, v []byte) (bool, error) {
 		var c domain.SmartCard
-		if err := json.Unmarshal(v, &c); err != nil {
+		if err := decode(k, v, &c); err != nil {
 			return false, err
 		}
 		for _, h := range []struct {
