@@ -48,6 +48,12 @@ type Inbox struct {
 	// WaitCompanion: a file whose companion is not there yet is read only
 	// once it is Settle old (the companion may still be on its way).
 	WaitCompanion bool
+	// Canonical, when set, gives the content a file is identified by: the
+	// file's identity is the SHA-256 of Canonical(name, data) instead of
+	// the SHA-256 of data, so that files of equal canonical content are one
+	// content (processed once, DUPLICATO when dropped again). A nil result
+	// keeps the raw content.
+	Canonical func(name string, data []byte) []byte
 	// Unpipelined commits each chunk in a plain store transaction, in
 	// which the processor may scan (the console requests check the
 	// comune's utenze); the default pipelines chunks (see Commit).
@@ -63,7 +69,7 @@ type File struct {
 	Path   string // drop path
 	Name   string
 	Local  string // local copy, removed after processing
-	SHA256 string
+	SHA256 string // its identity: of its content, or of its canonical content (Inbox.Canonical)
 	Size   int64
 	rec    *store.InputFile
 	inbox  *Inbox
@@ -761,7 +767,19 @@ func (in *Inbox) fetch(ctx context.Context, p string, e drop.Entry) (*File, erro
 		in.log().Info("file changed while reading, will retry", "file", p, "listed", e.Size, "read", n)
 		return nil, nil
 	}
-	return &File{Path: p, Name: e.Name, Local: tmp.Name(), SHA256: hex.EncodeToString(h.Sum(nil)), Size: n, inbox: in}, nil
+	sum := hex.EncodeToString(h.Sum(nil))
+	if in.Canonical != nil {
+		data, err := os.ReadFile(tmp.Name())
+		if err != nil {
+			os.Remove(tmp.Name())
+			return nil, err
+		}
+		if c := in.Canonical(e.Name, data); c != nil {
+			cs := sha256.Sum256(c)
+			sum = hex.EncodeToString(cs[:])
+		}
+	}
+	return &File{Path: p, Name: e.Name, Local: tmp.Name(), SHA256: sum, Size: n, inbox: in}, nil
 }
 
 // spool is this inbox's own folder for local copies.
