@@ -2,8 +2,10 @@ package jobs
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -533,5 +535,86 @@ func TestManifestDroppedAgainWithOtherLineEndsIsDuplicate(t *testing.T) {
 	hist, _ := c.env.Store.History(0, 0, func(e *store.Entry) bool { return e.Action == "consegna.rifiutata" })
 	if len(hist) != 0 {
 		t.Errorf("rows of a duplicate read again: %d refusals in the history", len(hist))
+	}
+}
+
+// gnupg runs gpg in a throw-away home (in /tmp: the agent's socket path is
+// short) holding one signing key without passphrase, uid; the test is
+// skipped when gpg is not installed.
+func gnupg(t *testing.T, uid string) func(stdin []byte, args ...string) []byte {
+	t.Helper()
+	if _, err := exec.LookPath("gpg"); err != nil {
+		t.Skip("gpg not on PATH")
+	}
+	home, err := os.MkdirTemp("/tmp", "gpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(home, 0o700)
+	t.Cleanup(func() {
+		exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+		os.RemoveAll(home)
+	})
+	run := func(stdin []byte, args ...string) []byte {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "gpg", append([]string{"--batch", "--no-tty", "--homedir", home, "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...)
+		cmd.Stdin = bytes.NewReader(stdin)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("gpg %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+		}
+		return out.Bytes()
+	}
+	run(nil, "--quick-gen-key", uid, "ed25519", "sign", "never")
+	return run
+}
+
+// TestManifestSignedWithGnuPG: the prefettura signs with GnuPG, its public
+// key exported to keys.prefetture/058.asc: `gpg --detach-sign` (binary, as
+// it writes by default) and `gpg --armor --detach-sign` are accepted;
+// `gpg --textmode --detach-sign` is refused FIRMA_TESTUALE and nothing of
+// that manifest applies (docs/rules.md#manifests).
+func TestManifestSignedWithGnuPG(t *testing.T) {
+	c := newCertEnv(t)
+	c.orderedCards()
+	uid := "Prefettura di Roma <prefettura.roma@interno.invalid>"
+	gpg := gnupg(t, uid)
+	dir := c.env.Config.Path(c.env.Config.Keys.Prefetture)
+	os.MkdirAll(dir, 0o700)
+	if err := os.WriteFile(filepath.Join(dir, "058.asc"), gpg(nil, "--armor", "--export", uid), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	manifests := []struct {
+		name, body string
+		args       []string
+		want       string // row 2, or riga 0 for a refusal
+	}{
+		{"a-binary.csv", manifestHeader + "058091;SC0000000001;" + cfASC + ";20/11/2026;" + cfASC + "\n", []string{"--detach-sign"}, "OK ATTIVA"},
+		{"b-armored.csv", manifestHeader + "058091;SC0000000002;" + cfALS + ";20/11/2026;" + cfASC + "\r\n", []string{"--armor", "--detach-sign"}, "OK CONSEGNATA"},
+		{"c-textmode.csv", manifestHeader + "058091;SC0000000003;" + cfALP + ";20/11/2026;" + cfASC + "\n", []string{"--textmode", "--detach-sign"}, "SCARTATO FIRMA_TESTUALE"},
+	}
+	for _, m := range manifests {
+		sig := gpg([]byte(m.body), append([]string{"--local-user", uid, "--output", "-"}, m.args...)...)
+		c.drop("prefetture/058/consegne/"+m.name+".asc", string(sig))
+		c.drop("prefetture/058/consegne/"+m.name, m.body)
+	}
+	if _, err := c.run(consegneJob); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range manifests {
+		got := c.receipt("prefetture/058/consegne/esiti/" + m.name + ".esito.csv")
+		g := got["2"]
+		if strings.HasPrefix(m.want, "SCARTATO") {
+			g = got["0"]
+		}
+		if len(g) < 2 || g[0]+" "+g[1] != m.want {
+			t.Errorf("%s (gpg %s): %q, want %s", m.name, strings.Join(m.args, " "), g, m.want)
+		}
+	}
+	if s := c.cards()["SC0000000003"]; s.State != domain.CardProduzione {
+		t.Errorf("card of the text-mode signed manifest: %s, want %s", s.State, domain.CardProduzione)
 	}
 }
