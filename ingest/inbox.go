@@ -767,19 +767,31 @@ func (in *Inbox) fetch(ctx context.Context, p string, e drop.Entry) (*File, erro
 		in.log().Info("file changed while reading, will retry", "file", p, "listed", e.Size, "read", n)
 		return nil, nil
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if in.Canonical != nil {
-		data, err := os.ReadFile(tmp.Name())
-		if err != nil {
-			os.Remove(tmp.Name())
-			return nil, err
-		}
-		if c := in.Canonical(e.Name, data); c != nil {
-			cs := sha256.Sum256(c)
-			sum = hex.EncodeToString(cs[:])
-		}
+	sum, err := in.identity(e.Name, tmp.Name(), h.Sum(nil))
+	if err != nil {
+		os.Remove(tmp.Name())
+		return nil, err
 	}
 	return &File{Path: p, Name: e.Name, Local: tmp.Name(), SHA256: sum, Size: n, inbox: in}, nil
+}
+
+// identity is the identity of the file called name, copied to local, whose
+// content has the SHA-256 raw: the SHA-256 of its canonical content when
+// the inbox has Canonical and it gives one, else raw; in hexadecimal.
+func (in *Inbox) identity(name, local string, raw []byte) (string, error) {
+	if in.Canonical == nil {
+		return hex.EncodeToString(raw), nil
+	}
+	data, err := os.ReadFile(local)
+	if err != nil {
+		return "", err
+	}
+	c := in.Canonical(name, data)
+	if c == nil {
+		return hex.EncodeToString(raw), nil
+	}
+	sum := sha256.Sum256(c)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // spool is this inbox's own folder for local copies.

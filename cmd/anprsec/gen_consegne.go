@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/spf13/cobra"
 
 	"anprsec/codfisc"
@@ -78,24 +79,69 @@ func (a *app) genConsegne(cmd *cobra.Command, opt manifestOptions, outDir string
 	if err := a.checkPrefettura(opt.ppp); err != nil {
 		return err
 	}
-	comuni, err := a.comuni()
+	signer, keyFile, err := a.manifestSigner(opt)
 	if err != nil {
 		return err
 	}
+	rows, err := a.manifestRows(opt)
+	if err != nil {
+		return err
+	}
+	data := manifestCSV(rows)
+	sig, err := pgp.SignDetached(data, signer)
+	if err != nil {
+		return err
+	}
+	name := opt.name
+	if name == "" {
+		name = "consegne-" + opt.ppp + "-" + time.Now().In(a.loc()).Format("20060102-150405")
+	}
+	name = strings.TrimSuffix(name, ".csv") + ".csv"
+	var where string
+	if outDir != "" {
+		where, err = writeManifestFiles(filepath.Join(outDir, name), data, sig)
+	} else {
+		where, err = a.dropManifest(cmd.Context(), path.Join("prefetture", opt.ppp, "consegne", name), data, sig)
+	}
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "%s: %d rows (%d to deliver, %d wrong), signed with %s (%s)\n", where, len(rows), len(rows)-opt.wrong, opt.wrong, relPath(keyFile), pgp.Fingerprint(signer))
+	fmt.Fprintf(out, "%s%s: detached signature\n", where, consegne.SignatureSuffix)
+	for i, r := range rows {
+		if r.expect != "" {
+			fmt.Fprintf(out, "row %d: %s, expect %s\n", i+2, r.why, r.expect)
+		}
+	}
+	return nil
+}
+
+// manifestSigner reads the secret key that signs the manifest: the one of
+// --firma-chiave, else the prefettura's development key; it returns the
+// key and its file.
+func (a *app) manifestSigner(opt manifestOptions) (*openpgp.Entity, string, error) {
 	keyFile := opt.keyFile
 	if keyFile == "" {
 		keyFile = prefetturaDevKey(a.cfg, opt.ppp)
 		if _, err := os.Stat(keyFile); errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("no development key of prefettura %s (%s): run `anprsec init --prefettura %s`, or name a key with --firma-chiave", opt.ppp, relPath(keyFile), opt.ppp)
+			return nil, "", fmt.Errorf("no development key of prefettura %s (%s): run `anprsec init --prefettura %s`, or name a key with --firma-chiave", opt.ppp, relPath(keyFile), opt.ppp)
 		}
 	}
 	signer, err := pgp.ReadSecretFile(keyFile)
+	return signer, keyFile, err
+}
+
+// manifestRows reads from the store the rows of the manifest: the right
+// ones, then the deliberately wrong ones.
+func (a *app) manifestRows(opt manifestOptions) ([]manifestRow, error) {
+	comuni, err := a.comuni()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st, err := a.openStore()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	today := time.Now().In(a.loc()).Format("02/01/2006")
 	var rows []manifestRow
@@ -111,36 +157,10 @@ func (a *app) genConsegne(cmd *cobra.Command, opt manifestOptions, outDir string
 	if cerr := st.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return err
+	if err == nil && len(rows) == 0 {
+		err = fmt.Errorf("prefettura %s: no card IN PRODUZIONE in the comuni of its province, nothing to deliver (--errori N writes wrong rows only)", opt.ppp)
 	}
-	if len(rows) == 0 {
-		return fmt.Errorf("prefettura %s: no card IN PRODUZIONE in the comuni of its province, nothing to deliver (--errori N writes wrong rows only)", opt.ppp)
-	}
-	data := manifestCSV(rows)
-	sig, err := pgp.SignDetached(data, signer)
-	if err != nil {
-		return err
-	}
-	name := opt.name
-	if name == "" {
-		name = "consegne-" + opt.ppp + "-" + time.Now().In(a.loc()).Format("20060102-150405")
-	}
-	name = strings.TrimSuffix(name, ".csv") + ".csv"
-	where, err := a.writeManifest(cmd.Context(), outDir, opt.ppp, name, data, sig)
-	if err != nil {
-		return err
-	}
-	out := cmd.OutOrStdout()
-	good := len(rows) - opt.wrong
-	fmt.Fprintf(out, "%s: %d rows (%d to deliver, %d wrong), signed with %s (%s)\n", where, len(rows), good, opt.wrong, relPath(keyFile), pgp.Fingerprint(signer))
-	fmt.Fprintf(out, "%s.asc: detached signature\n", where)
-	for i, r := range rows {
-		if r.expect != "" {
-			fmt.Fprintf(out, "row %d: %s, expect %s\n", i+2, r.why, r.expect)
-		}
-	}
-	return nil
+	return rows, err
 }
 
 // deliverableRows lists, in comune and serial order, a right manifest row
@@ -279,45 +299,51 @@ func manifestCSV(rows []manifestRow) []byte {
 	return b.Bytes()
 }
 
-// writeManifest writes the manifest and, first, its signature (so that the
-// manifest never waits for it): into folder dir when given, else into the
-// drop's prefetture/<PPP>/consegne/. It returns where the manifest is, and
-// refuses to replace a file.
-func (a *app) writeManifest(ctx context.Context, dir, ppp, name string, data, sig []byte) (string, error) {
-	if dir != "" {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+// manifestFiles are the signature, first (so that the manifest never
+// waits for it), and the manifest, of a manifest written at p.
+func manifestFiles(p string, data, sig []byte) []struct {
+	path string
+	data []byte
+} {
+	return []struct {
+		path string
+		data []byte
+	}{{p + consegne.SignatureSuffix, sig}, {p, data}}
+}
+
+// writeManifestFiles writes the manifest at p and its signature, in a
+// folder; it refuses to replace a file.
+func writeManifestFiles(p string, data, sig []byte) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return "", err
+	}
+	for _, f := range manifestFiles(p, data, sig) {
+		if err := writeNew(f.path, f.data, 0o644); errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("%s exists: not replaced", relPath(f.path))
+		} else if err != nil {
 			return "", err
 		}
-		for _, f := range []struct {
-			path string
-			data []byte
-		}{{p + consegne.SignatureSuffix, sig}, {p, data}} {
-			if err := writeNew(f.path, f.data, 0o644); errors.Is(err, os.ErrExist) {
-				return "", fmt.Errorf("%s exists: not replaced", relPath(f.path))
-			} else if err != nil {
-				return "", err
-			}
-		}
-		return relPath(p), nil
 	}
+	return relPath(p), nil
+}
+
+// dropManifest writes the manifest at p of the drop, and its signature;
+// it refuses to replace a file, and returns where the manifest is.
+func (a *app) dropManifest(ctx context.Context, p string, data, sig []byte) (string, error) {
 	d, err := a.openDrop(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer d.Close()
-	p := path.Join("prefetture", ppp, "consegne", name)
-	for _, f := range []string{p, p + consegne.SignatureSuffix} {
-		if _, err := d.Stat(ctx, f); err == nil {
-			return "", fmt.Errorf("%s exists in the drop %s: not replaced", f, d)
+	files := manifestFiles(p, data, sig)
+	for _, f := range files {
+		if _, err := d.Stat(ctx, f.path); err == nil {
+			return "", fmt.Errorf("%s exists in the drop %s: not replaced", f.path, d)
 		} else if !errors.Is(err, drop.ErrNotExist) {
 			return "", err
 		}
 	}
-	for _, f := range []struct {
-		path string
-		data []byte
-	}{{p + consegne.SignatureSuffix, sig}, {p, data}} {
+	for _, f := range files {
 		if err := d.Write(ctx, f.path, bytes.NewReader(f.data)); err != nil {
 			return "", err
 		}

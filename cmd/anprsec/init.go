@@ -55,11 +55,9 @@ exists: a key is never replaced.`,
 				return err
 			}
 			a.cfg = cfg
-			var prefettura *prefetturaKey
-			if cmd.Flags().Changed("prefettura") {
-				if prefettura, err = a.newPrefetturaKey(ppp); err != nil {
-					return err
-				}
+			makePrefettura, err := a.prefetturaStep(ppp, cmd.Flags().Changed("prefettura"))
+			if err != nil {
+				return err
 			}
 
 			dirs := []struct {
@@ -116,10 +114,8 @@ exists: a key is never replaced.`,
 					return err
 				}
 			}
-			if prefettura != nil {
-				if err := prefettura.make(made); err != nil {
-					return err
-				}
+			if err := makePrefettura(made); err != nil {
+				return err
 			}
 			// Opening the store once creates it and checks the key.
 			st, err := a.openStore()

@@ -164,6 +164,21 @@ func (a *app) newPrefetturaKey(ppp string) (*prefetturaKey, error) {
 	return k, nil
 }
 
+// prefetturaStep is the step of `init --prefettura PPP` (asked: the flag
+// is given): the checks now, before init makes anything, and the step that
+// makes the key once the keys folders are there; a step doing nothing when
+// not asked.
+func (a *app) prefetturaStep(ppp string, asked bool) (func(made func(what, path string)) error, error) {
+	if !asked {
+		return func(func(what, path string)) error { return nil }, nil
+	}
+	k, err := a.newPrefetturaKey(ppp)
+	if err != nil {
+		return nil, err
+	}
+	return k.make, nil
+}
+
 // make writes the key pair: the secret part (mode 0600) first, then the
 // public part.
 func (k *prefetturaKey) make(made func(what, path string)) error {
