@@ -45,7 +45,8 @@ prefetture/<PPP>/consegne/ (ingest-consegne reads them), or into the folder
 of -o. --errori N adds N rows that must be refused, alternately an unknown
 serial (SERIALE_SCONOSCIUTO) and a card of another holder
 (TITOLARE_DIVERSO), to try the receipts. An existing file is never
-replaced.`,
+replaced. It reads the store, which is held by one process at a time: stop
+the daemon first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.genConsegne(cmd, opt, outDir)
