@@ -37,7 +37,7 @@ type Config struct {
 		Store  string `yaml:"store"`
 		Backup string `yaml:"backup"`
 		Seal   string `yaml:"seal"`
-		// OpenPGP (SPEC.md, defaults written by init).
+		// OpenPGP keys; init writes their defaults.
 		Service    string `yaml:"service"`    // service secret key: signs orders and mails
 		Producer   string `yaml:"producer"`   // card producer's public key: orders are encrypted to it
 		Gateway    string `yaml:"gateway"`    // mail gateway's public key: used when a holder has none
@@ -110,6 +110,22 @@ type Config struct {
 	ISTAT struct {
 		ComuniCSV string `yaml:"comuni_csv"`
 	} `yaml:"istat"`
+
+	// Trust anchors of signed inputs (docs/rules.md#console-requests).
+	Trust struct {
+		// CardCA is a PEM file with the CA certificates that issue the
+		// smart cards' signing certificates: console requests are signed
+		// with the operator's card.
+		CardCA string `yaml:"card_ca"`
+		// CardCRL is an optional CRL file (DER or PEM) of the card CA.
+		CardCRL string `yaml:"card_crl"`
+	} `yaml:"trust"`
+
+	Richieste struct {
+		// RequireSignature refuses a console request file that is not
+		// signed with the card of the operator it names.
+		RequireSignature bool `yaml:"require_signature"`
+	} `yaml:"richieste"`
 
 	Mail struct {
 		Spool string `yaml:"spool"`
@@ -238,8 +254,39 @@ func (c *Config) Validate() error {
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		return fmt.Errorf("timezone %q: %w", c.Timezone, err)
 	}
+	if err := c.validateDrop(); err != nil {
+		return err
+	}
+	if c.Census.ChunkRows <= 0 || c.Census.MaxRows <= 0 {
+		return fmt.Errorf("census.chunk_rows and census.max_rows must be positive")
+	}
+	if err := c.validatePKI(); err != nil {
+		return err
+	}
+	if c.Cards.ValidityDays <= 0 || c.Cards.OrderMax <= 0 {
+		return fmt.Errorf("cards.validity_days and cards.order_max must be positive")
+	}
+	if c.Cards.BlockTenure < 0 {
+		return fmt.Errorf("cards.block_tenure must not be negative")
+	}
+	if err := c.validateMail(); err != nil {
+		return err
+	}
+	if err := checkLoopback(c.Metrics.Address); err != nil {
+		return fmt.Errorf("metrics.address: %w", err)
+	}
+	if c.PKI.CRLValidity <= time.Hour {
+		return fmt.Errorf("pki.crl_validity %s: must be more than 1h (the CRL is re-signed every hour)", c.PKI.CRLValidity)
+	}
+	return nil
+}
+
+// validateDrop checks drop.type, and that an sftp drop has its address,
+// user, key file and known hosts.
+func (c *Config) validateDrop() error {
 	switch c.Drop.Type {
 	case "local":
+		return nil
 	case "sftp":
 		s := c.Drop.SFTP
 		var missing []string
@@ -251,12 +298,15 @@ func (c *Config) Validate() error {
 		if len(missing) > 0 {
 			return fmt.Errorf("drop.type is sftp but %s not set", strings.Join(missing, ", "))
 		}
+		return nil
 	default:
 		return fmt.Errorf("drop.type %q: want local or sftp", c.Drop.Type)
 	}
-	if c.Census.ChunkRows <= 0 || c.Census.MaxRows <= 0 {
-		return fmt.Errorf("census.chunk_rows and census.max_rows must be positive")
-	}
+}
+
+// validatePKI checks the pki section but its crl_validity, which Validate
+// checks last.
+func (c *Config) validatePKI() error {
 	switch c.PKI.Encoding {
 	case "legacy", "modern":
 	default:
@@ -276,12 +326,12 @@ func (c *Config) Validate() error {
 	if c.PKI.RevokeGrace < 0 {
 		return fmt.Errorf("pki.revoke_grace %s: must not be negative (0s makes a revocation final at the next batch)", c.PKI.RevokeGrace)
 	}
-	if c.Cards.BlockTenure < 0 {
-		return fmt.Errorf("cards.block_tenure must not be negative")
-	}
-	if c.Cards.ValidityDays <= 0 || c.Cards.OrderMax <= 0 {
-		return fmt.Errorf("cards.validity_days and cards.order_max must be positive")
-	}
+	return nil
+}
+
+// validateMail checks the mail section: the sender's address, the retry
+// settings and the SMTP TLS mode.
+func (c *Config) validateMail() error {
 	if _, err := mail.ParseAddress(c.Mail.From); err != nil {
 		return fmt.Errorf("mail.from %q: %v", c.Mail.From, err)
 	}
@@ -297,12 +347,6 @@ func (c *Config) Validate() error {
 		if _, err := mail.ParseAddress(a); err != nil {
 			return fmt.Errorf("registro.destinatari: %q: %v", a, err)
 		}
-	}
-	if err := checkLoopback(c.Metrics.Address); err != nil {
-		return fmt.Errorf("metrics.address: %w", err)
-	}
-	if c.PKI.CRLValidity <= time.Hour {
-		return fmt.Errorf("pki.crl_validity %s: must be more than 1h (the CRL is re-signed every hour)", c.PKI.CRLValidity)
 	}
 	return nil
 }

@@ -1,6 +1,6 @@
 // Package drop is the file exchange with the outside world: the folders
 // where the ministry, the prefetture and the comuni drop their files and
-// where anprsec publishes what it produces. The same layout (SPEC.md) lives
+// where anprsec publishes what it produces. The same layout (docs/rules.md#drops-and-receipts) lives
 // under a local folder (the default) or an SFTP base path.
 //
 // Every path given to a Drop is slash-separated and relative to the drop

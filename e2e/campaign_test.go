@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"anprsec/istat"
 	"anprsec/pki/pgp"
 	"anprsec/store"
+	"anprsec/trust/cades"
 )
 
 // TestKillCampaign: across a randomized kill -9 campaign over all jobs on
@@ -125,7 +125,8 @@ func (w *workdir) writeDeliveries(t *testing.T) int {
 	defer st.Close()
 	comuni := istat.Default()
 	manifests := map[string]*bytes.Buffer{}
-	requests := map[string]*bytes.Buffer{}
+	type signedFile struct{ cf, body string }
+	requests := map[string]signedFile{} // drop path -> signer and content
 	err := st.View(func(tx *store.Tx) error {
 		return tx.Comuni(func(c *domain.Comune) error {
 			var asc, als, alp string
@@ -161,20 +162,29 @@ func (w *workdir) writeDeliveries(t *testing.T) int {
 			if manifests[ppp] == nil {
 				manifests[ppp] = bytes.NewBufferString("Codice ISTAT;Seriale;Codice Fiscale;Data consegna;Ritirata da\n")
 			}
-			req := bytes.NewBufferString("Operazione;Operatore;Codice Fiscale;Seriale;Nome postazione\n")
-			sort.Slice(holders, func(i, j int) bool { return holders[i].cf == als }) // the ALS's card first
+			// One file per operator, each signed with his card: the
+			// sindaco registers the ALS's card, the ALS the others', the
+			// ALP a workstation (files are read in name order).
+			const header = "Operazione;Operatore;Codice Fiscale;Seriale;Nome postazione\n"
+			byASC, byALS := bytes.NewBufferString(header), bytes.NewBufferString(header)
 			for _, h := range holders {
 				fmt.Fprintf(manifests[ppp], "%s;%s;%s;20/11/2026;%s\n", c.ISTAT, h.serial, h.cf, asc)
 				switch h.cf {
 				case asc:
 				case als:
-					fmt.Fprintf(req, "REGISTRA_CONSEGNA_SC;%s;%s;%s;\n", asc, h.cf, h.serial)
+					fmt.Fprintf(byASC, "REGISTRA_CONSEGNA_SC;%s;%s;%s;\n", asc, h.cf, h.serial)
 				default:
-					fmt.Fprintf(req, "REGISTRA_CONSEGNA_SC;%s;%s;%s;\n", als, h.cf, h.serial)
+					fmt.Fprintf(byALS, "REGISTRA_CONSEGNA_SC;%s;%s;%s;\n", als, h.cf, h.serial)
 				}
 			}
-			fmt.Fprintf(req, "REGISTRA_POSTAZIONE;%s;;;Sportello %s\n", alp, c.ISTAT)
-			requests[c.ISTAT] = req
+			dir := "var/drop/comuni/" + c.ISTAT + "/richieste/"
+			if byASC.Len() > len(header) {
+				requests[dir+"attivazione-1-asc.csv.p7m"] = signedFile{asc, byASC.String()}
+			}
+			if byALS.Len() > len(header) {
+				requests[dir+"attivazione-2-als.csv.p7m"] = signedFile{als, byALS.String()}
+			}
+			requests[dir+"attivazione-3-alp.csv.p7m"] = signedFile{alp, fmt.Sprintf(header+"REGISTRA_POSTAZIONE;%s;;;Sportello %s\n", alp, c.ISTAT)}
 			return nil
 		})
 	})
@@ -191,10 +201,22 @@ func (w *workdir) writeDeliveries(t *testing.T) int {
 			t.Fatal(err)
 		}
 	}
-	for istat, b := range requests {
-		p := w.path("var/drop/comuni/" + istat + "/richieste/attivazione.csv")
+	ca, err := cades.LoadDevCA(w.path("var/pki"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rel, f := range requests {
+		card, err := cades.IssueCard(ca, f.cf, "carta "+f.cf, time.Now().AddDate(1, 0, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := cades.Sign([]byte(f.body), card.Cert, card.Key, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := w.path(rel)
 		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(p, env, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

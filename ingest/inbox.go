@@ -396,22 +396,15 @@ func (in *Inbox) hasExt(name string) bool {
 	return false
 }
 
+// one handles one ready file of the folder: an entry that cannot be an
+// input is refused unread; else the file is downloaded, its content
+// claimed, processed unless it was before (a duplicate is refused), and
+// published with its receipt.
 func (in *Inbox) one(ctx context.Context, p string, e drop.Entry, process Processor, st *Stats) error {
-	switch {
-	case !e.Regular:
+	if code, msg := in.unreadable(e); code != "" {
 		st.Refused++
-		return in.refuseUnread(ctx, p, e.Name, "NON_FILE", "non è un file regolare (collegamento simbolico o dispositivo): ignorato")
-	case !in.hasExt(e.Name):
-		st.Refused++
-		return in.refuseUnread(ctx, p, e.Name, "TIPO_FILE", fmt.Sprintf("estensione non prevista in %s/ (ammesse: %s)", in.Dir, strings.Join(in.Exts, ", ")))
-	case e.Size == 0:
-		st.Refused++
-		return in.refuseUnread(ctx, p, e.Name, "FILE_VUOTO", "il file è vuoto")
-	case in.MaxSize > 0 && e.Size > in.MaxSize:
-		st.Refused++
-		return in.refuseUnread(ctx, p, e.Name, "FILE_TROPPO_GRANDE", fmt.Sprintf("%d byte, oltre il limite di %d byte", e.Size, in.MaxSize))
+		return in.refuseUnread(ctx, p, e.Name, code, msg)
 	}
-
 	f, err := in.fetch(ctx, p, e)
 	if err != nil {
 		return err
@@ -421,98 +414,158 @@ func (in *Inbox) one(ctx context.Context, p string, e drop.Entry, process Proces
 	}
 	defer os.Remove(f.Local)
 
-	var rec *store.InputFile
-	err = in.Store.Update(func(tx *store.Tx) error {
-		r, err := tx.File(f.SHA256)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			r = &store.InputFile{SHA256: f.SHA256, Path: p, Kind: in.Kind, Size: f.Size, State: store.FileProcessing, Started: tx.Now}
-			if err := tx.Record(store.Source{Actor: in.actor(), File: p}, "file.ricevuto", "file", f.SHA256, fmt.Sprintf("%d byte", f.Size)); err != nil {
-				return err
-			}
-		case err != nil:
-			return err
-		case r.State == store.FilePublished && r.Rejected && r.Chunks == 0:
-			// Refused as a whole before any row was applied (a bad
-			// header, a missing signature): the content was not
-			// processed, so the same content dropped again is read again.
-			if err := tx.DeleteFileChunks(f.SHA256); err != nil {
-				return err
-			}
-			r = &store.InputFile{SHA256: f.SHA256, Path: p, Kind: in.Kind, Size: f.Size, State: store.FileProcessing, Started: tx.Now}
-			if err := tx.Record(store.Source{Actor: in.actor(), File: p}, "file.ricevuto", "file", f.SHA256,
-				fmt.Sprintf("%d byte; contenuto già scartato per intero, letto di nuovo", f.Size)); err != nil {
-				return err
-			}
-		case r.State == store.FilePublished:
-			rec = r
-			return nil
-		}
-		rec = r
-		return tx.PutFile(r)
-	})
-	if err != nil {
+	if err := in.claim(p, f); err != nil {
 		return err
 	}
-	f.rec = rec
 	st.Files++
-
-	if rec.State == store.FileCommitted && rec.Moved != "" {
-		// A crash after the move and before the record said so: if the
-		// move happened, the earlier publication is complete.
-		if _, err := in.Drop.Stat(ctx, rec.Moved); err == nil && rec.Moved != p {
-			if err := in.markPublished(f, rec.Moved); err != nil {
-				return err
-			}
-			rec = f.rec
-		}
+	if err := in.completeMove(ctx, p, f); err != nil {
+		return err
 	}
-	if rec.State == store.FilePublished {
+	if f.rec.State == store.FilePublished {
 		st.Duplicates++
-		msg := fmt.Sprintf("contenuto già elaborato il %s (file %s): non elaborato di nuovo", rec.Finished.In(in.loc()).Format("02/01/2006 15:04 MST"), rec.Path)
-		return in.refuseUnread(ctx, p, e.Name, "DUPLICATO", msg)
+		return in.refuseUnread(ctx, p, e.Name, "DUPLICATO", in.duplicateMessage(f.rec))
 	}
-	if rec.State == store.FileProcessing {
-		var res Result
-		if rec.Attempts >= MaxAttempts {
-			res = Result{Refused: true, Code: "ERRORE_INTERNO", Message: fmt.Sprintf(
-				"elaborazione fallita %d volte: file messo da parte, contattare l'assistenza; le %d righe elencate sopra sono state applicate, le altre no",
-				rec.Attempts, rec.Rows)}
-		} else {
-			res, err = safeProcess(ctx, process, f)
-			if err != nil {
-				// A stop (context) is not the file's fault; any other
-				// failure counts as an attempt.
-				if ctx.Err() == nil {
-					if uerr := in.Store.Update(func(tx *store.Tx) error {
-						r, err := tx.File(f.SHA256)
-						if err != nil {
-							return err
-						}
-						r.Attempts++
-						return tx.PutFile(r)
-					}); uerr != nil {
-						in.log().Error("cannot count the failed attempt", "file", p, "err", uerr)
-					}
-				}
-				return err
-			}
-		}
-		if err := in.finish(f, res); err != nil {
+	if f.rec.State == store.FileProcessing {
+		if err := in.processClaimed(ctx, p, f, process); err != nil {
 			return err
 		}
 	}
 	if err := in.publish(ctx, f); err != nil {
 		return err
 	}
-	if f.rec.Rejected {
+	st.count(f.rec)
+	return nil
+}
+
+// unreadable returns the code and message of the refusal of an entry that
+// cannot be an input of the folder, so is refused without being read: not a
+// regular file, an extension not accepted, empty, or over MaxSize. It
+// returns "" for an entry that can be read.
+func (in *Inbox) unreadable(e drop.Entry) (code, msg string) {
+	switch {
+	case !e.Regular:
+		return "NON_FILE", "non è un file regolare (collegamento simbolico o dispositivo): ignorato"
+	case !in.hasExt(e.Name):
+		return "TIPO_FILE", fmt.Sprintf("estensione non prevista in %s/ (ammesse: %s)", in.Dir, strings.Join(in.Exts, ", "))
+	case e.Size == 0:
+		return "FILE_VUOTO", "il file è vuoto"
+	case in.MaxSize > 0 && e.Size > in.MaxSize:
+		return "FILE_TROPPO_GRANDE", fmt.Sprintf("%d byte, oltre il limite di %d byte", e.Size, in.MaxSize)
+	}
+	return "", ""
+}
+
+// claim sets f.rec to the store's record of the file's content, recording
+// a content not seen before as being processed.
+func (in *Inbox) claim(p string, f *File) error {
+	var rec *store.InputFile
+	err := in.Store.Update(func(tx *store.Tx) error {
+		var err error
+		rec, err = in.claimIn(tx, p, f)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	f.rec = rec
+	return nil
+}
+
+// claimIn returns the record of the file's content in tx. A new content
+// gets a new record, being processed, and a history entry. So does a
+// content refused as a whole before any row was applied (a bad header, a
+// missing signature): it was not processed, so the same content dropped
+// again is read again. A published content keeps its record (a duplicate);
+// any other is rewritten as it is.
+func (in *Inbox) claimIn(tx *store.Tx, p string, f *File) (*store.InputFile, error) {
+	r, err := tx.File(f.SHA256)
+	detail := fmt.Sprintf("%d byte", f.Size)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// a new content
+	case err != nil:
+		return nil, err
+	case r.State == store.FilePublished && r.Rejected && r.Chunks == 0:
+		if err := tx.DeleteFileChunks(f.SHA256); err != nil {
+			return nil, err
+		}
+		detail += "; contenuto già scartato per intero, letto di nuovo"
+	case r.State == store.FilePublished:
+		return r, nil
+	default:
+		return r, tx.PutFile(r)
+	}
+	r = &store.InputFile{SHA256: f.SHA256, Path: p, Kind: in.Kind, Size: f.Size, State: store.FileProcessing, Started: tx.Now}
+	if err := tx.Record(store.Source{Actor: in.actor(), File: p}, "file.ricevuto", "file", f.SHA256, detail); err != nil {
+		return nil, err
+	}
+	return r, tx.PutFile(r)
+}
+
+// completeMove completes the record of a file committed and moved just
+// before a crash, before the record said so: if the move happened (the
+// file is at its new place), the earlier publication is complete.
+func (in *Inbox) completeMove(ctx context.Context, p string, f *File) error {
+	if f.rec.State != store.FileCommitted || f.rec.Moved == "" {
+		return nil
+	}
+	if _, err := in.Drop.Stat(ctx, f.rec.Moved); err != nil || f.rec.Moved == p {
+		return nil
+	}
+	return in.markPublished(f, f.rec.Moved)
+}
+
+// duplicateMessage is the receipt message of a content already published.
+func (in *Inbox) duplicateMessage(rec *store.InputFile) string {
+	return fmt.Sprintf("contenuto già elaborato il %s (file %s): non elaborato di nuovo", rec.Finished.In(in.loc()).Format("02/01/2006 15:04 MST"), rec.Path)
+}
+
+// processClaimed processes a claimed file and marks it committed. A file
+// whose processing failed MaxAttempts times is refused as a whole instead,
+// keeping the rows already applied. A failure of the processor is
+// returned, and counts as an attempt unless it is a stop (ctx done), which
+// is not the file's fault.
+func (in *Inbox) processClaimed(ctx context.Context, p string, f *File, process Processor) error {
+	var res Result
+	if f.rec.Attempts >= MaxAttempts {
+		res = Result{Refused: true, Code: "ERRORE_INTERNO", Message: fmt.Sprintf(
+			"elaborazione fallita %d volte: file messo da parte, contattare l'assistenza; le %d righe elencate sopra sono state applicate, le altre no",
+			f.rec.Attempts, f.rec.Rows)}
+	} else {
+		var err error
+		if res, err = safeProcess(ctx, process, f); err != nil {
+			if ctx.Err() == nil {
+				in.countAttempt(p, f)
+			}
+			return err
+		}
+	}
+	return in.finish(f, res)
+}
+
+// countAttempt counts a failed attempt at processing the file.
+func (in *Inbox) countAttempt(p string, f *File) {
+	if err := in.Store.Update(func(tx *store.Tx) error {
+		r, err := tx.File(f.SHA256)
+		if err != nil {
+			return err
+		}
+		r.Attempts++
+		return tx.PutFile(r)
+	}); err != nil {
+		in.log().Error("cannot count the failed attempt", "file", p, "err", err)
+	}
+}
+
+// count adds a published file to the pass's counts.
+func (st *Stats) count(rec *store.InputFile) {
+	if rec.Rejected {
 		st.Refused++
 	} else {
 		st.Accepted++
 	}
-	st.RowsOK += f.rec.Accepted
-	st.RowsRefused += f.rec.Refused
-	return nil
+	st.RowsOK += rec.Accepted
+	st.RowsRefused += rec.Refused
 }
 
 func safeProcess(ctx context.Context, process Processor, f *File) (res Result, err error) {

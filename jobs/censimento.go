@@ -7,7 +7,7 @@ import (
 	"anprsec/ingest/census"
 )
 
-// censimentoJob reads census workbooks from censimento/ (SPEC.md "Census workbook").
+// censimentoJob reads census workbooks from censimento/ (docs/rules.md#census).
 var censimentoJob = Job{
 	Name:        "ingest-censimento",
 	Description: "reads census workbooks (censimento/*.xlsx): comuni, utenze, card and certificate requests; writes receipts",

@@ -27,6 +27,7 @@ import (
 	"anprsec/pki"
 	"anprsec/secret"
 	"anprsec/store"
+	"anprsec/trust/cades"
 )
 
 // failingDrop fails the next `fails` writes under comuni/ or produttore/:
@@ -68,6 +69,10 @@ func newCertEnv(t *testing.T) *certEnv {
 	cfg.PKI.CACert = filepath.Join(dir, "ca.crt")
 	cfg.PKI.CAKey = filepath.Join(dir, "ca.key")
 	if _, err := pki.CreateDevCABits(cfg.PKI.CACert, cfg.PKI.CAKey, time.Now(), 2048); err != nil {
+		t.Fatal(err)
+	}
+	// The card CA console requests are signed under (trust.card_ca).
+	if _, err := cades.NewDevCA(filepath.Dir(cfg.Path(cfg.Trust.CardCA))); err != nil {
 		t.Fatal(err)
 	}
 	sealer, err := store.NewSealer(bytes.Repeat([]byte{7}, secret.KeySize))

@@ -14,7 +14,7 @@ import (
 	"anprsec/store"
 )
 
-// CRL files in the drop (SPEC.md, drop layout: crl/).
+// CRL files in the drop (docs/rules.md#drops-and-receipts).
 const (
 	CRLFileDER = "crl/anprsec.crl"
 	CRLFilePEM = "crl/anprsec.crl.pem"
@@ -23,8 +23,8 @@ const (
 // CRLActor is the history actor of the crl job.
 const CRLActor = "crl"
 
-// crlJob signs and publishes the CRL (SPEC.md "crl": hourly, and right
-// after any block, unblock or revoke; issue 3).
+// crlJob signs and publishes the CRL (docs/rules.md#postazione-lifecycle):
+// hourly, and right after any block, unblock or revoke.
 //
 // What is in it, from the store at the time of signing:
 //   - BLOCCATO: reason certificateHold, revocation date = when it was
@@ -32,7 +32,7 @@ const CRLActor = "crl"
 //   - REVOCATA IN LAVORAZIONE: reason certificateHold, date = the revoke
 //     request. The certificate must stop working at once, but the
 //     revocation is not final until the certificati batch: a hold is the
-//     entry that may still be lifted (issue 3: "goes into the CRL straight
+//     entry that may still be lifted ("goes into the CRL straight
 //     away on hold");
 //   - REVOCATO: for good, with the reason of the revocation (pki.
 //     RevocationReason of the motivo: keyCompromise, cessationOfOperation,

@@ -8,8 +8,7 @@ import (
 	"anprsec/export/audit"
 )
 
-// exportJob writes the audit exports (SPEC.md "export-audit", weekly;
-// issue 6): every comune's user/authorization and workstation lists in
+// exportJob writes the audit exports (docs/rules.md#audit), weekly: every comune's user/authorization and workstation lists in
 // comuni/<ISTAT>/report/, and the national workbook with the monthly CSVs
 // of the period (the previous month and the current one to date) in
 // sicurezza/report/. A comune that fails does not stop the others.

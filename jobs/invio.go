@@ -17,6 +17,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 
 	"anprsec/domain"
+	"anprsec/lifecycle"
 	"anprsec/mail"
 	"anprsec/pki"
 	"anprsec/pki/pgp"
@@ -223,12 +224,12 @@ func readPINMessage(tx *store.Tx, pm pinMessage) (pinMessage, error) {
 	if pm.reason != "" {
 		return pm, nil
 	}
-	pm.email, err = holderEmail(tx, m.CF, m.ISTAT)
+	home, email, err := lifecycle.HolderAddress(tx, c)
 	if err != nil {
 		return pm, err
 	}
-	if pm.email == "" {
-		pm.reason = "il titolare non ha un indirizzo e-mail in nessuna utenza attiva"
+	if pm.email = email; email == "" {
+		pm.reason = "il comune di riferimento della smart card (" + home + ") non ha registrato un indirizzo e-mail del titolare"
 	}
 	return pm, nil
 }
@@ -443,31 +444,6 @@ func recordAttempts(env *Env, batch []attempt) error {
 		}
 		return nil
 	})
-}
-
-// holderEmail is the personal e-mail of the holder: that of the utenza in
-// the comune the card was requested through, else of any other utenza that
-// is not deleted.
-func holderEmail(tx *store.Tx, cf, istat string) (string, error) {
-	if u, err := tx.Utenza(istat, cf); err == nil && u.State != domain.UtenzaCancellata && u.Email != "" {
-		return u.Email, nil
-	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return "", err
-	}
-	comuni, err := tx.ComuniOfPerson(cf)
-	if err != nil {
-		return "", err
-	}
-	for _, c := range comuni {
-		u, err := tx.Utenza(c, cf)
-		if err != nil {
-			continue
-		}
-		if u.State != domain.UtenzaCancellata && u.Email != "" {
-			return u.Email, nil
-		}
-	}
-	return "", nil
 }
 
 // MessageDomain is the domain of the Message-IDs: that of mail.from.

@@ -74,11 +74,11 @@ type Job struct {
 	Run         func(ctx context.Context, env *Env, run *Run) error
 }
 
-// Names lists every job of SPEC.md, implemented or not, in table order.
+// Names lists every job, in the order of docs/architecture.md.
 var Names = []string{
 	"ingest-censimento", "ingest-consegne", "ingest-richieste", "certificati", "crl",
 	"ordini-sc", "invio-pin", "export-audit", "scadenze", "registro",
-	"pool-chiavi", // not in SPEC.md's table: the key pool of issue 3
+	"pool-chiavi", // the key pool of the certificati job
 }
 
 // All returns the implemented jobs.

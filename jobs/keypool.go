@@ -27,8 +27,8 @@ var poolBatch = 50
 // pool-chiavi does not compete with them for the cores.
 var certBusy atomic.Int32
 
-// poolJob keeps the key pool full (issue 3, "Key pool"; not in SPEC.md's
-// table of jobs). It tops the pool of pki.key_algorithm up to pki.key_pool
+// poolJob keeps the key pool full (docs/rules.md#certificates, key pool).
+// It tops the pool of pki.key_algorithm up to pki.key_pool
 // keys, generated outside any transaction on runtime.NumCPU() workers, in
 // batches of poolBatch keys, each committed in one transaction with one
 // history entry "pool.ricarica" (a count, never key material). Goroutines

@@ -11,6 +11,7 @@ import (
 	"anprsec/ingest"
 	"anprsec/ingest/richieste"
 	"anprsec/store"
+	"anprsec/trust/cades"
 )
 
 // richiesteJob: the folders comuni/<ISTAT>/richieste/ of censused comuni
@@ -26,6 +27,13 @@ var richiesteJob = Job{
 
 func runRichieste(ctx context.Context, env *Env, run *Run) error {
 	istats, errs := scanRichieste(ctx, env)
+	var anchors *cades.Anchors
+	if len(istats) > 0 {
+		var err error
+		if anchors, err = cardAnchors(env); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+	}
 	crl := false
 	for _, istat := range istats {
 		if ctx.Err() != nil {
@@ -50,12 +58,14 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 		}
 		in := &ingest.Inbox{
 			Drop: env.Drop, Store: env.Store, Kind: richieste.Kind, Actor: "comune " + istat, Loc: env.Loc,
-			Dir: path.Join("comuni", istat, "richieste"), Exts: []string{".csv", ".xlsx"},
+			Dir: path.Join("comuni", istat, "richieste"), Exts: []string{".csv", ".xlsx", richieste.EnvelopeExt},
+			Companion: richieste.DetachedExt, WaitCompanion: env.Config.Richieste.RequireSignature,
 			MaxSize: int64(env.Config.Drop.MaxFileSize), Settle: env.Config.Drop.Settle, SpoolDir: env.SpoolDir(), Log: run.Log,
 			Unpipelined: true,
 		}
 		p := &richieste.Processor{Store: env.Store, Comuni: env.Comuni, CardPrefix: env.Config.Cards.SerialPrefix,
-			MaxRows: env.Config.Census.MaxRows, Loc: env.Loc, ISTAT: istat, BlockTenure: env.Config.Cards.BlockTenure}
+			MaxRows: env.Config.Census.MaxRows, Loc: env.Loc, ISTAT: istat, BlockTenure: env.Config.Cards.BlockTenure,
+			Anchors: anchors, RequireSignature: env.Config.Richieste.RequireSignature, Drop: env.Drop, CompanionOf: in.CompanionOf}
 		st, err := in.Run(ctx, p.Process)
 		run.Add("files", st.Files)
 		run.Add("files_refused", st.Refused)
@@ -164,4 +174,32 @@ func scanRichieste(ctx context.Context, env *Env) (istats []string, errs []error
 	}
 	sort.Strings(istats)
 	return istats, errs
+}
+
+// cardAnchors loads the card CA (trust.card_ca) and its CRL
+// (trust.card_crl) that console requests are signed under. Without signatures
+// required a missing anchor is no error (signed files are then refused as
+// untrusted); with them the job fails, naming the file, and the requests
+// wait in their folders.
+func cardAnchors(env *Env) (*cades.Anchors, error) {
+	path := env.Config.Path(env.Config.Trust.CardCA)
+	if path == "" {
+		if env.Config.Richieste.RequireSignature {
+			return nil, errors.New("ingest-richieste: trust.card_ca is empty, but richieste.require_signature is on: no request can be checked")
+		}
+		return nil, nil
+	}
+	a, err := cades.LoadAnchors(path)
+	if err != nil {
+		if !env.Config.Richieste.RequireSignature {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("ingest-richieste: the card CA of trust.card_ca cannot be read (run `anprsec init` for a development one): %w", err)
+	}
+	if crl := env.Config.Path(env.Config.Trust.CardCRL); crl != "" {
+		if err := a.AddCRLFile(crl); err != nil {
+			return nil, fmt.Errorf("ingest-richieste: trust.card_crl: %w", err)
+		}
+	}
+	return a, nil
 }

@@ -1,12 +1,14 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"anprsec/ingest/table"
 	"anprsec/lifecycle"
 	"anprsec/store"
+	"anprsec/trust/cades"
 )
 
 // The people of the authorization matrix. Comune A (Roma) has every
@@ -439,21 +442,21 @@ func TestRichiesteJobXLSX(t *testing.T) {
 	f := excelize.NewFile()
 	f.SetSheetName("Sheet1", "Richieste")
 	rows := [][]any{
-		{"Operazione", "Operatore", "Nome postazione", "Codice postazione", "Motivo"},
-		{"REGISTRA_POSTAZIONE", opALP, "Sportello 1", "", ""},
-		{"registra postazione", opALP, "Sportello 2", "", ""}, // spelled loosely
-		{"BLOCCA_POSTAZIONE", opALP, "", comA + "-PC-0001", "guasto"},
-		{"SBLOCCA_POSTAZIONE", opALS, "", comA + "-PC-0001", "prova"},
+		{"Operazione", "Operatore", "Nome postazione", "Codice postazione", "Motivo", "Codice Fiscale"},
+		{"REGISTRA_POSTAZIONE", opALP, "Sportello 1", "", "", ""},
+		{"registra postazione", "", "Sportello 2", "", "", ""}, // spelled loosely; the operator is the signer
+		{"BLOCCA_POSTAZIONE", opALP, "", comA + "-PC-0001", "guasto", ""},
+		{"BLOCCA_UTENTE", opALP, "", "", "prova", tgtUser}, // the ALS's, not the ALP's
 	}
 	for i, r := range rows {
 		cell, _ := excelize.CoordinatesToCellName(1, i+1)
 		f.SetSheetRow("Richieste", cell, &r)
 	}
-	dir := filepath.Join(c.root, "comuni", comA, "richieste")
-	os.MkdirAll(dir, 0o755)
-	if err := f.SaveAs(filepath.Join(dir, "r.xlsx")); err != nil {
+	var buf bytes.Buffer
+	if err := f.Write(&buf); err != nil {
 		t.Fatal(err)
 	}
+	c.dropSignedRequest(comA, "r.xlsx", buf.Bytes(), opALP)
 	counts, err := c.run(richiesteJob)
 	if err != nil {
 		t.Fatal(err)
@@ -461,7 +464,7 @@ func TestRichiesteJobXLSX(t *testing.T) {
 	if counts["rows_ok"] != 3 || counts["rows_refused"] != 1 || counts["number"] != 1 {
 		t.Errorf("counts %v", counts)
 	}
-	got := c.receipt("comuni/" + comA + "/richieste/esiti/r.xlsx.esito.csv")
+	got := c.receipt("comuni/" + comA + "/richieste/esiti/r.xlsx.p7m.esito.csv")
 	for row, want := range map[string]string{"2": "REGISTRATA", "3": "REGISTRATA", "4": "BLOCCATO", "5": "NON_AUTORIZZATO"} {
 		if g := got[row]; len(g) < 2 || g[1] != want {
 			t.Errorf("row %s: %q, want %s", row, g, want)
@@ -693,6 +696,21 @@ func TestCardLostInASecondComuneIsBlockedThereAndReplacedThroughItsHome(t *testi
 	if line := applyRow(t, c, comA, cols, []string{"BLOCCA_SC", opALS, tgtOther, "smarrita in ufficio"}); line.Outcome != esito.OK || line.Code != "BLOCCATA" {
 		t.Fatalf("protective block from A: %+v", line)
 	}
+	// The home comune's ALS and the holder are told of the block.
+	var told []string
+	c.env.Store.View(func(tx *store.Tx) error {
+		ids, _ := tx.MailsInState(store.MailQueued)
+		for _, id := range ids {
+			if m, err := tx.Mail(id); err == nil && m.Kind == store.MailAvviso && strings.HasPrefix(id, "avviso/blocco/") {
+				told = append(told, m.CF)
+			}
+		}
+		return nil
+	})
+	sort.Strings(told)
+	if want := []string{opALSOther, tgtOther}; !slices.Equal(told, sortedCopy(want)) {
+		t.Errorf("block notices to %v, want the home's ALS and the holder %v", told, want)
+	}
 	if line := applyRow(t, c, comA, cols, []string{"NUOVA_SC", opALS, tgtOther, "smarrimento"}); line.Code != "SMART_CARD_ALTRO_COMUNE" {
 		t.Errorf("replace from A: %+v, want SMART_CARD_ALTRO_COMUNE", line)
 	}
@@ -707,4 +725,78 @@ func TestCardLostInASecondComuneIsBlockedThereAndReplacedThroughItsHome(t *testi
 		}
 		return nil
 	})
+}
+
+// dropSignedRequest writes data as comuni/<istat>/richieste/<name>.p7m,
+// signed (CAdES, enveloping) with a development card certificate of cf
+// issued by the env's card CA.
+func (c *certEnv) dropSignedRequest(istat, name string, data []byte, cf string) {
+	c.t.Helper()
+	card := c.card(cf)
+	env, err := cades.Sign(data, card.Cert, card.Key, false)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	dir := filepath.Join(c.root, "comuni", istat, "richieste")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".p7m"), env, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// card issues a development card certificate of cf under the env's card CA.
+func (c *certEnv) card(cf string) *cades.Card {
+	c.t.Helper()
+	ca, err := cades.LoadDevCA(filepath.Dir(c.env.Config.Path(c.env.Config.Trust.CardCA)))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	card, err := cades.IssueCard(ca, cf, "Prova Persona", time.Now().AddDate(1, 0, 0))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return card
+}
+
+func sortedCopy(s []string) []string {
+	out := slices.Clone(s)
+	sort.Strings(out)
+	return out
+}
+
+// TestAddressChangeOfACardOnItsWayIsToldToThePreviousAddress: the home
+// comune changes the e-mail of a holder whose card is delivered but not
+// active; the previous address gets a notice, the second halves will go to
+// the new one.
+func TestAddressChangeOfACardOnItsWayIsToldToThePreviousAddress(t *testing.T) {
+	c := newCertEnv(t)
+	matrixStore(t, c, matrixPeople)
+	var old string
+	c.env.Store.View(func(tx *store.Tx) error {
+		u, _ := tx.Utenza(comA, tgtDeliv)
+		old = u.Email
+		return nil
+	})
+	line := applyRow(t, c, comA, []string{"Operazione", "Operatore", "Codice Fiscale", "Email"}, []string{"MODIFICA_UTENTE", opALS, tgtDeliv, "nuovo.indirizzo@example.it"})
+	if line.Outcome != esito.OK {
+		t.Fatalf("MODIFICA_UTENTE: %+v", line)
+	}
+	var to []string
+	c.env.Store.View(func(tx *store.Tx) error {
+		ids, _ := tx.MailsInState(store.MailQueued)
+		for _, id := range ids {
+			if m, err := tx.Mail(id); err == nil && strings.HasPrefix(id, "avviso/indirizzo/") {
+				to = append(to, m.To)
+				if !strings.Contains(m.Text, "nuovo.indirizzo@example.it") {
+					t.Errorf("the notice does not name the new address: %s", m.Text)
+				}
+			}
+		}
+		return nil
+	})
+	if len(to) != 1 || to[0] != old {
+		t.Errorf("address-change notices to %v, want the previous address %s", to, old)
+	}
 }

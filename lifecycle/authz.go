@@ -177,5 +177,15 @@ func profileList(ps []domain.Profile) string {
 	return strings.Join(s, ", ")
 }
 
-// BackOfficeActor is the history actor of the ministry's CLI operations.
+// BackOfficeActor is the history actor of the ministry's CLI operations
+// when the operator is not known; BackOfficeOperator names him.
 const BackOfficeActor = "back-office"
+
+// BackOfficeOperator is the history actor of a CLI operation by the OS
+// user name: "back-office:<name>" (docs/rules.md#history).
+func BackOfficeOperator(name string) string {
+	if name == "" {
+		return BackOfficeActor
+	}
+	return BackOfficeActor + ":" + name
+}

@@ -1,9 +1,12 @@
 package lifecycle
 
 import (
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"anprsec/domain"
@@ -158,4 +161,93 @@ func days(d time.Duration) string {
 		return d.String()
 	}
 	return strconv.Itoa(n) + " giorni"
+}
+
+// HolderAddress returns the home comune of card c and the personal e-mail
+// its utenza of the holder registered: the second halves of the card's
+// secrets go there and nowhere else ("" when the home has none).
+func HolderAddress(tx *store.Tx, c *domain.SmartCard) (home, email string, err error) {
+	home, err = CardHome(tx, c)
+	if err != nil || home == "" {
+		return home, "", err
+	}
+	u, err := tx.Utenza(home, c.CF)
+	if errors.Is(err, store.ErrNotFound) {
+		return home, "", nil
+	}
+	if err != nil {
+		return home, "", err
+	}
+	return home, u.Email, nil
+}
+
+// notice queues an e-mail notice (store.MailAvviso: no secret in it) to
+// address, with an ID unique to the event and the recipient.
+func notice(tx *store.Tx, event, cf, istat, to, subject, text string) error {
+	if to == "" {
+		return nil
+	}
+	who := sha256.Sum256([]byte(to))
+	id := fmt.Sprintf("avviso/%s/%x", event, who[:5])
+	_, err := tx.QueueMail(&store.Mail{ID: id, Kind: store.MailAvviso, CF: cf, ISTAT: istat, To: to, Subject: subject, Text: text})
+	return err
+}
+
+const noticeFooter = `
+Il Ministero dell'Interno non chiede mai credenziali, PIN, PUK o
+password per telefono o per posta elettronica.
+
+Messaggio automatico, non rispondere.
+`
+
+// NotifyForeignBlock tells the home comune's ALS and the holder that card
+// c was blocked by comune by, which is not its home (c.BlockedBy): a
+// protective block the home must know of, and may lift.
+func NotifyForeignBlock(tx *store.Tx, c *domain.SmartCard, by, motivo string) error {
+	home, holderEmail, err := HolderAddress(tx, c)
+	if err != nil || home == "" {
+		return err
+	}
+	text := fmt.Sprintf(`La smart card %s di %s, gestita dal comune %s, è stata bloccata
+il %s su richiesta del comune %s, dove il titolare ha un'utenza.
+Motivo: %s
+
+La sblocca il comune %s o il comune %s; se la smart card è smarrita o
+rubata, la nuova smart card la chiede il comune %s.
+`+noticeFooter, c.Serial, c.CF, home, tx.Now.Format("02/01/2006 15:04"), by, motivo, by, home, home)
+	event := "blocco/" + c.Serial + "/" + strconv.FormatInt(tx.Now.UnixNano(), 36)
+	if err := notice(tx, event, c.CF, home, holderEmail, "ANPR - smart card bloccata", text); err != nil {
+		return err
+	}
+	return tx.UtenzeOfComune(home, func(u *domain.Utenza) error {
+		if u.State != domain.UtenzaAttiva || !u.Has(domain.ALS) || u.CF == c.CF {
+			return nil
+		}
+		return notice(tx, event, u.CF, home, u.Email, "ANPR - smart card bloccata da un altro comune", text)
+	})
+}
+
+// NotifyAddressChange tells the previous address of the holder of card c
+// that the home comune changed it while the card is on its way (requested,
+// in production, or delivered but not active): the second halves will go
+// to the new address, and a change the holder did not ask for must be
+// reported at once.
+func NotifyAddressChange(tx *store.Tx, c *domain.SmartCard, old, new string) error {
+	switch c.State {
+	case domain.CardRichiesta, domain.CardProduzione, domain.CardConsegnata:
+	default:
+		return nil
+	}
+	if old == "" || strings.EqualFold(old, new) {
+		return nil
+	}
+	text := fmt.Sprintf(`L'indirizzo e-mail a cui arriveranno le seconde metà di PIN, PUK e
+password della smart card %s di %s è stato cambiato il %s
+dal comune %s: non più %s, ma %s.
+
+Se il cambio non è stato chiesto dal titolare, lo segnali subito al
+comune e all'assistenza ANPR.
+`+noticeFooter, c.Serial, c.CF, tx.Now.Format("02/01/2006 15:04"), c.ISTAT, old, new)
+	event := "indirizzo/" + c.Serial + "/" + strconv.FormatInt(tx.Now.UnixNano(), 36)
+	return notice(tx, event, c.CF, c.ISTAT, old, "ANPR - cambio dell'indirizzo per le seconde metà dei codici", text)
 }

@@ -120,3 +120,41 @@ func TestHomeMovesToTheOldestUtenzaWhenTheHomeCancelsIt(t *testing.T) {
 		t.Error("no smartcard.comune history entry for the move")
 	}
 }
+
+// TestSecondHalvesGoOnlyToTheAddressTheHomeRegistered: another comune's
+// utenza of the holder, with an address of its choosing, never receives
+// them; a home without an address gives none.
+func TestSecondHalvesGoOnlyToTheAddressTheHomeRegistered(t *testing.T) {
+	const cf = "RSSMRA80A01H501U"
+	st, err := store.Open(store.Options{Dir: t.TempDir(), Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	put := func(istat, email string) {
+		if err := st.Update(func(tx *store.Tx) error {
+			return tx.PutUtenza(&domain.Utenza{ISTAT: istat, CF: cf, Email: email, State: domain.UtenzaAttiva, Created: time.Now()})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("000001", "titolare@casa.example")
+	put("000002", "attaccante@altro.example")
+	c := &domain.SmartCard{Serial: "SC1", CF: cf, ISTAT: "000001", State: domain.CardAttiva}
+	address := func() (string, string) {
+		var home, email string
+		st.View(func(tx *store.Tx) error {
+			var err error
+			home, email, err = HolderAddress(tx, c)
+			return err
+		})
+		return home, email
+	}
+	if home, email := address(); home != "000001" || email != "titolare@casa.example" {
+		t.Errorf("address = %s %s, want the home's", home, email)
+	}
+	put("000001", "")
+	if home, email := address(); home != "000001" || email != "" {
+		t.Errorf("home without an address: %s %q, want no address (never another comune's)", home, email)
+	}
+}

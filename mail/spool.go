@@ -62,8 +62,8 @@ var spoolLocks sync.Map // path -> *sync.Mutex
 
 // write stores raw as name: under the temporary name ".<name>.tmp", the
 // same for every write of name, so that a write cut by a crash (kill -9)
-// leaves no stray file once the message is sent again (issue 4's kill
-// campaign found them with random temporary names).
+// leaves no stray file once the message is sent again (random temporary
+// names would pile up under kill -9).
 func (s Spool) write(name string, raw []byte) (path string, err error) {
 	path = filepath.Join(s.Dir, name)
 	mu, _ := spoolLocks.LoadOrStore(path, &sync.Mutex{})

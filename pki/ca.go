@@ -28,7 +28,7 @@ import (
 	"anprsec/secret"
 )
 
-// Development CA parameters (SPEC.md: `init` makes a development CA).
+// Development CA parameters: `anprsec init` makes a development CA.
 const (
 	DevCACommonName   = "anprsec development CA"
 	DevCAOrganization = "anprsec"

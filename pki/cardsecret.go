@@ -7,11 +7,11 @@ import (
 	"math/big"
 )
 
-// CardSecrets are the secrets of a smart card (SPEC.md glossary): an
+// CardSecrets are the secrets of a smart card (docs/rules.md#card-secrets): an
 // 8-digit PIN, an 8-digit PUK and a 10-character access password. Each is
 // split in two halves: the first travels in the sealed envelope printed by
 // the card producer, the second goes to the holder by e-mail once the card
-// is delivered (seed 002).
+// is delivered.
 type CardSecrets struct {
 	PIN, PUK, Password string
 }

@@ -16,8 +16,8 @@ import (
 	"time"
 )
 
-// Defaults of issue 3; the config keys that will carry them belong to the
-// config package.
+// Defaults of the certificates (docs/rules.md#certificates); the config
+// keys that override them belong to the config package.
 const (
 	DefaultValidityDays = 1825 // workstation and server certificates
 	DefaultKeyAlgorithm = KeyRSA2048

@@ -5,8 +5,8 @@ import (
 	"fmt"
 )
 
-// DefaultPasswordLength is the length of a PKCS#12 password (issue 3: 8
-// uppercase hexadecimal characters, like 653B739E).
+// DefaultPasswordLength is the length of a PKCS#12 password: 8 uppercase
+// hexadecimal characters, like 653B739E (docs/rules.md#certificates).
 const DefaultPasswordLength = 8
 
 // Limits of NewPassword's length.

@@ -1,10 +1,10 @@
 package pki
 
-// The PFX rewriter: go-pkcs12 writes no friendlyName attribute (its issue
-// #34), but Java's keytool shows the friendlyName of the key bag as the
-// alias, and OpenSSL and NSS show the one of the certificate bag. The
-// rewriter parses the library's output (RFC 7292), adds the attributes,
-// re-encrypts the SafeContents it had to decrypt, and recomputes the MAC.
+// The PFX rewriter: go-pkcs12 writes no friendlyName attribute, but Java's
+// keytool shows the friendlyName of the key bag as the alias, and OpenSSL
+// and NSS show the one of the certificate bag. The rewriter parses the
+// library's output (RFC 7292), adds the attributes, re-encrypts the
+// SafeContents it had to decrypt, and recomputes the MAC.
 
 import (
 	"bytes"
@@ -205,22 +205,9 @@ func SetFriendlyName(pfxDER []byte, password string, leafDER []byte, name string
 	}
 	pwBMP = append(pwBMP, 0, 0)
 
-	var pfx pfxPDU
-	if err := unmarshalAll(pfxDER, &pfx); err != nil {
-		return nil, fmt.Errorf("not a PKCS#12 PFX: %w", err)
-	}
-	if pfx.Version != 3 {
-		return nil, fmt.Errorf("PFX version %d, want 3", pfx.Version)
-	}
-	if !pfx.AuthSafe.ContentType.Equal(oidData) {
-		return nil, fmt.Errorf("PFX authSafe of type %s: only password integrity (data) is supported", pfx.AuthSafe.ContentType)
-	}
-	var authSafeDER []byte
-	if err := unmarshalAll(pfx.AuthSafe.Content.Bytes, &authSafeDER); err != nil {
-		return nil, fmt.Errorf("PFX authSafe: %w", err)
-	}
-	if len(pfx.MacData.Mac.Algorithm.Algorithm) == 0 {
-		return nil, errors.New("PFX has no MAC")
+	pfx, authSafeDER, err := parsePFX(pfxDER)
+	if err != nil {
+		return nil, err
 	}
 	// The MAC keeps its digest, salt and iteration count: one key serves
 	// to verify the old MAC and to compute the new one.
@@ -231,66 +218,14 @@ func SetFriendlyName(pfxDER []byte, password string, leafDER []byte, name string
 	if !hmac.Equal(hmacSum(macHash, macK, authSafeDER), pfx.MacData.Mac.Digest) {
 		return nil, ErrWrongPassword
 	}
-
-	var safes []contentInfo
-	if err := unmarshalAll(authSafeDER, &safes); err != nil {
-		return nil, fmt.Errorf("AuthenticatedSafe: %w", err)
+	safes, parts, err := openSafes(authSafeDER, password, pwBMP)
+	if err != nil {
+		return nil, err
 	}
-	parts := make([]safeContents, len(safes))
-	for i, ci := range safes {
-		var plain []byte
-		switch {
-		case ci.ContentType.Equal(oidData):
-			if err := unmarshalAll(ci.Content.Bytes, &plain); err != nil {
-				return nil, fmt.Errorf("SafeContents %d: %w", i, err)
-			}
-		case ci.ContentType.Equal(oidEncryptedData):
-			var ed encryptedData
-			if err := unmarshalAll(ci.Content.Bytes, &ed); err != nil {
-				return nil, fmt.Errorf("SafeContents %d: %w", i, err)
-			}
-			if ed.Version != 0 {
-				return nil, fmt.Errorf("SafeContents %d: EncryptedData version %d, want 0", i, ed.Version)
-			}
-			block, iv, err := pbeCipher(ed.EncryptedContentInfo.ContentEncryptionAlgorithm, password, pwBMP)
-			if err != nil {
-				return nil, fmt.Errorf("SafeContents %d: %w", i, err)
-			}
-			if plain, err = cbcDecrypt(block, iv, ed.EncryptedContentInfo.EncryptedContent); err != nil {
-				return nil, fmt.Errorf("SafeContents %d: %w", i, err)
-			}
-			parts[i].encrypted, parts[i].block, parts[i].iv = &ed, block, iv
-		default:
-			return nil, fmt.Errorf("SafeContents %d of type %s not supported", i, ci.ContentType)
-		}
-		if err := unmarshalAll(plain, &parts[i].bags); err != nil {
-			return nil, fmt.Errorf("SafeContents %d: %w", i, err)
-		}
-	}
-
 	if err := labelBags(parts, leafDER, nameBMP); err != nil {
 		return nil, err
 	}
-
-	for i := range safes {
-		sc, err := asn1.Marshal(parts[i].bags)
-		if err != nil {
-			return nil, err
-		}
-		var inner []byte
-		if ed := parts[i].encrypted; ed == nil {
-			if inner, err = asn1.Marshal(sc); err != nil {
-				return nil, err
-			}
-		} else {
-			ed.EncryptedContentInfo.EncryptedContent = cbcEncrypt(parts[i].block, parts[i].iv, sc)
-			if inner, err = asn1.Marshal(*ed); err != nil {
-				return nil, err
-			}
-		}
-		safes[i].Content = explicit0(inner)
-	}
-	if authSafeDER, err = asn1.Marshal(safes); err != nil {
+	if authSafeDER, err = sealSafes(safes, parts); err != nil {
 		return nil, err
 	}
 	pfx.MacData.Mac.Digest = hmacSum(macHash, macK, authSafeDER)
@@ -302,33 +237,124 @@ func SetFriendlyName(pfxDER []byte, password string, leafDER []byte, name string
 	return asn1.Marshal(pfx)
 }
 
+// parsePFX decodes a PFX of version 3 with password integrity and a MAC,
+// and returns it with its AuthenticatedSafe (DER), the content the MAC
+// covers.
+func parsePFX(pfxDER []byte) (pfxPDU, []byte, error) {
+	var pfx pfxPDU
+	if err := unmarshalAll(pfxDER, &pfx); err != nil {
+		return pfx, nil, fmt.Errorf("not a PKCS#12 PFX: %w", err)
+	}
+	if pfx.Version != 3 {
+		return pfx, nil, fmt.Errorf("PFX version %d, want 3", pfx.Version)
+	}
+	if !pfx.AuthSafe.ContentType.Equal(oidData) {
+		return pfx, nil, fmt.Errorf("PFX authSafe of type %s: only password integrity (data) is supported", pfx.AuthSafe.ContentType)
+	}
+	var authSafeDER []byte
+	if err := unmarshalAll(pfx.AuthSafe.Content.Bytes, &authSafeDER); err != nil {
+		return pfx, nil, fmt.Errorf("PFX authSafe: %w", err)
+	}
+	if len(pfx.MacData.Mac.Algorithm.Algorithm) == 0 {
+		return pfx, nil, errors.New("PFX has no MAC")
+	}
+	return pfx, authSafeDER, nil
+}
+
+// openSafes decodes the AuthenticatedSafe: its ContentInfos, and each one's
+// SafeContents, decrypted when encrypted.
+func openSafes(authSafeDER []byte, password string, pwBMP []byte) ([]contentInfo, []safeContents, error) {
+	var safes []contentInfo
+	if err := unmarshalAll(authSafeDER, &safes); err != nil {
+		return nil, nil, fmt.Errorf("AuthenticatedSafe: %w", err)
+	}
+	parts := make([]safeContents, len(safes))
+	for i, ci := range safes {
+		if err := openSafe(i, ci, password, pwBMP, &parts[i]); err != nil {
+			return nil, nil, err
+		}
+	}
+	return safes, parts, nil
+}
+
+// openSafe decodes SafeContents i, plain data or encrypted data, into part.
+func openSafe(i int, ci contentInfo, password string, pwBMP []byte, part *safeContents) error {
+	var plain []byte
+	switch {
+	case ci.ContentType.Equal(oidData):
+		if err := unmarshalAll(ci.Content.Bytes, &plain); err != nil {
+			return fmt.Errorf("SafeContents %d: %w", i, err)
+		}
+	case ci.ContentType.Equal(oidEncryptedData):
+		var err error
+		if plain, err = part.decrypt(ci, password, pwBMP); err != nil {
+			return fmt.Errorf("SafeContents %d: %w", i, err)
+		}
+	default:
+		return fmt.Errorf("SafeContents %d of type %s not supported", i, ci.ContentType)
+	}
+	if err := unmarshalAll(plain, &part.bags); err != nil {
+		return fmt.Errorf("SafeContents %d: %w", i, err)
+	}
+	return nil
+}
+
+// decrypt returns the plaintext of an EncryptedData SafeContents, and keeps
+// the EncryptedData, cipher and IV in part to re-encrypt it.
+func (part *safeContents) decrypt(ci contentInfo, password string, pwBMP []byte) ([]byte, error) {
+	var ed encryptedData
+	if err := unmarshalAll(ci.Content.Bytes, &ed); err != nil {
+		return nil, err
+	}
+	if ed.Version != 0 {
+		return nil, fmt.Errorf("EncryptedData version %d, want 0", ed.Version)
+	}
+	block, iv, err := pbeCipher(ed.EncryptedContentInfo.ContentEncryptionAlgorithm, password, pwBMP)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := cbcDecrypt(block, iv, ed.EncryptedContentInfo.EncryptedContent)
+	if err != nil {
+		return nil, err
+	}
+	part.encrypted, part.block, part.iv = &ed, block, iv
+	return plain, nil
+}
+
+// sealSafes encodes each SafeContents back into its ContentInfo, encrypted
+// again when it was, and returns the AuthenticatedSafe (DER).
+func sealSafes(safes []contentInfo, parts []safeContents) ([]byte, error) {
+	for i := range safes {
+		inner, err := parts[i].seal()
+		if err != nil {
+			return nil, err
+		}
+		safes[i].Content = explicit0(inner)
+	}
+	return asn1.Marshal(safes)
+}
+
+// seal encodes the bags as the content of a ContentInfo: an OCTET STRING
+// for plain data, else the EncryptedData with the bags encrypted by the
+// cipher and IV that decrypted them.
+func (part *safeContents) seal() ([]byte, error) {
+	sc, err := asn1.Marshal(part.bags)
+	if err != nil {
+		return nil, err
+	}
+	if part.encrypted == nil {
+		return asn1.Marshal(sc)
+	}
+	part.encrypted.EncryptedContentInfo.EncryptedContent = cbcEncrypt(part.block, part.iv, sc)
+	return asn1.Marshal(*part.encrypted)
+}
+
 // labelBags finds the only key bag and the leaf certificate bag and sets
 // their localKeyId and friendlyName.
 func labelBags(parts []safeContents, leafDER, nameBMP []byte) error {
-	var key *safeBag
-	var certs []*safeBag
-	var certDERs [][]byte
-	for i := range parts {
-		for j := range parts[i].bags {
-			b := &parts[i].bags[j]
-			switch {
-			case b.ID.Equal(oidKeyBag), b.ID.Equal(oidShroudedKeyBag):
-				if key != nil {
-					return errors.New("PFX has more than one key bag")
-				}
-				key = b
-			case b.ID.Equal(oidCertBag):
-				var cb certBag
-				if err := unmarshalAll(b.Value.Bytes, &cb); err != nil {
-					return fmt.Errorf("certificate bag: %w", err)
-				}
-				if !cb.ID.Equal(oidX509Cert) {
-					continue
-				}
-				certs = append(certs, b)
-				certDERs = append(certDERs, cb.Data)
-			}
-		}
+	key, certs, err := findBags(parts)
+	if err != nil {
+		return err
 	}
 	if key == nil {
 		return errors.New("PFX has no key bag")
@@ -337,43 +363,19 @@ func labelBags(parts []safeContents, leafDER, nameBMP []byte) error {
 	if err != nil {
 		return err
 	}
-	var leaf *safeBag
-	var leafCert []byte
-	for i, c := range certs {
-		if leafDER != nil {
-			if bytes.Equal(certDERs[i], leafDER) {
-				leaf, leafCert = c, certDERs[i]
-				break
-			}
-			continue
-		}
-		id, err := attrOctets(c, oidLocalKeyID)
-		if err != nil {
-			return err
-		}
-		if keyID != nil && bytes.Equal(id, keyID) {
-			leaf, leafCert = c, certDERs[i]
-			break
-		}
-	}
-	if leaf == nil && leafDER == nil && len(certs) > 0 {
-		leaf, leafCert = certs[0], certDERs[0]
-	}
-	if leaf == nil {
-		return errors.New("PFX has no bag for the certificate")
-	}
-	certID, err := attrOctets(leaf, oidLocalKeyID)
+	leaf, err := leafBag(certs, leafDER, keyID)
 	if err != nil {
 		return err
 	}
-	switch {
-	case keyID != nil && certID != nil && !bytes.Equal(keyID, certID):
-		return errors.New("PFX key and certificate bags have different localKeyId")
-	case keyID == nil && certID != nil:
-		keyID = certID
-	case keyID == nil:
-		sum := sha1.Sum(leafCert)
-		keyID = sum[:]
+	if leaf.bag == nil {
+		return errors.New("PFX has no bag for the certificate")
+	}
+	certID, err := attrOctets(leaf.bag, oidLocalKeyID)
+	if err != nil {
+		return err
+	}
+	if keyID, err = commonKeyID(keyID, certID, leaf.der); err != nil {
+		return err
 	}
 	idDER, err := asn1.Marshal(keyID)
 	if err != nil {
@@ -383,11 +385,88 @@ func labelBags(parts []safeContents, leafDER, nameBMP []byte) error {
 	if err != nil {
 		return err
 	}
-	for _, b := range []*safeBag{key, leaf} {
+	for _, b := range []*safeBag{key, leaf.bag} {
 		setAttr(b, oidLocalKeyID, idDER)
 		setAttr(b, oidFriendlyName, nameDER)
 	}
 	return nil
+}
+
+// x509Bag is a certificate bag holding an X.509 certificate, and the
+// certificate (DER).
+type x509Bag struct {
+	bag *safeBag
+	der []byte
+}
+
+// findBags returns the key bag (nil when there is none; a second one is an
+// error) and the X.509 certificate bags, in order. Other bags are left
+// alone.
+func findBags(parts []safeContents) (key *safeBag, certs []x509Bag, err error) {
+	for i := range parts {
+		for j := range parts[i].bags {
+			b := &parts[i].bags[j]
+			switch {
+			case b.ID.Equal(oidKeyBag), b.ID.Equal(oidShroudedKeyBag):
+				if key != nil {
+					return nil, nil, errors.New("PFX has more than one key bag")
+				}
+				key = b
+			case b.ID.Equal(oidCertBag):
+				var cb certBag
+				if err := unmarshalAll(b.Value.Bytes, &cb); err != nil {
+					return nil, nil, fmt.Errorf("certificate bag: %w", err)
+				}
+				if cb.ID.Equal(oidX509Cert) {
+					certs = append(certs, x509Bag{b, cb.Data})
+				}
+			}
+		}
+	}
+	return key, certs, nil
+}
+
+// leafBag returns the bag of the leaf certificate: the one of leafDER when
+// given, else the one whose localKeyId is keyID, else the first one. Its
+// bag is nil when there is none.
+func leafBag(certs []x509Bag, leafDER, keyID []byte) (x509Bag, error) {
+	if leafDER != nil {
+		for _, c := range certs {
+			if bytes.Equal(c.der, leafDER) {
+				return c, nil
+			}
+		}
+		return x509Bag{}, nil
+	}
+	for _, c := range certs {
+		id, err := attrOctets(c.bag, oidLocalKeyID)
+		if err != nil {
+			return x509Bag{}, err
+		}
+		if keyID != nil && bytes.Equal(id, keyID) {
+			return c, nil
+		}
+	}
+	if len(certs) > 0 {
+		return certs[0], nil
+	}
+	return x509Bag{}, nil
+}
+
+// commonKeyID returns the localKeyId the key and leaf bags share: the
+// key's, else the certificate's, else the SHA-1 of the certificate. Two
+// different ones are an error.
+func commonKeyID(keyID, certID, leafCert []byte) ([]byte, error) {
+	switch {
+	case keyID != nil && certID != nil && !bytes.Equal(keyID, certID):
+		return nil, errors.New("PFX key and certificate bags have different localKeyId")
+	case keyID == nil && certID != nil:
+		return certID, nil
+	case keyID == nil:
+		sum := sha1.Sum(leafCert)
+		return sum[:], nil
+	}
+	return keyID, nil
 }
 
 // attrOctets returns the OCTET STRING value of attribute id of b, nil when

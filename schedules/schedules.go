@@ -97,7 +97,7 @@ func New(env *jobs.Env, all []jobs.Job) (*Runner, error) {
 	return r, nil
 }
 
-// Jobs returns the implemented jobs, in the order of SPEC.md.
+// Jobs returns the implemented jobs, in the order of jobs.Names.
 func (r *Runner) Jobs() []jobs.Job {
 	var out []jobs.Job
 	for _, n := range jobs.Names {

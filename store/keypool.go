@@ -6,7 +6,7 @@ import (
 	"strconv"
 )
 
-// Key pool (issue 3, "Key pool"): private keys generated ahead of the
+// Key pool (docs/rules.md#certificates): private keys generated ahead of the
 // certificate batch, PKCS#8 DER sealed with the Sealer under the context
 // PoolSealContext(seq). There is one pool per key algorithm:
 //

@@ -11,7 +11,7 @@ import (
 func (a *app) genCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gen",
-		Short: "Generate test inputs (census workbooks, signed delivery manifests) for trials and benchmarks",
+		Short: "Generate test inputs (census workbooks, signed console requests and delivery manifests) for trials and benchmarks",
 	}
 	var opt censusgen.Options
 	var out string
@@ -46,6 +46,9 @@ func (a *app) genCmd() *cobra.Command {
 	c.Flags().Int64Var(&opt.Seed, "seed", 1, "random seed (same seed, same workbook)")
 	c.Flags().BoolVar(&opt.NumericISTAT, "numeric-istat", false, "write ISTAT codes as numbers, like spreadsheet programs do")
 	c.Flags().BoolVar(&opt.DateCells, "date-cells", false, "write birth dates as date cells")
-	cmd.AddCommand(c, a.genConsegneCmd())
+	cmd.AddCommand(c)
+	for _, sub := range genSubcommands {
+		cmd.AddCommand(sub(a))
+	}
 	return cmd
 }

@@ -25,6 +25,8 @@ import (
 	"anprsec/store"
 )
 
+func init() { genSubcommands = append(genSubcommands, (*app).genConsegneCmd) }
+
 // genConsegneCmd writes a trial delivery manifest of a prefettura, signed
 // with its development key (docs/rules.md#manifests).
 func (a *app) genConsegneCmd() *cobra.Command {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"anprsec/lifecycle"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -74,7 +75,7 @@ itself. One line per checkpoint; non-zero exit if any fails.`,
 			defer st.Close()
 			es, err := st.History(0, 0, func(e *store.Entry) bool {
 				return (kind == "" || e.Kind == kind) && (key == "" || strings.Contains(e.Key, key)) &&
-					(file == "" || strings.Contains(e.File, file)) && (actr == "" || e.Actor == actr)
+					(file == "" || strings.Contains(e.File, file)) && (actr == "" || e.Actor == actr || e.Actor == lifecycle.BackOfficeOperator(actr))
 			})
 			if err != nil {
 				return err
@@ -99,7 +100,7 @@ itself. One line per checkpoint; non-zero exit if any fails.`,
 	list.Flags().StringVar(&kind, "kind", "", "only entries of this record kind (comune, utenza, smartcard, postazione, file)")
 	list.Flags().StringVar(&key, "key", "", "only entries whose key contains this text")
 	list.Flags().StringVar(&file, "file", "", "only entries from a source file whose path contains this text")
-	list.Flags().StringVar(&actr, "actor", "", "only entries by this actor (an operator CF or a dropping party)")
+	list.Flags().StringVar(&actr, "actor", "", "only entries by this actor (an operator CF, a dropping party, a job, or the OS user of a back-office command)")
 	cmd.AddCommand(list)
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -46,6 +47,9 @@ func scriptParams(dir string) testscript.Params {
 			// A 2048-bit development CA: init runs in most scripts, and a
 			// 4096-bit key takes seconds to generate.
 			env.Setenv("ANPRSEC_DEV_CA_BITS", "2048")
+			if u, err := user.Current(); err == nil {
+				env.Setenv("OSUSER", u.Username) // the author of back-office changes
+			}
 			for name, src := range fixtures {
 				data, err := os.ReadFile(src)
 				if err != nil {

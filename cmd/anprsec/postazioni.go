@@ -58,7 +58,7 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
 					return err
 				}
 				defer closeFn()
-				src := store.Source{Actor: lifecycle.BackOfficeActor}
+				src := store.Source{Actor: operatorActor()}
 				var p *domain.Postazione
 				if op.op == lifecycle.OpUndoRevocation {
 					p, err = lifecycle.UndoRevocation(r.Store(), src, args[0], motivo, a.cfg.PKI.RevokeGrace, a.loc())

@@ -119,7 +119,7 @@ func (a *app) smartcardCmd() *cobra.Command {
 }
 
 // backOfficeOp runs one back-office operation (cards, utenze) in a store
-// transaction, with the back-office as the history actor.
+// transaction, with the operator running the CLI as the history actor.
 func (a *app) backOfficeOp(cmd *cobra.Command, fn func(tx *store.Tx, src store.Source) (string, error)) error {
 	if err := a.checkSecrets(); err != nil {
 		return err
@@ -131,7 +131,7 @@ func (a *app) backOfficeOp(cmd *cobra.Command, fn func(tx *store.Tx, src store.S
 	defer st.Close()
 	var msg string
 	if err := st.Update(func(tx *store.Tx) error {
-		msg, err = fn(tx, store.Source{Actor: lifecycle.BackOfficeActor})
+		msg, err = fn(tx, store.Source{Actor: operatorActor()})
 		return err
 	}); err != nil {
 		return err

@@ -1,5 +1,5 @@
 // Package sftpdrop is the SFTP implementation of drop.Drop: the drop
-// layout of SPEC.md under a base path on an SFTP server (OpenSSH or any
+// layout (docs/rules.md#drops-and-receipts) under a base path on an SFTP server (OpenSSH or any
 // server speaking SFTP version 3).
 //
 // Security: key authentication only; the server key is always checked

@@ -1,5 +1,5 @@
-// Package audit writes the security audit exports (issue 6, seeds 003 and
-// 004): for each comune the list of its registered users with their
+// Package audit writes the security audit exports (docs/rules.md#audit):
+// for each comune the list of its registered users with their
 // authorization level and the list of its workstations, for the ALS to
 // check; for the security reviews one national workbook (summary with
 // charts, anomalies, history of the period, the national user list) and

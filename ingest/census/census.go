@@ -370,82 +370,25 @@ func (g *Ingester) comuneRecord(tx *store.Tx, src store.Source, code string) (*d
 	return c, tx.Record(src, "comune.crea", "comune", code, info.Name)
 }
 
+// applyUser commits one row of the Utenti sheet: the comune, the person, the
+// utenza, then the smart card it asks for. The receipt note tells the
+// utenza's change first, then a change of name, then the card requested.
 func (g *Ingester) applyUser(tx *store.Tx, src store.Source, r *UserRow) (code, msg string, err error) {
 	if _, err := g.comune(tx, src, r.ISTAT); err != nil {
 		return "", "", err
 	}
-	var notes []string
-	personDirty := false
-	p, err := tx.Person(r.CF)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		p = &domain.Person{CF: r.CF}
-	case err != nil:
+	p, personDirty, renamed, err := updatePerson(tx, r)
+	if err != nil {
 		return "", "", err
 	}
-	birth := r.BirthDate
-	if birth == "" {
-		birth = p.BirthDate
-	}
-	if p.Surname != r.Surname || p.Name != r.Name || p.Sex != r.Sex || p.BirthDate != birth {
-		if p.Surname != "" && (p.Surname != r.Surname || p.Name != r.Name) {
-			notes = append(notes, fmt.Sprintf("anagrafica: %s %s → %s %s", p.Surname, p.Name, r.Surname, r.Name))
-		}
-		p.Surname, p.Name, p.Sex, p.BirthDate, p.Updated = r.Surname, r.Name, r.Sex, birth, tx.Now
-		personDirty = true
-	}
-
-	u, err := tx.Utenza(r.ISTAT, r.CF)
-	created := errors.Is(err, store.ErrNotFound)
-	if err != nil && !created {
+	code, note, err := applyUtenza(tx, src, r)
+	if err != nil {
 		return "", "", err
 	}
-	key := r.ISTAT + "/" + r.CF
-	if created || u.State == domain.UtenzaCancellata {
-		u = &domain.Utenza{ISTAT: r.ISTAT, CF: r.CF, Email: r.Email, PEC: r.PEC, Profiles: r.Profiles,
-			Environments: r.Environments, NeedsCard: r.Card, State: domain.UtenzaAttiva, Created: tx.Now, Updated: tx.Now}
-		code = "CREATA"
-		notes = append([]string{"utenza creata, profili " + joinProfiles(r.Profiles)}, notes...)
-		if err := tx.PutUtenza(u); err != nil {
-			return "", "", err
-		}
-		if err := tx.Record(src, "utenza.crea", "utenza", key, "profili "+joinProfiles(r.Profiles)); err != nil {
-			return "", "", err
-		}
-	} else {
-		var ch []string
-		if u.Email != r.Email {
-			ch = append(ch, fmt.Sprintf("email %s → %s", u.Email, r.Email))
-		}
-		if u.PEC != r.PEC {
-			ch = append(ch, fmt.Sprintf("PEC %q → %q", u.PEC, r.PEC))
-		}
-		if !slices.Equal(sortedProfiles(u.Profiles), sortedProfiles(r.Profiles)) {
-			ch = append(ch, fmt.Sprintf("profili %s → %s", joinProfiles(u.Profiles), joinProfiles(r.Profiles)))
-		}
-		if !slices.Equal(u.Environments, r.Environments) {
-			ch = append(ch, fmt.Sprintf("ambiente %s → %s", joinEnv(u.Environments), joinEnv(r.Environments)))
-		}
-		if u.NeedsCard != r.Card {
-			ch = append(ch, fmt.Sprintf("smart card %s → %s", yesNo(u.NeedsCard), yesNo(r.Card)))
-		}
-		if len(ch) == 0 {
-			code = "INVARIATA"
-			notes = append([]string{"utenza già presente, nessuna modifica"}, notes...)
-		} else {
-			code = "AGGIORNATA"
-			u.Email, u.PEC, u.Profiles, u.Environments, u.NeedsCard, u.Updated = r.Email, r.PEC, r.Profiles, r.Environments, r.Card, tx.Now
-			if err := tx.PutUtenza(u); err != nil {
-				return "", "", err
-			}
-			detail := strings.Join(ch, "; ")
-			if err := tx.Record(src, "utenza.modifica", "utenza", key, detail); err != nil {
-				return "", "", err
-			}
-			notes = append([]string{"modifiche: " + detail}, notes...)
-		}
+	notes := []string{note}
+	if renamed != "" {
+		notes = append(notes, renamed)
 	}
-
 	if r.Card {
 		serial, err := lifecycle.RequestCard(tx, src, p, r.ISTAT, g.CardPrefix)
 		if err != nil {
@@ -462,6 +405,96 @@ func (g *Ingester) applyUser(tx *store.Tx, src store.Source, r *UserRow) (code, 
 		}
 	}
 	return code, strings.Join(notes, "; "), nil
+}
+
+// updatePerson returns the person of the row's codice fiscale (a new one if
+// unknown) brought up to date with the row's name, sex and birth date; a
+// row without a birth date keeps the one known. dirty reports a change, and
+// renamed notes a change of the name of a person already known. The person
+// is not stored here.
+func updatePerson(tx *store.Tx, r *UserRow) (p *domain.Person, dirty bool, renamed string, err error) {
+	p, err = tx.Person(r.CF)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		p = &domain.Person{CF: r.CF}
+	case err != nil:
+		return nil, false, "", err
+	}
+	birth := r.BirthDate
+	if birth == "" {
+		birth = p.BirthDate
+	}
+	if p.Surname == r.Surname && p.Name == r.Name && p.Sex == r.Sex && p.BirthDate == birth {
+		return p, false, "", nil
+	}
+	if p.Surname != "" && (p.Surname != r.Surname || p.Name != r.Name) {
+		renamed = fmt.Sprintf("anagrafica: %s %s → %s %s", p.Surname, p.Name, r.Surname, r.Name)
+	}
+	p.Surname, p.Name, p.Sex, p.BirthDate, p.Updated = r.Surname, r.Name, r.Sex, birth, tx.Now
+	return p, true, renamed, nil
+}
+
+// applyUtenza creates the row's utenza (CREATA) when there is none or it is
+// cancelled, else brings it up to date (AGGIORNATA) or leaves it as it is
+// (INVARIATA); it returns that code and the receipt note.
+func applyUtenza(tx *store.Tx, src store.Source, r *UserRow) (code, note string, err error) {
+	u, err := tx.Utenza(r.ISTAT, r.CF)
+	created := errors.Is(err, store.ErrNotFound)
+	if err != nil && !created {
+		return "", "", err
+	}
+	key := r.ISTAT + "/" + r.CF
+	if created || u.State == domain.UtenzaCancellata {
+		return createUtenza(tx, src, key, r)
+	}
+	ch := utenzaChanges(u, r)
+	if len(ch) == 0 {
+		return "INVARIATA", "utenza già presente, nessuna modifica", nil
+	}
+	u.Email, u.PEC, u.Profiles, u.Environments, u.NeedsCard, u.Updated = r.Email, r.PEC, r.Profiles, r.Environments, r.Card, tx.Now
+	if err := tx.PutUtenza(u); err != nil {
+		return "", "", err
+	}
+	detail := strings.Join(ch, "; ")
+	if err := tx.Record(src, "utenza.modifica", "utenza", key, detail); err != nil {
+		return "", "", err
+	}
+	return "AGGIORNATA", "modifiche: " + detail, nil
+}
+
+// createUtenza stores a new active utenza for the row and records it.
+func createUtenza(tx *store.Tx, src store.Source, key string, r *UserRow) (code, note string, err error) {
+	u := &domain.Utenza{ISTAT: r.ISTAT, CF: r.CF, Email: r.Email, PEC: r.PEC, Profiles: r.Profiles,
+		Environments: r.Environments, NeedsCard: r.Card, State: domain.UtenzaAttiva, Created: tx.Now, Updated: tx.Now}
+	if err := tx.PutUtenza(u); err != nil {
+		return "", "", err
+	}
+	if err := tx.Record(src, "utenza.crea", "utenza", key, "profili "+joinProfiles(r.Profiles)); err != nil {
+		return "", "", err
+	}
+	return "CREATA", "utenza creata, profili " + joinProfiles(r.Profiles), nil
+}
+
+// utenzaChanges lists what the row changes in an utenza, in the order
+// e-mail, PEC, profiles, environments, smart card; none when it is the same.
+func utenzaChanges(u *domain.Utenza, r *UserRow) []string {
+	var ch []string
+	if u.Email != r.Email {
+		ch = append(ch, fmt.Sprintf("email %s → %s", u.Email, r.Email))
+	}
+	if u.PEC != r.PEC {
+		ch = append(ch, fmt.Sprintf("PEC %q → %q", u.PEC, r.PEC))
+	}
+	if !slices.Equal(sortedProfiles(u.Profiles), sortedProfiles(r.Profiles)) {
+		ch = append(ch, fmt.Sprintf("profili %s → %s", joinProfiles(u.Profiles), joinProfiles(r.Profiles)))
+	}
+	if !slices.Equal(u.Environments, r.Environments) {
+		ch = append(ch, fmt.Sprintf("ambiente %s → %s", joinEnv(u.Environments), joinEnv(r.Environments)))
+	}
+	if u.NeedsCard != r.Card {
+		ch = append(ch, fmt.Sprintf("smart card %s → %s", yesNo(u.NeedsCard), yesNo(r.Card)))
+	}
+	return ch
 }
 
 func (g *Ingester) applyWorkstations(tx *store.Tx, src store.Source, w *wsRow) (code, msg string, err error) {

@@ -14,7 +14,7 @@ import (
 	"github.com/xuri/excelize/v2"
 )
 
-// Column names of the Utenti sheet (SPEC.md).
+// Column names of the Utenti sheet (docs/rules.md#census).
 const (
 	ColISTAT    = "Codice ISTAT"
 	ColComune   = "Comune"
@@ -91,93 +91,161 @@ func tooLong(h *header, cells []string) *rowError {
 	return nil
 }
 
-// User validates one data row of the Utenti sheet.
+// User validates one data row of the Utenti sheet. The checks run in the
+// order of the columns, and the first one that fails refuses the row.
 func (v *Validator) User(h *header, cells []string, row int) (*UserRow, *rowError) {
 	if e := tooLong(h, cells); e != nil {
 		return nil, e
 	}
 	u := &UserRow{Row: row}
+	if e := v.userComune(h, cells, u); e != nil {
+		return nil, e
+	}
+	cf, e := v.userCF(h, cells, u)
+	if e != nil {
+		return nil, e
+	}
+	if e := userNames(h, cells, u); e != nil {
+		return nil, e
+	}
+	if e := userSex(h, cells, u, cf); e != nil {
+		return nil, e
+	}
+	if e := userBirthDate(h, cells, u, cf); e != nil {
+		return nil, e
+	}
+	if e := userEmails(h, cells, u); e != nil {
+		return nil, e
+	}
+	needsCard, e := userProfiles(h, cells, u)
+	if e != nil {
+		return nil, e
+	}
+	if e := userCard(h, cells, u, needsCard); e != nil {
+		return nil, e
+	}
+	if e := userEnvironments(h, cells, u); e != nil {
+		return nil, e
+	}
+	return u, nil
+}
 
+// userComune sets u.ISTAT: a known comune, whose name matches the Comune
+// column when that is filled in.
+func (v *Validator) userComune(h *header, cells []string, u *UserRow) *rowError {
 	raw := h.cell(cells, ColISTAT)
 	code, err := istat.NormalizeISTAT(raw)
 	if err != nil {
-		return nil, refuse("ISTAT", "%s: %q non è un codice ISTAT (6 cifre)", h.where(ColISTAT), raw)
+		return refuse("ISTAT", "%s: %q non è un codice ISTAT (6 cifre)", h.where(ColISTAT), raw)
 	}
 	com, ok := v.Comuni.Lookup(code)
 	if !ok {
-		return nil, refuse("ISTAT", "%s: il codice %s non è un comune italiano", h.where(ColISTAT), code)
+		return refuse("ISTAT", "%s: il codice %s non è un comune italiano", h.where(ColISTAT), code)
 	}
 	u.ISTAT = code
 	if name := h.cell(cells, ColComune); name != "" && !istat.SameName(name, com.Name) {
-		return nil, refuse("COMUNE", "%s: %q non corrisponde al codice %s (%s)", h.where(ColComune), name, code, com.Name)
+		return refuse("COMUNE", "%s: %q non corrisponde al codice %s (%s)", h.where(ColComune), name, code, com.Name)
 	}
+	return nil
+}
 
+// userCF sets u.CF and returns the parsed codice fiscale, whose place of
+// birth is a known comune or a valid foreign state.
+func (v *Validator) userCF(h *header, cells []string, u *UserRow) (codfisc.CF, *rowError) {
 	rawCF := h.cell(cells, ColCF)
 	u.CF = codfisc.Normalize(rawCF)
 	if u.CF == "" {
-		return nil, refuse("CF", "%s: codice fiscale mancante", h.where(ColCF))
+		return codfisc.CF{}, refuse("CF", "%s: codice fiscale mancante", h.where(ColCF))
 	}
 	cf, err := codfisc.Parse(u.CF)
 	if err != nil {
-		return nil, refuse("CF", "%s: %q: %v", h.where(ColCF), rawCF, err)
+		return codfisc.CF{}, refuse("CF", "%s: %q: %v", h.where(ColCF), rawCF, err)
 	}
 	if !cf.Foreign() {
 		if _, ok := v.Comuni.ByBelfiore(cf.Belfiore); !ok {
-			return nil, refuse("CF_LUOGO", "%s: %s: il codice del luogo di nascita %s non è noto", h.where(ColCF), u.CF, cf.Belfiore)
+			return codfisc.CF{}, refuse("CF_LUOGO", "%s: %s: il codice del luogo di nascita %s non è noto", h.where(ColCF), u.CF, cf.Belfiore)
 		}
 	} else if !istat.ForeignBelfiore(cf.Belfiore) {
-		return nil, refuse("CF_LUOGO", "%s: %s: il codice dello stato di nascita %s non è valido", h.where(ColCF), u.CF, cf.Belfiore)
+		return codfisc.CF{}, refuse("CF_LUOGO", "%s: %s: il codice dello stato di nascita %s non è valido", h.where(ColCF), u.CF, cf.Belfiore)
 	}
+	return cf, nil
+}
 
+// userNames sets u.Surname and u.Name; both are required.
+func userNames(h *header, cells []string, u *UserRow) *rowError {
 	if u.Surname = h.cell(cells, ColCognome); u.Surname == "" {
-		return nil, refuse("COGNOME", "%s: cognome mancante", h.where(ColCognome))
+		return refuse("COGNOME", "%s: cognome mancante", h.where(ColCognome))
 	}
 	if u.Name = h.cell(cells, ColNome); u.Name == "" {
-		return nil, refuse("NOME", "%s: nome mancante", h.where(ColNome))
+		return refuse("NOME", "%s: nome mancante", h.where(ColNome))
 	}
+	return nil
+}
 
+// userSex sets u.Sex from the codice fiscale; the Sesso column, when filled
+// in, is M or F and agrees with it.
+func userSex(h *header, cells []string, u *UserRow, cf codfisc.CF) *rowError {
 	u.Sex = cf.Sex
-	if s := strings.ToUpper(h.cell(cells, ColSesso)); s != "" {
-		if s != "M" && s != "F" {
-			return nil, refuse("SESSO", "%s: %q: atteso M o F", h.where(ColSesso), s)
-		}
-		if s != cf.Sex {
-			return nil, refuse("CF_SESSO", "%s: sesso %s, ma il codice fiscale %s è di una persona di sesso %s", h.where(ColSesso), s, u.CF, cf.Sex)
-		}
+	s := strings.ToUpper(h.cell(cells, ColSesso))
+	if s == "" {
+		return nil
 	}
-	if d := h.cell(cells, ColNascita); d != "" {
-		t, err := parseDate(d)
-		if err != nil {
-			return nil, refuse("DATA_NASCITA", "%s: %q: %v", h.where(ColNascita), d, err)
-		}
-		if !cf.Matches(t) {
-			return nil, refuse("CF_NASCITA", "%s: %s non corrisponde alla data di nascita del codice fiscale %s", h.where(ColNascita), t.Format("02/01/2006"), u.CF)
-		}
-		u.BirthDate = t.Format("2006-01-02")
+	if s != "M" && s != "F" {
+		return refuse("SESSO", "%s: %q: atteso M o F", h.where(ColSesso), s)
 	}
+	if s != cf.Sex {
+		return refuse("CF_SESSO", "%s: sesso %s, ma il codice fiscale %s è di una persona di sesso %s", h.where(ColSesso), s, u.CF, cf.Sex)
+	}
+	return nil
+}
 
+// userBirthDate sets u.BirthDate from the Data di nascita column, when
+// filled in: a date that agrees with the codice fiscale.
+func userBirthDate(h *header, cells []string, u *UserRow, cf codfisc.CF) *rowError {
+	d := h.cell(cells, ColNascita)
+	if d == "" {
+		return nil
+	}
+	t, err := parseDate(d)
+	if err != nil {
+		return refuse("DATA_NASCITA", "%s: %q: %v", h.where(ColNascita), d, err)
+	}
+	if !cf.Matches(t) {
+		return refuse("CF_NASCITA", "%s: %s non corrisponde alla data di nascita del codice fiscale %s", h.where(ColNascita), t.Format("02/01/2006"), u.CF)
+	}
+	u.BirthDate = t.Format("2006-01-02")
+	return nil
+}
+
+// userEmails sets u.Email, a required personal address that is not a PEC,
+// and u.PEC when that column is filled in.
+func userEmails(h *header, cells []string, u *UserRow) *rowError {
 	email := h.cell(cells, ColEmail)
 	if email == "" {
-		return nil, refuse("EMAIL", "%s: l'e-mail personale è obbligatoria", h.where(ColEmail))
+		return refuse("EMAIL", "%s: l'e-mail personale è obbligatoria", h.where(ColEmail))
 	}
+	var err error
 	if u.Email, err = checkEmail(email); err != nil {
-		return nil, refuse("EMAIL", "%s: %q: %v", h.where(ColEmail), email, err)
+		return refuse("EMAIL", "%s: %q: %v", h.where(ColEmail), email, err)
 	}
 	if IsPEC(u.Email) {
-		return nil, refuse("EMAIL_PEC", "%s: %s è un indirizzo PEC; l'e-mail personale non può essere una PEC (va nella colonna %q)", h.where(ColEmail), u.Email, ColPEC)
+		return refuse("EMAIL_PEC", "%s: %s è un indirizzo PEC; l'e-mail personale non può essere una PEC (va nella colonna %q)", h.where(ColEmail), u.Email, ColPEC)
 	}
 	if pec := h.cell(cells, ColPEC); pec != "" {
 		if u.PEC, err = checkEmail(pec); err != nil {
-			return nil, refuse("PEC", "%s: %q: %v", h.where(ColPEC), pec, err)
+			return refuse("PEC", "%s: %q: %v", h.where(ColPEC), pec, err)
 		}
 	}
+	return nil
+}
 
-	profiles := h.cell(cells, ColProfili)
-	needsCard := false
-	for _, p := range splitList(profiles) {
+// userProfiles sets u.Profiles, at least one known profile, each once, and
+// reports whether one of them needs a smart card.
+func userProfiles(h *header, cells []string, u *UserRow) (needsCard bool, e *rowError) {
+	for _, p := range splitList(h.cell(cells, ColProfili)) {
 		info, ok := domain.LookupProfile(p)
 		if !ok {
-			return nil, refuse("PROFILO", "%s: profilo %q sconosciuto (ammessi: %s)", h.where(ColProfili), p, profileNames())
+			return false, refuse("PROFILO", "%s: profilo %q sconosciuto (ammessi: %s)", h.where(ColProfili), p, profileNames())
 		}
 		if !hasProfile(u.Profiles, info.Profile) {
 			u.Profiles = append(u.Profiles, info.Profile)
@@ -185,13 +253,18 @@ func (v *Validator) User(h *header, cells []string, row int) (*UserRow, *rowErro
 		needsCard = needsCard || info.NeedsCard
 	}
 	if len(u.Profiles) == 0 {
-		return nil, refuse("PROFILO", "%s: nessun profilo indicato", h.where(ColProfili))
+		return false, refuse("PROFILO", "%s: nessun profilo indicato", h.where(ColProfili))
 	}
+	return needsCard, nil
+}
 
+// userCard sets u.Card from the Smart Card column (SI or NO), which is SI
+// when a profile needs the card.
+func userCard(h *header, cells []string, u *UserRow, needsCard bool) *rowError {
 	sc := h.cell(cells, ColCard)
 	card, ok := parseYesNo(sc)
 	if !ok {
-		return nil, refuse("SMART_CARD", "%s: %q: atteso SI o NO", h.where(ColCard), sc)
+		return refuse("SMART_CARD", "%s: %q: atteso SI o NO", h.where(ColCard), sc)
 	}
 	if needsCard && !card {
 		var need []string
@@ -200,29 +273,32 @@ func (v *Validator) User(h *header, cells []string, row int) (*UserRow, *rowErro
 				need = append(need, string(p))
 			}
 		}
-		return nil, refuse("SMART_CARD", "%s: il profilo %s richiede la smart card (Smart Card = SI)", h.where(ColCard), strings.Join(need, ", "))
+		return refuse("SMART_CARD", "%s: il profilo %s richiede la smart card (Smart Card = SI)", h.where(ColCard), strings.Join(need, ", "))
 	}
 	u.Card = card
+	return nil
+}
 
-	amb := h.cell(cells, ColAmbiente)
-	for _, a := range splitList(amb) {
+// userEnvironments sets u.Environments: PRODUZIONE, PRE-SUBENTRO or both,
+// in one order, so that "PRE-SUBENTRO;PRODUZIONE" is no change from
+// "PRODUZIONE;PRE-SUBENTRO".
+func userEnvironments(h *header, cells []string, u *UserRow) *rowError {
+	for _, a := range splitList(h.cell(cells, ColAmbiente)) {
 		e, ok := parseEnvironment(a)
 		if !ok {
-			return nil, refuse("AMBIENTE", "%s: ambiente %q sconosciuto (ammessi: PRODUZIONE, PRE-SUBENTRO)", h.where(ColAmbiente), a)
+			return refuse("AMBIENTE", "%s: ambiente %q sconosciuto (ammessi: PRODUZIONE, PRE-SUBENTRO)", h.where(ColAmbiente), a)
 		}
 		if !hasEnv(u.Environments, e) {
 			u.Environments = append(u.Environments, e)
 		}
 	}
 	if len(u.Environments) == 0 {
-		return nil, refuse("AMBIENTE", "%s: ambiente mancante (PRODUZIONE, PRE-SUBENTRO o entrambi)", h.where(ColAmbiente))
+		return refuse("AMBIENTE", "%s: ambiente mancante (PRODUZIONE, PRE-SUBENTRO o entrambi)", h.where(ColAmbiente))
 	}
-	// One order, so that "PRE-SUBENTRO;PRODUZIONE" is no change from
-	// "PRODUZIONE;PRE-SUBENTRO".
 	if len(u.Environments) == 2 {
 		u.Environments = []domain.Environment{domain.Produzione, domain.PreSubentro}
 	}
-	return u, nil
+	return nil
 }
 
 func hasProfile(ps []domain.Profile, p domain.Profile) bool {

@@ -62,7 +62,8 @@ const (
 	SheetOfXLSX = "" // the first visible sheet
 )
 
-// Columns lists the columns of a manifest, in SPEC.md's order.
+// Columns lists the columns of a manifest, in the order of
+// docs/rules.md#manifests.
 var Columns = []string{ColISTAT, ColSerial, ColCF, ColDate, ColTakenBy}
 
 // Actor is the history actor of prefettura ppp.
@@ -232,7 +233,7 @@ func refused(code, format string, args ...any) esito.Line {
 // Refusals are recorded in the history too.
 func (g *Ingester) apply(tx *store.Tx, f *ingest.File, t *table.Table, r *table.Row) (esito.Line, error) {
 	src := f.Source(Actor(g.PPP), t.Sheet, r.Line)
-	line, c, asc, at, by, err := g.check(tx, t, r)
+	line, d, err := g.check(tx, t, r)
 	if err != nil {
 		return line, err
 	}
@@ -243,94 +244,177 @@ func (g *Ingester) apply(tx *store.Tx, f *ingest.File, t *table.Table, r *table.
 		}
 		return line, tx.Record(src, "consegna.rifiutata", "smartcard", key, line.Code+": "+line.Message)
 	}
-	if err := lifecycle.DeliverCard(tx, src, c, at, by, asc); err != nil {
+	if err := lifecycle.DeliverCard(tx, src, d.card, d.at, d.by, d.asc); err != nil {
 		var se *lifecycle.StateError
 		if errors.As(err, &se) {
 			line = refused("STATO", "%v", err)
-			return line, tx.Record(src, "consegna.rifiutata", "smartcard", c.Serial, line.Code+": "+line.Message)
+			return line, tx.Record(src, "consegna.rifiutata", "smartcard", d.card.Serial, line.Code+": "+line.Message)
 		}
 		return line, err
 	}
-	if asc {
+	if d.asc {
 		return esito.Line{Outcome: esito.OK, Code: "ATTIVA", Message: fmt.Sprintf(
-			"smart card %s consegnata al comune e attiva (sindaco): seconde metà di PIN, PUK e password in invio per e-mail", c.Serial)}, nil
+			"smart card %s consegnata al comune e attiva (sindaco): seconde metà di PIN, PUK e password in invio per e-mail", d.card.Serial)}, nil
 	}
 	return esito.Line{Outcome: esito.OK, Code: "CONSEGNATA", Message: fmt.Sprintf(
-		"smart card %s consegnata al comune; diventa attiva quando il comune registra la consegna al titolare", c.Serial)}, nil
+		"smart card %s consegnata al comune; diventa attiva quando il comune registra la consegna al titolare", d.card.Serial)}, nil
 }
 
-func (g *Ingester) check(tx *store.Tx, t *table.Table, r *table.Row) (line esito.Line, c *domain.SmartCard, asc bool, at time.Time, by string, err error) {
+// delivery is a manifest row that passes the checks: the card handed over,
+// on day at, to by (the comune's ASC or an APL of it).
+type delivery struct {
+	card *domain.SmartCard
+	asc  bool // the holder is the comune's active sindaco: the card is active at once
+	at   time.Time
+	by   string
+}
+
+// refusal is a check's refusal of a row: its receipt line.
+type refusal struct{ line esito.Line }
+
+func (r *refusal) Error() string { return r.line.Message }
+
+func refuseRow(code, format string, args ...any) error {
+	return &refusal{refused(code, format, args...)}
+}
+
+// check returns the delivery of a row, or the line refusing it (with a nil
+// delivery); an error is a failure of the store.
+func (g *Ingester) check(tx *store.Tx, t *table.Table, r *table.Row) (esito.Line, *delivery, error) {
+	d, err := g.checkRow(tx, t, r)
+	var no *refusal
+	if errors.As(err, &no) {
+		return no.line, nil, nil
+	}
+	if err != nil {
+		return esito.Line{}, nil, err
+	}
+	return esito.Line{Outcome: esito.OK}, d, nil
+}
+
+// checkRow checks a row in the order of the refusals listed in the package
+// doc: every column filled in, the comune, the card, its holder and its
+// state, the date, who collected the parcel.
+func (g *Ingester) checkRow(tx *store.Tx, t *table.Table, r *table.Row) (*delivery, error) {
 	if r.Err != nil {
-		return refused(r.Err.Code, "%s", r.Err.Message), nil, false, at, "", nil
+		return nil, refuseRow(r.Err.Code, "%s", r.Err.Message)
 	}
 	for _, col := range Columns {
 		if r.Get(col) == "" {
-			return refused("CAMPO_MANCANTE", "%s è vuota", t.Where(col)), nil, false, at, "", nil
+			return nil, refuseRow("CAMPO_MANCANTE", "%s è vuota", t.Where(col))
 		}
 	}
-	code, nerr := istat.NormalizeISTAT(r.Get(ColISTAT))
-	if nerr != nil {
-		return refused("ISTAT", "%s: %v", t.Where(ColISTAT), nerr), nil, false, at, "", nil
+	code, info, err := g.comuneOf(tx, t, r)
+	if err != nil {
+		return nil, err
+	}
+	card, holder, err := cardOf(tx, t, r, code, info)
+	if err != nil {
+		return nil, err
+	}
+	at, err := g.deliveryDate(tx, t, r)
+	if err != nil {
+		return nil, err
+	}
+	by, err := takenBy(tx, t, r, code, info)
+	if err != nil {
+		return nil, err
+	}
+	// The sindaco's card is active at once only while his utenza is.
+	return &delivery{card: card, asc: holder.Has(domain.ASC) && holder.State == domain.UtenzaAttiva, at: at, by: by}, nil
+}
+
+// comuneOf returns the row's comune: an existing comune of this
+// prefettura, censused.
+func (g *Ingester) comuneOf(tx *store.Tx, t *table.Table, r *table.Row) (string, istat.Comune, error) {
+	code, err := istat.NormalizeISTAT(r.Get(ColISTAT))
+	if err != nil {
+		return "", istat.Comune{}, refuseRow("ISTAT", "%s: %v", t.Where(ColISTAT), err)
 	}
 	info, ok := g.Comuni.Lookup(code)
 	if !ok {
-		return refused("ISTAT_SCONOSCIUTO", "%s: il comune %s non esiste", t.Where(ColISTAT), code), nil, false, at, "", nil
+		return "", istat.Comune{}, refuseRow("ISTAT_SCONOSCIUTO", "%s: il comune %s non esiste", t.Where(ColISTAT), code)
 	}
 	if ppp, _ := g.Comuni.Prefettura(code); ppp != g.PPP {
-		return refused("FUORI_PROVINCIA", "il comune %s (%s) non è di competenza della prefettura %s: nessuna modifica", code, info.Name, g.PPP), nil, false, at, "", nil
+		return "", istat.Comune{}, refuseRow("FUORI_PROVINCIA", "il comune %s (%s) non è di competenza della prefettura %s: nessuna modifica", code, info.Name, g.PPP)
 	}
 	if _, err := tx.Comune(code); errors.Is(err, store.ErrNotFound) {
-		return refused("COMUNE_NON_CENSITO", "il comune %s (%s) non è stato censito", code, info.Name), nil, false, at, "", nil
+		return "", istat.Comune{}, refuseRow("COMUNE_NON_CENSITO", "il comune %s (%s) non è stato censito", code, info.Name)
 	} else if err != nil {
-		return line, nil, false, at, "", err
+		return "", istat.Comune{}, err
 	}
+	return code, info, nil
+}
+
+// cardOf returns the row's card and the utenza of its holder: the card
+// exists, is the holder's and was asked for the row's comune, in which the
+// holder has an utenza not cancelled, and it is IN PRODUZIONE.
+func cardOf(tx *store.Tx, t *table.Table, r *table.Row, code string, info istat.Comune) (*domain.SmartCard, *domain.Utenza, error) {
 	serial := strings.ToUpper(r.Get(ColSerial))
 	card, err := tx.Card(serial)
 	if errors.Is(err, store.ErrNotFound) {
-		return refused("SERIALE_SCONOSCIUTO", "%s: la smart card %s non esiste", t.Where(ColSerial), serial), nil, false, at, "", nil
+		return nil, nil, refuseRow("SERIALE_SCONOSCIUTO", "%s: la smart card %s non esiste", t.Where(ColSerial), serial)
 	} else if err != nil {
-		return line, nil, false, at, "", err
+		return nil, nil, err
 	}
 	cf := codfisc.Normalize(r.Get(ColCF))
 	if card.CF != cf {
-		return refused("TITOLARE_DIVERSO", "%s: la smart card %s non è intestata a %s", t.Where(ColCF), serial, cf), nil, false, at, "", nil
+		return nil, nil, refuseRow("TITOLARE_DIVERSO", "%s: la smart card %s non è intestata a %s", t.Where(ColCF), serial, cf)
 	}
 	if card.ISTAT != code {
-		return refused("ALTRO_COMUNE", "la smart card %s è stata richiesta per il comune %s, non per il comune %s (%s): il plico va a quel comune", serial, card.ISTAT, code, info.Name), nil, false, at, "", nil
+		return nil, nil, refuseRow("ALTRO_COMUNE", "la smart card %s è stata richiesta per il comune %s, non per il comune %s (%s): il plico va a quel comune", serial, card.ISTAT, code, info.Name)
 	}
-	holder, herr := tx.Utenza(code, cf)
-	if herr != nil || holder.State == domain.UtenzaCancellata {
-		return refused("TITOLARE_NON_DEL_COMUNE", "%s non ha un'utenza nel comune %s (%s)", cf, code, info.Name), nil, false, at, "", nil
+	holder, err := tx.Utenza(code, cf)
+	if err != nil || holder.State == domain.UtenzaCancellata {
+		return nil, nil, refuseRow("TITOLARE_NON_DEL_COMUNE", "%s non ha un'utenza nel comune %s (%s)", cf, code, info.Name)
 	}
-	switch card.State {
+	if err := deliverable(serial, card.State); err != nil {
+		return nil, nil, err
+	}
+	return card, holder, nil
+}
+
+// deliverable refuses a card that is not IN PRODUZIONE.
+func deliverable(serial string, state domain.CardState) error {
+	switch state {
 	case domain.CardProduzione:
+		return nil
 	case domain.CardRichiesta:
-		return refused("NON_ORDINATA", "la smart card %s non è ancora stata ordinata al produttore", serial), nil, false, at, "", nil
+		return refuseRow("NON_ORDINATA", "la smart card %s non è ancora stata ordinata al produttore", serial)
 	case domain.CardConsegnata, domain.CardAttiva, domain.CardBloccata:
-		return refused("GIA_CONSEGNATA", "la smart card %s è già stata consegnata (stato %s)", serial, card.State), nil, false, at, "", nil
+		return refuseRow("GIA_CONSEGNATA", "la smart card %s è già stata consegnata (stato %s)", serial, state)
 	default:
-		return refused("STATO", "la smart card %s è %s: non può essere consegnata", serial, card.State), nil, false, at, "", nil
+		return refuseRow("STATO", "la smart card %s è %s: non può essere consegnata", serial, state)
 	}
-	at, derr := t.Date(r.Get(ColDate))
-	if derr != nil {
-		return refused("DATA", "%s: %v", t.Where(ColDate), derr), nil, false, at, "", nil
+}
+
+// deliveryDate returns the row's date, at noon in the configured time zone;
+// a day after today's there is in the future, whatever the hour the
+// manifest is read.
+func (g *Ingester) deliveryDate(tx *store.Tx, t *table.Table, r *table.Row) (time.Time, error) {
+	at, err := t.Date(r.Get(ColDate))
+	if err != nil {
+		return time.Time{}, refuseRow("DATA", "%s: %v", t.Where(ColDate), err)
 	}
 	loc := g.Loc
 	if loc == nil {
 		loc = time.Local
 	}
 	at = time.Date(at.Year(), at.Month(), at.Day(), 12, 0, 0, 0, loc)
-	// A day after today's (in the configured time zone) is in the future,
-	// whatever the hour the manifest is read.
 	now := tx.Now.In(loc)
 	if at.After(time.Date(now.Year(), now.Month(), now.Day(), 12, 0, 0, 0, loc)) {
-		return refused("DATA_FUTURA", "%s: la data di consegna %s è nel futuro", t.Where(ColDate), at.Format("02/01/2006")), nil, false, at, "", nil
+		return time.Time{}, refuseRow("DATA_FUTURA", "%s: la data di consegna %s è nel futuro", t.Where(ColDate), at.Format("02/01/2006"))
 	}
-	by = codfisc.Normalize(r.Get(ColTakenBy))
-	u, uerr := tx.Utenza(code, by)
-	if uerr != nil || u.State != domain.UtenzaAttiva || !(u.Has(domain.ASC) || u.Has(domain.APL)) {
-		return refused("RITIRO_NON_AUTORIZZATO", "%s: %s non è il sindaco (ASC) né un suo delegato (APL) attivo nel comune %s (%s)", t.Where(ColTakenBy), by, code, info.Name), nil, false, at, "", nil
+	return at, nil
+}
+
+// takenBy returns who collected the parcel: an active ASC or APL of the
+// comune.
+func takenBy(tx *store.Tx, t *table.Table, r *table.Row, code string, info istat.Comune) (string, error) {
+	by := codfisc.Normalize(r.Get(ColTakenBy))
+	u, err := tx.Utenza(code, by)
+	if err != nil || u.State != domain.UtenzaAttiva || !(u.Has(domain.ASC) || u.Has(domain.APL)) {
+		return "", refuseRow("RITIRO_NON_AUTORIZZATO", "%s: %s non è il sindaco (ASC) né un suo delegato (APL) attivo nel comune %s (%s)", t.Where(ColTakenBy), by, code, info.Name)
 	}
-	// The sindaco's card is active at once only while his utenza is.
-	return esito.Line{Outcome: esito.OK}, card, holder.Has(domain.ASC) && holder.State == domain.UtenzaAttiva, at, by, nil
+	return by, nil
 }

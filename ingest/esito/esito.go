@@ -1,6 +1,6 @@
 // Package esito writes receipts: for every input file, one CSV line per data
 // row, accepted (OK) or refused (SCARTATO) with a code and a message an
-// operator understands. Format (SPEC.md): UTF-8, ';'-separated, header
+// operator understands. Format (docs/rules.md#drops-and-receipts): UTF-8, ';'-separated, header
 // foglio;riga;esito;codice;messaggio; riga 0 when the whole file is refused.
 package esito
 

@@ -21,6 +21,7 @@ import (
 
 	"anprsec/codfisc"
 	"anprsec/domain"
+	"anprsec/drop"
 	"anprsec/ingest"
 	"anprsec/ingest/census"
 	"anprsec/ingest/esito"
@@ -28,6 +29,7 @@ import (
 	"anprsec/istat"
 	"anprsec/lifecycle"
 	"anprsec/store"
+	"anprsec/trust/cades"
 )
 
 // Kind is the inbox kind of the request files (their file records).
@@ -97,9 +99,20 @@ type Processor struct {
 	BlockTenure time.Duration
 	ISTAT       string // the comune of the folder
 
+	// Signatures (signature.go): the card CA, whether an unsigned file is
+	// refused, and where to find a detached <file>.p7s; Now is the time
+	// certificates are judged at (nil: the clock).
+	Anchors          *cades.Anchors
+	RequireSignature bool
+	Drop             drop.Drop
+	CompanionOf      func(ctx context.Context, p string) (string, error)
+	Now              func() time.Time
+
 	// CRL is set when a row changed a certificate's state: the CRL must be
 	// republished.
 	CRL bool
+
+	signer string // the CF of the signer of the file being applied
 }
 
 // Process is the ingest.Processor of a request file: one row, one
@@ -109,13 +122,31 @@ func (p *Processor) Process(ctx context.Context, f *ingest.File) (ingest.Result,
 	if err != nil {
 		return ingest.Result{}, err
 	}
-	t, err := table.Open(f.Name, data, table.Options{Required: Required, Optional: Optional, MaxRows: p.MaxRows})
+	sd, ref, err := p.verify(ctx, f, data)
+	if err != nil {
+		return ingest.Result{}, err
+	}
+	if ref != nil {
+		return ingest.Result{Refused: true, Code: ref.code, Message: ref.message}, nil
+	}
+	t, err := table.Open(sd.name, sd.content, table.Options{Required: Required, Optional: Optional, MaxRows: p.MaxRows})
 	var fe *table.FileError
 	if errors.As(err, &fe) {
 		return ingest.Result{Refused: true, Code: fe.Code, Message: fe.Message}, nil
 	}
 	if err != nil {
 		return ingest.Result{}, err
+	}
+	p.signer = ""
+	if sd.signer != nil {
+		ref, err := p.checkSigner(sd.signer, t)
+		if err != nil {
+			return ingest.Result{}, err
+		}
+		if ref != nil {
+			return ingest.Result{Refused: true, Code: ref.code, Message: ref.message}, nil
+		}
+		p.signer = sd.signer.CF
 	}
 	// One row, one transaction (and one checkpoint): a crash resumes at
 	// the first row not applied.
@@ -124,6 +155,11 @@ func (p *Processor) Process(ctx context.Context, f *ingest.File) (ingest.Result,
 			return ingest.Result{}, err
 		}
 		err := f.CommitLines(k, 1, func(tx *store.Tx, _ int) (esito.Line, error) {
+			if k == 0 && sd.signer != nil {
+				if err := recordSignature(tx, f, sd.signer); err != nil {
+					return esito.Line{}, err
+				}
+			}
 			line, err := p.ApplyRow(tx, f, t, r)
 			line.Sheet, line.Row = t.Sheet, r.Line
 			return line, err
@@ -139,6 +175,9 @@ func (p *Processor) Process(ctx context.Context, f *ingest.File) (ingest.Result,
 // history entry, an error a failure of the system.
 func (p *Processor) ApplyRow(tx *store.Tx, f *ingest.File, t *table.Table, r *table.Row) (esito.Line, error) {
 	operator := codfisc.Normalize(r.Get(ColOperatore))
+	if operator == "" {
+		operator = p.signer // a signed file's rows are its signer's
+	}
 	actor := operator
 	if actor == "" {
 		actor = "comune " + p.ISTAT
@@ -372,12 +411,40 @@ func (p *Processor) utente(tx *store.Tx, src store.Source, t *table.Table, r *ta
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return "", "", nil, err
 	}
+	oldEmail := ""
+	if exists {
+		oldEmail = u.Email
+	}
 	g := &census.Ingester{Store: p.Store, Comuni: p.Comuni, CardPrefix: p.CardPrefix}
 	code, msg, err = g.ApplyUser(tx, src, row)
 	if err != nil {
 		return "", "", nil, err
 	}
+	if err := p.tellAddressChange(tx, cf, oldEmail, row.Email); err != nil {
+		return "", "", nil, err
+	}
 	return code, msg, nil, nil
+}
+
+// tellAddressChange tells the holder's previous address when the home
+// comune of his card changes it while the card is on its way
+// (lifecycle.NotifyAddressChange).
+func (p *Processor) tellAddressChange(tx *store.Tx, cf, old, new string) error {
+	if old == "" || strings.EqualFold(old, new) {
+		return nil
+	}
+	c, err := lifecycle.FindCard(tx, cf, "")
+	if errors.Is(err, lifecycle.ErrNoCard) || errors.Is(err, lifecycle.ErrCardUnknown) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	home, err := lifecycle.CardHome(tx, c)
+	if err != nil || home != p.ISTAT {
+		return err
+	}
+	return lifecycle.NotifyAddressChange(tx, c, old, new)
 }
 
 func (p *Processor) statoUtente(tx *store.Tx, src store.Source, op lifecycle.Op, cf, motivo string) (string, string, *lifecycle.Refusal, error) {
@@ -433,7 +500,9 @@ func (p *Processor) smartCard(tx *store.Tx, src store.Source, op lifecycle.Op, c
 		} else if home != p.ISTAT {
 			c.BlockedBy = p.ISTAT
 		}
-		err = lifecycle.BlockCard(tx, src, c, motivo)
+		if err = lifecycle.BlockCard(tx, src, c, motivo); err == nil && c.BlockedBy != "" {
+			err = lifecycle.NotifyForeignBlock(tx, c, p.ISTAT, motivo)
+		}
 	case lifecycle.OpUnblockCard:
 		err = lifecycle.UnblockCard(tx, src, c, motivo)
 	}
@@ -459,4 +528,14 @@ func (p *Processor) mayReplace(tx *store.Tx, cf string) (*lifecycle.Refusal, err
 		return nil, err
 	}
 	return lifecycle.MayActOnCard(tx, c, p.ISTAT, lifecycle.CardReplace, p.BlockTenure)
+}
+
+// recordSignature records who signed request file f, with the certificate
+// and the signing time the signer declares (recorded, not trusted).
+func recordSignature(tx *store.Tx, f *ingest.File, s *cades.Signer) error {
+	detail := fmt.Sprintf("firmata da %s con il certificato %X di %q", s.CF, s.Cert.SerialNumber, s.Cert.Issuer.CommonName)
+	if !s.SigningTime.IsZero() {
+		detail += ", ora di firma dichiarata " + s.SigningTime.UTC().Format(time.RFC3339)
+	}
+	return tx.Record(f.Source(s.CF, "", 0), "richiesta.firma", "file", f.Path, detail)
 }

@@ -299,6 +299,15 @@ func localPart(raw []byte) []byte {
 	return raw
 }
 
+// readStartTag reads a start tag: its name, pushed on the stack of open
+// elements, and its attributes, decoded into attrBuf.
+//
+// It stays one function: it is the byte-level loop that every tag of a
+// sheet goes through, one index i walking the tag from the name through
+// each key, '=', quote and value, and the offsets of the attributes (spans,
+// on the stack) only become views once attrBuf no longer grows; split, the
+// walk would be spread over functions passing i and the spans back and
+// forth.
 func (s *scanner) readStartTag() (tokKind, error) {
 	e, err := s.wholeTag()
 	if err != nil {

@@ -287,6 +287,8 @@ func (w *Workbook) sharedStrings() error {
 	return w.sstErr
 }
 
+// readSharedStrings reads the shared-string table: the text of each <si>
+// item, in order.
 func (w *Workbook) readSharedStrings() error {
 	if w.sstPart == "" {
 		return nil
@@ -300,62 +302,124 @@ func (w *Workbook) readSharedStrings() error {
 		return fmt.Errorf("xlsx: %s: %w", w.sstPart, err)
 	}
 	defer rc.Close()
-	s := newScanner(bufio.NewReaderSize(rc, readSize))
-	// <sst><si>(<t>text</t> | <r><rPr/><t>text</t></r>* | <rPh>...</rPh>)</si>...
-	// As excelize: the text of <si>'s own <t>, then that of each run's
-	// <t>; the last <t> of a level wins; only a <t>'s own text counts.
-	var t, runs, run, text []byte
-	depth, tDepth := 0, 0 // tDepth: depth of the open <t>, 0 when none
-	inSI, inR := false, false
+	if err := w.readItems(newScanner(bufio.NewReaderSize(rc, readSize))); err != nil {
+		return fmt.Errorf("xlsx: %s: %w", w.sstPart, err)
+	}
+	return nil
+}
+
+// readItems reads the <si> items among the children of the table's root
+// element, <sst><si>…</si>…</sst>; other elements are left out.
+func (w *Workbook) readItems(s *scanner) error {
+	var it sstItem
+	depth := 0
 	for {
 		k, err := s.next()
 		if err != nil {
-			return fmt.Errorf("xlsx: %s: %w", w.sstPart, err)
+			return err
 		}
 		switch k {
 		case tokEOF:
 			return nil
 		case tokStart:
 			depth++
-			switch {
-			case depth == 2 && string(s.local) == "si":
-				inSI, t, runs = true, t[:0], runs[:0]
-			case inSI && depth == 3 && string(s.local) == "r":
-				inR, run = true, run[:0]
-			case inSI && (depth == 3 || inR && depth == 4) && string(s.local) == "t":
-				tDepth, text = depth, text[:0]
-			case inSI && depth == 3:
-				if err := s.skipElement(); err != nil { // rPh, phoneticPr
-					return fmt.Errorf("xlsx: %s: %w", w.sstPart, err)
-				}
-				depth--
+			if depth != 2 || string(s.local) != "si" {
+				continue
 			}
-		case tokText:
-			if tDepth != 0 && depth == tDepth {
-				text = append(text, s.text...)
+			if err := it.read(s); err != nil {
+				return err
 			}
+			if err := w.addSharedString(&it); err != nil {
+				return err
+			}
+			depth-- // it.read read </si>
 		case tokEnd:
-			switch {
-			case tDepth != 0 && depth == tDepth:
-				if depth == 3 {
-					t = append(t[:0], text...)
-				} else {
-					run = append(run[:0], text...)
-				}
-				tDepth = 0
-			case inR && depth == 3:
-				inR = false
-				runs = append(runs, run...)
-			case inSI && depth == 2:
-				inSI = false
-				if len(w.sst) == maxSharedStrings {
-					return fmt.Errorf("xlsx: %s: più di %d stringhe condivise", w.sstPart, maxSharedStrings)
-				}
-				w.sst = append(w.sst, unescape(string(t)+string(runs)))
-			}
 			depth--
 		}
 	}
+}
+
+// addSharedString appends the text of an item to the table, which holds
+// at most maxSharedStrings strings.
+func (w *Workbook) addSharedString(it *sstItem) error {
+	if len(w.sst) == maxSharedStrings {
+		return fmt.Errorf("più di %d stringhe condivise", maxSharedStrings)
+	}
+	w.sst = append(w.sst, it.text())
+	return nil
+}
+
+// sstItem is an <si> item of the table being read; its buffers serve every
+// item.
+type sstItem struct {
+	t    []byte // the text of <si>'s own <t>
+	run  []byte // the text of the current run's <t>
+	runs []byte // the text of the runs read, joined
+}
+
+// read reads an <si> element just started, up to its end:
+//
+//	<si>(<t>text</t> | <r><rPr/><t>text</t></r>* | <rPh>...</rPh>)</si>
+//
+// As excelize: the text of <si>'s own <t>, then that of each run's <t>;
+// the last <t> of a level wins; only a <t>'s own text counts; the other
+// children of <si> (rPh, phoneticPr) are left out.
+func (it *sstItem) read(s *scanner) error {
+	it.t, it.runs = it.t[:0], it.runs[:0]
+	for {
+		k, err := s.next()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case tokEnd: // </si>
+			return nil
+		case tokStart:
+			switch string(s.local) {
+			case "t":
+				it.t, err = s.textOf(it.t[:0])
+			case "r":
+				err = it.readRun(s)
+			default:
+				err = s.skipElement()
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// readRun reads an <r> run just started, up to its end, and appends the
+// text of its last <t> to it.runs; its properties (rPr) are left out.
+func (it *sstItem) readRun(s *scanner) error {
+	it.run = it.run[:0]
+	for {
+		k, err := s.next()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case tokEnd: // </r>
+			it.runs = append(it.runs, it.run...)
+			return nil
+		case tokStart:
+			if string(s.local) == "t" {
+				it.run, err = s.textOf(it.run[:0])
+			} else {
+				err = s.skipElement()
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// text is the item's string: its own <t>, then its runs, _xHHHH_ escapes
+// decoded.
+func (it *sstItem) text() string {
+	return unescape(string(it.t) + string(it.runs))
 }
 
 // unescape decodes the _xHHHH_ escapes of OOXML strings (a character XML
@@ -543,22 +607,9 @@ func parseRef(ref []byte) (col, row int, ok bool) {
 
 func (r *Rows) readRow() error {
 	s := r.s
-	num := r.row + 1
-	if v, ok := s.attrValue("r"); ok {
-		n, err := strconv.Atoi(string(bytes.TrimSpace(v)))
-		if err != nil || n < 1 {
-			return r.fail("numero di riga %s non valido", short(v))
-		}
-		num = n
-	}
-	if num > MaxRows {
-		return r.fail("riga %d oltre il limite di %d righe", num, MaxRows)
-	}
-	if num <= r.row {
-		// Spreadsheet programs write rows in order, each once; a row
-		// number that goes back would give two rows the same number in
-		// a receipt.
-		return r.fail("riga %d dopo la riga %d: le righe del foglio non sono in ordine", num, r.row)
+	num, err := r.rowNumber()
+	if err != nil {
+		return err
 	}
 	r.row = num
 	r.cells = nil
@@ -583,20 +634,11 @@ func (r *Rows) readRow() error {
 				}
 				continue
 			}
-			col++
-			if ref, ok := s.attrValue("r"); ok && len(ref) > 0 {
-				c, _, ok := parseRef(bytes.TrimSpace(ref))
-				if !ok {
-					return r.fail("riferimento di cella %s non valido", short(ref))
-				}
-				col = c
-			}
-			if col > MaxColumns {
-				return r.fail("colonna %d oltre il limite di %d colonne", col, MaxColumns)
+			if col, err = r.cellColumn(col + 1); err != nil {
+				return err
 			}
 			typ, _ := s.attrValue("t")
-			t := string(typ)
-			val, formula, err := r.readCell(t)
+			val, formula, err := r.readCell(string(typ))
 			if err != nil {
 				return err
 			}
@@ -604,21 +646,70 @@ func (r *Rows) readRow() error {
 				return r.fail("riga %d: cella nella colonna %d dopo la colonna %d: le celle non sono in ordine", num, col, lastCol)
 			}
 			lastCol = col
-			switch {
-			case r.MaxColumns > 0 && col > r.MaxColumns:
-				if r.extraCol == 0 && strings.TrimSpace(val) != "" {
-					r.extraCol, r.extraVal = col, val
-				}
-			case val != "" || formula:
-				// One allocation at the final length, not one append
-				// per missing cell.
-				if col > cap(r.cells) {
-					r.cells = slices.Grow(r.cells, col-len(r.cells))
-				}
-				r.cells = r.cells[:col]
-				r.cells[col-1] = val
-			}
+			r.keep(col, val, formula)
 		}
+	}
+}
+
+// rowNumber returns the number of the <row> just started: its r
+// attribute, or the previous row's number + 1 when it has none. It is at
+// most MaxRows, and after the previous row's.
+func (r *Rows) rowNumber() (int, error) {
+	num := r.row + 1
+	if v, ok := r.s.attrValue("r"); ok {
+		n, err := strconv.Atoi(string(bytes.TrimSpace(v)))
+		if err != nil || n < 1 {
+			return 0, r.fail("numero di riga %s non valido", short(v))
+		}
+		num = n
+	}
+	if num > MaxRows {
+		return 0, r.fail("riga %d oltre il limite di %d righe", num, MaxRows)
+	}
+	if num <= r.row {
+		// Spreadsheet programs write rows in order, each once; a row
+		// number that goes back would give two rows the same number in
+		// a receipt.
+		return 0, r.fail("riga %d dopo la riga %d: le righe del foglio non sono in ordine", num, r.row)
+	}
+	return num, nil
+}
+
+// cellColumn returns the column (1-based) of the <c> just started: that of
+// its r attribute, or next (the previous cell's + 1) when it has none. It
+// is at most MaxColumns.
+func (r *Rows) cellColumn(next int) (int, error) {
+	col := next
+	if ref, ok := r.s.attrValue("r"); ok && len(ref) > 0 {
+		c, _, ok := parseRef(bytes.TrimSpace(ref))
+		if !ok {
+			return 0, r.fail("riferimento di cella %s non valido", short(ref))
+		}
+		col = c
+	}
+	if col > MaxColumns {
+		return 0, r.fail("colonna %d oltre il limite di %d colonne", col, MaxColumns)
+	}
+	return col, nil
+}
+
+// keep stores the value of the cell in column col. Right of MaxColumns, a
+// value is not stored: the first one not blank is the row's Extra. A value
+// or a formula is stored, the row grown to col with "".
+func (r *Rows) keep(col int, val string, formula bool) {
+	switch {
+	case r.MaxColumns > 0 && col > r.MaxColumns:
+		if r.extraCol == 0 && strings.TrimSpace(val) != "" {
+			r.extraCol, r.extraVal = col, val
+		}
+	case val != "" || formula:
+		// One allocation at the final length, not one append per
+		// missing cell.
+		if col > cap(r.cells) {
+			r.cells = slices.Grow(r.cells, col-len(r.cells))
+		}
+		r.cells = r.cells[:col]
+		r.cells[col-1] = val
 	}
 }
 
@@ -643,7 +734,7 @@ func (r *Rows) readCell(t string) (val string, formula bool, err error) {
 		case tokStart:
 			switch string(s.local) {
 			case "v":
-				if r.value, err = r.textOf(r.value[:0]); err != nil {
+				if r.value, err = r.s.textOf(r.value[:0]); err != nil {
 					return "", false, err
 				}
 			case "f":
@@ -665,11 +756,10 @@ func (r *Rows) readCell(t string) (val string, formula bool, err error) {
 	}
 }
 
-// textOf appends the text of the element just started (its character data
-// at any depth, as encoding/xml's chardata of a string field) and reads
-// up to its end.
-func (r *Rows) textOf(dst []byte) ([]byte, error) {
-	s := r.s
+// textOf appends the text of the element just started (its own character
+// data, as encoding/xml reads a string field: the text of elements inside
+// it is left out) and reads up to its end.
+func (s *scanner) textOf(dst []byte) ([]byte, error) {
 	depth := 1
 	for depth > 0 {
 		k, err := s.next()
@@ -707,7 +797,7 @@ func (r *Rows) inlineString(dst []byte) ([]byte, error) {
 		case tokStart:
 			switch string(s.local) {
 			case "t":
-				if t, err = r.textOf(t[:0]); err != nil {
+				if t, err = r.s.textOf(t[:0]); err != nil {
 					return dst, err
 				}
 			case "r":
@@ -722,7 +812,7 @@ func (r *Rows) inlineString(dst []byte) ([]byte, error) {
 					}
 					if k == tokStart {
 						if string(s.local) == "t" {
-							if run, err = r.textOf(run[:0]); err != nil {
+							if run, err = r.s.textOf(run[:0]); err != nil {
 								return dst, err
 							}
 						} else if err := s.skipElement(); err != nil {

@@ -1,5 +1,5 @@
 // Package censusgen generates census workbooks (censimento .xlsx, see
-// SPEC.md "Census workbook") for tests, demos and benchmarks.
+// docs/rules.md#census) for tests, demos and benchmarks.
 //
 // A workbook has two sheets. "Utenti" holds one row per utenza with the
 // columns of Header; every comune gets exactly one ASC, one ALS and one ALP,
@@ -412,7 +412,7 @@ func (g *generator) user(c istat.Comune, k int) user {
 func (g *generator) uniqueCF(u *user, female bool, birthplace string) string {
 	for {
 		for level := 0; level <= 7; level++ {
-			cf := makeCF(u.surname, u.name, female, u.birth.Year(), int(u.birth.Month()), u.birth.Day(), birthplace, level)
+			cf := MakeCF(u.surname, u.name, female, u.birth.Year(), int(u.birth.Month()), u.birth.Day(), birthplace, level)
 			if _, taken := g.seen[cf]; !taken {
 				g.seen[cf] = struct{}{}
 				return cf

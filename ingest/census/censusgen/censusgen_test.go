@@ -289,17 +289,17 @@ func TestMakeCF(t *testing.T) {
 		{"Re", "Gian Luca", false, 2000, 2, 29, "A074", 7, ""},
 	}
 	for _, tt := range tests {
-		got := makeCF(tt.surname, tt.name, tt.female, tt.y, tt.m, tt.d, tt.place, tt.level)
+		got := MakeCF(tt.surname, tt.name, tt.female, tt.y, tt.m, tt.d, tt.place, tt.level)
 		if tt.want != "" && got != tt.want {
-			t.Errorf("makeCF(%s %s) = %s, want %s", tt.surname, tt.name, got, tt.want)
+			t.Errorf("MakeCF(%s %s) = %s, want %s", tt.surname, tt.name, got, tt.want)
 		}
 		cf, err := codfisc.Parse(got)
 		if err != nil {
-			t.Fatalf("makeCF(%s %s) = %s: %v", tt.surname, tt.name, got, err)
+			t.Fatalf("MakeCF(%s %s) = %s: %v", tt.surname, tt.name, got, err)
 		}
 		if cf.Belfiore != tt.place || !cf.Matches(time.Date(tt.y, time.Month(tt.m), tt.d, 0, 0, 0, 0, time.UTC)) ||
 			(cf.Sex == "F") != tt.female || (cf.Omocode() != (tt.level > 0)) {
-			t.Errorf("makeCF(%s %s) = %s decodes to %+v", tt.surname, tt.name, got, cf)
+			t.Errorf("MakeCF(%s %s) = %s decodes to %+v", tt.surname, tt.name, got, cf)
 		}
 	}
 	codes := map[string]string{"Rossi": "RSS", "Fo": "FOX", "Re": "REX", "D'Angelo": "DNG", "Nicolò": "NCL", "De Luca": "DLC"}

@@ -96,10 +96,10 @@ func nameCode(name string) string {
 	return (c + v + "XXX")[:3]
 }
 
-// makeCF builds a valid codice fiscale; level > 0 applies omocodia to the
+// MakeCF builds a valid codice fiscale; level > 0 applies omocodia to the
 // last level digit positions, as the Agenzia delle Entrate does when a code
 // is already taken.
-func makeCF(surname, name string, female bool, year, month, day int, belfiore string, level int) string {
+func MakeCF(surname, name string, female bool, year, month, day int, belfiore string, level int) string {
 	if female {
 		day += 40
 	}

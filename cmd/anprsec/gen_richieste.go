@@ -1,0 +1,219 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"anprsec/domain"
+	"anprsec/ingest/census/censusgen"
+	"anprsec/ingest/richieste"
+	"anprsec/lifecycle"
+	"anprsec/store"
+	"anprsec/trust/cades"
+)
+
+// genSubcommands are the gen subcommands beside `gen censimento`.
+var genSubcommands = []func(a *app) *cobra.Command{(*app).genFirmaCmd, (*app).genRichiesteCmd}
+
+// devCardCA loads the development card CA that init made beside
+// trust.card_ca; in production the anchor has no key here, and files are
+// signed with the operators' own cards.
+func (a *app) devCardCA() (*cades.DevCA, error) {
+	anchor := a.cfg.Path(a.cfg.Trust.CardCA)
+	if anchor == "" {
+		return nil, errors.New("trust.card_ca è vuoto: nessuna CA delle smart card")
+	}
+	ca, err := cades.LoadDevCA(filepath.Dir(anchor))
+	if err != nil {
+		return nil, fmt.Errorf("trust.card_ca (%s) non è la CA di sviluppo creata da `anprsec init`: le richieste si firmano con la smart card dell'operatore (%w)", anchor, err)
+	}
+	return ca, nil
+}
+
+// signAs signs data with a development card certificate of cf and writes
+// the envelope to out (or a detached signature, with detached).
+func signAs(ca *cades.DevCA, cf string, data []byte, out string, detached bool) error {
+	card, err := cades.IssueCard(ca, cf, "carta di sviluppo "+cf, time.Now().AddDate(1, 0, 0))
+	if err != nil {
+		return err
+	}
+	sig, err := cades.Sign(data, card.Cert, card.Key, detached)
+	if err != nil {
+		return err
+	}
+	return writeNew(out, sig, 0o644)
+}
+
+func (a *app) genFirmaCmd() *cobra.Command {
+	var cf string
+	var detached bool
+	cmd := &cobra.Command{
+		Use:   "firma --cf CF FILE...",
+		Short: "Sign files as the smart card of CF would, with the development card CA (trials only)",
+		Long: `firma signs each FILE (a console request) with a development card
+certificate issued for the codice fiscale CF by the development card CA that
+init made (trust.card_ca): FILE.p7m (CAdES, enveloping), or with --staccata
+FILE.p7s beside it. In production requests are signed with the operator's
+own smart card and signing software; this command refuses to work when
+trust.card_ca is not the development CA.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ca, err := a.devCardCA()
+			if err != nil {
+				return err
+			}
+			cf = strings.ToUpper(strings.TrimSpace(cf))
+			for _, f := range args {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					return err
+				}
+				out := f + richieste.EnvelopeExt
+				if detached {
+					out = f + richieste.DetachedExt
+				}
+				if err := signAs(ca, cf, data, out, detached); err != nil {
+					return fmt.Errorf("%s: %w", f, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: firmato da %s\n", out, cf)
+				if !detached {
+					if err := os.Remove(f); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cf, "cf", "", "codice fiscale of the signer (required)")
+	cmd.Flags().BoolVar(&detached, "staccata", false, "write a detached FILE.p7s and keep FILE (default: FILE.p7m, FILE removed)")
+	cmd.MarkFlagRequired("cf")
+	return cmd
+}
+
+func (a *app) genRichiesteCmd() *cobra.Command {
+	var comune, out string
+	var errori int
+	cmd := &cobra.Command{
+		Use:   "richieste --comune ISTAT [--out DIR] [--errori N]",
+		Short: "Write sample console requests of a comune, signed by its ALS and ALP (development card CA)",
+		Long: `richieste writes two sample request files of comune ISTAT from what the
+store holds, each signed (CAdES .p7m) with a development card certificate of
+its operator: <ISTAT>-als-esempio.csv.p7m by an ALS with an active card
+(INSERISCI_UTENTE of a sample person) and <ISTAT>-alp-esempio.csv.p7m by an
+ALP with an active card (REGISTRA_POSTAZIONE). --errori N adds N rows with
+deliberate mistakes to the ALS file, to see the receipts' codes. The files go
+to the comune's request folder of the local drop, or to --out.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			istat, err := istatFlag(comune)
+			if err != nil {
+				return err
+			}
+			ca, err := a.devCardCA()
+			if err != nil {
+				return err
+			}
+			als, alp, err := a.sampleOperators(istat)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				if a.cfg.Drop.Type != "local" {
+					return errors.New("--out is required with an SFTP drop")
+				}
+				out = filepath.Join(a.cfg.Path(a.cfg.Drop.Local), "comuni", istat, "richieste")
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			for _, f := range sampleRequests(istat, als, alp, errori) {
+				p := filepath.Join(out, f.name+richieste.EnvelopeExt)
+				if err := signAs(ca, f.signer, []byte(f.text), p, false); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: firmato da %s, righe di richiesta: %d\n", p, f.signer, strings.Count(f.text, "\n")-1)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&comune, "comune", "", "ISTAT code of the comune (required)")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "folder to write to (default: the comune's richieste/ in the local drop)")
+	cmd.Flags().IntVar(&errori, "errori", 0, "rows with deliberate mistakes to add to the ALS file")
+	cmd.MarkFlagRequired("comune")
+	return cmd
+}
+
+// sampleOperators finds an ALS and an ALP of comune istat with an ATTIVA
+// utenza and an ATTIVA card.
+func (a *app) sampleOperators(istat string) (als, alp string, err error) {
+	st, err := a.openStore()
+	if err != nil {
+		return "", "", err
+	}
+	defer st.Close()
+	err = st.View(func(tx *store.Tx) error {
+		var cands []*domain.Utenza
+		if err := tx.UtenzeOfComune(istat, func(u *domain.Utenza) error {
+			if u.State == domain.UtenzaAttiva {
+				cands = append(cands, u)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		sort.Slice(cands, func(i, j int) bool { return cands[i].CF < cands[j].CF })
+		for _, u := range cands {
+			ok, _, err := lifecycle.ActiveCard(tx, u.CF)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			if als == "" && u.Has(domain.ALS) {
+				als = u.CF
+			}
+			if alp == "" && u.Has(domain.ALP) {
+				alp = u.CF
+			}
+		}
+		return nil
+	})
+	if err == nil && (als == "" || alp == "") {
+		err = fmt.Errorf("il comune %s non ha un ALS e un ALP con utenza e smart card attive: registrare prima la consegna delle loro smart card", istat)
+	}
+	return als, alp, err
+}
+
+type sampleFile struct{ name, signer, text string }
+
+// sampleRequests writes the sample request files: header and rows, ';'
+// separated, the Operatore column left empty (the signer).
+func sampleRequests(istat, als, alp string, errori int) []sampleFile {
+	person := censusgen.MakeCF("Esempio", "Prova", false, 1990, 5, 15, "H501", 0)
+	var b strings.Builder
+	b.WriteString("Operazione;Operatore;Codice Fiscale;Cognome;Nome;Sesso;Data di nascita;Email;Profili;Smart Card;Ambiente;Motivo\n")
+	fmt.Fprintf(&b, "INSERISCI_UTENTE;;%s;Esempio;Prova;M;15/05/1990;prova.esempio@example.it;OPERATORE;NO;PRODUZIONE;\n", person)
+	wrong := []string{
+		"OPERAZIONE_INESISTENTE;;;;;;;;;;;",
+		"BLOCCA_UTENTE;;;;;;;;;;;manca il codice fiscale",
+		fmt.Sprintf("INSERISCI_UTENTE;;%s;Esempio;Prova;M;15/05/1990;prova.esempio@example.it;OPERATORE;NO;PRODUZIONE;", person),
+		"NUOVA_SC;;RSSMRA80A01H501U;;;;;;;;;smarrimento",
+	}
+	for i := 0; i < errori; i++ {
+		b.WriteString(wrong[i%len(wrong)] + "\n")
+	}
+	alpText := "Operazione;Operatore;Nome postazione\nREGISTRA_POSTAZIONE;;Sportello esempio\n"
+	return []sampleFile{
+		{istat + "-als-esempio.csv", als, b.String()},
+		{istat + "-alp-esempio.csv", alp, alpText},
+	}
+}
