@@ -98,7 +98,8 @@ type Config struct {
 		// OrderMax is the most cards one run of ordini-sc puts in its order.
 		OrderMax int `yaml:"order_max"`
 		// RequireSignature refuses a delivery manifest without a valid
-		// detached signature even when its prefettura has no key configured.
+		// detached signature even when its prefettura has no key configured
+		// (on by default; docs/rules.md#manifests).
 		RequireSignature bool `yaml:"require_signature"`
 		// BlockTenure is how long a holder's utenza in a comune must exist
 		// before that comune may block a card whose home is elsewhere

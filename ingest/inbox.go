@@ -48,6 +48,12 @@ type Inbox struct {
 	// WaitCompanion: a file whose companion is not there yet is read only
 	// once it is Settle old (the companion may still be on its way).
 	WaitCompanion bool
+	// Canonical, when set, gives the content a file is identified by: the
+	// file's identity is the SHA-256 of Canonical(name, data) instead of
+	// the SHA-256 of data, so that files of equal canonical content are one
+	// content (processed once, DUPLICATO when dropped again). A nil result
+	// keeps the raw content.
+	Canonical func(name string, data []byte) []byte
 	// Unpipelined commits each chunk in a plain store transaction, in
 	// which the processor may scan (the console requests check the
 	// comune's utenze); the default pipelines chunks (see Commit).
@@ -63,7 +69,7 @@ type File struct {
 	Path   string // drop path
 	Name   string
 	Local  string // local copy, removed after processing
-	SHA256 string
+	SHA256 string // its identity: of its content, or of its canonical content (Inbox.Canonical)
 	Size   int64
 	rec    *store.InputFile
 	inbox  *Inbox
@@ -814,7 +820,31 @@ func (in *Inbox) fetch(ctx context.Context, p string, e drop.Entry) (*File, erro
 		in.log().Info("file changed while reading, will retry", "file", p, "listed", e.Size, "read", n)
 		return nil, nil
 	}
-	return &File{Path: p, Name: e.Name, Local: tmp.Name(), SHA256: hex.EncodeToString(h.Sum(nil)), Size: n, inbox: in}, nil
+	sum, err := in.identity(e.Name, tmp.Name(), h.Sum(nil))
+	if err != nil {
+		os.Remove(tmp.Name())
+		return nil, err
+	}
+	return &File{Path: p, Name: e.Name, Local: tmp.Name(), SHA256: sum, Size: n, inbox: in}, nil
+}
+
+// identity is the identity of the file called name, copied to local, whose
+// content has the SHA-256 raw: the SHA-256 of its canonical content when
+// the inbox has Canonical and it gives one, else raw; in hexadecimal.
+func (in *Inbox) identity(name, local string, raw []byte) (string, error) {
+	if in.Canonical == nil {
+		return hex.EncodeToString(raw), nil
+	}
+	data, err := os.ReadFile(local)
+	if err != nil {
+		return "", err
+	}
+	c := in.Canonical(name, data)
+	if c == nil {
+		return hex.EncodeToString(raw), nil
+	}
+	sum := sha256.Sum256(c)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // spool is this inbox's own folder for local copies.

@@ -17,12 +17,13 @@ import (
 )
 
 // consegneJob reads the prefetture's delivery manifests
-// (docs/rules.md#manifests): for every folder prefetture/<PPP>/ whose
-// PPP is a prefettura of the ISTAT table, the files of
-// prefetture/<PPP>/consegne/ (*.csv, *.xlsx) with their detached
-// signatures (<file>.asc, checked against keys.prefetture/<PPP>.asc when
-// that key exists). A folder that is not a prefettura is reported and left
-// alone.
+// (docs/rules.md#manifests): for every folder prefetture/<PPP>/ whose PPP
+// is a prefettura of the ISTAT table, the files of prefetture/<PPP>/consegne/
+// (*.csv, *.xlsx) with their detached signatures (<file>.asc, checked
+// against keys.prefetture/<PPP>.asc; mandatory unless
+// cards.require_signature is off and the prefettura has no key), each
+// manifest identified by its canonical content (consegne.Canonical). A
+// folder that is not a prefettura is reported and left alone.
 var consegneJob = Job{
 	Name:        "ingest-consegne",
 	Description: "reads prefettura delivery manifests (prefetture/<PPP>/consegne/): cards delivered to the comuni, the sindaco's card active",
@@ -62,7 +63,8 @@ func runConsegne(ctx context.Context, env *Env, run *Run) error {
 			Drop: env.Drop, Store: env.Store, Kind: "ingest-consegne", Actor: consegne.Actor(ppp), Loc: env.Loc,
 			Dir: path.Join("prefetture", ppp, "consegne"), Exts: []string{".csv", ".xlsx"},
 			MaxSize: int64(env.Config.Drop.MaxFileSize), Settle: env.Config.Drop.Settle, SpoolDir: env.SpoolDir(), Log: run.Log,
-			Companion: ".asc", WaitCompanion: keyring != nil || env.Config.Cards.RequireSignature,
+			Companion: consegne.SignatureSuffix, WaitCompanion: keyring != nil || env.Config.Cards.RequireSignature,
+			Canonical: consegne.Canonical,
 		}
 		g := &consegne.Ingester{
 			Store: env.Store, Comuni: env.Comuni, Drop: env.Drop, PPP: ppp, Keyring: keyring,

@@ -17,14 +17,21 @@ var dropLayout = []string{
 }
 
 func (a *app) initCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "init",
+	var ppp string
+	cmd := &cobra.Command{
+		Use:   "init [--prefettura PPP]",
 		Short: "Set up a working directory: config, data dir, keys, drop folders (idempotent)",
 		Long: `init prepares the working directory for a first run on embedded defaults:
 a commented anprsec.yaml (if none), the data dir, the store, backup and seal
 keys (32 random bytes each, mode 0600), the mail spool and the local drop
 folders. Running it again creates only what is missing and never replaces a
-key or the config. It prints what it made.`,
+key or the config. It prints what it made.
+
+With --prefettura PPP it also makes, once, a development OpenPGP key of
+prefettura PPP, to sign trial manifests (anprsec gen consegne): its secret
+part in the keys folder (prefettura-PPP.sec.asc, mode 0600), its public part
+where keys.prefetture expects it (PPP.asc). It is refused when either
+exists: a key is never replaced.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
@@ -48,6 +55,10 @@ key or the config. It prints what it made.`,
 				return err
 			}
 			a.cfg = cfg
+			makePrefettura, err := a.prefetturaStep(ppp, cmd.Flags().Changed("prefettura"))
+			if err != nil {
+				return err
+			}
 
 			dirs := []struct {
 				what, path string
@@ -103,6 +114,9 @@ key or the config. It prints what it made.`,
 					return err
 				}
 			}
+			if err := makePrefettura(made); err != nil {
+				return err
+			}
 			// Opening the store once creates it and checks the key.
 			st, err := a.openStore()
 			if err != nil {
@@ -111,6 +125,8 @@ key or the config. It prints what it made.`,
 			return st.Close()
 		},
 	}
+	cmd.Flags().StringVar(&ppp, "prefettura", "", "also make a development OpenPGP key of prefettura PPP (3 digits, e.g. 058), once")
+	return cmd
 }
 
 // initSteps are the set-up steps of later parts (development CA, OpenPGP

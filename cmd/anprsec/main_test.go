@@ -72,6 +72,8 @@ func scriptParams(dir string) testscript.Params {
 			"zipcmp":      cmdZipCmp,
 			"pgpdecrypt":  cmdPGPDecrypt,
 			"globcp":      cmdGlobCp,
+			"pgpsign":     cmdPGPSign,
+			"lineends":    cmdLineEnds,
 		},
 	}
 }

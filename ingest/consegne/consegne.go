@@ -15,10 +15,17 @@
 //   - the date is missing, not a date, or in the future;
 //   - Ritirata da is not an active ASC or APL of that comune.
 //
-// When the prefettura has a key (keys.prefetture/<PPP>.asc), or signatures
-// are mandatory (cards.require_signature), the file must come with a
-// detached OpenPGP signature <file>.asc that verifies: otherwise the whole
-// file is refused, and nothing of it is applied.
+// A manifest is signed: when signatures are mandatory
+// (cards.require_signature, the default) or the prefettura has a key
+// (keys.prefetture/<PPP>.asc), the file must come with a detached OpenPGP
+// signature <file>.asc of its exact bytes (type binary: a text-mode
+// signature still verifies after the line ends change, and is refused) by
+// that key; otherwise the whole file is refused, and nothing of it is
+// applied.
+//
+// A manifest is identified by the SHA-256 of its content after decoding
+// and normalising line ends (Canonical): the same manifest dropped again
+// with CRLF line ends or in another encoding is a duplicate.
 package consegne
 
 import (
@@ -27,6 +34,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -67,6 +75,10 @@ const chunkRows = 250
 // maxSignature bounds the size of a detached signature read from the drop.
 const maxSignature = 64 << 10
 
+// SignatureSuffix is the suffix of a manifest's detached OpenPGP
+// signature, <file>.asc (in any case).
+const SignatureSuffix = ".asc"
+
 // Ingester applies the manifests of one prefettura.
 type Ingester struct {
 	Store  *store.Store
@@ -91,11 +103,10 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 	if err != nil {
 		return ingest.Result{}, err
 	}
-	if res, err := g.checkSignature(ctx, f, data); res != nil || err != nil {
-		if res == nil {
-			return ingest.Result{}, err
-		}
-		return *res, err
+	if res, err := g.checkSignature(ctx, f, data); err != nil {
+		return ingest.Result{}, err
+	} else if res != nil {
+		return *res, nil
 	}
 	t, err := table.Open(f.Name, data, table.Options{Required: Columns, MaxRows: g.MaxRows})
 	var fe *table.FileError
@@ -122,19 +133,19 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 	return ingest.Result{}, nil
 }
 
-// checkSignature verifies <file>.asc when a signature is wanted; a refusal
-// is returned as a Result.
+// checkSignature verifies the signature of a manifest when one is wanted
+// (docs/rules.md#manifests); a refusal is returned as a Result, naming
+// what is wrong: no key to check with (FIRMA_CHIAVE_ASSENTE), no signature
+// (FIRMA_MANCANTE), a text-mode one (FIRMA_TESTUALE), one that does not
+// verify (FIRMA_NON_VALIDA).
 func (g *Ingester) checkSignature(ctx context.Context, f *ingest.File, data []byte) (*ingest.Result, error) {
 	if g.Keyring == nil && !g.RequireSignature {
 		return nil, nil
 	}
-	refuse := func(code, msg string) (*ingest.Result, error) {
-		return &ingest.Result{Refused: true, Code: code, Message: msg}, nil
-	}
 	if g.Keyring == nil {
-		return refuse("FIRMA_CHIAVE_ASSENTE", fmt.Sprintf("la firma è obbligatoria ma la chiave della prefettura %s non è configurata (%s.asc in keys.prefetture)", g.PPP, g.PPP))
+		return refuseFile("FIRMA_CHIAVE_ASSENTE", "la firma è obbligatoria ma la chiave della prefettura %s non è configurata (%s.asc in keys.prefetture): nessun suo elenco è accettato finché la chiave non c'è", g.PPP, g.PPP), nil
 	}
-	sigPath := f.Path + ".asc"
+	sigPath := f.Path + SignatureSuffix
 	if g.CompanionOf != nil {
 		c, err := g.CompanionOf(ctx, f.Path)
 		if err != nil {
@@ -146,7 +157,7 @@ func (g *Ingester) checkSignature(ctx context.Context, f *ingest.File, data []by
 	}
 	rc, err := g.Drop.Open(ctx, sigPath)
 	if errors.Is(err, drop.ErrNotExist) {
-		return refuse("FIRMA_MANCANTE", fmt.Sprintf("manca la firma %s.asc: la prefettura %s firma i suoi elenchi", f.Name, g.PPP))
+		return refuseFile("FIRMA_MANCANTE", "manca la firma %s%s: la prefettura %s firma i suoi elenchi", f.Name, SignatureSuffix, g.PPP), nil
 	}
 	if err != nil {
 		return nil, err
@@ -156,13 +167,62 @@ func (g *Ingester) checkSignature(ctx context.Context, f *ingest.File, data []by
 	if err != nil {
 		return nil, err
 	}
+	sigName := f.Name + sigPath[len(f.Path):]
 	if len(sig) > maxSignature {
-		return refuse("FIRMA_NON_VALIDA", fmt.Sprintf("%s.asc non è una firma (oltre %d byte)", f.Name, maxSignature))
+		return refuseFile("FIRMA_NON_VALIDA", "%s non è una firma (oltre %d byte)", sigName, maxSignature), nil
 	}
-	if _, err := pgp.VerifyDetached(g.Keyring, data, sig); err != nil {
-		return refuse("FIRMA_NON_VALIDA", fmt.Sprintf("la firma %s.asc non corrisponde al file o alla chiave della prefettura %s: %v", f.Name, g.PPP, err))
+	return g.verifySignature(sigPath[len(f.Path):], sigName, data, sig), nil
+}
+
+// verifySignature checks sig, the companion of a manifest with the given
+// suffix, by the method the suffix names; nil when it verifies. ".asc" is
+// a detached OpenPGP signature by the prefettura's key; a signature of
+// another kind (a CAdES .p7s by an officer of the prefettura) is another
+// case here, with the inbox's companion taking its suffix too.
+func (g *Ingester) verifySignature(suffix, sigName string, data, sig []byte) *ingest.Result {
+	switch strings.ToLower(suffix) {
+	case SignatureSuffix:
+		return g.verifyOpenPGP(sigName, data, sig)
 	}
-	return nil, nil
+	return refuseFile("FIRMA_NON_VALIDA", "%s: firma di un tipo non previsto (%s)", sigName, suffix)
+}
+
+// verifyOpenPGP checks a detached OpenPGP signature of the manifest's exact
+// bytes (type binary, 0x00) by the prefettura's key.
+func (g *Ingester) verifyOpenPGP(sigName string, data, sig []byte) *ingest.Result {
+	_, err := pgp.VerifyDetachedBinary(g.Keyring, data, sig)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pgp.ErrTextSignature):
+		return refuseFile("FIRMA_TESTUALE", "firma in modalità testo: %s è una firma OpenPGP di tipo testo (0x01), che resta valida anche se i fine riga del file cambiano; firmare il file così com'è: usare gpg --detach-sign senza --textmode", sigName)
+	case errors.Is(err, pgp.ErrUnknownSigner):
+		return refuseFile("FIRMA_NON_VALIDA", "%s è firmata con una chiave che non è quella della prefettura %s (%s.asc in keys.prefetture): %v", sigName, g.PPP, g.PPP, err)
+	case errors.Is(err, pgp.ErrMalformed):
+		return refuseFile("FIRMA_NON_VALIDA", "%s non è una firma OpenPGP separata (gpg --detach-sign): %v", sigName, err)
+	default:
+		return refuseFile("FIRMA_NON_VALIDA", "la firma %s non corrisponde al file o alla chiave della prefettura %s: %v", sigName, g.PPP, err)
+	}
+}
+
+// refuseFile is the refusal of a whole manifest.
+func refuseFile(code, format string, args ...any) *ingest.Result {
+	return &ingest.Result{Refused: true, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Canonical is the content a manifest is identified by (ingest.Inbox's
+// Canonical): for a CSV its text decoded to UTF-8 with LF line ends and no
+// final line end (table.CanonicalCSV), so that the same manifest dropped
+// again with other line ends or in another encoding is the same content;
+// nil (the raw bytes) for a workbook, or a CSV the reader cannot decode.
+func Canonical(name string, data []byte) []byte {
+	if !strings.EqualFold(filepath.Ext(name), ".csv") {
+		return nil
+	}
+	if text, ok := table.CanonicalCSV(data); ok {
+		return text
+	}
+	return nil
 }
 
 func refused(code, format string, args ...any) esito.Line {
