@@ -105,6 +105,10 @@ type Config struct {
 		// before that comune may block a card whose home is elsewhere
 		// (docs/rules.md#card-lifecycle).
 		BlockTenure time.Duration `yaml:"block_tenure"`
+		// PrefetturaOfficers lists, by province code, the codici fiscali of
+		// the officers whose CAdES signature a manifest of that prefettura
+		// may carry instead of the prefettura's OpenPGP signature.
+		PrefetturaOfficers map[string][]string `yaml:"prefettura_officers"`
 	} `yaml:"cards"`
 
 	ISTAT struct {
@@ -119,6 +123,10 @@ type Config struct {
 		CardCA string `yaml:"card_ca"`
 		// CardCRL is an optional CRL file (DER or PEM) of the card CA.
 		CardCRL string `yaml:"card_crl"`
+		// SignatureCA is a PEM file with the qualified-signature CAs that a
+		// prefettura officer's CAdES signature of a manifest chains to;
+		// empty: no CAdES manifest is accepted.
+		SignatureCA string `yaml:"signature_ca"`
 	} `yaml:"trust"`
 
 	Richieste struct {

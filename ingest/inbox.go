@@ -48,6 +48,10 @@ type Inbox struct {
 	// WaitCompanion: a file whose companion is not there yet is read only
 	// once it is Settle old (the companion may still be on its way).
 	WaitCompanion bool
+	// SelfSigned lists the extensions of input files that carry their own
+	// signature (".p7m", an enveloping CAdES): they never wait for a
+	// companion.
+	SelfSigned []string
 	// Canonical, when set, gives the content a file is identified by: the
 	// file's identity is the SHA-256 of Canonical(name, data) instead of
 	// the SHA-256 of data, so that files of equal canonical content are one
@@ -226,7 +230,7 @@ func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 		if e.Dir || Skipped(e.Name) || in.isCompanion(e.Name) {
 			continue
 		}
-		if in.Companion != "" && in.WaitCompanion && !names[strings.ToLower(e.Name+in.Companion)] && in.now().Sub(e.ModTime) < in.Settle {
+		if in.Companion != "" && in.WaitCompanion && !in.selfSigned(e.Name) && !names[strings.ToLower(e.Name+in.Companion)] && in.now().Sub(e.ModTime) < in.Settle {
 			in.log().Info("waiting for the companion file", "file", path.Join(in.Dir, e.Name), "companion", e.Name+in.Companion)
 			continue
 		}
@@ -384,6 +388,15 @@ func (in *Inbox) CompanionOf(ctx context.Context, p string) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+func (in *Inbox) selfSigned(name string) bool {
+	for _, x := range in.SelfSigned {
+		if strings.EqualFold(path.Ext(name), x) {
+			return true
+		}
+	}
+	return false
 }
 
 func (in *Inbox) hasExt(name string) bool {

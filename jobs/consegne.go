@@ -14,6 +14,7 @@ import (
 	"anprsec/ingest"
 	"anprsec/ingest/consegne"
 	"anprsec/pki/pgp"
+	"anprsec/trust/cades"
 )
 
 // consegneJob reads the prefetture's delivery manifests
@@ -40,6 +41,10 @@ func runConsegne(ctx context.Context, env *Env, run *Run) error {
 		known[p] = true
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
+	signatureCAs, err := signatureAnchors(env)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, e := range entries {
 		if !e.Dir || ingest.Skipped(e.Name) {
@@ -61,7 +66,7 @@ func runConsegne(ctx context.Context, env *Env, run *Run) error {
 		}
 		in := &ingest.Inbox{
 			Drop: env.Drop, Store: env.Store, Kind: "ingest-consegne", Actor: consegne.Actor(ppp), Loc: env.Loc,
-			Dir: path.Join("prefetture", ppp, "consegne"), Exts: []string{".csv", ".xlsx"},
+			Dir: path.Join("prefetture", ppp, "consegne"), Exts: []string{".csv", ".xlsx", consegne.EnvelopeSuffix}, SelfSigned: []string{consegne.EnvelopeSuffix},
 			MaxSize: int64(env.Config.Drop.MaxFileSize), Settle: env.Config.Drop.Settle, SpoolDir: env.SpoolDir(), Log: run.Log,
 			Companion: consegne.SignatureSuffix, WaitCompanion: keyring != nil || env.Config.Cards.RequireSignature,
 			Canonical: consegne.Canonical,
@@ -69,7 +74,7 @@ func runConsegne(ctx context.Context, env *Env, run *Run) error {
 		g := &consegne.Ingester{
 			Store: env.Store, Comuni: env.Comuni, Drop: env.Drop, PPP: ppp, Keyring: keyring,
 			RequireSignature: env.Config.Cards.RequireSignature, MaxRows: env.Config.Census.MaxRows, Loc: env.Loc,
-			CompanionOf: in.CompanionOf,
+			CompanionOf: in.CompanionOf, SignatureCAs: signatureCAs, Officers: env.Config.Cards.PrefetturaOfficers[ppp],
 		}
 		st, err := in.Run(ctx, g.Process)
 		run.Add("files", st.Files)
@@ -99,4 +104,19 @@ func prefetturaKey(env *Env, ppp string) (openpgp.EntityList, error) {
 		return nil, fmt.Errorf("prefettura %s: key %s: %w (its manifests wait until the key is fixed)", ppp, p, err)
 	}
 	return k, nil
+}
+
+// signatureAnchors loads trust.signature_ca, the qualified-signature CAs of
+// the prefetture's officers; nil when none is configured (a CAdES manifest
+// is then refused as untrusted).
+func signatureAnchors(env *Env) (*cades.Anchors, error) {
+	p := env.Config.Path(env.Config.Trust.SignatureCA)
+	if p == "" {
+		return nil, nil
+	}
+	a, err := cades.LoadAnchors(p)
+	if err != nil {
+		return nil, fmt.Errorf("ingest-consegne: trust.signature_ca: %w", err)
+	}
+	return a, nil
 }

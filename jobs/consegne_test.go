@@ -618,3 +618,59 @@ func TestManifestSignedWithGnuPG(t *testing.T) {
 		t.Errorf("card of the text-mode signed manifest: %s, want %s", s.State, domain.CardProduzione)
 	}
 }
+
+// TestManifestSignedByAnOfficerWithCAdES: a prefettura officer listed in
+// cards.prefettura_officers signs a manifest with `openssl cms -sign
+// -cades` (enveloping .p7m) under trust.signature_ca: it is applied; the
+// same signed by someone who is not an officer of that prefettura changes
+// nothing; the officer's manifest signed again is DUPLICATO
+// (docs/rules.md#manifests).
+func TestManifestSignedByAnOfficerWithCAdES(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	c := newCertEnv(t)
+	c.orderedCards()
+	lab := t.TempDir()
+	officer := "RSSMRA80A01H501U"
+	other := cfOf("VRDGPP70A01H501")
+	openssl(t, lab, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "qca.key", "-out", "qca.pem",
+		"-subj", "/C=IT/O=Prova/CN=Firma qualificata di prova", "-days", "3650",
+		"-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+	os.WriteFile(filepath.Join(lab, "sig.ext"), []byte("keyUsage=critical,digitalSignature,nonRepudiation\nbasicConstraints=CA:FALSE\n"), 0o600)
+	for name, cf := range map[string]string{"funzionario": officer, "estraneo": other} {
+		openssl(t, lab, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", name+".key", "-out", name+".csr",
+			"-subj", "/C=IT/CN=PROVA/serialNumber=TINIT-"+cf)
+		openssl(t, lab, "x509", "-req", "-in", name+".csr", "-CA", "qca.pem", "-CAkey", "qca.key", "-CAcreateserial",
+			"-out", name+".pem", "-days", "365", "-extfile", "sig.ext")
+	}
+	c.env.Config.Trust.SignatureCA = filepath.Join(lab, "qca.pem")
+	c.env.Config.Cards.PrefetturaOfficers = map[string][]string{"058": {officer}}
+	manifest := manifestHeader + "058091;SC0000000001;" + cfASC + ";20/11/2026;" + cfASC + "\n"
+	os.WriteFile(filepath.Join(lab, "m.csv"), []byte(manifest), 0o600)
+	dir := filepath.Join(c.root, "prefetture", "058", "consegne")
+	os.MkdirAll(dir, 0o755)
+	sign := func(signer, out string) {
+		openssl(t, lab, "cms", "-sign", "-cades", "-binary", "-nodetach", "-md", "sha256", "-in", "m.csv",
+			"-signer", signer+".pem", "-inkey", signer+".key", "-outform", "DER", "-out", filepath.Join(dir, out))
+	}
+	sign("estraneo", "a-estraneo.csv.p7m")
+	sign("funzionario", "b-funzionario.csv.p7m")
+	if _, err := c.run(consegneJob); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.receipt("prefetture/058/consegne/esiti/a-estraneo.csv.p7m.esito.csv"); len(got["0"]) < 2 || got["0"][1] != "FIRMATARIO_NON_AUTORIZZATO" {
+		t.Errorf("manifest signed by a non-officer: %v", got)
+	}
+	if got := c.receipt("prefetture/058/consegne/esiti/b-funzionario.csv.p7m.esito.csv"); len(got["2"]) < 2 || got["2"][0] != "OK" {
+		t.Errorf("manifest signed by the officer: %v", got)
+	}
+	// Signed again (a new envelope of the same document): the same manifest.
+	sign("funzionario", "c-di-nuovo.csv.p7m")
+	if _, err := c.run(consegneJob); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.receipt("prefetture/058/consegne/esiti/c-di-nuovo.csv.p7m.esito.csv"); len(got["0"]) < 2 || got["0"][1] != "DUPLICATO" {
+		t.Errorf("the same manifest signed again: %v", got)
+	}
+}

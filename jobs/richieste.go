@@ -59,7 +59,7 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 		in := &ingest.Inbox{
 			Drop: env.Drop, Store: env.Store, Kind: richieste.Kind, Actor: "comune " + istat, Loc: env.Loc,
 			Dir: path.Join("comuni", istat, "richieste"), Exts: []string{".csv", ".xlsx", richieste.EnvelopeExt},
-			Companion: richieste.DetachedExt, WaitCompanion: env.Config.Richieste.RequireSignature,
+			Companion: richieste.DetachedExt, WaitCompanion: env.Config.Richieste.RequireSignature, SelfSigned: []string{richieste.EnvelopeExt},
 			MaxSize: int64(env.Config.Drop.MaxFileSize), Settle: env.Config.Drop.Settle, SpoolDir: env.SpoolDir(), Log: run.Log,
 			Unpipelined: true,
 		}

@@ -35,6 +35,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +51,7 @@ import (
 	"anprsec/lifecycle"
 	"anprsec/pki/pgp"
 	"anprsec/store"
+	"anprsec/trust/cades"
 )
 
 // Columns of a manifest.
@@ -95,6 +97,14 @@ type Ingester struct {
 	// CompanionOf finds the signature of a file (ingest.Inbox.CompanionOf:
 	// <file>.asc in any case); nil looks for <file>.asc exactly.
 	CompanionOf func(ctx context.Context, p string) (string, error)
+
+	// CAdES (<file>.p7m) by an officer of the prefettura: the qualified
+	// signature CAs (trust.signature_ca; nil: none accepted) and the
+	// officers' codici fiscali (cards.prefettura_officers[PPP]); Now is the
+	// time certificates are judged at (nil: the clock).
+	SignatureCAs *cades.Anchors
+	Officers     []string
+	Now          func() time.Time
 }
 
 // Process implements ingest.Processor.
@@ -103,12 +113,18 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 	if err != nil {
 		return ingest.Result{}, err
 	}
-	if res, err := g.checkSignature(ctx, f, data); err != nil {
+	name := f.Name
+	if strings.EqualFold(filepath.Ext(f.Name), EnvelopeSuffix) {
+		var res *ingest.Result
+		if name, data, res = g.openEnvelope(f.Name, data); res != nil {
+			return *res, nil
+		}
+	} else if res, err := g.checkSignature(ctx, f, data); err != nil {
 		return ingest.Result{}, err
 	} else if res != nil {
 		return *res, nil
 	}
-	t, err := table.Open(f.Name, data, table.Options{Required: Columns, MaxRows: g.MaxRows})
+	t, err := table.Open(name, data, table.Options{Required: Columns, MaxRows: g.MaxRows})
 	var fe *table.FileError
 	if errors.As(err, &fe) {
 		return ingest.Result{Refused: true, Code: fe.Code, Message: fe.Message}, nil
@@ -205,6 +221,38 @@ func (g *Ingester) verifyOpenPGP(sigName string, data, sig []byte) *ingest.Resul
 	}
 }
 
+// EnvelopeSuffix names a manifest signed with CAdES, enveloping:
+// <file>.csv.p7m or <file>.xlsx.p7m.
+const EnvelopeSuffix = ".p7m"
+
+// openEnvelope verifies a CAdES-signed manifest (docs/rules.md#manifests):
+// the signature is valid, its certificate chains to trust.signature_ca, is
+// valid now and not revoked, and its codice fiscale is one of the
+// prefettura's officers (cards.prefettura_officers). It returns the name of
+// the signed file and its content, or the refusal of the whole manifest.
+func (g *Ingester) openEnvelope(name string, sig []byte) (string, []byte, *ingest.Result) {
+	inner := name[:len(name)-len(EnvelopeSuffix)]
+	if ext := strings.ToLower(filepath.Ext(inner)); ext != ".csv" && ext != ".xlsx" {
+		return "", nil, refuseFile("NOME_FILE_FIRMATO", "%s: un elenco firmato si chiama <file>.csv.p7m o <file>.xlsx.p7m", name)
+	}
+	now := time.Now()
+	if g.Now != nil {
+		now = g.Now()
+	}
+	s, err := cades.Verify(nil, sig, false, g.SignatureCAs, now)
+	if err != nil {
+		var ce *cades.Error
+		if errors.As(err, &ce) {
+			return "", nil, refuseFile(ce.Code, "%s: %s", name, ce.Message)
+		}
+		return "", nil, refuseFile(cades.FirmaNonValida, "%s: %v", name, err)
+	}
+	if !slices.Contains(g.Officers, s.CF) {
+		return "", nil, refuseFile("FIRMATARIO_NON_AUTORIZZATO", "%s è firmato da %s, che non è tra i funzionari della prefettura %s (cards.prefettura_officers)", name, s.CF, g.PPP)
+	}
+	return inner, s.Content, nil
+}
+
 // refuseFile is the refusal of a whole manifest.
 func refuseFile(code, format string, args ...any) *ingest.Result {
 	return &ingest.Result{Refused: true, Code: code, Message: fmt.Sprintf(format, args...)}
@@ -216,6 +264,19 @@ func refuseFile(code, format string, args ...any) *ingest.Result {
 // again with other line ends or in another encoding is the same content;
 // nil (the raw bytes) for a workbook, or a CSV the reader cannot decode.
 func Canonical(name string, data []byte) []byte {
+	if strings.EqualFold(filepath.Ext(name), EnvelopeSuffix) {
+		// The document inside, not the envelope: signed again, or as a
+		// .csv with its .asc, it is the same manifest.
+		content, err := cades.EnvelopedContent(data)
+		if err != nil {
+			return nil
+		}
+		name, data = name[:len(name)-len(EnvelopeSuffix)], content
+		if c := Canonical(name, data); c != nil {
+			return c
+		}
+		return data
+	}
 	if !strings.EqualFold(filepath.Ext(name), ".csv") {
 		return nil
 	}
