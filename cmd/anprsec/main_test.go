@@ -50,6 +50,9 @@ func scriptParams(dir string) testscript.Params {
 			env.Setenv("ANPRSEC_DEV_CA_BITS", "2048")
 			// The author of back-office changes, as the CLI names it.
 			env.Setenv("OSUSER", strings.TrimPrefix(operatorActor(), lifecycle.BackOfficeActor+":"))
+			if err := twoComuni(env); err != nil {
+				return err
+			}
 			for name, src := range fixtures {
 				data, err := os.ReadFile(src)
 				if err != nil {
