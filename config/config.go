@@ -52,8 +52,10 @@ type Config struct {
 		Encoding string `yaml:"encoding"`
 		// ValidityDays of workstation and server certificates.
 		ValidityDays int `yaml:"validity_days"`
-		// PasswordLength of the P12 passwords (uppercase hex characters).
-		PasswordLength int `yaml:"password_length"`
+		// PasswordLength and PasswordAlphabet (base32 or hex) of the P12
+		// passwords.
+		PasswordLength   int    `yaml:"password_length"`
+		PasswordAlphabet string `yaml:"password_alphabet"`
 		// KeyAlgorithm of workstation keys: rsa2048 or ecdsa-p256.
 		KeyAlgorithm string `yaml:"key_algorithm"`
 		// BatchMax is the most certificates one run of certificati issues.
@@ -324,6 +326,11 @@ func (c *Config) validatePKI() error {
 	case "rsa2048", "ecdsa-p256":
 	default:
 		return fmt.Errorf("pki.key_algorithm %q: want rsa2048 or ecdsa-p256", c.PKI.KeyAlgorithm)
+	}
+	switch c.PKI.PasswordAlphabet {
+	case "base32", "hex":
+	default:
+		return fmt.Errorf("pki.password_alphabet %q: want base32 (Crockford's, 5 bits a character) or hex (4 bits)", c.PKI.PasswordAlphabet)
 	}
 	if c.PKI.KeyPool < 0 {
 		return fmt.Errorf("pki.key_pool must not be negative (0 disables the key pool)")
