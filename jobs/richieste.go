@@ -64,7 +64,7 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 			Unpipelined: true,
 		}
 		p := &richieste.Processor{Store: env.Store, Comuni: env.Comuni, CardPrefix: env.Config.Cards.SerialPrefix,
-			MaxRows: env.Config.Census.MaxRows, Loc: env.Loc, ISTAT: istat, BlockTenure: env.Config.Cards.BlockTenure,
+			MaxRows: env.Config.Census.MaxRows, Loc: env.Loc, ISTAT: istat, BlockTenure: env.Config.Cards.BlockTenure, RevokeGrace: env.Config.PKI.RevokeGrace,
 			Anchors: anchors, RequireSignature: env.Config.Richieste.RequireSignature, Drop: env.Drop, CompanionOf: in.CompanionOf}
 		st, err := in.Run(ctx, p.Process)
 		run.Add("files", st.Files)

@@ -63,7 +63,7 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
 				if op.op == lifecycle.OpUndoRevocation {
 					p, err = lifecycle.UndoRevocation(r.Store(), src, args[0], motivo, a.cfg.PKI.RevokeGrace, a.loc())
 				} else {
-					p, err = lifecycle.ChangePostazione(r.Store(), src, op.op, args[0], motivo)
+					p, err = lifecycle.ChangePostazioneWithin(r.Store(), src, op.op, args[0], motivo, a.cfg.PKI.RevokeGrace, a.loc())
 				}
 				if err != nil {
 					return err
