@@ -15,11 +15,7 @@ import (
 // neither shortens nor lengthens it. An undo asked once the revocation is
 // final names when it was asked and when its window closed.
 func TestUndoWindowIsTheOneInForceAtTheRevocation(t *testing.T) {
-	st, err := store.Open(store.Options{Dir: t.TempDir(), Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	const code = "058091-PC-0001"
 	if err := st.Update(func(tx *store.Tx) error {
 		return tx.PutPostazione(&domain.Postazione{Code: code, ISTAT: "058091", State: domain.CertAttivo})
