@@ -52,8 +52,10 @@ type Config struct {
 		Encoding string `yaml:"encoding"`
 		// ValidityDays of workstation and server certificates.
 		ValidityDays int `yaml:"validity_days"`
-		// PasswordLength of the P12 passwords (uppercase hex characters).
-		PasswordLength int `yaml:"password_length"`
+		// PasswordLength and PasswordAlphabet (base32 or hex) of the P12
+		// passwords.
+		PasswordLength   int    `yaml:"password_length"`
+		PasswordAlphabet string `yaml:"password_alphabet"`
 		// KeyAlgorithm of workstation keys: rsa2048 or ecdsa-p256.
 		KeyAlgorithm string `yaml:"key_algorithm"`
 		// BatchMax is the most certificates one run of certificati issues.
@@ -102,12 +104,17 @@ type Config struct {
 		// OrderMax is the most cards one run of ordini-sc puts in its order.
 		OrderMax int `yaml:"order_max"`
 		// RequireSignature refuses a delivery manifest without a valid
-		// detached signature even when its prefettura has no key configured.
+		// detached signature even when its prefettura has no key configured
+		// (on by default; docs/rules.md#manifests).
 		RequireSignature bool `yaml:"require_signature"`
 		// BlockTenure is how long a holder's utenza in a comune must exist
 		// before that comune may block a card whose home is elsewhere
 		// (docs/rules.md#card-lifecycle).
 		BlockTenure time.Duration `yaml:"block_tenure"`
+		// PrefetturaOfficers lists, by province code, the codici fiscali of
+		// the officers whose CAdES signature a manifest of that prefettura
+		// may carry instead of the prefettura's OpenPGP signature.
+		PrefetturaOfficers map[string][]string `yaml:"prefettura_officers"`
 	} `yaml:"cards"`
 
 	ISTAT struct {
@@ -122,6 +129,10 @@ type Config struct {
 		CardCA string `yaml:"card_ca"`
 		// CardCRL is an optional CRL file (DER or PEM) of the card CA.
 		CardCRL string `yaml:"card_crl"`
+		// SignatureCA is a PEM file with the qualified-signature CAs that a
+		// prefettura officer's CAdES signature of a manifest chains to;
+		// empty: no CAdES manifest is accepted.
+		SignatureCA string `yaml:"signature_ca"`
 	} `yaml:"trust"`
 
 	Richieste struct {
@@ -322,6 +333,11 @@ func (c *Config) validatePKI() error {
 	case "rsa2048", "ecdsa-p256":
 	default:
 		return fmt.Errorf("pki.key_algorithm %q: want rsa2048 or ecdsa-p256", c.PKI.KeyAlgorithm)
+	}
+	switch c.PKI.PasswordAlphabet {
+	case "base32", "hex":
+	default:
+		return fmt.Errorf("pki.password_alphabet %q: want base32 (Crockford's, 5 bits a character) or hex (4 bits)", c.PKI.PasswordAlphabet)
 	}
 	if c.PKI.KeyPool < 0 {
 		return fmt.Errorf("pki.key_pool must not be negative (0 disables the key pool)")

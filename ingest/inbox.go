@@ -49,6 +49,16 @@ type Inbox struct {
 	// WaitCompanion: a file whose companion is not there yet is read only
 	// once it is Settle old (the companion may still be on its way).
 	WaitCompanion bool
+	// SelfSigned lists the extensions of input files that carry their own
+	// signature (".p7m", an enveloping CAdES): they never wait for a
+	// companion.
+	SelfSigned []string
+	// Canonical, when set, gives the content a file is identified by: the
+	// file's identity is the SHA-256 of Canonical(name, data) instead of
+	// the SHA-256 of data, so that files of equal canonical content are one
+	// content (processed once, DUPLICATO when dropped again). A nil result
+	// keeps the raw content.
+	Canonical func(name string, data []byte) []byte
 	// Unpipelined commits each chunk in a plain store transaction, in
 	// which the processor may scan (the console requests check the
 	// comune's utenze); the default pipelines chunks (see Commit).
@@ -75,7 +85,7 @@ type File struct {
 	Path   string // drop path
 	Name   string
 	Local  string // local copy, removed after processing
-	SHA256 string
+	SHA256 string // its identity: of its content, or of its canonical content (Inbox.Canonical)
 	Size   int64
 	rec    *store.InputFile
 	inbox  *Inbox
@@ -232,7 +242,7 @@ func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 		if e.Dir || Skipped(e.Name) || in.isCompanion(e.Name) {
 			continue
 		}
-		if in.Companion != "" && in.WaitCompanion && !names[strings.ToLower(e.Name+in.Companion)] && in.now().Sub(e.ModTime) < in.Settle {
+		if in.Companion != "" && in.WaitCompanion && !in.selfSigned(e.Name) && !names[strings.ToLower(e.Name+in.Companion)] && in.now().Sub(e.ModTime) < in.Settle {
 			in.log().Info("waiting for the companion file", "file", path.Join(in.Dir, e.Name), "companion", e.Name+in.Companion)
 			continue
 		}
@@ -390,6 +400,15 @@ func (in *Inbox) CompanionOf(ctx context.Context, p string) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+func (in *Inbox) selfSigned(name string) bool {
+	for _, x := range in.SelfSigned {
+		if strings.EqualFold(path.Ext(name), x) {
+			return true
+		}
+	}
+	return false
 }
 
 func (in *Inbox) hasExt(name string) bool {
@@ -861,7 +880,31 @@ func (in *Inbox) fetch(ctx context.Context, p string, e drop.Entry) (*File, erro
 		in.log().Info("file changed while reading, will retry", "file", p, "listed", e.Size, "read", n)
 		return nil, nil
 	}
-	return &File{Path: p, Name: e.Name, Local: tmp.Name(), SHA256: hex.EncodeToString(h.Sum(nil)), Size: n, inbox: in}, nil
+	sum, err := in.identity(e.Name, tmp.Name(), h.Sum(nil))
+	if err != nil {
+		os.Remove(tmp.Name())
+		return nil, err
+	}
+	return &File{Path: p, Name: e.Name, Local: tmp.Name(), SHA256: sum, Size: n, inbox: in}, nil
+}
+
+// identity is the identity of the file called name, copied to local, whose
+// content has the SHA-256 raw: the SHA-256 of its canonical content when
+// the inbox has Canonical and it gives one, else raw; in hexadecimal.
+func (in *Inbox) identity(name, local string, raw []byte) (string, error) {
+	if in.Canonical == nil {
+		return hex.EncodeToString(raw), nil
+	}
+	data, err := os.ReadFile(local)
+	if err != nil {
+		return "", err
+	}
+	c := in.Canonical(name, data)
+	if c == nil {
+		return hex.EncodeToString(raw), nil
+	}
+	sum := sha256.Sum256(c)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // spool is this inbox's own folder for local copies.

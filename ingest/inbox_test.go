@@ -504,6 +504,44 @@ func TestDuplicateContent(t *testing.T) {
 	}
 }
 
+// TestCanonicalContentIdentifiesTheFile: with Inbox.Canonical, a file is
+// identified by the SHA-256 of its canonical content: a second file whose
+// canonical content is the same is DUPLICATO although its bytes differ,
+// one whose canonical content differs is processed, and a nil canonical
+// content leaves the raw SHA-256.
+func TestCanonicalContentIdentifiesTheFile(t *testing.T) {
+	e := newEnv(t)
+	e.in.Canonical = func(name string, data []byte) []byte {
+		if strings.HasSuffix(name, ".xlsx") {
+			return nil
+		}
+		return bytes.ToLower(data)
+	}
+	p := okProc()
+	e.put("a.csv", "Stesso Contenuto")
+	e.put("r.xlsx", "Grezzo")
+	e.mustRun(p.process)
+	e.put("b.csv", "STESSO contenuto")
+	e.put("c.csv", "altro contenuto")
+	st := e.mustRun(p.process)
+	if p.calls.Load() != 3 || st.Duplicates != 1 {
+		t.Errorf("processor called %d times, stats %+v; want 3 calls and b.csv a duplicate", p.calls.Load(), st)
+	}
+	e.refusedWhole("b.csv", "DUPLICATO")
+	if m := e.receipt("b.csv")[0][4]; !strings.Contains(m, "in/a.csv") {
+		t.Errorf("duplicate message %q does not name the first file", m)
+	}
+	e.st.View(func(tx *store.Tx) error {
+		if r, err := tx.File(sha("stesso contenuto")); err != nil || r.Path != "in/a.csv" {
+			t.Errorf("record of the canonical content: %+v, %v", r, err)
+		}
+		if r, err := tx.File(sha("Grezzo")); err != nil || r.Path != "in/r.xlsx" {
+			t.Errorf("record of the raw content: %+v, %v", r, err)
+		}
+		return nil
+	})
+}
+
 func TestProcessorRefusal(t *testing.T) {
 	e := newEnv(t)
 	e.put("a.xlsx", "non un foglio")

@@ -20,8 +20,9 @@ var dropLayout = []string{
 }
 
 func (a *app) initCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "init",
+	var ppp string
+	cmd := &cobra.Command{
+		Use:   "init [--prefettura PPP]",
 		Short: "Set up a working directory: config, data dir, keys, drop folders (idempotent)",
 		Long: `init prepares the working directory for a first run on embedded defaults:
 a commented anprsec.yaml (if none), the data dir, the store, backup and seal
@@ -34,7 +35,13 @@ a store, a missing key is never made again (a new key would not open what
 the old one encrypted or sealed): init stops, names the missing file and
 where it is expected, and creates nothing. It also writes the seal check
 value (a value sealed with the seal key, which every command using the seal
-key opens first).`,
+key opens first).
+
+With --prefettura PPP it also makes, once, a development OpenPGP key of
+prefettura PPP, to sign trial manifests (anprsec gen consegne): its secret
+part in the keys folder (prefettura-PPP.sec.asc, mode 0600), its public part
+where keys.prefetture expects it (PPP.asc). It is refused when either
+exists: a key is never replaced.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
@@ -63,6 +70,10 @@ key opens first).`,
 				have("config", abs)
 			}
 			a.cfg = cfg
+			makePrefettura, err := a.prefetturaStep(ppp, cmd.Flags().Changed("prefettura"))
+			if err != nil {
+				return err
+			}
 
 			dirs := []struct {
 				what, path string
@@ -114,9 +125,14 @@ key opens first).`,
 					return err
 				}
 			}
+			if err := makePrefettura(made); err != nil {
+				return err
+			}
 			return a.initStore(made, have)
 		},
 	}
+	cmd.Flags().StringVar(&ppp, "prefettura", "", "also make a development OpenPGP key of prefettura PPP (3 digits, e.g. 058), once")
+	return cmd
 }
 
 // initStore opens the store once, which creates it and checks the store

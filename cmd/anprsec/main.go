@@ -34,7 +34,7 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "anprsec:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -90,6 +90,7 @@ the ANPRSEC_CONFIG environment variable. Start with "anprsec init".`,
 	for _, c := range extraCommands {
 		root.AddCommand(c(a))
 	}
+	strictCommands(root)
 	return root
 }
 

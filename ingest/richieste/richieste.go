@@ -103,6 +103,8 @@ type Processor struct {
 	// BlockTenure is how long a holder's utenza in this comune must exist
 	// before the comune may block a card whose home is elsewhere.
 	BlockTenure time.Duration
+	// RevokeGrace is the undo window of a revocation (pki.revoke_grace).
+	RevokeGrace time.Duration
 	ISTAT       string // the comune of the folder
 
 	// Signatures (signature.go): the card CA, whether an unsigned file is
@@ -321,7 +323,7 @@ func (p *Processor) postazione(tx *store.Tx, src store.Source, op lifecycle.Op, 
 	if w.ISTAT != p.ISTAT {
 		return "", "", lifecycle.Refuse("ALTRO_COMUNE", "la postazione %s non è del comune %s", code, p.ISTAT), nil
 	}
-	w, err = lifecycle.ChangePostazioneTx(tx, src, op, code, motivo, 0, p.Loc)
+	w, err = lifecycle.ChangePostazioneTx(tx, src, op, code, motivo, p.RevokeGrace, p.Loc)
 	var se *lifecycle.StateError
 	if errors.As(err, &se) {
 		return "", "", lifecycle.Refuse("STATO", "%v", err), nil
