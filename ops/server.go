@@ -45,6 +45,9 @@ type Options struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
+	// Checks are further conditions of /healthz (free disk space): each
+	// non-nil error is a problem.
+	Checks []func() error
 }
 
 // Server holds the metrics registry of one daemon and serves /metrics,
@@ -245,6 +248,11 @@ func (s *Server) Health() []string {
 	})
 	if err != nil {
 		return []string{"store: " + err.Error()}
+	}
+	for _, c := range s.o.Checks {
+		if err := c(); err != nil {
+			problems = append(problems, err.Error())
+		}
 	}
 	for _, j := range s.o.Jobs {
 		// The last two activations the schedule had before now - Grace: the

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -397,6 +398,19 @@ func TestHealthzStoreClosed(t *testing.T) {
 	code, body := get(t, s.Handler(), "/healthz")
 	if code != 503 || !strings.HasPrefix(body, "store: ") {
 		t.Errorf("/healthz with the store closed = %d %q", code, body)
+	}
+}
+
+// TestHealthzNamesAFullDisk: a failing check (free space below min_free)
+// makes /healthz unhealthy with its message.
+func TestHealthzNamesAFullDisk(t *testing.T) {
+	st := openStore(t)
+	now := t0
+	s := newServer(t, st, &now, t0)
+	s.o.Checks = []func() error{func() error { return errors.New("spazio su disco insufficiente: /srv ha 10.0 MiB liberi") }}
+	code, body := get(t, s.Handler(), "/healthz")
+	if code != 503 || !strings.Contains(body, "spazio su disco insufficiente") {
+		t.Errorf("/healthz on a full disk = %d %q", code, body)
 	}
 }
 
