@@ -30,11 +30,11 @@ type Config struct {
 	// the config file); not a YAML key.
 	Dir string `yaml:"-"`
 
-	DataDir  string `yaml:"data_dir"`
+	DataDir string `yaml:"data_dir"`
 	// MinFree is the free space a job needs on the store's and the local
 	// drop's file systems to start (0: not checked).
-	MinFree ByteSize `yaml:"min_free"`
-	Timezone string `yaml:"timezone"`
+	MinFree  ByteSize `yaml:"min_free"`
+	Timezone string   `yaml:"timezone"`
 
 	Keys struct {
 		Store  string `yaml:"store"`
