@@ -116,3 +116,27 @@ func TestUnknownKeyMessageHasNoGoTypeLeftovers(t *testing.T) {
 		}
 	}
 }
+
+// TestManifestSignaturesAreRequiredByDefault: cards.require_signature is on
+// unless a config turns it off (docs/rules.md#manifests); a config that
+// does not name it keeps it on.
+func TestManifestSignaturesAreRequiredByDefault(t *testing.T) {
+	if !Default("/srv/anprsec").Cards.RequireSignature {
+		t.Error("cards.require_signature is off by default")
+	}
+	dir := t.TempDir()
+	for yaml, want := range map[string]bool{
+		"cards:\n  order_max: 10\n":            true,
+		"cards:\n  require_signature: false\n": false,
+	} {
+		p := filepath.Join(dir, "anprsec.yaml")
+		os.WriteFile(p, []byte(yaml), 0o600)
+		c, err := Load(p, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Cards.RequireSignature != want {
+			t.Errorf("%q: require_signature %v, want %v", yaml, c.Cards.RequireSignature, want)
+		}
+	}
+}

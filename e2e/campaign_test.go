@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+
 	"anprsec/domain"
 	"anprsec/istat"
+	"anprsec/pki/pgp"
 	"anprsec/store"
 	"anprsec/trust/cades"
 )
@@ -191,6 +194,9 @@ func (w *workdir) writeDeliveries(t *testing.T) int {
 	for ppp, b := range manifests {
 		p := w.path("var/drop/prefetture/" + ppp + "/consegne/plichi.csv")
 		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p+".asc", w.prefetturaSignature(t, ppp, b.Bytes()), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -215,6 +221,29 @@ func (w *workdir) writeDeliveries(t *testing.T) int {
 		}
 	}
 	return len(manifests) + len(requests)
+}
+
+// prefetturaSignature installs a key of prefettura ppp in
+// keys.prefetture and returns its detached signature of a manifest:
+// manifests are signed by default (docs/rules.md#manifests).
+func (w *workdir) prefetturaSignature(t *testing.T, ppp string, manifest []byte) []byte {
+	t.Helper()
+	pub, sec, err := pgp.Generate("Prefettura "+ppp, "prefettura"+ppp+"@anprsec.invalid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(w.path("var/keys/prefetture/"+ppp+".asc"), pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	el, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(sec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := pgp.SignDetached(manifest, el[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sig
 }
 
 // checkInvariants checks, on a copy of the store as a killed process left

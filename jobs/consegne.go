@@ -14,15 +14,17 @@ import (
 	"anprsec/ingest"
 	"anprsec/ingest/consegne"
 	"anprsec/pki/pgp"
+	"anprsec/trust/cades"
 )
 
 // consegneJob reads the prefetture's delivery manifests
-// (docs/rules.md#manifests): for every folder prefetture/<PPP>/ whose
-// PPP is a prefettura of the ISTAT table, the files of
-// prefetture/<PPP>/consegne/ (*.csv, *.xlsx) with their detached
-// signatures (<file>.asc, checked against keys.prefetture/<PPP>.asc when
-// that key exists). A folder that is not a prefettura is reported and left
-// alone.
+// (docs/rules.md#manifests): for every folder prefetture/<PPP>/ whose PPP
+// is a prefettura of the ISTAT table, the files of prefetture/<PPP>/consegne/
+// (*.csv, *.xlsx) with their detached signatures (<file>.asc, checked
+// against keys.prefetture/<PPP>.asc; mandatory unless
+// cards.require_signature is off and the prefettura has no key), each
+// manifest identified by its canonical content (consegne.Canonical). A
+// folder that is not a prefettura is reported and left alone.
 var consegneJob = Job{
 	Name:        "ingest-consegne",
 	Description: "reads prefettura delivery manifests (prefetture/<PPP>/consegne/): cards delivered to the comuni, the sindaco's card active",
@@ -39,6 +41,10 @@ func runConsegne(ctx context.Context, env *Env, run *Run) error {
 		known[p] = true
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
+	signatureCAs, err := signatureAnchors(env)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, e := range entries {
 		if !e.Dir || ingest.Skipped(e.Name) {
@@ -60,14 +66,15 @@ func runConsegne(ctx context.Context, env *Env, run *Run) error {
 		}
 		in := &ingest.Inbox{
 			Drop: env.Drop, Store: env.Store, Kind: "ingest-consegne", Actor: consegne.Actor(ppp), Loc: env.Loc,
-			Dir: path.Join("prefetture", ppp, "consegne"), Exts: []string{".csv", ".xlsx"},
-			MaxSize: int64(env.Config.Drop.MaxFileSize), Settle: env.Config.Drop.Settle, SpoolDir: env.SpoolDir(), Log: run.Log,
-			Companion: ".asc", WaitCompanion: keyring != nil || env.Config.Cards.RequireSignature,
+			Dir: path.Join("prefetture", ppp, "consegne"), Exts: []string{".csv", ".xlsx", consegne.EnvelopeSuffix}, SelfSigned: []string{consegne.EnvelopeSuffix},
+			MaxSize: int64(env.Config.Drop.MaxFileSize), Settle: env.Config.Drop.Settle, MaxAttempts: env.Config.Drop.MaxAttempts, SpoolDir: env.SpoolDir(), Log: run.Log,
+			Companion: consegne.SignatureSuffix, WaitCompanion: keyring != nil || env.Config.Cards.RequireSignature,
+			Canonical: consegne.Canonical,
 		}
 		g := &consegne.Ingester{
 			Store: env.Store, Comuni: env.Comuni, Drop: env.Drop, PPP: ppp, Keyring: keyring,
 			RequireSignature: env.Config.Cards.RequireSignature, MaxRows: env.Config.Census.MaxRows, Loc: env.Loc,
-			CompanionOf: in.CompanionOf,
+			CompanionOf: in.CompanionOf, SignatureCAs: signatureCAs, Officers: env.Config.Cards.PrefetturaOfficers[ppp],
 		}
 		st, err := in.Run(ctx, g.Process)
 		run.Add("files", st.Files)
@@ -97,4 +104,19 @@ func prefetturaKey(env *Env, ppp string) (openpgp.EntityList, error) {
 		return nil, fmt.Errorf("prefettura %s: key %s: %w (its manifests wait until the key is fixed)", ppp, p, err)
 	}
 	return k, nil
+}
+
+// signatureAnchors loads trust.signature_ca, the qualified-signature CAs of
+// the prefetture's officers; nil when none is configured (a CAdES manifest
+// is then refused as untrusted).
+func signatureAnchors(env *Env) (*cades.Anchors, error) {
+	p := env.Config.Path(env.Config.Trust.SignatureCA)
+	if p == "" {
+		return nil, nil
+	}
+	a, err := cades.LoadAnchors(p)
+	if err != nil {
+		return nil, fmt.Errorf("ingest-consegne: trust.signature_ca: %w", err)
+	}
+	return a, nil
 }

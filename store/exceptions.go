@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"time"
 )
@@ -34,9 +33,9 @@ func (tx *Tx) PutCFException(e *CFException) error { return tx.set(cfExceptionPr
 // CFExceptions returns every exception, by codice fiscale.
 func (tx *Tx) CFExceptions() (map[string]*CFException, error) {
 	out := map[string]*CFException{}
-	err := tx.each(cfExceptionPrefix, func(val []byte) error {
+	err := tx.each(cfExceptionPrefix, func(k string, val []byte) error {
 		var e CFException
-		if err := json.Unmarshal(val, &e); err != nil {
+		if err := decode(k, val, &e); err != nil {
 			return err
 		}
 		out[e.CF] = &e

@@ -11,7 +11,7 @@ import (
 func (a *app) genCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gen",
-		Short: "Generate test inputs (census workbooks, signed console requests) for trials and benchmarks",
+		Short: "Generate test inputs (census workbooks, signed console requests and delivery manifests) for trials and benchmarks",
 	}
 	var opt censusgen.Options
 	var out string

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"anprsec/config"
 	"anprsec/pki/pgp"
 )
 
@@ -110,4 +111,88 @@ func writeNew(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Remove(tmp)
+}
+
+// prefetturaKey is the development key of a prefettura that
+// `init --prefettura PPP` makes.
+type prefetturaKey struct {
+	ppp      string
+	sec, pub string // paths of its secret part and of its public part
+}
+
+// prefetturaDevKey is where `init --prefettura PPP` keeps the secret part of
+// the development key of prefettura ppp: the keys folder.
+func prefetturaDevKey(cfg *config.Config, ppp string) string {
+	return filepath.Join(filepath.Dir(cfg.Path(cfg.Keys.Store)), "prefettura-"+ppp+".sec.asc")
+}
+
+// checkPrefettura refuses a code that is not a prefettura's of the table
+// of comuni.
+func (a *app) checkPrefettura(ppp string) error {
+	comuni, err := a.comuni()
+	if err != nil {
+		return err
+	}
+	for _, p := range comuni.Prefetture() {
+		if p == ppp {
+			return nil
+		}
+	}
+	return fmt.Errorf("prefettura %q: not the code of a prefettura (3 digits, the province's, e.g. 058 for Roma)", ppp)
+}
+
+// newPrefetturaKey checks that the development key of prefettura ppp can be
+// made: ppp is a prefettura, keys.prefetture is set, and neither part of
+// the key exists (a key is never replaced, a real one put in place least
+// of all).
+func (a *app) newPrefetturaKey(ppp string) (*prefetturaKey, error) {
+	if err := a.checkPrefettura(ppp); err != nil {
+		return nil, err
+	}
+	dir := a.cfg.Path(a.cfg.Keys.Prefetture)
+	if dir == "" {
+		return nil, errors.New("keys.prefetture is empty: there is nowhere to put the public key of the prefettura")
+	}
+	k := &prefetturaKey{ppp: ppp, sec: prefetturaDevKey(a.cfg, ppp), pub: filepath.Join(dir, ppp+".asc")}
+	for _, p := range []string{k.sec, k.pub} {
+		if _, err := os.Stat(p); err == nil {
+			return nil, fmt.Errorf("prefettura %s: %s exists: a key is never replaced (remove it first to make a new development key)", ppp, relPath(p))
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
+	return k, nil
+}
+
+// prefetturaStep is the step of `init --prefettura PPP` (asked: the flag
+// is given): the checks now, before init makes anything, and the step that
+// makes the key once the keys folders are there; a step doing nothing when
+// not asked.
+func (a *app) prefetturaStep(ppp string, asked bool) (func(made func(what, path string)) error, error) {
+	if !asked {
+		return func(func(what, path string)) error { return nil }, nil
+	}
+	k, err := a.newPrefetturaKey(ppp)
+	if err != nil {
+		return nil, err
+	}
+	return k.make, nil
+}
+
+// make writes the key pair: the secret part (mode 0600) first, then the
+// public part.
+func (k *prefetturaKey) make(made func(what, path string)) error {
+	pub, sec, err := pgp.Generate("Prefettura "+k.ppp+" - sviluppo", "prefettura-"+k.ppp+"@anprsec.invalid")
+	if err != nil {
+		return err
+	}
+	if err := writeNew(k.sec, sec, 0o600); err != nil {
+		return err
+	}
+	made("prefettura "+k.ppp+" OpenPGP key (secret, dev)", k.sec)
+	if err := writeNew(k.pub, pub, 0o644); err != nil {
+		return err
+	}
+	made("prefettura "+k.ppp+" OpenPGP key (public)", k.pub)
+	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"anprsec/lifecycle"
 )
 
 // TestMain makes the test binary double as the anprsec command: the scripts
@@ -47,8 +48,10 @@ func scriptParams(dir string) testscript.Params {
 			// A 2048-bit development CA: init runs in most scripts, and a
 			// 4096-bit key takes seconds to generate.
 			env.Setenv("ANPRSEC_DEV_CA_BITS", "2048")
-			if u, err := user.Current(); err == nil {
-				env.Setenv("OSUSER", u.Username) // the author of back-office changes
+			// The author of back-office changes, as the CLI names it.
+			env.Setenv("OSUSER", strings.TrimPrefix(operatorActor(), lifecycle.BackOfficeActor+":"))
+			if err := twoComuni(env); err != nil {
+				return err
 			}
 			for name, src := range fixtures {
 				data, err := os.ReadFile(src)
@@ -72,6 +75,8 @@ func scriptParams(dir string) testscript.Params {
 			"zipcmp":       cmdZipCmp,
 			"pgpdecrypt":   cmdPGPDecrypt,
 			"globcp":       cmdGlobCp,
+			"pgpsign":      cmdPGPSign,
+			"lineends":     cmdLineEnds,
 			"anprarchivio": cmdAnprArchive,
 		},
 	}

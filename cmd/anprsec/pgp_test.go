@@ -81,3 +81,37 @@ func cmdGlobCp(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	ts.Check(os.WriteFile(ts.MkAbs(args[1]), data, 0o600))
 }
+
+// pgpsign SECKEY FILE
+//
+// writes FILE.asc, an armored detached signature of FILE (type binary) by
+// the secret key SECKEY, as a prefettura signs its manifest.
+func cmdPGPSign(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: pgpsign SECKEY FILE")
+	}
+	sec, err := pgp.ReadSecretFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	data, err := os.ReadFile(ts.MkAbs(args[1]))
+	ts.Check(err)
+	sig, err := pgp.SignDetached(data, sec)
+	ts.Check(err)
+	ts.Check(os.WriteFile(ts.MkAbs(args[1])+".asc", sig, 0o644))
+}
+
+// lineends lf|crlf SRC DST
+//
+// writes SRC to DST with its line ends made LF or CRLF, as another program
+// saves the same text.
+func cmdLineEnds(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 || (args[0] != "lf" && args[0] != "crlf") {
+		ts.Fatalf("usage: lineends lf|crlf SRC DST")
+	}
+	data, err := os.ReadFile(ts.MkAbs(args[1]))
+	ts.Check(err)
+	data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+	if args[0] == "crlf" {
+		data = bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n"))
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[2]), data, 0o644))
+}

@@ -22,7 +22,7 @@ import (
 // file moved there, exactly as with the local folder.
 func ingestOverSFTP(t *testing.T, d *Drop, disk string) {
 	t.Helper()
-	data, err := os.ReadFile("../census/testdata/casi.xlsx")
+	data, err := os.ReadFile("../../ingest/census/testdata/casi.xlsx")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,10 +15,17 @@
 //   - the date is missing, not a date, or in the future;
 //   - Ritirata da is not an active ASC or APL of that comune.
 //
-// When the prefettura has a key (keys.prefetture/<PPP>.asc), or signatures
-// are mandatory (cards.require_signature), the file must come with a
-// detached OpenPGP signature <file>.asc that verifies: otherwise the whole
-// file is refused, and nothing of it is applied.
+// A manifest is signed: when signatures are mandatory
+// (cards.require_signature, the default) or the prefettura has a key
+// (keys.prefetture/<PPP>.asc), the file must come with a detached OpenPGP
+// signature <file>.asc of its exact bytes (type binary: a text-mode
+// signature still verifies after the line ends change, and is refused) by
+// that key; otherwise the whole file is refused, and nothing of it is
+// applied.
+//
+// A manifest is identified by the SHA-256 of its content after decoding
+// and normalising line ends (Canonical): the same manifest dropped again
+// with CRLF line ends or in another encoding is a duplicate.
 package consegne
 
 import (
@@ -27,6 +34,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +51,7 @@ import (
 	"anprsec/lifecycle"
 	"anprsec/pki/pgp"
 	"anprsec/store"
+	"anprsec/trust/cades"
 )
 
 // Columns of a manifest.
@@ -67,6 +77,10 @@ const chunkRows = 250
 // maxSignature bounds the size of a detached signature read from the drop.
 const maxSignature = 64 << 10
 
+// SignatureSuffix is the suffix of a manifest's detached OpenPGP
+// signature, <file>.asc (in any case).
+const SignatureSuffix = ".asc"
+
 // Ingester applies the manifests of one prefettura.
 type Ingester struct {
 	Store  *store.Store
@@ -83,6 +97,14 @@ type Ingester struct {
 	// CompanionOf finds the signature of a file (ingest.Inbox.CompanionOf:
 	// <file>.asc in any case); nil looks for <file>.asc exactly.
 	CompanionOf func(ctx context.Context, p string) (string, error)
+
+	// CAdES (<file>.p7m) by an officer of the prefettura: the qualified
+	// signature CAs (trust.signature_ca; nil: none accepted) and the
+	// officers' codici fiscali (cards.prefettura_officers[PPP]); Now is the
+	// time certificates are judged at (nil: the clock).
+	SignatureCAs *cades.Anchors
+	Officers     []string
+	Now          func() time.Time
 }
 
 // Process implements ingest.Processor.
@@ -91,13 +113,18 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 	if err != nil {
 		return ingest.Result{}, err
 	}
-	if res, err := g.checkSignature(ctx, f, data); res != nil || err != nil {
-		if res == nil {
-			return ingest.Result{}, err
+	name := f.Name
+	if strings.EqualFold(filepath.Ext(f.Name), EnvelopeSuffix) {
+		var res *ingest.Result
+		if name, data, res = g.openEnvelope(f.Name, data); res != nil {
+			return *res, nil
 		}
-		return *res, err
+	} else if res, err := g.checkSignature(ctx, f, data); err != nil {
+		return ingest.Result{}, err
+	} else if res != nil {
+		return *res, nil
 	}
-	t, err := table.Open(f.Name, data, table.Options{Required: Columns, MaxRows: g.MaxRows})
+	t, err := table.Open(name, data, table.Options{Required: Columns, MaxRows: g.MaxRows})
 	var fe *table.FileError
 	if errors.As(err, &fe) {
 		return ingest.Result{Refused: true, Code: fe.Code, Message: fe.Message}, nil
@@ -122,19 +149,19 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 	return ingest.Result{}, nil
 }
 
-// checkSignature verifies <file>.asc when a signature is wanted; a refusal
-// is returned as a Result.
+// checkSignature verifies the signature of a manifest when one is wanted
+// (docs/rules.md#manifests); a refusal is returned as a Result, naming
+// what is wrong: no key to check with (FIRMA_CHIAVE_ASSENTE), no signature
+// (FIRMA_MANCANTE), a text-mode one (FIRMA_TESTUALE), one that does not
+// verify (FIRMA_NON_VALIDA).
 func (g *Ingester) checkSignature(ctx context.Context, f *ingest.File, data []byte) (*ingest.Result, error) {
 	if g.Keyring == nil && !g.RequireSignature {
 		return nil, nil
 	}
-	refuse := func(code, msg string) (*ingest.Result, error) {
-		return &ingest.Result{Refused: true, Code: code, Message: msg}, nil
-	}
 	if g.Keyring == nil {
-		return refuse("FIRMA_CHIAVE_ASSENTE", fmt.Sprintf("la firma è obbligatoria ma la chiave della prefettura %s non è configurata (%s.asc in keys.prefetture)", g.PPP, g.PPP))
+		return refuseFile("FIRMA_CHIAVE_ASSENTE", "la firma è obbligatoria ma la chiave della prefettura %s non è configurata (%s.asc in keys.prefetture): nessun suo elenco è accettato finché la chiave non c'è", g.PPP, g.PPP), nil
 	}
-	sigPath := f.Path + ".asc"
+	sigPath := f.Path + SignatureSuffix
 	if g.CompanionOf != nil {
 		c, err := g.CompanionOf(ctx, f.Path)
 		if err != nil {
@@ -146,7 +173,7 @@ func (g *Ingester) checkSignature(ctx context.Context, f *ingest.File, data []by
 	}
 	rc, err := g.Drop.Open(ctx, sigPath)
 	if errors.Is(err, drop.ErrNotExist) {
-		return refuse("FIRMA_MANCANTE", fmt.Sprintf("manca la firma %s.asc: la prefettura %s firma i suoi elenchi", f.Name, g.PPP))
+		return refuseFile("FIRMA_MANCANTE", "manca la firma %s%s: la prefettura %s firma i suoi elenchi", f.Name, SignatureSuffix, g.PPP), nil
 	}
 	if err != nil {
 		return nil, err
@@ -156,13 +183,107 @@ func (g *Ingester) checkSignature(ctx context.Context, f *ingest.File, data []by
 	if err != nil {
 		return nil, err
 	}
+	sigName := f.Name + sigPath[len(f.Path):]
 	if len(sig) > maxSignature {
-		return refuse("FIRMA_NON_VALIDA", fmt.Sprintf("%s.asc non è una firma (oltre %d byte)", f.Name, maxSignature))
+		return refuseFile("FIRMA_NON_VALIDA", "%s non è una firma (oltre %d byte)", sigName, maxSignature), nil
 	}
-	if _, err := pgp.VerifyDetached(g.Keyring, data, sig); err != nil {
-		return refuse("FIRMA_NON_VALIDA", fmt.Sprintf("la firma %s.asc non corrisponde al file o alla chiave della prefettura %s: %v", f.Name, g.PPP, err))
+	return g.verifySignature(sigPath[len(f.Path):], sigName, data, sig), nil
+}
+
+// verifySignature checks sig, the companion of a manifest with the given
+// suffix, by the method the suffix names; nil when it verifies. ".asc" is
+// a detached OpenPGP signature by the prefettura's key; a signature of
+// another kind (a CAdES .p7s by an officer of the prefettura) is another
+// case here, with the inbox's companion taking its suffix too.
+func (g *Ingester) verifySignature(suffix, sigName string, data, sig []byte) *ingest.Result {
+	switch strings.ToLower(suffix) {
+	case SignatureSuffix:
+		return g.verifyOpenPGP(sigName, data, sig)
 	}
-	return nil, nil
+	return refuseFile("FIRMA_NON_VALIDA", "%s: firma di un tipo non previsto (%s)", sigName, suffix)
+}
+
+// verifyOpenPGP checks a detached OpenPGP signature of the manifest's exact
+// bytes (type binary, 0x00) by the prefettura's key.
+func (g *Ingester) verifyOpenPGP(sigName string, data, sig []byte) *ingest.Result {
+	_, err := pgp.VerifyDetachedBinary(g.Keyring, data, sig)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pgp.ErrTextSignature):
+		return refuseFile("FIRMA_TESTUALE", "firma in modalità testo: %s è una firma OpenPGP di tipo testo (0x01), che resta valida anche se i fine riga del file cambiano; firmare il file così com'è: usare gpg --detach-sign senza --textmode", sigName)
+	case errors.Is(err, pgp.ErrUnknownSigner):
+		return refuseFile("FIRMA_NON_VALIDA", "%s è firmata con una chiave che non è quella della prefettura %s (%s.asc in keys.prefetture): %v", sigName, g.PPP, g.PPP, err)
+	case errors.Is(err, pgp.ErrMalformed):
+		return refuseFile("FIRMA_NON_VALIDA", "%s non è una firma OpenPGP separata (gpg --detach-sign): %v", sigName, err)
+	default:
+		return refuseFile("FIRMA_NON_VALIDA", "la firma %s non corrisponde al file o alla chiave della prefettura %s: %v", sigName, g.PPP, err)
+	}
+}
+
+// EnvelopeSuffix names a manifest signed with CAdES, enveloping:
+// <file>.csv.p7m or <file>.xlsx.p7m.
+const EnvelopeSuffix = ".p7m"
+
+// openEnvelope verifies a CAdES-signed manifest (docs/rules.md#manifests):
+// the signature is valid, its certificate chains to trust.signature_ca, is
+// valid now and not revoked, and its codice fiscale is one of the
+// prefettura's officers (cards.prefettura_officers). It returns the name of
+// the signed file and its content, or the refusal of the whole manifest.
+func (g *Ingester) openEnvelope(name string, sig []byte) (string, []byte, *ingest.Result) {
+	inner := name[:len(name)-len(EnvelopeSuffix)]
+	if ext := strings.ToLower(filepath.Ext(inner)); ext != ".csv" && ext != ".xlsx" {
+		return "", nil, refuseFile("NOME_FILE_FIRMATO", "%s: un elenco firmato si chiama <file>.csv.p7m o <file>.xlsx.p7m", name)
+	}
+	now := time.Now()
+	if g.Now != nil {
+		now = g.Now()
+	}
+	s, err := cades.Verify(nil, sig, false, g.SignatureCAs, now)
+	if err != nil {
+		var ce *cades.Error
+		if errors.As(err, &ce) {
+			return "", nil, refuseFile(ce.Code, "%s: %s", name, ce.Message)
+		}
+		return "", nil, refuseFile(cades.FirmaNonValida, "%s: %v", name, err)
+	}
+	if !slices.Contains(g.Officers, s.CF) {
+		return "", nil, refuseFile("FIRMATARIO_NON_AUTORIZZATO", "%s è firmato da %s, che non è tra i funzionari della prefettura %s (cards.prefettura_officers)", name, s.CF, g.PPP)
+	}
+	return inner, s.Content, nil
+}
+
+// refuseFile is the refusal of a whole manifest.
+func refuseFile(code, format string, args ...any) *ingest.Result {
+	return &ingest.Result{Refused: true, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Canonical is the content a manifest is identified by (ingest.Inbox's
+// Canonical): for a CSV its text decoded to UTF-8 with LF line ends and no
+// final line end (table.CanonicalCSV), so that the same manifest dropped
+// again with other line ends or in another encoding is the same content;
+// nil (the raw bytes) for a workbook, or a CSV the reader cannot decode.
+func Canonical(name string, data []byte) []byte {
+	if strings.EqualFold(filepath.Ext(name), EnvelopeSuffix) {
+		// The document inside, not the envelope: signed again, or as a
+		// .csv with its .asc, it is the same manifest.
+		content, err := cades.EnvelopedContent(data)
+		if err != nil {
+			return nil
+		}
+		name, data = name[:len(name)-len(EnvelopeSuffix)], content
+		if c := Canonical(name, data); c != nil {
+			return c
+		}
+		return data
+	}
+	if !strings.EqualFold(filepath.Ext(name), ".csv") {
+		return nil
+	}
+	if text, ok := table.CanonicalCSV(data); ok {
+		return text
+	}
+	return nil
 }
 
 func refused(code, format string, args ...any) esito.Line {

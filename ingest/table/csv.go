@@ -138,6 +138,22 @@ func decodeCSV(data []byte) (string, string, *FileError) {
 	return text, enc, nil
 }
 
+// CanonicalCSV returns the text of a CSV file as the reader reads it,
+// whatever bytes carried it: decoded to UTF-8 (from UTF-8 with or without
+// BOM, UTF-16 with a BOM or Windows-1252, as Open decodes), its line ends
+// made LF (CRLF, or CR alone in a file without LF), and without the DOS
+// end-of-file mark or line ends at its end. Two files with the same
+// canonical text are the same table. ok is false when data is not a CSV
+// text Open reads (then it has no canonical text).
+func CanonicalCSV(data []byte) (text []byte, ok bool) {
+	s, _, ferr := decodeCSV(data)
+	if ferr != nil {
+		return nil, false
+	}
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	return []byte(strings.TrimRight(s, "\n")), true
+}
+
 // detectSeparator picks the separator from the header line, the first line
 // with something other than blanks, separators and quotes: ';' if it has
 // one (outside quotes), else ',', else tab, else ';' (one column).

@@ -255,3 +255,46 @@ func TestFoldHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestCanonicalCSVIsTheTextTheReaderReads: the same table saved in UTF-8,
+// with a BOM, in Windows-1252 or UTF-16, with LF, CRLF or old-Mac CR line
+// ends, with or without a final line end or DOS end-of-file mark, has one
+// canonical text; a changed cell, or a CR inside a line of a file with LF
+// line ends (which the reader keeps as data), gives another; what the
+// reader refuses has none.
+func TestCanonicalCSVIsTheTextTheReaderReads(t *testing.T) {
+	text := hdr + ";Note\n058091;SC0001;RSSMRA68A01H501Y;14/03/2025;CCCFBA85D03L219P;consegnata in città\n"
+	crlf := strings.ReplaceAll(text, "\n", "\r\n")
+	want, ok := table.CanonicalCSV([]byte(text))
+	if !ok || string(want) != strings.TrimSuffix(text, "\n") {
+		t.Fatalf("canonical text %q, %v", want, ok)
+	}
+	for name, data := range map[string][]byte{
+		"UTF-8 CRLF":             []byte(crlf),
+		"UTF-8 BOM CRLF":         []byte("\ufeff" + crlf),
+		"Windows-1252 CRLF":      latin1(crlf),
+		"UTF-16 CRLF":            utf16le(crlf),
+		"UTF-16 LF":              utf16le(text),
+		"CR only":                []byte(strings.ReplaceAll(text, "\n", "\r")),
+		"no final line end":      []byte(strings.TrimSuffix(text, "\n")),
+		"two final line ends":    []byte(text + "\r\n"),
+		"DOS end-of-file mark":   []byte(crlf + "\x1a"),
+		"Windows-1252 no ending": latin1(strings.TrimSuffix(text, "\n")),
+	} {
+		got, ok := table.CanonicalCSV(data)
+		if !ok || string(got) != string(want) {
+			t.Errorf("%s: %q (%v), want %q", name, got, ok, want)
+		}
+	}
+	for name, data := range map[string][]byte{
+		"another cell":     []byte(strings.Replace(text, "SC0001", "SC0002", 1)),
+		"CR inside a line": []byte(strings.Replace(text, "in città", "in\rcittà", 1)),
+	} {
+		if got, _ := table.CanonicalCSV(data); string(got) == string(want) {
+			t.Errorf("%s: same canonical text as the original", name)
+		}
+	}
+	if _, ok := table.CanonicalCSV([]byte("PK\x03\x04\x14\x00")); ok {
+		t.Error("a zip file has a canonical CSV text")
+	}
+}

@@ -50,6 +50,10 @@ var (
 	ErrNotSigned = errors.New("message is not signed")
 	// ErrMalformed: the input is not an OpenPGP object of the expected kind.
 	ErrMalformed = errors.New("malformed OpenPGP data")
+	// ErrTextSignature: a detached signature is a text-mode signature
+	// (type 0x01, gpg --textmode) where one of the exact bytes (type 0x00)
+	// is required.
+	ErrTextSignature = errors.New("text-mode signature")
 )
 
 // malformedError is an error about malformed input that reads naturally
@@ -513,21 +517,9 @@ func VerifyDetached(keyring openpgp.EntityList, data []byte, sig []byte) (signer
 	if len(keyring) == 0 {
 		return nil, errors.New("pgp: verify: no keys to verify the signature with")
 	}
-	raw := sig
-	if bytes.Contains(sig, []byte("-----BEGIN PGP")) {
-		block, err := armor.Decode(bytes.NewReader(sig))
-		if err != nil {
-			return nil, malformed("pgp: verify: bad armor (%v)", err)
-		}
-		if block.Type != openpgp.SignatureType {
-			return nil, malformed("pgp: verify: a %q block, not a PGP SIGNATURE", block.Type)
-		}
-		if raw, err = io.ReadAll(io.LimitReader(block.Body, maxKeyFile)); err != nil {
-			return nil, malformed("pgp: verify: bad armor (%v)", err)
-		}
-	}
-	if len(raw) == 0 || raw[0]&0x80 == 0 {
-		return nil, malformed("pgp: verify: not an OpenPGP signature (neither ASCII-armored nor binary OpenPGP data)")
+	raw, err := unarmorSignature(sig)
+	if err != nil {
+		return nil, err
 	}
 	// Read the signature packet first, to name its issuer in errors.
 	p, err := packet.NewReader(bytes.NewReader(raw)).Next()
@@ -563,6 +555,77 @@ func VerifyDetached(keyring openpgp.EntityList, data []byte, sig []byte) (signer
 		return nil, malformed("pgp: verify: unreadable signature (%v)", err)
 	}
 	return nil, fmt.Errorf("pgp: verify: %w (%s): %v", ErrBadSignature, issuer, err)
+}
+
+// unarmorSignature returns the binary packets of a detached signature,
+// ASCII-armored ("PGP SIGNATURE", detected by its BEGIN line) or binary.
+func unarmorSignature(sig []byte) ([]byte, error) {
+	raw := sig
+	if bytes.Contains(sig, []byte("-----BEGIN PGP")) {
+		block, err := armor.Decode(bytes.NewReader(sig))
+		if err != nil {
+			return nil, malformed("pgp: verify: bad armor (%v)", err)
+		}
+		if block.Type != openpgp.SignatureType {
+			return nil, malformed("pgp: verify: a %q block, not a PGP SIGNATURE", block.Type)
+		}
+		if raw, err = io.ReadAll(io.LimitReader(block.Body, maxKeyFile)); err != nil {
+			return nil, malformed("pgp: verify: bad armor (%v)", err)
+		}
+	}
+	if len(raw) == 0 || raw[0]&0x80 == 0 {
+		return nil, malformed("pgp: verify: not an OpenPGP signature (neither ASCII-armored nor binary OpenPGP data)")
+	}
+	return raw, nil
+}
+
+// VerifyDetachedBinary is VerifyDetached for a signature of the exact
+// bytes of data: every signature packet of sig must be of type binary
+// (0x00). A text-mode signature (type 0x01, what gpg --textmode
+// --detach-sign makes) is refused with ErrTextSignature whether it
+// verifies or not: it is computed over the text with its line ends made
+// CRLF, so it still verifies after the line ends of data change.
+func VerifyDetachedBinary(keyring openpgp.EntityList, data []byte, sig []byte) (signer *openpgp.Entity, err error) {
+	if err := checkBinarySignature(sig); err != nil {
+		return nil, err
+	}
+	return VerifyDetached(keyring, data, sig)
+}
+
+// checkBinarySignature reads every packet of the detached signature sig
+// and refuses a text-mode signature among them with ErrTextSignature;
+// what is not a signature is left to VerifyDetached to describe.
+func checkBinarySignature(sig []byte) (err error) {
+	defer catch(&err, "pgp: verify: ")
+	raw, err := unarmorSignature(sig)
+	if err != nil {
+		return nil
+	}
+	r := packet.NewReader(bytes.NewReader(raw))
+	for {
+		p, err := r.Next()
+		if err != nil {
+			return nil // io.EOF, or unreadable: VerifyDetached says which
+		}
+		if sp, ok := p.(*packet.Signature); ok && sp.SigType == packet.SigTypeText {
+			return fmt.Errorf("pgp: verify: %w (type 0x%02x): a signature of the exact bytes (type 0x00) is required", ErrTextSignature, uint8(sp.SigType))
+		}
+	}
+}
+
+// SignDetached returns an ASCII-armored detached signature of data by
+// signer, of type binary (0x00): it verifies against the exact bytes of
+// data only. The signer must be usable now, as for EncryptSign.
+func SignDetached(data []byte, signer *openpgp.Entity) ([]byte, error) {
+	if err := checkSigner(signer, config.Now()); err != nil {
+		return nil, fmt.Errorf("pgp: sign: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := openpgp.ArmoredDetachSign(&buf, signer, bytes.NewReader(data), config); err != nil {
+		return nil, fmt.Errorf("pgp: sign with %s: %w", describe(signer), err)
+	}
+	buf.WriteByte('\n')
+	return buf.Bytes(), nil
 }
 
 // ---------------------------------------------------------------- generation

@@ -475,6 +475,86 @@ func TestVerifyDetached(t *testing.T) {
 	}
 }
 
+// TestTextModeSignatureIsRefusedWhereBytesAreSigned: VerifyDetachedBinary
+// takes a signature of the exact bytes (type 0x00), armored or binary, and
+// refuses a text-mode one (type 0x01) with ErrTextSignature although it
+// verifies, and still after the line ends change, which is why it is
+// refused; a text-mode packet behind a binary one of another key is found
+// too.
+func TestTextModeSignatureIsRefusedWhereBytesAreSigned(t *testing.T) {
+	pref := newPair(t, "Prefettura di Roma", "prefettura.roma@example.it")
+	other := newPair(t, "Altro", "altro@example.org")
+	data := []byte("Codice ISTAT;Seriale\n058091;SC0001\n")
+	crlf := bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n"))
+	sign := func(e *openpgp.Entity, armored, text bool) []byte {
+		var buf bytes.Buffer
+		var err error
+		switch {
+		case armored && text:
+			err = openpgp.ArmoredDetachSignText(&buf, e, bytes.NewReader(data), nil)
+		case armored:
+			err = openpgp.ArmoredDetachSign(&buf, e, bytes.NewReader(data), nil)
+		case text:
+			err = openpgp.DetachSignText(&buf, e, bytes.NewReader(data), nil)
+		default:
+			err = openpgp.DetachSign(&buf, e, bytes.NewReader(data), nil)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	for name, sig := range map[string][]byte{"armored": sign(pref.sec, true, false), "binary": sign(pref.sec, false, false)} {
+		if signer, err := VerifyDetachedBinary(pref.pub, data, sig); err != nil || Fingerprint(signer) != Fingerprint(pref.sec) {
+			t.Errorf("%s binary-type signature: %v", name, err)
+		}
+		if _, err := VerifyDetachedBinary(pref.pub, crlf, sig); !errors.Is(err, ErrBadSignature) {
+			t.Errorf("%s binary-type signature of LF text verifies the CRLF text: %v", name, err)
+		}
+	}
+	textSig := sign(pref.sec, false, true)
+	if _, err := VerifyDetached(pref.pub, crlf, textSig); err != nil {
+		t.Fatalf("the text-mode signature does not verify after CRLF (the reason to refuse it no longer holds): %v", err)
+	}
+	for name, sig := range map[string][]byte{
+		"armored text":          sign(pref.sec, true, true),
+		"binary text":           textSig,
+		"text behind other key": append(sign(other.sec, false, false), textSig...),
+	} {
+		_, err := VerifyDetachedBinary(pref.pub, data, sig)
+		if !errors.Is(err, ErrTextSignature) || !strings.Contains(err.Error(), "0x01") {
+			t.Errorf("%s: %v, want ErrTextSignature naming type 0x01", name, err)
+		}
+	}
+	if _, err := VerifyDetachedBinary(pref.pub, data, []byte("not a signature")); !errors.Is(err, ErrMalformed) {
+		t.Errorf("garbage: %v, want ErrMalformed", err)
+	}
+}
+
+// TestSignDetachedMakesBinarySignature: SignDetached's armored signature is
+// of type binary, verifies the data and nothing else, and needs a secret
+// key.
+func TestSignDetachedMakesBinarySignature(t *testing.T) {
+	pref := newPair(t, "Prefettura di Roma", "prefettura.roma@example.it")
+	data := []byte("Codice ISTAT;Seriale\n058091;SC0001\n")
+	sig, err := SignDetached(data, pref.sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(sig, []byte("-----BEGIN PGP SIGNATURE-----")) {
+		t.Errorf("not armored: %q", sig[:min(len(sig), 40)])
+	}
+	if _, err := VerifyDetachedBinary(pref.pub, data, sig); err != nil {
+		t.Errorf("own signature: %v", err)
+	}
+	if _, err := VerifyDetachedBinary(pref.pub, append(data, '\n'), sig); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("signature of other bytes: %v", err)
+	}
+	if _, err := SignDetached(data, pref.pub[0]); err == nil {
+		t.Error("signed with a public key")
+	}
+}
+
 func TestKeyForEmail(t *testing.T) {
 	dir := t.TempDir()
 	alice := newPair(t, "Alice Rossi", "Alice.Rossi@Comune.example.it")

@@ -366,3 +366,19 @@ func printable(s string) string {
 
 // stamp formats a time for an operator message, in UTC.
 func stamp(t time.Time) string { return t.UTC().Format("02/01/2006 15:04:05 UTC") }
+
+// EnvelopedContent returns the document inside an enveloping signature
+// (.p7m) without verifying anything, within the default limits: it names a
+// signed file by its content (the same document signed twice is the same
+// file), never to trust it.
+func EnvelopedContent(sig []byte) ([]byte, error) {
+	lim := Limits{}.withDefaults()
+	p7, rerr := open(sig, false, lim)
+	if rerr != nil {
+		return nil, rerr
+	}
+	if rerr := bindContent(p7, nil, false, lim); rerr != nil {
+		return nil, rerr
+	}
+	return p7.Content, nil
+}
