@@ -381,58 +381,25 @@ func (p *Processor) utente(tx *store.Tx, src store.Source, t *table.Table, r *ta
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return "", "", nil, err
 	}
-	if op == lifecycle.OpInsertUtente && exists {
-		return "", "", lifecycle.Refuse("UTENZA_ESISTENTE", "%s ha già un'utenza nel comune %s (per cambiarla: MODIFICA_UTENTE)", cf, p.ISTAT), nil
+	if ref := checkUtenteOp(t, r, op, cf, p.ISTAT, exists); ref != nil {
+		return "", "", ref, nil
 	}
-	if op == lifecycle.OpModifyUtente && !exists {
-		return "", "", lifecycle.Refuse("UTENZA_SCONOSCIUTA", "%s non ha un'utenza attiva nel comune %s", cf, p.ISTAT), nil
-	}
-	if op == lifecycle.OpModifyUtente {
-		for _, col := range []string{ColCognome, ColNome, ColSesso, ColNascita} {
-			if r.Get(col) != "" {
-				return "", "", lifecycle.Refuse("CAMPO_NON_MODIFICABILE", "MODIFICA_UTENTE cambia e-mail, PEC, profili, smart card e ambiente; %s si corregge con il censimento", t.Where(col)), nil
-			}
-		}
-	}
-	fields, err := p.userFields(tx, r, cf, op == lifecycle.OpModifyUtente)
-	if err != nil {
-		return "", "", nil, err
-	}
-	v := census.Validator{Comuni: p.Comuni}
-	if motivo, ok, err := tx.HasCFException(cf); err != nil {
-		return "", "", nil, err
-	} else if ok {
-		v.Exceptions = map[string]string{cf: motivo}
-	}
-	row, code, msg := v.UserFields(fields, r.Line)
-	if row == nil {
-		msg = columnLetters.ReplaceAllString(msg, "colonna $1")
-		return "", "", lifecycle.Refuse(code, "%s", msg), nil
+	row, ref, err := p.validUser(tx, r, cf, op == lifecycle.OpModifyUtente)
+	if ref != nil || err != nil {
+		return "", "", ref, err
 	}
 	if ref, err := lifecycle.ChangeBreach(tx, p.ISTAT, cf, row.Profiles); ref != nil || err != nil {
 		return "", "", ref, err
 	}
-	// The registry data of a person (name, sex, birth date) comes from the
-	// census (from the Agenzia delle Entrate), not from a comune's
-	// request: a request may name an existing person only as he is.
-	if pe, err := tx.Person(cf); err == nil {
-		if !istat.SameName(pe.Surname, row.Surname) || !istat.SameName(pe.Name, row.Name) {
-			return "", "", lifecycle.Refuse("ANAGRAFICA_DIVERSA", "%s è già registrato come %s %s: cognome e nome non si cambiano con una richiesta (li corregge il censimento)",
-				cf, pe.Surname, pe.Name), nil
-		}
-		row.Surname, row.Name, row.Sex = pe.Surname, pe.Name, pe.Sex
-		if row.BirthDate == "" || pe.BirthDate != "" {
-			row.BirthDate = pe.BirthDate
-		}
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return "", "", nil, err
+	if ref, err := keepRegistryData(tx, cf, row); ref != nil || err != nil {
+		return "", "", ref, err
 	}
 	oldEmail := ""
 	if exists {
 		oldEmail = u.Email
 	}
 	g := &census.Ingester{Store: p.Store, Comuni: p.Comuni, CardPrefix: p.CardPrefix}
-	code, msg, err = g.ApplyUser(tx, src, row)
+	code, msg, err := g.ApplyUser(tx, src, row)
 	if err != nil {
 		return "", "", nil, err
 	}
@@ -440,6 +407,68 @@ func (p *Processor) utente(tx *store.Tx, src store.Source, t *table.Table, r *ta
 		return "", "", nil, err
 	}
 	return code, msg, nil, nil
+}
+
+// checkUtenteOp refuses INSERISCI_UTENTE of an utenza that exists,
+// MODIFICA_UTENTE of one that does not, and a MODIFICA_UTENTE that touches
+// the registry data.
+func checkUtenteOp(t *table.Table, r *table.Row, op lifecycle.Op, cf, istat string, exists bool) *lifecycle.Refusal {
+	switch {
+	case op == lifecycle.OpInsertUtente && exists:
+		return lifecycle.Refuse("UTENZA_ESISTENTE", "%s ha già un'utenza nel comune %s (per cambiarla: MODIFICA_UTENTE)", cf, istat)
+	case op == lifecycle.OpModifyUtente && !exists:
+		return lifecycle.Refuse("UTENZA_SCONOSCIUTA", "%s non ha un'utenza attiva nel comune %s", cf, istat)
+	case op == lifecycle.OpModifyUtente:
+		for _, col := range []string{ColCognome, ColNome, ColSesso, ColNascita} {
+			if r.Get(col) != "" {
+				return lifecycle.Refuse("CAMPO_NON_MODIFICABILE", "MODIFICA_UTENTE cambia e-mail, PEC, profili, smart card e ambiente; %s si corregge con il censimento", t.Where(col))
+			}
+		}
+	}
+	return nil
+}
+
+// validUser checks the row's user as the census does (with the recorded
+// exception of a codice fiscale, when there is one).
+func (p *Processor) validUser(tx *store.Tx, r *table.Row, cf string, modify bool) (*census.UserRow, *lifecycle.Refusal, error) {
+	fields, err := p.userFields(tx, r, cf, modify)
+	if err != nil {
+		return nil, nil, err
+	}
+	v := census.Validator{Comuni: p.Comuni}
+	if motivo, ok, err := tx.HasCFException(cf); err != nil {
+		return nil, nil, err
+	} else if ok {
+		v.Exceptions = map[string]string{cf: motivo}
+	}
+	row, code, msg := v.UserFields(fields, r.Line)
+	if row == nil {
+		return nil, lifecycle.Refuse(code, "%s", columnLetters.ReplaceAllString(msg, "colonna $1")), nil
+	}
+	return row, nil, nil
+}
+
+// keepRegistryData keeps the registry data of a person (name, sex, birth
+// date), which comes from the census (from the Agenzia delle Entrate), not
+// from a comune's request: a request may name an existing person only as
+// he is.
+func keepRegistryData(tx *store.Tx, cf string, row *census.UserRow) (*lifecycle.Refusal, error) {
+	pe, err := tx.Person(cf)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !istat.SameName(pe.Surname, row.Surname) || !istat.SameName(pe.Name, row.Name) {
+		return lifecycle.Refuse("ANAGRAFICA_DIVERSA", "%s è già registrato come %s %s: cognome e nome non si cambiano con una richiesta (li corregge il censimento)",
+			cf, pe.Surname, pe.Name), nil
+	}
+	row.Surname, row.Name, row.Sex = pe.Surname, pe.Name, pe.Sex
+	if row.BirthDate == "" || pe.BirthDate != "" {
+		row.BirthDate = pe.BirthDate
+	}
+	return nil, nil
 }
 
 // tellAddressChange tells the holder's previous address when the home
