@@ -40,7 +40,7 @@ type failingDrop struct {
 }
 
 func (d *failingDrop) Write(ctx context.Context, name string, r io.Reader) error {
-	if (strings.HasPrefix(name, "comuni/") || strings.HasPrefix(name, "produttore/")) && path.Base(name) != drop.ProbeName && d.fails.Add(-1) >= 0 {
+	if (strings.HasPrefix(name, "comuni/") || strings.HasPrefix(name, "produttore/")) && !strings.HasPrefix(path.Base(name), drop.ProbeName) && d.fails.Add(-1) >= 0 {
 		return errors.New("simulated crash before publication")
 	}
 	return d.Drop.Write(ctx, name, r)
