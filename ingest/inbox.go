@@ -251,7 +251,7 @@ func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 			continue
 		}
 		if err := in.one(ctx, p, e, process, &st); err != nil {
-			in.log().Error("file not processed, will retry", "file", p, "err", err)
+			in.log().Error(failureMessage(err), "file", p, "err", err)
 			if firstErr == nil {
 				firstErr = err
 			}
@@ -660,8 +660,25 @@ func (in *Inbox) finish(f *File, res Result) error {
 
 // publish writes the receipt and moves the file; then the record is done.
 // The store is synced first: the receipt must never announce rows that a
-// power cut could still take back.
+// power cut could still take back. A failure says which of these steps
+// were done (partial).
 func (in *Inbox) publish(ctx context.Context, f *File) error {
+	done := "file processed, its rows committed"
+	sub := "elaborati"
+	if f.rec.Rejected {
+		done, sub = "file refused as a whole (the refusal committed)", "scartati"
+	}
+	if err := in.publishReceipt(ctx, f); err != nil {
+		return &partial{done + "; its receipt is not written yet, will retry", err}
+	}
+	if err := in.moveOut(ctx, f, sub); err != nil {
+		return &partial{done + " and its receipt written; moving it to " + sub + "/ failed, will retry the move", err}
+	}
+	return nil
+}
+
+// publishReceipt writes the receipt of a committed file.
+func (in *Inbox) publishReceipt(ctx context.Context, f *File) error {
 	if err := in.Store.Sync(); err != nil {
 		return err
 	}
@@ -687,13 +704,12 @@ func (in *Inbox) publish(ctx context.Context, f *File) error {
 			return err
 		}
 	}
-	if err := in.writeReceipt(ctx, f.Name, esito.File(chunks...), retry); err != nil {
-		return err
-	}
-	sub := "elaborati"
-	if f.rec.Rejected {
-		sub = "scartati"
-	}
+	return in.writeReceipt(ctx, f.Name, esito.File(chunks...), retry)
+}
+
+// moveOut moves a file whose receipt is written to subfolder sub, with
+// its companion, and marks it published.
+func (in *Inbox) moveOut(ctx context.Context, f *File, sub string) error {
 	to, err := in.freeName(ctx, sub, f.Name)
 	if err != nil {
 		return err
@@ -763,11 +779,13 @@ func (in *Inbox) freeName(ctx context.Context, sub, name string) (string, error)
 func (in *Inbox) refuseUnread(ctx context.Context, p, name, code, msg string) error {
 	in.log().Warn("file refused", "file", p, "code", code, "reason", msg)
 	if err := in.writeReceipt(ctx, name, esito.Refused(code, msg), false); err != nil {
-		return err
+		return &partial{"file refused (" + code + "); its receipt could not be written, will retry", err}
 	}
+	moved := &partial{msg: "file refused (" + code + ") and its receipt written; moving it to scartati/ failed, will retry"}
 	to, err := in.freeName(ctx, "scartati", name)
 	if err != nil {
-		return err
+		moved.err = err
+		return moved
 	}
 	// The history entry first: a crash before the move refuses the file
 	// again (two entries), never none.
@@ -777,15 +795,38 @@ func (in *Inbox) refuseUnread(ctx context.Context, p, name, code, msg string) er
 		}
 		return tx.Record(store.Source{Actor: in.actor(), File: p}, "file.scartato", "file", to, code+": "+msg)
 	}); err != nil {
-		return err
+		moved.err = err
+		return moved
 	}
 	if err := in.moveCompanion(ctx, p, to); err != nil {
-		return err
+		moved.err = err
+		return moved
 	}
 	if err := in.Drop.Rename(ctx, p, to); err != nil {
-		return fmt.Errorf("moving %s to %s: %w", p, to, err)
+		moved.err = fmt.Errorf("moving %s to %s: %w", p, to, err)
+		return moved
 	}
 	return nil
+}
+
+// partial is a failure after part of the handling of a file was done:
+// msg, the log message, says what was done and what is tried again.
+type partial struct {
+	msg string
+	err error
+}
+
+func (p *partial) Error() string { return p.err.Error() }
+func (p *partial) Unwrap() error { return p.err }
+
+// failureMessage is the log message of a file whose handling failed with
+// err: what was done of it, when something was.
+func failureMessage(err error) string {
+	var p *partial
+	if errors.As(err, &p) {
+		return p.msg
+	}
+	return "file not processed, will retry"
 }
 
 // writeReceipt writes esiti/<name>.esito.csv. An earlier receipt of the
