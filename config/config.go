@@ -30,8 +30,11 @@ type Config struct {
 	// the config file); not a YAML key.
 	Dir string `yaml:"-"`
 
-	DataDir  string `yaml:"data_dir"`
-	Timezone string `yaml:"timezone"`
+	DataDir string `yaml:"data_dir"`
+	// MinFree is the free space a job needs on the store's and the local
+	// drop's file systems to start (0: not checked).
+	MinFree  ByteSize `yaml:"min_free"`
+	Timezone string   `yaml:"timezone"`
 
 	Keys struct {
 		Store  string `yaml:"store"`
@@ -52,8 +55,10 @@ type Config struct {
 		Encoding string `yaml:"encoding"`
 		// ValidityDays of workstation and server certificates.
 		ValidityDays int `yaml:"validity_days"`
-		// PasswordLength of the P12 passwords (uppercase hex characters).
-		PasswordLength int `yaml:"password_length"`
+		// PasswordLength and PasswordAlphabet (base32 or hex) of the P12
+		// passwords.
+		PasswordLength   int    `yaml:"password_length"`
+		PasswordAlphabet string `yaml:"password_alphabet"`
 		// KeyAlgorithm of workstation keys: rsa2048 or ecdsa-p256.
 		KeyAlgorithm string `yaml:"key_algorithm"`
 		// BatchMax is the most certificates one run of certificati issues.
@@ -75,6 +80,10 @@ type Config struct {
 		Local       string        `yaml:"local"`
 		MaxFileSize ByteSize      `yaml:"max_file_size"`
 		Settle      time.Duration `yaml:"settle"`
+		// MaxAttempts is how many runs in a row an input file may make its
+		// processing fail with the same error before it is refused
+		// (ERRORE_ELABORAZIONE); failures of the environment do not count.
+		MaxAttempts int `yaml:"max_attempts"`
 		SFTP        struct {
 			Address    string        `yaml:"address"`
 			User       string        `yaml:"user"`
@@ -292,6 +301,9 @@ func (c *Config) Validate() error {
 // validateDrop checks drop.type, and that an sftp drop has its address,
 // user, key file and known hosts.
 func (c *Config) validateDrop() error {
+	if c.Drop.MaxAttempts <= 0 {
+		return fmt.Errorf("drop.max_attempts must be positive (a file that keeps failing is refused after that many attempts)")
+	}
 	switch c.Drop.Type {
 	case "local":
 		return nil
@@ -324,6 +336,11 @@ func (c *Config) validatePKI() error {
 	case "rsa2048", "ecdsa-p256":
 	default:
 		return fmt.Errorf("pki.key_algorithm %q: want rsa2048 or ecdsa-p256", c.PKI.KeyAlgorithm)
+	}
+	switch c.PKI.PasswordAlphabet {
+	case "base32", "hex":
+	default:
+		return fmt.Errorf("pki.password_alphabet %q: want base32 (Crockford's, 5 bits a character) or hex (4 bits)", c.PKI.PasswordAlphabet)
 	}
 	if c.PKI.KeyPool < 0 {
 		return fmt.Errorf("pki.key_pool must not be negative (0 disables the key pool)")

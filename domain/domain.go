@@ -211,6 +211,10 @@ type Postazione struct {
 	// PrevState is the state before a revoke (ATTIVO or BLOCCATO), restored
 	// by lifecycle.UndoRevocation inside the undo window (pki.revoke_grace).
 	PrevState CertState `json:"prev_state,omitempty"`
+	// UndoUntil is the end of the undo window in force when the revocation
+	// was asked (RevokedAt + pki.revoke_grace then); zero for revocations
+	// recorded without one, judged by today's pki.revoke_grace.
+	UndoUntil time.Time `json:"undo_until,omitempty"`
 
 	// Certificate, set by the certificati job when the state becomes ATTIVO.
 	CertDER        []byte `json:"cert_der,omitempty"`

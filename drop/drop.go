@@ -55,6 +55,24 @@ type Drop interface {
 // ErrNotExist is returned (wrapped) when a file does not exist.
 var ErrNotExist = fs.ErrNotExist
 
+// ErrUnavailable is wrapped by the errors of a drop that does not answer
+// (an SFTP server down, stalled or refusing the connection): a failure of
+// the environment, never of the file asked for. Unavailable marks one.
+var ErrUnavailable = errors.New("drop unavailable")
+
+// Unavailable returns err marked with ErrUnavailable, its message
+// unchanged (nil for nil).
+func Unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return unavailable{err}
+}
+
+type unavailable struct{ error }
+
+func (u unavailable) Unwrap() []error { return []error{u.error, ErrUnavailable} }
+
 // ErrUnsafePath is returned for a path that would leave the drop root.
 var ErrUnsafePath = errors.New("unsafe path")
 

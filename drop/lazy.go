@@ -26,7 +26,10 @@ func (l *Lazy) get(ctx context.Context) (Drop, error) {
 	if l.cur == nil {
 		d, err := l.Dial(ctx)
 		if err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			return nil, Unavailable(err) // the drop cannot be reached: no file's fault
 		}
 		l.cur = d
 	}

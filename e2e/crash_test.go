@@ -87,12 +87,12 @@ func TestKillDuringIngest(t *testing.T) {
 		t.Logf("WARNING: no kill landed between two chunk commits (timing differs from the reference run); the test was weaker than intended")
 	}
 
-	// A file whose processing was cut by ingest.MaxAttempts crashes in a
+	// A file whose processing was cut by ingest.DefaultMaxAttempts crashes in a
 	// row: a crash (kill, OOM, power cut) is not a failure of the file, so
 	// the next run must still complete it like the reference.
 	t.Run("repeated-kills", func(t *testing.T) {
 		w := newWorkdir(t, bin, filepath.Join(base, "repeated"), workbook)
-		for i := 0; i < ingest.MaxAttempts; i++ {
+		for i := 0; i < ingest.DefaultMaxAttempts; i++ {
 			killed, _ := w.killAfter(commitStart + tr.commit*6/10)
 			t.Logf("kill %d (hit: %v): store held %s", i+1, killed, w.progress(sha))
 		}

@@ -24,6 +24,7 @@ import (
 
 	"anprsec/drop"
 	"anprsec/ingest/esito"
+	"anprsec/internal/clip"
 	"anprsec/store"
 )
 
@@ -62,11 +63,22 @@ type Inbox struct {
 	// which the processor may scan (the console requests check the
 	// comune's utenze); the default pipelines chunks (see Commit).
 	Unpipelined bool
+	// MaxAttempts is drop.max_attempts: how many times in a row a file
+	// may make its processing fail with the same error before it is
+	// refused as a whole (ERRORE_ELABORAZIONE); 0 = DefaultMaxAttempts.
+	// Failures of the environment (Environmental) do not count.
+	MaxAttempts int
 }
 
-// MaxAttempts is how many times a file that makes processing fail is tried
-// before it is refused as a whole.
-const MaxAttempts = 3
+// DefaultMaxAttempts is Inbox.MaxAttempts when not set.
+const DefaultMaxAttempts = 3
+
+// CodeGivenUp is the receipt code of a file refused because its
+// processing kept failing with the same error.
+const CodeGivenUp = "ERRORE_ELABORAZIONE"
+
+// maxLastError bounds the error kept in a file's record and receipt.
+const maxLastError = 1024
 
 // File is a claimed input file, copied locally.
 type File struct {
@@ -564,41 +576,76 @@ func (in *Inbox) duplicateMessage(rec *store.InputFile) string {
 	return fmt.Sprintf("contenuto già elaborato il %s (file %s): non elaborato di nuovo", rec.Finished.In(in.loc()).Format("02/01/2006 15:04 MST"), rec.Path)
 }
 
-// processClaimed processes a claimed file and marks it committed. A file
-// whose processing failed MaxAttempts times is refused as a whole instead,
-// keeping the rows already applied. A failure of the processor is
-// returned, and counts as an attempt unless it is a stop (ctx done), which
-// is not the file's fault.
+// processClaimed processes a claimed file and marks it committed. A
+// failure of the processor is returned and the file is tried again at the
+// next run; a failure that comes from the file (not Environmental, not a
+// stop) counts as an attempt, and once MaxAttempts attempts in a row have
+// failed with the same error the file is refused as a whole instead
+// (CodeGivenUp, with that error; the rows already applied stay and are
+// listed), and moved to scartati/.
 func (in *Inbox) processClaimed(ctx context.Context, p string, f *File, process Processor) error {
-	var res Result
-	if f.rec.Attempts >= MaxAttempts {
-		res = Result{Refused: true, Code: "ERRORE_INTERNO", Message: fmt.Sprintf(
-			"elaborazione fallita %d volte: file messo da parte, contattare l'assistenza; le %d righe elencate sopra sono state applicate, le altre no",
-			f.rec.Attempts, f.rec.Rows)}
-	} else {
-		var err error
-		if res, err = safeProcess(ctx, process, f); err != nil {
-			if ctx.Err() == nil {
-				in.countAttempt(p, f)
-			}
-			return err
-		}
+	if f.rec.Attempts >= in.maxAttempts() {
+		return in.finish(f, givenUp(f.rec))
 	}
-	return in.finish(f, res)
+	res, err := safeProcess(ctx, process, f)
+	if err == nil {
+		return in.finish(f, res)
+	}
+	if ctx.Err() != nil || Environmental(err) {
+		return err
+	}
+	if cerr := in.countAttempt(f, err); cerr != nil {
+		in.log().Error("cannot count the failed attempt", "file", p, "err", cerr)
+		return err
+	}
+	if f.rec.Attempts < in.maxAttempts() {
+		return err
+	}
+	in.log().Error("file refused: its processing failed with the same error at every attempt", "file", p, "attempts", f.rec.Attempts, "err", err)
+	return in.finish(f, givenUp(f.rec))
 }
 
-// countAttempt counts a failed attempt at processing the file.
-func (in *Inbox) countAttempt(p string, f *File) {
-	if err := in.Store.Update(func(tx *store.Tx) error {
+func (in *Inbox) maxAttempts() int {
+	if in.MaxAttempts > 0 {
+		return in.MaxAttempts
+	}
+	return DefaultMaxAttempts
+}
+
+// givenUp is the refusal of a file whose processing kept failing.
+func givenUp(rec *store.InputFile) Result {
+	applied := "nessuna riga è stata applicata"
+	if rec.Rows > 0 {
+		applied = fmt.Sprintf("le %d righe elencate sopra sono state applicate, le altre no", rec.Rows)
+	}
+	why := rec.LastError
+	if why == "" {
+		why = "errore non registrato"
+	}
+	return Result{Refused: true, Code: CodeGivenUp, Message: fmt.Sprintf(
+		"elaborazione fallita %d volte con lo stesso errore (%s): file messo da parte, contattare l'assistenza; %s",
+		rec.Attempts, why, applied)}
+}
+
+// countAttempt counts a failed attempt at processing the file: one more
+// when it failed with the same error as the previous one, else the first
+// with this error. f.rec becomes the stored record (the chunks committed
+// before the failure included).
+func (in *Inbox) countAttempt(f *File, failure error) error {
+	msg := clip.String(failure.Error(), maxLastError)
+	return in.Store.Update(func(tx *store.Tx) error {
 		r, err := tx.File(f.SHA256)
 		if err != nil {
 			return err
 		}
-		r.Attempts++
+		if r.LastError == msg {
+			r.Attempts++
+		} else {
+			r.Attempts, r.LastError = 1, msg
+		}
+		f.rec = r
 		return tx.PutFile(r)
-	}); err != nil {
-		in.log().Error("cannot count the failed attempt", "file", p, "err", err)
-	}
+	})
 }
 
 // count adds a published file to the pass's counts.

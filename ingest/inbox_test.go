@@ -10,11 +10,13 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -550,15 +552,30 @@ func TestFailureThenRetry(t *testing.T) {
 	}
 }
 
-func TestMaxAttempts(t *testing.T) {
+// A file whose processing fails with the same error at every attempt is
+// refused after MaxAttempts of them, at the pass of the last: its receipt
+// says ERRORE_ELABORAZIONE with the error and the count, it moves to
+// scartati/, and later passes leave it alone.
+func TestFileFailingWithTheSameErrorIsRefusedAfterMaxAttempts(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		fail *proc
-	}{{"error", errProc()}, {"panic", panicProc()}} {
+		name    string
+		fail    *proc
+		max     int // Inbox.MaxAttempts (drop.max_attempts); 0 = the default
+		errWant string
+	}{
+		{"error", errProc(), 0, errBoom.Error()},
+		{"panic", panicProc(), 0, "processor exploded"},
+		{"configured", errProc(), 5, errBoom.Error()},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
+			e.in.MaxAttempts = tc.max
+			want := tc.max
+			if want == 0 {
+				want = ingest.DefaultMaxAttempts
+			}
 			e.put("a.xlsx", "contenuto difettoso")
-			for i := 1; i <= ingest.MaxAttempts; i++ {
+			for i := 1; i < want; i++ {
 				if _, err := e.run(tc.fail.process); err == nil {
 					t.Fatalf("pass %d: no error", i)
 				}
@@ -567,22 +584,22 @@ func TestMaxAttempts(t *testing.T) {
 				}
 			}
 			st := e.mustRun(tc.fail.process)
-			if n := tc.fail.calls.Load(); n != ingest.MaxAttempts {
-				t.Errorf("processor called %d times, want %d", n, ingest.MaxAttempts)
+			if n := tc.fail.calls.Load(); n != int32(want) {
+				t.Errorf("processor called %d times, want %d", n, want)
 			}
 			if st.Refused != 1 {
 				t.Errorf("stats = %+v, want 1 refused", st)
 			}
-			e.refusedWhole("a.xlsx", "ERRORE_INTERNO")
-			if m := e.receipt("a.xlsx")[0][4]; !strings.Contains(m, fmt.Sprint(ingest.MaxAttempts)) {
-				t.Errorf("message %q does not say how many attempts failed", m)
+			e.refusedWhole("a.xlsx", ingest.CodeGivenUp)
+			if m := e.receipt("a.xlsx")[0][4]; !strings.Contains(m, fmt.Sprintf("%d volte", want)) || !strings.Contains(m, tc.errWant) {
+				t.Errorf("message %q does not say how many attempts failed and with which error", m)
 			}
 			if !e.exists("scartati/a.xlsx") || e.exists("a.xlsx") {
 				t.Errorf("scartati = %v, inbox = %v", e.ls("scartati"), e.ls(""))
 			}
 			// Nothing more happens on later passes.
 			st = e.mustRun(tc.fail.process)
-			if st != (ingest.Stats{}) || tc.fail.calls.Load() != ingest.MaxAttempts {
+			if st != (ingest.Stats{}) || tc.fail.calls.Load() != int32(want) {
 				t.Errorf("a later pass did %+v", st)
 			}
 			e.check()
@@ -590,8 +607,79 @@ func TestMaxAttempts(t *testing.T) {
 	}
 }
 
+// A failure of the environment (a full disk, a drop that does not
+// answer, the network) is retried at every run and never costs the file
+// an attempt: once the environment is back the file is processed.
+func TestEnvironmentFailuresNeverCostTheFile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"disk full", &fs.PathError{Op: "write", Path: "/var/spool/in-1.xlsx", Err: syscall.ENOSPC}},
+		{"store on a full disk", fmt.Errorf("store: %w", errors.New("While writing to the value log err: write 000001.vlog: no space left on device"))},
+		{"drop unavailable", fmt.Errorf("reading the signature: %w", drop.Unavailable(errors.New("sftp open a.xlsx.p7s on sftp://x@h/: connection lost")))},
+		{"network", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !ingest.Environmental(tc.err) {
+				t.Fatalf("Environmental(%v) = false", tc.err)
+			}
+			e := newEnv(t)
+			e.put("a.xlsx", "contenuto")
+			fail := &proc{fn: func(context.Context, *ingest.File) (ingest.Result, error) { return ingest.Result{}, tc.err }}
+			for i := 0; i < 2*ingest.DefaultMaxAttempts; i++ {
+				if _, err := e.run(fail.process); err == nil {
+					t.Fatalf("pass %d: no error", i)
+				}
+			}
+			if !e.exists("a.xlsx") || len(e.ls("esiti")) != 0 {
+				t.Fatalf("after failures of the environment: inbox %v, esiti %v", e.ls(""), e.ls("esiti"))
+			}
+			e.st.View(func(tx *store.Tx) error {
+				if r, err := tx.File(sha("contenuto")); err != nil || r.Attempts != 0 {
+					t.Errorf("record %+v, %v: want no attempt counted", r, err)
+				}
+				return nil
+			})
+			if st := e.mustRun(okProc().process); st.Accepted != 1 || !e.exists("elaborati/a.xlsx") {
+				t.Errorf("once the environment is back: stats %+v, elaborati %v", st, e.ls("elaborati"))
+			}
+			e.check()
+		})
+	}
+	if ingest.Environmental(errBoom) || ingest.Environmental(errors.New("panic while processing: index out of range")) {
+		t.Error("an error of the file's own processing is taken for the environment's")
+	}
+}
+
+// Only attempts in a row with the same error count: a different error
+// starts the count again.
+func TestADifferentErrorStartsTheCountAgain(t *testing.T) {
+	e := newEnv(t)
+	e.put("a.xlsx", "contenuto")
+	errA, errB := errors.New("riga 7: errore A"), errors.New("riga 9: errore B")
+	seq := []error{errA, errA, errB, errB, errB}
+	var i atomic.Int32
+	p := &proc{fn: func(context.Context, *ingest.File) (ingest.Result, error) {
+		return ingest.Result{}, seq[i.Add(1)-1]
+	}}
+	for pass := 1; pass < len(seq); pass++ {
+		if _, err := e.run(p.process); err == nil {
+			t.Fatalf("pass %d: no error", pass)
+		}
+		if !e.exists("a.xlsx") {
+			t.Fatalf("pass %d: refused, though no error came %d times in a row", pass, ingest.DefaultMaxAttempts)
+		}
+	}
+	e.mustRun(p.process)
+	e.refusedWhole("a.xlsx", ingest.CodeGivenUp)
+	if m := e.receipt("a.xlsx")[0][4]; !strings.Contains(m, errB.Error()) || strings.Contains(m, errA.Error()) {
+		t.Errorf("message %q, want the error of the last attempts", m)
+	}
+}
+
 // TestGiveUpKeepsCommittedRows: a file whose first chunk was committed and
-// whose later chunks keep failing is given up after MaxAttempts. The rows of
+// whose later chunks keep failing is given up after DefaultMaxAttempts. The rows of
 // the committed chunk are in the store, so the receipt must still report
 // them (otherwise the receipt says "whole file refused" while its first rows
 // were applied).
@@ -611,11 +699,11 @@ func TestGiveUpKeepsCommittedRows(t *testing.T) {
 		}
 		return ingest.Result{}, f.Commit(1, func(*store.Tx, *bytes.Buffer) (int, int, error) { return 0, 0, errBoom })
 	}
-	for i := 0; i <= ingest.MaxAttempts; i++ {
+	for i := 0; i <= ingest.DefaultMaxAttempts; i++ {
 		e.run(p.process)
 	}
 	if e.exists("a.xlsx") {
-		t.Fatal("file still in the inbox after MaxAttempts+1 passes")
+		t.Fatal("file still in the inbox after DefaultMaxAttempts+1 passes")
 	}
 	recs := e.receipt("a.xlsx")
 	found := false

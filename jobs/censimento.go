@@ -15,7 +15,7 @@ var censimentoJob = Job{
 		in := &ingest.Inbox{
 			Drop: env.Drop, Store: env.Store, Kind: "ingest-censimento", Actor: census.Actor, Loc: env.Loc, Dir: "censimento",
 			Exts: []string{".xlsx"}, MaxSize: int64(env.Config.Drop.MaxFileSize),
-			Settle: env.Config.Drop.Settle, SpoolDir: env.SpoolDir(), Log: run.Log,
+			Settle: env.Config.Drop.Settle, MaxAttempts: env.Config.Drop.MaxAttempts, SpoolDir: env.SpoolDir(), Log: run.Log,
 		}
 		g := &census.Ingester{
 			Store: env.Store, Comuni: env.Comuni,

@@ -217,7 +217,7 @@ func issueTodo(env *Env, ca *pki.CA, p *domain.Postazione, pooled []store.PoolKe
 		}
 		key = k
 	}
-	return issueOne(ca, key, p.Code, p.ISTAT, comune, pc.KeyAlgorithm, pc.Encoding, pc.ValidityDays, pc.PasswordLength)
+	return issueOne(ca, key, p.Code, p.ISTAT, comune, pc.KeyAlgorithm, pc.Encoding, pc.ValidityDays, pc.PasswordAlphabet, pc.PasswordLength)
 }
 
 // groupByComune groups results by comune, keeping code order; order is the
@@ -305,7 +305,7 @@ func activateIssued(tx *store.Tx, env *Env, src store.Source, p *domain.Postazio
 
 // issueOne makes the certificate and PKCS#12 of one postazione, with key
 // (from the pool) or, when key is nil, a fresh key of algorithm alg.
-func issueOne(ca *pki.CA, key crypto.Signer, code, istat, comune, alg, encoding string, days, pwLen int) certResult {
+func issueOne(ca *pki.CA, key crypto.Signer, code, istat, comune, alg, encoding string, days int, pwAlphabet string, pwLen int) certResult {
 	r := certResult{code: code, istat: istat}
 	if key == nil {
 		var err error
@@ -319,7 +319,7 @@ func issueOne(ca *pki.CA, key crypto.Signer, code, istat, comune, alg, encoding 
 		r.err = err
 		return r
 	}
-	pw, err := pki.NewPassword(pwLen)
+	pw, err := pki.NewPassword(pwAlphabet, pwLen)
 	if err != nil {
 		r.err = err
 		return r

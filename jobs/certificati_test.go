@@ -181,7 +181,7 @@ func (c *certEnv) checkZip(path string) (map[string]string, map[string][]byte) {
 	pws := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSuffix(string(pwText), "\n"), "\n") {
 		code, pw, ok := strings.Cut(line, ";")
-		if !ok || len(pw) != 8 || strings.Contains(line, "\r") {
+		if !ok || len(pw) != c.env.Config.PKI.PasswordLength || strings.Contains(line, "\r") {
 			t.Errorf("password.txt line %q", line)
 		}
 		pws[code] = pw

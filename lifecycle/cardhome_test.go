@@ -18,11 +18,7 @@ func TestCardOperationsByRelationOfTheComune(t *testing.T) {
 		cf                          = "RSSMRA80A01H501U"
 		tenure                      = 7 * 24 * time.Hour
 	)
-	st, err := store.Open(store.Options{Dir: t.TempDir(), Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	now := time.Now()
 	if err := st.Update(func(tx *store.Tx) error {
 		for istat, created := range map[string]time.Time{home: now.AddDate(-2, 0, 0), old: now.AddDate(0, -1, 0), fresh: now.Add(-time.Hour)} {
@@ -77,11 +73,7 @@ func TestCardOperationsByRelationOfTheComune(t *testing.T) {
 // holder to the comune of his oldest remaining utenza, with a history entry.
 func TestHomeMovesToTheOldestUtenzaWhenTheHomeCancelsIt(t *testing.T) {
 	const cf = "RSSMRA80A01H501U"
-	st, err := store.Open(store.Options{Dir: t.TempDir(), Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	now := time.Now()
 	if err := st.Update(func(tx *store.Tx) error {
 		for istat, created := range map[string]time.Time{"000001": now.AddDate(-3, 0, 0), "000002": now.AddDate(-1, 0, 0), "000003": now.AddDate(-2, 0, 0)} {
@@ -126,11 +118,7 @@ func TestHomeMovesToTheOldestUtenzaWhenTheHomeCancelsIt(t *testing.T) {
 // them; a home without an address gives none.
 func TestSecondHalvesGoOnlyToTheAddressTheHomeRegistered(t *testing.T) {
 	const cf = "RSSMRA80A01H501U"
-	st, err := store.Open(store.Options{Dir: t.TempDir(), Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	put := func(istat, email string) {
 		if err := st.Update(func(tx *store.Tx) error {
 			return tx.PutUtenza(&domain.Utenza{ISTAT: istat, CF: cf, Email: email, State: domain.UtenzaAttiva, Created: time.Now()})

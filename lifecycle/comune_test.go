@@ -50,11 +50,7 @@ func TestAuditReportsMissingAndDoubledProfiles(t *testing.T) {
 // worse is refused; a comune already short of a profile may change other
 // things.
 func TestChangeMayNotLeaveAComuneWithoutAProfileItHad(t *testing.T) {
-	st, err := store.Open(store.Options{Dir: t.TempDir(), Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	put := func(istat, cf string, state domain.UtenzaState, ps ...domain.Profile) {
 		if err := st.Update(func(tx *store.Tx) error {
 			return tx.PutUtenza(&domain.Utenza{ISTAT: istat, CF: cf, Profiles: ps, State: state})

@@ -58,7 +58,7 @@ func ChangePostazione(st *store.Store, src store.Source, op Op, code, motivo str
 	if op == OpUndoRevocation {
 		return nil, errors.New("postazioni: annulla-revoca needs the undo window: use UndoRevocation")
 	}
-	return change(st, src, op, code, motivo, 0, nil)
+	return ChangePostazioneWithin(st, src, op, code, motivo, 0, nil)
 }
 
 // UndoWindowError is returned by UndoRevocation when the undo window of
@@ -66,7 +66,7 @@ func ChangePostazione(st *store.Store, src store.Source, op Op, code, motivo str
 type UndoWindowError struct {
 	Code      string
 	RevokedAt time.Time
-	Grace     time.Duration
+	Until     time.Time // the end of the undo window
 	Loc       *time.Location
 }
 
@@ -77,15 +77,25 @@ func (e *UndoWindowError) Error() string {
 	}
 	const layout = "2006-01-02 15:04:05 MST"
 	return fmt.Sprintf("la revoca della postazione %s, chiesta il %s, non può più essere annullata: "+
-		"il periodo per annullarla (%s) è scaduto il %s; la revoca diventa definitiva al prossimo batch certificati",
-		e.Code, e.RevokedAt.In(loc).Format(layout), e.Grace, e.RevokedAt.Add(e.Grace).In(loc).Format(layout))
+		"il periodo per annullarla (%s) è scaduto il %s; la revoca è definitiva, o lo diventa al prossimo batch certificati",
+		e.Code, e.RevokedAt.In(loc).Format(layout), e.Until.Sub(e.RevokedAt), e.Until.In(loc).Format(layout))
 }
 
 // RevokeFinal reports whether the revocation of p (REVOCATA IN
-// LAVORAZIONE) is past its undo window at now: RevokedAt + grace <= now.
-// A revocation without a request time (older records) counts from Updated.
+// LAVORAZIONE) is past its undo window at now: the window in force when it
+// was asked (UndoUntil), or, for a revocation that recorded none, RevokedAt
+// + grace (today's pki.revoke_grace). A revocation without a request time
+// (older records) counts from Updated.
 func RevokeFinal(p *domain.Postazione, grace time.Duration, now time.Time) bool {
-	return !revokedAt(p).Add(grace).After(now)
+	return !undoUntil(p, grace).After(now)
+}
+
+// undoUntil is the end of the undo window of p's revocation.
+func undoUntil(p *domain.Postazione, grace time.Duration) time.Time {
+	if !p.UndoUntil.IsZero() {
+		return p.UndoUntil
+	}
+	return revokedAt(p).Add(grace)
 }
 
 // UndoRevocation undoes the revocation of a REVOCATA IN LAVORAZIONE
@@ -95,10 +105,13 @@ func RevokeFinal(p *domain.Postazione, grace time.Duration, now time.Time) bool 
 // *UndoWindowError, in another state *StateError, and changes nothing.
 // loc is the zone of the dates in the messages (nil: UTC).
 func UndoRevocation(st *store.Store, src store.Source, code, motivo string, grace time.Duration, loc *time.Location) (*domain.Postazione, error) {
-	return change(st, src, OpUndoRevocation, code, motivo, grace, loc)
+	return ChangePostazioneWithin(st, src, OpUndoRevocation, code, motivo, grace, loc)
 }
 
-func change(st *store.Store, src store.Source, op Op, code, motivo string, grace time.Duration, loc *time.Location) (*domain.Postazione, error) {
+// ChangePostazioneWithin applies op in one transaction with the undo window
+// in force (grace, pki.revoke_grace): a revocation records its window's end,
+// an undo is judged by it; loc is the zone of dates in messages.
+func ChangePostazioneWithin(st *store.Store, src store.Source, op Op, code, motivo string, grace time.Duration, loc *time.Location) (*domain.Postazione, error) {
 	var out *domain.Postazione
 	err := st.Update(func(tx *store.Tx) error {
 		var err error
@@ -134,6 +147,9 @@ func ChangePostazioneTx(tx *store.Tx, src store.Source, op Op, code, motivo stri
 	if err != nil {
 		return nil, err
 	}
+	if op == OpUndoRevocation && p.State == domain.CertRevocato {
+		return nil, &UndoWindowError{Code: code, RevokedAt: revokedAt(p), Until: undoUntil(p, grace), Loc: loc}
+	}
 	allowed := false
 	for _, s := range rule.from {
 		allowed = allowed || p.State == s
@@ -151,9 +167,13 @@ func ChangePostazioneTx(tx *store.Tx, src store.Source, op Op, code, motivo stri
 		p.PrevState = p.State
 		p.RevokedAt = tx.Now
 		p.RevocationReason = pki.RevocationReason(motivo)
+		p.UndoUntil = time.Time{}
+		if grace > 0 {
+			p.UndoUntil = tx.Now.Add(grace)
+		}
 	case OpUndoRevocation:
 		if RevokeFinal(p, grace, tx.Now) {
-			return nil, &UndoWindowError{Code: code, RevokedAt: revokedAt(p), Grace: grace, Loc: loc}
+			return nil, &UndoWindowError{Code: code, RevokedAt: revokedAt(p), Until: undoUntil(p, grace), Loc: loc}
 		}
 		to = p.PrevState
 		if to != domain.CertAttivo && to != domain.CertBloccato {
@@ -169,6 +189,7 @@ func ChangePostazioneTx(tx *store.Tx, src store.Source, op Op, code, motivo stri
 		}
 		p.PrevState = ""
 		p.RevokedAt = time.Time{}
+		p.UndoUntil = time.Time{}
 		p.RevocationReason = 0
 	}
 	p.State = to

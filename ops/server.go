@@ -36,6 +36,9 @@ type Options struct {
 	// DataDir is shown on /status, so that `anprsec status` knows it asks
 	// the daemon of its own store.
 	DataDir string
+	// Address is metrics.address: a request's Host must be it, localhost
+	// or a loopback IP (with any port), see Handler.
+	Address string
 	// Started is when the daemon started (default: New's time).
 	Started time.Time
 	// Grace, see DefaultGrace (0 = DefaultGrace).
@@ -43,6 +46,9 @@ type Options struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
+	// Checks are further conditions of /healthz (free disk space): each
+	// non-nil error is a problem.
+	Checks []func() error
 }
 
 // Server holds the metrics registry of one daemon and serves /metrics,
@@ -250,6 +256,11 @@ func (s *Server) Health() []string {
 	if err != nil {
 		return []string{"store: " + err.Error()}
 	}
+	for _, c := range s.o.Checks {
+		if err := c(); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
 	for _, j := range s.o.Jobs {
 		// The last two activations the schedule had before now - Grace: the
 		// job must have succeeded since the earlier one (the later one may
@@ -348,7 +359,46 @@ func (s *Server) Status() (*Status, error) {
 // Handler serves /metrics (Prometheus text format), /healthz (200 "ok",
 // followed by "warning: ..." lines for missing input folders, or 503 with
 // a plain-text list of what is wrong) and /status (JSON Status).
+// It answers only a request whose Host is the configured address,
+// localhost or a loopback IP, with or without a port; any other Host gets
+// 421 Misdirected Request, so that a page in an operator's browser cannot
+// read these pages by pointing a name of its own at 127.0.0.1 (DNS
+// rebinding).
 func (s *Server) Handler() http.Handler {
+	mux := s.mux()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.localHost(r.Host) {
+			http.Error(w, "misdirected request: this server answers only a Host of the loopback (localhost, 127.0.0.1, [::1])", http.StatusMisdirectedRequest)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// localHost reports whether a request's Host header names this server on
+// the loopback: the configured address itself, or localhost or a loopback
+// IP with any port (or none). An empty Host (HTTP/1.0) is refused.
+func (s *Server) localHost(host string) bool {
+	if host == "" {
+		return false
+	}
+	if s.o.Address != "" && strings.EqualFold(host, s.o.Address) {
+		return true
+	}
+	name := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		name = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		name = host[1 : len(host)-1]
+	}
+	if strings.EqualFold(name, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(name)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (s *Server) mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

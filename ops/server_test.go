@@ -1,11 +1,15 @@
 package ops
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -141,7 +145,7 @@ func putRun(t *testing.T, st *store.Store, s *Server, rec store.Run) {
 func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1:9464/metrics", nil))
 	if rec.Code != 200 {
 		t.Fatalf("/metrics: %d %s", rec.Code, rec.Body)
 	}
@@ -284,10 +288,11 @@ func TestMetricsStoreDown(t *testing.T) {
 	}
 }
 
+// get asks path of h as a client on the loopback does (Host 127.0.0.1).
 func get(t *testing.T, h http.Handler, path string) (int, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1:9464"+path, nil))
 	return rec.Code, rec.Body.String()
 }
 
@@ -393,6 +398,19 @@ func TestHealthzStoreClosed(t *testing.T) {
 	code, body := get(t, s.Handler(), "/healthz")
 	if code != 503 || !strings.HasPrefix(body, "store: ") {
 		t.Errorf("/healthz with the store closed = %d %q", code, body)
+	}
+}
+
+// TestHealthzNamesAFullDisk: a failing check (free space below min_free)
+// makes /healthz unhealthy with its message.
+func TestHealthzNamesAFullDisk(t *testing.T) {
+	st := openStore(t)
+	now := t0
+	s := newServer(t, st, &now, t0)
+	s.o.Checks = []func() error{func() error { return errors.New("spazio su disco insufficiente: /srv ha 10.0 MiB liberi") }}
+	code, body := get(t, s.Handler(), "/healthz")
+	if code != 503 || !strings.Contains(body, "spazio su disco insufficiente") {
+		t.Errorf("/healthz on a full disk = %d %q", code, body)
 	}
 }
 
@@ -510,5 +528,59 @@ func TestOldestQueuedAcrossScrapes(t *testing.T) {
 	setState("pin/SC0000000003", store.MailSent, t0.Add(-time.Minute))
 	if a := age(); a != 0 {
 		t.Errorf("empty queue: age %v, want 0", a)
+	}
+}
+
+// A page in an operator's browser that points a name of its own at
+// 127.0.0.1 (DNS rebinding) sends that name as Host: the server refuses it
+// on every path, over a real connection, and still answers the loopback
+// names and the configured address.
+func TestForeignHostIsRefused(t *testing.T) {
+	st := openStore(t)
+	now := t0
+	s := newServer(t, st, &now, t0)
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.o.Address = "127.0.0.1:9464"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+
+	raw := func(host, path string) (int, string) {
+		t.Helper()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, host)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, host := range []string{"evil.example", "evil.example:" + port, "127.0.0.1.evil.example", "localhost.evil.example:" + port, "10.0.0.1:" + port} {
+		for _, path := range []string{"/status", "/metrics", "/healthz", "/"} {
+			code, body := raw(host, path)
+			if code != http.StatusMisdirectedRequest {
+				t.Errorf("Host %s %s = %d, want 421", host, path, code)
+			}
+			if strings.Contains(body, "DataDir") || strings.Contains(body, "anprsec_") || strings.Contains(body, s.o.DataDir) {
+				t.Errorf("Host %s %s leaks the page: %.200s", host, path, body)
+			}
+		}
+	}
+	for _, host := range []string{"localhost:" + port, "LOCALHOST", "127.0.0.1:" + port, "127.0.0.1", "[::1]:" + port, "[::1]", "127.0.0.1:9464"} {
+		if code, body := raw(host, "/status"); code != 200 || !strings.Contains(body, s.o.DataDir) {
+			t.Errorf("Host %s /status = %d %.200s, want 200 with the snapshot", host, code, body)
+		}
 	}
 }

@@ -39,7 +39,7 @@ func BenchmarkWorkstationP12(b *testing.B) {
 		return c
 	}
 	encode := func(b *testing.B, i int, c *x509.Certificate, enc string) {
-		pw, err := NewPassword(0)
+		pw, err := NewPassword("", 0)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -12,7 +12,7 @@ import (
 const (
 	// EncodingLegacy is go-pkcs12's LegacyDES profile: key and certificates
 	// encrypted with pbeWithSHAAnd3-KeyTripleDES-CBC (2048 iterations), MAC
-	// HMAC-SHA-1. OpenSSL 3 opens it without -legacy (3DES is in its
+	// HMAC-SHA-1 (2048 iterations, MACIterations). OpenSSL 3 opens it without -legacy (3DES is in its
 	// default provider; RC2, used by go-pkcs12's LegacyRC2 and by OpenSSL
 	// 1.x's default, is not), and so do NSS, Java and old Windows/macOS.
 	EncodingLegacy = "legacy"
@@ -24,11 +24,18 @@ const (
 	DefaultEncoding = EncodingLegacy
 )
 
+// MACIterations is the iteration count of the MAC key's derivation, the
+// same as the key bags' in both encodings (OpenSSL's default): go-pkcs12's
+// LegacyDES derives the MAC key with 1 iteration, which makes a stolen
+// .p12 a cheap oracle for a password search.
+const MACIterations = 2048
+
 // encoders are pinned to the named go-pkcs12 profiles, not to its aliases
-// pkcs12.Legacy and pkcs12.Modern, which may change with the library.
+// pkcs12.Legacy and pkcs12.Modern, which may change with the library, with
+// MACIterations for the MAC and the bags alike.
 var encoders = map[string]*pkcs12.Encoder{
-	EncodingLegacy: pkcs12.LegacyDES,
-	EncodingModern: pkcs12.Modern2023,
+	EncodingLegacy: pkcs12.LegacyDES.WithIterations(MACIterations),
+	EncodingModern: pkcs12.Modern2023.WithIterations(MACIterations),
 }
 
 // EncodeP12 writes a password-protected PKCS#12 file holding key, its

@@ -149,16 +149,16 @@ func TestEncodeP12(t *testing.T) {
 		macIter  int
 		encAlg   asn1.ObjectIdentifier
 	}{
-		{"legacy RSA", rsaCA, KeyRSA2048, EncodingLegacy, oidSHA1, 1, oidPBEWithSHAAnd3KeyTripleDESCBC},
-		{"default is legacy", rsaCA, KeyRSA2048, "", oidSHA1, 1, oidPBEWithSHAAnd3KeyTripleDESCBC},
+		{"legacy RSA", rsaCA, KeyRSA2048, EncodingLegacy, oidSHA1, MACIterations, oidPBEWithSHAAnd3KeyTripleDESCBC},
+		{"default is legacy", rsaCA, KeyRSA2048, "", oidSHA1, MACIterations, oidPBEWithSHAAnd3KeyTripleDESCBC},
 		{"modern RSA", rsaCA, KeyRSA2048, EncodingModern, oidSHA256, 2048, oidPBES2},
-		{"legacy EC key, EC CA", ec, KeyECDSAP256, EncodingLegacy, oidSHA1, 1, oidPBEWithSHAAnd3KeyTripleDESCBC},
+		{"legacy EC key, EC CA", ec, KeyECDSAP256, EncodingLegacy, oidSHA1, MACIterations, oidPBEWithSHAAnd3KeyTripleDESCBC},
 		{"modern EC key, EC CA", ec, KeyECDSAP256, EncodingModern, oidSHA256, 2048, oidPBES2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			key, cert := issue(t, tc.ca, tc.keyAlg, testCode)
-			pw, err := NewPassword(0)
+			pw, err := NewPassword("", 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -261,7 +261,7 @@ func newP12Fixture(t *testing.T, encoding string) p12Fixture {
 	t.Helper()
 	ca, caPath, _ := devCA(t)
 	key, cert := issue(t, ca, KeyRSA2048, testCode)
-	pw, err := NewPassword(0)
+	pw, err := NewPassword("", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestP12OpenSSL(t *testing.T) {
 		encoding         string
 		wantMAC, wantEnc string
 	}{
-		{EncodingLegacy, "MAC: sha1, Iteration 1", "pbeWithSHA1And3-KeyTripleDES-CBC, Iteration 2048"},
+		{EncodingLegacy, "MAC: sha1, Iteration 2048", "pbeWithSHA1And3-KeyTripleDES-CBC, Iteration 2048"},
 		{EncodingModern, "MAC: sha256, Iteration 2048", "PBES2, PBKDF2, AES-256-CBC, Iteration 2048, PRF hmacWithSHA256"},
 	}
 	for _, tc := range tests {

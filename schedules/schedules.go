@@ -160,6 +160,9 @@ func (r *Runner) Run(ctx context.Context, name, trigger string, scheduled time.T
 				log.Error("job panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			}
 		}()
+		if err := jobs.CheckFreeSpace(r.env); err != nil {
+			return err
+		}
 		return j.Run(ctx, r.env, run)
 	}()
 	rec.End = time.Now().UTC()

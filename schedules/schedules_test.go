@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -184,5 +185,26 @@ func TestServeStopsOnCancel(t *testing.T) {
 	r.Store().View(func(tx *store.Tx) (err error) { last, err = tx.LastRun("certificati"); return })
 	if last.Trigger != TriggerCatchUp {
 		t.Errorf("last trigger = %s, want catch-up", last.Trigger)
+	}
+}
+
+// TestJobDoesNotStartOnAFullDisk: below min_free on the store's file
+// system the job does not start: a named error in its run record, nothing
+// done; with the floor met it runs.
+func TestJobDoesNotStartOnAFullDisk(t *testing.T) {
+	ran := 0
+	r := newRunner(t, jobs.Job{Name: "crl", Run: func(context.Context, *jobs.Env, *jobs.Run) error { ran++; return nil }})
+	r.env.Config.DataDir = t.TempDir()
+	r.env.Config.MinFree = 1 << 62 // more than any disk has
+	rec, err := r.Run(context.Background(), "crl", TriggerManual, time.Time{})
+	if !errors.Is(err, jobs.ErrLowDisk) || ran != 0 {
+		t.Fatalf("below min_free: err %v, ran %d times; want ErrLowDisk and no run", err, ran)
+	}
+	if rec == nil || rec.Outcome != "error" || !strings.Contains(rec.Error, "min_free") || !strings.Contains(rec.Error, r.env.Config.DataDir) {
+		t.Errorf("run record %+v: want an error naming min_free and the folder", rec)
+	}
+	r.env.Config.MinFree = 1
+	if _, err := r.Run(context.Background(), "crl", TriggerManual, time.Time{}); err != nil || ran != 1 {
+		t.Errorf("with the floor met: err %v, ran %d times", err, ran)
 	}
 }

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 
@@ -17,9 +16,9 @@ import (
 
 // AllUtenze calls fn for each utenza, in ISTAT then CF order.
 func (tx *Tx) AllUtenze(fn func(*domain.Utenza) error) error {
-	return tx.each("u/", func(v []byte) error {
+	return tx.each("u/", func(k string, v []byte) error {
 		var u domain.Utenza
-		if err := json.Unmarshal(v, &u); err != nil {
+		if err := decode(k, v, &u); err != nil {
 			return err
 		}
 		return fn(&u)
@@ -28,9 +27,9 @@ func (tx *Tx) AllUtenze(fn func(*domain.Utenza) error) error {
 
 // AllCards calls fn for each smart card, in serial order.
 func (tx *Tx) AllCards(fn func(*domain.SmartCard) error) error {
-	return tx.each("s/", func(v []byte) error {
+	return tx.each("s/", func(k string, v []byte) error {
 		var c domain.SmartCard
-		if err := json.Unmarshal(v, &c); err != nil {
+		if err := decode(k, v, &c); err != nil {
 			return err
 		}
 		return fn(&c)
@@ -40,9 +39,9 @@ func (tx *Tx) AllCards(fn func(*domain.SmartCard) error) error {
 // AllPostazioni calls fn for each workstation, in code order (so grouped by
 // comune).
 func (tx *Tx) AllPostazioni(fn func(*domain.Postazione) error) error {
-	return tx.each("w/", func(v []byte) error {
+	return tx.each("w/", func(k string, v []byte) error {
 		var p domain.Postazione
-		if err := json.Unmarshal(v, &p); err != nil {
+		if err := decode(k, v, &p); err != nil {
 			return err
 		}
 		return fn(&p)
@@ -51,9 +50,9 @@ func (tx *Tx) AllPostazioni(fn func(*domain.Postazione) error) error {
 
 // AllPersons calls fn for each person, in CF order.
 func (tx *Tx) AllPersons(fn func(*domain.Person) error) error {
-	return tx.each("p/", func(v []byte) error {
+	return tx.each("p/", func(k string, v []byte) error {
 		var p domain.Person
-		if err := json.Unmarshal(v, &p); err != nil {
+		if err := decode(k, v, &p); err != nil {
 			return err
 		}
 		return fn(&p)
@@ -95,10 +94,10 @@ var errStopHistory = errors.New("stop")
 // until fn returns false or an error. Unlike Store.History it keeps
 // nothing: one entry is decoded at a time.
 func (tx *Tx) EachHistory(after uint64, fn func(*Entry) (bool, error)) error {
-	err := tx.each("h/", func(val []byte) error {
-		return eachRecord(val, func(_, _, body []byte) error {
+	err := tx.each("h/", func(k string, val []byte) error {
+		err := eachRecord(val, func(_, _, body []byte) error {
 			var e Entry
-			if err := json.Unmarshal(body, &e); err != nil {
+			if err := decode(k, body, &e); err != nil {
 				return err
 			}
 			if e.Seq <= after {
@@ -110,6 +109,10 @@ func (tx *Tx) EachHistory(after uint64, fn func(*Entry) (bool, error)) error {
 			}
 			return err
 		})
+		if errors.Is(err, errTruncatedBlock) {
+			return damaged(k, err)
+		}
+		return err
 	})
 	if errors.Is(err, errStopHistory) {
 		err = nil
@@ -117,11 +120,12 @@ func (tx *Tx) EachHistory(after uint64, fn func(*Entry) (bool, error)) error {
 	return err
 }
 
-// each calls fn with the value of each key with prefix, in key order, until
-// fn returns an error. Unlike scan it neither prefetches (Badger starts a
-// goroutine per item and keeps up to 100 values ahead, megabytes for the
-// history blocks) nor copies: val is valid only during the call.
-func (tx *Tx) each(prefix string, fn func(val []byte) error) error {
+// each calls fn with the key and value of each key with prefix, in key
+// order, until fn returns an error. Unlike scan it neither prefetches
+// (Badger starts a goroutine per item and keeps up to 100 values ahead,
+// megabytes for the history blocks) nor copies: val is valid only during
+// the call. A value that cannot be read is ErrDamaged, naming the record.
+func (tx *Tx) each(prefix string, fn func(key string, val []byte) error) error {
 	if tx.pipe != nil {
 		return errors.New("store: scans are not available in a pipelined transaction")
 	}
@@ -131,8 +135,18 @@ func (tx *Tx) each(prefix string, fn func(val []byte) error) error {
 	it := tx.txn.NewIterator(opt)
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
-		if err := it.Item().Value(fn); err != nil {
-			return err
+		item := it.Item()
+		key := string(item.Key())
+		var fnErr error
+		err := item.Value(func(v []byte) error {
+			fnErr = fn(key, v)
+			return fnErr
+		})
+		if fnErr != nil {
+			return fnErr
+		}
+		if err != nil {
+			return damaged(key, err)
 		}
 	}
 	return nil

@@ -45,6 +45,11 @@ func (s *Store) Restore(r io.Reader, key []byte) error {
 	if err != nil {
 		return err
 	}
+	// The seal check value init wrote is this store's; the backup's own
+	// (if any) replaces it, whatever their versions.
+	if err := s.db.DropPrefix([]byte("m/" + sealCheckMeta)); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
 	if err := s.db.Load(sr, 256); err != nil {
 		if sr.err != nil {
 			return sr.err
@@ -60,11 +65,18 @@ func (s *Store) Restore(r io.Reader, key []byte) error {
 	return nil
 }
 
-// IsEmpty reports whether the store holds no key at all.
+// IsEmpty reports whether the store holds no key but, at most, its seal
+// check value (see CheckSealKey).
 func (s *Store) IsEmpty() (bool, error) {
 	empty := true
 	err := s.View(func(tx *Tx) error {
-		return tx.scan("", false, func(string, []byte) (bool, error) { empty = false; return false, nil })
+		return tx.scan("", false, func(k string, _ []byte) (bool, error) {
+			if k == "m/"+sealCheckMeta {
+				return true, nil // written by init: a restore replaces it with the backup's
+			}
+			empty = false
+			return false, nil
+		})
 	})
 	return empty, err
 }

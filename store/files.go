@@ -2,10 +2,11 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	"anprsec/internal/clip"
 )
 
 // FileState is the progress of an input file.
@@ -34,8 +35,10 @@ type InputFile struct {
 	Accepted int       `json:"accepted"`
 	Refused  int       `json:"refused"`
 	Rejected bool      `json:"rejected"` // whole file refused (moved to scartati/)
-	Attempts int       `json:"attempts"`
-	Moved    string    `json:"moved,omitempty"`
+	Attempts int       `json:"attempts"` // failed attempts in a row with LastError
+	// LastError is the error of the last failed attempt, cut to 1 KB.
+	LastError string `json:"last_error,omitempty"`
+	Moved     string `json:"moved,omitempty"`
 	// Publishing is set when the receipt is about to be written: a later
 	// attempt knows an identical receipt is this file's own.
 	Publishing bool      `json:"publishing,omitempty"`
@@ -145,8 +148,14 @@ func runKey(job string, start time.Time) string {
 	return fmt.Sprintf("r/%s/%016x", job, start.UnixNano())
 }
 
-// PutRun stores a run record and makes it the job's last run.
+// MaxRunError bounds Run.Error in bytes: an error may quote what a file
+// held.
+const MaxRunError = 4096
+
+// PutRun stores a run record and makes it the job's last run. An Error
+// longer than MaxRunError is cut (clip.String), in r too.
 func (tx *Tx) PutRun(r *Run) error {
+	r.Error = clip.String(r.Error, MaxRunError)
 	if err := tx.set(runKey(r.Job, r.Start), r); err != nil {
 		return err
 	}
@@ -167,9 +176,9 @@ func (tx *Tx) Runs(job string, limit int) ([]Run, error) {
 		prefix += job + "/"
 	}
 	var out []Run
-	err := tx.scan(prefix, true, func(_ string, v []byte) (bool, error) {
+	err := tx.scan(prefix, true, func(k string, v []byte) (bool, error) {
 		var r Run
-		if err := json.Unmarshal(v, &r); err != nil {
+		if err := decode(k, v, &r); err != nil {
 			return false, err
 		}
 		out = append(out, r)

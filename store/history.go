@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"anprsec/internal/clip"
 )
 
 // Entry is one history entry: what changed, when, who did it, from which
@@ -49,8 +51,22 @@ func histKey(seq uint64) string {
 	return "h/" + string(b[:])
 }
 
+// Limits of the fields of a history entry, in bytes. A longer value is
+// recorded cut, with its length and a short hash (clip.String), never
+// whole: whatever an input file holds, one entry is at most about 5 KB of
+// text (docs/rules.md#history). No key, actor or file name of the
+// system's own is near these limits.
+const (
+	MaxEntryActor  = 128  // a CF, "prefettura 058", "comune 058091"
+	MaxEntryName   = 64   // Action and Kind
+	MaxEntryKey    = 256  // "058091/RSSMRA68A01H501Y"
+	MaxEntryFile   = 512  // a drop path: folders and a name of at most 255 bytes
+	MaxEntrySheet  = 128  // a sheet name (Excel allows 31 characters)
+	MaxEntryDetail = 4096 // what changed, in words
+)
+
 // Record appends a history entry in the transaction. Time and Seq are set
-// here. Each entry is stored as prev-hash(32) | hash(32) | length(4) | JSON
+// here; every field is bounded (see MaxEntryDetail). Each entry is stored as prev-hash(32) | hash(32) | length(4) | JSON
 // body, with hash = SHA-256(prev-hash | body); the entries of one
 // transaction are stored together in one block, keyed by the first one's
 // sequence number.
@@ -65,8 +81,15 @@ func (tx *Tx) Record(src Source, action, kind, key, detail string) error {
 		}
 		tx.head = &h
 	}
-	e := Entry{Seq: tx.head.Seq + 1, Time: tx.Now, Actor: src.Actor, Action: action, Kind: kind, Key: key,
-		File: src.File, Sheet: src.Sheet, Row: src.Row, Detail: detail}
+	e := Entry{Seq: tx.head.Seq + 1, Time: tx.Now,
+		Actor:  clip.String(src.Actor, MaxEntryActor),
+		Action: clip.String(action, MaxEntryName),
+		Kind:   clip.String(kind, MaxEntryName),
+		Key:    clip.String(key, MaxEntryKey),
+		File:   clip.String(src.File, MaxEntryFile),
+		Sheet:  clip.String(src.Sheet, MaxEntrySheet),
+		Row:    src.Row,
+		Detail: clip.String(detail, MaxEntryDetail)}
 	body, err := json.Marshal(e)
 	if err != nil {
 		return err
@@ -83,15 +106,23 @@ func (tx *Tx) Record(src Source, action, kind, key, detail string) error {
 	return nil
 }
 
+// errTruncatedBlock: a stored history block is empty or ends inside an
+// entry. A block is never written empty; Badger gives an empty value for
+// one it cannot read back whole (it does not return the error).
+var errTruncatedBlock = errors.New("truncated block")
+
 // eachRecord walks the entries of a stored block.
 func eachRecord(block []byte, fn func(prev, hash, body []byte) error) error {
+	if len(block) == 0 {
+		return fmt.Errorf("%w: empty", errTruncatedBlock)
+	}
 	for len(block) > 0 {
 		if len(block) < 68 {
-			return errors.New("truncated block")
+			return errTruncatedBlock
 		}
 		n := int(binary.BigEndian.Uint32(block[64:68]))
 		if len(block) < 68+n {
-			return errors.New("truncated block")
+			return errTruncatedBlock
 		}
 		if err := fn(block[:32], block[32:64], block[68:68+n]); err != nil {
 			return err
@@ -197,7 +228,7 @@ func (s *Store) History(after uint64, limit int, match func(*Entry) bool) ([]Ent
 		err := tx.scan("h/", true, func(key string, val []byte) (bool, error) {
 			err := eachRecord(val, func(_, _, body []byte) error {
 				var e Entry
-				if err := json.Unmarshal(body, &e); err != nil {
+				if err := decode(key, body, &e); err != nil {
 					return err
 				}
 				if e.Seq <= after || (match != nil && !match(&e)) {
@@ -209,6 +240,9 @@ func (s *Store) History(after uint64, limit int, match func(*Entry) bool) ([]Ent
 				}
 				return nil
 			})
+			if errors.Is(err, errTruncatedBlock) {
+				err = damaged(key, err)
+			}
 			return err == nil, err
 		})
 		if errors.Is(err, errStop) {

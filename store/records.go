@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -32,9 +31,9 @@ func (tx *Tx) PutComune(c *domain.Comune) error { return tx.set("c/"+c.ISTAT, c)
 
 // Comuni calls fn for each comune in ISTAT order.
 func (tx *Tx) Comuni(fn func(*domain.Comune) error) error {
-	return tx.scan("c/", true, func(_ string, v []byte) (bool, error) {
+	return tx.scan("c/", true, func(k string, v []byte) (bool, error) {
 		var c domain.Comune
-		if err := json.Unmarshal(v, &c); err != nil {
+		if err := decode(k, v, &c); err != nil {
 			return false, err
 		}
 		return true, fn(&c)
@@ -76,9 +75,9 @@ func (tx *Tx) DeleteUtenza(istat, cf string) error {
 
 // UtenzeOfComune calls fn for each utenza of a comune, in CF order.
 func (tx *Tx) UtenzeOfComune(istat string, fn func(*domain.Utenza) error) error {
-	return tx.scan("u/"+istat+"/", true, func(_ string, v []byte) (bool, error) {
+	return tx.scan("u/"+istat+"/", true, func(k string, v []byte) (bool, error) {
 		var u domain.Utenza
-		if err := json.Unmarshal(v, &u); err != nil {
+		if err := decode(k, v, &u); err != nil {
 			return false, err
 		}
 		return true, fn(&u)
@@ -179,9 +178,9 @@ func (tx *Tx) PutPostazione(p *domain.Postazione) error {
 
 // PostazioniOfComune calls fn for each workstation of a comune, in code order.
 func (tx *Tx) PostazioniOfComune(istat string, fn func(*domain.Postazione) error) error {
-	return tx.scan("w/"+istat+"-", true, func(_ string, v []byte) (bool, error) {
+	return tx.scan("w/"+istat+"-", true, func(k string, v []byte) (bool, error) {
 		var p domain.Postazione
-		if err := json.Unmarshal(v, &p); err != nil {
+		if err := decode(k, v, &p); err != nil {
 			return false, err
 		}
 		return true, fn(&p)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +59,7 @@ func Open(opt Options) (*Store, error) {
 		WithValueThreshold(1 << 10).
 		WithValueLogFileSize(64 << 20).
 		WithNumVersionsToKeep(1).
+		WithVerifyValueChecksum(true).
 		WithCompactL0OnClose(true)
 	if opt.InMemory {
 		// No value log in memory: every value must stay in the LSM tree
@@ -65,10 +67,13 @@ func Open(opt Options) (*Store, error) {
 		bo = bo.WithValueThreshold(badger.DefaultOptions("").ValueThreshold)
 		bo.Dir, bo.ValueDir = "", ""
 	}
+	var lastLog string
+	var lastSize int64
 	if !opt.InMemory {
 		if err := removeEmptyMemtables(opt.Dir); err != nil {
 			return nil, fmt.Errorf("store %s: %w", opt.Dir, err)
 		}
+		lastLog, lastSize = lastValueLog(opt.Dir)
 	}
 	db, err := badger.Open(bo)
 	if err != nil {
@@ -80,11 +85,78 @@ func Open(opt Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store %s: %w", opt.Dir, err)
 	}
+	if err := checkValueLogCut(lastLog, lastSize, bo.ValueLogFileSize); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s: %w", opt.Dir, err)
+	}
 	now := opt.Now
 	if now == nil {
 		now = time.Now
 	}
 	return &Store{db: db, now: now}, nil
+}
+
+// lastValueLog returns the path and size of the newest value log file of
+// dir ("" when none).
+func lastValueLog(dir string) (string, int64) {
+	names, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	var last string
+	var fid uint64
+	for _, n := range names {
+		id, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(n), ".vlog"), 10, 32)
+		if err == nil && (last == "" || id > fid) {
+			last, fid = n, id
+		}
+	}
+	if last == "" {
+		return "", 0
+	}
+	fi, err := os.Stat(last)
+	if err != nil {
+		return "", 0
+	}
+	return last, fi.Size()
+}
+
+// checkValueLogCut tells a damaged value log from the tail of a crash.
+// Opening the store, Badger reads the newest value log and cuts it at the
+// first entry whose checksum fails, without a word. After a crash that is
+// the half-written tail (the file is still at its preallocated size, twice
+// the value log file size). A file closed cleanly was trimmed to its
+// entries, so any cut of it means a damaged entry: it and every value
+// written after it are lost.
+func checkValueLogCut(path string, before, fileSize int64) error {
+	if path == "" || before == 2*fileSize {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() >= before {
+		return nil
+	}
+	return fmt.Errorf("%w: the value log %s, closed cleanly, held a damaged entry: Badger cut it from %d to %d bytes when opening it, and the values written from there on are lost. "+
+		"The store now opens with what is left: run `anprsec history verify` to see what the history lost, and restore the last backup (`anprsec restore`) into an empty data dir",
+		ErrDamaged, filepath.Base(path), before, fi.Size())
+}
+
+// Unavailable reports whether err says that the store cannot take a
+// transaction now (closed, writes blocked, a full disk or an I/O error
+// under it) rather than that the transaction was wrong: a caller retries
+// later.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, badger.ErrBlockedWrites) || errors.Is(err, badger.ErrDBClosed) {
+		return true
+	}
+	// Badger flattens the errors it wraps into their text.
+	msg := err.Error()
+	for _, s := range []string{"no space left on device", "disk quota exceeded", "input/output error", "read-only file system"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // Close closes the database.
@@ -162,7 +234,11 @@ func (tx *Tx) getRaw(key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return it.ValueCopy(nil)
+	v, err := it.ValueCopy(nil)
+	if err != nil {
+		return nil, damaged(key, err)
+	}
+	return v, nil
 }
 
 func (tx *Tx) get(key string, v any) error {
@@ -170,7 +246,7 @@ func (tx *Tx) get(key string, v any) error {
 	if err != nil {
 		return err
 	}
-	return json.Unmarshal(b, v)
+	return decode(key, b, v)
 }
 
 func (tx *Tx) set(key string, v any) error {
@@ -229,7 +305,7 @@ func (tx *Tx) scan(prefix string, wantValue bool, fn func(key string, val []byte
 		if wantValue {
 			v, err := item.ValueCopy(nil)
 			if err != nil {
-				return err
+				return damaged(string(item.Key()), err)
 			}
 			val = v
 		}

@@ -12,13 +12,15 @@ import (
 )
 
 func (a *app) backupCmd() *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	cmd := &cobra.Command{
 		Use:   "backup FILE",
 		Short: "Write a sealed full backup of the store to FILE",
 		Long: `backup writes a full backup of the store, sealed with XChaCha20-Poly1305 under
 the backup key (keys.backup, var/keys/backup.key): the file holds no codice
 fiscale, e-mail or secret in clear. Keep the backup key apart from the
-backups. The daemon must be stopped (the store is held by one process).`,
+backups. An existing FILE is replaced only with --force. The daemon must be
+stopped (the store is held by one process).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := secret.ReadKey(a.cfg.Path(a.cfg.Keys.Backup))
@@ -31,6 +33,9 @@ backups. The daemon must be stopped (the store is held by one process).`,
 			}
 			defer st.Close()
 			out := args[0]
+			if _, err := os.Lstat(out); err == nil && !force {
+				return fmt.Errorf("%s exists: a backup is never overwritten without --force", out)
+			}
 			tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*.tmp")
 			if err != nil {
 				return err
@@ -60,6 +65,8 @@ backups. The daemon must be stopped (the store is held by one process).`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "replace an existing FILE")
+	return cmd
 }
 
 func (a *app) restoreCmd() *cobra.Command {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -27,6 +30,13 @@ keys (32 random bytes each, mode 0600), the mail spool and the local drop
 folders. Running it again creates only what is missing and never replaces a
 key or the config. It prints what it made.
 
+Keys are made once, with their store: beside a data dir that already holds
+a store, a missing key is never made again (a new key would not open what
+the old one encrypted or sealed): init stops, names the missing file and
+where it is expected, and creates nothing. It also writes the seal check
+value (a value sealed with the seal key, which every command using the seal
+key opens first).
+
 With --prefettura PPP it also makes, once, a development OpenPGP key of
 prefettura PPP, to sign trial manifests (anprsec gen consegne): its secret
 part in the keys folder (prefettura-PPP.sec.asc, mode 0600), its public part
@@ -42,6 +52,15 @@ exists: a key is never replaced.`,
 			if err != nil {
 				return err
 			}
+			// The config that will be (the file, or the defaults it is about
+			// to be written with), checked before anything is created.
+			cfg, err := config.Load(abs, false)
+			if err != nil {
+				return err
+			}
+			if err := refuseMissingKeys(cfg); err != nil {
+				return err
+			}
 			if _, err := os.Stat(abs); os.IsNotExist(err) {
 				if err := os.WriteFile(abs, config.DefaultYAML, 0o640); err != nil {
 					return err
@@ -49,10 +68,6 @@ exists: a key is never replaced.`,
 				made("config", abs)
 			} else {
 				have("config", abs)
-			}
-			cfg, err := config.Load(abs, true)
-			if err != nil {
-				return err
 			}
 			a.cfg = cfg
 			makePrefettura, err := a.prefetturaStep(ppp, cmd.Flags().Changed("prefettura"))
@@ -91,11 +106,7 @@ exists: a key is never replaced.`,
 				}
 				made(d.what, d.path)
 			}
-			for _, k := range []struct{ what, path string }{
-				{"store key", cfg.Path(cfg.Keys.Store)},
-				{"backup key", cfg.Path(cfg.Keys.Backup)},
-				{"seal key", cfg.Path(cfg.Keys.Seal)},
-			} {
+			for _, k := range initKeys(cfg) {
 				created, err := secret.CreateKey(k.path)
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", k.what, k.path, err)
@@ -117,19 +128,82 @@ exists: a key is never replaced.`,
 			if err := makePrefettura(made); err != nil {
 				return err
 			}
-			// Opening the store once creates it and checks the key.
-			st, err := a.openStore()
-			if err != nil {
-				return err
-			}
 			if cfg.Drop.Type == "sftp" {
 				fmt.Fprintln(out, "drop over SFTP: nothing created on the server; \"anprsec drop prepara\" creates the input folders there, \"anprsec drop verifica\" checks it")
 			}
-			return st.Close()
+			return a.initStore(made, have)
 		},
 	}
 	cmd.Flags().StringVar(&ppp, "prefettura", "", "also make a development OpenPGP key of prefettura PPP (3 digits, e.g. 058), once")
 	return cmd
+}
+
+// initStore opens the store once, which creates it and checks the store
+// key, and checks that the seal key opens what is sealed in it, writing
+// the seal check value of a new store.
+func (a *app) initStore(made, have func(what, p string)) error {
+	st, err := a.openStore()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	sealer, err := a.openSealer()
+	if err != nil {
+		return err
+	}
+	written, err := a.checkSealKey(st, sealer)
+	if err != nil {
+		return err
+	}
+	if written {
+		made("seal check", a.cfg.Path(a.cfg.DataDir))
+	} else {
+		have("seal check", a.cfg.Path(a.cfg.DataDir))
+	}
+	return st.Close()
+}
+
+// initKey is a key file init makes.
+type initKey struct {
+	what, setting, path string
+	guards              string // what a new key would not open
+}
+
+// initKeys are the key files init makes, in order.
+func initKeys(cfg *config.Config) []initKey {
+	return []initKey{
+		{"store key", "keys.store", cfg.Path(cfg.Keys.Store), "the store, encrypted with it"},
+		{"backup key", "keys.backup", cfg.Path(cfg.Keys.Backup), "the backups made so far"},
+		{"seal key", "keys.seal", cfg.Path(cfg.Keys.Seal), "the PKCS#12 files, passwords and card secrets sealed in the store"},
+	}
+}
+
+// refuseMissingKeys stops init when the data dir already holds a store
+// and a key file is missing: a key is made only with its store, never
+// beside data that the old key encrypted or sealed (docs/rules.md#secrets).
+// The error names every missing file and where it is expected.
+func refuseMissingKeys(cfg *config.Config) error {
+	dir := cfg.Path(cfg.DataDir)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && len(entries) == 0) {
+		return nil // a new store: its keys are made with it
+	}
+	if err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	var missing []string
+	for _, k := range initKeys(cfg) {
+		if _, err := os.Lstat(k.path); errors.Is(err, fs.ErrNotExist) {
+			missing = append(missing, fmt.Sprintf("the %s (%s) is missing: expected at %s; a new one would not open %s", k.what, k.setting, k.path, k.guards))
+		} else if err != nil {
+			return fmt.Errorf("%s %s: %w", k.what, k.path, err)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("the data dir %s already holds a store, and %s.\nPut the key file back where it is expected (from the copy kept apart from this machine), then run init again; init makes keys only for a new store, and nothing was created",
+		dir, strings.Join(missing, ";\n"))
 }
 
 // initSteps are the set-up steps of later parts (development CA, OpenPGP

@@ -65,6 +65,11 @@ job fails. The store is held by one process at a time: stop the daemon first,
 or wait for its schedule.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, name := range args {
+				if !slices.Contains(jobs.Names, name) {
+					return unknownJob(name)
+				}
+			}
 			r, closeFn, err := a.openRunner(cmd.Context())
 			if err != nil {
 				return err
@@ -106,7 +111,7 @@ or wait for its schedule.`,
 			if len(args) == 1 {
 				name = args[0]
 				if !slices.Contains(jobs.Names, name) {
-					return fmt.Errorf("no job named %q (jobs: %s)", name, strings.Join(jobs.Names, ", "))
+					return unknownJob(name)
 				}
 			}
 			var runs []store.Run
@@ -153,4 +158,10 @@ func formatCounts(sets ...map[string]int) string {
 		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// unknownJob is the usage error of a job name anprsec does not have: it
+// lists the jobs, one per line.
+func unknownJob(name string) error {
+	return usageError{fmt.Errorf("no job named %q; the jobs are:\n  %s", name, strings.Join(jobs.Names, "\n  "))}
 }

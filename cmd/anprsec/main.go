@@ -20,6 +20,7 @@ import (
 	"anprsec/config"
 	"anprsec/drop"
 	"anprsec/drop/sftpdrop"
+	"anprsec/internal/clip"
 	"anprsec/istat"
 	"anprsec/jobs"
 	"anprsec/schedules"
@@ -33,7 +34,7 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "anprsec:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -89,19 +90,49 @@ the ANPRSEC_CONFIG environment variable. Start with "anprsec init".`,
 	for _, c := range extraCommands {
 		root.AddCommand(c(a))
 	}
+	strictCommands(root)
 	return root
 }
 
 func newLogger(verbose bool) *slog.Logger {
-	lvl := slog.LevelInfo
-	if verbose {
-		lvl = slog.LevelDebug
-	}
-	opt := &slog.HandlerOptions{Level: lvl}
+	opt := logOptions(verbose)
 	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 		return slog.New(slog.NewTextHandler(os.Stderr, opt))
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, opt))
+}
+
+// maxLogValue bounds a logged value, in bytes: an error may quote what a
+// file held.
+const maxLogValue = 4096
+
+// logOptions are the options of the log handlers: the level, and every
+// string or error value longer than maxLogValue written cut
+// (clip.String), so that no input makes a log line unbounded.
+func logOptions(verbose bool) *slog.HandlerOptions {
+	lvl := slog.LevelInfo
+	if verbose {
+		lvl = slog.LevelDebug
+	}
+	return &slog.HandlerOptions{Level: lvl, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		var s string
+		switch a.Value.Kind() {
+		case slog.KindString:
+			s = a.Value.String()
+		case slog.KindAny:
+			err, ok := a.Value.Any().(error)
+			if !ok || err == nil {
+				return a
+			}
+			s = err.Error()
+		default:
+			return a
+		}
+		if len(s) > maxLogValue {
+			a.Value = slog.StringValue(clip.String(s, maxLogValue))
+		}
+		return a
+	}}
 }
 
 // openStore opens the store with the key file named by the config.
@@ -202,6 +233,11 @@ func (a *app) openRunner(ctx context.Context) (r *schedules.Runner, closeFn func
 			if env.Sealer, err = store.NewSealer(k); err != nil {
 				return nil, nil, fmt.Errorf("keys.seal: %w", err)
 			}
+			if written, err := a.checkSealKey(st, env.Sealer); err != nil {
+				return nil, nil, err
+			} else if written {
+				a.log.Info("seal check value written to the store: the seal key opens what is sealed in it", "key", sealPath)
+			}
 		}
 	}
 	r, err = schedules.New(env, jobs.All())
@@ -209,6 +245,22 @@ func (a *app) openRunner(ctx context.Context) (r *schedules.Runner, closeFn func
 		return nil, nil, err
 	}
 	return r, closeAll, nil
+}
+
+// checkSealKey refuses a seal key that does not open the values sealed
+// in st (store.CheckSealKey), naming the key file; it reports whether it
+// wrote the store's seal check value.
+func (a *app) checkSealKey(st *store.Store, s *store.Sealer) (bool, error) {
+	written, err := st.CheckSealKey(s)
+	if errors.Is(err, store.ErrSealKey) {
+		p := a.cfg.Path(a.cfg.Keys.Seal)
+		return false, fmt.Errorf("keys.seal %s: %w: it is not the seal key the store %s was made with, and what it would seal could not be read with the right one. Put the store's own seal key back at %s (from the copy kept apart from this machine)",
+			p, err, a.cfg.Path(a.cfg.DataDir), p)
+	}
+	if err != nil {
+		return false, fmt.Errorf("keys.seal: %w", err)
+	}
+	return written, nil
 }
 
 func relPath(p string) string {

@@ -63,7 +63,7 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
 				if op.op == lifecycle.OpUndoRevocation {
 					p, err = lifecycle.UndoRevocation(r.Store(), src, args[0], motivo, a.cfg.PKI.RevokeGrace, a.loc())
 				} else {
-					p, err = lifecycle.ChangePostazione(r.Store(), src, op.op, args[0], motivo)
+					p, err = lifecycle.ChangePostazioneWithin(r.Store(), src, op.op, args[0], motivo, a.cfg.PKI.RevokeGrace, a.loc())
 				}
 				if err != nil {
 					return err
@@ -162,6 +162,9 @@ bundles. The ZIP is verified before it is renamed into place.`,
 			if err != nil {
 				return err
 			}
+			if err := os.MkdirAll(out, 0o700); err != nil {
+				return fmt.Errorf("--out: %w", err)
+			}
 			if fi, err := os.Stat(out); err != nil {
 				return fmt.Errorf("--out: %w", err)
 			} else if !fi.IsDir() {
@@ -179,6 +182,9 @@ bundles. The ZIP is verified before it is renamed into place.`,
 				return err
 			}
 			defer st.Close()
+			if _, err := a.checkSealKey(st, sealer); err != nil {
+				return err
+			}
 			bar := newProgress(cmd, -1, "bundle of "+comune, false)
 			p, n, err := bundle.WriteComune(cmd.Context(), st, sealer, comune, state, out, time.Now(), a.loc())
 			bar.Finish()
@@ -191,7 +197,7 @@ bundles. The ZIP is verified before it is renamed into place.`,
 	}
 	cmd.Flags().StringVar(&comune, "comune", "", "ISTAT code of the comune (required)")
 	cmd.Flags().StringVar(&stato, "stato", string(domain.CertAttivo), "the state of the certificates ("+statesList()+")")
-	cmd.Flags().StringVar(&out, "out", "", "folder the ZIP is written to (required)")
+	cmd.Flags().StringVar(&out, "out", "", "folder the ZIP is written to, created when missing (required)")
 	cmd.MarkFlagRequired("comune")
 	cmd.MarkFlagRequired("out")
 	return cmd

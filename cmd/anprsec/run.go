@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"anprsec/jobs"
 	"anprsec/ops"
 	"anprsec/schedules"
 )
@@ -82,7 +83,8 @@ func (a *app) serveOps(ctx context.Context, r *schedules.Runner, bg *sync.WaitGr
 	}
 	srv := ops.New(ops.Options{
 		Store: r.Store(), Schedules: r, Jobs: names,
-		KeyAlgorithm: a.cfg.PKI.KeyAlgorithm, DataDir: a.cfg.Path(a.cfg.DataDir), Log: a.log,
+		KeyAlgorithm: a.cfg.PKI.KeyAlgorithm, DataDir: a.cfg.Path(a.cfg.DataDir), Address: addr, Log: a.log,
+		Checks: []func() error{func() error { return jobs.CheckFreeSpace(r.Env()) }},
 	})
 	r.OnRunEnd = srv.ObserveRun
 	ln, err := ops.Listen(addr)

@@ -280,12 +280,19 @@ func (d *Drop) do(ctx context.Context, fn func() error) error {
 	return fn()
 }
 
-// fail describes an error of operation op on name.
+// fail describes an error of operation op on name. An error that is not
+// about the file itself (the connection lost or stalled, a refusal or a
+// failure of the server) is marked drop.ErrUnavailable, as drop.Lazy
+// tells them: a failure of the environment.
 func (d *Drop) fail(op, name string, err error) error {
 	if d.conn.expired.Load() {
-		return fmt.Errorf("sftp %s %s on %s: server stalled (no answer within %v): %w", op, name, d, d.cfg.Timeout, err)
+		return drop.Unavailable(fmt.Errorf("sftp %s %s on %s: server stalled (no answer within %v): %w", op, name, d, d.cfg.Timeout, err))
 	}
-	return fmt.Errorf("sftp %s %s on %s: %w", op, name, d, err)
+	err = fmt.Errorf("sftp %s %s on %s: %w", op, name, d, err)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, drop.ErrUnsafePath) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return drop.Unavailable(err)
 }
 
 func toEntry(fi os.FileInfo, name string) drop.Entry {

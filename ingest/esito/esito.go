@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"anprsec/internal/cellsafe"
+	"anprsec/internal/clip"
 )
 
 // Header is the first line of every receipt.
@@ -19,6 +20,16 @@ const Header = "foglio;riga;esito;codice;messaggio\n"
 const (
 	OK       = "OK"
 	Scartato = "SCARTATO"
+)
+
+// Limits of the fields of a receipt line, in bytes: a longer value is
+// written cut, with its length and a short hash (clip.String), so that a
+// line is at most about 5 KB whatever the file held
+// (docs/rules.md#drops-and-receipts).
+const (
+	MaxSheet   = 128
+	MaxCode    = 64
+	MaxMessage = 4096
 )
 
 // Line is one receipt line.
@@ -33,15 +44,15 @@ type Line struct {
 // Append writes lines as CSV (without header) to buf.
 func Append(buf *bytes.Buffer, lines ...Line) {
 	for _, l := range lines {
-		field(buf, cell(l.Sheet))
+		field(buf, cell(clip.String(l.Sheet, MaxSheet)))
 		buf.WriteByte(';')
 		buf.WriteString(strconv.Itoa(l.Row))
 		buf.WriteByte(';')
-		field(buf, cell(l.Outcome))
+		field(buf, cell(clip.String(l.Outcome, MaxCode)))
 		buf.WriteByte(';')
-		field(buf, cell(l.Code))
+		field(buf, cell(clip.String(l.Code, MaxCode)))
 		buf.WriteByte(';')
-		field(buf, cell(l.Message))
+		field(buf, cell(clip.String(l.Message, MaxMessage)))
 		buf.WriteByte('\n')
 	}
 }

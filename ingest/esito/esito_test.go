@@ -160,3 +160,18 @@ func TestAppendMatchesEncodingCSV(t *testing.T) {
 		}
 	}
 }
+
+// A receipt line is bounded whatever its fields hold: a huge message or
+// sheet name is written cut, with its length and a hash.
+func TestHugeFieldsAreWrittenCut(t *testing.T) {
+	huge := strings.Repeat("x", 1<<20)
+	var b bytes.Buffer
+	esito.Append(&b, esito.Line{Sheet: huge, Row: 2, Outcome: esito.Scartato, Code: huge, Message: huge})
+	if b.Len() > esito.MaxSheet+esito.MaxCode+esito.MaxMessage+32 {
+		t.Errorf("line of %d bytes", b.Len())
+	}
+	recs := parse(t, append([]byte(esito.Header), b.Bytes()...))
+	if len(recs) != 2 || !strings.Contains(recs[1][4], "tagliato: 1048576 byte") || !strings.Contains(recs[1][0], "tagliato") {
+		t.Errorf("line read back as %.300q", recs)
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"anprsec/ingest/census"
 	"anprsec/ingest/esito"
 	"anprsec/ingest/table"
+	"anprsec/internal/clip"
 	"anprsec/istat"
 	"anprsec/lifecycle"
 	"anprsec/store"
@@ -42,6 +43,11 @@ const (
 	RefusedAuthz = "richiesta.rifiutata"
 	RefusedRow   = "richiesta.scartata"
 )
+
+// maxShown is the longest cell value quoted whole in the history or a
+// message; a longer one is quoted cut, with its length and a hash
+// (clip.String). No code, CF, serial or operation name is near it.
+const maxShown = 128
 
 // Columns of a request file.
 const (
@@ -97,6 +103,8 @@ type Processor struct {
 	// BlockTenure is how long a holder's utenza in this comune must exist
 	// before the comune may block a card whose home is elsewhere.
 	BlockTenure time.Duration
+	// RevokeGrace is the undo window of a revocation (pki.revoke_grace).
+	RevokeGrace time.Duration
 	ISTAT       string // the comune of the folder
 
 	// Signatures (signature.go): the card CA, whether an unsigned file is
@@ -193,9 +201,12 @@ func (p *Processor) ApplyRow(tx *store.Tx, f *ingest.File, t *table.Table, r *ta
 		if ref.Authz {
 			action = RefusedAuthz
 		}
-		target := firstNonEmpty(r.Get(ColCF), r.Get(ColSeriale), r.Get(ColCodice), p.ISTAT)
-		if err := tx.Record(src, action, "richiesta", p.ISTAT+"/"+strings.ToUpper(target),
-			fmt.Sprintf("%s %s: %s: %s", strings.ToUpper(opName), strings.ToUpper(target), ref.Code, ref.Message)); err != nil {
+		// The cells are the file's own: a refused row may hold anything, so
+		// they are recorded cut to maxShown (the history bounds the whole
+		// entry too, see store.MaxEntryDetail).
+		target := clip.String(strings.ToUpper(firstNonEmpty(r.Get(ColCF), r.Get(ColSeriale), r.Get(ColCodice), p.ISTAT)), maxShown)
+		if err := tx.Record(src, action, "richiesta", p.ISTAT+"/"+target,
+			fmt.Sprintf("%s %s: %s: %s", clip.String(strings.ToUpper(opName), maxShown), target, ref.Code, ref.Message)); err != nil {
 			return esito.Line{}, err
 		}
 		return esito.Line{Outcome: esito.Scartato, Code: ref.Code, Message: ref.Message}, nil
@@ -312,7 +323,7 @@ func (p *Processor) postazione(tx *store.Tx, src store.Source, op lifecycle.Op, 
 	if w.ISTAT != p.ISTAT {
 		return "", "", lifecycle.Refuse("ALTRO_COMUNE", "la postazione %s non è del comune %s", code, p.ISTAT), nil
 	}
-	w, err = lifecycle.ChangePostazioneTx(tx, src, op, code, motivo, 0, p.Loc)
+	w, err = lifecycle.ChangePostazioneTx(tx, src, op, code, motivo, p.RevokeGrace, p.Loc)
 	var se *lifecycle.StateError
 	if errors.As(err, &se) {
 		return "", "", lifecycle.Refuse("STATO", "%v", err), nil

@@ -13,6 +13,7 @@ import (
 	"anprsec/drop"
 	"anprsec/ingest"
 	"anprsec/ingest/table"
+	"anprsec/internal/clip"
 	"anprsec/lifecycle"
 	"anprsec/store"
 	"anprsec/trust/cades"
@@ -141,7 +142,7 @@ func (p *Processor) checkSigner(s *cades.Signer, t *table.Table) (*refusal, erro
 	cf := s.CF
 	for _, r := range t.Rows {
 		if op := codfisc.Normalize(r.Get(ColOperatore)); op != "" && op != cf {
-			return &refusal{CodeSignerNotOperator, fmt.Sprintf("la riga %d indica l'operatore %s, ma il file è firmato da %s: ogni operatore firma le proprie richieste", r.Line, op, cf)}, nil
+			return &refusal{CodeSignerNotOperator, fmt.Sprintf("la riga %d indica l'operatore %s, ma il file è firmato da %s: ogni operatore firma le proprie richieste", r.Line, clip.String(op, maxShown), cf)}, nil
 		}
 	}
 	var active bool
