@@ -263,7 +263,7 @@ func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 			continue
 		}
 		if err := in.one(ctx, p, e, process, &st); err != nil {
-			in.log().Error("file not processed, will retry", "file", p, "err", err)
+			in.log().Error(failureMessage(err), "file", p, "err", err)
 			if firstErr == nil {
 				firstErr = err
 			}
@@ -339,20 +339,51 @@ func (in *Inbox) refuseBadName(ctx context.Context, e drop.Entry, why string) (b
 	})
 }
 
-// ready: unchanged since the previous look, or untouched for Settle.
+// ready reports whether the file at p is complete
+// (docs/rules.md#drops-and-receipts): its modification time is Settle old
+// (the drop's clock: nothing wrote to it for that long), or anprsec has
+// seen it unchanged, same size and modification time, for Settle of its
+// own clock since it first saw it so. That first sighting is recorded in
+// the store, so looks of separate runs count together; two looks a few
+// seconds apart are never enough. A Settle of 0 reads every file at once.
 func (in *Inbox) ready(p string, e drop.Entry) bool {
-	cur := look{Size: e.Size, MTime: e.ModTime.UTC()}
-	var prev look
-	err := in.Store.View(func(tx *store.Tx) error { return tx.Meta("look/"+p, &prev) })
-	same := err == nil && prev.Size == cur.Size && prev.MTime.Equal(cur.MTime)
-	if same || in.now().Sub(e.ModTime) >= in.Settle {
+	if in.Settle <= 0 {
 		return true
 	}
-	if err := in.Store.Update(func(tx *store.Tx) error { return tx.SetMeta("look/"+p, cur) }); err != nil {
-		in.log().Warn("cannot record look", "file", p, "err", err)
+	now := in.now()
+	s := in.sighting(p, e, now)
+	if now.Sub(e.ModTime) >= in.Settle || now.Sub(s.Since) >= in.Settle {
+		return true
 	}
-	in.log().Info("file new or still changing: it is read once unchanged since this look", "file", p)
+	in.log().Info("file new or still changing: it is read once unchanged for drop.settle", "file", p, "settle", in.Settle, "unchanged_since", s.Since)
 	return false
+}
+
+// sighting returns the store's record of the file at p as listed in e,
+// recording a first sighting at now when there is none with e's size and
+// modification time.
+func (in *Inbox) sighting(p string, e drop.Entry, now time.Time) *store.Sighting {
+	cur := &store.Sighting{Path: p, Size: e.Size, MTime: e.ModTime.UTC(), Since: now.UTC()}
+	var prev *store.Sighting
+	err := in.Store.View(func(tx *store.Tx) (err error) { prev, err = tx.Sighting(p); return err })
+	if err == nil && prev.Size == cur.Size && prev.MTime.Equal(cur.MTime) {
+		return prev
+	}
+	if err := in.Store.Update(func(tx *store.Tx) error { return tx.PutSighting(cur) }); err != nil {
+		in.log().Warn("cannot record the sighting of a file", "file", p, "err", err)
+	}
+	return cur
+}
+
+// stillFor reports whether anprsec itself has seen the file at p, as
+// listed in e, unchanged for Settle.
+func (in *Inbox) stillFor(p string, e drop.Entry) bool {
+	if in.Settle <= 0 {
+		return true
+	}
+	var s *store.Sighting
+	err := in.Store.View(func(tx *store.Tx) (err error) { s, err = tx.Sighting(p); return err })
+	return err == nil && s.Size == e.Size && s.MTime.Equal(e.ModTime.UTC()) && in.now().Sub(s.Since) >= in.Settle
 }
 
 // isCompanion reports whether name is the companion of an input file
@@ -676,8 +707,25 @@ func (in *Inbox) finish(f *File, res Result) error {
 
 // publish writes the receipt and moves the file; then the record is done.
 // The store is synced first: the receipt must never announce rows that a
-// power cut could still take back.
+// power cut could still take back. A failure says which of these steps
+// were done (partial).
 func (in *Inbox) publish(ctx context.Context, f *File) error {
+	done := "file processed, its rows committed"
+	sub := "elaborati"
+	if f.rec.Rejected {
+		done, sub = "file refused as a whole (the refusal committed)", "scartati"
+	}
+	if err := in.publishReceipt(ctx, f); err != nil {
+		return &partial{done + "; its receipt is not written yet, will retry", err}
+	}
+	if err := in.moveOut(ctx, f, sub); err != nil {
+		return &partial{done + " and its receipt written; moving it to " + sub + "/ failed, will retry the move", err}
+	}
+	return nil
+}
+
+// publishReceipt writes the receipt of a committed file.
+func (in *Inbox) publishReceipt(ctx context.Context, f *File) error {
 	if err := in.Store.Sync(); err != nil {
 		return err
 	}
@@ -703,13 +751,12 @@ func (in *Inbox) publish(ctx context.Context, f *File) error {
 			return err
 		}
 	}
-	if err := in.writeReceipt(ctx, f.Name, esito.File(chunks...), retry); err != nil {
-		return err
-	}
-	sub := "elaborati"
-	if f.rec.Rejected {
-		sub = "scartati"
-	}
+	return in.writeReceipt(ctx, f.Name, esito.File(chunks...), retry)
+}
+
+// moveOut moves a file whose receipt is written to subfolder sub, with
+// its companion, and marks it published.
+func (in *Inbox) moveOut(ctx context.Context, f *File, sub string) error {
 	to, err := in.freeName(ctx, sub, f.Name)
 	if err != nil {
 		return err
@@ -745,7 +792,7 @@ func (in *Inbox) markPublished(f *File, to string) error {
 		r.Moved = to
 		r.Finished = tx.Now
 		f.rec = r
-		if err := tx.DeleteMeta("look/" + f.Path); err != nil {
+		if err := tx.DeleteSighting(f.Path); err != nil {
 			return err
 		}
 		return tx.PutFile(r)
@@ -779,29 +826,54 @@ func (in *Inbox) freeName(ctx context.Context, sub, name string) (string, error)
 func (in *Inbox) refuseUnread(ctx context.Context, p, name, code, msg string) error {
 	in.log().Warn("file refused", "file", p, "code", code, "reason", msg)
 	if err := in.writeReceipt(ctx, name, esito.Refused(code, msg), false); err != nil {
-		return err
+		return &partial{"file refused (" + code + "); its receipt could not be written, will retry", err}
 	}
+	moved := &partial{msg: "file refused (" + code + ") and its receipt written; moving it to scartati/ failed, will retry"}
 	to, err := in.freeName(ctx, "scartati", name)
 	if err != nil {
-		return err
+		moved.err = err
+		return moved
 	}
 	// The history entry first: a crash before the move refuses the file
 	// again (two entries), never none.
 	if err := in.Store.Update(func(tx *store.Tx) error {
-		if err := tx.DeleteMeta("look/" + p); err != nil {
+		if err := tx.DeleteSighting(p); err != nil {
 			return err
 		}
 		return tx.Record(store.Source{Actor: in.actor(), File: p}, "file.scartato", "file", to, code+": "+msg)
 	}); err != nil {
-		return err
+		moved.err = err
+		return moved
 	}
 	if err := in.moveCompanion(ctx, p, to); err != nil {
-		return err
+		moved.err = err
+		return moved
 	}
 	if err := in.Drop.Rename(ctx, p, to); err != nil {
-		return fmt.Errorf("moving %s to %s: %w", p, to, err)
+		moved.err = fmt.Errorf("moving %s to %s: %w", p, to, err)
+		return moved
 	}
 	return nil
+}
+
+// partial is a failure after part of the handling of a file was done:
+// msg, the log message, says what was done and what is tried again.
+type partial struct {
+	msg string
+	err error
+}
+
+func (p *partial) Error() string { return p.err.Error() }
+func (p *partial) Unwrap() error { return p.err }
+
+// failureMessage is the log message of a file whose handling failed with
+// err: what was done of it, when something was.
+func failureMessage(err error) string {
+	var p *partial
+	if errors.As(err, &p) {
+		return p.msg
+	}
+	return "file not processed, will retry"
 }
 
 // writeReceipt writes esiti/<name>.esito.csv. An earlier receipt of the
@@ -850,7 +922,11 @@ func (in *Inbox) loc() *time.Location {
 }
 
 // fetch copies a drop file to the spool, hashing it, and checks that it did
-// not change meanwhile. It returns nil, nil for a file that changed.
+// not change meanwhile. It returns nil, nil for a file that changed, and
+// for one that cannot be read as what its name says (readableAs) and that
+// anprsec has not yet seen unchanged for Settle: a direct upload that
+// paused may still be under way, and is left for the next look instead of
+// being refused.
 func (in *Inbox) fetch(ctx context.Context, p string, e drop.Entry) (*File, error) {
 	if err := os.MkdirAll(in.spool(), 0o700); err != nil {
 		return nil, err
@@ -878,6 +954,11 @@ func (in *Inbox) fetch(ctx context.Context, p string, e drop.Entry) (*File, erro
 	if n != e.Size || serr != nil || after.Size != e.Size || !after.ModTime.Equal(e.ModTime) {
 		os.Remove(tmp.Name())
 		in.log().Info("file changed while reading, will retry", "file", p, "listed", e.Size, "read", n)
+		return nil, nil
+	}
+	if !readableAs(e.Name, tmp.Name()) && !in.stillFor(p, e) {
+		os.Remove(tmp.Name())
+		in.log().Info("file not readable as what its name says and not yet unchanged for drop.settle: left for the next look (an upload may still be under way)", "file", p, "settle", in.Settle)
 		return nil, nil
 	}
 	sum, err := in.identity(e.Name, tmp.Name(), h.Sum(nil))

@@ -276,64 +276,6 @@ func TestSkippedNamesLeftInPlace(t *testing.T) {
 	e.check()
 }
 
-func TestSettle(t *testing.T) {
-	t.Run("recent file read on the next pass if unchanged", func(t *testing.T) {
-		e := newEnv(t)
-		e.in.Settle = time.Hour
-		e.put("a.xlsx", "uno")
-		p := okProc()
-		e.mustRun(p.process)
-		if p.calls.Load() != 0 || !e.exists("a.xlsx") {
-			t.Fatalf("a recent file was read on the first look (calls %d)", p.calls.Load())
-		}
-		st := e.mustRun(p.process)
-		if p.calls.Load() != 1 || st.Accepted != 1 || !e.exists("elaborati/a.xlsx") {
-			t.Errorf("unchanged file not read on the second look: calls %d, stats %+v", p.calls.Load(), st)
-		}
-		e.check()
-	})
-	t.Run("old file read at once", func(t *testing.T) {
-		e := newEnv(t)
-		e.in.Settle = time.Hour
-		e.put("a.xlsx", "uno")
-		e.age("a.xlsx", 2*time.Hour)
-		p := okProc()
-		e.mustRun(p.process)
-		if p.calls.Load() != 1 || !e.exists("elaborati/a.xlsx") {
-			t.Errorf("a file older than Settle was not read (calls %d)", p.calls.Load())
-		}
-		e.check()
-	})
-	t.Run("file changed between passes", func(t *testing.T) {
-		e := newEnv(t)
-		e.in.Settle = time.Hour
-		e.put("a.xlsx", "uno")
-		e.age("a.xlsx", time.Minute)
-		p := okProc()
-		e.mustRun(p.process) // first look
-		e.put("a.xlsx", "uno due")
-		e.age("a.xlsx", 30*time.Second)
-		e.mustRun(p.process) // changed: size and mtime differ
-		if p.calls.Load() != 0 || !e.exists("a.xlsx") {
-			t.Fatalf("a file that changed between passes was read (calls %d)", p.calls.Load())
-		}
-		e.put("a.xlsx", "uno tre") // same size, new mtime
-		e.age("a.xlsx", 10*time.Second)
-		e.mustRun(p.process)
-		if p.calls.Load() != 0 || !e.exists("a.xlsx") {
-			t.Fatalf("a file whose mtime changed between passes was read (calls %d)", p.calls.Load())
-		}
-		e.mustRun(p.process) // unchanged since the previous look
-		if p.calls.Load() != 1 || !e.exists("elaborati/a.xlsx") {
-			t.Errorf("file not read once it stopped changing (calls %d)", p.calls.Load())
-		}
-		if got := e.read("elaborati/a.xlsx"); got != "uno tre" {
-			t.Errorf("elaborati/a.xlsx = %q", got)
-		}
-		e.check()
-	})
-}
-
 // growingDrop appends to a file right after opening it, like an upload
 // still in progress.
 type growingDrop struct {

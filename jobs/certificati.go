@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"path"
 	"runtime"
 	"sort"
 	"sync"
@@ -25,6 +26,9 @@ const CertActor = "certificati"
 // certificatiJob issues pending workstation certificates and publishes one
 // ZIP per comune (docs/rules.md#certificates).
 //
+//  0. When there is anything to publish, the drop must take files in the
+//     certificati/ folder of each comune concerned (checkWayOut): else the
+//     run stops at once, having issued and committed nothing.
 //  1. Up to pki.batch_max postazioni in RICHIESTA IN LAVORAZIONE, in code
 //     order, are issued outside any transaction: keys on runtime.NumCPU()
 //     workers, signed by the CA (loaded from pki.ca_cert/ca_key at each run),
@@ -85,6 +89,13 @@ func runCertificati(ctx context.Context, env *Env, run *Run) error {
 	if err != nil {
 		return err
 	}
+	if dirs, err := bundleDirs(env, todo); err != nil {
+		return err
+	} else if len(dirs) > 0 {
+		if err := checkWayOut(ctx, env, "certificati", dirs...); err != nil {
+			return err
+		}
+	}
 	var errs []error
 	if err := completeRevocations(env, run); err != nil {
 		errs = append(errs, err)
@@ -98,6 +109,30 @@ func runCertificati(ctx context.Context, env *Env, run *Run) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// bundleDirs returns the drop folders the run will publish bundles to:
+// those of the comuni of todo and of every pending bundle.
+func bundleDirs(env *Env, todo []*domain.Postazione) ([]string, error) {
+	var dirs []string
+	for _, p := range todo {
+		dirs = append(dirs, path.Dir(bundle.Path(p.ISTAT, "")))
+	}
+	err := env.Store.View(func(tx *store.Tx) error {
+		ids, err := tx.PendingBundles()
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			b, err := tx.Bundle(id)
+			if err != nil {
+				return err
+			}
+			dirs = append(dirs, path.Dir(bundle.Path(b.ISTAT, "")))
+		}
+		return nil
+	})
+	return dirs, err
 }
 
 // issueAndCommit issues todo in parallel and commits the results per comune.

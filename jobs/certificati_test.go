@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -31,14 +32,15 @@ import (
 )
 
 // failingDrop fails the next `fails` writes under comuni/ or produttore/:
-// a crash between commit and publication.
+// a crash between commit and publication. The check that the folders take
+// files (drop.ProbeName) passes: the drop fails only afterwards.
 type failingDrop struct {
 	drop.Drop
 	fails atomic.Int32
 }
 
 func (d *failingDrop) Write(ctx context.Context, name string, r io.Reader) error {
-	if (strings.HasPrefix(name, "comuni/") || strings.HasPrefix(name, "produttore/")) && d.fails.Add(-1) >= 0 {
+	if (strings.HasPrefix(name, "comuni/") || strings.HasPrefix(name, "produttore/")) && !strings.HasPrefix(path.Base(name), drop.ProbeName) && d.fails.Add(-1) >= 0 {
 		return errors.New("simulated crash before publication")
 	}
 	return d.Drop.Write(ctx, name, r)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/big"
+	"path"
 	"sort"
 	"time"
 
@@ -39,6 +40,9 @@ const CRLActor = "crl"
 //     or unspecified, written without the reasonCode extension), date = the
 //     revoke request.
 //
+// Before anything is signed, the drop must take files in crl/
+// (checkWayOut): a CRL that cannot be published is not signed.
+//
 // The CRL number comes from a gap-free counter in the store
 // (store.CRLSequence), taken in the same transaction that records the CRL
 // and its history entry, so numbers only grow. The DER and PEM files are
@@ -61,6 +65,9 @@ func runCRL(ctx context.Context, env *Env, run *Run) error {
 	validity := pc.CRLValidity
 	if validity <= time.Hour {
 		return fmt.Errorf("crl: pki.crl_validity %s: must be more than 1h", validity)
+	}
+	if err := checkWayOut(ctx, env, CRLActor, path.Dir(CRLFileDER)); err != nil {
+		return err
 	}
 	var rec *store.CRL
 	var held, revoked int

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"time"
 
+	"anprsec/domain"
 	"anprsec/export/audit"
+	"anprsec/store"
 )
 
 // exportJob writes the audit exports (docs/rules.md#audit), weekly: every comune's user/authorization and workstation lists in
 // comuni/<ISTAT>/report/, and the national workbook with the monthly CSVs
 // of the period (the previous month and the current one to date) in
-// sicurezza/report/. A comune that fails does not stop the others.
+// sicurezza/report/. A comune that fails does not stop the others. The
+// drop must first take files in every one of those folders (checkWayOut).
 var exportJob = Job{
 	Name:        "export-audit",
 	Description: "writes each comune's user/authorization list and the national security report (xlsx with charts, csv)",
@@ -25,6 +28,18 @@ func NewExporter(env *Env, target audit.Target, flat bool) *audit.Exporter {
 }
 
 func runExport(ctx context.Context, env *Env, run *Run) error {
+	dirs := []string{audit.NationalDir}
+	if err := env.Store.View(func(tx *store.Tx) error {
+		return tx.Comuni(func(c *domain.Comune) error {
+			dirs = append(dirs, audit.ComuneDir(c.ISTAT))
+			return nil
+		})
+	}); err != nil {
+		return err
+	}
+	if err := checkWayOut(ctx, env, "export-audit", dirs...); err != nil {
+		return err
+	}
 	e := NewExporter(env, env.Drop, false)
 	res, err := e.Comuni(ctx)
 	run.Add("comuni", res.Comuni)

@@ -28,7 +28,10 @@ var OrderHeader = []string{"Seriale", "Codice Fiscale", "Cognome", "Nome", "Codi
 	"PIN (prima metà)", "PUK (prima metà)", "Password (prima metà)"}
 
 // ordiniJob sends card orders to the producer (docs/rules.md#card-lifecycle,
-// docs/rules.md#card-secrets), in two steps that each survive a crash:
+// docs/rules.md#card-secrets), in two steps that each survive a crash,
+// once the drop has shown it takes files in produttore/ordini/
+// (checkWayOut; else the run stops at once, having drawn and committed
+// nothing):
 //
 //  1. The cards in RICHIESTA not yet in an order (at most cards.order_max)
 //     get their secrets from crypto/rand, split in halves and sealed
@@ -60,6 +63,13 @@ func runOrdini(ctx context.Context, env *Env, run *Run) error {
 	if err != nil {
 		return fmt.Errorf("ordini-sc: producer key (keys.producer): %w", err)
 	}
+	if busy, err := ordersToPublish(env); err != nil {
+		return err
+	} else if busy {
+		if err := checkWayOut(ctx, env, OrdiniActor, OrdiniDir); err != nil {
+			return err
+		}
+	}
 	if err := newOrder(env, run); err != nil {
 		return err
 	}
@@ -80,6 +90,22 @@ func runOrdini(ctx context.Context, env *Env, run *Run) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ordersToPublish reports whether the run has an order to publish: cards
+// requested (perhaps already in a pending order) or a pending order.
+func ordersToPublish(env *Env) (bool, error) {
+	busy := false
+	err := env.Store.View(func(tx *store.Tx) error {
+		requested, err := tx.CardsInState(domain.CardRichiesta)
+		if err != nil {
+			return err
+		}
+		pending, err := tx.PendingCardOrders()
+		busy = len(requested) > 0 || len(pending) > 0
+		return err
+	})
+	return busy, err
 }
 
 // newOrder puts the requested cards that are in no order yet into a new

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"anprsec/domain"
@@ -60,17 +61,26 @@ func (s Staff) Breaches() []Breach {
 
 // CensusBreaches describes, in Italian, what a comune's utenze (the store's
 // ones not cancelled together with the workbook's rows: profiles by CF)
-// lack to meet the invariant; "" when they meet it.
-func CensusBreaches(utenze map[string][]domain.Profile) string {
+// lack to meet the invariant; "" when they meet it. stored names the CFs
+// among them that only the store holds (no row of the workbook): a second
+// ASC says how many of the ASC are already in the store.
+func CensusBreaches(utenze map[string][]domain.Profile, stored map[string]bool) string {
 	s := Staff{}
-	for _, ps := range utenze {
+	ascStored := 0
+	for cf, ps := range utenze {
 		s.Add(ps)
+		if stored[cf] && slices.Contains(ps, domain.ASC) {
+			ascStored++
+		}
 	}
 	var probs []string
 	for _, b := range s.Breaches() {
 		switch {
 		case b.Profile == domain.ASC && b.Missing():
 			probs = append(probs, "manca l'ASC (sindaco o commissario)")
+		case b.Profile == domain.ASC && ascStored > 0:
+			probs = append(probs, fmt.Sprintf("%d utenti con profilo ASC (%d già in archivio da un censimento precedente, %d in questo file), ne è ammesso uno solo",
+				b.Have, ascStored, b.Have-ascStored))
 		case b.Profile == domain.ASC:
 			probs = append(probs, fmt.Sprintf("%d utenti con profilo ASC, ne è ammesso uno solo", b.Have))
 		default:

@@ -19,9 +19,18 @@ func TestComuneInvariantNeedsOneASCAndAnALSAndAnALP(t *testing.T) {
 		{"two ASC", map[string][]domain.Profile{"A": {domain.ASC}, "B": {domain.ASC, domain.ALS, domain.ALP}}, "2 utenti con profilo ASC, ne è ammesso uno solo"},
 		{"no ALP", map[string][]domain.Profile{"A": {domain.ASC, domain.ALS}, "B": {domain.Operatore}}, "manca un ALP"},
 	} {
-		if got := CensusBreaches(tc.utenze); got != tc.want {
+		if got := CensusBreaches(tc.utenze, nil); got != tc.want {
 			t.Errorf("%s: CensusBreaches = %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestSecondASCSaysWhichIsAlreadyInTheStore(t *testing.T) {
+	utenze := map[string][]domain.Profile{"A": {domain.ASC}, "B": {domain.ASC, domain.ALS, domain.ALP}}
+	got := CensusBreaches(utenze, map[string]bool{"A": true})
+	want := "2 utenti con profilo ASC (1 già in archivio da un censimento precedente, 1 in questo file), ne è ammesso uno solo"
+	if got != want {
+		t.Errorf("CensusBreaches = %q, want %q", got, want)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"anprsec/jobs"
 	"anprsec/schedules"
 	"anprsec/store"
 )
@@ -223,7 +224,8 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descOrders, float64(b.PendingOrders))
 }
 
-// Health checks that the store answers and that every scheduled job's last
+// Health checks that the store answers, that the last check of the drop
+// found it usable (DropProblems), and that every scheduled job's last
 // successful run is recent enough: within twice the interval between its
 // next two activations plus the grace. A job without a success since the
 // daemon started is given one interval plus the grace from the start. It
@@ -234,6 +236,11 @@ func (s *Server) Health() []string {
 	lastOK := map[string]*store.Run{}
 	lastFail := map[string]*store.Run{}
 	err := s.o.Store.View(func(tx *store.Tx) error {
+		rep, err := jobs.LastDropReport(tx)
+		if err != nil {
+			return err
+		}
+		problems, _ = DropProblems(rep)
 		for _, j := range s.o.Jobs {
 			if s.o.Schedules.Next(j, now).IsZero() {
 				continue
@@ -290,6 +297,18 @@ func (s *Server) Health() []string {
 	return problems
 }
 
+// Warnings are what /healthz shows below "ok": the input folders of the
+// drop that are missing (DropProblems).
+func (s *Server) Warnings() []string {
+	var warnings []string
+	s.o.Store.View(func(tx *store.Tx) error {
+		rep, err := jobs.LastDropReport(tx)
+		_, warnings = DropProblems(rep)
+		return err
+	})
+	return warnings
+}
+
 // lastActivations returns the last two activations of job's schedule at
 // or before until (t0 before t1); false when the schedule has none in the
 // window looked at (10 intervals, at least 25 hours).
@@ -337,8 +356,9 @@ func (s *Server) Status() (*Status, error) {
 	return st, nil
 }
 
-// Handler serves /metrics (Prometheus text format), /healthz (200 "ok", or
-// 503 with a plain-text list of what is wrong) and /status (JSON Status).
+// Handler serves /metrics (Prometheus text format), /healthz (200 "ok",
+// followed by "warning: ..." lines for missing input folders, or 503 with
+// a plain-text list of what is wrong) and /status (JSON Status).
 // It answers only a request whose Host is the configured address,
 // localhost or a loopback IP, with or without a port; any other Host gets
 // 421 Misdirected Request, so that a page in an operator's browser cannot
@@ -391,6 +411,9 @@ func (s *Server) mux() *http.ServeMux {
 			return
 		}
 		fmt.Fprintln(w, "ok")
+		for _, l := range s.Warnings() {
+			fmt.Fprintln(w, "warning: "+l)
+		}
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		st, err := s.Status()

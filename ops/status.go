@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"anprsec/domain"
+	"anprsec/drop"
+	"anprsec/jobs"
 	"anprsec/schedules"
 	"anprsec/store"
 )
@@ -66,6 +68,9 @@ type Status struct {
 	Backlog       Backlog     `json:"backlog"`
 	KeyPool       KeyPool     `json:"key_pool"`
 	CRL           *CRLStatus  `json:"crl,omitempty"`
+	// Drop is the last check of the drop (`anprsec drop verifica`, and
+	// the daemon's at start and every hour); nil before the first.
+	Drop *drop.Report `json:"drop,omitempty"`
 	// FailedRuns is the last failed run of each job that ever failed,
 	// newest first.
 	FailedRuns []store.Run `json:"failed_runs"`
@@ -238,6 +243,9 @@ func Snapshot(tx *store.Tx, sched Schedules, jobs []string, keyAlg string, now t
 	}
 	st := &Status{Now: now.UTC(), Backlog: g.backlog, KeyPool: KeyPool{Algorithm: keyAlg, Keys: g.pool},
 		FailedRuns: []store.Run{}, FailedMails: []FailedMail{}}
+	if st.Drop, err = lastDropReport(tx); err != nil {
+		return nil, err
+	}
 	if c := g.crl; c != nil {
 		st.CRL = &CRLStatus{Number: c.Number, ThisUpdate: c.ThisUpdate, NextUpdate: c.NextUpdate, Entries: c.Entries, Published: c.Published}
 	}
@@ -284,6 +292,26 @@ func Snapshot(tx *store.Tx, sched Schedules, jobs []string, keyAlg string, now t
 		st.FailedMails = st.FailedMails[:MaxFailedMails]
 	}
 	return st, nil
+}
+
+// lastDropReport is jobs.LastDropReport (Snapshot's parameter jobs hides
+// the package).
+func lastDropReport(tx *store.Tx) (*drop.Report, error) { return jobs.LastDropReport(tx) }
+
+// DropProblems splits what the last check of the drop found: problems
+// keep the jobs from publishing (the drop cannot be checked, a wrong base
+// path, folders not writable); warnings are input folders missing, where
+// nothing can be dropped.
+func DropProblems(r *drop.Report) (problems, warnings []string) {
+	if r == nil || r.OK() {
+		return nil, nil
+	}
+	if r.Error != "" || r.Base != "" {
+		return r.Problems(), nil
+	}
+	bad := &drop.Report{Drop: r.Drop, NotWritable: r.NotWritable}
+	missing := &drop.Report{Drop: r.Drop, Missing: r.Missing}
+	return bad.Problems(), missing.Problems()
 }
 
 // cfLike matches a codice fiscale (with omocodia letters) inside a text.

@@ -128,6 +128,9 @@ exists: a key is never replaced.`,
 			if err := makePrefettura(made); err != nil {
 				return err
 			}
+			if cfg.Drop.Type == "sftp" {
+				fmt.Fprintln(out, "drop over SFTP: nothing created on the server; \"anprsec drop prepara\" creates the input folders there, \"anprsec drop verifica\" checks it")
+			}
 			return a.initStore(made, have)
 		},
 	}

@@ -21,6 +21,11 @@ the config, time zone from the config). A job missed while the daemon was
 down runs once at start. On SIGINT or SIGTERM no new run starts, running jobs
 finish their current transaction, and run exits 0.
 
+Before the jobs start, run checks the drop as "anprsec drop verifica" does,
+and again every hour: it refuses to start on a wrong base path; a drop that
+cannot be reached, input folders missing or folders not writable are
+warnings, shown by "anprsec status" and /healthz.
+
 On metrics.address (loopback only, default 127.0.0.1:9464; empty disables
 it) run serves /metrics (Prometheus), /healthz (200, or 503 with what is
 wrong) and /status (the snapshot "anprsec status" prints, as JSON). When the
@@ -32,6 +37,9 @@ address cannot be opened the jobs run anyway and a warning says why.`,
 				return err
 			}
 			defer closeFn()
+			if err := a.verifyDropAtStart(cmd.Context(), r.Env()); err != nil {
+				return err
+			}
 			ctx, cancel := context.WithCancel(cmd.Context())
 			// Deferred after closeFn, so run before it: the helpers stop
 			// before the store closes.
@@ -39,6 +47,7 @@ address cannot be opened the jobs run anyway and a warning says why.`,
 			defer bg.Wait()
 			defer cancel()
 			a.serveOps(ctx, r, &bg)
+			a.watchDrop(ctx, r.Env(), &bg)
 			// Reclaim value-log space now and then; stop before the store closes.
 			bg.Add(1)
 			go func() {

@@ -29,8 +29,10 @@ func (a *app) statusCmd() *cobra.Command {
 success and its next scheduled run; the backlog (workstation certificates
 waiting for the batch, cards requested, in production and at the comune,
 mails queued and failed, bundles and card orders not yet published, the key
-pool, the CRL); and the last errors (the last failed run of each job, the
-most recent mails set aside). It only reads the store.
+pool, the CRL); the last check of the drop (anprsec drop verifica, and the
+daemon's at start and every hour), with its missing input folders as
+warnings; and the last errors (the last failed run of each job, the most
+recent mails set aside). It only reads the store.
 
 While the daemon runs it holds the store: status then asks the daemon, at
 http://<metrics.address>/status. With --json it prints the snapshot as JSON
@@ -210,6 +212,21 @@ func (a *app) printStatus(w io.Writer, st *ops.Status, from string) error {
 	fmt.Fprintf(tw, "CRL\t%s\n", crl)
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+
+	fmt.Fprintln(w, "\nDROP")
+	switch d := st.Drop; {
+	case d == nil:
+		fmt.Fprintln(w, "not checked yet: anprsec drop verifica")
+	default:
+		fmt.Fprintf(w, "%s checked %s: %s\n", d.Drop, ago(d.Checked), dropVerdict(d))
+		problems, warnings := ops.DropProblems(d)
+		for _, p := range problems {
+			fmt.Fprintln(w, "ERROR   "+p)
+		}
+		for _, p := range warnings {
+			fmt.Fprintln(w, "WARNING "+p)
+		}
 	}
 
 	fmt.Fprintln(w, "\nLAST ERRORS")

@@ -298,9 +298,11 @@ func (g *Ingester) checkComuni(items []item) error {
 	err := g.Store.View(func(tx *store.Tx) error {
 		for code, fileRows := range byComune {
 			all := map[string][]domain.Profile{}
+			stored := map[string]bool{}
 			if err := tx.UtenzeOfComune(code, func(u *domain.Utenza) error {
 				if u.State != domain.UtenzaCancellata {
 					all[u.CF] = u.Profiles
+					stored[u.CF] = true
 				}
 				return nil
 			}); err != nil {
@@ -308,8 +310,9 @@ func (g *Ingester) checkComuni(items []item) error {
 			}
 			for cf, p := range fileRows {
 				all[cf] = p
+				delete(stored, cf)
 			}
-			if r := lifecycle.CensusBreaches(all); r != "" {
+			if r := lifecycle.CensusBreaches(all, stored); r != "" {
 				c, _ := g.Comuni.Lookup(code)
 				reasons[code] = fmt.Sprintf("comune %s (%s): %s; tutte le righe del comune sono scartate", code, c.Name, r)
 			} else {

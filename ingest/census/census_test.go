@@ -283,6 +283,28 @@ func TestReingestUpdates(t *testing.T) {
 	})
 }
 
+// A later census naming a second ASC: the refusal says that one of the
+// two is already in the store.
+func TestSecondASCRefusalSaysOneIsAlreadyInTheStore(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	asc := []any{"058091", "Roma", "RSSMRA68A01H501Y", "Rossi", "Mario", "M", "01/01/1968", "mario@example.it", "", "ASC", "SI", "PRODUZIONE"}
+	als := []any{"058091", "Roma", "VRDGPP80A01H501U", "Verdi", "Giuseppe", "M", "01/01/1980", "giuseppe@example.it", "", "ALS", "SI", "PRODUZIONE"}
+	alp := []any{"058091", "Roma", "GLLSRA82E50H501I", "Galli", "Sara", "F", "10/05/1982", "sara@example.it", "", "ALP", "SI", "PRODUZIONE"}
+	writeWorkbook(t, filepath.Join(dir, "1.xlsx"), [][]any{asc, als, alp}, nil)
+	h.drop(filepath.Join(dir, "1.xlsx"), "1.xlsx")
+	h.run()
+	other := []any{"058091", "Roma", "MRTMRA83T56A269B", "Martini", "Maria", "F", "16/12/1983", "maria@example.it", "", "ASC", "SI", "PRODUZIONE"}
+	writeWorkbook(t, filepath.Join(dir, "2.xlsx"), [][]any{other}, nil)
+	h.drop(filepath.Join(dir, "2.xlsx"), "2.xlsx")
+	h.run()
+	g := h.esito("2.xlsx")["Utenti:2"]
+	want := "2 utenti con profilo ASC (1 già in archivio da un censimento precedente, 1 in questo file), ne è ammesso uno solo"
+	if g == nil || g[0] != "SCARTATO" || g[1] != "COMUNE_PROFILI" || !strings.Contains(g[2], want) {
+		t.Errorf("Utenti:2 = %q, want SCARTATO COMUNE_PROFILI containing %q", g, want)
+	}
+}
+
 func TestLongCellRefused(t *testing.T) {
 	h := newHarness(t)
 	dir := t.TempDir()

@@ -1,0 +1,111 @@
+package drop
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path"
+)
+
+// ProbeName begins the name of the file written and removed to check that
+// a folder takes files (".anprsec-prova-<folder>"). It starts with a dot,
+// so no reader of the drop takes it for an input.
+const ProbeName = ".anprsec-prova"
+
+// ErrBadBase is returned (wrapped) when the drop's root folder (an SFTP
+// drop's base path) does not exist or is not a folder.
+var ErrBadBase = errors.New("bad base path")
+
+// CheckBase checks that the drop answers and that its root is a folder.
+// An error that does not wrap ErrBadBase is one of the connection.
+func CheckBase(ctx context.Context, d Drop) error {
+	e, err := d.Stat(ctx, ".")
+	switch {
+	case errors.Is(err, ErrNotExist):
+		return fmt.Errorf("%s: %w: the folder does not exist", d, ErrBadBase)
+	case err != nil:
+		return err
+	case e.Regular:
+		return fmt.Errorf("%s: %w: it is a file, not a folder", d, ErrBadBase)
+	}
+	return nil
+}
+
+// CheckWritable checks that a file can be written in folder dir: it
+// writes a probe file (ProbeName-<base name of dir>, so that checks of
+// different folders never share a name) and removes it, in dir when dir
+// exists, else in the
+// nearest folder above it that exists (a write in dir creates the folders
+// missing below that one). It returns the folder it wrote in. The drop's
+// root must exist (CheckBase): nothing is ever created above it.
+func CheckWritable(ctx context.Context, d Drop, dir string) (string, error) {
+	dir, err := Clean(dir)
+	if err != nil {
+		return "", err
+	}
+	at := dir
+	for {
+		e, err := d.Stat(ctx, at)
+		if err == nil {
+			if !e.Dir {
+				return at, fmt.Errorf("%s is not a folder", at)
+			}
+			break
+		}
+		if !errors.Is(err, ErrNotExist) {
+			return at, err
+		}
+		if at == "." {
+			return at, fmt.Errorf("%s: %w: the folder does not exist", d, ErrBadBase)
+		}
+		at = path.Dir(at)
+	}
+	name := path.Base(dir)
+	if name == "." {
+		name = "base"
+	}
+	probe := path.Join(at, ProbeName+"-"+name)
+	if err := d.Write(ctx, probe, bytes.NewReader([]byte("anprsec\n"))); err != nil {
+		return at, fmt.Errorf("cannot write in %s: %w", at, err)
+	}
+	if err := d.Remove(ctx, probe); err != nil {
+		return at, fmt.Errorf("cannot remove %s: %w", probe, err)
+	}
+	return at, nil
+}
+
+// Prepare creates the input folders among folders that do not exist yet,
+// after checking the base path (nothing is ever created above it). A
+// folder is made by writing a probe file in it and removing it (a write
+// creates the folders missing on its way). It returns the folders it
+// created; running it again creates nothing.
+func Prepare(ctx context.Context, d Drop, folders []Folder) ([]string, error) {
+	if err := CheckBase(ctx, d); err != nil {
+		return nil, err
+	}
+	var created []string
+	for _, f := range folders {
+		if !f.Input {
+			continue
+		}
+		e, err := d.Stat(ctx, f.Path)
+		switch {
+		case err == nil && e.Dir:
+			continue
+		case err == nil:
+			return created, fmt.Errorf("%s is not a folder", f.Path)
+		case !errors.Is(err, ErrNotExist):
+			return created, err
+		}
+		probe := path.Join(f.Path, ProbeName+"-"+path.Base(f.Path))
+		if err := d.Write(ctx, probe, bytes.NewReader([]byte("anprsec\n"))); err != nil {
+			return created, fmt.Errorf("creating %s/: %w", f.Path, err)
+		}
+		if err := d.Remove(ctx, probe); err != nil {
+			return created, fmt.Errorf("creating %s/: %w", f.Path, err)
+		}
+		created = append(created, f.Path+"/")
+	}
+	return created, nil
+}
