@@ -10,12 +10,13 @@ import (
 
 	"anprsec/ingest/esito"
 	"anprsec/internal/cellsafe"
+	"anprsec/internal/clip"
 )
 
 // FuzzAppend: whatever a file's cells or a reader's messages hold, a
 // receipt line is one ';' CSV record of five valid UTF-8 fields that reads
-// back as written (after Neutralize), and no field a spreadsheet would take
-// for a formula.
+// back as written (bounded by its field's limit, then neutralized), and no
+// field a spreadsheet would take for a formula.
 func FuzzAppend(f *testing.F) {
 	f.Add("Utenti", 2, "OK", "CREATA", "utenza creata, profili ASC")
 	f.Add("=Utenti", -1, "SCARTATO", "+CF", "=HYPERLINK(\"http://x\";\"clic\")")
@@ -35,10 +36,10 @@ func FuzzAppend(f *testing.F) {
 			t.Fatalf("line %q reads as %q, %v", buf.String(), recs, err)
 		}
 		// encoding/csv turns \r\n inside a quoted field into \n.
-		norm := func(s string) string {
-			return strings.ReplaceAll(cellsafe.Neutralize(strings.ToValidUTF8(s, "\uFFFD")), "\r\n", "\n")
+		norm := func(s string, max int) string {
+			return strings.ReplaceAll(cellsafe.Neutralize(strings.ToValidUTF8(clip.String(s, max), "\uFFFD")), "\r\n", "\n")
 		}
-		want := []string{norm(sheet), strconv.Itoa(row), norm(outcome), norm(code), norm(msg)}
+		want := []string{norm(sheet, esito.MaxSheet), strconv.Itoa(row), norm(outcome, esito.MaxCode), norm(code, esito.MaxCode), norm(msg, esito.MaxMessage)}
 		for i, got := range recs[0] {
 			if got != want[i] {
 				t.Errorf("field %d = %q, want %q", i, got, want[i])
