@@ -24,7 +24,7 @@ var exportJob = Job{
 // NewExporter returns an exporter writing to target, in the drop layout
 // unless flat (every file at the target's root).
 func NewExporter(env *Env, target audit.Target, flat bool) *audit.Exporter {
-	return &audit.Exporter{Store: env.Store, Target: target, Flat: flat, Location: env.Loc}
+	return &audit.Exporter{Store: env.Store, Target: target, Flat: flat, Location: env.Loc, Table: env.Comuni}
 }
 
 func runExport(ctx context.Context, env *Env, run *Run) error {

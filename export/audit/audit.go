@@ -35,6 +35,7 @@ import (
 	"github.com/klauspost/compress/flate"
 	"github.com/xuri/excelize/v2"
 
+	"anprsec/istat"
 	"anprsec/store"
 )
 
@@ -63,6 +64,9 @@ type Exporter struct {
 	Location *time.Location
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// Table is the table of comuni in force (nil: the embedded one): a
+	// censused comune that is no longer in it is an anomaly.
+	Table *istat.Table
 	// ExpiryWindow: certificates and cards expiring within it are
 	// anomalies; 0 is 30 days.
 	ExpiryWindow time.Duration

@@ -13,6 +13,7 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"anprsec/domain"
+	"anprsec/istat"
 	"anprsec/lifecycle"
 	"anprsec/store"
 )
@@ -37,6 +38,7 @@ const (
 	AnomalyCertExpiry  = "Certificato postazione in scadenza"
 	AnomalyCardExpiry  = "Smart card in scadenza"
 	AnomalyRefused     = "Richiesta rifiutata per autorizzazione"
+	AnomalyCeased      = "Comune cessato o con un nuovo codice"
 	maxSheetRows       = 1_048_576
 	historyTruncatedAt = maxSheetRows - 1
 )
@@ -481,6 +483,39 @@ func (n *national) utenze(users *table) error {
 	sort.Strings(empty)
 	for _, code := range empty {
 		if err := n.closeComune(&comuneCheck{istat: code, staff: lifecycle.Staff{}}); err != nil {
+			return err
+		}
+	}
+	return n.ceasedComuni()
+}
+
+// ceasedComuni reports the censused comuni that are no longer in force
+// (merged, or moved to another code), naming the successor when the table
+// of places knows it.
+func (n *national) ceasedComuni() error {
+	t := n.e.Table
+	if t == nil {
+		t = istat.Default()
+	}
+	codes := make([]string, 0, len(n.names))
+	for code := range n.names {
+		if _, ok := t.Lookup(code); !ok {
+			codes = append(codes, code)
+		}
+	}
+	sort.Strings(codes)
+	for _, code := range codes {
+		detail := "il codice ISTAT " + code + " non è più in uso"
+		if ps := t.Places().ISTAT(code); len(ps) > 0 {
+			last := ps[len(ps)-1]
+			if !last.Until.IsZero() {
+				detail += " dal " + last.Until.AddDate(0, 0, 1).Format("02/01/2006")
+			}
+			if next, ok := t.Places().Successor(last); ok && next.ISTAT != code {
+				detail += "; ora " + next.ISTAT + " " + next.Name + " (" + next.Sigla + ")"
+			}
+		}
+		if err := n.anomaly(AnomalyCeased, code, "", "", detail, time.Time{}); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package audit_test
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,5 +79,39 @@ func TestExportOfEmptyStore(t *testing.T) {
 	}
 	if res, err := e.Comuni(context.Background()); err != nil || res.Failed != 0 {
 		t.Errorf("Comuni on an empty store: %+v, %v", res, err)
+	}
+}
+
+// TestCensusedComuneThatCeasedIsAnAnomaly: a comune in the store that is no
+// longer in force (Rossano, merged into Corigliano-Rossano in 2018) is
+// listed among the anomalies with its successor; comuni in force are not.
+func TestCensusedComuneThatCeasedIsAnAnomaly(t *testing.T) {
+	fx := newFixture(t)
+	if err := fx.st.Update(func(tx *store.Tx) error {
+		return tx.PutComune(&domain.Comune{ISTAT: "078108", Name: "Rossano", Province: "078"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := fx.exporter(t).National(context.Background(), audit.DefaultPeriod(now, rome))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := excelize.OpenReader(bytes.NewReader(fx.read(t, res.XLSX)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := f.GetRows(audit.AnomaliesSheet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ceased []string
+	for _, r := range rows[1:] {
+		if len(r) > 1 && r[0] == audit.AnomalyCeased {
+			ceased = append(ceased, strings.Join(r, "|"))
+		}
+	}
+	if len(ceased) != 1 || !strings.Contains(ceased[0], "078108") || !strings.Contains(ceased[0], "ora 078157 Corigliano-Rossano") {
+		t.Errorf("ceased comuni anomalies: %q, want one for 078108 naming 078157 Corigliano-Rossano", ceased)
 	}
 }
