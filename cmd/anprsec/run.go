@@ -38,6 +38,7 @@ address cannot be opened the jobs run anyway and a warning says why.`,
 			defer bg.Wait()
 			defer cancel()
 			a.serveOps(ctx, r, &bg)
+			a.servePKI(ctx, r, &bg)
 			// Reclaim value-log space now and then; stop before the store closes.
 			bg.Add(1)
 			go func() {
