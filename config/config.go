@@ -80,6 +80,12 @@ type Config struct {
 		// the CRL, the CA certificate and OCSP, at the paths of the URLs
 		// above; empty: not served.
 		HTTPAddress string `yaml:"http_address"`
+		// OCSPValidity is nextUpdate - thisUpdate of an OCSP response; a
+		// cached response is signed again after half of it.
+		OCSPValidity time.Duration `yaml:"ocsp_validity"`
+		// OCSPNonceRate is the most freshly signed OCSP responses a second
+		// (requests with a nonce, serials never issued); 0: none.
+		OCSPNonceRate float64 `yaml:"ocsp_nonce_rate"`
 	} `yaml:"pki"`
 
 	Drop struct {
@@ -381,6 +387,12 @@ func (c *Config) validatePKIHTTP() error {
 			return fmt.Errorf("%s and %s have the same path %s: each is served on its own", other, kv[0], p)
 		}
 		paths[p] = kv[0]
+	}
+	if c.PKI.OCSPValidity < time.Minute {
+		return fmt.Errorf("pki.ocsp_validity %s: must be at least 1m", c.PKI.OCSPValidity)
+	}
+	if c.PKI.OCSPNonceRate < 0 {
+		return fmt.Errorf("pki.ocsp_nonce_rate %g: must not be negative (0: requests with a nonce get the cached response)", c.PKI.OCSPNonceRate)
 	}
 	if a := c.PKI.HTTPAddress; a != "" {
 		_, port, err := net.SplitHostPort(a)

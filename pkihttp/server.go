@@ -45,8 +45,10 @@ type Options struct {
 	// The URLs of the config (pki.crl_url, pki.ocsp_url,
 	// pki.ca_issuers_url): only their paths matter here.
 	CRLURL, OCSPURL, CAIssuersURL string
-	Now                           func() time.Time
-	Log                           *slog.Logger
+	// OCSP answers OCSP requests at the path of OCSPURL; nil: none.
+	OCSP *Responder
+	Now  func() time.Time
+	Log  *slog.Logger
 }
 
 // Server serves the CRL, the CA certificate and OCSP.
@@ -120,6 +122,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveCRL(w, r)
 	case p == s.caPath:
 		s.serveCA(w, r)
+	case s.o.OCSP != nil && (p == s.ocspPath || strings.HasPrefix(p, s.ocspPath+"/")):
+		s.o.OCSP.serveHTTP(w, r, s.ocspPath)
 	default:
 		http.NotFound(w, r)
 	}

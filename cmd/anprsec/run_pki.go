@@ -21,7 +21,7 @@ func (a *app) servePKI(ctx context.Context, r *schedules.Runner, bg *sync.WaitGr
 		a.log.Info("PKI server disabled (pki.http_address is empty): no CRL, CA certificate or OCSP over HTTP")
 		return ""
 	}
-	srv, err := a.newPKIServer(r)
+	srv, err := a.newPKIServer(ctx, r, bg)
 	if err != nil {
 		a.log.Warn("PKI server not started: relying parties get no CRL, CA certificate or OCSP over HTTP", "err", err)
 		return ""
@@ -43,7 +43,10 @@ func (a *app) servePKI(ctx context.Context, r *schedules.Runner, bg *sync.WaitGr
 	return ln.Addr().String()
 }
 
-func (a *app) newPKIServer(r *schedules.Runner) (*pkihttp.Server, error) {
+// newPKIServer makes the server and its OCSP responder; the responder's
+// renewal runs in bg until ctx is done. A responder without a certificate
+// (the CA could not be loaded) answers tryLater until one is issued.
+func (a *app) newPKIServer(ctx context.Context, r *schedules.Runner, bg *sync.WaitGroup) (*pkihttp.Server, error) {
 	pc := a.cfg.PKI
 	certPath := a.cfg.Path(pc.CACert)
 	data, err := os.ReadFile(certPath)
@@ -54,8 +57,24 @@ func (a *app) newPKIServer(r *schedules.Runner) (*pkihttp.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CA certificate %s: %w", certPath, err)
 	}
+	resp, err := pkihttp.NewResponder(pkihttp.ResponderOptions{
+		Store: r.Store(), Sealer: r.Env().Sealer, CACert: caCert,
+		LoadCA:   func() (*pki.CA, error) { return pki.LoadCA(certPath, a.cfg.Path(pc.CAKey)) },
+		Validity: pc.OCSPValidity, NonceRate: pc.OCSPNonceRate, Log: a.log,
+	})
+	switch {
+	case resp == nil:
+		return nil, err
+	case err != nil:
+		a.log.Warn("OCSP responder without a certificate: it answers tryLater until one is issued", "err", err)
+	}
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		resp.Run(ctx)
+	}()
 	return pkihttp.New(pkihttp.Options{
-		Store: r.Store(), CACert: caCert,
+		Store: r.Store(), CACert: caCert, OCSP: resp,
 		CRLURL: pc.CRLURL, OCSPURL: pc.OCSPURL, CAIssuersURL: pc.CAIssuersURL,
 		Log: a.log,
 	})
