@@ -48,7 +48,10 @@ type Config struct {
 
 	PKI struct {
 		CACert string `yaml:"ca_cert"`
-		CAKey  string `yaml:"ca_key"`
+		// CAKey is the CA key: a PEM file, or an RFC 7512 PKCS#11 URI
+		// (pkcs11:token=...;object=...?module-path=...&pin-source=file:...)
+		// of a key in an HSM; see (*Config).CAKey.
+		CAKey string `yaml:"ca_key"`
 		// Encoding of the PKCS#12 files: legacy (3DES) or modern (AES-256).
 		Encoding string `yaml:"encoding"`
 		// ValidityDays of workstation and server certificates.
@@ -460,6 +463,20 @@ func (c *Config) Path(p string) string {
 		return p
 	}
 	return filepath.Join(c.Dir, p)
+}
+
+// CAKey is where the CA key is: pki.ca_key resolved as a path, or as
+// written when it is a PKCS#11 URI ("pkcs11:...", a key in an HSM).
+func (c *Config) CAKey() string {
+	if k := strings.TrimSpace(c.PKI.CAKey); strings.HasPrefix(k, "pkcs11:") {
+		return k
+	}
+	return c.Path(c.PKI.CAKey)
+}
+
+// CAKeyInHSM reports whether pki.ca_key is a PKCS#11 URI.
+func (c *Config) CAKeyInHSM() bool {
+	return strings.HasPrefix(strings.TrimSpace(c.PKI.CAKey), "pkcs11:")
 }
 
 // unknownField matches yaml's "field X not found in type T" to the end of

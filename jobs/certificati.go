@@ -103,7 +103,7 @@ func runCertificati(ctx context.Context, env *Env, run *Run) error {
 // issueAndCommit issues todo in parallel and commits the results per comune.
 func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Postazione, names map[string]string) error {
 	pc := env.Config.PKI
-	ca, err := pki.LoadCA(env.Config.Path(pc.CACert), env.Config.Path(pc.CAKey))
+	ca, err := pki.LoadCA(env.Config.Path(pc.CACert), env.Config.CAKey())
 	if err != nil {
 		return fmt.Errorf("certificati: CA: %w", err)
 	}

@@ -51,7 +51,7 @@ var crlJob = Job{
 
 func runCRL(ctx context.Context, env *Env, run *Run) error {
 	pc := env.Config.PKI
-	ca, err := pki.LoadCA(env.Config.Path(pc.CACert), env.Config.Path(pc.CAKey))
+	ca, err := pki.LoadCA(env.Config.Path(pc.CACert), env.Config.CAKey())
 	if err != nil {
 		return fmt.Errorf("crl: CA: %w", err)
 	}

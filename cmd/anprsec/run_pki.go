@@ -59,7 +59,7 @@ func (a *app) newPKIServer(ctx context.Context, r *schedules.Runner, bg *sync.Wa
 	}
 	resp, err := pkihttp.NewResponder(pkihttp.ResponderOptions{
 		Store: r.Store(), Sealer: r.Env().Sealer, CACert: caCert,
-		LoadCA:   func() (*pki.CA, error) { return pki.LoadCA(certPath, a.cfg.Path(pc.CAKey)) },
+		LoadCA:   func() (*pki.CA, error) { return pki.LoadCA(certPath, a.cfg.CAKey()) },
 		Validity: pc.OCSPValidity, NonceRate: pc.OCSPNonceRate, Log: a.log,
 	})
 	switch {
