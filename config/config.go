@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -50,7 +51,10 @@ type Config struct {
 
 	PKI struct {
 		CACert string `yaml:"ca_cert"`
-		CAKey  string `yaml:"ca_key"`
+		// CAKey is the CA key: a PEM file, or an RFC 7512 PKCS#11 URI
+		// (pkcs11:token=...;object=...?module-path=...&pin-source=file:...)
+		// of a key in an HSM; see (*Config).CAKey.
+		CAKey string `yaml:"ca_key"`
 		// Encoding of the PKCS#12 files: legacy (3DES) or modern (AES-256).
 		Encoding string `yaml:"encoding"`
 		// ValidityDays of workstation and server certificates.
@@ -73,6 +77,21 @@ type Config struct {
 		RevokeGrace time.Duration `yaml:"revoke_grace"`
 		// CRLValidity is nextUpdate - thisUpdate of the signed CRL.
 		CRLValidity time.Duration `yaml:"crl_validity"`
+		// Revocation discovery (docs/rules.md#certificates): URLs written
+		// into every certificate issued, each left out when empty.
+		CRLURL       string `yaml:"crl_url"`
+		OCSPURL      string `yaml:"ocsp_url"`
+		CAIssuersURL string `yaml:"ca_issuers_url"`
+		// HTTPAddress is the public host:port where `anprsec run` serves
+		// the CRL, the CA certificate and OCSP, at the paths of the URLs
+		// above; empty: not served.
+		HTTPAddress string `yaml:"http_address"`
+		// OCSPValidity is nextUpdate - thisUpdate of an OCSP response; a
+		// cached response is signed again after half of it.
+		OCSPValidity time.Duration `yaml:"ocsp_validity"`
+		// OCSPNonceRate is the most freshly signed OCSP responses a second
+		// (requests with a nonce, serials never issued); 0: none.
+		OCSPNonceRate float64 `yaml:"ocsp_nonce_rate"`
 	} `yaml:"pki"`
 
 	Drop struct {
@@ -351,6 +370,52 @@ func (c *Config) validatePKI() error {
 	if c.PKI.RevokeGrace < 0 {
 		return fmt.Errorf("pki.revoke_grace %s: must not be negative (0s makes a revocation final at the next batch)", c.PKI.RevokeGrace)
 	}
+	return c.validatePKIHTTP()
+}
+
+// validatePKIHTTP checks the revocation-discovery URLs (absolute http or
+// https, with a host, no query or fragment: an OCSP GET appends to the
+// path), that no two share a path, and pki.http_address (host:port).
+func (c *Config) validatePKIHTTP() error {
+	paths := map[string]string{}
+	for _, kv := range [][2]string{{"pki.crl_url", c.PKI.CRLURL}, {"pki.ocsp_url", c.PKI.OCSPURL}, {"pki.ca_issuers_url", c.PKI.CAIssuersURL}} {
+		if kv[1] == "" {
+			continue
+		}
+		u, err := url.Parse(kv[1])
+		if err != nil {
+			return fmt.Errorf("%s %q: %v", kv[0], kv[1], err)
+		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			return fmt.Errorf("%s %q: want an absolute http:// URL with a host (relying parties fetch it)", kv[0], kv[1])
+		}
+		if u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(kv[1], "?") {
+			return fmt.Errorf("%s %q: no query or fragment (an OCSP GET request appends to the path)", kv[0], kv[1])
+		}
+		p := u.EscapedPath()
+		if p == "" {
+			p = "/"
+		}
+		if other, ok := paths[p]; ok {
+			return fmt.Errorf("%s and %s have the same path %s: each is served on its own", other, kv[0], p)
+		}
+		paths[p] = kv[0]
+	}
+	if c.PKI.OCSPValidity < time.Minute {
+		return fmt.Errorf("pki.ocsp_validity %s: must be at least 1m", c.PKI.OCSPValidity)
+	}
+	if c.PKI.OCSPNonceRate < 0 {
+		return fmt.Errorf("pki.ocsp_nonce_rate %g: must not be negative (0: requests with a nonce get the cached response)", c.PKI.OCSPNonceRate)
+	}
+	if a := c.PKI.HTTPAddress; a != "" {
+		_, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return fmt.Errorf("pki.http_address %q: want host:port (%v)", a, err)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("pki.http_address %q: port %q is not a number from 0 to 65535", a, port)
+		}
+	}
 	return nil
 }
 
@@ -408,6 +473,20 @@ func (c *Config) Path(p string) string {
 		return p
 	}
 	return filepath.Join(c.Dir, p)
+}
+
+// CAKey is where the CA key is: pki.ca_key resolved as a path, or as
+// written when it is a PKCS#11 URI ("pkcs11:...", a key in an HSM).
+func (c *Config) CAKey() string {
+	if k := strings.TrimSpace(c.PKI.CAKey); strings.HasPrefix(k, "pkcs11:") {
+		return k
+	}
+	return c.Path(c.PKI.CAKey)
+}
+
+// CAKeyInHSM reports whether pki.ca_key is a PKCS#11 URI.
+func (c *Config) CAKeyInHSM() bool {
+	return strings.HasPrefix(strings.TrimSpace(c.PKI.CAKey), "pkcs11:")
 }
 
 // unknownField matches yaml's "field X not found in type T" to the end of

@@ -54,6 +54,14 @@ func TestLoadErrors(t *testing.T) {
 		{"pki:\n  revoke_grace: presto\n", "`presto` is not a duration"},
 		{"pki:\n  crl_validity: 1h\n", "pki.crl_validity"},
 		{"pki:\n  crl_validity: 30m\n", "pki.crl_validity"},
+		{"pki:\n  ocsp_url: ldap://pki.example/ocsp\n", "pki.ocsp_url"},
+		{"pki:\n  crl_url: /crl/anprsec.crl\n", "absolute http"},
+		{"pki:\n  ocsp_url: http://pki.example/ocsp?x=1\n", "no query"},
+		{"pki:\n  crl_url: http://a.example/p\n  ca_issuers_url: http://b.example/p\n", "same path"},
+		{"pki:\n  http_address: pki.example\n", "pki.http_address"},
+		{"pki:\n  ocsp_validity: 30s\n", "pki.ocsp_validity"},
+		{"pki:\n  ocsp_nonce_rate: -1\n", "pki.ocsp_nonce_rate"},
+		{"pki:\n  http_address: \":https\"\n", "pki.http_address"},
 	} {
 		p := filepath.Join(t.TempDir(), "anprsec.yaml")
 		os.WriteFile(p, []byte(tc.yaml), 0o600)
@@ -138,5 +146,23 @@ func TestManifestSignaturesAreRequiredByDefault(t *testing.T) {
 		if c.Cards.RequireSignature != want {
 			t.Errorf("%q: require_signature %v, want %v", yaml, c.Cards.RequireSignature, want)
 		}
+	}
+}
+
+func TestLoadRevocationDiscovery(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "anprsec.yaml")
+	os.WriteFile(p, []byte("pki:\n  crl_url: http://pki.example.it/crl/anprsec.crl\n  ocsp_url: https://pki.example.it/ocsp\n  http_address: \":8080\"\n"), 0o600)
+	c, err := Load(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PKI.CRLURL != "http://pki.example.it/crl/anprsec.crl" || c.PKI.OCSPURL != "https://pki.example.it/ocsp" || c.PKI.CAIssuersURL != "" || c.PKI.HTTPAddress != ":8080" {
+		t.Errorf("pki = %+v", c.PKI)
+	}
+	if d := Default("/srv"); d.PKI.OCSPValidity != time.Hour || d.PKI.OCSPNonceRate != 50 {
+		t.Errorf("pki.ocsp_validity %s, pki.ocsp_nonce_rate %g", d.PKI.OCSPValidity, d.PKI.OCSPNonceRate)
+	}
+	if d := Default("/srv"); d.PKI.CRLURL != "" || d.PKI.OCSPURL != "" || d.PKI.CAIssuersURL != "" || d.PKI.HTTPAddress != "" {
+		t.Errorf("the defaults serve or name URLs: %+v", d.PKI)
 	}
 }

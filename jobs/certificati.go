@@ -138,7 +138,7 @@ func bundleDirs(env *Env, todo []*domain.Postazione) ([]string, error) {
 // issueAndCommit issues todo in parallel and commits the results per comune.
 func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Postazione, names map[string]string) error {
 	pc := env.Config.PKI
-	ca, err := pki.LoadCA(env.Config.Path(pc.CACert), env.Config.Path(pc.CAKey))
+	ca, err := pki.LoadCA(env.Config.Path(pc.CACert), env.Config.CAKey())
 	if err != nil {
 		return fmt.Errorf("certificati: CA: %w", err)
 	}
@@ -217,7 +217,8 @@ func issueTodo(env *Env, ca *pki.CA, p *domain.Postazione, pooled []store.PoolKe
 		}
 		key = k
 	}
-	return issueOne(ca, key, p.Code, p.ISTAT, comune, pc.KeyAlgorithm, pc.Encoding, pc.ValidityDays, pc.PasswordAlphabet, pc.PasswordLength)
+	disc := pki.Discovery{CRL: pc.CRLURL, OCSP: pc.OCSPURL, CAIssuers: pc.CAIssuersURL}
+	return issueOne(ca, key, p.Code, p.ISTAT, comune, pc.KeyAlgorithm, pc.Encoding, pc.ValidityDays, pc.PasswordAlphabet, pc.PasswordLength, disc)
 }
 
 // groupByComune groups results by comune, keeping code order; order is the
@@ -304,8 +305,9 @@ func activateIssued(tx *store.Tx, env *Env, src store.Source, p *domain.Postazio
 }
 
 // issueOne makes the certificate and PKCS#12 of one postazione, with key
-// (from the pool) or, when key is nil, a fresh key of algorithm alg.
-func issueOne(ca *pki.CA, key crypto.Signer, code, istat, comune, alg, encoding string, days int, pwAlphabet string, pwLen int) certResult {
+// (from the pool) or, when key is nil, a fresh key of algorithm alg; the
+// certificate names the CRL and OCSP URLs of disc.
+func issueOne(ca *pki.CA, key crypto.Signer, code, istat, comune, alg, encoding string, days int, pwAlphabet string, pwLen int, disc pki.Discovery) certResult {
 	r := certResult{code: code, istat: istat}
 	if key == nil {
 		var err error
@@ -314,7 +316,7 @@ func issueOne(ca *pki.CA, key crypto.Signer, code, istat, comune, alg, encoding 
 			return r
 		}
 	}
-	cert, _, err := ca.IssueWorkstation(pki.WorkstationRequest{Code: code, Comune: comune, PublicKey: key.Public(), ValidityDays: days})
+	cert, _, err := ca.IssueWorkstation(pki.WorkstationRequest{Code: code, Comune: comune, PublicKey: key.Public(), ValidityDays: days, Discovery: disc})
 	if err != nil {
 		r.err = err
 		return r

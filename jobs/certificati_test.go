@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -512,3 +513,29 @@ func clientsCheck(t *testing.T, caFile string, pws map[string]string, p12s map[s
 var regexpZip = regexp.MustCompile(`^058091-certificati-[0-9]{8}-[0-9]{6}\.zip$`)
 
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// Every certificate of a batch names the CRL and the OCSP responder of the
+// config, so a relying party finds them from the certificate alone.
+func TestIssuedCertificatesNameTheConfiguredCRLAndOCSP(t *testing.T) {
+	c := newCertEnv(t)
+	c.census()
+	pc := &c.env.Config.PKI
+	pc.CRLURL, pc.OCSPURL, pc.CAIssuersURL = "http://pki.example.it/crl/anprsec.crl", "http://pki.example.it/ocsp", "http://pki.example.it/ca/anprsec.crt"
+	if _, err := c.run(certificatiJob); err != nil {
+		t.Fatal(err)
+	}
+	ps := c.postazioni()
+	if len(ps) != len(wantCodes) {
+		t.Fatalf("%d postazioni", len(ps))
+	}
+	for code, p := range ps {
+		cert, err := x509.ParseCertificate(p.CertDER)
+		if err != nil {
+			t.Fatalf("%s: %v", code, err)
+		}
+		if !slices.Equal(cert.CRLDistributionPoints, []string{pc.CRLURL}) || !slices.Equal(cert.OCSPServer, []string{pc.OCSPURL}) ||
+			!slices.Equal(cert.IssuingCertificateURL, []string{pc.CAIssuersURL}) {
+			t.Errorf("%s: CDP %v, OCSP %v, CA issuers %v", code, cert.CRLDistributionPoints, cert.OCSPServer, cert.IssuingCertificateURL)
+		}
+	}
+}

@@ -55,7 +55,7 @@ var crlJob = Job{
 
 func runCRL(ctx context.Context, env *Env, run *Run) error {
 	pc := env.Config.PKI
-	ca, err := pki.LoadCA(env.Config.Path(pc.CACert), env.Config.Path(pc.CAKey))
+	ca, err := pki.LoadCA(env.Config.Path(pc.CACert), env.Config.CAKey())
 	if err != nil {
 		return fmt.Errorf("crl: CA: %w", err)
 	}
@@ -134,10 +134,10 @@ func crlDirty(env *Env) bool {
 	return err == nil && dirty
 }
 
-// crlEntries lists the held and revoked certificates, in serial order.
+// crlEntries lists the held and revoked certificates, in serial order,
+// each with the date and reason of lifecycle.RevocationOf.
 func crlEntries(tx *store.Tx) (entries []pki.CRLEntry, held, revoked int, err error) {
-	states := []domain.CertState{domain.CertBloccato, domain.CertRevocaInCorso, domain.CertRevocato}
-	err = tx.EachPostazioneIn(states, func(p *domain.Postazione) error {
+	err = tx.EachPostazioneIn(lifecycle.RevokedStates, func(p *domain.Postazione) error {
 		if p.Serial == "" {
 			// Refuse rather than sign a CRL that misses a revoked certificate.
 			return fmt.Errorf("postazione %s is %s but has no certificate serial", p.Code, p.State)
@@ -146,19 +146,13 @@ func crlEntries(tx *store.Tx) (entries []pki.CRLEntry, held, revoked int, err er
 		if err != nil {
 			return fmt.Errorf("postazione %s: %w", p.Code, err)
 		}
-		e := pki.CRLEntry{Serial: serial}
-		switch p.State {
-		case domain.CertBloccato:
-			e.RevokedAt, e.Reason = firstSet(p.HoldSince, p.Updated), pki.ReasonCertificateHold
-			held++
-		case domain.CertRevocaInCorso:
-			e.RevokedAt, e.Reason = firstSet(p.RevokedAt, p.Updated), pki.ReasonCertificateHold
-			held++
-		case domain.CertRevocato:
-			e.RevokedAt, e.Reason = firstSet(p.RevokedAt, p.Updated), p.RevocationReason
+		r := lifecycle.RevocationOf(p)
+		entries = append(entries, pki.CRLEntry{Serial: serial, RevokedAt: r.At, Reason: r.Reason})
+		if p.State == domain.CertRevocato {
 			revoked++
+		} else {
+			held++
 		}
-		entries = append(entries, e)
 		return nil
 	})
 	if err != nil {
@@ -166,13 +160,4 @@ func crlEntries(tx *store.Tx) (entries []pki.CRLEntry, held, revoked int, err er
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Serial.Cmp(entries[j].Serial) < 0 })
 	return entries, held, revoked, nil
-}
-
-func firstSet(ts ...time.Time) time.Time {
-	for _, t := range ts {
-		if !t.IsZero() {
-			return t
-		}
-	}
-	return time.Time{}
 }

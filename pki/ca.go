@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"anprsec/pki/hsm"
 	"anprsec/secret"
 )
 
@@ -72,9 +73,11 @@ func NewCA(cert *x509.Certificate, signer crypto.Signer) (*CA, error) {
 	return &CA{Cert: cert, Signer: signer}, nil
 }
 
-// LoadCA reads the CA certificate (PEM) and its private key (PEM: PKCS#8
-// "PRIVATE KEY", PKCS#1 "RSA PRIVATE KEY" or SEC 1 "EC PRIVATE KEY"). The key
-// file is refused when group or others may read it (secret.CheckFile).
+// LoadCA reads the CA certificate (PEM) and its private key: a PEM file
+// (PKCS#8 "PRIVATE KEY", PKCS#1 "RSA PRIVATE KEY" or SEC 1 "EC PRIVATE
+// KEY"), refused when group or others may read it (secret.CheckFile), or
+// an RFC 7512 PKCS#11 URI ("pkcs11:..."), a key that stays in its HSM and
+// signs through it (package hsm).
 func LoadCA(certPath, keyPath string) (*CA, error) {
 	certPEM, err := os.ReadFile(certPath)
 	if err != nil {
@@ -83,6 +86,9 @@ func LoadCA(certPath, keyPath string) (*CA, error) {
 	cert, err := ParseCertificatePEM(certPEM)
 	if err != nil {
 		return nil, fmt.Errorf("pki: CA certificate %s: %w", certPath, err)
+	}
+	if hsm.IsURI(keyPath) {
+		return loadHSMCA(cert, certPath, keyPath)
 	}
 	if err := secret.CheckFile(keyPath); err != nil {
 		return nil, fmt.Errorf("pki: CA key: %w", err)
@@ -167,18 +173,26 @@ func generateDevCA(now time.Time, bits int) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newSelfSignedCA(key, DevCACommonName, now)
+}
+
+// newSelfSignedCA makes the certificate of a CA whose key is signer (a file
+// key, or a key in an HSM): CN cn, O "anprsec", Subject Key Identifier,
+// key usage keyCertSign+cRLSign, CA:TRUE with path length 0 (it signs only
+// end entities), valid 10 years from now.
+func newSelfSignedCA(signer crypto.Signer, cn string, now time.Time) (*CA, error) {
 	serial, err := NewSerial()
 	if err != nil {
 		return nil, err
 	}
-	ski, err := SubjectKeyID(key.Public())
+	ski, err := SubjectKeyID(signer.Public())
 	if err != nil {
 		return nil, err
 	}
 	now = now.UTC().Truncate(time.Second)
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: DevCACommonName, Organization: []string{DevCAOrganization}},
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{DevCAOrganization}},
 		NotBefore:             now,
 		NotAfter:              now.AddDate(DevCAYears, 0, 0),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -187,9 +201,9 @@ func generateDevCA(now time.Time, bits int) (*CA, error) {
 		MaxPathLen:            0,
 		MaxPathLenZero:        true,
 		SubjectKeyId:          ski,
-		SignatureAlgorithm:    x509.SHA256WithRSA,
+		SignatureAlgorithm:    signatureAlgorithm(signer.Public()),
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +211,7 @@ func generateDevCA(now time.Time, bits int) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewCA(cert, key)
+	return NewCA(cert, signer)
 }
 
 // CreateDevCA writes a development CA (GenerateDevCA) to certPath (PEM, mode

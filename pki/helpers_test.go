@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"anprsec/pki/hsm/softhsmtest"
 )
 
 // The RSA-4096 development CA takes about half a second to make: the tests
@@ -36,6 +38,7 @@ func TestMain(m *testing.M) {
 	if shared.dir != "" {
 		os.RemoveAll(shared.dir)
 	}
+	softhsmtest.Cleanup()
 	os.Exit(code)
 }
 

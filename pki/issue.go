@@ -57,6 +57,27 @@ type WorkstationRequest struct {
 	NotBefore time.Time
 	// ValidityDays is the length of validity; 0 means DefaultValidityDays.
 	ValidityDays int
+	// Discovery are the URLs where a relying party finds the CRL, the CA
+	// certificate and the OCSP responder; an empty one is left out.
+	Discovery Discovery
+}
+
+// Discovery are the revocation-discovery URLs written into a certificate
+// (docs/rules.md#certificates): the CRL distribution point (RFC 5280
+// 4.2.1.13) and the authority information access (4.2.2.1) with the CA
+// issuers and OCSP access methods. Each empty URL is left out, and with
+// all three empty the certificate carries neither extension.
+type Discovery struct {
+	CRL       string // pki.crl_url
+	OCSP      string // pki.ocsp_url
+	CAIssuers string // pki.ca_issuers_url
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
 }
 
 // codeRE is a workstation code (domain.WorkstationCode) or a server code
@@ -76,7 +97,8 @@ var ErrBeyondCA = errors.New("pki: the certificate would expire after the CA cer
 // code and O = the comune, key usage digitalSignature+keyEncipherment, EKU
 // clientAuth, basicConstraints CA:FALSE, Subject Key Identifier, Authority
 // Key Identifier = the CA's Subject Key Identifier, signed sha256WithRSA by
-// an RSA CA, ecdsa-with-SHA256 by a P-256 CA. A certificate that would
+// an RSA CA, ecdsa-with-SHA256 by a P-256 CA; the CRL distribution point
+// and authority information access of req.Discovery. A certificate that would
 // expire after the CA is refused (ErrBeyondCA) rather than shortened.
 //
 // It returns the parsed certificate and its DER. It is safe for concurrent
@@ -131,6 +153,9 @@ func (ca *CA) IssueWorkstation(req WorkstationRequest) (*x509.Certificate, []byt
 		IsCA:                  false,
 		SubjectKeyId:          ski,
 		AuthorityKeyId:        ca.Cert.SubjectKeyId,
+		CRLDistributionPoints: nonEmpty(req.Discovery.CRL),
+		OCSPServer:            nonEmpty(req.Discovery.OCSP),
+		IssuingCertificateURL: nonEmpty(req.Discovery.CAIssuers),
 		SignatureAlgorithm:    signatureAlgorithm(ca.Signer.Public()),
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, req.PublicKey, ca.Signer)

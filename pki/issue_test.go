@@ -209,3 +209,57 @@ func TestIssueWorkstationRefuses(t *testing.T) {
 		t.Fatalf("the unchanged request fails: %v", err)
 	}
 }
+
+// A relying party finds the CRL, the CA certificate and the OCSP responder
+// from the certificate alone; an empty URL is left out, and without any
+// URL neither extension is written.
+func TestIssuedCertificateCarriesTheDiscoveryURLs(t *testing.T) {
+	ca, caPath, _ := devCA(t)
+	key, err := GenerateKey(KeyECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := Discovery{CRL: "http://pki.example.it/crl/anprsec.crl", OCSP: "http://pki.example.it/ocsp", CAIssuers: "http://pki.example.it/ca/anprsec.crt"}
+	tests := []struct {
+		name      string
+		disc      Discovery
+		want, not []string
+	}{
+		{"all three", full,
+			[]string{"X509v3 CRL Distribution Points", "URI:" + full.CRL, "Authority Information Access", "OCSP - URI:" + full.OCSP, "CA Issuers - URI:" + full.CAIssuers}, nil},
+		{"OCSP only", Discovery{OCSP: full.OCSP},
+			[]string{"Authority Information Access", "OCSP - URI:" + full.OCSP}, []string{"CRL Distribution Points", "CA Issuers"}},
+		{"CRL only", Discovery{CRL: full.CRL},
+			[]string{"X509v3 CRL Distribution Points", "URI:" + full.CRL}, []string{"Authority Information Access"}},
+		{"none", Discovery{}, nil, []string{"CRL Distribution Points", "Authority Information Access"}},
+	}
+	openssl := tool(t, "openssl", "Debian package openssl")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, err := ca.IssueWorkstation(WorkstationRequest{Code: "058091-PC-0001", Comune: "Roma", PublicKey: key.Public(), Discovery: tc.disc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.CRLDistributionPoints, nonEmpty(tc.disc.CRL)) || !slices.Equal(c.OCSPServer, nonEmpty(tc.disc.OCSP)) ||
+				!slices.Equal(c.IssuingCertificateURL, nonEmpty(tc.disc.CAIssuers)) {
+				t.Errorf("parsed back: CDP %v, OCSP %v, CA issuers %v", c.CRLDistributionPoints, c.OCSPServer, c.IssuingCertificateURL)
+			}
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "leaf.pem"), certPEM(c))
+			text := mustRun(t, dir, openssl, "x509", "-noout", "-text", "-in", "leaf.pem")
+			for _, w := range tc.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("openssl x509 -text lacks %q:\n%s", w, text)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(text, n) {
+					t.Errorf("openssl x509 -text shows %q:\n%s", n, text)
+				}
+			}
+			if out := mustRun(t, dir, openssl, "verify", "-CAfile", caPath, "leaf.pem"); !strings.Contains(out, "leaf.pem: OK") {
+				t.Errorf("openssl verify: %s", out)
+			}
+		})
+	}
+}

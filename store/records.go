@@ -14,7 +14,7 @@ import (
 //	p/<cf>                    person
 //	u/<istat>/<cf>            utenza          i/u-cf/<cf>/<istat>
 //	s/<serial>                smart card      i/s-cf/<cf>/<serial>, i/s-st/<state>/<serial>
-//	w/<code>                  postazione      i/w-st/<state>/<code>
+//	w/<code>                  postazione      i/w-st/<state>/<code>, i/w-sn/<serial> (serials.go)
 //	f/<sha256>                input file      (+ f/<sha256>/e/<chunk> esito lines of committed chunks)
 //	r/<job>/<start>           job run         (+ rl/<job> last run)
 //	h/<seq>                   history entry   (+ m/hist-head)
@@ -162,15 +162,22 @@ func (tx *Tx) Postazione(code string) (*domain.Postazione, error) {
 	return &p, tx.get("w/"+code, &p)
 }
 
-// PutPostazione stores a workstation and keeps its state index.
+// PutPostazione stores a workstation and keeps its state index and the
+// index of its certificate's serial (PostazioneBySerial).
 func (tx *Tx) PutPostazione(p *domain.Postazione) error {
 	var old []string
-	if prev, err := tx.Postazione(p.Code); err == nil {
+	prev, err := tx.Postazione(p.Code)
+	if err == nil {
 		old = postIndexes(prev)
-	} else if !errors.Is(err, ErrNotFound) {
+	} else if errors.Is(err, ErrNotFound) {
+		prev = nil
+	} else {
 		return err
 	}
 	if err := tx.setIndexes(old, postIndexes(p)); err != nil {
+		return err
+	}
+	if err := tx.putSerialIndex(prev, p); err != nil {
 		return err
 	}
 	return tx.set("w/"+p.Code, p)

@@ -20,9 +20,9 @@ var dropLayout = []string{
 }
 
 func (a *app) initCmd() *cobra.Command {
-	var ppp string
+	var ppp, hsmURI string
 	cmd := &cobra.Command{
-		Use:   "init [--prefettura PPP]",
+		Use:   "init [--prefettura PPP] [--hsm PKCS11-URI]",
 		Short: "Set up a working directory: config, data dir, keys, drop folders (idempotent)",
 		Long: `init prepares the working directory for a first run on embedded defaults:
 a commented anprsec.yaml (if none), the data dir, the store, backup and seal
@@ -41,7 +41,14 @@ With --prefettura PPP it also makes, once, a development OpenPGP key of
 prefettura PPP, to sign trial manifests (anprsec gen consegne): its secret
 part in the keys folder (prefettura-PPP.sec.asc, mode 0600), its public part
 where keys.prefetture expects it (PPP.asc). It is refused when either
-exists: a key is never replaced.`,
+exists: a key is never replaced.
+
+With --hsm URI (an RFC 7512 PKCS#11 URI: pkcs11:token=LABEL;object=LABEL?
+module-path=LIB&pin-source=file:PINFILE) the CA key is made inside that
+token, never outside (sensitive, not extractable), and pki.ca_key in the
+config is set to the URI; the CA certificate is signed in the token. A key
+already in the token (made by the HSM's tools) is used as it is. Refused
+when a CA with a file key exists.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
@@ -70,6 +77,15 @@ exists: a key is never replaced.`,
 				have("config", abs)
 			}
 			a.cfg = cfg
+			if hsmURI != "" {
+				changed, err := a.useHSM(abs, hsmURI)
+				if err != nil {
+					return err
+				}
+				if cfg = a.cfg; changed {
+					made("pki.ca_key", abs)
+				}
+			}
 			makePrefettura, err := a.prefetturaStep(ppp, cmd.Flags().Changed("prefettura"))
 			if err != nil {
 				return err
@@ -83,7 +99,7 @@ exists: a key is never replaced.`,
 				{"keys", filepath.Dir(cfg.Path(cfg.Keys.Store)), 0o700},
 				{"holder keys", cfg.Path(cfg.Keys.Holders), 0o700},
 				{"prefetture keys", cfg.Path(cfg.Keys.Prefetture), 0o700},
-				{"pki", filepath.Dir(cfg.Path(cfg.PKI.CAKey)), 0o700},
+				{"pki", filepath.Dir(cfg.Path(cfg.PKI.CACert)), 0o700},
 				{"mail spool", cfg.Path(cfg.Mail.Spool), 0o750},
 			}
 			if cfg.Drop.Type == "local" {
@@ -135,6 +151,7 @@ exists: a key is never replaced.`,
 		},
 	}
 	cmd.Flags().StringVar(&ppp, "prefettura", "", "also make a development OpenPGP key of prefettura PPP (3 digits, e.g. 058), once")
+	cmd.Flags().StringVar(&hsmURI, "hsm", "", "make the CA key inside the HSM token of this PKCS#11 URI and set pki.ca_key to it")
 	return cmd
 }
 

@@ -278,9 +278,18 @@ func relPath(p string) string {
 }
 
 // checkSecrets refuses to start when a configured key file that exists is
-// readable by group or others.
+// readable by group or others, or when the CA key is in an HSM that this
+// build cannot reach (checkHSM).
 func (a *app) checkSecrets() error {
-	for _, p := range []string{a.cfg.Keys.Store, a.cfg.Keys.Backup, a.cfg.Keys.Seal, a.cfg.PKI.CAKey} {
+	keys := []string{a.cfg.Keys.Store, a.cfg.Keys.Backup, a.cfg.Keys.Seal}
+	if a.cfg.CAKeyInHSM() {
+		if err := a.checkHSM(); err != nil {
+			return err
+		}
+	} else {
+		keys = append(keys, a.cfg.PKI.CAKey)
+	}
+	for _, p := range keys {
 		p = a.cfg.Path(p)
 		if _, err := os.Stat(p); err != nil {
 			continue

@@ -48,6 +48,7 @@ address cannot be opened the jobs run anyway and a warning says why.`,
 			defer cancel()
 			a.serveOps(ctx, r, &bg)
 			a.watchDrop(ctx, r.Env(), &bg)
+			a.servePKI(ctx, r, &bg)
 			// Reclaim value-log space now and then; stop before the store closes.
 			bg.Add(1)
 			go func() {

@@ -1,0 +1,178 @@
+// Package hsm reaches a private key held by a hardware security module
+// through PKCS#11, the standard interface of HSMs (and of SoftHSM2), named
+// by an RFC 7512 PKCS#11 URI as OpenSSL and p11-kit write it:
+//
+//	pkcs11:token=anprsec;object=ca?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/anprsec/hsm.pin
+//
+// The key never leaves the token: it signs through crypto.Signer. PKCS#11
+// modules are C libraries, so this needs cgo (the default build); a build
+// with CGO_ENABLED=0 parses the URIs but refuses to open them (ErrNoCgo).
+package hsm
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"anprsec/secret"
+)
+
+// Scheme is the prefix of a PKCS#11 URI.
+const Scheme = "pkcs11:"
+
+// IsURI reports whether s is a PKCS#11 URI rather than a file path.
+func IsURI(s string) bool { return strings.HasPrefix(strings.TrimSpace(s), Scheme) }
+
+// URI is the part of an RFC 7512 PKCS#11 URI that anprsec uses: the token
+// (by label, serial or slot), the key (by label and/or id), the module and
+// where its PIN is.
+type URI struct {
+	Token  string // token=: the token's label
+	Serial string // serial=: the token's serial number
+	SlotID *int   // slot-id=
+	Object string // object=: the key's label (CKA_LABEL)
+	ID     []byte // id=: the key's CKA_ID
+	// ModulePath is the PKCS#11 library (module-path=).
+	ModulePath string
+	// PinFile is the file holding the user PIN (pin-source=file:...),
+	// mode 0600 like every secret of anprsec; empty: no login.
+	PinFile string
+
+	raw string
+}
+
+// String is the URI as written.
+func (u *URI) String() string { return u.raw }
+
+// ParseURI parses a PKCS#11 URI. It needs one way to find the token
+// (token, serial or slot-id), the key's object and/or id, type=private
+// when a type is given, module-path, and takes the PIN only from a file
+// (pin-source): a pin-value would put a secret in the config. Unknown
+// attributes are refused rather than ignored.
+func ParseURI(s string) (*URI, error) {
+	s = strings.TrimSpace(s)
+	if !IsURI(s) {
+		return nil, fmt.Errorf("hsm: %q is not a PKCS#11 URI (pkcs11:...)", s)
+	}
+	u := &URI{raw: s}
+	rest := strings.TrimPrefix(s, Scheme)
+	path, query, _ := strings.Cut(rest, "?")
+	for _, attr := range splitNonEmpty(path, ";") {
+		k, v, err := attribute(attr)
+		if err != nil {
+			return nil, err
+		}
+		switch k {
+		case "token":
+			u.Token = string(v)
+		case "serial":
+			u.Serial = string(v)
+		case "slot-id":
+			n, err := strconv.Atoi(string(v))
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("hsm: slot-id %q is not a number", v)
+			}
+			u.SlotID = &n
+		case "object":
+			u.Object = string(v)
+		case "id":
+			u.ID = v
+		case "type":
+			if string(v) != "private" {
+				return nil, fmt.Errorf("hsm: type=%s: the CA key is a private key (type=private)", v)
+			}
+		case "manufacturer", "model", "library-manufacturer", "library-description", "library-version":
+			// descriptive: the token is chosen by token, serial or slot-id
+		default:
+			return nil, fmt.Errorf("hsm: PKCS#11 URI attribute %q not supported", k)
+		}
+	}
+	for _, attr := range splitNonEmpty(query, "&") {
+		k, v, err := attribute(attr)
+		if err != nil {
+			return nil, err
+		}
+		switch k {
+		case "module-path":
+			u.ModulePath = string(v)
+		case "pin-source":
+			p := strings.TrimPrefix(string(v), "file:")
+			p = strings.TrimPrefix(p, "//") // file:///etc/x
+			if !filepath.IsAbs(p) && !strings.HasPrefix(string(v), "file:") {
+				return nil, fmt.Errorf("hsm: pin-source %q: want file:/absolute/path", v)
+			}
+			if !filepath.IsAbs(p) {
+				return nil, fmt.Errorf("hsm: pin-source %q: the PIN file's path must be absolute", v)
+			}
+			u.PinFile = p
+		case "pin-value":
+			return nil, errors.New("hsm: pin-value puts the PIN in the config: keep it in a file (mode 0600) and name it with pin-source=file:/path")
+		case "module-name":
+			return nil, errors.New("hsm: module-name is not supported: give the library's full path with module-path")
+		default:
+			return nil, fmt.Errorf("hsm: PKCS#11 URI attribute %q not supported", k)
+		}
+	}
+	n := 0
+	for _, set := range []bool{u.Token != "", u.Serial != "", u.SlotID != nil} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n != 1:
+		return nil, fmt.Errorf("hsm: %s: name the token with exactly one of token=, serial=, slot-id=", s)
+	case u.Object == "" && len(u.ID) == 0:
+		return nil, fmt.Errorf("hsm: %s: name the key with object= (its label) or id=", s)
+	case u.ModulePath == "":
+		return nil, fmt.Errorf("hsm: %s: module-path= (the PKCS#11 library) is missing", s)
+	}
+	return u, nil
+}
+
+func splitNonEmpty(s, sep string) []string {
+	var out []string
+	for _, p := range strings.Split(s, sep) {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// attribute splits name=value and percent-decodes the value.
+func attribute(a string) (string, []byte, error) {
+	k, v, ok := strings.Cut(a, "=")
+	if !ok || k == "" {
+		return "", nil, fmt.Errorf("hsm: PKCS#11 URI attribute %q: want name=value", a)
+	}
+	dec, err := url.PathUnescape(v)
+	if err != nil {
+		return "", nil, fmt.Errorf("hsm: PKCS#11 URI attribute %s: %w", k, err)
+	}
+	return strings.ToLower(k), []byte(dec), nil
+}
+
+// PIN reads the user PIN from PinFile ("" when there is none), refusing a
+// file that group or others may read; a final newline is not part of it.
+func (u *URI) PIN() (string, error) {
+	if u.PinFile == "" {
+		return "", nil
+	}
+	if err := secret.CheckFile(u.PinFile); err != nil {
+		return "", fmt.Errorf("hsm: PIN file: %w", err)
+	}
+	b, err := os.ReadFile(u.PinFile)
+	if err != nil {
+		return "", fmt.Errorf("hsm: PIN file: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// ErrNoCgo is returned by Open and Generate in a build without cgo.
+var ErrNoCgo = errors.New("this anprsec was built without cgo (CGO_ENABLED=0) and cannot load a PKCS#11 module: " +
+	"build it with cgo and a C compiler (the default build), or set pki.ca_key to a PEM key file")

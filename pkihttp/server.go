@@ -1,0 +1,223 @@
+// Package pkihttp is the face of anprsec's PKI toward relying parties
+// (docs/rules.md#certificates): on the public pki.http_address it serves
+// the current CRL (DER), the CA certificate (DER) and an OCSP responder, at
+// the paths of the URLs that every issued certificate names
+// (pki.crl_url, pki.ca_issuers_url, pki.ocsp_url). It reads the CRL and the
+// certificates' status from the store; it is separate from the loopback
+// metrics server of package ops.
+package pkihttp
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"anprsec/store"
+)
+
+// Default paths, used when the matching URL of the config is empty.
+const (
+	DefaultCRLPath  = "/crl/anprsec.crl"
+	DefaultCAPath   = "/ca/anprsec.crt"
+	DefaultOCSPPath = "/ocsp"
+)
+
+// crlRefresh is how long a CRL read from the store is served before the
+// store is read again: the crl job re-signs it hourly and after every
+// change, and reading it again costs the decoding of the whole list.
+const crlRefresh = time.Second
+
+// Options configure a Server.
+type Options struct {
+	Store *store.Store
+	// CACert is the issuing CA's certificate, served at the path of
+	// CAIssuersURL.
+	CACert *x509.Certificate
+	// The URLs of the config (pki.crl_url, pki.ocsp_url,
+	// pki.ca_issuers_url): only their paths matter here.
+	CRLURL, OCSPURL, CAIssuersURL string
+	// OCSP answers OCSP requests at the path of OCSPURL; nil: none.
+	OCSP *Responder
+	Now  func() time.Time
+	Log  *slog.Logger
+}
+
+// Server serves the CRL, the CA certificate and OCSP.
+type Server struct {
+	o                         Options
+	crlPath, caPath, ocspPath string
+
+	crlMu     sync.Mutex
+	crl       *store.CRL
+	crlLoaded time.Time
+}
+
+// New makes a Server.
+func New(o Options) (*Server, error) {
+	if o.Store == nil || o.CACert == nil {
+		return nil, errors.New("pkihttp: a store and the CA certificate are needed")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	s := &Server{o: o}
+	var err error
+	if s.crlPath, err = pathOf(o.CRLURL, DefaultCRLPath); err != nil {
+		return nil, fmt.Errorf("pkihttp: pki.crl_url: %w", err)
+	}
+	if s.caPath, err = pathOf(o.CAIssuersURL, DefaultCAPath); err != nil {
+		return nil, fmt.Errorf("pkihttp: pki.ca_issuers_url: %w", err)
+	}
+	if s.ocspPath, err = pathOf(o.OCSPURL, DefaultOCSPPath); err != nil {
+		return nil, fmt.Errorf("pkihttp: pki.ocsp_url: %w", err)
+	}
+	s.ocspPath = strings.TrimSuffix(s.ocspPath, "/")
+	return s, nil
+}
+
+// Paths returns the paths served: CRL, CA certificate, OCSP.
+func (s *Server) Paths() (crl, ca, ocsp string) {
+	o := s.ocspPath
+	if o == "" {
+		o = "/"
+	}
+	return s.crlPath, s.caPath, o
+}
+
+func pathOf(raw, def string) (string, error) {
+	if raw == "" {
+		return def, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	if u.Path == "" {
+		return "/", nil
+	}
+	return u.Path, nil
+}
+
+// ServeHTTP routes by path: the CRL and the CA certificate (GET, HEAD),
+// OCSP (POST to its path, GET below it); anything else is 404. It does not
+// clean paths as http.ServeMux does: an OCSP GET request's base64 may hold
+// "//".
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	p := r.URL.Path
+	switch {
+	case p == s.crlPath:
+		s.serveCRL(w, r)
+	case p == s.caPath:
+		s.serveCA(w, r)
+	case s.o.OCSP != nil && (p == s.ocspPath || strings.HasPrefix(p, s.ocspPath+"/")):
+		s.o.OCSP.serveHTTP(w, r, s.ocspPath)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func getOnly(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	return false
+}
+
+// serveCRL serves the last CRL the crl job signed, DER, as
+// application/pkix-crl (RFC 2585), with Last-Modified = its thisUpdate;
+// 404 before the first.
+func (s *Server) serveCRL(w http.ResponseWriter, r *http.Request) {
+	if !getOnly(w, r) {
+		return
+	}
+	c, err := s.lastCRL()
+	if errors.Is(err, store.ErrNotFound) {
+		http.Error(w, "no CRL signed yet", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		s.o.Log.Warn("pkihttp: reading the CRL", "err", err)
+		http.Error(w, "CRL unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/pkix-crl")
+	w.Header().Set("Cache-Control", "public, max-age=60, no-transform")
+	http.ServeContent(w, r, "", c.ThisUpdate, bytes.NewReader(c.DER))
+}
+
+// lastCRL returns the last CRL of the store, read again at most every
+// crlRefresh.
+func (s *Server) lastCRL() (*store.CRL, error) {
+	s.crlMu.Lock()
+	defer s.crlMu.Unlock()
+	now := s.o.Now()
+	if s.crl != nil && now.Sub(s.crlLoaded) < crlRefresh && !now.Before(s.crlLoaded) {
+		return s.crl, nil
+	}
+	var c *store.CRL
+	if err := s.o.Store.View(func(tx *store.Tx) error {
+		var err error
+		c, err = tx.LastCRL()
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	s.crl, s.crlLoaded = c, now
+	return c, nil
+}
+
+// serveCA serves the CA certificate, DER, as application/pkix-cert.
+func (s *Server) serveCA(w http.ResponseWriter, r *http.Request) {
+	if !getOnly(w, r) {
+		return
+	}
+	w.Header().Set("Content-Type", "application/pkix-cert")
+	w.Header().Set("Cache-Control", "public, max-age=3600, no-transform")
+	http.ServeContent(w, r, "", s.o.CACert.NotBefore, bytes.NewReader(s.o.CACert.Raw))
+}
+
+// Listen opens the public address pki.http_address.
+func Listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pki.http_address %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// Serve serves s on ln until ctx is done, then shuts down (in-flight
+// requests get a few seconds). It returns nil after a shutdown. The
+// address is public: requests are small and slow clients are cut off.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(sctx)
+	}()
+	err := hs.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		<-done
+		return nil
+	}
+	return err
+}
