@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"path"
 	"time"
 
@@ -15,7 +14,7 @@ import (
 
 // DropReportMeta is the store key of the last check of the drop
 // (VerifyDrop): `anprsec status` and /healthz show it.
-const DropReportMeta = "drop/verifica"
+const DropReportMeta = store.DropReportMeta
 
 // CensusDir is the input folder of the census workbooks.
 const CensusDir = "censimento"
@@ -76,11 +75,8 @@ func VerifyDrop(ctx context.Context, env *Env) (*drop.Report, error) {
 // store, or nil when there is none.
 func LastDropReport(tx *store.Tx) (*drop.Report, error) {
 	var r drop.Report
-	err := tx.Meta(DropReportMeta, &r)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
+	ok, err := tx.DropReport(&r)
+	if !ok || err != nil {
 		return nil, err
 	}
 	return &r, nil

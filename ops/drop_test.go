@@ -7,13 +7,12 @@ import (
 	"time"
 
 	"anprsec/drop"
-	"anprsec/jobs"
 	"anprsec/store"
 )
 
 func putDropReport(t *testing.T, st *store.Store, r *drop.Report) {
 	t.Helper()
-	if err := st.Update(func(tx *store.Tx) error { return tx.SetMeta(jobs.DropReportMeta, r) }); err != nil {
+	if err := st.Update(func(tx *store.Tx) error { return tx.SetMeta(store.DropReportMeta, r) }); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"anprsec/jobs"
 	"anprsec/schedules"
 	"anprsec/store"
 )
@@ -236,7 +235,7 @@ func (s *Server) Health() []string {
 	lastOK := map[string]*store.Run{}
 	lastFail := map[string]*store.Run{}
 	err := s.o.Store.View(func(tx *store.Tx) error {
-		rep, err := jobs.LastDropReport(tx)
+		rep, err := lastDropReport(tx)
 		if err != nil {
 			return err
 		}
@@ -302,7 +301,7 @@ func (s *Server) Health() []string {
 func (s *Server) Warnings() []string {
 	var warnings []string
 	s.o.Store.View(func(tx *store.Tx) error {
-		rep, err := jobs.LastDropReport(tx)
+		rep, err := lastDropReport(tx)
 		_, warnings = DropProblems(rep)
 		return err
 	})

@@ -14,7 +14,6 @@ import (
 
 	"anprsec/domain"
 	"anprsec/drop"
-	"anprsec/jobs"
 	"anprsec/schedules"
 	"anprsec/store"
 )
@@ -294,9 +293,16 @@ func Snapshot(tx *store.Tx, sched Schedules, jobs []string, keyAlg string, now t
 	return st, nil
 }
 
-// lastDropReport is jobs.LastDropReport (Snapshot's parameter jobs hides
-// the package).
-func lastDropReport(tx *store.Tx) (*drop.Report, error) { return jobs.LastDropReport(tx) }
+// lastDropReport reads the last check of the drop recorded in the store,
+// or nil when there is none.
+func lastDropReport(tx *store.Tx) (*drop.Report, error) {
+	var r drop.Report
+	ok, err := tx.DropReport(&r)
+	if !ok || err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
 
 // DropProblems splits what the last check of the drop found: problems
 // keep the jobs from publishing (the drop cannot be checked, a wrong base

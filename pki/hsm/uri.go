@@ -66,29 +66,8 @@ func ParseURI(s string) (*URI, error) {
 		if err != nil {
 			return nil, err
 		}
-		switch k {
-		case "token":
-			u.Token = string(v)
-		case "serial":
-			u.Serial = string(v)
-		case "slot-id":
-			n, err := strconv.Atoi(string(v))
-			if err != nil || n < 0 {
-				return nil, fmt.Errorf("hsm: slot-id %q is not a number", v)
-			}
-			u.SlotID = &n
-		case "object":
-			u.Object = string(v)
-		case "id":
-			u.ID = v
-		case "type":
-			if string(v) != "private" {
-				return nil, fmt.Errorf("hsm: type=%s: the CA key is a private key (type=private)", v)
-			}
-		case "manufacturer", "model", "library-manufacturer", "library-description", "library-version":
-			// descriptive: the token is chosen by token, serial or slot-id
-		default:
-			return nil, fmt.Errorf("hsm: PKCS#11 URI attribute %q not supported", k)
+		if err := u.pathAttribute(k, v); err != nil {
+			return nil, err
 		}
 	}
 	for _, attr := range splitNonEmpty(query, "&") {
@@ -96,27 +75,70 @@ func ParseURI(s string) (*URI, error) {
 		if err != nil {
 			return nil, err
 		}
-		switch k {
-		case "module-path":
-			u.ModulePath = string(v)
-		case "pin-source":
-			p := strings.TrimPrefix(string(v), "file:")
-			p = strings.TrimPrefix(p, "//") // file:///etc/x
-			if !filepath.IsAbs(p) && !strings.HasPrefix(string(v), "file:") {
-				return nil, fmt.Errorf("hsm: pin-source %q: want file:/absolute/path", v)
-			}
-			if !filepath.IsAbs(p) {
-				return nil, fmt.Errorf("hsm: pin-source %q: the PIN file's path must be absolute", v)
-			}
-			u.PinFile = p
-		case "pin-value":
-			return nil, errors.New("hsm: pin-value puts the PIN in the config: keep it in a file (mode 0600) and name it with pin-source=file:/path")
-		case "module-name":
-			return nil, errors.New("hsm: module-name is not supported: give the library's full path with module-path")
-		default:
-			return nil, fmt.Errorf("hsm: PKCS#11 URI attribute %q not supported", k)
+		if err := u.queryAttribute(k, v); err != nil {
+			return nil, err
 		}
 	}
+	return u, u.complete(s)
+}
+
+// pathAttribute sets a path attribute of the URI (the token and the key).
+func (u *URI) pathAttribute(k string, v []byte) error {
+	switch k {
+	case "token":
+		u.Token = string(v)
+	case "serial":
+		u.Serial = string(v)
+	case "slot-id":
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 0 {
+			return fmt.Errorf("hsm: slot-id %q is not a number", v)
+		}
+		u.SlotID = &n
+	case "object":
+		u.Object = string(v)
+	case "id":
+		u.ID = v
+	case "type":
+		if string(v) != "private" {
+			return fmt.Errorf("hsm: type=%s: the CA key is a private key (type=private)", v)
+		}
+	case "manufacturer", "model", "library-manufacturer", "library-description", "library-version":
+		// descriptive: the token is chosen by token, serial or slot-id
+	default:
+		return fmt.Errorf("hsm: PKCS#11 URI attribute %q not supported", k)
+	}
+	return nil
+}
+
+// queryAttribute sets a query attribute of the URI (the module and the
+// PIN's file).
+func (u *URI) queryAttribute(k string, v []byte) error {
+	switch k {
+	case "module-path":
+		u.ModulePath = string(v)
+	case "pin-source":
+		p := strings.TrimPrefix(string(v), "file:")
+		p = strings.TrimPrefix(p, "//") // file:///etc/x
+		if !filepath.IsAbs(p) && !strings.HasPrefix(string(v), "file:") {
+			return fmt.Errorf("hsm: pin-source %q: want file:/absolute/path", v)
+		}
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("hsm: pin-source %q: the PIN file's path must be absolute", v)
+		}
+		u.PinFile = p
+	case "pin-value":
+		return errors.New("hsm: pin-value puts the PIN in the config: keep it in a file (mode 0600) and name it with pin-source=file:/path")
+	case "module-name":
+		return errors.New("hsm: module-name is not supported: give the library's full path with module-path")
+	default:
+		return fmt.Errorf("hsm: PKCS#11 URI attribute %q not supported", k)
+	}
+	return nil
+}
+
+// complete checks that the URI names one token, the key and the module.
+func (u *URI) complete(s string) error {
 	n := 0
 	for _, set := range []bool{u.Token != "", u.Serial != "", u.SlotID != nil} {
 		if set {
@@ -125,13 +147,13 @@ func ParseURI(s string) (*URI, error) {
 	}
 	switch {
 	case n != 1:
-		return nil, fmt.Errorf("hsm: %s: name the token with exactly one of token=, serial=, slot-id=", s)
+		return fmt.Errorf("hsm: %s: name the token with exactly one of token=, serial=, slot-id=", s)
 	case u.Object == "" && len(u.ID) == 0:
-		return nil, fmt.Errorf("hsm: %s: name the key with object= (its label) or id=", s)
+		return fmt.Errorf("hsm: %s: name the key with object= (its label) or id=", s)
 	case u.ModulePath == "":
-		return nil, fmt.Errorf("hsm: %s: module-path= (the PKCS#11 library) is missing", s)
+		return fmt.Errorf("hsm: %s: module-path= (the PKCS#11 library) is missing", s)
 	}
-	return u, nil
+	return nil
 }
 
 func splitNonEmpty(s, sep string) []string {
