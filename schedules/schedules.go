@@ -141,7 +141,7 @@ func (r *Runner) Run(ctx context.Context, name, trigger string, scheduled time.T
 	}
 	mu := r.locks[name]
 	if !mu.TryLock() {
-		return nil, fmt.Errorf("job %s: %w", name, ErrRunning)
+		return r.skipped(name, trigger, scheduled)
 	}
 	defer mu.Unlock()
 
@@ -212,6 +212,23 @@ const (
 
 // putFinal stores a run's final record and, for an ok or a failed
 // (error, panic) run, keeps it as the job's last success or failure.
+// OutcomeSkipped is the outcome of a run that did not start because the
+// previous run of the same job was still running.
+const OutcomeSkipped = "saltato"
+
+// skipped logs and records a run that does not start because the previous
+// one still runs, and returns ErrRunning with it.
+func (r *Runner) skipped(name, trigger string, scheduled time.Time) (*store.Run, error) {
+	now := time.Now().UTC()
+	rec := &store.Run{ID: newID(), Job: name, Trigger: trigger, Scheduled: scheduled, Start: now, End: now,
+		Outcome: OutcomeSkipped, Error: "la run precedente del job è ancora in corso"}
+	r.log.Info("job skipped: its previous run is still running", "job", name, "run", rec.ID, "trigger", trigger)
+	if err := r.env.Store.Update(func(tx *store.Tx) error { return tx.PutSkippedRun(rec) }); err != nil {
+		return nil, err
+	}
+	return rec, fmt.Errorf("job %s: %w", name, ErrRunning)
+}
+
 func putFinal(tx *store.Tx, rec *store.Run) error {
 	if err := tx.PutRun(rec); err != nil {
 		return err

@@ -108,9 +108,34 @@ func TestNoOverlap(t *testing.T) {
 	done := make(chan error)
 	go func() { _, err := r.Run(context.Background(), "certificati", TriggerSchedule, time.Now()); done <- err }()
 	<-started
-	if _, err := r.Run(context.Background(), "certificati", TriggerManual, time.Time{}); !errors.Is(err, ErrRunning) {
+	rec, err := r.Run(context.Background(), "certificati", TriggerManual, time.Time{})
+	if !errors.Is(err, ErrRunning) {
 		t.Errorf("second run while running = %v, want ErrRunning", err)
 	}
+	// The skipped run is recorded, so that `jobs history` shows it.
+	var runsSeen []store.Run
+	r.env.Store.View(func(tx *store.Tx) error {
+		var err error
+		runsSeen, err = tx.Runs("certificati", 0)
+		return err
+	})
+	skipped := 0
+	for _, x := range runsSeen {
+		if x.Outcome == OutcomeSkipped {
+			skipped++
+		}
+	}
+	if rec == nil || rec.Outcome != OutcomeSkipped || skipped != 1 {
+		t.Errorf("skipped run: returned %+v, %d recorded; want one %q record", rec, skipped, OutcomeSkipped)
+	}
+	// The job's last run stays the one in progress (a crash now leaves it
+	// to be marked interrupted at the next start).
+	r.env.Store.View(func(tx *store.Tx) error {
+		if last, err := tx.LastRun("certificati"); err != nil || last.Outcome != "running" {
+			t.Errorf("last run after a skip: %+v, %v; want the one running", last, err)
+		}
+		return nil
+	})
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -162,6 +162,14 @@ func (tx *Tx) PutRun(r *Run) error {
 	return tx.set("rl/"+r.Job, r)
 }
 
+// PutSkippedRun records a run that did not start (its job was still
+// running): it is listed by Runs, but is not the job's LastRun, which
+// stays the run in progress.
+func (tx *Tx) PutSkippedRun(r *Run) error {
+	r.Error = clip.String(r.Error, MaxRunError)
+	return tx.set(runKey(r.Job, r.Start), r)
+}
+
 // LastRun returns the last run of a job.
 func (tx *Tx) LastRun(job string) (*Run, error) {
 	var r Run
