@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"anprsec/pki"
 	"anprsec/store"
@@ -67,6 +69,7 @@ func runPoolChiavi(ctx context.Context, env *Env, run *Run) error {
 	}); err != nil {
 		return fmt.Errorf("pool-chiavi: %w", err)
 	}
+	start, made := time.Now(), 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil // stopped: what is committed stays, the next run goes on
@@ -125,6 +128,11 @@ func runPoolChiavi(ctx context.Context, env *Env, run *Run) error {
 			clear(der)
 		}
 		run.Add("keys", added)
+		made += added
+		// Progress of a long refill (2,000 RSA keys take minutes on two
+		// cores): keys made, the pool's size and target, the rate.
+		run.Log.Info("pool-chiavi: keys added", "made", made, "pool", size+added, "target", pc.KeyPool,
+			"per_second", math.Round(float64(made)/time.Since(start).Seconds()*10)/10)
 		if added < len(ders) {
 			return nil
 		}
