@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"anprsec/config"
+	"anprsec/istat"
+	"anprsec/jobs"
 	"anprsec/secret"
 )
 
@@ -122,6 +124,11 @@ when a CA with a file key exists.`,
 				}
 				made(d.what, d.path)
 			}
+			if cfg.Drop.Type == "local" {
+				if err := prepareLocalConsegne(cfg.Path(cfg.Drop.Local), made); err != nil {
+					return err
+				}
+			}
 			for _, k := range initKeys(cfg) {
 				created, err := secret.CreateKey(k.path)
 				if err != nil {
@@ -226,3 +233,25 @@ func refuseMissingKeys(cfg *config.Config) error {
 // initSteps are the set-up steps of later parts (development CA, OpenPGP
 // keys): each creates what is missing and reports it through made/have.
 var initSteps []func(a *app, made, have func(what, path string)) error
+
+// prepareLocalConsegne makes every prefettura's consegne/ folder in a local
+// drop (the other input folders are in dropLayout; a comune's richieste/ is
+// made by `anprsec drop prepara` once it is censused), reporting them in
+// one line.
+func prepareLocalConsegne(root string, made func(what, path string)) error {
+	n := 0
+	for _, ppp := range istat.Default().Prefetture() {
+		dir := filepath.Join(root, filepath.FromSlash(jobs.ConsegneDir(ppp)))
+		if _, err := os.Stat(dir); err == nil {
+			continue
+		}
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return err
+		}
+		n++
+	}
+	if n > 0 {
+		made("drop", fmt.Sprintf("%s (%d prefetture)", filepath.Join(root, "prefetture", "<PPP>", "consegne"), n))
+	}
+	return nil
+}
