@@ -75,7 +75,7 @@ func (e *UndoWindowError) Error() string {
 	if loc == nil {
 		loc = time.UTC
 	}
-	const layout = "2006-01-02 15:04:05 MST"
+	const layout = "02/01/2006 15:04 MST" // as an operator reads dates
 	return fmt.Sprintf("la revoca della postazione %s, chiesta il %s, non può più essere annullata: "+
 		"il periodo per annullarla (%s) è scaduto il %s; la revoca è definitiva, o lo diventa al prossimo batch certificati",
 		e.Code, e.RevokedAt.In(loc).Format(layout), e.Until.Sub(e.RevokedAt), e.Until.In(loc).Format(layout))

@@ -46,7 +46,7 @@ func TestUndoWindowIsTheOneInForceAtTheRevocation(t *testing.T) {
 	}
 	_, err = UndoRevocation(st, src, code, "per errore", time.Hour, time.UTC)
 	var uw *UndoWindowError
-	if !errors.As(err, &uw) || !uw.Until.Equal(p.UndoUntil) || !strings.Contains(err.Error(), p.UndoUntil.Format("2006-01-02 15:04:05")) {
+	if !errors.As(err, &uw) || !uw.Until.Equal(p.UndoUntil) || !strings.Contains(err.Error(), p.UndoUntil.Format("02/01/2006 15:04")) {
 		t.Errorf("undo of a final revocation: %v, want the dates of the window that closed at %s", err, p.UndoUntil)
 	}
 }

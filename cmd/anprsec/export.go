@@ -19,7 +19,7 @@ func (a *app) exportCmd() *cobra.Command {
 	}
 	var comune, out, dal, al string
 	auditCmd := &cobra.Command{
-		Use:   "audit [--comune ISTAT] [--out DIR] [--dal YYYY-MM-DD] [--al YYYY-MM-DD]",
+		Use:   "audit [--comune ISTAT] [--out DIR] [--dal GG/MM/AAAA] [--al GG/MM/AAAA]",
 		Short: "Write a comune's user/authorization lists, or the national security report",
 		Long: `audit writes, with --comune, that comune's lists for its ALS (the security notice):
 utenti-<ISTAT>-<YYYYMMDD>.xlsx and .csv (one line per utenza with its profiles,
@@ -82,9 +82,9 @@ spreadsheet would read as a formula is written as text.`,
 				if d.flag == "" {
 					continue
 				}
-				t, err := time.ParseInLocation("2006-01-02", d.flag, a.loc())
+				t, err := parseDay(d.flag, a.loc())
 				if err != nil {
-					return fmt.Errorf("%q is not a date YYYY-MM-DD", d.flag)
+					return err
 				}
 				if d.end {
 					t = t.AddDate(0, 0, 1) // --al is included
@@ -92,7 +92,7 @@ spreadsheet would read as a formula is written as text.`,
 				*d.to = t
 			}
 			if !p.From.Before(p.To) {
-				return fmt.Errorf("the period is empty: --dal %s is not before --al", p.From.Format("2006-01-02"))
+				return fmt.Errorf("the period is empty: --dal %s is not before --al", p.From.Format(dayLayout))
 			}
 			bar := newProgress(cmd, -1, "national report", false)
 			f, err := e.National(cmd.Context(), p)
@@ -113,8 +113,8 @@ spreadsheet would read as a formula is written as text.`,
 	}
 	auditCmd.Flags().StringVar(&comune, "comune", "", "ISTAT code of the comune (default: the national report)")
 	auditCmd.Flags().StringVar(&out, "out", "", "folder to write to (default: the drop)")
-	auditCmd.Flags().StringVar(&dal, "dal", "", "national report: first day of the period (YYYY-MM-DD)")
-	auditCmd.Flags().StringVar(&al, "al", "", "national report: last day of the period, included (YYYY-MM-DD)")
+	auditCmd.Flags().StringVar(&dal, "dal", "", "national report: first day of the period (gg/mm/aaaa, or aaaa-mm-gg)")
+	auditCmd.Flags().StringVar(&al, "al", "", "national report: last day of the period, included (gg/mm/aaaa, or aaaa-mm-gg)")
 	cmd.AddCommand(auditCmd)
 	return cmd
 }

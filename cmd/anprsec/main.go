@@ -311,7 +311,7 @@ func (a *app) loc() *time.Location {
 
 // when formats a time for an operator, in the config's time zone.
 func (a *app) when(t time.Time) string {
-	return t.In(a.loc()).Format("2006-01-02 15:04:05 MST")
+	return t.In(a.loc()).Format(whenLayout)
 }
 
 // whenDay formats a date for an operator ("-" when unset).

@@ -162,7 +162,7 @@ func (a *app) smartcardShowCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(out, "%s %s %s, nato/a il %s; smart card attuale: %s\n\n", p.CF, p.Surname, p.Name, p.BirthDate, orDash(p.Card))
+				fmt.Fprintf(out, "%s %s %s, nato/a il %s; smart card attuale: %s\n\n", p.CF, p.Surname, p.Name, personDay(p.BirthDate), orDash(p.Card))
 				comuni, err := tx.ComuniOfPerson(cf)
 				if err != nil {
 					return err
