@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"anprsec/domain"
 )
@@ -30,8 +31,16 @@ var ErrSealKey = errors.New("the seal key does not open the values sealed in thi
 // workstation's PKCS#12 or password, a card's secrets), or when there is
 // none. It reports whether it wrote the check value; a key that opens
 // nothing is an error wrapping ErrSealKey that says which value it failed
-// to open.
+// to open. While a rotation of the seal key is half done it refuses
+// every key with an error wrapping ErrSealRotationPending.
 func (st *Store) CheckSealKey(s *Sealer) (written bool, err error) {
+	var rot sealRotation
+	switch err := st.View(func(tx *Tx) error { return tx.Meta(sealRotationMeta, &rot) }); {
+	case err == nil:
+		return false, fmt.Errorf("%w (begun %s)", ErrSealRotationPending, rot.Started.Format(time.RFC3339))
+	case !errors.Is(err, ErrNotFound):
+		return false, fmt.Errorf("seal rotation: %w", err)
+	}
 	var check []byte
 	err = st.View(func(tx *Tx) error { return tx.Meta(sealCheckMeta, &check) })
 	switch {
