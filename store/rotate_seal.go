@@ -158,6 +158,11 @@ func (st *Store) RotateSealKey(sealPath string, src Source, opt SealRotationOpti
 		return res, err
 	}
 	if oldKey != nil {
+		// Every value sealed again is durable before the old key leaves
+		// its place.
+		if err := st.Sync(); err != nil {
+			return res, err
+		}
 		if res.Archive, err = archiveKey(sealPath, oldKey, st.now().UTC()); err != nil {
 			return res, err
 		}
