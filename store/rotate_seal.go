@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -88,62 +89,11 @@ func (st *Store) RotateSealKey(sealPath string, src Source, opt SealRotationOpti
 	if opt.Batch <= 0 {
 		opt.Batch = 128
 	}
-	newPath := sealPath + ".new"
-	cur, err := secret.ReadKey(sealPath)
+	rot, oldKey, newKey, resumed, err := st.sealRotationKeys(sealPath)
 	if err != nil {
 		return nil, err
 	}
-	var rot sealRotation
-	err = st.View(func(tx *Tx) error { return tx.Meta(sealRotationMeta, &rot) })
-	pending := err == nil
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, err
-	}
-	res := &SealRotationResult{Resumed: pending}
-	var oldKey, newKey []byte
-	switch {
-	case !pending:
-		oldS, err := NewSealer(cur)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := st.CheckSealKey(oldS); err != nil {
-			return nil, err
-		}
-		// A <seal>.new without a rotation in the meta was written by a run
-		// stopped before it recorded the rotation: nothing is sealed with
-		// it yet, so it is taken as the new key.
-		if _, err := os.Lstat(newPath); errors.Is(err, os.ErrNotExist) {
-			if err := createKeyFile(newPath); err != nil {
-				return nil, err
-			}
-		}
-		if newKey, err = secret.ReadKey(newPath); err != nil {
-			return nil, fmt.Errorf("%w (left by a rotation stopped before it began: remove it and run again)", err)
-		}
-		oldKey = cur
-		rot = sealRotation{Old: KeyFingerprint(oldKey), New: KeyFingerprint(newKey), Started: st.now().UTC()}
-		if rot.Old == rot.New {
-			return nil, fmt.Errorf("%s holds the seal key itself: remove it and run again", newPath)
-		}
-		if err := st.Update(func(tx *Tx) error { return tx.SetMeta(sealRotationMeta, rot) }); err != nil {
-			return nil, err
-		}
-	case KeyFingerprint(cur) == rot.New:
-		// Stopped after the swap: every value is sealed with the new key.
-		newKey = cur
-	case KeyFingerprint(cur) == rot.Old:
-		oldKey = cur
-		if newKey, err = secret.ReadKey(newPath); err != nil {
-			return nil, fmt.Errorf("the rotation in progress needs its new key: %w", err)
-		}
-		if KeyFingerprint(newKey) != rot.New {
-			return nil, fmt.Errorf("%s is not the new key of the rotation in progress (fingerprint %s, want %s)", newPath, KeyFingerprint(newKey), rot.New)
-		}
-	default:
-		return nil, fmt.Errorf("%s is neither the old (%s) nor the new (%s) key of the rotation in progress (fingerprint %s)", sealPath, rot.Old, rot.New, KeyFingerprint(cur))
-	}
-	res.Old, res.New = rot.Old, rot.New
+	res := &SealRotationResult{Resumed: resumed, Old: rot.Old, New: rot.New}
 	newS, err := NewSealer(newKey)
 	if err != nil {
 		return nil, err
@@ -163,13 +113,7 @@ func (st *Store) RotateSealKey(sealPath string, src Source, opt SealRotationOpti
 		if err := st.Sync(); err != nil {
 			return res, err
 		}
-		if res.Archive, err = archiveKey(sealPath, oldKey, st.now().UTC()); err != nil {
-			return res, err
-		}
-		if err := os.Rename(newPath, sealPath); err != nil {
-			return res, err
-		}
-		if err := syncDir(filepath.Dir(sealPath)); err != nil {
+		if res.Archive, err = swapKeyFiles(sealPath, oldKey, st.now().UTC()); err != nil {
 			return res, err
 		}
 		if opt.AfterSwap != nil {
@@ -191,6 +135,92 @@ func (st *Store) RotateSealKey(sealPath string, src Source, opt SealRotationOpti
 		return res, err
 	}
 	return res, st.Sync()
+}
+
+// sealRotationKeys returns the rotation of the seal key in progress,
+// beginning it when there is none (the new key made, the rotation recorded
+// in the meta), with its old key (nil once the key files are swapped) and
+// its new key, and whether it was in progress already.
+func (st *Store) sealRotationKeys(sealPath string) (rot sealRotation, oldKey, newKey []byte, resumed bool, err error) {
+	newPath := sealPath + ".new"
+	cur, err := secret.ReadKey(sealPath)
+	if err != nil {
+		return rot, nil, nil, false, err
+	}
+	switch err := st.View(func(tx *Tx) error { return tx.Meta(sealRotationMeta, &rot) }); {
+	case errors.Is(err, ErrNotFound):
+		oldS, err := NewSealer(cur)
+		if err != nil {
+			return rot, nil, nil, false, err
+		}
+		if _, err := st.CheckSealKey(oldS); err != nil {
+			return rot, nil, nil, false, err
+		}
+		if newKey, err = newKeyFile(newPath, cur); err != nil {
+			return rot, nil, nil, false, err
+		}
+		rot = sealRotation{Old: KeyFingerprint(cur), New: KeyFingerprint(newKey), Started: st.now().UTC()}
+		if err := st.Update(func(tx *Tx) error { return tx.SetMeta(sealRotationMeta, rot) }); err != nil {
+			return rot, nil, nil, false, err
+		}
+		return rot, cur, newKey, false, nil
+	case err != nil:
+		return rot, nil, nil, false, err
+	}
+	switch KeyFingerprint(cur) {
+	case rot.New: // stopped after the swap: every value is sealed with the new key
+		return rot, nil, cur, true, nil
+	case rot.Old:
+		newKey, err = pendingNewKey(newPath, rot.New)
+		return rot, cur, newKey, true, err
+	}
+	return rot, nil, nil, true, fmt.Errorf("%s is neither the old (%s) nor the new (%s) key of the rotation in progress (fingerprint %s)", sealPath, rot.Old, rot.New, KeyFingerprint(cur))
+}
+
+// newKeyFile returns the new key of a rotation that begins: the key in
+// newPath, made there when absent. A newPath already there was written by
+// a run stopped before it recorded the rotation: nothing was encrypted or
+// sealed with it yet, so it is taken as the new key.
+func newKeyFile(newPath string, cur []byte) ([]byte, error) {
+	if _, err := os.Lstat(newPath); errors.Is(err, os.ErrNotExist) {
+		if err := createKeyFile(newPath); err != nil {
+			return nil, err
+		}
+	}
+	k, err := secret.ReadKey(newPath)
+	if err != nil {
+		return nil, fmt.Errorf("%w (left by a rotation stopped before it began: remove it and run again)", err)
+	}
+	if bytes.Equal(k, cur) {
+		return nil, fmt.Errorf("%s holds the current key itself: remove it and run again", newPath)
+	}
+	return k, nil
+}
+
+// pendingNewKey reads the new key of the rotation in progress, whose
+// fingerprint is fp.
+func pendingNewKey(newPath, fp string) ([]byte, error) {
+	k, err := secret.ReadKey(newPath)
+	if err != nil {
+		return nil, fmt.Errorf("the rotation in progress needs its new key: %w", err)
+	}
+	if KeyFingerprint(k) != fp {
+		return nil, fmt.Errorf("%s is not the new key of the rotation in progress (fingerprint %s, want %s)", newPath, KeyFingerprint(k), fp)
+	}
+	return k, nil
+}
+
+// swapKeyFiles archives old, the key in path (archiveKey), and renames
+// <path>.new into its place. It returns the archive.
+func swapKeyFiles(path string, old []byte, now time.Time) (string, error) {
+	archive, err := archiveKey(path, old, now)
+	if err != nil {
+		return "", err
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		return archive, err
+	}
+	return archive, syncDir(filepath.Dir(path))
 }
 
 // resealAll seals again with newS every value that newS does not open

@@ -95,60 +95,21 @@ func RotateStoreKey(dir, keyPath string, src Source, opt StoreRotationOptions) (
 		return opt.Stop(step)
 	}
 	dir = filepath.Clean(dir)
-	statePath, newDir, newKeyPath := storeRotationFile(dir), dir+".new", keyPath+".new"
+	statePath, newDir := storeRotationFile(dir), dir+".new"
 	cur, err := secret.ReadKey(keyPath)
 	if err != nil {
 		return nil, err
 	}
-	var rot storeRotation
-	res := &StoreRotationResult{}
-	switch b, err := os.ReadFile(statePath); {
-	case err == nil:
-		if err := json.Unmarshal(b, &rot); err != nil {
-			return nil, fmt.Errorf("%s: %w", statePath, err)
-		}
-		res.Resumed = true
-	case errors.Is(err, os.ErrNotExist):
-		if exists(newDir) {
-			return nil, fmt.Errorf("%s exists and no rotation is in progress: move it away and run again", newDir)
-		}
-		// The old store opens with the key, and no other process holds it.
-		st, err := Open(Options{Dir: dir, Key: cur})
-		if err != nil {
-			return nil, err
-		}
-		if err := st.Close(); err != nil {
-			return nil, err
-		}
-		// A <store.key>.new without a state file was written by a run
-		// stopped before it wrote the state file: nothing is encrypted with
-		// it yet, so it is taken as the new key.
-		if !exists(newKeyPath) {
-			if err := createKeyFile(newKeyPath); err != nil {
-				return nil, err
-			}
-		}
-		nk, err := secret.ReadKey(newKeyPath)
-		if err != nil {
-			return nil, fmt.Errorf("%w (left by a rotation stopped before it began: remove it and run again)", err)
-		}
-		rot = storeRotation{Old: KeyFingerprint(cur), New: KeyFingerprint(nk), Stamp: opt.Now().UTC().Format("20060102150405")}
-		if rot.Old == rot.New {
-			return nil, fmt.Errorf("%s holds the store key itself: remove it and run again", newKeyPath)
-		}
-		if err := writeState(statePath, &rot); err != nil {
-			return nil, err
-		}
-	default:
+	rot, resumed, err := storeRotationState(dir, keyPath, cur, opt.Now())
+	if err != nil {
 		return nil, err
 	}
-	res.Old, res.New = rot.Old, rot.New
 	stamp, err := time.Parse("20060102150405", rot.Stamp)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", statePath, err)
 	}
 	oldDir := dir + "." + rot.Stamp + ".old"
-	res.OldDir = oldDir
+	res := &StoreRotationResult{Resumed: resumed, Old: rot.Old, New: rot.New, OldDir: oldDir}
 	switch KeyFingerprint(cur) {
 	case rot.New: // stopped after the key swap
 		res.KeyArchive = findArchive(keyPath, rot.Old)
@@ -157,12 +118,9 @@ func RotateStoreKey(dir, keyPath string, src Source, opt StoreRotationOptions) (
 	default:
 		return nil, fmt.Errorf("%s is neither the old (%s) nor the new (%s) key of the rotation in progress (fingerprint %s)", keyPath, rot.Old, rot.New, KeyFingerprint(cur))
 	}
-	newKey, err := secret.ReadKey(newKeyPath)
+	newKey, err := pendingNewKey(keyPath+".new", rot.New)
 	if err != nil {
-		return nil, fmt.Errorf("the rotation in progress needs its new key: %w", err)
-	}
-	if KeyFingerprint(newKey) != rot.New {
-		return nil, fmt.Errorf("%s is not the new key of the rotation in progress (fingerprint %s, want %s)", newKeyPath, KeyFingerprint(newKey), rot.New)
+		return nil, err
 	}
 	if !rot.Built {
 		if exists(oldDir) {
@@ -187,30 +145,7 @@ func RotateStoreKey(dir, keyPath string, src Source, opt StoreRotationOptions) (
 			return res, err
 		}
 	}
-	parent := filepath.Dir(dir)
-	if exists(dir) && exists(newDir) {
-		if exists(oldDir) {
-			return res, fmt.Errorf("%s, %s and %s all exist: the rotation cannot tell which store is which; move %s away and run again", dir, newDir, oldDir, oldDir)
-		}
-		if err := os.Rename(dir, oldDir); err != nil {
-			return res, err
-		}
-		if err := syncDir(parent); err != nil {
-			return res, err
-		}
-	}
-	if err := stop("moved-old"); err != nil {
-		return res, err
-	}
-	if exists(newDir) {
-		if err := os.Rename(newDir, dir); err != nil {
-			return res, err
-		}
-		if err := syncDir(parent); err != nil {
-			return res, err
-		}
-	}
-	if err := stop("moved-new"); err != nil {
+	if err := swapStoreDirs(dir, newDir, oldDir, stop); err != nil {
 		return res, err
 	}
 	// The store in place must be the new one before the old key goes.
@@ -221,19 +156,76 @@ func RotateStoreKey(dir, keyPath string, src Source, opt StoreRotationOptions) (
 	if err := st.Close(); err != nil {
 		return res, err
 	}
-	if res.KeyArchive, err = archiveKey(keyPath, cur, stamp); err != nil {
-		return res, err
-	}
-	if err := os.Rename(newKeyPath, keyPath); err != nil {
-		return res, err
-	}
-	if err := syncDir(filepath.Dir(keyPath)); err != nil {
+	if res.KeyArchive, err = swapKeyFiles(keyPath, cur, stamp); err != nil {
 		return res, err
 	}
 	if err := stop("key-swapped"); err != nil {
 		return res, err
 	}
 	return res, removeState(statePath)
+}
+
+// storeRotationState returns the rotation of the key of the store in dir
+// in progress, beginning it when there is none (the store checked, the new
+// key made, the state file written), and whether it was in progress.
+func storeRotationState(dir, keyPath string, cur []byte, now time.Time) (rot storeRotation, resumed bool, err error) {
+	statePath := storeRotationFile(dir)
+	b, err := os.ReadFile(statePath)
+	if err == nil {
+		if err := json.Unmarshal(b, &rot); err != nil {
+			return rot, true, fmt.Errorf("%s: %w", statePath, err)
+		}
+		return rot, true, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return rot, false, err
+	}
+	if exists(dir + ".new") {
+		return rot, false, fmt.Errorf("%s.new exists and no rotation is in progress: move it away and run again", dir)
+	}
+	// The old store opens with the key, and no other process holds it.
+	st, err := Open(Options{Dir: dir, Key: cur})
+	if err != nil {
+		return rot, false, err
+	}
+	if err := st.Close(); err != nil {
+		return rot, false, err
+	}
+	newKey, err := newKeyFile(keyPath+".new", cur)
+	if err != nil {
+		return rot, false, err
+	}
+	rot = storeRotation{Old: KeyFingerprint(cur), New: KeyFingerprint(newKey), Stamp: now.UTC().Format("20060102150405")}
+	return rot, false, writeState(statePath, &rot)
+}
+
+// swapStoreDirs renames dir to oldDir and newDir to dir, each step once:
+// a run resumed after either finds it done.
+func swapStoreDirs(dir, newDir, oldDir string, stop func(string) error) error {
+	parent := filepath.Dir(dir)
+	if exists(dir) && exists(newDir) {
+		if exists(oldDir) {
+			return fmt.Errorf("%s, %s and %s all exist: the rotation cannot tell which store is which; move %s away and run again", dir, newDir, oldDir, oldDir)
+		}
+		if err := os.Rename(dir, oldDir); err != nil {
+			return err
+		}
+		if err := syncDir(parent); err != nil {
+			return err
+		}
+	}
+	if err := stop("moved-old"); err != nil {
+		return err
+	}
+	if exists(newDir) {
+		if err := os.Rename(newDir, dir); err != nil {
+			return err
+		}
+		if err := syncDir(parent); err != nil {
+			return err
+		}
+	}
+	return stop("moved-new")
 }
 
 // buildRotated copies the store in dir (key oldKey) into a new store in
