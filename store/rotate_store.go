@@ -285,8 +285,8 @@ func buildRotated(dir, newDir string, oldKey, newKey []byte, src Source, detail 
 }
 
 // sameRecords checks that every record of from is in to with the same
-// value, and that to holds nothing else but one more history block (and
-// a new history head). It returns the number of records of from.
+// value, and that to holds nothing else but one more history block and
+// a new history head. It returns the number of records of from.
 func sameRecords(from, to *Store) (int, error) {
 	n, extra := 0, 0
 	err := from.db.View(func(ftx *badger.Txn) error {
@@ -306,6 +306,11 @@ func sameRecords(from, to *Store) (int, error) {
 				}
 				old, err := ftx.Get(item.Key())
 				if errors.Is(err, badger.ErrKeyNotFound) {
+					// The rotation's history block, and the history head
+					// when the old store had no history yet.
+					if k == histHeadKey {
+						continue
+					}
 					if !strings.HasPrefix(k, "h/") || extra > 0 {
 						return fmt.Errorf("%s is not in the old store", describeKey(k))
 					}

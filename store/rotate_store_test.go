@@ -121,6 +121,30 @@ func TestStoreKeyRotationRebuildsTheStoreUnderTheNewKey(t *testing.T) {
 	f.checkStoreRotated(t)
 }
 
+// A store with no history yet (just set up) gets a history head and the
+// rotation's entry in the new store.
+func TestStoreKeyRotationOfAStoreWithoutHistory(t *testing.T) {
+	root := t.TempDir()
+	dir, keyPath := filepath.Join(root, "data"), filepath.Join(root, "store.key")
+	must(t, os.WriteFile(keyPath, testKey(), 0o600))
+	st := openTest(t, dir)
+	must(t, st.Update(func(tx *Tx) error { return tx.SetMeta("prova", "valore") }))
+	must(t, st.Close())
+	if _, err := RotateStoreKey(dir, keyPath, Source{Actor: "test"}, StoreRotationOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Open(Options{Dir: dir, Key: mustRead(t, keyPath)})
+	must(t, err)
+	defer st.Close()
+	var v string
+	if err := st.View(func(tx *Tx) error { return tx.Meta("prova", &v) }); err != nil || v != "valore" {
+		t.Errorf("record after the rotation: %q, %v", v, err)
+	}
+	if r, err := st.VerifyHistory(); err != nil || r.Entries != 1 {
+		t.Errorf("history: %d entries, %v; want the rotation's", r.Entries, err)
+	}
+}
+
 // The store is held by another process (the daemon): the rotation refuses
 // to start and changes nothing.
 func TestStoreKeyRotationRefusesAStoreInUse(t *testing.T) {
