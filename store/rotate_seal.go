@@ -43,6 +43,19 @@ const sealRotationMeta = "seal-rotation"
 // rotation of the seal key is half done.
 var ErrSealRotationPending = errors.New("a rotation of the seal key is half done: run `anprsec keys rotate seal` again to finish it")
 
+// SealRotationPending returns an error wrapping ErrSealRotationPending
+// while a rotation of the seal key is half done.
+func (st *Store) SealRotationPending() error {
+	var rot sealRotation
+	switch err := st.View(func(tx *Tx) error { return tx.Meta(sealRotationMeta, &rot) }); {
+	case err == nil:
+		return fmt.Errorf("%w (begun %s)", ErrSealRotationPending, rot.Started.Format(time.RFC3339))
+	case !errors.Is(err, ErrNotFound):
+		return fmt.Errorf("seal rotation: %w", err)
+	}
+	return nil
+}
+
 // sealRotation is the meta record of a rotation in progress.
 type sealRotation struct {
 	Old     string    `json:"old"` // fingerprints (KeyFingerprint)

@@ -201,6 +201,9 @@ func TestSealKeyRotationStoppedAfterABatchResumes(t *testing.T) {
 	if !errors.Is(err, stop) {
 		t.Fatalf("first run = %v, want stopped", err)
 	}
+	if err := st.SealRotationPending(); !errors.Is(err, ErrSealRotationPending) {
+		t.Errorf("SealRotationPending during the rotation = %v", err)
+	}
 	for _, k := range [][]byte{old, mustRead(t, sealPath+".new")} {
 		s, _ := NewSealer(k)
 		if _, err := st.CheckSealKey(s); !errors.Is(err, ErrSealRotationPending) || !strings.Contains(err.Error(), "keys rotate seal") {

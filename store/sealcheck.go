@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"time"
 
 	"anprsec/domain"
 )
@@ -34,12 +33,8 @@ var ErrSealKey = errors.New("the seal key does not open the values sealed in thi
 // to open. While a rotation of the seal key is half done it refuses
 // every key with an error wrapping ErrSealRotationPending.
 func (st *Store) CheckSealKey(s *Sealer) (written bool, err error) {
-	var rot sealRotation
-	switch err := st.View(func(tx *Tx) error { return tx.Meta(sealRotationMeta, &rot) }); {
-	case err == nil:
-		return false, fmt.Errorf("%w (begun %s)", ErrSealRotationPending, rot.Started.Format(time.RFC3339))
-	case !errors.Is(err, ErrNotFound):
-		return false, fmt.Errorf("seal rotation: %w", err)
+	if err := st.SealRotationPending(); err != nil {
+		return false, err
 	}
 	var check []byte
 	err = st.View(func(tx *Tx) error { return tx.Meta(sealCheckMeta, &check) })

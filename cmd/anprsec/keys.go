@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -37,7 +36,7 @@ commands that need the key refusing to start; run the same rotate again to
 finish it: nothing is lost. The daemon must be stopped (the store is held
 by one process). Keep the archived keys with the backups they open (see
 the README).`,
-		Args:      cobra.ExactArgs(1),
+		Args:      cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs),
 		ValidArgs: []string{"seal", "store"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
@@ -72,7 +71,7 @@ the README).`,
 					res.Old, res.New, res.Records, relPath(res.OldDir), relPath(res.KeyArchive))
 				return nil
 			}
-			return fmt.Errorf("keys rotate %s: want seal or store", filepath.Base(args[0]))
+			return fmt.Errorf("keys rotate %s: want seal or store", args[0])
 		},
 	}
 	cmd.AddCommand(rotate)
