@@ -30,8 +30,12 @@ var ErrSealKey = errors.New("the seal key does not open the values sealed in thi
 // workstation's PKCS#12 or password, a card's secrets), or when there is
 // none. It reports whether it wrote the check value; a key that opens
 // nothing is an error wrapping ErrSealKey that says which value it failed
-// to open.
+// to open. While a rotation of the seal key is half done it refuses
+// every key with an error wrapping ErrSealRotationPending.
 func (st *Store) CheckSealKey(s *Sealer) (written bool, err error) {
+	if err := st.SealRotationPending(); err != nil {
+		return false, err
+	}
 	var check []byte
 	err = st.View(func(tx *Tx) error { return tx.Meta(sealCheckMeta, &check) })
 	switch {

@@ -32,6 +32,11 @@ stopped (the store is held by one process).`,
 				return err
 			}
 			defer st.Close()
+			// A backup taken half way through a rotation of the seal key
+			// would hold values sealed with either key.
+			if err := st.SealRotationPending(); err != nil {
+				return err
+			}
 			out := args[0]
 			if _, err := os.Lstat(out); err == nil && !force {
 				return fmt.Errorf("%s exists: a backup is never overwritten without --force", out)

@@ -14,6 +14,7 @@ import (
 	"anprsec/istat"
 	"anprsec/jobs"
 	"anprsec/secret"
+	"anprsec/store"
 )
 
 // dropLayout is the folder tree of the drops (docs/rules.md#drops-and-receipts).
@@ -208,6 +209,9 @@ func initKeys(cfg *config.Config) []initKey {
 // The error names every missing file and where it is expected.
 func refuseMissingKeys(cfg *config.Config) error {
 	dir := cfg.Path(cfg.DataDir)
+	if err := store.StoreRotationPending(dir); err != nil {
+		return err
+	}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && len(entries) == 0) {
 		return nil // a new store: its keys are made with it

@@ -138,6 +138,9 @@ func logOptions(verbose bool) *slog.HandlerOptions {
 // openStore opens the store with the key file named by the config.
 func (a *app) openStore() (*store.Store, error) {
 	dir := a.cfg.Path(a.cfg.DataDir)
+	if err := store.StoreRotationPending(dir); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(dir); os.IsNotExist(err) {
 		return nil, fmt.Errorf("no data dir %s: run `anprsec init` first", dir)
 	}
