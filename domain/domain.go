@@ -200,7 +200,7 @@ type Postazione struct {
 	Created  time.Time `json:"created"`
 	Updated  time.Time `json:"updated"`
 
-	// Block and revoke (jobs.Blocca, lifecycle.ChangePostazione): when the certificate went
+	// Block and revoke (lifecycle.ChangePostazione): when the certificate went
 	// on hold (BLOCCATO; zero once unblocked), when its revocation was asked
 	// (REVOCATA IN LAVORAZIONE, then REVOCATO) and the CRL reason code of the
 	// revocation (RFC 5280: 0 unspecified, 1 keyCompromise, 5
