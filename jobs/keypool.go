@@ -29,6 +29,21 @@ var poolBatch = 50
 // pool-chiavi does not compete with them for the cores.
 var certBusy atomic.Int32
 
+// othersBusy counts the runs in progress of every job but pool-chiavi
+// (Running): the pool starts no new batch while another job works, so that
+// filling it never slows the jobs people wait for.
+var othersBusy atomic.Int32
+
+// Running marks a run of job name in progress until done is called; the
+// runner calls it around every run.
+func Running(name string) (done func()) {
+	if name == poolJob.Name {
+		return func() {}
+	}
+	othersBusy.Add(1)
+	return func() { othersBusy.Add(-1) }
+}
+
 // poolJob keeps the key pool full (docs/rules.md#certificates, key pool).
 // It tops the pool of pki.key_algorithm up to pki.key_pool
 // keys, generated outside any transaction on runtime.NumCPU() workers, in
@@ -74,7 +89,7 @@ func runPoolChiavi(ctx context.Context, env *Env, run *Run) error {
 		if err := ctx.Err(); err != nil {
 			return nil // stopped: what is committed stays, the next run goes on
 		}
-		if certBusy.Load() > 0 {
+		if certBusy.Load() > 0 || othersBusy.Load() > 0 {
 			run.Add("yielded", 1)
 			return nil
 		}

@@ -134,6 +134,18 @@ func TestPoolChiaviYields(t *testing.T) {
 	if err != nil || counts["keys"] != 0 || counts["yielded"] != 1 {
 		t.Errorf("while certificati runs: %v %v", counts, err)
 	}
+	// Any other job's run: the pool waits for it too; once it is over,
+	// the pool fills.
+	done := Running("ingest-censimento")
+	counts, err = c.run(poolJob)
+	if err != nil || counts["keys"] != 0 || counts["yielded"] != 1 {
+		t.Errorf("while another job runs: %v %v", counts, err)
+	}
+	done()
+	c.env.Config.PKI.KeyPool = 3
+	if counts, err := c.run(poolJob); err != nil || counts["keys"] != 3 {
+		t.Errorf("with no other job running: %v %v", counts, err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	r := &Run{ID: "t", Log: discardLog(), Counts: map[string]int{}}

@@ -163,6 +163,7 @@ func (r *Runner) Run(ctx context.Context, name, trigger string, scheduled time.T
 		if err := jobs.CheckFreeSpace(r.env); err != nil {
 			return err
 		}
+		defer jobs.Running(name)()
 		return j.Run(ctx, r.env, run)
 	}()
 	rec.End = time.Now().UTC()
