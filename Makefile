@@ -40,6 +40,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pki/
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./export/audit/
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./jobs/
+	$(GO) test -run '^$$' -bench Amplification -benchtime 1x ./e2e/
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./pkihttp/
 
 clean:

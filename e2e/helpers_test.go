@@ -35,7 +35,7 @@ var (
 )
 
 // moduleRoot walks up from the test's directory to the folder of go.mod.
-func moduleRoot(t *testing.T) string {
+func moduleRoot(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -54,7 +54,7 @@ func moduleRoot(t *testing.T) string {
 }
 
 // binary builds cmd/anprsec once per test process.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "anprsec-e2e-")
@@ -84,7 +84,7 @@ func TestMain(m *testing.M) {
 
 // workdir is an anprsec working directory (anprsec.yaml, var/).
 type workdir struct {
-	t   *testing.T
+	t   testing.TB
 	bin string
 	dir string
 }
@@ -129,7 +129,7 @@ func tail(s string, n int) string {
 
 // newWorkdir makes a working directory: init, settle 0s, the workbook
 // dropped as censimento/big.xlsx.
-func newWorkdir(t *testing.T, bin, dir string, workbook []byte) *workdir {
+func newWorkdir(t testing.TB, bin, dir string, workbook []byte) *workdir {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
