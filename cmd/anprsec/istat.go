@@ -120,8 +120,7 @@ func placesInForce(tx *store.Tx) (*istat.Places, error) {
 }
 
 // withPlacesInForce gives tab the table of places in force in the store:
-// the comuni of today come from it too, unless istat.comuni_csv names
-// another list.
+// the comuni of today come from it too.
 func (a *app) withPlacesInForce(st *store.Store, tab *istat.Table) (*istat.Table, error) {
 	var p *istat.Places
 	if err := st.View(func(tx *store.Tx) (err error) {
@@ -132,9 +131,6 @@ func (a *app) withPlacesInForce(st *store.Store, tab *istat.Table) (*istat.Table
 	}
 	if p == istat.DefaultPlaces() {
 		return tab, nil
-	}
-	if a.cfg.ISTAT.ComuniCSV != "" {
-		return tab.WithPlaces(p), nil
 	}
 	return istat.FromPlaces(p)
 }
