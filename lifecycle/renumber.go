@@ -27,33 +27,15 @@ func RenumberComune(tx *store.Tx, src store.Source, from, to, province string) (
 		return false, err
 	}
 	if _, err := tx.Comune(to); err == nil {
-		return false, fmt.Errorf("comune %s: il nuovo codice %s è già di un comune censito: nessuno spostamento", from, to)
+		return false, fmt.Errorf("comune %s: il nuovo codice %s è già di un comune censito: nessuna modifica", from, to)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return false, err
 	}
-	// Workstations are read under the old code before the record moves.
-	var ws []*domain.Postazione
-	if err := tx.PostazioniOfComune(from, func(p *domain.Postazione) error { ws = append(ws, p); return nil }); err != nil {
-		return false, err
-	}
-	var us []*domain.Utenza
-	if err := tx.UtenzeOfComune(from, func(u *domain.Utenza) error { us = append(us, u); return nil }); err != nil {
-		return false, err
-	}
-	var cards []*domain.SmartCard
-	if err := tx.AllCards(func(s *domain.SmartCard) error {
-		if s.ISTAT == from || s.BlockedBy == from {
-			cards = append(cards, s)
-		}
-		return nil
-	}); err != nil {
-		return false, err
-	}
-	bundles, err := tx.PendingBundles()
+	// Everything is read under the old code before the record moves.
+	m, err := readMove(tx, from)
 	if err != nil {
 		return false, err
 	}
-
 	oldProvince := c.Province
 	c.PrevISTAT = append(c.PrevISTAT, from)
 	c.ISTAT, c.Province, c.Updated = to, province, tx.Now
@@ -63,22 +45,78 @@ func RenumberComune(tx *store.Tx, src store.Source, from, to, province string) (
 	if err := tx.PutComune(c); err != nil {
 		return false, err
 	}
-	for _, u := range us {
+	if err := m.apply(tx, from, to); err != nil {
+		return false, err
+	}
+	detail := fmt.Sprintf("%s: codice ISTAT %s → %s", c.Name, from, to)
+	if oldProvince != province {
+		detail += fmt.Sprintf(", provincia %s → %s", oldProvince, province)
+	}
+	detail += fmt.Sprintf("; %d utenze, %d smart card, %d postazioni (codici invariati)", len(m.utenze), len(m.cards), len(m.postazioni))
+	return true, tx.Record(src, "comune.codice", "comune", to, detail)
+}
+
+// comuneMove is what moves with a comune that changes ISTAT code.
+type comuneMove struct {
+	utenze     []*domain.Utenza
+	postazioni []*domain.Postazione
+	cards      []*domain.SmartCard
+	bundles    []*store.Bundle
+}
+
+// readMove reads the utenze, workstations, cards (requested or blocked
+// through it) and pending bundles of comune from.
+func readMove(tx *store.Tx, from string) (*comuneMove, error) {
+	m := &comuneMove{}
+	if err := tx.PostazioniOfComune(from, func(p *domain.Postazione) error { m.postazioni = append(m.postazioni, p); return nil }); err != nil {
+		return nil, err
+	}
+	if err := tx.UtenzeOfComune(from, func(u *domain.Utenza) error { m.utenze = append(m.utenze, u); return nil }); err != nil {
+		return nil, err
+	}
+	if err := tx.AllCards(func(s *domain.SmartCard) error {
+		if s.ISTAT == from || s.BlockedBy == from {
+			m.cards = append(m.cards, s)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	ids, err := tx.PendingBundles()
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if !strings.HasPrefix(id, from+"/") {
+			continue
+		}
+		b, err := tx.Bundle(id)
+		if err != nil {
+			return nil, err
+		}
+		m.bundles = append(m.bundles, b)
+	}
+	return m, nil
+}
+
+// apply rewrites what m read under code to.
+func (m *comuneMove) apply(tx *store.Tx, from, to string) error {
+	for _, u := range m.utenze {
 		if err := tx.DeleteUtenza(from, u.CF); err != nil {
-			return false, err
+			return err
 		}
 		u.ISTAT = to
 		if err := tx.PutUtenza(u); err != nil {
-			return false, err
+			return err
 		}
 	}
-	for _, p := range ws {
+	for _, p := range m.postazioni {
 		p.ISTAT = to
 		if err := tx.PutPostazione(p); err != nil {
-			return false, err
+			return err
 		}
 	}
-	for _, s := range cards {
+	for _, s := range m.cards {
 		if s.ISTAT == from {
 			s.ISTAT = to
 		}
@@ -86,29 +124,17 @@ func RenumberComune(tx *store.Tx, src store.Source, from, to, province string) (
 			s.BlockedBy = to
 		}
 		if err := tx.PutCard(s); err != nil {
-			return false, err
+			return err
 		}
 	}
-	for _, id := range bundles {
-		if !strings.HasPrefix(id, from+"/") {
-			continue
-		}
-		b, err := tx.Bundle(id)
-		if err != nil {
-			return false, err
-		}
-		if err := tx.DeleteBundle(id); err != nil {
-			return false, err
+	for _, b := range m.bundles {
+		if err := tx.DeleteBundle(b.ID()); err != nil {
+			return err
 		}
 		b.ISTAT = to
 		if err := tx.PutBundle(b); err != nil {
-			return false, err
+			return err
 		}
 	}
-	detail := fmt.Sprintf("%s: codice ISTAT %s → %s", c.Name, from, to)
-	if oldProvince != province {
-		detail += fmt.Sprintf(", provincia %s → %s", oldProvince, province)
-	}
-	detail += fmt.Sprintf("; %d utenze, %d smart card, %d postazioni (codici invariati)", len(us), len(cards), len(ws))
-	return true, tx.Record(src, "comune.codice", "comune", to, detail)
+	return nil
 }

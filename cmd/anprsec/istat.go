@@ -246,30 +246,8 @@ certificates carry (docs/rules.md#comune-renumbering).`,
 			}
 			detail := fmt.Sprintf("%s: %d comuni in vigore; %d nuovi, %d cessati, %d rinominati, %d con nuovo codice ISTAT, %d con nuova provincia",
 				args[0], nNew, count["nuovo"], count["cessato"], count["rinominato"], count["codice ISTAT"], count["provincia"])
-			var moved [][2]string
-			src := store.Source{Actor: operatorActor(), File: args[0]}
-			if err := st.Update(func(tx *store.Tx) error {
-				moved = moved[:0]
-				if err := tx.SetMeta(placesMetaKey, storedPlaces{Date: p.Date(), File: args[0], Gz: gz.Bytes()}); err != nil {
-					return err
-				}
-				if err := tx.Record(src, "istat.aggiorna", "istat", p.Date(), detail); err != nil {
-					return err
-				}
-				for _, c := range changes {
-					if c.Kind != "codice ISTAT" {
-						continue
-					}
-					ok, err := lifecycle.RenumberComune(tx, src, c.Old.ISTAT, c.New.ISTAT, c.New.ISTAT[:3])
-					if err != nil {
-						return err
-					}
-					if ok {
-						moved = append(moved, [2]string{c.Old.ISTAT, c.New.ISTAT})
-					}
-				}
-				return nil
-			}); err != nil {
+			moved, err := applyPlaces(st, store.Source{Actor: operatorActor(), File: args[0]}, storedPlaces{Date: p.Date(), File: args[0], Gz: gz.Bytes()}, detail, changes)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "tabella aggiornata ai dati del %s (effetto al prossimo avvio del demone)\n", p.Date())
@@ -290,6 +268,37 @@ func confirm(cmd *cobra.Command, question string) bool {
 		return true
 	}
 	return false
+}
+
+// applyPlaces keeps the table sp in the store as the table in force,
+// records it, and moves every censused comune that changes ISTAT code in
+// changes (lifecycle.RenumberComune), all in one transaction; it returns
+// the pairs of codes of the comuni moved.
+func applyPlaces(st *store.Store, src store.Source, sp storedPlaces, detail string, changes []istat.Change) ([][2]string, error) {
+	var moved [][2]string
+	err := st.Update(func(tx *store.Tx) error {
+		moved = moved[:0]
+		if err := tx.SetMeta(placesMetaKey, sp); err != nil {
+			return err
+		}
+		if err := tx.Record(src, "istat.aggiorna", "istat", sp.Date, detail); err != nil {
+			return err
+		}
+		for _, c := range changes {
+			if c.Kind != "codice ISTAT" {
+				continue
+			}
+			ok, err := lifecycle.RenumberComune(tx, src, c.Old.ISTAT, c.New.ISTAT, c.New.ISTAT[:3])
+			if err != nil {
+				return err
+			}
+			if ok {
+				moved = append(moved, [2]string{c.Old.ISTAT, c.New.ISTAT})
+			}
+		}
+		return nil
+	})
+	return moved, err
 }
 
 // moveComuneFolders moves the drop folder of each censused comune that
