@@ -140,6 +140,10 @@ type Config struct {
 	} `yaml:"cards"`
 
 	ISTAT struct {
+		// ComuniCSV is retired: the table of comuni is updated with
+		// "anprsec istat aggiorna FILE" (docs/reference-data.md). The key
+		// is still read so that configs written with it empty load; a
+		// value is refused.
 		ComuniCSV string `yaml:"comuni_csv"`
 	} `yaml:"istat"`
 
@@ -313,6 +317,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PKI.CRLValidity <= time.Hour {
 		return fmt.Errorf("pki.crl_validity %s: must be more than 1h (the CRL is re-signed every hour)", c.PKI.CRLValidity)
+	}
+	if c.ISTAT.ComuniCSV != "" {
+		return fmt.Errorf("istat.comuni_csv %q: the key is retired; load the ANPR archive of comuni with \"anprsec istat aggiorna FILE\" and remove the key (docs/reference-data.md)", c.ISTAT.ComuniCSV)
 	}
 	return nil
 }

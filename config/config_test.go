@@ -166,3 +166,31 @@ func TestLoadRevocationDiscovery(t *testing.T) {
 		t.Errorf("the defaults serve or name URLs: %+v", d.PKI)
 	}
 }
+
+// TestRetiredComuniCSVKeyIsAcceptedEmptyAndRefusedSet: configs written by
+// earlier versions of init carry "comuni_csv" empty and still load; a
+// value is refused with a message naming what replaces it.
+func TestRetiredComuniCSVKeyIsAcceptedEmptyAndRefusedSet(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "anprsec.yaml")
+	if err := os.WriteFile(p, []byte("istat:\n  comuni_csv: \"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p, true); err != nil {
+		t.Errorf("empty istat.comuni_csv: %v", err)
+	}
+	if err := os.WriteFile(p, []byte("istat:\n  comuni_csv: elenco.csv\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p, true)
+	if err == nil || !strings.Contains(err.Error(), "istat.comuni_csv") || !strings.Contains(err.Error(), "anprsec istat aggiorna FILE") {
+		t.Errorf("istat.comuni_csv set: %v, want a refusal pointing to anprsec istat aggiorna FILE", err)
+	}
+}
+
+// TestDefaultConfigNoLongerNamesComuniCSV: the commented default that init
+// writes does not offer the retired key.
+func TestDefaultConfigNoLongerNamesComuniCSV(t *testing.T) {
+	if strings.Contains(string(DefaultYAML), "comuni_csv") {
+		t.Error("default.yaml still names istat.comuni_csv")
+	}
+}

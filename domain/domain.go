@@ -71,7 +71,14 @@ type Comune struct {
 	Server       bool      `json:"server"`       // server certificate requested
 	Created      time.Time `json:"created"`
 	Updated      time.Time `json:"updated"`
+	// PrevISTAT lists the comune's earlier ISTAT codes, oldest first, when
+	// an update of the table of comuni gave it a new one: its workstations
+	// keep the codes they were issued under (docs/rules.md#comune-renumbering).
+	PrevISTAT []string `json:"prev_istat,omitempty"`
 }
+
+// Codes returns the comune's ISTAT code and its earlier ones.
+func (c *Comune) Codes() []string { return append([]string{c.ISTAT}, c.PrevISTAT...) }
 
 // Person is a natural person, identified by codice fiscale.
 type Person struct {

@@ -68,6 +68,14 @@ func (tx *Tx) PutBundle(b *Bundle) error {
 	return tx.set("b/"+b.ID(), b)
 }
 
+// DeleteBundle removes a bundle and its pending index.
+func (tx *Tx) DeleteBundle(id string) error {
+	if err := tx.del("i/b-pending/" + id); err != nil {
+		return err
+	}
+	return tx.del("b/" + id)
+}
+
 // NewBundle creates a pending bundle of codes for a comune, stamped with at
 // in loc; when that stamp is taken (two bundles in one second, or the
 // repeated hour of a DST change) the next free second is used.

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"anprsec/domain"
@@ -28,6 +29,10 @@ func (tx *Tx) Comune(istat string) (*domain.Comune, error) {
 
 // PutComune stores a comune.
 func (tx *Tx) PutComune(c *domain.Comune) error { return tx.set("c/"+c.ISTAT, c) }
+
+// DeleteComune removes the record of a comune (its utenze and workstations
+// are not touched).
+func (tx *Tx) DeleteComune(istat string) error { return tx.del("c/" + istat) }
 
 // Comuni calls fn for each comune in ISTAT order.
 func (tx *Tx) Comuni(fn func(*domain.Comune) error) error {
@@ -183,15 +188,38 @@ func (tx *Tx) PutPostazione(p *domain.Postazione) error {
 	return tx.set("w/"+p.Code, p)
 }
 
-// PostazioniOfComune calls fn for each workstation of a comune, in code order.
+// PostazioniOfComune calls fn for each workstation of a comune, in code
+// order: those coded under its ISTAT code and, for a comune that changed
+// code, those still coded under its earlier ones (domain.Comune.PrevISTAT).
 func (tx *Tx) PostazioniOfComune(istat string, fn func(*domain.Postazione) error) error {
-	return tx.scan("w/"+istat+"-", true, func(k string, v []byte) (bool, error) {
-		var p domain.Postazione
-		if err := decode(k, v, &p); err != nil {
-			return false, err
+	prefixes := []string{istat}
+	if c, err := tx.Comune(istat); err == nil {
+		prefixes = c.Codes()
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	var ws []*domain.Postazione
+	for _, pre := range prefixes {
+		if err := tx.scan("w/"+pre+"-", true, func(k string, v []byte) (bool, error) {
+			var p domain.Postazione
+			if err := decode(k, v, &p); err != nil {
+				return false, err
+			}
+			if p.ISTAT == istat {
+				ws = append(ws, &p)
+			}
+			return true, nil
+		}); err != nil {
+			return err
 		}
-		return true, fn(&p)
-	})
+	}
+	slices.SortFunc(ws, func(a, b *domain.Postazione) int { return strings.Compare(a.Code, b.Code) })
+	for _, p := range ws {
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PostazioniInState returns the codes of the workstations in a state.

@@ -4,16 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"anprsec/drop"
 	"anprsec/istat"
+	"anprsec/lifecycle"
 	"anprsec/store"
 )
 
@@ -120,8 +124,7 @@ func placesInForce(tx *store.Tx) (*istat.Places, error) {
 }
 
 // withPlacesInForce gives tab the table of places in force in the store:
-// the comuni of today come from it too, unless istat.comuni_csv names
-// another list.
+// the comuni of today come from it too.
 func (a *app) withPlacesInForce(st *store.Store, tab *istat.Table) (*istat.Table, error) {
 	var p *istat.Places
 	if err := st.View(func(tx *store.Tx) (err error) {
@@ -132,9 +135,6 @@ func (a *app) withPlacesInForce(st *store.Store, tab *istat.Table) (*istat.Table
 	}
 	if p == istat.DefaultPlaces() {
 		return tab, nil
-	}
-	if a.cfg.ISTAT.ComuniCSV != "" {
-		return tab.WithPlaces(p), nil
 	}
 	return istat.FromPlaces(p)
 }
@@ -183,8 +183,12 @@ province) and, on confirmation (or with --yes), keeps it in the store as the
 table in force, recorded in the history. The foreign states stay those of
 the embedded table. A file whose data are not later than the table in force,
 or that holds far fewer comuni than it, is refused. The daemon reads the
-table at its start: restart it after an update. Records, drop folders and
-prefetture of a comune that changed code are not moved.`,
+table at its start: restart it after an update. A censused comune that
+changed ISTAT code (or province, which changes the code) moves in the same
+step: its record (which keeps the earlier code), its utenze, its cards and
+its drop folder comuni/<old>/ → comuni/<new>/; its prefettura follows from
+the new province. Its workstations keep their codes, which their
+certificates carry (docs/rules.md#comune-renumbering).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := os.ReadFile(args[0])
@@ -242,16 +246,12 @@ prefetture of a comune that changed code are not moved.`,
 			}
 			detail := fmt.Sprintf("%s: %d comuni in vigore; %d nuovi, %d cessati, %d rinominati, %d con nuovo codice ISTAT, %d con nuova provincia",
 				args[0], nNew, count["nuovo"], count["cessato"], count["rinominato"], count["codice ISTAT"], count["provincia"])
-			if err := st.Update(func(tx *store.Tx) error {
-				if err := tx.SetMeta(placesMetaKey, storedPlaces{Date: p.Date(), File: args[0], Gz: gz.Bytes()}); err != nil {
-					return err
-				}
-				return tx.Record(store.Source{Actor: operatorActor(), File: args[0]}, "istat.aggiorna", "istat", p.Date(), detail)
-			}); err != nil {
+			moved, err := applyPlaces(st, store.Source{Actor: operatorActor(), File: args[0]}, storedPlaces{Date: p.Date(), File: args[0], Gz: gz.Bytes()}, detail, changes)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "tabella aggiornata ai dati del %s (effetto al prossimo avvio del demone)\n", p.Date())
-			return nil
+			return a.moveComuneFolders(cmd, moved)
 		},
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "apply without asking")
@@ -268,4 +268,109 @@ func confirm(cmd *cobra.Command, question string) bool {
 		return true
 	}
 	return false
+}
+
+// applyPlaces keeps the table sp in the store as the table in force,
+// records it, and moves every censused comune that changes ISTAT code in
+// changes (lifecycle.RenumberComune), all in one transaction; it returns
+// the pairs of codes of the comuni moved.
+func applyPlaces(st *store.Store, src store.Source, sp storedPlaces, detail string, changes []istat.Change) ([][2]string, error) {
+	var moved [][2]string
+	err := st.Update(func(tx *store.Tx) error {
+		moved = moved[:0]
+		if err := tx.SetMeta(placesMetaKey, sp); err != nil {
+			return err
+		}
+		if err := tx.Record(src, "istat.aggiorna", "istat", sp.Date, detail); err != nil {
+			return err
+		}
+		for _, c := range changes {
+			if c.Kind != "codice ISTAT" {
+				continue
+			}
+			ok, err := lifecycle.RenumberComune(tx, src, c.Old.ISTAT, c.New.ISTAT, c.New.ISTAT[:3])
+			if err != nil {
+				return err
+			}
+			if ok {
+				moved = append(moved, [2]string{c.Old.ISTAT, c.New.ISTAT})
+			}
+		}
+		return nil
+	})
+	return moved, err
+}
+
+// moveComuneFolders moves the drop folder of each censused comune that
+// changed ISTAT code, comuni/<old>/ → comuni/<new>/, saying what it did. A
+// file whose target exists already is left where it is, and so is every
+// file when the drop cannot be reached: the operator is told to move them.
+func (a *app) moveComuneFolders(cmd *cobra.Command, moved [][2]string) error {
+	out := cmd.OutOrStdout()
+	if len(moved) == 0 {
+		return nil
+	}
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	d, err := a.openDrop(ctx)
+	if err != nil {
+		for _, m := range moved {
+			fmt.Fprintf(out, "comune %s → %s: archivio aggiornato; cartella comuni/%s/ NON spostata (%v): spostarla a mano in comuni/%s/\n", m[0], m[1], m[0], err, m[1])
+		}
+		return fmt.Errorf("cartelle dei comuni non spostate: %w", err)
+	}
+	defer d.Close()
+	var errs []error
+	for _, m := range moved {
+		from, to := path.Join("comuni", m[0]), path.Join("comuni", m[1])
+		n, left, err := moveTree(ctx, d, from, to)
+		switch {
+		case err != nil:
+			fmt.Fprintf(out, "comune %s → %s: archivio aggiornato; %d file spostati in %s/, poi: %v: spostare a mano il resto di %s/\n", m[0], m[1], n, to, err, from)
+			errs = append(errs, err)
+		case len(left) > 0:
+			fmt.Fprintf(out, "comune %s → %s: archivio aggiornato; %d file spostati in %s/, %d lasciati in %s/ perché già presenti nella nuova cartella: %s\n", m[0], m[1], n, to, len(left), from, strings.Join(left, ", "))
+		default:
+			fmt.Fprintf(out, "comune %s → %s: archivio aggiornato, %d file spostati da %s/ a %s/\n", m[0], m[1], n, from, to)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// moveTree renames every regular file under from to the same place under
+// to, leaving (and listing) those whose target exists; folders left empty
+// stay.
+func moveTree(ctx context.Context, d drop.Drop, from, to string) (n int, left []string, err error) {
+	entries, err := d.List(ctx, from)
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, e := range entries {
+		src, dst := path.Join(from, e.Name), path.Join(to, e.Name)
+		if e.Dir {
+			k, l, err := moveTree(ctx, d, src, dst)
+			n, left = n+k, append(left, l...)
+			if err != nil {
+				return n, left, err
+			}
+			continue
+		}
+		if !e.Regular {
+			left = append(left, src)
+			continue
+		}
+		if _, err := d.Stat(ctx, dst); err == nil {
+			left = append(left, src)
+			continue
+		} else if !errors.Is(err, drop.ErrNotExist) {
+			return n, left, err
+		}
+		if err := d.Rename(ctx, src, dst); err != nil {
+			return n, left, err
+		}
+		n++
+	}
+	return n, left, nil
 }

@@ -175,22 +175,10 @@ func (a *app) openDrop(context.Context) (drop.Drop, error) {
 	}, nil
 }
 
-// comuni returns the table of comuni: embedded, or ISTAT's CSV from the config.
+// comuni returns the embedded table of comuni; withPlacesInForce gives the
+// one loaded with istat aggiorna when there is one.
 func (a *app) comuni() (*istat.Table, error) {
-	p := a.cfg.ISTAT.ComuniCSV
-	if p == "" {
-		return istat.Default(), nil
-	}
-	f, err := os.Open(a.cfg.Path(p))
-	if err != nil {
-		return nil, fmt.Errorf("istat.comuni_csv: %w", err)
-	}
-	defer f.Close()
-	t, err := istat.Load(f)
-	if err != nil {
-		return nil, fmt.Errorf("istat.comuni_csv %s: %w", p, err)
-	}
-	return t, nil
+	return istat.Default(), nil
 }
 
 // openRunner opens everything the jobs need. The store and drop stay open

@@ -30,7 +30,8 @@ func TestMain(m *testing.M) {
 // fixtures are copied into the work dir of every script ($WORK), so a
 // script can "cp casi.xlsx var/drop/censimento/".
 var fixtures = map[string]string{
-	"casi.xlsx": "../../ingest/census/testdata/casi.xlsx", // written by LibreOffice; verdicts in census_test.go
+	"casi.xlsx":   "../../ingest/census/testdata/casi.xlsx",   // written by LibreOffice; verdicts in census_test.go
+	"luoghi.xlsx": "../../ingest/census/testdata/luoghi.xlsx", // Misiliscemi (081025); verdicts in luoghi_test.go
 }
 
 // TestScripts runs the operator stories of testdata/script/*.txt: each is a

@@ -309,8 +309,30 @@ func (p *Processor) registraPostazione(tx *store.Tx, src store.Source, label str
 	return "REGISTRATA", fmt.Sprintf("postazione %s %q registrata: certificato RICHIESTA IN LAVORAZIONE (pronto con il prossimo batch, entro 5 minuti)", code, label), nil, nil
 }
 
+// codedUnder reports whether code is a workstation code under the ISTAT
+// code of comune istat or one of its earlier codes: workstations keep the
+// code they were issued under when the comune changes code
+// (docs/rules.md#comune-renumbering).
+func codedUnder(tx *store.Tx, istat, code string) (bool, error) {
+	codes := []string{istat}
+	if c, err := tx.Comune(istat); err == nil {
+		codes = c.Codes()
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return false, err
+	}
+	for _, k := range codes {
+		if strings.HasPrefix(code, k+"-") {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 func (p *Processor) postazione(tx *store.Tx, src store.Source, op lifecycle.Op, code, motivo string) (string, string, *lifecycle.Refusal, error) {
-	if !strings.HasPrefix(code, p.ISTAT+"-") {
+	if ok, err := codedUnder(tx, p.ISTAT, code); err != nil || !ok {
+		if err != nil {
+			return "", "", nil, err
+		}
 		return "", "", lifecycle.Refuse("ALTRO_COMUNE", "la postazione %s non è del comune %s", code, p.ISTAT), nil
 	}
 	w, err := tx.Postazione(code)
