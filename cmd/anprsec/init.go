@@ -94,55 +94,11 @@ when a CA with a file key exists.`,
 				return err
 			}
 
-			dirs := []struct {
-				what, path string
-				mode       os.FileMode
-			}{
-				{"data dir", cfg.Path(cfg.DataDir), 0o700},
-				{"keys", filepath.Dir(cfg.Path(cfg.Keys.Store)), 0o700},
-				{"holder keys", cfg.Path(cfg.Keys.Holders), 0o700},
-				{"prefetture keys", cfg.Path(cfg.Keys.Prefetture), 0o700},
-				{"pki", filepath.Dir(cfg.Path(cfg.PKI.CACert)), 0o700},
-				{"mail spool", cfg.Path(cfg.Mail.Spool), 0o750},
+			if err := makeInitDirs(cfg, made); err != nil {
+				return err
 			}
-			if cfg.Drop.Type == "local" {
-				for _, d := range dropLayout {
-					dirs = append(dirs, struct {
-						what, path string
-						mode       os.FileMode
-					}{"drop", filepath.Join(cfg.Path(cfg.Drop.Local), d), 0o750})
-				}
-			}
-			for _, d := range dirs {
-				if d.path == "" {
-					continue
-				}
-				if _, err := os.Stat(d.path); err == nil {
-					continue
-				}
-				if err := os.MkdirAll(d.path, d.mode); err != nil {
-					return err
-				}
-				made(d.what, d.path)
-			}
-			if cfg.Drop.Type == "local" {
-				if err := prepareLocalConsegne(cfg.Path(cfg.Drop.Local), made); err != nil {
-					return err
-				}
-			}
-			for _, k := range initKeys(cfg) {
-				created, err := secret.CreateKey(k.path)
-				if err != nil {
-					return fmt.Errorf("%s %s: %w", k.what, k.path, err)
-				}
-				if created {
-					made(k.what, k.path)
-				} else {
-					if err := secret.CheckFile(k.path); err != nil {
-						return err
-					}
-					have(k.what, k.path)
-				}
+			if err := makeInitKeys(cfg, made, have); err != nil {
+				return err
 			}
 			for _, step := range initSteps {
 				if err := step(a, made, have); err != nil {
@@ -237,6 +193,67 @@ func refuseMissingKeys(cfg *config.Config) error {
 // initSteps are the set-up steps of later parts (development CA, OpenPGP
 // keys): each creates what is missing and reports it through made/have.
 var initSteps []func(a *app, made, have func(what, path string)) error
+
+// makeInitDirs makes the working directory's folders that are missing:
+// data, keys, pki, mail spool and, for a local drop, its folders.
+func makeInitDirs(cfg *config.Config, made func(what, path string)) error {
+	dirs := []struct {
+		what, path string
+		mode       os.FileMode
+	}{
+		{"data dir", cfg.Path(cfg.DataDir), 0o700},
+		{"keys", filepath.Dir(cfg.Path(cfg.Keys.Store)), 0o700},
+		{"holder keys", cfg.Path(cfg.Keys.Holders), 0o700},
+		{"prefetture keys", cfg.Path(cfg.Keys.Prefetture), 0o700},
+		{"pki", filepath.Dir(cfg.Path(cfg.PKI.CACert)), 0o700},
+		{"mail spool", cfg.Path(cfg.Mail.Spool), 0o750},
+	}
+	if cfg.Drop.Type == "local" {
+		for _, d := range dropLayout {
+			dirs = append(dirs, struct {
+				what, path string
+				mode       os.FileMode
+			}{"drop", filepath.Join(cfg.Path(cfg.Drop.Local), d), 0o750})
+		}
+	}
+	for _, d := range dirs {
+		if d.path == "" {
+			continue
+		}
+		if _, err := os.Stat(d.path); err == nil {
+			continue
+		}
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
+			return err
+		}
+		made(d.what, d.path)
+	}
+	if cfg.Drop.Type == "local" {
+		return prepareLocalConsegne(cfg.Path(cfg.Drop.Local), made)
+	}
+	return nil
+}
+
+// makeInitKeys makes the symmetric key files that are missing (once: a key
+// beside an existing store was refused before) and checks the others'
+// permissions.
+func makeInitKeys(cfg *config.Config, made, have func(what, path string)) error {
+	for _, k := range initKeys(cfg) {
+		created, err := secret.CreateKey(k.path)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", k.what, k.path, err)
+		}
+		if created {
+			made(k.what, k.path)
+			continue
+		}
+		if err := secret.CheckFile(k.path); err != nil {
+			return err
+		}
+		have(k.what, k.path)
+	}
+	return nil
+}
 
 // prepareLocalConsegne makes every prefettura's consegne/ folder in a local
 // drop (the other input folders are in dropLayout; a comune's richieste/ is
