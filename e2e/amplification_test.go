@@ -73,7 +73,7 @@ func ingestRequestWorkbook(t testing.TB, value string) (peak, growth, size int64
 	w.run("jobs", "run", "ingest-censimento")
 	// The size of the rows is what is measured: unsigned files reach them
 	// (a signed file naming another operator is refused whole at once).
-	w.editConfig(map[string]string{"  require_signature: true\n\nistat:": "  require_signature: false\n\nistat:"})
+	w.editConfig(map[string]string{"  # is then whatever the file says).\n  require_signature: true": "  # is then whatever the file says).\n  require_signature: false"})
 	var istat string
 	st := w.openStore(false)
 	st.View(func(tx *store.Tx) error {
