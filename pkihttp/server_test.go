@@ -74,14 +74,17 @@ func TestCAIssuersURLServesTheCACertificate(t *testing.T) {
 	}
 }
 
-// A new CRL in the store is served within a second.
-func TestServedCRLFollowsTheStoreWithinASecond(t *testing.T) {
+// A new CRL in the store is served at the server's next read (it reads the
+// store again at most once a second).
+func TestServedCRLFollowsTheStore(t *testing.T) {
 	f := newFixture(t)
 	f.serve()
 	f.putCRL(1)
 	_, _, first := get(t, f.disc.CRL)
 	f.putCRL(2)
-	deadline := time.Now().Add(1500 * time.Millisecond)
+	// The server reads the store again at most once a second; 10 seconds
+	// leave room for a loaded machine.
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, _, cur := get(t, f.disc.CRL)
 		crl, err := x509.ParseRevocationList(cur)
@@ -92,7 +95,7 @@ func TestServedCRLFollowsTheStoreWithinASecond(t *testing.T) {
 			break
 		}
 		if !bytes.Equal(cur, first) || time.Now().After(deadline) {
-			t.Fatalf("CRL number %d still served after %s", crl.Number, time.Since(deadline.Add(-1500*time.Millisecond)))
+			t.Fatalf("CRL number %d still served after %s", crl.Number, time.Since(deadline.Add(-10*time.Second)))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
