@@ -26,11 +26,21 @@ vet:
 	$(GO) vet ./...
 
 # Every fuzz target, FUZZTIME each (go test -fuzz takes one target at a time).
+# Go 1.26's fuzz coordinator can report a bare "context deadline exceeded"
+# when -fuzztime ends while a worker is busy (go.dev/issue/75804, fixed in
+# Go 1.27): without a failing input written, that is no finding, and the
+# target is run once more to be sure.
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz' || true); do \
 	    echo "fuzz $$pkg $$f"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg > /tmp/anprsec-fuzz.log 2>&1 || { cat /tmp/anprsec-fuzz.log; exit 1; }; \
+	    for try in 1 2; do \
+	      if $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg > /tmp/anprsec-fuzz.log 2>&1; then break; fi; \
+	      if [ $$try = 1 ] && grep -q 'context deadline exceeded' /tmp/anprsec-fuzz.log && ! grep -q 'Failing input written' /tmp/anprsec-fuzz.log; then \
+	        echo "  the fuzz coordinator's deadline race (go.dev/issue/75804), no failing input: once more"; continue; \
+	      fi; \
+	      cat /tmp/anprsec-fuzz.log; exit 1; \
+	    done; \
 	  done; \
 	done
 
