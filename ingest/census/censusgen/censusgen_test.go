@@ -155,7 +155,7 @@ func checkUsers(t *testing.T, tab *istat.Table, rows [][]string, opt Options) {
 		if _, ok := tab.ByBelfiore(cf.Belfiore); !ok && !istat.ForeignBelfiore(cf.Belfiore) {
 			t.Errorf("row %d: CF %s birthplace %s unknown", line, cf.Code, cf.Belfiore)
 		}
-		if want := surnameCode(r[3]) + nameCode(r[4]); cf.Code[:6] != want {
+		if want := codfisc.SurnameLetters(r[3]) + codfisc.NameLetters(r[4]); cf.Code[:6] != want {
 			t.Errorf("row %d: CF %s does not start with %s (%s %s)", line, cf.Code, want, r[3], r[4])
 		}
 
@@ -304,14 +304,14 @@ func TestMakeCF(t *testing.T) {
 	}
 	codes := map[string]string{"Rossi": "RSS", "Fo": "FOX", "Re": "REX", "D'Angelo": "DNG", "Nicolò": "NCL", "De Luca": "DLC"}
 	for in, want := range codes {
-		if got := surnameCode(in); got != want {
-			t.Errorf("surnameCode(%q) = %q, want %q", in, got, want)
+		if got := codfisc.SurnameLetters(in); got != want {
+			t.Errorf("SurnameLetters(%q) = %q, want %q", in, got, want)
 		}
 	}
 	names := map[string]string{"Mario": "MRA", "Gian Luca": "GLC", "Francesco": "FNC", "Eva": "VEA", "Bea": "BEA", "Alessandro": "LSN"}
 	for in, want := range names {
-		if got := nameCode(in); got != want {
-			t.Errorf("nameCode(%q) = %q, want %q", in, got, want)
+		if got := codfisc.NameLetters(in); got != want {
+			t.Errorf("NameLetters(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

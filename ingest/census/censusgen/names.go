@@ -66,36 +66,6 @@ var accents = map[rune]byte{
 	'À': 'A', 'È': 'E', 'É': 'E', 'Ì': 'I', 'Ò': 'O', 'Ù': 'U',
 }
 
-func splitLetters(s string) (consonants, vowels string) {
-	var c, v strings.Builder
-	for i := 0; i < len(s); i++ {
-		if strings.IndexByte("AEIOU", s[i]) >= 0 {
-			v.WriteByte(s[i])
-		} else {
-			c.WriteByte(s[i])
-		}
-	}
-	return c.String(), v.String()
-}
-
-// surnameCode returns the three letters of a surname in a codice fiscale:
-// its consonants, then its vowels, then X, taking the first three.
-func surnameCode(surname string) string {
-	c, v := splitLetters(letters(surname))
-	return (c + v + "XXX")[:3]
-}
-
-// nameCode returns the three letters of a first name in a codice fiscale:
-// the 1st, 3rd and 4th consonant when there are four or more, otherwise as
-// for surnames.
-func nameCode(name string) string {
-	c, v := splitLetters(letters(name))
-	if len(c) >= 4 {
-		return c[:1] + c[2:4]
-	}
-	return (c + v + "XXX")[:3]
-}
-
 // MakeCF builds a valid codice fiscale; level > 0 applies omocodia to the
 // last level digit positions, as the Agenzia delle Entrate does when a code
 // is already taken.
@@ -103,7 +73,7 @@ func MakeCF(surname, name string, female bool, year, month, day int, belfiore st
 	if female {
 		day += 40
 	}
-	b := []byte(surnameCode(surname) + nameCode(name))
+	b := []byte(codfisc.SurnameLetters(surname) + codfisc.NameLetters(name))
 	b = append(b, byte('0'+year%100/10), byte('0'+year%10), codfisc.MonthLetter(month),
 		byte('0'+day/10), byte('0'+day%10))
 	b = append(b, belfiore...)
