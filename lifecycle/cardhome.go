@@ -200,6 +200,24 @@ password per telefono o per posta elettronica.
 Messaggio automatico, non rispondere.
 `
 
+// BlockCardFor blocks card c at the request of comune istat (BlockCard).
+// When istat is not the card's home, the block records it (BlockedBy: it
+// may unblock the card too) and the home comune's ALS and the holder are
+// told (NotifyForeignBlock).
+func BlockCardFor(tx *store.Tx, src store.Source, c *domain.SmartCard, motivo, istat string) error {
+	home, err := CardHome(tx, c)
+	if err != nil {
+		return err
+	}
+	if home != istat {
+		c.BlockedBy = istat
+	}
+	if err := BlockCard(tx, src, c, motivo); err != nil || c.BlockedBy == "" {
+		return err
+	}
+	return NotifyForeignBlock(tx, c, istat, motivo)
+}
+
 // NotifyForeignBlock tells the home comune's ALS and the holder that card
 // c was blocked by comune by, which is not its home (c.BlockedBy): a
 // protective block the home must know of, and may lift.
@@ -227,18 +245,34 @@ rubata, la nuova smart card la chiede il comune %s.
 	})
 }
 
-// NotifyAddressChange tells the previous address of the holder of card c
-// that the home comune changed it while the card is on its way (requested,
-// in production, or delivered but not active): the second halves will go
-// to the new address, and a change the holder did not ask for must be
-// reported at once.
-func NotifyAddressChange(tx *store.Tx, c *domain.SmartCard, old, new string) error {
+// NotifyAddressChange tells the previous address of cf that comune istat
+// changed it from old to new, when istat is the home of cf's card and the
+// card is on its way (requested, in production, or delivered but not
+// active): the second halves will go to the new address, and a change the
+// holder did not ask for must be reported at once.
+func NotifyAddressChange(tx *store.Tx, cf, istat, old, new string) error {
+	if old == "" || strings.EqualFold(old, new) {
+		return nil
+	}
+	c, err := FindCard(tx, cf, "")
+	if errors.Is(err, ErrNoCard) || errors.Is(err, ErrCardUnknown) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	home, err := CardHome(tx, c)
+	if err != nil || home != istat {
+		return err
+	}
+	return notifyAddressChange(tx, c, old, new)
+}
+
+// notifyAddressChange queues the notice of NotifyAddressChange for card c.
+func notifyAddressChange(tx *store.Tx, c *domain.SmartCard, old, new string) error {
 	switch c.State {
 	case domain.CardRichiesta, domain.CardProduzione, domain.CardConsegnata:
 	default:
-		return nil
-	}
-	if old == "" || strings.EqualFold(old, new) {
 		return nil
 	}
 	text := fmt.Sprintf(`L'indirizzo e-mail a cui arriveranno le seconde metà di PIN, PUK e

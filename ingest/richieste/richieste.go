@@ -425,7 +425,7 @@ func (p *Processor) utente(tx *store.Tx, src store.Source, t *table.Table, r *ta
 	if err != nil {
 		return "", "", nil, err
 	}
-	if err := p.tellAddressChange(tx, cf, oldEmail, row.Email); err != nil {
+	if err := lifecycle.NotifyAddressChange(tx, cf, p.ISTAT, oldEmail, row.Email); err != nil {
 		return "", "", nil, err
 	}
 	return code, msg, nil, nil
@@ -493,27 +493,6 @@ func keepRegistryData(tx *store.Tx, cf string, row *census.UserRow) (*lifecycle.
 	return nil, nil
 }
 
-// tellAddressChange tells the holder's previous address when the home
-// comune of his card changes it while the card is on its way
-// (lifecycle.NotifyAddressChange).
-func (p *Processor) tellAddressChange(tx *store.Tx, cf, old, new string) error {
-	if old == "" || strings.EqualFold(old, new) {
-		return nil
-	}
-	c, err := lifecycle.FindCard(tx, cf, "")
-	if errors.Is(err, lifecycle.ErrNoCard) || errors.Is(err, lifecycle.ErrCardUnknown) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	home, err := lifecycle.CardHome(tx, c)
-	if err != nil || home != p.ISTAT {
-		return err
-	}
-	return lifecycle.NotifyAddressChange(tx, c, old, new)
-}
-
 func (p *Processor) statoUtente(tx *store.Tx, src store.Source, op lifecycle.Op, cf, motivo string) (string, string, *lifecycle.Refusal, error) {
 	return lifecycle.ChangeUtenza(tx, src, op, p.ISTAT, cf, motivo)
 }
@@ -562,14 +541,7 @@ func (p *Processor) smartCard(tx *store.Tx, src store.Source, op lifecycle.Op, c
 	case lifecycle.OpRegisterCardDelivery:
 		err = lifecycle.ActivateCard(tx, src, c)
 	case lifecycle.OpBlockCard:
-		if home, herr := lifecycle.CardHome(tx, c); herr != nil {
-			return "", "", nil, herr
-		} else if home != p.ISTAT {
-			c.BlockedBy = p.ISTAT
-		}
-		if err = lifecycle.BlockCard(tx, src, c, motivo); err == nil && c.BlockedBy != "" {
-			err = lifecycle.NotifyForeignBlock(tx, c, p.ISTAT, motivo)
-		}
+		err = lifecycle.BlockCardFor(tx, src, c, motivo, p.ISTAT)
 	case lifecycle.OpUnblockCard:
 		err = lifecycle.UnblockCard(tx, src, c, motivo)
 	}
