@@ -71,17 +71,6 @@ func VerifyDrop(ctx context.Context, env *Env) (*drop.Report, error) {
 	return r, nil
 }
 
-// LastDropReport returns the last check of the drop recorded in the
-// store, or nil when there is none.
-func LastDropReport(tx *store.Tx) (*drop.Report, error) {
-	var r drop.Report
-	ok, err := tx.DropReport(&r)
-	if !ok || err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
-
 // PrepareDrop creates the input folders of DropFolders that are missing
 // (drop.Prepare) and returns them.
 func PrepareDrop(ctx context.Context, env *Env) ([]string, error) {
