@@ -49,6 +49,16 @@ func unarmour(sig []byte) ([]byte, error) {
 func checkShape(b []byte) error {
 	type frame struct{ end int } // end of a definite container, or -1
 	stack := make([]frame, 0, maxNesting)
+	// bound is where the innermost definite container ends: no element, and
+	// no end-of-contents of an indefinite container inside it, may cross it.
+	bound := func() int {
+		for i := len(stack) - 1; i >= 0; i-- {
+			if stack[i].end >= 0 {
+				return stack[i].end
+			}
+		}
+		return len(b)
+	}
 	pos := 0
 	for {
 		// Close finished containers.
@@ -62,7 +72,7 @@ func checkShape(b []byte) error {
 					break
 				}
 			} else {
-				if pos+2 > len(b) {
+				if pos+2 > bound() {
 					return errors.New("indefinite length without end-of-contents")
 				}
 				if b[pos] != 0 || b[pos+1] != 0 {
@@ -75,12 +85,7 @@ func checkShape(b []byte) error {
 		if len(stack) == 0 && pos > 0 {
 			break
 		}
-		end := len(b)
-		for _, f := range stack {
-			if f.end >= 0 {
-				end = f.end // the innermost definite container bounds every element in it
-			}
-		}
+		end := bound()
 		constructed, length, hdr, err := readHeader(b[pos:end])
 		if err != nil {
 			return err

@@ -504,3 +504,12 @@ func TestChainThroughAnIntermediateCarriedInTheEnvelopeIsAccepted(t *testing.T) 
 	_, err = Verify(nil, p7m, false, l.anchors("ca"), time.Now())
 	wantCode(t, err, CertificatoNonFidato)
 }
+
+func TestEndOfContentsMayNotCrossItsDefiniteContainer(t *testing.T) {
+	// A definite SEQUENCE of 5 bytes holding two indefinite ones whose
+	// end-of-contents octets reach past it.
+	in := []byte{0x30, 0x05, 0x30, 0x80, 0x30, 0x80, 0x00, 0x00, 0x01, 0x01}
+	if err := checkShape(in); err == nil {
+		t.Fatal("an end-of-contents past its definite container was accepted")
+	}
+}
