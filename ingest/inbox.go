@@ -113,8 +113,8 @@ type Stats struct {
 	// Unread counts the files refused without being read (a bad name, no
 	// regular file, a wrong extension, empty or too large); they are in
 	// Refused too, not in Files.
-	Unread int
-	MissingDir                                                bool // the input folder does not exist
+	Unread     int
+	MissingDir bool // the input folder does not exist
 }
 
 // Commit runs chunk k of a file's effect in one transaction: fn applies the
