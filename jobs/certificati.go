@@ -35,7 +35,8 @@ const CertActor = "certificati"
 //     PKCS#12 with friendlyName = code and a fresh password.
 //  2. Each comune commits in one transaction: ATTIVO, serial, expiry,
 //     certificate, sealed P12 and password, history, and a pending bundle
-//     record. A failed issuance leaves the postazione in RICHIESTA with
+//     record; with the comune's first workstation certificates, the
+//     first one's e-mail to the ASC is queued (lifecycle.QueueFirstCertificate). A failed issuance leaves the postazione in RICHIESTA with
 //     LastError and Attempts (retried next run).
 //  3. Every pending bundle (also one left by a crash) is built from the
 //     store, verified and written atomically to the drop, then marked
@@ -242,6 +243,7 @@ func groupByComune(results []certResult) (order []string, byComune map[string][]
 func commitCertsOfComune(tx *store.Tx, env *Env, istat string, rs []*certResult) (issued, failed int, err error) {
 	src := store.Source{Actor: CertActor}
 	var codes []string
+	var activated []*domain.Postazione
 	for _, r := range rs {
 		p, err := tx.Postazione(r.code)
 		if err != nil {
@@ -262,10 +264,14 @@ func commitCertsOfComune(tx *store.Tx, env *Env, istat string, rs []*certResult)
 			return 0, 0, err
 		}
 		codes = append(codes, p.Code)
+		activated = append(activated, p)
 		issued++
 	}
 	if len(codes) == 0 {
 		return issued, failed, nil
+	}
+	if _, err := lifecycle.QueueFirstCertificate(tx, src, istat, activated); err != nil {
+		return 0, 0, err
 	}
 	b, err := tx.NewBundle(istat, tx.Now, env.Loc, codes)
 	if err != nil {

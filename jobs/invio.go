@@ -123,6 +123,8 @@ type pinMessage struct {
 	person domain.Person
 	email  string
 	reason string // why it cannot be sent (set aside as failed)
+	// station is the postazione of a first-certificate message.
+	station domain.Postazione
 }
 
 func runInvio(ctx context.Context, env *Env, run *Run) error {
@@ -195,6 +197,8 @@ func readMessage(tx *store.Tx, m *store.Mail) (pinMessage, error) {
 		return pm, nil
 	case store.MailPIN:
 		return readPINMessage(tx, pm)
+	case store.MailFirstCert:
+		return readFirstCertMessage(tx, pm)
 	default:
 		pm.reason = "tipo di messaggio sconosciuto: " + m.Kind
 		return pm, nil
@@ -414,9 +418,12 @@ func sendOne(ctx context.Context, env *Env, pm *pinMessage, holders *pgp.KeyDir,
 	}
 	fp := pgp.Fingerprint(key[0])
 	var raw []byte
-	if pm.m.Kind == store.MailAvviso {
+	switch pm.m.Kind {
+	case store.MailAvviso:
 		raw, err = composeAvviso(pm, from, key, signer)
-	} else {
+	case store.MailFirstCert:
+		raw, err = composeFirstCert(env, pm, from, key, signer)
+	default:
 		raw, err = composePIN(env, pm, from, key, signer)
 	}
 	if err != nil {
@@ -536,6 +543,10 @@ func recordAttemptTx(tx *store.Tx, env *Env, pm *pinMessage, fp string, sendErr 
 			}
 			if m.Kind == store.MailAvviso {
 				return tx.Record(src, "mail.inviata", "mail", m.ID, fmt.Sprintf("%q inviato a %s, cifrato per la chiave %s", m.Subject, pm.email, fp))
+			}
+			if m.Kind == store.MailFirstCert {
+				return tx.Record(src, "postazione.primo-certificato-inviato", "postazione", m.Code,
+					fmt.Sprintf("P12 e password inviati al sindaco (ASC) a %s, cifrati per la chiave %s", pm.email, fp))
 			}
 			c, err := tx.Card(m.Serial)
 			if err != nil {
