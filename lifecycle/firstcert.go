@@ -111,9 +111,6 @@ func ResendFirstCertificate(tx *store.Tx, src store.Source, istat, motivo string
 	if err != nil {
 		return "", fmt.Errorf("postazione %s: %w", c.FirstCert, err)
 	}
-	if p.State != domain.CertAttivo || len(p.P12Sealed) == 0 {
-		return "", fmt.Errorf("%w: il certificato %s è %s: si invia solo un certificato ATTIVO", ErrNothingToResend, p.Code, p.State)
-	}
 	id := store.FirstCertMailID(p.Code)
 	m, err := tx.Mail(id)
 	switch {
@@ -124,6 +121,9 @@ func ResendFirstCertificate(tx *store.Tx, src store.Source, istat, motivo string
 		return "", fmt.Errorf("%w: il messaggio del certificato %s è già in coda", ErrNothingToResend, p.Code)
 	case m.State == store.MailSent:
 		return "", fmt.Errorf("%w: il certificato %s è già stato inviato il %s a %s", ErrNothingToResend, p.Code, m.Sent.In(loc).Format("02/01/2006 15:04"), m.To)
+	}
+	if p.State != domain.CertAttivo || len(p.P12Sealed) == 0 {
+		return "", fmt.Errorf("%w: il certificato %s è %s: si invia solo un certificato ATTIVO", ErrNothingToResend, p.Code, p.State)
 	}
 	if _, err := tx.QueueMail(&store.Mail{ID: id, Kind: store.MailFirstCert, Code: p.Code, ISTAT: p.ISTAT}); err != nil {
 		return "", err
