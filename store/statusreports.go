@@ -94,3 +94,11 @@ func (tx *Tx) PendingStatusReports() ([]string, error) {
 	}
 	return ids, nil
 }
+
+// DeleteStatusReport removes a status report and its pending index.
+func (tx *Tx) DeleteStatusReport(id string) error {
+	if err := tx.del("i/sr-pending/" + id); err != nil {
+		return err
+	}
+	return tx.del("sr/" + id)
+}
