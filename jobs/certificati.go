@@ -356,7 +356,7 @@ func publishPending(ctx context.Context, env *Env, run *Run) error {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
-		if err := publishBundle(ctx, env, id); err != nil {
+		if err := publishBundle(ctx, env, id, CertActor); err != nil {
 			errs = append(errs, fmt.Errorf("certificati: bundle %s: %w", id, err))
 			continue
 		}
@@ -365,7 +365,9 @@ func publishPending(ctx context.Context, env *Env, run *Run) error {
 	return errors.Join(errs...)
 }
 
-func publishBundle(ctx context.Context, env *Env, id string) error {
+// publishBundle builds pending bundle id from the store, writes it and
+// marks it published, with a history entry by actor (the job publishing it).
+func publishBundle(ctx context.Context, env *Env, id, actor string) error {
 	var b *store.Bundle
 	var entries []bundle.Entry
 	if err := env.Store.View(func(tx *store.Tx) error {
@@ -413,7 +415,7 @@ func publishBundle(ctx context.Context, env *Env, id string) error {
 		if err := tx.PutBundle(cur); err != nil {
 			return err
 		}
-		return tx.Record(store.Source{Actor: CertActor, File: name}, "bundle.pubblicato", "bundle", id,
+		return tx.Record(store.Source{Actor: actor, File: name}, "bundle.pubblicato", "bundle", id,
 			fmt.Sprintf("%d certificati in %s", len(cur.Codes), name))
 	})
 }

@@ -40,7 +40,7 @@ func publishSelfService(ctx context.Context, env *Env, run *Run) error {
 				if err := ctx.Err(); err != nil {
 					return errors.Join(append(errs, err)...)
 				}
-				if err := publishBundle(ctx, env, id); err != nil {
+				if err := publishBundle(ctx, env, id, RichiesteActor); err != nil {
 					errs = append(errs, fmt.Errorf("ingest-richieste: bundle %s: %w", id, err))
 					continue
 				}
