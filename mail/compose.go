@@ -110,14 +110,9 @@ func Compose(m *Message, encrypt func(inner []byte) (armored []byte, err error))
 		date = time.Now()
 	}
 
-	inner, err := innerEntity(m.Text)
+	inner, err := innerOf(m, id)
 	if err != nil {
 		return nil, err
-	}
-	if len(m.Attachments) > 0 {
-		if inner, err = mixedEntity(id, inner, m.Attachments); err != nil {
-			return nil, err
-		}
 	}
 	armored, err := encrypt(inner)
 	if err != nil {
@@ -201,22 +196,38 @@ func innerEntity(text string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// innerOf returns the entity of m that gets encrypted: its text, with its
+// attachments when it has any (message ID id).
+func innerOf(m *Message, id string) ([]byte, error) {
+	inner, err := innerEntity(m.Text)
+	if err != nil || len(m.Attachments) == 0 {
+		return inner, err
+	}
+	return mixedEntity(id, inner, m.Attachments)
+}
+
+// contentType is the media type of attachment a, checked.
+func (a *Attachment) contentType() (string, error) {
+	if a.Name == "" || strings.ContainsAny(a.Name, "\"/") || !isPrintableASCII(a.Name) {
+		return "", fmt.Errorf("mail: attachment name %q: printable ASCII without quotes or slashes", a.Name)
+	}
+	ct := a.ContentType
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	if _, _, err := mime.ParseMediaType(ct); err != nil || strings.Contains(ct, ";") {
+		return "", fmt.Errorf("mail: attachment %s: content type %q", a.Name, ct)
+	}
+	return ct, nil
+}
+
 // mixedEntity returns the multipart/mixed entity of the text entity and
 // the attachments (base64, lines of 76 characters). Its boundary derives
 // from the Message-ID, as the outer one does.
 func mixedEntity(id string, text []byte, atts []Attachment) ([]byte, error) {
-	var body bytes.Buffer
-	body.Write(text)
-	for _, a := range atts {
-		if a.Name == "" || strings.ContainsAny(a.Name, "\"/") || !isPrintableASCII(a.Name) {
-			return nil, fmt.Errorf("mail: attachment name %q: printable ASCII without quotes or slashes", a.Name)
-		}
-		ct := a.ContentType
-		if ct == "" {
-			ct = "application/octet-stream"
-		}
-		if _, _, err := mime.ParseMediaType(ct); err != nil || strings.Contains(ct, ";") {
-			return nil, fmt.Errorf("mail: attachment %s: content type %q", a.Name, ct)
+	for i := range atts {
+		if _, err := atts[i].contentType(); err != nil {
+			return nil, err
 		}
 	}
 	boundary := boundaryFor(id+"\x00mixed", text)
@@ -239,27 +250,8 @@ func mixedEntity(id string, text []byte, atts []Attachment) ([]byte, error) {
 	if _, err := tp.Write(rest); err != nil {
 		return nil, err
 	}
-	for _, a := range atts {
-		ct := a.ContentType
-		if ct == "" {
-			ct = "application/octet-stream"
-		}
-		ap, err := mw.CreatePart(textproto.MIMEHeader{
-			"Content-Type":              {ct + `; name="` + a.Name + `"`},
-			"Content-Transfer-Encoding": {"base64"},
-			"Content-Disposition":       {`attachment; filename="` + a.Name + `"`},
-		})
-		if err != nil {
-			return nil, err
-		}
-		enc := base64.StdEncoding.EncodeToString(a.Data)
-		for len(enc) > 76 {
-			if _, err := io.WriteString(ap, enc[:76]+"\r\n"); err != nil {
-				return nil, err
-			}
-			enc = enc[76:]
-		}
-		if _, err := io.WriteString(ap, enc+"\r\n"); err != nil {
+	for i := range atts {
+		if err := writeAttachment(mw, &atts[i]); err != nil {
 			return nil, err
 		}
 	}
@@ -268,6 +260,32 @@ func mixedEntity(id string, text []byte, atts []Attachment) ([]byte, error) {
 	}
 	b.WriteString("\r\n")
 	return b.Bytes(), nil
+}
+
+// writeAttachment writes a as a base64 part of mw, in lines of 76
+// characters.
+func writeAttachment(mw *multipart.Writer, a *Attachment) error {
+	ct, err := a.contentType()
+	if err != nil {
+		return err
+	}
+	ap, err := mw.CreatePart(textproto.MIMEHeader{
+		"Content-Type":              {ct + `; name="` + a.Name + `"`},
+		"Content-Transfer-Encoding": {"base64"},
+		"Content-Disposition":       {`attachment; filename="` + a.Name + `"`},
+	})
+	if err != nil {
+		return err
+	}
+	enc := base64.StdEncoding.EncodeToString(a.Data)
+	for len(enc) > 76 {
+		if _, err := io.WriteString(ap, enc[:76]+"\r\n"); err != nil {
+			return err
+		}
+		enc = enc[76:]
+	}
+	_, err = io.WriteString(ap, enc+"\r\n")
+	return err
 }
 
 func isPrintableASCII(s string) bool {

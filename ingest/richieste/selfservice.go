@@ -36,27 +36,9 @@ func bundlePath(istat, stamp string) string {
 func (p *Processor) scaricaCertificati(tx *store.Tx, src store.Source, code string) (string, string, *lifecycle.Refusal, error) {
 	var codes []string
 	if code != "" {
-		if ok, err := codedUnder(tx, p.ISTAT, code); err != nil || !ok {
-			if err != nil {
-				return "", "", nil, err
-			}
-			return "", "", lifecycle.Refuse("ALTRO_COMUNE", "la postazione %s non è del comune %s", code, p.ISTAT), nil
-		}
-		w, err := tx.Postazione(code)
-		if errors.Is(err, store.ErrNotFound) {
-			return "", "", lifecycle.Refuse("POSTAZIONE_SCONOSCIUTA", "la postazione %s non esiste", code), nil
-		}
-		if err != nil {
-			return "", "", nil, err
-		}
-		if w.ISTAT != p.ISTAT {
-			return "", "", lifecycle.Refuse("ALTRO_COMUNE", "la postazione %s non è del comune %s", code, p.ISTAT), nil
-		}
-		if w.State != domain.CertAttivo {
-			return "", "", lifecycle.Refuse("STATO", "il certificato della postazione %s è %s: si scaricano solo i certificati ATTIVO", code, w.State), nil
-		}
-		if len(w.P12Sealed) == 0 {
-			return "", "", lifecycle.Refuse(CodeNoCertificate, "la postazione %s non ha un certificato da scaricare", code), nil
+		ref, err := p.oneCertificate(tx, code)
+		if ref != nil || err != nil {
+			return "", "", ref, err
 		}
 		codes = []string{code}
 	} else {
@@ -83,6 +65,31 @@ func (p *Processor) scaricaCertificati(tx *store.Tx, src store.Source, code stri
 		return "", "", nil, err
 	}
 	return CodePublishing, fmt.Sprintf("%d certificati con password.txt in %s", len(codes), name), nil, nil
+}
+
+// oneCertificate checks that code is an ATTIVO certificate of the
+// folder's comune, issued: a refusal when it is not.
+func (p *Processor) oneCertificate(tx *store.Tx, code string) (*lifecycle.Refusal, error) {
+	if ok, err := codedUnder(tx, p.ISTAT, code); err != nil || !ok {
+		if err != nil {
+			return nil, err
+		}
+		return lifecycle.Refuse("ALTRO_COMUNE", "la postazione %s non è del comune %s", code, p.ISTAT), nil
+	}
+	w, err := tx.Postazione(code)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return lifecycle.Refuse("POSTAZIONE_SCONOSCIUTA", "la postazione %s non esiste", code), nil
+	case err != nil:
+		return nil, err
+	case w.ISTAT != p.ISTAT:
+		return lifecycle.Refuse("ALTRO_COMUNE", "la postazione %s non è del comune %s", code, p.ISTAT), nil
+	case w.State != domain.CertAttivo:
+		return lifecycle.Refuse("STATO", "il certificato della postazione %s è %s: si scaricano solo i certificati ATTIVO", code, w.State), nil
+	case len(w.P12Sealed) == 0:
+		return lifecycle.Refuse(CodeNoCertificate, "la postazione %s non ha un certificato da scaricare", code), nil
+	}
+	return nil, nil
 }
 
 // stato commits a pending STATO report of the comune with what the
