@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"archive/zip"
+	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"anprsec/domain"
+	"anprsec/drop"
 	"anprsec/export/bundle"
 	"anprsec/store"
 )
@@ -323,5 +326,60 @@ func TestStatusReportShowsWhatTheProfileManages(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(c.root, "comuni", comB, "report", "*")); len(m) != 0 {
 		t.Errorf("comune B got %v", m)
+	}
+}
+
+// selfServiceFailDrop fails the writes of self-service files (ZIPs and
+// STATO reports) while fail is set: a drop lost between the receipt and
+// the files.
+type selfServiceFailDrop struct {
+	drop.Drop
+	fail bool
+}
+
+func (d *selfServiceFailDrop) Write(ctx context.Context, name string, r io.Reader) error {
+	if d.fail && (strings.Contains(name, "/certificati/") || strings.Contains(name, "/report/stato-")) {
+		return errors.New("simulated loss of the drop")
+	}
+	return d.Drop.Write(ctx, name, r)
+}
+
+// TestSelfServiceFilesLeftPendingArePublishedByTheNextRun: when the drop
+// does not take the ZIP and the report after the receipt, the run fails
+// naming them and they stay pending; the next run, with no request to
+// read, writes them under the names the receipt gave.
+func TestSelfServiceFilesLeftPendingArePublishedByTheNextRun(t *testing.T) {
+	c := newCertEnv(t)
+	matrixStore(t, c, matrixPeople)
+	c.issueFor(comA, 3, 1)
+	fd := &selfServiceFailDrop{Drop: c.env.Drop, fail: true}
+	c.env.Drop = fd
+	cols := []string{"Operazione", "Operatore"}
+	c.requestFile(comA, "alp.csv", opALP, cols, []string{"SCARICA_CERTIFICATI", opALP}, []string{"STATO", opALP})
+	if _, err := c.run(richiesteJob); err == nil || !strings.Contains(err.Error(), "simulated loss") {
+		t.Fatalf("first run: err = %v, want the drop's failure", err)
+	}
+	got := c.receipt("comuni/" + comA + "/richieste/esiti/alp.csv.p7m.esito.csv")
+	zipPath, report := publishedOf(t, got["2"]), publishedOf(t, got["3"])
+	for _, p := range []string{zipPath, report} {
+		if _, err := os.Stat(filepath.Join(c.root, filepath.FromSlash(p))); err == nil {
+			t.Errorf("%s written while the drop failed", p)
+		}
+	}
+	fd.fail = false
+	counts, err := c.run(richiesteJob)
+	if err != nil || counts["bundles"] != 1 || counts["reports"] != 1 {
+		t.Fatalf("second run: %v %v", counts, err)
+	}
+	p12s, pws := c.openBundle(zipPath)
+	if g := keysOf(p12s); len(g) != 1 || g[0] != domain.WorkstationCode(comA, 3) {
+		t.Errorf("%s holds %v", zipPath, g)
+	}
+	openSSLCheck(t, pws, p12s)
+	if sheets, _ := c.reportOf(report); sheets["Postazioni"] == "" {
+		t.Errorf("%s: no Postazioni sheet", report)
+	}
+	if counts, err := c.run(richiesteJob); err != nil || counts["bundles"] != 0 || counts["reports"] != 0 {
+		t.Errorf("third run published again: %v %v", counts, err)
 	}
 }
