@@ -40,7 +40,9 @@ const smtpPasswordEnv = "ANPRSEC_SMTP_PASSWORD"
 const maxRetryWait = 6 * time.Hour
 
 // invioJob sends the queued second halves (docs/rules.md#card-secrets),
-// and the notices of the outbox (store.MailAvviso: expiry warnings of the
+// the first certificate of each comune to its ASC (store.MailFirstCert,
+// firstcert.go, docs/rules.md#the-first-certificate), and the notices of
+// the outbox (store.MailAvviso: expiry warnings of the
 // scadenze job, sent the same way from the text in their record).
 // For each second-halves message of the outbox whose time has come:
 //
@@ -68,7 +70,7 @@ const maxRetryWait = 6 * time.Hour
 // with the reason in the history.
 var invioJob = Job{
 	Name:        "invio-pin",
-	Description: "e-mails the queued second halves of card PIN/PUK/password, OpenPGP-encrypted (PGP/MIME) and signed",
+	Description: "e-mails the queued second halves of card PIN/PUK/password, the comuni's first certificates to their sindaco and the notices, OpenPGP-encrypted (PGP/MIME) and signed",
 	Run:         runInvio,
 }
 

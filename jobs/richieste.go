@@ -23,7 +23,7 @@ import (
 // (lifecycle.CRLDirtyMeta, also after a crash).
 var richiesteJob = Job{
 	Name:        "ingest-richieste",
-	Description: "applies the console requests of the comuni (comuni/<ISTAT>/richieste/): users, cards, workstations, checking the operator's profile",
+	Description: "applies the console requests of the comuni (comuni/<ISTAT>/richieste/): users, cards, workstations, checking the operator's profile; writes the certificates and reports they ask for",
 	Run:         runRichieste,
 }
 
