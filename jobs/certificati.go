@@ -36,8 +36,10 @@ const CertActor = "certificati"
 //  2. Each comune commits in one transaction: ATTIVO, serial, expiry,
 //     certificate, sealed P12 and password, history, and a pending bundle
 //     record; with the comune's first workstation certificates, the
-//     first one's e-mail to the ASC is queued (lifecycle.QueueFirstCertificate). A failed issuance leaves the postazione in RICHIESTA with
-//     LastError and Attempts (retried next run).
+//     first one's e-mail to the ASC is queued
+//     (lifecycle.QueueFirstCertificate). A failed issuance leaves the
+//     postazione in RICHIESTA with LastError and Attempts (retried next
+//     run).
 //  3. Every pending bundle (also one left by a crash) is built from the
 //     store, verified and written atomically to the drop, then marked
 //     published. Re-publishing gives the same name and content.
