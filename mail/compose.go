@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
@@ -45,6 +47,17 @@ type Message struct {
 	Date time.Time
 	// Text is the plain UTF-8 body (Italian text); it is encrypted.
 	Text string
+	// Attachments travel with the text inside the encrypted part.
+	Attachments []Attachment
+}
+
+// Attachment is a file carried by a message.
+type Attachment struct {
+	// Name is the file name (printable ASCII, no quotes or backslashes).
+	Name string
+	// ContentType is its MIME type; empty means application/octet-stream.
+	ContentType string
+	Data        []byte
 }
 
 // Compose returns the raw RFC 5322 message (CRLF line endings) for m: an
@@ -96,6 +109,9 @@ func Compose(m *Message, encrypt func(inner []byte) (armored []byte, err error))
 	}
 
 	inner, err := innerEntity(m.Text)
+	if err == nil && len(m.Attachments) > 0 {
+		inner, err = mixedEntity(id, inner, m.Attachments)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +194,81 @@ func innerEntity(text string) ([]byte, error) {
 	if !bytes.HasSuffix(b.Bytes(), []byte("\r\n")) {
 		b.WriteString("\r\n")
 	}
+	return b.Bytes(), nil
+}
+
+// mixedEntity returns the multipart/mixed entity that gets encrypted when
+// a message has attachments: the text entity, then each file in base64.
+// Its boundary derives from the Message-ID, like the outer one.
+func mixedEntity(id string, text []byte, atts []Attachment) ([]byte, error) {
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	var all []byte
+	all = append(all, text...)
+	for _, a := range atts {
+		all = append(all, a.Data...)
+	}
+	boundary := boundaryFor("mixed\x00"+id, all)
+	if err := mw.SetBoundary(boundary); err != nil {
+		return nil, fmt.Errorf("mail: boundary: %w", err)
+	}
+	hdr, content, ok := bytes.Cut(text, []byte("\r\n\r\n"))
+	if !ok {
+		return nil, errors.New("mail: text entity without header")
+	}
+	th := textproto.MIMEHeader{}
+	for line := range strings.SplitSeq(string(hdr), "\r\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		th.Set(k, v)
+	}
+	p, err := mw.CreatePart(th)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.Write(content); err != nil {
+		return nil, err
+	}
+	for _, a := range atts {
+		if a.Name == "" || strings.ContainsAny(a.Name, "\"\\/") || checkHeaderValue("filename", a.Name) != nil {
+			return nil, fmt.Errorf("mail: attachment name %q not allowed", a.Name)
+		}
+		for i := 0; i < len(a.Name); i++ {
+			if a.Name[i] >= 0x7f {
+				return nil, fmt.Errorf("mail: attachment name %q is not ASCII", a.Name)
+			}
+		}
+		ct := a.ContentType
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		if checkHeaderValue("Content-Type", ct) != nil || strings.ContainsAny(ct, "\";") {
+			return nil, fmt.Errorf("mail: attachment content type %q not allowed", ct)
+		}
+		p, err := mw.CreatePart(textproto.MIMEHeader{
+			"Content-Type":              {ct + `; name="` + a.Name + `"`},
+			"Content-Disposition":       {`attachment; filename="` + a.Name + `"`},
+			"Content-Transfer-Encoding": {"base64"},
+		})
+		if err != nil {
+			return nil, err
+		}
+		enc := base64.StdEncoding.EncodeToString(a.Data)
+		for len(enc) > 76 {
+			if _, err := io.WriteString(p, enc[:76]+"\r\n"); err != nil {
+				return nil, err
+			}
+			enc = enc[76:]
+		}
+		if _, err := io.WriteString(p, enc+"\r\n"); err != nil {
+			return nil, err
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString(`Content-Type: multipart/mixed; boundary="` + boundary + "\"\r\n\r\n")
+	b.Write(body.Bytes())
 	return b.Bytes(), nil
 }
 

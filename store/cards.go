@@ -126,6 +126,10 @@ type Mail struct {
 	// MailAvviso only: the message, which holds no secret.
 	Subject string `json:"subject,omitempty"`
 	Text    string `json:"text,omitempty"`
+	// Campaign, for a notice of a security notice campaign: the notice
+	// carries the user list of comune ISTAT kept with the campaign
+	// (CampaignList).
+	Campaign string `json:"campaign,omitempty"`
 }
 
 // PINMailID is the outbox ID of a card's second-halves message.
