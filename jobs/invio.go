@@ -123,6 +123,8 @@ type pinMessage struct {
 	person domain.Person
 	email  string
 	reason string // why it cannot be sent (set aside as failed)
+	// attachments of a campaign notice: the comune's user list
+	attachments []mail.Attachment
 }
 
 func runInvio(ctx context.Context, env *Env, run *Run) error {
@@ -191,6 +193,17 @@ func readMessage(tx *store.Tx, m *store.Mail) (pinMessage, error) {
 		pm.email = m.To
 		if pm.email == "" || m.Text == "" {
 			pm.reason = "avviso senza destinatario o senza testo"
+		}
+		if m.Campaign != "" {
+			l, err := tx.CampaignList(m.Campaign, m.ISTAT)
+			if errors.Is(err, store.ErrNotFound) {
+				pm.reason = "elenco degli utenti del comune " + m.ISTAT + " non trovato nella campagna " + m.Campaign
+				return pm, nil
+			}
+			if err != nil {
+				return pm, err
+			}
+			pm.attachments = ListAttachments(l)
 		}
 		return pm, nil
 	case store.MailPIN:
@@ -483,8 +496,18 @@ func AvvisoMessageID(id string, from *netmail.Address) string {
 
 func composeAvviso(pm *pinMessage, from *netmail.Address, key openpgp.EntityList, signer *openpgp.Entity) ([]byte, error) {
 	msg := &mail.Message{From: from.String(), To: pm.email, Subject: pm.m.Subject,
-		MessageID: AvvisoMessageID(pm.m.ID, from), Date: pm.m.Queued, Text: pm.m.Text}
+		MessageID: AvvisoMessageID(pm.m.ID, from), Date: pm.m.Queued, Text: pm.m.Text, Attachments: pm.attachments}
 	return mail.Compose(msg, func(inner []byte) ([]byte, error) { return pgp.EncryptSign(inner, key, signer) })
+}
+
+// ListAttachments are the files of a campaign notice: the comune's user
+// list as xlsx and as CSV (base names).
+func ListAttachments(l *store.CampaignList) []mail.Attachment {
+	base := func(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
+	return []mail.Attachment{
+		{Name: base(l.XLSXName), ContentType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", Data: l.XLSX},
+		{Name: base(l.CSVName), ContentType: "text/csv", Data: l.CSV},
+	}
 }
 
 // PINText is the body of a second-halves message (plain Italian).

@@ -30,6 +30,7 @@ const (
 	OpNewCard              Op = "NUOVA_SC"
 	OpBlockCard            Op = "BLOCCA_SC"
 	OpUnblockCard          Op = "SBLOCCA_SC"
+	OpConfirmCheck         Op = "CONFERMA_VERIFICA"
 
 	OpUndoRevocation Op = "ANNULLA_REVOCA_POSTAZIONE"
 )
@@ -61,6 +62,14 @@ var Rules = []Rule{
 	{OpNewCard, domain.ALS, true, "chiede una nuova smart card (smarrimento, furto)"},
 	{OpBlockCard, domain.ALS, true, "blocca una smart card"},
 	{OpUnblockCard, domain.ALS, true, "sblocca una smart card"},
+	{OpConfirmCheck, domain.ALS, false, "conferma di aver verificato l'elenco degli utenti di un avviso di sicurezza"},
+}
+
+// AlsoBy lists, for an operation, the profiles that may ask for it besides
+// the rule's Profile: the sindaco (ASC) answers a security notice like the
+// ALS (docs/rules.md#security-notice-campaign).
+var AlsoBy = map[Op][]domain.Profile{
+	OpConfirmCheck: {domain.ASC},
 }
 
 // LookupRule finds the rule of an operation (case and blanks ignored,
@@ -151,6 +160,11 @@ func Authorize(tx *store.Tx, istat, operator string, rule Rule) (*Refusal, error
 	if u.Has(rule.Profile) {
 		return nil, nil
 	}
+	for _, p := range AlsoBy[rule.Op] {
+		if u.Has(p) {
+			return nil, nil
+		}
+	}
 	if rule.FirstALS && (u.Has(domain.ASC) || u.Has(domain.APL)) {
 		has, err := HasActiveALS(tx, istat)
 		if err != nil {
@@ -162,7 +176,11 @@ func Authorize(tx *store.Tx, istat, operator string, rule Rule) (*Refusal, error
 		return deny("NON_AUTORIZZATO", "%s (%s) spetta all'ALS: il comune %s ha già un ALS con smart card attiva, quindi il sindaco (ASC) o il suo delegato (APL) non può più farlo",
 			rule.Op, rule.What, istat), nil
 	}
-	return deny("NON_AUTORIZZATO", "%s (%s) richiede il profilo %s; l'operatore %s ha %s", rule.Op, rule.What, rule.Profile, operator, profileList(u.Profiles)), nil
+	need := string(rule.Profile)
+	for _, p := range AlsoBy[rule.Op] {
+		need += " o " + string(p)
+	}
+	return deny("NON_AUTORIZZATO", "%s (%s) richiede il profilo %s; l'operatore %s ha %s", rule.Op, rule.What, need, operator, profileList(u.Profiles)), nil
 }
 
 func profileList(ps []domain.Profile) string {
