@@ -51,12 +51,12 @@ type CampaignComune struct {
 	Campaign    string    `json:"campaign"`
 	ISTAT       string    `json:"istat"`
 	Name        string    `json:"name"`
-	Notified    time.Time `json:"notified"`             // its notices were queued (its list taken)
-	Recipients  int       `json:"recipients"`           // ALS and ASC written to by the notice
-	Mails       []string  `json:"mails,omitempty"`      // outbox IDs of its notices and reminders
-	Reminders   int       `json:"reminders,omitempty"`  // reminders queued
-	LastSent    time.Time `json:"last_sent,omitempty"`  // when the last notice or reminder was queued
-	Confirmed   time.Time `json:"confirmed,omitempty"`  // CONFERMA_VERIFICA received
+	Notified    time.Time `json:"notified"`               // its notices were queued (its list taken)
+	Recipients  int       `json:"recipients"`             // ALS and ASC written to by the notice
+	Mails       []string  `json:"mails,omitempty"`        // outbox IDs of its notices and reminders
+	Reminders   int       `json:"reminders,omitempty"`    // reminders queued
+	LastSent    time.Time `json:"last_sent,omitempty"`    // when the last notice or reminder was queued
+	Confirmed   time.Time `json:"confirmed,omitempty"`    // CONFERMA_VERIFICA received
 	ConfirmedBy string    `json:"confirmed_by,omitempty"` // the operator's codice fiscale
 	Note        string    `json:"note,omitempty"`
 	Overdue     time.Time `json:"overdue,omitempty"` // the deadline passed without a confirmation
