@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xuri/excelize/v2"
+
 	"anprsec/export/audit"
 	"anprsec/ingest/esito"
 	"anprsec/ingest/richieste"
@@ -340,6 +342,30 @@ func TestSecurityNoticeCampaign(t *testing.T) {
 	f := c.figures(id)
 	if f.Notified != 2 || f.Confirmed != 1 || f.Reminded != 1 || f.Overdue != 1 || f.MailsFailed != 0 || f.MailsSent != 7 {
 		t.Errorf("figures %+v", f)
+	}
+	// The national workbook: the campaign's row, B among the anomalies.
+	tgt := memTarget{}
+	nat, err := NewExporter(c.env, tgt, true).National(context.Background(), audit.DefaultPeriod(clock.Now(), c.env.Loc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, err := excelize.OpenReader(bytes.NewReader(tgt[nat.XLSX]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := wb.GetRows(audit.CampaignsSheet)
+	if len(rows) != 2 || rows[1][0] != id || strings.Join(rows[1][4:10], ",") != "2,2,1,1,1,0" {
+		t.Errorf("Avvisi sheet: %q", rows)
+	}
+	anom, _ := wb.GetRows(audit.AnomaliesSheet)
+	found := false
+	for _, r := range anom {
+		if len(r) > 2 && r[0] == audit.AnomalyNotice {
+			found = r[1] == comB
+		}
+	}
+	if !found {
+		t.Errorf("no overdue anomaly for B: %q", anom)
 	}
 }
 

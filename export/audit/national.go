@@ -24,6 +24,7 @@ const (
 	AnomaliesSheet = "Anomalie"
 	NationalUsers  = "Utenze"
 	HistorySheet   = "Storico"
+	CampaignsSheet = "Avvisi"
 )
 
 // RefusedAction is the history action of a console request refused for
@@ -39,6 +40,7 @@ const (
 	AnomalyCardExpiry  = "Smart card in scadenza"
 	AnomalyRefused     = "Richiesta rifiutata per autorizzazione"
 	AnomalyCeased      = "Comune cessato o con un nuovo codice"
+	AnomalyNotice      = "Comune inadempiente: verifica dell'elenco utenti non confermata"
 	maxSheetRows       = 1_048_576
 	historyTruncatedAt = maxSheetRows - 1
 )
@@ -274,6 +276,10 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 	if err := n.history(f, st); err != nil {
 		return err
 	}
+	// Security notice campaigns, and their overdue comuni.
+	if err := n.campaigns(f, st); err != nil {
+		return err
+	}
 	if err := n.anom.finish("Anomalie"); err != nil {
 		return err
 	}
@@ -294,7 +300,7 @@ func (n *national) sheets(f *excelize.File) (*styles, error) {
 	if err := f.SetSheetName("Sheet1", SummarySheet); err != nil {
 		return nil, err
 	}
-	for _, s := range []string{AnomaliesSheet, NationalUsers, HistorySheet} {
+	for _, s := range []string{AnomaliesSheet, NationalUsers, HistorySheet, CampaignsSheet} {
 		if _, err := f.NewSheet(s); err != nil {
 			return nil, err
 		}
@@ -649,6 +655,58 @@ func (n *national) history(f *excelize.File, st *styles) error {
 		}
 	}
 	return h.finish("Storico")
+}
+
+var campaignCols = []column{
+	{"Campagna", 20, kText},
+	{"Stato", 12, kText},
+	{"Avviata", 12, kDate},
+	{"Scadenza", 12, kDate},
+	{"Comuni", 9, kInt},
+	{"Avvisati", 9, kInt},
+	{"Confermati", 11, kInt},
+	{"Sollecitati", 11, kInt},
+	{"Inadempienti", 12, kInt},
+	{"Senza destinatario", 12, kInt},
+	{"Messaggi inviati", 10, kInt},
+	{"Messaggi in coda", 10, kInt},
+	{"Messaggi non recapitati", 12, kInt},
+	{"Comuni con messaggi non recapitati", 40, kText},
+}
+
+// campaigns writes the Avvisi sheet, one row per security notice
+// campaign (docs/rules.md#security-notice-campaign), and an anomaly for
+// each overdue comune of a campaign not closed.
+func (n *national) campaigns(f *excelize.File, st *styles) error {
+	t, err := n.streamed(f, st, campaignCols, CampaignsSheet)
+	if err != nil {
+		return err
+	}
+	err = n.tx.Campaigns(func(c *store.Campaign) error {
+		fg, err := n.tx.CampaignFiguresOf(c)
+		if err != nil {
+			return err
+		}
+		if err := t.data(c.ID, string(c.State), c.Start, c.Deadline, fg.Comuni, fg.Notified, fg.Confirmed, fg.Reminded,
+			fg.Overdue, fg.NoRecipient, fg.MailsSent, fg.MailsQueued, fg.MailsFailed, strings.Join(fg.FailedComuni, ", ")); err != nil {
+			return err
+		}
+		if c.State == store.CampaignClosed {
+			return nil
+		}
+		return n.tx.CampaignComuni(c.ID, func(cc *store.CampaignComune) error {
+			if cc.Overdue.IsZero() || !cc.Confirmed.IsZero() {
+				return nil
+			}
+			return n.anomaly(AnomalyNotice, cc.ISTAT, c.ID, "",
+				fmt.Sprintf("campagna %s: scadenza del %s passata senza la conferma (CONFERMA_VERIFICA); %d promemoria",
+					c.ID, c.Deadline.In(n.e.loc()).Format("02/01/2006"), cc.Reminders), cc.Overdue)
+		})
+	})
+	if err != nil {
+		return err
+	}
+	return t.finish("Avvisi")
 }
 
 // entryISTAT finds the comune of a history entry: from its file
