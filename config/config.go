@@ -197,9 +197,9 @@ type Config struct {
 		// DeadlineDays from the start of a security notice campaign to
 		// its deadline (the deadline day counts whole).
 		DeadlineDays int `yaml:"deadline_days"`
-		// ReminderDays between a notice and each reminder to a comune
-		// that has not confirmed; 0: no reminders.
-		ReminderDays int `yaml:"reminder_days"`
+		// ReminderEvery is the wait between a notice and each reminder to
+		// a comune that has not confirmed; 0: no reminders.
+		ReminderEvery time.Duration `yaml:"reminder_every"`
 		// BackOffice receives the list of the comuni that let the deadline
 		// pass, once each; empty: they are only in the national anomalies.
 		BackOffice string `yaml:"back_office"`
@@ -464,8 +464,8 @@ func NoticeTemplate(text string) (*template.Template, error) {
 // NoticeFields and names the campaign.
 func (c *Config) validateAvvisi() error {
 	a := c.Avvisi
-	if a.DeadlineDays <= 0 || a.ReminderDays < 0 {
-		return fmt.Errorf("avvisi.deadline_days must be positive and avvisi.reminder_days not negative")
+	if a.DeadlineDays <= 0 || a.ReminderEvery < 0 {
+		return fmt.Errorf("avvisi.deadline_days must be positive and avvisi.reminder_every not negative")
 	}
 	if a.BackOffice != "" {
 		if _, err := mail.ParseAddress(a.BackOffice); err != nil {

@@ -27,7 +27,7 @@ const AvvisoActor = "avviso-sicurezza"
 //  1. one transaction creates the campaign AVV-<YYYYMMDD> (a second run
 //     the same day starts none): its comuni (every censused one), the text
 //     of avvisi.text, the deadline avvisi.deadline_days ahead and the
-//     reminder interval avvisi.reminder_days;
+//     reminder interval avvisi.reminder_every;
 //  2. for each of its comuni not yet notified, the comune's user list is
 //     built like the audit export's (utenti-<ISTAT>-<YYYYMMDD>.xlsx and
 //     .csv, outside any transaction); then one transaction keeps the list
@@ -49,7 +49,7 @@ var avvisoJob = Job{
 
 // promemoriaJob advances the open campaigns (daily by default): comuni
 // still to notify are notified (step 2 above); a comune that has not
-// confirmed gets a reminder every avvisi.reminder_days up to the deadline;
+// confirmed gets a reminder every avvisi.reminder_every up to the deadline;
 // after the deadline it is overdue, once: a history entry, the national
 // anomalies, and one message to avvisi.back_office per transaction of
 // overdue comuni. A closed campaign is left alone.
@@ -127,7 +127,7 @@ func startCampaign(env *Env, o CampaignOptions, extraordinary bool) (c *store.Ca
 		}
 		c = &store.Campaign{ID: id, State: store.CampaignOpening, Extraordinary: extraordinary,
 			Subject: av.Subject, Text: av.Text, Start: tx.Now, Deadline: lifecycle.DeadlineOn(deadline, env.Loc),
-			ReminderEvery: time.Duration(av.ReminderDays) * 24 * time.Hour, By: o.By}
+			ReminderEvery: av.ReminderEvery, By: o.By}
 		if !c.Deadline.After(tx.Now) {
 			return fmt.Errorf("la scadenza %s è già passata", c.Deadline.In(env.Loc).Format("02/01/2006"))
 		}
@@ -156,8 +156,8 @@ func startCampaign(env *Env, o CampaignOptions, extraordinary bool) (c *store.Ca
 		}
 		created = true
 		return tx.Record(store.Source{Actor: o.By}, "avviso.campagna-avviata", "avviso", id,
-			fmt.Sprintf("campagna %s di avvisi di sicurezza a %d comuni, scadenza %s, promemoria ogni %d giorni",
-				kind, len(c.Comuni), c.Deadline.In(env.Loc).Format("02/01/2006"), av.ReminderDays))
+			fmt.Sprintf("campagna %s di avvisi di sicurezza a %d comuni, scadenza %s, promemoria %s",
+				kind, len(c.Comuni), c.Deadline.In(env.Loc).Format("02/01/2006"), lifecycle.ReminderText(c.ReminderEvery)))
 	})
 	return c, created, err
 }

@@ -188,7 +188,7 @@ func confirmRow(operator, id string) ([]string, []string) {
 // own Message-ID, encrypted to the gateway and signed by the service,
 // with the phishing warning, the campaign's code and the comune's user
 // list as the audit export makes it. A's ALS confirms: A gets no
-// reminder, B gets one after avvisi.reminder_days, then is overdue after
+// reminder, B gets one after avvisi.reminder_every, then is overdue after
 // the deadline, once, and the back-office is told; the figures say so.
 func TestSecurityNoticeCampaign(t *testing.T) {
 	c, clock, srv := campaignEnv(t)

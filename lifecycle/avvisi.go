@@ -42,6 +42,18 @@ func DeadlineOn(day time.Time, loc *time.Location) time.Time {
 	return time.Date(y, m, d+1, 0, 0, 0, 0, loc).Add(-time.Second).UTC()
 }
 
+// ReminderText says in Italian how often a comune is reminded: "ogni 7
+// giorni", "ogni 36h0m0s", "nessuno".
+func ReminderText(every time.Duration) string {
+	switch {
+	case every <= 0:
+		return "nessuno"
+	case every%(24*time.Hour) == 0:
+		return fmt.Sprintf("ogni %d giorni", every/(24*time.Hour))
+	}
+	return "ogni " + every.String()
+}
+
 // CampaignDue is what a comune of a campaign is due at a time.
 type CampaignDue int
 

@@ -28,8 +28,8 @@ func (a *app) avvisiCmd() *cobra.Command {
 l'avviso sui tentativi di phishing con l'elenco degli utenti del comune da
 verificare (xlsx e CSV), per posta cifrata e firmata con la chiave del
 servizio. Il comune risponde con la richiesta di console CONFERMA_VERIFICA;
-fino ad allora riceve un promemoria ogni avvisi.reminder_days giorni, fino
-alla scadenza; dopo la scadenza è inadempiente.
+fino ad allora riceve un promemoria ogni avvisi.reminder_every (una
+settimana), fino alla scadenza; dopo la scadenza è inadempiente.
 
 Le campagne ordinarie le avvia il job avviso-sicurezza (due volte l'anno);
 promemoria e inadempienti li gestisce ogni giorno il job avvisi-promemoria;
@@ -160,8 +160,8 @@ func (a *app) avvisiDetail(out io.Writer, tx *store.Tx, c *store.Campaign) error
 	if c.Extraordinary {
 		kind = "straordinaria"
 	}
-	fmt.Fprintf(out, "campagna %s (%s), %s: avviata il %s, scadenza %s, promemoria ogni %d giorni\n",
-		c.ID, kind, c.State, a.whenDay(c.Start), a.whenDay(c.Deadline), int(c.ReminderEvery.Hours()/24))
+	fmt.Fprintf(out, "campagna %s (%s), %s: avviata il %s, scadenza %s, promemoria %s\n",
+		c.ID, kind, c.State, a.whenDay(c.Start), a.whenDay(c.Deadline), lifecycle.ReminderText(c.ReminderEvery))
 	if !c.Closed.IsZero() {
 		fmt.Fprintf(out, "chiusa il %s da %s\n", a.when(c.Closed), c.ClosedBy)
 	}
