@@ -123,8 +123,6 @@ type pinMessage struct {
 	person domain.Person
 	email  string
 	reason string // why it cannot be sent (set aside as failed)
-	// attachments of a campaign notice: the comune's user list
-	attachments []mail.Attachment
 }
 
 func runInvio(ctx context.Context, env *Env, run *Run) error {
@@ -193,17 +191,6 @@ func readMessage(tx *store.Tx, m *store.Mail) (pinMessage, error) {
 		pm.email = m.To
 		if pm.email == "" || m.Text == "" {
 			pm.reason = "avviso senza destinatario o senza testo"
-		}
-		if m.Campaign != "" {
-			l, err := tx.CampaignList(m.Campaign, m.ISTAT)
-			if errors.Is(err, store.ErrNotFound) {
-				pm.reason = "elenco degli utenti del comune " + m.ISTAT + " non trovato nella campagna " + m.Campaign
-				return pm, nil
-			}
-			if err != nil {
-				return pm, err
-			}
-			pm.attachments = ListAttachments(l)
 		}
 		return pm, nil
 	case store.MailPIN:
@@ -428,7 +415,11 @@ func sendOne(ctx context.Context, env *Env, pm *pinMessage, holders *pgp.KeyDir,
 	fp := pgp.Fingerprint(key[0])
 	var raw []byte
 	if pm.m.Kind == store.MailAvviso {
-		raw, err = composeAvviso(pm, from, key, signer)
+		var atts []mail.Attachment
+		if atts, err = campaignAttachments(env, &pm.m); err != nil {
+			return attempt{pm: pm, aside: err.Error()}
+		}
+		raw, err = composeAvviso(pm, from, key, signer, atts)
 	} else {
 		raw, err = composePIN(env, pm, from, key, signer)
 	}
@@ -494,9 +485,31 @@ func AvvisoMessageID(id string, from *netmail.Address) string {
 	return strings.NewReplacer("/", ".", "@", ".").Replace(id) + "@" + MessageDomain(from)
 }
 
-func composeAvviso(pm *pinMessage, from *netmail.Address, key openpgp.EntityList, signer *openpgp.Entity) ([]byte, error) {
+// campaignAttachments reads, when m is a notice of a campaign, the user
+// list it carries (docs/rules.md#security-notice-campaign): read message by
+// message, so a run over every comune never holds every list at once.
+func campaignAttachments(env *Env, m *store.Mail) ([]mail.Attachment, error) {
+	if m.Campaign == "" {
+		return nil, nil
+	}
+	var atts []mail.Attachment
+	err := env.Store.View(func(tx *store.Tx) error {
+		l, err := tx.CampaignList(m.Campaign, m.ISTAT)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("elenco degli utenti del comune %s non trovato nella campagna %s", m.ISTAT, m.Campaign)
+		}
+		if err != nil {
+			return err
+		}
+		atts = ListAttachments(l)
+		return nil
+	})
+	return atts, err
+}
+
+func composeAvviso(pm *pinMessage, from *netmail.Address, key openpgp.EntityList, signer *openpgp.Entity, atts []mail.Attachment) ([]byte, error) {
 	msg := &mail.Message{From: from.String(), To: pm.email, Subject: pm.m.Subject,
-		MessageID: AvvisoMessageID(pm.m.ID, from), Date: pm.m.Queued, Text: pm.m.Text, Attachments: pm.attachments}
+		MessageID: AvvisoMessageID(pm.m.ID, from), Date: pm.m.Queued, Text: pm.m.Text, Attachments: atts}
 	return mail.Compose(msg, func(inner []byte) ([]byte, error) { return pgp.EncryptSign(inner, key, signer) })
 }
 

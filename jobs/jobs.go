@@ -78,8 +78,8 @@ type Job struct {
 var Names = []string{
 	"ingest-censimento", "ingest-consegne", "ingest-richieste", "certificati", "crl",
 	"ordini-sc", "invio-pin", "export-audit", "scadenze", "registro",
-	"pool-chiavi", // the key pool of the certificati job
 	"avviso-sicurezza", "avvisi-promemoria",
+	"pool-chiavi", // the key pool of the certificati job
 }
 
 // All returns the implemented jobs.
