@@ -102,23 +102,12 @@ func startCampaign(env *Env, o CampaignOptions, extraordinary bool) (c *store.Ca
 	}
 	err = env.Store.Update(func(tx *store.Tx) error {
 		created = false
-		id := CampaignID(tx.Now, env.Loc)
-		if extraordinary {
-			base := id
-			for n := 1; ; n++ {
-				id = fmt.Sprintf("%s-S%d", base, n)
-				ok, err := tx.CampaignExists(id)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					break
-				}
-			}
-		} else if old, err := tx.Campaign(id); err == nil {
-			c = old
-			return nil
-		} else if !errors.Is(err, store.ErrNotFound) {
+		id, err := newCampaignID(tx, CampaignID(tx.Now, env.Loc), extraordinary)
+		if err != nil {
+			return err
+		}
+		if id == "" { // the scheduled campaign of the day exists
+			c, err = tx.Campaign(CampaignID(tx.Now, env.Loc))
 			return err
 		}
 		deadline := o.Deadline
@@ -131,21 +120,8 @@ func startCampaign(env *Env, o CampaignOptions, extraordinary bool) (c *store.Ca
 		if !c.Deadline.After(tx.Now) {
 			return fmt.Errorf("la scadenza %s è già passata", c.Deadline.In(env.Loc).Format("02/01/2006"))
 		}
-		if o.Comune != "" {
-			if _, err := tx.Comune(o.Comune); errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("il comune %s non è censito", o.Comune)
-			} else if err != nil {
-				return err
-			}
-			c.Comuni = []string{o.Comune}
-		} else if err := tx.Comuni(func(k *domain.Comune) error {
-			c.Comuni = append(c.Comuni, k.ISTAT)
-			return nil
-		}); err != nil {
+		if c.Comuni, err = campaignComuni(tx, o.Comune); err != nil {
 			return err
-		}
-		if len(c.Comuni) == 0 {
-			return errors.New("nessun comune censito: nessuna campagna da avviare")
 		}
 		kind := "ordinaria"
 		if extraordinary {
@@ -160,6 +136,49 @@ func startCampaign(env *Env, o CampaignOptions, extraordinary bool) (c *store.Ca
 				kind, len(c.Comuni), c.Deadline.In(env.Loc).Format("02/01/2006"), lifecycle.ReminderText(c.ReminderEvery)))
 	})
 	return c, created, err
+}
+
+// newCampaignID is the ID of a new campaign: base for the scheduled one
+// ("" when it exists already), base-S<n> for an extraordinary one.
+func newCampaignID(tx *store.Tx, base string, extraordinary bool) (string, error) {
+	if !extraordinary {
+		ok, err := tx.CampaignExists(base)
+		if err != nil || ok {
+			return "", err
+		}
+		return base, nil
+	}
+	for n := 1; ; n++ {
+		id := fmt.Sprintf("%s-S%d", base, n)
+		ok, err := tx.CampaignExists(id)
+		if err != nil || !ok {
+			return id, err
+		}
+	}
+}
+
+// campaignComuni are the comuni of a new campaign: comune alone (it must
+// be censused), or every censused comune.
+func campaignComuni(tx *store.Tx, comune string) ([]string, error) {
+	if comune != "" {
+		if _, err := tx.Comune(comune); errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("il comune %s non è censito", comune)
+		} else if err != nil {
+			return nil, err
+		}
+		return []string{comune}, nil
+	}
+	var out []string
+	if err := tx.Comuni(func(k *domain.Comune) error {
+		out = append(out, k.ISTAT)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, errors.New("nessun comune censito: nessuna campagna da avviare")
+	}
+	return out, nil
 }
 
 // AdvanceCampaigns notifies the comuni not yet notified of every campaign

@@ -108,10 +108,7 @@ func Compose(m *Message, encrypt func(inner []byte) (armored []byte, err error))
 		date = time.Now()
 	}
 
-	inner, err := innerEntity(m.Text)
-	if err == nil && len(m.Attachments) > 0 {
-		inner, err = mixedEntity(id, inner, m.Attachments)
-	}
+	inner, err := innerFor(m, id)
 	if err != nil {
 		return nil, err
 	}
@@ -197,14 +194,23 @@ func innerEntity(text string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// innerFor returns the entity that gets encrypted: the text entity, or
+// with attachments the multipart/mixed entity of the text and the files.
+func innerFor(m *Message, id string) ([]byte, error) {
+	inner, err := innerEntity(m.Text)
+	if err != nil || len(m.Attachments) == 0 {
+		return inner, err
+	}
+	return mixedEntity(id, inner, m.Attachments)
+}
+
 // mixedEntity returns the multipart/mixed entity that gets encrypted when
 // a message has attachments: the text entity, then each file in base64.
 // Its boundary derives from the Message-ID, like the outer one.
 func mixedEntity(id string, text []byte, atts []Attachment) ([]byte, error) {
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
-	var all []byte
-	all = append(all, text...)
+	all := append([]byte{}, text...)
 	for _, a := range atts {
 		all = append(all, a.Data...)
 	}
@@ -229,37 +235,7 @@ func mixedEntity(id string, text []byte, atts []Attachment) ([]byte, error) {
 		return nil, err
 	}
 	for _, a := range atts {
-		if a.Name == "" || strings.ContainsAny(a.Name, "\"\\/") || checkHeaderValue("filename", a.Name) != nil {
-			return nil, fmt.Errorf("mail: attachment name %q not allowed", a.Name)
-		}
-		for i := 0; i < len(a.Name); i++ {
-			if a.Name[i] >= 0x7f {
-				return nil, fmt.Errorf("mail: attachment name %q is not ASCII", a.Name)
-			}
-		}
-		ct := a.ContentType
-		if ct == "" {
-			ct = "application/octet-stream"
-		}
-		if checkHeaderValue("Content-Type", ct) != nil || strings.ContainsAny(ct, "\";") {
-			return nil, fmt.Errorf("mail: attachment content type %q not allowed", ct)
-		}
-		p, err := mw.CreatePart(textproto.MIMEHeader{
-			"Content-Type":              {ct + `; name="` + a.Name + `"`},
-			"Content-Disposition":       {`attachment; filename="` + a.Name + `"`},
-			"Content-Transfer-Encoding": {"base64"},
-		})
-		if err != nil {
-			return nil, err
-		}
-		enc := base64.StdEncoding.EncodeToString(a.Data)
-		for len(enc) > 76 {
-			if _, err := io.WriteString(p, enc[:76]+"\r\n"); err != nil {
-				return nil, err
-			}
-			enc = enc[76:]
-		}
-		if _, err := io.WriteString(p, enc+"\r\n"); err != nil {
+		if err := writeAttachment(mw, a); err != nil {
 			return nil, err
 		}
 	}
@@ -270,6 +246,53 @@ func mixedEntity(id string, text []byte, atts []Attachment) ([]byte, error) {
 	b.WriteString(`Content-Type: multipart/mixed; boundary="` + boundary + "\"\r\n\r\n")
 	b.Write(body.Bytes())
 	return b.Bytes(), nil
+}
+
+// checkAttachment refuses a file name that is not plain printable ASCII
+// without quotes, backslashes or slashes, and a content type that could
+// end its parameter; it returns the content type to use.
+func checkAttachment(a Attachment) (string, error) {
+	if a.Name == "" || strings.ContainsAny(a.Name, "\"\\/") || checkHeaderValue("filename", a.Name) != nil {
+		return "", fmt.Errorf("mail: attachment name %q not allowed", a.Name)
+	}
+	for i := 0; i < len(a.Name); i++ {
+		if a.Name[i] >= 0x7f {
+			return "", fmt.Errorf("mail: attachment name %q is not ASCII", a.Name)
+		}
+	}
+	ct := a.ContentType
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	if checkHeaderValue("Content-Type", ct) != nil || strings.ContainsAny(ct, "\";") {
+		return "", fmt.Errorf("mail: attachment content type %q not allowed", ct)
+	}
+	return ct, nil
+}
+
+// writeAttachment writes file a as a part of mw, base64 in lines of 76.
+func writeAttachment(mw *multipart.Writer, a Attachment) error {
+	ct, err := checkAttachment(a)
+	if err != nil {
+		return err
+	}
+	p, err := mw.CreatePart(textproto.MIMEHeader{
+		"Content-Type":              {ct + `; name="` + a.Name + `"`},
+		"Content-Disposition":       {`attachment; filename="` + a.Name + `"`},
+		"Content-Transfer-Encoding": {"base64"},
+	})
+	if err != nil {
+		return err
+	}
+	enc := base64.StdEncoding.EncodeToString(a.Data)
+	for len(enc) > 76 {
+		if _, err := io.WriteString(p, enc[:76]+"\r\n"); err != nil {
+			return err
+		}
+		enc = enc[76:]
+	}
+	_, err = io.WriteString(p, enc+"\r\n")
+	return err
 }
 
 // checkArmored makes sure the encrypt callback returned a 7-bit ASCII armored
