@@ -41,7 +41,9 @@ const maxRetryWait = 6 * time.Hour
 
 // invioJob sends the queued second halves (docs/rules.md#card-secrets),
 // and the notices of the outbox (store.MailAvviso: expiry warnings of the
-// scadenze job, sent the same way from the text in their record).
+// scadenze job, the notices of a security notice campaign with the
+// comune's user list attached, sent the same way from the text in their
+// record).
 // For each second-halves message of the outbox whose time has come:
 //
 //  1. the card's second halves are unsealed and put in a plain Italian text
