@@ -218,8 +218,11 @@ func advanceCampaign(ctx context.Context, env *Env, run *Run, id string) error {
 	}); err != nil {
 		return err
 	}
+	// A comune that cannot be notified now (its list fails) is retried at
+	// the next run; the others are reminded meanwhile, and the campaign
+	// is open once every comune is notified.
+	var errs []error
 	if c.State == store.CampaignOpening {
-		var errs []error
 		for _, istat := range c.Comuni {
 			if notified[istat] {
 				continue
@@ -231,14 +234,14 @@ func advanceCampaign(ctx context.Context, env *Env, run *Run, id string) error {
 				errs = append(errs, fmt.Errorf("comune %s: %w", istat, err))
 			}
 		}
-		if len(errs) > 0 {
-			return errors.Join(errs...)
-		}
-		if err := openCampaign(env, id); err != nil {
-			return err
+		if len(errs) == 0 {
+			if err := openCampaign(env, id); err != nil {
+				return err
+			}
 		}
 	}
-	return remindAndExpire(ctx, env, run, id)
+	errs = append(errs, remindAndExpire(ctx, env, run, id))
+	return errors.Join(errs...)
 }
 
 // openCampaign marks campaign id open once every comune is notified.
