@@ -357,6 +357,11 @@ func TestSecurityNoticeCampaign(t *testing.T) {
 	if len(rows) != 2 || rows[1][0] != id || strings.Join(rows[1][4:10], ",") != "2,2,1,1,1,0" {
 		t.Errorf("Avvisi sheet: %q", rows)
 	}
+	detail, _ := wb.GetRows(audit.NoticesSheet)
+	// In ISTAT order: B (015146), then A (058091).
+	if len(detail) != 3 || detail[2][1] != comA || detail[2][7] != opALS || detail[2][6] == "" || detail[1][1] != comB || detail[1][6] != "" || detail[1][9] == "" {
+		t.Errorf("Avvisi per comune sheet: %q", detail)
+	}
 	anom, _ := wb.GetRows(audit.AnomaliesSheet)
 	found := false
 	for _, r := range anom {

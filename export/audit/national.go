@@ -25,6 +25,7 @@ const (
 	NationalUsers  = "Utenze"
 	HistorySheet   = "Storico"
 	CampaignsSheet = "Avvisi"
+	NoticesSheet   = "Avvisi per comune"
 )
 
 // RefusedAction is the history action of a console request refused for
@@ -300,7 +301,7 @@ func (n *national) sheets(f *excelize.File) (*styles, error) {
 	if err := f.SetSheetName("Sheet1", SummarySheet); err != nil {
 		return nil, err
 	}
-	for _, s := range []string{AnomaliesSheet, NationalUsers, HistorySheet, CampaignsSheet} {
+	for _, s := range []string{AnomaliesSheet, NationalUsers, HistorySheet, CampaignsSheet, NoticesSheet} {
 		if _, err := f.NewSheet(s); err != nil {
 			return nil, err
 		}
@@ -674,14 +675,35 @@ var campaignCols = []column{
 	{"Comuni con messaggi non recapitati", 40, kText},
 }
 
+var noticeCols = []column{
+	{"Campagna", 20, kText},
+	{"Codice ISTAT", 12, kText},
+	{"Comune", 24, kText},
+	{"Avvisato", 18, kDateTime},
+	{"Destinatari", 11, kInt},
+	{"Promemoria", 11, kInt},
+	{"Confermato", 18, kDateTime},
+	{"Confermato da", 20, kText},
+	{"Nota", 30, kText},
+	{"Inadempiente dal", 18, kDateTime},
+	{"Messaggi non recapitati", 12, kInt},
+}
+
 // campaigns writes the Avvisi sheet, one row per security notice
-// campaign (docs/rules.md#security-notice-campaign), and an anomaly for
-// each overdue comune of a campaign not closed.
+// campaign (docs/rules.md#security-notice-campaign), the Avvisi per
+// comune sheet, one row per comune of each campaign (its confirmation:
+// when and who), and an anomaly for each overdue comune of a campaign not
+// closed.
 func (n *national) campaigns(f *excelize.File, st *styles) error {
 	t, err := n.streamed(f, st, campaignCols, CampaignsSheet)
 	if err != nil {
 		return err
 	}
+	d, err := n.streamed(f, st, noticeCols, NoticesSheet)
+	if err != nil {
+		return err
+	}
+	rows := 0
 	err = n.tx.Campaigns(func(c *store.Campaign) error {
 		fg, err := n.tx.CampaignFiguresOf(c)
 		if err != nil {
@@ -691,11 +713,20 @@ func (n *national) campaigns(f *excelize.File, st *styles) error {
 			fg.Overdue, fg.NoRecipient, fg.MailsSent, fg.MailsQueued, fg.MailsFailed, strings.Join(fg.FailedComuni, ", ")); err != nil {
 			return err
 		}
-		if c.State == store.CampaignClosed {
-			return nil
-		}
 		return n.tx.CampaignComuni(c.ID, func(cc *store.CampaignComune) error {
-			if cc.Overdue.IsZero() || !cc.Confirmed.IsZero() {
+			n.tick()
+			if rows < historyTruncatedAt-1 {
+				rows++
+				overdue := cc.Overdue
+				if !cc.Confirmed.IsZero() {
+					overdue = time.Time{}
+				}
+				if err := d.data(c.ID, cc.ISTAT, cc.Name, cc.Notified, cc.Recipients, cc.Reminders, cc.Confirmed, cc.ConfirmedBy,
+					cc.Note, overdue, n.failedMails(cc)); err != nil {
+					return err
+				}
+			}
+			if c.State == store.CampaignClosed || cc.Overdue.IsZero() || !cc.Confirmed.IsZero() {
 				return nil
 			}
 			return n.anomaly(AnomalyNotice, cc.ISTAT, c.ID, "",
@@ -706,7 +737,21 @@ func (n *national) campaigns(f *excelize.File, st *styles) error {
 	if err != nil {
 		return err
 	}
-	return t.finish("Avvisi")
+	if err := t.finish("Avvisi"); err != nil {
+		return err
+	}
+	return d.finish("AvvisiPerComune")
+}
+
+// failedMails counts the messages of comune cc set aside as failed.
+func (n *national) failedMails(cc *store.CampaignComune) int {
+	k := 0
+	for _, id := range cc.Mails {
+		if m, err := n.tx.Mail(id); err == nil && m.State == store.MailFailed {
+			k++
+		}
+	}
+	return k
 }
 
 // entryISTAT finds the comune of a history entry: from its file
