@@ -72,8 +72,15 @@ type CampaignOptions struct {
 	By       string    // history actor
 }
 
+// errNoComuni: there is no censused comune to notify.
+var errNoComuni = errors.New("nessun comune censito: nessuna campagna da avviare")
+
 func runAvviso(ctx context.Context, env *Env, run *Run) error {
 	c, created, err := startCampaign(env, CampaignOptions{By: AvvisoActor}, false)
+	if errors.Is(err, errNoComuni) { // a store not yet censused: nothing to do
+		run.Log.Info("avviso-sicurezza: no censused comune, no campaign")
+		return AdvanceCampaigns(ctx, env, run)
+	}
 	if err != nil {
 		return err
 	}
@@ -176,7 +183,7 @@ func campaignComuni(tx *store.Tx, comune string) ([]string, error) {
 		return nil, err
 	}
 	if len(out) == 0 {
-		return nil, errors.New("nessun comune censito: nessuna campagna da avviare")
+		return nil, errNoComuni
 	}
 	return out, nil
 }

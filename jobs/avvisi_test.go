@@ -579,3 +579,16 @@ func TestCampaignCrashBetweenComuniQueuesEachNoticeOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestScheduledCampaignWithoutComuniStartsNone: before the census the
+// scheduled run starts no campaign and does not fail; an extraordinary
+// campaign is refused, saying why.
+func TestScheduledCampaignWithoutComuniStartsNone(t *testing.T) {
+	c := newCertEnv(t)
+	if counts, err := c.run(avvisoJob); err != nil || counts["campagne"] != 0 {
+		t.Fatalf("avviso-sicurezza on an empty store: %v %v", counts, err)
+	}
+	if _, err := StartCampaign(c.env, CampaignOptions{By: "test"}); err == nil || !strings.Contains(err.Error(), "nessun comune censito") {
+		t.Errorf("extraordinary campaign on an empty store: %v", err)
+	}
+}
