@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"text/template"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -195,6 +196,23 @@ type Config struct {
 		Destinatari []string `yaml:"destinatari"`
 	} `yaml:"registro"`
 
+	Avvisi struct {
+		// DeadlineDays from the start of a security notice campaign to
+		// its deadline (the deadline day counts whole).
+		DeadlineDays int `yaml:"deadline_days"`
+		// ReminderEvery is the wait between a notice and each reminder to
+		// a comune that has not confirmed; 0: no reminders.
+		ReminderEvery time.Duration `yaml:"reminder_every"`
+		// BackOffice receives the list of the comuni that let the deadline
+		// pass, once each; empty: they are only in the national anomalies.
+		BackOffice string `yaml:"back_office"`
+		// Subject of every notice (travels in clear: keep it generic).
+		Subject string `yaml:"subject"`
+		// Text is the template (text/template) of the notice: the fields
+		// NoticeFields; the paragraph on the signature is always added.
+		Text string `yaml:"text"`
+	} `yaml:"avvisi"`
+
 	Metrics struct {
 		// Address (host:port, loopback only) where `anprsec run` serves
 		// /metrics, /healthz and /status; empty disables the server.
@@ -315,6 +333,9 @@ func (c *Config) Validate() error {
 	if err := c.validateMail(); err != nil {
 		return err
 	}
+	if err := c.validateAvvisi(); err != nil {
+		return err
+	}
 	if err := checkLoopback(c.Metrics.Address); err != nil {
 		return fmt.Errorf("metrics.address: %w", err)
 	}
@@ -425,6 +446,52 @@ func (c *Config) validatePKIHTTP() error {
 		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 			return fmt.Errorf("pki.http_address %q: port %q is not a number from 0 to 65535", a, port)
 		}
+	}
+	return nil
+}
+
+// NoticeFields are the fields of the text of a security notice
+// (avvisi.text): {{.Nome}} the recipient, {{.Comune}} and {{.ISTAT}} the
+// comune, {{.Campagna}} the campaign's code, {{.Scadenza}} its deadline
+// (gg/mm/aaaa).
+var NoticeFields = []string{"Nome", "Comune", "ISTAT", "Campagna", "Scadenza"}
+
+// NoticeTemplate parses the text of a security notice; a field that is
+// not one of NoticeFields fails when the text is executed.
+func NoticeTemplate(text string) (*template.Template, error) {
+	return template.New("avvisi.text").Option("missingkey=error").Parse(text)
+}
+
+// validateAvvisi checks the avvisi section: positive deadline, reminders
+// not negative, the back-office address, a text that fills with the
+// NoticeFields and names the campaign.
+func (c *Config) validateAvvisi() error {
+	a := c.Avvisi
+	if a.DeadlineDays <= 0 || a.ReminderEvery < 0 {
+		return fmt.Errorf("avvisi.deadline_days must be positive and avvisi.reminder_every not negative")
+	}
+	if a.BackOffice != "" {
+		if _, err := mail.ParseAddress(a.BackOffice); err != nil {
+			return fmt.Errorf("avvisi.back_office %q: %v", a.BackOffice, err)
+		}
+	}
+	if strings.TrimSpace(a.Subject) == "" || strings.ContainsAny(a.Subject, "\r\n") {
+		return fmt.Errorf("avvisi.subject must be one non-empty line")
+	}
+	t, err := NoticeTemplate(a.Text)
+	if err != nil {
+		return fmt.Errorf("avvisi.text: %v", err)
+	}
+	data := map[string]string{}
+	for _, f := range NoticeFields {
+		data[f] = "<" + f + ">"
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		return fmt.Errorf("avvisi.text: %v (fields: %s)", err, strings.Join(NoticeFields, ", "))
+	}
+	if !strings.Contains(b.String(), "<Campagna>") {
+		return fmt.Errorf("avvisi.text: the text must name the campaign ({{.Campagna}}): the comune answers CONFERMA_VERIFICA with it")
 	}
 	return nil
 }

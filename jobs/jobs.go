@@ -79,6 +79,7 @@ type Job struct {
 var Names = []string{
 	"ingest-censimento", "ingest-consegne", "ingest-richieste", "certificati", "crl",
 	"ordini-sc", "invio-pin", "export-audit", "scadenze", "registro",
+	"avviso-sicurezza", "avvisi-promemoria",
 	"pool-chiavi", // the key pool of the certificati job
 }
 
@@ -96,6 +97,8 @@ func All() []Job {
 		invioJob,
 		exportJob,
 		registroJob,
+		avvisoJob,
+		promemoriaJob,
 	}
 }
 

@@ -148,6 +148,31 @@ func matrixStore(t *testing.T, c *certEnv, people []person) {
 	}
 }
 
+// matrixCampaign is the security notice campaign of the matrix tests.
+const matrixCampaign = "AVV-20260115"
+
+// matrixCampaignOf writes campaign matrixCampaign, open, with comuni
+// notified (no mail queued).
+func matrixCampaignOf(t *testing.T, c *certEnv, comuni ...string) {
+	t.Helper()
+	err := c.env.Store.Update(func(tx *store.Tx) error {
+		camp := &store.Campaign{ID: matrixCampaign, State: store.CampaignOpen, Start: tx.Now, Deadline: tx.Now.AddDate(0, 0, 30),
+			ReminderEvery: 7 * 24 * time.Hour, Comuni: comuni}
+		if err := tx.PutCampaign(camp); err != nil {
+			return err
+		}
+		for _, istat := range comuni {
+			if err := tx.PutCampaignComune(&store.CampaignComune{Campaign: camp.ID, ISTAT: istat, Notified: tx.Now, LastSent: tx.Now, Recipients: 1}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 var errRollback = errors.New("rollback")
 
 // tryRow applies one request row of comune istat in a transaction that is
@@ -223,6 +248,8 @@ func opRow(op lifecycle.Op, operator, istat string) ([]string, []string) {
 		add(richieste.ColMotivo, "prova")
 	case lifecycle.OpDownloadCertificates:
 		add(richieste.ColCodice, pc(1))
+	case lifecycle.OpConfirmCheck:
+		add(richieste.ColCampagna, matrixCampaign)
 	}
 	return cols, vals
 }
@@ -234,6 +261,7 @@ func opRow(op lifecycle.Op, operator, istat string) ([]string, []string) {
 func TestRichiesteAuthorization(t *testing.T) {
 	c := newCertEnv(t)
 	matrixStore(t, c, matrixPeople)
+	matrixCampaignOf(t, c, comA)
 	// REGISTRA_CONSEGNA_SC needs the serial of the delivered card.
 	var delivSerial string
 	c.env.Store.View(func(tx *store.Tx) error {
@@ -261,6 +289,7 @@ func TestRichiesteAuthorization(t *testing.T) {
 		lifecycle.OpBlockUtente: "BLOCCATA", lifecycle.OpUnblockUtente: "ATTIVA", lifecycle.OpCancelUtente: "CANCELLATA",
 		lifecycle.OpRegisterCardDelivery: "ATTIVA", lifecycle.OpNewCard: "RICHIESTA", lifecycle.OpBlockCard: "BLOCCATA", lifecycle.OpUnblockCard: "ATTIVA",
 		lifecycle.OpDownloadCertificates: "IN_PUBBLICAZIONE", lifecycle.OpStatus: "IN_PUBBLICAZIONE",
+		lifecycle.OpConfirmCheck: "VERIFICA_CONFERMATA",
 	}
 	type who struct {
 		name, cf string
@@ -285,7 +314,8 @@ func TestRichiesteAuthorization(t *testing.T) {
 			case rule.Op == lifecycle.OpStatus && (w.cf == opALS || w.cf == opALP || w.cf == opASC):
 				want = okCode[rule.Op] // STATO: each sees what his profile manages
 			case rule.Op == lifecycle.OpStatus:
-			case workstation[rule.Op] && w.cf == opALP, !workstation[rule.Op] && w.cf == opALS:
+			case workstation[rule.Op] && w.cf == opALP, !workstation[rule.Op] && w.cf == opALS,
+				rule.Op == lifecycle.OpConfirmCheck && w.cf == opASC: // the sindaco answers a notice too
 				want = okCode[rule.Op]
 			}
 			cols, vals := opRow(rule.Op, w.cf, comA)
@@ -302,7 +332,7 @@ func TestRichiesteAuthorization(t *testing.T) {
 		}
 		// The target in comune B, asked from comune A's folder by the
 		// operator who would be allowed.
-		if rule.Op == lifecycle.OpRegisterPostazione || rule.Op == lifecycle.OpInsertUtente || rule.Op == lifecycle.OpStatus {
+		if rule.Op == lifecycle.OpRegisterPostazione || rule.Op == lifecycle.OpInsertUtente || rule.Op == lifecycle.OpStatus || rule.Op == lifecycle.OpConfirmCheck {
 			continue // their target is the folder's comune by construction
 		}
 		allowed := opALS

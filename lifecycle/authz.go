@@ -32,6 +32,7 @@ const (
 	OpUnblockCard          Op = "SBLOCCA_SC"
 	OpDownloadCertificates Op = "SCARICA_CERTIFICATI"
 	OpStatus               Op = "STATO"
+	OpConfirmCheck         Op = "CONFERMA_VERIFICA"
 
 	OpUndoRevocation Op = "ANNULLA_REVOCA_POSTAZIONE"
 )
@@ -66,6 +67,7 @@ var Rules = []Rule{
 	{OpUnblockCard, domain.ALS, true, "sblocca una smart card", nil},
 	{OpDownloadCertificates, domain.ALP, false, "scarica i certificati ATTIVO del comune (o di una postazione) con le password", nil},
 	{OpStatus, domain.ALP, false, "chiede lo stato di utenze e smart card (ALS), postazioni (ALP), o di tutto (ASC)", []domain.Profile{domain.ALS, domain.ASC}},
+	{OpConfirmCheck, domain.ALS, false, "conferma di aver verificato l'elenco degli utenti di un avviso di sicurezza", []domain.Profile{domain.ASC}},
 }
 
 // LookupRule finds the rule of an operation (case and blanks ignored,

@@ -107,7 +107,7 @@ func New(o Options) *Server {
 		}
 	}
 	s.reg.MustRegister(s.runs, s.duration, s.counts, s.accepted, s.refused, s.issued,
-		storeCollector{s},
+		storeCollector{s}, campaignCollector{s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s

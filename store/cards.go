@@ -132,6 +132,10 @@ type Mail struct {
 	Text    string `json:"text,omitempty"`
 	// MailFirstCert only: the postazione whose certificate is sent.
 	Code string `json:"code,omitempty"`
+	// Campaign, for a notice of a security notice campaign: the notice
+	// carries the user list of comune ISTAT kept with the campaign
+	// (CampaignList).
+	Campaign string `json:"campaign,omitempty"`
 }
 
 // FirstCertMailID is the outbox ID of the first-certificate message of

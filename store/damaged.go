@@ -23,6 +23,7 @@ var kinds = []struct{ prefix, kind string }{
 	{"h/", "history block"}, {"f/", "input file"}, {"r/", "job run"}, {"rl/", "last job run"},
 	{"m/", "meta"}, {"k/", "pooled key"}, {"co/", "card order"}, {"b/", "certificate bundle"},
 	{"o/", "outbox mail"}, {"q/", "sequence"}, {"sr/", "status report"}, {"i/", "index"},
+	{"av/", "notice campaign"}, {"avc/", "comune of a notice campaign"}, {"avl/", "user list of a notice campaign"},
 }
 
 // describeKey returns a record key as an operator can read it, with its

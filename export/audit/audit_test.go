@@ -252,7 +252,7 @@ func TestNational(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if got := f.GetSheetList(); !slices.Equal(got, []string{audit.SummarySheet, audit.AnomaliesSheet, audit.NationalUsers, audit.HistorySheet}) {
+	if got := f.GetSheetList(); !slices.Equal(got, []string{audit.SummarySheet, audit.AnomaliesSheet, audit.NationalUsers, audit.HistorySheet, audit.CampaignsSheet, audit.NoticesSheet}) {
 		t.Fatalf("sheets %q", got)
 	}
 

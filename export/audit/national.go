@@ -24,6 +24,8 @@ const (
 	AnomaliesSheet = "Anomalie"
 	NationalUsers  = "Utenze"
 	HistorySheet   = "Storico"
+	CampaignsSheet = "Avvisi"
+	NoticesSheet   = "Avvisi per comune"
 )
 
 // RefusedAction is the history action of a console request refused for
@@ -39,6 +41,7 @@ const (
 	AnomalyCardExpiry  = "Smart card in scadenza"
 	AnomalyRefused     = "Richiesta rifiutata per autorizzazione"
 	AnomalyCeased      = "Comune cessato o con un nuovo codice"
+	AnomalyNotice      = "Comune inadempiente: verifica dell'elenco utenti non confermata"
 	maxSheetRows       = 1_048_576
 	historyTruncatedAt = maxSheetRows - 1
 )
@@ -274,6 +277,10 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 	if err := n.history(f, st); err != nil {
 		return err
 	}
+	// Security notice campaigns, and their overdue comuni.
+	if err := n.campaigns(f, st); err != nil {
+		return err
+	}
 	if err := n.anom.finish("Anomalie"); err != nil {
 		return err
 	}
@@ -294,7 +301,7 @@ func (n *national) sheets(f *excelize.File) (*styles, error) {
 	if err := f.SetSheetName("Sheet1", SummarySheet); err != nil {
 		return nil, err
 	}
-	for _, s := range []string{AnomaliesSheet, NationalUsers, HistorySheet} {
+	for _, s := range []string{AnomaliesSheet, NationalUsers, HistorySheet, CampaignsSheet, NoticesSheet} {
 		if _, err := f.NewSheet(s); err != nil {
 			return nil, err
 		}
@@ -649,6 +656,102 @@ func (n *national) history(f *excelize.File, st *styles) error {
 		}
 	}
 	return h.finish("Storico")
+}
+
+var campaignCols = []column{
+	{"Campagna", 20, kText},
+	{"Stato", 12, kText},
+	{"Avviata", 12, kDate},
+	{"Scadenza", 12, kDate},
+	{"Comuni", 9, kInt},
+	{"Avvisati", 9, kInt},
+	{"Confermati", 11, kInt},
+	{"Sollecitati", 11, kInt},
+	{"Inadempienti", 12, kInt},
+	{"Senza destinatario", 12, kInt},
+	{"Messaggi inviati", 10, kInt},
+	{"Messaggi in coda", 10, kInt},
+	{"Messaggi non recapitati", 12, kInt},
+	{"Comuni con messaggi non recapitati", 40, kText},
+}
+
+var noticeCols = []column{
+	{"Campagna", 20, kText},
+	{"Codice ISTAT", 12, kText},
+	{"Comune", 24, kText},
+	{"Avvisato", 18, kDateTime},
+	{"Destinatari", 11, kInt},
+	{"Promemoria", 11, kInt},
+	{"Confermato", 18, kDateTime},
+	{"Confermato da", 20, kText},
+	{"Nota", 30, kText},
+	{"Inadempiente dal", 18, kDateTime},
+	{"Messaggi non recapitati", 12, kInt},
+}
+
+// campaigns writes the Avvisi sheet, one row per security notice
+// campaign (docs/rules.md#security-notice-campaign), the Avvisi per
+// comune sheet, one row per comune of each campaign (its confirmation:
+// when and who), and an anomaly for each overdue comune of a campaign not
+// closed.
+func (n *national) campaigns(f *excelize.File, st *styles) error {
+	t, err := n.streamed(f, st, campaignCols, CampaignsSheet)
+	if err != nil {
+		return err
+	}
+	d, err := n.streamed(f, st, noticeCols, NoticesSheet)
+	if err != nil {
+		return err
+	}
+	rows := 0
+	err = n.tx.Campaigns(func(c *store.Campaign) error {
+		fg, err := n.tx.CampaignFiguresOf(c)
+		if err != nil {
+			return err
+		}
+		if err := t.data(c.ID, string(c.State), c.Start, c.Deadline, fg.Comuni, fg.Notified, fg.Confirmed, fg.Reminded,
+			fg.Overdue, fg.NoRecipient, fg.MailsSent, fg.MailsQueued, fg.MailsFailed, strings.Join(fg.FailedComuni, ", ")); err != nil {
+			return err
+		}
+		return n.tx.CampaignComuni(c.ID, func(cc *store.CampaignComune) error {
+			n.tick()
+			if rows < historyTruncatedAt-1 {
+				rows++
+				overdue := cc.Overdue
+				if !cc.Confirmed.IsZero() {
+					overdue = time.Time{}
+				}
+				if err := d.data(c.ID, cc.ISTAT, cc.Name, cc.Notified, cc.Recipients, cc.Reminders, cc.Confirmed, cc.ConfirmedBy,
+					cc.Note, overdue, n.failedMails(cc)); err != nil {
+					return err
+				}
+			}
+			if c.State == store.CampaignClosed || cc.Overdue.IsZero() || !cc.Confirmed.IsZero() {
+				return nil
+			}
+			return n.anomaly(AnomalyNotice, cc.ISTAT, c.ID, "",
+				fmt.Sprintf("campagna %s: scadenza del %s passata senza la conferma (CONFERMA_VERIFICA); %d promemoria",
+					c.ID, c.Deadline.In(n.e.loc()).Format("02/01/2006"), cc.Reminders), cc.Overdue)
+		})
+	})
+	if err != nil {
+		return err
+	}
+	if err := t.finish("Avvisi"); err != nil {
+		return err
+	}
+	return d.finish("AvvisiPerComune")
+}
+
+// failedMails counts the messages of comune cc set aside as failed.
+func (n *national) failedMails(cc *store.CampaignComune) int {
+	k := 0
+	for _, id := range cc.Mails {
+		if m, err := n.tx.Mail(id); err == nil && m.State == store.MailFailed {
+			k++
+		}
+	}
+	return k
 }
 
 // entryISTAT finds the comune of a history entry: from its file

@@ -67,13 +67,15 @@ const (
 	ColCard       = "Smart Card"
 	ColAmbiente   = "Ambiente"
 	ColMotivo     = "Motivo"
+	ColCampagna   = "Campagna"
+	ColNota       = "Nota"
 )
 
 // Required are the columns every request file has; Optional the others.
 var (
 	Required = []string{ColOperazione, ColOperatore}
 	Optional = []string{ColCF, ColSeriale, ColCodice, ColEtichetta, ColCognome, ColNome, ColSesso, ColNascita,
-		ColEmail, ColPEC, ColProfili, ColCard, ColAmbiente, ColMotivo}
+		ColEmail, ColPEC, ColProfili, ColCard, ColAmbiente, ColMotivo, ColCampagna, ColNota}
 )
 
 // needs lists the columns each operation requires filled.
@@ -91,6 +93,7 @@ var needs = map[lifecycle.Op][]string{
 	lifecycle.OpNewCard:              {ColCF, ColMotivo},
 	lifecycle.OpBlockCard:            {ColCF, ColMotivo},
 	lifecycle.OpUnblockCard:          {ColCF, ColMotivo},
+	lifecycle.OpConfirmCheck:         {ColCampagna},
 }
 
 // Processor applies the request files of one comune's folder.
@@ -264,6 +267,8 @@ func (p *Processor) do(tx *store.Tx, src store.Source, t *table.Table, r *table.
 		return p.scaricaCertificati(tx, src, strings.ToUpper(r.Get(ColCodice)))
 	case lifecycle.OpStatus:
 		return p.stato(tx, src, operator)
+	case lifecycle.OpConfirmCheck:
+		return lifecycle.ConfirmCheck(tx, src, p.ISTAT, r.Get(ColCampagna), operator, r.Get(ColNota), p.Loc)
 	default:
 		return p.smartCard(tx, src, rule.Op, cf, strings.ToUpper(r.Get(ColSeriale)), motivo)
 	}
