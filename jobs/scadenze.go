@@ -46,6 +46,10 @@ const scadenzeChunk = 500
 //     nobody to write to (no ATTIVA ALP or ALS with an e-mail) stays due
 //     and is retried every day; it is recorded once in the history
 //     (avviso.senza-destinatario, Unwarned).
+//
+// Between the steps, the smart-card steps of scadenze_smartcard.go: cards
+// past their expiry SCADUTA, the warning of a comune's last usable ASC,
+// ALS or ALP card, the late cards to the back-office.
 var scadenzeJob = Job{
 	Name:        "scadenze",
 	Description: "marks expired certificates SCADUTO and writes, per comune, the report of certificates and cards expiring within 60 days",
@@ -70,7 +74,18 @@ func runScadenze(ctx context.Context, env *Env, run *Run) error {
 	if err != nil {
 		return err
 	}
+	expiredCards, err := expireCards(env.Store)
+	run.Add("smartcard_scadute", expiredCards)
+	if err != nil {
+		return err
+	}
 	if err := warnExpiries(env, run); err != nil {
+		return err
+	}
+	if err := warnLastCards(env, run); err != nil {
+		return err
+	}
+	if err := notifyLateCards(env, run); err != nil {
 		return err
 	}
 	var now time.Time

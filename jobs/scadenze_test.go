@@ -146,6 +146,9 @@ func TestScadenzeWarnings(t *testing.T) {
 	}
 	srv := smtptest.Start(t)
 	c.env.Config.Mail.SMTP.Address, c.env.Config.Mail.SMTP.TLS = srv.Addr, "none"
+	// The card is the comune's only usable ASC card: the warning of the
+	// last card (TestLastUsableCardOfAProfileIsWarned) is left out here.
+	c.env.Config.Cards.LastCardWarningDays = 1
 	setExpiry := func(days float64) {
 		c.env.Store.Update(func(tx *store.Tx) error {
 			p, _ := tx.Postazione("058091-PC-0001")
@@ -211,6 +214,7 @@ func TestScadenzeWarningWithoutRecipient(t *testing.T) {
 	if _, err := c.run(certificatiJob); err != nil {
 		t.Fatal(err)
 	}
+	c.env.Config.Cards.LastCardWarningDays = 1 // see TestScadenzeWarnings
 	emails := map[string]string{} // CF -> e-mail taken away
 	err := c.env.Store.Update(func(tx *store.Tx) error {
 		var us []*domain.Utenza
