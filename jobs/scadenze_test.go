@@ -215,7 +215,7 @@ func TestScadenzeWarningWithoutRecipient(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.env.Config.Cards.LastCardWarningDays = 1 // see TestScadenzeWarnings
-	emails := map[string]string{} // CF -> e-mail taken away
+	emails := map[string]string{}              // CF -> e-mail taken away
 	err := c.env.Store.Update(func(tx *store.Tx) error {
 		var us []*domain.Utenza
 		if err := tx.UtenzeOfComune("058091", func(u *domain.Utenza) error {
