@@ -46,7 +46,7 @@ type LateCard struct {
 
 // LateCards lists the cards late at now, oldest order first.
 func LateCards(tx *store.Tx, r LateRule, now time.Time) ([]LateCard, error) {
-	var out []LateCard
+	out := []LateCard{}
 	if r.Days <= 0 {
 		return out, nil
 	}
