@@ -204,7 +204,9 @@ func lastCards(tx *store.Tx, days int) ([]lastCard, error) {
 				return nil
 			}
 			exp := c.Expires
-			if exp.IsZero() {
+			if exp.IsZero() || p.NextCard != "" {
+				// No expiry, or its replacement already asked: not a
+				// card the comune must be warned about.
 				exp = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 			}
 			for _, pr := range lifecycle.Mandatory {
