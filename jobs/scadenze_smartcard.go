@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	netmail "net/mail"
 	"sort"
 	"strings"
 	"time"
@@ -93,10 +94,14 @@ func notifyLateCards(env *Env, run *Run) error {
 		return err
 	}
 	run.Set("smartcard_in_ritardo", late)
-	to := env.Config.Notify.Backoffice
-	if to == "" || len(fresh) == 0 {
+	if env.Config.Notify.Backoffice == "" || len(fresh) == 0 {
 		return nil
 	}
+	addr, err := netmail.ParseAddress(env.Config.Notify.Backoffice)
+	if err != nil {
+		return fmt.Errorf("scadenze: notify.backoffice %q: %w", env.Config.Notify.Backoffice, err)
+	}
+	to := addr.Address
 	for len(fresh) > 0 {
 		chunk := fresh[:min(lateChunk, len(fresh))]
 		fresh = fresh[len(chunk):]

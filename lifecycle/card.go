@@ -74,6 +74,14 @@ func FindCard(tx *store.Tx, cf, serial string) (*domain.SmartCard, error) {
 // sets p.Card (the caller stores p) and returns the new serial, or "" when
 // none was needed.
 func RequestCard(tx *store.Tx, src store.Source, p *domain.Person, istat, prefix string) (string, error) {
+	next, err := pendingNext(tx, p)
+	if err != nil {
+		return "", err
+	}
+	if next != "" {
+		// The replacement already asked is the card he gets.
+		return "", nil
+	}
 	if p.Card != "" {
 		c, err := tx.Card(p.Card)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -143,7 +151,28 @@ func ExpireCard(tx *store.Tx, src store.Source, c *domain.SmartCard) error {
 	if err := dropSecrets(tx, c, "smart card scaduta prima dell'invio"); err != nil {
 		return err
 	}
+	if err := promoteNext(tx, c); err != nil {
+		return err
+	}
 	return putCard(tx, src, c, "smartcard.scade", fmt.Sprintf("%s → %s: validità terminata il %s", prev, domain.CardScaduta, c.Expires.UTC().Format(time.RFC3339)))
+}
+
+// promoteNext makes the pending replacement of card c, now over, its
+// holder's current card.
+func promoteNext(tx *store.Tx, c *domain.SmartCard) error {
+	p, err := tx.Person(c.CF)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil || p.Card != c.Serial {
+		return err
+	}
+	next, err := pendingNext(tx, p)
+	if err != nil || next == "" {
+		return err
+	}
+	p.Card, p.NextCard, p.Updated = next, "", tx.Now
+	return tx.PutPerson(p)
 }
 
 // dropSecrets erases the sealed halves card c still holds and sets aside

@@ -222,3 +222,49 @@ func TestExpiryMotivo(t *testing.T) {
 		}
 	}
 }
+
+// TestExpiryWhileAReplacementIsPendingMakesItCurrent: the expiring card
+// reaches its expiry before its replacement is activated: it is SCADUTA
+// and the replacement becomes the current card; no further card is
+// requested for the person, and activating the replacement later changes
+// nothing else.
+func TestExpiryWhileAReplacementIsPendingMakesItCurrent(t *testing.T) {
+	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	st := clockStore(t, &now)
+	old := activeCardOf(t, st, now.AddDate(0, 0, 5))
+	src := store.Source{Actor: "t"}
+	var nw string
+	err := st.Update(func(tx *store.Tx) (err error) {
+		_, nw, err = ReplaceCard(tx, src, cfHolder, "scadenza", "SC", "")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.AddDate(0, 0, 6)
+	err = st.Update(func(tx *store.Tx) error {
+		oc, _ := tx.Card(old)
+		if err := ExpireCard(tx, src, oc); err != nil {
+			return err
+		}
+		pe, _ := tx.Person(cfHolder)
+		if pe.Card != nw || pe.NextCard != "" {
+			t.Errorf("after the old card's expiry: card %s next %q, want %s current", pe.Card, pe.NextCard, nw)
+		}
+		if s, err := RequestCard(tx, src, pe, "058091", "SC"); s != "" || err != nil {
+			t.Errorf("a further card requested: %q %v", s, err)
+		}
+		nc, _ := tx.Card(nw)
+		nc.State = domain.CardConsegnata
+		if err := ActivateCard(tx, src, nc); err != nil {
+			return err
+		}
+		if oc, _ := tx.Card(old); oc.State != domain.CardScaduta {
+			t.Errorf("the expired card became %s", oc.State)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -445,7 +445,7 @@ type comuneCheck struct {
 
 func (n *national) activeCard(serial string) bool {
 	c, ok := n.cards[serial]
-	return ok && c.state == domain.CardAttiva && (c.expires.IsZero() || c.expires.After(n.now))
+	return ok && lifecycle.CardUsable(&domain.SmartCard{State: c.state, Expires: c.expires}, n.now)
 }
 
 func (n *national) closeComune(c *comuneCheck) error {
