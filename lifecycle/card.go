@@ -355,24 +355,22 @@ func ReplaceCard(tx *store.Tx, src store.Source, cf, motivo, prefix, istat strin
 	if err != nil {
 		return "", "", err
 	}
-	if p.Card != "" {
-		c, err := tx.Card(p.Card)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return "", "", err
+	c, err := currentCard(tx, p)
+	if err != nil {
+		return "", "", err
+	}
+	if c != nil {
+		if istat == "" {
+			istat = c.ISTAT
 		}
-		if err == nil {
-			if istat == "" {
-				istat = c.ISTAT
+		if IsExpiryMotivo(motivo) && (c.State == domain.CardAttiva || c.State == domain.CardBloccata) {
+			return replaceExpiring(tx, src, p, c, next, istat, prefix)
+		}
+		if !CardOver(c) {
+			if err := RevokeCard(tx, src, c, "sostituita: "+strings.TrimSpace(motivo)); err != nil {
+				return "", "", err
 			}
-			if IsExpiryMotivo(motivo) && (c.State == domain.CardAttiva || c.State == domain.CardBloccata) {
-				return replaceExpiring(tx, src, p, c, next, istat, prefix)
-			}
-			if !CardOver(c) {
-				if err := RevokeCard(tx, src, c, "sostituita: "+strings.TrimSpace(motivo)); err != nil {
-					return "", "", err
-				}
-				old = c.Serial
-			}
+			old = c.Serial
 		}
 	}
 	if next != "" {
@@ -381,14 +379,9 @@ func ReplaceCard(tx *store.Tx, src store.Source, cf, motivo, prefix, istat strin
 		return old, next, tx.PutPerson(p)
 	}
 	if istat == "" {
-		comuni, err := tx.ComuniOfPerson(cf)
-		if err != nil {
+		if istat, err = firstComune(tx, cf); err != nil {
 			return "", "", err
 		}
-		if len(comuni) == 0 {
-			return "", "", fmt.Errorf("%s non ha utenze: nessuna smart card da richiedere", cf)
-		}
-		istat = comuni[0]
 	}
 	serial, err = RequestCard(tx, src, p, istat, prefix)
 	if err != nil {
@@ -396,6 +389,31 @@ func ReplaceCard(tx *store.Tx, src store.Source, cf, motivo, prefix, istat strin
 	}
 	p.NextCard, p.Updated = "", tx.Now
 	return old, serial, tx.PutPerson(p)
+}
+
+// currentCard returns p's current card, nil when he has none.
+func currentCard(tx *store.Tx, p *domain.Person) (*domain.SmartCard, error) {
+	if p.Card == "" {
+		return nil, nil
+	}
+	c, err := tx.Card(p.Card)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return c, err
+}
+
+// firstComune is the first comune where cf has an utenza, the home of a
+// card requested by the back-office for a person without one.
+func firstComune(tx *store.Tx, cf string) (string, error) {
+	comuni, err := tx.ComuniOfPerson(cf)
+	if err != nil {
+		return "", err
+	}
+	if len(comuni) == 0 {
+		return "", fmt.Errorf("%s non ha utenze: nessuna smart card da richiedere", cf)
+	}
+	return comuni[0], nil
 }
 
 // ErrReplacementPending is returned by ReplaceCard for a replacement by
