@@ -34,7 +34,7 @@ const scadenzeChunk = 500
 //  2. for each comune with something expiring in the next 60 days, it
 //     writes comuni/<ISTAT>/report/scadenze-<YYYYMMDD>.csv: its
 //     certificates (ATTIVO, BLOCCATO) and the smart cards requested through
-//     it (any state but REVOCATA) whose expiry falls in the window. The file
+//     it (any state but REVOCATA and SCADUTA) whose expiry falls in the window. The file
 //     of the same day is replaced, so a second run the same day is harmless;
 //  3. it queues e-mail warnings, sent by invio-pin like the second
 //     halves (encrypted to the recipient's key or the gateway, signed):
