@@ -52,7 +52,7 @@ const scadenzeChunk = 500
 // ALS or ALP card, the late cards to the back-office.
 var scadenzeJob = Job{
 	Name:        "scadenze",
-	Description: "marks expired certificates SCADUTO and writes, per comune, the report of certificates and cards expiring within 60 days",
+	Description: "marks expired certificates SCADUTO and cards SCADUTA, writes per comune the report of what expires within 60 days, warns by e-mail (thresholds, a comune's last ASC/ALS/ALP card, late cards to the back-office)",
 	Run:         runScadenze,
 }
 
