@@ -31,7 +31,8 @@ func (a *app) statusCmd() *cobra.Command {
 success and its next scheduled run; the backlog (workstation certificates
 waiting for the batch, cards requested, in production and at the comune,
 mails queued and failed, bundles and card orders not yet published, the key
-pool, the CRL); the last check of the drop (anprsec drop verifica, and the
+pool, the CRL); the cards late in production (IN PRODUZIONE beyond
+cards.late_working_days working days); the last check of the drop (anprsec drop verifica, and the
 daemon's at start and every hour), with its missing input folders as
 warnings; and the last errors (the last failed run of each job, the most
 recent mails set aside). It only reads the store.
