@@ -141,7 +141,27 @@ type Config struct {
 		// the officers whose CAdES signature a manifest of that prefettura
 		// may carry instead of the prefettura's OpenPGP signature.
 		PrefetturaOfficers map[string][]string `yaml:"prefettura_officers"`
+		// LateWorkingDays: a card IN PRODUZIONE for more working days than
+		// this is late (docs/rules.md#card-lifecycle).
+		LateWorkingDays int `yaml:"late_working_days"`
+		// Holidays are local holidays ("gg/mm", e.g. the patron saint) on
+		// top of the national ones, for the working days above.
+		Holidays []string `yaml:"holidays"`
+		// LastCardWarningDays: the comune is warned this many days before
+		// the last usable card of its ASC, ALS or ALP expires.
+		LastCardWarningDays int `yaml:"last_card_warning_days"`
 	} `yaml:"cards"`
+
+	Notify struct {
+		// Backoffice is the back-office's e-mail address: late cards.
+		Backoffice string `yaml:"backoffice"`
+	} `yaml:"notify"`
+
+	Pulizia struct {
+		RetentionDays   int `yaml:"retention_days"`   // elaborati/, scartati/, esiti/
+		CertificatiDays int `yaml:"certificati_days"` // bundles in comuni/<ISTAT>/certificati/
+		MaxFiles        int `yaml:"max_files"`        // files deleted at most by one run
+	} `yaml:"pulizia"`
 
 	ISTAT struct {
 		// ComuniCSV is retired: the table of comuni is updated with
@@ -330,6 +350,9 @@ func (c *Config) Validate() error {
 	if c.Cards.BlockTenure < 0 {
 		return fmt.Errorf("cards.block_tenure must not be negative")
 	}
+	if err := c.validateExpiry(); err != nil {
+		return err
+	}
 	if err := c.validateMail(); err != nil {
 		return err
 	}
@@ -344,6 +367,29 @@ func (c *Config) Validate() error {
 	}
 	if c.ISTAT.ComuniCSV != "" {
 		return fmt.Errorf("istat.comuni_csv %q: the key is retired; load the ANPR archive of comuni with \"anprsec istat aggiorna FILE\" and remove the key (docs/reference-data.md)", c.ISTAT.ComuniCSV)
+	}
+	return nil
+}
+
+// validateExpiry checks the late cards, the last-card warning, the
+// back-office address and the retention of the pulizia job.
+func (c *Config) validateExpiry() error {
+	if c.Cards.LateWorkingDays <= 0 || c.Cards.LastCardWarningDays <= 0 {
+		return fmt.Errorf("cards.late_working_days and cards.last_card_warning_days must be positive")
+	}
+	for _, h := range c.Cards.Holidays {
+		if _, err := time.Parse("02/01/2006", strings.TrimSpace(h)+"/2000"); err != nil {
+			return fmt.Errorf("cards.holidays %q: want gg/mm (e.g. 29/06)", h)
+		}
+	}
+	if a := c.Notify.Backoffice; a != "" {
+		if _, err := mail.ParseAddress(a); err != nil {
+			return fmt.Errorf("notify.backoffice %q: %v", a, err)
+		}
+	}
+	p := c.Pulizia
+	if p.RetentionDays <= 0 || p.CertificatiDays <= 0 || p.MaxFiles <= 0 {
+		return fmt.Errorf("pulizia.retention_days, pulizia.certificati_days and pulizia.max_files must be positive")
 	}
 	return nil
 }

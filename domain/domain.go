@@ -94,6 +94,12 @@ type Person struct {
 	BirthDate string    `json:"birth_date"`     // YYYY-MM-DD
 	Card      string    `json:"card,omitempty"` // serial of the current card
 	Updated   time.Time `json:"updated"`
+
+	// NextCard is the card requested to replace an expiring current card
+	// (NUOVA_SC, motivo scadenza): the current card stays usable until
+	// NextCard is activated, which then becomes Card
+	// (docs/rules.md#card-lifecycle).
+	NextCard string `json:"next_card,omitempty"`
 }
 
 // UtenzaState is the state of an utenza.
@@ -141,6 +147,7 @@ const (
 	CardAttiva     CardState = "ATTIVA"
 	CardBloccata   CardState = "BLOCCATA"
 	CardRevocata   CardState = "REVOCATA"
+	CardScaduta    CardState = "SCADUTA" // past its expiry: for good
 )
 
 // SmartCard is a personal card; one per person across all comuni.
@@ -180,6 +187,14 @@ type SmartCard struct {
 	// Unwarned is the threshold that fell due when no ALS had an e-mail to
 	// write to: it stays due (retried every day) and is recorded once.
 	Unwarned int `json:"unwarned,omitempty"`
+
+	// Replaces is the serial of the expiring card this one replaces
+	// (NUOVA_SC, motivo scadenza): that card ends when this one is
+	// activated.
+	Replaces string `json:"replaces,omitempty"`
+	// LateNotified is when the back-office was told by e-mail that the
+	// card is late in production (job scadenze); zero: not yet.
+	LateNotified time.Time `json:"late_notified,omitempty"`
 }
 
 // CardSecretsSealContext is the Sealer context of one half ("prima" or

@@ -78,7 +78,7 @@ type Job struct {
 // Names lists every job, in the order of docs/architecture.md.
 var Names = []string{
 	"ingest-censimento", "ingest-consegne", "ingest-richieste", "certificati", "crl",
-	"ordini-sc", "invio-pin", "export-audit", "scadenze", "registro",
+	"ordini-sc", "invio-pin", "export-audit", "scadenze", "registro", "pulizia",
 	"avviso-sicurezza", "avvisi-promemoria",
 	"pool-chiavi", // the key pool of the certificati job
 }
@@ -99,6 +99,7 @@ func All() []Job {
 		registroJob,
 		avvisoJob,
 		promemoriaJob,
+		puliziaJob,
 	}
 }
 

@@ -92,8 +92,9 @@ func OpNames() string {
 	return strings.Join(names, ", ")
 }
 
-// ActiveCard reports whether the person cf's current card is ATTIVA; it
-// returns the card state for messages ("" when none).
+// ActiveCard reports whether the person cf's current card is usable
+// (CardUsable: ATTIVA and not past its expiry); it returns the card state
+// for messages ("" when none; SCADUTA for an ATTIVA card past its expiry).
 func ActiveCard(tx *store.Tx, cf string) (bool, domain.CardState, error) {
 	p, err := tx.Person(cf)
 	if errors.Is(err, store.ErrNotFound) {
@@ -109,7 +110,10 @@ func ActiveCard(tx *store.Tx, cf string) (bool, domain.CardState, error) {
 	if err != nil {
 		return false, "", err
 	}
-	return c.State == domain.CardAttiva, c.State, nil
+	if CardExpired(c, tx.Now) {
+		return false, domain.CardScaduta, nil
+	}
+	return CardUsable(c, tx.Now), c.State, nil
 }
 
 // HasActiveALS reports whether comune istat has an ATTIVA ALS utenza whose

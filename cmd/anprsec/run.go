@@ -82,8 +82,12 @@ func (a *app) serveOps(ctx context.Context, r *schedules.Runner, bg *sync.WaitGr
 	for _, j := range r.Jobs() {
 		names = append(names, j.Name)
 	}
+	late, err := jobs.LateRule(r.Env())
+	if err != nil {
+		a.log.Warn("late cards not counted", "err", err)
+	}
 	srv := ops.New(ops.Options{
-		Store: r.Store(), Schedules: r, Jobs: names,
+		Store: r.Store(), Schedules: r, Jobs: names, Late: late,
 		KeyAlgorithm: a.cfg.PKI.KeyAlgorithm, DataDir: a.cfg.Path(a.cfg.DataDir), Address: addr, Log: a.log,
 		Checks: []func() error{func() error { return jobs.CheckFreeSpace(r.Env()) }},
 	})

@@ -39,6 +39,7 @@ const (
 	AnomalyManyComuni  = "Persona con utenze in molti comuni"
 	AnomalyCertExpiry  = "Certificato postazione in scadenza"
 	AnomalyCardExpiry  = "Smart card in scadenza"
+	AnomalyCardLate    = "Smart card in ritardo di produzione"
 	AnomalyRefused     = "Richiesta rifiutata per autorizzazione"
 	AnomalyCeased      = "Comune cessato o con un nuovo codice"
 	AnomalyNotice      = "Comune inadempiente: verifica dell'elenco utenti non confermata"
@@ -356,6 +357,10 @@ func (n *national) readCards() error {
 			return n.anomaly(AnomalyCardExpiry, c.ISTAT, c.CF, n.personName(c.CF),
 				"smart card "+c.Serial+" ("+string(c.State)+")", c.Expires)
 		}
+		if late, days := n.e.Late.Late(c, n.now); late {
+			return n.anomaly(AnomalyCardLate, c.ISTAT, c.CF, n.personName(c.CF),
+				fmt.Sprintf("smart card %s in produzione da %d giorni lavorativi (oltre %d)", c.Serial, days, n.e.Late.Days), c.Ordered)
+		}
 		return nil
 	})
 }
@@ -447,7 +452,7 @@ type comuneCheck struct {
 
 func (n *national) activeCard(serial string) bool {
 	c, ok := n.cards[serial]
-	return ok && c.state == domain.CardAttiva && (c.expires.IsZero() || c.expires.After(n.now))
+	return ok && lifecycle.CardUsable(&domain.SmartCard{State: c.state, Expires: c.expires}, n.now)
 }
 
 func (n *national) closeComune(c *comuneCheck) error {
@@ -600,6 +605,8 @@ func (n *national) adminCard(u *domain.Utenza, p person, info cardInfo, hasCard 
 		why = "smart card " + p.card + " bloccata"
 	case info.state == domain.CardRevocata:
 		why = "smart card " + p.card + " revocata"
+	case info.state == domain.CardScaduta:
+		why = "smart card " + p.card + " scaduta"
 	}
 	if why == "" {
 		return nil
@@ -789,7 +796,7 @@ func refusedDetail(en *store.Entry) string {
 
 // cardStates and certStates are the lifecycle orders of the summary.
 var cardStates = []domain.CardState{domain.CardRichiesta, domain.CardProduzione, domain.CardConsegnata,
-	domain.CardAttiva, domain.CardBloccata, domain.CardRevocata}
+	domain.CardAttiva, domain.CardBloccata, domain.CardRevocata, domain.CardScaduta}
 
 var certStates = []domain.CertState{domain.CertRichiesta, domain.CertAttivo, domain.CertBloccato,
 	domain.CertRevocaInCorso, domain.CertRevocato, domain.CertScaduto}

@@ -528,12 +528,20 @@ func (p *Processor) smartCard(tx *store.Tx, src store.Source, op lifecycle.Op, c
 			return "", "", ref, err
 		}
 		old, nw, err := lifecycle.ReplaceCard(tx, src, cf, motivo, p.CardPrefix, p.ISTAT)
+		if errors.Is(err, lifecycle.ErrReplacementPending) {
+			return "", "", lifecycle.Refuse("SOSTITUZIONE_IN_CORSO", "%v", err), nil
+		}
 		if err != nil {
 			return refuse(err)
 		}
 		msg := fmt.Sprintf("nuova smart card %s richiesta per %s", nw, cf)
-		if old != "" {
+		switch {
+		case old != "":
 			msg = fmt.Sprintf("smart card %s disabilitata; ", old) + msg
+		case lifecycle.IsExpiryMotivo(motivo):
+			if pe, err := tx.Person(cf); err == nil && pe.NextCard == nw {
+				msg += fmt.Sprintf("; la smart card in uso %s resta attiva fino alla consegna della nuova al titolare", pe.Card)
+			}
 		}
 		return "RICHIESTA", msg, nil, nil
 	}
