@@ -66,6 +66,11 @@ func runCertificati(ctx context.Context, env *Env, run *Run) error {
 		if err != nil {
 			return err
 		}
+		renew, err := tx.PostazioniToRenew()
+		if err != nil {
+			return err
+		}
+		codes = append(codes, renew...)
 		sort.Strings(codes)
 		if pc.BatchMax > 0 && len(codes) > pc.BatchMax {
 			codes = codes[:pc.BatchMax]
@@ -74,6 +79,9 @@ func runCertificati(ctx context.Context, env *Env, run *Run) error {
 			p, err := tx.Postazione(c)
 			if err != nil {
 				return fmt.Errorf("postazione %s: %w", c, err)
+			}
+			if p.State != domain.CertRichiesta && !renewable(p) {
+				continue // a renewal waits while the certificate is blocked
 			}
 			if _, ok := names[p.ISTAT]; !ok {
 				com, err := tx.Comune(p.ISTAT)
@@ -98,6 +106,9 @@ func runCertificati(ctx context.Context, env *Env, run *Run) error {
 	}
 	var errs []error
 	if err := completeRevocations(env, run); err != nil {
+		errs = append(errs, err)
+	}
+	if err := finalizeSupersessions(env, run); err != nil {
 		errs = append(errs, err)
 	}
 	if len(todo) > 0 {
@@ -247,7 +258,8 @@ func commitCertsOfComune(tx *store.Tx, env *Env, istat string, rs []*certResult)
 		if err != nil {
 			return 0, 0, err
 		}
-		if p.State != domain.CertRichiesta {
+		renewal := renewable(p)
+		if p.State != domain.CertRichiesta && !renewal {
 			continue // changed since it was read: leave it alone
 		}
 		p.Updated = tx.Now
@@ -258,7 +270,12 @@ func commitCertsOfComune(tx *store.Tx, env *Env, istat string, rs []*certResult)
 			}
 			continue
 		}
-		if err := activateIssued(tx, env, src, p, r); err != nil {
+		if renewal {
+			err = renewIssued(tx, env, src, p, r)
+		} else {
+			err = activateIssued(tx, env, src, p, r)
+		}
+		if err != nil {
 			return 0, 0, err
 		}
 		codes = append(codes, p.Code)
@@ -302,6 +319,84 @@ func activateIssued(tx *store.Tx, env *Env, src store.Source, p *domain.Postazio
 	}
 	return tx.Record(src, "postazione.attiva", "postazione", p.Code,
 		fmt.Sprintf("certificato emesso, seriale %s, scade %s", serial, r.cert.NotAfter.UTC().Format("2006-01-02")))
+}
+
+// renewable reports whether p has a renewal the certificati batch may
+// issue now: pending, on an ATTIVO certificate.
+func renewable(p *domain.Postazione) bool {
+	return p.Renewal != nil && p.State == domain.CertAttivo
+}
+
+// renewIssued makes the certificate of r the current one of postazione p,
+// which had a pending renewal (lifecycle.Supersede): the certificate it
+// replaces stays valid for pki.renew_overlap; the new PKCS#12 and
+// password are sealed; one history entry links the two serials.
+func renewIssued(tx *store.Tx, env *Env, src store.Source, p *domain.Postazione, r *certResult) error {
+	serial := fmt.Sprintf("%X", r.cert.SerialNumber)
+	old := p.Serial
+	overlap := env.Config.PKI.RenewOverlap
+	lifecycle.Supersede(p, serial, r.cert.Raw, r.cert.NotAfter, tx.Now, overlap)
+	p.P12Sealed = env.Sealer.Seal(r.p12, domain.P12SealContext(p.Code))
+	p.PasswordSealed = env.Sealer.Seal([]byte(r.password), domain.PasswordSealContext(p.Code))
+	p.LastError = ""
+	p.Attempts = 0
+	if err := tx.PutPostazione(p); err != nil {
+		return err
+	}
+	return tx.Record(src, "postazione.rinnovata", "postazione", p.Code,
+		fmt.Sprintf("certificato rinnovato, seriale %s, scade %s; sostituisce %s, valido fino al %s o all'installazione del nuovo",
+			serial, r.cert.NotAfter.UTC().Format("2006-01-02"), old, tx.Now.Add(overlap).UTC().Format(time.RFC3339)))
+}
+
+// finalizeSupersessions records every predecessor whose overlap is over
+// (lifecycle.FinalizeSupersessions), one transaction per postazione; the
+// CRL and OCSP already answer it revoked (superseded) from that moment.
+func finalizeSupersessions(env *Env, run *Run) error {
+	var codes []string
+	if err := env.Store.View(func(tx *store.Tx) error {
+		all, err := tx.PostazioniWithPredecessors()
+		if err != nil {
+			return err
+		}
+		for _, code := range all {
+			p, err := tx.Postazione(code)
+			if err != nil {
+				return fmt.Errorf("postazione %s: %w", code, err)
+			}
+			for _, pc := range p.Predecessors {
+				if pc.Final.IsZero() && !tx.Now.Before(pc.SupersededAt()) {
+					codes = append(codes, code)
+					break
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	var errs []error
+	for _, code := range codes {
+		changed := false
+		err := env.Store.Update(func(tx *store.Tx) error {
+			p, err := tx.Postazione(code)
+			if err != nil {
+				return err
+			}
+			changed, err = lifecycle.FinalizeSupersessions(tx, store.Source{Actor: CertActor}, p)
+			if err != nil || !changed {
+				return err
+			}
+			return tx.PutPostazione(p)
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("certificati: sostituzione di %s: %w", code, err))
+			continue
+		}
+		if changed {
+			run.Add("superseded", 1)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // issueOne makes the certificate and PKCS#12 of one postazione, with key

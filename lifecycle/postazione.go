@@ -167,6 +167,7 @@ func ChangePostazioneTx(tx *store.Tx, src store.Source, op Op, code, motivo stri
 		p.PrevState = p.State
 		p.RevokedAt = tx.Now
 		p.RevocationReason = pki.RevocationReason(motivo)
+		p.Renewal = nil // a pending renewal is dropped (docs/rules.md#renewal)
 		p.UndoUntil = time.Time{}
 		if grace > 0 {
 			p.UndoUntil = tx.Now.Add(grace)

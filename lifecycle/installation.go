@@ -1,0 +1,159 @@
+package lifecycle
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"anprsec/domain"
+	"anprsec/pki"
+	"anprsec/store"
+)
+
+// The register of installations (docs/rules.md#installation-register): an
+// ALP declares on which PC or server a certificate of his comune is
+// installed. anprsec keeps the register in the store, one record per
+// certificate (store.Installation), and each change in the history chain;
+// `anprsec history verify` checks every record against its last entry.
+
+// InstallationAction is the history action of a change of the register.
+const InstallationAction = "installazione.registra"
+
+// MaxInstallField is the longest value of a field of the register, in
+// characters: a record always fits whole in its history entry.
+const MaxInstallField = 200
+
+// InstallationRequest is what an ALP declares.
+type InstallationRequest struct {
+	ISTAT   string // the comune asking
+	Code    string // the postazione
+	Serial  string // the certificate; empty: the current one
+	Host    string // the PC or server's name
+	Address string // its network address or place
+	Office  string // the office
+	Note    string
+}
+
+// RegisterInstallationTx records, in the caller's transaction, that the
+// certificate req.Serial of postazione req.Code is installed on req.Host.
+// The postazione must be of comune req.ISTAT, the serial its current
+// certificate or a predecessor still valid; a revoked, superseded or
+// expired certificate, or a postazione without a certificate, is refused.
+// A second declaration for the same certificate replaces the record (a
+// change, with its own history entry). Registering the current certificate
+// ends the overlap of its predecessors (docs/rules.md#renewal): the caller
+// republishes the CRL when crl is true.
+func RegisterInstallationTx(tx *store.Tx, src store.Source, req InstallationRequest) (in *store.Installation, crl bool, ref *Refusal, err error) {
+	code := strings.ToUpper(strings.TrimSpace(req.Code))
+	fields := []struct {
+		name string
+		v    *string
+	}{{"nome host", &req.Host}, {"indirizzo", &req.Address}, {"ufficio", &req.Office}, {"note", &req.Note}}
+	for _, f := range fields {
+		name, v := f.name, f.v
+		*v = strings.Join(strings.Fields(*v), " ")
+		if len([]rune(*v)) > MaxInstallField {
+			return nil, false, Refuse("INSTALLAZIONE_CAMPO", "il campo %s supera %d caratteri", name, MaxInstallField), nil
+		}
+		if strings.IndexFunc(*v, unicode.IsControl) >= 0 {
+			return nil, false, Refuse("INSTALLAZIONE_CAMPO", "il campo %s contiene caratteri di controllo", name), nil
+		}
+	}
+	if req.Host == "" {
+		return nil, false, Refuse("CAMPO_MANCANTE", "il nome host del PC o server è obbligatorio"), nil
+	}
+	if src.Actor == "" {
+		return nil, false, nil, errors.New("installazioni: the operator (actor) is required")
+	}
+	p, err := tx.Postazione(code)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, Refuse("POSTAZIONE_SCONOSCIUTA", "la postazione %s non esiste", code), nil
+	}
+	if err != nil {
+		return nil, false, nil, err
+	}
+	if p.ISTAT != req.ISTAT {
+		return nil, false, Refuse("ALTRO_COMUNE", "la postazione %s non è del comune %s", code, req.ISTAT), nil
+	}
+	serial := strings.ToUpper(strings.TrimSpace(req.Serial))
+	if serial == "" {
+		serial = strings.ToUpper(p.Serial)
+	}
+	if serial == "" {
+		return nil, false, Refuse("STATO", "la postazione %s non ha ancora un certificato (%s)", code, p.State), nil
+	}
+	rev, _, ok := RevocationOfSerial(p, serial, tx.Now)
+	if !ok {
+		return nil, false, Refuse("SERIALE_SCONOSCIUTO", "il certificato %s non è della postazione %s", serial, code), nil
+	}
+	notAfter := p.NotAfter
+	for _, pc := range p.Predecessors {
+		if strings.EqualFold(pc.Serial, serial) {
+			notAfter = pc.NotAfter
+		}
+	}
+	switch {
+	case rev.Revoked && rev.Reason != pki.ReasonCertificateHold: // a hold may still be lifted
+		return nil, false, Refuse("CERTIFICATO_REVOCATO", "il certificato %s della postazione %s è revocato: non si registra la sua installazione", serial, code), nil
+	case p.State == domain.CertRevocaInCorso && strings.EqualFold(serial, p.Serial):
+		return nil, false, Refuse("CERTIFICATO_REVOCATO", "il certificato %s della postazione %s è in revoca: non si registra la sua installazione", serial, code), nil
+	case !notAfter.IsZero() && !tx.Now.Before(notAfter):
+		return nil, false, Refuse("CERTIFICATO_SCADUTO", "il certificato %s della postazione %s è scaduto", serial, code), nil
+	}
+	in, err = tx.Installation(p.ISTAT, code, serial)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		in = &store.Installation{ISTAT: p.ISTAT, Code: code, Serial: serial, Created: tx.Now}
+	case err != nil:
+		return nil, false, nil, err
+	}
+	in.Host, in.Address, in.Office, in.Note = req.Host, req.Address, req.Office, req.Note
+	in.By, in.Updated = src.Actor, tx.Now
+	if err := tx.PutInstallation(in); err != nil {
+		return nil, false, nil, err
+	}
+	if err := tx.Record(src, InstallationAction, store.InstallationKind, in.Key(), in.Detail()); err != nil {
+		return nil, false, nil, err
+	}
+	if !strings.EqualFold(serial, p.Serial) {
+		return in, false, nil, nil
+	}
+	// The successor is installed: its predecessors' overlap ends now.
+	changed := false
+	for i := range p.Predecessors {
+		pc := &p.Predecessors[i]
+		if pc.Final.IsZero() && pc.InstalledAt.IsZero() && tx.Now.Before(pc.SupersededAt()) && strings.EqualFold(pc.SupersededBy, serial) {
+			pc.InstalledAt = tx.Now
+			changed = true
+		}
+	}
+	if !changed {
+		return in, false, nil, nil
+	}
+	if _, err := FinalizeSupersessions(tx, src, p); err != nil {
+		return nil, false, nil, err
+	}
+	p.Updated = tx.Now
+	if err := tx.PutPostazione(p); err != nil {
+		return nil, false, nil, err
+	}
+	return in, true, nil, nil
+}
+
+// InstallationsOf returns the register of comune istat in the order of
+// code and serial; an unknown comune gives ErrUnknownComune.
+func InstallationsOf(tx *store.Tx, istat string) ([]*store.Installation, error) {
+	istat = strings.TrimSpace(istat)
+	if _, err := tx.Comune(istat); errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownComune, istat)
+	} else if err != nil {
+		return nil, err
+	}
+	var out []*store.Installation
+	err := tx.InstallationsOf(istat, func(in *store.Installation) error {
+		out = append(out, in)
+		return nil
+	})
+	return out, err
+}
