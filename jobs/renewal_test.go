@@ -15,6 +15,8 @@ import (
 
 	"anprsec/domain"
 	"anprsec/export/bundle"
+	"anprsec/ingest/esito"
+	"anprsec/ingest/richieste"
 	"anprsec/lifecycle"
 	"anprsec/pki"
 	"anprsec/store"
@@ -442,3 +444,67 @@ func TestPredecessorSharesTheHoldOfItsPostazioneDuringTheOverlap(t *testing.T) {
 	}
 }
 
+
+// TestRenewalAndRegisterRequestsStayInTheirComune: RINNOVA_POSTAZIONE and
+// REGISTRA_INSTALLAZIONE from the console: the ALP of the comune renews
+// and registers its own postazione; the ALP of another comune can do
+// neither, from his folder (the postazione is not his comune's) nor from
+// this comune's (he has no utenza here); an ALS of the comune may not
+// (profile). Refusals change nothing.
+func TestRenewalAndRegisterRequestsStayInTheirComune(t *testing.T) {
+	c := newCertEnv(t)
+	matrixStore(t, c, matrixPeople)
+	pcA := domain.WorkstationCode(comA, 1)
+	renew := func(op string) ([]string, []string) {
+		return []string{richieste.ColOperazione, richieste.ColOperatore, richieste.ColCodice, richieste.ColMotivo},
+			[]string{"RINNOVA_POSTAZIONE", op, pcA, "scadenza"}
+	}
+	reg := func(op string) ([]string, []string) {
+		return []string{richieste.ColOperazione, richieste.ColOperatore, richieste.ColCodice, richieste.ColHost, richieste.ColUfficio},
+			[]string{"REGISTRA_INSTALLAZIONE", op, pcA, "PC-1", "Anagrafe"}
+	}
+	for _, tc := range []struct {
+		name, folder, op string
+		want             string
+	}{
+		{"ALP of B from B's folder", comB, opALPOther, "ALTRO_COMUNE"},
+		{"ALP of B from A's folder", comA, opALPOther, "OPERATORE_SCONOSCIUTO"},
+		{"ALS of A", comA, opALS, "NON_AUTORIZZATO"},
+		{"ASC of A", comA, opASC, "NON_AUTORIZZATO"},
+	} {
+		for name, row := range map[string]func(string) ([]string, []string){"rinnova": renew, "registra": reg} {
+			cols, vals := row(tc.op)
+			if line := applyRow(t, c, tc.folder, cols, vals); line.Outcome != esito.Scartato || line.Code != tc.want {
+				t.Errorf("%s, %s: %s %s %q, want %s", tc.name, name, line.Outcome, line.Code, line.Message, tc.want)
+			}
+		}
+	}
+	if p := c.onePostazione(pcA); p.Renewal != nil {
+		t.Error("a refused request left a renewal")
+	}
+	var n int
+	c.env.Store.View(func(tx *store.Tx) error {
+		return tx.InstallationsOf(comA, func(*store.Installation) error { n++; return nil })
+	})
+	if n != 0 {
+		t.Errorf("refused requests wrote %d register records", n)
+	}
+	// The ALP of A may.
+	for name, row := range map[string]func(string) ([]string, []string){"rinnova": renew, "registra": reg} {
+		cols, vals := row(opALP)
+		if line := applyRow(t, c, comA, cols, vals); line.Outcome != esito.OK {
+			t.Errorf("ALP of A, %s: %s %s %q", name, line.Outcome, line.Code, line.Message)
+		}
+	}
+	cols, vals := renew(opALP)
+	if line := applyRow(t, c, comA, cols, vals); line.Code != "RINNOVO_IN_CORSO" {
+		t.Errorf("second renewal: %s %q", line.Code, line.Message)
+	}
+}
+
+func (c *certEnv) onePostazione(code string) *domain.Postazione {
+	c.t.Helper()
+	var p *domain.Postazione
+	c.env.Store.View(func(tx *store.Tx) error { p, _ = tx.Postazione(code); return nil })
+	return p
+}
