@@ -444,7 +444,6 @@ func TestPredecessorSharesTheHoldOfItsPostazioneDuringTheOverlap(t *testing.T) {
 	}
 }
 
-
 // TestRenewalAndRegisterRequestsStayInTheirComune: RINNOVA_POSTAZIONE and
 // REGISTRA_INSTALLAZIONE from the console: the ALP of the comune renews
 // and registers its own postazione; the ALP of another comune can do
