@@ -507,3 +507,72 @@ func (c *certEnv) onePostazione(code string) *domain.Postazione {
 	c.env.Store.View(func(tx *store.Tx) error { p, _ = tx.Postazione(code); return nil })
 	return p
 }
+
+// TestAutoRenewalAsksAtTheThresholdAndTellsTheALP: with pki.auto_renew the
+// scadenze job asks the renewal of a certificate once it is within
+// pki.renew_before of its expiry (not before), once, and queues a notice
+// to the comune's ALP; the next certificati batch issues it. Without
+// auto_renew nothing is asked.
+func TestAutoRenewalAsksAtTheThresholdAndTellsTheALP(t *testing.T) {
+	c, clk := renewEnv(t)
+	st := c.env.Store
+	before := c.env.Config.PKI.RenewBefore
+	if before != 30*24*time.Hour || c.env.Config.PKI.AutoRenew {
+		t.Fatalf("defaults: renew_before %s, auto_renew %v; want 720h, false", before, c.env.Config.PKI.AutoRenew)
+	}
+	p := c.onePostazione(renewCode)
+	// Every certificate of the fixture expires at about the same time:
+	// move the clock to just before the threshold.
+	clk.add(p.NotAfter.Sub(clk.now()) - before - time.Hour)
+	c.env.Config.PKI.AutoRenew = false
+	if counts, err := c.run(scadenzeJob); err != nil || counts["rinnovi_automatici"] != 0 {
+		t.Fatalf("auto_renew off: %v, %v", counts, err)
+	}
+	c.env.Config.PKI.AutoRenew = true
+	if counts, err := c.run(scadenzeJob); err != nil || counts["rinnovi_automatici"] != 0 {
+		t.Fatalf("before the threshold: %v, %v", counts, err)
+	}
+	clk.add(2 * time.Hour)
+	counts, err := c.run(scadenzeJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["rinnovi_automatici"] != 4 || counts["avvisi_rinnovo"] < 1 {
+		t.Fatalf("at the threshold: %v, want 4 renewals asked and a notice", counts)
+	}
+	r := c.onePostazione(renewCode).Renewal
+	if r == nil || !r.Auto || r.By != ScadenzeActor || !strings.Contains(r.Motivo, "rinnovo automatico") {
+		t.Errorf("renewal = %+v", r)
+	}
+	var notices []*store.Mail
+	st.View(func(tx *store.Tx) error {
+		ids, _ := tx.MailsInState(store.MailQueued)
+		for _, id := range ids {
+			if m, _ := tx.Mail(id); strings.HasPrefix(id, "rinnovo/058091/") {
+				notices = append(notices, m)
+			}
+		}
+		return nil
+	})
+	if len(notices) == 0 || !strings.Contains(notices[0].Text, renewCode) || notices[0].Subject != "ANPR - rinnovo automatico dei certificati" {
+		t.Errorf("notices = %+v", notices)
+	}
+	for _, m := range notices {
+		var u *domain.Utenza
+		st.View(func(tx *store.Tx) error { u, _ = tx.Utenza("058091", m.CF); return nil })
+		if u == nil || !u.Has(domain.ALP) {
+			t.Errorf("notice to %s, who is not an ALP of the comune", m.CF)
+		}
+	}
+	// Once: a second run asks nothing.
+	if counts, err := c.run(scadenzeJob); err != nil || counts["rinnovi_automatici"] != 0 {
+		t.Errorf("second run: %v, %v", counts, err)
+	}
+	counts, err = c.run(certificatiJob)
+	if err != nil || counts["issued"] != 4 {
+		t.Fatalf("batch: %v, %v", counts, err)
+	}
+	if cur := c.onePostazione(renewCode); cur.Renewal != nil || cur.Serial == p.Serial || !cur.NotAfter.After(p.NotAfter) {
+		t.Errorf("after the batch: %+v", cur)
+	}
+}
