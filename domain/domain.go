@@ -215,6 +215,8 @@ type Postazione struct {
 	HoldSince        time.Time `json:"hold_since,omitempty"`
 	RevokedAt        time.Time `json:"revoked_at,omitempty"`
 	RevocationReason int       `json:"revocation_reason,omitempty"`
+	// RevokedBy is who asked the revocation (the history actor).
+	RevokedBy string `json:"revoked_by,omitempty"`
 	// PrevState is the state before a revoke (ATTIVO or BLOCCATO), restored
 	// by lifecycle.UndoRevocation inside the undo window (pki.revoke_grace).
 	PrevState CertState `json:"prev_state,omitempty"`
