@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,8 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"anprsec/domain"
+	"anprsec/drop"
+	"anprsec/export/audit"
 	"anprsec/export/bundle"
 	"anprsec/ingest/esito"
 	"anprsec/ingest/richieste"
@@ -388,6 +392,28 @@ func TestSuccessorInstallationEndsTheOverlap(t *testing.T) {
 	es, _ := st.History(0, 0, func(e *store.Entry) bool { return e.Kind == store.InstallationKind })
 	if len(es) != 3 || es[2].Detail != ins[0].Detail() || es[2].Actor != alp.Actor {
 		t.Errorf("register history = %+v", es)
+	}
+	// The comune's audit export carries the register.
+	out := t.TempDir()
+	target, err := drop.NewLocal(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &audit.Exporter{Store: st, Target: target, Flat: true, TempDir: t.TempDir(), Location: c.env.Loc, Now: clk.now}
+	files, err := e.Comune(context.Background(), "058091")
+	if err != nil || files.Installazioni != 2 {
+		t.Fatalf("comune export: %+v, %v", files, err)
+	}
+	data, err := os.ReadFile(filepath.Join(out, files.InstallationsCSV))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := c.env.Loc
+	wantLine := strings.Join([]string{renewCode, cur.Serial, "PC-ANAGRAFE-01", "10.0.0.12", "Stato civile", "", alp.Actor,
+		at.In(loc).Format("02/01/2006 15:04:05"), ins[0].Updated.In(loc).Format("02/01/2006 15:04:05")}, ";") + "\r\n"
+	if !strings.Contains(string(data), "Codice postazione;Seriale certificato;Nome host;Indirizzo;Ufficio;Note;Registrata da;Prima registrazione;Ultima modifica\r\n") ||
+		!strings.Contains(string(data), wantLine) {
+		t.Errorf("installazioni CSV:\n%s\nwant the line %q", data, wantLine)
 	}
 	if n, err := st.VerifyInstallations(); err != nil || n != 2 {
 		t.Fatalf("VerifyInstallations = %d, %v", n, err)

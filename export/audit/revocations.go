@@ -54,6 +54,7 @@ var revocationCols = []column{
 // whose revocation became final (a hold is not a revocation).
 type revocation struct {
 	kind, istat, code, serial, cf string
+	holder                        string
 	activated, expires, final     time.Time
 	reason, by                    string
 }
@@ -96,7 +97,7 @@ func (n *national) cardRevocation(en *store.Entry) error {
 	if err != nil {
 		return err
 	}
-	n.revoked = append(n.revoked, revocation{kind: RevokedCard, istat: c.ISTAT, code: c.Serial, cf: c.CF,
+	n.revoked = append(n.revoked, revocation{kind: RevokedCard, istat: c.ISTAT, code: c.Serial, cf: c.CF, holder: n.personName(c.CF),
 		activated: c.Activated, expires: c.Expires, final: en.Time, reason: en.Detail, by: en.Actor})
 	return nil
 }
@@ -126,12 +127,8 @@ func (n *national) sortRevocations() {
 }
 
 func (n *national) revocationRow(t *table, r revocation) error {
-	holder := ""
-	if r.cf != "" {
-		holder = n.personName(r.cf)
-	}
 	month := r.final.In(n.e.loc()).Format("2006-01")
-	return t.data(month, r.kind, r.istat, n.names[r.istat], r.code, r.serial, r.cf, holder,
+	return t.data(month, r.kind, r.istat, n.names[r.istat], r.code, r.serial, r.cf, r.holder,
 		r.activated, r.expires, r.final, r.reason, r.by)
 }
 
