@@ -29,14 +29,18 @@ const CertActor = "certificati"
 //  0. When there is anything to publish, the drop must take files in the
 //     certificati/ folder of each comune concerned (checkWayOut): else the
 //     run stops at once, having issued and committed nothing.
-//  1. Up to pki.batch_max postazioni in RICHIESTA IN LAVORAZIONE, in code
-//     order, are issued outside any transaction: keys on runtime.NumCPU()
+//  1. Up to pki.batch_max postazioni in RICHIESTA IN LAVORAZIONE or with a
+//     renewal pending on an ATTIVO certificate (docs/rules.md#renewal), in
+//     code order, are issued outside any transaction: keys on runtime.NumCPU()
 //     workers, signed by the CA (loaded from pki.ca_cert/ca_key at each run),
 //     PKCS#12 with friendlyName = code and a fresh password.
 //  2. Each comune commits in one transaction: ATTIVO, serial, expiry,
 //     certificate, sealed P12 and password, history, and a pending bundle
-//     record. A failed issuance leaves the postazione in RICHIESTA with
-//     LastError and Attempts (retried next run).
+//     record; a renewal makes the new certificate the current one and the
+//     old one its predecessor (renewIssued). A failed issuance leaves the
+//     postazione in RICHIESTA (or its renewal pending) with LastError and
+//     Attempts (retried next run). Predecessors past their overlap are
+//     recorded superseded (finalizeSupersessions).
 //  3. Every pending bundle (also one left by a crash) is built from the
 //     store, verified and written atomically to the drop, then marked
 //     published. Re-publishing gives the same name and content.
@@ -58,42 +62,7 @@ func runCertificati(ctx context.Context, env *Env, run *Run) error {
 	if env.Sealer == nil {
 		return errors.New("certificati: no seal key (keys.seal; run `anprsec init`)")
 	}
-	pc := env.Config.PKI
-	var todo []*domain.Postazione
-	names := map[string]string{} // istat -> comune name
-	err := env.Store.View(func(tx *store.Tx) error {
-		codes, err := tx.PostazioniInState(domain.CertRichiesta)
-		if err != nil {
-			return err
-		}
-		renew, err := tx.PostazioniToRenew()
-		if err != nil {
-			return err
-		}
-		codes = append(codes, renew...)
-		sort.Strings(codes)
-		if pc.BatchMax > 0 && len(codes) > pc.BatchMax {
-			codes = codes[:pc.BatchMax]
-		}
-		for _, c := range codes {
-			p, err := tx.Postazione(c)
-			if err != nil {
-				return fmt.Errorf("postazione %s: %w", c, err)
-			}
-			if p.State != domain.CertRichiesta && !renewable(p) {
-				continue // a renewal waits while the certificate is blocked
-			}
-			if _, ok := names[p.ISTAT]; !ok {
-				com, err := tx.Comune(p.ISTAT)
-				if err != nil {
-					return fmt.Errorf("comune %s of %s: %w", p.ISTAT, c, err)
-				}
-				names[p.ISTAT] = com.Name
-			}
-			todo = append(todo, p)
-		}
-		return nil
-	})
+	todo, names, err := pendingIssues(env)
 	if err != nil {
 		return err
 	}
@@ -120,6 +89,49 @@ func runCertificati(ctx context.Context, env *Env, run *Run) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// pendingIssues reads what the batch issues, in code order, at most
+// pki.batch_max: the postazioni RICHIESTA IN LAVORAZIONE and those with a
+// renewal it may issue (renewable); names maps the comuni concerned to
+// their names.
+func pendingIssues(env *Env) (todo []*domain.Postazione, names map[string]string, err error) {
+	names = map[string]string{} // istat -> comune name
+	batchMax := env.Config.PKI.BatchMax
+	err = env.Store.View(func(tx *store.Tx) error {
+		codes, err := tx.PostazioniInState(domain.CertRichiesta)
+		if err != nil {
+			return err
+		}
+		renew, err := tx.PostazioniToRenew()
+		if err != nil {
+			return err
+		}
+		codes = append(codes, renew...)
+		sort.Strings(codes)
+		for _, c := range codes {
+			if batchMax > 0 && len(todo) >= batchMax {
+				break
+			}
+			p, err := tx.Postazione(c)
+			if err != nil {
+				return fmt.Errorf("postazione %s: %w", c, err)
+			}
+			if p.State != domain.CertRichiesta && !renewable(p) {
+				continue // a renewal waits while the certificate is blocked
+			}
+			if _, ok := names[p.ISTAT]; !ok {
+				com, err := tx.Comune(p.ISTAT)
+				if err != nil {
+					return fmt.Errorf("comune %s of %s: %w", p.ISTAT, c, err)
+				}
+				names[p.ISTAT] = com.Name
+			}
+			todo = append(todo, p)
+		}
+		return nil
+	})
+	return todo, names, err
 }
 
 // bundleDirs returns the drop folders the run will publish bundles to:

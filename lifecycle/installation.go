@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 
 	"anprsec/domain"
@@ -46,22 +47,8 @@ type InstallationRequest struct {
 // republishes the CRL when crl is true.
 func RegisterInstallationTx(tx *store.Tx, src store.Source, req InstallationRequest) (in *store.Installation, crl bool, ref *Refusal, err error) {
 	code := strings.ToUpper(strings.TrimSpace(req.Code))
-	fields := []struct {
-		name string
-		v    *string
-	}{{"nome host", &req.Host}, {"indirizzo", &req.Address}, {"ufficio", &req.Office}, {"note", &req.Note}}
-	for _, f := range fields {
-		name, v := f.name, f.v
-		*v = strings.Join(strings.Fields(*v), " ")
-		if len([]rune(*v)) > MaxInstallField {
-			return nil, false, Refuse("INSTALLAZIONE_CAMPO", "il campo %s supera %d caratteri", name, MaxInstallField), nil
-		}
-		if strings.IndexFunc(*v, unicode.IsControl) >= 0 {
-			return nil, false, Refuse("INSTALLAZIONE_CAMPO", "il campo %s contiene caratteri di controllo", name), nil
-		}
-	}
-	if req.Host == "" {
-		return nil, false, Refuse("CAMPO_MANCANTE", "il nome host del PC o server è obbligatorio"), nil
+	if ref := cleanInstallFields(&req); ref != nil {
+		return nil, false, ref, nil
 	}
 	if src.Actor == "" {
 		return nil, false, nil, errors.New("installazioni: the operator (actor) is required")
@@ -76,30 +63,9 @@ func RegisterInstallationTx(tx *store.Tx, src store.Source, req InstallationRequ
 	if p.ISTAT != req.ISTAT {
 		return nil, false, Refuse("ALTRO_COMUNE", "la postazione %s non è del comune %s", code, req.ISTAT), nil
 	}
-	serial := strings.ToUpper(strings.TrimSpace(req.Serial))
-	if serial == "" {
-		serial = strings.ToUpper(p.Serial)
-	}
-	if serial == "" {
-		return nil, false, Refuse("STATO", "la postazione %s non ha ancora un certificato (%s)", code, p.State), nil
-	}
-	rev, _, ok := RevocationOfSerial(p, serial, tx.Now)
-	if !ok {
-		return nil, false, Refuse("SERIALE_SCONOSCIUTO", "il certificato %s non è della postazione %s", serial, code), nil
-	}
-	notAfter := p.NotAfter
-	for _, pc := range p.Predecessors {
-		if strings.EqualFold(pc.Serial, serial) {
-			notAfter = pc.NotAfter
-		}
-	}
-	switch {
-	case rev.Revoked && rev.Reason != pki.ReasonCertificateHold: // a hold may still be lifted
-		return nil, false, Refuse("CERTIFICATO_REVOCATO", "il certificato %s della postazione %s è revocato: non si registra la sua installazione", serial, code), nil
-	case p.State == domain.CertRevocaInCorso && strings.EqualFold(serial, p.Serial):
-		return nil, false, Refuse("CERTIFICATO_REVOCATO", "il certificato %s della postazione %s è in revoca: non si registra la sua installazione", serial, code), nil
-	case !notAfter.IsZero() && !tx.Now.Before(notAfter):
-		return nil, false, Refuse("CERTIFICATO_SCADUTO", "il certificato %s della postazione %s è scaduto", serial, code), nil
+	serial, ref := installableSerial(p, req.Serial, tx.Now)
+	if ref != nil {
+		return nil, false, ref, nil
 	}
 	in, err = tx.Installation(p.ISTAT, code, serial)
 	switch {
@@ -116,10 +82,76 @@ func RegisterInstallationTx(tx *store.Tx, src store.Source, req InstallationRequ
 	if err := tx.Record(src, InstallationAction, store.InstallationKind, in.Key(), in.Detail()); err != nil {
 		return nil, false, nil, err
 	}
-	if !strings.EqualFold(serial, p.Serial) {
-		return in, false, nil, nil
+	crl, err = endOverlapOnInstall(tx, src, p, serial)
+	if err != nil {
+		return nil, false, nil, err
 	}
-	// The successor is installed: its predecessors' overlap ends now.
+	return in, crl, nil, nil
+}
+
+// cleanInstallFields normalises the blanks of the declared fields and
+// refuses a field too long or with control characters, or no host.
+func cleanInstallFields(req *InstallationRequest) *Refusal {
+	fields := []struct {
+		name string
+		v    *string
+	}{{"nome host", &req.Host}, {"indirizzo", &req.Address}, {"ufficio", &req.Office}, {"note", &req.Note}}
+	for _, f := range fields {
+		*f.v = strings.Join(strings.Fields(*f.v), " ")
+		if len([]rune(*f.v)) > MaxInstallField {
+			return Refuse("INSTALLAZIONE_CAMPO", "il campo %s supera %d caratteri", f.name, MaxInstallField)
+		}
+		if strings.IndexFunc(*f.v, unicode.IsControl) >= 0 {
+			return Refuse("INSTALLAZIONE_CAMPO", "il campo %s contiene caratteri di controllo", f.name)
+		}
+	}
+	if req.Host == "" {
+		return Refuse("CAMPO_MANCANTE", "il nome host del PC o server è obbligatorio")
+	}
+	return nil
+}
+
+// installableSerial returns the serial a declaration is about (empty: the
+// current certificate's), refusing one that is none of p's certificates,
+// revoked, superseded, in revocation or expired at now.
+func installableSerial(p *domain.Postazione, serial string, now time.Time) (string, *Refusal) {
+	code := p.Code
+	serial = strings.ToUpper(strings.TrimSpace(serial))
+	if serial == "" {
+		serial = strings.ToUpper(p.Serial)
+	}
+	if serial == "" {
+		return "", Refuse("STATO", "la postazione %s non ha ancora un certificato (%s)", code, p.State)
+	}
+	rev, _, ok := RevocationOfSerial(p, serial, now)
+	if !ok {
+		return "", Refuse("SERIALE_SCONOSCIUTO", "il certificato %s non è della postazione %s", serial, code)
+	}
+	notAfter := p.NotAfter
+	for _, pc := range p.Predecessors {
+		if strings.EqualFold(pc.Serial, serial) {
+			notAfter = pc.NotAfter
+		}
+	}
+	switch {
+	case rev.Revoked && rev.Reason != pki.ReasonCertificateHold: // a hold may still be lifted
+		return "", Refuse("CERTIFICATO_REVOCATO", "il certificato %s della postazione %s è revocato: non si registra la sua installazione", serial, code)
+	case p.State == domain.CertRevocaInCorso && strings.EqualFold(serial, p.Serial):
+		return "", Refuse("CERTIFICATO_REVOCATO", "il certificato %s della postazione %s è in revoca: non si registra la sua installazione", serial, code)
+	case !notAfter.IsZero() && !now.Before(notAfter):
+		return "", Refuse("CERTIFICATO_SCADUTO", "il certificato %s della postazione %s è scaduto", serial, code)
+	}
+	return serial, nil
+}
+
+// endOverlapOnInstall ends, in tx, the overlap of the predecessors of p
+// replaced by serial when serial is p's current certificate: its
+// installation is registered (docs/rules.md#renewal). It reports whether
+// a predecessor was revoked (the CRL must be republished).
+func endOverlapOnInstall(tx *store.Tx, src store.Source, p *domain.Postazione, serial string) (bool, error) {
+	if !strings.EqualFold(serial, p.Serial) {
+		return false, nil
+	}
 	changed := false
 	for i := range p.Predecessors {
 		pc := &p.Predecessors[i]
@@ -129,16 +161,13 @@ func RegisterInstallationTx(tx *store.Tx, src store.Source, req InstallationRequ
 		}
 	}
 	if !changed {
-		return in, false, nil, nil
+		return false, nil
 	}
 	if _, err := FinalizeSupersessions(tx, src, p); err != nil {
-		return nil, false, nil, err
+		return false, err
 	}
 	p.Updated = tx.Now
-	if err := tx.PutPostazione(p); err != nil {
-		return nil, false, nil, err
-	}
-	return in, true, nil, nil
+	return true, tx.PutPostazione(p)
 }
 
 // InstallationsOf returns the register of comune istat in the order of
