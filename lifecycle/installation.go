@@ -67,10 +67,10 @@ func RegisterInstallationTx(tx *store.Tx, src store.Source, req InstallationRequ
 	if ref != nil {
 		return nil, false, ref, nil
 	}
-	in, err = tx.Installation(p.ISTAT, code, serial)
+	in, err = tx.Installation(code, serial)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		in = &store.Installation{ISTAT: p.ISTAT, Code: code, Serial: serial, Created: tx.Now}
+		in = &store.Installation{Code: code, Serial: serial, Created: tx.Now}
 	case err != nil:
 		return nil, false, nil, err
 	}

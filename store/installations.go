@@ -6,14 +6,17 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"anprsec/domain"
 )
 
 // The register of installations (docs/rules.md#installation-register):
 // which PC or server of a comune holds which workstation certificate, as
 // its ALPs declare it (REGISTRA_INSTALLAZIONE). One record per
-// certificate:
+// certificate, keyed by the postazione's code (which a comune that changes
+// its ISTAT code keeps, docs/rules.md#comune-renumbering):
 //
-//	ri/<ISTAT>/<code>/<SERIAL>   Installation
+//	ri/<code>/<SERIAL>   Installation
 //
 // Every change of a record is written with a history entry of kind
 // InstallationKind whose key is the record's key and whose detail is
@@ -28,7 +31,6 @@ const installationPrefix = "ri/"
 
 // Installation is one line of the register.
 type Installation struct {
-	ISTAT   string    `json:"istat"`
 	Code    string    `json:"code"`
 	Serial  string    `json:"serial"`
 	Host    string    `json:"host"`
@@ -40,9 +42,9 @@ type Installation struct {
 	Updated time.Time `json:"updated"`
 }
 
-// Key is the history key of the record: <ISTAT>/<code>/<SERIAL>.
+// Key is the history key of the record: <code>/<SERIAL>.
 func (in *Installation) Key() string {
-	return in.ISTAT + "/" + in.Code + "/" + strings.ToUpper(in.Serial)
+	return in.Code + "/" + strings.ToUpper(in.Serial)
 }
 
 // Detail is the history detail of the record's last change: every field
@@ -53,10 +55,10 @@ func (in *Installation) Detail() string {
 }
 
 // Installation returns the record of certificate serial of postazione
-// code of comune istat (ErrNotFound when none).
-func (tx *Tx) Installation(istat, code, serial string) (*Installation, error) {
+// code (ErrNotFound when none).
+func (tx *Tx) Installation(code, serial string) (*Installation, error) {
 	var in Installation
-	key := installationPrefix + istat + "/" + code + "/" + strings.ToUpper(serial)
+	key := installationPrefix + code + "/" + strings.ToUpper(serial)
 	if err := tx.get(key, &in); err != nil {
 		return nil, err
 	}
@@ -71,16 +73,34 @@ func (tx *Tx) PutInstallation(in *Installation) error {
 	return tx.set(installationPrefix+in.Key(), in)
 }
 
-// InstallationsOf calls fn for each record of comune istat, in the order
-// of code and serial.
-func (tx *Tx) InstallationsOf(istat string, fn func(*Installation) error) error {
-	return tx.scan(installationPrefix+istat+"/", true, func(k string, v []byte) (bool, error) {
+// InstallationsOfPostazione calls fn for each record of postazione code,
+// in serial order.
+func (tx *Tx) InstallationsOfPostazione(code string, fn func(*Installation) error) error {
+	return tx.scan(installationPrefix+code+"/", true, func(k string, v []byte) (bool, error) {
 		var in Installation
 		if err := decode(k, v, &in); err != nil {
 			return false, err
 		}
 		return true, fn(&in)
 	})
+}
+
+// InstallationsOf calls fn for each record of the postazioni of comune
+// istat (PostazioniOfComune), in the order of code and serial.
+func (tx *Tx) InstallationsOf(istat string, fn func(*Installation) error) error {
+	var codes []string
+	if err := tx.PostazioniOfComune(istat, func(p *domain.Postazione) error {
+		codes = append(codes, p.Code)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, code := range codes {
+		if err := tx.InstallationsOfPostazione(code, fn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ErrRegisterAltered is wrapped by VerifyInstallations' error.

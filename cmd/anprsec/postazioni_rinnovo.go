@@ -79,10 +79,8 @@ e le installazioni registrate.`,
 				if err != nil {
 					return err
 				}
-				return tx.InstallationsOf(p.ISTAT, func(in *store.Installation) error {
-					if in.Code == p.Code {
-						ins = append(ins, in)
-					}
+				return tx.InstallationsOfPostazione(p.Code, func(in *store.Installation) error {
+					ins = append(ins, in)
 					return nil
 				})
 			}); err != nil {
