@@ -79,6 +79,14 @@ type Config struct {
 		// this long has passed since the request; until then
 		// `anprsec postazioni annulla-revoca` brings it back.
 		RevokeGrace time.Duration `yaml:"revoke_grace"`
+		// Renewal (docs/rules.md#renewal): RenewOverlap is how long a
+		// renewed certificate stays valid after its successor's issue (less
+		// when the successor's installation is registered first); with
+		// AutoRenew the scadenze job asks the renewal of an ATTIVO
+		// certificate RenewBefore its expiry.
+		RenewOverlap time.Duration `yaml:"renew_overlap"`
+		AutoRenew    bool          `yaml:"auto_renew"`
+		RenewBefore  time.Duration `yaml:"renew_before"`
 		// CRLValidity is nextUpdate - thisUpdate of the signed CRL.
 		CRLValidity time.Duration `yaml:"crl_validity"`
 		// Revocation discovery (docs/rules.md#certificates): URLs written
@@ -446,6 +454,13 @@ func (c *Config) validatePKI() error {
 	}
 	if c.PKI.RevokeGrace < 0 {
 		return fmt.Errorf("pki.revoke_grace %s: must not be negative (0s makes a revocation final at the next batch)", c.PKI.RevokeGrace)
+	}
+	validity := time.Duration(c.PKI.ValidityDays) * 24 * time.Hour
+	if c.PKI.RenewOverlap < 0 || c.PKI.RenewOverlap >= validity {
+		return fmt.Errorf("pki.renew_overlap %s: must be at least 0s and shorter than pki.validity_days", c.PKI.RenewOverlap)
+	}
+	if c.PKI.AutoRenew && (c.PKI.RenewBefore <= 0 || c.PKI.RenewBefore >= validity) {
+		return fmt.Errorf("pki.renew_before %s: with pki.auto_renew it must be positive and shorter than pki.validity_days", c.PKI.RenewBefore)
 	}
 	return c.validatePKIHTTP()
 }

@@ -235,6 +235,8 @@ type Postazione struct {
 	HoldSince        time.Time `json:"hold_since,omitempty"`
 	RevokedAt        time.Time `json:"revoked_at,omitempty"`
 	RevocationReason int       `json:"revocation_reason,omitempty"`
+	// RevokedBy is who asked the revocation (the history actor).
+	RevokedBy string `json:"revoked_by,omitempty"`
 	// PrevState is the state before a revoke (ATTIVO or BLOCCATO), restored
 	// by lifecycle.UndoRevocation inside the undo window (pki.revoke_grace).
 	PrevState CertState `json:"prev_state,omitempty"`
@@ -257,6 +259,57 @@ type Postazione struct {
 	// Unwarned is the threshold that fell due when no ALP had an e-mail to
 	// write to: it stays due (retried every day) and is recorded once.
 	Unwarned int `json:"unwarned,omitempty"`
+
+	// Renewal (lifecycle.RequestRenewal): a pending request for a new
+	// certificate of the same code, issued by the next certificati batch;
+	// nil when none is pending.
+	Renewal *RenewalRequest `json:"renewal,omitempty"`
+	// PrevSerial is the serial of the certificate the current one replaced
+	// ("" for a first certificate).
+	PrevSerial string `json:"prev_serial,omitempty"`
+	// Predecessors are the certificates of this code replaced by a
+	// renewal, oldest first (docs/rules.md#renewal).
+	Predecessors []PrevCert `json:"predecessors,omitempty"`
+}
+
+// RenewalRequest is a pending renewal of a postazione's certificate.
+type RenewalRequest struct {
+	Requested time.Time `json:"requested"`
+	By        string    `json:"by"`     // the operator (CF) or actor who asked
+	Motivo    string    `json:"motivo"` // the reason
+	Auto      bool      `json:"auto,omitempty"`
+}
+
+// PrevCert is a certificate replaced by a renewal: valid through the
+// overlap (until OverlapUntil, or until the installation of its successor
+// is registered, whichever comes first), then revoked with reason
+// superseded.
+type PrevCert struct {
+	Serial       string    `json:"serial"`
+	NotBefore    time.Time `json:"not_before,omitempty"`
+	NotAfter     time.Time `json:"not_after"`
+	CertDER      []byte    `json:"cert_der,omitempty"`
+	SupersededBy string    `json:"superseded_by"` // the successor's serial
+	Replaced     time.Time `json:"replaced"`      // when the successor was issued
+	OverlapUntil time.Time `json:"overlap_until"`
+	// InstalledAt is when the installation of the successor was
+	// registered (REGISTRA_INSTALLAZIONE) inside the overlap; zero if not.
+	InstalledAt time.Time `json:"installed_at,omitempty"`
+	// Final is when anprsec recorded the supersession (history
+	// postazione.sostituita); zero while the overlap lasts.
+	Final  time.Time `json:"final,omitempty"`
+	Motivo string    `json:"motivo,omitempty"` // the reason of the renewal
+	By     string    `json:"by,omitempty"`     // who asked the renewal
+}
+
+// SupersededAt is when pc stops being valid: the end of its overlap or
+// the registration of its successor's installation, whichever comes
+// first.
+func (pc *PrevCert) SupersededAt() time.Time {
+	if !pc.InstalledAt.IsZero() && pc.InstalledAt.Before(pc.OverlapUntil) {
+		return pc.InstalledAt
+	}
+	return pc.OverlapUntil
 }
 
 // P12SealContext is the Sealer context of a workstation's PKCS#12.

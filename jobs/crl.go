@@ -38,7 +38,10 @@ const CRLActor = "crl"
 //   - REVOCATO: for good, with the reason of the revocation (pki.
 //     RevocationReason of the motivo: keyCompromise, cessationOfOperation,
 //     or unspecified, written without the reasonCode extension), date = the
-//     revoke request.
+//     revoke request;
+//   - a certificate replaced by a renewal (lifecycle.PredecessorRevocation):
+//     reason superseded from the end of its overlap, on hold meanwhile
+//     while its postazione is held.
 //
 // Before anything is signed, the drop must take files in crl/
 // (checkWayOut): a CRL that cannot be published is not signed.
@@ -157,6 +160,36 @@ func crlEntries(tx *store.Tx) (entries []pki.CRLEntry, held, revoked int, err er
 	})
 	if err != nil {
 		return nil, 0, 0, err
+	}
+	// Certificates replaced by a renewal: on hold with their postazione
+	// during the overlap, revoked (superseded) after it
+	// (docs/rules.md#renewal).
+	codes, err := tx.PostazioniWithPredecessors()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	for _, code := range codes {
+		p, err := tx.Postazione(code)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("postazione %s: %w", code, err)
+		}
+		for i := range p.Predecessors {
+			pc := &p.Predecessors[i]
+			r, _ := lifecycle.PredecessorRevocation(p, pc, tx.Now)
+			if !r.Revoked {
+				continue
+			}
+			serial, err := pki.ParseSerialHex(pc.Serial)
+			if err != nil {
+				return nil, 0, 0, fmt.Errorf("postazione %s: %w", p.Code, err)
+			}
+			entries = append(entries, pki.CRLEntry{Serial: serial, RevokedAt: r.At, Reason: r.Reason})
+			if r.Reason == pki.ReasonCertificateHold {
+				held++
+			} else {
+				revoked++
+			}
+		}
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Serial.Cmp(entries[j].Serial) < 0 })
 	return entries, held, revoked, nil

@@ -225,6 +225,12 @@ func opRow(op lifecycle.Op, operator, istat string) ([]string, []string) {
 	case lifecycle.OpUnblockPostazione:
 		add(richieste.ColCodice, pc(2))
 		add(richieste.ColMotivo, "prova")
+	case lifecycle.OpRenewPostazione:
+		add(richieste.ColCodice, pc(1))
+		add(richieste.ColMotivo, "scadenza")
+	case lifecycle.OpRegisterInstall:
+		add(richieste.ColCodice, pc(1))
+		add(richieste.ColHost, "PC-ANAGRAFE-01")
 	case lifecycle.OpInsertUtente:
 		for _, kv := range [][2]string{{richieste.ColCF, newCF}, {richieste.ColCognome, "Thadsda"}, {richieste.ColNome, "Sda"},
 			{richieste.ColEmail, "sda@example.it"}, {richieste.ColProfili, "OPERATORE"}, {richieste.ColCard, "NO"}, {richieste.ColAmbiente, "PRODUZIONE"}} {
@@ -282,10 +288,12 @@ func TestRichiesteAuthorization(t *testing.T) {
 	})
 
 	workstation := map[lifecycle.Op]bool{lifecycle.OpRegisterPostazione: true, lifecycle.OpBlockPostazione: true, lifecycle.OpUnblockPostazione: true,
-		lifecycle.OpRevokePostazione: true, lifecycle.OpDownloadCertificates: true}
+		lifecycle.OpRevokePostazione: true, lifecycle.OpDownloadCertificates: true,
+		lifecycle.OpRenewPostazione: true, lifecycle.OpRegisterInstall: true}
 	okCode := map[lifecycle.Op]string{
 		lifecycle.OpRegisterPostazione: "REGISTRATA", lifecycle.OpBlockPostazione: "BLOCCATO", lifecycle.OpUnblockPostazione: "ATTIVO",
-		lifecycle.OpRevokePostazione: "REVOCATA IN LAVORAZIONE", lifecycle.OpInsertUtente: "CREATA", lifecycle.OpModifyUtente: "AGGIORNATA",
+		lifecycle.OpRevokePostazione: "REVOCATA IN LAVORAZIONE", lifecycle.OpRenewPostazione: "RINNOVO_RICHIESTO",
+		lifecycle.OpRegisterInstall: "INSTALLAZIONE_REGISTRATA", lifecycle.OpInsertUtente: "CREATA", lifecycle.OpModifyUtente: "AGGIORNATA",
 		lifecycle.OpBlockUtente: "BLOCCATA", lifecycle.OpUnblockUtente: "ATTIVA", lifecycle.OpCancelUtente: "CANCELLATA",
 		lifecycle.OpRegisterCardDelivery: "ATTIVA", lifecycle.OpNewCard: "RICHIESTA", lifecycle.OpBlockCard: "BLOCCATA", lifecycle.OpUnblockCard: "ATTIVA",
 		lifecycle.OpDownloadCertificates: "IN_PUBBLICAZIONE", lifecycle.OpStatus: "IN_PUBBLICAZIONE",

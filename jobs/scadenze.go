@@ -45,7 +45,10 @@ const scadenzeChunk = 500
 //     in the same transaction that queues the messages. A threshold with
 //     nobody to write to (no ATTIVA ALP or ALS with an e-mail) stays due
 //     and is retried every day; it is recorded once in the history
-//     (avviso.senza-destinatario, Unwarned).
+//     (avviso.senza-destinatario, Unwarned);
+//  4. before the warnings, with pki.auto_renew, it asks the renewal of
+//     every ATTIVO certificate within pki.renew_before of its expiry and
+//     tells the comune's ALPs (autoRenew, docs/rules.md#renewal).
 //
 // Between the steps, the smart-card steps of scadenze_smartcard.go: cards
 // past their expiry SCADUTA, the warning of a comune's last usable ASC,
@@ -77,6 +80,9 @@ func runScadenze(ctx context.Context, env *Env, run *Run) error {
 	expiredCards, err := expireCards(env.Store)
 	run.Add("smartcard_scadute", expiredCards)
 	if err != nil {
+		return err
+	}
+	if err := autoRenew(env, run); err != nil {
 		return err
 	}
 	if err := warnExpiries(env, run); err != nil {

@@ -21,6 +21,8 @@ const (
 	OpBlockPostazione      Op = "BLOCCA_POSTAZIONE"
 	OpUnblockPostazione    Op = "SBLOCCA_POSTAZIONE"
 	OpRevokePostazione     Op = "REVOCA_POSTAZIONE"
+	OpRenewPostazione      Op = "RINNOVA_POSTAZIONE"
+	OpRegisterInstall      Op = "REGISTRA_INSTALLAZIONE"
 	OpInsertUtente         Op = "INSERISCI_UTENTE"
 	OpModifyUtente         Op = "MODIFICA_UTENTE"
 	OpBlockUtente          Op = "BLOCCA_UTENTE"
@@ -56,6 +58,8 @@ var Rules = []Rule{
 	{OpBlockPostazione, domain.ALP, false, "blocca il certificato di una postazione", nil},
 	{OpUnblockPostazione, domain.ALP, false, "sblocca il certificato di una postazione", nil},
 	{OpRevokePostazione, domain.ALP, false, "revoca il certificato di una postazione", nil},
+	{OpRenewPostazione, domain.ALP, false, "chiede un nuovo certificato che sostituisce quello di una postazione", nil},
+	{OpRegisterInstall, domain.ALP, false, "registra su quale PC o server è installato un certificato", nil},
 	{OpInsertUtente, domain.ALS, true, "inserisce un utente", nil},
 	{OpModifyUtente, domain.ALS, true, "modifica e-mail, PEC, profili o ambiente di un utente", nil},
 	{OpBlockUtente, domain.ALS, true, "blocca un utente", nil},

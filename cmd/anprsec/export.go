@@ -102,7 +102,7 @@ spreadsheet would read as a formula is written as text.`,
 			}
 			fmt.Fprintf(w, "national report %s .. %s: %d utenze, %d anomalie, %d history entries\n  %s\n",
 				p.From.Format("02/01/2006"), lastDay(p.To).Format("02/01/2006"), f.Utenze, f.Anomalie, f.Storico, f.XLSX)
-			for _, m := range f.Monthly {
+			for _, m := range append(f.Monthly, f.Revocations...) {
 				fmt.Fprintf(w, "  %s\n", m)
 			}
 			if f.Truncated {

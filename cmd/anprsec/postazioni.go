@@ -34,7 +34,14 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
            REVOCATA IN LAVORAZIONE -> the state before the revoke (ATTIVO or
            BLOCCATO), only inside the undo window
 
+  rinnova  chiede un nuovo certificato per la postazione (stesso codice): lo
+           emette il prossimo batch certificati; il precedente resta valido
+           per pki.renew_overlap o fino all'installazione del nuovo, poi è
+           revocato (superseded)
+
   list     the postazioni of a comune, in code order
+  show     una postazione: certificato attuale, rinnovo, certificati precedenti
+  registro il registro delle installazioni di un comune
   bundle   "Scarica tutti": one ZIP of a comune's certificates with password.txt
   reinvia-primo
            rimette in coda l'e-mail al sindaco (ASC) con il primo certificato
@@ -90,7 +97,7 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
 		sub.MarkFlagRequired("motivo")
 		cmd.AddCommand(sub)
 	}
-	cmd.AddCommand(a.postazioniListCmd(), a.postazioniBundleCmd(), a.postazioniReinviaPrimoCmd())
+	cmd.AddCommand(a.postazioniListCmd(), a.postazioniBundleCmd(), a.postazioniReinviaPrimoCmd(), a.postazioniRinnovaCmd(), a.postazioniShowCmd(), a.postazioniRegistroCmd())
 	return cmd
 }
 

@@ -77,12 +77,15 @@ var historyCols = []column{
 // NationalFiles are the names (as given to the Target) and figures of a
 // national export.
 type NationalFiles struct {
-	XLSX      string
-	Monthly   []string // one CSV per month of the period
-	Utenze    int
-	Anomalie  int
-	Storico   int
-	Truncated bool // the history did not fit in one sheet
+	XLSX    string
+	Monthly []string // one CSV per month of the period
+	// Revocations are the revoche-<YYYY-MM>.csv, one per month of the
+	// period.
+	Revocations []string
+	Utenze      int
+	Anomalie    int
+	Storico     int
+	Truncated   bool // the history did not fit in one sheet
 }
 
 // cardInfo is what the national pass keeps of a card: its state and
@@ -109,6 +112,7 @@ type national struct {
 	joinedE map[string]string // environments, the same
 	key     []byte
 	months  map[string]map[string]*monthly // YYYY-MM -> ISTAT -> figures
+	revoked []revocation                   // revocations final in the period
 
 	byProfile map[domain.Profile]int
 	byCard    map[domain.CardState]int
@@ -125,9 +129,10 @@ type national struct {
 }
 
 // National writes the national workbook sicurezza-<YYYYMMDD>.xlsx (sheets
-// Riepilogo with charts, Anomalie, Utenze, Storico for the period) and one
-// mensile-<YYYY-MM>.csv per month of the period (certificates issued and
-// revoked, cards activated, per comune).
+// Riepilogo with charts, Anomalie, Utenze, Storico for the period, Revoche)
+// and, per month of the period, mensile-<YYYY-MM>.csv (certificates issued
+// and revoked, cards activated, per comune) and revoche-<YYYY-MM>.csv (each
+// certificate or card whose revocation became final in the month).
 func (e *Exporter) National(ctx context.Context, p Period) (NationalFiles, error) {
 	n := &national{e: e, now: e.now(), period: p,
 		names: map[string]string{}, cards: map[string]cardInfo{}, months: map[string]map[string]*monthly{},
@@ -167,6 +172,9 @@ func (e *Exporter) National(ctx context.Context, p Period) (NationalFiles, error
 		return n.res, err
 	}
 	if err := n.monthlyCSVs(ctx); err != nil {
+		return n.res, err
+	}
+	if err := n.revocationCSVs(ctx); err != nil {
 		return n.res, err
 	}
 	return n.res, nil
@@ -278,6 +286,9 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 	if err := n.history(f, st); err != nil {
 		return err
 	}
+	if err := n.revocationsSheet(f, st); err != nil {
+		return err
+	}
 	// Security notice campaigns, and their overdue comuni.
 	if err := n.campaigns(f, st); err != nil {
 		return err
@@ -302,7 +313,7 @@ func (n *national) sheets(f *excelize.File) (*styles, error) {
 	if err := f.SetSheetName("Sheet1", SummarySheet); err != nil {
 		return nil, err
 	}
-	for _, s := range []string{AnomaliesSheet, NationalUsers, HistorySheet, CampaignsSheet, NoticesSheet} {
+	for _, s := range []string{AnomaliesSheet, NationalUsers, HistorySheet, CampaignsSheet, NoticesSheet, RevocationsSheet} {
 		if _, err := f.NewSheet(s); err != nil {
 			return nil, err
 		}
@@ -373,6 +384,7 @@ func (n *national) readPostazioni() error {
 		n.tick()
 		n.nPost++
 		n.byCert[p.State]++
+		n.postazioneRevocations(p)
 		if len(p.CertDER) > 0 && !p.Updated.Before(n.period.From) {
 			if m := n.month(issued(p), p.ISTAT); m != nil {
 				m.issued++
@@ -634,6 +646,11 @@ func (n *national) history(f *excelize.File, st *styles) error {
 		if en.Action == RefusedAction {
 			if err := n.anomaly(AnomalyRefused, entryISTAT(en), en.Actor, n.personName(en.Actor),
 				refusedDetail(en), en.Time); err != nil {
+				return false, err
+			}
+		}
+		if en.Action == CardRevokeAction && en.Kind == "smartcard" {
+			if err := n.cardRevocation(en); err != nil {
 				return false, err
 			}
 		}
