@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -51,6 +52,13 @@ func scriptParams(dir string) testscript.Params {
 			env.Setenv("ANPRSEC_DEV_CA_BITS", "2048")
 			// The author of back-office changes, as the CLI names it.
 			env.Setenv("OSUSER", strings.TrimPrefix(operatorActor(), lifecycle.BackOfficeActor+":"))
+			// The author of changes made through the control socket: the
+			// OS user of the connection.
+			me, err := user.Current()
+			if err != nil {
+				return err
+			}
+			env.Setenv("PEERUSER", me.Username)
 			if err := twoComuni(env); err != nil {
 				return err
 			}

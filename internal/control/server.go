@@ -61,6 +61,9 @@ func serveConn(ctx context.Context, conn *net.UnixConn, policy Policy, h Handler
 		return
 	}
 	typ, p, err := ReadFrame(conn)
+	if errors.Is(err, io.EOF) {
+		return // a probe: is a daemon there?
+	}
 	if err != nil || typ != FrameRequest {
 		log.Warn("control socket: no request", "user", s.User, "err", err)
 		return
