@@ -30,14 +30,18 @@ func Run(ctx context.Context, conn net.Conn, req Request, stdout, stderr io.Writ
 	defer stop()
 	files := &clientFiles{fs: fsys, files: map[uint32]File{}, werr: map[uint32]error{}}
 	defer files.abortAll()
-	if err := WriteJSON(conn, FrameRequest, req); err != nil {
-		return 1, fmt.Errorf("control socket: %w", err)
-	}
+	// A daemon that refuses the caller says why and closes before reading
+	// the request: its frames are read even when the request could not be
+	// written.
+	werr := WriteJSON(conn, FrameRequest, req)
 	for {
 		typ, p, err := ReadFrame(conn)
 		if err != nil {
 			if ctx.Err() != nil {
 				return 1, ctx.Err()
+			}
+			if werr != nil {
+				return 1, fmt.Errorf("control socket: %w", werr)
 			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				return 1, ErrLost
