@@ -233,7 +233,7 @@ func (r remoteFS) Create(path string, perm fs.FileMode) (File, error) {
 	return &remoteFile{s: r.s, id: id}, nil
 }
 
-func (r remoteFS) Stdin() io.Reader { return stdinReader{r.s} }
+func (r remoteFS) Stdin() io.Reader { return stdinReader(r) }
 
 type stdinReader struct{ s *Session }
 
