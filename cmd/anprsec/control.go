@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/user"
@@ -249,6 +250,34 @@ func (t *callerTarget) Write(_ context.Context, name string, r io.Reader) error 
 		return err
 	}
 	return f.Commit()
+}
+
+// writeNewFor is writeNew for the file of a folder the caller named
+// (toCaller) in a command the daemon runs: written by the CLI, with the
+// caller's permissions, never replacing a file (an existing one is an
+// error wrapping fs.ErrExist). Otherwise it is writeNew.
+func (a *app) writeNewFor(toCaller bool) func(path string, data []byte, perm os.FileMode) error {
+	if a.daemon == nil || !toCaller {
+		return writeNew
+	}
+	fsys := a.callerFS()
+	return func(p string, data []byte, perm os.FileMode) error {
+		if err := fsys.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return err
+		}
+		if _, err := fsys.Lstat(p); err == nil {
+			return &os.LinkError{Op: "link", Old: p + ".tmp", New: p, Err: fs.ErrExist}
+		}
+		f, err := fsys.Create(p, perm)
+		if err != nil {
+			return err
+		}
+		defer f.Abort()
+		if _, err := f.Write(data); err != nil {
+			return err
+		}
+		return f.Commit()
+	}
 }
 
 // sendFile sends the file at local (a file of the daemon) to the caller
