@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/user"
+	"strings"
+	"sync"
+	"testing"
+
+	"anprsec/config"
+	"anprsec/internal/control"
+	"anprsec/jobs"
+	"anprsec/schedules"
+	"anprsec/secret"
+	"anprsec/store"
+)
+
+// Commands through the control socket run in the daemon beside a running
+// job: they read and change the store while the job runs, a second run of
+// the job is refused by the same overlap guard as the schedule's, a change
+// names the OS user of the connection, and the commands that need the
+// daemon stopped are refused whatever the client sends.
+func TestCommandsThroughTheSocketRunBesideAJob(t *testing.T) {
+	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{3}, secret.KeySize)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dir, err := os.MkdirTemp("", "anp") // short: a socket path holds 107 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := config.Default(dir)
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	env := &jobs.Env{Config: cfg, Store: st, Log: log}
+	r, err := schedules.New(env, []jobs.Job{{Name: "ingest-censimento", Run: func(ctx context.Context, _ *jobs.Env, _ *jobs.Run) error {
+		once.Do(func() { close(started) })
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{cfg: cfg, log: log}
+	ctx, cancel := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	defer cancel()
+	if err := a.serveControl(ctx, r, &bg); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		code        int
+		out, errout string
+	}
+	run := func(args ...string) result {
+		conn, err := control.Dial(a.socketPath())
+		if err != nil {
+			t.Error(err)
+			return result{code: -1}
+		}
+		var o, e bytes.Buffer
+		code, err := control.Run(context.Background(), conn, control.Request{Args: args}, &o, &e, &control.Local{})
+		if err != nil {
+			t.Error(err)
+		}
+		return result{code, o.String(), e.String()}
+	}
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	first := make(chan result, 1)
+	go func() { first <- run("jobs", "run", "ingest-censimento") }()
+	<-started
+
+	if res := run("jobs", "history"); res.code != 0 || !strings.Contains(res.out, "ingest-censimento") {
+		t.Errorf("jobs history beside the job: %+v", res)
+	}
+	if res := run("jobs", "run", "ingest-censimento"); res.code != 1 || !strings.Contains(res.errout, "already running") || !strings.Contains(res.out, "saltato") {
+		t.Errorf("a second run of a running job: %+v", res)
+	}
+	if res := run("utenze", "eccezione-cf", "RSSMRA68A01H501Y", "--motivo", "codice attribuito per errore"); res.code != 0 {
+		t.Errorf("eccezione-cf: %+v", res)
+	}
+	res := run("history", "list", "--actor", me.Username)
+	if res.code != 0 || !strings.Contains(res.out, "back-office:"+me.Username) || !strings.Contains(res.out, "cf.eccezione") {
+		t.Errorf("the change does not name the connection's user %s: %+v", me.Username, res)
+	}
+	if res := run("history", "verify"); res.code != 0 || !strings.HasPrefix(res.out, "history chain intact: ") {
+		t.Errorf("history verify: %+v", res)
+	}
+	close(release)
+	if res := <-first; res.code != 0 || !strings.HasPrefix(res.out, "ingest-censimento: ok in ") {
+		t.Errorf("the job's own run: %+v", res)
+	}
+
+	for _, args := range [][]string{{"restore", "b.bin"}, {"run"}, {"keys", "rotate", "store"}, {"init"}} {
+		if res := run(args...); res.code != 1 || !strings.Contains(res.errout, "comando non eseguibile tramite il daemon") {
+			t.Errorf("%s through the socket: %+v", strings.Join(args, " "), res)
+		}
+	}
+	if res := run("postazioni", "rinnova"); res.code != exitUsage {
+		t.Errorf("an unknown subcommand through the socket: %+v, want exit %d", res, exitUsage)
+	}
+}
