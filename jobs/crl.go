@@ -96,9 +96,9 @@ func runCRL(ctx context.Context, env *Env, run *Run) error {
 	if err != nil {
 		return fmt.Errorf("crl: %w", err)
 	}
-	run.Set("number", int(rec.Number))
-	run.Set("held", held)
-	run.Set("revoked", revoked)
+	run.Set("crl_number", int(rec.Number))
+	run.Set("crl_held", held)
+	run.Set("crl_revoked", revoked)
 	if err := env.Store.Sync(); err != nil {
 		return err
 	}

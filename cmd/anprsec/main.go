@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -103,6 +104,9 @@ the ANPRSEC_CONFIG environment variable. Start with "anprsec init".`,
 				return err
 			}
 			a.cfg = cfg
+			if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+				debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+			}
 			return a.forward(cmd)
 		},
 	}
