@@ -444,3 +444,19 @@ func TestUserOutsideTheGroupCannotRunACommand(t *testing.T) {
 		t.Fatal("the command of a refused caller ran")
 	}
 }
+
+// A client that connects and says nothing does not keep the daemon from
+// stopping.
+func TestSilentClientDoesNotHoldTheDaemon(t *testing.T) {
+	ran := false
+	p, stop := serve(t, me(), func(context.Context, *Session) int { ran = true; return 0 })
+	conn, err := Dial(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stop() // returns once the session is over
+	if ran {
+		t.Fatal("a command ran without a request")
+	}
+}

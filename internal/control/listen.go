@@ -40,7 +40,7 @@ func Listen(path string, gid int) (*net.UnixListener, error) {
 		return nil, fmt.Errorf("control.socket: %w", err)
 	}
 	if err := os.Lchown(dir, -1, gid); err != nil {
-		return nil, fmt.Errorf("control.socket: folder %s to group %d: %w", dir, gid, err)
+		return nil, fmt.Errorf("control.socket: folder %s to group %d: %w (the daemon's user must belong to control.group)", dir, gid, err)
 	}
 	if err := removeStale(path); err != nil {
 		return nil, err

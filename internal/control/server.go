@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 )
 
 // Handler runs the command of a session and returns its exit code.
@@ -48,6 +49,11 @@ func Serve(ctx context.Context, ln *net.UnixListener, policy Policy, h Handler, 
 // serveConn runs one session.
 func serveConn(ctx context.Context, conn *net.UnixConn, policy Policy, h Handler, log *slog.Logger) {
 	defer conn.Close()
+	// The daemon stopping ends the session: a command still running loses
+	// its connection (the client says so), and Serve does not wait on a
+	// client that never sends its request.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	cred, err := PeerCred(conn)
 	if err != nil {
 		log.Warn("control socket: no peer credentials", "err", err)
@@ -60,7 +66,9 @@ func serveConn(ctx context.Context, conn *net.UnixConn, policy Policy, h Handler
 		WriteJSON(conn, FrameExit, Exit{Code: 1})
 		return
 	}
+	conn.SetReadDeadline(time.Now().Add(requestTimeout))
 	typ, p, err := ReadFrame(conn)
+	conn.SetReadDeadline(time.Time{})
 	if errors.Is(err, io.EOF) {
 		return // a probe: is a daemon there?
 	}
@@ -100,6 +108,9 @@ func serveConn(ctx context.Context, conn *net.UnixConn, policy Policy, h Handler
 	defer s.wmu.Unlock()
 	WriteJSON(conn, FrameExit, Exit{Code: code})
 }
+
+// requestTimeout bounds the wait for a client's request after it connects.
+const requestTimeout = time.Minute
 
 // Session is one command through the socket, on the daemon's side.
 type Session struct {
