@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -113,5 +115,74 @@ func TestCommandsThroughTheSocketRunBesideAJob(t *testing.T) {
 	}
 	if res := run("postazioni", "rinnova"); res.code != exitUsage {
 		t.Errorf("an unknown subcommand through the socket: %+v, want exit %d", res, exitUsage)
+	}
+}
+
+// A backup through the socket: the caller's file, written by the client in
+// its folder, the progress bar drawn on the caller's terminal, and the
+// same refusal to overwrite.
+func TestBackupThroughTheSocketIsTheCallersFile(t *testing.T) {
+	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{4}, secret.KeySize)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dir, err := os.MkdirTemp("", "anp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := config.Default(dir)
+	if _, err := secret.CreateKey(cfg.Path(cfg.Keys.Backup)); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	r, err := schedules.New(&jobs.Env{Config: cfg, Store: st, Log: log}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{cfg: cfg, log: log}
+	ctx, cancel := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	defer cancel()
+	if err := a.serveControl(ctx, r, &bg); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "copia.bin")
+	backup := func(args ...string) (int, string, string) {
+		conn, err := control.Dial(a.socketPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var o, e bytes.Buffer
+		code, err := control.Run(context.Background(), conn, control.Request{Args: append([]string{"backup"}, args...), Terminal: true}, &o, &e, &control.Local{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code, o.String(), e.String()
+	}
+	code, stdout, stderr := backup(out)
+	if code != 0 || !strings.HasPrefix(stdout, "backup written: "+out+" (") {
+		t.Fatalf("backup: %d %q %q", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "backup") {
+		t.Errorf("no progress bar on the caller's terminal: %q", stderr)
+	}
+	fi, err := os.Stat(out)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() == 0 {
+		t.Fatalf("the backup file: %v %v", fi, err)
+	}
+	if !strings.Contains(stdout, fmt.Sprintf("(%d bytes, sealed)", fi.Size())) {
+		t.Errorf("the size told is not the file's (%d): %q", fi.Size(), stdout)
+	}
+	if code, _, stderr := backup(out); code != 1 || !strings.Contains(stderr, "never overwritten without --force") {
+		t.Errorf("a second backup to the same file: %d %q", code, stderr)
+	}
+	if code, _, stderr := backup("--force", out); code != 0 {
+		t.Errorf("backup --force: %d %q", code, stderr)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".*.tmp")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }
