@@ -48,32 +48,40 @@ func Run(ctx context.Context, conn net.Conn, req Request, stdout, stderr io.Writ
 			}
 			return 1, fmt.Errorf("control socket: %w", err)
 		}
-		switch typ {
-		case FrameStdout:
-			stdout.Write(p)
-		case FrameStderr:
-			stderr.Write(p)
-		case FrameWrite:
-			files.write(p)
-		case FrameFileOp:
-			var op FileOp
-			if err := json.Unmarshal(p, &op); err != nil {
-				return 1, fmt.Errorf("control socket: %w", err)
-			}
-			a := files.do(op)
-			if op.wantsAnswer() {
-				if err := WriteJSON(conn, FrameAnswer, a); err != nil {
-					return 1, fmt.Errorf("control socket: %w", err)
-				}
-			}
-		case FrameExit:
-			var e Exit
-			if err := json.Unmarshal(p, &e); err != nil {
-				return 1, fmt.Errorf("control socket: %w", err)
-			}
-			return e.Code, nil
-		default:
-			return 1, fmt.Errorf("control socket: unexpected frame %q", typ)
+		if done, code, err := play(conn, files, typ, p, stdout, stderr); done || err != nil {
+			return code, err
 		}
 	}
+}
+
+// play plays one frame of the daemon; done is set by the exit frame.
+func play(conn net.Conn, files *clientFiles, typ byte, p []byte, stdout, stderr io.Writer) (done bool, code int, err error) {
+	switch typ {
+	case FrameStdout:
+		stdout.Write(p)
+	case FrameStderr:
+		stderr.Write(p)
+	case FrameWrite:
+		files.write(p)
+	case FrameFileOp:
+		var op FileOp
+		if err := json.Unmarshal(p, &op); err != nil {
+			return false, 1, fmt.Errorf("control socket: %w", err)
+		}
+		a := files.do(op)
+		if op.wantsAnswer() {
+			if err := WriteJSON(conn, FrameAnswer, a); err != nil {
+				return false, 1, fmt.Errorf("control socket: %w", err)
+			}
+		}
+	case FrameExit:
+		var e Exit
+		if err := json.Unmarshal(p, &e); err != nil {
+			return false, 1, fmt.Errorf("control socket: %w", err)
+		}
+		return true, e.Code, nil
+	default:
+		return false, 1, fmt.Errorf("control socket: unexpected frame %q", typ)
+	}
+	return false, 0, nil
 }

@@ -84,47 +84,63 @@ func (c *clientFiles) do(op FileOp) Answer {
 		}
 		return Answer{Data: data}
 	case "create":
-		if _, dup := c.files[op.ID]; dup {
-			return errAnswer(fmt.Errorf("control: file %d created twice", op.ID))
-		}
-		f, err := c.fs.Create(op.Path, op.Perm)
-		if err != nil {
-			return errAnswer(err)
-		}
-		c.files[op.ID] = f
+		return c.create(op)
 	case "commit":
-		f, ok := c.files[op.ID]
-		if !ok {
-			return errAnswer(fmt.Errorf("control: no file %d", op.ID))
-		}
-		delete(c.files, op.ID)
-		if err := c.werr[op.ID]; err != nil {
-			f.Abort()
-			return errAnswer(err)
-		}
-		if err := f.Commit(); err != nil {
-			return errAnswer(err)
-		}
+		return c.commit(op.ID)
 	case "abort":
 		if f, ok := c.files[op.ID]; ok {
 			delete(c.files, op.ID)
 			f.Abort()
 		}
 	case "stdin":
-		n := min(max(op.N, 1), chunk)
-		buf := make([]byte, n)
-		k, err := c.fs.Stdin().Read(buf)
-		a := Answer{Data: buf[:k]}
-		if errors.Is(err, io.EOF) {
-			a.EOF = true
-		} else if err != nil {
-			return errAnswer(err)
-		}
-		return a
+		return c.stdin(op.N)
 	default:
 		return errAnswer(fmt.Errorf("control: unknown file operation %q", op.Op))
 	}
 	return Answer{}
+}
+
+// create starts the file op.ID at op.Path.
+func (c *clientFiles) create(op FileOp) Answer {
+	if _, dup := c.files[op.ID]; dup {
+		return errAnswer(fmt.Errorf("control: file %d created twice", op.ID))
+	}
+	f, err := c.fs.Create(op.Path, op.Perm)
+	if err != nil {
+		return errAnswer(err)
+	}
+	c.files[op.ID] = f
+	return Answer{}
+}
+
+// commit puts the file id in place, unless one of its writes failed.
+func (c *clientFiles) commit(id uint32) Answer {
+	f, ok := c.files[id]
+	if !ok {
+		return errAnswer(fmt.Errorf("control: no file %d", id))
+	}
+	delete(c.files, id)
+	if err := c.werr[id]; err != nil {
+		f.Abort()
+		return errAnswer(err)
+	}
+	if err := f.Commit(); err != nil {
+		return errAnswer(err)
+	}
+	return Answer{}
+}
+
+// stdin reads at most n bytes of the caller's standard input.
+func (c *clientFiles) stdin(n int) Answer {
+	buf := make([]byte, min(max(n, 1), chunk))
+	k, err := c.fs.Stdin().Read(buf)
+	a := Answer{Data: buf[:k]}
+	if errors.Is(err, io.EOF) {
+		a.EOF = true
+	} else if err != nil {
+		return errAnswer(err)
+	}
+	return a
 }
 
 // write appends a Write frame's bytes to its file.
