@@ -82,7 +82,7 @@ func (a *app) daemonAnswers() bool {
 // socket: it returns exitStatus with the command's exit code, or nil
 // when no daemon answers (the command then opens the store itself).
 func (a *app) forward(cmd *cobra.Command) error {
-	if isLocalOnly(cmd) {
+	if isLocalOnly(cmd) || a.args == nil {
 		return nil
 	}
 	conn, err := control.Dial(a.socketPath())
@@ -90,9 +90,6 @@ func (a *app) forward(cmd *cobra.Command) error {
 		return nil
 	}
 	args := a.args
-	if args == nil {
-		args = os.Args[1:]
-	}
 	cwd, _ := os.Getwd()
 	req := control.Request{Args: args, Cwd: cwd, Terminal: isTerminal(os.Stderr), DataDir: a.cfg.Path(a.cfg.DataDir)}
 	code, err := control.Run(cmd.Context(), conn, req, cmd.OutOrStdout(), cmd.ErrOrStderr(), a.callerFS())

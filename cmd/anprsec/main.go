@@ -33,7 +33,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRoot().ExecuteContext(ctx)
+	err := newRootOf(&app{args: os.Args[1:]}).ExecuteContext(ctx)
 	stop()
 	var done exitStatus
 	if errors.As(err, &done) {
@@ -57,7 +57,7 @@ type app struct {
 	log     *slog.Logger
 
 	// args is the command line after "anprsec" that forward sends to the
-	// daemon (nil: os.Args[1:]).
+	// daemon; nil (a command tree built in a test) never goes to the daemon.
 	args []string
 	// daemon is set in a command the daemon runs for a caller of the
 	// control socket (control.go); files are then the caller's, and
