@@ -86,6 +86,11 @@ func (a *app) forward(cmd *cobra.Command) error {
 		return nil
 	}
 	conn, err := control.Dial(a.socketPath())
+	if errors.Is(err, fs.ErrPermission) {
+		// The socket is there but not for this user: opening the store
+		// would fail too, less clearly.
+		return fmt.Errorf("socket di controllo %s: permesso negato: possono usarlo solo i membri del gruppo %s (control.group), il suo utente e root", a.socketPath(), a.groupName())
+	}
 	if err != nil {
 		return nil
 	}
@@ -139,6 +144,15 @@ func (a *app) controlGroup() (gid int, name string, err error) {
 		name = grp.Name
 	}
 	return gid, name, nil
+}
+
+// groupName names control.group for a message ("del servizio" when it is
+// the daemon's own group).
+func (a *app) groupName() string {
+	if g := a.cfg.Control.Group; g != "" {
+		return g
+	}
+	return "del servizio"
 }
 
 // serveControl listens on the control socket and runs the commands of its
