@@ -75,6 +75,11 @@ type Comune struct {
 	// an update of the table of comuni gave it a new one: its workstations
 	// keep the codes they were issued under (docs/rules.md#comune-renumbering).
 	PrevISTAT []string `json:"prev_istat,omitempty"`
+	// FirstCert is the code of the comune's first workstation certificate,
+	// sent with its password to the sindaco's personal e-mail
+	// (docs/rules.md#the-first-certificate); "" until it is issued, and
+	// for comuni whose certificates were issued before this existed.
+	FirstCert string `json:"first_cert,omitempty"`
 }
 
 // Codes returns the comune's ISTAT code and its earlier ones.

@@ -35,8 +35,11 @@ const CertActor = "certificati"
 //     PKCS#12 with friendlyName = code and a fresh password.
 //  2. Each comune commits in one transaction: ATTIVO, serial, expiry,
 //     certificate, sealed P12 and password, history, and a pending bundle
-//     record. A failed issuance leaves the postazione in RICHIESTA with
-//     LastError and Attempts (retried next run).
+//     record; with the comune's first workstation certificates, the
+//     first one's e-mail to the ASC is queued
+//     (lifecycle.QueueFirstCertificate). A failed issuance leaves the
+//     postazione in RICHIESTA with LastError and Attempts (retried next
+//     run).
 //  3. Every pending bundle (also one left by a crash) is built from the
 //     store, verified and written atomically to the drop, then marked
 //     published. Re-publishing gives the same name and content.
@@ -242,6 +245,7 @@ func groupByComune(results []certResult) (order []string, byComune map[string][]
 func commitCertsOfComune(tx *store.Tx, env *Env, istat string, rs []*certResult) (issued, failed int, err error) {
 	src := store.Source{Actor: CertActor}
 	var codes []string
+	var activated []*domain.Postazione
 	for _, r := range rs {
 		p, err := tx.Postazione(r.code)
 		if err != nil {
@@ -262,10 +266,14 @@ func commitCertsOfComune(tx *store.Tx, env *Env, istat string, rs []*certResult)
 			return 0, 0, err
 		}
 		codes = append(codes, p.Code)
+		activated = append(activated, p)
 		issued++
 	}
 	if len(codes) == 0 {
 		return issued, failed, nil
+	}
+	if _, err := lifecycle.QueueFirstCertificate(tx, src, istat, activated); err != nil {
+		return 0, 0, err
 	}
 	b, err := tx.NewBundle(istat, tx.Now, env.Loc, codes)
 	if err != nil {
@@ -350,7 +358,7 @@ func publishPending(ctx context.Context, env *Env, run *Run) error {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
-		if err := publishBundle(ctx, env, id); err != nil {
+		if err := publishBundle(ctx, env, id, CertActor); err != nil {
 			errs = append(errs, fmt.Errorf("certificati: bundle %s: %w", id, err))
 			continue
 		}
@@ -359,7 +367,9 @@ func publishPending(ctx context.Context, env *Env, run *Run) error {
 	return errors.Join(errs...)
 }
 
-func publishBundle(ctx context.Context, env *Env, id string) error {
+// publishBundle builds pending bundle id from the store, writes it and
+// marks it published, with a history entry by actor (the job publishing it).
+func publishBundle(ctx context.Context, env *Env, id, actor string) error {
 	var b *store.Bundle
 	var entries []bundle.Entry
 	if err := env.Store.View(func(tx *store.Tx) error {
@@ -407,7 +417,7 @@ func publishBundle(ctx context.Context, env *Env, id string) error {
 		if err := tx.PutBundle(cur); err != nil {
 			return err
 		}
-		return tx.Record(store.Source{Actor: CertActor, File: name}, "bundle.pubblicato", "bundle", id,
+		return tx.Record(store.Source{Actor: actor, File: name}, "bundle.pubblicato", "bundle", id,
 			fmt.Sprintf("%d certificati in %s", len(cur.Codes), name))
 	})
 }

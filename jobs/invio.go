@@ -40,7 +40,9 @@ const smtpPasswordEnv = "ANPRSEC_SMTP_PASSWORD"
 const maxRetryWait = 6 * time.Hour
 
 // invioJob sends the queued second halves (docs/rules.md#card-secrets),
-// and the notices of the outbox (store.MailAvviso: expiry warnings of the
+// the first certificate of each comune to its ASC (store.MailFirstCert,
+// firstcert.go, docs/rules.md#the-first-certificate), and the notices of
+// the outbox (store.MailAvviso: expiry warnings of the
 // scadenze job, sent the same way from the text in their record).
 // For each second-halves message of the outbox whose time has come:
 //
@@ -68,7 +70,7 @@ const maxRetryWait = 6 * time.Hour
 // with the reason in the history.
 var invioJob = Job{
 	Name:        "invio-pin",
-	Description: "e-mails the queued second halves of card PIN/PUK/password, OpenPGP-encrypted (PGP/MIME) and signed",
+	Description: "e-mails the queued second halves of card PIN/PUK/password, the comuni's first certificates to their sindaco and the notices, OpenPGP-encrypted (PGP/MIME) and signed",
 	Run:         runInvio,
 }
 
@@ -123,6 +125,8 @@ type pinMessage struct {
 	person domain.Person
 	email  string
 	reason string // why it cannot be sent (set aside as failed)
+	// station is the postazione of a first-certificate message.
+	station domain.Postazione
 }
 
 func runInvio(ctx context.Context, env *Env, run *Run) error {
@@ -195,6 +199,8 @@ func readMessage(tx *store.Tx, m *store.Mail) (pinMessage, error) {
 		return pm, nil
 	case store.MailPIN:
 		return readPINMessage(tx, pm)
+	case store.MailFirstCert:
+		return readFirstCertMessage(tx, pm)
 	default:
 		pm.reason = "tipo di messaggio sconosciuto: " + m.Kind
 		return pm, nil
@@ -414,9 +420,12 @@ func sendOne(ctx context.Context, env *Env, pm *pinMessage, holders *pgp.KeyDir,
 	}
 	fp := pgp.Fingerprint(key[0])
 	var raw []byte
-	if pm.m.Kind == store.MailAvviso {
+	switch pm.m.Kind {
+	case store.MailAvviso:
 		raw, err = composeAvviso(pm, from, key, signer)
-	} else {
+	case store.MailFirstCert:
+		raw, err = composeFirstCert(env, pm, from, key, signer)
+	default:
 		raw, err = composePIN(env, pm, from, key, signer)
 	}
 	if err != nil {
@@ -536,6 +545,10 @@ func recordAttemptTx(tx *store.Tx, env *Env, pm *pinMessage, fp string, sendErr 
 			}
 			if m.Kind == store.MailAvviso {
 				return tx.Record(src, "mail.inviata", "mail", m.ID, fmt.Sprintf("%q inviato a %s, cifrato per la chiave %s", m.Subject, pm.email, fp))
+			}
+			if m.Kind == store.MailFirstCert {
+				return tx.Record(src, "postazione.primo-certificato-inviato", "postazione", m.Code,
+					fmt.Sprintf("P12 e password inviati al sindaco (ASC) a %s, cifrati per la chiave %s", pm.email, fp))
 			}
 			c, err := tx.Card(m.Serial)
 			if err != nil {

@@ -221,6 +221,8 @@ func opRow(op lifecycle.Op, operator, istat string) ([]string, []string) {
 	case lifecycle.OpUnblockCard:
 		add(richieste.ColCF, target(tgtCardBlk, tgtOther))
 		add(richieste.ColMotivo, "prova")
+	case lifecycle.OpDownloadCertificates:
+		add(richieste.ColCodice, pc(1))
 	}
 	return cols, vals
 }
@@ -240,12 +242,25 @@ func TestRichiesteAuthorization(t *testing.T) {
 		return nil
 	})
 
-	workstation := map[lifecycle.Op]bool{lifecycle.OpRegisterPostazione: true, lifecycle.OpBlockPostazione: true, lifecycle.OpUnblockPostazione: true, lifecycle.OpRevokePostazione: true}
+	// SCARICA_CERTIFICATI needs a certificate to download (the bundle is
+	// never built: every row is rolled back).
+	c.env.Store.Update(func(tx *store.Tx) error {
+		for _, istat := range []string{comA, comB} {
+			p, _ := tx.Postazione(domain.WorkstationCode(istat, 1))
+			p.P12Sealed = []byte("sealed")
+			tx.PutPostazione(p)
+		}
+		return nil
+	})
+
+	workstation := map[lifecycle.Op]bool{lifecycle.OpRegisterPostazione: true, lifecycle.OpBlockPostazione: true, lifecycle.OpUnblockPostazione: true,
+		lifecycle.OpRevokePostazione: true, lifecycle.OpDownloadCertificates: true}
 	okCode := map[lifecycle.Op]string{
 		lifecycle.OpRegisterPostazione: "REGISTRATA", lifecycle.OpBlockPostazione: "BLOCCATO", lifecycle.OpUnblockPostazione: "ATTIVO",
 		lifecycle.OpRevokePostazione: "REVOCATA IN LAVORAZIONE", lifecycle.OpInsertUtente: "CREATA", lifecycle.OpModifyUtente: "AGGIORNATA",
 		lifecycle.OpBlockUtente: "BLOCCATA", lifecycle.OpUnblockUtente: "ATTIVA", lifecycle.OpCancelUtente: "CANCELLATA",
 		lifecycle.OpRegisterCardDelivery: "ATTIVA", lifecycle.OpNewCard: "RICHIESTA", lifecycle.OpBlockCard: "BLOCCATA", lifecycle.OpUnblockCard: "ATTIVA",
+		lifecycle.OpDownloadCertificates: "IN_PUBBLICAZIONE", lifecycle.OpStatus: "IN_PUBBLICAZIONE",
 	}
 	type who struct {
 		name, cf string
@@ -267,6 +282,9 @@ func TestRichiesteAuthorization(t *testing.T) {
 				want = "OPERATORE_SMART_CARD_NON_ATTIVA"
 			case w.cf == opOper:
 				want = "OPERATORE_SENZA_SMART_CARD"
+			case rule.Op == lifecycle.OpStatus && (w.cf == opALS || w.cf == opALP || w.cf == opASC):
+				want = okCode[rule.Op] // STATO: each sees what his profile manages
+			case rule.Op == lifecycle.OpStatus:
 			case workstation[rule.Op] && w.cf == opALP, !workstation[rule.Op] && w.cf == opALS:
 				want = okCode[rule.Op]
 			}
@@ -284,7 +302,7 @@ func TestRichiesteAuthorization(t *testing.T) {
 		}
 		// The target in comune B, asked from comune A's folder by the
 		// operator who would be allowed.
-		if rule.Op == lifecycle.OpRegisterPostazione || rule.Op == lifecycle.OpInsertUtente {
+		if rule.Op == lifecycle.OpRegisterPostazione || rule.Op == lifecycle.OpInsertUtente || rule.Op == lifecycle.OpStatus {
 			continue // their target is the folder's comune by construction
 		}
 		allowed := opALS

@@ -146,6 +146,12 @@ func TestScadenzeWarnings(t *testing.T) {
 	}
 	srv := smtptest.Start(t)
 	c.env.Config.Mail.SMTP.Address, c.env.Config.Mail.SMTP.TLS = srv.Addr, "none"
+	// The comune's first certificate goes to the sindaco first
+	// (docs/rules.md#the-first-certificate); the warnings come after.
+	if counts, err := c.run(invioJob); err != nil || counts["sent"] != 1 {
+		t.Fatalf("first certificate: %v %v", counts, err)
+	}
+	srv.Reset()
 	setExpiry := func(days float64) {
 		c.env.Store.Update(func(tx *store.Tx) error {
 			p, _ := tx.Postazione("058091-PC-0001")

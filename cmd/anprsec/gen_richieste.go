@@ -107,8 +107,9 @@ trust.card_ca is not the development CA.`,
 func (a *app) genRichiesteCmd() *cobra.Command {
 	var comune, out string
 	var errori int
+	var scarica, stato bool
 	cmd := &cobra.Command{
-		Use:   "richieste --comune ISTAT [--out DIR] [--errori N]",
+		Use:   "richieste --comune ISTAT [--out DIR] [--errori N] [--scarica] [--stato]",
 		Short: "Write sample console requests of a comune, signed by its ALS and ALP (development card CA)",
 		Long: `richieste writes two sample request files of comune ISTAT from what the
 store holds, each signed (CAdES .p7m) with a development card certificate of
@@ -116,7 +117,12 @@ its operator: <ISTAT>-als-esempio.csv.p7m by an ALS with an active card
 (INSERISCI_UTENTE of a sample person) and <ISTAT>-alp-esempio.csv.p7m by an
 ALP with an active card (REGISTRA_POSTAZIONE). --errori N adds N rows with
 deliberate mistakes to the ALS file, to see the receipts' codes. The files go
-to the comune's request folder of the local drop, or to --out.`,
+to the comune's request folder of the local drop, or to --out.
+
+--scarica aggiunge al file dell'ALP una riga SCARICA_CERTIFICATI (lo ZIP dei
+certificati ATTIVO del comune con password.txt in certificati/); --stato
+aggiunge a entrambi i file una riga STATO (il report di utenze e smart card
+per l'ALS, di postazioni per l'ALP, in report/).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			istat, err := istatFlag(comune)
@@ -147,7 +153,7 @@ to the comune's request folder of the local drop, or to --out.`,
 			if err := mkdir(out, 0o755); err != nil {
 				return err
 			}
-			for _, f := range sampleRequests(istat, als, alp, errori) {
+			for _, f := range sampleRequests(istat, als, alp, errori, sampleSelfService{scarica, stato}) {
 				p := filepath.Join(out, f.name+richieste.EnvelopeExt)
 				if err := signAsTo(a.writeNewFor(toCaller), ca, f.signer, []byte(f.text), p, false); err != nil {
 					return err
@@ -160,6 +166,8 @@ to the comune's request folder of the local drop, or to --out.`,
 	cmd.Flags().StringVar(&comune, "comune", "", "ISTAT code of the comune (required)")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "folder to write to (default: the comune's richieste/ in the local drop)")
 	cmd.Flags().IntVar(&errori, "errori", 0, "rows with deliberate mistakes to add to the ALS file")
+	cmd.Flags().BoolVar(&scarica, "scarica", false, "aggiunge SCARICA_CERTIFICATI al file dell'ALP")
+	cmd.Flags().BoolVar(&stato, "stato", false, "aggiunge STATO ai file dell'ALS e dell'ALP")
 	cmd.MarkFlagRequired("comune")
 	return cmd
 }
@@ -208,9 +216,13 @@ func (a *app) sampleOperators(istat string) (als, alp string, err error) {
 
 type sampleFile struct{ name, signer, text string }
 
+// sampleSelfService says which self-service rows the samples add
+// (docs/rules.md#self-service).
+type sampleSelfService struct{ scarica, stato bool }
+
 // sampleRequests writes the sample request files: header and rows, ';'
 // separated, the Operatore column left empty (the signer).
-func sampleRequests(istat, als, alp string, errori int) []sampleFile {
+func sampleRequests(istat, als, alp string, errori int, self sampleSelfService) []sampleFile {
 	person := censusgen.MakeCF("Esempio", "Prova", false, 1990, 5, 15, "H501", 0)
 	var b strings.Builder
 	b.WriteString("Operazione;Operatore;Codice Fiscale;Cognome;Nome;Sesso;Data di nascita;Email;Profili;Smart Card;Ambiente;Motivo\n")
@@ -224,7 +236,16 @@ func sampleRequests(istat, als, alp string, errori int) []sampleFile {
 	for i := 0; i < errori; i++ {
 		b.WriteString(wrong[i%len(wrong)] + "\n")
 	}
+	if self.stato {
+		b.WriteString("STATO;;;;;;;;;;;\n")
+	}
 	alpText := "Operazione;Operatore;Nome postazione\nREGISTRA_POSTAZIONE;;Sportello esempio\n"
+	if self.scarica {
+		alpText += "SCARICA_CERTIFICATI;;\n"
+	}
+	if self.stato {
+		alpText += "STATO;;\n"
+	}
 	return []sampleFile{
 		{istat + "-als-esempio.csv", als, b.String()},
 		{istat + "-alp-esempio.csv", alp, alpText},

@@ -37,7 +37,10 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
            BLOCCATO), only inside the undo window
 
   list     the postazioni of a comune, in code order
-  bundle   "Scarica tutti": one ZIP of a comune's certificates with password.txt`,
+  bundle   "Scarica tutti": one ZIP of a comune's certificates with password.txt
+  reinvia-primo
+           rimette in coda l'e-mail al sindaco (ASC) con il primo certificato
+           del comune e la sua password, dopo un invio non riuscito`,
 	}
 	for _, op := range []struct {
 		name  string
@@ -89,7 +92,7 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
 		sub.MarkFlagRequired("motivo")
 		cmd.AddCommand(sub)
 	}
-	cmd.AddCommand(a.postazioniListCmd(), a.postazioniBundleCmd())
+	cmd.AddCommand(a.postazioniListCmd(), a.postazioniBundleCmd(), a.postazioniReinviaPrimoCmd())
 	return cmd
 }
 
@@ -262,4 +265,38 @@ func dash(s string) string {
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// postazioniReinviaPrimoCmd queues again the first-certificate e-mail of a
+// comune to its ASC (docs/rules.md#the-first-certificate).
+func (a *app) postazioniReinviaPrimoCmd() *cobra.Command {
+	var istat, motivo string
+	cmd := &cobra.Command{
+		Use:   "reinvia-primo --comune ISTAT [--motivo TESTO]",
+		Short: "Rimette in coda l'e-mail al sindaco con il primo certificato del comune, dopo un invio non riuscito",
+		Long: `reinvia-primo rimette in coda il messaggio che porta al sindaco (ASC), nella
+sua e-mail personale, il primo certificato di postazione del comune con la
+sua password (cifrato e firmato come le seconde metà dei codici delle smart
+card). Serve quando l'invio non è riuscito: il comune senza ASC, un indirizzo
+o una chiave sbagliati, poi corretti. Il job invio-pin lo spedisce al suo
+prossimo giro, all'indirizzo dell'ASC di quel momento.
+
+Rifiutato (nessun invio da ripetere) quando il messaggio è già in coda o è
+già stato inviato, quando il certificato non è più ATTIVO, o quando il comune
+non ha un primo certificato registrato.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.backOfficeOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
+				code, err := lifecycle.ResendFirstCertificate(tx, src, istat, motivo, a.loc())
+				if err != nil {
+					return "", err
+				}
+				return fmt.Sprintf("%s: primo certificato di nuovo in coda per l'e-mail del sindaco (job invio-pin)", code), nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&istat, "comune", "", "codice ISTAT del comune (obbligatorio)")
+	cmd.Flags().StringVar(&motivo, "motivo", "", "il motivo, registrato nello storico")
+	cmd.MarkFlagRequired("comune")
+	return cmd
 }

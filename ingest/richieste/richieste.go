@@ -260,6 +260,10 @@ func (p *Processor) do(tx *store.Tx, src store.Source, t *table.Table, r *table.
 		return p.utente(tx, src, t, r, rule.Op, cf)
 	case lifecycle.OpBlockUtente, lifecycle.OpUnblockUtente, lifecycle.OpCancelUtente:
 		return p.statoUtente(tx, src, rule.Op, cf, motivo)
+	case lifecycle.OpDownloadCertificates:
+		return p.scaricaCertificati(tx, src, strings.ToUpper(r.Get(ColCodice)))
+	case lifecycle.OpStatus:
+		return p.stato(tx, src, operator)
 	default:
 		return p.smartCard(tx, src, rule.Op, cf, strings.ToUpper(r.Get(ColSeriale)), motivo)
 	}
