@@ -18,7 +18,7 @@ func Dial(path string) (net.Conn, error) {
 
 // ErrLost is a session the daemon ended without an exit code (it stopped,
 // or it was killed, while the command ran).
-var ErrLost = errors.New("the daemon closed the connection before the command ended")
+var ErrLost = errors.New("il daemon ha chiuso la connessione prima della fine del comando (fermato o riavviato?): controlla con anprsec status e nel suo log se il comando ha avuto effetto")
 
 // Run plays one session on conn: it sends req, copies the command's
 // stdout and stderr to the given writers, does on fsys the file operations
@@ -41,12 +41,12 @@ func Run(ctx context.Context, conn net.Conn, req Request, stdout, stderr io.Writ
 				return 1, ctx.Err()
 			}
 			if werr != nil {
-				return 1, fmt.Errorf("control socket: %w", werr)
+				return 1, fmt.Errorf("socket di controllo: %w", werr)
 			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				return 1, ErrLost
 			}
-			return 1, fmt.Errorf("control socket: %w", err)
+			return 1, fmt.Errorf("socket di controllo: %w", err)
 		}
 		if done, code, err := play(conn, files, typ, p, stdout, stderr); done || err != nil {
 			return code, err
@@ -66,22 +66,22 @@ func play(conn net.Conn, files *clientFiles, typ byte, p []byte, stdout, stderr 
 	case FrameFileOp:
 		var op FileOp
 		if err := json.Unmarshal(p, &op); err != nil {
-			return false, 1, fmt.Errorf("control socket: %w", err)
+			return false, 1, fmt.Errorf("socket di controllo: %w", err)
 		}
 		a := files.do(op)
 		if op.wantsAnswer() {
 			if err := WriteJSON(conn, FrameAnswer, a); err != nil {
-				return false, 1, fmt.Errorf("control socket: %w", err)
+				return false, 1, fmt.Errorf("socket di controllo: %w", err)
 			}
 		}
 	case FrameExit:
 		var e Exit
 		if err := json.Unmarshal(p, &e); err != nil {
-			return false, 1, fmt.Errorf("control socket: %w", err)
+			return false, 1, fmt.Errorf("socket di controllo: %w", err)
 		}
 		return true, e.Code, nil
 	default:
-		return false, 1, fmt.Errorf("control socket: unexpected frame %q", typ)
+		return false, 1, fmt.Errorf("socket di controllo: messaggio inatteso %q dal daemon", typ)
 	}
 	return false, 0, nil
 }

@@ -173,7 +173,7 @@ func TestFileInPlaceOfTheSocketIsKept(t *testing.T) {
 	if err := os.WriteFile(p, []byte("dati"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Listen(p, -1); err == nil || !strings.Contains(err.Error(), "not a socket") {
+	if _, err := Listen(p, -1); err == nil || !strings.Contains(err.Error(), "non è un socket") {
 		t.Fatalf("Listen over a file: %v", err)
 	}
 	if data, _ := os.ReadFile(p); string(data) != "dati" {

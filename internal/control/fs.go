@@ -79,7 +79,7 @@ func (*Local) ReadFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	if len(data) > MaxRead {
-		return nil, fmt.Errorf("%s: more than %d bytes", path, MaxRead)
+		return nil, fmt.Errorf("%s: più di %d byte", path, MaxRead)
 	}
 	return data, nil
 }

@@ -18,7 +18,7 @@ const (
 )
 
 // ErrLive is a socket a running daemon answers on: it is never taken.
-var ErrLive = errors.New("another anprsec daemon is listening on it")
+var ErrLive = errors.New("un altro daemon anprsec è in ascolto su questo socket")
 
 // Listen listens on the Unix socket at path, of group gid (-1: the
 // process's own). It makes the socket's folder (DirMode, of the group;
@@ -34,13 +34,13 @@ func Listen(path string, gid int) (*net.UnixListener, error) {
 	if fi, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("control.socket: %w", err)
 	} else if fi.Mode()&fs.ModeSticky != 0 {
-		return nil, fmt.Errorf("control.socket %s: its folder %s is shared (sticky bit): give the socket a folder of its own", path, dir)
+		return nil, fmt.Errorf("control.socket %s: la cartella %s è condivisa (sticky bit): dai al socket una cartella sua", path, dir)
 	}
 	if err := os.Chmod(dir, DirMode); err != nil {
 		return nil, fmt.Errorf("control.socket: %w", err)
 	}
 	if err := os.Lchown(dir, -1, gid); err != nil {
-		return nil, fmt.Errorf("control.socket: folder %s to group %d: %w (the daemon's user must belong to control.group)", dir, gid, err)
+		return nil, fmt.Errorf("control.socket: cartella %s al gruppo %d: %w (l'utente del daemon deve far parte di control.group)", dir, gid, err)
 	}
 	if err := removeStale(path); err != nil {
 		return nil, err
@@ -55,7 +55,7 @@ func Listen(path string, gid int) (*net.UnixListener, error) {
 	}
 	if err := os.Lchown(path, -1, gid); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("control.socket: %s to group %d: %w", path, gid, err)
+		return nil, fmt.Errorf("control.socket: %s al gruppo %d: %w", path, gid, err)
 	}
 	return ln, nil
 }
@@ -70,7 +70,7 @@ func removeStale(path string) error {
 		return fmt.Errorf("control.socket: %w", err)
 	}
 	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("control.socket %s: a file that is not a socket is there: not replaced", path)
+		return fmt.Errorf("control.socket %s: al suo posto c'è un file che non è un socket: non viene sostituito", path)
 	}
 	c, err := net.Dial("unix", path)
 	if err == nil {
@@ -81,7 +81,7 @@ func removeStale(path string) error {
 		return fmt.Errorf("control.socket %s: %w", path, err)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("control.socket: stale socket: %w", err)
+		return fmt.Errorf("control.socket: socket abbandonato: %w", err)
 	}
 	return nil
 }

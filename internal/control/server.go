@@ -151,7 +151,7 @@ func (s *Session) frameLocked(typ byte, p []byte) error {
 		return s.broken
 	}
 	if err := WriteFrame(s.conn, typ, p); err != nil {
-		s.broken = fmt.Errorf("control socket: %w", err)
+		s.broken = fmt.Errorf("socket di controllo: %w", err)
 	}
 	return s.broken
 }
@@ -199,7 +199,7 @@ func (s *Session) op(o FileOp) (Answer, error) {
 	case a := <-s.answers:
 		return a, nil
 	case <-s.ctx.Done():
-		return Answer{}, fmt.Errorf("control socket: the caller went away: %w", s.ctx.Err())
+		return Answer{}, fmt.Errorf("socket di controllo: il chiamante si è disconnesso: %w", s.ctx.Err())
 	}
 }
 
