@@ -198,6 +198,7 @@ func (a *app) controlHandler(r *schedules.Runner) control.Handler {
 				fmt.Fprintln(stderr, "anprsec: errore interno del daemon (panic), registrato nel suo log")
 				code = 1
 			}
+			a.log.Info("control command done", "user", s.User, "pid", s.Cred.PID, "exit", code)
 		}()
 		sub := &app{cfg: a.cfg, files: s.FS(), daemon: &daemonSide{runner: r, user: s.User}, terminal: req.Terminal}
 		root := newRootOf(sub)
