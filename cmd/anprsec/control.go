@@ -164,6 +164,7 @@ func (a *app) serveControl(ctx context.Context, r *schedules.Runner, bg *sync.Wa
 	if err != nil {
 		return err
 	}
+	a.removeDaemonTempDirs()
 	ln, err := control.Listen(a.socketPath(), gid)
 	if err != nil {
 		return err
@@ -311,10 +312,24 @@ func sendFile(fsys control.FS, local, p string, perm os.FileMode) error {
 	return f.Commit()
 }
 
+// daemonTempPattern names the private folders of daemonTempDir.
+const daemonTempPattern = ".anprsec-invio-*"
+
 // daemonTempDir is a private folder of the daemon beside the data dir, for
 // a file built there before it is sent to the caller; remove it after.
 func (a *app) daemonTempDir() (string, error) {
-	return os.MkdirTemp(filepath.Dir(a.cfg.Path(a.cfg.DataDir)), ".anprsec-invio-*")
+	return os.MkdirTemp(filepath.Dir(a.cfg.Path(a.cfg.DataDir)), daemonTempPattern)
+}
+
+// removeDaemonTempDirs removes the folders of daemonTempDir that a daemon
+// killed while sending left behind (a bundle in one holds passwords).
+func (a *app) removeDaemonTempDirs() {
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(a.cfg.Path(a.cfg.DataDir)), daemonTempPattern))
+	for _, d := range left {
+		if err := os.RemoveAll(d); err != nil {
+			a.log.Warn("control socket: a temporary folder left by a killed daemon could not be removed", "path", d, "err", err)
+		}
+	}
 }
 
 // errDaemonRunning is restore's refusal while the daemon runs.

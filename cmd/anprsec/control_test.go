@@ -130,7 +130,8 @@ func TestCommandsThroughTheSocketRunBesideAJob(t *testing.T) {
 
 // A backup through the socket: the caller's file, written by the client in
 // its folder, the progress bar drawn on the caller's terminal, and the
-// same refusal to overwrite.
+// same refusal to overwrite. (And the daemon's start clears what a killed
+// daemon left while sending a file.)
 func TestBackupThroughTheSocketIsTheCallersFile(t *testing.T) {
 	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{4}, secret.KeySize)})
 	if err != nil {
@@ -152,12 +153,21 @@ func TestBackupThroughTheSocketIsTheCallersFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &app{cfg: cfg, log: log}
+	// A bundle a killed daemon was sending: removed at the start.
+	left := filepath.Join(filepath.Dir(cfg.Path(cfg.DataDir)), ".anprsec-invio-123")
+	if err := os.MkdirAll(left, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(left, "058091-certificati.zip"), []byte("PK"), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
 	defer bg.Wait()
 	defer cancel()
 	if err := a.serveControl(ctx, r, &bg); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("the folder a killed daemon left is still there: %v", err)
 	}
 	out := filepath.Join(t.TempDir(), "copia.bin")
 	backup := func(args ...string) (int, string, string) {
