@@ -247,6 +247,15 @@ type Config struct {
 		Address string `yaml:"address"`
 	} `yaml:"metrics"`
 
+	Control struct {
+		// Socket is the Unix socket where `anprsec run` takes the commands
+		// of the CLI while it holds the store (docs/architecture.md#the-control-socket).
+		Socket string `yaml:"socket"`
+		// Group may connect to the socket (its folder 0750, the socket
+		// 0660, both of this group); empty: the daemon's own group.
+		Group string `yaml:"group"`
+	} `yaml:"control"`
+
 	Schedules map[string]string `yaml:"schedules"`
 }
 
@@ -370,6 +379,9 @@ func (c *Config) Validate() error {
 	if err := checkLoopback(c.Metrics.Address); err != nil {
 		return fmt.Errorf("metrics.address: %w", err)
 	}
+	if err := c.validateControl(); err != nil {
+		return err
+	}
 	if c.PKI.CRLValidity <= time.Hour {
 		return fmt.Errorf("pki.crl_validity %s: must be more than 1h (the CRL is re-signed every hour)", c.PKI.CRLValidity)
 	}
@@ -400,6 +412,39 @@ func (c *Config) validateExpiry() error {
 		return fmt.Errorf("pulizia.retention_days, pulizia.certificati_days and pulizia.max_files must be positive")
 	}
 	return nil
+}
+
+// maxSocketPath is the longest path of a Unix socket (sun_path holds 108
+// bytes with its terminating NUL).
+const maxSocketPath = 107
+
+// validateControl checks control.socket (required, short enough for a
+// Unix socket) and control.group (a group name, not a number or a path).
+func (c *Config) validateControl() error {
+	s := strings.TrimSpace(c.Control.Socket)
+	if s == "" {
+		return fmt.Errorf("control.socket is empty: the commands reach the running daemon through it (default var/run/anprsec.sock)")
+	}
+	if p := c.Path(s); len(p) > maxSocketPath {
+		return fmt.Errorf("control.socket %s: %d bytes, a Unix socket path holds at most %d: choose a shorter path", p, len(p), maxSocketPath)
+	}
+	if g := c.Control.Group; g != "" && !validGroupName(g) {
+		return fmt.Errorf("control.group %q: not a group name (letters, digits, '_', '-', '.', not starting with '-')", g)
+	}
+	return nil
+}
+
+// validGroupName accepts the portable names of POSIX groups.
+func validGroupName(g string) bool {
+	if len(g) > 32 || g[0] == '-' {
+		return false
+	}
+	for _, r := range g {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // validateDrop checks drop.type, and that an sftp drop has its address,

@@ -40,6 +40,12 @@ func (a *app) devCardCA() (*cades.DevCA, error) {
 // signAs signs data with a development card certificate of cf and writes
 // the envelope to out (or a detached signature, with detached).
 func signAs(ca *cades.DevCA, cf string, data []byte, out string, detached bool) error {
+	return signAsTo(writeNew, ca, cf, data, out, detached)
+}
+
+// signAsTo is signAs writing the envelope with write (writeNew, or
+// writeNewFor a folder of the caller).
+func signAsTo(write func(string, []byte, os.FileMode) error, ca *cades.DevCA, cf string, data []byte, out string, detached bool) error {
 	card, err := cades.IssueCard(ca, cf, "carta di sviluppo "+cf, time.Now().AddDate(1, 0, 0))
 	if err != nil {
 		return err
@@ -48,7 +54,7 @@ func signAs(ca *cades.DevCA, cf string, data []byte, out string, detached bool) 
 	if err != nil {
 		return err
 	}
-	return writeNew(out, sig, 0o644)
+	return write(out, sig, 0o644)
 }
 
 func (a *app) genFirmaCmd() *cobra.Command {
@@ -131,18 +137,25 @@ per l'ALS, di postazioni per l'ALP, in report/).`,
 			if err != nil {
 				return err
 			}
+			// A folder named with --out is the caller's: through the control
+			// socket the CLI writes there; the drop is the daemon's.
+			toCaller := out != ""
 			if out == "" {
 				if a.cfg.Drop.Type != "local" {
 					return errors.New("--out is required with an SFTP drop")
 				}
 				out = filepath.Join(a.cfg.Path(a.cfg.Drop.Local), "comuni", istat, "richieste")
 			}
-			if err := os.MkdirAll(out, 0o755); err != nil {
+			mkdir := os.MkdirAll
+			if toCaller {
+				mkdir = a.callerFS().MkdirAll
+			}
+			if err := mkdir(out, 0o755); err != nil {
 				return err
 			}
 			for _, f := range sampleRequests(istat, als, alp, errori, sampleSelfService{scarica, stato}) {
 				p := filepath.Join(out, f.name+richieste.EnvelopeExt)
-				if err := signAs(ca, f.signer, []byte(f.text), p, false); err != nil {
+				if err := signAsTo(a.writeNewFor(toCaller), ca, f.signer, []byte(f.text), p, false); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: firmato da %s, righe di richiesta: %d\n", p, f.signer, strings.Count(f.text, "\n")-1)

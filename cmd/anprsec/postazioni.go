@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -68,7 +70,7 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
 					return err
 				}
 				defer closeFn()
-				src := store.Source{Actor: operatorActor()}
+				src := store.Source{Actor: a.actor()}
 				var p *domain.Postazione
 				if op.op == lifecycle.OpUndoRevocation {
 					p, err = lifecycle.UndoRevocation(r.Store(), src, args[0], motivo, a.cfg.PKI.RevokeGrace, a.loc())
@@ -172,13 +174,17 @@ bundles. The ZIP is verified before it is renamed into place.`,
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(out, 0o700); err != nil {
+			// The folder is the caller's: through the control socket the
+			// CLI makes it and writes the ZIP, with the caller's permissions.
+			if err := a.callerFS().MkdirAll(out, 0o700); err != nil {
 				return fmt.Errorf("--out: %w", err)
 			}
-			if fi, err := os.Stat(out); err != nil {
-				return fmt.Errorf("--out: %w", err)
-			} else if !fi.IsDir() {
-				return fmt.Errorf("--out %s is not a folder", out)
+			if a.daemon == nil {
+				if fi, err := os.Stat(out); err != nil {
+					return fmt.Errorf("--out: %w", err)
+				} else if !fi.IsDir() {
+					return fmt.Errorf("--out %s is not a folder", out)
+				}
 			}
 			if err := a.checkSecrets(); err != nil {
 				return err
@@ -196,7 +202,7 @@ bundles. The ZIP is verified before it is renamed into place.`,
 				return err
 			}
 			bar := newProgress(cmd, -1, "bundle of "+comune, false)
-			p, n, err := bundle.WriteComune(cmd.Context(), st, sealer, comune, state, out, time.Now(), a.loc())
+			p, n, err := a.writeBundle(cmd.Context(), st, sealer, comune, state, out)
 			bar.Finish()
 			if err != nil {
 				return err
@@ -211,6 +217,29 @@ bundles. The ZIP is verified before it is renamed into place.`,
 	cmd.MarkFlagRequired("comune")
 	cmd.MarkFlagRequired("out")
 	return cmd
+}
+
+// writeBundle writes the ZIP of bundle.WriteComune into out. In a command
+// the daemon runs, the ZIP is built in a private folder of the daemon and
+// sent to the caller's out (mode 0600, as bundle.WriteComune makes it).
+func (a *app) writeBundle(ctx context.Context, st *store.Store, sealer *store.Sealer, comune string, state domain.CertState, out string) (string, int, error) {
+	if a.daemon == nil {
+		return bundle.WriteComune(ctx, st, sealer, comune, state, out, time.Now(), a.loc())
+	}
+	tmp, err := a.daemonTempDir()
+	if err != nil {
+		return "", 0, err
+	}
+	defer os.RemoveAll(tmp)
+	p, n, err := bundle.WriteComune(ctx, st, sealer, comune, state, tmp, time.Now(), a.loc())
+	if err != nil {
+		return "", 0, err
+	}
+	dst := filepath.Join(out, filepath.Base(p))
+	if err := sendFile(a.callerFS(), p, dst, 0o600); err != nil {
+		return "", 0, err
+	}
+	return dst, n, nil
 }
 
 // openSealer reads keys.seal.

@@ -46,6 +46,11 @@ address cannot be opened the jobs run anyway and a warning says why.`,
 			var bg sync.WaitGroup
 			defer bg.Wait()
 			defer cancel()
+			// The socket opens once the store is held: a caller that reaches
+			// it reaches a daemon that can run its command.
+			if err := a.serveControl(ctx, r, &bg); err != nil {
+				return err
+			}
 			a.serveOps(ctx, r, &bg)
 			a.watchDrop(ctx, r.Env(), &bg)
 			a.servePKI(ctx, r, &bg)

@@ -137,7 +137,7 @@ func (a *app) backOfficeOp(cmd *cobra.Command, fn func(tx *store.Tx, src store.S
 	defer st.Close()
 	var msg string
 	if err := st.Update(func(tx *store.Tx) error {
-		msg, err = fn(tx, store.Source{Actor: operatorActor()})
+		msg, err = fn(tx, store.Source{Actor: a.actor()})
 		return err
 	}); err != nil {
 		return err
