@@ -68,7 +68,7 @@ const maxRetryWait = 6 * time.Hour
 // with the reason in the history.
 var invioJob = Job{
 	Name:        "invio-pin",
-	Description: "e-mails the queued second halves of card PIN/PUK/password, OpenPGP-encrypted (PGP/MIME) and signed",
+	Description: "invia per e-mail le seconde metà in coda di PIN/PUK/password delle smart card, cifrate OpenPGP (PGP/MIME) e firmate",
 	Run:         runInvio,
 }
 

@@ -48,7 +48,7 @@ const scadenzeChunk = 500
 //     (avviso.senza-destinatario, Unwarned).
 var scadenzeJob = Job{
 	Name:        "scadenze",
-	Description: "marks expired certificates SCADUTO and writes, per comune, the report of certificates and cards expiring within 60 days",
+	Description: "segna SCADUTO i certificati scaduti e scrive, per comune, il report di certificati e smart card in scadenza entro 60 giorni",
 	Run:         runScadenze,
 }
 

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"unicode"
+
+	"github.com/spf13/cobra"
+)
+
+// englishWords are common English words that are no Italian word: one of
+// them in an operator's text is English prose. Command names that are
+// English words (run, list, show) count only where they are not a command
+// (after "anprsec" or their group's name).
+var englishWords = map[string]bool{}
+
+func init() {
+	for _, w := range strings.Fields(`the and of to with for is are was be been by from this that these those
+		an its when which what where who how not only each every all any into onto than then there
+		their they you your can could must should will would has have had does did doing
+		if else after before without within between about over under until while also
+		run runs write writes written show shows list lists print prints read reads make makes made
+		set sets use uses used get gets give gives take takes keep keeps send sends check checks
+		new one two first last next same other such more most some none here
+		file's store's files folder folders directory key keys certificate certificates card cards
+		request requests delivery deliveries workstation workstations user users job's
+		default defaults error errors failed failure warning found missing unknown
+		schedule signed sealed
+		block unblock revoke revoked delete deleted replace replaced register registered
+		generate generates issue issued open opens create creates
+		help usage flags command commands available global more information`) {
+		englishWords[w] = true
+	}
+}
+
+// technicalWords are words of the trade that operators read as they are,
+// even where they look English.
+var technicalWords = map[string]bool{
+	"sftp": true, "crl": true, "ocsp": true, "pkcs": true, "zip": true, "csv": true, "xlsx": true,
+	"istat": true, "yaml": true, "hsm": true, "pin": true, "puk": true, "pgp": true, "smtp": true,
+	"cades": true, "anpr": true, "pem": true, "der": true, "utc": true, "json": true,
+	// cobra's completion scripts name the shells' own commands.
+	"out": true, "string": true, "invoke": true, "expression": true, "source": true, "echo": true,
+	"autoload": true, "compinit": true, "config": true, "completion": true, "completions": true,
+}
+
+// englishIn returns the English words of text, the help of a command; cmds
+// are the names of the commands (a name right after "anprsec" or after the
+// name of its group is the command, not prose).
+func englishIn(text string, groups map[string][]string) []string {
+	var found []string
+	prev := ""
+	for _, tok := range strings.Fields(text) {
+		if strings.HasPrefix(tok, "-") || strings.ContainsAny(tok, "/._=$<>{}[]`@|") {
+			prev = ""
+			continue
+		}
+		for _, w := range strings.FieldsFunc(tok, func(r rune) bool { return !unicode.IsLetter(r) && r != '\'' }) {
+			lw := strings.Trim(strings.ToLower(w), "'")
+			isCmd := slices.Contains(groups[prev], lw)
+			if englishWords[lw] && !technicalWords[lw] && !isCmd {
+				found = append(found, w)
+			}
+			prev = lw
+		}
+	}
+	return found
+}
+
+// helpOf renders the --help of the command at path under a fresh root.
+func helpOf(newRootFn func() *cobra.Command, path []string) (string, error) {
+	root := newRootFn()
+	var out strings.Builder
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(append(slices.Clone(path), "--help"))
+	err := root.Execute()
+	return out.String(), err
+}
+
+// visibleCommands are the paths of every command under root that a user
+// sees (hidden ones skipped), with the names of each group's commands.
+func visibleCommands(root *cobra.Command) (paths [][]string, groups map[string][]string) {
+	groups = map[string][]string{}
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		for _, sub := range c.Commands() {
+			if sub.Hidden {
+				continue
+			}
+			groups[c.Name()] = append(groups[c.Name()], sub.Name())
+			p := append(slices.Clone(path), sub.Name())
+			paths = append(paths, p)
+			walk(sub, p)
+		}
+	}
+	walk(root, nil)
+	return append([][]string{nil}, paths...), groups
+}
+
+// englishHelp describes every visible command under the root made by
+// newRootFn whose --help holds English prose (or fails).
+func englishHelp(newRootFn func() *cobra.Command) []string {
+	var faults []string
+	paths, groups := visibleCommands(newRootFn())
+	for _, p := range paths {
+		help, err := helpOf(newRootFn, p)
+		if err != nil {
+			faults = append(faults, fmt.Sprintf("anprsec %s --help: %v", strings.Join(p, " "), err))
+		}
+		if en := englishIn(help, groups); len(en) > 0 {
+			faults = append(faults, fmt.Sprintf("anprsec %s --help has English words %q:\n%s", strings.Join(p, " "), en, help))
+		}
+	}
+	return faults
+}
+
+// TestEveryHelpIsItalian: the --help of every command a user sees, cobra's
+// own usage and the help and completion commands included, is Italian.
+func TestEveryHelpIsItalian(t *testing.T) {
+	for _, f := range englishHelp(newRoot) {
+		t.Error(f)
+	}
+}
+
+// TestEnglishHelpIsCaught: the check fails on a command whose Short is
+// English, and does not on Italian text naming commands that are English
+// words.
+func TestEnglishHelpIsCaught(t *testing.T) {
+	withShort := func(short string) func() *cobra.Command {
+		return func() *cobra.Command {
+			root := newRoot()
+			root.AddCommand(&cobra.Command{Use: "fabbricato", Short: short, RunE: func(*cobra.Command, []string) error { return nil }})
+			italianHelp(root)
+			return root
+		}
+	}
+	t.Run("english", func(t *testing.T) {
+		faults := englishHelp(withShort("Write the sealed backup to FILE"))
+		if !slices.ContainsFunc(faults, func(f string) bool { return strings.HasPrefix(f, "anprsec fabbricato --help has English words") }) {
+			t.Fatalf("an English Short passed the check: %q", faults)
+		}
+	})
+	t.Run("italian", func(t *testing.T) {
+		if faults := englishHelp(withShort("Scrive il backup cifrato in FILE")); slices.ContainsFunc(faults, func(f string) bool { return strings.HasPrefix(f, "anprsec fabbricato --help") }) {
+			t.Fatalf("an Italian Short failed the check: %q", faults)
+		}
+		_, groups := visibleCommands(newRoot())
+		if en := englishIn("Elenca i job (anprsec jobs list) e li esegue: anprsec run", groups); len(en) > 0 {
+			t.Fatalf("Italian text flagged: %q", en)
+		}
+	})
+}
