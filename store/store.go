@@ -25,7 +25,7 @@ import (
 var ErrNotFound = errors.New("not found")
 
 // ErrLocked is returned when another process holds the store.
-var ErrLocked = errors.New("the store is in use by another anprsec process (is `anprsec run` running?)")
+var ErrLocked = errors.New("l'archivio è in uso da un altro processo anprsec (`anprsec run` è attivo?)")
 
 // Store is the open database.
 type Store struct {

@@ -64,7 +64,7 @@ func TestWrongBasePathNamedAtStartThenPrepared(t *testing.T) {
 		t.Errorf("drop verifica on an empty base path:\n%s", stdout)
 	}
 	status := mustCLI(t, "--config", cfgFile, "status")
-	if !strings.Contains(status, "WARNING drop sftp://") || !strings.Contains(status, "input folder missing") {
+	if !strings.Contains(status, "WARNING drop sftp://") || !strings.Contains(status, "cartella di ingresso mancante") {
 		t.Errorf("status does not warn of the missing input folders:\n%s", status)
 	}
 
