@@ -56,8 +56,8 @@ la supera.`,
 			return nil
 		},
 	}
-	verify.Flags().StringArrayVar(&checkpoints, "checkpoint", nil, "verifica anche questo punto di controllo del job registro; gli argomenti che seguono sono altri punti di controllo")
-	verify.Flags().StringVar(&checkpointKey, "key", "", "la chiave pubblica del servizio con cui verificare i punti di controllo (se assente: quella di keys.service)")
+	verify.Flags().StringArrayVar(&checkpoints, "checkpoint", nil, "verifica anche il punto di controllo del job registro in `FILE`; gli argomenti che seguono sono altri punti di controllo")
+	verify.Flags().StringVar(&checkpointKey, "key", "", "il `FILE` della chiave pubblica del servizio con cui verificare i punti di controllo (se assente: quella di keys.service)")
 	cmd.AddCommand(verify)
 	var (
 		limit      int

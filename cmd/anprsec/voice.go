@@ -190,7 +190,7 @@ func useLineIT(c *cobra.Command) string {
 }
 
 // flagTypeIT names a flag's value in the usage when its text names none
-// (a `nome` between back quotes names it).
+// (a `NOME` between back quotes names it); the name is shown in capitals.
 var flagTypeIT = map[string]string{
 	"string": "testo", "strings": "testi", "stringArray": "testo",
 	"int": "numero", "int64": "numero", "uint": "numero", "float64": "numero",
@@ -215,7 +215,7 @@ func flagUsagesIT(w io.Writer, fs *pflag.FlagSet) {
 			if it, ok := flagTypeIT[name]; ok {
 				name = it
 			}
-			left += " " + name
+			left += " " + strings.ToUpper(name)
 		}
 		typ := f.Value.Type()
 		if f.NoOptDefVal != "" && typ != "bool" && typ != "count" {

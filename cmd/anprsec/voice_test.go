@@ -11,9 +11,9 @@ import (
 )
 
 // englishWords are common English words that are no Italian word: one of
-// them in an operator's text is English prose. Command names that are
-// English words (run, list, show) count only where they are not a command
-// (after "anprsec" or their group's name).
+// them in an operator's text is English prose. The names of anprsec's
+// commands (run, list, show, help, keys) are the operator's contract and
+// not prose: they never count, and an English sentence has other words.
 var englishWords = map[string]bool{}
 
 func init() {
@@ -24,7 +24,7 @@ func init() {
 		run runs write writes written show shows list lists print prints read reads make makes made
 		set sets use uses used get gets give gives take takes keep keeps send sends check checks
 		new one two first last next same other such more most some none here
-		file's store's files folder folders directory key keys certificate certificates card cards
+		file's store's files folder folders directory key certificate certificates cards
 		request requests delivery deliveries workstation workstations user users job's
 		default defaults error errors failed failure warning found missing unknown
 		schedule signed sealed
@@ -46,24 +46,20 @@ var technicalWords = map[string]bool{
 	"autoload": true, "compinit": true, "config": true, "completion": true, "completions": true,
 }
 
-// englishIn returns the English words of text, the help of a command; cmds
-// are the names of the commands (a name right after "anprsec" or after the
-// name of its group is the command, not prose).
-func englishIn(text string, groups map[string][]string) []string {
+// englishIn returns the English words of text, the help of a command;
+// commands are the names of anprsec's commands. Flags, paths, file names,
+// placeholders and quoted commands are skipped.
+func englishIn(text string, commands map[string]bool) []string {
 	var found []string
-	prev := ""
 	for _, tok := range strings.Fields(text) {
 		if strings.HasPrefix(tok, "-") || strings.ContainsAny(tok, "/._=$<>{}[]`@|") {
-			prev = ""
 			continue
 		}
 		for _, w := range strings.FieldsFunc(tok, func(r rune) bool { return !unicode.IsLetter(r) && r != '\'' }) {
 			lw := strings.Trim(strings.ToLower(w), "'")
-			isCmd := slices.Contains(groups[prev], lw)
-			if englishWords[lw] && !technicalWords[lw] && !isCmd {
+			if englishWords[lw] && !technicalWords[lw] && !commands[lw] {
 				found = append(found, w)
 			}
-			prev = lw
 		}
 	}
 	return found
@@ -81,36 +77,37 @@ func helpOf(newRootFn func() *cobra.Command, path []string) (string, error) {
 }
 
 // visibleCommands are the paths of every command under root that a user
-// sees (hidden ones skipped), with the names of each group's commands.
-func visibleCommands(root *cobra.Command) (paths [][]string, groups map[string][]string) {
-	groups = map[string][]string{}
+// sees (hidden ones skipped), and their names.
+func visibleCommands(root *cobra.Command) (paths [][]string, names map[string]bool) {
+	names = map[string]bool{}
+	root.InitDefaultHelpCmd() // cobra adds `help` when it executes
 	var walk func(c *cobra.Command, path []string)
 	walk = func(c *cobra.Command, path []string) {
 		for _, sub := range c.Commands() {
 			if sub.Hidden {
 				continue
 			}
-			groups[c.Name()] = append(groups[c.Name()], sub.Name())
+			names[sub.Name()] = true
 			p := append(slices.Clone(path), sub.Name())
 			paths = append(paths, p)
 			walk(sub, p)
 		}
 	}
 	walk(root, nil)
-	return append([][]string{nil}, paths...), groups
+	return append([][]string{nil}, paths...), names
 }
 
 // englishHelp describes every visible command under the root made by
 // newRootFn whose --help holds English prose (or fails).
 func englishHelp(newRootFn func() *cobra.Command) []string {
 	var faults []string
-	paths, groups := visibleCommands(newRootFn())
+	paths, names := visibleCommands(newRootFn())
 	for _, p := range paths {
 		help, err := helpOf(newRootFn, p)
 		if err != nil {
 			faults = append(faults, fmt.Sprintf("anprsec %s --help: %v", strings.Join(p, " "), err))
 		}
-		if en := englishIn(help, groups); len(en) > 0 {
+		if en := englishIn(help, names); len(en) > 0 {
 			faults = append(faults, fmt.Sprintf("anprsec %s --help has English words %q:\n%s", strings.Join(p, " "), en, help))
 		}
 	}
@@ -147,8 +144,8 @@ func TestEnglishHelpIsCaught(t *testing.T) {
 		if faults := englishHelp(withShort("Scrive il backup cifrato in FILE")); slices.ContainsFunc(faults, func(f string) bool { return strings.HasPrefix(f, "anprsec fabbricato --help") }) {
 			t.Fatalf("an Italian Short failed the check: %q", faults)
 		}
-		_, groups := visibleCommands(newRoot())
-		if en := englishIn("Elenca i job (anprsec jobs list) e li esegue: anprsec run", groups); len(en) > 0 {
+		_, names := visibleCommands(newRoot())
+		if en := englishIn("Elenca i job (anprsec jobs list) e li esegue: anprsec run", names); len(en) > 0 {
 			t.Fatalf("Italian text flagged: %q", en)
 		}
 	})
