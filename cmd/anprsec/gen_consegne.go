@@ -244,7 +244,7 @@ func wrongRows(tx *store.Tx, comuni *istat.Table, ppp, date, prefix string, good
 	for i := range n {
 		if i%2 == 1 && len(good) > 0 {
 			r := good[(i/2)%len(good)]
-			r.cf, r.expect, r.why = wrongCF, "TITOLARE_DIVERSO", fmt.Sprintf("card %s with holder %s, not its own", r.serial, wrongCF)
+			r.cf, r.expect, r.why = wrongCF, "TITOLARE_DIVERSO", fmt.Sprintf("smart card %s con titolare %s, che non è il suo", r.serial, wrongCF)
 			rows = append(rows, r)
 			continue
 		}
@@ -261,7 +261,7 @@ func wrongRows(tx *store.Tx, comuni *istat.Table, ppp, date, prefix string, good
 		if r.cf == "" {
 			r.cf = wrongCF
 		}
-		r.expect, r.why = "SERIALE_SCONOSCIUTO", "serial "+r.serial+" that does not exist"
+		r.expect, r.why = "SERIALE_SCONOSCIUTO", "seriale "+r.serial+" inesistente"
 		rows = append(rows, r)
 	}
 	return rows, nil

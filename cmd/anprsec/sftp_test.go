@@ -340,8 +340,8 @@ func TestSFTPDrop(t *testing.T) {
 		// Each connection failure is a recorded run with its reason; the
 		// key-permission refusal stops the command before any run.
 		hist := mustCLI(t, "--config", cfgFile, "jobs", "history", "ingest-censimento")
-		ok := regexp.MustCompile(`(?m) manual +ok `).FindAllString(hist, -1)
-		failed := regexp.MustCompile(`(?m) manual +error .*listing censimento: sftp`).FindAllString(hist, -1)
+		ok := regexp.MustCompile(`(?m) manuale +ok `).FindAllString(hist, -1)
+		failed := regexp.MustCompile(`(?m) manuale +errore .*listing censimento: sftp`).FindAllString(hist, -1)
 		if len(ok) != 3 || len(failed) != len(failures)-1 {
 			t.Errorf("jobs history shows %d ok and %d failed runs, want 3 and %d:\n%s", len(ok), len(failed), len(failures)-1, hist)
 		}

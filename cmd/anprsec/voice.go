@@ -305,13 +305,13 @@ func argsIT(check cobra.PositionalArgs) cobra.PositionalArgs {
 		switch {
 		case argsExact.MatchString(msg):
 			m := argsExact.FindStringSubmatch(msg)
-			msg = fmt.Sprintf("%s vuole %s argomenti, ne ha ricevuti %s", p, m[1], m[2])
+			msg = fmt.Sprintf("%s vuole %s, ne ha ricevuti %s", p, argomenti(m[1]), m[2])
 		case argsMin.MatchString(msg):
 			m := argsMin.FindStringSubmatch(msg)
-			msg = fmt.Sprintf("%s vuole almeno %s argomenti, ne ha ricevuti %s", p, m[1], m[2])
+			msg = fmt.Sprintf("%s vuole almeno %s, ne ha ricevuti %s", p, argomenti(m[1]), m[2])
 		case argsMax.MatchString(msg):
 			m := argsMax.FindStringSubmatch(msg)
-			msg = fmt.Sprintf("%s vuole al più %s argomenti, ne ha ricevuti %s", p, m[1], m[2])
+			msg = fmt.Sprintf("%s vuole al più %s, ne ha ricevuti %s", p, argomenti(m[1]), m[2])
 		case argsRange.MatchString(msg):
 			m := argsRange.FindStringSubmatch(msg)
 			msg = fmt.Sprintf("%s vuole da %s a %s argomenti, ne ha ricevuti %s", p, m[1], m[2], m[3])
@@ -326,6 +326,14 @@ func argsIT(check cobra.PositionalArgs) cobra.PositionalArgs {
 		}
 		return usageError{errors.New(msg)}
 	}
+}
+
+// argomenti is "1 argomento", "2 argomenti".
+func argomenti(n string) string {
+	if n == "1" {
+		return "1 argomento"
+	}
+	return n + " argomenti"
 }
 
 // requiredFlagIT is cobra's error about a required flag left out, in
