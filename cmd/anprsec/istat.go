@@ -152,7 +152,7 @@ func (a *app) placesForLookup(cmd *cobra.Command) *istat.Places {
 	}
 	st, err := a.openStore()
 	if err != nil {
-		fmt.Fprintf(cmd.ErrOrStderr(), "(tabella incorporata, dati al %s: archivio dell'installazione non leggibile: %v)\n", istat.DefaultPlaces().Date(), err)
+		fmt.Fprintf(cmd.ErrOrStderr(), "(tabella incorporata, dati al %s: archivio dell'installazione non leggibile: %v)\n", personDay(istat.DefaultPlaces().Date()), err)
 		return istat.DefaultPlaces()
 	}
 	defer st.Close()
@@ -216,7 +216,7 @@ conservano i loro codici, che i certificati riportano.`,
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			if p.Date() <= cur.Date() {
-				return fmt.Errorf("%s: dati al %s, non successivi a quelli della tabella in uso (%s): nessuna modifica", args[0], p.Date(), cur.Date())
+				return fmt.Errorf("%s: dati al %s, non successivi a quelli della tabella in uso (%s): nessuna modifica", args[0], personDay(p.Date()), personDay(cur.Date()))
 			}
 			nNew, _, _, _ := p.Counts()
 			nCur, _, _, _ := cur.Counts()
@@ -225,7 +225,7 @@ conservano i loro codici, che i certificati riportano.`,
 			}
 			out := cmd.OutOrStdout()
 			changes := istat.Diff(cur, p)
-			fmt.Fprintf(out, "%s: dati al %s (tabella in uso: %s), %d comuni in vigore; %d modifiche:\n", args[0], p.Date(), cur.Date(), nNew, len(changes))
+			fmt.Fprintf(out, "%s: dati al %s (tabella in uso: %s), %d comuni in vigore; %d modifiche:\n", args[0], personDay(p.Date()), personDay(cur.Date()), nNew, len(changes))
 			count := map[string]int{}
 			for _, c := range changes {
 				fmt.Fprintln(out, "  "+c.String())
@@ -251,7 +251,7 @@ conservano i loro codici, che i certificati riportano.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "tabella aggiornata ai dati del %s (effetto al prossimo avvio del demone)\n", p.Date())
+			fmt.Fprintf(out, "tabella aggiornata ai dati del %s (effetto al prossimo avvio del servizio)\n", personDay(p.Date()))
 			return a.moveComuneFolders(cmd, moved)
 		},
 	}
