@@ -37,7 +37,7 @@ func italianHelp(root *cobra.Command) {
 		if c.Flags().Lookup("help") == nil {
 			c.Flags().BoolP("help", "h", false, "aiuto per "+c.Name())
 		}
-		if c.Args != nil {
+		if c.Args != nil || hasRequiredFlags(c) {
 			c.Args = argsIT(c.Args)
 		}
 		for _, sub := range c.Commands() {
@@ -54,14 +54,12 @@ func helpCmdIT(root *cobra.Command) *cobra.Command {
 		Short: "Aiuto su un comando",
 		Long: `Mostra l'aiuto di un comando.
 Scrivere ` + root.Name() + ` help [percorso del comando] per i dettagli.`,
-		Run: func(c *cobra.Command, args []string) {
-			cmd, _, err := c.Root().Find(args)
-			if cmd == nil || err != nil {
-				c.Printf("Nessun aiuto per %q\n", strings.Join(args, " "))
-				_ = c.Root().Usage()
-				return
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if cmd == nil || err != nil || len(rest) > 0 {
+				return usageError{fmt.Errorf("nessun aiuto per %q: il comando non esiste (anprsec help elenca i comandi)", strings.Join(args, " "))}
 			}
-			_ = cmd.Help()
+			return cmd.Help()
 		},
 	}
 	help.Flags().BoolP("help", "h", false, "aiuto per help")
@@ -264,14 +262,23 @@ func flagErrorIT(err error) error {
 	)
 	switch {
 	case errors.As(err, &ne):
-		if s := ne.GetSpecifiedShortnames(); s != "" {
+		if s := ne.GetSpecifiedShortnames(); len(s) > 1 {
 			return fmt.Errorf("opzione sconosciuta: -%s in -%s", ne.GetSpecifiedName(), s)
+		} else if s != "" {
+			return fmt.Errorf("opzione sconosciuta: -%s", s)
 		}
 		return fmt.Errorf("opzione sconosciuta: --%s", ne.GetSpecifiedName())
 	case errors.As(err, &re):
 		return fmt.Errorf("l'opzione --%s richiede un valore", re.GetFlag().Name)
 	case errors.As(err, &ie):
-		return fmt.Errorf("valore %q non valido per l'opzione --%s: %v", ie.GetValue(), ie.GetFlag().Name, errors.Unwrap(ie))
+		want := ie.GetFlag().Value.Type()
+		if it, ok := flagTypeIT[want]; ok {
+			want = it
+		}
+		if want == "durata" {
+			want = "una durata come 90s, 15m o 2h"
+		}
+		return fmt.Errorf("valore %q non valido per l'opzione --%s (atteso: %s)", ie.GetValue(), ie.GetFlag().Name, want)
 	case errors.As(err, &se):
 		return fmt.Errorf("opzione scritta male: %s", se.GetSpecifiedFlag())
 	}
@@ -285,13 +292,19 @@ var (
 	argsRange = regexp.MustCompile(`^accepts between (\d+) and (\d+) arg\(s\), received (\d+)$`)
 	argsNone  = regexp.MustCompile(`^unknown command "(.*)" for "(.*)"$`)
 	argsValid = regexp.MustCompile(`^invalid argument "(.*)" for "(.*)"`)
-	quoted    = regexp.MustCompile(`"([^"]+)"`)
 )
 
-// argsIT wraps an argument check so that its error is in Italian and a
-// usage error (exit 2).
+// argsIT wraps an argument check (nil: any argument) so that its error is
+// in Italian and a usage error (exit 2). It checks first the flags the
+// command requires (cobra's own check, which comes later, is in English).
 func argsIT(check cobra.PositionalArgs) cobra.PositionalArgs {
+	if check == nil {
+		check = cobra.ArbitraryArgs
+	}
 	return func(cmd *cobra.Command, args []string) error {
+		if err := missingFlags(cmd); err != nil {
+			return err
+		}
 		err := check(cmd, args)
 		if err == nil {
 			return nil
@@ -336,18 +349,35 @@ func argomenti(n string) string {
 	return n + " argomenti"
 }
 
-// requiredFlagIT is cobra's error about a required flag left out, in
-// Italian, as a usage error.
-func requiredFlagIT(err error) error {
-	const pre = "required flag(s) "
-	if err == nil || !strings.HasPrefix(err.Error(), pre) {
-		return err
-	}
+// hasRequiredFlags reports whether c has a flag marked required.
+func hasRequiredFlags(c *cobra.Command) bool {
+	found := false
+	c.Flags().VisitAll(func(f *pflag.Flag) {
+		if isRequired(f) {
+			found = true
+		}
+	})
+	return found
+}
+
+func isRequired(f *pflag.Flag) bool {
+	r := f.Annotations[cobra.BashCompOneRequiredFlag]
+	return len(r) == 1 && r[0] == "true"
+}
+
+// missingFlags is the usage error naming the required flags of cmd left
+// out, in Italian (nil when none is).
+func missingFlags(cmd *cobra.Command) error {
 	var names []string
-	for _, m := range quoted.FindAllStringSubmatch(err.Error(), -1) {
-		names = append(names, "--"+m[1])
-	}
-	if len(names) == 1 {
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if isRequired(f) && !f.Changed {
+			names = append(names, "--"+f.Name)
+		}
+	})
+	switch len(names) {
+	case 0:
+		return nil
+	case 1:
 		return usageError{fmt.Errorf("manca l'opzione obbligatoria %s", names[0])}
 	}
 	return usageError{fmt.Errorf("mancano le opzioni obbligatorie %s", strings.Join(names, ", "))}

@@ -150,3 +150,40 @@ func TestEnglishHelpIsCaught(t *testing.T) {
 		}
 	})
 }
+
+// TestCommandLineErrorsAreItalian: what cobra and pflag say about a command
+// line anprsec does not understand reaches the operator in Italian, as a
+// usage error (exit 2), before any store is opened.
+func TestCommandLineErrorsAreItalian(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"jobs", "list", "--bogus"}, "opzione sconosciuta: --bogus"},
+		{[]string{"jobs", "list", "-x"}, "opzione sconosciuta: -x"},
+		{[]string{"jobs", "history", "-n", "tanti"}, `valore "tanti" non valido per l'opzione --limit (atteso: numero)`},
+		{[]string{"jobs", "history", "--limit"}, "l'opzione --limit richiede un valore"},
+		{[]string{"jobs", "run"}, "anprsec jobs run vuole almeno 1 argomento, ne ha ricevuti 0"},
+		{[]string{"backup", "a", "b"}, "anprsec backup vuole 1 argomento, ne ha ricevuti 2"},
+		{[]string{"jobs", "list", "extra"}, `anprsec jobs list non vuole argomenti: "extra" è di troppo`},
+		{[]string{"keys", "rotate", "backup"}, `"backup" non è un argomento valido di anprsec keys rotate`},
+		{[]string{"utenze", "list"}, "manca l'opzione obbligatoria --comune"},
+		{[]string{"smartcard", "consegna"}, "mancano le opzioni obbligatorie --cf, --seriale"},
+		{[]string{"help", "postazioni", "rinnova"}, `nessun aiuto per "postazioni rinnova"`},
+		{[]string{"jobs", "run", "foo"}, "nessun job si chiama \"foo\"; i job sono:\n  ingest-censimento\n"},
+	} {
+		root := newRoot()
+		t.Chdir(t.TempDir()) // no anprsec.yaml: the defaults
+		root.SetArgs(tc.args)
+		var out strings.Builder
+		root.SetOut(&out)
+		root.SetErr(&out)
+		err := root.Execute()
+		if err == nil || exitCode(err) != exitUsage || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("anprsec %s: error %v (exit %d), want exit %d and %q", strings.Join(tc.args, " "), err, exitCode(err), exitUsage, tc.want)
+		}
+		if strings.Contains(err.Error(), "failed") {
+			t.Errorf("anprsec %s: %v", strings.Join(tc.args, " "), err)
+		}
+	}
+}
