@@ -78,7 +78,7 @@ func Open(opt Options) (*Store, error) {
 	db, err := badger.Open(bo)
 	if err != nil {
 		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
-			return nil, fmt.Errorf("store %s: the key does not open this store (wrong keys/store.key?)", opt.Dir)
+			return nil, fmt.Errorf("archivio %s: la chiave non apre questo archivio (keys/store.key sbagliata?)", opt.Dir)
 		}
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("store %s: %w", opt.Dir, ErrLocked)

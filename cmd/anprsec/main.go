@@ -317,7 +317,7 @@ func (a *app) whenDay(t time.Time) string {
 
 // initHint adds "run anprsec init" to a missing key of the ones init makes.
 func initHint(err error) error {
-	if errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "does not exist") {
+	if errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "non esiste") {
 		return fmt.Errorf("%w (eseguire `anprsec init` per creare le chiavi di sviluppo)", err)
 	}
 	return err
