@@ -96,7 +96,7 @@ func Verify(ctx context.Context, d Drop, folders []Folder, now time.Time) *Repor
 		if _, serr := d.Stat(ctx, "."); serr != nil {
 			r.Error = serr.Error()
 		} else {
-			r.Base = "no file can be written in it: " + err.Error()
+			r.Base = "non vi si può scrivere alcun file: " + err.Error()
 		}
 		return r
 	}
@@ -162,7 +162,7 @@ func checkFolder(ctx context.Context, d Drop, f Folder) (missing bool, werr, err
 		case err != nil:
 			return false, nil, err
 		case !e.Dir:
-			return false, fmt.Errorf("%s is not a folder", f.Path), nil
+			return false, fmt.Errorf("%s non è una cartella", f.Path), nil
 		}
 	}
 	if _, werr := CheckWritable(ctx, d, f.Path); werr != nil {

@@ -37,7 +37,7 @@ func TestWrongBasePathNamedAtStartThenPrepared(t *testing.T) {
 
 	stdout, stderr, took, err := runCLI(t, "--config", cfgFile, "run")
 	if err == nil || !strings.Contains(err.Error(), "percorso base sbagliato") || !strings.Contains(err.Error(), "/~/dorp") ||
-		!strings.Contains(err.Error(), "does not exist") {
+		!strings.Contains(err.Error(), "la cartella non esiste") {
 		t.Fatalf("run with base path dorp: err %v after %v\nstdout:\n%s\nstderr:\n%s", err, took, stdout, stderr)
 	}
 	stdout, _, _, err = runCLI(t, "--config", cfgFile, "drop", "verifica")
@@ -45,7 +45,7 @@ func TestWrongBasePathNamedAtStartThenPrepared(t *testing.T) {
 		t.Errorf("drop verifica with base path dorp: err %v\n%s", err, stdout)
 	}
 	stdout, _, _, err = runCLI(t, "--config", cfgFile, "drop", "prepara")
-	if err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if err == nil || !strings.Contains(err.Error(), "la cartella non esiste") {
 		t.Errorf("drop prepara with base path dorp: err %v\n%s", err, stdout)
 	}
 	if _, err := os.Stat(filepath.Join(srv.SFTPRoot, "dorp")); err == nil {
