@@ -157,7 +157,7 @@ func (a *app) printStatus(w io.Writer, st *ops.Status, from string) error {
 	}
 	fmt.Fprintf(w, "stato di anprsec al %s, %s\n", a.when(now), from)
 
-	fmt.Fprintln(w, "\nJOB")
+	fmt.Fprintln(w, "\nESECUZIONI DEI JOB")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tULTIMA ESECUZIONE\tDURATA\tESITO\tCONTEGGI\tULTIMA RIUSCITA\tPROSSIMA")
 	for _, j := range st.Jobs {
