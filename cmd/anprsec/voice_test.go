@@ -24,7 +24,7 @@ func init() {
 		run runs write writes written show shows list lists print prints read reads make makes made
 		set sets use uses used get gets give gives take takes keep keeps send sends check checks
 		new one two first last next same other such more most some none here
-		file's store's files folder folders directory key certificate certificates cards
+		file's store's files folder folders key certificate certificates cards
 		request requests delivery deliveries workstation workstations user users job's
 		default defaults error errors failed failure warning found missing unknown
 		schedule signed sealed
