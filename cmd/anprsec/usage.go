@@ -31,7 +31,7 @@ func exitCode(err error) int {
 // `anprsec postazioni frobnica` is an error naming the group's commands,
 // not the group's help with exit 0; an unknown flag is a usage error too.
 func strictCommands(root *cobra.Command) {
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{flagErrorIT(err)} })
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
