@@ -37,14 +37,6 @@ func strictCommands(root *cobra.Command) {
 		if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
 			c.Args = groupArgs
 			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
-		} else if check := c.Args; check != nil {
-			// A wrong number of arguments is a usage error too.
-			c.Args = func(cmd *cobra.Command, args []string) error {
-				if err := check(cmd, args); err != nil {
-					return usageError{err}
-				}
-				return nil
-			}
 		}
 		for _, sub := range c.Commands() {
 			walk(sub)

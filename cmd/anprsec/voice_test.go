@@ -169,7 +169,7 @@ func TestCommandLineErrorsAreItalian(t *testing.T) {
 		{[]string{"keys", "rotate", "backup"}, `"backup" non è un argomento valido di anprsec keys rotate`},
 		{[]string{"utenze", "list"}, "manca l'opzione obbligatoria --comune"},
 		{[]string{"smartcard", "consegna"}, "mancano le opzioni obbligatorie --cf, --seriale"},
-		{[]string{"help", "postazioni", "rinnova"}, `nessun aiuto per "postazioni rinnova"`},
+		{[]string{"help", "postazioni", "frobnica"}, `nessun aiuto per "postazioni frobnica"`},
 		{[]string{"jobs", "run", "foo"}, "nessun job si chiama \"foo\"; i job sono:\n  ingest-censimento\n"},
 	} {
 		root := newRoot()
