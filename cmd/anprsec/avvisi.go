@@ -47,8 +47,8 @@ func (a *app) avvisiInviaCmd() *cobra.Command {
 		Long: `invia avvia una campagna straordinaria (codice AVV-<AAAAMMGG>-S<n>) a tutti i
 comuni censiti, o al solo --comune, con scadenza --scadenza (gg/mm/aaaa;
 predefinita: avvisi.deadline_days giorni da oggi), e accoda gli avvisi
-(li spedisce il job invio-pin). Il daemon va fermato prima, come per
-"jobs run".`,
+(li spedisce il job invio-pin). Con il daemon in esecuzione il comando
+passa per il suo socket di controllo.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o := jobs.CampaignOptions{By: operatorActor()}

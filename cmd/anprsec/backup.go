@@ -19,8 +19,8 @@ func (a *app) backupCmd() *cobra.Command {
 con la chiave di backup (keys.backup, var/keys/backup.key): il file non
 contiene in chiaro codici fiscali, e-mail o segreti. La chiave di backup va
 custodita lontano dai backup. Un FILE esistente è sostituito solo con --force.
-Il servizio deve essere fermo (l'archivio è usato da un solo processo alla
-volta).`,
+Con il daemon in esecuzione il backup lo fa il daemon e il FILE lo scrive
+questo comando, con i permessi di chi lo lancia.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := secret.ReadKey(a.cfg.Path(a.cfg.Keys.Backup))

@@ -48,8 +48,8 @@ Scrive <nome>.csv e <nome>.csv.asc nel drop, in prefetture/<PPP>/consegne/
 righe che devono essere rifiutate, alternando un seriale sconosciuto
 (SERIALE_SCONOSCIUTO) e una smart card di un altro titolare
 (TITOLARE_DIVERSO), per provare le ricevute. Un file esistente non viene mai
-sostituito. Legge l'archivio, usato da un solo processo alla volta: fermare
-prima il servizio.`,
+sostituito. Con il daemon in esecuzione il comando passa per il suo socket
+di controllo.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.genConsegne(cmd, opt, outDir)

@@ -62,8 +62,9 @@ func (a *app) jobsCmd() *cobra.Command {
 		Long: `run esegue subito i job indicati, uno dopo l'altro, con la stessa protezione
 dalle esecuzioni sovrapposte e la stessa registrazione di un'esecuzione
 pianificata (avvio "manuale"). Esce con stato non zero quando un job fallisce.
-L'archivio è usato da un solo processo alla volta: fermare prima il servizio,
-o attendere la sua pianificazione.`,
+Con il daemon in esecuzione il job gira nel daemon (tramite il socket di
+controllo), con la stessa protezione dalle esecuzioni sovrapposte; i suoi
+messaggi di log vanno nel log del daemon.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, name := range args {

@@ -226,20 +226,8 @@ func (a *app) printStatus(w io.Writer, st *ops.Status, from string) error {
 		return err
 	}
 
-	if len(st.LateCards) > 0 {
-		fmt.Fprintf(w, "\nSMART CARD IN RITARDO (in produzione oltre i giorni lavorativi previsti: %d)\n", len(st.LateCards))
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "seriale\tcomune\tordinata il\tgiorni lavorativi\tback-office avvisato")
-		for _, c := range st.LateCards {
-			notified := "no"
-			if !c.Notified.IsZero() {
-				notified = a.when(c.Notified)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", c.Serial, c.ISTAT, a.whenDay(c.Ordered), c.WorkingDays, notified)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
+	if err := a.printLateCards(w, st.LateCards); err != nil {
+		return err
 	}
 
 	fmt.Fprintln(w, "\nDROP")
@@ -282,4 +270,23 @@ func roundAgo(d time.Duration) time.Duration {
 	default:
 		return d.Round(time.Minute)
 	}
+}
+
+// printLateCards prints the section of the cards late in production, when
+// there are any.
+func (a *app) printLateCards(w io.Writer, late []lifecycle.LateCard) error {
+	if len(late) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\nSMART CARD IN RITARDO (in produzione oltre i giorni lavorativi previsti: %d)\n", len(late))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "seriale\tcomune\tordinata il\tgiorni lavorativi\tback-office avvisato")
+	for _, c := range late {
+		notified := "no"
+		if !c.Notified.IsZero() {
+			notified = a.when(c.Notified)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", c.Serial, c.ISTAT, a.whenDay(c.Ordered), c.WorkingDays, notified)
+	}
+	return tw.Flush()
 }
