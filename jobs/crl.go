@@ -55,10 +55,6 @@ var crlJob = Job{
 
 func runCRL(ctx context.Context, env *Env, run *Run) error {
 	pc := env.Config.PKI
-	ca, err := pki.LoadCA(env.Config.Path(pc.CACert), env.Config.CAKey())
-	if err != nil {
-		return fmt.Errorf("crl: CA: %w", err)
-	}
 	// nextUpdate - thisUpdate (pki.crl_validity, default 25h): the CRL is
 	// re-signed every hour, so 25 hours leave a day of margin to a relying
 	// party when the daemon is down, and one more hour for a late run.
@@ -66,13 +62,62 @@ func runCRL(ctx context.Context, env *Env, run *Run) error {
 	if validity <= time.Hour {
 		return fmt.Errorf("crl: pki.crl_validity %s: must be more than 1h", validity)
 	}
+	var cas []*IssuerCA
+	if err := env.Store.View(func(tx *store.Tx) error {
+		var err error
+		cas, err = CAs(env.Config, tx)
+		return err
+	}); err != nil {
+		return fmt.Errorf("crl: CA: %w", err)
+	}
+	// The keys first: a CRL that cannot be signed for every CA is not
+	// signed for any, nor is the drop touched.
+	signers := make([]*pki.CA, len(cas))
+	for i, c := range cas {
+		if !c.Retired.IsZero() {
+			continue
+		}
+		ca, err := c.Load()
+		if err != nil {
+			return fmt.Errorf("crl: CA: %w", err)
+		}
+		signers[i] = ca
+	}
 	if err := checkWayOut(ctx, env, CRLActor, path.Dir(CRLFileDER)); err != nil {
 		return err
 	}
+	for i, c := range cas {
+		if signers[i] == nil {
+			continue
+		}
+		if err := signAndPublishCRL(ctx, env, run, c, signers[i], validity, len(cas) > 1); err != nil {
+			return err
+		}
+	}
+	return env.Store.Update(func(tx *store.Tx) error { return tx.DeleteMeta(lifecycle.CRLDirtyMeta) })
+}
+
+// signAndPublishCRL signs the CRL of CA c (its own certificates only,
+// docs/rules.md#ca-rollover), records it, writes its files, and marks it
+// published. A CA that is not the current one and has no certificate left
+// that has not expired is retired instead: its last CRL stays published.
+func signAndPublishCRL(ctx context.Context, env *Env, run *Run, c *IssuerCA, ca *pki.CA, validity time.Duration, several bool) error {
+	derFile, pemFile := c.CRLFiles()
 	var rec *store.CRL
 	var held, revoked int
-	err = env.Store.Update(func(tx *store.Tx) error {
-		entries, h, r, err := crlEntries(tx)
+	retired := false
+	err := env.Store.Update(func(tx *store.Tx) error {
+		if !c.Current {
+			live, err := liveCertificates(tx, c)
+			if err != nil {
+				return err
+			}
+			if live == 0 {
+				retired = true
+				return retireCA(tx, c)
+			}
+		}
+		entries, h, r, err := crlEntries(tx, c)
 		if err != nil {
 			return err
 		}
@@ -86,32 +131,44 @@ func runCRL(ctx context.Context, env *Env, run *Run) error {
 			return err
 		}
 		rec = &store.CRL{Number: n, ThisUpdate: tx.Now, NextUpdate: tx.Now.Add(validity), Entries: len(entries), DER: der}
-		if err := tx.PutCRL(rec); err != nil {
+		if err := tx.PutCRLOf(c.Tag, rec); err != nil {
 			return err
 		}
-		return tx.Record(store.Source{Actor: CRLActor}, "crl.firmata", "crl", fmt.Sprint(n),
-			fmt.Sprintf("CRL numero %d: %d in sospensione, %d revocati, valida fino a %s",
-				n, h, r, rec.NextUpdate.Format(time.RFC3339)))
+		detail := fmt.Sprintf("CRL numero %d: %d in sospensione, %d revocati, valida fino a %s",
+			n, h, r, rec.NextUpdate.Format(time.RFC3339))
+		if several {
+			detail += fmt.Sprintf(" (CA %s, %s)", c.KeyID, derFile)
+		}
+		return tx.Record(store.Source{Actor: CRLActor}, "crl.firmata", "crl", fmt.Sprint(n), detail)
 	})
 	if err != nil {
 		return fmt.Errorf("crl: %w", err)
 	}
-	run.Set("number", int(rec.Number))
-	run.Set("held", held)
-	run.Set("revoked", revoked)
+	if retired {
+		run.Log.Info("crl: CA retired: no certificate of it is left", "ca", c.KeyID)
+		run.Add("retired_cas", 1)
+		return nil
+	}
+	if c.Current {
+		run.Set("number", int(rec.Number))
+		run.Set("held", held)
+		run.Set("revoked", revoked)
+	} else {
+		run.Add("previous_ca_entries", held+revoked)
+	}
 	if err := env.Store.Sync(); err != nil {
 		return err
 	}
 	for _, f := range []struct {
 		name string
 		data []byte
-	}{{CRLFileDER, rec.DER}, {CRLFilePEM, pki.CRLPEM(rec.DER)}} {
+	}{{derFile, rec.DER}, {pemFile, pki.CRLPEM(rec.DER)}} {
 		if err := env.Drop.Write(ctx, f.name, bytes.NewReader(f.data)); err != nil {
 			return fmt.Errorf("crl: writing %s: %w", f.name, err)
 		}
 	}
 	return env.Store.Update(func(tx *store.Tx) error {
-		cur, err := tx.LastCRL()
+		cur, err := tx.LastCRLOf(c.Tag)
 		if err != nil {
 			return err
 		}
@@ -119,12 +176,43 @@ func runCRL(ctx context.Context, env *Env, run *Run) error {
 			return nil // a newer one was signed meanwhile
 		}
 		cur.Published = tx.Now
-		cur.Files = []string{CRLFileDER, CRLFilePEM}
-		if err := tx.DeleteMeta(lifecycle.CRLDirtyMeta); err != nil {
-			return err
-		}
-		return tx.PutCRL(cur)
+		cur.Files = []string{derFile, pemFile}
+		return tx.PutCRLOf(c.Tag, cur)
 	})
+}
+
+// liveCertificates counts the certificates of c that have not expired and
+// are still some postazione's current certificate.
+func liveCertificates(tx *store.Tx, c *IssuerCA) (int, error) {
+	n := 0
+	states := []domain.CertState{domain.CertRichiesta, domain.CertAttivo, domain.CertBloccato, domain.CertRevocaInCorso, domain.CertRevocato}
+	err := tx.EachPostazioneIn(states, func(p *domain.Postazione) error {
+		if p.Serial != "" && c.Owns(p) && p.NotAfter.After(tx.Now) {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// retireCA records that CA c has no certificate left: it publishes no
+// more CRLs and answers no more OCSP requests.
+func retireCA(tx *store.Tx, c *IssuerCA) error {
+	reg, err := tx.CARegistry()
+	if err != nil {
+		return err
+	}
+	for i := range reg.CAs {
+		if reg.CAs[i].KeyID == c.KeyID && reg.CAs[i].Retired.IsZero() {
+			reg.CAs[i].Retired = tx.Now
+		}
+	}
+	if err := tx.PutCARegistry(reg); err != nil {
+		return err
+	}
+	return tx.Record(store.Source{Actor: CRLActor}, "ca.ritirata", "ca", c.KeyID,
+		fmt.Sprintf("CA %s (impronta SHA-256 %s): nessun suo certificato è ancora valido; la sua ultima CRL resta pubblicata",
+			c.KeyID, pki.Fingerprint(c.Cert)))
 }
 
 // crlDirty reports whether a change is waiting for the CRL.
@@ -134,10 +222,13 @@ func crlDirty(env *Env) bool {
 	return err == nil && dirty
 }
 
-// crlEntries lists the held and revoked certificates, in serial order,
-// each with the date and reason of lifecycle.RevocationOf.
-func crlEntries(tx *store.Tx) (entries []pki.CRLEntry, held, revoked int, err error) {
+// crlEntries lists the held and revoked certificates of CA c, in serial
+// order, each with the date and reason of lifecycle.RevocationOf.
+func crlEntries(tx *store.Tx, c *IssuerCA) (entries []pki.CRLEntry, held, revoked int, err error) {
 	err = tx.EachPostazioneIn(lifecycle.RevokedStates, func(p *domain.Postazione) error {
+		if !c.Owns(p) {
+			return nil
+		}
 		if p.Serial == "" {
 			// Refuse rather than sign a CRL that misses a revoked certificate.
 			return fmt.Errorf("postazione %s is %s but has no certificate serial", p.Code, p.State)

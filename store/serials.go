@@ -34,7 +34,7 @@ func serialKey(serial string) string { return serialPrefix + strings.ToUpper(ser
 // serialEntry is what the index keeps of a postazione.
 func serialEntry(p *domain.Postazione) *domain.Postazione {
 	return &domain.Postazione{
-		Code: p.Code, ISTAT: p.ISTAT, Server: p.Server, State: p.State, Serial: p.Serial, NotAfter: p.NotAfter,
+		Code: p.Code, ISTAT: p.ISTAT, Server: p.Server, State: p.State, Serial: p.Serial, NotAfter: p.NotAfter, Issuer: p.Issuer,
 		HoldSince: p.HoldSince, RevokedAt: p.RevokedAt, RevocationReason: p.RevocationReason,
 		Created: p.Created, Updated: p.Updated,
 	}
