@@ -224,13 +224,15 @@ type Postazione struct {
 	UndoUntil time.Time `json:"undo_until,omitempty"`
 
 	// Certificate, set by the certificati job when the state becomes ATTIVO.
-	CertDER   []byte `json:"cert_der,omitempty"`
-	P12Sealed []byte `json:"p12_sealed,omitempty"` // PKCS#12, sealed with context "postazione/<code>/p12"
+	CertDER        []byte `json:"cert_der,omitempty"`
+	P12Sealed      []byte `json:"p12_sealed,omitempty"`      // PKCS#12, sealed with context "postazione/<code>/p12"
+	PasswordSealed []byte `json:"password_sealed,omitempty"` // its password, sealed with context "postazione/<code>/password"
+
 	// Issuer is the Subject Key Identifier (hex, upper case) of the CA that
 	// issued the certificate; empty for certificates issued before it was
 	// recorded, all of the first CA (docs/rules.md#ca-rollover).
-	Issuer         string `json:"issuer,omitempty"`
-	PasswordSealed []byte `json:"password_sealed,omitempty"` // its password, sealed with context "postazione/<code>/password"
+	Issuer string `json:"issuer,omitempty"`
+
 	// Failed issuance: the last error and the number of failed attempts.
 	LastError string `json:"last_error,omitempty"`
 	Attempts  int    `json:"attempts,omitempty"`
