@@ -62,12 +62,16 @@ func (c *IssuerCA) Load() (*pki.CA, error) {
 
 // Chain is what a PKCS#12 of this CA carries beside the certificate: the
 // CA certificate and, after a rollover, the cross certificate, so that a
-// relying party that trusts only the previous CA finds its way to it.
+// relying party that trusts only the previous CA finds its way to it. The
+// cross certificate comes first: OpenSSL takes the first issuer it finds
+// among the untrusted certificates, and the self-signed one ends a chain
+// that the previous CA's relying parties do not trust (one that trusts the
+// new CA finds it in its own store first).
 func (c *IssuerCA) Chain() []*x509.Certificate {
 	if c.Cross == nil {
 		return []*x509.Certificate{c.Cert}
 	}
-	return []*x509.Certificate{c.Cert, c.Cross}
+	return []*x509.Certificate{c.Cross, c.Cert}
 }
 
 // Discovery are the URLs written into this CA's certificates: the CRL and
