@@ -1,0 +1,322 @@
+package jobs
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"anprsec/domain"
+	"anprsec/lifecycle"
+	"anprsec/pki"
+	"anprsec/store"
+)
+
+func (c *certEnv) rollOver() *Rollover {
+	c.t.Helper()
+	res, err := RollOverCA(c.env, store.Source{Actor: lifecycle.BackOfficeActor}, time.Now(), 2048)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return res
+}
+
+func (c *certEnv) history(action string) []store.Entry {
+	c.t.Helper()
+	es, err := c.env.Store.History(0, 0, func(e *store.Entry) bool { return e.Action == action })
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return es
+}
+
+func (c *certEnv) cas() []*IssuerCA {
+	c.t.Helper()
+	var cas []*IssuerCA
+	if err := c.env.Store.View(func(tx *store.Tx) error {
+		var err error
+		cas, err = CAs(c.env.Config, tx)
+		return err
+	}); err != nil {
+		c.t.Fatal(err)
+	}
+	return cas
+}
+
+// A rollover interrupted before its switch leaves the old CA current (the
+// certificati batch still issues under it); the rerun resumes it with the
+// key already made, which is never made twice nor overwritten.
+func TestInterruptedRolloverKeepsTheOldCAAndResumesWithTheSameKey(t *testing.T) {
+	c := newCertEnv(t)
+	old, err := CurrentCA(c.env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := time.Now().In(c.env.Loc).Format("20060102")
+	certPath, keyPath, crossPath, err := CAFiles(c.env.Config, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The cross certificate cannot be written: something holds its name.
+	if err := os.Mkdir(crossPath, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RollOverCA(c.env, store.Source{Actor: "t"}, time.Now(), 2048); err == nil || !strings.Contains(err.Error(), "certificato incrociato") {
+		t.Fatalf("rollover with the cross certificate's name taken: %v", err)
+	}
+	key1, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatalf("the key of the interrupted rollover: %v", err)
+	}
+	if fi, _ := os.Stat(keyPath); fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v", fi.Mode().Perm())
+	}
+	if cur, err := CurrentCA(c.env); err != nil || cur.KeyID != old.KeyID {
+		t.Fatalf("current CA after an interrupted rollover: %v, %v; want the old one %s", cur, err, old.KeyID)
+	}
+	c.census()
+	if _, err := c.run(certificatiJob); err != nil {
+		t.Fatal(err)
+	}
+	for code, p := range c.postazioni() {
+		if p.Issuer != old.KeyID {
+			t.Errorf("%s issued by %q during the interrupted rollover, want the old CA %s", code, p.Issuer, old.KeyID)
+		}
+	}
+
+	os.Remove(crossPath)
+	res := c.rollOver()
+	if !res.Resumed {
+		t.Error("the rerun did not resume the interrupted rollover")
+	}
+	if len(res.Made) != 1 || res.Made[0] != crossPath {
+		t.Errorf("the rerun made %v, want only the cross certificate", res.Made)
+	}
+	key2, _ := os.ReadFile(keyPath)
+	if !bytes.Equal(key1, key2) {
+		t.Fatal("the key file changed")
+	}
+	signer, err := pki.ParsePrivateKeyPEM(key1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !signer.Public().(*rsa.PublicKey).Equal(res.New.Cert.PublicKey) || res.New.CertPath != certPath {
+		t.Error("the new CA is not the key of the interrupted rollover")
+	}
+	cas := c.cas()
+	current := 0
+	for _, ca := range cas {
+		if ca.Current {
+			current++
+		}
+	}
+	if len(cas) != 2 || current != 1 || !cas[1].Current || cas[1].KeyID != res.New.KeyID || cas[0].KeyID != old.KeyID {
+		t.Errorf("CAs after the rollover: %+v", cas)
+	}
+	if n := len(c.history("ca.rinnovo")); n != 1 {
+		t.Errorf("%d ca.rinnovo entries", n)
+	}
+	h := c.history("ca.rinnovo")[0].Detail
+	for _, fp := range []string{pki.Fingerprint(res.New.Cert), pki.Fingerprint(res.New.Cross), pki.Fingerprint(old.Cert)} {
+		if !strings.Contains(h, fp) {
+			t.Errorf("ca.rinnovo %q lacks the fingerprint %s", h, fp)
+		}
+	}
+	// The same day again: refused, nothing made.
+	if _, err := RollOverCA(c.env, store.Source{Actor: "t"}, time.Now(), 2048); !errors.Is(err, ErrRolledOver) {
+		t.Errorf("a second rollover the same day: %v", err)
+	}
+}
+
+// After a rollover every certificate is issued by the new CA, its P12
+// carries the cross certificate and the new CA; each CA's CRL lists only
+// its own certificates, certificates without an issuer record being the
+// first CA's.
+func TestAfterARolloverTheNewCAIssuesAndEachCRLListsItsOwn(t *testing.T) {
+	c := newCertEnv(t)
+	c.census()
+	if _, err := c.run(certificatiJob); err != nil {
+		t.Fatal(err)
+	}
+	ps := c.postazioni()
+	// A certificate from before issuers were recorded.
+	legacy := ps["058091-PC-0003"]
+	if err := c.env.Store.Update(func(tx *store.Tx) error {
+		p, err := tx.Postazione(legacy.Code)
+		if err != nil {
+			return err
+		}
+		p.Issuer = ""
+		return tx.PutPostazione(p)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	src := store.Source{Actor: lifecycle.BackOfficeActor}
+	for _, code := range []string{"058091-PC-0001", legacy.Code} {
+		if _, err := lifecycle.ChangePostazione(c.env.Store, src, lifecycle.OpBlockPostazione, code, "prova"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := c.rollOver()
+	// A new request, issued after the rollover.
+	if err := c.env.Store.Update(func(tx *store.Tx) error {
+		p, err := tx.Postazione("058091-PC-0002")
+		if err != nil {
+			return err
+		}
+		p.State, p.Serial, p.CertDER, p.Issuer = domain.CertRichiesta, "", nil, ""
+		return tx.PutPostazione(p)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.run(certificatiJob); err != nil {
+		t.Fatal(err)
+	}
+	renewed := c.postazioni()["058091-PC-0002"]
+	if renewed.Issuer != res.New.KeyID {
+		t.Fatalf("issued after the rollover by %q, want %s", renewed.Issuer, res.New.KeyID)
+	}
+	cert, err := x509.ParseCertificate(renewed.CertDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cert.CheckSignatureFrom(res.New.Cert); err != nil {
+		t.Errorf("not signed by the new CA: %v", err)
+	}
+	if !strings.Contains(strings.Join(cert.CRLDistributionPoints, " "), "-"+res.New.Tag+".crl") && c.env.Config.PKI.CRLURL != "" {
+		t.Errorf("CRL distribution point %v", cert.CRLDistributionPoints)
+	}
+	if _, err := lifecycle.ChangePostazione(c.env.Store, src, lifecycle.OpBlockPostazione, renewed.Code, "prova"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.run(crlJob); err != nil {
+		t.Fatal(err)
+	}
+	oldCRL := c.crlFile(CRLFileDER, res.Old.Cert)
+	newDER, _ := res.New.CRLFiles()
+	newCRL := c.crlFile(newDER, res.New.Cert)
+	if r := reasons(oldCRL); len(r) != 2 || r[ps["058091-PC-0001"].Serial] != pki.ReasonCertificateHold || r[legacy.Serial] != pki.ReasonCertificateHold {
+		t.Errorf("old CA's CRL: %v", r)
+	}
+	if r := reasons(newCRL); len(r) != 1 || r[renewed.Serial] != pki.ReasonCertificateHold {
+		t.Errorf("new CA's CRL: %v", r)
+	}
+	if oldCRL.Number.Cmp(newCRL.Number) == 0 {
+		t.Error("both CRLs have the same number")
+	}
+}
+
+// crlFile reads a published CRL and checks it is signed by ca.
+func (c *certEnv) crlFile(name string, ca *x509.Certificate) *x509.RevocationList {
+	c.t.Helper()
+	der, err := os.ReadFile(filepath.Join(c.root, filepath.FromSlash(name)))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := crl.CheckSignatureFrom(ca); err != nil {
+		c.t.Errorf("%s: %v", name, err)
+	}
+	return crl
+}
+
+// The previous CA publishes its CRL until its last certificate has expired
+// or been replaced; then it is retired, once, with a history entry.
+func TestThePreviousCARetiresWithItsLastCertificate(t *testing.T) {
+	c := newCertEnv(t)
+	c.census()
+	if _, err := c.run(certificatiJob); err != nil {
+		t.Fatal(err)
+	}
+	res := c.rollOver()
+	counts, err := c.run(crlJob)
+	if err != nil || counts["retired_cas"] != 0 {
+		t.Fatalf("crl with the old CA's certificates valid: %v %v", counts, err)
+	}
+	if err := c.env.Store.Update(func(tx *store.Tx) error {
+		return tx.EachPostazioneIn([]domain.CertState{domain.CertAttivo}, func(p *domain.Postazione) error {
+			p.NotAfter = tx.Now.Add(-time.Hour)
+			return tx.PutPostazione(p)
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(c.root, filepath.FromSlash(CRLFileDER)))
+	if counts, err = c.run(crlJob); err != nil || counts["retired_cas"] != 1 {
+		t.Fatalf("crl after the old CA's last certificate expired: %v %v", counts, err)
+	}
+	after, _ := os.ReadFile(filepath.Join(c.root, filepath.FromSlash(CRLFileDER)))
+	if !bytes.Equal(before, after) {
+		t.Error("the retired CA's CRL was signed again")
+	}
+	cas := c.cas()
+	if cas[0].Retired.IsZero() || !cas[1].Retired.IsZero() || !cas[1].Current || cas[1].KeyID != res.New.KeyID {
+		t.Errorf("CAs: %+v %+v", cas[0], cas[1])
+	}
+	if _, err := c.run(crlJob); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(c.history("ca.ritirata")); n != 1 {
+		t.Errorf("%d ca.ritirata entries", n)
+	}
+}
+
+// scadenze warns of the current CA's expiry at 180, 90 and 30 days, once
+// each.
+func TestScadenzeWarnsOfTheCAExpiryOncePerThreshold(t *testing.T) {
+	c := newCertEnv(t)
+	writeShortCA(t, c.env.Config.PKI.CACert, c.env.Config.PKI.CAKey, 100*24*time.Hour)
+	for range 2 {
+		if _, err := c.run(scadenzeJob); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es := c.history("ca.scadenza")
+	if len(es) != 1 || !strings.Contains(es[0].Detail, "soglia 180") || !strings.Contains(es[0].Detail, "anprsec ca rinnova") {
+		t.Fatalf("ca.scadenza entries: %+v", es)
+	}
+	writeShortCA(t, c.env.Config.PKI.CACert, c.env.Config.PKI.CAKey, 20*24*time.Hour)
+	if _, err := c.run(scadenzeJob); err != nil {
+		t.Fatal(err)
+	}
+	// the same key: the warned threshold is the key's
+	es = c.history("ca.scadenza")
+	if len(es) != 2 || !strings.Contains(es[1].Detail, "soglia 30") {
+		t.Fatalf("ca.scadenza entries: %+v", es)
+	}
+}
+
+// writeShortCA replaces the CA certificate at certPath with one of the
+// same key valid for d.
+func writeShortCA(t *testing.T, certPath, keyPath string, d time.Duration) {
+	t.Helper()
+	key, err := pki.LoadKey(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ski, _ := pki.SubjectKeyID(key.Public())
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "short CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(d),
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true, SubjectKeyId: ski,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
