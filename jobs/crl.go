@@ -182,17 +182,25 @@ func signAndPublishCRL(ctx context.Context, env *Env, run *Run, c *IssuerCA, ca 
 }
 
 // liveCertificates counts the certificates of c that have not expired and
-// are still some postazione's current certificate.
+// are still some postazione's current certificate: from the serial index
+// (small entries) once it is complete, else from the postazioni.
 func liveCertificates(tx *store.Tx, c *IssuerCA) (int, error) {
 	n := 0
-	states := []domain.CertState{domain.CertRichiesta, domain.CertAttivo, domain.CertBloccato, domain.CertRevocaInCorso, domain.CertRevocato}
-	err := tx.EachPostazioneIn(states, func(p *domain.Postazione) error {
+	count := func(p *domain.Postazione) error {
 		if p.Serial != "" && c.Owns(p) && p.NotAfter.After(tx.Now) {
 			n++
 		}
 		return nil
-	})
-	return n, err
+	}
+	indexed, err := tx.SerialsIndexed()
+	if err != nil {
+		return 0, err
+	}
+	if indexed {
+		return n, tx.EachSerialEntry(count)
+	}
+	states := []domain.CertState{domain.CertRichiesta, domain.CertAttivo, domain.CertBloccato, domain.CertRevocaInCorso, domain.CertRevocato}
+	return n, tx.EachPostazioneIn(states, count)
 }
 
 // retireCA records that CA c has no certificate left: it publishes no

@@ -234,11 +234,26 @@ func (c *certEnv) crlFile(name string, ca *x509.Certificate) *x509.RevocationLis
 
 // The previous CA publishes its CRL until its last certificate has expired
 // or been replaced; then it is retired, once, with a history entry.
+// It is so whether the serial index is complete (read from it) or not yet
+// (read from the postazioni).
 func TestThePreviousCARetiresWithItsLastCertificate(t *testing.T) {
+	for _, indexed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "postazioni", true: "index"}[indexed], func(t *testing.T) {
+			testPreviousCARetires(t, indexed)
+		})
+	}
+}
+
+func testPreviousCARetires(t *testing.T, indexed bool) {
 	c := newCertEnv(t)
 	c.census()
 	if _, err := c.run(certificatiJob); err != nil {
 		t.Fatal(err)
+	}
+	if indexed {
+		if _, err := c.env.Store.IndexSerials(0); err != nil {
+			t.Fatal(err)
+		}
 	}
 	res := c.rollOver()
 	counts, err := c.run(crlJob)

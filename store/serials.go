@@ -81,6 +81,30 @@ func (tx *Tx) EachSerial(fn func(serial string) error) error {
 	})
 }
 
+// EachSerialEntry calls fn with the index entry of every current
+// certificate (the fields of a status, issuer and expiry: no certificate,
+// key or PKCS#12), in the index's order.
+func (tx *Tx) EachSerialEntry(fn func(p *domain.Postazione) error) error {
+	return tx.scan(serialPrefix, true, func(_ string, v []byte) (bool, error) {
+		var p domain.Postazione
+		if err := json.Unmarshal(v, &p); err != nil {
+			return false, err
+		}
+		return true, fn(&p)
+	})
+}
+
+// SerialsIndexed reports whether every postazione is in the serial index
+// (IndexSerials has completed it once).
+func (tx *Tx) SerialsIndexed() (bool, error) {
+	done := false
+	err := tx.Meta(serialIndexMeta, &done)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return done, err
+}
+
 // IndexSerials makes sure every postazione with a certificate is in the
 // serial index: a store written before the index existed gets it here,
 // once, in transactions of batch postazioni, and the mark that it is done
