@@ -102,7 +102,7 @@ func runCRL(ctx context.Context, env *Env, run *Run) error {
 // published. A CA that is not the current one and has no certificate left
 // that has not expired is retired instead: its last CRL stays published.
 func signAndPublishCRL(ctx context.Context, env *Env, run *Run, c *IssuerCA, ca *pki.CA, validity time.Duration, several bool) error {
-	derFile, pemFile := c.CRLFiles()
+	derFile, _ := c.CRLFiles()
 	var rec *store.CRL
 	var held, revoked int
 	retired := false
@@ -156,6 +156,13 @@ func signAndPublishCRL(ctx context.Context, env *Env, run *Run, c *IssuerCA, ca 
 	} else {
 		run.Add("previous_ca_entries", held+revoked)
 	}
+	return publishCRL(ctx, env, c, rec)
+}
+
+// publishCRL writes the CRL rec of CA c to the drop, once the store is
+// synced, and marks it published unless a newer one was signed meanwhile.
+func publishCRL(ctx context.Context, env *Env, c *IssuerCA, rec *store.CRL) error {
+	derFile, pemFile := c.CRLFiles()
 	if err := env.Store.Sync(); err != nil {
 		return err
 	}

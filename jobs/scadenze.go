@@ -74,9 +74,6 @@ func runScadenze(ctx context.Context, env *Env, run *Run) error {
 	if err := warnExpiries(env, run); err != nil {
 		return err
 	}
-	if err := warnCAExpiry(env, run); err != nil {
-		return err
-	}
 	var now time.Time
 	byComune := map[string][]scadenza{}
 	err = env.Store.View(func(tx *store.Tx) error {
@@ -263,7 +260,7 @@ func warnExpiries(env *Env, run *Run) error {
 			return fmt.Errorf("scadenze: warning of card %s: %w", serial, err)
 		}
 	}
-	return nil
+	return warnCAExpiry(env, run)
 }
 
 // dueWarnings is one read pass that finds what has a warning due: the

@@ -118,35 +118,40 @@ func New(o Options) (*Server, error) {
 	s.laterCRL, s.laterCA = map[string]string{}, map[string]*LaterCA{}
 	taken := map[string]bool{s.crlPath: true, s.caPath: true}
 	for i := range o.Later {
-		l := &o.Later[i]
-		if l.Tag == "" || l.Cert == nil {
-			return nil, errors.New("pkihttp: a later CA needs its tag and certificate")
-		}
-		crlPath, err := pathOf(l.CRLURL, "")
-		if err != nil {
-			return nil, fmt.Errorf("pkihttp: CRL URL of CA %s: %w", l.Tag, err)
-		}
-		caPath, err := pathOf(l.CAIssuersURL, "")
-		if err != nil {
-			return nil, fmt.Errorf("pkihttp: CA issuers URL of CA %s: %w", l.Tag, err)
-		}
-		for _, p := range []string{crlPath, caPath} {
-			if p == "" {
-				continue
-			}
-			if taken[p] {
-				return nil, fmt.Errorf("pkihttp: CA %s: path %s is served already", l.Tag, p)
-			}
-			taken[p] = true
-		}
-		if crlPath != "" {
-			s.laterCRL[crlPath] = l.Tag
-		}
-		if caPath != "" {
-			s.laterCA[caPath] = l
+		if err := s.addLater(&o.Later[i], taken); err != nil {
+			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// addLater routes the CRL and certificate paths of a later CA; taken are
+// the paths routed already.
+func (s *Server) addLater(l *LaterCA, taken map[string]bool) error {
+	if l.Tag == "" || l.Cert == nil {
+		return errors.New("pkihttp: a later CA needs its tag and certificate")
+	}
+	crlPath, err := pathOf(l.CRLURL, "")
+	if err != nil {
+		return fmt.Errorf("pkihttp: CRL URL of CA %s: %w", l.Tag, err)
+	}
+	caPath, err := pathOf(l.CAIssuersURL, "")
+	if err != nil {
+		return fmt.Errorf("pkihttp: CA issuers URL of CA %s: %w", l.Tag, err)
+	}
+	for _, p := range []string{crlPath, caPath} {
+		if p != "" && taken[p] {
+			return fmt.Errorf("pkihttp: CA %s: path %s is served already", l.Tag, p)
+		}
+		taken[p] = true
+	}
+	if crlPath != "" {
+		s.laterCRL[crlPath] = l.Tag
+	}
+	if caPath != "" {
+		s.laterCA[caPath] = l
+	}
+	return nil
 }
 
 // Paths returns the paths served: CRL, CA certificate, OCSP.
