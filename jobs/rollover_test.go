@@ -335,3 +335,44 @@ func writeShortCA(t *testing.T, certPath, keyPath string, d time.Duration) {
 		t.Fatal(err)
 	}
 }
+
+// A rollover interrupted right after its key was made resumes with that
+// key: the rerun makes only the certificates.
+func TestRolloverInterruptedAfterTheKeyResumesWithIt(t *testing.T) {
+	c := newCertEnv(t)
+	old, err := CurrentCA(c.env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPath, keyPath, crossPath, err := CAFiles(c.env.Config, time.Now().In(c.env.Loc).Format("20060102"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(certPath, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RollOverCA(c.env, store.Source{Actor: "t"}, time.Now(), 2048); err == nil {
+		t.Fatal("the rollover went through with its certificate's name taken")
+	}
+	if _, err := os.Stat(crossPath); err == nil {
+		t.Error("a cross certificate was made before the CA certificate")
+	}
+	key1, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur, _ := CurrentCA(c.env); cur.KeyID != old.KeyID {
+		t.Fatal("the current CA changed before the switch")
+	}
+	os.Remove(certPath)
+	res := c.rollOver()
+	if !res.Resumed || len(res.Made) != 2 || res.Made[0] != certPath || res.Made[1] != crossPath {
+		t.Errorf("rerun: resumed %v, made %v", res.Resumed, res.Made)
+	}
+	if key2, _ := os.ReadFile(keyPath); !bytes.Equal(key1, key2) {
+		t.Fatal("the key file changed")
+	}
+	if cur, _ := CurrentCA(c.env); cur.KeyID != res.New.KeyID || cur.KeyID == old.KeyID {
+		t.Error("the new CA is not current after the rerun")
+	}
+}
