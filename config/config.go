@@ -34,8 +34,11 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// MinFree is the free space a job needs on the store's and the local
 	// drop's file systems to start (0: not checked).
-	MinFree  ByteSize `yaml:"min_free"`
-	Timezone string   `yaml:"timezone"`
+	MinFree ByteSize `yaml:"min_free"`
+	// MemoryLimit is the Go runtime's soft memory limit for every command
+	// and the daemon (0: none); GOMEMLIMIT in the environment overrides it.
+	MemoryLimit ByteSize `yaml:"memory_limit"`
+	Timezone    string   `yaml:"timezone"`
 
 	Keys struct {
 		Store  string `yaml:"store"`

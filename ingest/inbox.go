@@ -106,10 +106,15 @@ type Processor func(ctx context.Context, f *File) (Result, error)
 
 // Stats counts what a pass did: Files were read (claimed and hashed),
 // Accepted of them processed, Refused refused as a whole (read or not),
-// Duplicates among the refused were contents already processed.
+// Duplicates among the refused were contents already processed. Every
+// file handled is in Files or in Unread, and gets one receipt.
 type Stats struct {
 	Files, Accepted, Refused, Duplicates, RowsOK, RowsRefused int
-	MissingDir                                                bool // the input folder does not exist
+	// Unread counts the files refused without being read (a bad name, no
+	// regular file, a wrong extension, empty or too large); they are in
+	// Refused too, not in Files.
+	Unread     int
+	MissingDir bool // the input folder does not exist
 }
 
 // Commit runs chunk k of a file's effect in one transaction: fn applies the
@@ -256,6 +261,7 @@ func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 				}
 			} else if refused {
 				st.Refused++
+				st.Unread++
 			}
 			continue
 		}
@@ -459,6 +465,7 @@ func (in *Inbox) hasExt(name string) bool {
 func (in *Inbox) one(ctx context.Context, p string, e drop.Entry, process Processor, st *Stats) error {
 	if code, msg := in.unreadable(e); code != "" {
 		st.Refused++
+		st.Unread++
 		return in.refuseUnread(ctx, p, e.Name, code, msg)
 	}
 	f, err := in.fetch(ctx, p, e)
@@ -479,6 +486,7 @@ func (in *Inbox) one(ctx context.Context, p string, e drop.Entry, process Proces
 	}
 	if f.rec.State == store.FilePublished {
 		st.Duplicates++
+		st.Refused++
 		return in.refuseUnread(ctx, p, e.Name, "DUPLICATO", in.duplicateMessage(f.rec))
 	}
 	if f.rec.State == store.FileProcessing {

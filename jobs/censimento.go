@@ -23,11 +23,7 @@ var censimentoJob = Job{
 			CardPrefix: env.Config.Cards.SerialPrefix,
 		}
 		st, err := in.Run(ctx, g.Process)
-		run.Add("files", st.Files)
-		run.Add("files_refused", st.Refused)
-		run.Add("duplicates", st.Duplicates)
-		run.Add("rows_ok", st.RowsOK)
-		run.Add("rows_refused", st.RowsRefused)
+		addInboxStats(run, st)
 		if st.MissingDir {
 			run.Add("missing_dir", 1)
 		}

@@ -77,11 +77,7 @@ func runConsegne(ctx context.Context, env *Env, run *Run) error {
 			CompanionOf: in.CompanionOf, SignatureCAs: signatureCAs, Officers: env.Config.Cards.PrefetturaOfficers[ppp],
 		}
 		st, err := in.Run(ctx, g.Process)
-		run.Add("files", st.Files)
-		run.Add("files_refused", st.Refused)
-		run.Add("duplicates", st.Duplicates)
-		run.Add("rows_ok", st.RowsOK)
-		run.Add("rows_refused", st.RowsRefused)
+		addInboxStats(run, st)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("prefettura %s: %w", ppp, err))
 		}

@@ -146,15 +146,15 @@ func signAndPublishCRL(ctx context.Context, env *Env, run *Run, c *IssuerCA, ca 
 	}
 	if retired {
 		run.Log.Info("crl: CA retired: no certificate of it is left", "ca", c.KeyID)
-		run.Add("retired_cas", 1)
+		run.Add("ca_retired", 1)
 		return nil
 	}
 	if c.Current {
-		run.Set("number", int(rec.Number))
-		run.Set("held", held)
-		run.Set("revoked", revoked)
+		run.Set("crl_number", int(rec.Number))
+		run.Set("crl_held", held)
+		run.Set("crl_revoked", revoked)
 	} else {
-		run.Add("previous_ca_entries", held+revoked)
+		run.Add("crl_previous_ca_entries", held+revoked)
 	}
 	return publishCRL(ctx, env, c, rec)
 }

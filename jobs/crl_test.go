@@ -76,7 +76,7 @@ func TestCRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if crl := c.crlOf(); crl.Number.Int64() != 1 || len(crl.RevokedCertificateEntries) != 0 || counts["number"] != 1 {
+	if crl := c.crlOf(); crl.Number.Int64() != 1 || len(crl.RevokedCertificateEntries) != 0 || counts["crl_number"] != 1 {
 		t.Errorf("first CRL: number %v, %d entries, counts %v", crl.Number, len(crl.RevokedCertificateEntries), counts)
 	}
 
@@ -98,7 +98,7 @@ func TestCRL(t *testing.T) {
 	if crl.Number.Int64() != 2 || len(r) != 2 || r[held.Serial] != pki.ReasonCertificateHold || r[gone.Serial] != pki.ReasonCertificateHold {
 		t.Errorf("CRL 2: number %v, reasons %v; want %s and %s on hold", crl.Number, r, held.Serial, gone.Serial)
 	}
-	if counts["held"] != 2 || counts["revoked"] != 0 {
+	if counts["crl_held"] != 2 || counts["crl_revoked"] != 0 {
 		t.Errorf("counts = %v", counts)
 	}
 	text := c.openSSLCRL(t)
@@ -147,7 +147,7 @@ func TestCRL(t *testing.T) {
 		t.Fatal(err)
 	}
 	crl = c.crlOf()
-	if r := reasons(crl); crl.Number.Int64() != 4 || len(r) != 1 || r[gone.Serial] != pki.ReasonKeyCompromise || counts["revoked"] != 1 {
+	if r := reasons(crl); crl.Number.Int64() != 4 || len(r) != 1 || r[gone.Serial] != pki.ReasonKeyCompromise || counts["crl_revoked"] != 1 {
 		t.Errorf("CRL 4: number %v, reasons %v, counts %v; want %s keyCompromise", crl.Number, r, counts, gone.Serial)
 	}
 	for _, e := range crl.RevokedCertificateEntries {

@@ -11,6 +11,7 @@ import (
 
 	"anprsec/config"
 	"anprsec/drop"
+	"anprsec/ingest"
 	"anprsec/istat"
 	"anprsec/mail"
 	"anprsec/store"
@@ -96,4 +97,16 @@ func All() []Job {
 		exportJob,
 		registroJob,
 	}
+}
+
+// addInboxStats adds a pass over an input folder to the run's counts:
+// files (every file handled, each with its receipt: read, or refused
+// unread), files_refused (of them, those refused as a whole, duplicates
+// included), duplicates, rows_ok and rows_refused.
+func addInboxStats(run *Run, st ingest.Stats) {
+	run.Add("files", st.Files+st.Unread)
+	run.Add("files_refused", st.Refused)
+	run.Add("duplicates", st.Duplicates)
+	run.Add("rows_ok", st.RowsOK)
+	run.Add("rows_refused", st.RowsRefused)
 }

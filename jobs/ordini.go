@@ -33,10 +33,10 @@ var OrderHeader = []string{"Seriale", "Codice Fiscale", "Cognome", "Nome", "Codi
 // (checkWayOut; else the run stops at once, having drawn and committed
 // nothing):
 //
-//  1. The cards in RICHIESTA not yet in an order (at most cards.order_max)
-//     get their secrets from crypto/rand, split in halves and sealed
-//     (domain.CardSecretsSealContext), and go into one new pending order,
-//     all in one transaction.
+//  1. The cards in RICHIESTA not yet in an order get their secrets from
+//     crypto/rand, split in halves and sealed
+//     (domain.CardSecretsSealContext), and go into new pending orders of
+//     at most cards.order_max cards, each order in one transaction.
 //  2. Every pending order (also one left by a crash) is built from the
 //     store: a CSV with the first halves, OpenPGP-encrypted to the producer
 //     (keys.producer) and signed by the service key (keys.service), written
@@ -47,7 +47,7 @@ var OrderHeader = []string{"Seriale", "Codice Fiscale", "Cognome", "Nome", "Codi
 //     halves erased; the second halves stay sealed until their e-mail.
 var ordiniJob = Job{
 	Name:        "ordini-sc",
-	Description: "orders requested smart cards from the producer: one OpenPGP-encrypted, signed CSV per run with the first PIN/PUK/password halves",
+	Description: "orders requested smart cards from the producer: one OpenPGP-encrypted, signed CSV per cards.order_max cards with the first PIN/PUK/password halves",
 	Run:         runOrdini,
 }
 
@@ -70,7 +70,7 @@ func runOrdini(ctx context.Context, env *Env, run *Run) error {
 			return err
 		}
 	}
-	if err := newOrder(env, run); err != nil {
+	if err := newOrders(ctx, env, run); err != nil {
 		return err
 	}
 	var pending []string
@@ -108,9 +108,12 @@ func ordersToPublish(env *Env) (bool, error) {
 	return busy, err
 }
 
-// newOrder puts the requested cards that are in no order yet into a new
-// pending order, with their secrets sealed.
-func newOrder(env *Env, run *Run) error {
+// newOrders puts the requested cards that are in no order yet into new
+// pending orders of at most cards.order_max cards each, with their secrets
+// sealed: every requested card is ordered in one run, each order committed
+// in its own transaction (Badger bounds a transaction's size), so a crash
+// keeps the orders already made and the next run orders the rest.
+func newOrders(ctx context.Context, env *Env, run *Run) error {
 	var serials []string
 	err := env.Store.View(func(tx *store.Tx) error {
 		all, err := tx.CardsInState(domain.CardRichiesta)
@@ -125,16 +128,29 @@ func newOrder(env *Env, run *Run) error {
 			}
 			if c.Order == "" {
 				serials = append(serials, s)
-				if len(serials) == env.Config.Cards.OrderMax {
-					break
-				}
 			}
 		}
 		return nil
 	})
-	if err != nil || len(serials) == 0 {
+	if err != nil {
 		return err
 	}
+	for len(serials) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		chunk := serials[:min(len(serials), env.Config.Cards.OrderMax)]
+		serials = serials[len(chunk):]
+		if err := newOrder(env, run, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newOrder puts the given requested cards, still in no order, into one new
+// pending order, with their secrets sealed.
+func newOrder(env *Env, run *Run, serials []string) error {
 	// Secrets drawn and sealed outside the transaction.
 	first := make([][]byte, len(serials))
 	second := make([][]byte, len(serials))
@@ -149,7 +165,7 @@ func newOrder(env *Env, run *Run) error {
 	}
 	src := store.Source{Actor: OrdiniActor}
 	n := 0
-	err = env.Store.Update(func(tx *store.Tx) error {
+	err := env.Store.Update(func(tx *store.Tx) error {
 		n = 0
 		var in []string
 		var cards []*domain.SmartCard

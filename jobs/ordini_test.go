@@ -269,3 +269,50 @@ func TestOrderRepublishedWithTheSameContent(t *testing.T) {
 		t.Errorf("%s published twice with different contents: %d rows, then %d rows", filepath.Base(orders[0]), len(first)-1, len(again)-1)
 	}
 }
+
+// TestOneRunOrdersEveryRequestedCardInOrdersOfAtMostOrderMax: with more
+// cards requested than cards.order_max, one run of ordini-sc makes as many
+// orders as needed, each of at most cards.order_max cards, and puts every
+// card IN PRODUZIONE; each card is in exactly one order file.
+func TestOneRunOrdersEveryRequestedCardInOrdersOfAtMostOrderMax(t *testing.T) {
+	c := newCertEnv(t)
+	c.withPGP()
+	c.census()
+	before := c.cards()
+	if len(before) < 3 {
+		t.Fatalf("the census requested %d cards, want at least 3", len(before))
+	}
+	c.env.Config.Cards.OrderMax = 2
+	counts, err := c.run(ordiniJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := (len(before) + 1) / 2
+	if counts["cards_ordered"] != len(before) || counts["orders"] != want || counts["cards_in_production"] != len(before) {
+		t.Errorf("counts %v for %d cards, want %d orders", counts, len(before), want)
+	}
+	for s, sc := range c.cards() {
+		if sc.State != domain.CardProduzione {
+			t.Errorf("%s after one run: %s", s, sc.State)
+		}
+	}
+	orders, _ := filepath.Glob(filepath.Join(c.root, "produttore", "ordini", "*"))
+	if len(orders) != want {
+		t.Fatalf("%d order files, want %d", len(orders), want)
+	}
+	seen := map[string]int{}
+	for _, o := range orders {
+		recs := c.readOrder(o)
+		if len(recs) < 2 || len(recs) > 3 {
+			t.Errorf("%s holds %d cards, want 1 or 2", filepath.Base(o), len(recs)-1)
+		}
+		for _, r := range recs[1:] {
+			seen[r[0]]++
+		}
+	}
+	for s := range before {
+		if seen[s] != 1 {
+			t.Errorf("card %s is in %d order files", s, seen[s])
+		}
+	}
+}

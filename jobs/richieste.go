@@ -67,11 +67,7 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 			MaxRows: env.Config.Census.MaxRows, Loc: env.Loc, ISTAT: istat, BlockTenure: env.Config.Cards.BlockTenure, RevokeGrace: env.Config.PKI.RevokeGrace,
 			Anchors: anchors, RequireSignature: env.Config.Richieste.RequireSignature, Drop: env.Drop, CompanionOf: in.CompanionOf}
 		st, err := in.Run(ctx, p.Process)
-		run.Add("files", st.Files)
-		run.Add("files_refused", st.Refused)
-		run.Add("duplicates", st.Duplicates)
-		run.Add("rows_ok", st.RowsOK)
-		run.Add("rows_refused", st.RowsRefused)
+		addInboxStats(run, st)
 		crl = crl || p.CRL
 		if err != nil {
 			errs = append(errs, fmt.Errorf("comune %s: %w", istat, err))

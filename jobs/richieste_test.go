@@ -487,7 +487,7 @@ func TestRichiesteJobXLSX(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if counts["rows_ok"] != 3 || counts["rows_refused"] != 1 || counts["number"] != 1 {
+	if counts["rows_ok"] != 3 || counts["rows_refused"] != 1 || counts["crl_number"] != 1 {
 		t.Errorf("counts %v", counts)
 	}
 	got := c.receipt("comuni/" + comA + "/richieste/esiti/r.xlsx.p7m.esito.csv")
@@ -517,13 +517,13 @@ func TestRichiesteCRLDirty(t *testing.T) {
 	matrixStore(t, c, matrixPeople)
 	c.env.Store.Update(func(tx *store.Tx) error { return tx.SetMeta(lifecycle.CRLDirtyMeta, true) })
 	counts, err := c.run(richiesteJob)
-	if err != nil || counts["number"] != 1 {
+	if err != nil || counts["crl_number"] != 1 {
 		t.Fatalf("counts %v, err %v", counts, err)
 	}
 	if crlDirty(c.env) {
 		t.Error("the mark is still there after the CRL was published")
 	}
-	if counts, _ := c.run(richiesteJob); counts["number"] != 0 {
+	if counts, _ := c.run(richiesteJob); counts["crl_number"] != 0 {
 		t.Errorf("a CRL signed again without a change: %v", counts)
 	}
 }

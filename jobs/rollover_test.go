@@ -257,7 +257,7 @@ func testPreviousCARetires(t *testing.T, indexed bool) {
 	}
 	res := c.rollOver()
 	counts, err := c.run(crlJob)
-	if err != nil || counts["retired_cas"] != 0 {
+	if err != nil || counts["ca_retired"] != 0 {
 		t.Fatalf("crl with the old CA's certificates valid: %v %v", counts, err)
 	}
 	if err := c.env.Store.Update(func(tx *store.Tx) error {
@@ -269,7 +269,7 @@ func testPreviousCARetires(t *testing.T, indexed bool) {
 		t.Fatal(err)
 	}
 	before, _ := os.ReadFile(filepath.Join(c.root, filepath.FromSlash(CRLFileDER)))
-	if counts, err = c.run(crlJob); err != nil || counts["retired_cas"] != 1 {
+	if counts, err = c.run(crlJob); err != nil || counts["ca_retired"] != 1 {
 		t.Fatalf("crl after the old CA's last certificate expired: %v %v", counts, err)
 	}
 	after, _ := os.ReadFile(filepath.Join(c.root, filepath.FromSlash(CRLFileDER)))

@@ -204,7 +204,7 @@ func TestMetrics(t *testing.T) {
 	s.ObserveRun(&store.Run{Job: "crl", Outcome: "running"}) // ignored
 	// A CRL run's number and entries are values, not events: never added up.
 	putRun(t, st, s, store.Run{ID: "l1", Job: "crl", Start: t0.Add(-time.Hour), End: t0.Add(-time.Hour),
-		Outcome: "ok", Values: map[string]int{"number": 7, "held": 2}})
+		Outcome: "ok", Values: map[string]int{"crl_number": 7, "crl_held": 2}})
 
 	fams := scrape(t, s.Handler())
 	for _, tc := range []struct {

@@ -144,7 +144,7 @@ or wait for its schedule.`,
 }
 
 // formatCounts prints a run's counts, then its values, each set in name
-// order: "files=2 rows_ok=40 number=7".
+// order: "files=2 rows_ok=40 crl_number=7".
 func formatCounts(sets ...map[string]int) string {
 	var parts []string
 	for _, c := range sets {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -81,6 +82,9 @@ the ANPRSEC_CONFIG environment variable. Start with "anprsec init".`,
 				return err
 			}
 			a.cfg = cfg
+			if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+				debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+			}
 			return nil
 		},
 	}
