@@ -28,8 +28,11 @@ type IssuerCA struct {
 	KeyID string // Subject Key Identifier, hex upper case
 	Cert  *x509.Certificate
 	// Cross is the certificate of this CA's key under the previous CA
-	// (nil for the first).
+	// (nil for the first); Via are the cross certificates of the CAs
+	// before it, newest first, back to the first CA (after a second
+	// rollover).
 	Cross *x509.Certificate
+	Via   []*x509.Certificate
 	// CertPath and KeyRef locate the certificate and the key (a file or
 	// a PKCS#11 URI).
 	CertPath, KeyRef string
@@ -62,8 +65,9 @@ func (c *IssuerCA) Load() (*pki.CA, error) {
 
 // Chain is what a PKCS#12 of this CA carries beside the certificate: the
 // CA certificate and, after a rollover, the cross certificate, so that a
-// relying party that trusts only the previous CA finds its way to it. The
-// cross certificate comes first: OpenSSL takes the first issuer it finds
+// relying party that trusts only the previous CA finds its way to it
+// (after a second rollover, the earlier CAs' cross certificates too, back
+// to the first CA). The cross certificate comes first: OpenSSL takes the first issuer it finds
 // among the untrusted certificates, and the self-signed one ends a chain
 // that the previous CA's relying parties do not trust (one that trusts the
 // new CA finds it in its own store first).
@@ -71,7 +75,8 @@ func (c *IssuerCA) Chain() []*x509.Certificate {
 	if c.Cross == nil {
 		return []*x509.Certificate{c.Cert}
 	}
-	return []*x509.Certificate{c.Cross, c.Cert}
+	chain := append([]*x509.Certificate{c.Cross}, c.Via...)
+	return append(chain, c.Cert)
 }
 
 // Discovery are the URLs written into this CA's certificates: the CRL and
@@ -175,6 +180,9 @@ func CAs(cfg *config.Config, tx *store.Tx) ([]*IssuerCA, error) {
 			return nil, err
 		}
 		c.Current = r.KeyID == reg.Current
+		for i := len(out) - 1; i >= 1; i-- {
+			c.Via = append(c.Via, out[i].Cross)
+		}
 		out = append(out, c)
 	}
 	return out, nil

@@ -68,7 +68,9 @@ func RollOverCA(env *Env, src store.Source, now time.Time, bits int) (*Rollover,
 	if made {
 		res.Made = append(res.Made, keyRef)
 	}
-	newCert, made, err := rolloverCert(certPath, old.Cert, signer, now)
+	// valid from a few minutes before now, as certificates are: a relying
+	// party whose clock is behind must not find the CA "not yet valid"
+	newCert, made, err := rolloverCert(certPath, old.Cert, signer, now.Add(-pki.Backdate))
 	if err != nil {
 		return nil, fmt.Errorf("il certificato della nuova CA (%s): %w", certPath, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"math/big"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -374,5 +375,75 @@ func TestRolloverInterruptedAfterTheKeyResumesWithIt(t *testing.T) {
 	}
 	if cur, _ := CurrentCA(c.env); cur.KeyID != res.New.KeyID || cur.KeyID == old.KeyID {
 		t.Error("the new CA is not current after the rerun")
+	}
+}
+
+// After a second rollover a certificate of the third CA verifies, with
+// OpenSSL, under the first CA alone through the cross certificates its P12
+// carries.
+func TestAfterASecondRolloverTheP12ChainReachesTheFirstCA(t *testing.T) {
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Skip("openssl not installed")
+	}
+	c := newCertEnv(t)
+	first, err := CurrentCA(c.env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := store.Source{Actor: "t"}
+	// the first rollover yesterday (the tag is the day)
+	if _, err := RollOverCA(c.env, src, time.Now().AddDate(0, 0, -1), 2048); err != nil {
+		t.Fatal(err)
+	}
+	third, err := RollOverCA(c.env, src, time.Now(), 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.census()
+	if _, err := c.run(certificatiJob); err != nil {
+		t.Fatal(err)
+	}
+	p := c.postazioni()["058091-PC-0001"]
+	if p.Issuer != third.New.KeyID {
+		t.Fatalf("issued by %s, want the third CA %s", p.Issuer, third.New.KeyID)
+	}
+	dir := t.TempDir()
+	write := func(name string, der ...[]byte) string {
+		var b bytes.Buffer
+		for _, d := range der {
+			pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: d})
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	// The CA certificates of the P12, as OpenSSL reads them.
+	p12, err := c.env.Sealer.Open(p.P12Sealed, domain.P12SealContext(p.Code))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, err := c.env.Sealer.Open(p.PasswordSealed, domain.PasswordSealContext(p.Code))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p12Path := filepath.Join(dir, "pc.p12")
+	if err := os.WriteFile(p12Path, p12, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	chainPath := filepath.Join(dir, "chain.pem")
+	if out, err := exec.Command(openssl, "pkcs12", "-in", p12Path, "-passin", "pass:"+string(pw), "-nokeys", "-cacerts", "-out", chainPath).CombinedOutput(); err != nil {
+		t.Fatalf("openssl pkcs12: %v\n%s", err, out)
+	}
+	data, _ := os.ReadFile(chainPath)
+	if n := strings.Count(string(data), "BEGIN CERTIFICATE"); n != 3 {
+		t.Fatalf("the P12 carries %d CA certificates, want the two cross certificates and the CA", n)
+	}
+	out, err := exec.Command(openssl, "verify", "-CAfile", write("first.pem", first.Cert.Raw),
+		"-untrusted", chainPath, write("leaf.pem", p.CertDER)).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "leaf.pem: OK") {
+		t.Errorf("openssl verify under the first CA: %v\n%s", err, out)
 	}
 }
