@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"text/template"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -78,6 +79,14 @@ type Config struct {
 		// this long has passed since the request; until then
 		// `anprsec postazioni annulla-revoca` brings it back.
 		RevokeGrace time.Duration `yaml:"revoke_grace"`
+		// Renewal (docs/rules.md#renewal): RenewOverlap is how long a
+		// renewed certificate stays valid after its successor's issue (less
+		// when the successor's installation is registered first); with
+		// AutoRenew the scadenze job asks the renewal of an ATTIVO
+		// certificate RenewBefore its expiry.
+		RenewOverlap time.Duration `yaml:"renew_overlap"`
+		AutoRenew    bool          `yaml:"auto_renew"`
+		RenewBefore  time.Duration `yaml:"renew_before"`
 		// CRLValidity is nextUpdate - thisUpdate of the signed CRL.
 		CRLValidity time.Duration `yaml:"crl_validity"`
 		// Revocation discovery (docs/rules.md#certificates): URLs written
@@ -140,7 +149,27 @@ type Config struct {
 		// the officers whose CAdES signature a manifest of that prefettura
 		// may carry instead of the prefettura's OpenPGP signature.
 		PrefetturaOfficers map[string][]string `yaml:"prefettura_officers"`
+		// LateWorkingDays: a card IN PRODUZIONE for more working days than
+		// this is late (docs/rules.md#card-lifecycle).
+		LateWorkingDays int `yaml:"late_working_days"`
+		// Holidays are local holidays ("gg/mm", e.g. the patron saint) on
+		// top of the national ones, for the working days above.
+		Holidays []string `yaml:"holidays"`
+		// LastCardWarningDays: the comune is warned this many days before
+		// the last usable card of its ASC, ALS or ALP expires.
+		LastCardWarningDays int `yaml:"last_card_warning_days"`
 	} `yaml:"cards"`
+
+	Notify struct {
+		// Backoffice is the back-office's e-mail address: late cards.
+		Backoffice string `yaml:"backoffice"`
+	} `yaml:"notify"`
+
+	Pulizia struct {
+		RetentionDays   int `yaml:"retention_days"`   // elaborati/, scartati/, esiti/
+		CertificatiDays int `yaml:"certificati_days"` // bundles in comuni/<ISTAT>/certificati/
+		MaxFiles        int `yaml:"max_files"`        // files deleted at most by one run
+	} `yaml:"pulizia"`
 
 	ISTAT struct {
 		// ComuniCSV is retired: the table of comuni is updated with
@@ -195,11 +224,37 @@ type Config struct {
 		Destinatari []string `yaml:"destinatari"`
 	} `yaml:"registro"`
 
+	Avvisi struct {
+		// DeadlineDays from the start of a security notice campaign to
+		// its deadline (the deadline day counts whole).
+		DeadlineDays int `yaml:"deadline_days"`
+		// ReminderEvery is the wait between a notice and each reminder to
+		// a comune that has not confirmed; 0: no reminders.
+		ReminderEvery time.Duration `yaml:"reminder_every"`
+		// BackOffice receives the list of the comuni that let the deadline
+		// pass, once each; empty: they are only in the national anomalies.
+		BackOffice string `yaml:"back_office"`
+		// Subject of every notice (travels in clear: keep it generic).
+		Subject string `yaml:"subject"`
+		// Text is the template (text/template) of the notice: the fields
+		// NoticeFields; the paragraph on the signature is always added.
+		Text string `yaml:"text"`
+	} `yaml:"avvisi"`
+
 	Metrics struct {
 		// Address (host:port, loopback only) where `anprsec run` serves
 		// /metrics, /healthz and /status; empty disables the server.
 		Address string `yaml:"address"`
 	} `yaml:"metrics"`
+
+	Control struct {
+		// Socket is the Unix socket where `anprsec run` takes the commands
+		// of the CLI while it holds the store (docs/architecture.md#the-control-socket).
+		Socket string `yaml:"socket"`
+		// Group may connect to the socket (its folder 0750, the socket
+		// 0660, both of this group); empty: the daemon's own group.
+		Group string `yaml:"group"`
+	} `yaml:"control"`
 
 	Schedules map[string]string `yaml:"schedules"`
 }
@@ -312,11 +367,20 @@ func (c *Config) Validate() error {
 	if c.Cards.BlockTenure < 0 {
 		return fmt.Errorf("cards.block_tenure must not be negative")
 	}
+	if err := c.validateExpiry(); err != nil {
+		return err
+	}
 	if err := c.validateMail(); err != nil {
+		return err
+	}
+	if err := c.validateAvvisi(); err != nil {
 		return err
 	}
 	if err := checkLoopback(c.Metrics.Address); err != nil {
 		return fmt.Errorf("metrics.address: %w", err)
+	}
+	if err := c.validateControl(); err != nil {
+		return err
 	}
 	if c.PKI.CRLValidity <= time.Hour {
 		return fmt.Errorf("pki.crl_validity %s: must be more than 1h (the CRL is re-signed every hour)", c.PKI.CRLValidity)
@@ -325,6 +389,62 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("istat.comuni_csv %q: the key is retired; load the ANPR archive of comuni with \"anprsec istat aggiorna FILE\" and remove the key (docs/reference-data.md)", c.ISTAT.ComuniCSV)
 	}
 	return nil
+}
+
+// validateExpiry checks the late cards, the last-card warning, the
+// back-office address and the retention of the pulizia job.
+func (c *Config) validateExpiry() error {
+	if c.Cards.LateWorkingDays <= 0 || c.Cards.LastCardWarningDays <= 0 {
+		return fmt.Errorf("cards.late_working_days and cards.last_card_warning_days must be positive")
+	}
+	for _, h := range c.Cards.Holidays {
+		if _, err := time.Parse("02/01/2006", strings.TrimSpace(h)+"/2000"); err != nil {
+			return fmt.Errorf("cards.holidays %q: want gg/mm (e.g. 29/06)", h)
+		}
+	}
+	if a := c.Notify.Backoffice; a != "" {
+		if _, err := mail.ParseAddress(a); err != nil {
+			return fmt.Errorf("notify.backoffice %q: %v", a, err)
+		}
+	}
+	p := c.Pulizia
+	if p.RetentionDays <= 0 || p.CertificatiDays <= 0 || p.MaxFiles <= 0 {
+		return fmt.Errorf("pulizia.retention_days, pulizia.certificati_days and pulizia.max_files must be positive")
+	}
+	return nil
+}
+
+// maxSocketPath is the longest path of a Unix socket (sun_path holds 108
+// bytes with its terminating NUL).
+const maxSocketPath = 107
+
+// validateControl checks control.socket (required, short enough for a
+// Unix socket) and control.group (a group name, not a number or a path).
+func (c *Config) validateControl() error {
+	s := strings.TrimSpace(c.Control.Socket)
+	if s == "" {
+		return fmt.Errorf("control.socket is empty: the commands reach the running daemon through it (default var/run/anprsec.sock)")
+	}
+	if p := c.Path(s); len(p) > maxSocketPath {
+		return fmt.Errorf("control.socket %s: %d bytes, a Unix socket path holds at most %d: choose a shorter path", p, len(p), maxSocketPath)
+	}
+	if g := c.Control.Group; g != "" && !validGroupName(g) {
+		return fmt.Errorf("control.group %q: not a group name (letters, digits, '_', '-', '.', not starting with '-')", g)
+	}
+	return nil
+}
+
+// validGroupName accepts the portable names of POSIX groups.
+func validGroupName(g string) bool {
+	if len(g) > 32 || g[0] == '-' {
+		return false
+	}
+	for _, r := range g {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // validateDrop checks drop.type, and that an sftp drop has its address,
@@ -380,6 +500,13 @@ func (c *Config) validatePKI() error {
 	if c.PKI.RevokeGrace < 0 {
 		return fmt.Errorf("pki.revoke_grace %s: must not be negative (0s makes a revocation final at the next batch)", c.PKI.RevokeGrace)
 	}
+	validity := time.Duration(c.PKI.ValidityDays) * 24 * time.Hour
+	if c.PKI.RenewOverlap < 0 || c.PKI.RenewOverlap >= validity {
+		return fmt.Errorf("pki.renew_overlap %s: must be at least 0s and shorter than pki.validity_days", c.PKI.RenewOverlap)
+	}
+	if c.PKI.AutoRenew && (c.PKI.RenewBefore <= 0 || c.PKI.RenewBefore >= validity) {
+		return fmt.Errorf("pki.renew_before %s: with pki.auto_renew it must be positive and shorter than pki.validity_days", c.PKI.RenewBefore)
+	}
 	return c.validatePKIHTTP()
 }
 
@@ -425,6 +552,52 @@ func (c *Config) validatePKIHTTP() error {
 		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 			return fmt.Errorf("pki.http_address %q: port %q is not a number from 0 to 65535", a, port)
 		}
+	}
+	return nil
+}
+
+// NoticeFields are the fields of the text of a security notice
+// (avvisi.text): {{.Nome}} the recipient, {{.Comune}} and {{.ISTAT}} the
+// comune, {{.Campagna}} the campaign's code, {{.Scadenza}} its deadline
+// (gg/mm/aaaa).
+var NoticeFields = []string{"Nome", "Comune", "ISTAT", "Campagna", "Scadenza"}
+
+// NoticeTemplate parses the text of a security notice; a field that is
+// not one of NoticeFields fails when the text is executed.
+func NoticeTemplate(text string) (*template.Template, error) {
+	return template.New("avvisi.text").Option("missingkey=error").Parse(text)
+}
+
+// validateAvvisi checks the avvisi section: positive deadline, reminders
+// not negative, the back-office address, a text that fills with the
+// NoticeFields and names the campaign.
+func (c *Config) validateAvvisi() error {
+	a := c.Avvisi
+	if a.DeadlineDays <= 0 || a.ReminderEvery < 0 {
+		return fmt.Errorf("avvisi.deadline_days must be positive and avvisi.reminder_every not negative")
+	}
+	if a.BackOffice != "" {
+		if _, err := mail.ParseAddress(a.BackOffice); err != nil {
+			return fmt.Errorf("avvisi.back_office %q: %v", a.BackOffice, err)
+		}
+	}
+	if strings.TrimSpace(a.Subject) == "" || strings.ContainsAny(a.Subject, "\r\n") {
+		return fmt.Errorf("avvisi.subject must be one non-empty line")
+	}
+	t, err := NoticeTemplate(a.Text)
+	if err != nil {
+		return fmt.Errorf("avvisi.text: %v", err)
+	}
+	data := map[string]string{}
+	for _, f := range NoticeFields {
+		data[f] = "<" + f + ">"
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		return fmt.Errorf("avvisi.text: %v (fields: %s)", err, strings.Join(NoticeFields, ", "))
+	}
+	if !strings.Contains(b.String(), "<Campagna>") {
+		return fmt.Errorf("avvisi.text: the text must name the campaign ({{.Campagna}}): the comune answers CONFERMA_VERIFICA with it")
 	}
 	return nil
 }

@@ -75,6 +75,11 @@ type Comune struct {
 	// an update of the table of comuni gave it a new one: its workstations
 	// keep the codes they were issued under (docs/rules.md#comune-renumbering).
 	PrevISTAT []string `json:"prev_istat,omitempty"`
+	// FirstCert is the code of the comune's first workstation certificate,
+	// sent with its password to the sindaco's personal e-mail
+	// (docs/rules.md#the-first-certificate); "" until it is issued, and
+	// for comuni whose certificates were issued before this existed.
+	FirstCert string `json:"first_cert,omitempty"`
 }
 
 // Codes returns the comune's ISTAT code and its earlier ones.
@@ -89,6 +94,12 @@ type Person struct {
 	BirthDate string    `json:"birth_date"`     // YYYY-MM-DD
 	Card      string    `json:"card,omitempty"` // serial of the current card
 	Updated   time.Time `json:"updated"`
+
+	// NextCard is the card requested to replace an expiring current card
+	// (NUOVA_SC, motivo scadenza): the current card stays usable until
+	// NextCard is activated, which then becomes Card
+	// (docs/rules.md#card-lifecycle).
+	NextCard string `json:"next_card,omitempty"`
 }
 
 // UtenzaState is the state of an utenza.
@@ -136,6 +147,7 @@ const (
 	CardAttiva     CardState = "ATTIVA"
 	CardBloccata   CardState = "BLOCCATA"
 	CardRevocata   CardState = "REVOCATA"
+	CardScaduta    CardState = "SCADUTA" // past its expiry: for good
 )
 
 // SmartCard is a personal card; one per person across all comuni.
@@ -175,6 +187,14 @@ type SmartCard struct {
 	// Unwarned is the threshold that fell due when no ALS had an e-mail to
 	// write to: it stays due (retried every day) and is recorded once.
 	Unwarned int `json:"unwarned,omitempty"`
+
+	// Replaces is the serial of the expiring card this one replaces
+	// (NUOVA_SC, motivo scadenza): that card ends when this one is
+	// activated.
+	Replaces string `json:"replaces,omitempty"`
+	// LateNotified is when the back-office was told by e-mail that the
+	// card is late in production (job scadenze); zero: not yet.
+	LateNotified time.Time `json:"late_notified,omitempty"`
 }
 
 // CardSecretsSealContext is the Sealer context of one half ("prima" or
@@ -215,6 +235,8 @@ type Postazione struct {
 	HoldSince        time.Time `json:"hold_since,omitempty"`
 	RevokedAt        time.Time `json:"revoked_at,omitempty"`
 	RevocationReason int       `json:"revocation_reason,omitempty"`
+	// RevokedBy is who asked the revocation (the history actor).
+	RevokedBy string `json:"revoked_by,omitempty"`
 	// PrevState is the state before a revoke (ATTIVO or BLOCCATO), restored
 	// by lifecycle.UndoRevocation inside the undo window (pki.revoke_grace).
 	PrevState CertState `json:"prev_state,omitempty"`
@@ -243,6 +265,60 @@ type Postazione struct {
 	// Unwarned is the threshold that fell due when no ALP had an e-mail to
 	// write to: it stays due (retried every day) and is recorded once.
 	Unwarned int `json:"unwarned,omitempty"`
+
+	// Renewal (lifecycle.RequestRenewal): a pending request for a new
+	// certificate of the same code, issued by the next certificati batch;
+	// nil when none is pending.
+	Renewal *RenewalRequest `json:"renewal,omitempty"`
+	// PrevSerial is the serial of the certificate the current one replaced
+	// ("" for a first certificate).
+	PrevSerial string `json:"prev_serial,omitempty"`
+	// Predecessors are the certificates of this code replaced by a
+	// renewal, oldest first (docs/rules.md#renewal).
+	Predecessors []PrevCert `json:"predecessors,omitempty"`
+}
+
+// RenewalRequest is a pending renewal of a postazione's certificate.
+type RenewalRequest struct {
+	Requested time.Time `json:"requested"`
+	By        string    `json:"by"`     // the operator (CF) or actor who asked
+	Motivo    string    `json:"motivo"` // the reason
+	Auto      bool      `json:"auto,omitempty"`
+}
+
+// PrevCert is a certificate replaced by a renewal: valid through the
+// overlap (until OverlapUntil, or until the installation of its successor
+// is registered, whichever comes first), then revoked with reason
+// superseded.
+type PrevCert struct {
+	Serial       string    `json:"serial"`
+	NotBefore    time.Time `json:"not_before,omitempty"`
+	NotAfter     time.Time `json:"not_after"`
+	CertDER      []byte    `json:"cert_der,omitempty"`
+	SupersededBy string    `json:"superseded_by"` // the successor's serial
+	Replaced     time.Time `json:"replaced"`      // when the successor was issued
+	OverlapUntil time.Time `json:"overlap_until"`
+	// InstalledAt is when the installation of the successor was
+	// registered (REGISTRA_INSTALLAZIONE) inside the overlap; zero if not.
+	InstalledAt time.Time `json:"installed_at,omitempty"`
+	// Final is when anprsec recorded the supersession (history
+	// postazione.sostituita); zero while the overlap lasts.
+	Final  time.Time `json:"final,omitempty"`
+	Motivo string    `json:"motivo,omitempty"` // the reason of the renewal
+	By     string    `json:"by,omitempty"`     // who asked the renewal
+	// Issuer is the KeyID of the CA that issued it (Postazione.Issuer
+	// when it was current); empty: the first CA's.
+	Issuer string `json:"issuer,omitempty"`
+}
+
+// SupersededAt is when pc stops being valid: the end of its overlap or
+// the registration of its successor's installation, whichever comes
+// first.
+func (pc *PrevCert) SupersededAt() time.Time {
+	if !pc.InstalledAt.IsZero() && pc.InstalledAt.Before(pc.OverlapUntil) {
+		return pc.InstalledAt
+	}
+	return pc.OverlapUntil
 }
 
 // P12SealContext is the Sealer context of a workstation's PKCS#12.

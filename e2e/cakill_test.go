@@ -68,7 +68,7 @@ func TestCARolloverKilledAnywhere(t *testing.T) {
 	if m, _ := filepath.Glob(w.path("var/drop/crl/anprsec-????????.crl")); len(m) != 1 {
 		t.Errorf("the new CA's CRL: %v", m)
 	}
-	// The old CA had no certificate: retired at once, no CRL of its own.
+	// The old CA had no certificate: retired at once, with a last CRL.
 	if out, _ := w.run("ca", "elenco"); !strings.Contains(out, "ritirata") || !strings.Contains(out, "corrente") {
 		t.Errorf("ca elenco:\n%s", out)
 	}

@@ -316,6 +316,17 @@ func (w *workdir) checkCampaignOutcome(t *testing.T) {
 				t.Errorf("card %s: halves not erased", s)
 			}
 		}
+		// The sindaco's first certificate of each comune is an e-mail too
+		// (docs/rules.md#the-first-certificate).
+		sentIDs, err := tx.MailsInState(store.MailSent)
+		if err != nil {
+			return err
+		}
+		for _, id := range sentIDs {
+			if strings.HasPrefix(id, store.MailFirstCert+"/") {
+				sent++
+			}
+		}
 		left, _ := tx.CardsInState(domain.CardProduzione)
 		left2, _ := tx.CardsInState(domain.CardConsegnata)
 		if len(left)+len(left2) > 0 {

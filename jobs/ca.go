@@ -51,6 +51,28 @@ func (c *IssuerCA) Owns(p *domain.Postazione) bool {
 	return p.Issuer == c.KeyID || (p.Issuer == "" && c.First())
 }
 
+// OwnsPrev reports whether c issued pc, a certificate of p replaced by a
+// renewal.
+func (c *IssuerCA) OwnsPrev(pc *domain.PrevCert) bool {
+	return pc.Issuer == c.KeyID || (pc.Issuer == "" && c.First())
+}
+
+// Live reports whether p has a certificate of c that still counts: its
+// current one, or one replaced by a renewal whose overlap is not over,
+// not expired at now.
+func (c *IssuerCA) Live(p *domain.Postazione, now time.Time) bool {
+	if p.Serial != "" && c.Owns(p) && p.NotAfter.After(now) {
+		return true
+	}
+	for i := range p.Predecessors {
+		pc := &p.Predecessors[i]
+		if c.OwnsPrev(pc) && pc.NotAfter.After(now) && pc.SupersededAt().After(now) {
+			return true
+		}
+	}
+	return false
+}
+
 // Load opens the CA's key and checks it is this CA's.
 func (c *IssuerCA) Load() (*pki.CA, error) {
 	ca, err := pki.LoadCA(c.CertPath, c.KeyRef)

@@ -29,14 +29,21 @@ const CertActor = "certificati"
 //  0. When there is anything to publish, the drop must take files in the
 //     certificati/ folder of each comune concerned (checkWayOut): else the
 //     run stops at once, having issued and committed nothing.
-//  1. Up to pki.batch_max postazioni in RICHIESTA IN LAVORAZIONE, in code
-//     order, are issued outside any transaction: keys on runtime.NumCPU()
+//  1. Up to pki.batch_max postazioni in RICHIESTA IN LAVORAZIONE or with a
+//     renewal pending on an ATTIVO certificate (docs/rules.md#renewal), in
+//     code order, are issued outside any transaction: keys on runtime.NumCPU()
 //     workers, signed by the CA (loaded from pki.ca_cert/ca_key at each run),
 //     PKCS#12 with friendlyName = code and a fresh password.
 //  2. Each comune commits in one transaction: ATTIVO, serial, expiry,
 //     certificate, sealed P12 and password, history, and a pending bundle
-//     record. A failed issuance leaves the postazione in RICHIESTA with
-//     LastError and Attempts (retried next run).
+//     record; with the comune's first workstation certificates, the
+//     first one's e-mail to the ASC is queued
+//     (lifecycle.QueueFirstCertificate); a renewal makes the new
+//     certificate the current one and the old one its predecessor
+//     (renewIssued). A failed issuance leaves the postazione in RICHIESTA
+//     (or its renewal pending) with LastError and Attempts (retried next
+//     run). Predecessors past their overlap are recorded superseded
+//     (finalizeSupersessions).
 //  3. Every pending bundle (also one left by a crash) is built from the
 //     store, verified and written atomically to the drop, then marked
 //     published. Re-publishing gives the same name and content.
@@ -59,34 +66,7 @@ func runCertificati(ctx context.Context, env *Env, run *Run) error {
 	if env.Sealer == nil {
 		return errors.New("certificati: no seal key (keys.seal; run `anprsec init`)")
 	}
-	pc := env.Config.PKI
-	var todo []*domain.Postazione
-	names := map[string]string{} // istat -> comune name
-	err := env.Store.View(func(tx *store.Tx) error {
-		codes, err := tx.PostazioniInState(domain.CertRichiesta)
-		if err != nil {
-			return err
-		}
-		sort.Strings(codes)
-		if pc.BatchMax > 0 && len(codes) > pc.BatchMax {
-			codes = codes[:pc.BatchMax]
-		}
-		for _, c := range codes {
-			p, err := tx.Postazione(c)
-			if err != nil {
-				return fmt.Errorf("postazione %s: %w", c, err)
-			}
-			if _, ok := names[p.ISTAT]; !ok {
-				com, err := tx.Comune(p.ISTAT)
-				if err != nil {
-					return fmt.Errorf("comune %s of %s: %w", p.ISTAT, c, err)
-				}
-				names[p.ISTAT] = com.Name
-			}
-			todo = append(todo, p)
-		}
-		return nil
-	})
+	todo, names, err := pendingIssues(env)
 	if err != nil {
 		return err
 	}
@@ -101,6 +81,9 @@ func runCertificati(ctx context.Context, env *Env, run *Run) error {
 	if err := completeRevocations(env, run); err != nil {
 		errs = append(errs, err)
 	}
+	if err := finalizeSupersessions(env, run); err != nil {
+		errs = append(errs, err)
+	}
 	if len(todo) > 0 {
 		if err := issueAndCommit(ctx, env, run, todo, names); err != nil {
 			errs = append(errs, err)
@@ -110,6 +93,49 @@ func runCertificati(ctx context.Context, env *Env, run *Run) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// pendingIssues reads what the batch issues, in code order, at most
+// pki.batch_max: the postazioni RICHIESTA IN LAVORAZIONE and those with a
+// renewal it may issue (renewable); names maps the comuni concerned to
+// their names.
+func pendingIssues(env *Env) (todo []*domain.Postazione, names map[string]string, err error) {
+	names = map[string]string{} // istat -> comune name
+	batchMax := env.Config.PKI.BatchMax
+	err = env.Store.View(func(tx *store.Tx) error {
+		codes, err := tx.PostazioniInState(domain.CertRichiesta)
+		if err != nil {
+			return err
+		}
+		renew, err := tx.PostazioniToRenew()
+		if err != nil {
+			return err
+		}
+		codes = append(codes, renew...)
+		sort.Strings(codes)
+		for _, c := range codes {
+			if batchMax > 0 && len(todo) >= batchMax {
+				break
+			}
+			p, err := tx.Postazione(c)
+			if err != nil {
+				return fmt.Errorf("postazione %s: %w", c, err)
+			}
+			if p.State != domain.CertRichiesta && !renewable(p) {
+				continue // a renewal waits while the certificate is blocked
+			}
+			if _, ok := names[p.ISTAT]; !ok {
+				com, err := tx.Comune(p.ISTAT)
+				if err != nil {
+					return fmt.Errorf("comune %s of %s: %w", p.ISTAT, c, err)
+				}
+				names[p.ISTAT] = com.Name
+			}
+			todo = append(todo, p)
+		}
+		return nil
+	})
+	return todo, names, err
 }
 
 // bundleDirs returns the drop folders the run will publish bundles to:
@@ -246,12 +272,14 @@ func groupByComune(results []certResult) (order []string, byComune map[string][]
 func commitCertsOfComune(tx *store.Tx, env *Env, istat string, rs []*certResult) (issued, failed int, err error) {
 	src := store.Source{Actor: CertActor}
 	var codes []string
+	var activated []*domain.Postazione
 	for _, r := range rs {
 		p, err := tx.Postazione(r.code)
 		if err != nil {
 			return 0, 0, err
 		}
-		if p.State != domain.CertRichiesta {
+		renewal := renewable(p)
+		if p.State != domain.CertRichiesta && !renewal {
 			continue // changed since it was read: leave it alone
 		}
 		p.Updated = tx.Now
@@ -262,14 +290,23 @@ func commitCertsOfComune(tx *store.Tx, env *Env, istat string, rs []*certResult)
 			}
 			continue
 		}
-		if err := activateIssued(tx, env, src, p, r); err != nil {
+		if renewal {
+			err = renewIssued(tx, env, src, p, r)
+		} else {
+			err = activateIssued(tx, env, src, p, r)
+		}
+		if err != nil {
 			return 0, 0, err
 		}
 		codes = append(codes, p.Code)
+		activated = append(activated, p)
 		issued++
 	}
 	if len(codes) == 0 {
 		return issued, failed, nil
+	}
+	if _, err := lifecycle.QueueFirstCertificate(tx, src, istat, activated); err != nil {
+		return 0, 0, err
 	}
 	b, err := tx.NewBundle(istat, tx.Now, env.Loc, codes)
 	if err != nil {
@@ -314,6 +351,85 @@ func activateIssued(tx *store.Tx, env *Env, src store.Source, p *domain.Postazio
 type signingCA struct {
 	*pki.CA
 	issuer *IssuerCA
+}
+
+// renewable reports whether p has a renewal the certificati batch may
+// issue now: pending, on an ATTIVO certificate.
+func renewable(p *domain.Postazione) bool {
+	return p.Renewal != nil && p.State == domain.CertAttivo
+}
+
+// renewIssued makes the certificate of r the current one of postazione p,
+// which had a pending renewal (lifecycle.Supersede): the certificate it
+// replaces stays valid for pki.renew_overlap; the new PKCS#12 and
+// password are sealed; one history entry links the two serials.
+func renewIssued(tx *store.Tx, env *Env, src store.Source, p *domain.Postazione, r *certResult) error {
+	serial := fmt.Sprintf("%X", r.cert.SerialNumber)
+	old := p.Serial
+	overlap := env.Config.PKI.RenewOverlap
+	lifecycle.Supersede(p, serial, r.cert.Raw, r.cert.NotAfter, tx.Now, overlap)
+	p.Issuer = r.issuer // the current CA's: a renewal moves the certificate to it
+	p.P12Sealed = env.Sealer.Seal(r.p12, domain.P12SealContext(p.Code))
+	p.PasswordSealed = env.Sealer.Seal([]byte(r.password), domain.PasswordSealContext(p.Code))
+	p.LastError = ""
+	p.Attempts = 0
+	if err := tx.PutPostazione(p); err != nil {
+		return err
+	}
+	return tx.Record(src, "postazione.rinnovata", "postazione", p.Code,
+		fmt.Sprintf("certificato rinnovato, seriale %s, scade %s; sostituisce %s, valido fino al %s o all'installazione del nuovo",
+			serial, r.cert.NotAfter.UTC().Format("2006-01-02"), old, tx.Now.Add(overlap).UTC().Format(time.RFC3339)))
+}
+
+// finalizeSupersessions records every predecessor whose overlap is over
+// (lifecycle.FinalizeSupersessions), one transaction per postazione; the
+// CRL and OCSP already answer it revoked (superseded) from that moment.
+func finalizeSupersessions(env *Env, run *Run) error {
+	var codes []string
+	if err := env.Store.View(func(tx *store.Tx) error {
+		all, err := tx.PostazioniWithPredecessors()
+		if err != nil {
+			return err
+		}
+		for _, code := range all {
+			p, err := tx.Postazione(code)
+			if err != nil {
+				return fmt.Errorf("postazione %s: %w", code, err)
+			}
+			for _, pc := range p.Predecessors {
+				if pc.Final.IsZero() && !tx.Now.Before(pc.SupersededAt()) {
+					codes = append(codes, code)
+					break
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	var errs []error
+	for _, code := range codes {
+		changed := false
+		err := env.Store.Update(func(tx *store.Tx) error {
+			p, err := tx.Postazione(code)
+			if err != nil {
+				return err
+			}
+			changed, err = lifecycle.FinalizeSupersessions(tx, store.Source{Actor: CertActor}, p)
+			if err != nil || !changed {
+				return err
+			}
+			return tx.PutPostazione(p)
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("certificati: sostituzione di %s: %w", code, err))
+			continue
+		}
+		if changed {
+			run.Add("superseded", 1)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // issueOne makes the certificate and PKCS#12 of one postazione, with key
@@ -363,7 +479,7 @@ func publishPending(ctx context.Context, env *Env, run *Run) error {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
-		if err := publishBundle(ctx, env, id); err != nil {
+		if err := publishBundle(ctx, env, id, CertActor); err != nil {
 			errs = append(errs, fmt.Errorf("certificati: bundle %s: %w", id, err))
 			continue
 		}
@@ -372,7 +488,9 @@ func publishPending(ctx context.Context, env *Env, run *Run) error {
 	return errors.Join(errs...)
 }
 
-func publishBundle(ctx context.Context, env *Env, id string) error {
+// publishBundle builds pending bundle id from the store, writes it and
+// marks it published, with a history entry by actor (the job publishing it).
+func publishBundle(ctx context.Context, env *Env, id, actor string) error {
 	var b *store.Bundle
 	var entries []bundle.Entry
 	if err := env.Store.View(func(tx *store.Tx) error {
@@ -420,7 +538,7 @@ func publishBundle(ctx context.Context, env *Env, id string) error {
 		if err := tx.PutBundle(cur); err != nil {
 			return err
 		}
-		return tx.Record(store.Source{Actor: CertActor, File: name}, "bundle.pubblicato", "bundle", id,
+		return tx.Record(store.Source{Actor: actor, File: name}, "bundle.pubblicato", "bundle", id,
 			fmt.Sprintf("%d certificati in %s", len(cur.Codes), name))
 	})
 }

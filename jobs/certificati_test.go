@@ -54,10 +54,13 @@ type certEnv struct {
 	fd   *failingDrop
 }
 
-func newCertEnv(t *testing.T) *certEnv {
+func newCertEnv(t *testing.T) *certEnv { t.Helper(); return newCertEnvAt(t, nil) }
+
+// newCertEnvAt is newCertEnv with the store's clock now (nil: the real one).
+func newCertEnvAt(t *testing.T, now func() time.Time) *certEnv {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "data"), Key: bytes.Repeat([]byte{1}, secret.KeySize)})
+	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "data"), Key: bytes.Repeat([]byte{1}, secret.KeySize), Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,10 @@ const CRLActor = "crl"
 //   - REVOCATO: for good, with the reason of the revocation (pki.
 //     RevocationReason of the motivo: keyCompromise, cessationOfOperation,
 //     or unspecified, written without the reasonCode extension), date = the
-//     revoke request.
+//     revoke request;
+//   - a certificate replaced by a renewal (lifecycle.PredecessorRevocation):
+//     reason superseded from the end of its overlap, on hold meanwhile
+//     while its postazione is held.
 //
 // Before anything is signed, the drop must take files in crl/
 // (checkWayOut): a CRL that cannot be published is not signed.
@@ -100,21 +103,31 @@ func runCRL(ctx context.Context, env *Env, run *Run) error {
 // signAndPublishCRL signs the CRL of CA c (its own certificates only,
 // docs/rules.md#ca-rollover), records it, writes its files, and marks it
 // published. A CA that is not the current one and has no certificate left
-// that has not expired is retired instead: its last CRL stays published.
+// that counts (IssuerCA.Live) is retired: its last CRL, signed then, has
+// nextUpdate = the CA's own end, and no other follows.
 func signAndPublishCRL(ctx context.Context, env *Env, run *Run, c *IssuerCA, ca *pki.CA, validity time.Duration, several bool) error {
 	derFile, _ := c.CRLFiles()
 	var rec *store.CRL
 	var held, revoked int
 	retired := false
 	err := env.Store.Update(func(tx *store.Tx) error {
+		nextUpdate := tx.Now.Add(validity)
+		retired = false
 		if !c.Current {
 			live, err := liveCertificates(tx, c)
 			if err != nil {
 				return err
 			}
 			if live == 0 {
+				// The last CRL, valid as long as the CA: it lists the
+				// certificates superseded or revoked for good to the end.
 				retired = true
-				return retireCA(tx, c)
+				if c.Cert.NotAfter.After(nextUpdate) {
+					nextUpdate = c.Cert.NotAfter
+				}
+				if err := retireCA(tx, c); err != nil {
+					return err
+				}
 			}
 		}
 		entries, h, r, err := crlEntries(tx, c)
@@ -126,11 +139,11 @@ func signAndPublishCRL(ctx context.Context, env *Env, run *Run, c *IssuerCA, ca 
 		if err != nil {
 			return err
 		}
-		der, err := ca.CreateCRL(entries, new(big.Int).SetUint64(n), tx.Now, tx.Now.Add(validity))
+		der, err := ca.CreateCRL(entries, new(big.Int).SetUint64(n), tx.Now, nextUpdate)
 		if err != nil {
 			return err
 		}
-		rec = &store.CRL{Number: n, ThisUpdate: tx.Now, NextUpdate: tx.Now.Add(validity), Entries: len(entries), DER: der}
+		rec = &store.CRL{Number: n, ThisUpdate: tx.Now, NextUpdate: nextUpdate, Entries: len(entries), DER: der}
 		if err := tx.PutCRLOf(c.Tag, rec); err != nil {
 			return err
 		}
@@ -145,9 +158,8 @@ func signAndPublishCRL(ctx context.Context, env *Env, run *Run, c *IssuerCA, ca 
 		return fmt.Errorf("crl: %w", err)
 	}
 	if retired {
-		run.Log.Info("crl: CA retired: no certificate of it is left", "ca", c.KeyID)
+		run.Log.Info("crl: CA retired: no certificate of it is left; its last CRL is valid until the CA expires", "ca", c.KeyID, "next_update", rec.NextUpdate)
 		run.Add("ca_retired", 1)
-		return nil
 	}
 	if c.Current {
 		run.Set("crl_number", int(rec.Number))
@@ -188,13 +200,13 @@ func publishCRL(ctx context.Context, env *Env, c *IssuerCA, rec *store.CRL) erro
 	})
 }
 
-// liveCertificates counts the certificates of c that have not expired and
-// are still some postazione's current certificate: from the serial index
-// (small entries) once it is complete, else from the postazioni.
+// liveCertificates counts the postazioni with a certificate of c that
+// still counts (IssuerCA.Live): from the serial index (small entries) once
+// it is complete, else from the postazioni.
 func liveCertificates(tx *store.Tx, c *IssuerCA) (int, error) {
 	n := 0
 	count := func(p *domain.Postazione) error {
-		if p.Serial != "" && c.Owns(p) && p.NotAfter.After(tx.Now) {
+		if c.Live(p, tx.Now) {
 			n++
 		}
 		return nil
@@ -226,7 +238,7 @@ func retireCA(tx *store.Tx, c *IssuerCA) error {
 		return err
 	}
 	return tx.Record(store.Source{Actor: CRLActor}, "ca.ritirata", "ca", c.KeyID,
-		fmt.Sprintf("CA %s (impronta SHA-256 %s): nessun suo certificato è ancora valido; la sua ultima CRL resta pubblicata",
+		fmt.Sprintf("CA %s (impronta SHA-256 %s): nessun suo certificato è ancora valido; la sua ultima CRL vale fino alla scadenza della CA",
 			c.KeyID, pki.Fingerprint(c.Cert)))
 }
 
@@ -263,6 +275,39 @@ func crlEntries(tx *store.Tx, c *IssuerCA) (entries []pki.CRLEntry, held, revoke
 	})
 	if err != nil {
 		return nil, 0, 0, err
+	}
+	// Certificates replaced by a renewal: on hold with their postazione
+	// during the overlap, revoked (superseded) after it
+	// (docs/rules.md#renewal).
+	codes, err := tx.PostazioniWithPredecessors()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	for _, code := range codes {
+		p, err := tx.Postazione(code)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("postazione %s: %w", code, err)
+		}
+		for i := range p.Predecessors {
+			pc := &p.Predecessors[i]
+			if !c.OwnsPrev(pc) {
+				continue // in its own CA's CRL
+			}
+			r, _ := lifecycle.PredecessorRevocation(p, pc, tx.Now)
+			if !r.Revoked {
+				continue
+			}
+			serial, err := pki.ParseSerialHex(pc.Serial)
+			if err != nil {
+				return nil, 0, 0, fmt.Errorf("postazione %s: %w", p.Code, err)
+			}
+			entries = append(entries, pki.CRLEntry{Serial: serial, RevokedAt: r.At, Reason: r.Reason})
+			if r.Reason == pki.ReasonCertificateHold {
+				held++
+			} else {
+				revoked++
+			}
+		}
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Serial.Cmp(entries[j].Serial) < 0 })
 	return entries, held, revoked, nil

@@ -24,7 +24,8 @@ var exportJob = Job{
 // NewExporter returns an exporter writing to target, in the drop layout
 // unless flat (every file at the target's root).
 func NewExporter(env *Env, target audit.Target, flat bool) *audit.Exporter {
-	return &audit.Exporter{Store: env.Store, Target: target, Flat: flat, Location: env.Loc, Table: env.Comuni}
+	late, _ := LateRule(env) // cards.holidays is checked with the config
+	return &audit.Exporter{Store: env.Store, Target: target, Flat: flat, Location: env.Loc, Table: env.Comuni, Late: late}
 }
 
 func runExport(ctx context.Context, env *Env, run *Run) error {

@@ -40,8 +40,11 @@ const smtpPasswordEnv = "ANPRSEC_SMTP_PASSWORD"
 const maxRetryWait = 6 * time.Hour
 
 // invioJob sends the queued second halves (docs/rules.md#card-secrets),
-// and the notices of the outbox (store.MailAvviso: expiry warnings of the
-// scadenze job, sent the same way from the text in their record).
+// the first certificate of each comune to its ASC (store.MailFirstCert,
+// firstcert.go, docs/rules.md#the-first-certificate), and the notices of
+// the outbox (store.MailAvviso: expiry warnings of the scadenze job, the
+// notices of a security notice campaign with the comune's user list
+// attached, sent the same way from the text in their record).
 // For each second-halves message of the outbox whose time has come:
 //
 //  1. the card's second halves are unsealed and put in a plain Italian text
@@ -68,7 +71,7 @@ const maxRetryWait = 6 * time.Hour
 // with the reason in the history.
 var invioJob = Job{
 	Name:        "invio-pin",
-	Description: "e-mails the queued second halves of card PIN/PUK/password, OpenPGP-encrypted (PGP/MIME) and signed",
+	Description: "e-mails the queued second halves of card PIN/PUK/password, the comuni's first certificates to their sindaco and the notices, OpenPGP-encrypted (PGP/MIME) and signed",
 	Run:         runInvio,
 }
 
@@ -123,6 +126,8 @@ type pinMessage struct {
 	person domain.Person
 	email  string
 	reason string // why it cannot be sent (set aside as failed)
+	// station is the postazione of a first-certificate message.
+	station domain.Postazione
 }
 
 func runInvio(ctx context.Context, env *Env, run *Run) error {
@@ -195,6 +200,8 @@ func readMessage(tx *store.Tx, m *store.Mail) (pinMessage, error) {
 		return pm, nil
 	case store.MailPIN:
 		return readPINMessage(tx, pm)
+	case store.MailFirstCert:
+		return readFirstCertMessage(tx, pm)
 	default:
 		pm.reason = "tipo di messaggio sconosciuto: " + m.Kind
 		return pm, nil
@@ -414,9 +421,16 @@ func sendOne(ctx context.Context, env *Env, pm *pinMessage, holders *pgp.KeyDir,
 	}
 	fp := pgp.Fingerprint(key[0])
 	var raw []byte
-	if pm.m.Kind == store.MailAvviso {
-		raw, err = composeAvviso(pm, from, key, signer)
-	} else {
+	switch pm.m.Kind {
+	case store.MailAvviso:
+		var atts []mail.Attachment
+		if atts, err = campaignAttachments(env, &pm.m); err != nil {
+			return attempt{pm: pm, aside: err.Error()}
+		}
+		raw, err = composeAvviso(pm, from, key, signer, atts)
+	case store.MailFirstCert:
+		raw, err = composeFirstCert(env, pm, from, key, signer)
+	default:
 		raw, err = composePIN(env, pm, from, key, signer)
 	}
 	if err != nil {
@@ -481,10 +495,42 @@ func AvvisoMessageID(id string, from *netmail.Address) string {
 	return strings.NewReplacer("/", ".", "@", ".").Replace(id) + "@" + MessageDomain(from)
 }
 
-func composeAvviso(pm *pinMessage, from *netmail.Address, key openpgp.EntityList, signer *openpgp.Entity) ([]byte, error) {
+// campaignAttachments reads, when m is a notice of a campaign, the user
+// list it carries (docs/rules.md#security-notice-campaign): read message by
+// message, so a run over every comune never holds every list at once.
+func campaignAttachments(env *Env, m *store.Mail) ([]mail.Attachment, error) {
+	if m.Campaign == "" {
+		return nil, nil
+	}
+	var atts []mail.Attachment
+	err := env.Store.View(func(tx *store.Tx) error {
+		l, err := tx.CampaignList(m.Campaign, m.ISTAT)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("elenco degli utenti del comune %s non trovato nella campagna %s", m.ISTAT, m.Campaign)
+		}
+		if err != nil {
+			return err
+		}
+		atts = ListAttachments(l)
+		return nil
+	})
+	return atts, err
+}
+
+func composeAvviso(pm *pinMessage, from *netmail.Address, key openpgp.EntityList, signer *openpgp.Entity, atts []mail.Attachment) ([]byte, error) {
 	msg := &mail.Message{From: from.String(), To: pm.email, Subject: pm.m.Subject,
-		MessageID: AvvisoMessageID(pm.m.ID, from), Date: pm.m.Queued, Text: pm.m.Text}
+		MessageID: AvvisoMessageID(pm.m.ID, from), Date: pm.m.Queued, Text: pm.m.Text, Attachments: atts}
 	return mail.Compose(msg, func(inner []byte) ([]byte, error) { return pgp.EncryptSign(inner, key, signer) })
+}
+
+// ListAttachments are the files of a campaign notice: the comune's user
+// list as xlsx and as CSV (base names).
+func ListAttachments(l *store.CampaignList) []mail.Attachment {
+	base := func(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
+	return []mail.Attachment{
+		{Name: base(l.XLSXName), ContentType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", Data: l.XLSX},
+		{Name: base(l.CSVName), ContentType: "text/csv", Data: l.CSV},
+	}
 }
 
 // PINText is the body of a second-halves message (plain Italian).
@@ -536,6 +582,10 @@ func recordAttemptTx(tx *store.Tx, env *Env, pm *pinMessage, fp string, sendErr 
 			}
 			if m.Kind == store.MailAvviso {
 				return tx.Record(src, "mail.inviata", "mail", m.ID, fmt.Sprintf("%q inviato a %s, cifrato per la chiave %s", m.Subject, pm.email, fp))
+			}
+			if m.Kind == store.MailFirstCert {
+				return tx.Record(src, "postazione.primo-certificato-inviato", "postazione", m.Code,
+					fmt.Sprintf("P12 e password inviati al sindaco (ASC) a %s, cifrati per la chiave %s", pm.email, fp))
 			}
 			c, err := tx.Card(m.Serial)
 			if err != nil {

@@ -78,7 +78,8 @@ type Job struct {
 // Names lists every job, in the order of docs/architecture.md.
 var Names = []string{
 	"ingest-censimento", "ingest-consegne", "ingest-richieste", "certificati", "crl",
-	"ordini-sc", "invio-pin", "export-audit", "scadenze", "registro",
+	"ordini-sc", "invio-pin", "export-audit", "scadenze", "registro", "pulizia",
+	"avviso-sicurezza", "avvisi-promemoria",
 	"pool-chiavi", // the key pool of the certificati job
 }
 
@@ -96,6 +97,9 @@ func All() []Job {
 		invioJob,
 		exportJob,
 		registroJob,
+		avvisoJob,
+		promemoriaJob,
+		puliziaJob,
 	}
 }
 

@@ -48,7 +48,7 @@ func (c *certEnv) cards() map[string]*domain.SmartCard {
 	c.t.Helper()
 	out := map[string]*domain.SmartCard{}
 	err := c.env.Store.View(func(tx *store.Tx) error {
-		for _, st := range []domain.CardState{domain.CardRichiesta, domain.CardProduzione, domain.CardConsegnata, domain.CardAttiva, domain.CardBloccata, domain.CardRevocata} {
+		for _, st := range []domain.CardState{domain.CardRichiesta, domain.CardProduzione, domain.CardConsegnata, domain.CardAttiva, domain.CardBloccata, domain.CardRevocata, domain.CardScaduta} {
 			ss, err := tx.CardsInState(st)
 			if err != nil {
 				return err

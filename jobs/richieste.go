@@ -16,12 +16,14 @@ import (
 
 // richiesteJob: the folders comuni/<ISTAT>/richieste/ of censused comuni
 // that hold files (scanRichieste) -> ingest/richieste (authorization and
-// the operations of lifecycle, row by row) -> receipts, history, and the
-// CRL republished when a row changed a certificate's state
+// the operations of lifecycle, row by row) -> receipts, history, the files
+// of the self-service requests (certificate ZIPs, STATO reports:
+// publishSelfService, also those a crash left pending), and the CRL
+// republished when a row changed a certificate's state
 // (lifecycle.CRLDirtyMeta, also after a crash).
 var richiesteJob = Job{
 	Name:        "ingest-richieste",
-	Description: "applies the console requests of the comuni (comuni/<ISTAT>/richieste/): users, cards, workstations, checking the operator's profile",
+	Description: "applies the console requests of the comuni (comuni/<ISTAT>/richieste/): users, cards, workstations, checking the operator's profile; writes the certificates and reports they ask for",
 	Run:         runRichieste,
 }
 
@@ -72,6 +74,9 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("comune %s: %w", istat, err))
 		}
+	}
+	if err := publishSelfService(ctx, env, run); err != nil {
+		errs = append(errs, err)
 	}
 	if crl || crlDirty(env) {
 		if err := runCRL(ctx, env, run); err != nil {

@@ -148,6 +148,31 @@ func matrixStore(t *testing.T, c *certEnv, people []person) {
 	}
 }
 
+// matrixCampaign is the security notice campaign of the matrix tests.
+const matrixCampaign = "AVV-20260115"
+
+// matrixCampaignOf writes campaign matrixCampaign, open, with comuni
+// notified (no mail queued).
+func matrixCampaignOf(t *testing.T, c *certEnv, comuni ...string) {
+	t.Helper()
+	err := c.env.Store.Update(func(tx *store.Tx) error {
+		camp := &store.Campaign{ID: matrixCampaign, State: store.CampaignOpen, Start: tx.Now, Deadline: tx.Now.AddDate(0, 0, 30),
+			ReminderEvery: 7 * 24 * time.Hour, Comuni: comuni}
+		if err := tx.PutCampaign(camp); err != nil {
+			return err
+		}
+		for _, istat := range comuni {
+			if err := tx.PutCampaignComune(&store.CampaignComune{Campaign: camp.ID, ISTAT: istat, Notified: tx.Now, LastSent: tx.Now, Recipients: 1}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 var errRollback = errors.New("rollback")
 
 // tryRow applies one request row of comune istat in a transaction that is
@@ -200,6 +225,12 @@ func opRow(op lifecycle.Op, operator, istat string) ([]string, []string) {
 	case lifecycle.OpUnblockPostazione:
 		add(richieste.ColCodice, pc(2))
 		add(richieste.ColMotivo, "prova")
+	case lifecycle.OpRenewPostazione:
+		add(richieste.ColCodice, pc(1))
+		add(richieste.ColMotivo, "scadenza")
+	case lifecycle.OpRegisterInstall:
+		add(richieste.ColCodice, pc(1))
+		add(richieste.ColHost, "PC-ANAGRAFE-01")
 	case lifecycle.OpInsertUtente:
 		for _, kv := range [][2]string{{richieste.ColCF, newCF}, {richieste.ColCognome, "Thadsda"}, {richieste.ColNome, "Sda"},
 			{richieste.ColEmail, "sda@example.it"}, {richieste.ColProfili, "OPERATORE"}, {richieste.ColCard, "NO"}, {richieste.ColAmbiente, "PRODUZIONE"}} {
@@ -221,6 +252,10 @@ func opRow(op lifecycle.Op, operator, istat string) ([]string, []string) {
 	case lifecycle.OpUnblockCard:
 		add(richieste.ColCF, target(tgtCardBlk, tgtOther))
 		add(richieste.ColMotivo, "prova")
+	case lifecycle.OpDownloadCertificates:
+		add(richieste.ColCodice, pc(1))
+	case lifecycle.OpConfirmCheck:
+		add(richieste.ColCampagna, matrixCampaign)
 	}
 	return cols, vals
 }
@@ -232,6 +267,7 @@ func opRow(op lifecycle.Op, operator, istat string) ([]string, []string) {
 func TestRichiesteAuthorization(t *testing.T) {
 	c := newCertEnv(t)
 	matrixStore(t, c, matrixPeople)
+	matrixCampaignOf(t, c, comA)
 	// REGISTRA_CONSEGNA_SC needs the serial of the delivered card.
 	var delivSerial string
 	c.env.Store.View(func(tx *store.Tx) error {
@@ -240,12 +276,28 @@ func TestRichiesteAuthorization(t *testing.T) {
 		return nil
 	})
 
-	workstation := map[lifecycle.Op]bool{lifecycle.OpRegisterPostazione: true, lifecycle.OpBlockPostazione: true, lifecycle.OpUnblockPostazione: true, lifecycle.OpRevokePostazione: true}
+	// SCARICA_CERTIFICATI needs a certificate to download (the bundle is
+	// never built: every row is rolled back).
+	c.env.Store.Update(func(tx *store.Tx) error {
+		for _, istat := range []string{comA, comB} {
+			p, _ := tx.Postazione(domain.WorkstationCode(istat, 1))
+			p.P12Sealed = []byte("sealed")
+			tx.PutPostazione(p)
+		}
+		return nil
+	})
+
+	workstation := map[lifecycle.Op]bool{lifecycle.OpRegisterPostazione: true, lifecycle.OpBlockPostazione: true, lifecycle.OpUnblockPostazione: true,
+		lifecycle.OpRevokePostazione: true, lifecycle.OpDownloadCertificates: true,
+		lifecycle.OpRenewPostazione: true, lifecycle.OpRegisterInstall: true}
 	okCode := map[lifecycle.Op]string{
 		lifecycle.OpRegisterPostazione: "REGISTRATA", lifecycle.OpBlockPostazione: "BLOCCATO", lifecycle.OpUnblockPostazione: "ATTIVO",
-		lifecycle.OpRevokePostazione: "REVOCATA IN LAVORAZIONE", lifecycle.OpInsertUtente: "CREATA", lifecycle.OpModifyUtente: "AGGIORNATA",
+		lifecycle.OpRevokePostazione: "REVOCATA IN LAVORAZIONE", lifecycle.OpRenewPostazione: "RINNOVO_RICHIESTO",
+		lifecycle.OpRegisterInstall: "INSTALLAZIONE_REGISTRATA", lifecycle.OpInsertUtente: "CREATA", lifecycle.OpModifyUtente: "AGGIORNATA",
 		lifecycle.OpBlockUtente: "BLOCCATA", lifecycle.OpUnblockUtente: "ATTIVA", lifecycle.OpCancelUtente: "CANCELLATA",
 		lifecycle.OpRegisterCardDelivery: "ATTIVA", lifecycle.OpNewCard: "RICHIESTA", lifecycle.OpBlockCard: "BLOCCATA", lifecycle.OpUnblockCard: "ATTIVA",
+		lifecycle.OpDownloadCertificates: "IN_PUBBLICAZIONE", lifecycle.OpStatus: "IN_PUBBLICAZIONE",
+		lifecycle.OpConfirmCheck: "VERIFICA_CONFERMATA",
 	}
 	type who struct {
 		name, cf string
@@ -267,7 +319,11 @@ func TestRichiesteAuthorization(t *testing.T) {
 				want = "OPERATORE_SMART_CARD_NON_ATTIVA"
 			case w.cf == opOper:
 				want = "OPERATORE_SENZA_SMART_CARD"
-			case workstation[rule.Op] && w.cf == opALP, !workstation[rule.Op] && w.cf == opALS:
+			case rule.Op == lifecycle.OpStatus && (w.cf == opALS || w.cf == opALP || w.cf == opASC):
+				want = okCode[rule.Op] // STATO: each sees what his profile manages
+			case rule.Op == lifecycle.OpStatus:
+			case workstation[rule.Op] && w.cf == opALP, !workstation[rule.Op] && w.cf == opALS,
+				rule.Op == lifecycle.OpConfirmCheck && w.cf == opASC: // the sindaco answers a notice too
 				want = okCode[rule.Op]
 			}
 			cols, vals := opRow(rule.Op, w.cf, comA)
@@ -284,7 +340,7 @@ func TestRichiesteAuthorization(t *testing.T) {
 		}
 		// The target in comune B, asked from comune A's folder by the
 		// operator who would be allowed.
-		if rule.Op == lifecycle.OpRegisterPostazione || rule.Op == lifecycle.OpInsertUtente {
+		if rule.Op == lifecycle.OpRegisterPostazione || rule.Op == lifecycle.OpInsertUtente || rule.Op == lifecycle.OpStatus || rule.Op == lifecycle.OpConfirmCheck {
 			continue // their target is the folder's comune by construction
 		}
 		allowed := opALS

@@ -31,15 +31,6 @@ func (c *certEnv) rollOver() *Rollover {
 	return res
 }
 
-func (c *certEnv) history(action string) []store.Entry {
-	c.t.Helper()
-	es, err := c.env.Store.History(0, 0, func(e *store.Entry) bool { return e.Action == action })
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return es
-}
-
 func (c *certEnv) cas() []*IssuerCA {
 	c.t.Helper()
 	var cas []*IssuerCA
@@ -269,9 +260,16 @@ func testPreviousCARetires(t *testing.T, indexed bool) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := os.ReadFile(filepath.Join(c.root, filepath.FromSlash(CRLFileDER)))
 	if counts, err = c.run(crlJob); err != nil || counts["ca_retired"] != 1 {
 		t.Fatalf("crl after the old CA's last certificate expired: %v %v", counts, err)
+	}
+	last := c.crlFile(CRLFileDER, res.Old.Cert)
+	if !last.NextUpdate.Equal(res.Old.Cert.NotAfter) {
+		t.Errorf("the retired CA's last CRL: nextUpdate %v, want the CA's end %v", last.NextUpdate, res.Old.Cert.NotAfter)
+	}
+	before, _ := os.ReadFile(filepath.Join(c.root, filepath.FromSlash(CRLFileDER)))
+	if counts, err = c.run(crlJob); err != nil || counts["ca_retired"] != 0 {
+		t.Fatalf("crl after the retirement: %v %v", counts, err)
 	}
 	after, _ := os.ReadFile(filepath.Join(c.root, filepath.FromSlash(CRLFileDER)))
 	if !bytes.Equal(before, after) {
@@ -280,9 +278,6 @@ func testPreviousCARetires(t *testing.T, indexed bool) {
 	cas := c.cas()
 	if cas[0].Retired.IsZero() || !cas[1].Retired.IsZero() || !cas[1].Current || cas[1].KeyID != res.New.KeyID {
 		t.Errorf("CAs: %+v %+v", cas[0], cas[1])
-	}
-	if _, err := c.run(crlJob); err != nil {
-		t.Fatal(err)
 	}
 	if n := len(c.history("ca.ritirata")); n != 1 {
 		t.Errorf("%d ca.ritirata entries", n)
@@ -445,5 +440,38 @@ func TestAfterASecondRolloverTheP12ChainReachesTheFirstCA(t *testing.T) {
 		"-untrusted", chainPath, write("leaf.pem", p.CertDER)).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "leaf.pem: OK") {
 		t.Errorf("openssl verify under the first CA: %v\n%s", err, out)
+	}
+}
+
+// A renewal after a rollover moves the certificate to the new CA; the
+// certificate it replaces stays the old CA's: in the old CA's CRL, reason
+// superseded, once its overlap is over, never in the new CA's; the old CA
+// is not retired while a replaced certificate is still in its overlap.
+func TestARenewalAfterARolloverMovesTheCertificateToTheNewCA(t *testing.T) {
+	c := newCertEnv(t)
+	c.census()
+	if _, err := c.run(certificatiJob); err != nil {
+		t.Fatal(err)
+	}
+	res := c.rollOver()
+	before := c.postazioni()["058091-PC-0001"]
+	c.env.Config.PKI.RenewOverlap = 0 // superseded at once
+	if _, err := lifecycle.RequestRenewal(c.env.Store, store.Source{Actor: lifecycle.BackOfficeActor}, before.Code, "rinnovo"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.run(certificatiJob); err != nil {
+		t.Fatal(err)
+	}
+	p := c.postazioni()[before.Code]
+	if p.Serial == before.Serial || p.Issuer != res.New.KeyID || len(p.Predecessors) != 1 || p.Predecessors[0].Issuer != res.Old.KeyID {
+		t.Fatalf("renewed: serial %s (was %s), issuer %s, predecessors %+v", p.Serial, before.Serial, p.Issuer, p.Predecessors)
+	}
+	if _, err := c.run(crlJob); err != nil {
+		t.Fatal(err)
+	}
+	newDER, _ := res.New.CRLFiles()
+	oldCRL, newCRL := reasons(c.crlFile(CRLFileDER, res.Old.Cert)), reasons(c.crlFile(newDER, res.New.Cert))
+	if oldCRL[before.Serial] != pki.ReasonSuperseded || len(newCRL) != 0 {
+		t.Errorf("old CA's CRL %v, new CA's %v; want %s superseded in the old one only", oldCRL, newCRL, before.Serial)
 	}
 }

@@ -35,7 +35,7 @@ const scadenzeChunk = 500
 //  2. for each comune with something expiring in the next 60 days, it
 //     writes comuni/<ISTAT>/report/scadenze-<YYYYMMDD>.csv: its
 //     certificates (ATTIVO, BLOCCATO) and the smart cards requested through
-//     it (any state but REVOCATA) whose expiry falls in the window. The file
+//     it (any state but REVOCATA and SCADUTA) whose expiry falls in the window. The file
 //     of the same day is replaced, so a second run the same day is harmless;
 //  3. it queues e-mail warnings, sent by invio-pin like the second
 //     halves (encrypted to the recipient's key or the gateway, signed):
@@ -46,10 +46,17 @@ const scadenzeChunk = 500
 //     in the same transaction that queues the messages. A threshold with
 //     nobody to write to (no ATTIVA ALP or ALS with an e-mail) stays due
 //     and is retried every day; it is recorded once in the history
-//     (avviso.senza-destinatario, Unwarned).
+//     (avviso.senza-destinatario, Unwarned);
+//  4. before the warnings, with pki.auto_renew, it asks the renewal of
+//     every ATTIVO certificate within pki.renew_before of its expiry and
+//     tells the comune's ALPs (autoRenew, docs/rules.md#renewal).
+//
+// Between the steps, the smart-card steps of scadenze_smartcard.go: cards
+// past their expiry SCADUTA, the warning of a comune's last usable ASC,
+// ALS or ALP card, the late cards to the back-office.
 var scadenzeJob = Job{
 	Name:        "scadenze",
-	Description: "marks expired certificates SCADUTO and writes, per comune, the report of certificates and cards expiring within 60 days",
+	Description: "marks expired certificates SCADUTO and cards SCADUTA, writes per comune the report of what expires within 60 days, warns by e-mail (thresholds, a comune's last ASC/ALS/ALP card, late cards to the back-office)",
 	Run:         runScadenze,
 }
 
@@ -71,7 +78,21 @@ func runScadenze(ctx context.Context, env *Env, run *Run) error {
 	if err != nil {
 		return err
 	}
+	expiredCards, err := expireCards(env.Store)
+	run.Add("smartcard_scadute", expiredCards)
+	if err != nil {
+		return err
+	}
+	if err := autoRenew(env, run); err != nil {
+		return err
+	}
 	if err := warnExpiries(env, run); err != nil {
+		return err
+	}
+	if err := warnLastCards(env, run); err != nil {
+		return err
+	}
+	if err := notifyLateCards(env, run); err != nil {
 		return err
 	}
 	var now time.Time

@@ -146,6 +146,15 @@ func TestScadenzeWarnings(t *testing.T) {
 	}
 	srv := smtptest.Start(t)
 	c.env.Config.Mail.SMTP.Address, c.env.Config.Mail.SMTP.TLS = srv.Addr, "none"
+	// The comune's first certificate goes to the sindaco first
+	// (docs/rules.md#the-first-certificate); the warnings come after.
+	if counts, err := c.run(invioJob); err != nil || counts["sent"] != 1 {
+		t.Fatalf("first certificate: %v %v", counts, err)
+	}
+	srv.Reset()
+	// The card is the comune's only usable ASC card: the warning of the
+	// last card (TestLastUsableCardOfAProfileIsWarned) is left out here.
+	c.env.Config.Cards.LastCardWarningDays = 1
 	setExpiry := func(days float64) {
 		c.env.Store.Update(func(tx *store.Tx) error {
 			p, _ := tx.Postazione("058091-PC-0001")
@@ -211,7 +220,8 @@ func TestScadenzeWarningWithoutRecipient(t *testing.T) {
 	if _, err := c.run(certificatiJob); err != nil {
 		t.Fatal(err)
 	}
-	emails := map[string]string{} // CF -> e-mail taken away
+	c.env.Config.Cards.LastCardWarningDays = 1 // see TestScadenzeWarnings
+	emails := map[string]string{}              // CF -> e-mail taken away
 	err := c.env.Store.Update(func(tx *store.Tx) error {
 		var us []*domain.Utenza
 		if err := tx.UtenzeOfComune("058091", func(u *domain.Utenza) error {

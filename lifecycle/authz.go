@@ -21,6 +21,8 @@ const (
 	OpBlockPostazione      Op = "BLOCCA_POSTAZIONE"
 	OpUnblockPostazione    Op = "SBLOCCA_POSTAZIONE"
 	OpRevokePostazione     Op = "REVOCA_POSTAZIONE"
+	OpRenewPostazione      Op = "RINNOVA_POSTAZIONE"
+	OpRegisterInstall      Op = "REGISTRA_INSTALLAZIONE"
 	OpInsertUtente         Op = "INSERISCI_UTENTE"
 	OpModifyUtente         Op = "MODIFICA_UTENTE"
 	OpBlockUtente          Op = "BLOCCA_UTENTE"
@@ -30,37 +32,46 @@ const (
 	OpNewCard              Op = "NUOVA_SC"
 	OpBlockCard            Op = "BLOCCA_SC"
 	OpUnblockCard          Op = "SBLOCCA_SC"
+	OpDownloadCertificates Op = "SCARICA_CERTIFICATI"
+	OpStatus               Op = "STATO"
+	OpConfirmCheck         Op = "CONFERMA_VERIFICA"
 
 	OpUndoRevocation Op = "ANNULLA_REVOCA_POSTAZIONE"
 )
 
 // Rule says who may ask for an operation in a comune: an operator with an
-// ATTIVA utenza there, his own card ATTIVA, and Profile; with FirstALS, the
-// ASC or an APL may ask too while the comune has no ALS with an active card
-// (the sindaco names the first ALS).
+// ATTIVA utenza there, his own card ATTIVA, and Profile or one of Also;
+// with FirstALS, the ASC or an APL may ask too while the comune has no ALS
+// with an active card (the sindaco names the first ALS).
 type Rule struct {
 	Op       Op
 	Profile  domain.Profile // ALP or ALS
 	FirstALS bool
-	What     string // what it does, in Italian
+	What     string           // what it does, in Italian
+	Also     []domain.Profile // other profiles that may ask (STATO)
 }
 
 // Rules is the table of who may ask for each console operation
 // (docs/rules.md#console-requests), the one place to change it.
 var Rules = []Rule{
-	{OpRegisterPostazione, domain.ALP, false, "registra una nuova postazione e ne chiede il certificato"},
-	{OpBlockPostazione, domain.ALP, false, "blocca il certificato di una postazione"},
-	{OpUnblockPostazione, domain.ALP, false, "sblocca il certificato di una postazione"},
-	{OpRevokePostazione, domain.ALP, false, "revoca il certificato di una postazione"},
-	{OpInsertUtente, domain.ALS, true, "inserisce un utente"},
-	{OpModifyUtente, domain.ALS, true, "modifica e-mail, PEC, profili o ambiente di un utente"},
-	{OpBlockUtente, domain.ALS, true, "blocca un utente"},
-	{OpUnblockUtente, domain.ALS, true, "sblocca un utente"},
-	{OpCancelUtente, domain.ALS, true, "cancella l'utenza di un utente"},
-	{OpRegisterCardDelivery, domain.ALS, true, "registra la consegna della smart card al titolare"},
-	{OpNewCard, domain.ALS, true, "chiede una nuova smart card (smarrimento, furto)"},
-	{OpBlockCard, domain.ALS, true, "blocca una smart card"},
-	{OpUnblockCard, domain.ALS, true, "sblocca una smart card"},
+	{OpRegisterPostazione, domain.ALP, false, "registra una nuova postazione e ne chiede il certificato", nil},
+	{OpBlockPostazione, domain.ALP, false, "blocca il certificato di una postazione", nil},
+	{OpUnblockPostazione, domain.ALP, false, "sblocca il certificato di una postazione", nil},
+	{OpRevokePostazione, domain.ALP, false, "revoca il certificato di una postazione", nil},
+	{OpRenewPostazione, domain.ALP, false, "chiede un nuovo certificato che sostituisce quello di una postazione", nil},
+	{OpRegisterInstall, domain.ALP, false, "registra su quale PC o server è installato un certificato", nil},
+	{OpInsertUtente, domain.ALS, true, "inserisce un utente", nil},
+	{OpModifyUtente, domain.ALS, true, "modifica e-mail, PEC, profili o ambiente di un utente", nil},
+	{OpBlockUtente, domain.ALS, true, "blocca un utente", nil},
+	{OpUnblockUtente, domain.ALS, true, "sblocca un utente", nil},
+	{OpCancelUtente, domain.ALS, true, "cancella l'utenza di un utente", nil},
+	{OpRegisterCardDelivery, domain.ALS, true, "registra la consegna della smart card al titolare", nil},
+	{OpNewCard, domain.ALS, true, "chiede una nuova smart card (smarrimento, furto)", nil},
+	{OpBlockCard, domain.ALS, true, "blocca una smart card", nil},
+	{OpUnblockCard, domain.ALS, true, "sblocca una smart card", nil},
+	{OpDownloadCertificates, domain.ALP, false, "scarica i certificati ATTIVO del comune (o di una postazione) con le password", nil},
+	{OpStatus, domain.ALP, false, "chiede lo stato di utenze e smart card (ALS), postazioni (ALP), o di tutto (ASC)", []domain.Profile{domain.ALS, domain.ASC}},
+	{OpConfirmCheck, domain.ALS, false, "conferma di aver verificato l'elenco degli utenti di un avviso di sicurezza", []domain.Profile{domain.ASC}},
 }
 
 // LookupRule finds the rule of an operation (case and blanks ignored,
@@ -85,8 +96,9 @@ func OpNames() string {
 	return strings.Join(names, ", ")
 }
 
-// ActiveCard reports whether the person cf's current card is ATTIVA; it
-// returns the card state for messages ("" when none).
+// ActiveCard reports whether the person cf's current card is usable
+// (CardUsable: ATTIVA and not past its expiry); it returns the card state
+// for messages ("" when none; SCADUTA for an ATTIVA card past its expiry).
 func ActiveCard(tx *store.Tx, cf string) (bool, domain.CardState, error) {
 	p, err := tx.Person(cf)
 	if errors.Is(err, store.ErrNotFound) {
@@ -102,7 +114,10 @@ func ActiveCard(tx *store.Tx, cf string) (bool, domain.CardState, error) {
 	if err != nil {
 		return false, "", err
 	}
-	return c.State == domain.CardAttiva, c.State, nil
+	if CardExpired(c, tx.Now) {
+		return false, domain.CardScaduta, nil
+	}
+	return CardUsable(c, tx.Now), c.State, nil
 }
 
 // HasActiveALS reports whether comune istat has an ATTIVA ALS utenza whose
@@ -151,6 +166,11 @@ func Authorize(tx *store.Tx, istat, operator string, rule Rule) (*Refusal, error
 	if u.Has(rule.Profile) {
 		return nil, nil
 	}
+	for _, p := range rule.Also {
+		if u.Has(p) {
+			return nil, nil
+		}
+	}
 	if rule.FirstALS && (u.Has(domain.ASC) || u.Has(domain.APL)) {
 		has, err := HasActiveALS(tx, istat)
 		if err != nil {
@@ -162,7 +182,7 @@ func Authorize(tx *store.Tx, istat, operator string, rule Rule) (*Refusal, error
 		return deny("NON_AUTORIZZATO", "%s (%s) spetta all'ALS: il comune %s ha già un ALS con smart card attiva, quindi il sindaco (ASC) o il suo delegato (APL) non può più farlo",
 			rule.Op, rule.What, istat), nil
 	}
-	return deny("NON_AUTORIZZATO", "%s (%s) richiede il profilo %s; l'operatore %s ha %s", rule.Op, rule.What, rule.Profile, operator, profileList(u.Profiles)), nil
+	return deny("NON_AUTORIZZATO", "%s (%s) richiede il profilo %s; l'operatore %s ha %s", rule.Op, rule.What, profileList(append([]domain.Profile{rule.Profile}, rule.Also...)), operator, profileList(u.Profiles)), nil
 }
 
 func profileList(ps []domain.Profile) string {
@@ -188,4 +208,33 @@ func BackOfficeOperator(name string) string {
 		return BackOfficeActor
 	}
 	return BackOfficeActor + ":" + name
+}
+
+// StatusView is what a STATO request shows its operator: utenze and smart
+// cards to the ALS, postazioni to the ALP, all of it to the ASC
+// (docs/rules.md#self-service); an operator with more profiles sees the
+// union.
+type StatusView struct {
+	Utenze     bool // the comune's utenze with their smart cards
+	Postazioni bool // the comune's postazioni and certificates
+}
+
+// Any reports whether the view shows anything.
+func (v StatusView) Any() bool { return v.Utenze || v.Postazioni }
+
+// StatusViewOf is the view of the STATO report for an operator with
+// profiles ps.
+func StatusViewOf(ps []domain.Profile) StatusView {
+	var v StatusView
+	for _, p := range ps {
+		switch p {
+		case domain.ASC:
+			v.Utenze, v.Postazioni = true, true
+		case domain.ALS:
+			v.Utenze = true
+		case domain.ALP:
+			v.Postazioni = true
+		}
+	}
+	return v
 }

@@ -124,23 +124,36 @@ func MayActOnCard(tx *store.Tx, c *domain.SmartCard, istat string, act CardAct, 
 	}
 }
 
-// MoveHome moves the home of cf's current card away from comune istat,
-// whose utenza of cf is being cancelled, to the comune of cf's oldest
-// utenza that is not cancelled, with a history entry. A card whose home is
-// elsewhere, or a holder with no other utenza, is left as it is.
+// MoveHome moves the home of cf's current card (and of its pending
+// replacement, Person.NextCard) away from comune istat, whose utenza of cf
+// is being cancelled, to the comune of cf's oldest utenza that is not
+// cancelled, with a history entry. A card whose home is elsewhere, a card
+// over, or a holder with no other utenza, is left as it is.
 func MoveHome(tx *store.Tx, src store.Source, cf, istat string) error {
 	p, err := tx.Person(cf)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && p.Card == "") {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && p.Card == "" && p.NextCard == "") {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	c, err := tx.Card(p.Card)
+	for _, serial := range []string{p.Card, p.NextCard} {
+		if serial == "" {
+			continue
+		}
+		if err := moveCardHome(tx, src, serial, cf, istat); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func moveCardHome(tx *store.Tx, src store.Source, serial, cf, istat string) error {
+	c, err := tx.Card(serial)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
-	if err != nil || c.ISTAT != istat || c.State == domain.CardRevocata {
+	if err != nil || c.ISTAT != istat || CardOver(c) {
 		return err
 	}
 	to, err := oldestUtenza(tx, cf, istat)

@@ -21,7 +21,9 @@ import (
 //     things.
 //
 // The audit (AuditBreaches) reports the comuni that do not meet it counting
-// only active utenze whose card is active.
+// only active utenze whose card is usable (CardUsable: ATTIVA and not past
+// its expiry, so an expired card never counts; the job scadenze warns the
+// comune before its last usable ASC, ALS or ALP card expires).
 
 // Mandatory lists the profiles every comune must have.
 var Mandatory = []domain.Profile{domain.ASC, domain.ALS, domain.ALP}

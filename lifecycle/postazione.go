@@ -167,6 +167,8 @@ func ChangePostazioneTx(tx *store.Tx, src store.Source, op Op, code, motivo stri
 		p.PrevState = p.State
 		p.RevokedAt = tx.Now
 		p.RevocationReason = pki.RevocationReason(motivo)
+		p.RevokedBy = src.Actor
+		p.Renewal = nil // a pending renewal is dropped (docs/rules.md#renewal)
 		p.UndoUntil = time.Time{}
 		if grace > 0 {
 			p.UndoUntil = tx.Now.Add(grace)
@@ -191,6 +193,7 @@ func ChangePostazioneTx(tx *store.Tx, src store.Source, op Op, code, motivo stri
 		p.RevokedAt = time.Time{}
 		p.UndoUntil = time.Time{}
 		p.RevocationReason = 0
+		p.RevokedBy = ""
 	}
 	p.State = to
 	p.Reason = motivo

@@ -14,7 +14,7 @@ import (
 // tx, after an update of the table of comuni gave it a new code
 // (docs/rules.md#comune-renumbering): its record (which keeps from among
 // its earlier codes), its utenze, the cards requested or blocked through
-// it, its pending certificate bundles; its workstations keep their codes,
+// it, its pending certificate bundles and STATO reports; its workstations keep their codes,
 // which their certificates carry, and belong to the comune's new code. A
 // comune never censused under from is no error (moved false); a comune
 // already censused under to is refused, nothing changed.
@@ -62,10 +62,11 @@ type comuneMove struct {
 	postazioni []*domain.Postazione
 	cards      []*domain.SmartCard
 	bundles    []*store.Bundle
+	reports    []*store.StatusReport // pending STATO reports
 }
 
 // readMove reads the utenze, workstations, cards (requested or blocked
-// through it) and pending bundles of comune from.
+// through it), pending bundles and pending STATO reports of comune from.
 func readMove(tx *store.Tx, from string) (*comuneMove, error) {
 	m := &comuneMove{}
 	if err := tx.PostazioniOfComune(from, func(p *domain.Postazione) error { m.postazioni = append(m.postazioni, p); return nil }); err != nil {
@@ -95,6 +96,19 @@ func readMove(tx *store.Tx, from string) (*comuneMove, error) {
 			return nil, err
 		}
 		m.bundles = append(m.bundles, b)
+	}
+	if ids, err = tx.PendingStatusReports(); err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if !strings.HasPrefix(id, from+"/") {
+			continue
+		}
+		r, err := tx.StatusReport(id)
+		if err != nil {
+			return nil, err
+		}
+		m.reports = append(m.reports, r)
 	}
 	return m, nil
 }
@@ -133,6 +147,15 @@ func (m *comuneMove) apply(tx *store.Tx, from, to string) error {
 		}
 		b.ISTAT = to
 		if err := tx.PutBundle(b); err != nil {
+			return err
+		}
+	}
+	for _, r := range m.reports {
+		if err := tx.DeleteStatusReport(r.ID()); err != nil {
+			return err
+		}
+		r.ISTAT = to
+		if err := tx.PutStatusReport(r); err != nil {
 			return err
 		}
 	}

@@ -42,8 +42,10 @@ func TestRenumberedComuneMovesWithItsUtenzeCardsAndBundlesButKeepsWorkstationCod
 		if err := tx.InsertCard(&domain.SmartCard{Serial: "SC2", CF: cfOther, ISTAT: other, BlockedBy: from, State: domain.CardBloccata}); err != nil {
 			return err
 		}
-		_, err := tx.NewBundle(from, now, time.UTC, []string{domain.WorkstationCode(from, 1)})
-		return err
+		if _, err := tx.NewBundle(from, now, time.UTC, []string{domain.WorkstationCode(from, 1)}); err != nil {
+			return err
+		}
+		return tx.NewStatusReport(&store.StatusReport{ISTAT: from, Operator: cf, Postazioni: true}, now, time.UTC)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +101,12 @@ func TestRenumberedComuneMovesWithItsUtenzeCardsAndBundlesButKeepsWorkstationCod
 		ids, _ := tx.PendingBundles()
 		if len(ids) != 1 || ids[0][:7] != to+"/" {
 			t.Errorf("pending bundles = %v, want one under %s", ids, to)
+		}
+		ids, _ = tx.PendingStatusReports()
+		if len(ids) != 1 || ids[0][:7] != to+"/" {
+			t.Errorf("pending STATO reports = %v, want one under %s", ids, to)
+		} else if r, err := tx.StatusReport(ids[0]); err != nil || r.ISTAT != to || !r.Postazioni || r.Operator != cf {
+			t.Errorf("STATO report = %+v, %v", r, err)
 		}
 		return nil
 	})

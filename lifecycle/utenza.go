@@ -102,7 +102,10 @@ func afterCancel(tx *store.Tx, src store.Source, istat, cf string) (string, erro
 	if err != nil {
 		return "", err
 	}
-	if c.State == domain.CardRevocata {
+	if err := revokeNext(tx, src, pe); err != nil {
+		return "", err
+	}
+	if CardOver(c) {
 		return fmt.Sprintf("utenza di %s nel comune %s cancellata", cf, istat), nil
 	}
 	if err := RevokeCard(tx, src, c, "ultima utenza cancellata"); err != nil {
@@ -127,4 +130,18 @@ func otherUtenze(tx *store.Tx, istat, cf string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// revokeNext revokes p's pending replacement card, if any, when his last
+// utenza is deleted.
+func revokeNext(tx *store.Tx, src store.Source, p *domain.Person) error {
+	next, err := pendingNext(tx, p)
+	if err != nil || next == "" {
+		return err
+	}
+	c, err := tx.Card(next)
+	if err != nil {
+		return err
+	}
+	return RevokeCard(tx, src, c, "ultima utenza cancellata")
 }

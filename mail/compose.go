@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
@@ -45,6 +47,19 @@ type Message struct {
 	Date time.Time
 	// Text is the plain UTF-8 body (Italian text); it is encrypted.
 	Text string
+	// Attachments travel, with the text, inside the encrypted part
+	// (multipart/mixed, base64); none keeps the text/plain entity alone.
+	Attachments []Attachment
+}
+
+// Attachment is a file carried inside the encrypted part of a message.
+type Attachment struct {
+	// Name is the file name: printable ASCII, no quote, backslash or slash.
+	Name string
+	// ContentType is its media type ("application/x-pkcs12"); empty is
+	// application/octet-stream.
+	ContentType string
+	Data        []byte
 }
 
 // Compose returns the raw RFC 5322 message (CRLF line endings) for m: an
@@ -95,7 +110,7 @@ func Compose(m *Message, encrypt func(inner []byte) (armored []byte, err error))
 		date = time.Now()
 	}
 
-	inner, err := innerEntity(m.Text)
+	inner, err := innerOf(m, id)
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +194,107 @@ func innerEntity(text string) ([]byte, error) {
 		b.WriteString("\r\n")
 	}
 	return b.Bytes(), nil
+}
+
+// innerOf returns the entity of m that gets encrypted: its text, with its
+// attachments when it has any (message ID id).
+func innerOf(m *Message, id string) ([]byte, error) {
+	inner, err := innerEntity(m.Text)
+	if err != nil || len(m.Attachments) == 0 {
+		return inner, err
+	}
+	return mixedEntity(id, inner, m.Attachments)
+}
+
+// contentType is the media type of attachment a, checked.
+func (a *Attachment) contentType() (string, error) {
+	if a.Name == "" || strings.ContainsAny(a.Name, "\"/") || !isPrintableASCII(a.Name) {
+		return "", fmt.Errorf("mail: attachment name %q: printable ASCII without quotes or slashes", a.Name)
+	}
+	ct := a.ContentType
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	if _, _, err := mime.ParseMediaType(ct); err != nil || strings.Contains(ct, ";") {
+		return "", fmt.Errorf("mail: attachment %s: content type %q", a.Name, ct)
+	}
+	return ct, nil
+}
+
+// mixedEntity returns the multipart/mixed entity of the text entity and
+// the attachments (base64, lines of 76 characters). Its boundary derives
+// from the Message-ID, as the outer one does.
+func mixedEntity(id string, text []byte, atts []Attachment) ([]byte, error) {
+	for i := range atts {
+		if _, err := atts[i].contentType(); err != nil {
+			return nil, err
+		}
+	}
+	boundary := boundaryFor(id+"\x00mixed", text)
+	var b bytes.Buffer
+	b.WriteString(`Content-Type: multipart/mixed; boundary="` + boundary + `"` + "\r\n\r\n")
+	mw := multipart.NewWriter(&b)
+	if err := mw.SetBoundary(boundary); err != nil {
+		return nil, fmt.Errorf("mail: boundary: %w", err)
+	}
+	head, rest, _ := bytes.Cut(text, []byte("\r\n\r\n"))
+	th := textproto.MIMEHeader{}
+	for _, l := range strings.Split(string(head), "\r\n") {
+		k, v, _ := strings.Cut(l, ": ")
+		th.Set(k, v)
+	}
+	tp, err := mw.CreatePart(th)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tp.Write(rest); err != nil {
+		return nil, err
+	}
+	for i := range atts {
+		if err := writeAttachment(mw, &atts[i]); err != nil {
+			return nil, err
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return nil, err
+	}
+	b.WriteString("\r\n")
+	return b.Bytes(), nil
+}
+
+// writeAttachment writes a as a base64 part of mw, in lines of 76
+// characters.
+func writeAttachment(mw *multipart.Writer, a *Attachment) error {
+	ct, err := a.contentType()
+	if err != nil {
+		return err
+	}
+	ap, err := mw.CreatePart(textproto.MIMEHeader{
+		"Content-Type":              {ct + `; name="` + a.Name + `"`},
+		"Content-Transfer-Encoding": {"base64"},
+		"Content-Disposition":       {`attachment; filename="` + a.Name + `"`},
+	})
+	if err != nil {
+		return err
+	}
+	enc := base64.StdEncoding.EncodeToString(a.Data)
+	for len(enc) > 76 {
+		if _, err := io.WriteString(ap, enc[:76]+"\r\n"); err != nil {
+			return err
+		}
+		enc = enc[76:]
+	}
+	_, err = io.WriteString(ap, enc+"\r\n")
+	return err
+}
+
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // checkArmored makes sure the encrypt callback returned a 7-bit ASCII armored

@@ -3,7 +3,8 @@
 // Compose builds an RFC 5322 message whose body is an RFC 3156 PGP/MIME
 // multipart/encrypted entity: the readable text travels only inside the
 // OpenPGP message produced by the caller's encrypt callback, so this package
-// never touches keys. The outer headers (Subject above all) are not
+// never touches keys. Attachments travel inside it too (a multipart/mixed
+// entity of the text and the files). The outer headers (Subject above all) are not
 // protected and must stay generic.
 //
 // Delivery goes through a Sender: SMTP (a go-mail client with STARTTLS

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"anprsec/internal/httpserve"
+	"anprsec/lifecycle"
 	"anprsec/schedules"
 	"anprsec/store"
 )
@@ -49,6 +50,9 @@ type Options struct {
 	// Checks are further conditions of /healthz (free disk space): each
 	// non-nil error is a problem.
 	Checks []func() error
+	// Late is the rule of cards late in production (a zero rule finds
+	// none): /status lists them, /metrics counts them.
+	Late lifecycle.LateRule
 }
 
 // Server holds the metrics registry of one daemon and serves /metrics,
@@ -107,7 +111,7 @@ func New(o Options) *Server {
 		}
 	}
 	s.reg.MustRegister(s.runs, s.duration, s.counts, s.accepted, s.refused, s.issued,
-		storeCollector{s},
+		storeCollector{s}, campaignCollector{s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s
@@ -167,6 +171,8 @@ var (
 		"Certificate ZIP bundles committed but not yet published.", nil, nil)
 	descOrders = prometheus.NewDesc("anprsec_card_orders_pending",
 		"Card orders committed but not yet published.", nil, nil)
+	descLate = prometheus.NewDesc("anprsec_cards_late",
+		"Smart cards IN PRODUZIONE for more working days than cards.late_working_days.", nil, nil)
 )
 
 // storeCollector reads the store's gauges at scrape time, in one read
@@ -175,7 +181,7 @@ type storeCollector struct{ s *Server }
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStoreUp, descLastOK, descPool, descQueued, descOldest, descFailed,
-		descCRLAge, descCRLNext, descCerts, descCards, descBundles, descOrders} {
+		descCRLAge, descCRLNext, descCerts, descCards, descBundles, descOrders, descLate} {
 		ch <- d
 	}
 }
@@ -183,8 +189,12 @@ func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
 	var g *gauges
+	var late []lifecycle.LateCard
 	err := s.o.Store.View(func(tx *store.Tx) (err error) {
-		g, err = readGauges(tx, s.o.KeyAlgorithm, s.o.Jobs, &s.oldest)
+		if g, err = readGauges(tx, s.o.KeyAlgorithm, s.o.Jobs, &s.oldest); err != nil {
+			return err
+		}
+		late, err = lifecycle.LateCards(tx, s.o.Late, s.o.Now())
 		return err
 	})
 	if err != nil {
@@ -222,6 +232,7 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descCards, float64(b.CardsDelivered), "CONSEGNATA DALLA PREFETTURA")
 	gauge(descBundles, float64(b.PendingBundles))
 	gauge(descOrders, float64(b.PendingOrders))
+	gauge(descLate, float64(len(late)))
 }
 
 // Health checks that the store answers, that the last check of the drop
@@ -346,7 +357,10 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 func (s *Server) Status() (*Status, error) {
 	var st *Status
 	err := s.o.Store.View(func(tx *store.Tx) (err error) {
-		st, err = Snapshot(tx, s.o.Schedules, s.o.Jobs, s.o.KeyAlgorithm, s.o.Now())
+		if st, err = Snapshot(tx, s.o.Schedules, s.o.Jobs, s.o.KeyAlgorithm, s.o.Now()); err != nil {
+			return err
+		}
+		st.LateCards, err = lifecycle.LateCards(tx, s.o.Late, s.o.Now())
 		return err
 	})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"anprsec/domain"
 	"anprsec/drop"
+	"anprsec/lifecycle"
 	"anprsec/schedules"
 	"anprsec/store"
 )
@@ -76,6 +77,9 @@ type Status struct {
 	// FailedMails are the most recent messages set aside (at most
 	// MaxFailedMails); Backlog.MailsFailed is their total.
 	FailedMails []FailedMail `json:"failed_mails"`
+	// LateCards are the cards late in production
+	// (docs/rules.md#card-lifecycle), oldest order first.
+	LateCards []lifecycle.LateCard `json:"late_cards"`
 }
 
 // JobStatus is one job's line of the snapshot.

@@ -17,6 +17,7 @@ import (
 const (
 	ReasonUnspecified          = 0 // written as no reasonCode extension (RFC 5280: SHOULD be absent)
 	ReasonKeyCompromise        = 1
+	ReasonSuperseded           = 4 // a certificate replaced by a renewal, after the overlap
 	ReasonCessationOfOperation = 5
 	ReasonCertificateHold      = 6
 )
@@ -28,6 +29,8 @@ func ReasonName(code int) string {
 		return "unspecified"
 	case ReasonKeyCompromise:
 		return "keyCompromise"
+	case ReasonSuperseded:
+		return "superseded"
 	case ReasonCessationOfOperation:
 		return "cessationOfOperation"
 	case ReasonCertificateHold:
@@ -69,7 +72,7 @@ func RevocationReason(motivo string) int {
 type CRLEntry struct {
 	Serial    *big.Int
 	RevokedAt time.Time
-	Reason    int // ReasonUnspecified, ReasonKeyCompromise, ReasonCessationOfOperation, ReasonCertificateHold
+	Reason    int // ReasonUnspecified, ReasonKeyCompromise, ReasonSuperseded, ReasonCessationOfOperation, ReasonCertificateHold
 }
 
 // ParseSerialHex parses a serial as the store keeps it (hexadecimal, as
@@ -107,7 +110,7 @@ func (ca *CA) CreateCRL(entries []CRLEntry, number *big.Int, thisUpdate, nextUpd
 			return nil, fmt.Errorf("pki: CRL entry %d: no serial", i)
 		}
 		switch e.Reason {
-		case ReasonUnspecified, ReasonKeyCompromise, ReasonCessationOfOperation, ReasonCertificateHold:
+		case ReasonUnspecified, ReasonKeyCompromise, ReasonSuperseded, ReasonCessationOfOperation, ReasonCertificateHold:
 		default:
 			return nil, fmt.Errorf("pki: CRL entry %X: reason code %d not used by anprsec", e.Serial, e.Reason)
 		}

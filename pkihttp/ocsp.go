@@ -82,7 +82,11 @@ type ResponderOptions struct {
 //   - revoked with the time and reason of lifecycle.RevocationOf: BLOCCATO
 //     and REVOCATA IN LAVORAZIONE with reason certificateHold, REVOCATO
 //     with the reason of its revocation;
-//   - unknown: a serial that is no postazione's current certificate;
+//   - a certificate replaced by a renewal: as its postazione's during the
+//     overlap, revoked with reason superseded after it
+//     (lifecycle.RevocationOfSerial; a kept response is not served past
+//     the end of the overlap);
+//   - unknown: a serial that is no postazione's certificate;
 //   - unauthorized: a certificate of another CA.
 //
 // The status is read from the store's serial index at every request, so
@@ -116,6 +120,7 @@ type cached struct {
 	thisUpdate time.Time
 	der        []byte
 	etag       string
+	changes    time.Time // when the status changes by itself (end of an overlap); zero: never
 }
 
 // NewResponder makes a Responder: it completes the store's serial index
@@ -343,7 +348,7 @@ func (r *Responder) Respond(reqDER []byte) Answer {
 		return err
 	})
 	now := r.o.Now()
-	if err == nil && !r.owns(raw) {
+	if err == nil && !r.owns(raw, serial) {
 		err = store.ErrNotFound // another CA's certificate with this serial
 	}
 	if errors.Is(err, store.ErrNotFound) || req.Serial.Sign() <= 0 {
@@ -357,7 +362,7 @@ func (r *Responder) Respond(reqDER []byte) Answer {
 		return Answer{DER: ocsp.InternalErrorErrorResponse}
 	}
 	if req.Nonce != nil && r.fresh.take(now) {
-		st, err := statusOf(raw)
+		st, _, err := statusOf(raw, serial, now)
 		if err != nil {
 			return Answer{DER: ocsp.InternalErrorErrorResponse}
 		}
@@ -368,11 +373,12 @@ func (r *Responder) Respond(reqDER []byte) Answer {
 	r.cacheMu.RLock()
 	c := r.cache[key]
 	r.cacheMu.RUnlock()
-	if c != nil && c.gen == gen && bytes.Equal(c.status, raw) && now.Sub(c.thisUpdate) < r.o.Validity/2 && !now.Before(c.thisUpdate) {
+	if c != nil && c.gen == gen && bytes.Equal(c.status, raw) && now.Sub(c.thisUpdate) < r.o.Validity/2 && !now.Before(c.thisUpdate) &&
+		(c.changes.IsZero() || now.Before(c.changes)) {
 		r.hits.Add(1)
 		return Answer{DER: c.der, Cacheable: true, ThisUpdate: c.thisUpdate, NextUpdate: c.thisUpdate.Add(r.o.Validity), ETag: c.etag}
 	}
-	st, err := statusOf(raw)
+	st, changes, err := statusOf(raw, serial, now)
 	if err != nil {
 		r.o.Log.Warn("OCSP: a serial index entry", "serial", serial, "err", err)
 		return Answer{DER: ocsp.InternalErrorErrorResponse}
@@ -387,7 +393,7 @@ func (r *Responder) Respond(reqDER []byte) Answer {
 	if len(r.cache) >= maxCached {
 		r.cache = map[string]*cached{}
 	}
-	r.cache[key] = &cached{status: raw, gen: gen, thisUpdate: a.ThisUpdate, der: a.DER, etag: a.ETag}
+	r.cache[key] = &cached{status: raw, gen: gen, thisUpdate: a.ThisUpdate, der: a.DER, etag: a.ETag, changes: changes}
 	r.cacheMu.Unlock()
 	return a
 }
@@ -403,32 +409,51 @@ func (r *Responder) sign(s *pki.OCSPSigner, req *pki.OCSPRequest, st pki.OCSPSta
 	return Answer{DER: der, ThisUpdate: t, NextUpdate: t.Add(r.o.Validity)}
 }
 
-// owns reports whether the serial index entry raw is a certificate of the
-// responder's CA.
-func (r *Responder) owns(raw []byte) bool {
+// owns reports whether serial, of the serial index entry raw (its
+// postazione's current certificate or one replaced by a renewal), is a
+// certificate of the responder's CA.
+func (r *Responder) owns(raw []byte, serial string) bool {
 	var p struct {
-		Issuer string `json:"issuer"`
+		Serial       string `json:"serial"`
+		Issuer       string `json:"issuer"`
+		Predecessors []struct {
+			Serial string `json:"serial"`
+			Issuer string `json:"issuer"`
+		} `json:"predecessors"`
 	}
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return true // statusOf reports it
 	}
-	return p.Issuer == r.caKeyID || (p.Issuer == "" && !r.o.Later)
+	issuer := p.Issuer
+	if !strings.EqualFold(serial, p.Serial) {
+		for _, pc := range p.Predecessors {
+			if strings.EqualFold(serial, pc.Serial) {
+				issuer = pc.Issuer
+			}
+		}
+	}
+	return issuer == r.caKeyID || (issuer == "" && !r.o.Later)
 }
 
 // CACert is the certificate of the CA the responder answers for.
 func (r *Responder) CACert() *x509.Certificate { return r.o.CACert }
 
-// statusOf is the OCSP status of a serial index entry.
-func statusOf(raw []byte) (pki.OCSPStatus, error) {
+// statusOf is the OCSP status at now of the certificate serial of a serial
+// index entry (its postazione's current certificate or a predecessor,
+// lifecycle.RevocationOfSerial), and when it changes by itself.
+func statusOf(raw []byte, serial string, now time.Time) (pki.OCSPStatus, time.Time, error) {
 	var p domain.Postazione
 	if err := json.Unmarshal(raw, &p); err != nil {
-		return pki.OCSPStatus{}, err
+		return pki.OCSPStatus{}, time.Time{}, err
 	}
-	rev := lifecycle.RevocationOf(&p)
+	rev, changes, ok := lifecycle.RevocationOfSerial(&p, serial, now)
+	if !ok {
+		return pki.OCSPStatus{}, time.Time{}, fmt.Errorf("the index entry of %s is of postazione %s, which does not have it", serial, p.Code)
+	}
 	if !rev.Revoked {
-		return pki.OCSPStatus{Status: ocsp.Good}, nil
+		return pki.OCSPStatus{Status: ocsp.Good}, changes, nil
 	}
-	return pki.OCSPStatus{Status: ocsp.Revoked, RevokedAt: rev.At, Reason: rev.Reason}, nil
+	return pki.OCSPStatus{Status: ocsp.Revoked, RevokedAt: rev.At, Reason: rev.Reason}, changes, nil
 }
 
 // Precompute signs and keeps the response about every current certificate

@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -397,4 +399,65 @@ func requestWithNonce(t *testing.T, certID, nonce []byte) []byte {
 		t.Fatal(err)
 	}
 	return der
+}
+
+// A certificate replaced by a renewal answers good through the overlap,
+// also from a kept response, and revoked with reason superseded from the
+// end of the overlap on, without any change of the store: a response kept
+// during the overlap is not served past its end. Its successor answers
+// good throughout.
+func TestPredecessorIsGoodThroughTheOverlapThenSuperseded(t *testing.T) {
+	f := newFixture(t)
+	var mu sync.Mutex
+	now := time.Now()
+	f.opt.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	sealer, err := store.NewSealer(bytes.Repeat([]byte{9}, secret.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewResponder(ResponderOptions{Store: f.st, Sealer: sealer, CACert: f.ca.Cert,
+		LoadCA: func() (*pki.CA, error) { return f.ca, nil }, Validity: 4 * time.Hour, Log: f.opt.Log,
+		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := f.issue("058091-PC-0001")
+	next, _ := f.issue("058091-PC-0001")
+	code := "058091-PC-0001"
+	end := now.Add(time.Hour).UTC()
+	p := &domain.Postazione{Code: code, ISTAT: "058091", State: domain.CertAttivo, Serial: fmt.Sprintf("%X", next.SerialNumber),
+		NotAfter: next.NotAfter, CertDER: next.Raw, PrevSerial: fmt.Sprintf("%X", old.SerialNumber), Created: now, Updated: now,
+		Predecessors: []domain.PrevCert{{Serial: fmt.Sprintf("%X", old.SerialNumber), NotAfter: old.NotAfter, CertDER: old.Raw,
+			SupersededBy: fmt.Sprintf("%X", next.SerialNumber), Replaced: now, OverlapUntil: end}}}
+	if err := f.st.Update(func(tx *store.Tx) error { return tx.PutPostazione(p) }); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(c *x509.Certificate) *ocsp.Response {
+		t.Helper()
+		req, err := ocsp.CreateRequest(c, f.ca.Cert, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := ocsp.ParseResponseForCert(r.Respond(req).DER, c, f.ca.Cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if a, b := ask(old), ask(old); a.Status != ocsp.Good || b.Status != ocsp.Good {
+		t.Fatalf("during the overlap: %v, %v", a.Status, b.Status)
+	}
+	if ask(next).Status != ocsp.Good {
+		t.Fatal("the successor is not good")
+	}
+	mu.Lock()
+	now = end.Add(time.Minute)
+	mu.Unlock()
+	resp := ask(old)
+	if resp.Status != ocsp.Revoked || resp.RevocationReason != ocsp.Superseded || !resp.RevokedAt.Equal(end.Truncate(time.Second)) {
+		t.Errorf("after the overlap: status %v, reason %d, at %v (end %v)", resp.Status, resp.RevocationReason, resp.RevokedAt, end)
+	}
+	if ask(next).Status != ocsp.Good {
+		t.Error("the successor is not good after the overlap")
+	}
 }

@@ -104,6 +104,10 @@ const (
 const (
 	MailPIN    = "pin"    // the second halves of a card's secrets
 	MailAvviso = "avviso" // a notice without secrets (expiry warnings): To, Subject and Text are in the record
+	// MailFirstCert is a comune's first workstation certificate with its
+	// password, to the ASC: built when sent from the postazione's sealed
+	// P12 and password (Code).
+	MailFirstCert = "primo-certificato"
 )
 
 // Mail is one message of the outbox. It holds no secret: a MailPIN message
@@ -126,7 +130,17 @@ type Mail struct {
 	// MailAvviso only: the message, which holds no secret.
 	Subject string `json:"subject,omitempty"`
 	Text    string `json:"text,omitempty"`
+	// MailFirstCert only: the postazione whose certificate is sent.
+	Code string `json:"code,omitempty"`
+	// Campaign, for a notice of a security notice campaign: the notice
+	// carries the user list of comune ISTAT kept with the campaign
+	// (CampaignList).
+	Campaign string `json:"campaign,omitempty"`
 }
+
+// FirstCertMailID is the outbox ID of the first-certificate message of
+// postazione code.
+func FirstCertMailID(code string) string { return MailFirstCert + "/" + code }
 
 // PINMailID is the outbox ID of a card's second-halves message.
 func PINMailID(serial string) string { return MailPIN + "/" + serial }

@@ -22,7 +22,8 @@ var kinds = []struct{ prefix, kind string }{
 	{"c/", "comune"}, {"p/", "persona"}, {"u/", "utenza"}, {"s/", "smart card"}, {"w/", "postazione"},
 	{"h/", "history block"}, {"f/", "input file"}, {"r/", "job run"}, {"rl/", "last job run"},
 	{"m/", "meta"}, {"k/", "pooled key"}, {"co/", "card order"}, {"b/", "certificate bundle"},
-	{"o/", "outbox mail"}, {"q/", "sequence"}, {"i/", "index"},
+	{"o/", "outbox mail"}, {"q/", "sequence"}, {"sr/", "status report"}, {"i/", "index"}, {"ri/", "installation"},
+	{"av/", "notice campaign"}, {"avc/", "comune of a notice campaign"}, {"avl/", "user list of a notice campaign"},
 }
 
 // describeKey returns a record key as an operator can read it, with its

@@ -158,8 +158,31 @@ func (tx *Tx) indexTail(prefix string) ([]string, error) {
 }
 
 func postIndexes(p *domain.Postazione) []string {
-	return []string{"i/w-st/" + string(p.State) + "/" + p.Code}
+	ix := []string{"i/w-st/" + string(p.State) + "/" + p.Code}
+	if p.Renewal != nil {
+		ix = append(ix, renewalIndex+p.Code)
+	}
+	if len(p.Predecessors) > 0 {
+		ix = append(ix, predIndex+p.Code)
+	}
+	return ix
 }
+
+// Indexes of renewals (docs/rules.md#renewal): the postazioni with a
+// pending renewal, and those with predecessors (certificates replaced by a
+// renewal, in the CRL once superseded).
+const (
+	renewalIndex = "i/w-rin/"
+	predIndex    = "i/w-pred/"
+)
+
+// PostazioniToRenew returns the codes of the postazioni with a pending
+// renewal, in code order.
+func (tx *Tx) PostazioniToRenew() ([]string, error) { return tx.indexTail(renewalIndex) }
+
+// PostazioniWithPredecessors returns the codes of the postazioni that have
+// certificates replaced by a renewal, in code order.
+func (tx *Tx) PostazioniWithPredecessors() ([]string, error) { return tx.indexTail(predIndex) }
 
 // Postazione returns a workstation by code.
 func (tx *Tx) Postazione(code string) (*domain.Postazione, error) {

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,8 +16,9 @@ import (
 // (docs/rules.md#certificates):
 //
 //	i/w-sn/<SERIAL>             the status of the postazione whose current
-//	                            certificate has this serial (hex, as
-//	                            Postazione.Serial)
+//	                            certificate, or one of whose predecessors
+//	                            (replaced by a renewal), has this serial
+//	                            (hex, as Postazione.Serial)
 //	m/serial-index              set once every postazione is indexed
 //	m/ocsp-responder/<CA SKI>   the delegated OCSP responder of a CA
 //
@@ -31,30 +33,63 @@ const serialIndexMeta = "serial-index"
 
 func serialKey(serial string) string { return serialPrefix + strings.ToUpper(serial) }
 
-// serialEntry is what the index keeps of a postazione.
+// serialEntry is what the index keeps of a postazione: the fields that
+// decide its status and its predecessors' (without their certificates).
 func serialEntry(p *domain.Postazione) *domain.Postazione {
-	return &domain.Postazione{
+	e := &domain.Postazione{
 		Code: p.Code, ISTAT: p.ISTAT, Server: p.Server, State: p.State, Serial: p.Serial, NotAfter: p.NotAfter, Issuer: p.Issuer,
 		HoldSince: p.HoldSince, RevokedAt: p.RevokedAt, RevocationReason: p.RevocationReason,
 		Created: p.Created, Updated: p.Updated,
 	}
+	for _, pc := range p.Predecessors {
+		pc.CertDER = nil
+		e.Predecessors = append(e.Predecessors, pc)
+	}
+	return e
 }
 
-// putSerialIndex updates the index when p replaces prev (nil: new).
+// serialsOf lists the serials of p's certificates: the current one and
+// its predecessors'.
+func serialsOf(p *domain.Postazione) []string {
+	var out []string
+	if p.Serial != "" {
+		out = append(out, strings.ToUpper(p.Serial))
+	}
+	for _, pc := range p.Predecessors {
+		if pc.Serial != "" {
+			out = append(out, strings.ToUpper(pc.Serial))
+		}
+	}
+	return out
+}
+
+// putSerialIndex updates the index when p replaces prev (nil: new): every
+// serial of p points to p's entry, a serial p no longer has is removed.
 func (tx *Tx) putSerialIndex(prev, p *domain.Postazione) error {
-	if prev != nil && prev.Serial != "" && !strings.EqualFold(prev.Serial, p.Serial) {
-		if err := tx.del(serialKey(prev.Serial)); err != nil {
+	now := serialsOf(p)
+	if prev != nil {
+		for _, old := range serialsOf(prev) {
+			if !slices.Contains(now, old) {
+				if err := tx.del(serialKey(old)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if len(now) == 0 {
+		return nil
+	}
+	e := serialEntry(p)
+	for _, sn := range now {
+		if err := tx.set(serialKey(sn), e); err != nil {
 			return err
 		}
 	}
-	if p.Serial == "" {
-		return nil
-	}
-	return tx.set(serialKey(p.Serial), serialEntry(p))
+	return nil
 }
 
 // PostazioneBySerial returns the status of the postazione whose current
-// certificate has serial (hexadecimal, any case): its code, comune, state,
+// certificate (or a predecessor's, see domain.PrevCert) has serial (hexadecimal, any case): its code, comune, state,
 // serial, expiry and the times and reason of a hold or revocation, but no
 // certificate, key or PKCS#12. ErrNotFound when no current certificate has
 // it (never issued, or replaced).
@@ -163,11 +198,10 @@ func (s *Store) indexSerialsFrom(after string, batch int) (n int, last string, e
 			}
 			n++
 			last = p.Code
-			if p.Serial == "" {
-				continue
-			}
-			if err := tx.set(serialKey(p.Serial), serialEntry(&p)); err != nil {
-				return err
+			for _, sn := range serialsOf(&p) {
+				if err := tx.set(serialKey(sn), serialEntry(&p)); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

@@ -29,9 +29,10 @@ var ErrLocked = errors.New("the store is in use by another anprsec process (is `
 
 // Store is the open database.
 type Store struct {
-	db  *badger.DB
-	mu  sync.Mutex // serializes writers: the history chain is linear
-	now func() time.Time
+	db       *badger.DB
+	mu       *sync.Mutex // serializes writers: the history chain is linear
+	now      func() time.Time
+	borrowed bool // a handle of Borrow: Close leaves the store open
 }
 
 // Options of Open.
@@ -93,7 +94,7 @@ func Open(opt Options) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{db: db, now: now}, nil
+	return &Store{db: db, mu: new(sync.Mutex), now: now}, nil
 }
 
 // lastValueLog returns the path and size of the newest value log file of
@@ -160,7 +161,20 @@ func Unavailable(err error) bool {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	if s.borrowed {
+		return nil
+	}
+	return s.db.Close()
+}
+
+// Borrow returns a handle on the same open store, sharing its writer lock
+// (so the history chain stays linear), whose Close does nothing: for code
+// that uses a store another part of the process owns, such as a command
+// the daemon runs for the control socket.
+func (s *Store) Borrow() *Store {
+	return &Store{db: s.db, mu: s.mu, now: s.now, borrowed: true}
+}
 
 // Sync makes every committed transaction durable, before anything that
 // announces them leaves the process.

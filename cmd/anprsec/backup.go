@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -37,36 +36,29 @@ stopped (the store is held by one process).`,
 			if err := st.SealRotationPending(); err != nil {
 				return err
 			}
+			// The file is the caller's: through the control socket the CLI
+			// writes it, with the caller's permissions.
+			fsys := a.callerFS()
 			out := args[0]
-			if _, err := os.Lstat(out); err == nil && !force {
+			if _, err := fsys.Lstat(out); err == nil && !force {
 				return fmt.Errorf("%s exists: a backup is never overwritten without --force", out)
 			}
-			tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*.tmp")
+			f, err := fsys.Create(out, 0o600)
 			if err != nil {
 				return err
 			}
-			defer os.Remove(tmp.Name())
-			if err := tmp.Chmod(0o600); err != nil {
-				return err
-			}
+			defer f.Abort()
 			bar := newProgress(cmd, -1, "backup", true)
-			err = st.Backup(io.MultiWriter(tmp, bar), key)
+			var size countWriter
+			err = st.Backup(io.MultiWriter(f, bar, &size), key)
 			bar.Finish()
 			if err != nil {
-				tmp.Close()
 				return err
 			}
-			if err := tmp.Sync(); err != nil {
+			if err := f.Commit(); err != nil {
 				return err
 			}
-			if err := tmp.Close(); err != nil {
-				return err
-			}
-			if err := os.Rename(tmp.Name(), out); err != nil {
-				return err
-			}
-			fi, _ := os.Stat(out)
-			fmt.Fprintf(cmd.OutOrStdout(), "backup written: %s (%d bytes, sealed)\n", out, fi.Size())
+			fmt.Fprintf(cmd.OutOrStdout(), "backup written: %s (%d bytes, sealed)\n", out, int64(size))
 			return nil
 		},
 	}
@@ -83,6 +75,9 @@ func (a *app) restoreCmd() *cobra.Command {
 the store key of the target. Run "anprsec history verify" afterwards.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.daemonAnswers() {
+				return errDaemonRunning
+			}
 			key, err := secret.ReadKey(a.cfg.Path(a.cfg.Keys.Backup))
 			if err != nil {
 				return initHint(err)
@@ -126,4 +121,12 @@ the store key of the target. Run "anprsec history verify" afterwards.`,
 			return nil
 		},
 	}
+}
+
+// countWriter counts the bytes written to it.
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	*c += countWriter(len(p))
+	return len(p), nil
 }

@@ -46,8 +46,8 @@ func (a *app) caRinnovaCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "rinnova",
 		Short: "Rinnova la CA: nuova chiave, certificato e certificato incrociato, poi la nuova CA diventa la corrente",
-		Long: `rinnova fa una nuova CA accanto a quella corrente (a demone fermo: il comando
-apre l'archivio):
+		Long: `rinnova fa una nuova CA accanto a quella corrente, a demone fermo (il comando
+apre l'archivio; il demone, riavviato, serve le CRL e l'OCSP di ogni CA):
 
   1. la chiave: un file accanto a pki.ca_key (ca-AAAAMMGG.key, mode 0600), o,
      con pki.ca_key un URI PKCS#11, una chiave nello stesso token con
@@ -85,7 +85,7 @@ pki.crl_url e pki.ca_issuers_url impostati).`,
 				return err
 			}
 			defer closeFn()
-			res, err := jobs.RollOverCA(r.Env(), store.Source{Actor: operatorActor()}, time.Now(), bits)
+			res, err := jobs.RollOverCA(r.Env(), store.Source{Actor: a.actor()}, time.Now(), bits)
 			if err != nil {
 				return fmt.Errorf("rinnovo della CA: %w", err)
 			}

@@ -40,7 +40,9 @@ spreadsheet would read as a formula is written as text.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The export streams the store; a soft memory limit keeps the
 			// garbage collector from letting the heap double (this process only).
-			debug.SetMemoryLimit(150 << 20)
+			if a.daemon == nil {
+				debug.SetMemoryLimit(150 << 20)
+			}
 			r, closeFn, err := a.openRunner(cmd.Context())
 			if err != nil {
 				return err
@@ -49,7 +51,14 @@ spreadsheet would read as a formula is written as text.`,
 			env := r.Env()
 			var target audit.Target = env.Drop
 			flat := false
-			if out != "" {
+			if out != "" && a.daemon != nil {
+				// The caller's folder, written by the CLI with the caller's permissions.
+				t, err := newCallerTarget(a.callerFS(), out)
+				if err != nil {
+					return err
+				}
+				target, flat = t, true
+			} else if out != "" {
 				l, err := drop.NewLocal(out)
 				if err != nil {
 					return err
@@ -102,7 +111,7 @@ spreadsheet would read as a formula is written as text.`,
 			}
 			fmt.Fprintf(w, "national report %s .. %s: %d utenze, %d anomalie, %d history entries\n  %s\n",
 				p.From.Format("02/01/2006"), lastDay(p.To).Format("02/01/2006"), f.Utenze, f.Anomalie, f.Storico, f.XLSX)
-			for _, m := range f.Monthly {
+			for _, m := range append(f.Monthly, f.Revocations...) {
 				fmt.Fprintf(w, "  %s\n", m)
 			}
 			if f.Truncated {

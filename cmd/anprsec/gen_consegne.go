@@ -102,7 +102,7 @@ func (a *app) genConsegne(cmd *cobra.Command, opt manifestOptions, outDir string
 	name = strings.TrimSuffix(name, ".csv") + ".csv"
 	var where string
 	if outDir != "" {
-		where, err = writeManifestFiles(filepath.Join(outDir, name), data, sig)
+		where, err = a.writeManifestFiles(filepath.Join(outDir, name), data, sig)
 	} else {
 		where, err = a.dropManifest(cmd.Context(), path.Join("prefetture", opt.ppp, "consegne", name), data, sig)
 	}
@@ -125,6 +125,11 @@ func (a *app) genConsegne(cmd *cobra.Command, opt manifestOptions, outDir string
 // key and its file.
 func (a *app) manifestSigner(opt manifestOptions) (*openpgp.Entity, string, error) {
 	keyFile := opt.keyFile
+	if keyFile != "" && a.daemon != nil {
+		// The daemon reads no secret key a caller names: it could be one
+		// of the daemon's own.
+		return nil, "", errors.New("--firma-chiave: tramite il daemon si firma solo con la chiave di sviluppo della prefettura; per firmare con un'altra chiave ferma il daemon")
+	}
 	if keyFile == "" {
 		keyFile = prefetturaDevKey(a.cfg, opt.ppp)
 		if _, err := os.Stat(keyFile); errors.Is(err, os.ErrNotExist) {
@@ -315,13 +320,15 @@ func manifestFiles(p string, data, sig []byte) []struct {
 }
 
 // writeManifestFiles writes the manifest at p and its signature, in a
-// folder; it refuses to replace a file.
-func writeManifestFiles(p string, data, sig []byte) (string, error) {
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+// folder of the caller (through the control socket, written by the CLI);
+// it refuses to replace a file.
+func (a *app) writeManifestFiles(p string, data, sig []byte) (string, error) {
+	if err := a.callerFS().MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return "", err
 	}
+	write := a.writeNewFor(true)
 	for _, f := range manifestFiles(p, data, sig) {
-		if err := writeNew(f.path, f.data, 0o644); errors.Is(err, os.ErrExist) {
+		if err := write(f.path, f.data, 0o644); errors.Is(err, os.ErrExist) {
 			return "", fmt.Errorf("%s exists: not replaced", relPath(f.path))
 		} else if err != nil {
 			return "", err

@@ -40,6 +40,12 @@ func (a *app) devCardCA() (*cades.DevCA, error) {
 // signAs signs data with a development card certificate of cf and writes
 // the envelope to out (or a detached signature, with detached).
 func signAs(ca *cades.DevCA, cf string, data []byte, out string, detached bool) error {
+	return signAsTo(writeNew, ca, cf, data, out, detached)
+}
+
+// signAsTo is signAs writing the envelope with write (writeNew, or
+// writeNewFor a folder of the caller).
+func signAsTo(write func(string, []byte, os.FileMode) error, ca *cades.DevCA, cf string, data []byte, out string, detached bool) error {
 	card, err := cades.IssueCard(ca, cf, "carta di sviluppo "+cf, time.Now().AddDate(1, 0, 0))
 	if err != nil {
 		return err
@@ -48,7 +54,7 @@ func signAs(ca *cades.DevCA, cf string, data []byte, out string, detached bool) 
 	if err != nil {
 		return err
 	}
-	return writeNew(out, sig, 0o644)
+	return write(out, sig, 0o644)
 }
 
 func (a *app) genFirmaCmd() *cobra.Command {
@@ -101,8 +107,9 @@ trust.card_ca is not the development CA.`,
 func (a *app) genRichiesteCmd() *cobra.Command {
 	var comune, out string
 	var errori int
+	var scarica, stato bool
 	cmd := &cobra.Command{
-		Use:   "richieste --comune ISTAT [--out DIR] [--errori N]",
+		Use:   "richieste --comune ISTAT [--out DIR] [--errori N] [--scarica] [--stato]",
 		Short: "Write sample console requests of a comune, signed by its ALS and ALP (development card CA)",
 		Long: `richieste writes two sample request files of comune ISTAT from what the
 store holds, each signed (CAdES .p7m) with a development card certificate of
@@ -110,7 +117,12 @@ its operator: <ISTAT>-als-esempio.csv.p7m by an ALS with an active card
 (INSERISCI_UTENTE of a sample person) and <ISTAT>-alp-esempio.csv.p7m by an
 ALP with an active card (REGISTRA_POSTAZIONE). --errori N adds N rows with
 deliberate mistakes to the ALS file, to see the receipts' codes. The files go
-to the comune's request folder of the local drop, or to --out.`,
+to the comune's request folder of the local drop, or to --out.
+
+--scarica aggiunge al file dell'ALP una riga SCARICA_CERTIFICATI (lo ZIP dei
+certificati ATTIVO del comune con password.txt in certificati/); --stato
+aggiunge a entrambi i file una riga STATO (il report di utenze e smart card
+per l'ALS, di postazioni per l'ALP, in report/).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			istat, err := istatFlag(comune)
@@ -125,18 +137,25 @@ to the comune's request folder of the local drop, or to --out.`,
 			if err != nil {
 				return err
 			}
+			// A folder named with --out is the caller's: through the control
+			// socket the CLI writes there; the drop is the daemon's.
+			toCaller := out != ""
 			if out == "" {
 				if a.cfg.Drop.Type != "local" {
 					return errors.New("--out is required with an SFTP drop")
 				}
 				out = filepath.Join(a.cfg.Path(a.cfg.Drop.Local), "comuni", istat, "richieste")
 			}
-			if err := os.MkdirAll(out, 0o755); err != nil {
+			mkdir := os.MkdirAll
+			if toCaller {
+				mkdir = a.callerFS().MkdirAll
+			}
+			if err := mkdir(out, 0o755); err != nil {
 				return err
 			}
-			for _, f := range sampleRequests(istat, als, alp, errori) {
+			for _, f := range sampleRequests(istat, als, alp, errori, sampleSelfService{scarica, stato}) {
 				p := filepath.Join(out, f.name+richieste.EnvelopeExt)
-				if err := signAs(ca, f.signer, []byte(f.text), p, false); err != nil {
+				if err := signAsTo(a.writeNewFor(toCaller), ca, f.signer, []byte(f.text), p, false); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: firmato da %s, righe di richiesta: %d\n", p, f.signer, strings.Count(f.text, "\n")-1)
@@ -147,6 +166,8 @@ to the comune's request folder of the local drop, or to --out.`,
 	cmd.Flags().StringVar(&comune, "comune", "", "ISTAT code of the comune (required)")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "folder to write to (default: the comune's richieste/ in the local drop)")
 	cmd.Flags().IntVar(&errori, "errori", 0, "rows with deliberate mistakes to add to the ALS file")
+	cmd.Flags().BoolVar(&scarica, "scarica", false, "aggiunge SCARICA_CERTIFICATI al file dell'ALP")
+	cmd.Flags().BoolVar(&stato, "stato", false, "aggiunge STATO ai file dell'ALS e dell'ALP")
 	cmd.MarkFlagRequired("comune")
 	return cmd
 }
@@ -195,9 +216,13 @@ func (a *app) sampleOperators(istat string) (als, alp string, err error) {
 
 type sampleFile struct{ name, signer, text string }
 
+// sampleSelfService says which self-service rows the samples add
+// (docs/rules.md#self-service).
+type sampleSelfService struct{ scarica, stato bool }
+
 // sampleRequests writes the sample request files: header and rows, ';'
 // separated, the Operatore column left empty (the signer).
-func sampleRequests(istat, als, alp string, errori int) []sampleFile {
+func sampleRequests(istat, als, alp string, errori int, self sampleSelfService) []sampleFile {
 	person := censusgen.MakeCF("Esempio", "Prova", false, 1990, 5, 15, "H501", 0)
 	var b strings.Builder
 	b.WriteString("Operazione;Operatore;Codice Fiscale;Cognome;Nome;Sesso;Data di nascita;Email;Profili;Smart Card;Ambiente;Motivo\n")
@@ -211,7 +236,16 @@ func sampleRequests(istat, als, alp string, errori int) []sampleFile {
 	for i := 0; i < errori; i++ {
 		b.WriteString(wrong[i%len(wrong)] + "\n")
 	}
+	if self.stato {
+		b.WriteString("STATO;;;;;;;;;;;\n")
+	}
 	alpText := "Operazione;Operatore;Nome postazione\nREGISTRA_POSTAZIONE;;Sportello esempio\n"
+	if self.scarica {
+		alpText += "SCARICA_CERTIFICATI;;\n"
+	}
+	if self.stato {
+		alpText += "STATO;;\n"
+	}
 	return []sampleFile{
 		{istat + "-als-esempio.csv", als, b.String()},
 		{istat + "-alp-esempio.csv", alp, alpText},

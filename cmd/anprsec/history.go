@@ -24,7 +24,9 @@ func (a *app) historyCmd() *cobra.Command {
 		Long: `verify recomputes the hash chain of the history: every entry carries the hash
 of the previous one, so a modified, removed or reordered entry breaks it. It
 prints the number of entries and the head hash; keep the head hash elsewhere
-(a ticket, a signed mail) to detect a chain rewritten from scratch.
+(a ticket, a signed mail) to detect a chain rewritten from scratch. It then
+checks the register of installations: every record must equal what its last
+history entry says (an edit of the record alone is found).
 
 With --checkpoint FILE... it also checks checkpoints published by the
 registro job (sicurezza/registro/registro-<YYYYMMDD>.asc, or the copies
@@ -52,6 +54,11 @@ itself. One line per checkpoint; non-zero exit if any fails.`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "history chain intact: %d entries, head %s\n", res.Entries, res.Head)
+			n, err := st.VerifyInstallations()
+			if err != nil {
+				return fmt.Errorf("registro delle installazioni: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "registro delle installazioni conforme alla storia: %d righe\n", n)
 			return nil
 		},
 	}

@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
+	"anprsec/internal/control"
 	"anprsec/jobs"
 	"anprsec/pki/pgp"
 	"anprsec/store"
@@ -33,7 +33,7 @@ func (a *app) verifyCheckpoints(w io.Writer, st *store.Store, files []string, ke
 	errs := make([]error, len(files))
 	var seqs []uint64
 	for i, f := range files {
-		cps[i], errs[i] = readCheckpoint(f, keyring)
+		cps[i], errs[i] = readCheckpoint(a.callerFS(), f, keyring)
 		if errs[i] == nil {
 			seqs = append(seqs, cps[i].Seq)
 		}
@@ -68,13 +68,10 @@ func (a *app) verifyCheckpoints(w io.Writer, st *store.Store, files []string, ke
 }
 
 // readCheckpoint reads a checkpoint file and checks its signature.
-func readCheckpoint(path string, keyring openpgp.EntityList) (jobs.Checkpoint, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return jobs.Checkpoint{}, fmt.Errorf("illeggibile: %v", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxCheckpointFile+1))
+// The file is the caller's (fsys): through the control socket the CLI
+// reads it, with the caller's permissions.
+func readCheckpoint(fsys control.FS, path string, keyring openpgp.EntityList) (jobs.Checkpoint, error) {
+	data, err := fsys.ReadFile(path)
 	if err != nil {
 		return jobs.Checkpoint{}, fmt.Errorf("illeggibile: %v", err)
 	}
@@ -94,6 +91,13 @@ func readCheckpoint(path string, keyring openpgp.EntityList) (jobs.Checkpoint, e
 // serviceKeyring is the key checkpoints are checked with: the public key
 // in keyFile, or the service key of the config (keys.service).
 func (a *app) serviceKeyring(keyFile string) (openpgp.EntityList, error) {
+	if keyFile != "" && a.daemon != nil {
+		data, err := a.callerFS().ReadFile(keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("pgp: key file: %w", err)
+		}
+		return pgp.ReadVerifier(data, keyFile)
+	}
 	if keyFile != "" {
 		return pgp.ReadVerifierFile(keyFile)
 	}

@@ -191,7 +191,7 @@ the new province. Its workstations keep their codes, which their
 certificates carry (docs/rules.md#comune-renumbering).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := os.ReadFile(args[0])
+			data, err := a.callerFS().ReadFile(args[0])
 			if err != nil {
 				return err
 			}
@@ -246,7 +246,7 @@ certificates carry (docs/rules.md#comune-renumbering).`,
 			}
 			detail := fmt.Sprintf("%s: %d comuni in vigore; %d nuovi, %d cessati, %d rinominati, %d con nuovo codice ISTAT, %d con nuova provincia",
 				args[0], nNew, count["nuovo"], count["cessato"], count["rinominato"], count["codice ISTAT"], count["provincia"])
-			moved, err := applyPlaces(st, store.Source{Actor: operatorActor(), File: args[0]}, storedPlaces{Date: p.Date(), File: args[0], Gz: gz.Bytes()}, detail, changes)
+			moved, err := applyPlaces(st, store.Source{Actor: a.actor(), File: args[0]}, storedPlaces{Date: p.Date(), File: args[0], Gz: gz.Bytes()}, detail, changes)
 			if err != nil {
 				return err
 			}

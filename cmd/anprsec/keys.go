@@ -40,7 +40,7 @@ the README).`,
 		ValidArgs: []string{"seal", "store"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
-			src := store.Source{Actor: operatorActor()}
+			src := store.Source{Actor: a.actor()}
 			switch args[0] {
 			case "seal":
 				st, err := a.openStore()

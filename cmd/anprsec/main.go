@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"anprsec/drop"
 	"anprsec/drop/sftpdrop"
 	"anprsec/internal/clip"
+	"anprsec/internal/control"
 	"anprsec/istat"
 	"anprsec/jobs"
 	"anprsec/schedules"
@@ -31,8 +33,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRoot().ExecuteContext(ctx)
+	err := newRootOf(&app{args: os.Args[1:]}).ExecuteContext(ctx)
 	stop()
+	var done exitStatus
+	if errors.As(err, &done) {
+		os.Exit(int(done)) // a command run by the daemon, which said everything
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "anprsec:", err)
 		os.Exit(exitCode(err))
@@ -49,10 +55,23 @@ type app struct {
 	verbose bool
 	cfg     *config.Config
 	log     *slog.Logger
+
+	// args is the command line after "anprsec" that forward sends to the
+	// daemon; nil (a command tree built in a test) never goes to the daemon.
+	args []string
+	// daemon is set in a command the daemon runs for a caller of the
+	// control socket (control.go); files are then the caller's, and
+	// terminal says whether the caller's stderr is a terminal.
+	daemon   *daemonSide
+	files    control.FS
+	terminal bool
 }
 
-func newRoot() *cobra.Command {
-	a := &app{}
+func newRoot() *cobra.Command { return newRootOf(&app{}) }
+
+// newRootOf is the command tree acting for a: the CLI's own, or one the
+// daemon runs for a caller of the control socket.
+func newRootOf(a *app) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "anprsec",
 		Short: "Batch back-office of the ANPR security console",
@@ -65,6 +84,9 @@ the ANPRSEC_CONFIG environment variable. Start with "anprsec init".`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if a.daemon != nil {
+				return a.daemonPreRun(cmd)
+			}
 			if a.cfgPath == "" {
 				a.cfgPath = os.Getenv("ANPRSEC_CONFIG")
 			}
@@ -85,7 +107,7 @@ the ANPRSEC_CONFIG environment variable. Start with "anprsec init".`,
 			if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 				debug.SetMemoryLimit(int64(cfg.MemoryLimit))
 			}
-			return nil
+			return a.forward(cmd)
 		},
 	}
 	root.PersistentFlags().StringVar(&a.cfgPath, "config", "", "config file (default anprsec.yaml, or $ANPRSEC_CONFIG)")
@@ -99,11 +121,17 @@ the ANPRSEC_CONFIG environment variable. Start with "anprsec init".`,
 }
 
 func newLogger(verbose bool) *slog.Logger {
+	fi, err := os.Stderr.Stat()
+	return slog.New(logHandler(os.Stderr, err == nil && fi.Mode()&os.ModeCharDevice != 0, verbose))
+}
+
+// logHandler writes text lines on a terminal, JSON lines otherwise.
+func logHandler(w io.Writer, terminal, verbose bool) slog.Handler {
 	opt := logOptions(verbose)
-	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-		return slog.New(slog.NewTextHandler(os.Stderr, opt))
+	if terminal {
+		return slog.NewTextHandler(w, opt)
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, opt))
+	return slog.NewJSONHandler(w, opt)
 }
 
 // maxLogValue bounds a logged value, in bytes: an error may quote what a
@@ -141,6 +169,9 @@ func logOptions(verbose bool) *slog.HandlerOptions {
 
 // openStore opens the store with the key file named by the config.
 func (a *app) openStore() (*store.Store, error) {
+	if a.daemon != nil {
+		return a.daemon.runner.Store().Borrow(), nil
+	}
 	dir := a.cfg.Path(a.cfg.DataDir)
 	if err := store.StoreRotationPending(dir); err != nil {
 		return nil, err
@@ -188,6 +219,9 @@ func (a *app) comuni() (*istat.Table, error) {
 // openRunner opens everything the jobs need. The store and drop stay open
 // until close is called.
 func (a *app) openRunner(ctx context.Context) (r *schedules.Runner, closeFn func(), err error) {
+	if a.daemon != nil {
+		return a.daemon.runner, func() {}, nil
+	}
 	if err := a.checkSecrets(); err != nil {
 		return nil, nil, err
 	}

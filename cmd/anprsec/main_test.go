@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"anprsec/internal/control"
 	"anprsec/lifecycle"
 )
 
@@ -51,6 +53,13 @@ func scriptParams(dir string) testscript.Params {
 			env.Setenv("ANPRSEC_DEV_CA_BITS", "2048")
 			// The author of back-office changes, as the CLI names it.
 			env.Setenv("OSUSER", strings.TrimPrefix(operatorActor(), lifecycle.BackOfficeActor+":"))
+			// The author of changes made through the control socket: the
+			// OS user of the connection.
+			me, err := user.Current()
+			if err != nil {
+				return err
+			}
+			env.Setenv("PEERUSER", me.Username)
 			if err := twoComuni(env); err != nil {
 				return err
 			}
@@ -73,6 +82,7 @@ func scriptParams(dir string) testscript.Params {
 			"nocleartext":  cmdNoCleartext,
 			"replace":      cmdReplace,
 			"waitfor":      cmdWaitFor,
+			"waitsocket":   cmdWaitSocket,
 			"zipcmp":       cmdZipCmp,
 			"pgpdecrypt":   cmdPGPDecrypt,
 			"globcp":       cmdGlobCp,
@@ -272,6 +282,31 @@ func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	}
 	ts.Fatalf("waitfor %s: still %s after 10s", args[0], map[bool]string{true: "there", false: "missing"}[neg])
+}
+
+// waitsocket PATH
+//
+// waits (up to 10 s) until a daemon answers on the control socket at PATH;
+// "! waitsocket PATH" asserts that none answers now.
+func cmdWaitSocket(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitsocket PATH")
+	}
+	p := ts.MkAbs(args[0])
+	if neg {
+		if c, err := control.Dial(p); err == nil {
+			c.Close()
+			ts.Fatalf("a daemon answers on %s", args[0])
+		}
+		return
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := control.Dial(p); err == nil {
+			c.Close()
+			return
+		}
+	}
+	ts.Fatalf("waitsocket %s: no daemon answers after 10s", args[0])
 }
 
 // zipcmp A B

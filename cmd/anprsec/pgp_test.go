@@ -2,7 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
+	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
 	"mime/quotedprintable"
 	netmail "net/mail"
 	"os"
@@ -57,11 +61,38 @@ func cmdPGPDecrypt(ts *testscript.TestScript, neg bool, args []string) {
 			text, err := io.ReadAll(quotedprintable.NewReader(m.Body))
 			ts.Check(err)
 			plain = bytes.ReplaceAll(text, []byte("\r\n"), []byte("\n"))
+		} else if err == nil {
+			if mt, params, err := mime.ParseMediaType(m.Header.Get("Content-Type")); err == nil && mt == "multipart/mixed" {
+				plain = mixedText(ts, m.Body, params["boundary"])
+			}
 		}
 		out.Write(plain)
 		out.WriteString("\n")
 	}
 	ts.Check(os.WriteFile(ts.MkAbs(args[3]), out.Bytes(), 0o600))
+}
+
+// mixedText is a multipart/mixed entity as a script greps it: the text
+// part decoded, then a line "allegato: NAME (N byte)" per attachment.
+func mixedText(ts *testscript.TestScript, body io.Reader, boundary string) []byte {
+	var out bytes.Buffer
+	mr := multipart.NewReader(body, boundary)
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return out.Bytes()
+		}
+		ts.Check(err)
+		if p.FileName() == "" {
+			text, err := io.ReadAll(quotedprintable.NewReader(p))
+			ts.Check(err)
+			out.Write(bytes.ReplaceAll(text, []byte("\r\n"), []byte("\n")))
+			continue
+		}
+		data, err := io.ReadAll(base64.NewDecoder(base64.StdEncoding, p))
+		ts.Check(err)
+		fmt.Fprintf(&out, "allegato: %s (%d byte)\n", p.FileName(), len(data))
+	}
 }
 
 // globcp GLOB DEST

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,8 +36,18 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
            REVOCATA IN LAVORAZIONE -> the state before the revoke (ATTIVO or
            BLOCCATO), only inside the undo window
 
+  rinnova  chiede un nuovo certificato per la postazione (stesso codice): lo
+           emette il prossimo batch certificati; il precedente resta valido
+           per pki.renew_overlap o fino all'installazione del nuovo, poi è
+           revocato (superseded)
+
   list     the postazioni of a comune, in code order
-  bundle   "Scarica tutti": one ZIP of a comune's certificates with password.txt`,
+  show     una postazione: certificato attuale, rinnovo, certificati precedenti
+  registro il registro delle installazioni di un comune
+  bundle   "Scarica tutti": one ZIP of a comune's certificates with password.txt
+  reinvia-primo
+           rimette in coda l'e-mail al sindaco (ASC) con il primo certificato
+           del comune e la sua password, dopo un invio non riuscito`,
 	}
 	for _, op := range []struct {
 		name  string
@@ -58,7 +70,7 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
 					return err
 				}
 				defer closeFn()
-				src := store.Source{Actor: operatorActor()}
+				src := store.Source{Actor: a.actor()}
 				var p *domain.Postazione
 				if op.op == lifecycle.OpUndoRevocation {
 					p, err = lifecycle.UndoRevocation(r.Store(), src, args[0], motivo, a.cfg.PKI.RevokeGrace, a.loc())
@@ -87,7 +99,7 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
 		sub.MarkFlagRequired("motivo")
 		cmd.AddCommand(sub)
 	}
-	cmd.AddCommand(a.postazioniListCmd(), a.postazioniBundleCmd())
+	cmd.AddCommand(a.postazioniListCmd(), a.postazioniBundleCmd(), a.postazioniReinviaPrimoCmd(), a.postazioniRinnovaCmd(), a.postazioniShowCmd(), a.postazioniRegistroCmd())
 	return cmd
 }
 
@@ -162,13 +174,17 @@ bundles. The ZIP is verified before it is renamed into place.`,
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(out, 0o700); err != nil {
+			// The folder is the caller's: through the control socket the
+			// CLI makes it and writes the ZIP, with the caller's permissions.
+			if err := a.callerFS().MkdirAll(out, 0o700); err != nil {
 				return fmt.Errorf("--out: %w", err)
 			}
-			if fi, err := os.Stat(out); err != nil {
-				return fmt.Errorf("--out: %w", err)
-			} else if !fi.IsDir() {
-				return fmt.Errorf("--out %s is not a folder", out)
+			if a.daemon == nil {
+				if fi, err := os.Stat(out); err != nil {
+					return fmt.Errorf("--out: %w", err)
+				} else if !fi.IsDir() {
+					return fmt.Errorf("--out %s is not a folder", out)
+				}
 			}
 			if err := a.checkSecrets(); err != nil {
 				return err
@@ -186,7 +202,7 @@ bundles. The ZIP is verified before it is renamed into place.`,
 				return err
 			}
 			bar := newProgress(cmd, -1, "bundle of "+comune, false)
-			p, n, err := bundle.WriteComune(cmd.Context(), st, sealer, comune, state, out, time.Now(), a.loc())
+			p, n, err := a.writeBundle(cmd.Context(), st, sealer, comune, state, out)
 			bar.Finish()
 			if err != nil {
 				return err
@@ -201,6 +217,29 @@ bundles. The ZIP is verified before it is renamed into place.`,
 	cmd.MarkFlagRequired("comune")
 	cmd.MarkFlagRequired("out")
 	return cmd
+}
+
+// writeBundle writes the ZIP of bundle.WriteComune into out. In a command
+// the daemon runs, the ZIP is built in a private folder of the daemon and
+// sent to the caller's out (mode 0600, as bundle.WriteComune makes it).
+func (a *app) writeBundle(ctx context.Context, st *store.Store, sealer *store.Sealer, comune string, state domain.CertState, out string) (string, int, error) {
+	if a.daemon == nil {
+		return bundle.WriteComune(ctx, st, sealer, comune, state, out, time.Now(), a.loc())
+	}
+	tmp, err := a.daemonTempDir()
+	if err != nil {
+		return "", 0, err
+	}
+	defer os.RemoveAll(tmp)
+	p, n, err := bundle.WriteComune(ctx, st, sealer, comune, state, tmp, time.Now(), a.loc())
+	if err != nil {
+		return "", 0, err
+	}
+	dst := filepath.Join(out, filepath.Base(p))
+	if err := sendFile(a.callerFS(), p, dst, 0o600); err != nil {
+		return "", 0, err
+	}
+	return dst, n, nil
 }
 
 // openSealer reads keys.seal.
@@ -233,4 +272,38 @@ func dash(s string) string {
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// postazioniReinviaPrimoCmd queues again the first-certificate e-mail of a
+// comune to its ASC (docs/rules.md#the-first-certificate).
+func (a *app) postazioniReinviaPrimoCmd() *cobra.Command {
+	var istat, motivo string
+	cmd := &cobra.Command{
+		Use:   "reinvia-primo --comune ISTAT [--motivo TESTO]",
+		Short: "Rimette in coda l'e-mail al sindaco con il primo certificato del comune, dopo un invio non riuscito",
+		Long: `reinvia-primo rimette in coda il messaggio che porta al sindaco (ASC), nella
+sua e-mail personale, il primo certificato di postazione del comune con la
+sua password (cifrato e firmato come le seconde metà dei codici delle smart
+card). Serve quando l'invio non è riuscito: il comune senza ASC, un indirizzo
+o una chiave sbagliati, poi corretti. Il job invio-pin lo spedisce al suo
+prossimo giro, all'indirizzo dell'ASC di quel momento.
+
+Rifiutato (nessun invio da ripetere) quando il messaggio è già in coda o è
+già stato inviato, quando il certificato non è più ATTIVO, o quando il comune
+non ha un primo certificato registrato.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.backOfficeOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
+				code, err := lifecycle.ResendFirstCertificate(tx, src, istat, motivo, a.loc())
+				if err != nil {
+					return "", err
+				}
+				return fmt.Sprintf("%s: primo certificato di nuovo in coda per l'e-mail del sindaco (job invio-pin)", code), nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&istat, "comune", "", "codice ISTAT del comune (obbligatorio)")
+	cmd.Flags().StringVar(&motivo, "motivo", "", "il motivo, registrato nello storico")
+	cmd.MarkFlagRequired("comune")
+	return cmd
 }

@@ -11,6 +11,9 @@ import (
 
 // isTerminal says whether w is a terminal; a variable for the tests.
 var isTerminal = func(w io.Writer) bool {
+	if t, ok := w.(interface{ IsTerminal() bool }); ok {
+		return t.IsTerminal() // the caller's stderr, through the control socket
+	}
 	f, ok := w.(*os.File)
 	if !ok {
 		return false

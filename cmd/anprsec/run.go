@@ -46,6 +46,11 @@ address cannot be opened the jobs run anyway and a warning says why.`,
 			var bg sync.WaitGroup
 			defer bg.Wait()
 			defer cancel()
+			// The socket opens once the store is held: a caller that reaches
+			// it reaches a daemon that can run its command.
+			if err := a.serveControl(ctx, r, &bg); err != nil {
+				return err
+			}
 			a.serveOps(ctx, r, &bg)
 			a.watchDrop(ctx, r.Env(), &bg)
 			a.servePKI(ctx, r, &bg)
@@ -82,8 +87,12 @@ func (a *app) serveOps(ctx context.Context, r *schedules.Runner, bg *sync.WaitGr
 	for _, j := range r.Jobs() {
 		names = append(names, j.Name)
 	}
+	late, err := jobs.LateRule(r.Env())
+	if err != nil {
+		a.log.Warn("late cards not counted", "err", err)
+	}
 	srv := ops.New(ops.Options{
-		Store: r.Store(), Schedules: r, Jobs: names,
+		Store: r.Store(), Schedules: r, Jobs: names, Late: late,
 		KeyAlgorithm: a.cfg.PKI.KeyAlgorithm, DataDir: a.cfg.Path(a.cfg.DataDir), Address: addr, Log: a.log,
 		Checks: []func() error{func() error { return jobs.CheckFreeSpace(r.Env()) }},
 	})

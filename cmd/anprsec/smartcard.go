@@ -24,7 +24,9 @@ func (a *app) smartcardCmd() *cobra.Command {
             holder; the second halves of PIN, PUK and password are queued and
             leave with the next invio-pin run (every minute)
   nuova     loss or theft: the holder's card is REVOCATA at once and a new one
-            is requested (it goes to the producer with the next ordini-sc run)
+            is requested (it goes to the producer with the next ordini-sc run);
+            with --motivo scadenza the current card stays ATTIVA until the
+            new one is activated, and is revoked then
   blocca    ATTIVA -> BLOCCATA
   sblocca   BLOCCATA -> ATTIVA
   reinvia   the e-mail of the second halves again, after it failed (the
@@ -65,14 +67,18 @@ func (a *app) smartcardCmd() *cobra.Command {
 					return "", err
 				}
 				if old == "" {
-					return fmt.Sprintf("%s: nuova smart card %s RICHIESTA", strings.ToUpper(cf), nw), nil
+					msg := fmt.Sprintf("%s: nuova smart card %s RICHIESTA", strings.ToUpper(cf), nw)
+					if pe, err := tx.Person(strings.ToUpper(strings.TrimSpace(cf))); err == nil && pe.NextCard == nw {
+						msg += fmt.Sprintf("; la smart card %s resta attiva fino alla consegna della nuova", pe.Card)
+					}
+					return msg, nil
 				}
 				return fmt.Sprintf("%s: smart card %s REVOCATA, nuova smart card %s RICHIESTA", strings.ToUpper(cf), old, nw), nil
 			})
 		},
 	}
 	nuova.Flags().StringVar(&cf, "cf", "", "codice fiscale of the holder (required)")
-	nuova.Flags().StringVar(&motivo, "motivo", "", "the reason (loss, theft, ...), recorded in the history (required)")
+	nuova.Flags().StringVar(&motivo, "motivo", "", "the reason (loss, theft, ...), recorded in the history (required); \"scadenza\" keeps the current card active until the new one is activated")
 	nuova.MarkFlagRequired("cf")
 	nuova.MarkFlagRequired("motivo")
 	cmd.AddCommand(consegna, nuova)
@@ -131,7 +137,7 @@ func (a *app) backOfficeOp(cmd *cobra.Command, fn func(tx *store.Tx, src store.S
 	defer st.Close()
 	var msg string
 	if err := st.Update(func(tx *store.Tx) error {
-		msg, err = fn(tx, store.Source{Actor: operatorActor()})
+		msg, err = fn(tx, store.Source{Actor: a.actor()})
 		return err
 	}); err != nil {
 		return err

@@ -14,8 +14,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"anprsec/jobs"
+	"anprsec/lifecycle"
 	"anprsec/ops"
 	"anprsec/store"
+	"anprsec/workdays"
 )
 
 func init() { extraCommands = append(extraCommands, (*app).statusCmd) }
@@ -29,7 +31,8 @@ func (a *app) statusCmd() *cobra.Command {
 success and its next scheduled run; the backlog (workstation certificates
 waiting for the batch, cards requested, in production and at the comune,
 mails queued and failed, bundles and card orders not yet published, the key
-pool, the CRL); the last check of the drop (anprsec drop verifica, and the
+pool, the CRL); the cards late in production (IN PRODUZIONE beyond
+cards.late_working_days working days); the last check of the drop (anprsec drop verifica, and the
 daemon's at start and every hour), with its missing input folders as
 warnings; and the last errors (the last failed run of each job, the most
 recent mails set aside). It only reads the store.
@@ -72,9 +75,17 @@ func (a *app) status(ctx context.Context) (*ops.Status, string, error) {
 		names = append(names, j.Name)
 	}
 	names = inNamesOrder(names)
+	cal, err := workdays.New(a.cfg.Cards.Holidays)
+	if err != nil {
+		return nil, "", err
+	}
+	late := lifecycle.LateRule{Days: a.cfg.Cards.LateWorkingDays, Calendar: cal, Loc: a.loc()}
 	var snap *ops.Status
 	err = st.View(func(tx *store.Tx) (err error) {
-		snap, err = ops.Snapshot(tx, ops.CronTable(a.cfg.Schedules, a.loc()), names, a.cfg.PKI.KeyAlgorithm, time.Now())
+		if snap, err = ops.Snapshot(tx, ops.CronTable(a.cfg.Schedules, a.loc()), names, a.cfg.PKI.KeyAlgorithm, time.Now()); err != nil {
+			return err
+		}
+		snap.LateCards, err = lifecycle.LateCards(tx, late, time.Now())
 		return err
 	})
 	if err != nil {
@@ -212,6 +223,22 @@ func (a *app) printStatus(w io.Writer, st *ops.Status, from string) error {
 	fmt.Fprintf(tw, "CRL\t%s\n", crl)
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+
+	if len(st.LateCards) > 0 {
+		fmt.Fprintf(w, "\nSMART CARD IN RITARDO (in produzione oltre i giorni lavorativi previsti: %d)\n", len(st.LateCards))
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "seriale\tcomune\tordinata il\tgiorni lavorativi\tback-office avvisato")
+		for _, c := range st.LateCards {
+			notified := "no"
+			if !c.Notified.IsZero() {
+				notified = a.when(c.Notified)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", c.Serial, c.ISTAT, a.whenDay(c.Ordered), c.WorkingDays, notified)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 
 	fmt.Fprintln(w, "\nDROP")

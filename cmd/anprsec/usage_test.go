@@ -10,7 +10,7 @@ import (
 // script never takes a typo for success.
 func TestMisspelledSubcommandIsAUsageError(t *testing.T) {
 	for _, args := range [][]string{
-		{"postazioni", "rinnova", "058091-PC-0001"},
+		{"postazioni", "rilascia", "058091-PC-0001"},
 		{"smartcard", "bloca"},
 		{"frobnicate"},
 		{"jobs", "list", "--bogus"},
@@ -25,7 +25,7 @@ func TestMisspelledSubcommandIsAUsageError(t *testing.T) {
 			t.Errorf("anprsec %s: error %v, exit %d; want exit %d", strings.Join(args, " "), err, exitCode(err), exitUsage)
 			continue
 		}
-		if args[0] == "postazioni" && (!strings.Contains(err.Error(), `"rinnova" non è un comando di "anprsec postazioni"`) || !strings.Contains(err.Error(), "\n  blocca")) {
+		if args[0] == "postazioni" && (!strings.Contains(err.Error(), `"rilascia" non è un comando di "anprsec postazioni"`) || !strings.Contains(err.Error(), "\n  blocca")) {
 			t.Errorf("message %q does not name the word and the group's commands", err)
 		}
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"anprsec/istat"
+	"anprsec/lifecycle"
 	"anprsec/store"
 )
 
@@ -73,6 +74,9 @@ type Exporter struct {
 	// ManyComuni: a person with utenze in at least this many comuni is an
 	// anomaly; 0 is 3.
 	ManyComuni int
+	// Late: the cards late in production by this rule are anomalies (a
+	// zero rule: none).
+	Late lifecycle.LateRule
 }
 
 // Period is the half-open time interval [From, To) of the history sheet,

@@ -58,10 +58,11 @@ func TestComuneCSV(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := audit.ComuneFiles{
-		XLSX:            "comuni/058091/report/utenti-058091-20261120.xlsx",
-		UsersCSV:        "comuni/058091/report/utenti-058091-20261120.csv",
-		WorkstationsCSV: "comuni/058091/report/postazioni-058091-20261120.csv",
-		Utenze:          5, Postazioni: 3,
+		XLSX:             "comuni/058091/report/utenti-058091-20261120.xlsx",
+		UsersCSV:         "comuni/058091/report/utenti-058091-20261120.csv",
+		WorkstationsCSV:  "comuni/058091/report/postazioni-058091-20261120.csv",
+		InstallationsCSV: "comuni/058091/report/installazioni-058091-20261120.csv",
+		Utenze:           5, Postazioni: 3,
 	}
 	if files != want {
 		t.Fatalf("files = %+v, want %+v", files, want)
@@ -137,7 +138,7 @@ func TestComuneXLSX(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if got := f.GetSheetList(); !slices.Equal(got, []string{audit.UsersSheet, audit.WorkstationsSheet}) {
+	if got := f.GetSheetList(); !slices.Equal(got, []string{audit.UsersSheet, audit.WorkstationsSheet, audit.InstallationsSheet}) {
 		t.Fatalf("sheets %q", got)
 	}
 	// The operator with a formula for a surname is on row 10 (header on 7).
@@ -204,14 +205,14 @@ func TestComuniFlat(t *testing.T) {
 	}
 	for _, code := range []string{"001272", "015146", "058091", "063049"} {
 		for _, n := range []string{audit.UsersName(code, "20261120", ".xlsx"), audit.UsersName(code, "20261120", ".csv"),
-			audit.WorkstationsName(code, "20261120")} {
+			audit.WorkstationsName(code, "20261120"), audit.InstallationsName(code, "20261120")} {
 			if !slices.Contains(names, n) {
 				t.Errorf("%s missing in %v", n, names)
 			}
 		}
 	}
-	if len(names) != 12 {
-		t.Errorf("%d files, want 12 (no temporary file left): %v", len(names), names)
+	if len(names) != 16 {
+		t.Errorf("%d files, want 16 (no temporary file left): %v", len(names), names)
 	}
 	// A comune without utenze still gets a list: header only.
 	recs := readCSV(t, fx.read(t, audit.UsersName("063049", "20261120", ".csv")))
@@ -252,7 +253,7 @@ func TestNational(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if got := f.GetSheetList(); !slices.Equal(got, []string{audit.SummarySheet, audit.AnomaliesSheet, audit.NationalUsers, audit.HistorySheet}) {
+	if got := f.GetSheetList(); !slices.Equal(got, []string{audit.SummarySheet, audit.AnomaliesSheet, audit.NationalUsers, audit.HistorySheet, audit.CampaignsSheet, audit.NoticesSheet, audit.RevocationsSheet}) {
 		t.Fatalf("sheets %q", got)
 	}
 

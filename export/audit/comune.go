@@ -70,7 +70,9 @@ func ProfileLegend() string {
 // exports.
 type ComuneFiles struct {
 	XLSX, UsersCSV, WorkstationsCSV string
+	InstallationsCSV                string
 	Utenze, Postazioni              int
+	Installazioni                   int
 }
 
 // ErrUnknownComune is returned (wrapped) for a comune that is not in the
@@ -78,8 +80,9 @@ type ComuneFiles struct {
 var ErrUnknownComune = errors.New("comune not censused")
 
 // Comune writes the lists of one comune: utenti-<ISTAT>-<YYYYMMDD>.xlsx
-// (sheets Utenti and Postazioni), the same users as utenti-...csv and the
-// workstations as postazioni-<ISTAT>-<YYYYMMDD>.csv.
+// (sheets Utenti, Postazioni and Installazioni), the same users as
+// utenti-...csv, the workstations as postazioni-<ISTAT>-<YYYYMMDD>.csv and
+// the register of installations as installazioni-<ISTAT>-<YYYYMMDD>.csv.
 func (e *Exporter) Comune(ctx context.Context, istat string) (ComuneFiles, error) {
 	now := e.now()
 	day := e.day(now)
@@ -89,9 +92,10 @@ func (e *Exporter) Comune(ctx context.Context, istat string) (ComuneFiles, error
 		UsersCSV:        e.place(dir, UsersName(istat, day, ".csv")),
 		WorkstationsCSV: e.place(dir, WorkstationsName(istat, day)),
 	}
+	out.InstallationsCSV = e.place(dir, InstallationsName(istat, day))
 	f := excelize.NewFile(excelize.Options{TmpDir: e.tempDir()})
 	defer f.Close()
-	var ucsv, wcsv bytes.Buffer
+	var ucsv, wcsv, icsv bytes.Buffer
 	err := e.Store.View(func(tx *store.Tx) error {
 		c, err := tx.Comune(istat)
 		if errors.Is(err, store.ErrNotFound) {
@@ -101,6 +105,17 @@ func (e *Exporter) Comune(ctx context.Context, istat string) (ComuneFiles, error
 			return err
 		}
 		out.Utenze, out.Postazioni, err = e.comuneBook(tx, f, c, now, &ucsv, &wcsv)
+		if err != nil {
+			return err
+		}
+		if _, err := f.NewSheet(InstallationsSheet); err != nil {
+			return err
+		}
+		st, err := newStyles(f)
+		if err != nil {
+			return err
+		}
+		out.Installazioni, err = e.installationsSheet(tx, f, st, c, now, &icsv)
 		return err
 	})
 	if err != nil {
@@ -126,6 +141,9 @@ func (e *Exporter) Comune(ctx context.Context, istat string) (ComuneFiles, error
 	}
 	if err := e.Target.Write(ctx, out.WorkstationsCSV, &wcsv); err != nil {
 		return out, fmt.Errorf("audit: writing %s: %w", out.WorkstationsCSV, err)
+	}
+	if err := e.Target.Write(ctx, out.InstallationsCSV, &icsv); err != nil {
+		return out, fmt.Errorf("audit: writing %s: %w", out.InstallationsCSV, err)
 	}
 	return out, nil
 }

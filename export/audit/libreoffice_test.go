@@ -98,6 +98,7 @@ func TestLibreOffice(t *testing.T) {
 	for _, tc := range []struct{ sheet, csv string }{
 		{audit.UsersSheet, cf.UsersCSV},
 		{audit.WorkstationsSheet, cf.WorkstationsCSV},
+		{audit.InstallationsSheet, cf.InstallationsCSV},
 	} {
 		lo := records(t, filepath.Join(conv, base+"-"+tc.sheet+".csv"), false)
 		ours := records(t, filepath.Join(fx.out, tc.csv), true)
@@ -130,6 +131,19 @@ func TestLibreOffice(t *testing.T) {
 		return r[0] == audit.AnomalyRefused && r[3] == "BNCLCU80A41H501X" && r[6] == "20/11/2026 09:00:00"
 	}) {
 		t.Errorf("anomalies as LibreOffice reads them: %q", anom)
+	}
+	// The revocation sheet has the lines of the monthly revocation lists.
+	revs := records(t, filepath.Join(conv, nbase+"-"+audit.RevocationsSheet+".csv"), false)
+	var monthly [][]string
+	for i, name := range nf.Revocations {
+		recs := records(t, filepath.Join(fx.out, name), true)
+		if i > 0 {
+			recs = recs[1:] // one header
+		}
+		monthly = append(monthly, recs...)
+	}
+	if len(revs) < 2 || !slices.EqualFunc(revs, monthly, slices.Equal) {
+		t.Errorf("sheet %s as LibreOffice reads it differs from %v:\nLibreOffice %q\nCSV         %q", audit.RevocationsSheet, nf.Revocations, revs, monthly)
 	}
 	hist := records(t, filepath.Join(conv, nbase+"-"+audit.HistorySheet+".csv"), false)
 	if len(hist) != 3 {

@@ -24,6 +24,8 @@ const (
 	AnomaliesSheet = "Anomalie"
 	NationalUsers  = "Utenze"
 	HistorySheet   = "Storico"
+	CampaignsSheet = "Avvisi"
+	NoticesSheet   = "Avvisi per comune"
 )
 
 // RefusedAction is the history action of a console request refused for
@@ -37,8 +39,10 @@ const (
 	AnomalyManyComuni  = "Persona con utenze in molti comuni"
 	AnomalyCertExpiry  = "Certificato postazione in scadenza"
 	AnomalyCardExpiry  = "Smart card in scadenza"
+	AnomalyCardLate    = "Smart card in ritardo di produzione"
 	AnomalyRefused     = "Richiesta rifiutata per autorizzazione"
 	AnomalyCeased      = "Comune cessato o con un nuovo codice"
+	AnomalyNotice      = "Comune inadempiente: verifica dell'elenco utenti non confermata"
 	maxSheetRows       = 1_048_576
 	historyTruncatedAt = maxSheetRows - 1
 )
@@ -73,12 +77,15 @@ var historyCols = []column{
 // NationalFiles are the names (as given to the Target) and figures of a
 // national export.
 type NationalFiles struct {
-	XLSX      string
-	Monthly   []string // one CSV per month of the period
-	Utenze    int
-	Anomalie  int
-	Storico   int
-	Truncated bool // the history did not fit in one sheet
+	XLSX    string
+	Monthly []string // one CSV per month of the period
+	// Revocations are the revoche-<YYYY-MM>.csv, one per month of the
+	// period.
+	Revocations []string
+	Utenze      int
+	Anomalie    int
+	Storico     int
+	Truncated   bool // the history did not fit in one sheet
 }
 
 // cardInfo is what the national pass keeps of a card: its state and
@@ -105,6 +112,7 @@ type national struct {
 	joinedE map[string]string // environments, the same
 	key     []byte
 	months  map[string]map[string]*monthly // YYYY-MM -> ISTAT -> figures
+	revoked []revocation                   // revocations final in the period
 
 	byProfile map[domain.Profile]int
 	byCard    map[domain.CardState]int
@@ -121,9 +129,10 @@ type national struct {
 }
 
 // National writes the national workbook sicurezza-<YYYYMMDD>.xlsx (sheets
-// Riepilogo with charts, Anomalie, Utenze, Storico for the period) and one
-// mensile-<YYYY-MM>.csv per month of the period (certificates issued and
-// revoked, cards activated, per comune).
+// Riepilogo with charts, Anomalie, Utenze, Storico for the period, Revoche)
+// and, per month of the period, mensile-<YYYY-MM>.csv (certificates issued
+// and revoked, cards activated, per comune) and revoche-<YYYY-MM>.csv (each
+// certificate or card whose revocation became final in the month).
 func (e *Exporter) National(ctx context.Context, p Period) (NationalFiles, error) {
 	n := &national{e: e, now: e.now(), period: p,
 		names: map[string]string{}, cards: map[string]cardInfo{}, months: map[string]map[string]*monthly{},
@@ -163,6 +172,9 @@ func (e *Exporter) National(ctx context.Context, p Period) (NationalFiles, error
 		return n.res, err
 	}
 	if err := n.monthlyCSVs(ctx); err != nil {
+		return n.res, err
+	}
+	if err := n.revocationCSVs(ctx); err != nil {
 		return n.res, err
 	}
 	return n.res, nil
@@ -274,6 +286,13 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 	if err := n.history(f, st); err != nil {
 		return err
 	}
+	if err := n.revocationsSheet(f, st); err != nil {
+		return err
+	}
+	// Security notice campaigns, and their overdue comuni.
+	if err := n.campaigns(f, st); err != nil {
+		return err
+	}
 	if err := n.anom.finish("Anomalie"); err != nil {
 		return err
 	}
@@ -294,7 +313,7 @@ func (n *national) sheets(f *excelize.File) (*styles, error) {
 	if err := f.SetSheetName("Sheet1", SummarySheet); err != nil {
 		return nil, err
 	}
-	for _, s := range []string{AnomaliesSheet, NationalUsers, HistorySheet} {
+	for _, s := range []string{AnomaliesSheet, NationalUsers, HistorySheet, CampaignsSheet, NoticesSheet, RevocationsSheet} {
 		if _, err := f.NewSheet(s); err != nil {
 			return nil, err
 		}
@@ -349,6 +368,10 @@ func (n *national) readCards() error {
 			return n.anomaly(AnomalyCardExpiry, c.ISTAT, c.CF, n.personName(c.CF),
 				"smart card "+c.Serial+" ("+string(c.State)+")", c.Expires)
 		}
+		if late, days := n.e.Late.Late(c, n.now); late {
+			return n.anomaly(AnomalyCardLate, c.ISTAT, c.CF, n.personName(c.CF),
+				fmt.Sprintf("smart card %s in produzione da %d giorni lavorativi (oltre %d)", c.Serial, days, n.e.Late.Days), c.Ordered)
+		}
 		return nil
 	})
 }
@@ -361,6 +384,7 @@ func (n *national) readPostazioni() error {
 		n.tick()
 		n.nPost++
 		n.byCert[p.State]++
+		n.postazioneRevocations(p)
 		if len(p.CertDER) > 0 && !p.Updated.Before(n.period.From) {
 			if m := n.month(issued(p), p.ISTAT); m != nil {
 				m.issued++
@@ -440,7 +464,7 @@ type comuneCheck struct {
 
 func (n *national) activeCard(serial string) bool {
 	c, ok := n.cards[serial]
-	return ok && c.state == domain.CardAttiva && (c.expires.IsZero() || c.expires.After(n.now))
+	return ok && lifecycle.CardUsable(&domain.SmartCard{State: c.state, Expires: c.expires}, n.now)
 }
 
 func (n *national) closeComune(c *comuneCheck) error {
@@ -593,6 +617,8 @@ func (n *national) adminCard(u *domain.Utenza, p person, info cardInfo, hasCard 
 		why = "smart card " + p.card + " bloccata"
 	case info.state == domain.CardRevocata:
 		why = "smart card " + p.card + " revocata"
+	case info.state == domain.CardScaduta:
+		why = "smart card " + p.card + " scaduta"
 	}
 	if why == "" {
 		return nil
@@ -623,6 +649,11 @@ func (n *national) history(f *excelize.File, st *styles) error {
 				return false, err
 			}
 		}
+		if en.Action == CardRevokeAction && en.Kind == "smartcard" {
+			if err := n.cardRevocation(en); err != nil {
+				return false, err
+			}
+		}
 		if n.res.Storico >= historyTruncatedAt-1 {
 			n.res.Truncated = true
 			return true, nil
@@ -649,6 +680,102 @@ func (n *national) history(f *excelize.File, st *styles) error {
 		}
 	}
 	return h.finish("Storico")
+}
+
+var campaignCols = []column{
+	{"Campagna", 20, kText},
+	{"Stato", 12, kText},
+	{"Avviata", 12, kDate},
+	{"Scadenza", 12, kDate},
+	{"Comuni", 9, kInt},
+	{"Avvisati", 9, kInt},
+	{"Confermati", 11, kInt},
+	{"Sollecitati", 11, kInt},
+	{"Inadempienti", 12, kInt},
+	{"Senza destinatario", 12, kInt},
+	{"Messaggi inviati", 10, kInt},
+	{"Messaggi in coda", 10, kInt},
+	{"Messaggi non recapitati", 12, kInt},
+	{"Comuni con messaggi non recapitati", 40, kText},
+}
+
+var noticeCols = []column{
+	{"Campagna", 20, kText},
+	{"Codice ISTAT", 12, kText},
+	{"Comune", 24, kText},
+	{"Avvisato", 18, kDateTime},
+	{"Destinatari", 11, kInt},
+	{"Promemoria", 11, kInt},
+	{"Confermato", 18, kDateTime},
+	{"Confermato da", 20, kText},
+	{"Nota", 30, kText},
+	{"Inadempiente dal", 18, kDateTime},
+	{"Messaggi non recapitati", 12, kInt},
+}
+
+// campaigns writes the Avvisi sheet, one row per security notice
+// campaign (docs/rules.md#security-notice-campaign), the Avvisi per
+// comune sheet, one row per comune of each campaign (its confirmation:
+// when and who), and an anomaly for each overdue comune of a campaign not
+// closed.
+func (n *national) campaigns(f *excelize.File, st *styles) error {
+	t, err := n.streamed(f, st, campaignCols, CampaignsSheet)
+	if err != nil {
+		return err
+	}
+	d, err := n.streamed(f, st, noticeCols, NoticesSheet)
+	if err != nil {
+		return err
+	}
+	rows := 0
+	err = n.tx.Campaigns(func(c *store.Campaign) error {
+		fg, err := n.tx.CampaignFiguresOf(c)
+		if err != nil {
+			return err
+		}
+		if err := t.data(c.ID, string(c.State), c.Start, c.Deadline, fg.Comuni, fg.Notified, fg.Confirmed, fg.Reminded,
+			fg.Overdue, fg.NoRecipient, fg.MailsSent, fg.MailsQueued, fg.MailsFailed, strings.Join(fg.FailedComuni, ", ")); err != nil {
+			return err
+		}
+		return n.tx.CampaignComuni(c.ID, func(cc *store.CampaignComune) error {
+			n.tick()
+			if rows < historyTruncatedAt-1 {
+				rows++
+				overdue := cc.Overdue
+				if !cc.Confirmed.IsZero() {
+					overdue = time.Time{}
+				}
+				if err := d.data(c.ID, cc.ISTAT, cc.Name, cc.Notified, cc.Recipients, cc.Reminders, cc.Confirmed, cc.ConfirmedBy,
+					cc.Note, overdue, n.failedMails(cc)); err != nil {
+					return err
+				}
+			}
+			if c.State == store.CampaignClosed || cc.Overdue.IsZero() || !cc.Confirmed.IsZero() {
+				return nil
+			}
+			return n.anomaly(AnomalyNotice, cc.ISTAT, c.ID, "",
+				fmt.Sprintf("campagna %s: scadenza del %s passata senza la conferma (CONFERMA_VERIFICA); %d promemoria",
+					c.ID, c.Deadline.In(n.e.loc()).Format("02/01/2006"), cc.Reminders), cc.Overdue)
+		})
+	})
+	if err != nil {
+		return err
+	}
+	if err := t.finish("Avvisi"); err != nil {
+		return err
+	}
+	return d.finish("AvvisiPerComune")
+}
+
+// failedMails counts the messages of comune cc set aside as failed.
+func (n *national) failedMails(cc *store.CampaignComune) int {
+	k := 0
+	for _, id := range cc.Mails {
+		if m, err := n.tx.Mail(id); err == nil && m.State == store.MailFailed {
+			k++
+		}
+	}
+	return k
 }
 
 // entryISTAT finds the comune of a history entry: from its file
@@ -686,7 +813,7 @@ func refusedDetail(en *store.Entry) string {
 
 // cardStates and certStates are the lifecycle orders of the summary.
 var cardStates = []domain.CardState{domain.CardRichiesta, domain.CardProduzione, domain.CardConsegnata,
-	domain.CardAttiva, domain.CardBloccata, domain.CardRevocata}
+	domain.CardAttiva, domain.CardBloccata, domain.CardRevocata, domain.CardScaduta}
 
 var certStates = []domain.CertState{domain.CertRichiesta, domain.CertAttivo, domain.CertBloccato,
 	domain.CertRevocaInCorso, domain.CertRevocato, domain.CertScaduto}

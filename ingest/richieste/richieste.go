@@ -67,13 +67,18 @@ const (
 	ColCard       = "Smart Card"
 	ColAmbiente   = "Ambiente"
 	ColMotivo     = "Motivo"
+	ColCampagna   = "Campagna"
+	ColNota       = "Nota"
+	ColHost       = "Nome host"
+	ColIndirizzo  = "Indirizzo"
+	ColUfficio    = "Ufficio"
 )
 
 // Required are the columns every request file has; Optional the others.
 var (
 	Required = []string{ColOperazione, ColOperatore}
 	Optional = []string{ColCF, ColSeriale, ColCodice, ColEtichetta, ColCognome, ColNome, ColSesso, ColNascita,
-		ColEmail, ColPEC, ColProfili, ColCard, ColAmbiente, ColMotivo}
+		ColEmail, ColPEC, ColProfili, ColCard, ColAmbiente, ColMotivo, ColCampagna, ColNota, ColHost, ColIndirizzo, ColUfficio}
 )
 
 // needs lists the columns each operation requires filled.
@@ -82,6 +87,8 @@ var needs = map[lifecycle.Op][]string{
 	lifecycle.OpBlockPostazione:      {ColCodice, ColMotivo},
 	lifecycle.OpUnblockPostazione:    {ColCodice, ColMotivo},
 	lifecycle.OpRevokePostazione:     {ColCodice, ColMotivo},
+	lifecycle.OpRenewPostazione:      {ColCodice, ColMotivo},
+	lifecycle.OpRegisterInstall:      {ColCodice, ColHost},
 	lifecycle.OpInsertUtente:         {ColCF, ColCognome, ColNome, ColEmail, ColProfili, ColCard, ColAmbiente},
 	lifecycle.OpModifyUtente:         {ColCF},
 	lifecycle.OpBlockUtente:          {ColCF},
@@ -91,6 +98,7 @@ var needs = map[lifecycle.Op][]string{
 	lifecycle.OpNewCard:              {ColCF, ColMotivo},
 	lifecycle.OpBlockCard:            {ColCF, ColMotivo},
 	lifecycle.OpUnblockCard:          {ColCF, ColMotivo},
+	lifecycle.OpConfirmCheck:         {ColCampagna},
 }
 
 // Processor applies the request files of one comune's folder.
@@ -256,10 +264,21 @@ func (p *Processor) do(tx *store.Tx, src store.Source, t *table.Table, r *table.
 		return p.registraPostazione(tx, src, r.Get(ColEtichetta))
 	case lifecycle.OpBlockPostazione, lifecycle.OpUnblockPostazione, lifecycle.OpRevokePostazione:
 		return p.postazione(tx, src, rule.Op, strings.ToUpper(r.Get(ColCodice)), motivo)
+	case lifecycle.OpRenewPostazione:
+		return p.rinnova(tx, src, strings.ToUpper(r.Get(ColCodice)), motivo)
+	case lifecycle.OpRegisterInstall:
+		return p.installazione(tx, src, lifecycle.InstallationRequest{ISTAT: p.ISTAT, Code: strings.ToUpper(r.Get(ColCodice)),
+			Serial: r.Get(ColSeriale), Host: r.Get(ColHost), Address: r.Get(ColIndirizzo), Office: r.Get(ColUfficio), Note: r.Get(ColNota)})
 	case lifecycle.OpInsertUtente, lifecycle.OpModifyUtente:
 		return p.utente(tx, src, t, r, rule.Op, cf)
 	case lifecycle.OpBlockUtente, lifecycle.OpUnblockUtente, lifecycle.OpCancelUtente:
 		return p.statoUtente(tx, src, rule.Op, cf, motivo)
+	case lifecycle.OpDownloadCertificates:
+		return p.scaricaCertificati(tx, src, strings.ToUpper(r.Get(ColCodice)))
+	case lifecycle.OpStatus:
+		return p.stato(tx, src, operator)
+	case lifecycle.OpConfirmCheck:
+		return lifecycle.ConfirmCheck(tx, src, p.ISTAT, r.Get(ColCampagna), operator, r.Get(ColNota), p.Loc)
 	default:
 		return p.smartCard(tx, src, rule.Op, cf, strings.ToUpper(r.Get(ColSeriale)), motivo)
 	}
@@ -355,6 +374,65 @@ func (p *Processor) postazione(tx *store.Tx, src store.Source, op lifecycle.Op, 
 	}
 	p.CRL = true
 	return string(w.State), fmt.Sprintf("postazione %s: %s; la CRL è ripubblicata", code, w.State), nil, nil
+}
+
+// ownPostazione refuses a code that is not a postazione of the folder's
+// comune (ALTRO_COMUNE, POSTAZIONE_SCONOSCIUTA).
+func (p *Processor) ownPostazione(tx *store.Tx, code string) (*lifecycle.Refusal, error) {
+	if ok, err := codedUnder(tx, p.ISTAT, code); err != nil || !ok {
+		if err != nil {
+			return nil, err
+		}
+		return lifecycle.Refuse("ALTRO_COMUNE", "la postazione %s non è del comune %s", code, p.ISTAT), nil
+	}
+	w, err := tx.Postazione(code)
+	if errors.Is(err, store.ErrNotFound) {
+		return lifecycle.Refuse("POSTAZIONE_SCONOSCIUTA", "la postazione %s non esiste", code), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if w.ISTAT != p.ISTAT {
+		return lifecycle.Refuse("ALTRO_COMUNE", "la postazione %s non è del comune %s", code, p.ISTAT), nil
+	}
+	return nil, nil
+}
+
+// rinnova asks a new certificate for a postazione of the comune
+// (docs/rules.md#renewal).
+func (p *Processor) rinnova(tx *store.Tx, src store.Source, code, motivo string) (string, string, *lifecycle.Refusal, error) {
+	if ref, err := p.ownPostazione(tx, code); ref != nil || err != nil {
+		return "", "", ref, err
+	}
+	w, err := lifecycle.RequestRenewalTx(tx, src, code, motivo, false)
+	var se *lifecycle.StateError
+	switch {
+	case errors.As(err, &se):
+		return "", "", lifecycle.Refuse("STATO", "%v", err), nil
+	case errors.Is(err, lifecycle.ErrRenewalPending):
+		return "", "", lifecycle.Refuse("RINNOVO_IN_CORSO", "%v", err), nil
+	case err != nil:
+		return "", "", nil, err
+	}
+	return "RINNOVO_RICHIESTO", fmt.Sprintf("postazione %s: rinnovo del certificato %s in lavorazione (il nuovo è pronto con il prossimo batch, entro 5 minuti; il precedente resta valido fino all'installazione del nuovo, al più per il periodo di sovrapposizione)", code, w.Serial), nil, nil
+}
+
+// installazione records in the register where a certificate of the
+// comune is installed (docs/rules.md#installation-register).
+func (p *Processor) installazione(tx *store.Tx, src store.Source, req lifecycle.InstallationRequest) (string, string, *lifecycle.Refusal, error) {
+	if ref, err := p.ownPostazione(tx, req.Code); ref != nil || err != nil {
+		return "", "", ref, err
+	}
+	in, crl, ref, err := lifecycle.RegisterInstallationTx(tx, src, req)
+	if ref != nil || err != nil {
+		return "", "", ref, err
+	}
+	msg := fmt.Sprintf("postazione %s: certificato %s registrato come installato su %s", in.Code, in.Serial, in.Host)
+	if crl {
+		p.CRL = true
+		msg += "; il certificato che sostituisce è revocato (superseded) e la CRL è ripubblicata"
+	}
+	return "INSTALLAZIONE_REGISTRATA", msg, nil, nil
 }
 
 var columnLetters = regexp.MustCompile(`colonna ("[^"]+") \([A-Z]+\)`)
@@ -519,12 +597,20 @@ func (p *Processor) smartCard(tx *store.Tx, src store.Source, op lifecycle.Op, c
 			return "", "", ref, err
 		}
 		old, nw, err := lifecycle.ReplaceCard(tx, src, cf, motivo, p.CardPrefix, p.ISTAT)
+		if errors.Is(err, lifecycle.ErrReplacementPending) {
+			return "", "", lifecycle.Refuse("SOSTITUZIONE_IN_CORSO", "%v", err), nil
+		}
 		if err != nil {
 			return refuse(err)
 		}
 		msg := fmt.Sprintf("nuova smart card %s richiesta per %s", nw, cf)
-		if old != "" {
+		switch {
+		case old != "":
 			msg = fmt.Sprintf("smart card %s disabilitata; ", old) + msg
+		case lifecycle.IsExpiryMotivo(motivo):
+			if pe, err := tx.Person(cf); err == nil && pe.NextCard == nw {
+				msg += fmt.Sprintf("; la smart card in uso %s resta attiva fino alla consegna della nuova al titolare", pe.Card)
+			}
 		}
 		return "RICHIESTA", msg, nil, nil
 	}

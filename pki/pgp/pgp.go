@@ -144,6 +144,19 @@ func ReadVerifierFile(path string) (openpgp.EntityList, error) {
 	return readPublic(path, checkSigning)
 }
 
+// ReadVerifier is ReadVerifierFile for key data already read (from a
+// caller's file through the control socket); name says where they came from.
+func ReadVerifier(data []byte, name string) (openpgp.EntityList, error) {
+	if len(data) > maxKeyFile {
+		return nil, fmt.Errorf("pgp: key file %s is larger than %d bytes: not a key", name, maxKeyFile)
+	}
+	el, err := parsePublic(data, checkSigning, config.Now())
+	if err != nil {
+		return nil, fmt.Errorf("pgp: %s: %w", name, err)
+	}
+	return el, nil
+}
+
 func readPublic(path string, check func(*openpgp.Entity, time.Time) error) (openpgp.EntityList, error) {
 	data, err := readLimited(path)
 	if err != nil {

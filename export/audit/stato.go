@@ -1,0 +1,133 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/xuri/excelize/v2"
+
+	"anprsec/domain"
+	"anprsec/store"
+)
+
+// StatusView is what a STATO report holds: the utenze with their smart
+// cards, the postazioni, or both (lifecycle.StatusViewOf decides it from
+// the operator's profiles, docs/rules.md#self-service).
+type StatusView struct {
+	Utenze, Postazioni bool
+}
+
+// StatusFiles are the drop paths of one STATO report.
+type StatusFiles struct {
+	XLSX       string
+	UsersCSV   string // "" when the report has no utenze
+	StationCSV string // "" when the report has no postazioni
+	Utenze     int
+	Postazioni int
+}
+
+// StatusName is the base name of a STATO report of comune istat stamped
+// stamp (YYYYMMDD-HHMMSS), with suffix "" for the workbook (.xlsx) or
+// "-utenti" / "-postazioni" for its CSVs.
+func StatusName(istat, stamp, suffix, ext string) string {
+	return "stato-" + istat + "-" + stamp + suffix + ext
+}
+
+// Status writes the STATO report of comune istat asked at stamp, with
+// what view shows: stato-<ISTAT>-<stamp>.xlsx (sheet Utenti with the
+// utenze and their cards, sheet Postazioni), and the same rows as
+// stato-<ISTAT>-<stamp>-utenti.csv and -postazioni.csv, in the comune's
+// report folder. The lists are those of the audit (same columns, same
+// neutralising of cells), read from the store as it is when the report is
+// written; writing it again gives the same names.
+func (e *Exporter) Status(ctx context.Context, istat, stamp string, view StatusView) (StatusFiles, error) {
+	var out StatusFiles
+	if !view.Utenze && !view.Postazioni {
+		return out, errors.New("audit: a status report with nothing to show")
+	}
+	dir := ComuneDir(istat)
+	out.XLSX = e.place(dir, StatusName(istat, stamp, "", ".xlsx"))
+	if view.Utenze {
+		out.UsersCSV = e.place(dir, StatusName(istat, stamp, "-utenti", ".csv"))
+	}
+	if view.Postazioni {
+		out.StationCSV = e.place(dir, StatusName(istat, stamp, "-postazioni", ".csv"))
+	}
+	f := excelize.NewFile(excelize.Options{TmpDir: e.tempDir()})
+	defer f.Close()
+	var ucsv, wcsv bytes.Buffer
+	err := e.Store.View(func(tx *store.Tx) error {
+		c, err := tx.Comune(istat)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("audit: %s: %w", istat, ErrUnknownComune)
+		}
+		if err != nil {
+			return err
+		}
+		out.Utenze, out.Postazioni, err = e.statusBook(tx, f, c, view, &ucsv, &wcsv)
+		return err
+	})
+	if err != nil {
+		return out, err
+	}
+	tmp, err := os.CreateTemp(e.tempDir(), ".stato-*.xlsx")
+	if err != nil {
+		return out, err
+	}
+	defer os.Remove(tmp.Name())
+	if err := saveTo(f, tmp); err != nil {
+		tmp.Close()
+		return out, err
+	}
+	if err := tmp.Close(); err != nil {
+		return out, err
+	}
+	if err := e.putFile(ctx, out.XLSX, tmp.Name()); err != nil {
+		return out, err
+	}
+	for name, data := range map[string]*bytes.Buffer{out.UsersCSV: &ucsv, out.StationCSV: &wcsv} {
+		if name == "" {
+			continue
+		}
+		if err := e.Target.Write(ctx, name, data); err != nil {
+			return out, fmt.Errorf("audit: writing %s: %w", name, err)
+		}
+	}
+	return out, nil
+}
+
+// statusBook fills f with the sheets of view for comune c.
+func (e *Exporter) statusBook(tx *store.Tx, f *excelize.File, c *domain.Comune, view StatusView, ucsv, wcsv *bytes.Buffer) (nu, nw int, err error) {
+	st, err := newStyles(f)
+	if err != nil {
+		return 0, 0, err
+	}
+	first := UsersSheet
+	if !view.Utenze {
+		first = WorkstationsSheet
+	}
+	if err := f.SetSheetName("Sheet1", first); err != nil {
+		return 0, 0, err
+	}
+	if view.Utenze && view.Postazioni {
+		if _, err := f.NewSheet(WorkstationsSheet); err != nil {
+			return 0, 0, err
+		}
+	}
+	f.SetDocProps(&excelize.DocProperties{Title: "Stato - " + c.Name, Creator: "anprsec"})
+	now := e.now()
+	if view.Utenze {
+		if nu, err = e.usersSheet(tx, f, st, c, now, ucsv); err != nil {
+			return 0, 0, err
+		}
+	}
+	if view.Postazioni {
+		if nw, err = e.workstationsSheet(tx, f, st, c, now, wcsv); err != nil {
+			return 0, 0, err
+		}
+	}
+	return nu, nw, nil
+}
