@@ -49,6 +49,20 @@ func TestAfterARolloverEachCAAnswersOnlyForItsOwnCertificates(t *testing.T) {
 	if err := f.st.Update(func(tx *store.Tx) error { return tx.PutPostazione(p) }); err != nil {
 		t.Fatal(err)
 	}
+	// A certificate of the old CA renewed under the new one, in its overlap.
+	renewedOld, _ := f.issue("058091-PC-0002")
+	renewedKey, _ := pki.GenerateKey(pki.KeyECDSAP256)
+	renewedNew, _, err := next.IssueWorkstation(pki.WorkstationRequest{Code: "058091-PC-0002", Comune: "Roma", PublicKey: renewedKey.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &domain.Postazione{Code: "058091-PC-0002", ISTAT: "058091", State: domain.CertAttivo, Serial: fmt.Sprintf("%X", renewedNew.SerialNumber),
+		NotAfter: renewedNew.NotAfter, CertDER: renewedNew.Raw, Issuer: pki.KeyID(next.Cert), Created: time.Now(), Updated: time.Now(),
+		Predecessors: []domain.PrevCert{{Serial: fmt.Sprintf("%X", renewedOld.SerialNumber), NotAfter: renewedOld.NotAfter,
+			SupersededBy: fmt.Sprintf("%X", renewedNew.SerialNumber), Replaced: time.Now(), OverlapUntil: time.Now().Add(time.Hour)}}}
+	if err := f.st.Update(func(tx *store.Tx) error { return tx.PutPostazione(r) }); err != nil {
+		t.Fatal(err)
+	}
 	sealer, _ := store.NewSealer(bytes.Repeat([]byte{9}, secret.KeySize))
 	later, err := NewResponder(ResponderOptions{Store: f.st, Sealer: sealer, CACert: next.Cert, Later: true,
 		LoadCA: func() (*pki.CA, error) { return next, nil }, Validity: time.Hour, NonceRate: 10, Log: f.opt.Log})
@@ -94,6 +108,19 @@ func TestAfterARolloverEachCAAnswersOnlyForItsOwnCertificates(t *testing.T) {
 	}
 	if r := ask(oldCert, next.Cert); r.Status != ocsp.Unknown {
 		t.Errorf("old CA's serial under the new CA: status %d, want unknown", r.Status)
+	}
+	// The replaced certificate is still the old CA's, the new one the new CA's.
+	if r := ask(renewedOld, f.ca.Cert); r.Status != ocsp.Good {
+		t.Errorf("the replaced certificate in its overlap under the old CA: status %d", r.Status)
+	}
+	if r := ask(renewedOld, next.Cert); r.Status != ocsp.Unknown {
+		t.Errorf("the replaced certificate under the new CA: status %d, want unknown", r.Status)
+	}
+	if r := ask(renewedNew, next.Cert); r.Status != ocsp.Good {
+		t.Errorf("the renewed certificate under the new CA: status %d", r.Status)
+	}
+	if r := ask(renewedNew, f.ca.Cert); r.Status != ocsp.Unknown {
+		t.Errorf("the renewed certificate under the old CA: status %d, want unknown", r.Status)
 	}
 	// A CA that is neither.
 	stranger, _ := pki.GenerateKey(pki.KeyRSA2048)
