@@ -266,7 +266,7 @@ type ByteSize int64
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	v, err := ParseByteSize(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		return fmt.Errorf("riga %d: %w", n.Line, err)
 	}
 	*b = v
 	return nil
@@ -278,13 +278,13 @@ func ParseByteSize(s string) (ByteSize, error) {
 	var unit string
 	if _, err := fmt.Sscanf(s, "%d%s", &n, &unit); err != nil {
 		if _, err2 := fmt.Sscanf(s, "%d", &n); err2 != nil {
-			return 0, fmt.Errorf("size %q: want a number with an optional unit (KiB, MiB, GiB, KB, MB, GB)", s)
+			return 0, fmt.Errorf("dimensione %q: serve un numero con un'unità facoltativa (KiB, MiB, GiB, KB, MB, GB)", s)
 		}
 		unit = ""
 	}
 	mult := map[string]int64{"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "KB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
 	if mult == 0 || n < 0 {
-		return 0, fmt.Errorf("size %q: unknown unit %q (use KiB, MiB, GiB, KB, MB, GB)", s, unit)
+		return 0, fmt.Errorf("dimensione %q: unità %q sconosciuta (usare KiB, MiB, GiB, KB, MB, GB)", s, unit)
 	}
 	return ByteSize(n * mult), nil
 }
@@ -325,12 +325,12 @@ func Load(path string, mustExist bool) (*Config, error) {
 		return c, c.Validate()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("configurazione: %w", err)
 	}
 	defSched := c.Schedules
 	c.Schedules = nil
 	if _, err := parse(data, c); err != nil {
-		return nil, fmt.Errorf("config %s: %s", path, friendlyYAMLError(err))
+		return nil, fmt.Errorf("configurazione %s: %s", path, friendlyYAMLError(err))
 	}
 	// Schedules given in the file override the defaults one by one.
 	merged := map[string]string{}
@@ -342,7 +342,7 @@ func Load(path string, mustExist bool) (*Config, error) {
 	}
 	c.Schedules = merged
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, fmt.Errorf("configurazione %s: %w", path, err)
 	}
 	return c, nil
 }
@@ -356,16 +356,16 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if c.Census.ChunkRows <= 0 || c.Census.MaxRows <= 0 {
-		return fmt.Errorf("census.chunk_rows and census.max_rows must be positive")
+		return fmt.Errorf("census.chunk_rows e census.max_rows devono essere positivi")
 	}
 	if err := c.validatePKI(); err != nil {
 		return err
 	}
 	if c.Cards.ValidityDays <= 0 || c.Cards.OrderMax <= 0 {
-		return fmt.Errorf("cards.validity_days and cards.order_max must be positive")
+		return fmt.Errorf("cards.validity_days e cards.order_max devono essere positivi")
 	}
 	if c.Cards.BlockTenure < 0 {
-		return fmt.Errorf("cards.block_tenure must not be negative")
+		return fmt.Errorf("cards.block_tenure non può essere negativo")
 	}
 	if err := c.validateExpiry(); err != nil {
 		return err
@@ -383,10 +383,10 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if c.PKI.CRLValidity <= time.Hour {
-		return fmt.Errorf("pki.crl_validity %s: must be more than 1h (the CRL is re-signed every hour)", c.PKI.CRLValidity)
+		return fmt.Errorf("pki.crl_validity %s: deve superare 1h (la CRL è rifirmata ogni ora)", c.PKI.CRLValidity)
 	}
 	if c.ISTAT.ComuniCSV != "" {
-		return fmt.Errorf("istat.comuni_csv %q: the key is retired; load the ANPR archive of comuni with \"anprsec istat aggiorna FILE\" and remove the key (docs/reference-data.md)", c.ISTAT.ComuniCSV)
+		return fmt.Errorf("istat.comuni_csv %q: la chiave non è più in uso; caricare l'archivio ANPR dei comuni con \"anprsec istat aggiorna FILE\" e togliere la chiave", c.ISTAT.ComuniCSV)
 	}
 	return nil
 }
@@ -451,7 +451,7 @@ func validGroupName(g string) bool {
 // user, key file and known hosts.
 func (c *Config) validateDrop() error {
 	if c.Drop.MaxAttempts <= 0 {
-		return fmt.Errorf("drop.max_attempts must be positive (a file that keeps failing is refused after that many attempts)")
+		return fmt.Errorf("drop.max_attempts deve essere positivo (un file che continua a fallire è rifiutato dopo tanti tentativi)")
 	}
 	switch c.Drop.Type {
 	case "local":
@@ -465,11 +465,11 @@ func (c *Config) validateDrop() error {
 			}
 		}
 		if len(missing) > 0 {
-			return fmt.Errorf("drop.type is sftp but %s not set", strings.Join(missing, ", "))
+			return fmt.Errorf("drop.type è sftp ma manca %s", strings.Join(missing, ", "))
 		}
 		return nil
 	default:
-		return fmt.Errorf("drop.type %q: want local or sftp", c.Drop.Type)
+		return fmt.Errorf("drop.type %q: valori ammessi local o sftp", c.Drop.Type)
 	}
 }
 
@@ -479,26 +479,26 @@ func (c *Config) validatePKI() error {
 	switch c.PKI.Encoding {
 	case "legacy", "modern":
 	default:
-		return fmt.Errorf("pki.encoding %q: want legacy or modern", c.PKI.Encoding)
+		return fmt.Errorf("pki.encoding %q: valori ammessi legacy o modern", c.PKI.Encoding)
 	}
 	switch c.PKI.KeyAlgorithm {
 	case "rsa2048", "ecdsa-p256":
 	default:
-		return fmt.Errorf("pki.key_algorithm %q: want rsa2048 or ecdsa-p256", c.PKI.KeyAlgorithm)
+		return fmt.Errorf("pki.key_algorithm %q: valori ammessi rsa2048 o ecdsa-p256", c.PKI.KeyAlgorithm)
 	}
 	switch c.PKI.PasswordAlphabet {
 	case "base32", "hex":
 	default:
-		return fmt.Errorf("pki.password_alphabet %q: want base32 (Crockford's, 5 bits a character) or hex (4 bits)", c.PKI.PasswordAlphabet)
+		return fmt.Errorf("pki.password_alphabet %q: valori ammessi base32 (di Crockford, 5 bit per carattere) o hex (4 bit)", c.PKI.PasswordAlphabet)
 	}
 	if c.PKI.KeyPool < 0 {
-		return fmt.Errorf("pki.key_pool must not be negative (0 disables the key pool)")
+		return fmt.Errorf("pki.key_pool non può essere negativo (0 disattiva la riserva di chiavi)")
 	}
 	if c.PKI.ValidityDays <= 0 || c.PKI.BatchMax <= 0 || c.PKI.PasswordLength <= 0 {
-		return fmt.Errorf("pki.validity_days, pki.batch_max and pki.password_length must be positive")
+		return fmt.Errorf("pki.validity_days, pki.batch_max e pki.password_length devono essere positivi")
 	}
 	if c.PKI.RevokeGrace < 0 {
-		return fmt.Errorf("pki.revoke_grace %s: must not be negative (0s makes a revocation final at the next batch)", c.PKI.RevokeGrace)
+		return fmt.Errorf("pki.revoke_grace %s: non può essere negativo (0s rende una revoca definitiva al batch successivo)", c.PKI.RevokeGrace)
 	}
 	validity := time.Duration(c.PKI.ValidityDays) * 24 * time.Hour
 	if c.PKI.RenewOverlap < 0 || c.PKI.RenewOverlap >= validity {
@@ -524,33 +524,33 @@ func (c *Config) validatePKIHTTP() error {
 			return fmt.Errorf("%s %q: %v", kv[0], kv[1], err)
 		}
 		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-			return fmt.Errorf("%s %q: want an absolute http:// URL with a host (relying parties fetch it)", kv[0], kv[1])
+			return fmt.Errorf("%s %q: serve un URL http:// assoluto con un host (chi verifica i certificati lo scarica)", kv[0], kv[1])
 		}
 		if u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(kv[1], "?") {
-			return fmt.Errorf("%s %q: no query or fragment (an OCSP GET request appends to the path)", kv[0], kv[1])
+			return fmt.Errorf("%s %q: niente query né frammento (una richiesta OCSP GET si aggiunge al percorso)", kv[0], kv[1])
 		}
 		p := u.EscapedPath()
 		if p == "" {
 			p = "/"
 		}
 		if other, ok := paths[p]; ok {
-			return fmt.Errorf("%s and %s have the same path %s: each is served on its own", other, kv[0], p)
+			return fmt.Errorf("%s e %s hanno lo stesso percorso %s: ciascuno è servito a sé", other, kv[0], p)
 		}
 		paths[p] = kv[0]
 	}
 	if c.PKI.OCSPValidity < time.Minute {
-		return fmt.Errorf("pki.ocsp_validity %s: must be at least 1m", c.PKI.OCSPValidity)
+		return fmt.Errorf("pki.ocsp_validity %s: deve essere almeno 1m", c.PKI.OCSPValidity)
 	}
 	if c.PKI.OCSPNonceRate < 0 {
-		return fmt.Errorf("pki.ocsp_nonce_rate %g: must not be negative (0: requests with a nonce get the cached response)", c.PKI.OCSPNonceRate)
+		return fmt.Errorf("pki.ocsp_nonce_rate %g: non può essere negativo (0: le richieste con nonce ricevono la risposta in cache)", c.PKI.OCSPNonceRate)
 	}
 	if a := c.PKI.HTTPAddress; a != "" {
 		_, port, err := net.SplitHostPort(a)
 		if err != nil {
-			return fmt.Errorf("pki.http_address %q: want host:port (%v)", a, err)
+			return fmt.Errorf("pki.http_address %q: serve host:porta (%v)", a, err)
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-			return fmt.Errorf("pki.http_address %q: port %q is not a number from 0 to 65535", a, port)
+			return fmt.Errorf("pki.http_address %q: la porta %q non è un numero da 0 a 65535", a, port)
 		}
 	}
 	return nil
@@ -609,12 +609,12 @@ func (c *Config) validateMail() error {
 		return fmt.Errorf("mail.from %q: %v", c.Mail.From, err)
 	}
 	if c.Mail.MaxAttempts <= 0 || c.Mail.Retry <= 0 || c.Mail.SMTP.Timeout <= 0 {
-		return fmt.Errorf("mail.max_attempts, mail.retry and mail.smtp.timeout must be positive")
+		return fmt.Errorf("mail.max_attempts, mail.retry e mail.smtp.timeout devono essere positivi")
 	}
 	switch c.Mail.SMTP.TLS {
 	case "mandatory", "opportunistic", "none":
 	default:
-		return fmt.Errorf("mail.smtp.tls %q: want mandatory, opportunistic or none", c.Mail.SMTP.TLS)
+		return fmt.Errorf("mail.smtp.tls %q: valori ammessi mandatory, opportunistic o none", c.Mail.SMTP.TLS)
 	}
 	for _, a := range c.Registro.Destinatari {
 		if _, err := mail.ParseAddress(a); err != nil {
@@ -633,10 +633,10 @@ func checkLoopback(addr string) error {
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("%q: want host:port on the loopback, e.g. 127.0.0.1:9464 (empty disables the server)", addr)
+		return fmt.Errorf("%q: serve host:porta sul loopback, per esempio 127.0.0.1:9464 (vuoto disattiva il server)", addr)
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+		return fmt.Errorf("%q: la porta %q non è un numero da 0 a 65535", addr, port)
 	}
 	if host == "localhost" {
 		return nil
@@ -645,9 +645,9 @@ func checkLoopback(addr string) error {
 		return nil
 	}
 	if host == "" {
-		return fmt.Errorf("%q listens on every interface: the metrics server only listens on the loopback (127.0.0.1, ::1 or localhost); put a reverse proxy in front to expose it", addr)
+		return fmt.Errorf("%q ascolta su tutte le interfacce: il server delle metriche ascolta solo sul loopback (127.0.0.1, ::1 o localhost); per esporlo usare un reverse proxy", addr)
 	}
-	return fmt.Errorf("%q is not a loopback address: the metrics server only listens on the loopback (127.0.0.1, ::1 or localhost); put a reverse proxy in front to expose it", addr)
+	return fmt.Errorf("%q non è un indirizzo di loopback: il server delle metriche ascolta solo sul loopback (127.0.0.1, ::1 o localhost); per esporlo usare un reverse proxy", addr)
 }
 
 // Path resolves a path of the config relative to the config's folder.
@@ -678,13 +678,16 @@ var unknownField = regexp.MustCompile(`field (\S+) not found in type [^\n]*`)
 
 var badDuration = regexp.MustCompile("cannot unmarshal !!\\w+ (`[^`]*`) into time.Duration")
 
+var yamlLine = regexp.MustCompile(`\bline (\d+):`)
+
 // friendlyYAMLError replaces yaml's Go type dumps ("field setle not found
 // in type struct {...}") with words an operator understands.
 func friendlyYAMLError(err error) string {
 	msg := err.Error()
 	msg = strings.ReplaceAll(msg, "yaml: unmarshal errors:\n  ", "")
-	msg = unknownField.ReplaceAllString(msg, `unknown key "$1" (see the commented default written by anprsec init)`)
-	msg = badDuration.ReplaceAllString(msg, "$1 is not a duration (write for example 30s, 5m, 1h)")
+	msg = unknownField.ReplaceAllString(msg, `chiave "$1" sconosciuta (vedere la configurazione commentata scritta da anprsec init)`)
+	msg = badDuration.ReplaceAllString(msg, "$1 non è una durata (scrivere per esempio 30s, 5m, 1h)")
 	msg = strings.ReplaceAll(msg, "\n  ", "; ")
+	msg = yamlLine.ReplaceAllString(msg, "riga $1:")
 	return msg
 }

@@ -44,20 +44,20 @@ func TestParseByteSize(t *testing.T) {
 
 func TestLoadErrors(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
-		{"drop:\n  setle: 0s\n", `unknown key "setle"`},
+		{"drop:\n  setle: 0s\n", `chiave "setle" sconosciuta`},
 		{"timezone: Mars/Olympus\n", "timezone"},
 		{"drop:\n  type: ftp\n", "drop.type"},
-		{"drop:\n  max_file_size: 12XB\n", "unknown unit"},
-		{"drop:\n  settle: soon\n", "line 2: `soon` is not a duration"},
+		{"drop:\n  max_file_size: 12XB\n", "unità \"XB\" sconosciuta"},
+		{"drop:\n  settle: soon\n", "riga 2: `soon` non è una durata"},
 		{"census:\n  chunk_rows: 0\n", "chunk_rows"},
 		{"pki:\n  revoke_grace: -1h\n", "pki.revoke_grace"},
-		{"pki:\n  revoke_grace: presto\n", "`presto` is not a duration"},
+		{"pki:\n  revoke_grace: presto\n", "`presto` non è una durata"},
 		{"pki:\n  crl_validity: 1h\n", "pki.crl_validity"},
 		{"pki:\n  crl_validity: 30m\n", "pki.crl_validity"},
 		{"pki:\n  ocsp_url: ldap://pki.example/ocsp\n", "pki.ocsp_url"},
-		{"pki:\n  crl_url: /crl/anprsec.crl\n", "absolute http"},
-		{"pki:\n  ocsp_url: http://pki.example/ocsp?x=1\n", "no query"},
-		{"pki:\n  crl_url: http://a.example/p\n  ca_issuers_url: http://b.example/p\n", "same path"},
+		{"pki:\n  crl_url: /crl/anprsec.crl\n", "URL http:// assoluto"},
+		{"pki:\n  ocsp_url: http://pki.example/ocsp?x=1\n", "niente query"},
+		{"pki:\n  crl_url: http://a.example/p\n  ca_issuers_url: http://b.example/p\n", "stesso percorso"},
 		{"pki:\n  http_address: pki.example\n", "pki.http_address"},
 		{"pki:\n  ocsp_validity: 30s\n", "pki.ocsp_validity"},
 		{"pki:\n  ocsp_nonce_rate: -1\n", "pki.ocsp_nonce_rate"},
@@ -118,7 +118,7 @@ func TestUnknownKeyMessageHasNoGoTypeLeftovers(t *testing.T) {
 			t.Fatalf("Load(%q): no error", yml)
 		}
 		msg := err.Error()
-		if !strings.HasSuffix(msg, "(see the commented default written by anprsec init)") ||
+		if !strings.HasSuffix(msg, "(vedere la configurazione commentata scritta da anprsec init)") ||
 			strings.Contains(msg, `yaml:\"`) || strings.Contains(msg, "}") {
 			t.Errorf("Load(%q) = %q: the operator sees leftovers of a Go struct type", yml, msg)
 		}

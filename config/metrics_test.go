@@ -21,14 +21,14 @@ func TestMetricsAddress(t *testing.T) {
 		{"localhost:9464", ""},
 		{"127.0.0.1:0", ""},
 		{"", ""}, // disabled
-		{"0.0.0.0:9464", "not a loopback address"},
-		{"192.168.1.10:9464", "not a loopback address"},
-		{"[::]:9464", "not a loopback address"},
-		{"example.org:9464", "not a loopback address"},
-		{":9464", "every interface"},
-		{"127.0.0.1", "want host:port"},
-		{"127.0.0.1:http", "not a number"},
-		{"127.0.0.1:70000", "not a number"},
+		{"0.0.0.0:9464", "non è un indirizzo di loopback"},
+		{"192.168.1.10:9464", "non è un indirizzo di loopback"},
+		{"[::]:9464", "non è un indirizzo di loopback"},
+		{"example.org:9464", "non è un indirizzo di loopback"},
+		{":9464", "tutte le interfacce"},
+		{"127.0.0.1", "serve host:porta"},
+		{"127.0.0.1:http", "non è un numero"},
+		{"127.0.0.1:70000", "non è un numero"},
 	} {
 		p := filepath.Join(t.TempDir(), "anprsec.yaml")
 		os.WriteFile(p, []byte("metrics:\n  address: \""+tc.addr+"\"\n"), 0o600)

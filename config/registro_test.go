@@ -31,7 +31,7 @@ func TestRegistroDestinatariAreAddresses(t *testing.T) {
 			t.Errorf("%q: err %v, want one about registro.destinatari", bad, err)
 		}
 	}
-	if _, err := load("registro:\n  destinatari: revisore@example.it\n"); err == nil || !strings.Contains(err.Error(), "line 2") {
+	if _, err := load("registro:\n  destinatari: revisore@example.it\n"); err == nil || !strings.Contains(err.Error(), "riga 2") {
 		t.Errorf("a single address, not a list: err %v, want one at line 2", err)
 	}
 }

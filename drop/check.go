@@ -15,7 +15,7 @@ const ProbeName = ".anprsec-prova"
 
 // ErrBadBase is returned (wrapped) when the drop's root folder (an SFTP
 // drop's base path) does not exist or is not a folder.
-var ErrBadBase = errors.New("bad base path")
+var ErrBadBase = errors.New("percorso base sbagliato")
 
 // CheckBase checks that the drop answers and that its root is a folder.
 // An error that does not wrap ErrBadBase is one of the connection.
@@ -23,11 +23,11 @@ func CheckBase(ctx context.Context, d Drop) error {
 	e, err := d.Stat(ctx, ".")
 	switch {
 	case errors.Is(err, ErrNotExist):
-		return fmt.Errorf("%s: %w: the folder does not exist", d, ErrBadBase)
+		return fmt.Errorf("%s: %w: la cartella non esiste", d, ErrBadBase)
 	case err != nil:
 		return err
 	case e.Regular:
-		return fmt.Errorf("%s: %w: it is a file, not a folder", d, ErrBadBase)
+		return fmt.Errorf("%s: %w: è un file, non una cartella", d, ErrBadBase)
 	}
 	return nil
 }
@@ -49,7 +49,7 @@ func CheckWritable(ctx context.Context, d Drop, dir string) (string, error) {
 		e, err := d.Stat(ctx, at)
 		if err == nil {
 			if !e.Dir {
-				return at, fmt.Errorf("%s is not a folder", at)
+				return at, fmt.Errorf("%s non è una cartella", at)
 			}
 			break
 		}
@@ -57,7 +57,7 @@ func CheckWritable(ctx context.Context, d Drop, dir string) (string, error) {
 			return at, err
 		}
 		if at == "." {
-			return at, fmt.Errorf("%s: %w: the folder does not exist", d, ErrBadBase)
+			return at, fmt.Errorf("%s: %w: la cartella non esiste", d, ErrBadBase)
 		}
 		at = path.Dir(at)
 	}
@@ -67,10 +67,10 @@ func CheckWritable(ctx context.Context, d Drop, dir string) (string, error) {
 	}
 	probe := path.Join(at, ProbeName+"-"+name)
 	if err := d.Write(ctx, probe, bytes.NewReader([]byte("anprsec\n"))); err != nil {
-		return at, fmt.Errorf("cannot write in %s: %w", at, err)
+		return at, fmt.Errorf("impossibile scrivere in %s: %w", at, err)
 	}
 	if err := d.Remove(ctx, probe); err != nil {
-		return at, fmt.Errorf("cannot remove %s: %w", probe, err)
+		return at, fmt.Errorf("impossibile rimuovere %s: %w", probe, err)
 	}
 	return at, nil
 }
@@ -94,16 +94,16 @@ func Prepare(ctx context.Context, d Drop, folders []Folder) ([]string, error) {
 		case err == nil && e.Dir:
 			continue
 		case err == nil:
-			return created, fmt.Errorf("%s is not a folder", f.Path)
+			return created, fmt.Errorf("%s non è una cartella", f.Path)
 		case !errors.Is(err, ErrNotExist):
 			return created, err
 		}
 		probe := path.Join(f.Path, ProbeName+"-"+path.Base(f.Path))
 		if err := d.Write(ctx, probe, bytes.NewReader([]byte("anprsec\n"))); err != nil {
-			return created, fmt.Errorf("creating %s/: %w", f.Path, err)
+			return created, fmt.Errorf("creazione di %s/: %w", f.Path, err)
 		}
 		if err := d.Remove(ctx, probe); err != nil {
-			return created, fmt.Errorf("creating %s/: %w", f.Path, err)
+			return created, fmt.Errorf("creazione di %s/: %w", f.Path, err)
 		}
 		created = append(created, f.Path+"/")
 	}

@@ -51,23 +51,23 @@ const MaxListed = 10
 // MaxListed of each kind named).
 func (r *Report) Problems() []string {
 	if r.Error != "" {
-		return []string{"drop " + r.Drop + ": cannot be checked: " + r.Error}
+		return []string{"drop " + r.Drop + ": non si può verificare: " + r.Error}
 	}
 	if r.Base != "" {
-		return []string{"drop " + r.Drop + ": wrong base path: " + r.Base}
+		return []string{"drop " + r.Drop + ": percorso base sbagliato: " + r.Base}
 	}
 	var out []string
 	list := func(what string, items []string) {
 		for i, it := range items {
 			if i == MaxListed {
-				out = append(out, fmt.Sprintf("drop %s: ... and %d more %s", r.Drop, len(items)-MaxListed, what))
+				out = append(out, fmt.Sprintf("drop %s: ... e altre %d %s", r.Drop, len(items)-MaxListed, what))
 				break
 			}
 			out = append(out, fmt.Sprintf("drop %s: %s %s", r.Drop, what, it))
 		}
 	}
-	list("not writable:", r.NotWritable)
-	list("input folder missing (anprsec drop prepara creates it):", r.Missing)
+	list("non scrivibile:", r.NotWritable)
+	list("cartella di ingresso mancante (la crea anprsec drop prepara):", r.Missing)
 	return out
 }
 
@@ -96,7 +96,7 @@ func Verify(ctx context.Context, d Drop, folders []Folder, now time.Time) *Repor
 		if _, serr := d.Stat(ctx, "."); serr != nil {
 			r.Error = serr.Error()
 		} else {
-			r.Base = "no file can be written in it: " + err.Error()
+			r.Base = "non vi si può scrivere alcun file: " + err.Error()
 		}
 		return r
 	}
@@ -162,7 +162,7 @@ func checkFolder(ctx context.Context, d Drop, f Folder) (missing bool, werr, err
 		case err != nil:
 			return false, nil, err
 		case !e.Dir:
-			return false, fmt.Errorf("%s is not a folder", f.Path), nil
+			return false, fmt.Errorf("%s non è una cartella", f.Path), nil
 		}
 	}
 	if _, werr := CheckWritable(ctx, d, f.Path); werr != nil {

@@ -253,7 +253,7 @@ func checkCertOutcome(t *testing.T, w *workdir, want int) {
 	if len(inZip) != want {
 		t.Errorf("%d certificates in %d ZIPs, want %d", len(inZip), zips, want)
 	}
-	if out, _ := w.run("history", "verify"); !strings.Contains(out, "intact") {
+	if out, _ := w.run("history", "verify"); !strings.Contains(out, "integra") {
 		t.Errorf("history verify: %q", out)
 	}
 }

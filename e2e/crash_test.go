@@ -179,7 +179,7 @@ func checkOutcome(t *testing.T, w *workdir, got, want snapshot, keys map[string]
 	}
 
 	// The history chain, checked by the binary too.
-	if out, _ := w.run("history", "verify"); !strings.Contains(out, "intact") {
+	if out, _ := w.run("history", "verify"); !strings.Contains(out, "integra") {
 		t.Errorf("history verify: %q", out)
 	}
 	if got.entries != want.entries {

@@ -218,7 +218,7 @@ func TestKillDuringKeyRotation(t *testing.T) {
 					}
 					hits++
 					_, serr, err := w.try(nil, "jobs", "run", "scadenze")
-					if err != nil && !strings.Contains(serr, "rotation of the "+kind+" key is half done: run `anprsec keys rotate "+kind+"` again") {
+					if err != nil && !strings.Contains(serr, "è a metà: rieseguire `anprsec keys rotate "+kind+"`") {
 						t.Fatalf("after kill %d (%v): a job failed otherwise than saying to finish the rotation:\n%s", kills, d, tail(serr, 2000))
 					}
 					t.Logf("kill %d after %v: job refused: %v", kills, d.Round(time.Millisecond), err != nil)

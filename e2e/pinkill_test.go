@@ -192,7 +192,7 @@ func TestKillDuringCards(t *testing.T) {
 			t.Errorf("the half %q is in clear in the backup or the logs", h)
 		}
 	}
-	if out, _ := w.run("history", "verify"); !strings.Contains(out, "intact") {
+	if out, _ := w.run("history", "verify"); !strings.Contains(out, "integra") {
 		t.Errorf("history verify: %q", out)
 	}
 }

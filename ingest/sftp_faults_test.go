@@ -306,7 +306,7 @@ func TestSFTPStalls(t *testing.T) {
 		s.put("a.csv", []byte("a;1\n"))
 		p := &checkingProc{t: t, want: map[string][]byte{}, lines: 1, calls: map[string]int{}}
 		st, el, err := s.run(s.inbox(), p.process)
-		if err == nil || !strings.Contains(err.Error(), "did not answer within 1s") {
+		if err == nil || !strings.Contains(err.Error(), "non ha risposto entro 1s") {
 			t.Errorf("Run: %+v, %v; want a clear timeout", st, err)
 		}
 		if el > 2*faultTimeout+faultTimeout/2 {
@@ -331,7 +331,7 @@ func TestSFTPStalls(t *testing.T) {
 		in := s.inbox()
 		stall.Store(true)
 		st, el, err := s.run(in, p.process)
-		if err == nil || !strings.Contains(err.Error(), "server stalled") {
+		if err == nil || !strings.Contains(err.Error(), "server bloccato") {
 			t.Errorf("Run: %+v, %v; want a stall reported", st, err)
 		}
 		if el > 2*faultTimeout+faultTimeout/2 {
@@ -418,7 +418,7 @@ func TestSFTPHostKeyChanged(t *testing.T) {
 	proxy.target.Store(imposter.Addr)
 
 	st, el, err := s.run(s.inbox(), p.process)
-	if !errors.Is(err, sftpdrop.ErrHostKeyMismatch) || !strings.Contains(err.Error(), "does not match known_hosts") {
+	if !errors.Is(err, sftpdrop.ErrHostKeyMismatch) || !strings.Contains(err.Error(), "non corrisponde a known_hosts") {
 		t.Fatalf("run 2 against another host key: %+v, %v; want ErrHostKeyMismatch", st, err)
 	}
 	t.Logf("run 2 (%v): %v", el.Round(time.Millisecond), err)

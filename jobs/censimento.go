@@ -10,7 +10,7 @@ import (
 // censimentoJob reads census workbooks from censimento/ (docs/rules.md#census).
 var censimentoJob = Job{
 	Name:        "ingest-censimento",
-	Description: "reads census workbooks (censimento/*.xlsx): comuni, utenze, card and certificate requests; writes receipts",
+	Description: "legge le cartelle del censimento (censimento/*.xlsx): comuni, utenze, richieste di smart card e certificati; scrive le ricevute",
 	Run: func(ctx context.Context, env *Env, run *Run) error {
 		in := &ingest.Inbox{
 			Drop: env.Drop, Store: env.Store, Kind: "ingest-censimento", Actor: census.Actor, Loc: env.Loc, Dir: "censimento",

@@ -49,7 +49,7 @@ const CertActor = "certificati"
 //     published. Re-publishing gives the same name and content.
 var certificatiJob = Job{
 	Name:        "certificati",
-	Description: "issues pending workstation certificates (PKCS#12) and publishes one ZIP per comune with password.txt",
+	Description: "emette i certificati di postazione in attesa (PKCS#12) e pubblica uno ZIP per comune con password.txt",
 	Run:         runCertificati,
 }
 

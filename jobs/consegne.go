@@ -27,7 +27,7 @@ import (
 // folder that is not a prefettura is reported and left alone.
 var consegneJob = Job{
 	Name:        "ingest-consegne",
-	Description: "reads prefettura delivery manifests (prefetture/<PPP>/consegne/): cards delivered to the comuni, the sindaco's card active",
+	Description: "legge le distinte di consegna delle prefetture (prefetture/<PPP>/consegne/): smart card consegnate ai comuni, quella del sindaco attiva",
 	Run:         runConsegne,
 }
 

@@ -52,7 +52,7 @@ const CRLActor = "crl"
 // written atomically through the drop (temporary name, rename).
 var crlJob = Job{
 	Name:        "crl",
-	Description: "signs the CRL (held and revoked workstation certificates) and publishes crl/anprsec.crl and .crl.pem",
+	Description: "firma la CRL (certificati di postazione sospesi e revocati) e pubblica crl/anprsec.crl e .crl.pem",
 	Run:         runCRL,
 }
 

@@ -17,7 +17,7 @@ import (
 // drop must first take files in every one of those folders (checkWayOut).
 var exportJob = Job{
 	Name:        "export-audit",
-	Description: "writes each comune's user/authorization list and the national security report (xlsx with charts, csv)",
+	Description: "scrive per ogni comune l'elenco di utenze e abilitazioni e il report nazionale di sicurezza (xlsx con grafici, csv)",
 	Run:         runExport,
 }
 

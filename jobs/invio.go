@@ -71,7 +71,7 @@ const maxRetryWait = 6 * time.Hour
 // with the reason in the history.
 var invioJob = Job{
 	Name:        "invio-pin",
-	Description: "e-mails the queued second halves of card PIN/PUK/password, the comuni's first certificates to their sindaco and the notices, OpenPGP-encrypted (PGP/MIME) and signed",
+	Description: "invia per e-mail, cifrati OpenPGP (PGP/MIME) e firmati, le seconde metà in coda di PIN/PUK/password delle smart card, il primo certificato di ogni comune al suo sindaco e gli avvisi",
 	Run:         runInvio,
 }
 

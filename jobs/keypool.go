@@ -55,7 +55,7 @@ func Running(name string) (done func()) {
 // pki.key_algorithm) are deleted ("pool.scarta").
 var poolJob = Job{
 	Name:        "pool-chiavi",
-	Description: "keeps a sealed pool of pre-generated workstation keys (pki.key_pool) for certificati",
+	Description: "tiene una riserva cifrata di chiavi di postazione pregenerate (pki.key_pool) per certificati",
 	Run:         runPoolChiavi,
 }
 

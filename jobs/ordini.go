@@ -47,7 +47,7 @@ var OrderHeader = []string{"Seriale", "Codice Fiscale", "Cognome", "Nome", "Codi
 //     halves erased; the second halves stay sealed until their e-mail.
 var ordiniJob = Job{
 	Name:        "ordini-sc",
-	Description: "orders requested smart cards from the producer: one OpenPGP-encrypted, signed CSV per cards.order_max cards with the first PIN/PUK/password halves",
+	Description: "ordina al produttore le smart card richieste: un CSV cifrato OpenPGP e firmato ogni cards.order_max smart card, con le prime metà di PIN/PUK/password",
 	Run:         runOrdini,
 }
 

@@ -65,7 +65,7 @@ func RegistroFileName(day time.Time) string {
 // rewrite.
 var registroJob = Job{
 	Name:        "registro",
-	Description: "signs the head of the history chain with the service key and publishes it in sicurezza/registro/ (and mails it to registro.destinatari)",
+	Description: "firma la testa della catena dello storico con la chiave del servizio e la pubblica in sicurezza/registro/ (e la invia a registro.destinatari)",
 	Run:         runRegistro,
 }
 

@@ -23,7 +23,7 @@ import (
 // (lifecycle.CRLDirtyMeta, also after a crash).
 var richiesteJob = Job{
 	Name:        "ingest-richieste",
-	Description: "applies the console requests of the comuni (comuni/<ISTAT>/richieste/): users, cards, workstations, checking the operator's profile; writes the certificates and reports they ask for",
+	Description: "applica le richieste da console dei comuni (comuni/<ISTAT>/richieste/): utenze, smart card, postazioni, verificando il profilo dell'operatore; scrive i certificati e i report richiesti",
 	Run:         runRichieste,
 }
 

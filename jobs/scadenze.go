@@ -56,7 +56,7 @@ const scadenzeChunk = 500
 // ALS or ALP card, the late cards to the back-office.
 var scadenzeJob = Job{
 	Name:        "scadenze",
-	Description: "marks expired certificates SCADUTO and cards SCADUTA, writes per comune the report of what expires within 60 days, warns by e-mail (thresholds, a comune's last ASC/ALS/ALP card, late cards to the back-office)",
+	Description: "segna SCADUTO i certificati scaduti e SCADUTA le smart card scadute, scrive per comune il report di ciò che scade entro 60 giorni, avvisa per e-mail (soglie, ultima smart card ASC/ALS/ALP di un comune, smart card in ritardo al back-office)",
 	Run:         runScadenze,
 }
 

@@ -170,7 +170,7 @@ func TestCRLFolderThatIsAFileStopsTheCRLBeforeSigning(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := c.run(crlJob)
-	if err == nil || !strings.Contains(err.Error(), "crl: nothing generated or committed") || !strings.Contains(err.Error(), "crl is not a folder") {
+	if err == nil || !strings.Contains(err.Error(), "crl: nothing generated or committed") || !strings.Contains(err.Error(), "crl non è una cartella") {
 		t.Fatalf("err = %v", err)
 	}
 	if m := c.marks(); m.CRL != 0 || m.History != 0 {

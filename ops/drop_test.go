@@ -52,7 +52,7 @@ func TestHealthzWarnsOfMissingInputFolders(t *testing.T) {
 	putDropReport(t, st, &drop.Report{Drop: "/srv/drop", Folders: 9, Missing: []string{"censimento/", "comuni/058091/richieste/"}})
 	code, body := get(t, s.Handler(), "/healthz")
 	if code != 200 || !strings.HasPrefix(body, "ok\n") || strings.Count(body, "warning: ") != 2 ||
-		!strings.Contains(body, "input folder missing") || !strings.Contains(body, "comuni/058091/richieste/") {
+		!strings.Contains(body, "cartella di ingresso mancante") || !strings.Contains(body, "comuni/058091/richieste/") {
 		t.Errorf("/healthz = %d %q, want ok and two warnings", code, body)
 	}
 	_, js := get(t, s.Handler(), "/status")

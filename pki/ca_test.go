@@ -192,7 +192,7 @@ func TestLoadCA(t *testing.T) {
 		{"RSA PKCS#1", rsaCA.Cert, pemOf("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsaKey), nil), 0o600, ""},
 		{"EC PKCS#8", ecCA.Cert, pkcs8(ecKey), 0o600, ""},
 		{"EC SEC 1 after EC PARAMETERS", ecCA.Cert, append(ecParams, pemOf("EC PRIVATE KEY", sec1, nil)...), 0o400, ""},
-		{"key readable by group", rsaCA.Cert, pkcs8(rsaKey), 0o640, "readable by group or others"},
+		{"key readable by group", rsaCA.Cert, pkcs8(rsaKey), 0o640, "leggibile dal gruppo o da altri"},
 		{"key readable by others", rsaCA.Cert, pkcs8(rsaKey), 0o604, "chmod 600"},
 		{"key of another CA", ecCA.Cert, pkcs8(otherKey), 0o600, "does not match"},
 		{"not a CA certificate", leaf, pkcs8(ecKey), 0o600, "not a CA"},

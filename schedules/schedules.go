@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,12 +57,12 @@ var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cr
 func ParseSpec(spec string, loc *time.Location) (s cron.Schedule, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("invalid schedule %q", spec)
+			err = fmt.Errorf("pianificazione %q non valida", spec)
 		}
 	}()
 	s, err = parser.Parse("CRON_TZ=" + loc.String() + " " + spec)
 	if err != nil {
-		return nil, fmt.Errorf("invalid schedule %q: %v", spec, err)
+		return nil, fmt.Errorf("pianificazione %q non valida: %v", spec, err)
 	}
 	return s, nil
 }
@@ -76,7 +77,7 @@ func New(env *jobs.Env, all []jobs.Job) (*Runner, error) {
 		sched: map[string]cron.Schedule{}, locks: map[string]*sync.Mutex{}, log: env.Log}
 	for name, spec := range env.Config.Schedules {
 		if !slices.Contains(jobs.Names, name) {
-			return nil, fmt.Errorf("schedules: no job named %q (jobs: %v)", name, jobs.Names)
+			return nil, fmt.Errorf("schedules: nessun job si chiama %q; i job sono:\n  %s", name, strings.Join(jobs.Names, "\n  "))
 		}
 		s, err := ParseSpec(spec, loc)
 		if err != nil {
@@ -130,14 +131,14 @@ func newID() string {
 func (r *Runner) Run(ctx context.Context, name, trigger string, scheduled time.Time) (*store.Run, error) {
 	j, ok := r.jobs[name]
 	if !ok && slices.Contains(jobs.Names, name) {
-		return nil, fmt.Errorf("job %s is not implemented yet in this version", name)
+		return nil, fmt.Errorf("il job %s non è ancora disponibile in questa versione", name)
 	}
 	if !ok {
 		known := []string{}
 		for _, x := range r.Jobs() {
 			known = append(known, x.Name)
 		}
-		return nil, fmt.Errorf("no job named %q (jobs: %v)", name, known)
+		return nil, fmt.Errorf("nessun job si chiama %q; i job sono:\n  %s", name, strings.Join(known, "\n  "))
 	}
 	mu := r.locks[name]
 	if !mu.TryLock() {

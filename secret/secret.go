@@ -14,20 +14,20 @@ import (
 const KeySize = 32
 
 // ErrPermissions is returned for a key file readable by group or others.
-var ErrPermissions = errors.New("key file is readable by group or others")
+var ErrPermissions = errors.New("il file della chiave è leggibile dal gruppo o da altri")
 
 // CheckFile refuses a secret file (key, private key) that group or
 // others may read or write: an operator must fix it with chmod 600.
 func CheckFile(path string) error {
 	fi, err := os.Stat(path)
 	if os.IsNotExist(err) {
-		return fmt.Errorf("secret file %s does not exist", path)
+		return fmt.Errorf("il file segreto %s non esiste", path)
 	}
 	if err != nil {
-		return fmt.Errorf("secret file: %w", err)
+		return fmt.Errorf("file segreto: %w", err)
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("%s: %w (mode %04o); run: chmod 600 %s", path, ErrPermissions, fi.Mode().Perm(), path)
+		return fmt.Errorf("%s: %w (permessi %04o); eseguire: chmod 600 %s", path, ErrPermissions, fi.Mode().Perm(), path)
 	}
 	return nil
 }
@@ -42,7 +42,7 @@ func ReadKey(path string) ([]byte, error) {
 		return nil, err
 	}
 	if len(k) != KeySize {
-		return nil, fmt.Errorf("key file %s: %d bytes, want %d", path, len(k), KeySize)
+		return nil, fmt.Errorf("file della chiave %s: %d byte, attesi %d", path, len(k), KeySize)
 	}
 	return k, nil
 }

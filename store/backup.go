@@ -60,7 +60,7 @@ func (s *Store) Restore(r io.Reader, key []byte) error {
 		return sr.err
 	}
 	if !sr.done {
-		return errors.New("restore: the backup is truncated")
+		return errors.New("restore: il backup è troncato")
 	}
 	return nil
 }
@@ -170,7 +170,7 @@ func newSealReader(r io.Reader, key []byte) (*sealReader, error) {
 	sr := &sealReader{r: bufio.NewReader(r), aead: a}
 	head := make([]byte, len(backupMagic)+15)
 	if _, err := io.ReadFull(sr.r, head); err != nil || string(head[:len(backupMagic)]) != string(backupMagic) {
-		return nil, errors.New("restore: not an anprsec backup file")
+		return nil, errors.New("restore: non è un file di backup di anprsec")
 	}
 	copy(sr.prefix[:], head[len(backupMagic):])
 	return sr, nil
@@ -186,24 +186,24 @@ func (sr *sealReader) Read(p []byte) (int, error) {
 		}
 		var l [4]byte
 		if _, err := io.ReadFull(sr.r, l[:]); err != nil {
-			sr.err = errors.New("restore: the backup is truncated")
+			sr.err = errors.New("restore: il backup è troncato")
 			return 0, sr.err
 		}
 		size := binary.BigEndian.Uint32(l[:])
 		if size > backupChunk+64 {
-			sr.err = errors.New("restore: corrupt backup (chunk too large)")
+			sr.err = errors.New("restore: backup danneggiato (blocco troppo grande)")
 			return 0, sr.err
 		}
 		ct := make([]byte, size)
 		if _, err := io.ReadFull(sr.r, ct); err != nil {
-			sr.err = errors.New("restore: the backup is truncated")
+			sr.err = errors.New("restore: il backup è troncato")
 			return 0, sr.err
 		}
 		pt, err := sr.aead.Open(nil, streamNonce(sr.prefix, sr.n, false), ct, nil)
 		if err != nil {
 			pt, err = sr.aead.Open(nil, streamNonce(sr.prefix, sr.n, true), ct, nil)
 			if err != nil {
-				sr.err = errors.New("restore: the backup does not decrypt (wrong keys/backup.key, or the file was altered)")
+				sr.err = errors.New("restore: il backup non si decifra (keys/backup.key sbagliata, o file alterato)")
 				return 0, sr.err
 			}
 			sr.done = true

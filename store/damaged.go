@@ -15,7 +15,7 @@ import (
 // whole, or that does not decode. The error names the record's kind and
 // key and the commands that tell more, so that a job reading it fails
 // naming it instead of reporting ok.
-var ErrDamaged = errors.New("the store is damaged")
+var ErrDamaged = errors.New("l'archivio è danneggiato")
 
 // kinds names the records by the prefix of their keys.
 var kinds = []struct{ prefix, kind string }{
@@ -53,7 +53,7 @@ func printable(s string) string {
 
 // damaged wraps err, met reading the value of key, with ErrDamaged.
 func damaged(key string, err error) error {
-	return fmt.Errorf("%w: %s cannot be read (%v); run `anprsec history verify` to check the history, and restore the last backup (`anprsec restore`) into an empty data dir",
+	return fmt.Errorf("%w: %s non si può leggere (%v); eseguire `anprsec history verify` per verificare lo storico, e ripristinare l'ultimo backup (`anprsec restore`) in una cartella dati vuota",
 		ErrDamaged, describeKey(key), err)
 }
 

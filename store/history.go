@@ -159,7 +159,7 @@ type VerifyResult struct {
 }
 
 // ErrChainBroken is wrapped by every chain error.
-var ErrChainBroken = errors.New("history chain broken")
+var ErrChainBroken = errors.New("catena dello storico spezzata")
 
 // VerifyHistory recomputes the whole chain. It fails on a modified entry,
 // a missing or reordered entry, or a head that does not match the last
@@ -176,19 +176,19 @@ func (s *Store) verifyHistory(visit func(seq uint64, hash []byte)) (VerifyResult
 		err := tx.scan("h/", true, func(key string, val []byte) (bool, error) {
 			first := binary.BigEndian.Uint64([]byte(key[2:]))
 			if first != want {
-				return false, fmt.Errorf("%w: entry %d missing (found %d next)", ErrChainBroken, want, first)
+				return false, fmt.Errorf("%w: manca la voce %d (la successiva trovata è la %d)", ErrChainBroken, want, first)
 			}
 			err := eachRecord(val, func(p, h, body []byte) error {
 				seq := want
 				if !bytes.Equal(p, prev) {
-					return fmt.Errorf("%w: entry %d does not follow entry %d", ErrChainBroken, seq, seq-1)
+					return fmt.Errorf("%w: la voce %d non segue la voce %d", ErrChainBroken, seq, seq-1)
 				}
 				if !bytes.Equal(chainHash(prev, body), h) {
-					return fmt.Errorf("%w: entry %d was modified", ErrChainBroken, seq)
+					return fmt.Errorf("%w: la voce %d è stata modificata", ErrChainBroken, seq)
 				}
 				var e Entry
 				if err := json.Unmarshal(body, &e); err != nil || e.Seq != seq {
-					return fmt.Errorf("%w: entry %d has a bad body", ErrChainBroken, seq)
+					return fmt.Errorf("%w: la voce %d ha un contenuto non valido", ErrChainBroken, seq)
 				}
 				if visit != nil {
 					visit(seq, h)
@@ -198,7 +198,7 @@ func (s *Store) verifyHistory(visit func(seq uint64, hash []byte)) (VerifyResult
 				return nil
 			})
 			if err != nil && !errors.Is(err, ErrChainBroken) {
-				err = fmt.Errorf("%w: block of entry %d: %v", ErrChainBroken, first, err)
+				err = fmt.Errorf("%w: blocco della voce %d: %v", ErrChainBroken, first, err)
 			}
 			return err == nil, err
 		})
@@ -211,7 +211,7 @@ func (s *Store) verifyHistory(visit func(seq uint64, hash []byte)) (VerifyResult
 			return err
 		}
 		if h.Seq != res.Entries || (h.Seq > 0 && !bytes.Equal(h.Hash, prev)) {
-			return fmt.Errorf("%w: head says %d entries, chain has %d (entries removed at the end?)", ErrChainBroken, h.Seq, res.Entries)
+			return fmt.Errorf("%w: l'ultima voce dichiarata è la %d, la catena ne ha %d (voci tolte in fondo?)", ErrChainBroken, h.Seq, res.Entries)
 		}
 		res.Head = hex.EncodeToString(prev)
 		return nil

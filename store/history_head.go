@@ -48,11 +48,11 @@ func (s *Store) HistoryHead() (HistoryHead, error) {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("%w: last block: %v", ErrChainBroken, err)
+			return fmt.Errorf("%w: ultimo blocco: %v", ErrChainBroken, err)
 		}
 		var e Entry
 		if last == nil || json.Unmarshal(last, &e) != nil || e.Seq != h.Seq {
-			return fmt.Errorf("%w: the head names entry %d, which is not the last one stored", ErrChainBroken, h.Seq)
+			return fmt.Errorf("%w: la testa indica la voce %d, che non è l'ultima registrata", ErrChainBroken, h.Seq)
 		}
 		head = HistoryHead{Seq: h.Seq, Hash: h.Hash, Time: e.Time}
 		return nil
@@ -74,7 +74,7 @@ func (tx *Tx) lastHistoryBlock() ([]byte, error) {
 	// Past every key "h/" + 8 bytes: the first key seen is the last block.
 	it.Seek([]byte("h/\xff\xff\xff\xff\xff\xff\xff\xff\xff"))
 	if !it.Valid() {
-		return nil, fmt.Errorf("%w: the head names entries but none is stored", ErrChainBroken)
+		return nil, fmt.Errorf("%w: la testa indica delle voci ma nessuna è registrata", ErrChainBroken)
 	}
 	return it.Item().ValueCopy(nil)
 }

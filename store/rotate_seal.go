@@ -41,7 +41,7 @@ const sealRotationMeta = "seal-rotation"
 
 // ErrSealRotationPending is wrapped by CheckSealKey's error while a
 // rotation of the seal key is half done.
-var ErrSealRotationPending = errors.New("a rotation of the seal key is half done: run `anprsec keys rotate seal` again to finish it")
+var ErrSealRotationPending = errors.New("una rotazione della chiave di sigillo è a metà: rieseguire `anprsec keys rotate seal` per completarla")
 
 // SealRotationPending returns an error wrapping ErrSealRotationPending
 // while a rotation of the seal key is half done.
@@ -49,7 +49,7 @@ func (st *Store) SealRotationPending() error {
 	var rot sealRotation
 	switch err := st.View(func(tx *Tx) error { return tx.Meta(sealRotationMeta, &rot) }); {
 	case err == nil:
-		return fmt.Errorf("%w (begun %s)", ErrSealRotationPending, rot.Started.Format(time.RFC3339))
+		return fmt.Errorf("%w (iniziata %s)", ErrSealRotationPending, rot.Started.UTC().Format("02/01/2006 15:04 UTC"))
 	case !errors.Is(err, ErrNotFound):
 		return fmt.Errorf("seal rotation: %w", err)
 	}

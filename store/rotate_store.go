@@ -40,7 +40,7 @@ import (
 // makes the rotation refuse to start.
 
 // ErrStoreRotationPending is wrapped by StoreRotationPending's error.
-var ErrStoreRotationPending = errors.New("a rotation of the store key is half done: run `anprsec keys rotate store` again to finish it")
+var ErrStoreRotationPending = errors.New("una rotazione della chiave dell'archivio è a metà: rieseguire `anprsec keys rotate store` per completarla")
 
 // storeRotation is the state file of a rotation in progress.
 type storeRotation struct {

@@ -21,7 +21,7 @@ const (
 
 // ErrSealKey is wrapped by CheckSealKey's error when the seal key does not
 // open the values sealed in the store.
-var ErrSealKey = errors.New("the seal key does not open the values sealed in this store")
+var ErrSealKey = errors.New("la chiave di sigillo non apre i valori sigillati in questo archivio")
 
 // CheckSealKey checks that s is the seal key of this store: it must open
 // the store's seal check value. A store without one (just created, or made
@@ -41,7 +41,7 @@ func (st *Store) CheckSealKey(s *Sealer) (written bool, err error) {
 	switch {
 	case err == nil:
 		if _, err := s.Open(check, sealCheckContext); err != nil {
-			return false, fmt.Errorf("%w (its check value, written when the store was set up, does not open)", ErrSealKey)
+			return false, fmt.Errorf("%w (non apre il suo valore di controllo, scritto alla creazione dell'archivio)", ErrSealKey)
 		}
 		return false, nil
 	case !errors.Is(err, ErrNotFound):
@@ -59,7 +59,7 @@ func (st *Store) CheckSealKey(s *Sealer) (written bool, err error) {
 	}
 	if sealed != nil {
 		if _, err := s.Open(sealed, context); err != nil {
-			return false, fmt.Errorf("%w (it does not open %s)", ErrSealKey, what)
+			return false, fmt.Errorf("%w (non apre %s)", ErrSealKey, what)
 		}
 	}
 	plain := make([]byte, 32)

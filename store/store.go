@@ -25,7 +25,7 @@ import (
 var ErrNotFound = errors.New("not found")
 
 // ErrLocked is returned when another process holds the store.
-var ErrLocked = errors.New("the store is in use by another anprsec process (is `anprsec run` running?)")
+var ErrLocked = errors.New("l'archivio è in uso da un altro processo anprsec (`anprsec run` è attivo?)")
 
 // Store is the open database.
 type Store struct {
@@ -79,7 +79,7 @@ func Open(opt Options) (*Store, error) {
 	db, err := badger.Open(bo)
 	if err != nil {
 		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
-			return nil, fmt.Errorf("store %s: the key does not open this store (wrong keys/store.key?)", opt.Dir)
+			return nil, fmt.Errorf("archivio %s: la chiave non apre questo archivio (keys/store.key sbagliata?)", opt.Dir)
 		}
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("store %s: %w", opt.Dir, ErrLocked)

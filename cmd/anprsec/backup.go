@@ -14,12 +14,13 @@ func (a *app) backupCmd() *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "backup FILE",
-		Short: "Write a sealed full backup of the store to FILE",
-		Long: `backup writes a full backup of the store, sealed with XChaCha20-Poly1305 under
-the backup key (keys.backup, var/keys/backup.key): the file holds no codice
-fiscale, e-mail or secret in clear. Keep the backup key apart from the
-backups. An existing FILE is replaced only with --force. The daemon must be
-stopped (the store is held by one process).`,
+		Short: "Scrive in FILE un backup completo e cifrato dell'archivio",
+		Long: `backup scrive un backup completo dell'archivio, cifrato con XChaCha20-Poly1305
+con la chiave di backup (keys.backup, var/keys/backup.key): il file non
+contiene in chiaro codici fiscali, e-mail o segreti. La chiave di backup va
+custodita lontano dai backup. Un FILE esistente è sostituito solo con --force.
+Il servizio deve essere fermo (l'archivio è usato da un solo processo alla
+volta).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := secret.ReadKey(a.cfg.Path(a.cfg.Keys.Backup))
@@ -41,7 +42,7 @@ stopped (the store is held by one process).`,
 			fsys := a.callerFS()
 			out := args[0]
 			if _, err := fsys.Lstat(out); err == nil && !force {
-				return fmt.Errorf("%s exists: a backup is never overwritten without --force", out)
+				return fmt.Errorf("%s esiste già: un backup non viene mai sovrascritto senza --force", out)
 			}
 			f, err := fsys.Create(out, 0o600)
 			if err != nil {
@@ -58,21 +59,22 @@ stopped (the store is held by one process).`,
 			if err := f.Commit(); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "backup written: %s (%d bytes, sealed)\n", out, int64(size))
+			fmt.Fprintf(cmd.OutOrStdout(), "backup scritto: %s (%d byte, cifrato)\n", out, int64(size))
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "replace an existing FILE")
+	cmd.Flags().BoolVar(&force, "force", false, "sostituisce un FILE esistente")
 	return cmd
 }
 
 func (a *app) restoreCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "restore FILE",
-		Short: "Restore a backup made by `anprsec backup` into an empty data dir",
-		Long: `restore loads a sealed backup into the data dir, which must be empty or absent
-(it refuses to mix a backup into a live store). It needs the backup key and
-the store key of the target. Run "anprsec history verify" afterwards.`,
+		Short: "Ripristina un backup fatto con `anprsec backup` in una cartella dati vuota",
+		Long: `restore carica un backup cifrato nella cartella dei dati, che deve essere vuota
+o assente (un backup non viene mai mescolato a un archivio in uso). Servono la
+chiave di backup e la chiave dell'archivio di destinazione. Dopo il ripristino
+eseguire "anprsec history verify".`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if a.daemonAnswers() {
@@ -101,7 +103,7 @@ the store key of the target. Run "anprsec history verify" afterwards.`,
 				return err
 			}
 			if !empty {
-				return fmt.Errorf("data dir %s is not empty: restore only into an empty data dir", dir)
+				return fmt.Errorf("la cartella dei dati %s non è vuota: il ripristino si fa solo in una cartella dati vuota", dir)
 			}
 			size := int64(-1)
 			if fi, err := in.Stat(); err == nil {
@@ -115,9 +117,9 @@ the store key of the target. Run "anprsec history verify" afterwards.`,
 			}
 			res, err := st.VerifyHistory()
 			if err != nil {
-				return fmt.Errorf("restored, but: %w", err)
+				return fmt.Errorf("ripristinato, ma: %w", err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "restored %s into %s: history %d entries, head %s\n", args[0], dir, res.Entries, res.Head)
+			fmt.Fprintf(cmd.OutOrStdout(), "ripristinato %s in %s: storico di %d voci, ultima %s\n", args[0], dir, res.Entries, res.Head)
 			return nil
 		},
 	}

@@ -103,7 +103,7 @@ func TestCommandsThroughTheSocketRunBesideAJob(t *testing.T) {
 	if res.code != 0 || !strings.Contains(res.out, "back-office:"+me.Username) || !strings.Contains(res.out, "cf.eccezione") {
 		t.Errorf("the change does not name the connection's user %s: %+v", me.Username, res)
 	}
-	if res := run("history", "verify"); res.code != 0 || !regexp.MustCompile(` [0-9a-f]{64}\n$`).MatchString(res.out) {
+	if res := run("history", "verify"); res.code != 0 || !regexp.MustCompile(`(?m) [0-9a-f]{64}$`).MatchString(res.out) {
 		t.Errorf("history verify: %+v", res)
 	}
 	var runs []store.Run
@@ -123,7 +123,7 @@ func TestCommandsThroughTheSocketRunBesideAJob(t *testing.T) {
 			t.Errorf("%s through the socket: %+v", strings.Join(args, " "), res)
 		}
 	}
-	if res := run("postazioni", "rinnova"); res.code != exitUsage {
+	if res := run("postazioni", "frobnica"); res.code != exitUsage {
 		t.Errorf("an unknown subcommand through the socket: %+v, want exit %d", res, exitUsage)
 	}
 }

@@ -21,25 +21,27 @@ const dropRecheck = time.Hour
 func (a *app) dropCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "drop",
-		Short: "Check and prepare the drop (local folder or SFTP server)",
+		Short: "Verifica e prepara il drop (cartella locale o server SFTP)",
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "verifica",
-		Short: "Check the drop: connection, host key, base path, every folder the jobs read or write",
-		Long: `verifica connects to the drop (for SFTP: the server, its host key against
-known_hosts, the login), checks that the base path is a folder where files
-can be written, and then every folder the jobs read or write: the input
-folders (censimento/, prefetture/<PPP>/consegne/ of every prefettura,
-comuni/<ISTAT>/richieste/ of every censused comune) must exist, and files
-must be written in them and in the output folders (crl/, produttore/ordini/,
-sicurezza/report/, comuni/<ISTAT>/certificati/ and report/; a missing output
-folder is created by its job, so the folder above it must take files). A
-probe file (.anprsec-prova-*) is written and removed in each.
+		Short: "Verifica il drop: connessione, chiave del server, percorso base, ogni cartella che i job leggono o scrivono",
+		Long: `verifica si collega al drop (per SFTP: il server, la sua chiave confrontata con
+known_hosts, l'accesso), controlla che il percorso base sia una cartella in
+cui si possono scrivere file, e poi ogni cartella che i job leggono o
+scrivono: le cartelle di ingresso (censimento/, prefetture/<PPP>/consegne/ di
+ogni prefettura, dove PPP è il codice a 3 cifre della provincia,
+comuni/<ISTAT>/richieste/ di ogni comune censito) devono esistere, e si deve
+poter scrivere in esse e nelle cartelle di uscita (crl/, produttore/ordini/,
+sicurezza/report/, comuni/<ISTAT>/certificati/ e report/; una cartella di
+uscita mancante è creata dal suo job, quindi quella che la contiene deve
+accettare file). In ciascuna è scritto e poi rimosso un file di prova
+(.anprsec-prova-*).
 
-It prints what is missing or not writable, records the result in the store
-(shown by "anprsec status" and /healthz) and exits 1 when anything is wrong.
-"anprsec run" runs the same check at start and refuses to start on a wrong
-base path.`,
+Stampa ciò che manca o non è scrivibile, registra l'esito nell'archivio
+(mostrato da "anprsec status" e da /healthz) ed esce con stato 1 se qualcosa
+non va. "anprsec run" fa la stessa verifica all'avvio e non parte se il
+percorso base è sbagliato.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, closeFn, err := a.openRunner(cmd.Context())
@@ -53,21 +55,21 @@ base path.`,
 			}
 			printDropReport(cmd.OutOrStdout(), rep, true)
 			if !rep.OK() {
-				return fmt.Errorf("the drop %s is not ready: %s", rep.Drop, dropVerdict(rep))
+				return fmt.Errorf("il drop %s non è pronto: %s", rep.Drop, dropVerdict(rep))
 			}
 			return nil
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
 		Use:   "prepara",
-		Short: "Create the input folders partners drop into (idempotent)",
-		Long: `prepara creates, on the drop (local folder or SFTP server), the input folders
-that the ministry, the prefetture and the comuni drop their files into and
-that do not exist yet: censimento/, prefetture/<PPP>/consegne/ of every
-prefettura, comuni/<ISTAT>/richieste/ of every censused comune (run it again
-after a census that adds comuni). It never creates the base path itself: a
-wrong base path is an error. Running it again creates nothing. Then it checks
-the drop as "anprsec drop verifica" does.`,
+		Short: "Crea le cartelle di ingresso in cui depositano i partner (ripetibile)",
+		Long: `prepara crea, sul drop (cartella locale o server SFTP), le cartelle di
+ingresso in cui il ministero, le prefetture e i comuni depositano i loro file
+e che non esistono ancora: censimento/, prefetture/<PPP>/consegne/ di ogni
+prefettura (PPP: il codice a 3 cifre della provincia), comuni/<ISTAT>/richieste/
+di ogni comune censito (rieseguirlo dopo un censimento che aggiunge comuni).
+Non crea mai il percorso base: un percorso base sbagliato è un errore.
+Rieseguito, non crea nulla. Poi verifica il drop come "anprsec drop verifica".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, closeFn, err := a.openRunner(cmd.Context())
@@ -78,13 +80,13 @@ the drop as "anprsec drop verifica" does.`,
 			out := cmd.OutOrStdout()
 			created, err := jobs.PrepareDrop(cmd.Context(), r.Env())
 			for _, c := range created {
-				fmt.Fprintf(out, "created %s\n", c)
+				fmt.Fprintf(out, "creata %s\n", c)
 			}
 			if err != nil {
 				return fmt.Errorf("drop %s: %w", r.Env().Drop, err)
 			}
 			if len(created) == 0 {
-				fmt.Fprintln(out, "every input folder exists: nothing to create")
+				fmt.Fprintln(out, "tutte le cartelle di ingresso esistono: nulla da creare")
 			}
 			rep, err := jobs.VerifyDrop(cmd.Context(), r.Env())
 			if err != nil {
@@ -92,7 +94,7 @@ the drop as "anprsec drop verifica" does.`,
 			}
 			printDropReport(out, rep, false)
 			if !rep.OK() {
-				return fmt.Errorf("the drop %s is not ready: %s", rep.Drop, dropVerdict(rep))
+				return fmt.Errorf("il drop %s non è pronto: %s", rep.Drop, dropVerdict(rep))
 			}
 			return nil
 		},
@@ -104,13 +106,13 @@ the drop as "anprsec drop verifica" does.`,
 func dropVerdict(r *drop.Report) string {
 	switch {
 	case r.Error != "":
-		return "it cannot be checked: " + r.Error
+		return "non si può verificare: " + r.Error
 	case r.Base != "":
-		return "wrong base path: " + r.Base
+		return "percorso base sbagliato: " + r.Base
 	case r.OK():
-		return fmt.Sprintf("ok, %d folders checked", r.Folders)
+		return fmt.Sprintf("ok, %d cartelle verificate", r.Folders)
 	}
-	return fmt.Sprintf("%d folders checked: %d not writable, %d input folders missing", r.Folders, len(r.NotWritable), len(r.Missing))
+	return fmt.Sprintf("%d cartelle verificate: %d non scrivibili, %d cartelle di ingresso mancanti", r.Folders, len(r.NotWritable), len(r.Missing))
 }
 
 // printDropReport prints a report: its verdict, then every folder not
@@ -120,10 +122,10 @@ func printDropReport(w io.Writer, r *drop.Report, full bool) {
 	fmt.Fprintf(w, "drop %s: %s\n", r.Drop, dropVerdict(r))
 	if full {
 		for _, f := range r.NotWritable {
-			fmt.Fprintf(w, "NOT WRITABLE  %s\n", f)
+			fmt.Fprintf(w, "NON SCRIVIBILE  %s\n", f)
 		}
 		for _, f := range r.Missing {
-			fmt.Fprintf(w, "MISSING       %s (input folder: anprsec drop prepara creates it)\n", f)
+			fmt.Fprintf(w, "MANCANTE        %s (cartella di ingresso: la crea anprsec drop prepara)\n", f)
 		}
 		return
 	}
@@ -143,7 +145,7 @@ func (a *app) verifyDropAtStart(ctx context.Context, env *jobs.Env) error {
 		return err
 	}
 	if rep.Base != "" {
-		return fmt.Errorf("drop %s: wrong base path (drop.sftp.base_path, or drop.local): %s; \"anprsec drop verifica\" checks it again", rep.Drop, rep.Base)
+		return fmt.Errorf("drop %s: percorso base sbagliato (drop.sftp.base_path, o drop.local): %s; \"anprsec drop verifica\" lo verifica di nuovo", rep.Drop, rep.Base)
 	}
 	a.logDropReport(rep)
 	return nil

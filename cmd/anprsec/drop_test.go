@@ -36,16 +36,16 @@ func TestWrongBasePathNamedAtStartThenPrepared(t *testing.T) {
 	writeSFTPConfig(t, cfgFile, template, s)
 
 	stdout, stderr, took, err := runCLI(t, "--config", cfgFile, "run")
-	if err == nil || !strings.Contains(err.Error(), "wrong base path") || !strings.Contains(err.Error(), "/~/dorp") ||
-		!strings.Contains(err.Error(), "does not exist") {
+	if err == nil || !strings.Contains(err.Error(), "percorso base sbagliato") || !strings.Contains(err.Error(), "/~/dorp") ||
+		!strings.Contains(err.Error(), "la cartella non esiste") {
 		t.Fatalf("run with base path dorp: err %v after %v\nstdout:\n%s\nstderr:\n%s", err, took, stdout, stderr)
 	}
 	stdout, _, _, err = runCLI(t, "--config", cfgFile, "drop", "verifica")
-	if err == nil || !strings.Contains(stdout, "wrong base path") || !strings.Contains(stdout, "dorp") {
+	if err == nil || !strings.Contains(stdout, "percorso base sbagliato") || !strings.Contains(stdout, "dorp") {
 		t.Errorf("drop verifica with base path dorp: err %v\n%s", err, stdout)
 	}
 	stdout, _, _, err = runCLI(t, "--config", cfgFile, "drop", "prepara")
-	if err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if err == nil || !strings.Contains(err.Error(), "la cartella non esiste") {
 		t.Errorf("drop prepara with base path dorp: err %v\n%s", err, stdout)
 	}
 	if _, err := os.Stat(filepath.Join(srv.SFTPRoot, "dorp")); err == nil {
@@ -55,21 +55,21 @@ func TestWrongBasePathNamedAtStartThenPrepared(t *testing.T) {
 	s.basePath = "drop"
 	writeSFTPConfig(t, cfgFile, template, s)
 	stdout, _, _, err = runCLI(t, "--config", cfgFile, "drop", "verifica")
-	for _, want := range []string{"MISSING       censimento/", "MISSING       prefetture/058/consegne/", "input folders missing"} {
+	for _, want := range []string{"MANCANTE        censimento/", "MANCANTE        prefetture/058/consegne/", "cartelle di ingresso mancanti"} {
 		if err == nil || !strings.Contains(stdout, want) {
 			t.Errorf("drop verifica on an empty base path: err %v, stdout lacks %q:\n%s", err, want, stdout)
 		}
 	}
-	if strings.Contains(stdout, "NOT WRITABLE") {
+	if strings.Contains(stdout, "NON SCRIVIBILE") {
 		t.Errorf("drop verifica on an empty base path:\n%s", stdout)
 	}
 	status := mustCLI(t, "--config", cfgFile, "status")
-	if !strings.Contains(status, "WARNING drop sftp://") || !strings.Contains(status, "input folder missing") {
+	if !strings.Contains(status, "AVVISO  drop sftp://") || !strings.Contains(status, "cartella di ingresso mancante") {
 		t.Errorf("status does not warn of the missing input folders:\n%s", status)
 	}
 
 	out := mustCLI(t, "--config", cfgFile, "drop", "prepara")
-	if !strings.Contains(out, "created censimento/") || !strings.Contains(out, "created prefetture/058/consegne/") || !strings.Contains(out, ": ok, ") {
+	if !strings.Contains(out, "creata censimento/") || !strings.Contains(out, "creata prefetture/058/consegne/") || !strings.Contains(out, ": ok, ") {
 		t.Errorf("drop prepara:\n%s", out)
 	}
 	for _, dir := range []string{"censimento", "prefetture/058/consegne"} {
@@ -81,7 +81,7 @@ func TestWrongBasePathNamedAtStartThenPrepared(t *testing.T) {
 		t.Errorf("probe files left: %v", left)
 	}
 	out = mustCLI(t, "--config", cfgFile, "drop", "prepara")
-	if strings.Contains(out, "created") || !strings.Contains(out, "nothing to create") {
+	if strings.Contains(out, "creata") || !strings.Contains(out, "nulla da creare") {
 		t.Errorf("drop prepara again:\n%s", out)
 	}
 	out = mustCLI(t, "--config", cfgFile, "drop", "verifica")
@@ -89,7 +89,7 @@ func TestWrongBasePathNamedAtStartThenPrepared(t *testing.T) {
 		t.Errorf("drop verifica after prepara:\n%s", out)
 	}
 	status = mustCLI(t, "--config", cfgFile, "status")
-	if strings.Contains(status, "WARNING") || !strings.Contains(status, "ok, ") {
+	if strings.Contains(status, "AVVISO") || !strings.Contains(status, "ok, ") {
 		t.Errorf("status after prepara:\n%s", status)
 	}
 }

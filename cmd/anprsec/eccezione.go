@@ -16,14 +16,15 @@ func (a *app) eccezioneCFCmd() *cobra.Command {
 	var motivo string
 	var revoca bool
 	cmd := &cobra.Command{
-		Use:   "eccezione-cf CF --motivo TEXT [--revoca]",
-		Short: "Let one real codice fiscale that breaks the rules pass the name and birthplace checks",
-		Long: `eccezione-cf records an exception for one codice fiscale: a real code that does
-not follow the rules (codes assigned in error stay valid for life) passes the
-checks of surname, name and birthplace against the code, in the census and
-in console requests, and the receipt of every row it lets through says so.
-The code must still be well formed, with the right check letter. The
-exception and its reason are recorded in the history; --revoca removes it.`,
+		Use:   "eccezione-cf CF --motivo TESTO [--revoca]",
+		Short: "Fa passare i controlli di nome e luogo di nascita a un codice fiscale reale fuori regola",
+		Long: `eccezione-cf registra un'eccezione per un codice fiscale: un codice reale che
+non segue le regole (i codici attribuiti per errore restano validi a vita)
+supera i controlli di cognome, nome e luogo di nascita rispetto al codice,
+nel censimento e nelle richieste da console, e la ricevuta di ogni riga che
+lascia passare lo dice. Il codice deve comunque essere ben formato, con il
+carattere di controllo giusto. L'eccezione e il suo motivo sono registrati
+nello storico; --revoca la toglie.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if strings.TrimSpace(motivo) == "" {
@@ -59,8 +60,8 @@ exception and its reason are recorded in the history; --revoca removes it.`,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&motivo, "motivo", "", "the reason, recorded in the history (required)")
-	cmd.Flags().BoolVar(&revoca, "revoca", false, "remove the exception")
+	cmd.Flags().StringVar(&motivo, "motivo", "", "il motivo (`TESTO`), registrato nello storico (obbligatoria)")
+	cmd.Flags().BoolVar(&revoca, "revoca", false, "toglie l'eccezione")
 	cmd.MarkFlagRequired("motivo")
 	return cmd
 }

@@ -15,27 +15,29 @@ import (
 func (a *app) exportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export",
-		Short: "Write audit exports on demand",
+		Short: "Scrive su richiesta le esportazioni di audit",
 	}
 	var comune, out, dal, al string
 	auditCmd := &cobra.Command{
 		Use:   "audit [--comune ISTAT] [--out DIR] [--dal GG/MM/AAAA] [--al GG/MM/AAAA]",
-		Short: "Write a comune's user/authorization lists, or the national security report",
-		Long: `audit writes, with --comune, that comune's lists for its ALS (the security notice):
-utenti-<ISTAT>-<YYYYMMDD>.xlsx and .csv (one line per utenza with its profiles,
-the state of its smart card, e-mail, PEC and last change) and
-postazioni-<ISTAT>-<YYYYMMDD>.csv (its workstations and certificates).
+		Short: "Scrive gli elenchi di utenze e abilitazioni di un comune, o il report nazionale di sicurezza",
+		Long: `audit scrive, con --comune, gli elenchi di quel comune per il suo ALS
+(l'informativa di sicurezza): utenti-<ISTAT>-<AAAAMMGG>.xlsx e .csv (una riga
+per utenza con i profili, lo stato della smart card, e-mail, PEC e ultima
+modifica) e postazioni-<ISTAT>-<AAAAMMGG>.csv (postazioni e certificati).
 
-Without --comune it writes the national report for security reviews:
-sicurezza-<YYYYMMDD>.xlsx (summary with charts, anomalies, the national user
-list, the history of the period) and mensile-<YYYY-MM>.csv for each month of
-the period (certificates issued and revoked, cards activated, per comune).
-The period is the previous month and the current one to date, or --dal/--al.
+Senza --comune scrive il report nazionale per le verifiche di sicurezza:
+sicurezza-<AAAAMMGG>.xlsx (riepilogo con grafici, anomalie, elenco nazionale
+delle utenze, storico del periodo) e mensile-<AAAA-MM>.csv per ogni mese del
+periodo (certificati emessi e revocati, smart card attivate, per comune).
+Il periodo è il mese precedente più quello in corso fino a oggi, oppure
+--dal/--al.
 
-With --out the files go to that folder; without, to the drop, where the
-weekly export-audit job puts them (comuni/<ISTAT>/report/, sicurezza/report/).
-CSV files are UTF-8 with BOM and ';', as Italian Excel expects; a cell that a
-spreadsheet would read as a formula is written as text.`,
+Con --out i file vanno in quella cartella (creata se manca); senza, nel drop,
+dove li mette il job settimanale export-audit (comuni/<ISTAT>/report/,
+sicurezza/report/). I CSV sono UTF-8 con BOM e ';', come li attende Excel in
+italiano; una cella che un foglio di calcolo leggerebbe come formula è
+scritta come testo.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The export streams the store; a soft memory limit keeps the
@@ -73,7 +75,7 @@ spreadsheet would read as a formula is written as text.`,
 					return err
 				}
 				comune = code
-				bar := newProgress(cmd, -1, "export of "+comune, false)
+				bar := newProgress(cmd, -1, "esportazione di "+comune, false)
 				f, err := e.Comune(cmd.Context(), comune)
 				bar.Finish()
 				if err != nil {
@@ -101,29 +103,29 @@ spreadsheet would read as a formula is written as text.`,
 				*d.to = t
 			}
 			if !p.From.Before(p.To) {
-				return fmt.Errorf("the period is empty: --dal %s is not before --al", p.From.Format(dayLayout))
+				return fmt.Errorf("il periodo è vuoto: --dal %s non precede --al", p.From.Format(dayLayout))
 			}
-			bar := newProgress(cmd, -1, "national report", false)
+			bar := newProgress(cmd, -1, "report nazionale", false)
 			f, err := e.National(cmd.Context(), p)
 			bar.Finish()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "national report %s .. %s: %d utenze, %d anomalie, %d history entries\n  %s\n",
+			fmt.Fprintf(w, "report nazionale dal %s al %s: %d utenze, %d anomalie, %d voci dello storico\n  %s\n",
 				p.From.Format("02/01/2006"), lastDay(p.To).Format("02/01/2006"), f.Utenze, f.Anomalie, f.Storico, f.XLSX)
 			for _, m := range append(f.Monthly, f.Revocations...) {
 				fmt.Fprintf(w, "  %s\n", m)
 			}
 			if f.Truncated {
-				fmt.Fprintln(w, "note: the history of the period did not fit in one sheet; narrow it with --dal/--al")
+				fmt.Fprintln(w, "nota: lo storico del periodo non è entrato in un solo foglio; restringere il periodo con --dal/--al")
 			}
 			return nil
 		},
 	}
-	auditCmd.Flags().StringVar(&comune, "comune", "", "ISTAT code of the comune (default: the national report)")
-	auditCmd.Flags().StringVar(&out, "out", "", "folder to write to (default: the drop)")
-	auditCmd.Flags().StringVar(&dal, "dal", "", "national report: first day of the period (gg/mm/aaaa, or aaaa-mm-gg)")
-	auditCmd.Flags().StringVar(&al, "al", "", "national report: last day of the period, included (gg/mm/aaaa, or aaaa-mm-gg)")
+	auditCmd.Flags().StringVar(&comune, "comune", "", "codice `ISTAT` del comune (se assente: il report nazionale)")
+	auditCmd.Flags().StringVar(&out, "out", "", "`cartella` in cui scrivere (se assente: il drop)")
+	auditCmd.Flags().StringVar(&dal, "dal", "", "report nazionale: primo `giorno` del periodo (gg/mm/aaaa, o aaaa-mm-gg)")
+	auditCmd.Flags().StringVar(&al, "al", "", "report nazionale: ultimo `giorno` del periodo, compreso (gg/mm/aaaa, o aaaa-mm-gg)")
 	cmd.AddCommand(auditCmd)
 	return cmd
 }

@@ -11,13 +11,13 @@ import (
 func (a *app) genCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gen",
-		Short: "Generate test inputs (census workbooks, signed console requests and delivery manifests) for trials and benchmarks",
+		Short: "Genera file di ingresso di prova (cartelle del censimento, richieste da console firmate, distinte di consegna) per prove e misure",
 	}
 	var opt censusgen.Options
 	var out string
 	c := &cobra.Command{
 		Use:               "censimento --out FILE",
-		Short:             "Write a census workbook of valid synthetic users (Italy-scale by default)",
+		Short:             "Scrive una cartella del censimento di utenze sintetiche valide (se non indicato, alla scala dell'Italia)",
 		Args:              cobra.NoArgs,
 		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -28,24 +28,24 @@ func (a *app) genCmd() *cobra.Command {
 			if opt.UsersPerComune > 0 {
 				total = -1 // known only once the comuni are chosen
 			}
-			bar := newProgress(cmd, total, "writing "+out, false)
+			bar := newProgress(cmd, total, "scrittura di "+out, false)
 			opt.Progress = func(rows int) { bar.Set(rows) }
 			st, err := censusgen.WriteFile(out, opt)
 			bar.Finish()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d user rows, %d comuni\n", out, st.Rows, st.Comuni)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d righe di utenze, %d comuni\n", out, st.Rows, st.Comuni)
 			return nil
 		},
 	}
-	c.Flags().StringVarP(&out, "out", "o", "censimento.xlsx", "workbook to write")
-	c.Flags().IntVar(&opt.Comuni, "comuni", 0, "number of comuni (0 = all 7,904)")
-	c.Flags().IntVar(&opt.TotalUsers, "users", 0, "total user rows (0 = about 100,000)")
-	c.Flags().IntVar(&opt.Workstations, "postazioni", 0, "\"Numero postazioni\" of every comune (0 = 3)")
-	c.Flags().Int64Var(&opt.Seed, "seed", 1, "random seed (same seed, same workbook)")
-	c.Flags().BoolVar(&opt.NumericISTAT, "numeric-istat", false, "write ISTAT codes as numbers, like spreadsheet programs do")
-	c.Flags().BoolVar(&opt.DateCells, "date-cells", false, "write birth dates as date cells")
+	c.Flags().StringVarP(&out, "out", "o", "censimento.xlsx", "`file` xlsx da scrivere")
+	c.Flags().IntVar(&opt.Comuni, "comuni", 0, "`numero` di comuni (0 = tutti i 7.904)")
+	c.Flags().IntVar(&opt.TotalUsers, "users", 0, "`numero` totale di righe di utenze (0 = circa 100.000)")
+	c.Flags().IntVar(&opt.Workstations, "postazioni", 0, "\"Numero postazioni\" di ogni comune (`numero`; 0 = 3)")
+	c.Flags().Int64Var(&opt.Seed, "seed", 1, "`seme` casuale (stesso seme, stessa cartella)")
+	c.Flags().BoolVar(&opt.NumericISTAT, "numeric-istat", false, "scrive i codici ISTAT come numeri, come fanno i fogli di calcolo")
+	c.Flags().BoolVar(&opt.DateCells, "date-cells", false, "scrive le date di nascita come celle di tipo data")
 	cmd.AddCommand(c)
 	for _, sub := range genSubcommands {
 		cmd.AddCommand(sub(a))

@@ -34,31 +34,32 @@ func (a *app) genConsegneCmd() *cobra.Command {
 	var outDir string
 	c := &cobra.Command{
 		Use:   "consegne --prefettura PPP",
-		Short: "Write a signed delivery manifest of a prefettura: the cards IN PRODUZIONE of its comuni",
-		Long: `consegne writes a delivery manifest of prefettura PPP, as the prefettura
-would send it, from what the store holds: one row per card IN PRODUZIONE of
-the comuni of its province (its serial, its holder, today's date, collected
-by the comune's ASC, or an APL when there is no ASC), and its detached
-OpenPGP signature made with the prefettura's development key (anprsec init
---prefettura PPP), or the secret key of --firma-chiave.
+		Short: "Scrive una distinta di consegna firmata di una prefettura: le smart card IN PRODUZIONE dei suoi comuni",
+		Long: `consegne scrive una distinta di consegna della prefettura PPP (il codice a 3
+cifre della provincia, per esempio 058), come la invierebbe la prefettura, da
+ciò che contiene l'archivio: una riga per ogni smart card IN PRODUZIONE dei
+comuni della provincia (seriale, titolare, data di oggi, ritirata dall'ASC
+del comune, o da un APL se manca l'ASC), e la sua firma OpenPGP staccata,
+fatta con la chiave di sviluppo della prefettura (anprsec init --prefettura
+PPP) o con la chiave segreta di --firma-chiave.
 
-It writes <name>.csv and <name>.csv.asc into the drop,
-prefetture/<PPP>/consegne/ (ingest-consegne reads them), or into the folder
-of -o. --errori N adds N rows that must be refused, alternately an unknown
-serial (SERIALE_SCONOSCIUTO) and a card of another holder
-(TITOLARE_DIVERSO), to try the receipts. An existing file is never
-replaced. It reads the store, which is held by one process at a time: stop
-the daemon first.`,
+Scrive <nome>.csv e <nome>.csv.asc nel drop, in prefetture/<PPP>/consegne/
+(li legge ingest-consegne), o nella cartella di -o. --errori N aggiunge N
+righe che devono essere rifiutate, alternando un seriale sconosciuto
+(SERIALE_SCONOSCIUTO) e una smart card di un altro titolare
+(TITOLARE_DIVERSO), per provare le ricevute. Un file esistente non viene mai
+sostituito. Legge l'archivio, usato da un solo processo alla volta: fermare
+prima il servizio.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.genConsegne(cmd, opt, outDir)
 		},
 	}
-	c.Flags().StringVar(&opt.ppp, "prefettura", "", "code of the prefettura (3 digits, e.g. 058) (required)")
-	c.Flags().IntVar(&opt.wrong, "errori", 0, "number of deliberately wrong rows to add")
-	c.Flags().StringVar(&opt.keyFile, "firma-chiave", "", "secret OpenPGP key that signs (default: the development key of init --prefettura)")
-	c.Flags().StringVar(&opt.name, "nome", "", "file name without .csv (default consegne-<PPP>-<date>-<time>)")
-	c.Flags().StringVarP(&outDir, "out", "o", "", "folder to write into (default: the drop's prefetture/<PPP>/consegne/)")
+	c.Flags().StringVar(&opt.ppp, "prefettura", "", "`codice` della prefettura (3 cifre, per esempio 058) (obbligatoria)")
+	c.Flags().IntVar(&opt.wrong, "errori", 0, "`numero` di righe volutamente sbagliate da aggiungere")
+	c.Flags().StringVar(&opt.keyFile, "firma-chiave", "", "`file` della chiave OpenPGP segreta che firma (se assente: la chiave di sviluppo di init --prefettura)")
+	c.Flags().StringVar(&opt.name, "nome", "", "`nome` del file senza .csv (se assente: consegne-<PPP>-<data>-<ora>)")
+	c.Flags().StringVarP(&outDir, "out", "o", "", "`cartella` in cui scrivere (se assente: prefetture/<PPP>/consegne/ nel drop)")
 	c.MarkFlagRequired("prefettura")
 	return c
 }
@@ -77,7 +78,7 @@ type manifestRow struct {
 
 func (a *app) genConsegne(cmd *cobra.Command, opt manifestOptions, outDir string) error {
 	if opt.wrong < 0 {
-		return fmt.Errorf("--errori %d: not a number of rows", opt.wrong)
+		return fmt.Errorf("--errori %d: non è un numero di righe", opt.wrong)
 	}
 	if err := a.checkPrefettura(opt.ppp); err != nil {
 		return err
@@ -110,11 +111,11 @@ func (a *app) genConsegne(cmd *cobra.Command, opt manifestOptions, outDir string
 		return err
 	}
 	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "%s: %d rows (%d to deliver, %d wrong), signed with %s (%s)\n", where, len(rows), len(rows)-opt.wrong, opt.wrong, relPath(keyFile), pgp.Fingerprint(signer))
-	fmt.Fprintf(out, "%s%s: detached signature\n", where, consegne.SignatureSuffix)
+	fmt.Fprintf(out, "%s: %d righe (%d da consegnare, %d sbagliate), firmato con %s (%s)\n", where, len(rows), len(rows)-opt.wrong, opt.wrong, relPath(keyFile), pgp.Fingerprint(signer))
+	fmt.Fprintf(out, "%s%s: firma staccata\n", where, consegne.SignatureSuffix)
 	for i, r := range rows {
 		if r.expect != "" {
-			fmt.Fprintf(out, "row %d: %s, expect %s\n", i+2, r.why, r.expect)
+			fmt.Fprintf(out, "riga %d: %s, atteso %s\n", i+2, r.why, r.expect)
 		}
 	}
 	return nil
@@ -133,7 +134,7 @@ func (a *app) manifestSigner(opt manifestOptions) (*openpgp.Entity, string, erro
 	if keyFile == "" {
 		keyFile = prefetturaDevKey(a.cfg, opt.ppp)
 		if _, err := os.Stat(keyFile); errors.Is(err, os.ErrNotExist) {
-			return nil, "", fmt.Errorf("no development key of prefettura %s (%s): run `anprsec init --prefettura %s`, or name a key with --firma-chiave", opt.ppp, relPath(keyFile), opt.ppp)
+			return nil, "", fmt.Errorf("manca la chiave di sviluppo della prefettura %s (%s): eseguire `anprsec init --prefettura %s`, o indicare una chiave con --firma-chiave", opt.ppp, relPath(keyFile), opt.ppp)
 		}
 	}
 	signer, err := pgp.ReadSecretFile(keyFile)
@@ -166,7 +167,7 @@ func (a *app) manifestRows(opt manifestOptions) ([]manifestRow, error) {
 		err = cerr
 	}
 	if err == nil && len(rows) == 0 {
-		err = fmt.Errorf("prefettura %s: no card IN PRODUZIONE in the comuni of its province, nothing to deliver (--errori N writes wrong rows only)", opt.ppp)
+		err = fmt.Errorf("prefettura %s: nessuna smart card IN PRODUZIONE nei comuni della provincia, nulla da consegnare (--errori N scrive solo righe sbagliate)", opt.ppp)
 	}
 	return rows, err
 }
@@ -248,7 +249,7 @@ func wrongRows(tx *store.Tx, comuni *istat.Table, ppp, date, prefix string, good
 	for i := range n {
 		if i%2 == 1 && len(good) > 0 {
 			r := good[(i/2)%len(good)]
-			r.cf, r.expect, r.why = wrongCF, "TITOLARE_DIVERSO", fmt.Sprintf("card %s with holder %s, not its own", r.serial, wrongCF)
+			r.cf, r.expect, r.why = wrongCF, "TITOLARE_DIVERSO", fmt.Sprintf("smart card %s con titolare %s, che non è il suo", r.serial, wrongCF)
 			rows = append(rows, r)
 			continue
 		}
@@ -265,7 +266,7 @@ func wrongRows(tx *store.Tx, comuni *istat.Table, ppp, date, prefix string, good
 		if r.cf == "" {
 			r.cf = wrongCF
 		}
-		r.expect, r.why = "SERIALE_SCONOSCIUTO", "serial "+r.serial+" that does not exist"
+		r.expect, r.why = "SERIALE_SCONOSCIUTO", "seriale "+r.serial+" inesistente"
 		rows = append(rows, r)
 	}
 	return rows, nil
@@ -284,7 +285,7 @@ func someComune(tx *store.Tx, comuni *istat.Table, ppp string) (code, by string,
 		return "", "", err
 	}
 	if code == "" {
-		return "", "", fmt.Errorf("prefettura %s: no comune of its province was censused", ppp)
+		return "", "", fmt.Errorf("prefettura %s: nessun comune della provincia è stato censito", ppp)
 	}
 	by, err = collector(tx, code)
 	if by == "" {
@@ -329,7 +330,7 @@ func (a *app) writeManifestFiles(p string, data, sig []byte) (string, error) {
 	write := a.writeNewFor(true)
 	for _, f := range manifestFiles(p, data, sig) {
 		if err := write(f.path, f.data, 0o644); errors.Is(err, os.ErrExist) {
-			return "", fmt.Errorf("%s exists: not replaced", relPath(f.path))
+			return "", fmt.Errorf("%s esiste già: non sostituito", relPath(f.path))
 		} else if err != nil {
 			return "", err
 		}
@@ -348,7 +349,7 @@ func (a *app) dropManifest(ctx context.Context, p string, data, sig []byte) (str
 	files := manifestFiles(p, data, sig)
 	for _, f := range files {
 		if _, err := d.Stat(ctx, f.path); err == nil {
-			return "", fmt.Errorf("%s exists in the drop %s: not replaced", f.path, d)
+			return "", fmt.Errorf("%s esiste già nel drop %s: non sostituito", f.path, d)
 		} else if !errors.Is(err, drop.ErrNotExist) {
 			return "", err
 		}

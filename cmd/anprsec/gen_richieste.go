@@ -62,13 +62,13 @@ func (a *app) genFirmaCmd() *cobra.Command {
 	var detached bool
 	cmd := &cobra.Command{
 		Use:   "firma --cf CF FILE...",
-		Short: "Sign files as the smart card of CF would, with the development card CA (trials only)",
-		Long: `firma signs each FILE (a console request) with a development card
-certificate issued for the codice fiscale CF by the development card CA that
-init made (trust.card_ca): FILE.p7m (CAdES, enveloping), or with --staccata
-FILE.p7s beside it. In production requests are signed with the operator's
-own smart card and signing software; this command refuses to work when
-trust.card_ca is not the development CA.`,
+		Short: "Firma file come farebbe la smart card di CF, con la CA di sviluppo delle smart card (solo per prove)",
+		Long: `firma firma ogni FILE (una richiesta da console) con un certificato di smart
+card di sviluppo emesso per il codice fiscale CF dalla CA di sviluppo delle
+smart card creata da init (trust.card_ca): FILE.p7m (CAdES, imbustato), o con
+--staccata FILE.p7s accanto. In produzione le richieste si firmano con la
+smart card dell'operatore e il suo software di firma; questo comando si
+rifiuta di funzionare se trust.card_ca non è la CA di sviluppo.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ca, err := a.devCardCA()
@@ -98,8 +98,8 @@ trust.card_ca is not the development CA.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&cf, "cf", "", "codice fiscale of the signer (required)")
-	cmd.Flags().BoolVar(&detached, "staccata", false, "write a detached FILE.p7s and keep FILE (default: FILE.p7m, FILE removed)")
+	cmd.Flags().StringVar(&cf, "cf", "", "codice fiscale `CF` del firmatario (obbligatoria)")
+	cmd.Flags().BoolVar(&detached, "staccata", false, "scrive una firma staccata FILE.p7s e lascia FILE (se assente: FILE.p7m, FILE rimosso)")
 	cmd.MarkFlagRequired("cf")
 	return cmd
 }
@@ -110,14 +110,15 @@ func (a *app) genRichiesteCmd() *cobra.Command {
 	var scarica, stato bool
 	cmd := &cobra.Command{
 		Use:   "richieste --comune ISTAT [--out DIR] [--errori N] [--scarica] [--stato]",
-		Short: "Write sample console requests of a comune, signed by its ALS and ALP (development card CA)",
-		Long: `richieste writes two sample request files of comune ISTAT from what the
-store holds, each signed (CAdES .p7m) with a development card certificate of
-its operator: <ISTAT>-als-esempio.csv.p7m by an ALS with an active card
-(INSERISCI_UTENTE of a sample person) and <ISTAT>-alp-esempio.csv.p7m by an
-ALP with an active card (REGISTRA_POSTAZIONE). --errori N adds N rows with
-deliberate mistakes to the ALS file, to see the receipts' codes. The files go
-to the comune's request folder of the local drop, or to --out.
+		Short: "Scrive richieste da console di esempio di un comune, firmate dal suo ALS e dal suo ALP (CA di sviluppo)",
+		Long: `richieste scrive due file di richieste di esempio del comune ISTAT da ciò che
+contiene l'archivio, ciascuno firmato (CAdES .p7m) con un certificato di
+smart card di sviluppo del suo operatore: <ISTAT>-als-esempio.csv.p7m da un
+ALS con smart card attiva (INSERISCI_UTENTE di una persona di esempio) e
+<ISTAT>-alp-esempio.csv.p7m da un ALP con smart card attiva
+(REGISTRA_POSTAZIONE). --errori N aggiunge al file dell'ALS N righe con
+errori voluti, per vedere i codici delle ricevute. I file vanno nella
+cartella delle richieste del comune nel drop locale, o in --out.
 
 --scarica aggiunge al file dell'ALP una riga SCARICA_CERTIFICATI (lo ZIP dei
 certificati ATTIVO del comune con password.txt in certificati/); --stato
@@ -142,7 +143,7 @@ per l'ALS, di postazioni per l'ALP, in report/).`,
 			toCaller := out != ""
 			if out == "" {
 				if a.cfg.Drop.Type != "local" {
-					return errors.New("--out is required with an SFTP drop")
+					return errors.New("con un drop SFTP --out è obbligatoria")
 				}
 				out = filepath.Join(a.cfg.Path(a.cfg.Drop.Local), "comuni", istat, "richieste")
 			}
@@ -163,9 +164,9 @@ per l'ALS, di postazioni per l'ALP, in report/).`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&comune, "comune", "", "ISTAT code of the comune (required)")
-	cmd.Flags().StringVarP(&out, "out", "o", "", "folder to write to (default: the comune's richieste/ in the local drop)")
-	cmd.Flags().IntVar(&errori, "errori", 0, "rows with deliberate mistakes to add to the ALS file")
+	cmd.Flags().StringVar(&comune, "comune", "", "codice `ISTAT` del comune (obbligatoria)")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "`cartella` in cui scrivere (se assente: richieste/ del comune nel drop locale)")
+	cmd.Flags().IntVar(&errori, "errori", 0, "`numero` di righe con errori voluti da aggiungere al file dell'ALS")
 	cmd.Flags().BoolVar(&scarica, "scarica", false, "aggiunge SCARICA_CERTIFICATI al file dell'ALP")
 	cmd.Flags().BoolVar(&stato, "stato", false, "aggiunge STATO ai file dell'ALS e dell'ALP")
 	cmd.MarkFlagRequired("comune")

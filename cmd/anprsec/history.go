@@ -14,26 +14,27 @@ import (
 func (a *app) historyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "history",
-		Short: "The tamper-evident history of every change",
+		Short: "Lo storico a prova di manomissione di ogni modifica",
 	}
 	var checkpoints []string
 	var checkpointKey string
 	verify := &cobra.Command{
 		Use:   "verify [--checkpoint FILE...]",
-		Short: "Check the history hash chain; non-zero exit if it is broken",
-		Long: `verify recomputes the hash chain of the history: every entry carries the hash
-of the previous one, so a modified, removed or reordered entry breaks it. It
-prints the number of entries and the head hash; keep the head hash elsewhere
-(a ticket, a signed mail) to detect a chain rewritten from scratch. It then
-checks the register of installations: every record must equal what its last
-history entry says (an edit of the record alone is found).
+		Short: "Verifica la catena di hash dello storico; uscita non zero se è spezzata",
+		Long: `verify ricalcola la catena di hash dello storico: ogni voce porta l'hash della
+precedente, quindi una voce modificata, tolta o spostata la spezza. Stampa il
+numero di voci e l'hash dell'ultima; conservare quell'hash altrove (un ticket,
+una mail firmata) permette di scoprire una catena riscritta da capo. Verifica poi il
+registro delle installazioni: ogni riga deve essere uguale a quanto dice la
+sua ultima voce dello storico (una modifica della sola riga è scoperta).
 
-With --checkpoint FILE... it also checks checkpoints published by the
-registro job (sicurezza/registro/registro-<YYYYMMDD>.asc, or the copies
-mailed to registro.destinatari): the signature of each against the service
-key, and that the chain still holds its hash at its number. A chain
-rewritten with the store key alone fails there even when it is intact in
-itself. One line per checkpoint; non-zero exit if any fails.`,
+Con --checkpoint FILE... verifica anche i punti di controllo pubblicati dal
+job registro (sicurezza/registro/registro-<YYYYMMDD>.asc, o le copie inviate
+a registro.destinatari): la firma di ciascuno con la chiave del servizio, e
+che la catena abbia ancora il suo hash al suo numero. Una catena riscritta
+con la sola chiave dell'archivio non supera questa verifica anche quando è
+integra in sé. Una riga per punto di controllo; uscita non zero se uno non
+la supera.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(checkpoints) == 0 {
 				return cobra.NoArgs(cmd, args)
@@ -53,7 +54,7 @@ itself. One line per checkpoint; non-zero exit if any fails.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "history chain intact: %d entries, head %s\n", res.Entries, res.Head)
+			fmt.Fprintf(cmd.OutOrStdout(), "catena dello storico integra: %d voci, ultima %s\n", res.Entries, res.Head)
 			n, err := st.VerifyInstallations()
 			if err != nil {
 				return fmt.Errorf("registro delle installazioni: %w", err)
@@ -62,8 +63,8 @@ itself. One line per checkpoint; non-zero exit if any fails.`,
 			return nil
 		},
 	}
-	verify.Flags().StringArrayVar(&checkpoints, "checkpoint", nil, "also check this checkpoint file of the registro job; the arguments that follow are more of them")
-	verify.Flags().StringVar(&checkpointKey, "key", "", "the service's public key to check the checkpoints with (default: that of keys.service)")
+	verify.Flags().StringArrayVar(&checkpoints, "checkpoint", nil, "verifica anche il punto di controllo del job registro in `FILE`; gli argomenti che seguono sono altri punti di controllo")
+	verify.Flags().StringVar(&checkpointKey, "key", "", "il `FILE` della chiave pubblica del servizio con cui verificare i punti di controllo (se assente: quella di keys.service)")
 	cmd.AddCommand(verify)
 	var (
 		limit      int
@@ -72,7 +73,7 @@ itself. One line per checkpoint; non-zero exit if any fails.`,
 	)
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "Show history entries (newest last), optionally filtered",
+		Short: "Mostra le voci dello storico (la più recente in fondo), con filtri facoltativi",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := a.openStore()
@@ -88,11 +89,11 @@ itself. One line per checkpoint; non-zero exit if any fails.`,
 				return err
 			}
 			if limit > 0 && len(es) > limit {
-				fmt.Fprintf(cmd.ErrOrStderr(), "showing the last %d of %d entries (--limit 0 for all)\n", limit, len(es))
+				fmt.Fprintf(cmd.ErrOrStderr(), "mostrate le ultime %d di %d voci (--limit 0 per tutte)\n", limit, len(es))
 				es = es[len(es)-limit:]
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "SEQ\tWHEN\tWHO\tWHAT\tKEY\tSOURCE\tDETAIL")
+			fmt.Fprintln(w, "N.\tQUANDO\tCHI\tCOSA\tCHIAVE\tORIGINE\tDETTAGLIO")
 			for _, e := range es {
 				src := e.File
 				if e.Row > 0 {
@@ -103,11 +104,11 @@ itself. One line per checkpoint; non-zero exit if any fails.`,
 			return w.Flush()
 		},
 	}
-	list.Flags().IntVarP(&limit, "limit", "n", 100, "show at most the last N entries (0 = all)")
-	list.Flags().StringVar(&kind, "kind", "", "only entries of this record kind (comune, utenza, smartcard, postazione, file)")
-	list.Flags().StringVar(&key, "key", "", "only entries whose key contains this text")
-	list.Flags().StringVar(&file, "file", "", "only entries from a source file whose path contains this text")
-	list.Flags().StringVar(&actr, "actor", "", "only entries by this actor (an operator CF, a dropping party, a job, or the OS user of a back-office command)")
+	list.Flags().IntVarP(&limit, "limit", "n", 100, "mostra al più le ultime `N` voci (0 = tutte)")
+	list.Flags().StringVar(&kind, "kind", "", "solo le voci di questo `tipo` (comune, utenza, smartcard, postazione, file)")
+	list.Flags().StringVar(&key, "key", "", "solo le voci la cui chiave contiene questo `testo`")
+	list.Flags().StringVar(&file, "file", "", "solo le voci da un file di origine il cui percorso contiene questo `testo`")
+	list.Flags().StringVar(&actr, "actor", "", "solo le voci di questo `autore` (il CF di un operatore, chi ha depositato il file, un job, o l'utente di sistema di un comando di back-office)")
 	cmd.AddCommand(list)
 	return cmd
 }

@@ -42,7 +42,7 @@ func (a *app) verifyCheckpoints(w io.Writer, st *store.Store, files []string, ke
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "history chain intact: %d entries, head %s\n", res.Entries, res.Head)
+	fmt.Fprintf(w, "catena dello storico integra: %d voci, ultima %s\n", res.Entries, res.Head)
 	failed := 0
 	for i, f := range files {
 		cp, line := cps[i], ""
@@ -103,7 +103,7 @@ func (a *app) serviceKeyring(keyFile string) (openpgp.EntityList, error) {
 	}
 	e, err := pgp.ReadSecretFile(a.cfg.Path(a.cfg.Keys.Service))
 	if err != nil {
-		return nil, fmt.Errorf("service key (keys.service): %w (or give its public key with --key)", err)
+		return nil, fmt.Errorf("chiave del servizio (keys.service): %w (oppure indicare la sua chiave pubblica con --key)", err)
 	}
 	return openpgp.EntityList{e}, nil
 }

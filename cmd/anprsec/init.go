@@ -25,38 +25,41 @@ var dropLayout = []string{
 func (a *app) initCmd() *cobra.Command {
 	var ppp, hsmURI string
 	cmd := &cobra.Command{
-		Use:   "init [--prefettura PPP] [--hsm PKCS11-URI]",
-		Short: "Set up a working directory: config, data dir, keys, drop folders (idempotent)",
-		Long: `init prepares the working directory for a first run on embedded defaults:
-a commented anprsec.yaml (if none), the data dir, the store, backup and seal
-keys (32 random bytes each, mode 0600), the mail spool and the local drop
-folders. Running it again creates only what is missing and never replaces a
-key or the config. It prints what it made.
+		Use:   "init [--prefettura PPP] [--hsm URI-PKCS11]",
+		Short: "Prepara una cartella di lavoro: configurazione, cartella dati, chiavi, cartelle del drop (ripetibile)",
+		Long: `init prepara la cartella di lavoro per un primo avvio con i valori predefiniti:
+un anprsec.yaml commentato (se manca), la cartella dei dati, le chiavi
+dell'archivio, di backup e di sigillo (32 byte casuali ciascuna, permessi
+0600), la coda della posta e le cartelle del drop locale. Rieseguito, crea
+solo ciò che manca e non sostituisce mai una chiave o la configurazione.
+Stampa ciò che ha creato.
 
-Keys are made once, with their store: beside a data dir that already holds
-a store, a missing key is never made again (a new key would not open what
-the old one encrypted or sealed): init stops, names the missing file and
-where it is expected, and creates nothing. It also writes the seal check
-value (a value sealed with the seal key, which every command using the seal
-key opens first).
+Le chiavi si creano una volta sola, con il loro archivio: accanto a una
+cartella dati che contiene già un archivio, una chiave mancante non viene mai
+ricreata (una chiave nuova non aprirebbe ciò che la vecchia ha cifrato o
+sigillato): init si ferma, indica il file mancante e dove è atteso, e non
+crea nulla. Scrive anche il valore di controllo del sigillo (un valore
+sigillato con la chiave di sigillo, che ogni comando che la usa apre per
+primo).
 
-With --prefettura PPP it also makes, once, a development OpenPGP key of
-prefettura PPP, to sign trial manifests (anprsec gen consegne): its secret
-part in the keys folder (prefettura-PPP.sec.asc, mode 0600), its public part
-where keys.prefetture expects it (PPP.asc). It is refused when either
-exists: a key is never replaced.
+Con --prefettura PPP (PPP: il codice a 3 cifre della provincia, per esempio
+058 per Roma) crea anche, una volta sola, una chiave OpenPGP di sviluppo della
+prefettura PPP, per firmare distinte di prova (anprsec gen consegne): la parte
+segreta nella cartella delle chiavi (prefettura-PPP.sec.asc, permessi 0600),
+la parte pubblica dove la attende keys.prefetture (PPP.asc). È rifiutato se
+una delle due esiste: una chiave non viene mai sostituita.
 
-With --hsm URI (an RFC 7512 PKCS#11 URI: pkcs11:token=LABEL;object=LABEL?
-module-path=LIB&pin-source=file:PINFILE) the CA key is made inside that
-token, never outside (sensitive, not extractable), and pki.ca_key in the
-config is set to the URI; the CA certificate is signed in the token. A key
-already in the token (made by the HSM's tools) is used as it is. Refused
-when a CA with a file key exists.`,
+Con --hsm URI (un URI PKCS#11 RFC 7512: pkcs11:token=ETICHETTA;object=ETICHETTA?
+module-path=LIB&pin-source=file:FILEPIN) la chiave della CA è creata dentro il
+token, mai fuori (sensibile, non estraibile), e pki.ca_key nella
+configurazione è impostato all'URI; il certificato della CA è firmato nel
+token. Una chiave già presente nel token (creata con gli strumenti dell'HSM) è
+usata così com'è. Rifiutato se esiste già una CA con la chiave in un file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
-			made := func(what, p string) { fmt.Fprintf(out, "created %-12s %s\n", what, relPath(p)) }
-			have := func(what, p string) { fmt.Fprintf(out, "exists  %-12s %s\n", what, relPath(p)) }
+			made := func(what, p string) { fmt.Fprintf(out, "creato  %-12s %s\n", what, relPath(p)) }
+			have := func(what, p string) { fmt.Fprintf(out, "esiste  %-12s %s\n", what, relPath(p)) }
 
 			abs, err := filepath.Abs(a.cfgPath)
 			if err != nil {
@@ -75,9 +78,9 @@ when a CA with a file key exists.`,
 				if err := os.WriteFile(abs, config.DefaultYAML, 0o640); err != nil {
 					return err
 				}
-				made("config", abs)
+				made("configurazione", abs)
 			} else {
-				have("config", abs)
+				have("configurazione", abs)
 			}
 			a.cfg = cfg
 			if hsmURI != "" {
@@ -109,13 +112,13 @@ when a CA with a file key exists.`,
 				return err
 			}
 			if cfg.Drop.Type == "sftp" {
-				fmt.Fprintln(out, "drop over SFTP: nothing created on the server; \"anprsec drop prepara\" creates the input folders there, \"anprsec drop verifica\" checks it")
+				fmt.Fprintln(out, "drop via SFTP: nulla è stato creato sul server; \"anprsec drop prepara\" vi crea le cartelle di ingresso, \"anprsec drop verifica\" lo verifica")
 			}
 			return a.initStore(made, have)
 		},
 	}
-	cmd.Flags().StringVar(&ppp, "prefettura", "", "also make a development OpenPGP key of prefettura PPP (3 digits, e.g. 058), once")
-	cmd.Flags().StringVar(&hsmURI, "hsm", "", "make the CA key inside the HSM token of this PKCS#11 URI and set pki.ca_key to it")
+	cmd.Flags().StringVar(&ppp, "prefettura", "", "crea anche, una volta sola, una chiave OpenPGP di sviluppo della prefettura `PPP` (3 cifre, per esempio 058)")
+	cmd.Flags().StringVar(&hsmURI, "hsm", "", "crea la chiave della CA nel token HSM di questo `URI` PKCS#11 e vi imposta pki.ca_key")
 	return cmd
 }
 
@@ -137,9 +140,9 @@ func (a *app) initStore(made, have func(what, p string)) error {
 		return err
 	}
 	if written {
-		made("seal check", a.cfg.Path(a.cfg.DataDir))
+		made("controllo del sigillo", a.cfg.Path(a.cfg.DataDir))
 	} else {
-		have("seal check", a.cfg.Path(a.cfg.DataDir))
+		have("controllo del sigillo", a.cfg.Path(a.cfg.DataDir))
 	}
 	return st.Close()
 }
@@ -153,9 +156,9 @@ type initKey struct {
 // initKeys are the key files init makes, in order.
 func initKeys(cfg *config.Config) []initKey {
 	return []initKey{
-		{"store key", "keys.store", cfg.Path(cfg.Keys.Store), "the store, encrypted with it"},
-		{"backup key", "keys.backup", cfg.Path(cfg.Keys.Backup), "the backups made so far"},
-		{"seal key", "keys.seal", cfg.Path(cfg.Keys.Seal), "the PKCS#12 files, passwords and card secrets sealed in the store"},
+		{"chiave dell'archivio", "keys.store", cfg.Path(cfg.Keys.Store), "l'archivio, cifrato con essa"},
+		{"chiave di backup", "keys.backup", cfg.Path(cfg.Keys.Backup), "i backup fatti finora"},
+		{"chiave di sigillo", "keys.seal", cfg.Path(cfg.Keys.Seal), "i file PKCS#12, le password e i segreti delle smart card sigillati nell'archivio"},
 	}
 }
 
@@ -173,12 +176,12 @@ func refuseMissingKeys(cfg *config.Config) error {
 		return nil // a new store: its keys are made with it
 	}
 	if err != nil {
-		return fmt.Errorf("data dir %s: %w", dir, err)
+		return fmt.Errorf("cartella dei dati %s: %w", dir, err)
 	}
 	var missing []string
 	for _, k := range initKeys(cfg) {
 		if _, err := os.Lstat(k.path); errors.Is(err, fs.ErrNotExist) {
-			missing = append(missing, fmt.Sprintf("the %s (%s) is missing: expected at %s; a new one would not open %s", k.what, k.setting, k.path, k.guards))
+			missing = append(missing, fmt.Sprintf("manca la %s (%s): attesa in %s; una nuova non aprirebbe %s", k.what, k.setting, k.path, k.guards))
 		} else if err != nil {
 			return fmt.Errorf("%s %s: %w", k.what, k.path, err)
 		}
@@ -186,7 +189,7 @@ func refuseMissingKeys(cfg *config.Config) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	return fmt.Errorf("the data dir %s already holds a store, and %s.\nPut the key file back where it is expected (from the copy kept apart from this machine), then run init again; init makes keys only for a new store, and nothing was created",
+	return fmt.Errorf("la cartella dei dati %s contiene già un archivio, e %s.\nRimettere il file della chiave dove è atteso (dalla copia custodita fuori da questa macchina), poi rieseguire init; init crea chiavi solo per un archivio nuovo, e non ha creato nulla",
 		dir, strings.Join(missing, ";\n"))
 }
 
@@ -201,12 +204,12 @@ func makeInitDirs(cfg *config.Config, made func(what, path string)) error {
 		what, path string
 		mode       os.FileMode
 	}{
-		{"data dir", cfg.Path(cfg.DataDir), 0o700},
-		{"keys", filepath.Dir(cfg.Path(cfg.Keys.Store)), 0o700},
-		{"holder keys", cfg.Path(cfg.Keys.Holders), 0o700},
-		{"prefetture keys", cfg.Path(cfg.Keys.Prefetture), 0o700},
+		{"cartella dati", cfg.Path(cfg.DataDir), 0o700},
+		{"chiavi", filepath.Dir(cfg.Path(cfg.Keys.Store)), 0o700},
+		{"chiavi dei titolari", cfg.Path(cfg.Keys.Holders), 0o700},
+		{"chiavi delle prefetture", cfg.Path(cfg.Keys.Prefetture), 0o700},
 		{"pki", filepath.Dir(cfg.Path(cfg.PKI.CACert)), 0o700},
-		{"mail spool", cfg.Path(cfg.Mail.Spool), 0o750},
+		{"coda della posta", cfg.Path(cfg.Mail.Spool), 0o750},
 	}
 	if cfg.Drop.Type == "local" {
 		for _, d := range dropLayout {

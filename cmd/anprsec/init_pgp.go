@@ -33,9 +33,9 @@ func init() {
 			what, path, name, email string
 			secret                  bool // path is the secret key
 		}{
-			{"service OpenPGP key", k.Service, "anprsec servizio - sviluppo", from, true},
-			{"producer OpenPGP key", k.Producer, "Produttore smart card - sviluppo", "produttore@anprsec.invalid", false},
-			{"gateway OpenPGP key", k.Gateway, "Gateway di posta - sviluppo", "gateway@anprsec.invalid", false},
+			{"chiave OpenPGP del servizio", k.Service, "anprsec servizio - sviluppo", from, true},
+			{"chiave OpenPGP del produttore", k.Producer, "Produttore smart card - sviluppo", "produttore@anprsec.invalid", false},
+			{"chiave OpenPGP del gateway", k.Gateway, "Gateway di posta - sviluppo", "gateway@anprsec.invalid", false},
 		} {
 			p := a.cfg.Path(dev.path)
 			if p == "" {
@@ -66,20 +66,20 @@ func init() {
 			}
 			if secPath != p && secPath != "" {
 				if _, err := os.Stat(secPath); err == nil {
-					return fmt.Errorf("%s exists but %s does not: put the matching public key there", secPath, p)
+					return fmt.Errorf("%s esiste ma %s no: mettervi la chiave pubblica corrispondente", secPath, p)
 				}
 			}
 			if secPath != "" {
 				if err := writeNew(secPath, sec, 0o600); err != nil {
 					return err
 				}
-				made(dev.what+" (secret, dev)", secPath)
+				made(dev.what+" (segreta, sviluppo)", secPath)
 			}
 			if pubPath != "" {
 				if err := writeNew(pubPath, pub, 0o644); err != nil && !(dev.secret && errors.Is(err, os.ErrExist)) {
 					return err
 				}
-				made(dev.what+" (public)", pubPath)
+				made(dev.what+" (pubblica)", pubPath)
 			}
 		}
 		return nil
@@ -138,7 +138,7 @@ func (a *app) checkPrefettura(ppp string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("prefettura %q: not the code of a prefettura (3 digits, the province's, e.g. 058 for Roma)", ppp)
+	return fmt.Errorf("prefettura %q: non è il codice di una prefettura (3 cifre, quelle della provincia, per esempio 058 per Roma)", ppp)
 }
 
 // newPrefetturaKey checks that the development key of prefettura ppp can be
@@ -151,12 +151,12 @@ func (a *app) newPrefetturaKey(ppp string) (*prefetturaKey, error) {
 	}
 	dir := a.cfg.Path(a.cfg.Keys.Prefetture)
 	if dir == "" {
-		return nil, errors.New("keys.prefetture is empty: there is nowhere to put the public key of the prefettura")
+		return nil, errors.New("keys.prefetture è vuoto: non c'è dove mettere la chiave pubblica della prefettura")
 	}
 	k := &prefetturaKey{ppp: ppp, sec: prefetturaDevKey(a.cfg, ppp), pub: filepath.Join(dir, ppp+".asc")}
 	for _, p := range []string{k.sec, k.pub} {
 		if _, err := os.Stat(p); err == nil {
-			return nil, fmt.Errorf("prefettura %s: %s exists: a key is never replaced (remove it first to make a new development key)", ppp, relPath(p))
+			return nil, fmt.Errorf("prefettura %s: %s esiste: una chiave non viene mai sostituita (rimuoverla prima per creare una nuova chiave di sviluppo)", ppp, relPath(p))
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
@@ -189,10 +189,10 @@ func (k *prefetturaKey) make(made func(what, path string)) error {
 	if err := writeNew(k.sec, sec, 0o600); err != nil {
 		return err
 	}
-	made("prefettura "+k.ppp+" OpenPGP key (secret, dev)", k.sec)
+	made("chiave OpenPGP della prefettura "+k.ppp+" (segreta, sviluppo)", k.sec)
 	if err := writeNew(k.pub, pub, 0o644); err != nil {
 		return err
 	}
-	made("prefettura "+k.ppp+" OpenPGP key (public)", k.pub)
+	made("chiave OpenPGP della prefettura "+k.ppp+" (pubblica)", k.pub)
 	return nil
 }

@@ -33,7 +33,7 @@ func init() {
 		if v := os.Getenv(devCABitsEnv); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil {
-				return fmt.Errorf("%s=%q: want 2048, 3072 or 4096", devCABitsEnv, v)
+				return fmt.Errorf("%s=%q: valori ammessi 2048, 3072 o 4096", devCABitsEnv, v)
 			}
 			bits = n
 		}
@@ -47,22 +47,22 @@ func init() {
 			return err
 		}
 		if created {
-			made("dev CA", certPath)
-			made("dev CA key", keyPath)
+			made("CA di sviluppo", certPath)
+			made("chiave della CA di sviluppo", keyPath)
 			return nil
 		}
 		if _, err := pki.LoadCA(certPath, keyPath); err != nil {
 			return err
 		}
 		have("CA", certPath)
-		have("CA key", keyPath)
+		have("chiave della CA", keyPath)
 		return nil
 	})
 }
 
 func initHSMCA(a *app, certPath string, bits int, made, have func(what, path string)) error {
 	if !hsm.Available {
-		return fmt.Errorf("pki.ca_key is a PKCS#11 URI: %w", hsm.ErrNoCgo)
+		return fmt.Errorf("pki.ca_key è un URI PKCS#11: %w", hsm.ErrNoCgo)
 	}
 	uri := a.cfg.CAKey()
 	keyMade, certMade, err := pki.CreateHSMCA(certPath, uri, time.Now(), bits)
@@ -70,9 +70,9 @@ func initHSMCA(a *app, certPath string, bits int, made, have func(what, path str
 		return err
 	}
 	if keyMade {
-		made("CA key (HSM)", uri)
+		made("chiave della CA (HSM)", uri)
 	} else {
-		have("CA key (HSM)", uri)
+		have("chiave della CA (HSM)", uri)
 	}
 	if certMade {
 		made("CA", certPath)
@@ -99,13 +99,13 @@ func (a *app) useHSM(cfgPath string, uri string) (bool, error) {
 	}
 	if a.cfg.CAKeyInHSM() {
 		if strings.TrimSpace(a.cfg.PKI.CAKey) != u.String() {
-			return false, fmt.Errorf("--hsm %s: pki.ca_key in %s is already another HSM key (%s)", uri, cfgPath, a.cfg.PKI.CAKey)
+			return false, fmt.Errorf("--hsm %s: pki.ca_key in %s è già un'altra chiave HSM (%s)", uri, cfgPath, a.cfg.PKI.CAKey)
 		}
 		return false, nil
 	}
 	if _, err := os.Stat(a.cfg.Path(a.cfg.PKI.CACert)); err == nil {
-		return false, fmt.Errorf("--hsm: a CA already exists (%s) with its key in a file (%s): a CA in the HSM would be a new CA, "+
-			"whose certificates the old one's relying parties do not trust; remove both to start anew", a.cfg.PKI.CACert, a.cfg.PKI.CAKey)
+		return false, fmt.Errorf("--hsm: esiste già una CA (%s) con la chiave in un file (%s): una CA nell'HSM sarebbe una CA nuova, "+
+			"i cui certificati non sarebbero riconosciuti da chi si fida della vecchia; rimuovere entrambi per ricominciare", a.cfg.PKI.CACert, a.cfg.PKI.CAKey)
 	}
 	data, err := os.ReadFile(cfgPath)
 	if err != nil {
@@ -113,7 +113,7 @@ func (a *app) useHSM(cfgPath string, uri string) (bool, error) {
 	}
 	m := caKeyLine.FindSubmatchIndex(data)
 	if m == nil {
-		return false, fmt.Errorf("--hsm: no pki.ca_key line in %s: set pki.ca_key: %q there", cfgPath, uri)
+		return false, fmt.Errorf("--hsm: nessuna riga pki.ca_key in %s: impostarvi pki.ca_key: %q", cfgPath, uri)
 	}
 	line := string(data[m[4]:m[5]]) + "ca_key: " + strconv.Quote(u.String())
 	out := append(append(append([]byte{}, data[:m[4]]...), line...), data[m[1]:]...)
@@ -129,7 +129,7 @@ func (a *app) useHSM(cfgPath string, uri string) (bool, error) {
 		return false, err
 	}
 	if cfg.PKI.CAKey != u.String() {
-		return false, fmt.Errorf("--hsm: %s: pki.ca_key reads %q after the change", cfgPath, cfg.PKI.CAKey)
+		return false, fmt.Errorf("--hsm: %s: dopo la modifica pki.ca_key vale %q", cfgPath, cfg.PKI.CAKey)
 	}
 	a.cfg = cfg
 	return true, nil
@@ -143,7 +143,7 @@ func (a *app) checkHSM() error {
 		return fmt.Errorf("pki.ca_key: %w", err)
 	}
 	if !hsm.Available {
-		return fmt.Errorf("pki.ca_key is a PKCS#11 URI (%s): %w", u, hsm.ErrNoCgo)
+		return fmt.Errorf("pki.ca_key è un URI PKCS#11 (%s): %w", u, hsm.ErrNoCgo)
 	}
 	if _, err := u.PIN(); err != nil {
 		return fmt.Errorf("pki.ca_key: %w", err)

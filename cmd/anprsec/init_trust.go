@@ -19,7 +19,7 @@ func init() {
 			return nil
 		}
 		if _, err := os.Stat(anchor); err == nil {
-			have("card CA", anchor)
+			have("CA delle smart card", anchor)
 			return nil
 		}
 		dir := filepath.Dir(anchor)
@@ -29,7 +29,7 @@ func init() {
 		if _, err := cades.NewDevCA(dir); err != nil {
 			return err
 		}
-		made("card CA", anchor)
+		made("CA delle smart card", anchor)
 		return nil
 	})
 }

@@ -26,11 +26,12 @@ func init() { extraCommands = append(extraCommands, (*app).istatCmd) }
 func (a *app) istatCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "istat",
-		Short: "Reference data of comuni and foreign states",
-		Long: `istat looks up the embedded reference data: the history of Belfiore codes
-(the birthplaces of the codice fiscale: comuni in force and ceased, foreign
-states) with their periods of validity, and the comuni of today with their
-ISTAT codes. Sources, dates and licences: docs/reference-data.md.`,
+		Short: "Dati di riferimento di comuni e stati esteri",
+		Long: `istat consulta i dati di riferimento incorporati: la storia dei codici
+Belfiore (i luoghi di nascita del codice fiscale: comuni in vigore e
+soppressi, stati esteri) con i loro periodi di validità, e i comuni di oggi
+con i loro codici ISTAT. Fonti, date e licenze: docs/reference-data.md nei
+sorgenti di anprsec.`,
 		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(a.istatCercaCmd(), a.istatAggiornaCmd())
@@ -41,12 +42,12 @@ func (a *app) istatCercaCmd() *cobra.Command {
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "cerca TESTO|CODICE",
-		Short: "Look a comune or a state up by name, ISTAT code or Belfiore code",
-		Long: `cerca prints every period of a Belfiore code (H579, Z118), of an ISTAT code
-(078108), or of the comuni and states whose name contains TESTO (case,
-accents, apostrophes and blanks ignored): code, name, province or state,
-ISTAT code, period of validity and, for a comune that ceased, the comune
-that took over when the table tells it.`,
+		Short: "Cerca un comune o uno stato per nome, codice ISTAT o codice Belfiore",
+		Long: `cerca stampa ogni periodo di un codice Belfiore (H579, Z118), di un codice
+ISTAT (078108), o dei comuni e degli stati il cui nome contiene TESTO (senza
+badare a maiuscole, accenti, apostrofi e spazi): codice, nome, provincia o
+stato, codice ISTAT, periodo di validità e, per un comune soppresso, il
+comune che gli è subentrato quando la tabella lo indica.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			places := a.placesForLookup(cmd)
@@ -65,7 +66,7 @@ that took over when the table tells it.`,
 			return nil
 		},
 	}
-	cmd.Flags().IntVar(&limit, "limit", 50, "most periods to print (0 = all)")
+	cmd.Flags().IntVar(&limit, "limit", 50, "`numero` massimo di periodi da stampare (0 = tutti)")
 	return cmd
 }
 
@@ -151,7 +152,7 @@ func (a *app) placesForLookup(cmd *cobra.Command) *istat.Places {
 	}
 	st, err := a.openStore()
 	if err != nil {
-		fmt.Fprintf(cmd.ErrOrStderr(), "(tabella incorporata, dati al %s: archivio dell'installazione non leggibile: %v)\n", istat.DefaultPlaces().Date(), err)
+		fmt.Fprintf(cmd.ErrOrStderr(), "(tabella incorporata, dati al %s: archivio dell'installazione non leggibile: %v)\n", personDay(istat.DefaultPlaces().Date()), err)
 		return istat.DefaultPlaces()
 	}
 	defer st.Close()
@@ -175,20 +176,20 @@ func (a *app) istatAggiornaCmd() *cobra.Command {
 	var yes bool
 	cmd := &cobra.Command{
 		Use:   "aggiorna FILE [--yes]",
-		Short: "Update the table of comuni from the Ministry's ANPR archive (ANPR_archivio_comuni.csv)",
-		Long: `aggiorna reads the ANPR archive of comuni (ANPR_archivio_comuni.csv, the
-Ministry's open data, in its published layout), shows what it changes in the
-comuni in force (new, ceased, renamed, a comune's change of ISTAT code or
-province) and, on confirmation (or with --yes), keeps it in the store as the
-table in force, recorded in the history. The foreign states stay those of
-the embedded table. A file whose data are not later than the table in force,
-or that holds far fewer comuni than it, is refused. The daemon reads the
-table at its start: restart it after an update. A censused comune that
-changed ISTAT code (or province, which changes the code) moves in the same
-step: its record (which keeps the earlier code), its utenze, its cards and
-its drop folder comuni/<old>/ → comuni/<new>/; its prefettura follows from
-the new province. Its workstations keep their codes, which their
-certificates carry (docs/rules.md#comune-renumbering).`,
+		Short: "Aggiorna la tabella dei comuni dall'archivio ANPR del Ministero (ANPR_archivio_comuni.csv)",
+		Long: `aggiorna legge l'archivio ANPR dei comuni (ANPR_archivio_comuni.csv, i dati
+aperti del Ministero, nel formato pubblicato), mostra cosa cambia nei comuni
+in vigore (nuovi, soppressi, rinominati, un cambio di codice ISTAT o di
+provincia) e, alla conferma (o con --yes), lo conserva nell'archivio come
+tabella in vigore, registrandolo nello storico. Gli stati esteri restano
+quelli della tabella incorporata. Un file con dati non successivi a quelli
+della tabella in vigore, o con molti meno comuni, è rifiutato. Il servizio
+legge la tabella all'avvio: riavviarlo dopo un aggiornamento. Un comune
+censito che cambia codice ISTAT (o provincia, che cambia il codice) si sposta
+nello stesso passo: il suo record (che conserva il codice precedente), le sue
+utenze, le sue smart card e la sua cartella del drop comuni/<vecchio>/ →
+comuni/<nuovo>/; la prefettura segue la nuova provincia. Le postazioni
+conservano i loro codici, che i certificati riportano.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := a.callerFS().ReadFile(args[0])
@@ -215,7 +216,7 @@ certificates carry (docs/rules.md#comune-renumbering).`,
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			if p.Date() <= cur.Date() {
-				return fmt.Errorf("%s: dati al %s, non successivi a quelli della tabella in uso (%s): nessuna modifica", args[0], p.Date(), cur.Date())
+				return fmt.Errorf("%s: dati al %s, non successivi a quelli della tabella in uso (%s): nessuna modifica", args[0], personDay(p.Date()), personDay(cur.Date()))
 			}
 			nNew, _, _, _ := p.Counts()
 			nCur, _, _, _ := cur.Counts()
@@ -224,7 +225,7 @@ certificates carry (docs/rules.md#comune-renumbering).`,
 			}
 			out := cmd.OutOrStdout()
 			changes := istat.Diff(cur, p)
-			fmt.Fprintf(out, "%s: dati al %s (tabella in uso: %s), %d comuni in vigore; %d modifiche:\n", args[0], p.Date(), cur.Date(), nNew, len(changes))
+			fmt.Fprintf(out, "%s: dati al %s (tabella in uso: %s), %d comuni in vigore; %d modifiche:\n", args[0], personDay(p.Date()), personDay(cur.Date()), nNew, len(changes))
 			count := map[string]int{}
 			for _, c := range changes {
 				fmt.Fprintln(out, "  "+c.String())
@@ -250,11 +251,11 @@ certificates carry (docs/rules.md#comune-renumbering).`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "tabella aggiornata ai dati del %s (effetto al prossimo avvio del demone)\n", p.Date())
+			fmt.Fprintf(out, "tabella aggiornata ai dati del %s (effetto al prossimo avvio del servizio)\n", personDay(p.Date()))
 			return a.moveComuneFolders(cmd, moved)
 		},
 	}
-	cmd.Flags().BoolVar(&yes, "yes", false, "apply without asking")
+	cmd.Flags().BoolVar(&yes, "yes", false, "applica senza chiedere conferma")
 	return cmd
 }
 

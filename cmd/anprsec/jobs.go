@@ -19,11 +19,11 @@ import (
 func (a *app) jobsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "jobs",
-		Short: "List, run and inspect the batch jobs",
+		Short: "Elenca, esegue ed esamina i job batch",
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",
-		Short: "Each job: schedule, last run, outcome, next run",
+		Short: "Ogni job: pianificazione, ultima esecuzione, esito, prossima esecuzione",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, closeFn, err := a.openRunner(cmd.Context())
@@ -32,7 +32,7 @@ func (a *app) jobsCmd() *cobra.Command {
 			}
 			defer closeFn()
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "JOB\tSCHEDULE\tLAST RUN\tOUTCOME\tNEXT RUN\tDOES")
+			fmt.Fprintln(w, "JOB\tPIANIFICAZIONE\tULTIMA ESECUZIONE\tESITO\tPROSSIMA\tCOSA FA")
 			now := time.Now()
 			for _, j := range r.Jobs() {
 				last, outcome := "-", "-"
@@ -43,7 +43,7 @@ func (a *app) jobsCmd() *cobra.Command {
 				})
 				switch {
 				case verr == nil:
-					last, outcome = a.when(lr.Start), lr.Outcome
+					last, outcome = a.when(lr.Start), esito(lr.Outcome)
 				case !errors.Is(verr, store.ErrNotFound):
 					return verr
 				}
@@ -57,12 +57,13 @@ func (a *app) jobsCmd() *cobra.Command {
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
-		Use:   "run NAME...",
-		Short: "Run jobs now, through the same path as the schedule; non-zero exit on failure",
-		Long: `run runs the named jobs now, one after the other, with the same overlap guard
-and run record as a scheduled run (trigger "manual"). It exits non-zero when a
-job fails. The store is held by one process at a time: stop the daemon first,
-or wait for its schedule.`,
+		Use:   "run NOME...",
+		Short: "Esegue subito i job, come farebbe la pianificazione; uscita non zero se uno fallisce",
+		Long: `run esegue subito i job indicati, uno dopo l'altro, con la stessa protezione
+dalle esecuzioni sovrapposte e la stessa registrazione di un'esecuzione
+pianificata (avvio "manuale"). Esce con stato non zero quando un job fallisce.
+L'archivio è usato da un solo processo alla volta: fermare prima il servizio,
+o attendere la sua pianificazione.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, name := range args {
@@ -79,7 +80,7 @@ or wait for its schedule.`,
 			for _, name := range args {
 				rec, err := r.Run(cmd.Context(), name, schedules.TriggerManual, time.Time{})
 				if rec != nil {
-					line := fmt.Sprintf("%s: %s in %s", name, rec.Outcome, rec.End.Sub(rec.Start).Round(time.Millisecond))
+					line := fmt.Sprintf("%s: %s in %s", name, esito(rec.Outcome), durata(rec.End.Sub(rec.Start)))
 					if c := formatCounts(rec.Counts, rec.Values); c != "" {
 						line += " " + c
 					}
@@ -91,15 +92,15 @@ or wait for its schedule.`,
 				}
 			}
 			if len(failed) > 0 {
-				return fmt.Errorf("failed: %s", strings.Join(failed, ", "))
+				return fmt.Errorf("job falliti: %s", strings.Join(failed, ", "))
 			}
 			return nil
 		},
 	})
 	var limit int
 	hist := &cobra.Command{
-		Use:   "history [NAME]",
-		Short: "The recorded runs of a job (or of every job), newest last",
+		Use:   "history [NOME]",
+		Short: "Le esecuzioni registrate di un job (o di tutti), la più recente in fondo",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := a.openStore()
@@ -126,19 +127,19 @@ or wait for its schedule.`,
 				runs = runs[len(runs)-limit:]
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "START\tJOB\tRUN\tTRIGGER\tOUTCOME\tDURATION\tCOUNTS\tERROR")
+			fmt.Fprintln(w, "INIZIO\tJOB\tESECUZIONE\tAVVIO\tESITO\tDURATA\tCONTEGGI\tERRORE")
 			for _, r := range runs {
 				dur := "-"
 				if !r.End.IsZero() {
-					dur = r.End.Sub(r.Start).Round(time.Millisecond).String()
+					dur = durata(r.End.Sub(r.Start))
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.when(r.Start),
-					r.Job, r.ID, r.Trigger, r.Outcome, dur, formatCounts(r.Counts, r.Values), r.Error)
+					r.Job, r.ID, avvio(r.Trigger), esito(r.Outcome), dur, formatCounts(r.Counts, r.Values), r.Error)
 			}
 			return w.Flush()
 		},
 	}
-	hist.Flags().IntVarP(&limit, "limit", "n", 50, "show at most the last N runs (0 = all)")
+	hist.Flags().IntVarP(&limit, "limit", "n", 50, "mostra al più le ultime `N` esecuzioni (0 = tutte)")
 	cmd.AddCommand(hist)
 	return cmd
 }
@@ -163,5 +164,5 @@ func formatCounts(sets ...map[string]int) string {
 // unknownJob is the usage error of a job name anprsec does not have: it
 // lists the jobs, one per line.
 func unknownJob(name string) error {
-	return usageError{fmt.Errorf("no job named %q; the jobs are:\n  %s", name, strings.Join(jobs.Names, "\n  "))}
+	return usageError{fmt.Errorf("nessun job si chiama %q; i job sono:\n  %s", name, strings.Join(jobs.Names, "\n  "))}
 }

@@ -13,29 +13,31 @@ func init() { extraCommands = append(extraCommands, (*app).keysCmd) }
 func (a *app) keysCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keys",
-		Short: "Operations on the service's keys",
+		Short: "Operazioni sulle chiavi del servizio",
 	}
 	rotate := &cobra.Command{
 		Use:   "rotate seal|store",
-		Short: "Rotate the seal key or the store key; run again to resume a rotation stopped half way",
-		Long: `rotate seal makes a new seal key (keys.seal) and seals every sealed value of
-the store again with it (the PKCS#12 files and passwords of the postazioni,
-the secret halves of the smart cards, the pooled keys, the OCSP responder
-keys, the seal check value), batch by batch. The new key is written first
-to <keys.seal>.new; at the end the old key is archived as
-<keys.seal>.<YYYYMMDDHHMMSS>.old and the new one takes its place.
+		Short: "Ruota la chiave di sigillo o la chiave dell'archivio; rieseguire per riprendere una rotazione interrotta",
+		Long: `rotate seal crea una nuova chiave di sigillo (keys.seal) e sigilla di nuovo con
+essa ogni valore sigillato dell'archivio (i file PKCS#12 e le password delle
+postazioni, le metà segrete delle smart card, le chiavi della riserva, le
+chiavi del risponditore OCSP, il valore di controllo del sigillo), a lotti.
+La nuova chiave è scritta prima in <keys.seal>.new; alla fine la vecchia
+chiave è archiviata come <keys.seal>.<YYYYMMDDHHMMSS>.old e la nuova prende
+il suo posto.
 
-rotate store makes a new store key (keys.store) and builds a copy of the
-store encrypted with it in <data_dir>.new, verifies it (history chain, every
-record), then swaps: the old store stays in <data_dir>.<YYYYMMDDHHMMSS>.old,
-the old key is archived as <keys.store>.<YYYYMMDDHHMMSS>.old.
+rotate store crea una nuova chiave dell'archivio (keys.store), costruisce in
+<data_dir>.new una copia dell'archivio cifrata con essa, la verifica (catena
+dello storico, ogni record), poi le scambia: il vecchio archivio resta in
+<data_dir>.<YYYYMMDDHHMMSS>.old, la vecchia chiave è archiviata come
+<keys.store>.<YYYYMMDDHHMMSS>.old.
 
-Both are recorded in the history (chiavi.rotazione, with the keys'
-fingerprints). A rotation stopped half way (a crash, kill -9) leaves the
-commands that need the key refusing to start; run the same rotate again to
-finish it: nothing is lost. The daemon must be stopped (the store is held
-by one process). Keep the archived keys with the backups they open (see
-the README).`,
+Entrambe sono registrate nello storico (chiavi.rotazione, con le impronte
+delle chiavi). Una rotazione interrotta a metà (un crash, kill -9) lascia i
+comandi che usano la chiave in rifiuto di partire; rieseguire la stessa
+rotate per completarla: nulla va perso. Il servizio deve essere fermo
+(l'archivio è usato da un solo processo alla volta). Conservare le chiavi
+archiviate con i backup che aprono (vedere il README).`,
 		Args:      cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs),
 		ValidArgs: []string{"seal", "store"},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -71,7 +73,7 @@ the README).`,
 					res.Old, res.New, res.Records, relPath(res.OldDir), relPath(res.KeyArchive))
 				return nil
 			}
-			return fmt.Errorf("keys rotate %s: want seal or store", args[0])
+			return fmt.Errorf("keys rotate %s: indicare seal o store", args[0])
 		},
 	}
 	cmd.AddCommand(rotate)

@@ -74,13 +74,14 @@ func newRoot() *cobra.Command { return newRootOf(&app{}) }
 func newRootOf(a *app) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "anprsec",
-		Short: "Batch back-office of the ANPR security console",
-		Long: `anprsec ingests census workbooks, prefettura delivery manifests and console
-requests dropped in folders (locally or over SFTP), issues workstation
-certificates, sends smart-card secrets and exports audit lists, on a schedule.
+		Short: "Back-office batch della console di sicurezza ANPR",
+		Long: `anprsec acquisisce le cartelle del censimento, le distinte di consegna delle
+prefetture e le richieste da console depositate in cartelle (locali o via
+SFTP), emette i certificati di postazione, invia i segreti delle smart card ed
+esporta gli elenchi di audit, secondo una pianificazione.
 
-Configuration: anprsec.yaml in the working directory, or --config PATH, or
-the ANPRSEC_CONFIG environment variable. Start with "anprsec init".`,
+Configurazione: anprsec.yaml nella cartella di lavoro, oppure --config PERCORSO,
+oppure la variabile d'ambiente ANPRSEC_CONFIG. Per cominciare: "anprsec init".`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -110,13 +111,14 @@ the ANPRSEC_CONFIG environment variable. Start with "anprsec init".`,
 			return a.forward(cmd)
 		},
 	}
-	root.PersistentFlags().StringVar(&a.cfgPath, "config", "", "config file (default anprsec.yaml, or $ANPRSEC_CONFIG)")
-	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log debug messages")
+	root.PersistentFlags().StringVar(&a.cfgPath, "config", "", "`file` di configurazione (se assente: anprsec.yaml, o $ANPRSEC_CONFIG)")
+	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "scrive nel log anche i messaggi di debug")
 	root.AddCommand(a.initCmd(), a.runCmd(), a.jobsCmd(), a.historyCmd(), a.backupCmd(), a.restoreCmd(), a.genCmd(), a.postazioniCmd(), a.smartcardCmd(), a.exportCmd())
 	for _, c := range extraCommands {
 		root.AddCommand(c(a))
 	}
 	strictCommands(root)
+	italianHelp(root)
 	return root
 }
 
@@ -177,7 +179,7 @@ func (a *app) openStore() (*store.Store, error) {
 		return nil, err
 	}
 	if _, err := os.Stat(dir); os.IsNotExist(err) {
-		return nil, fmt.Errorf("no data dir %s: run `anprsec init` first", dir)
+		return nil, fmt.Errorf("manca la cartella dei dati %s: eseguire prima `anprsec init`", dir)
 	}
 	key, err := secret.ReadKey(a.cfg.Path(a.cfg.Keys.Store))
 	if err != nil {
@@ -286,7 +288,7 @@ func (a *app) checkSealKey(st *store.Store, s *store.Sealer) (bool, error) {
 	written, err := st.CheckSealKey(s)
 	if errors.Is(err, store.ErrSealKey) {
 		p := a.cfg.Path(a.cfg.Keys.Seal)
-		return false, fmt.Errorf("keys.seal %s: %w: it is not the seal key the store %s was made with, and what it would seal could not be read with the right one. Put the store's own seal key back at %s (from the copy kept apart from this machine)",
+		return false, fmt.Errorf("keys.seal %s: %w: non è la chiave di sigillo con cui è stato creato l'archivio %s, e ciò che sigillerebbe non si potrebbe leggere con quella giusta. Rimettere in %s la chiave di sigillo dell'archivio (dalla copia custodita fuori da questa macchina)",
 			p, err, a.cfg.Path(a.cfg.DataDir), p)
 	}
 	if err != nil {
@@ -353,8 +355,8 @@ func (a *app) whenDay(t time.Time) string {
 
 // initHint adds "run anprsec init" to a missing key of the ones init makes.
 func initHint(err error) error {
-	if errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "does not exist") {
-		return fmt.Errorf("%w (run `anprsec init` to create the development keys)", err)
+	if errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "non esiste") {
+		return fmt.Errorf("%w (eseguire `anprsec init` per creare le chiavi di sviluppo)", err)
 	}
 	return err
 }

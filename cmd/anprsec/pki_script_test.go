@@ -112,7 +112,7 @@ func TestBuildWithoutCgoSaysItCannotUseTheHSM(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, "anprsec.yaml"), []byte(strings.Replace(string(cfg), "  ca_key: var/pki/ca.key", "  ca_key: \""+uri+"\"", 1)), 0o640)
-	if out := run("jobs", "run", "crl"); !strings.Contains(out, want) || !strings.Contains(out, "pki.ca_key is a PKCS#11 URI") {
+	if out := run("jobs", "run", "crl"); !strings.Contains(out, want) || !strings.Contains(out, "pki.ca_key è un URI PKCS#11") {
 		t.Errorf("jobs run crl with pki.ca_key a PKCS#11 URI:\n%s", out)
 	}
 }

@@ -22,29 +22,31 @@ import (
 func (a *app) postazioniCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "postazioni",
-		Short: "Block, unblock, revoke, list and download workstation certificates (back-office)",
-		Long: `postazioni acts on a workstation certificate of any comune, as the ministry's
-back-office. After a successful operation the crl job runs at once (the same
-path as "anprsec jobs run crl"), so the published CRL shows the change.
+		Short: "Blocca, sblocca, revoca, elenca e scarica i certificati di postazione (back-office)",
+		Long: `postazioni agisce sul certificato di una postazione di qualunque comune, come
+back-office del ministero. Dopo un'operazione riuscita il job crl gira subito
+(come "anprsec jobs run crl"), così la CRL pubblicata mostra la modifica.
 
-  blocca   ATTIVO -> BLOCCATO: in the CRL with reason certificateHold
-  sblocca  BLOCCATO -> ATTIVO: out of the next CRL
-  revoca   ATTIVO|BLOCCATO -> REVOCATA IN LAVORAZIONE: in the CRL on hold at
-           once; the first certificati batch after pki.revoke_grace (default
-           24h, the undo window) makes it REVOCATO, for good
+  blocca   ATTIVO -> BLOCCATO: nella CRL con motivo certificateHold
+  sblocca  BLOCCATO -> ATTIVO: fuori dalla prossima CRL
+  revoca   ATTIVO|BLOCCATO -> REVOCATA IN LAVORAZIONE: subito nella CRL come
+           sospeso; il primo batch certificati dopo pki.revoke_grace
+           (predefinito 24h, il tempo per annullare) lo rende REVOCATO, per
+           sempre
   annulla-revoca
-           REVOCATA IN LAVORAZIONE -> the state before the revoke (ATTIVO or
-           BLOCCATO), only inside the undo window
+           REVOCATA IN LAVORAZIONE -> lo stato prima della revoca (ATTIVO o
+           BLOCCATO), solo entro il tempo per annullare
 
   rinnova  chiede un nuovo certificato per la postazione (stesso codice): lo
            emette il prossimo batch certificati; il precedente resta valido
            per pki.renew_overlap o fino all'installazione del nuovo, poi è
            revocato (superseded)
 
-  list     the postazioni of a comune, in code order
+  list     le postazioni di un comune, in ordine di codice
   show     una postazione: certificato attuale, rinnovo, certificati precedenti
   registro il registro delle installazioni di un comune
-  bundle   "Scarica tutti": one ZIP of a comune's certificates with password.txt
+  bundle   "Scarica tutti": uno ZIP dei certificati di un comune con
+           password.txt
   reinvia-primo
            rimette in coda l'e-mail al sindaco (ASC) con il primo certificato
            del comune e la sua password, dopo un invio non riuscito`,
@@ -54,14 +56,14 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
 		op    lifecycle.Op
 		short string
 	}{
-		{"blocca", lifecycle.OpBlockPostazione, "Block a certificate (ATTIVO -> BLOCCATO) and republish the CRL"},
-		{"sblocca", lifecycle.OpUnblockPostazione, "Unblock a certificate (BLOCCATO -> ATTIVO) and republish the CRL"},
-		{"revoca", lifecycle.OpRevokePostazione, "Revoke a certificate (ATTIVO|BLOCCATO -> REVOCATA IN LAVORAZIONE) and republish the CRL"},
-		{"annulla-revoca", lifecycle.OpUndoRevocation, "Undo a revoke inside pki.revoke_grace (back to ATTIVO or BLOCCATO) and republish the CRL"},
+		{"blocca", lifecycle.OpBlockPostazione, "Blocca un certificato (ATTIVO -> BLOCCATO) e ripubblica la CRL"},
+		{"sblocca", lifecycle.OpUnblockPostazione, "Sblocca un certificato (BLOCCATO -> ATTIVO) e ripubblica la CRL"},
+		{"revoca", lifecycle.OpRevokePostazione, "Revoca un certificato (ATTIVO|BLOCCATO -> REVOCATA IN LAVORAZIONE) e ripubblica la CRL"},
+		{"annulla-revoca", lifecycle.OpUndoRevocation, "Annulla una revoca entro pki.revoke_grace (torna ATTIVO o BLOCCATO) e ripubblica la CRL"},
 	} {
 		var motivo string
 		sub := &cobra.Command{
-			Use:   op.name + " CODICE --motivo TEXT",
+			Use:   op.name + " CODICE --motivo TESTO",
 			Short: op.short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
@@ -83,19 +85,19 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (seriale %s)\n", p.Code, p.State, p.Serial)
 				rec, err := r.Run(cmd.Context(), "crl", schedules.TriggerManual, time.Time{})
 				if rec != nil {
-					line := fmt.Sprintf("crl: %s in %s", rec.Outcome, rec.End.Sub(rec.Start).Round(time.Millisecond))
+					line := fmt.Sprintf("crl: %s in %s", esito(rec.Outcome), durata(rec.End.Sub(rec.Start)))
 					if c := formatCounts(rec.Counts, rec.Values); c != "" {
 						line += " " + c
 					}
 					fmt.Fprintln(cmd.OutOrStdout(), line)
 				}
 				if err != nil {
-					return fmt.Errorf("%s is %s, but the CRL was not republished (it will be at the next hourly run, or `anprsec jobs run crl`): %w", p.Code, p.State, err)
+					return fmt.Errorf("%s è %s, ma la CRL non è stata ripubblicata (lo sarà alla prossima esecuzione oraria, o con `anprsec jobs run crl`): %w", p.Code, p.State, err)
 				}
 				return nil
 			},
 		}
-		sub.Flags().StringVar(&motivo, "motivo", "", "the reason, recorded in the history (required)")
+		sub.Flags().StringVar(&motivo, "motivo", "", "il motivo (`TESTO`), registrato nello storico (obbligatoria)")
 		sub.MarkFlagRequired("motivo")
 		cmd.AddCommand(sub)
 	}
@@ -106,8 +108,8 @@ path as "anprsec jobs run crl"), so the published CRL shows the change.
 func (a *app) postazioniListCmd() *cobra.Command {
 	var comune, stato string
 	cmd := &cobra.Command{
-		Use:   "list --comune ISTAT [--stato S]",
-		Short: "List the postazioni of a comune (code, label, state, serial, expiry, last error)",
+		Use:   "list --comune ISTAT [--stato STATO]",
+		Short: "Elenca le postazioni di un comune (codice, etichetta, stato, seriale, scadenza, ultimo errore)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			comune, err := istatFlag(comune)
@@ -149,8 +151,8 @@ func (a *app) postazioniListCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&comune, "comune", "", "ISTAT code of the comune (required)")
-	cmd.Flags().StringVar(&stato, "stato", "", "only the postazioni in this state ("+statesList()+")")
+	cmd.Flags().StringVar(&comune, "comune", "", "codice `ISTAT` del comune (obbligatoria)")
+	cmd.Flags().StringVar(&stato, "stato", "", "solo le postazioni in questo `stato` ("+statesList()+")")
 	cmd.MarkFlagRequired("comune")
 	return cmd
 }
@@ -159,11 +161,12 @@ func (a *app) postazioniBundleCmd() *cobra.Command {
 	var comune, stato, out string
 	cmd := &cobra.Command{
 		Use:   "bundle --comune ISTAT [--stato ATTIVO] --out DIR",
-		Short: "Write one ZIP of a comune's certificates with password.txt (\"Scarica tutti\")",
-		Long: `bundle writes DIR/<ISTAT>-certificati-<YYYYMMDD-HHMMSS>.zip (mode 0600: it holds
-the passwords) with <code>.p12 for each certificate of the comune in the state
-(ATTIVO by default) and password.txt, the format of the certificati job's
-bundles. The ZIP is verified before it is renamed into place.`,
+		Short: "Scrive uno ZIP dei certificati di un comune con password.txt (\"Scarica tutti\")",
+		Long: `bundle scrive DIR/<ISTAT>-certificati-<AAAAMMGG-HHMMSS>.zip (permessi 0600:
+contiene le password) con <codice>.p12 per ogni certificato del comune nello
+stato indicato (ATTIVO se non indicato) e password.txt, nel formato dei
+pacchetti del job certificati. Lo ZIP è verificato prima di prendere il suo
+nome definitivo.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			comune, err := istatFlag(comune)
@@ -183,7 +186,7 @@ bundles. The ZIP is verified before it is renamed into place.`,
 				if fi, err := os.Stat(out); err != nil {
 					return fmt.Errorf("--out: %w", err)
 				} else if !fi.IsDir() {
-					return fmt.Errorf("--out %s is not a folder", out)
+					return fmt.Errorf("--out %s non è una cartella", out)
 				}
 			}
 			if err := a.checkSecrets(); err != nil {
@@ -211,9 +214,9 @@ bundles. The ZIP is verified before it is renamed into place.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&comune, "comune", "", "ISTAT code of the comune (required)")
-	cmd.Flags().StringVar(&stato, "stato", string(domain.CertAttivo), "the state of the certificates ("+statesList()+")")
-	cmd.Flags().StringVar(&out, "out", "", "folder the ZIP is written to, created when missing (required)")
+	cmd.Flags().StringVar(&comune, "comune", "", "codice `ISTAT` del comune (obbligatoria)")
+	cmd.Flags().StringVar(&stato, "stato", string(domain.CertAttivo), "lo `stato` dei certificati ("+statesList()+")")
+	cmd.Flags().StringVar(&out, "out", "", "`cartella` in cui scrivere lo ZIP, creata se manca (obbligatoria)")
 	cmd.MarkFlagRequired("comune")
 	cmd.MarkFlagRequired("out")
 	return cmd

@@ -15,21 +15,23 @@ import (
 func (a *app) runCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "run",
-		Short: "Run the daemon: every job on its schedule until SIGINT/SIGTERM",
-		Long: `run starts the scheduler: every job runs on its cron schedule (schedules in
-the config, time zone from the config). A job missed while the daemon was
-down runs once at start. On SIGINT or SIGTERM no new run starts, running jobs
-finish their current transaction, and run exits 0.
+		Short: "Avvia il servizio: ogni job secondo la sua pianificazione fino a SIGINT/SIGTERM",
+		Long: `run avvia la pianificazione: ogni job gira secondo la sua pianificazione cron
+(schedules nella configurazione, fuso orario dalla configurazione). Un job
+saltato mentre il servizio era fermo gira una volta all'avvio. Con SIGINT o
+SIGTERM non parte nessuna nuova esecuzione, i job in corso completano la
+transazione corrente e run esce con stato 0.
 
-Before the jobs start, run checks the drop as "anprsec drop verifica" does,
-and again every hour: it refuses to start on a wrong base path; a drop that
-cannot be reached, input folders missing or folders not writable are
-warnings, shown by "anprsec status" and /healthz.
+Prima che partano i job, run verifica il drop come "anprsec drop verifica", e
+poi di nuovo ogni ora: non parte se il percorso base è sbagliato; un drop non
+raggiungibile, cartelle di ingresso mancanti o cartelle non scrivibili sono
+avvisi, mostrati da "anprsec status" e da /healthz.
 
-On metrics.address (loopback only, default 127.0.0.1:9464; empty disables
-it) run serves /metrics (Prometheus), /healthz (200, or 503 with what is
-wrong) and /status (the snapshot "anprsec status" prints, as JSON). When the
-address cannot be opened the jobs run anyway and a warning says why.`,
+Su metrics.address (solo loopback, predefinito 127.0.0.1:9464; vuoto lo
+disattiva) run espone /metrics (Prometheus), /healthz (200, o 503 con ciò che
+non va) e /status (il quadro che stampa "anprsec status", in JSON). Se
+l'indirizzo non si può aprire i job girano comunque e un avviso ne dice il
+motivo.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, closeFn, err := a.openRunner(cmd.Context())

@@ -260,10 +260,10 @@ func TestSFTPDrop(t *testing.T) {
 	}{
 		{"host key changed", func(t *testing.T, s *sftpSettings) {
 			s.knownHosts = sftptest.WriteKnownHosts(t, filepath.Join(t.TempDir(), "known_hosts"), srv.Addr, otherHost)
-		}, nil, []string{"host key", "does not match known_hosts", "man-in-the-middle", srv.Addr}, time.Second},
+		}, nil, []string{"chiave del server", "non corrisponde a known_hosts", "man-in-the-middle", srv.Addr}, time.Second},
 		{"host not in known_hosts", func(t *testing.T, s *sftpSettings) {
 			s.knownHosts = sftptest.WriteKnownHosts(t, filepath.Join(t.TempDir(), "known_hosts"), "127.0.0.1:1", srv.HostKey)
-		}, nil, []string{"is not in known_hosts", srv.Addr}, time.Second},
+		}, nil, []string{"non è in known_hosts", srv.Addr}, time.Second},
 		{"no known_hosts file", func(t *testing.T, s *sftpSettings) {
 			s.knownHosts = filepath.Join(t.TempDir(), "missing")
 		}, nil, []string{"known_hosts", "no such file"}, time.Second},
@@ -275,10 +275,10 @@ func TestSFTPDrop(t *testing.T) {
 		}, secret.ErrPermissions, []string{"chmod 600", keyFile}, time.Second},
 		{"key not authorized", func(t *testing.T, s *sftpSettings) {
 			s.keyFile = stranger.WritePrivate(t, filepath.Join(t.TempDir(), "id_ed25519"), 0o600)
-		}, nil, []string{`login as "anpr" with key`, "refused"}, time.Second},
+		}, nil, []string{`accesso come "anpr" con la chiave`, "rifiutato"}, time.Second},
 		{"wrong user", func(t *testing.T, s *sftpSettings) {
 			s.user = "root"
-		}, nil, []string{`login as "root"`, "refused"}, time.Second},
+		}, nil, []string{`accesso come "root"`, "rifiutato"}, time.Second},
 		{"unreachable address", func(t *testing.T, s *sftpSettings) {
 			s.address = closedAddr
 			s.knownHosts = sftptest.WriteKnownHosts(t, filepath.Join(t.TempDir(), "known_hosts"), closedAddr, srv.HostKey)
@@ -286,7 +286,7 @@ func TestSFTPDrop(t *testing.T) {
 		{"server never answers", func(t *testing.T, s *sftpSettings) {
 			s.address = silentAddr
 			s.knownHosts = sftptest.WriteKnownHosts(t, filepath.Join(t.TempDir(), "known_hosts"), silentAddr, srv.HostKey)
-		}, nil, []string{"sftp drop " + silentAddr, "did not answer within 2s"}, 4 * time.Second},
+		}, nil, []string{"sftp drop " + silentAddr, "non ha risposto entro 2s"}, 4 * time.Second},
 	}
 	for _, tc := range failures {
 		t.Run(tc.name, func(t *testing.T) {
@@ -340,8 +340,8 @@ func TestSFTPDrop(t *testing.T) {
 		// Each connection failure is a recorded run with its reason; the
 		// key-permission refusal stops the command before any run.
 		hist := mustCLI(t, "--config", cfgFile, "jobs", "history", "ingest-censimento")
-		ok := regexp.MustCompile(`(?m) manual +ok `).FindAllString(hist, -1)
-		failed := regexp.MustCompile(`(?m) manual +error .*listing censimento: sftp`).FindAllString(hist, -1)
+		ok := regexp.MustCompile(`(?m) manuale +ok `).FindAllString(hist, -1)
+		failed := regexp.MustCompile(`(?m) manuale +errore .*listing censimento: .*sftp`).FindAllString(hist, -1)
 		if len(ok) != 3 || len(failed) != len(failures)-1 {
 			t.Errorf("jobs history shows %d ok and %d failed runs, want 3 and %d:\n%s", len(ok), len(failed), len(failures)-1, hist)
 		}

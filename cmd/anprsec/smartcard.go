@@ -16,27 +16,30 @@ import (
 func (a *app) smartcardCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "smartcard",
-		Short: "Register deliveries, replace, block, unblock and show smart cards (back-office)",
-		Long: `smartcard acts on the smart cards of any comune, as the ministry's back-office
-(the comuni's ALS do the same through console requests).
+		Short: "Registra consegne, sostituisce, blocca, sblocca e mostra le smart card (back-office)",
+		Long: `smartcard agisce sulle smart card di qualunque comune, come back-office del
+ministero (gli ALS dei comuni fanno lo stesso con le richieste da console).
 
-  consegna  CONSEGNATA DALLA PREFETTURA -> ATTIVA: the card was handed to its
-            holder; the second halves of PIN, PUK and password are queued and
-            leave with the next invio-pin run (every minute)
-  nuova     loss or theft: the holder's card is REVOCATA at once and a new one
-            is requested (it goes to the producer with the next ordini-sc run);
-            with --motivo scadenza the current card stays ATTIVA until the
-            new one is activated, and is revoked then
+  consegna  CONSEGNATA DALLA PREFETTURA -> ATTIVA: la smart card è stata
+            consegnata al titolare; le seconde metà di PIN, PUK e password
+            vanno in coda e partono con la prossima esecuzione di invio-pin
+            (ogni minuto)
+  nuova     smarrimento o furto: la smart card del titolare diventa subito
+            REVOCATA e ne viene richiesta una nuova (va al produttore con la
+            prossima esecuzione di ordini-sc);
+            con --motivo scadenza la smart card attuale resta ATTIVA finché
+            la nuova non è attivata, e allora è revocata
   blocca    ATTIVA -> BLOCCATA
   sblocca   BLOCCATA -> ATTIVA
-  reinvia   the e-mail of the second halves again, after it failed (the
-            address or the holder's key fixed); only while they are held
-  show      a person's utenze, cards and the state of their e-mails`,
+  reinvia   di nuovo la mail delle seconde metà, dopo un invio fallito
+            (indirizzo o chiave del titolare corretti); solo finché sono
+            conservate
+  show      le utenze di una persona, le sue smart card e lo stato delle mail`,
 	}
 	var cf, serial, motivo string
 	consegna := &cobra.Command{
 		Use:   "consegna --cf CF --seriale SERIALE",
-		Short: "Register the delivery of a card to its holder (ATTIVA; second halves queued for e-mail)",
+		Short: "Registra la consegna di una smart card al titolare (ATTIVA; seconde metà in coda per la mail)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.backOfficeOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
@@ -51,14 +54,14 @@ func (a *app) smartcardCmd() *cobra.Command {
 			})
 		},
 	}
-	consegna.Flags().StringVar(&cf, "cf", "", "codice fiscale of the holder (required)")
-	consegna.Flags().StringVar(&serial, "seriale", "", "serial of the card (required)")
+	consegna.Flags().StringVar(&cf, "cf", "", "codice fiscale `CF` del titolare (obbligatoria)")
+	consegna.Flags().StringVar(&serial, "seriale", "", "numero di serie `SERIALE` della smart card (obbligatoria)")
 	consegna.MarkFlagRequired("cf")
 	consegna.MarkFlagRequired("seriale")
 
 	nuova := &cobra.Command{
-		Use:   "nuova --cf CF --motivo TEXT",
-		Short: "Replace a lost or stolen card: the current one REVOCATA at once, a new one requested",
+		Use:   "nuova --cf CF --motivo TESTO",
+		Short: "Sostituisce una smart card smarrita o rubata: l'attuale subito REVOCATA, una nuova richiesta",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.backOfficeOp(cmd, func(tx *store.Tx, src store.Source) (string, error) {
@@ -77,8 +80,8 @@ func (a *app) smartcardCmd() *cobra.Command {
 			})
 		},
 	}
-	nuova.Flags().StringVar(&cf, "cf", "", "codice fiscale of the holder (required)")
-	nuova.Flags().StringVar(&motivo, "motivo", "", "the reason (loss, theft, ...), recorded in the history (required); \"scadenza\" keeps the current card active until the new one is activated")
+	nuova.Flags().StringVar(&cf, "cf", "", "codice fiscale `CF` del titolare (obbligatoria)")
+	nuova.Flags().StringVar(&motivo, "motivo", "", "il motivo (`TESTO`: smarrimento, furto, scadenza, ...), registrato nello storico (obbligatoria); \"scadenza\" lascia attiva la smart card attuale finché la nuova non è attivata")
 	nuova.MarkFlagRequired("cf")
 	nuova.MarkFlagRequired("motivo")
 	cmd.AddCommand(consegna, nuova)
@@ -89,16 +92,16 @@ func (a *app) smartcardCmd() *cobra.Command {
 		fn          func(*store.Tx, store.Source, *domain.SmartCard, string) error
 		done        func(*domain.SmartCard) string
 	}{
-		{"blocca", "Block a card (ATTIVA -> BLOCCATA)", lifecycle.BlockCard, stateMsg},
-		{"sblocca", "Unblock a card (BLOCCATA -> ATTIVA)", lifecycle.UnblockCard, stateMsg},
-		{"reinvia", "Queue again the e-mail of an active card's second halves after it failed (address or key fixed)", lifecycle.ResendCard,
+		{"blocca", "Blocca una smart card (ATTIVA -> BLOCCATA)", lifecycle.BlockCard, stateMsg},
+		{"sblocca", "Sblocca una smart card (BLOCCATA -> ATTIVA)", lifecycle.UnblockCard, stateMsg},
+		{"reinvia", "Rimette in coda la mail delle seconde metà di una smart card attiva dopo un invio fallito (indirizzo o chiave corretti)", lifecycle.ResendCard,
 			func(c *domain.SmartCard) string {
 				return fmt.Sprintf("%s: seconde metà di nuovo in coda (job invio-pin)", c.Serial)
 			}},
 	} {
 		var cf, serial, motivo string
 		sub := &cobra.Command{
-			Use:   op.name + " (--cf CF | --seriale SERIALE) --motivo TEXT",
+			Use:   op.name + " (--cf CF | --seriale SERIALE) --motivo TESTO",
 			Short: op.short,
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
@@ -114,9 +117,9 @@ func (a *app) smartcardCmd() *cobra.Command {
 				})
 			},
 		}
-		sub.Flags().StringVar(&cf, "cf", "", "codice fiscale of the holder (its current card)")
-		sub.Flags().StringVar(&serial, "seriale", "", "serial of the card")
-		sub.Flags().StringVar(&motivo, "motivo", "", "the reason, recorded in the history (required)")
+		sub.Flags().StringVar(&cf, "cf", "", "codice fiscale `CF` del titolare (la sua smart card attuale)")
+		sub.Flags().StringVar(&serial, "seriale", "", "numero di serie `SERIALE` della smart card")
+		sub.Flags().StringVar(&motivo, "motivo", "", "il motivo (`TESTO`), registrato nello storico (obbligatoria)")
 		sub.MarkFlagRequired("motivo")
 		cmd.AddCommand(sub)
 	}
@@ -150,7 +153,7 @@ func (a *app) smartcardShowCmd() *cobra.Command {
 	var cf string
 	cmd := &cobra.Command{
 		Use:   "show --cf CF",
-		Short: "Show a person's utenze, smart cards and the state of the e-mail of their second halves",
+		Short: "Mostra le utenze e le smart card di una persona e lo stato della mail delle seconde metà",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := a.openStore()
@@ -220,7 +223,7 @@ func (a *app) smartcardShowCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&cf, "cf", "", "codice fiscale (required)")
+	cmd.Flags().StringVar(&cf, "cf", "", "codice fiscale `CF` (obbligatoria)")
 	cmd.MarkFlagRequired("cf")
 	return cmd
 }

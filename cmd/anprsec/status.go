@@ -26,20 +26,21 @@ func (a *app) statusCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "One screen for the operator: jobs, backlog, last errors",
-		Long: `status shows each job's last run (start, duration, outcome, counts), its last
-success and its next scheduled run; the backlog (workstation certificates
-waiting for the batch, cards requested, in production and at the comune,
-mails queued and failed, bundles and card orders not yet published, the key
-pool, the CRL); the cards late in production (IN PRODUZIONE beyond
-cards.late_working_days working days); the last check of the drop (anprsec drop verifica, and the
-daemon's at start and every hour), with its missing input folders as
-warnings; and the last errors (the last failed run of each job, the most
-recent mails set aside). It only reads the store.
+		Short: "Una schermata per l'operatore: job, lavoro arretrato, ultimi errori",
+		Long: `status mostra per ogni job l'ultima esecuzione (inizio, durata, esito,
+conteggi), l'ultima riuscita e la prossima pianificata; il lavoro arretrato
+(certificati di postazione in attesa del batch, smart card richieste, in
+produzione e al comune, mail in coda e fallite, pacchetti e ordini di smart
+card non ancora pubblicati, la riserva di chiavi, la CRL); le smart card in ritardo di produzione (IN
+PRODUZIONE da oltre cards.late_working_days giorni lavorativi); l'ultima verifica
+del drop (anprsec drop verifica, e quella del servizio all'avvio e ogni ora),
+con le cartelle di ingresso mancanti come avvisi; e gli ultimi errori
+(l'ultima esecuzione fallita di ogni job, le mail messe da parte più
+recenti). Legge soltanto l'archivio.
 
-While the daemon runs it holds the store: status then asks the daemon, at
-http://<metrics.address>/status. With --json it prints the snapshot as JSON
-(the format of /status).`,
+Mentre il servizio è attivo tiene l'archivio: status allora chiede il quadro
+al servizio, su http://<metrics.address>/status. Con --json stampa il quadro
+in JSON (il formato di /status).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, from, err := a.status(cmd.Context())
@@ -54,7 +55,7 @@ http://<metrics.address>/status. With --json it prints the snapshot as JSON
 			return a.printStatus(cmd.OutOrStdout(), st, from)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the snapshot as JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "stampa il quadro in JSON")
 	return cmd
 }
 
@@ -92,24 +93,24 @@ func (a *app) status(ctx context.Context) (*ops.Status, string, error) {
 		return nil, "", err
 	}
 	snap.DataDir = dataDir
-	return snap, "store " + relPath(dataDir) + " (the daemon is not running)", nil
+	return snap, "dall'archivio " + relPath(dataDir) + " (il servizio non è attivo)", nil
 }
 
 // statusFromDaemon asks the running daemon for its snapshot.
 func (a *app) statusFromDaemon(ctx context.Context, dataDir string, locked error) (*ops.Status, string, error) {
 	addr := a.cfg.Metrics.Address
 	if addr == "" {
-		return nil, "", fmt.Errorf("%w; metrics.address is empty, so the daemon serves no status page: stop it, or set metrics.address and restart it", locked)
+		return nil, "", fmt.Errorf("%w; metrics.address è vuoto, quindi il servizio non espone la pagina di stato: fermarlo, oppure impostare metrics.address e riavviarlo", locked)
 	}
 	url := "http://" + addr + "/status"
 	st, err := fetchStatus(ctx, url)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w, and its status page did not answer (%v); try curl http://%s/metrics and http://%s/healthz", locked, err, addr, addr)
+		return nil, "", fmt.Errorf("%w, e la sua pagina di stato non ha risposto (%v); provare curl http://%s/metrics e http://%s/healthz", locked, err, addr, addr)
 	}
 	if st.DataDir != "" && filepath.Clean(st.DataDir) != filepath.Clean(dataDir) {
-		return nil, "", fmt.Errorf("%w, and the daemon at %s serves another store (%s, not %s)", locked, url, st.DataDir, dataDir)
+		return nil, "", fmt.Errorf("%w, e il servizio su %s usa un altro archivio (%s, non %s)", locked, url, st.DataDir, dataDir)
 	}
-	return st, "the daemon at " + url + ", up since " + a.when(st.DaemonStarted), nil
+	return st, "dal servizio su " + url + ", attivo dal " + a.when(st.DaemonStarted), nil
 }
 
 func fetchStatus(ctx context.Context, url string) (*ops.Status, error) {
@@ -133,7 +134,7 @@ func fetchStatus(ctx context.Context, url string) (*ops.Status, error) {
 	}
 	var st ops.Status
 	if err := json.Unmarshal(body, &st); err != nil {
-		return nil, fmt.Errorf("%s: not a status snapshot: %v", url, err)
+		return nil, fmt.Errorf("%s: non è un quadro di stato: %v", url, err)
 	}
 	return &st, nil
 }
@@ -163,19 +164,19 @@ func (a *app) printStatus(w io.Writer, st *ops.Status, from string) error {
 		if d < 0 {
 			return a.when(t)
 		}
-		return fmt.Sprintf("%s (%s ago)", a.when(t), roundAgo(d))
+		return fmt.Sprintf("%s (%s fa)", a.when(t), roundAgo(d))
 	}
-	fmt.Fprintf(w, "anprsec status at %s, from %s\n", a.when(now), from)
+	fmt.Fprintf(w, "stato di anprsec al %s, %s\n", a.when(now), from)
 
-	fmt.Fprintln(w, "\nJOBS")
+	fmt.Fprintln(w, "\nESECUZIONI DEI JOB")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "JOB\tLAST RUN\tDURATION\tOUTCOME\tCOUNTS\tLAST SUCCESS\tNEXT RUN")
+	fmt.Fprintln(tw, "JOB\tULTIMA ESECUZIONE\tDURATA\tESITO\tCONTEGGI\tULTIMA RIUSCITA\tPROSSIMA")
 	for _, j := range st.Jobs {
-		last, dur, outcome, counts, ok, next := "-", "-", "never ran", "", "-", "-"
+		last, dur, outcome, counts, ok, next := "-", "-", "mai eseguito", "", "-", "-"
 		if r := j.Last; r != nil {
-			last, outcome, counts = a.when(r.Start), r.Outcome, formatCounts(r.Counts, r.Values)
+			last, outcome, counts = a.when(r.Start), esito(r.Outcome), formatCounts(r.Counts, r.Values)
 			if !r.End.IsZero() {
-				dur = r.End.Sub(r.Start).Round(time.Millisecond).String()
+				dur = durata(r.End.Sub(r.Start))
 			}
 		}
 		if r := j.LastOK; r != nil {
@@ -184,7 +185,7 @@ func (a *app) printStatus(w io.Writer, st *ops.Status, from string) error {
 		if !j.Next.IsZero() {
 			next = a.when(j.Next)
 		} else if j.Schedule == "" {
-			next = "not scheduled"
+			next = "non pianificato"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, last, dur, outcome, dash(counts), ok, next)
 	}
@@ -193,31 +194,31 @@ func (a *app) printStatus(w io.Writer, st *ops.Status, from string) error {
 	}
 
 	b := st.Backlog
-	fmt.Fprintln(w, "\nBACKLOG")
+	fmt.Fprintln(w, "\nARRETRATO")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	mails := fmt.Sprint(b.MailsQueued)
 	if b.MailsQueued > 0 {
-		mails += ", oldest queued " + ago(b.OldestQueued)
+		mails += ", la più vecchia in coda dal " + ago(b.OldestQueued)
 	}
 	for _, l := range [][2]string{
-		{"workstation certificates requested (RICHIESTA IN LAVORAZIONE)", fmt.Sprint(b.CertRequested)},
-		{"revocations in their undo window (REVOCATA IN LAVORAZIONE)", fmt.Sprint(b.CertRevoking)},
-		{"cards requested, not yet ordered (RICHIESTA)", fmt.Sprint(b.CardsRequested)},
-		{"cards in production (IN PRODUZIONE)", fmt.Sprint(b.CardsInProduction)},
-		{"cards at the comune, not yet handed over (CONSEGNATA DALLA PREFETTURA)", fmt.Sprint(b.CardsDelivered)},
-		{"mails queued", mails},
-		{"mails failed (set aside)", fmt.Sprint(b.MailsFailed)},
-		{"certificate bundles not yet published", fmt.Sprint(b.PendingBundles)},
-		{"card orders not yet published", fmt.Sprint(b.PendingOrders)},
-		{"key pool (" + st.KeyPool.Algorithm + ")", fmt.Sprintf("%d keys", st.KeyPool.Keys)},
+		{"certificati di postazione richiesti (RICHIESTA IN LAVORAZIONE)", fmt.Sprint(b.CertRequested)},
+		{"revoche ancora annullabili (REVOCATA IN LAVORAZIONE)", fmt.Sprint(b.CertRevoking)},
+		{"smart card richieste, non ancora ordinate (RICHIESTA)", fmt.Sprint(b.CardsRequested)},
+		{"smart card in produzione (IN PRODUZIONE)", fmt.Sprint(b.CardsInProduction)},
+		{"smart card al comune, non ancora consegnate al titolare (CONSEGNATA DALLA PREFETTURA)", fmt.Sprint(b.CardsDelivered)},
+		{"mail in coda", mails},
+		{"mail fallite (messe da parte)", fmt.Sprint(b.MailsFailed)},
+		{"pacchetti di certificati non ancora pubblicati", fmt.Sprint(b.PendingBundles)},
+		{"ordini di smart card non ancora pubblicati", fmt.Sprint(b.PendingOrders)},
+		{"riserva di chiavi (" + st.KeyPool.Algorithm + ")", fmt.Sprintf("%d chiavi", st.KeyPool.Keys)},
 	} {
 		fmt.Fprintf(tw, "%s\t%s\n", l[0], l[1])
 	}
-	crl := "none signed yet"
+	crl := "nessuna ancora firmata"
 	if c := st.CRL; c != nil {
-		crl = fmt.Sprintf("n. %d, %d entries, signed %s, next update %s", c.Number, c.Entries, ago(c.ThisUpdate), a.when(c.NextUpdate))
+		crl = fmt.Sprintf("n. %d, %d voci, firmata il %s, prossimo aggiornamento %s", c.Number, c.Entries, ago(c.ThisUpdate), a.when(c.NextUpdate))
 		if c.Published.IsZero() {
-			crl += ", NOT YET PUBLISHED"
+			crl += ", NON ANCORA PUBBLICATA"
 		}
 	}
 	fmt.Fprintf(tw, "CRL\t%s\n", crl)
@@ -244,30 +245,30 @@ func (a *app) printStatus(w io.Writer, st *ops.Status, from string) error {
 	fmt.Fprintln(w, "\nDROP")
 	switch d := st.Drop; {
 	case d == nil:
-		fmt.Fprintln(w, "not checked yet: anprsec drop verifica")
+		fmt.Fprintln(w, "non ancora verificato: anprsec drop verifica")
 	default:
-		fmt.Fprintf(w, "%s checked %s: %s\n", d.Drop, ago(d.Checked), dropVerdict(d))
+		fmt.Fprintf(w, "%s verificato il %s: %s\n", d.Drop, ago(d.Checked), dropVerdict(d))
 		problems, warnings := ops.DropProblems(d)
 		for _, p := range problems {
-			fmt.Fprintln(w, "ERROR   "+p)
+			fmt.Fprintln(w, "ERRORE  "+p)
 		}
 		for _, p := range warnings {
-			fmt.Fprintln(w, "WARNING "+p)
+			fmt.Fprintln(w, "AVVISO  "+p)
 		}
 	}
 
-	fmt.Fprintln(w, "\nLAST ERRORS")
+	fmt.Fprintln(w, "\nULTIMI ERRORI")
 	if len(st.FailedRuns) == 0 && len(st.FailedMails) == 0 {
-		fmt.Fprintln(w, "none")
+		fmt.Fprintln(w, "nessuno")
 	}
 	for _, r := range st.FailedRuns {
-		fmt.Fprintf(w, "%s  %s run %s %s: %s\n", a.when(r.Start), r.Job, r.ID, r.Outcome, oneLine(r.Error))
+		fmt.Fprintf(w, "%s  %s esecuzione %s %s: %s\n", a.when(r.Start), r.Job, r.ID, esito(r.Outcome), oneLine(r.Error))
 	}
 	for _, m := range st.FailedMails {
-		fmt.Fprintf(w, "%s  mail %s (comune %s) set aside after %d attempts: %s\n", a.when(m.LastTry), m.ID, dash(m.ISTAT), m.Attempts, oneLine(m.LastError))
+		fmt.Fprintf(w, "%s  mail %s (comune %s) messa da parte dopo %d tentativi: %s\n", a.when(m.LastTry), m.ID, dash(m.ISTAT), m.Attempts, oneLine(m.LastError))
 	}
 	if n := st.Backlog.MailsFailed - len(st.FailedMails); n > 0 {
-		fmt.Fprintf(w, "... and %d more failed mails\n", n)
+		fmt.Fprintf(w, "... e altre %d mail fallite\n", n)
 	}
 	return nil
 }

@@ -37,15 +37,15 @@ func TestStatusFromDaemon(t *testing.T) {
 		name, addr, dataDir, want string
 	}{
 		{"own daemon", strings.TrimPrefix(hs.URL, "http://"), cfg.Path(cfg.DataDir), ""},
-		{"another store's daemon", strings.TrimPrefix(hs.URL, "http://"), dir + "/other", "serves another store"},
-		{"no metrics address", "", cfg.Path(cfg.DataDir), "metrics.address is empty"},
-		{"nobody listening", closedAddr(t), cfg.Path(cfg.DataDir), "try curl http://"},
+		{"another store's daemon", strings.TrimPrefix(hs.URL, "http://"), dir + "/other", "usa un altro archivio"},
+		{"no metrics address", "", cfg.Path(cfg.DataDir), "metrics.address è vuoto"},
+		{"nobody listening", closedAddr(t), cfg.Path(cfg.DataDir), "provare curl http://"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a.cfg.Metrics.Address = tc.addr
 			snap, from, err := a.statusFromDaemon(context.Background(), tc.dataDir, locked)
 			if tc.want != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "in use by another anprsec process") {
+				if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "in uso da un altro processo anprsec") {
 					t.Errorf("error = %v, want one saying %q", err, tc.want)
 				}
 				return
@@ -53,14 +53,14 @@ func TestStatusFromDaemon(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(from, "the daemon at "+hs.URL+"/status") || len(snap.Jobs) != 1 || snap.Jobs[0].Name != "certificati" {
+			if !strings.Contains(from, "dal servizio su "+hs.URL+"/status") || len(snap.Jobs) != 1 || snap.Jobs[0].Name != "certificati" {
 				t.Errorf("from %q, snapshot %+v", from, snap)
 			}
 			var out bytes.Buffer
 			if err := a.printStatus(&out, snap, from); err != nil {
 				t.Fatal(err)
 			}
-			for _, w := range []string{"from the daemon at", "certificati", "never ran", "BACKLOG", "LAST ERRORS\nnone"} {
+			for _, w := range []string{"dal servizio su", "certificati", "mai eseguito", "ARRETRATO", "ULTIMI ERRORI\nnessuno"} {
 				if !strings.Contains(out.String(), w) {
 					t.Errorf("screen does not show %q:\n%s", w, out.String())
 				}

@@ -28,15 +28,23 @@ func exitCode(err error) int {
 }
 
 // strictCommands makes every command group refuse what it does not know:
-// `anprsec postazioni rinnova` is an error naming the group's commands,
+// `anprsec postazioni frobnica` is an error naming the group's commands,
 // not the group's help with exit 0; an unknown flag is a usage error too.
 func strictCommands(root *cobra.Command) {
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{flagErrorIT(err)} })
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
 			c.Args = groupArgs
 			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		} else if check := c.Args; check != nil {
+			// A wrong number of arguments is a usage error too.
+			c.Args = func(cmd *cobra.Command, args []string) error {
+				if err := check(cmd, args); err != nil {
+					return usageError{err}
+				}
+				return nil
+			}
 		}
 		for _, sub := range c.Commands() {
 			walk(sub)

@@ -18,28 +18,29 @@ func init() { extraCommands = append(extraCommands, (*app).utenzeCmd) }
 func (a *app) utenzeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "utenze",
-		Short: "List, block, unblock and delete utenze (back-office)",
-		Long: `utenze acts on the utenze of any comune, as the ministry's back-office (the
-comuni's ALS do the same through console requests). No operation may leave a
-comune without its sindaco (ASC), an ALS or an ALP among its active utenze.
+		Short: "Elenca, blocca, sblocca e cancella le utenze (back-office)",
+		Long: `utenze agisce sulle utenze di qualunque comune, come back-office del ministero
+(gli ALS dei comuni fanno lo stesso con le richieste da console). Nessuna
+operazione può lasciare un comune senza il sindaco (ASC), un ALS o un ALP tra
+le utenze attive.
 
-  list      the utenze of a comune
+  list      le utenze di un comune
   blocca    ATTIVA -> BLOCCATA
   sblocca   BLOCCATA -> ATTIVA
-  cancella  the utenza goes (CANCELLATA); if it was the person's last one,
-            the person's smart card is disabled for good`,
+  cancella  l'utenza è cancellata (CANCELLATA); se era l'ultima della persona,
+            la sua smart card è disattivata per sempre`,
 	}
 	for _, op := range []struct {
 		name, short string
 		op          lifecycle.Op
 	}{
-		{"blocca", "Block an utenza (ATTIVA -> BLOCCATA)", lifecycle.OpBlockUtente},
-		{"sblocca", "Unblock an utenza (BLOCCATA -> ATTIVA)", lifecycle.OpUnblockUtente},
-		{"cancella", "Delete an utenza (and, if it was the last, disable the card)", lifecycle.OpCancelUtente},
+		{"blocca", "Blocca un'utenza (ATTIVA -> BLOCCATA)", lifecycle.OpBlockUtente},
+		{"sblocca", "Sblocca un'utenza (BLOCCATA -> ATTIVA)", lifecycle.OpUnblockUtente},
+		{"cancella", "Cancella un'utenza (e, se era l'ultima, disattiva la smart card)", lifecycle.OpCancelUtente},
 	} {
 		var comune, cf, motivo string
 		sub := &cobra.Command{
-			Use:   op.name + " --comune ISTAT --cf CF --motivo TEXT",
+			Use:   op.name + " --comune ISTAT --cf CF --motivo TESTO",
 			Short: op.short,
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
@@ -62,9 +63,9 @@ comune without its sindaco (ASC), an ALS or an ALP among its active utenze.
 				})
 			},
 		}
-		sub.Flags().StringVar(&comune, "comune", "", "ISTAT code of the comune (required)")
-		sub.Flags().StringVar(&cf, "cf", "", "codice fiscale (required)")
-		sub.Flags().StringVar(&motivo, "motivo", "", "the reason, recorded in the history (required)")
+		sub.Flags().StringVar(&comune, "comune", "", "codice `ISTAT` del comune (obbligatoria)")
+		sub.Flags().StringVar(&cf, "cf", "", "codice fiscale `CF` (obbligatoria)")
+		sub.Flags().StringVar(&motivo, "motivo", "", "il motivo (`TESTO`), registrato nello storico (obbligatoria)")
 		sub.MarkFlagRequired("comune")
 		sub.MarkFlagRequired("cf")
 		sub.MarkFlagRequired("motivo")
@@ -74,7 +75,7 @@ comune without its sindaco (ASC), an ALS or an ALP among its active utenze.
 	var comune string
 	list := &cobra.Command{
 		Use:   "list --comune ISTAT",
-		Short: "List the utenze of a comune: CF, name, profiles, state, card",
+		Short: "Elenca le utenze di un comune: CF, nome, profili, stato, smart card",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			comune, err := istatFlag(comune)
@@ -114,7 +115,7 @@ comune without its sindaco (ASC), an ALS or an ALP among its active utenze.
 			return w.Flush()
 		},
 	}
-	list.Flags().StringVar(&comune, "comune", "", "ISTAT code of the comune (required)")
+	list.Flags().StringVar(&comune, "comune", "", "codice `ISTAT` del comune (obbligatoria)")
 	list.MarkFlagRequired("comune")
 	cmd.AddCommand(list)
 	return cmd

@@ -48,8 +48,8 @@ func loadSigner(file string) (ssh.Signer, error) {
 		return nil, fmt.Errorf("sftp key file: %w", err)
 	}
 	if m := fi.Mode().Perm(); m&0o077 != 0 {
-		return nil, fmt.Errorf("%w: sftp key file %s has mode %04o, accessible by group or others; "+
-			"restrict it (chmod 600 %s)", ErrKeyFileMode, file, m, file)
+		return nil, fmt.Errorf("%w: il file della chiave sftp %s ha permessi %04o, accessibile al gruppo o ad altri; "+
+			"restringerli (chmod 600 %s)", ErrKeyFileMode, file, m, file)
 	}
 	pemBytes, err := os.ReadFile(file)
 	if err != nil {
@@ -59,7 +59,7 @@ func loadSigner(file string) (ssh.Signer, error) {
 	if err != nil {
 		var pm *ssh.PassphraseMissingError
 		if errors.As(err, &pm) {
-			return nil, fmt.Errorf("sftp key file %s is protected by a passphrase: use an unencrypted key file readable only by the service (mode 0600)", file)
+			return nil, fmt.Errorf("il file della chiave sftp %s è protetto da passphrase: usare un file di chiave non cifrato leggibile solo dal servizio (permessi 0600)", file)
 		}
 		return nil, fmt.Errorf("sftp key file %s: %w", file, err)
 	}
@@ -107,17 +107,17 @@ func (h *hostKeyChecker) check(host string, remote net.Addr, key ssh.PublicKey) 
 	switch {
 	case errors.As(err, &re):
 		err = &hostKeyError{kind: ErrHostKeyRevoked, msg: fmt.Sprintf(
-			"sftp host key for %s is marked @revoked in known_hosts %s (server offered %s); refusing to connect",
+			"la chiave del server sftp %s è segnata @revoked in known_hosts %s (il server ha presentato %s): connessione rifiutata",
 			host, h.file, offered)}
 	case errors.As(err, &ke) && len(ke.Want) > 0:
 		err = &hostKeyError{kind: ErrHostKeyMismatch, msg: fmt.Sprintf(
-			"sftp host key for %s does not match known_hosts %s (possible man-in-the-middle; "+
-				"update known_hosts if the server key really changed); server offered %s",
+			"la chiave del server sftp %s non corrisponde a known_hosts %s (possibile man-in-the-middle; "+
+				"aggiornare known_hosts se la chiave del server è davvero cambiata); il server ha presentato %s",
 			host, h.file, offered)}
 	case errors.As(err, &ke):
 		err = &hostKeyError{kind: ErrHostUnknown, msg: fmt.Sprintf(
-			"sftp host %s is not in known_hosts %s (server offered %s); add its key after checking "+
-				"the fingerprint with the server's administrator (e.g. ssh-keyscan)",
+			"il server sftp %s non è in known_hosts %s (il server ha presentato %s); aggiungerne la chiave dopo averne "+
+				"verificato l'impronta con l'amministratore del server (per esempio con ssh-keyscan)",
 			host, h.file, offered)}
 	default:
 		err = fmt.Errorf("sftp host key check for %s against %s: %w", host, h.file, err)

@@ -78,7 +78,7 @@ func TestOpenSSH(t *testing.T) {
 		c := cfg
 		c.KnownHosts = sftptest.WriteKnownHosts(t, filepath.Join(t.TempDir(), "kh"), srv.Addr, sftptest.NewKey(t).PublicKey())
 		_, err := Dial(context.Background(), c)
-		if !errors.Is(err, ErrHostKeyMismatch) || !strings.Contains(err.Error(), "possible man-in-the-middle") {
+		if !errors.Is(err, ErrHostKeyMismatch) || !strings.Contains(err.Error(), "possibile man-in-the-middle") {
 			t.Fatalf("err = %v", err)
 		}
 	})

@@ -109,7 +109,7 @@ func Dial(ctx context.Context, cfg Config) (*Drop, error) {
 	case cfg.KeyFile == "":
 		return nil, fmt.Errorf("sftp drop %s: no key file", cfg.Address)
 	case cfg.KnownHosts == "":
-		return nil, fmt.Errorf("sftp drop %s: no known_hosts file: the server key must be checked", cfg.Address)
+		return nil, fmt.Errorf("sftp drop %s: manca il file known_hosts: la chiave del server va verificata", cfg.Address)
 	}
 	if _, _, err := net.SplitHostPort(cfg.Address); err != nil {
 		return nil, fmt.Errorf("sftp drop: address %q is not host:port: %w", cfg.Address, err)
@@ -148,7 +148,7 @@ func Dial(ctx context.Context, cfg Config) (*Drop, error) {
 			return nil, herr
 		}
 		if d.conn.expired.Load() {
-			return nil, fmt.Errorf("sftp drop %s: server did not answer within %v: %w", cfg.Address, cfg.Timeout, err)
+			return nil, fmt.Errorf("sftp drop %s: il server non ha risposto entro %v: %w", cfg.Address, cfg.Timeout, err)
 		}
 		return nil, fmt.Errorf("sftp drop %s: %w", cfg.Address, err)
 	}
@@ -172,7 +172,7 @@ func (d *Drop) handshake(signer ssh.Signer, hk *hostKeyChecker) error {
 	c, chans, reqs, err := ssh.NewClientConn(d.conn, d.cfg.Address, conf)
 	if err != nil {
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return fmt.Errorf("login as %q with key %s refused: %w", d.cfg.User, d.cfg.KeyFile, err)
+			return fmt.Errorf("accesso come %q con la chiave %s rifiutato: %w", d.cfg.User, d.cfg.KeyFile, err)
 		}
 		return err
 	}
@@ -286,7 +286,7 @@ func (d *Drop) do(ctx context.Context, fn func() error) error {
 // tells them: a failure of the environment.
 func (d *Drop) fail(op, name string, err error) error {
 	if d.conn.expired.Load() {
-		return drop.Unavailable(fmt.Errorf("sftp %s %s on %s: server stalled (no answer within %v): %w", op, name, d, d.cfg.Timeout, err))
+		return drop.Unavailable(fmt.Errorf("sftp %s %s su %s: server bloccato (nessuna risposta entro %v): %w", op, name, d, d.cfg.Timeout, err))
 	}
 	err = fmt.Errorf("sftp %s %s on %s: %w", op, name, d, err)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, drop.ErrUnsafePath) || errors.Is(err, context.Canceled) {

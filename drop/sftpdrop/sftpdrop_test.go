@@ -162,10 +162,10 @@ func TestHostKeyChecks(t *testing.T) {
 		msg        []string
 	}{
 		{"mismatch", sftptest.WriteKnownHosts(t, filepath.Join(dir, "mismatch"), srv.Addr, other), ErrHostKeyMismatch,
-			[]string{"sftp host key for " + srv.Addr + " does not match known_hosts " + filepath.Join(dir, "mismatch") +
-				" (possible man-in-the-middle; update known_hosts if the server key really changed)", "ssh-ed25519 SHA256:"}},
+			[]string{"la chiave del server sftp " + srv.Addr + " non corrisponde a known_hosts " + filepath.Join(dir, "mismatch") +
+				" (possibile man-in-the-middle; aggiornare known_hosts se la chiave del server è davvero cambiata)", "ssh-ed25519 SHA256:"}},
 		{"unknown host", sftptest.WriteKnownHosts(t, filepath.Join(dir, "unknown"), "127.0.0.1:1", srv.HostKey), ErrHostUnknown,
-			[]string{"sftp host " + srv.Addr + " is not in known_hosts " + filepath.Join(dir, "unknown")}},
+			[]string{"il server sftp " + srv.Addr + " non è in known_hosts " + filepath.Join(dir, "unknown")}},
 		{"revoked", func() string {
 			f := filepath.Join(dir, "revoked")
 			line := "@revoked * " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(srv.HostKey)))
@@ -223,7 +223,7 @@ func TestClientKeyChecks(t *testing.T) {
 		c := cfg
 		c.KeyFile = sftptest.NewKey(t).WritePrivate(t, filepath.Join(dir, "stranger"), 0o600)
 		_, err := Dial(context.Background(), c)
-		if err == nil || !strings.Contains(err.Error(), `login as "anpr" with key `+c.KeyFile+" refused") {
+		if err == nil || !strings.Contains(err.Error(), `accesso come "anpr" con la chiave `+c.KeyFile+" rifiutato") {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -317,7 +317,7 @@ func TestStalls(t *testing.T) {
 			}
 			return err
 		})
-		if !strings.Contains(err.Error(), "did not answer within 1s") {
+		if !strings.Contains(err.Error(), "non ha risposto entro 1s") {
 			t.Errorf("unclear error: %v", err)
 		}
 	})
@@ -347,7 +347,7 @@ func TestStalls(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = within(t, "reading", func() error { _, err := io.ReadAll(rc); return err })
-		if !strings.Contains(err.Error(), "server stalled") {
+		if !strings.Contains(err.Error(), "server bloccato") {
 			t.Errorf("unclear error: %v", err)
 		}
 		start := time.Now()
@@ -383,7 +383,7 @@ func TestStalls(t *testing.T) {
 		mustWrite(t, d, "a.csv", []byte("a"))
 		proxy.Freeze()
 		err := within(t, "List", func() error { _, err := d.List(context.Background(), "."); return err })
-		if !strings.Contains(err.Error(), "server stalled") {
+		if !strings.Contains(err.Error(), "server bloccato") {
 			t.Errorf("unclear error: %v", err)
 		}
 		start := time.Now()
