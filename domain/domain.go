@@ -249,6 +249,12 @@ type Postazione struct {
 	CertDER        []byte `json:"cert_der,omitempty"`
 	P12Sealed      []byte `json:"p12_sealed,omitempty"`      // PKCS#12, sealed with context "postazione/<code>/p12"
 	PasswordSealed []byte `json:"password_sealed,omitempty"` // its password, sealed with context "postazione/<code>/password"
+
+	// Issuer is the Subject Key Identifier (hex, upper case) of the CA that
+	// issued the certificate; empty for certificates issued before it was
+	// recorded, all of the first CA (docs/rules.md#ca-rollover).
+	Issuer string `json:"issuer,omitempty"`
+
 	// Failed issuance: the last error and the number of failed attempts.
 	LastError string `json:"last_error,omitempty"`
 	Attempts  int    `json:"attempts,omitempty"`
@@ -300,6 +306,9 @@ type PrevCert struct {
 	Final  time.Time `json:"final,omitempty"`
 	Motivo string    `json:"motivo,omitempty"` // the reason of the renewal
 	By     string    `json:"by,omitempty"`     // who asked the renewal
+	// Issuer is the KeyID of the CA that issued it (Postazione.Issuer
+	// when it was current); empty: the first CA's.
+	Issuer string `json:"issuer,omitempty"`
 }
 
 // SupersededAt is when pc stops being valid: the end of its overlap or

@@ -56,6 +56,7 @@ var certificatiJob = Job{
 type certResult struct {
 	code, istat string
 	cert        *x509.Certificate
+	issuer      string // the KeyID of the CA that issued cert
 	p12         []byte
 	password    string
 	err         error
@@ -164,7 +165,11 @@ func bundleDirs(env *Env, todo []*domain.Postazione) ([]string, error) {
 // issueAndCommit issues todo in parallel and commits the results per comune.
 func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Postazione, names map[string]string) error {
 	pc := env.Config.PKI
-	ca, err := pki.LoadCA(env.Config.Path(pc.CACert), env.Config.CAKey())
+	issuer, err := CurrentCA(env)
+	if err != nil {
+		return fmt.Errorf("certificati: CA: %w", err)
+	}
+	ca, err := issuer.Load()
 	if err != nil {
 		return fmt.Errorf("certificati: CA: %w", err)
 	}
@@ -180,7 +185,7 @@ func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Post
 	}
 	run.Add("pool_keys", len(pooled))
 	run.Add("fresh_keys", len(todo)-len(pooled))
-	results := issueAll(ctx, env, ca, todo, pooled, names)
+	results := issueAll(ctx, env, &signingCA{ca, issuer}, todo, pooled, names)
 	if err := ctx.Err(); err != nil {
 		return err // nothing committed: the requests stay pending
 	}
@@ -205,7 +210,7 @@ func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Post
 
 // issueAll issues todo on runtime.NumCPU() workers, the first ones with
 // the pooled keys; a cancelled ctx stops handing out postazioni.
-func issueAll(ctx context.Context, env *Env, ca *pki.CA, todo []*domain.Postazione, pooled []store.PoolKey, names map[string]string) []certResult {
+func issueAll(ctx context.Context, env *Env, ca *signingCA, todo []*domain.Postazione, pooled []store.PoolKey, names map[string]string) []certResult {
 	results := make([]certResult, len(todo))
 	jobsCh := make(chan int)
 	var wg sync.WaitGroup
@@ -233,7 +238,7 @@ feed:
 
 // issueTodo issues postazione p, the i-th of the batch, with the i-th
 // pooled key when there is one, else with a fresh key.
-func issueTodo(env *Env, ca *pki.CA, p *domain.Postazione, pooled []store.PoolKey, i int, comune string) certResult {
+func issueTodo(env *Env, ca *signingCA, p *domain.Postazione, pooled []store.PoolKey, i int, comune string) certResult {
 	pc := env.Config.PKI
 	var key crypto.Signer
 	if i < len(pooled) {
@@ -243,8 +248,7 @@ func issueTodo(env *Env, ca *pki.CA, p *domain.Postazione, pooled []store.PoolKe
 		}
 		key = k
 	}
-	disc := pki.Discovery{CRL: pc.CRLURL, OCSP: pc.OCSPURL, CAIssuers: pc.CAIssuersURL}
-	return issueOne(ca, key, p.Code, p.ISTAT, comune, pc.KeyAlgorithm, pc.Encoding, pc.ValidityDays, pc.PasswordAlphabet, pc.PasswordLength, disc)
+	return issueOne(ca, key, p.Code, p.ISTAT, comune, pc.KeyAlgorithm, pc.Encoding, pc.ValidityDays, pc.PasswordAlphabet, pc.PasswordLength, ca.issuer.Discovery(env.Config))
 }
 
 // groupByComune groups results by comune, keeping code order; order is the
@@ -331,6 +335,7 @@ func activateIssued(tx *store.Tx, env *Env, src store.Source, p *domain.Postazio
 	p.Serial = serial
 	p.NotAfter = r.cert.NotAfter
 	p.CertDER = r.cert.Raw
+	p.Issuer = r.issuer
 	p.P12Sealed = env.Sealer.Seal(r.p12, domain.P12SealContext(p.Code))
 	p.PasswordSealed = env.Sealer.Seal([]byte(r.password), domain.PasswordSealContext(p.Code))
 	p.LastError = ""
@@ -339,6 +344,13 @@ func activateIssued(tx *store.Tx, env *Env, src store.Source, p *domain.Postazio
 	}
 	return tx.Record(src, "postazione.attiva", "postazione", p.Code,
 		fmt.Sprintf("certificato emesso, seriale %s, scade %s", serial, r.cert.NotAfter.UTC().Format("2006-01-02")))
+}
+
+// signingCA is the current CA (docs/rules.md#ca-rollover), opened: every
+// certificate of a batch is issued by it.
+type signingCA struct {
+	*pki.CA
+	issuer *IssuerCA
 }
 
 // renewable reports whether p has a renewal the certificati batch may
@@ -356,6 +368,7 @@ func renewIssued(tx *store.Tx, env *Env, src store.Source, p *domain.Postazione,
 	old := p.Serial
 	overlap := env.Config.PKI.RenewOverlap
 	lifecycle.Supersede(p, serial, r.cert.Raw, r.cert.NotAfter, tx.Now, overlap)
+	p.Issuer = r.issuer // the current CA's: a renewal moves the certificate to it
 	p.P12Sealed = env.Sealer.Seal(r.p12, domain.P12SealContext(p.Code))
 	p.PasswordSealed = env.Sealer.Seal([]byte(r.password), domain.PasswordSealContext(p.Code))
 	p.LastError = ""
@@ -421,9 +434,10 @@ func finalizeSupersessions(env *Env, run *Run) error {
 
 // issueOne makes the certificate and PKCS#12 of one postazione, with key
 // (from the pool) or, when key is nil, a fresh key of algorithm alg; the
-// certificate names the CRL and OCSP URLs of disc.
-func issueOne(ca *pki.CA, key crypto.Signer, code, istat, comune, alg, encoding string, days int, pwAlphabet string, pwLen int, disc pki.Discovery) certResult {
-	r := certResult{code: code, istat: istat}
+// certificate names the CRL and OCSP URLs of disc, the PKCS#12 carries the
+// CA's chain.
+func issueOne(ca *signingCA, key crypto.Signer, code, istat, comune, alg, encoding string, days int, pwAlphabet string, pwLen int, disc pki.Discovery) certResult {
+	r := certResult{code: code, istat: istat, issuer: ca.issuer.KeyID}
 	if key == nil {
 		var err error
 		if key, err = pki.GenerateKey(alg); err != nil {
@@ -441,7 +455,7 @@ func issueOne(ca *pki.CA, key crypto.Signer, code, istat, comune, alg, encoding 
 		r.err = err
 		return r
 	}
-	p12, err := pki.EncodeP12(key, cert, []*x509.Certificate{ca.Cert}, pw, encoding, code)
+	p12, err := pki.EncodeP12(key, cert, ca.issuer.Chain(), pw, encoding, code)
 	if err != nil {
 		r.err = err
 		return r

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/csv"
@@ -280,7 +281,7 @@ func warnExpiries(env *Env, run *Run) error {
 			return fmt.Errorf("scadenze: warning of card %s: %w", serial, err)
 		}
 	}
-	return nil
+	return warnCAExpiry(env, run)
 }
 
 // dueWarnings is one read pass that finds what has a warning due: the
@@ -532,4 +533,48 @@ func maxDays(ws []warning) int {
 		m = max(m, w.th)
 	}
 	return m
+}
+
+// CAWarnThresholds are the days before the current CA's certificate
+// expires at which scadenze warns (docs/rules.md#ca-rollover).
+var CAWarnThresholds = []int{180, 90, 30}
+
+// caWarnedMeta keeps, per CA (its KeyID), the last threshold warned.
+func caWarnedMeta(keyID string) string { return "ca-expiry-warned/" + keyID }
+
+// warnCAExpiry warns, once per threshold, when the current CA's
+// certificate expires within 180, 90 or 30 days: a history entry
+// (ca.scadenza) and a warning in the log, both saying to run `anprsec ca
+// rinnova`. The days left are a value of the run (ca_days_left).
+func warnCAExpiry(env *Env, run *Run) error {
+	cur, err := CurrentCA(env)
+	if err != nil {
+		run.Log.Warn("scadenze: the CA certificate cannot be read: its expiry is not checked", "err", err)
+		return nil
+	}
+	return env.Store.Update(func(tx *store.Tx) error {
+		days := daysLeft(cur.Cert.NotAfter, tx.Now)
+		run.Set("ca_days_left", days)
+		var warned int
+		if err := tx.Meta(caWarnedMeta(cur.KeyID), &warned); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		th := 0
+		for _, t := range CAWarnThresholds {
+			if days <= t && (warned == 0 || t < warned) {
+				th = t
+			}
+		}
+		if th == 0 {
+			return nil
+		}
+		if err := tx.SetMeta(caWarnedMeta(cur.KeyID), th); err != nil {
+			return err
+		}
+		run.Add("ca_avvisi", 1)
+		run.Log.Warn("scadenze: the CA certificate expires soon: run `anprsec ca rinnova`", "ca", cur.KeyID, "days_left", days, "not_after", cur.Cert.NotAfter)
+		return tx.Record(store.Source{Actor: ScadenzeActor}, "ca.scadenza", "ca", cur.KeyID,
+			fmt.Sprintf("il certificato della CA %s scade il %s (fra %d giorni, soglia %d): eseguire `anprsec ca rinnova`",
+				cur.KeyID, cur.Cert.NotAfter.In(cmp.Or(env.Loc, time.UTC)).Format("02/01/2006"), days, th))
+	})
 }

@@ -92,7 +92,9 @@ func RequestRenewalTx(tx *store.Tx, src store.Source, code, motivo string, auto 
 // current one of p, which must have a pending renewal: the certificate it
 // replaces becomes a predecessor valid for overlap from now, and any
 // earlier predecessor still in its overlap stops being valid now. The
-// caller stores p with its history entry.
+// predecessor keeps its issuer (docs/rules.md#ca-rollover); the caller
+// records the new certificate's (Postazione.Issuer) and stores p with its
+// history entry.
 func Supersede(p *domain.Postazione, serial string, der []byte, notAfter, now time.Time, overlap time.Duration) {
 	for i := range p.Predecessors {
 		pc := &p.Predecessors[i]
@@ -101,7 +103,7 @@ func Supersede(p *domain.Postazione, serial string, der []byte, notAfter, now ti
 		}
 	}
 	prev := domain.PrevCert{Serial: p.Serial, NotAfter: p.NotAfter, CertDER: p.CertDER,
-		SupersededBy: serial, Replaced: now, OverlapUntil: now.Add(overlap)}
+		SupersededBy: serial, Replaced: now, OverlapUntil: now.Add(overlap), Issuer: p.Issuer}
 	if c, err := x509.ParseCertificate(p.CertDER); err == nil {
 		prev.NotBefore = c.NotBefore
 	}

@@ -397,3 +397,20 @@ func (s *OCSPSigner) Sign(certID []byte, st OCSPStatus, now time.Time, validity 
 	}
 	return asn1.Marshal(ocspResponseASN1{Status: asn1.Enumerated(ocsp.Success), Response: ocspResponseBytes{ResponseType: oidOCSPBasic, Response: basic}})
 }
+
+// IssuedBy reports whether req asks about a certificate of issuer: the
+// request's issuer name and key hashes are issuer's. After a CA rollover
+// the CAs share their name, and the key hash tells them apart.
+func (req *OCSPRequest) IssuedBy(issuer *x509.Certificate) bool {
+	if _, ok := hashOIDs[req.Hash]; !ok || !req.Hash.Available() {
+		return false
+	}
+	key, err := subjectPublicKeyBits(issuer.RawSubjectPublicKeyInfo)
+	if err != nil {
+		return false
+	}
+	nh, kh := req.Hash.New(), req.Hash.New()
+	nh.Write(issuer.RawSubject)
+	kh.Write(key)
+	return bytes.Equal(kh.Sum(nil), req.IssuerKeyHash) && bytes.Equal(nh.Sum(nil), req.IssuerNameHash)
+}

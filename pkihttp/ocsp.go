@@ -65,8 +65,13 @@ type ResponderOptions struct {
 	// (pki.ocsp_nonce_rate): requests with a nonce, and serials never
 	// issued; 0: none.
 	NonceRate float64
-	Now       func() time.Time
-	Log       *slog.Logger
+	// Later: the CA is not the first of the store (docs/rules.md#ca-rollover):
+	// it answers only for certificates recorded as its own
+	// (Postazione.Issuer); the first CA also for those recorded before
+	// the issuer was.
+	Later bool
+	Now   func() time.Time
+	Log   *slog.Logger
 }
 
 // Responder answers OCSP requests (RFC 6960) about the certificates of one
@@ -343,6 +348,9 @@ func (r *Responder) Respond(reqDER []byte) Answer {
 		return err
 	})
 	now := r.o.Now()
+	if err == nil && !r.owns(raw, serial) {
+		err = store.ErrNotFound // another CA's certificate with this serial
+	}
 	if errors.Is(err, store.ErrNotFound) || req.Serial.Sign() <= 0 {
 		if !r.fresh.take(now) {
 			return Answer{DER: ocsp.TryLaterErrorResponse}
@@ -400,6 +408,35 @@ func (r *Responder) sign(s *pki.OCSPSigner, req *pki.OCSPRequest, st pki.OCSPSta
 	t := now.UTC().Truncate(time.Second)
 	return Answer{DER: der, ThisUpdate: t, NextUpdate: t.Add(r.o.Validity)}
 }
+
+// owns reports whether serial, of the serial index entry raw (its
+// postazione's current certificate or one replaced by a renewal), is a
+// certificate of the responder's CA.
+func (r *Responder) owns(raw []byte, serial string) bool {
+	var p struct {
+		Serial       string `json:"serial"`
+		Issuer       string `json:"issuer"`
+		Predecessors []struct {
+			Serial string `json:"serial"`
+			Issuer string `json:"issuer"`
+		} `json:"predecessors"`
+	}
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return true // statusOf reports it
+	}
+	issuer := p.Issuer
+	if !strings.EqualFold(serial, p.Serial) {
+		for _, pc := range p.Predecessors {
+			if strings.EqualFold(serial, pc.Serial) {
+				issuer = pc.Issuer
+			}
+		}
+	}
+	return issuer == r.caKeyID || (issuer == "" && !r.o.Later)
+}
+
+// CACert is the certificate of the CA the responder answers for.
+func (r *Responder) CACert() *x509.Certificate { return r.o.CACert }
 
 // statusOf is the OCSP status at now of the certificate serial of a serial
 // index entry (its postazione's current certificate or a predecessor,
@@ -494,6 +531,11 @@ func derHeader(tag byte, n int) []byte {
 // Last-Modified and ETag, must be revalidated (a status change is
 // answered at once), and a conditional GET of an unchanged one gets 304.
 func (r *Responder) serveHTTP(w http.ResponseWriter, req *http.Request, base string) {
+	serveOCSP(w, req, base, r.Respond)
+}
+
+// serveOCSP is serveHTTP with the answers of respond.
+func serveOCSP(w http.ResponseWriter, req *http.Request, base string, respond func([]byte) Answer) {
 	var der []byte
 	switch req.Method {
 	case http.MethodPost:
@@ -521,7 +563,7 @@ func (r *Responder) serveHTTP(w http.ResponseWriter, req *http.Request, base str
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	a := r.Respond(der)
+	a := respond(der)
 	h := w.Header()
 	h.Set("Content-Type", "application/ocsp-response")
 	if req.Method == http.MethodGet && a.Cacheable {

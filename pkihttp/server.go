@@ -21,7 +21,10 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/ocsp"
+
 	"anprsec/internal/httpserve"
+	"anprsec/pki"
 	"anprsec/store"
 )
 
@@ -48,18 +51,44 @@ type Options struct {
 	CRLURL, OCSPURL, CAIssuersURL string
 	// OCSP answers OCSP requests at the path of OCSPURL; nil: none.
 	OCSP *Responder
-	Now  func() time.Time
-	Log  *slog.Logger
+	// Later are the CAs made by rollovers after the first (CACert above),
+	// each with its CRL and certificate at paths of its own; OCSP requests
+	// go, at the one path, to the responder of the CA they name.
+	Later []LaterCA
+	Now   func() time.Time
+	Log   *slog.Logger
+}
+
+// LaterCA is a CA after the first (docs/rules.md#ca-rollover).
+type LaterCA struct {
+	// Tag names its CRL in the store (store.Tx.LastCRLOf).
+	Tag string
+	// Cert is its certificate, Cross its certificate under the previous
+	// CA: the path of CAIssuersURL serves Cross while it is valid (what a
+	// relying party that trusts the previous CA needs), then Cert.
+	Cert, Cross *x509.Certificate
+	// The URLs written into its certificates (tagged): only their paths
+	// matter here.
+	CRLURL, CAIssuersURL string
+	// OCSP answers for its certificates; nil: none (a retired CA).
+	OCSP *Responder
 }
 
 // Server serves the CRL, the CA certificate and OCSP.
 type Server struct {
 	o                         Options
 	crlPath, caPath, ocspPath string
+	// the later CAs' CRLs (path -> tag) and certificates (path -> CA)
+	laterCRL map[string]string
+	laterCA  map[string]*LaterCA
 
-	crlMu     sync.Mutex
-	crl       *store.CRL
-	crlLoaded time.Time
+	crlMu sync.Mutex
+	crls  map[string]*loadedCRL // by tag
+}
+
+type loadedCRL struct {
+	crl    *store.CRL
+	loaded time.Time
 }
 
 // New makes a Server.
@@ -85,7 +114,44 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("pkihttp: pki.ocsp_url: %w", err)
 	}
 	s.ocspPath = strings.TrimSuffix(s.ocspPath, "/")
+	s.crls = map[string]*loadedCRL{}
+	s.laterCRL, s.laterCA = map[string]string{}, map[string]*LaterCA{}
+	taken := map[string]bool{s.crlPath: true, s.caPath: true}
+	for i := range o.Later {
+		if err := s.addLater(&o.Later[i], taken); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// addLater routes the CRL and certificate paths of a later CA; taken are
+// the paths routed already.
+func (s *Server) addLater(l *LaterCA, taken map[string]bool) error {
+	if l.Tag == "" || l.Cert == nil {
+		return errors.New("pkihttp: a later CA needs its tag and certificate")
+	}
+	crlPath, err := pathOf(l.CRLURL, "")
+	if err != nil {
+		return fmt.Errorf("pkihttp: CRL URL of CA %s: %w", l.Tag, err)
+	}
+	caPath, err := pathOf(l.CAIssuersURL, "")
+	if err != nil {
+		return fmt.Errorf("pkihttp: CA issuers URL of CA %s: %w", l.Tag, err)
+	}
+	for _, p := range []string{crlPath, caPath} {
+		if p != "" && taken[p] {
+			return fmt.Errorf("pkihttp: CA %s: path %s is served already", l.Tag, p)
+		}
+		taken[p] = true
+	}
+	if crlPath != "" {
+		s.laterCRL[crlPath] = l.Tag
+	}
+	if caPath != "" {
+		s.laterCA[caPath] = l
+	}
+	return nil
 }
 
 // Paths returns the paths served: CRL, CA certificate, OCSP.
@@ -120,14 +186,59 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	switch {
 	case p == s.crlPath:
-		s.serveCRL(w, r)
+		s.serveCRL(w, r, "")
 	case p == s.caPath:
-		s.serveCA(w, r)
-	case s.o.OCSP != nil && (p == s.ocspPath || strings.HasPrefix(p, s.ocspPath+"/")):
-		s.o.OCSP.serveHTTP(w, r, s.ocspPath)
+		s.serveCA(w, r, s.o.CACert)
+	case s.laterCRL[p] != "":
+		s.serveCRL(w, r, s.laterCRL[p])
+	case s.laterCA[p] != nil:
+		l := s.laterCA[p]
+		c := l.Cert
+		if l.Cross != nil && s.o.Now().Before(l.Cross.NotAfter) {
+			c = l.Cross
+		}
+		s.serveCA(w, r, c)
+	case s.hasOCSP() && (p == s.ocspPath || strings.HasPrefix(p, s.ocspPath+"/")):
+		if len(s.o.Later) == 0 {
+			s.o.OCSP.serveHTTP(w, r, s.ocspPath)
+			return
+		}
+		serveOCSP(w, r, s.ocspPath, s.respond)
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+func (s *Server) hasOCSP() bool {
+	if s.o.OCSP != nil {
+		return true
+	}
+	for _, l := range s.o.Later {
+		if l.OCSP != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// respond hands an OCSP request to the responder of the CA it names by its
+// issuer name and key hashes (docs/rules.md#ca-rollover); a request about
+// none of them is unauthorized.
+func (s *Server) respond(der []byte) Answer {
+	req, err := pki.ParseOCSPRequest(der)
+	if err != nil {
+		return Answer{DER: ocsp.MalformedRequestErrorResponse}
+	}
+	responders := []*Responder{s.o.OCSP}
+	for _, l := range s.o.Later {
+		responders = append(responders, l.OCSP)
+	}
+	for _, r := range responders {
+		if r != nil && req.IssuedBy(r.CACert()) {
+			return r.Respond(der)
+		}
+	}
+	return Answer{DER: ocsp.UnauthorizedErrorResponse}
 }
 
 func getOnly(w http.ResponseWriter, r *http.Request) bool {
@@ -142,11 +253,11 @@ func getOnly(w http.ResponseWriter, r *http.Request) bool {
 // serveCRL serves the last CRL the crl job signed, DER, as
 // application/pkix-crl (RFC 2585), with Last-Modified = its thisUpdate;
 // 404 before the first.
-func (s *Server) serveCRL(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveCRL(w http.ResponseWriter, r *http.Request, tag string) {
 	if !getOnly(w, r) {
 		return
 	}
-	c, err := s.lastCRL()
+	c, err := s.lastCRL(tag)
 	if errors.Is(err, store.ErrNotFound) {
 		http.Error(w, "no CRL signed yet", http.StatusNotFound)
 		return
@@ -161,35 +272,35 @@ func (s *Server) serveCRL(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", c.ThisUpdate, bytes.NewReader(c.DER))
 }
 
-// lastCRL returns the last CRL of the store, read again at most every
-// crlRefresh.
-func (s *Server) lastCRL() (*store.CRL, error) {
+// lastCRL returns the last CRL of the CA tagged tag ("" the first CA),
+// read again from the store at most every crlRefresh.
+func (s *Server) lastCRL(tag string) (*store.CRL, error) {
 	s.crlMu.Lock()
 	defer s.crlMu.Unlock()
 	now := s.o.Now()
-	if s.crl != nil && now.Sub(s.crlLoaded) < crlRefresh && !now.Before(s.crlLoaded) {
-		return s.crl, nil
+	if l := s.crls[tag]; l != nil && now.Sub(l.loaded) < crlRefresh && !now.Before(l.loaded) {
+		return l.crl, nil
 	}
 	var c *store.CRL
 	if err := s.o.Store.View(func(tx *store.Tx) error {
 		var err error
-		c, err = tx.LastCRL()
+		c, err = tx.LastCRLOf(tag)
 		return err
 	}); err != nil {
 		return nil, err
 	}
-	s.crl, s.crlLoaded = c, now
+	s.crls[tag] = &loadedCRL{crl: c, loaded: now}
 	return c, nil
 }
 
-// serveCA serves the CA certificate, DER, as application/pkix-cert.
-func (s *Server) serveCA(w http.ResponseWriter, r *http.Request) {
+// serveCA serves a CA certificate, DER, as application/pkix-cert.
+func (s *Server) serveCA(w http.ResponseWriter, r *http.Request, c *x509.Certificate) {
 	if !getOnly(w, r) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/pkix-cert")
 	w.Header().Set("Cache-Control", "public, max-age=3600, no-transform")
-	http.ServeContent(w, r, "", s.o.CACert.NotBefore, bytes.NewReader(s.o.CACert.Raw))
+	http.ServeContent(w, r, "", c.NotBefore, bytes.NewReader(c.Raw))
 }
 
 // Listen opens the public address pki.http_address.

@@ -1,6 +1,9 @@
 package store
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // CRLSequence is the name of the gap-free counter of CRL numbers
 // (tx.Sequence(CRLSequence)).
@@ -20,13 +23,22 @@ type CRL struct {
 	Files      []string  `json:"files,omitempty"`
 }
 
-// LastCRL returns the last CRL signed (ErrNotFound before the first).
+// LastCRL returns the last CRL signed by the current CA (ErrNotFound
+// before the first); see LastCRLOf for the CRL of each CA.
 func (tx *Tx) LastCRL() (*CRL, error) {
-	var c CRL
-	if err := tx.Meta(crlMetaKey, &c); err != nil {
+	tag := ""
+	reg, err := tx.CARegistry()
+	switch {
+	case err == nil:
+		for _, c := range reg.CAs {
+			if c.KeyID == reg.Current {
+				tag = c.Tag
+			}
+		}
+	case !errors.Is(err, ErrNotFound):
 		return nil, err
 	}
-	return &c, nil
+	return tx.LastCRLOf(tag)
 }
 
 // PutCRL stores the last CRL signed.

@@ -37,7 +37,7 @@ func serialKey(serial string) string { return serialPrefix + strings.ToUpper(ser
 // decide its status and its predecessors' (without their certificates).
 func serialEntry(p *domain.Postazione) *domain.Postazione {
 	e := &domain.Postazione{
-		Code: p.Code, ISTAT: p.ISTAT, Server: p.Server, State: p.State, Serial: p.Serial, NotAfter: p.NotAfter,
+		Code: p.Code, ISTAT: p.ISTAT, Server: p.Server, State: p.State, Serial: p.Serial, NotAfter: p.NotAfter, Issuer: p.Issuer,
 		HoldSince: p.HoldSince, RevokedAt: p.RevokedAt, RevocationReason: p.RevocationReason,
 		Created: p.Created, Updated: p.Updated,
 	}
@@ -114,6 +114,30 @@ func (tx *Tx) EachSerial(fn func(serial string) error) error {
 	return tx.scan(serialPrefix, false, func(k string, _ []byte) (bool, error) {
 		return true, fn(strings.TrimPrefix(k, serialPrefix))
 	})
+}
+
+// EachSerialEntry calls fn with the index entry of every current
+// certificate (the fields of a status, issuer and expiry: no certificate,
+// key or PKCS#12), in the index's order.
+func (tx *Tx) EachSerialEntry(fn func(p *domain.Postazione) error) error {
+	return tx.scan(serialPrefix, true, func(_ string, v []byte) (bool, error) {
+		var p domain.Postazione
+		if err := json.Unmarshal(v, &p); err != nil {
+			return false, err
+		}
+		return true, fn(&p)
+	})
+}
+
+// SerialsIndexed reports whether every postazione is in the serial index
+// (IndexSerials has completed it once).
+func (tx *Tx) SerialsIndexed() (bool, error) {
+	done := false
+	err := tx.Meta(serialIndexMeta, &done)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return done, err
 }
 
 // IndexSerials makes sure every postazione with a certificate is in the

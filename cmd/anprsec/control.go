@@ -40,11 +40,12 @@ type daemonSide struct {
 
 // localOnly are the commands that never go through the daemon: those
 // that make or replace the store or its keys (they need the daemon
-// stopped), the daemon itself, status (which asks the daemon over HTTP),
-// the generators that do not read the store, and help.
+// stopped), the CA rollover (a new CA key; the daemon serves the CAs it
+// found at its start), the daemon itself, status (which asks the daemon
+// over HTTP), the generators that do not read the store, and help.
 var localOnly = []string{
 	"anprsec", "anprsec help", "anprsec completion", "anprsec __complete", "anprsec __completeNoDesc",
-	"anprsec init", "anprsec run", "anprsec restore", "anprsec status", "anprsec keys",
+	"anprsec init", "anprsec run", "anprsec restore", "anprsec status", "anprsec keys", "anprsec ca rinnova",
 	"anprsec gen censimento", "anprsec gen firma",
 }
 

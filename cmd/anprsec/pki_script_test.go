@@ -3,6 +3,7 @@ package main
 import (
 	"archive/zip"
 	"bufio"
+	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -31,6 +32,8 @@ func TestPKIScripts(t *testing.T) {
 	p.Cmds["waitport"] = cmdWaitPort
 	p.Cmds["p12cert"] = cmdP12Cert
 	p.Cmds["softhsm"] = cmdSoftHSM
+	p.Cmds["p12file"] = cmdP12File
+	p.Cmds["certserial"] = cmdCertSerial
 	p.Condition = func(cond string) (bool, error) {
 		if cond != "softhsm" {
 			return false, fmt.Errorf("unknown condition %q", cond)
@@ -177,4 +180,51 @@ func cmdP12Cert(ts *testscript.TestScript, neg bool, args []string) {
 	_, cert, _, err := pkcs12.DecodeChain(read(args[1]+".p12"), password)
 	ts.Check(err)
 	ts.Check(os.WriteFile(ts.MkAbs(args[2]), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644))
+}
+
+// p12file ZIP CODE OUT VAR
+//
+// writes <CODE>.p12 of a certificate bundle to OUT and sets VAR to its
+// password from password.txt, for `openssl pkcs12 -passin env:VAR`.
+func cmdP12File(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 4 {
+		ts.Fatalf("usage: p12file ZIP CODE OUT VAR")
+	}
+	zr, err := zip.OpenReader(ts.MkAbs(args[0]))
+	ts.Check(err)
+	defer zr.Close()
+	read := func(name string) []byte {
+		f, err := zr.Open(name)
+		ts.Check(err)
+		defer f.Close()
+		b, err := io.ReadAll(f)
+		ts.Check(err)
+		return b
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(read("password.txt"))))
+	for sc.Scan() {
+		if code, pw, ok := strings.Cut(sc.Text(), ";"); ok && code == args[1] {
+			ts.Setenv(args[3], pw)
+		}
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[2]), read(args[1]+".p12"), 0o600))
+}
+
+// certserial PEM VAR
+//
+// sets VAR to the serial of the certificate in PEM, in hexadecimal as
+// `openssl crl -text` prints it (`openssl ocsp -serial 0x$VAR`).
+func cmdCertSerial(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: certserial PEM VAR")
+	}
+	data, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	b, _ := pem.Decode(data)
+	if b == nil {
+		ts.Fatalf("certserial: no PEM in %s", args[0])
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	ts.Check(err)
+	ts.Setenv(args[1], fmt.Sprintf("%X", c.SerialNumber))
 }

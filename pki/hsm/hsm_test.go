@@ -132,3 +132,23 @@ func TestGeneratedKeyStaysInTheToken(t *testing.T) {
 		t.Errorf("extractable:\n%s", text)
 	}
 }
+
+// The key of a rolled-over CA is another object of the same token, reached
+// with the same module and PIN: the URI keeps everything but the key's
+// label and id.
+func TestWithObjectNamesAnotherKeyOfTheSameToken(t *testing.T) {
+	u, err := hsm.ParseURI("pkcs11:token=anprsec;object=ca-2026;id=%01%02?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/srv/hsm.pin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := u.WithObject("ca-2026-20270115")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Token != "anprsec" || n.Object != "ca-2026-20270115" || len(n.ID) != 0 || n.ModulePath != u.ModulePath || n.PinFile != "/srv/hsm.pin" {
+		t.Errorf("WithObject = %+v", n)
+	}
+	if want := "pkcs11:token=anprsec;object=ca-2026-20270115?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/srv/hsm.pin"; n.String() != want {
+		t.Errorf("WithObject = %s, want %s", n, want)
+	}
+}

@@ -198,3 +198,24 @@ func (u *URI) PIN() (string, error) {
 // ErrNoCgo is returned by Open and Generate in a build without cgo.
 var ErrNoCgo = errors.New("this anprsec was built without cgo (CGO_ENABLED=0) and cannot load a PKCS#11 module: " +
 	"build it with cgo and a C compiler (the default build), or set pki.ca_key to a PEM key file")
+
+// WithObject is u naming another key of the same token: the key labelled
+// label (object=label, no id=), with the same module and PIN (a new CA key
+// beside the old one, docs/rules.md#ca-rollover).
+func (u *URI) WithObject(label string) (*URI, error) {
+	path, query, hasQuery := strings.Cut(strings.TrimPrefix(u.raw, Scheme), "?")
+	var attrs []string
+	for _, a := range splitNonEmpty(path, ";") {
+		k, _, _ := strings.Cut(a, "=")
+		if k = strings.ToLower(k); k == "object" || k == "id" {
+			continue
+		}
+		attrs = append(attrs, a)
+	}
+	attrs = append(attrs, "object="+url.PathEscape(label))
+	s := Scheme + strings.Join(attrs, ";")
+	if hasQuery {
+		s += "?" + query
+	}
+	return ParseURI(s)
+}
