@@ -192,6 +192,14 @@ type Config struct {
 		Destinatari []string `yaml:"destinatari"`
 	} `yaml:"registro"`
 
+	Retention struct {
+		// PersonaDays is how long a person left with no utenza and no
+		// card that is not REVOCATA stays in the store after his last
+		// change; the job pulizia-persone then erases him
+		// (docs/personal-data.md).
+		PersonaDays int `yaml:"persona_days"`
+	} `yaml:"retention"`
+
 	Metrics struct {
 		// Address (host:port, loopback only) where `anprsec run` serves
 		// /metrics, /healthz and /status; empty disables the server.
@@ -444,6 +452,9 @@ func (c *Config) validateMail() error {
 		if _, err := mail.ParseAddress(a); err != nil {
 			return fmt.Errorf("registro.destinatari: %q: %v", a, err)
 		}
+	}
+	if c.Retention.PersonaDays < 1 {
+		return fmt.Errorf("retention.persona_days must be at least 1 (days a person without utenza and card is kept)")
 	}
 	return nil
 }

@@ -79,6 +79,7 @@ var Names = []string{
 	"ingest-censimento", "ingest-consegne", "ingest-richieste", "certificati", "crl",
 	"ordini-sc", "invio-pin", "export-audit", "scadenze", "registro",
 	"pool-chiavi", // the key pool of the certificati job
+	"pulizia-persone",
 }
 
 // All returns the implemented jobs.
@@ -95,5 +96,6 @@ func All() []Job {
 		invioJob,
 		exportJob,
 		registroJob,
+		puliziaJob,
 	}
 }

@@ -62,9 +62,13 @@ func (tx *Tx) Utenza(istat, cf string) (*domain.Utenza, error) {
 	return &u, tx.get(utenzaKey(istat, cf), &u)
 }
 
-// PutUtenza stores an utenza and its by-CF index.
+// PutUtenza stores an utenza and its by-CF index, and links its e-mail
+// addresses to the person's pseudonym (docs/personal-data.md#pseudonyms).
 func (tx *Tx) PutUtenza(u *domain.Utenza) error {
 	if err := tx.setRaw("i/u-cf/"+u.CF+"/"+u.ISTAT, nil); err != nil {
+		return err
+	}
+	if err := tx.linkEmails(u.CF, u.Email, u.PEC); err != nil {
 		return err
 	}
 	return tx.set(utenzaKey(u.ISTAT, u.CF), u)
