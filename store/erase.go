@@ -116,7 +116,66 @@ func (tx *Tx) ErasePersons(cfs []string) ([]string, error) {
 	if err := tx.eraseMails(clear); err != nil {
 		return nil, err
 	}
+	if err := tx.scrubRest(clear); err != nil {
+		return nil, err
+	}
 	return tokens, nil
+}
+
+// notScrubbed are the prefixes scrubRest leaves alone: the history (which
+// holds pseudonyms only) and what ErasePersons handles itself.
+var notScrubbed = []string{"h/", "hl/", "hn/", "pv/", "pt/", "s/", "o/", "i/"}
+
+// scrubRest puts the pseudonym in place of an erased codice fiscale or
+// e-mail address in every other record that names one (the receipt lines
+// of input files, a job's notes): one pass over the store.
+func (tx *Tx) scrubRest(clear map[string]string) error {
+	type fix struct {
+		key string
+		val []byte
+	}
+	var fixes []fix
+	err := tx.each("", func(k string, v []byte) error {
+		for _, p := range notScrubbed {
+			if strings.HasPrefix(k, p) {
+				return nil
+			}
+		}
+		if nv, ok := scrub(string(v), clear); ok {
+			fixes = append(fixes, fix{k, []byte(nv)})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range fixes {
+		if err := tx.setRaw(f.key, f.val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scrub replaces each codice fiscale or e-mail address of s found in clear
+// by its pseudonym; ok tells whether it replaced any.
+func scrub(s string, clear map[string]string) (string, bool) {
+	var b strings.Builder
+	last := 0
+	for _, sp := range personalSpans(s) {
+		t, found := clear[pseudoKey(s[sp[0]:sp[1]])]
+		if !found {
+			continue
+		}
+		b.WriteString(s[last:sp[0]])
+		b.WriteString(t)
+		last = sp[1]
+	}
+	if last == 0 {
+		return s, false
+	}
+	b.WriteString(s[last:])
+	return b.String(), true
 }
 
 // eraseMapping deletes both records of a pseudonym's mapping.

@@ -90,7 +90,10 @@ func (tx *Tx) Record(src Source, action, kind, key, detail string) error {
 		}
 	}
 	// Persons are named by pseudonyms (docs/personal-data.md#pseudonyms).
-	var err error
+	err := tx.linkByEntry(key, detail)
+	if err != nil {
+		return err
+	}
 	if src.Actor, err = tx.Pseudonymize(src.Actor); err != nil {
 		return err
 	}

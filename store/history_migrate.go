@@ -57,6 +57,11 @@ type histPseudo struct {
 	EntrySeq uint64 `json:"entry_seq,omitempty"` // number of storia.pseudonimizzata
 }
 
+// migrationCrash, set by tests, is called after each transaction of the
+// build and swap phases: an error stops the migration there, as a crash
+// would.
+var migrationCrash func(phase string) error
+
 // MigrationActor is the actor of the entry that closes the migration.
 const MigrationActor = "anprsec"
 
@@ -165,6 +170,9 @@ func (s *Store) migrateBuild(st *histPseudo) (uint64, error) {
 					if err := json.Unmarshal(body, &e); err != nil || e.Seq != want {
 						return fmt.Errorf("%w: entry %d has a bad body", ErrChainBroken, want)
 					}
+					if err := tx.linkByEntry(e.Key, e.Detail); err != nil {
+						return err
+					}
 					for _, f := range []*string{&e.Actor, &e.Key, &e.Detail} {
 						v, err := tx.Pseudonymize(*f)
 						if err != nil {
@@ -202,6 +210,11 @@ func (s *Store) migrateBuild(st *histPseudo) (uint64, error) {
 		})
 		if err != nil {
 			return done, err
+		}
+		if migrationCrash != nil {
+			if err := migrationCrash(migBuild); err != nil {
+				return done, err
+			}
 		}
 	}
 	// The closing entry, with the old chain's head and digest.
@@ -306,6 +319,11 @@ func (s *Store) finishSwap() error {
 		})
 		if err != nil {
 			return err
+		}
+		if migrationCrash != nil {
+			if err := migrationCrash(migSwap); err != nil {
+				return err
+			}
 		}
 	}
 	return s.updateLocked(func(tx *Tx) error {

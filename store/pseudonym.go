@@ -150,6 +150,28 @@ func (tx *Tx) linkEmails(cf string, emails ...string) error {
 	return nil
 }
 
+// linkByEntry links the e-mail addresses of a history entry to the person
+// its key names, when it names exactly one: "058091/<cf>" with "e-mail
+// <address>" in the detail.
+func (tx *Tx) linkByEntry(key, detail string) error {
+	if !strings.Contains(detail, "@") && !strings.Contains(key, "@") {
+		return nil
+	}
+	var cfs, emails []string
+	for _, sp := range personalSpans(key + " " + detail) {
+		v := (key + " " + detail)[sp[0]:sp[1]]
+		if strings.Contains(v, "@") {
+			emails = append(emails, v)
+		} else if sp[1] <= len(key) {
+			cfs = append(cfs, v)
+		}
+	}
+	if len(cfs) != 1 || len(emails) == 0 {
+		return nil
+	}
+	return tx.linkEmails(cfs[0], emails...)
+}
+
 // Pseudonymize replaces every codice fiscale and e-mail address in s by its
 // pseudonym, as Record does with the fields of an entry.
 func (tx *Tx) Pseudonymize(s string) (string, error) {
