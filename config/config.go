@@ -453,8 +453,8 @@ func (c *Config) validateMail() error {
 			return fmt.Errorf("registro.destinatari: %q: %v", a, err)
 		}
 	}
-	if c.Retention.PersonaDays < 1 {
-		return fmt.Errorf("retention.persona_days must be at least 1 (days a person without utenza and card is kept)")
+	if c.Retention.PersonaDays < 0 {
+		return fmt.Errorf("retention.persona_days must not be negative (days a person without utenza and card is kept; 0: erased at the next run)")
 	}
 	return nil
 }

@@ -501,7 +501,9 @@ func TestPurgeRemovesOldVersionsOfALargeStore(t *testing.T) {
 		}
 	}
 	fill("a")
-	update(t, s, func(tx *Tx) error { return tx.PutPerson(&domain.Person{CF: cfGone, Surname: "ROSSI", Updated: time.Now()}) })
+	update(t, s, func(tx *Tx) error {
+		return tx.PutPerson(&domain.Person{CF: cfGone, Surname: "ROSSI", Updated: time.Now()})
+	})
 	fill("b")
 	update(t, s, func(tx *Tx) error { return tx.del("p/" + cfGone) })
 	if versionsOf(t, s, "p/"+cfGone) < 2 {

@@ -26,8 +26,10 @@ comune without its sindaco (ASC), an ALS or an ALP among its active utenze.
   list      the utenze of a comune
   blocca    ATTIVA -> BLOCCATA
   sblocca   BLOCCATA -> ATTIVA
-  cancella  the utenza goes (CANCELLATA); if it was the person's last one,
-            the person's smart card is disabled for good`,
+  cancella  the utenza goes: it is removed from the store at once (the
+            history names it by pseudonym; docs/personal-data.md); if it was
+            the person's last one, the person's smart card is disabled for
+            good, and the person is erased retention.persona_days later`,
 	}
 	for _, op := range []struct {
 		name, short string
