@@ -302,6 +302,9 @@ func (tx *Tx) eraseMails(clear map[string]string) error {
 // DropPrefix has something to drop: dropping it flushes the memtables.
 const purgeMarker = "m/purge-marker"
 
+// purgeStep, set by the kill -9 tests, is called after each step of Purge.
+var purgeStep func(step string)
+
 // PurgeResult says what Purge left.
 type PurgeResult struct {
 	// Left counts the old versions and deletion markers still stored after
@@ -327,8 +330,14 @@ func (s *Store) Purge() (PurgeResult, error) {
 	if err := s.db.DropPrefix([]byte(purgeMarker)); err != nil {
 		return PurgeResult{}, fmt.Errorf("store: purge: %w", err)
 	}
+	if purgeStep != nil {
+		purgeStep("flushed")
+	}
 	if err := s.db.Flatten(2); err != nil {
 		return PurgeResult{}, fmt.Errorf("store: purge: %w", err)
+	}
+	if purgeStep != nil {
+		purgeStep("flattened")
 	}
 	for s.db.RunValueLogGC(0.5) == nil {
 	}

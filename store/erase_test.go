@@ -1,12 +1,15 @@
 package store
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -515,5 +518,106 @@ func TestPurgeRemovesOldVersionsOfALargeStore(t *testing.T) {
 	}
 	if n := versionsOf(t, s, "p/"+cfGone); n != 0 {
 		t.Fatalf("%d versions left", n)
+	}
+}
+
+// The child process of the erasure's kill -9 tests: on the store the
+// parent seeded, it erases cfGone and purges, says so on stdout at the step
+// it is told and waits to be killed there.
+func TestErasureChildProcess(t *testing.T) {
+	at := os.Getenv("ANPRSEC_ERASE_CHILD")
+	if at == "" {
+		t.Skip("run by the kill -9 tests")
+	}
+	park := func(step string) {
+		if step == at {
+			fmt.Printf("AT %s\n", step)
+			os.Stdout.Sync()
+			time.Sleep(time.Minute)
+		}
+	}
+	purgeStep = park
+	migrationCrash = func(phase string) error { park("migration-" + phase); return nil }
+	s, err := Open(Options{Dir: os.Getenv("ANPRSEC_DIR"), Key: testKey()})
+	if err == nil {
+		_, err = s.MigrateHistory()
+	}
+	if err == nil {
+		err = s.Update(func(tx *Tx) error {
+			if err := tx.Record(Source{Actor: "pulizia"}, "persona.cancellata", "persona", cfGone, ""); err != nil {
+				return err
+			}
+			_, err := tx.ErasePersons([]string{cfGone})
+			return err
+		})
+	}
+	if err == nil {
+		park("erased")
+		_, err = s.Purge()
+	}
+	fmt.Printf("DONE %v\n", err)
+}
+
+// TestErasureKilledFinishesOnTheNextRun: killed with SIGKILL during the
+// migration's swap, after the erasure's commit, or inside the purge, the
+// store opens consistent (the chain verifies, the person is gone for every
+// reader), and the next run (migration, purge) leaves no version and no
+// personal data of the person.
+func TestErasureKilledFinishesOnTheNextRun(t *testing.T) {
+	for _, step := range []string{"migration-swap", "erased", "flushed", "flattened"} {
+		t.Run(step, func(t *testing.T) {
+			dir := t.TempDir()
+			s := oldStore(t, dir, 400) // history in clear: the migration has work to do
+			seedPerson(t, s)
+			s.Close()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestErasureChildProcess$", "-test.count=1")
+			cmd.Env = append(os.Environ(), "ANPRSEC_ERASE_CHILD="+step, "ANPRSEC_DIR="+dir)
+			out, err := cmd.StdoutPipe()
+			must(t, err)
+			must(t, cmd.Start())
+			sc := bufio.NewScanner(out)
+			killed := false
+			for !killed && sc.Scan() {
+				if line := sc.Text(); line == "AT "+step {
+					must(t, cmd.Process.Kill())
+					killed = true
+				} else if strings.HasPrefix(line, "DONE") {
+					t.Fatalf("the child ended before %s: %s", step, line)
+				}
+			}
+			cmd.Wait()
+			if !killed {
+				t.Fatalf("the child ended before %s", step)
+			}
+			s = openTest(t, dir)
+			defer s.Close()
+			if _, err := s.VerifyHistory(); err != nil {
+				t.Fatalf("after kill -9 at %s: %v", step, err)
+			}
+			if _, err := s.MigrateHistory(); err != nil {
+				t.Fatal(err)
+			}
+			if step == "migration-swap" { // killed before the erasure: it runs now
+				update(t, s, func(tx *Tx) error { _, err := tx.ErasePersons([]string{cfGone}); return err })
+			}
+			err = s.View(func(tx *Tx) error {
+				if _, err := tx.Person(cfGone); !errors.Is(err, ErrNotFound) {
+					return fmt.Errorf("person after the erasure: %v", err)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res, err := s.Purge(); err != nil || res.Left != 0 {
+				t.Fatalf("purge = %+v, %v", res, err)
+			}
+			if hits := personalIn(t, s, cfGone, mailGone); len(hits) > 0 {
+				t.Errorf("personal data left:\n%s", strings.Join(hits, "\n"))
+			}
+			if _, err := s.VerifyHistory(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
