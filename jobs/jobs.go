@@ -77,9 +77,8 @@ type Job struct {
 // Names lists every job, in the order of docs/architecture.md.
 var Names = []string{
 	"ingest-censimento", "ingest-consegne", "ingest-richieste", "certificati", "crl",
-	"ordini-sc", "invio-pin", "export-audit", "scadenze", "registro",
+	"ordini-sc", "invio-pin", "export-audit", "scadenze", "registro", "pulizia-persone",
 	"pool-chiavi", // the key pool of the certificati job
-	"pulizia-persone",
 }
 
 // All returns the implemented jobs.
