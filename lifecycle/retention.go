@@ -9,7 +9,7 @@ import (
 	"anprsec/store"
 )
 
-// Retention of personal data (docs/personal-data.md#retention): a person
+// Retention of personal data (docs/rules.md#retention-of-personal-data): a person
 // stays while he has an utenza or a card that is not REVOCATA, and for
 // retention.persona_days after his last change once he has neither (his
 // record's and his cards' last update: cancelling his last utenza updates

@@ -107,7 +107,7 @@ func afterCancel(tx *store.Tx, src store.Source, istat, cf string) (string, erro
 	pe, err := tx.Person(cf)
 	if err == nil {
 		// The retention of a person without utenze counts from here
-		// (docs/personal-data.md#retention).
+		// (docs/rules.md#retention-of-personal-data).
 		pe.Updated = tx.Now
 		err = tx.PutPerson(pe)
 	}

@@ -135,17 +135,32 @@ func (tx *Tx) scrubRest(clear map[string]string) error {
 		val []byte
 	}
 	var fixes []fix
-	err := tx.each("", func(k string, v []byte) error {
-		for _, p := range notScrubbed {
-			if strings.HasPrefix(k, p) {
+	err := func() error {
+		opt := badger.DefaultIteratorOptions
+		opt.PrefetchValues = false // the history's values are not read
+		it := tx.txn.NewIterator(opt)
+		defer it.Close()
+	next:
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			k := string(item.Key())
+			for _, p := range notScrubbed {
+				if strings.HasPrefix(k, p) {
+					continue next
+				}
+			}
+			err := item.Value(func(v []byte) error {
+				if nv, ok := scrub(string(v), clear); ok {
+					fixes = append(fixes, fix{k, []byte(nv)})
+				}
 				return nil
+			})
+			if err != nil {
+				return damaged(k, err)
 			}
 		}
-		if nv, ok := scrub(string(v), clear); ok {
-			fixes = append(fixes, fix{k, []byte(nv)})
-		}
 		return nil
-	})
+	}()
 	if err != nil {
 		return err
 	}
