@@ -23,7 +23,7 @@ var kinds = []struct{ prefix, kind string }{
 	{"h/", "history block"}, {"f/", "input file"}, {"r/", "job run"}, {"rl/", "last job run"},
 	{"m/", "meta"}, {"k/", "pooled key"}, {"co/", "card order"}, {"b/", "certificate bundle"},
 	{"o/", "outbox mail"}, {"q/", "sequence"}, {"i/", "index"},
-	{"pv/", "pseudonym"}, {"pt/", "pseudonym mapping"}, {"hn/", "rewritten history block"}, {"hl/", "old history hashes"},
+	{"pv/", "pseudonym"}, {"pt/", "pseudonym mapping"}, {"pl/", "pseudonym link"}, {"po/", "pseudonym link"}, {"hn/", "rewritten history block"}, {"hl/", "old history hashes"},
 }
 
 // describeKey returns a record key as an operator can read it, with its

@@ -3,7 +3,6 @@ package store
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -60,6 +59,9 @@ func (tx *Tx) ErasePersons(cfs []string) ([]string, error) {
 	tokens := make([]string, len(cfs))
 	// clear: what each erased value becomes in the records that stay.
 	clear := map[string]string{}
+	// addrs: the e-mail addresses (pseudonym -> value) of the persons that
+	// no one else is linked to.
+	addrs := map[string]string{}
 	for i, cf := range cfs {
 		t, err := tx.pseudonymOf(cf)
 		if err != nil {
@@ -67,37 +69,12 @@ func (tx *Tx) ErasePersons(cfs []string) ([]string, error) {
 		}
 		tokens[i] = t
 		clear[cf] = t
-		var pm pseudonym
-		if err := tx.get("pt/"+t, &pm); err != nil {
-			return nil, err
-		}
-		for _, et := range pm.Emails {
-			var em pseudonym
-			err := tx.get("pt/"+et, &em)
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			em.Owners = slices.DeleteFunc(em.Owners, func(o string) bool { return o == t })
-			if len(em.Owners) > 0 {
-				if err := tx.set("pt/"+et, em); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			clear[em.Value] = et
-			if err := tx.eraseMapping(et, em.Value); err != nil {
-				return nil, err
-			}
-		}
 		comuni, err := tx.ComuniOfPerson(cf)
 		if err != nil {
 			return nil, err
 		}
 		for _, istat := range comuni {
-			if err := tx.DeleteUtenza(istat, cf); err != nil {
+			if err := tx.DeleteUtenza(istat, cf); err != nil { // links its addresses first
 				return nil, err
 			}
 		}
@@ -106,8 +83,53 @@ func (tx *Tx) ErasePersons(cfs []string) ([]string, error) {
 				return nil, err
 			}
 		}
+		emails, err := tx.indexTail("pl/" + t + "/")
+		if err != nil {
+			return nil, err
+		}
+		for _, et := range emails {
+			if err := tx.del("pl/" + t + "/" + et); err != nil {
+				return nil, err
+			}
+			if err := tx.del("po/" + et + "/" + t); err != nil {
+				return nil, err
+			}
+			if others, err := tx.indexTail("po/" + et + "/"); err != nil || len(others) > 0 {
+				if err != nil {
+					return nil, err
+				}
+				continue // an address someone else uses too stays
+			}
+			var em pseudonym
+			if err := tx.get("pt/"+et, &em); err == nil {
+				addrs[et] = em.Value
+			} else if !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
+		}
 		if err := tx.eraseMapping(t, cf); err != nil {
 			return nil, err
+		}
+	}
+	// An address still in an utenza of someone else stays too (utenze are
+	// linked to their addresses only when deleted).
+	if len(addrs) > 0 {
+		used := map[string]bool{}
+		err := tx.EachUtenza(func(u *domain.Utenza) error {
+			used[pseudoKey(u.Email)], used[pseudoKey(u.PEC)] = true, true
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		for et, v := range addrs {
+			if used[v] {
+				continue
+			}
+			clear[v] = et
+			if err := tx.eraseMapping(et, v); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := tx.pseudonymizeCards(clear); err != nil {
@@ -123,8 +145,9 @@ func (tx *Tx) ErasePersons(cfs []string) ([]string, error) {
 }
 
 // notScrubbed are the prefixes scrubRest leaves alone: the history (which
-// holds pseudonyms only) and what ErasePersons handles itself.
-var notScrubbed = []string{"h/", "hl/", "hn/", "pv/", "pt/", "s/", "o/", "i/"}
+// holds pseudonyms only), what ErasePersons handles itself, and the
+// records of the persons who stay.
+var notScrubbed = []string{"h/", "hl/", "hn/", "pv/", "pt/", "pl/", "po/", "s/", "o/", "i/", "u/", "p/"}
 
 // scrubRest puts the pseudonym in place of an erased codice fiscale or
 // e-mail address in every other record that names one (the receipt lines

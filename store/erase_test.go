@@ -621,3 +621,35 @@ func TestErasureKilledFinishesOnTheNextRun(t *testing.T) {
 		})
 	}
 }
+
+// TestAddressStillInAnotherUtenzaStays: an e-mail address the erased
+// person shared with someone whose utenza still holds it is not erased:
+// that utenza keeps it, and the history still shows it.
+func TestAddressStillInAnotherUtenzaStays(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	update(t, s, func(tx *Tx) error {
+		for _, cf := range []string{cfGone, cfStays} {
+			if err := tx.PutUtenza(&domain.Utenza{ISTAT: "058091", CF: cf, Email: mailShared, State: domain.UtenzaAttiva}); err != nil {
+				return err
+			}
+		}
+		return tx.Record(Source{Actor: "t"}, "avviso", "comune", "058091", "scritto a "+mailShared)
+	})
+	update(t, s, func(tx *Tx) error { return tx.DeleteUtenza("058091", cfGone) })
+	update(t, s, func(tx *Tx) error { _, err := tx.ErasePersons([]string{cfGone}); return err })
+	err := s.View(func(tx *Tx) error {
+		u, err := tx.Utenza("058091", cfStays)
+		if err != nil || u.Email != mailShared {
+			return fmt.Errorf("the other utenza = %+v, %v; want its address kept", u, err)
+		}
+		es, err := s.History(0, 0, nil)
+		if err != nil || es[0].Detail != "scritto a "+mailShared {
+			return fmt.Errorf("history = %+v, %v; want the shared address resolved", es, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

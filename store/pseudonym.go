@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"errors"
-	"slices"
 	"strings"
 
 	"anprsec/codfisc"
@@ -19,9 +18,10 @@ import (
 // salt drawn for that value. The pseudonym's mapping lives apart from the
 // chain, in two records that may be erased without touching it:
 //
-//	pv/<value>    the pseudonym and salt of a value (Record's lookup)
-//	pt/<pseudonym> the value and salt (the read path's lookup), and the
-//	              links between a person and his e-mail addresses
+//	pv/<value>                 the pseudonym and salt of a value (Record's lookup)
+//	pt/<pseudonym>             the value and salt (the read path's lookup)
+//	pl/<person>/<address>      a person uses an e-mail address (pseudonyms)
+//	po/<address>/<person>      the same link, by address
 //
 // Reading the history resolves a pseudonym while its mapping exists and
 // shows it bare once the person is erased (ErasePersons). A mapping is
@@ -38,11 +38,9 @@ var pseudoEnc = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // pseudonym is the stored mapping of one value.
 type pseudonym struct {
-	Token  string   `json:"t,omitempty"` // in pv/ only
-	Value  string   `json:"v,omitempty"` // in pt/ only
-	Salt   []byte   `json:"s"`
-	Emails []string `json:"e,omitempty"` // of a person: the pseudonyms of his e-mail addresses
-	Owners []string `json:"o,omitempty"` // of an e-mail address: the pseudonyms of the persons who use it
+	Token string `json:"t,omitempty"` // in pv/ only
+	Value string `json:"v,omitempty"` // in pt/ only
+	Salt  []byte `json:"s"`
 }
 
 func pseudoToken(salt []byte, value string) string {
@@ -81,12 +79,10 @@ func (tx *Tx) pseudonymOf(value string) (string, error) {
 		if _, err := rand.Read(salt); err != nil {
 			return "", err
 		}
+		// 80 bits: two values of one store share a pseudonym with a
+		// chance of about n²/2⁸¹ (10⁻¹² for a million values), not
+		// worth a lookup per new value.
 		t := pseudoToken(salt, k)
-		if ok, err := tx.exists("pt/" + t); err != nil {
-			return "", err
-		} else if ok {
-			continue // 80 bits: never in practice
-		}
 		if err := tx.set("pv/"+k, pseudonym{Token: t, Salt: salt}); err != nil {
 			return "", err
 		}
@@ -107,43 +103,28 @@ func (tx *Tx) cachePseudo(k, t string) {
 
 // linkEmails records that the person cf uses the e-mail addresses emails,
 // so that erasing him erases the mappings of the addresses no one else
-// uses.
+// uses. The links are keys only (pl/, po/): nothing is read.
 func (tx *Tx) linkEmails(cf string, emails ...string) error {
-	pt, err := tx.pseudonymOf(cf)
-	if err != nil {
-		return err
-	}
-	var person *pseudonym
+	var pt string
 	for _, e := range emails {
 		e = strings.TrimSpace(e)
 		if e == "" || !strings.Contains(e, "@") {
 			continue
 		}
+		if pt == "" {
+			var err error
+			if pt, err = tx.pseudonymOf(cf); err != nil {
+				return err
+			}
+		}
 		et, err := tx.pseudonymOf(e)
 		if err != nil {
 			return err
 		}
-		if person == nil {
-			person = &pseudonym{}
-			if err := tx.get("pt/"+pt, person); err != nil {
-				return err
-			}
-		}
-		if slices.Contains(person.Emails, et) {
-			continue
-		}
-		var addr pseudonym
-		if err := tx.get("pt/"+et, &addr); err != nil {
+		if err := tx.setRaw("pl/"+pt+"/"+et, nil); err != nil {
 			return err
 		}
-		person.Emails = append(person.Emails, et)
-		if !slices.Contains(addr.Owners, pt) {
-			addr.Owners = append(addr.Owners, pt)
-			if err := tx.set("pt/"+et, addr); err != nil {
-				return err
-			}
-		}
-		if err := tx.set("pt/"+pt, person); err != nil {
+		if err := tx.setRaw("po/"+et+"/"+pt, nil); err != nil {
 			return err
 		}
 	}

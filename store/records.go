@@ -62,20 +62,25 @@ func (tx *Tx) Utenza(istat, cf string) (*domain.Utenza, error) {
 	return &u, tx.get(utenzaKey(istat, cf), &u)
 }
 
-// PutUtenza stores an utenza and its by-CF index, and links its e-mail
-// addresses to the person's pseudonym (docs/personal-data.md#pseudonyms).
+// PutUtenza stores an utenza and its by-CF index.
 func (tx *Tx) PutUtenza(u *domain.Utenza) error {
 	if err := tx.setRaw("i/u-cf/"+u.CF+"/"+u.ISTAT, nil); err != nil {
-		return err
-	}
-	if err := tx.linkEmails(u.CF, u.Email, u.PEC); err != nil {
 		return err
 	}
 	return tx.set(utenzaKey(u.ISTAT, u.CF), u)
 }
 
-// DeleteUtenza removes an utenza and its index.
+// DeleteUtenza removes an utenza and its index, linking first its e-mail
+// addresses to the person's pseudonym, so that erasing him later erases
+// them too (docs/personal-data.md#pseudonyms).
 func (tx *Tx) DeleteUtenza(istat, cf string) error {
+	u, err := tx.Utenza(istat, cf)
+	if err == nil {
+		err = tx.linkEmails(cf, u.Email, u.PEC)
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
 	if err := tx.del("i/u-cf/" + cf + "/" + istat); err != nil {
 		return err
 	}
