@@ -25,7 +25,8 @@ const puliziaBatch = 200
 //     whose last change is older than retention.persona_days
 //     (lifecycle.ErasablePersons, persona.cancellata), in transactions of
 //     at most 200;
-//  4. it purges the store (store.Purge): the old versions of what was
+//  4. it purges the store (store.Purge), when anything holding personal
+//     data was deleted since the last purge: the old versions of what was
 //     deleted, the cancelled utenze included (cancellation deletes them at
 //     once), are physically removed.
 //
@@ -88,6 +89,9 @@ func runPulizia(ctx context.Context, env *Env, run *Run) error {
 	res, err := env.Store.Purge()
 	if err != nil {
 		return fmt.Errorf("pulizia-persone: %w", err)
+	}
+	if !res.Done {
+		return nil // nothing deleted since the last purge
 	}
 	run.Set("versioni_residue", res.Left)
 	if res.Left > 0 {

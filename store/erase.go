@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -131,6 +132,9 @@ func (tx *Tx) ErasePersons(cfs []string) ([]string, error) {
 				return nil, err
 			}
 		}
+	}
+	if err := tx.markPurge(); err != nil {
+		return nil, err
 	}
 	if err := tx.pseudonymizeCards(clear); err != nil {
 		return nil, err
@@ -340,11 +344,23 @@ func (tx *Tx) eraseMails(clear map[string]string) error {
 // DropPrefix has something to drop: dropping it flushes the memtables.
 const purgeMarker = "m/purge-marker"
 
+// purgeDueKey marks that records holding personal data were deleted or
+// rewritten since the last complete Purge: set in the transaction that
+// deletes them, cleared by the Purge that leaves no old version.
+const purgeDueKey = "m/purge-due"
+
+// markPurge sets purgeDueKey in the transaction.
+func (tx *Tx) markPurge() error { return tx.setRaw(purgeDueKey, []byte(tx.Now.Format(time.RFC3339))) }
+
 // purgeStep, set by the kill -9 tests, is called after each step of Purge.
 var purgeStep func(step string)
 
 // PurgeResult says what Purge left.
 type PurgeResult struct {
+	// Done is false when there was nothing to purge: no record holding
+	// personal data was deleted or rewritten since the last complete
+	// purge (the tree is not compacted then).
+	Done bool
 	// Left counts the old versions and deletion markers still stored after
 	// the compaction (0 when it removed them all): Badger keeps a version a
 	// reader open during the compaction could still see. The next Purge
@@ -357,10 +373,21 @@ type PurgeResult struct {
 // compacts the level-0 tables (DropPrefix of a marker key), compacts the
 // tree into one level (Flatten), which drops the versions older than the
 // newest and the deletions, and then rewrites the value-log files made
-// mostly of dead values (RunValueLogGC). It counts what is left.
+// mostly of dead values (RunValueLogGC). It counts what is left. It does
+// all this only when a record holding personal data was deleted or
+// rewritten since the last purge that left nothing (purgeDueKey): the
+// compaction rewrites most of the tree.
 func (s *Store) Purge() (PurgeResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	due := false
+	if err := s.View(func(tx *Tx) error {
+		var err error
+		due, err = tx.exists(purgeDueKey)
+		return err
+	}); err != nil || !due {
+		return PurgeResult{}, err
+	}
 	err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(purgeMarker), nil) })
 	if err != nil {
 		return PurgeResult{}, err
@@ -380,7 +407,11 @@ func (s *Store) Purge() (PurgeResult, error) {
 	for s.db.RunValueLogGC(0.5) == nil {
 	}
 	n, err := s.deadVersions()
-	return PurgeResult{Left: n}, err
+	if err != nil || n > 0 {
+		return PurgeResult{Done: true, Left: n}, err
+	}
+	err = s.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(purgeDueKey)) })
+	return PurgeResult{Done: true}, err
 }
 
 // deadVersions counts the stored versions that no reader sees any more:

@@ -219,8 +219,11 @@ func TestErasedPersonLeavesNoVersionAndTheHistoryVerifies(t *testing.T) {
 		return err
 	})
 	res, err := s.Purge()
-	if err != nil || res.Left != 0 {
+	if err != nil || !res.Done || res.Left != 0 {
 		t.Fatalf("purge = %+v, %v; want nothing left", res, err)
+	}
+	if res, err := s.Purge(); err != nil || res.Done {
+		t.Fatalf("second purge = %+v, %v; want nothing to do", res, err)
 	}
 	for _, k := range []string{"p/" + cfGone, "u/058091/" + cfGone, "i/u-cf/" + cfGone + "/058091", "pv/" + cfGone, "pt/" + tok, "o/" + PINMailID("SC1")} {
 		if n := versionsOf(t, s, k); n != 0 {
@@ -508,7 +511,12 @@ func TestPurgeRemovesOldVersionsOfALargeStore(t *testing.T) {
 		return tx.PutPerson(&domain.Person{CF: cfGone, Surname: "ROSSI", Updated: time.Now()})
 	})
 	fill("b")
-	update(t, s, func(tx *Tx) error { return tx.del("p/" + cfGone) })
+	update(t, s, func(tx *Tx) error {
+		if err := tx.markPurge(); err != nil {
+			return err
+		}
+		return tx.del("p/" + cfGone)
+	})
 	if versionsOf(t, s, "p/"+cfGone) < 2 {
 		t.Fatal("no old versions before the purge: the test proves nothing")
 	}

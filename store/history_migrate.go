@@ -250,6 +250,9 @@ func (s *Store) migrateBuild(st *histPseudo) (uint64, error) {
 			return err
 		}
 		st.Prev = hash
+		if err := tx.markPurge(); err != nil { // the old blocks' versions
+			return err
+		}
 		return tx.set(histPseudoKey, st)
 	})
 }

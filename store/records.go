@@ -81,6 +81,9 @@ func (tx *Tx) DeleteUtenza(istat, cf string) error {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
+	if err := tx.markPurge(); err != nil {
+		return err
+	}
 	if err := tx.del("i/u-cf/" + cf + "/" + istat); err != nil {
 		return err
 	}
