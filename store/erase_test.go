@@ -661,3 +661,44 @@ func TestAddressStillInAnotherUtenzaStays(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLargeHistoryResolvesEveryPerson: a reading that meets more
+// pseudonyms than bulkAfter loads the mappings at once and still resolves
+// each, and still leaves an erased one bare.
+func TestLargeHistoryResolvesEveryPerson(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	var cfs []string
+	for i := 0; len(cfs) < bulkAfter+500; i++ {
+		cfs = append(cfs, validCF(fmt.Sprintf("RSSMRA%02d%c%02dH501", i%100, "ABCDEHLMPRST"[i/100%12], 1+i/1200)))
+	}
+	for i := 0; i < len(cfs); i += 500 {
+		update(t, s, func(tx *Tx) error {
+			for _, cf := range cfs[i:min(i+500, len(cfs))] {
+				if err := tx.Record(Source{Actor: "censimento"}, "utenza.crea", "utenza", "058091/"+cf, ""); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	var tok string
+	update(t, s, func(tx *Tx) error {
+		toks, err := tx.ErasePersons(cfs[7:8])
+		tok = toks[0]
+		return err
+	})
+	es, err := s.History(0, 0, nil)
+	if err != nil || len(es) != len(cfs) {
+		t.Fatalf("history: %d entries, %v", len(es), err)
+	}
+	for i, e := range es {
+		want := "058091/" + cfs[i]
+		if i == 7 {
+			want = "058091/" + tok
+		}
+		if e.Key != want {
+			t.Fatalf("entry %d key %q, want %q", i+1, e.Key, want)
+		}
+	}
+}

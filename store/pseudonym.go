@@ -242,14 +242,35 @@ func emailSpan(s string, at int, out [][2]int) [][2]int {
 }
 
 // resolver turns the pseudonyms of history entries back into what they
-// stand for, with a cache: one lookup per pseudonym per reading.
+// stand for, with a cache: one lookup per pseudonym per reading. Past
+// bulkAfter distinct pseudonyms (a reading of a large history) it reads
+// every mapping in one sequential pass instead, much faster than as many
+// random lookups.
 type resolver struct {
-	get   func(key string) ([]byte, error)
+	tx    *Tx
 	cache map[string]string
+	all   map[string]pseudonym // every mapping, once loaded
 }
 
+// bulkAfter is the number of lookups after which a reading loads every
+// mapping.
+const bulkAfter = 2048
+
 func (tx *Tx) resolver() *resolver {
-	return &resolver{get: tx.getRaw, cache: map[string]string{}}
+	return &resolver{tx: tx, cache: map[string]string{}}
+}
+
+// loadAll reads every mapping (pt/).
+func (r *resolver) loadAll() error {
+	r.all = map[string]pseudonym{}
+	return r.tx.each("pt/", func(k string, v []byte) error {
+		var p pseudonym
+		if err := decode(k, v, &p); err != nil {
+			return err
+		}
+		r.all[strings.TrimPrefix(k, "pt/")] = p
+		return nil
+	})
 }
 
 // resolve returns s with each pseudonym replaced by its value while its
@@ -292,17 +313,28 @@ func (r *resolver) lookup(t string) (string, error) {
 	if v, ok := r.cache[t]; ok {
 		return v, nil
 	}
-	v := ""
-	raw, err := r.get("pt/" + t)
-	switch {
-	case errors.Is(err, ErrNotFound):
-	case err != nil:
-		return "", err
-	default:
-		var p pseudonym
-		if decode("pt/"+t, raw, &p) == nil && p.Value != "" && pseudoToken(p.Salt, p.Value) == t {
-			v = p.Value
+	if r.all == nil && len(r.cache) >= bulkAfter && r.tx.pipe == nil {
+		if err := r.loadAll(); err != nil {
+			return "", err
 		}
+	}
+	var p pseudonym
+	found := false
+	if r.all != nil {
+		p, found = r.all[t]
+	} else {
+		raw, err := r.tx.getRaw("pt/" + t)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return "", err
+		default:
+			found = decode("pt/"+t, raw, &p) == nil
+		}
+	}
+	v := ""
+	if found && p.Value != "" && pseudoToken(p.Salt, p.Value) == t {
+		v = p.Value
 	}
 	r.cache[t] = v
 	return v, nil
