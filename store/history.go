@@ -16,7 +16,9 @@ import (
 // Entry is one history entry: what changed, when, who did it, from which
 // file and row. Entries form a hash chain: each stored entry carries the
 // hash of the previous one, so any change, removal or reordering is found by
-// Verify.
+// Verify. As stored, every codice fiscale and e-mail address in Actor, Key
+// and Detail is a pseudonym (docs/personal-data.md#pseudonyms); History
+// and EachHistory give them resolved while the person exists.
 type Entry struct {
 	Seq    uint64    `json:"seq"`
 	Time   time.Time `json:"time"`
