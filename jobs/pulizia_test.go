@@ -213,3 +213,35 @@ func TestPersonWithACardLeftIsKept(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUtenzaLeftCancelledByAnOlderVersionIsRemovedAndStartsTheRetention:
+// an utenza an older anprsec kept as CANCELLATA is removed by the next run
+// (utenza.rimossa), and its person's retention counts from its
+// cancellation, not from his record's older last change.
+func TestUtenzaLeftCancelledByAnOlderVersionIsRemovedAndStartsTheRetention(t *testing.T) {
+	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	c := newPuliziaEnv(t, &now)
+	err := c.env.Store.Update(func(tx *store.Tx) error {
+		if err := tx.PutPerson(&domain.Person{CF: cfCosta, Updated: now.AddDate(-2, 0, 0)}); err != nil {
+			return err
+		}
+		return tx.PutUtenza(&domain.Utenza{ISTAT: "058091", CF: cfCosta, Email: mailCosta, State: domain.UtenzaCancellata, Updated: now.AddDate(0, 0, -10)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := c.run(puliziaJob)
+	if err != nil || counts["utenze_rimosse"] != 1 || counts["persone_cancellate"] != 0 {
+		t.Fatalf("first run: %v, %v; want the utenza removed and the person kept", counts, err)
+	}
+	if n := versions(t, c.env.Store, "u/058091/"+cfCosta); n != 0 {
+		t.Fatalf("%d versions of the CANCELLATA utenza left", n)
+	}
+	now = now.AddDate(0, 0, 171)
+	if counts, err = c.run(puliziaJob); err != nil || counts["persone_cancellate"] != 1 {
+		t.Fatalf("180 days after the cancellation: %v, %v; want the person erased", counts, err)
+	}
+	if hits := holding(t, c.env.Store, cfCosta, mailCosta); len(hits) > 0 {
+		t.Fatalf("personal data left:\n%s", strings.Join(hits, "\n"))
+	}
+}

@@ -109,6 +109,16 @@ func RemoveCancelledUtenze(tx *store.Tx, src store.Source, limit int) (int, erro
 		return 0, err
 	}
 	for _, u := range gone {
+		// The person's retention counts from the cancellation, which the
+		// older version did not note in his record.
+		pe, err := tx.Person(u.CF)
+		if err == nil && u.Updated.After(pe.Updated) {
+			pe.Updated = u.Updated
+			err = tx.PutPerson(pe)
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return 0, err
+		}
 		if err := tx.DeleteUtenza(u.ISTAT, u.CF); err != nil {
 			return 0, err
 		}
