@@ -61,77 +61,18 @@ func (tx *Tx) ErasePersons(cfs []string) ([]string, error) {
 	// clear: what each erased value becomes in the records that stay.
 	clear := map[string]string{}
 	// addrs: the e-mail addresses (pseudonym -> value) of the persons that
-	// no one else is linked to.
+	// no other person is linked to.
 	addrs := map[string]string{}
 	for i, cf := range cfs {
-		t, err := tx.pseudonymOf(cf)
+		t, err := tx.erasePerson(cf, addrs)
 		if err != nil {
 			return nil, err
 		}
 		tokens[i] = t
 		clear[cf] = t
-		comuni, err := tx.ComuniOfPerson(cf)
-		if err != nil {
-			return nil, err
-		}
-		for _, istat := range comuni {
-			if err := tx.DeleteUtenza(istat, cf); err != nil { // links its addresses first
-				return nil, err
-			}
-		}
-		for _, k := range []string{"p/" + cf, cfExceptionPrefix + cf} {
-			if err := tx.del(k); err != nil {
-				return nil, err
-			}
-		}
-		emails, err := tx.indexTail("pl/" + t + "/")
-		if err != nil {
-			return nil, err
-		}
-		for _, et := range emails {
-			if err := tx.del("pl/" + t + "/" + et); err != nil {
-				return nil, err
-			}
-			if err := tx.del("po/" + et + "/" + t); err != nil {
-				return nil, err
-			}
-			if others, err := tx.indexTail("po/" + et + "/"); err != nil || len(others) > 0 {
-				if err != nil {
-					return nil, err
-				}
-				continue // an address someone else uses too stays
-			}
-			var em pseudonym
-			if err := tx.get("pt/"+et, &em); err == nil {
-				addrs[et] = em.Value
-			} else if !errors.Is(err, ErrNotFound) {
-				return nil, err
-			}
-		}
-		if err := tx.eraseMapping(t, cf); err != nil {
-			return nil, err
-		}
 	}
-	// An address still in an utenza of someone else stays too (utenze are
-	// linked to their addresses only when deleted).
-	if len(addrs) > 0 {
-		used := map[string]bool{}
-		err := tx.EachUtenza(func(u *domain.Utenza) error {
-			used[pseudoKey(u.Email)], used[pseudoKey(u.PEC)] = true, true
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		for et, v := range addrs {
-			if used[v] {
-				continue
-			}
-			clear[v] = et
-			if err := tx.eraseMapping(et, v); err != nil {
-				return nil, err
-			}
-		}
+	if err := tx.eraseAddresses(addrs, clear); err != nil {
+		return nil, err
 	}
 	if err := tx.markPurge(); err != nil {
 		return nil, err
@@ -146,6 +87,83 @@ func (tx *Tx) ErasePersons(cfs []string) ([]string, error) {
 		return nil, err
 	}
 	return tokens, nil
+}
+
+// erasePerson deletes the person cf's own records and the mapping of his
+// pseudonym, which it returns; it adds to addrs his e-mail addresses no
+// other person is linked to.
+func (tx *Tx) erasePerson(cf string, addrs map[string]string) (string, error) {
+	t, err := tx.pseudonymOf(cf)
+	if err != nil {
+		return "", err
+	}
+	comuni, err := tx.ComuniOfPerson(cf)
+	if err != nil {
+		return "", err
+	}
+	for _, istat := range comuni {
+		if err := tx.DeleteUtenza(istat, cf); err != nil { // links its addresses first
+			return "", err
+		}
+	}
+	for _, k := range []string{"p/" + cf, cfExceptionPrefix + cf} {
+		if err := tx.del(k); err != nil {
+			return "", err
+		}
+	}
+	emails, err := tx.indexTail("pl/" + t + "/")
+	if err != nil {
+		return "", err
+	}
+	for _, et := range emails {
+		if err := tx.del("pl/" + t + "/" + et); err != nil {
+			return "", err
+		}
+		if err := tx.del("po/" + et + "/" + t); err != nil {
+			return "", err
+		}
+		others, err := tx.indexTail("po/" + et + "/")
+		if err != nil {
+			return "", err
+		}
+		if len(others) > 0 {
+			continue // an address someone else uses too stays
+		}
+		var em pseudonym
+		if err := tx.get("pt/"+et, &em); err == nil {
+			addrs[et] = em.Value
+		} else if !errors.Is(err, ErrNotFound) {
+			return "", err
+		}
+	}
+	return t, tx.eraseMapping(t, cf)
+}
+
+// eraseAddresses erases the mappings of the addresses addrs that no
+// utenza holds any more (utenze are linked to their addresses only when
+// deleted), adding them to clear.
+func (tx *Tx) eraseAddresses(addrs, clear map[string]string) error {
+	if len(addrs) == 0 {
+		return nil
+	}
+	used := map[string]bool{}
+	err := tx.EachUtenza(func(u *domain.Utenza) error {
+		used[pseudoKey(u.Email)], used[pseudoKey(u.PEC)] = true, true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for et, v := range addrs {
+		if used[v] {
+			continue
+		}
+		clear[v] = et
+		if err := tx.eraseMapping(et, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // notScrubbed are the prefixes scrubRest leaves alone: the history (which

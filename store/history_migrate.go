@@ -163,36 +163,7 @@ func (s *Store) migrateBuild(st *histPseudo) (uint64, error) {
 		err = s.updateLocked(func(tx *Tx) error {
 			prev := st.Prev
 			for _, b := range blocks {
-				var nb, legacy []byte
-				want := b.first
-				err := eachRecord(b.val, func(_, oldHash, body []byte) error {
-					var e Entry
-					if err := json.Unmarshal(body, &e); err != nil || e.Seq != want {
-						return fmt.Errorf("%w: entry %d has a bad body", ErrChainBroken, want)
-					}
-					if err := tx.linkByEntry(e.Key, e.Detail); err != nil {
-						return err
-					}
-					for _, f := range []*string{&e.Actor, &e.Key, &e.Detail} {
-						v, err := tx.Pseudonymize(*f)
-						if err != nil {
-							return err
-						}
-						*f = v
-					}
-					nbody, err := json.Marshal(e)
-					if err != nil {
-						return err
-					}
-					h := chainHash(prev, nbody)
-					var l [4]byte
-					binary.BigEndian.PutUint32(l[:], uint32(len(nbody)))
-					nb = append(append(append(append(nb, prev...), h...), l[:]...), nbody...)
-					legacy = append(legacy, oldHash...)
-					prev = h
-					want++
-					return nil
-				})
+				nb, legacy, next, h, err := tx.rewriteBlock(prev, b.first, b.val)
 				if err != nil {
 					return err
 				}
@@ -202,8 +173,8 @@ func (s *Store) migrateBuild(st *histPseudo) (uint64, error) {
 				if err := tx.setRaw("hl/"+histKey(b.first)[2:], legacy); err != nil {
 					return err
 				}
-				done += want - b.first
-				st.Next = want
+				done += next - b.first
+				st.Next, prev = next, h
 			}
 			st.Prev = prev
 			return tx.set(histPseudoKey, st)
@@ -217,8 +188,13 @@ func (s *Store) migrateBuild(st *histPseudo) (uint64, error) {
 			}
 		}
 	}
-	// The closing entry, with the old chain's head and digest.
-	return done, s.updateLocked(func(tx *Tx) error {
+	return done, s.writeClosing(st)
+}
+
+// writeClosing writes the entry that closes the rewritten chain, with the
+// old chain's head and digest, and enters the swap phase.
+func (s *Store) writeClosing(st *histPseudo) error {
+	return s.updateLocked(func(tx *Tx) error {
 		var h histHead
 		if err := tx.get(histHeadKey, &h); err != nil {
 			return err
@@ -255,6 +231,43 @@ func (s *Store) migrateBuild(st *histPseudo) (uint64, error) {
 		}
 		return tx.set(histPseudoKey, st)
 	})
+}
+
+// rewriteBlock rewrites the stored block of entries from first on with
+// pseudonyms, chained from prev. It returns the new block, the old hashes
+// of its entries, the number of the entry after it and the new hash of its
+// last entry.
+func (tx *Tx) rewriteBlock(prev []byte, first uint64, val []byte) (nb, legacy []byte, next uint64, last []byte, err error) {
+	next = first
+	err = eachRecord(val, func(_, oldHash, body []byte) error {
+		var e Entry
+		if err := json.Unmarshal(body, &e); err != nil || e.Seq != next {
+			return fmt.Errorf("%w: entry %d has a bad body", ErrChainBroken, next)
+		}
+		if err := tx.linkByEntry(e.Key, e.Detail); err != nil {
+			return err
+		}
+		for _, f := range []*string{&e.Actor, &e.Key, &e.Detail} {
+			v, err := tx.Pseudonymize(*f)
+			if err != nil {
+				return err
+			}
+			*f = v
+		}
+		nbody, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		h := chainHash(prev, nbody)
+		var l [4]byte
+		binary.BigEndian.PutUint32(l[:], uint32(len(nbody)))
+		nb = append(append(append(append(nb, prev...), h...), l[:]...), nbody...)
+		legacy = append(legacy, oldHash...)
+		prev = h
+		next++
+		return nil
+	})
+	return nb, legacy, next, prev, err
 }
 
 // migrationDetail is the detail of the entry storia.pseudonimizzata: what

@@ -74,24 +74,22 @@ func (tx *Tx) pseudonymOf(value string) (string, error) {
 	if !errors.Is(err, ErrNotFound) {
 		return "", err
 	}
-	for {
-		salt := make([]byte, 16)
-		if _, err := rand.Read(salt); err != nil {
-			return "", err
-		}
-		// 80 bits: two values of one store share a pseudonym with a
-		// chance of about n²/2⁸¹ (10⁻¹² for a million values), not
-		// worth a lookup per new value.
-		t := pseudoToken(salt, k)
-		if err := tx.set("pv/"+k, pseudonym{Token: t, Salt: salt}); err != nil {
-			return "", err
-		}
-		if err := tx.set("pt/"+t, pseudonym{Value: k, Salt: salt}); err != nil {
-			return "", err
-		}
-		tx.cachePseudo(k, t)
-		return t, nil
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
 	}
+	// 80 bits: two values of one store share a pseudonym with a chance of
+	// about n²/2⁸¹ (10⁻¹² for a million values), not worth a lookup per
+	// new value.
+	t := pseudoToken(salt, k)
+	if err := tx.set("pv/"+k, pseudonym{Token: t, Salt: salt}); err != nil {
+		return "", err
+	}
+	if err := tx.set("pt/"+t, pseudonym{Value: k, Salt: salt}); err != nil {
+		return "", err
+	}
+	tx.cachePseudo(k, t)
+	return t, nil
 }
 
 func (tx *Tx) cachePseudo(k, t string) {
