@@ -240,6 +240,13 @@ type Config struct {
 		// NoticeFields; the paragraph on the signature is always added.
 		Text string `yaml:"text"`
 	} `yaml:"avvisi"`
+	Retention struct {
+		// PersonaDays is how long a person left with no utenza and no
+		// card that is not REVOCATA stays in the store after his last
+		// change; the job pulizia-persone then erases him
+		// (docs/personal-data.md).
+		PersonaDays int `yaml:"persona_days"`
+	} `yaml:"retention"`
 
 	Metrics struct {
 		// Address (host:port, loopback only) where `anprsec run` serves
@@ -620,6 +627,9 @@ func (c *Config) validateMail() error {
 		if _, err := mail.ParseAddress(a); err != nil {
 			return fmt.Errorf("registro.destinatari: %q: %v", a, err)
 		}
+	}
+	if c.Retention.PersonaDays < 0 {
+		return fmt.Errorf("retention.persona_days must not be negative (days a person without utenza and card is kept; 0: erased at the next run)")
 	}
 	return nil
 }

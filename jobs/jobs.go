@@ -78,7 +78,7 @@ type Job struct {
 // Names lists every job, in the order of docs/architecture.md.
 var Names = []string{
 	"ingest-censimento", "ingest-consegne", "ingest-richieste", "certificati", "crl",
-	"ordini-sc", "invio-pin", "export-audit", "scadenze", "registro", "pulizia",
+	"ordini-sc", "invio-pin", "export-audit", "scadenze", "registro", "pulizia", "pulizia-persone",
 	"avviso-sicurezza", "avvisi-promemoria",
 	"pool-chiavi", // the key pool of the certificati job
 }
@@ -100,6 +100,7 @@ func All() []Job {
 		avvisoJob,
 		promemoriaJob,
 		puliziaJob,
+		puliziaPersoneJob,
 	}
 }
 

@@ -12,8 +12,13 @@ import (
 // The utenza lifecycle (docs/rules.md#utenza-lifecycle):
 //
 //	ATTIVA --OpBlockUtente--> BLOCCATA --OpUnblockUtente--> ATTIVA
-//	ATTIVA|BLOCCATA --OpCancelUtente--> CANCELLATA (kept, never deleted)
+//	ATTIVA|BLOCCATA --OpCancelUtente--> removed from the store
 //
+// A cancelled utenza is deleted at once (docs/rules.md#utenza-lifecycle):
+// its history names it by pseudonym; the job pulizia-persone removes its
+// old versions and, after retention.persona_days, the person left without
+// utenza and card (docs/personal-data.md). A CANCELLATA record of an older
+// store counts as no utenza and is removed by the same job.
 // Each change keeps the comune invariant (ChangeBreach). Cancelling the
 // holder's last utenza revokes his card; cancelling the utenza of the
 // card's home comune while others remain moves the home (MoveHome).
@@ -63,7 +68,12 @@ func ChangeUtenza(tx *store.Tx, src store.Source, op Op, istat, cf, motivo strin
 		return "", "", ref, err
 	}
 	u.State, u.Updated = rule.to, tx.Now
-	if err := tx.PutUtenza(u); err != nil {
+	if op == OpCancelUtente {
+		err = tx.DeleteUtenza(istat, cf)
+	} else {
+		err = tx.PutUtenza(u)
+	}
+	if err != nil {
 		return "", "", nil, err
 	}
 	if err := tx.Record(src, rule.action, "utenza", istat+"/"+cf, motivo); err != nil {
@@ -95,6 +105,15 @@ func afterCancel(tx *store.Tx, src store.Source, istat, cf string) (string, erro
 		return fmt.Sprintf("utenza di %s nel comune %s cancellata; la smart card resta (utenze in altri %d comuni)", cf, istat, others), nil
 	}
 	pe, err := tx.Person(cf)
+	if err == nil {
+		// The retention of a person without utenze counts from here
+		// (docs/rules.md#retention-of-personal-data).
+		pe.Updated = tx.Now
+		err = tx.PutPerson(pe)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Sprintf("utenza di %s nel comune %s cancellata; nessuna smart card", cf, istat), nil
+	}
 	if err != nil || pe.Card == "" {
 		return fmt.Sprintf("utenza di %s nel comune %s cancellata; nessuna smart card", cf, istat), err
 	}

@@ -94,6 +94,7 @@ var errStopHistory = errors.New("stop")
 // until fn returns false or an error. Unlike Store.History it keeps
 // nothing: one entry is decoded at a time.
 func (tx *Tx) EachHistory(after uint64, fn func(*Entry) (bool, error)) error {
+	r := tx.resolver()
 	err := tx.each("h/", func(k string, val []byte) error {
 		err := eachRecord(val, func(_, _, body []byte) error {
 			var e Entry
@@ -102,6 +103,9 @@ func (tx *Tx) EachHistory(after uint64, fn func(*Entry) (bool, error)) error {
 			}
 			if e.Seq <= after {
 				return nil
+			}
+			if err := r.resolveEntry(&e); err != nil {
+				return err
 			}
 			more, err := fn(&e)
 			if err == nil && !more {

@@ -24,6 +24,7 @@ var kinds = []struct{ prefix, kind string }{
 	{"m/", "meta"}, {"k/", "pooled key"}, {"co/", "card order"}, {"b/", "certificate bundle"},
 	{"o/", "outbox mail"}, {"q/", "sequence"}, {"sr/", "status report"}, {"i/", "index"}, {"ri/", "installation"},
 	{"av/", "notice campaign"}, {"avc/", "comune of a notice campaign"}, {"avl/", "user list of a notice campaign"},
+	{"pv/", "pseudonym"}, {"pt/", "pseudonym mapping"}, {"pl/", "pseudonym link"}, {"po/", "pseudonym link"}, {"hn/", "rewritten history block"}, {"hl/", "old history hashes"},
 }
 
 // describeKey returns a record key as an operator can read it, with its

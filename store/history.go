@@ -16,7 +16,9 @@ import (
 // Entry is one history entry: what changed, when, who did it, from which
 // file and row. Entries form a hash chain: each stored entry carries the
 // hash of the previous one, so any change, removal or reordering is found by
-// Verify.
+// Verify. As stored, every codice fiscale and e-mail address in Actor, Key
+// and Detail is a pseudonym (docs/personal-data.md#pseudonyms); History
+// and EachHistory give them resolved while the person exists.
 type Entry struct {
 	Seq    uint64    `json:"seq"`
 	Time   time.Time `json:"time"`
@@ -66,7 +68,9 @@ const (
 )
 
 // Record appends a history entry in the transaction. Time and Seq are set
-// here; every field is bounded (see MaxEntryDetail). Each entry is stored as prev-hash(32) | hash(32) | length(4) | JSON
+// here; every codice fiscale and e-mail address in Actor, Key and Detail is
+// replaced by its pseudonym (Pseudonymize), and every field is bounded (see
+// MaxEntryDetail). Each entry is stored as prev-hash(32) | hash(32) | length(4) | JSON
 // body, with hash = SHA-256(prev-hash | body); the entries of one
 // transaction are stored together in one block, keyed by the first one's
 // sequence number.
@@ -80,6 +84,26 @@ func (tx *Tx) Record(src Source, action, kind, key, detail string) error {
 			h.Hash = make([]byte, sha256.Size)
 		}
 		tx.head = &h
+		if h.Seq == 0 {
+			// A history that starts here needs no migration to pseudonyms.
+			if err := tx.set(histPseudoKey, histPseudo{Phase: migDone}); err != nil {
+				return err
+			}
+		}
+	}
+	// Persons are named by pseudonyms (docs/personal-data.md#pseudonyms).
+	err := tx.linkByEntry(key, detail)
+	if err != nil {
+		return err
+	}
+	if src.Actor, err = tx.Pseudonymize(src.Actor); err != nil {
+		return err
+	}
+	if key, err = tx.Pseudonymize(key); err != nil {
+		return err
+	}
+	if detail, err = tx.Pseudonymize(detail); err != nil {
+		return err
 	}
 	e := Entry{Seq: tx.head.Seq + 1, Time: tx.Now,
 		Actor:  clip.String(src.Actor, MaxEntryActor),
@@ -171,6 +195,11 @@ func (s *Store) VerifyHistory() (VerifyResult, error) { return s.verifyHistory(n
 func (s *Store) verifyHistory(visit func(seq uint64, hash []byte)) (VerifyResult, error) {
 	var res VerifyResult
 	err := s.View(func(tx *Tx) error {
+		var mig histPseudo
+		if err := tx.get(histPseudoKey, &mig); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		var closing *Entry
 		prev := make([]byte, sha256.Size)
 		var want uint64 = 1
 		err := tx.scan("h/", true, func(key string, val []byte) (bool, error) {
@@ -189,6 +218,9 @@ func (s *Store) verifyHistory(visit func(seq uint64, hash []byte)) (VerifyResult
 				var e Entry
 				if err := json.Unmarshal(body, &e); err != nil || e.Seq != seq {
 					return fmt.Errorf("%w: la voce %d ha un contenuto non valido", ErrChainBroken, seq)
+				}
+				if seq == mig.EntrySeq {
+					closing = &e
 				}
 				if visit != nil {
 					visit(seq, h)
@@ -214,7 +246,7 @@ func (s *Store) verifyHistory(visit func(seq uint64, hash []byte)) (VerifyResult
 			return fmt.Errorf("%w: l'ultima voce dichiarata è la %d, la catena ne ha %d (voci tolte in fondo?)", ErrChainBroken, h.Seq, res.Entries)
 		}
 		res.Head = hex.EncodeToString(prev)
-		return nil
+		return tx.checkMigration(mig, closing)
 	})
 	return res, err
 }
@@ -225,13 +257,20 @@ func (s *Store) History(after uint64, limit int, match func(*Entry) bool) ([]Ent
 	var out []Entry
 	err := s.View(func(tx *Tx) error {
 		errStop := errors.New("stop")
+		r := tx.resolver()
 		err := tx.scan("h/", true, func(key string, val []byte) (bool, error) {
 			err := eachRecord(val, func(_, _, body []byte) error {
 				var e Entry
 				if err := decode(key, body, &e); err != nil {
 					return err
 				}
-				if e.Seq <= after || (match != nil && !match(&e)) {
+				if e.Seq <= after {
+					return nil
+				}
+				if err := r.resolveEntry(&e); err != nil {
+					return err
+				}
+				if match != nil && !match(&e) {
 					return nil
 				}
 				out = append(out, e)

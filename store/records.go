@@ -70,8 +70,20 @@ func (tx *Tx) PutUtenza(u *domain.Utenza) error {
 	return tx.set(utenzaKey(u.ISTAT, u.CF), u)
 }
 
-// DeleteUtenza removes an utenza and its index.
+// DeleteUtenza removes an utenza and its index, linking first its e-mail
+// addresses to the person's pseudonym, so that erasing him later erases
+// them too (docs/personal-data.md#pseudonyms).
 func (tx *Tx) DeleteUtenza(istat, cf string) error {
+	u, err := tx.Utenza(istat, cf)
+	if err == nil {
+		err = tx.linkEmails(cf, u.Email, u.PEC)
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := tx.markPurge(); err != nil {
+		return err
+	}
 	if err := tx.del("i/u-cf/" + cf + "/" + istat); err != nil {
 		return err
 	}

@@ -307,8 +307,9 @@ func sameRecords(from, to *Store) (int, error) {
 				old, err := ftx.Get(item.Key())
 				if errors.Is(err, badger.ErrKeyNotFound) {
 					// The rotation's history block, and the history head
-					// when the old store had no history yet.
-					if k == histHeadKey {
+					// (and the mark that its history needs no migration to
+					// pseudonyms) when the old store had no history yet.
+					if k == histHeadKey || k == histPseudoKey {
 						continue
 					}
 					if !strings.HasPrefix(k, "h/") || extra > 0 {

@@ -94,7 +94,14 @@ func Open(opt Options) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{db: db, mu: new(sync.Mutex), now: now}, nil
+	s := &Store{db: db, mu: new(sync.Mutex), now: now}
+	// A migration of the history interrupted in its swap phase leaves the
+	// chain mixed: it is finished before anything reads or writes.
+	if err := s.finishSwap(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s: finishing the migration of the history to pseudonyms: %w", opt.Dir, err)
+	}
+	return s, nil
 }
 
 // lastValueLog returns the path and size of the newest value log file of
@@ -196,7 +203,8 @@ type Tx struct {
 	headDirty bool
 	histBlock []byte // history entries of this transaction, written by flushHead
 	histFirst uint64
-	pipe      *pipeTx // set in a pipelined transaction
+	pipe      *pipeTx           // set in a pipelined transaction
+	pseudo    map[string]string // value -> pseudonym, looked up or drawn in this transaction
 }
 
 // Update runs fn in a read-write transaction and commits it. Writers are

@@ -27,8 +27,10 @@ le utenze attive.
   list      le utenze di un comune
   blocca    ATTIVA -> BLOCCATA
   sblocca   BLOCCATA -> ATTIVA
-  cancella  l'utenza è cancellata (CANCELLATA); se era l'ultima della persona,
-            la sua smart card è disattivata per sempre`,
+  cancella  l'utenza è tolta subito dall'archivio (lo storico la nomina con
+            uno pseudonimo; docs/personal-data.md); se era l'ultima della
+            persona, la sua smart card è disattivata per sempre, e la
+            persona è cancellata retention.persona_days giorni dopo`,
 	}
 	for _, op := range []struct {
 		name, short string
