@@ -132,30 +132,19 @@ func ChangePostazioneTx(tx *store.Tx, src store.Source, op Op, code, motivo stri
 	if !ok {
 		return nil, fmt.Errorf("operazione %q sconosciuta (blocca, sblocca, revoca, annulla-revoca)", op)
 	}
-	code = strings.ToUpper(strings.TrimSpace(code))
-	motivo, err := checkMotivo(motivo)
-	if err != nil {
-		return nil, err
-	}
-	if src.Actor == "" {
-		return nil, errors.New("postazioni: the operator (actor) is required")
-	}
-	p, err := tx.Postazione(code)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownPostazione, code)
-	}
+	p, motivo, err := postazioneFor(tx, src, code, motivo)
 	if err != nil {
 		return nil, err
 	}
 	if op == OpUndoRevocation && p.State == domain.CertRevocato {
-		return nil, &UndoWindowError{Code: code, RevokedAt: revokedAt(p), Until: undoUntil(p, grace), Loc: loc}
+		return nil, &UndoWindowError{Code: p.Code, RevokedAt: revokedAt(p), Until: undoUntil(p, grace), Loc: loc}
 	}
 	allowed := false
 	for _, s := range rule.from {
 		allowed = allowed || p.State == s
 	}
 	if !allowed {
-		return nil, &StateError{Item: ItemPostazione, ID: code, State: string(p.State), Action: rule.verb, Allowed: states(rule.from)}
+		return nil, &StateError{Item: ItemPostazione, ID: p.Code, State: string(p.State), Action: rule.verb, Allowed: states(rule.from)}
 	}
 	to := rule.to
 	switch op {
@@ -175,7 +164,7 @@ func ChangePostazioneTx(tx *store.Tx, src store.Source, op Op, code, motivo stri
 		}
 	case OpUndoRevocation:
 		if RevokeFinal(p, grace, tx.Now) {
-			return nil, &UndoWindowError{Code: code, RevokedAt: revokedAt(p), Until: undoUntil(p, grace), Loc: loc}
+			return nil, &UndoWindowError{Code: p.Code, RevokedAt: revokedAt(p), Until: undoUntil(p, grace), Loc: loc}
 		}
 		to = p.PrevState
 		if to != domain.CertAttivo && to != domain.CertBloccato {
@@ -265,4 +254,25 @@ func revokedAt(p *domain.Postazione) time.Time {
 		return p.Updated
 	}
 	return p.RevokedAt
+}
+
+// postazioneFor checks the motivo and the operator of a change of
+// postazione code and reads it.
+func postazioneFor(tx *store.Tx, src store.Source, code, motivo string) (*domain.Postazione, string, error) {
+	code = strings.ToUpper(strings.TrimSpace(code))
+	motivo, err := checkMotivo(motivo)
+	if err != nil {
+		return nil, "", err
+	}
+	if src.Actor == "" {
+		return nil, "", errors.New("postazioni: the operator (actor) is required")
+	}
+	p, err := tx.Postazione(code)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", fmt.Errorf("%w: %s", ErrUnknownPostazione, code)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return p, motivo, nil
 }

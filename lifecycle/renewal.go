@@ -54,27 +54,16 @@ func RequestRenewal(st *store.Store, src store.Source, code, motivo string) (*do
 // (ErrRenewalPending). The next certificati batch issues the new
 // certificate. auto marks a renewal asked by the scadenze job.
 func RequestRenewalTx(tx *store.Tx, src store.Source, code, motivo string, auto bool) (*domain.Postazione, error) {
-	code = strings.ToUpper(strings.TrimSpace(code))
-	motivo, err := checkMotivo(motivo)
-	if err != nil {
-		return nil, err
-	}
-	if src.Actor == "" {
-		return nil, errors.New("postazioni: the operator (actor) is required")
-	}
-	p, err := tx.Postazione(code)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownPostazione, code)
-	}
+	p, motivo, err := postazioneFor(tx, src, code, motivo)
 	if err != nil {
 		return nil, err
 	}
 	if p.State != domain.CertAttivo {
-		return nil, &StateError{Item: ItemPostazione, ID: code, State: string(p.State), Action: "rinnovata", Allowed: []string{string(domain.CertAttivo)}}
+		return nil, &StateError{Item: ItemPostazione, ID: p.Code, State: string(p.State), Action: "rinnovata", Allowed: []string{string(domain.CertAttivo)}}
 	}
 	if p.Renewal != nil {
 		return nil, fmt.Errorf("%w: la postazione %s ha già un rinnovo in lavorazione, chiesto il %s",
-			ErrRenewalPending, code, p.Renewal.Requested.Format("02/01/2006"))
+			ErrRenewalPending, p.Code, p.Renewal.Requested.Format("02/01/2006"))
 	}
 	p.Renewal = &domain.RenewalRequest{Requested: tx.Now, By: src.Actor, Motivo: motivo, Auto: auto}
 	p.Updated = tx.Now

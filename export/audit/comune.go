@@ -121,19 +121,7 @@ func (e *Exporter) Comune(ctx context.Context, istat string) (ComuneFiles, error
 	if err != nil {
 		return out, err
 	}
-	tmp, err := os.CreateTemp(e.tempDir(), ".audit-*.xlsx")
-	if err != nil {
-		return out, err
-	}
-	defer os.Remove(tmp.Name())
-	if err := saveTo(f, tmp); err != nil {
-		tmp.Close()
-		return out, err
-	}
-	if err := tmp.Close(); err != nil {
-		return out, err
-	}
-	if err := e.putFile(ctx, out.XLSX, tmp.Name()); err != nil {
+	if err := e.publishWorkbook(ctx, f, ".audit-*.xlsx", out.XLSX); err != nil {
 		return out, err
 	}
 	if err := e.Target.Write(ctx, out.UsersCSV, &ucsv); err != nil {
@@ -396,4 +384,22 @@ func (e *Exporter) Comuni(ctx context.Context) (ComuniResult, error) {
 	}
 	res.Err = errors.Join(errs...)
 	return res, nil
+}
+
+// publishWorkbook saves workbook f to a temporary file named like pattern
+// and writes it to name in the target.
+func (e *Exporter) publishWorkbook(ctx context.Context, f *excelize.File, pattern, name string) error {
+	tmp, err := os.CreateTemp(e.tempDir(), pattern)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := saveTo(f, tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return e.putFile(ctx, name, tmp.Name())
 }

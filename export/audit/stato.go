@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/xuri/excelize/v2"
 
@@ -73,19 +72,7 @@ func (e *Exporter) Status(ctx context.Context, istat, stamp string, view StatusV
 	if err != nil {
 		return out, err
 	}
-	tmp, err := os.CreateTemp(e.tempDir(), ".stato-*.xlsx")
-	if err != nil {
-		return out, err
-	}
-	defer os.Remove(tmp.Name())
-	if err := saveTo(f, tmp); err != nil {
-		tmp.Close()
-		return out, err
-	}
-	if err := tmp.Close(); err != nil {
-		return out, err
-	}
-	if err := e.putFile(ctx, out.XLSX, tmp.Name()); err != nil {
+	if err := e.publishWorkbook(ctx, f, ".stato-*.xlsx", out.XLSX); err != nil {
 		return out, err
 	}
 	for name, data := range map[string]*bytes.Buffer{out.UsersCSV: &ucsv, out.StationCSV: &wcsv} {
