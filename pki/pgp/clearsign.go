@@ -17,19 +17,19 @@ import (
 func ClearSign(text []byte, signer *openpgp.Entity) ([]byte, error) {
 	now := config.Now()
 	if err := checkSigner(signer, now); err != nil {
-		return nil, fmt.Errorf("pgp: clearsign: %w", err)
+		return nil, fmt.Errorf("pgp: firma in chiaro: %w", err)
 	}
 	sk, _ := signer.SigningKey(now)
 	var buf bytes.Buffer
 	w, err := clearsign.Encode(&buf, sk.PrivateKey, config)
 	if err != nil {
-		return nil, fmt.Errorf("pgp: clearsign with %s: %w", describe(signer), err)
+		return nil, fmt.Errorf("pgp: firma in chiaro con %s: %w", describe(signer), err)
 	}
 	if _, err := w.Write(text); err != nil {
-		return nil, fmt.Errorf("pgp: clearsign: %w", err)
+		return nil, fmt.Errorf("pgp: firma in chiaro: %w", err)
 	}
 	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("pgp: clearsign with %s: %w", describe(signer), err)
+		return nil, fmt.Errorf("pgp: firma in chiaro con %s: %w", describe(signer), err)
 	}
 	if !bytes.HasSuffix(buf.Bytes(), []byte("\n")) {
 		buf.WriteByte('\n')
@@ -47,7 +47,7 @@ func ClearSign(text []byte, signer *openpgp.Entity) ([]byte, error) {
 func VerifyClearSigned(keyring openpgp.EntityList, data []byte) (text []byte, signer *openpgp.Entity, err error) {
 	defer catch(&err, "pgp: verify: ")
 	if len(keyring) == 0 {
-		return nil, nil, errors.New("pgp: verify: no keys to verify the signature with")
+		return nil, nil, errors.New("pgp: verifica: nessuna chiave con cui verificare la firma")
 	}
 	b, _ := clearsign.Decode(data)
 	if b == nil || b.ArmoredSignature == nil {
