@@ -45,20 +45,20 @@ func ClearSign(text []byte, signer *openpgp.Entity) ([]byte, error) {
 // after the message is not signed and is not returned. The errors wrap
 // ErrBadSignature, ErrUnknownSigner or ErrMalformed, as VerifyDetached's.
 func VerifyClearSigned(keyring openpgp.EntityList, data []byte) (text []byte, signer *openpgp.Entity, err error) {
-	defer catch(&err, "pgp: verify: ")
+	defer catch(&err, "pgp: verifica: ")
 	if len(keyring) == 0 {
 		return nil, nil, errors.New("pgp: verifica: nessuna chiave con cui verificare la firma")
 	}
 	b, _ := clearsign.Decode(data)
 	if b == nil || b.ArmoredSignature == nil {
-		return nil, nil, malformed("pgp: verify: no cleartext-signed message (BEGIN PGP SIGNED MESSAGE ... END PGP SIGNATURE)")
+		return nil, nil, malformed("pgp: verifica: nessun messaggio firmato in chiaro (BEGIN PGP SIGNED MESSAGE ... END PGP SIGNATURE)")
 	}
 	if b.ArmoredSignature.Type != openpgp.SignatureType {
-		return nil, nil, malformed("pgp: verify: a %q block, not a PGP SIGNATURE", b.ArmoredSignature.Type)
+		return nil, nil, malformed("pgp: verifica: un blocco %q, non una PGP SIGNATURE", b.ArmoredSignature.Type)
 	}
 	sig, err := io.ReadAll(io.LimitReader(b.ArmoredSignature.Body, maxKeyFile))
 	if err != nil {
-		return nil, nil, malformed("pgp: verify: bad armor (%v)", err)
+		return nil, nil, malformed("pgp: verifica: armatura ASCII non valida (%v)", err)
 	}
 	signer, err = VerifyDetached(keyring, b.Bytes, sig)
 	if err != nil {

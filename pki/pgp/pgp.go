@@ -121,7 +121,7 @@ func describe(e *openpgp.Entity) string {
 // error.
 func catch(err *error, prefix string) {
 	if r := recover(); r != nil {
-		*err = malformed("%sunreadable input (parser failure: %v)", prefix, r)
+		*err = malformed("%sdati illeggibili (errore dell'analisi: %v)", prefix, r)
 	}
 }
 
@@ -261,21 +261,21 @@ func parseKeys(data []byte) (el openpgp.EntityList, err error) {
 	if bytes.Contains(data, []byte("-----BEGIN PGP")) {
 		block, err := armor.Decode(r)
 		if err != nil {
-			return nil, malformed("not an OpenPGP key (bad armor: %v)", err)
+			return nil, malformed("non è una chiave OpenPGP (armatura ASCII non valida: %v)", err)
 		}
 		if block.Type != openpgp.PublicKeyType && block.Type != openpgp.PrivateKeyType {
-			return nil, malformed("not an OpenPGP key but a %q block", block.Type)
+			return nil, malformed("non è una chiave OpenPGP ma un blocco %q", block.Type)
 		}
 		r = block.Body
 	} else if len(data) == 0 || data[0]&0x80 == 0 {
-		return nil, malformed("not an OpenPGP key (neither ASCII-armored nor binary OpenPGP data)")
+		return nil, malformed("non è una chiave OpenPGP (né dati OpenPGP ASCII-armored né binari)")
 	}
 	el, err = openpgp.ReadKeyRing(r)
 	if err != nil {
-		return nil, malformed("not a readable OpenPGP key (%v)", err)
+		return nil, malformed("non è una chiave OpenPGP leggibile (%v)", err)
 	}
 	if len(el) == 0 {
-		return nil, malformed("no OpenPGP key found")
+		return nil, malformed("nessuna chiave OpenPGP trovata")
 	}
 	return el, nil
 }
@@ -484,30 +484,30 @@ func describeList(el openpgp.EntityList) string {
 // (the recipient's own key too): compare the returned signer with the one
 // expected, e.g. by Fingerprint.
 func Decrypt(armored []byte, keys openpgp.EntityList) (plaintext []byte, signer *openpgp.Entity, err error) {
-	defer catch(&err, "pgp: decrypt: ")
+	defer catch(&err, "pgp: decifratura: ")
 	block, err := armor.Decode(bytes.NewReader(armored))
 	if err != nil {
-		return nil, nil, malformed("pgp: decrypt: no ASCII-armored message (%v)", err)
+		return nil, nil, malformed("pgp: decifratura: nessun messaggio ASCII-armored (%v)", err)
 	}
 	if block.Type != "PGP MESSAGE" {
-		return nil, nil, malformed("pgp: decrypt: a %q block, not a PGP MESSAGE", block.Type)
+		return nil, nil, malformed("pgp: decifratura: un blocco %q, non un PGP MESSAGE", block.Type)
 	}
 	md, err := openpgp.ReadMessage(block.Body, keys, nil, config)
 	if errors.Is(err, pgperrors.ErrKeyIncorrect) {
 		return nil, nil, errors.New("pgp: decifratura: nessuna delle chiavi indicate decifra il messaggio (nessuna chiave segreta corrispondente, o è protetta)")
 	}
 	if err != nil {
-		return nil, nil, malformed("pgp: decrypt: unreadable message (%v)", err)
+		return nil, nil, malformed("pgp: decifratura: messaggio illeggibile (%v)", err)
 	}
 	if !md.IsEncrypted {
-		return nil, nil, malformed("pgp: decrypt: the message is not encrypted")
+		return nil, nil, malformed("pgp: decifratura: il messaggio non è cifrato")
 	}
 	if !md.IsSigned {
 		return nil, nil, fmt.Errorf("pgp: decifratura: %w", ErrNotSigned)
 	}
 	plaintext, err = io.ReadAll(md.UnverifiedBody)
 	if err != nil {
-		return nil, nil, malformed("pgp: decrypt: the message is damaged or was altered (%v)", err)
+		return nil, nil, malformed("pgp: decifratura: il messaggio è danneggiato o è stato alterato (%v)", err)
 	}
 	if md.SignedBy == nil {
 		return nil, nil, fmt.Errorf("pgp: decifratura: %w (key ID %016X)", ErrUnknownSigner, md.SignedByKeyId)
@@ -526,7 +526,7 @@ func Decrypt(armored []byte, keys openpgp.EntityList) (plaintext []byte, signer 
 // OpenPGP signature). Any key of keyring counts: pass only the keys allowed
 // to sign this data (one prefettura's key for its manifests).
 func VerifyDetached(keyring openpgp.EntityList, data []byte, sig []byte) (signer *openpgp.Entity, err error) {
-	defer catch(&err, "pgp: verify: ")
+	defer catch(&err, "pgp: verifica: ")
 	if len(keyring) == 0 {
 		return nil, errors.New("pgp: verifica: nessuna chiave con cui verificare la firma")
 	}
@@ -537,14 +537,14 @@ func VerifyDetached(keyring openpgp.EntityList, data []byte, sig []byte) (signer
 	// Read the signature packet first, to name its issuer in errors.
 	p, err := packet.NewReader(bytes.NewReader(raw)).Next()
 	if err != nil {
-		return nil, malformed("pgp: verify: unreadable signature (%v)", err)
+		return nil, malformed("pgp: verifica: firma illeggibile (%v)", err)
 	}
 	sp, ok := p.(*packet.Signature)
 	if !ok {
-		return nil, malformed("pgp: verify: not a signature but a %s packet", strings.TrimPrefix(fmt.Sprintf("%T", p), "*packet."))
+		return nil, malformed("pgp: verifica: non è una firma ma un pacchetto %s", strings.TrimPrefix(fmt.Sprintf("%T", p), "*packet."))
 	}
 	if sp.SigType != packet.SigTypeBinary && sp.SigType != packet.SigTypeText {
-		return nil, malformed("pgp: verify: a signature of type %#x, not a document signature", uint8(sp.SigType))
+		return nil, malformed("pgp: verifica: una firma di tipo %#x, non una firma di documento", uint8(sp.SigType))
 	}
 	issuer := "no issuer"
 	if len(sp.IssuerFingerprint) > 0 {
@@ -565,7 +565,7 @@ func VerifyDetached(keyring openpgp.EntityList, data []byte, sig []byte) (signer
 	var se pgperrors.StructuralError
 	var ue pgperrors.UnsupportedError
 	if errors.As(err, &se) || errors.As(err, &ue) {
-		return nil, malformed("pgp: verify: unreadable signature (%v)", err)
+		return nil, malformed("pgp: verifica: firma illeggibile (%v)", err)
 	}
 	return nil, fmt.Errorf("pgp: verifica: %w (%s): %v", ErrBadSignature, issuer, err)
 }
@@ -577,17 +577,17 @@ func unarmorSignature(sig []byte) ([]byte, error) {
 	if bytes.Contains(sig, []byte("-----BEGIN PGP")) {
 		block, err := armor.Decode(bytes.NewReader(sig))
 		if err != nil {
-			return nil, malformed("pgp: verify: bad armor (%v)", err)
+			return nil, malformed("pgp: verifica: armatura ASCII non valida (%v)", err)
 		}
 		if block.Type != openpgp.SignatureType {
-			return nil, malformed("pgp: verify: a %q block, not a PGP SIGNATURE", block.Type)
+			return nil, malformed("pgp: verifica: un blocco %q, non una PGP SIGNATURE", block.Type)
 		}
 		if raw, err = io.ReadAll(io.LimitReader(block.Body, maxKeyFile)); err != nil {
-			return nil, malformed("pgp: verify: bad armor (%v)", err)
+			return nil, malformed("pgp: verifica: armatura ASCII non valida (%v)", err)
 		}
 	}
 	if len(raw) == 0 || raw[0]&0x80 == 0 {
-		return nil, malformed("pgp: verify: not an OpenPGP signature (neither ASCII-armored nor binary OpenPGP data)")
+		return nil, malformed("pgp: verifica: non è una firma OpenPGP (né dati OpenPGP ASCII-armored né binari)")
 	}
 	return raw, nil
 }
@@ -609,7 +609,7 @@ func VerifyDetachedBinary(keyring openpgp.EntityList, data []byte, sig []byte) (
 // and refuses a text-mode signature among them with ErrTextSignature;
 // what is not a signature is left to VerifyDetached to describe.
 func checkBinarySignature(sig []byte) (err error) {
-	defer catch(&err, "pgp: verify: ")
+	defer catch(&err, "pgp: verifica: ")
 	raw, err := unarmorSignature(sig)
 	if err != nil {
 		return nil

@@ -160,7 +160,7 @@ func TestDecryptRefuses(t *testing.T) {
 		{"signed by an unknown key", raw(intruder.sec), keys, ErrUnknownSigner, "sconosciuta"},
 		{"signer key missing from keyring", good, openpgp.EntityList{producer.sec}, ErrUnknownSigner, "key ID"},
 		{"tampered", tampered, keys, nil, ""},
-		{"not encrypted", signedOnly.Bytes(), keys, ErrMalformed, "not encrypted"},
+		{"not encrypted", signedOnly.Bytes(), keys, ErrMalformed, "non è cifrato"},
 		{"no secret key", good, append(openpgp.EntityList{intruder.sec}, service.pub...), nil, "decifra il messaggio"},
 		{"garbage", []byte("hello"), keys, ErrMalformed, ""},
 		{"public key block", producer.pubArmored, keys, ErrMalformed, "PUBLIC KEY"},
@@ -271,9 +271,9 @@ func TestReadSecretFile(t *testing.T) {
 	}{
 		{"group readable", service.secArmored, 0o640, []string{"chmod 600", "0640"}},
 		{"world readable", service.secArmored, 0o604, []string{"chmod 600"}},
-		{"garbage", []byte("not a key at all\n"), 0o600, []string{"not an OpenPGP key"}},
-		{"truncated armor", service.secArmored[:200], 0o600, []string{"not"}},
-		{"empty", nil, 0o600, []string{"not an OpenPGP key"}},
+		{"garbage", []byte("not a key at all\n"), 0o600, []string{"non è una chiave OpenPGP"}},
+		{"truncated armor", service.secArmored[:200], 0o600, []string{"non"}},
+		{"empty", nil, 0o600, []string{"non è una chiave OpenPGP"}},
 		{"public key", service.pubArmored, 0o600, []string{"chiave pubblica", "non una chiave segreta", Fingerprint(service.sec)}},
 		{"passphrase", armoredSecret(t, locked), 0o600, []string{"passphrase", "Servizio"}},
 		{"expired", expired.secArmored, 0o600, []string{"scaduta"}},
@@ -355,8 +355,8 @@ func TestReadPublicFile(t *testing.T) {
 		verifier bool // ReadVerifierFile rather than ReadPublicFile
 		want     []string
 	}{
-		{"garbage", []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnonsense\n-----END PGP PUBLIC KEY BLOCK-----\n"), false, []string{"not"}},
-		{"text", []byte("hello world"), false, []string{"not an OpenPGP key"}},
+		{"garbage", []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnonsense\n-----END PGP PUBLIC KEY BLOCK-----\n"), false, []string{"non"}},
+		{"text", []byte("hello world"), false, []string{"non è una chiave OpenPGP"}},
 		{"secret key", producer.secArmored, false, []string{"chiave segreta", "solo la chiave pubblica"}},
 		{"secret key to verify", producer.secArmored, true, []string{"chiave segreta"}},
 		{"expired", expired.pubArmored, false, []string{"scaduta il", "Scaduto"}},
@@ -449,7 +449,7 @@ func TestVerifyDetached(t *testing.T) {
 		{"empty", keyring, data, nil, ErrMalformed, ""},
 		{"bad armor", keyring, data, []byte("-----BEGIN PGP SIGNATURE-----\n\n!!!!\n-----END PGP SIGNATURE-----\n"), ErrMalformed, ""},
 		{"a key instead", keyring, data, pref.pubArmored, ErrMalformed, "PUBLIC KEY"},
-		{"a binary key instead", keyring, data, mustBinarySecret(t, pref.sec), ErrMalformed, "not a signature"},
+		{"a binary key instead", keyring, data, mustBinarySecret(t, pref.sec), ErrMalformed, "non è una firma"},
 		{"a message instead", keyring, data, mustMessage(t, pref), ErrMalformed, "MESSAGE"},
 		{"truncated", keyring, data, binarySig[:len(binarySig)/2], ErrMalformed, ""},
 	}
