@@ -402,11 +402,11 @@ func (c *Config) Validate() error {
 // back-office address and the retention of the pulizia job.
 func (c *Config) validateExpiry() error {
 	if c.Cards.LateWorkingDays <= 0 || c.Cards.LastCardWarningDays <= 0 {
-		return fmt.Errorf("cards.late_working_days and cards.last_card_warning_days must be positive")
+		return fmt.Errorf("cards.late_working_days e cards.last_card_warning_days devono essere positivi")
 	}
 	for _, h := range c.Cards.Holidays {
 		if _, err := time.Parse("02/01/2006", strings.TrimSpace(h)+"/2000"); err != nil {
-			return fmt.Errorf("cards.holidays %q: want gg/mm (e.g. 29/06)", h)
+			return fmt.Errorf("cards.holidays %q: atteso gg/mm (per esempio 29/06)", h)
 		}
 	}
 	if a := c.Notify.Backoffice; a != "" {
@@ -416,7 +416,7 @@ func (c *Config) validateExpiry() error {
 	}
 	p := c.Pulizia
 	if p.RetentionDays <= 0 || p.CertificatiDays <= 0 || p.MaxFiles <= 0 {
-		return fmt.Errorf("pulizia.retention_days, pulizia.certificati_days and pulizia.max_files must be positive")
+		return fmt.Errorf("pulizia.retention_days, pulizia.certificati_days e pulizia.max_files devono essere positivi")
 	}
 	return nil
 }
@@ -430,13 +430,13 @@ const maxSocketPath = 107
 func (c *Config) validateControl() error {
 	s := strings.TrimSpace(c.Control.Socket)
 	if s == "" {
-		return fmt.Errorf("control.socket is empty: the commands reach the running daemon through it (default var/run/anprsec.sock)")
+		return fmt.Errorf("control.socket è vuoto: i comandi raggiungono il servizio in esecuzione attraverso di esso (predefinito var/run/anprsec.sock)")
 	}
 	if p := c.Path(s); len(p) > maxSocketPath {
-		return fmt.Errorf("control.socket %s: %d bytes, a Unix socket path holds at most %d: choose a shorter path", p, len(p), maxSocketPath)
+		return fmt.Errorf("control.socket %s: %d byte, il percorso di un socket Unix ne ammette al massimo %d: scegliere un percorso più corto", p, len(p), maxSocketPath)
 	}
 	if g := c.Control.Group; g != "" && !validGroupName(g) {
-		return fmt.Errorf("control.group %q: not a group name (letters, digits, '_', '-', '.', not starting with '-')", g)
+		return fmt.Errorf("control.group %q: non è un nome di gruppo (lettere, cifre, '_', '-', '.', senza '-' iniziale)", g)
 	}
 	return nil
 }
@@ -509,10 +509,10 @@ func (c *Config) validatePKI() error {
 	}
 	validity := time.Duration(c.PKI.ValidityDays) * 24 * time.Hour
 	if c.PKI.RenewOverlap < 0 || c.PKI.RenewOverlap >= validity {
-		return fmt.Errorf("pki.renew_overlap %s: must be at least 0s and shorter than pki.validity_days", c.PKI.RenewOverlap)
+		return fmt.Errorf("pki.renew_overlap %s: deve essere almeno 0s e più breve di pki.validity_days", c.PKI.RenewOverlap)
 	}
 	if c.PKI.AutoRenew && (c.PKI.RenewBefore <= 0 || c.PKI.RenewBefore >= validity) {
-		return fmt.Errorf("pki.renew_before %s: with pki.auto_renew it must be positive and shorter than pki.validity_days", c.PKI.RenewBefore)
+		return fmt.Errorf("pki.renew_before %s: con pki.auto_renew deve essere positivo e più breve di pki.validity_days", c.PKI.RenewBefore)
 	}
 	return c.validatePKIHTTP()
 }
@@ -581,7 +581,7 @@ func NoticeTemplate(text string) (*template.Template, error) {
 func (c *Config) validateAvvisi() error {
 	a := c.Avvisi
 	if a.DeadlineDays <= 0 || a.ReminderEvery < 0 {
-		return fmt.Errorf("avvisi.deadline_days must be positive and avvisi.reminder_every not negative")
+		return fmt.Errorf("avvisi.deadline_days deve essere positivo e avvisi.reminder_every non negativo")
 	}
 	if a.BackOffice != "" {
 		if _, err := mail.ParseAddress(a.BackOffice); err != nil {
@@ -589,7 +589,7 @@ func (c *Config) validateAvvisi() error {
 		}
 	}
 	if strings.TrimSpace(a.Subject) == "" || strings.ContainsAny(a.Subject, "\r\n") {
-		return fmt.Errorf("avvisi.subject must be one non-empty line")
+		return fmt.Errorf("avvisi.subject deve essere una sola riga non vuota")
 	}
 	t, err := NoticeTemplate(a.Text)
 	if err != nil {
@@ -601,10 +601,10 @@ func (c *Config) validateAvvisi() error {
 	}
 	var b strings.Builder
 	if err := t.Execute(&b, data); err != nil {
-		return fmt.Errorf("avvisi.text: %v (fields: %s)", err, strings.Join(NoticeFields, ", "))
+		return fmt.Errorf("avvisi.text: %v (campi: %s)", err, strings.Join(NoticeFields, ", "))
 	}
 	if !strings.Contains(b.String(), "<Campagna>") {
-		return fmt.Errorf("avvisi.text: the text must name the campaign ({{.Campagna}}): the comune answers CONFERMA_VERIFICA with it")
+		return fmt.Errorf("avvisi.text: il testo deve nominare la campagna ({{.Campagna}}): il comune la indica nella risposta CONFERMA_VERIFICA")
 	}
 	return nil
 }
@@ -629,7 +629,7 @@ func (c *Config) validateMail() error {
 		}
 	}
 	if c.Retention.PersonaDays < 0 {
-		return fmt.Errorf("retention.persona_days must not be negative (days a person without utenza and card is kept; 0: erased at the next run)")
+		return fmt.Errorf("retention.persona_days non può essere negativo (giorni in cui si conserva una persona senza utenza né smart card; 0: cancellata alla prossima esecuzione)")
 	}
 	return nil
 }

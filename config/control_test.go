@@ -22,8 +22,8 @@ func TestControlSocketAndGroup(t *testing.T) {
 	}{
 		{"control:\n  socket: /run/anprsec/anprsec.sock\n  group: anprsec-op\n", ""},
 		{"control:\n  group: operatori.anpr_1\n", ""},
-		{"control:\n  socket: \"\"\n", "control.socket is empty"},
-		{"control:\n  socket: " + long + "\n", "a Unix socket path holds at most 107"},
+		{"control:\n  socket: \"\"\n", "control.socket è vuoto"},
+		{"control:\n  socket: " + long + "\n", "ne ammette al massimo 107"},
 		{"control:\n  group: \"-x\"\n", "control.group"},
 		{"control:\n  group: \"anpr op\"\n", "control.group"},
 		{"control:\n  group: \"../etc\"\n", "control.group"},

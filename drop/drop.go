@@ -58,7 +58,7 @@ var ErrNotExist = fs.ErrNotExist
 // ErrUnavailable is wrapped by the errors of a drop that does not answer
 // (an SFTP server down, stalled or refusing the connection): a failure of
 // the environment, never of the file asked for. Unavailable marks one.
-var ErrUnavailable = errors.New("drop unavailable")
+var ErrUnavailable = errors.New("drop non disponibile")
 
 // Unavailable returns err marked with ErrUnavailable, its message
 // unchanged (nil for nil).
@@ -74,7 +74,7 @@ type unavailable struct{ error }
 func (u unavailable) Unwrap() []error { return []error{u.error, ErrUnavailable} }
 
 // ErrUnsafePath is returned for a path that would leave the drop root.
-var ErrUnsafePath = errors.New("unsafe path")
+var ErrUnsafePath = errors.New("percorso non sicuro")
 
 // Clean checks and normalizes a drop-relative path. It refuses absolute
 // paths, any ".." element, backslashes and control characters.
@@ -87,7 +87,7 @@ func Clean(p string) (string, error) {
 	}
 	for _, r := range p {
 		if unicode.IsControl(r) {
-			return "", fmt.Errorf("%w: %q has a control character", ErrUnsafePath, p)
+			return "", fmt.Errorf("%w: %q contiene un carattere di controllo", ErrUnsafePath, p)
 		}
 	}
 	for _, el := range strings.Split(p, "/") {

@@ -22,7 +22,7 @@ type Local struct {
 // NewLocal returns a Drop rooted at folder root, creating it if needed.
 func NewLocal(root string) (*Local, error) {
 	if err := os.MkdirAll(root, 0o750); err != nil {
-		return nil, fmt.Errorf("drop folder %s: %w", root, err)
+		return nil, fmt.Errorf("cartella del drop %s: %w", root, err)
 	}
 	return &Local{Root: root}, nil
 }
@@ -102,7 +102,7 @@ func (l *Local) Open(_ context.Context, name string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", name)
+		return nil, fmt.Errorf("%s: non è un file regolare", name)
 	}
 	f, err := r.Open(c)
 	if err != nil {
@@ -111,7 +111,7 @@ func (l *Local) Open(_ context.Context, name string) (io.ReadCloser, error) {
 	// Replaced by a symlink between the Lstat and the Open?
 	if fi2, err := f.Stat(); err != nil || !os.SameFile(fi, fi2) {
 		f.Close()
-		return nil, fmt.Errorf("%s: changed while opening", name)
+		return nil, fmt.Errorf("%s: modificato durante l'apertura", name)
 	}
 	return f, nil
 }
@@ -132,7 +132,7 @@ func (l *Local) Write(_ context.Context, name string, rd io.Reader) error {
 	// symlink someone planted to make this write land elsewhere) is
 	// removed, not followed; the file is then created anew.
 	if err := r.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("writing %s: %w", name, err)
+		return fmt.Errorf("scrittura di %s: %w", name, err)
 	}
 	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
@@ -150,7 +150,7 @@ func (l *Local) Write(_ context.Context, name string, rd io.Reader) error {
 	}
 	if err != nil {
 		r.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", name, err)
+		return fmt.Errorf("scrittura di %s: %w", name, err)
 	}
 	return syncDir(r, dir)
 }

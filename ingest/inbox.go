@@ -131,7 +131,7 @@ func (f *File) Commit(k int, fn func(tx *store.Tx, buf *bytes.Buffer) (ok, ko in
 		return nil
 	}
 	if k != f.rec.Chunks {
-		return fmt.Errorf("%s: chunk %d committed out of order (checkpoint %d)", f.Path, k, f.rec.Chunks)
+		return fmt.Errorf("%s: blocco %d registrato fuori ordine (punto di ripresa %d)", f.Path, k, f.rec.Chunks)
 	}
 	update := f.inbox.Store.Update
 	if !f.inbox.Unpipelined {
@@ -226,7 +226,7 @@ func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 	}
 	entries, err := in.Drop.List(ctx, in.Dir)
 	if err != nil {
-		return st, fmt.Errorf("listing %s: %w", in.Dir, err)
+		return st, fmt.Errorf("lettura della cartella %s: %w", in.Dir, err)
 	}
 	if len(entries) == 0 {
 		if _, err := in.Drop.Stat(ctx, in.Dir); err != nil {
@@ -411,7 +411,7 @@ func (in *Inbox) moveCompanion(ctx context.Context, p, to string) error {
 	}
 	dst := to + c[len(p):] // the companion's own suffix, in its own case
 	if err := in.Drop.Rename(ctx, c, dst); err != nil {
-		return fmt.Errorf("moving %s to %s: %w", c, dst, err)
+		return fmt.Errorf("spostamento di %s in %s: %w", c, dst, err)
 	}
 	return nil
 }
@@ -670,7 +670,7 @@ func (st *Stats) count(rec *store.InputFile) {
 func safeProcess(ctx context.Context, process Processor, f *File) (res Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%s: panic while processing: %v", f.Path, r)
+			err = fmt.Errorf("%s: errore interno durante l'elaborazione (panic): %v", f.Path, r)
 		}
 		if f.pipe != nil {
 			if cerr := f.pipe.Close(); err == nil && cerr != nil {
@@ -785,7 +785,7 @@ func (in *Inbox) moveOut(ctx context.Context, f *File, sub string) error {
 		return err
 	}
 	if err := in.Drop.Rename(ctx, f.Path, to); err != nil {
-		return fmt.Errorf("moving %s to %s: %w", f.Path, to, err)
+		return fmt.Errorf("spostamento di %s in %s: %w", f.Path, to, err)
 	}
 	return in.markPublished(f, to)
 }
@@ -819,7 +819,7 @@ func (in *Inbox) freeName(ctx context.Context, sub, name string) (string, error)
 			return to, nil
 		}
 		if err != nil {
-			return "", fmt.Errorf("checking %s: %w", to, err)
+			return "", fmt.Errorf("controllo di %s: %w", to, err)
 		}
 		suffix := "-" + stamp
 		if i > 1 {
@@ -858,7 +858,7 @@ func (in *Inbox) refuseUnread(ctx context.Context, p, name, code, msg string) er
 		return moved
 	}
 	if err := in.Drop.Rename(ctx, p, to); err != nil {
-		moved.err = fmt.Errorf("moving %s to %s: %w", p, to, err)
+		moved.err = fmt.Errorf("spostamento di %s in %s: %w", p, to, err)
 		return moved
 	}
 	return nil
@@ -906,11 +906,11 @@ func (in *Inbox) writeReceipt(ctx context.Context, name string, data []byte, ret
 			aside = path.Join(in.Dir, "esiti", fmt.Sprintf("%s.%s-%d.esito.csv", name, stamp, i))
 		}
 		if err := in.Drop.Rename(ctx, p, aside); err != nil {
-			return fmt.Errorf("keeping the earlier receipt %s: %w", p, err)
+			return fmt.Errorf("conservazione dell'esito precedente %s: %w", p, err)
 		}
 	}
 	if err := in.Drop.Write(ctx, p, bytes.NewReader(data)); err != nil {
-		return fmt.Errorf("writing receipt %s: %w", p, err)
+		return fmt.Errorf("scrittura dell'esito %s: %w", p, err)
 	}
 	return nil
 }
@@ -941,7 +941,7 @@ func (in *Inbox) fetch(ctx context.Context, p string, e drop.Entry) (*File, erro
 	}
 	rc, err := in.Drop.Open(ctx, p)
 	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", p, err)
+		return nil, fmt.Errorf("apertura di %s: %w", p, err)
 	}
 	defer rc.Close()
 	tmp, err := os.CreateTemp(in.spool(), "in-*"+strings.ToLower(filepath.Ext(e.Name)))
@@ -956,7 +956,7 @@ func (in *Inbox) fetch(ctx context.Context, p string, e drop.Entry) (*File, erro
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return nil, fmt.Errorf("downloading %s: %w", p, err)
+		return nil, fmt.Errorf("scaricamento di %s: %w", p, err)
 	}
 	after, serr := in.Drop.Stat(ctx, p)
 	if n != e.Size || serr != nil || after.Size != e.Size || !after.ModTime.Equal(e.ModTime) {

@@ -178,7 +178,7 @@ func TestSFTPCutMidDownload(t *testing.T) {
 
 	s.srv.CutAfterSent(250_000) // within a.csv's bytes
 	st, el, err := s.run(in, p.process)
-	if err == nil || !strings.Contains(err.Error(), "downloading in/a.csv") {
+	if err == nil || !strings.Contains(err.Error(), "scaricamento di in/a.csv") {
 		t.Fatalf("run 1: %+v, %v; want the download of a.csv failed", st, err)
 	}
 	t.Logf("run 1 (%v): %v", el.Round(time.Millisecond), err)
@@ -231,7 +231,7 @@ func TestSFTPCutMidUpload(t *testing.T) {
 
 	s.srv.CutAfterReceived(100_000) // the receipt is about 230 kB
 	st, el, err := s.run(in, p.process)
-	if err == nil || !strings.Contains(err.Error(), "writing receipt") {
+	if err == nil || !strings.Contains(err.Error(), "scrittura dell'esito") {
 		t.Fatalf("run 1: %+v, %v; want the receipt upload failed", st, err)
 	}
 	t.Logf("run 1 (%v): %v", el.Round(time.Millisecond), err)

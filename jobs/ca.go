@@ -80,7 +80,7 @@ func (c *IssuerCA) Load() (*pki.CA, error) {
 		return nil, err
 	}
 	if !bytes.Equal(ca.Cert.Raw, c.Cert.Raw) {
-		return nil, fmt.Errorf("pki: %s is not the CA recorded in the store (key id %s)", c.CertPath, c.KeyID)
+		return nil, fmt.Errorf("pki: %s non è la CA registrata nell'archivio (key id %s)", c.CertPath, c.KeyID)
 	}
 	return ca, nil
 }
@@ -188,7 +188,7 @@ func CAs(cfg *config.Config, tx *store.Tx) ([]*IssuerCA, error) {
 		certPath, keyRef, _, _ := CAFiles(cfg, "")
 		cert, err := pki.LoadCertFile(certPath)
 		if err != nil {
-			return nil, fmt.Errorf("CA certificate: %w", err)
+			return nil, fmt.Errorf("certificato della CA: %w", err)
 		}
 		return []*IssuerCA{{KeyID: pki.KeyID(cert), Cert: cert, CertPath: certPath, KeyRef: keyRef, Current: true}}, nil
 	}
@@ -213,12 +213,12 @@ func CAs(cfg *config.Config, tx *store.Tx) ([]*IssuerCA, error) {
 func issuerOf(cfg *config.Config, r store.CARecord) (*IssuerCA, error) {
 	cert, err := x509.ParseCertificate(r.CertDER)
 	if err != nil {
-		return nil, fmt.Errorf("CA %s in the store: %w", r.KeyID, err)
+		return nil, fmt.Errorf("CA %s nell'archivio: %w", r.KeyID, err)
 	}
 	c := &IssuerCA{Tag: r.Tag, KeyID: r.KeyID, Cert: cert, Retired: r.Retired}
 	if len(r.CrossDER) > 0 {
 		if c.Cross, err = x509.ParseCertificate(r.CrossDER); err != nil {
-			return nil, fmt.Errorf("cross certificate of CA %s in the store: %w", r.KeyID, err)
+			return nil, fmt.Errorf("certificato incrociato della CA %s nell'archivio: %w", r.KeyID, err)
 		}
 	}
 	c.CertPath, c.KeyRef, _, err = CAFiles(cfg, r.Tag)
@@ -241,7 +241,7 @@ func CurrentCA(env *Env) (*IssuerCA, error) {
 			}
 		}
 		if cur == nil {
-			return errors.New("the store names no current CA")
+			return errors.New("l'archivio non indica nessuna CA corrente")
 		}
 		return nil
 	})

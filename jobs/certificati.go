@@ -64,7 +64,7 @@ type certResult struct {
 
 func runCertificati(ctx context.Context, env *Env, run *Run) error {
 	if env.Sealer == nil {
-		return errors.New("certificati: no seal key (keys.seal; run `anprsec init`)")
+		return errors.New("certificati: manca la chiave di sigillo (keys.seal; eseguire `anprsec init`)")
 	}
 	todo, names, err := pendingIssues(env)
 	if err != nil {
@@ -127,7 +127,7 @@ func pendingIssues(env *Env) (todo []*domain.Postazione, names map[string]string
 			if _, ok := names[p.ISTAT]; !ok {
 				com, err := tx.Comune(p.ISTAT)
 				if err != nil {
-					return fmt.Errorf("comune %s of %s: %w", p.ISTAT, c, err)
+					return fmt.Errorf("comune %s di %s: %w", p.ISTAT, c, err)
 				}
 				names[p.ISTAT] = com.Name
 			}
@@ -522,7 +522,7 @@ func publishBundle(ctx context.Context, env *Env, id, actor string) error {
 	}
 	name := bundle.Path(b.ISTAT, b.Stamp)
 	if err := env.Drop.Write(ctx, name, bytes.NewReader(data)); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
+		return fmt.Errorf("scrittura di %s: %w", name, err)
 	}
 	return env.Store.Update(func(tx *store.Tx) error {
 		cur, err := tx.Bundle(id)

@@ -34,7 +34,7 @@ var consegneJob = Job{
 func runConsegne(ctx context.Context, env *Env, run *Run) error {
 	entries, err := env.Drop.List(ctx, "prefetture")
 	if err != nil {
-		return fmt.Errorf("listing prefetture/: %w", err)
+		return fmt.Errorf("lettura della cartella prefetture/: %w", err)
 	}
 	known := map[string]bool{}
 	for _, p := range env.Comuni.Prefetture() {
@@ -97,7 +97,7 @@ func prefetturaKey(env *Env, ppp string) (openpgp.EntityList, error) {
 	}
 	k, err := pgp.ReadVerifierFile(p)
 	if err != nil {
-		return nil, fmt.Errorf("prefettura %s: key %s: %w (its manifests wait until the key is fixed)", ppp, p, err)
+		return nil, fmt.Errorf("prefettura %s: chiave %s: %w (i suoi manifesti attendono che la chiave sia corretta)", ppp, p, err)
 	}
 	return k, nil
 }

@@ -63,7 +63,7 @@ func runCRL(ctx context.Context, env *Env, run *Run) error {
 	// party when the daemon is down, and one more hour for a late run.
 	validity := pc.CRLValidity
 	if validity <= time.Hour {
-		return fmt.Errorf("crl: pki.crl_validity %s: must be more than 1h", validity)
+		return fmt.Errorf("crl: pki.crl_validity %s: deve essere più di 1h", validity)
 	}
 	var cas []*IssuerCA
 	if err := env.Store.View(func(tx *store.Tx) error {
@@ -183,7 +183,7 @@ func publishCRL(ctx context.Context, env *Env, c *IssuerCA, rec *store.CRL) erro
 		data []byte
 	}{{derFile, rec.DER}, {pemFile, pki.CRLPEM(rec.DER)}} {
 		if err := env.Drop.Write(ctx, f.name, bytes.NewReader(f.data)); err != nil {
-			return fmt.Errorf("crl: writing %s: %w", f.name, err)
+			return fmt.Errorf("crl: scrittura di %s: %w", f.name, err)
 		}
 	}
 	return env.Store.Update(func(tx *store.Tx) error {
@@ -258,7 +258,7 @@ func crlEntries(tx *store.Tx, c *IssuerCA) (entries []pki.CRLEntry, held, revoke
 		}
 		if p.Serial == "" {
 			// Refuse rather than sign a CRL that misses a revoked certificate.
-			return fmt.Errorf("postazione %s is %s but has no certificate serial", p.Code, p.State)
+			return fmt.Errorf("la postazione %s è nello stato %s ma non ha il numero di serie del certificato", p.Code, p.State)
 		}
 		serial, err := pki.ParseSerialHex(p.Serial)
 		if err != nil {

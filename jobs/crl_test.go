@@ -224,7 +224,7 @@ func TestCRLStoreRefusesNoSerial(t *testing.T) {
 	c.env.Store.Update(func(tx *store.Tx) error {
 		return tx.PutPostazione(&domain.Postazione{Code: "058091-PC-0001", ISTAT: "058091", State: domain.CertBloccato})
 	})
-	if _, err := c.run(crlJob); err == nil || !strings.Contains(err.Error(), "no certificate serial") {
+	if _, err := c.run(crlJob); err == nil || !strings.Contains(err.Error(), "non ha il numero di serie del certificato") {
 		t.Errorf("CRL with a held certificate without serial: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(c.root, "crl", "anprsec.crl")); err == nil {

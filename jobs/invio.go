@@ -87,11 +87,11 @@ func MailSender(env *Env) (mail.Sender, error) {
 	}
 	host, portStr, err := net.SplitHostPort(mc.SMTP.Address)
 	if err != nil {
-		return nil, fmt.Errorf("mail.smtp.address %q: want host:port", mc.SMTP.Address)
+		return nil, fmt.Errorf("mail.smtp.address %q: atteso host:porta", mc.SMTP.Address)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return nil, fmt.Errorf("mail.smtp.address %q: bad port", mc.SMTP.Address)
+		return nil, fmt.Errorf("mail.smtp.address %q: porta non valida", mc.SMTP.Address)
 	}
 	policy, err := mail.ParseTLSPolicy(mc.SMTP.TLS)
 	if err != nil {
@@ -113,7 +113,7 @@ func MailSender(env *Env) (mail.Sender, error) {
 			}
 			s.Password = strings.TrimRight(string(b), "\r\n")
 		default:
-			return nil, fmt.Errorf("mail.smtp.username is set but neither mail.smtp.password_file nor %s", smtpPasswordEnv)
+			return nil, fmt.Errorf("mail.smtp.username è impostato ma mancano sia mail.smtp.password_file sia %s", smtpPasswordEnv)
 		}
 	}
 	return s, nil
@@ -132,7 +132,7 @@ type pinMessage struct {
 
 func runInvio(ctx context.Context, env *Env, run *Run) error {
 	if env.Sealer == nil {
-		return errors.New("invio-pin: no seal key (keys.seal; run `anprsec init`)")
+		return errors.New("invio-pin: manca la chiave di sigillo (keys.seal; eseguire `anprsec init`)")
 	}
 	due, err := dueMessages(env)
 	if err != nil || len(due) == 0 {
@@ -257,10 +257,10 @@ func loadInvioKit(env *Env, run *Run) (*invioKit, error) {
 	var k invioKit
 	var err error
 	if k.signer, err = pgp.ReadSecretFile(env.Config.Path(env.Config.Keys.Service)); err != nil {
-		return nil, fmt.Errorf("invio-pin: service key (keys.service): %w", err)
+		return nil, fmt.Errorf("invio-pin: chiave del servizio (keys.service): %w", err)
 	}
 	if k.gateway, err = pgp.ReadPublicFile(env.Config.Path(env.Config.Keys.Gateway)); err != nil {
-		return nil, fmt.Errorf("invio-pin: gateway key (keys.gateway): %w", err)
+		return nil, fmt.Errorf("invio-pin: chiave del gateway (keys.gateway): %w", err)
 	}
 	if k.sender, err = MailSender(env); err != nil {
 		return nil, fmt.Errorf("invio-pin: %w", err)
@@ -393,7 +393,7 @@ func (t *invioTally) flush() {
 func (t *invioTally) finish() error {
 	t.flush()
 	if t.unavailable != nil {
-		t.errs = append(t.errs, fmt.Errorf("invio-pin: mail server unavailable, messages left queued: %w", t.unavailable))
+		t.errs = append(t.errs, fmt.Errorf("invio-pin: server di posta non disponibile, messaggi lasciati in coda: %w", t.unavailable))
 	}
 	return errors.Join(t.errs...)
 }

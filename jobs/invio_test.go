@@ -342,7 +342,7 @@ func TestInvioPINFaults(t *testing.T) {
 		return tx.PutMail(m)
 	})
 	c.env.Config.Mail.SMTP.Address = smtptest.RefusedAddr(t)
-	if counts, err := c.run(invioJob); err == nil || !strings.Contains(err.Error(), "mail server unavailable") || counts["server_unavailable"] != 1 {
+	if counts, err := c.run(invioJob); err == nil || !strings.Contains(err.Error(), "server di posta non disponibile") || counts["server_unavailable"] != 1 {
 		t.Errorf("server down: %v %v", counts, err)
 	}
 	if m := mailOf(serials[0]); m.State != store.MailQueued || m.Attempts != 1 {

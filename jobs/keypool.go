@@ -69,7 +69,7 @@ func poolAlg(alg string) string {
 
 func runPoolChiavi(ctx context.Context, env *Env, run *Run) error {
 	if env.Sealer == nil {
-		return errors.New("pool-chiavi: no seal key (keys.seal; run `anprsec init`)")
+		return errors.New("pool-chiavi: manca la chiave di sigillo (keys.seal; eseguire `anprsec init`)")
 	}
 	pc := env.Config.PKI
 	alg := poolAlg(pc.KeyAlgorithm)
@@ -212,16 +212,16 @@ func takePoolKeys(env *Env, alg string, n int) ([]store.PoolKey, error) {
 func openPoolKey(s *store.Sealer, k store.PoolKey) (crypto.Signer, error) {
 	der, err := s.Open(k.Sealed, store.PoolSealContext(k.Seq))
 	if err != nil {
-		return nil, fmt.Errorf("pool key %d: %w", k.Seq, err)
+		return nil, fmt.Errorf("chiave del pool %d: %w", k.Seq, err)
 	}
 	defer clear(der)
 	key, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
-		return nil, fmt.Errorf("pool key %d: %w", k.Seq, err)
+		return nil, fmt.Errorf("chiave del pool %d: %w", k.Seq, err)
 	}
 	signer, ok := key.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("pool key %d: %T is not a signer", k.Seq, key)
+		return nil, fmt.Errorf("chiave del pool %d: %T non è una chiave di firma", k.Seq, key)
 	}
 	return signer, nil
 }

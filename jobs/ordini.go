@@ -53,15 +53,15 @@ var ordiniJob = Job{
 
 func runOrdini(ctx context.Context, env *Env, run *Run) error {
 	if env.Sealer == nil {
-		return errors.New("ordini-sc: no seal key (keys.seal; run `anprsec init`)")
+		return errors.New("ordini-sc: manca la chiave di sigillo (keys.seal; eseguire `anprsec init`)")
 	}
 	signer, err := pgp.ReadSecretFile(env.Config.Path(env.Config.Keys.Service))
 	if err != nil {
-		return fmt.Errorf("ordini-sc: service key (keys.service): %w", err)
+		return fmt.Errorf("ordini-sc: chiave del servizio (keys.service): %w", err)
 	}
 	producer, err := pgp.ReadPublicFile(env.Config.Path(env.Config.Keys.Producer))
 	if err != nil {
-		return fmt.Errorf("ordini-sc: producer key (keys.producer): %w", err)
+		return fmt.Errorf("ordini-sc: chiave del produttore (keys.producer): %w", err)
 	}
 	if busy, err := ordersToPublish(env); err != nil {
 		return err
@@ -356,7 +356,7 @@ func buildOrder(env *Env, name string, producer openpgp.EntityList, signer *open
 			}
 			plain, err := env.Sealer.Open(c.FirstSealed, domain.CardSecretsSealContext(s, "prima"))
 			if err != nil {
-				return fmt.Errorf("smart card %s: first halves: %w", s, err)
+				return fmt.Errorf("smart card %s: prime metà: %w", s, err)
 			}
 			h, err := pki.UnmarshalCardHalf(plain)
 			clear(plain)

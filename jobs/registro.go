@@ -143,7 +143,7 @@ func VerifyCheckpoint(data []byte, keyring openpgp.EntityList) (Checkpoint, erro
 func runRegistro(ctx context.Context, env *Env, run *Run) error {
 	signer, err := pgp.ReadSecretFile(env.Config.Path(env.Config.Keys.Service))
 	if err != nil {
-		return fmt.Errorf("registro: service key (keys.service): %w", err)
+		return fmt.Errorf("registro: chiave del servizio (keys.service): %w", err)
 	}
 	var to []string
 	for _, a := range env.Config.Registro.Destinatari {
@@ -176,7 +176,7 @@ func runRegistro(ctx context.Context, env *Env, run *Run) error {
 	day := now.In(env.Loc)
 	name := RegistroFileName(day)
 	if err := env.Drop.Write(ctx, name, bytes.NewReader(signed)); err != nil {
-		return fmt.Errorf("registro: writing %s: %w", name, err)
+		return fmt.Errorf("registro: scrittura di %s: %w", name, err)
 	}
 	run.Set("sequenza", int(cp.Seq))
 	queued := 0

@@ -80,7 +80,7 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 	}
 	if crl || crlDirty(env) {
 		if err := runCRL(ctx, env, run); err != nil {
-			errs = append(errs, fmt.Errorf("ingest-richieste: the CRL was not republished after a block, unblock or revoke: %w", err))
+			errs = append(errs, fmt.Errorf("ingest-richieste: la CRL non è stata ripubblicata dopo un blocco, sblocco o revoca: %w", err))
 		}
 	}
 	return errors.Join(errs...)
@@ -100,7 +100,7 @@ const scanWorkers = 16
 func scanRichieste(ctx context.Context, env *Env) (istats []string, errs []error) {
 	entries, err := env.Drop.List(ctx, "comuni")
 	if err != nil {
-		return nil, []error{fmt.Errorf("listing comuni/: %w", err)}
+		return nil, []error{fmt.Errorf("lettura della cartella comuni/: %w", err)}
 	}
 	want := map[string]bool{}
 	if err := env.Store.View(func(tx *store.Tx) error {
@@ -165,7 +165,7 @@ func scanRichieste(ctx context.Context, env *Env) (istats []string, errs []error
 	for r := range results {
 		switch {
 		case r.err != nil:
-			errs = append(errs, fmt.Errorf("listing comuni/%s/richieste: %w", r.istat, r.err))
+			errs = append(errs, fmt.Errorf("lettura della cartella comuni/%s/richieste: %w", r.istat, r.err))
 		case r.files:
 			want[r.istat] = true
 		}
@@ -186,7 +186,7 @@ func cardAnchors(env *Env) (*cades.Anchors, error) {
 	path := env.Config.Path(env.Config.Trust.CardCA)
 	if path == "" {
 		if env.Config.Richieste.RequireSignature {
-			return nil, errors.New("ingest-richieste: trust.card_ca is empty, but richieste.require_signature is on: no request can be checked")
+			return nil, errors.New("ingest-richieste: trust.card_ca è vuoto ma richieste.require_signature è attivo: nessuna richiesta si può verificare")
 		}
 		return nil, nil
 	}
@@ -195,7 +195,7 @@ func cardAnchors(env *Env) (*cades.Anchors, error) {
 		if !env.Config.Richieste.RequireSignature {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("ingest-richieste: the card CA of trust.card_ca cannot be read (run `anprsec init` for a development one): %w", err)
+		return nil, fmt.Errorf("ingest-richieste: la CA delle smart card (trust.card_ca) non si legge (`anprsec init` ne crea una di sviluppo): %w", err)
 	}
 	if crl := env.Config.Path(env.Config.Trust.CardCRL); crl != "" {
 		if err := a.AddCRLFile(crl); err != nil {

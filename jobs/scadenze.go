@@ -273,12 +273,12 @@ func warnExpiries(env *Env, run *Run) error {
 	}
 	for _, istat := range comuni {
 		if err := env.Store.Update(func(tx *store.Tx) error { return warnComune(tx, env, run, istat) }); err != nil {
-			return fmt.Errorf("scadenze: warnings of comune %s: %w", istat, err)
+			return fmt.Errorf("scadenze: avvisi del comune %s: %w", istat, err)
 		}
 	}
 	for _, serial := range cards {
 		if err := env.Store.Update(func(tx *store.Tx) error { return warnCard(tx, env, run, serial) }); err != nil {
-			return fmt.Errorf("scadenze: warning of card %s: %w", serial, err)
+			return fmt.Errorf("scadenze: avviso della smart card %s: %w", serial, err)
 		}
 	}
 	return warnCAExpiry(env, run)

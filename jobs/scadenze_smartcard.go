@@ -111,7 +111,7 @@ func notifyLateCards(env *Env, run *Run) error {
 			return queueLateNotice(tx, env, rule, to, chunk, &n)
 		})
 		if err != nil {
-			return fmt.Errorf("scadenze: late cards: %w", err)
+			return fmt.Errorf("scadenze: smart card in ritardo: %w", err)
 		}
 		run.Add("ritardi_segnalati", n)
 	}
@@ -252,7 +252,7 @@ func warnLastCards(env *Env, run *Run) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("scadenze: last card of comune %s: %w", lc.istat, err)
+			return fmt.Errorf("scadenze: ultima smart card del comune %s: %w", lc.istat, err)
 		}
 	}
 	return nil

@@ -34,7 +34,7 @@ func publishSelfService(ctx context.Context, env *Env, run *Run) error {
 	var errs []error
 	if len(bundles) > 0 {
 		if env.Sealer == nil {
-			errs = append(errs, errors.New("ingest-richieste: no seal key (keys.seal): the certificates asked for cannot be unsealed"))
+			errs = append(errs, errors.New("ingest-richieste: manca la chiave di sigillo (keys.seal): i certificati richiesti non si possono aprire"))
 		} else {
 			for _, id := range bundles {
 				if err := ctx.Err(); err != nil {

@@ -14,7 +14,7 @@ import (
 // the folder, having changed nothing; the next run tries again.
 func checkWayOut(ctx context.Context, env *Env, job string, dirs ...string) error {
 	fail := func(err error) error {
-		return fmt.Errorf("%s: nothing generated or committed: the drop %s cannot take the output: %w", job, env.Drop, err)
+		return fmt.Errorf("%s: niente generato né registrato: il drop %s non accetta i file in uscita: %w", job, env.Drop, err)
 	}
 	if err := drop.CheckBase(ctx, env.Drop); err != nil {
 		return fail(err)

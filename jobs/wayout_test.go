@@ -91,7 +91,7 @@ func oneWayOutError(t *testing.T, job string, err error, addr string) {
 	}
 	msg := err.Error()
 	if strings.Contains(msg, "\n") || strings.Count(msg, job+":") != 1 ||
-		!strings.HasPrefix(msg, job+": nothing generated or committed: the drop sftp://") || !strings.Contains(msg, addr) {
+		!strings.HasPrefix(msg, job+": niente generato né registrato: il drop sftp://") || !strings.Contains(msg, addr) {
 		t.Errorf("%s: want one error saying nothing was done and naming the drop, got:\n%s", job, msg)
 	}
 }
@@ -170,7 +170,7 @@ func TestCRLFolderThatIsAFileStopsTheCRLBeforeSigning(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := c.run(crlJob)
-	if err == nil || !strings.Contains(err.Error(), "crl: nothing generated or committed") || !strings.Contains(err.Error(), "crl non è una cartella") {
+	if err == nil || !strings.Contains(err.Error(), "crl: niente generato né registrato") || !strings.Contains(err.Error(), "crl non è una cartella") {
 		t.Fatalf("err = %v", err)
 	}
 	if m := c.marks(); m.CRL != 0 || m.History != 0 {

@@ -21,15 +21,15 @@ import (
 
 // ErrHeaderInjection is returned (wrapped) when a header field value holds a
 // CR, LF or another control character.
-var ErrHeaderInjection = errors.New("header field contains CR, LF or a control character")
+var ErrHeaderInjection = errors.New("l'intestazione contiene CR, LF o un carattere di controllo")
 
 // ErrInvalidAddress is returned (wrapped) when an e-mail address does not
 // parse as an RFC 5322 address.
-var ErrInvalidAddress = errors.New("invalid e-mail address")
+var ErrInvalidAddress = errors.New("indirizzo e-mail non valido")
 
 // ErrInvalidMessageID is returned (wrapped) when a Message-ID is not of the
 // form left@right in printable ASCII without spaces or angle brackets inside.
-var ErrInvalidMessageID = errors.New("invalid Message-ID")
+var ErrInvalidMessageID = errors.New("Message-ID non valido")
 
 // maxHeaderLine is the RFC 5322 hard limit on a line, without CRLF.
 const maxHeaderLine = 998
@@ -71,10 +71,10 @@ type Attachment struct {
 // encrypt yields the same bytes.
 func Compose(m *Message, encrypt func(inner []byte) (armored []byte, err error)) ([]byte, error) {
 	if m == nil {
-		return nil, errors.New("mail: nil message")
+		return nil, errors.New("mail: messaggio nil")
 	}
 	if encrypt == nil {
-		return nil, errors.New("mail: nil encrypt function")
+		return nil, errors.New("mail: funzione di cifratura nil")
 	}
 	for _, f := range []struct{ name, value string }{
 		{"From", m.From}, {"To", m.To}, {"Subject", m.Subject}, {"Message-ID", m.MessageID},
@@ -92,10 +92,10 @@ func Compose(m *Message, encrypt func(inner []byte) (armored []byte, err error))
 		return nil, err
 	}
 	if !utf8.ValidString(m.Subject) {
-		return nil, errors.New("mail: Subject is not valid UTF-8")
+		return nil, errors.New("mail: Subject non è UTF-8 valido")
 	}
 	if !utf8.ValidString(m.Text) {
-		return nil, errors.New("mail: Text is not valid UTF-8")
+		return nil, errors.New("mail: Text non è UTF-8 valido")
 	}
 	id := m.MessageID
 	if id == "" {
@@ -116,7 +116,7 @@ func Compose(m *Message, encrypt func(inner []byte) (armored []byte, err error))
 	}
 	armored, err := encrypt(inner)
 	if err != nil {
-		return nil, fmt.Errorf("mail: encrypt: %w", err)
+		return nil, fmt.Errorf("mail: cifratura: %w", err)
 	}
 	armored, err = checkArmored(armored)
 	if err != nil {
@@ -138,7 +138,7 @@ func Compose(m *Message, encrypt func(inner []byte) (armored []byte, err error))
 	for _, h := range headers {
 		line := h.name + ": " + h.value
 		if len(line) > maxHeaderLine {
-			return nil, fmt.Errorf("mail: %s header longer than %d characters", h.name, maxHeaderLine)
+			return nil, fmt.Errorf("mail: intestazione %s più lunga di %d caratteri", h.name, maxHeaderLine)
 		}
 		b.WriteString(line)
 		b.WriteString("\r\n")
@@ -147,7 +147,7 @@ func Compose(m *Message, encrypt func(inner []byte) (armored []byte, err error))
 
 	mw := multipart.NewWriter(&b)
 	if err := mw.SetBoundary(boundary); err != nil {
-		return nil, fmt.Errorf("mail: boundary: %w", err)
+		return nil, fmt.Errorf("mail: separatore MIME: %w", err)
 	}
 	p1, err := mw.CreatePart(textproto.MIMEHeader{
 		"Content-Type":        {"application/pgp-encrypted"},
@@ -209,14 +209,14 @@ func innerOf(m *Message, id string) ([]byte, error) {
 // contentType is the media type of attachment a, checked.
 func (a *Attachment) contentType() (string, error) {
 	if a.Name == "" || strings.ContainsAny(a.Name, "\"/") || !isPrintableASCII(a.Name) {
-		return "", fmt.Errorf("mail: attachment name %q: printable ASCII without quotes or slashes", a.Name)
+		return "", fmt.Errorf("mail: nome dell'allegato %q: ammessi solo caratteri ASCII stampabili senza virgolette né barre", a.Name)
 	}
 	ct := a.ContentType
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
 	if _, _, err := mime.ParseMediaType(ct); err != nil || strings.Contains(ct, ";") {
-		return "", fmt.Errorf("mail: attachment %s: content type %q", a.Name, ct)
+		return "", fmt.Errorf("mail: allegato %s: tipo di contenuto %q non ammesso", a.Name, ct)
 	}
 	return ct, nil
 }
@@ -235,7 +235,7 @@ func mixedEntity(id string, text []byte, atts []Attachment) ([]byte, error) {
 	b.WriteString(`Content-Type: multipart/mixed; boundary="` + boundary + `"` + "\r\n\r\n")
 	mw := multipart.NewWriter(&b)
 	if err := mw.SetBoundary(boundary); err != nil {
-		return nil, fmt.Errorf("mail: boundary: %w", err)
+		return nil, fmt.Errorf("mail: separatore MIME: %w", err)
 	}
 	head, rest, _ := bytes.Cut(text, []byte("\r\n\r\n"))
 	th := textproto.MIMEHeader{}
@@ -302,18 +302,18 @@ func isPrintableASCII(s string) bool {
 func checkArmored(armored []byte) ([]byte, error) {
 	s := strings.TrimLeft(string(armored), " \t\r\n")
 	if !strings.HasPrefix(s, "-----BEGIN PGP MESSAGE-----") {
-		return nil, errors.New("mail: encrypt did not return an armored PGP MESSAGE")
+		return nil, errors.New("mail: la cifratura non ha restituito un PGP MESSAGE in formato armored")
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x80 || (c < 0x20 && c != '\r' && c != '\n' && c != '\t') {
-			return nil, errors.New("mail: armored message is not 7-bit ASCII text")
+			return nil, errors.New("mail: il messaggio armored non è testo ASCII a 7 bit")
 		}
 	}
 	s = toCRLF(strings.TrimRight(s, " \t\r\n")) + "\r\n"
 	for line := range strings.SplitSeq(s, "\r\n") {
 		if len(line) > maxHeaderLine {
-			return nil, fmt.Errorf("mail: armored message has a line longer than %d characters", maxHeaderLine)
+			return nil, fmt.Errorf("mail: il messaggio armored ha una riga più lunga di %d caratteri", maxHeaderLine)
 		}
 	}
 	return []byte(s), nil
@@ -350,7 +350,7 @@ func parseAddress(field, s string) (*netmail.Address, error) {
 		return nil, err
 	}
 	if strings.TrimSpace(s) == "" {
-		return nil, fmt.Errorf("mail: %s: empty: %w", field, ErrInvalidAddress)
+		return nil, fmt.Errorf("mail: %s: vuoto: %w", field, ErrInvalidAddress)
 	}
 	a, err := netmail.ParseAddress(s)
 	if err != nil {
@@ -374,15 +374,15 @@ func normalizeMessageID(id string) (string, error) {
 	}
 	left, right, ok := strings.Cut(s, "@")
 	if !ok || left == "" || right == "" || strings.Contains(right, "@") {
-		return "", fmt.Errorf("mail: %q: %w: want left@right", id, ErrInvalidMessageID)
+		return "", fmt.Errorf("mail: %q: %w: atteso sinistra@destra", id, ErrInvalidMessageID)
 	}
 	if len(s) > 250 {
-		return "", fmt.Errorf("mail: %w: longer than 250 characters", ErrInvalidMessageID)
+		return "", fmt.Errorf("mail: %w: più lungo di 250 caratteri", ErrInvalidMessageID)
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c <= ' ' || c >= 0x7f || c == '<' || c == '>' || c == '"' || c == '\\' || c == '(' || c == ')' || c == ',' || c == ';' || c == ':' || c == '[' || c == ']' {
-			return "", fmt.Errorf("mail: %q: %w: character %q not allowed", id, ErrInvalidMessageID, c)
+			return "", fmt.Errorf("mail: %q: %w: carattere %q non ammesso", id, ErrInvalidMessageID, c)
 		}
 	}
 	return "<" + s + ">", nil

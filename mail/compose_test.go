@@ -203,9 +203,9 @@ func TestComposeRejects(t *testing.T) {
 		{"Message-ID with space", func(m *Message) { m.MessageID = "<a b@c>" }, nil, ErrInvalidMessageID, ""},
 		{"Message-ID with two @", func(m *Message) { m.MessageID = "a@b@c" }, nil, ErrInvalidMessageID, ""},
 		{"bad UTF-8 Text", func(m *Message) { m.Text = "perch\xe9" }, nil, nil, "UTF-8"},
-		{"encrypt fails", nil, func([]byte) ([]byte, error) { return nil, encErr }, encErr, "encrypt"},
+		{"encrypt fails", nil, func([]byte) ([]byte, error) { return nil, encErr }, encErr, "cifratura"},
 		{"encrypt returns clear text", nil, func(b []byte) ([]byte, error) { return b, nil }, nil, "armored"},
-		{"encrypt returns 8-bit", nil, func([]byte) ([]byte, error) { return []byte("-----BEGIN PGP MESSAGE-----\nè\n"), nil }, nil, "7-bit"},
+		{"encrypt returns 8-bit", nil, func([]byte) ([]byte, error) { return []byte("-----BEGIN PGP MESSAGE-----\nè\n"), nil }, nil, "7 bit"},
 		{"encrypt returns a signature", nil, func([]byte) ([]byte, error) { return []byte("-----BEGIN PGP SIGNATURE-----\n"), nil }, nil, "armored"},
 	}
 	for _, tc := range tests {

@@ -36,12 +36,25 @@ type Error struct {
 	temporary bool
 }
 
-// Error describes the failure with the server address and the SMTP reply.
+// Error describes the failure with the server address, the step (in
+// Italian, as the operator reads it) and the SMTP reply.
 func (e *Error) Error() string {
 	if e.Code != 0 {
-		return fmt.Sprintf("smtp %s: %s: %d %s", e.Server, e.Op, e.Code, e.Text)
+		return fmt.Sprintf("server SMTP %s: %s: %d %s", e.Server, opIT(e.Op), e.Code, e.Text)
 	}
-	return fmt.Sprintf("smtp %s: %s: %v", e.Server, e.Op, e.Err)
+	return fmt.Sprintf("server SMTP %s: %s: %v", e.Server, opIT(e.Op), e.Err)
+}
+
+// opIT names a step of Error.Op for the operator; the SMTP commands keep
+// their names.
+func opIT(op string) string {
+	switch op {
+	case "connect":
+		return "connessione"
+	case "validate":
+		return "messaggio non inviabile"
+	}
+	return op
 }
 
 // Unwrap returns the underlying error.

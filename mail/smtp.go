@@ -40,7 +40,7 @@ func ParseTLSPolicy(s string) (TLSPolicy, error) {
 	case "none":
 		return TLSNone, nil
 	}
-	return 0, fmt.Errorf("mail: unknown TLS policy %q (want mandatory, opportunistic or none)", s)
+	return 0, fmt.Errorf("mail: politica TLS %q sconosciuta (ammesse: mandatory, opportunistic, none)", s)
 }
 
 // String returns the configuration spelling of p.
@@ -133,10 +133,10 @@ func (s *SMTP) check(ctx context.Context, from string, to []string, raw []byte) 
 		return env, s.fail(ctx, "validate", err)
 	}
 	if len(raw) == 0 {
-		return env, s.fail(ctx, "validate", errors.New("empty message"))
+		return env, s.fail(ctx, "validate", errors.New("messaggio vuoto"))
 	}
 	if s.Host == "" {
-		return env, s.fail(ctx, "validate", errors.New("no SMTP host configured"))
+		return env, s.fail(ctx, "validate", errors.New("nessun server SMTP configurato"))
 	}
 	if err := checkHeaderValue("host", s.Host+s.HELO); err != nil {
 		return env, s.fail(ctx, "validate", err)
@@ -171,7 +171,7 @@ func (s *SMTP) fail(ctx context.Context, op string, err error) error {
 			e.Err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 			break
 		}
-		e.Err = fmt.Errorf("no reply within the %v timeout: %w", s.timeout(), err)
+		e.Err = fmt.Errorf("nessuna risposta entro il timeout di %v: %w", s.timeout(), err)
 	}
 	return e
 }
@@ -372,7 +372,7 @@ func (d *deadliner) arm() error {
 		return d.ctx.Err()
 	}
 	if d.conn == nil {
-		return errors.New("no connection")
+		return errors.New("nessuna connessione")
 	}
 	return d.conn.SetDeadline(time.Now().Add(d.stepTimeout()))
 }
@@ -412,7 +412,7 @@ func envelope(from string, to []string) (addrs, error) {
 	}
 	e.from = a.Address
 	if len(to) == 0 {
-		return e, errors.New("mail: no recipients")
+		return e, errors.New("mail: nessun destinatario")
 	}
 	for _, t := range to {
 		a, err := parseAddress("envelope to", t)

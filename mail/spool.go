@@ -35,13 +35,13 @@ func (s Spool) Send(ctx context.Context, from string, to []string, raw []byte) e
 		return err
 	}
 	if s.Dir == "" {
-		return errors.New("mail: spool: no directory")
+		return errors.New("mail: spool: manca la cartella")
 	}
 	if _, err := envelope(from, to); err != nil {
 		return err
 	}
 	if len(raw) == 0 {
-		return errors.New("mail: spool: empty message")
+		return errors.New("mail: spool: messaggio vuoto")
 	}
 	name := spoolName(headerMessageID(raw), raw)
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {

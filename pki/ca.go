@@ -49,26 +49,26 @@ type CA struct {
 // bits) or ECDSA.
 func NewCA(cert *x509.Certificate, signer crypto.Signer) (*CA, error) {
 	if cert == nil || signer == nil {
-		return nil, errors.New("pki: CA needs a certificate and a signer")
+		return nil, errors.New("pki: la CA richiede un certificato e una chiave di firma")
 	}
 	if !cert.BasicConstraintsValid || !cert.IsCA {
-		return nil, fmt.Errorf("pki: certificate %q is not a CA (basicConstraints CA:TRUE missing)", cert.Subject.CommonName)
+		return nil, fmt.Errorf("pki: il certificato %q non è di una CA (manca basicConstraints CA:TRUE)", cert.Subject.CommonName)
 	}
 	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
-		return nil, fmt.Errorf("pki: CA certificate %q lacks key usage keyCertSign", cert.Subject.CommonName)
+		return nil, fmt.Errorf("pki: il certificato della CA %q non ha il key usage keyCertSign", cert.Subject.CommonName)
 	}
 	switch k := signer.Public().(type) {
 	case *rsa.PublicKey:
 		if k.N.BitLen() < 2048 {
-			return nil, fmt.Errorf("pki: CA RSA key of %d bits, want at least 2048", k.N.BitLen())
+			return nil, fmt.Errorf("pki: chiave RSA della CA di %d bit, ne servono almeno 2048", k.N.BitLen())
 		}
 	case *ecdsa.PublicKey:
 	default:
-		return nil, fmt.Errorf("pki: CA key of type %T not supported (want RSA or ECDSA)", k)
+		return nil, fmt.Errorf("pki: chiave della CA di tipo %T non supportata (ammesse RSA o ECDSA)", k)
 	}
 	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(cert.PublicKey) {
-		return nil, fmt.Errorf("pki: the CA private key does not match the certificate %q", cert.Subject.CommonName)
+		return nil, fmt.Errorf("pki: la chiave privata della CA non corrisponde al certificato %q", cert.Subject.CommonName)
 	}
 	return &CA{Cert: cert, Signer: signer}, nil
 }
@@ -81,25 +81,25 @@ func NewCA(cert *x509.Certificate, signer crypto.Signer) (*CA, error) {
 func LoadCA(certPath, keyPath string) (*CA, error) {
 	certPEM, err := os.ReadFile(certPath)
 	if err != nil {
-		return nil, fmt.Errorf("pki: CA certificate: %w", err)
+		return nil, fmt.Errorf("pki: certificato della CA: %w", err)
 	}
 	cert, err := ParseCertificatePEM(certPEM)
 	if err != nil {
-		return nil, fmt.Errorf("pki: CA certificate %s: %w", certPath, err)
+		return nil, fmt.Errorf("pki: certificato della CA %s: %w", certPath, err)
 	}
 	if hsm.IsURI(keyPath) {
 		return loadHSMCA(cert, certPath, keyPath)
 	}
 	if err := secret.CheckFile(keyPath); err != nil {
-		return nil, fmt.Errorf("pki: CA key: %w", err)
+		return nil, fmt.Errorf("pki: chiave della CA: %w", err)
 	}
 	keyPEM, err := os.ReadFile(keyPath)
 	if err != nil {
-		return nil, fmt.Errorf("pki: CA key: %w", err)
+		return nil, fmt.Errorf("pki: chiave della CA: %w", err)
 	}
 	signer, err := ParsePrivateKeyPEM(keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("pki: CA key %s: %w", keyPath, err)
+		return nil, fmt.Errorf("pki: chiave della CA %s: %w", keyPath, err)
 	}
 	ca, err := NewCA(cert, signer)
 	if err != nil {
@@ -114,7 +114,7 @@ func ParseCertificatePEM(data []byte) (*x509.Certificate, error) {
 		var b *pem.Block
 		b, rest = pem.Decode(rest)
 		if b == nil {
-			return nil, errors.New("no PEM CERTIFICATE block")
+			return nil, errors.New("nessun blocco PEM CERTIFICATE")
 		}
 		if b.Type == "CERTIFICATE" {
 			return x509.ParseCertificate(b.Bytes)
@@ -132,10 +132,10 @@ func ParsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
 		var b *pem.Block
 		b, rest = pem.Decode(rest)
 		if b == nil {
-			return nil, errors.New("no PEM private key block (want PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)")
+			return nil, errors.New("nessun blocco PEM di chiave privata (atteso PRIVATE KEY, RSA PRIVATE KEY o EC PRIVATE KEY)")
 		}
 		if _, enc := b.Headers["Proc-Type"]; enc || b.Type == "ENCRYPTED PRIVATE KEY" {
-			return nil, errors.New("encrypted private keys are not supported: store the key unencrypted with mode 0600 (openssl pkey -in KEY -out KEY.plain)")
+			return nil, errors.New("le chiavi private cifrate non sono supportate: conservare la chiave in chiaro con permessi 0600 (openssl pkey -in KEY -out KEY.plain)")
 		}
 		var key any
 		var err error
@@ -154,7 +154,7 @@ func ParsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
 		}
 		s, ok := key.(crypto.Signer)
 		if !ok {
-			return nil, fmt.Errorf("private key of type %T cannot sign", key)
+			return nil, fmt.Errorf("la chiave privata di tipo %T non può firmare", key)
 		}
 		return s, nil
 	}
@@ -229,7 +229,7 @@ func CreateDevCA(certPath, keyPath string, now time.Time) (created bool, err err
 // many times: an RSA-4096 key takes about half a second of CPU to make.
 func CreateDevCABits(certPath, keyPath string, now time.Time, bits int) (created bool, err error) {
 	if bits != 2048 && bits != 3072 && bits != 4096 {
-		return false, fmt.Errorf("pki: development CA key of %d bits: want 2048, 3072 or 4096", bits)
+		return false, fmt.Errorf("pki: chiave della CA di sviluppo di %d bit: ammessi 2048, 3072 o 4096", bits)
 	}
 	certExists, err := exists(certPath)
 	if err != nil {
@@ -243,9 +243,9 @@ func CreateDevCABits(certPath, keyPath string, now time.Time, bits int) (created
 	case certExists && keyExists:
 		return false, nil
 	case certExists:
-		return false, fmt.Errorf("pki: CA certificate %s exists but its key %s does not: restore the key, or remove the certificate to make a new development CA", certPath, keyPath)
+		return false, fmt.Errorf("pki: il certificato della CA %s esiste ma la sua chiave %s no: ripristinare la chiave, o rimuovere il certificato per creare una nuova CA di sviluppo", certPath, keyPath)
 	case keyExists:
-		return false, fmt.Errorf("pki: CA key %s exists but its certificate %s does not: restore the certificate, or remove the key to make a new development CA", keyPath, certPath)
+		return false, fmt.Errorf("pki: la chiave della CA %s esiste ma il suo certificato %s no: ripristinare il certificato, o rimuovere la chiave per creare una nuova CA di sviluppo", keyPath, certPath)
 	}
 	ca, err := generateDevCA(now, bits)
 	if err != nil {

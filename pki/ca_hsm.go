@@ -18,11 +18,11 @@ const HSMCACommonName = "anprsec CA"
 func loadHSMCA(cert *x509.Certificate, certPath, uri string) (*CA, error) {
 	u, err := hsm.ParseURI(uri)
 	if err != nil {
-		return nil, fmt.Errorf("pki: CA key: %w", err)
+		return nil, fmt.Errorf("pki: chiave della CA: %w", err)
 	}
 	signer, err := hsm.Open(u)
 	if err != nil {
-		return nil, fmt.Errorf("pki: CA key: %w", err)
+		return nil, fmt.Errorf("pki: chiave della CA: %w", err)
 	}
 	ca, err := NewCA(cert, signer)
 	if err != nil {
@@ -41,7 +41,7 @@ func loadHSMCA(cert *x509.Certificate, certPath, uri string) (*CA, error) {
 // its key in the token is an error and nothing is touched.
 func CreateHSMCA(certPath, uri string, now time.Time, bits int) (keyCreated, certCreated bool, err error) {
 	if bits != 2048 && bits != 3072 && bits != 4096 {
-		return false, false, fmt.Errorf("pki: CA key of %d bits: want 2048, 3072 or 4096", bits)
+		return false, false, fmt.Errorf("pki: chiave della CA di %d bit: ammessi 2048, 3072 o 4096", bits)
 	}
 	u, err := hsm.ParseURI(uri)
 	if err != nil {
@@ -58,7 +58,7 @@ func CreateHSMCA(certPath, uri string, now time.Time, bits int) (keyCreated, cer
 		return false, false, err
 	case err == nil:
 	case errors.Is(err, hsm.ErrNoKey) && certExists:
-		return false, false, fmt.Errorf("pki: CA certificate %s exists but its key is not in the token (%s): restore the key, or remove the certificate to make a new CA", certPath, uri)
+		return false, false, fmt.Errorf("pki: il certificato della CA %s esiste ma la sua chiave non è nel token (%s): ripristinare la chiave, o rimuovere il certificato per creare una nuova CA", certPath, uri)
 	case errors.Is(err, hsm.ErrNoKey):
 		if signer, err = hsm.Generate(u, bits); err != nil {
 			return false, false, err
@@ -69,7 +69,7 @@ func CreateHSMCA(certPath, uri string, now time.Time, bits int) (keyCreated, cer
 	}
 	ca, err := newSelfSignedCA(signer, HSMCACommonName, now)
 	if err != nil {
-		return keyCreated, false, fmt.Errorf("pki: the CA certificate, signed in the HSM: %w", err)
+		return keyCreated, false, fmt.Errorf("pki: il certificato della CA, firmato nell'HSM: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(certPath), 0o700); err != nil {
 		return keyCreated, false, err

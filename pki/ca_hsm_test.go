@@ -139,7 +139,7 @@ func TestCreateHSMCAKeepsWhatExists(t *testing.T) {
 	}
 	// a certificate whose key is not in the token
 	other := strings.Replace(uri, "object=anprsec-ca", "object=missing", 1)
-	if _, _, err := CreateHSMCA(certPath, other, time.Now(), 2048); err == nil || !strings.Contains(err.Error(), "its key is not in the token") {
+	if _, _, err := CreateHSMCA(certPath, other, time.Now(), 2048); err == nil || !strings.Contains(err.Error(), "la sua chiave non è nel token") {
 		t.Errorf("certificate without its key: %v", err)
 	}
 	// the certificate of another key is refused by LoadCA
@@ -148,7 +148,7 @@ func TestCreateHSMCAKeepsWhatExists(t *testing.T) {
 	if _, _, err := CreateHSMCA(otherCert, tok.URI("anprsec-ca"), time.Now(), 2048); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadCA(otherCert, uri); err == nil || !strings.Contains(err.Error(), "does not match") {
+	if _, err := LoadCA(otherCert, uri); err == nil || !strings.Contains(err.Error(), "non corrisponde") {
 		t.Errorf("a certificate of another key: %v", err)
 	}
 }

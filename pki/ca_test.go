@@ -118,8 +118,8 @@ func TestCreateDevCAIdempotent(t *testing.T) {
 		wantErr          string
 	}{
 		{"both exist: nothing to do", true, true, ""},
-		{"only the key", false, true, "exists but its certificate"},
-		{"only the certificate", true, false, "exists but its key"},
+		{"only the key", false, true, "esiste ma il suo certificato"},
+		{"only the certificate", true, false, "esiste ma la sua chiave"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -194,13 +194,13 @@ func TestLoadCA(t *testing.T) {
 		{"EC SEC 1 after EC PARAMETERS", ecCA.Cert, append(ecParams, pemOf("EC PRIVATE KEY", sec1, nil)...), 0o400, ""},
 		{"key readable by group", rsaCA.Cert, pkcs8(rsaKey), 0o640, "leggibile dal gruppo o da altri"},
 		{"key readable by others", rsaCA.Cert, pkcs8(rsaKey), 0o604, "chmod 600"},
-		{"key of another CA", ecCA.Cert, pkcs8(otherKey), 0o600, "does not match"},
-		{"not a CA certificate", leaf, pkcs8(ecKey), 0o600, "not a CA"},
-		{"encrypted PEM", rsaCA.Cert, pemOf("RSA PRIVATE KEY", []byte{1, 2, 3}, map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-256-CBC,00"}), 0o600, "encrypted private keys are not supported"},
-		{"encrypted PKCS#8", rsaCA.Cert, pemOf("ENCRYPTED PRIVATE KEY", []byte{1, 2, 3}, nil), 0o600, "encrypted private keys are not supported"},
-		{"no key in the file", rsaCA.Cert, certPEM(rsaCA.Cert), 0o600, "no PEM private key"},
+		{"key of another CA", ecCA.Cert, pkcs8(otherKey), 0o600, "non corrisponde"},
+		{"not a CA certificate", leaf, pkcs8(ecKey), 0o600, "non è di una CA"},
+		{"encrypted PEM", rsaCA.Cert, pemOf("RSA PRIVATE KEY", []byte{1, 2, 3}, map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-256-CBC,00"}), 0o600, "le chiavi private cifrate non sono supportate"},
+		{"encrypted PKCS#8", rsaCA.Cert, pemOf("ENCRYPTED PRIVATE KEY", []byte{1, 2, 3}, nil), 0o600, "le chiavi private cifrate non sono supportate"},
+		{"no key in the file", rsaCA.Cert, certPEM(rsaCA.Cert), 0o600, "nessun blocco PEM di chiave privata"},
 		{"damaged key", rsaCA.Cert, pemOf("PRIVATE KEY", []byte{0x30, 0x03, 1, 2, 3}, nil), 0o600, "PRIVATE KEY"},
-		{"Ed25519 key", rsaCA.Cert, pkcs8(edKey), 0o600, "not supported"},
+		{"Ed25519 key", rsaCA.Cert, pkcs8(edKey), 0o600, "non supportata"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

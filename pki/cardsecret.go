@@ -70,10 +70,10 @@ func (h CardHalf) Marshal() []byte {
 func UnmarshalCardHalf(b []byte) (CardHalf, error) {
 	var h CardHalf
 	if err := json.Unmarshal(b, &h); err != nil {
-		return h, fmt.Errorf("pki: card secret half: %w", err)
+		return h, fmt.Errorf("pki: metà del segreto della smart card: %w", err)
 	}
 	if h.PIN == "" || h.PUK == "" || h.Password == "" {
-		return h, fmt.Errorf("pki: card secret half is incomplete")
+		return h, fmt.Errorf("pki: la metà del segreto della smart card è incompleta")
 	}
 	return h, nil
 }

@@ -80,7 +80,7 @@ type CRLEntry struct {
 func ParseSerialHex(s string) (*big.Int, error) {
 	n, ok := new(big.Int).SetString(strings.TrimPrefix(strings.TrimSpace(s), "0x"), 16)
 	if !ok || n.Sign() <= 0 {
-		return nil, fmt.Errorf("pki: serial %q is not a positive hexadecimal number", s)
+		return nil, fmt.Errorf("pki: il numero di serie %q non è un numero esadecimale positivo", s)
 	}
 	return n, nil
 }
@@ -93,26 +93,26 @@ func ParseSerialHex(s string) (*big.Int, error) {
 // unspecified, as RFC 5280 recommends). It returns the DER.
 func (ca *CA) CreateCRL(entries []CRLEntry, number *big.Int, thisUpdate, nextUpdate time.Time) ([]byte, error) {
 	if number == nil || number.Sign() <= 0 {
-		return nil, errors.New("pki: CRL number must be positive")
+		return nil, errors.New("pki: il numero della CRL deve essere positivo")
 	}
 	if !nextUpdate.After(thisUpdate) {
-		return nil, errors.New("pki: CRL nextUpdate must be after thisUpdate")
+		return nil, errors.New("pki: nextUpdate della CRL deve venire dopo thisUpdate")
 	}
 	if ca.Cert.KeyUsage != 0 && ca.Cert.KeyUsage&x509.KeyUsageCRLSign == 0 {
-		return nil, fmt.Errorf("pki: CA certificate %q lacks key usage cRLSign", ca.Cert.Subject.CommonName)
+		return nil, fmt.Errorf("pki: il certificato della CA %q non ha il key usage cRLSign", ca.Cert.Subject.CommonName)
 	}
 	if len(ca.Cert.SubjectKeyId) == 0 {
-		return nil, fmt.Errorf("pki: CA certificate %q has no Subject Key Identifier (needed for the CRL's Authority Key Identifier)", ca.Cert.Subject.CommonName)
+		return nil, fmt.Errorf("pki: il certificato della CA %q non ha Subject Key Identifier (serve per l'Authority Key Identifier della CRL)", ca.Cert.Subject.CommonName)
 	}
 	list := make([]x509.RevocationListEntry, 0, len(entries))
 	for i, e := range entries {
 		if e.Serial == nil || e.Serial.Sign() <= 0 {
-			return nil, fmt.Errorf("pki: CRL entry %d: no serial", i)
+			return nil, fmt.Errorf("pki: voce %d della CRL: manca il numero di serie", i)
 		}
 		switch e.Reason {
 		case ReasonUnspecified, ReasonKeyCompromise, ReasonSuperseded, ReasonCessationOfOperation, ReasonCertificateHold:
 		default:
-			return nil, fmt.Errorf("pki: CRL entry %X: reason code %d not used by anprsec", e.Serial, e.Reason)
+			return nil, fmt.Errorf("pki: voce %X della CRL: codice di motivo %d non usato da anprsec", e.Serial, e.Reason)
 		}
 		at := e.RevokedAt
 		if at.IsZero() {

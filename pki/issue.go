@@ -38,7 +38,7 @@ func GenerateKey(alg string) (crypto.Signer, error) {
 	case KeyECDSAP256:
 		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	default:
-		return nil, fmt.Errorf("pki: key algorithm %q: want %s or %s", alg, KeyRSA2048, KeyECDSAP256)
+		return nil, fmt.Errorf("pki: algoritmo della chiave %q: ammessi %s o %s", alg, KeyRSA2048, KeyECDSAP256)
 	}
 }
 
@@ -85,7 +85,7 @@ func nonEmpty(s string) []string {
 var codeRE = regexp.MustCompile(`^[0-9]{6}-(PC-[0-9]{4,}|CO-9999)$`)
 
 // ErrBeyondCA is returned when a certificate would outlive its CA.
-var ErrBeyondCA = errors.New("pki: the certificate would expire after the CA certificate")
+var ErrBeyondCA = errors.New("pki: il certificato scadrebbe dopo il certificato della CA")
 
 // IssueWorkstation signs the certificate of a workstation, or of a comune's
 // server (<ISTAT>-CO-9999): both authenticate to ANPR as TLS clients, so
@@ -105,11 +105,11 @@ var ErrBeyondCA = errors.New("pki: the certificate would expire after the CA cer
 // use when ca.Signer is (the file keys of LoadCA are).
 func (ca *CA) IssueWorkstation(req WorkstationRequest) (*x509.Certificate, []byte, error) {
 	if !codeRE.MatchString(req.Code) {
-		return nil, nil, fmt.Errorf("pki: code %q: want <ISTAT>-PC-<NNNN> or <ISTAT>-CO-9999", req.Code)
+		return nil, nil, fmt.Errorf("pki: codice %q: atteso <ISTAT>-PC-<NNNN> o <ISTAT>-CO-9999", req.Code)
 	}
 	comune := strings.TrimSpace(req.Comune)
 	if comune == "" {
-		return nil, nil, fmt.Errorf("pki: %s: the comune's name (O) is empty", req.Code)
+		return nil, nil, fmt.Errorf("pki: %s: il nome del comune (O) è vuoto", req.Code)
 	}
 	if err := checkLeafKey(req.PublicKey); err != nil {
 		return nil, nil, fmt.Errorf("pki: %s: %w", req.Code, err)
@@ -119,7 +119,7 @@ func (ca *CA) IssueWorkstation(req WorkstationRequest) (*x509.Certificate, []byt
 		days = DefaultValidityDays
 	}
 	if days < 0 {
-		return nil, nil, fmt.Errorf("pki: %s: validity of %d days", req.Code, days)
+		return nil, nil, fmt.Errorf("pki: %s: validità di %d giorni non ammessa", req.Code, days)
 	}
 	notBefore := req.NotBefore
 	if notBefore.IsZero() {
@@ -131,8 +131,8 @@ func (ca *CA) IssueWorkstation(req WorkstationRequest) (*x509.Certificate, []byt
 	notBefore = notBefore.UTC().Truncate(time.Second)
 	notAfter := notBefore.AddDate(0, 0, days)
 	if notAfter.After(ca.Cert.NotAfter) {
-		return nil, nil, fmt.Errorf("%w: %s until %s, CA %q until %s", ErrBeyondCA, req.Code,
-			notAfter.Format(time.DateOnly), ca.Cert.Subject.CommonName, ca.Cert.NotAfter.UTC().Format(time.DateOnly))
+		return nil, nil, fmt.Errorf("%w: %s fino al %s, CA %q fino al %s", ErrBeyondCA, req.Code,
+			notAfter.Format("02/01/2006"), ca.Cert.Subject.CommonName, ca.Cert.NotAfter.UTC().Format("02/01/2006"))
 	}
 	serial, err := NewSerial()
 	if err != nil {
@@ -173,16 +173,16 @@ func checkLeafKey(pub crypto.PublicKey) error {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
 		if k.N.BitLen() < 2048 {
-			return fmt.Errorf("RSA key of %d bits, want at least 2048", k.N.BitLen())
+			return fmt.Errorf("chiave RSA di %d bit, ne servono almeno 2048", k.N.BitLen())
 		}
 	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
-			return fmt.Errorf("ECDSA curve %s not supported (want P-256 or P-384)", k.Curve.Params().Name)
+			return fmt.Errorf("curva ECDSA %s non supportata (ammesse P-256 o P-384)", k.Curve.Params().Name)
 		}
 	case nil:
-		return errors.New("no public key")
+		return errors.New("manca la chiave pubblica")
 	default:
-		return fmt.Errorf("public key of type %T not supported (want RSA or ECDSA)", pub)
+		return fmt.Errorf("chiave pubblica di tipo %T non supportata (ammesse RSA o ECDSA)", pub)
 	}
 	return nil
 }

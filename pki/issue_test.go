@@ -179,17 +179,17 @@ func TestIssueWorkstationRefuses(t *testing.T) {
 		edit    func(*WorkstationRequest)
 		wantErr string
 	}{
-		{"bad code", func(r *WorkstationRequest) { r.Code = "58091-PC-0001" }, "want <ISTAT>-PC-<NNNN>"},
-		{"code with a slash", func(r *WorkstationRequest) { r.Code = "058091-PC-0001/x" }, "want <ISTAT>-PC-<NNNN>"},
-		{"lower-case code", func(r *WorkstationRequest) { r.Code = "058091-pc-0001" }, "want <ISTAT>-PC-<NNNN>"},
-		{"other server number", func(r *WorkstationRequest) { r.Code = "058091-CO-0001" }, "want <ISTAT>-PC-<NNNN>"},
+		{"bad code", func(r *WorkstationRequest) { r.Code = "58091-PC-0001" }, "atteso <ISTAT>-PC-<NNNN>"},
+		{"code with a slash", func(r *WorkstationRequest) { r.Code = "058091-PC-0001/x" }, "atteso <ISTAT>-PC-<NNNN>"},
+		{"lower-case code", func(r *WorkstationRequest) { r.Code = "058091-pc-0001" }, "atteso <ISTAT>-PC-<NNNN>"},
+		{"other server number", func(r *WorkstationRequest) { r.Code = "058091-CO-0001" }, "atteso <ISTAT>-PC-<NNNN>"},
 		{"no comune", func(r *WorkstationRequest) { r.Comune = "  " }, "comune"},
-		{"no key", func(r *WorkstationRequest) { r.PublicKey = nil }, "no public key"},
-		{"RSA-1024", func(r *WorkstationRequest) { r.PublicKey = weak.Public() }, "at least 2048"},
-		{"Ed25519", func(r *WorkstationRequest) { r.PublicKey = edPub }, "not supported"},
+		{"no key", func(r *WorkstationRequest) { r.PublicKey = nil }, "manca la chiave pubblica"},
+		{"RSA-1024", func(r *WorkstationRequest) { r.PublicKey = weak.Public() }, "almeno 2048"},
+		{"Ed25519", func(r *WorkstationRequest) { r.PublicKey = edPub }, "non supportata"},
 		{"P-224", func(r *WorkstationRequest) { r.PublicKey = p224.Public() }, "P-224"},
-		{"negative validity", func(r *WorkstationRequest) { r.ValidityDays = -1 }, "validity"},
-		{"outlives the CA", func(r *WorkstationRequest) { r.ValidityDays = 3660 }, "expire after the CA"},
+		{"negative validity", func(r *WorkstationRequest) { r.ValidityDays = -1 }, "validità"},
+		{"outlives the CA", func(r *WorkstationRequest) { r.ValidityDays = 3660 }, "scadrebbe dopo il certificato della CA"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

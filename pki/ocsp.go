@@ -74,7 +74,7 @@ func (ca *CA) NewOCSPResponderKey() (crypto.Signer, error) {
 // before now but never beyond the CA.
 func (ca *CA) IssueOCSPResponder(pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
 	if err := checkLeafKey(pub); err != nil {
-		return nil, fmt.Errorf("pki: OCSP responder: %w", err)
+		return nil, fmt.Errorf("pki: risponditore OCSP: %w", err)
 	}
 	serial, err := NewSerial()
 	if err != nil {
@@ -90,7 +90,7 @@ func (ca *CA) IssueOCSPResponder(pub crypto.PublicKey, now time.Time) (*x509.Cer
 		notAfter = ca.Cert.NotAfter
 	}
 	if !notAfter.After(now) {
-		return nil, fmt.Errorf("%w: OCSP responder, CA %q until %s", ErrBeyondCA, ca.Cert.Subject.CommonName, ca.Cert.NotAfter.UTC().Format(time.DateOnly))
+		return nil, fmt.Errorf("%w: risponditore OCSP, CA %q fino al %s", ErrBeyondCA, ca.Cert.Subject.CommonName, ca.Cert.NotAfter.UTC().Format("02/01/2006"))
 	}
 	noCheck, _ := asn1.Marshal(asn1.NullRawValue)
 	tmpl := &x509.Certificate{
@@ -108,7 +108,7 @@ func (ca *CA) IssueOCSPResponder(pub crypto.PublicKey, now time.Time) (*x509.Cer
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Signer)
 	if err != nil {
-		return nil, fmt.Errorf("pki: OCSP responder: %w", err)
+		return nil, fmt.Errorf("pki: risponditore OCSP: %w", err)
 	}
 	return x509.ParseCertificate(der)
 }
@@ -229,14 +229,14 @@ type OCSPSigner struct {
 // signer. The responder is named by its key hash (ResponderID byKey).
 func NewOCSPSigner(issuer, cert *x509.Certificate, key crypto.Signer) (*OCSPSigner, error) {
 	if err := cert.CheckSignatureFrom(issuer); err != nil {
-		return nil, fmt.Errorf("pki: the OCSP responder certificate is not the CA's: %w", err)
+		return nil, fmt.Errorf("pki: il certificato del risponditore OCSP non è della CA: %w", err)
 	}
 	if !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
-		return nil, errors.New("pki: the OCSP responder certificate lacks id-kp-OCSPSigning")
+		return nil, errors.New("pki: il certificato del risponditore OCSP non ha id-kp-OCSPSigning")
 	}
 	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(cert.PublicKey) {
-		return nil, errors.New("pki: the OCSP responder key does not match its certificate")
+		return nil, errors.New("pki: la chiave del risponditore OCSP non corrisponde al suo certificato")
 	}
 	s := &OCSPSigner{Issuer: issuer, Cert: cert, Key: key, issuerHash: map[crypto.Hash][2][]byte{}}
 	switch k := key.Public().(type) {
@@ -248,7 +248,7 @@ func NewOCSPSigner(issuer, cert *x509.Certificate, key crypto.Signer) (*OCSPSign
 			s.sigAlg, s.hash = pkix.AlgorithmIdentifier{Algorithm: oidECDSAWithSHA384}, crypto.SHA384
 		}
 	default:
-		return nil, fmt.Errorf("pki: OCSP responder key of type %T", k)
+		return nil, fmt.Errorf("pki: chiave del risponditore OCSP di tipo %T non supportata", k)
 	}
 	keyBits, err := subjectPublicKeyBits(cert.RawSubjectPublicKeyInfo)
 	if err != nil {
@@ -384,7 +384,7 @@ func (s *OCSPSigner) Sign(certID []byte, st OCSPStatus, now time.Time, validity 
 	h.Write(tbs)
 	sig, err := s.Key.Sign(rand.Reader, h.Sum(nil), s.hash)
 	if err != nil {
-		return nil, fmt.Errorf("pki: signing an OCSP response: %w", err)
+		return nil, fmt.Errorf("pki: firma di una risposta OCSP: %w", err)
 	}
 	basic, err := asn1.Marshal(ocspBasicResponse{
 		TBSResponseData:    asn1.RawValue{FullBytes: tbs},

@@ -53,17 +53,17 @@ func EncodeP12(key crypto.PrivateKey, cert *x509.Certificate, caCerts []*x509.Ce
 	}
 	enc, ok := encoders[encoding]
 	if !ok {
-		return nil, fmt.Errorf("pki: PKCS#12 encoding %q: want %s or %s", encoding, EncodingLegacy, EncodingModern)
+		return nil, fmt.Errorf("pki: codifica PKCS#12 %q: ammesse %s o %s", encoding, EncodingLegacy, EncodingModern)
 	}
 	if cert == nil {
-		return nil, fmt.Errorf("pki: PKCS#12: no certificate")
+		return nil, fmt.Errorf("pki: PKCS#12: manca il certificato")
 	}
 	signer, ok := key.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("pki: PKCS#12: private key of type %T", key)
+		return nil, fmt.Errorf("pki: PKCS#12: chiave privata di tipo %T non supportata", key)
 	}
 	if pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
-		return nil, fmt.Errorf("pki: PKCS#12: the private key does not match the certificate %q", cert.Subject.CommonName)
+		return nil, fmt.Errorf("pki: PKCS#12: la chiave privata non corrisponde al certificato %q", cert.Subject.CommonName)
 	}
 	if friendlyName == "" {
 		friendlyName = cert.Subject.CommonName

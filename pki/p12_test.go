@@ -227,10 +227,10 @@ func TestEncodeP12Refuses(t *testing.T) {
 		fname    string
 		wantErr  string
 	}{
-		{"unknown encoding", key, cert, "rc2", testCode, "encoding"},
-		{"key of another certificate", other, cert, EncodingLegacy, testCode, "does not match"},
-		{"no certificate", key, nil, EncodingLegacy, testCode, "no certificate"},
-		{"not a key", "secret", cert, EncodingLegacy, testCode, "private key of type"},
+		{"unknown encoding", key, cert, "rc2", testCode, "codifica"},
+		{"key of another certificate", other, cert, EncodingLegacy, testCode, "non corrisponde"},
+		{"no certificate", key, nil, EncodingLegacy, testCode, "manca il certificato"},
+		{"not a key", "secret", cert, EncodingLegacy, testCode, "chiave privata di tipo"},
 		{"friendlyName outside the BMP", key, cert, EncodingLegacy, "PC-\U0001F600", "Basic Multilingual Plane"},
 	}
 	for _, tc := range tests {

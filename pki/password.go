@@ -49,7 +49,7 @@ func passwordAlphabet(name string) (string, error) {
 	}
 	a, ok := alphabets[name]
 	if !ok {
-		return "", fmt.Errorf("pki: password alphabet %q: want %s or %s", name, PasswordBase32, PasswordHex)
+		return "", fmt.Errorf("pki: alfabeto delle password %q: ammessi %s o %s", name, PasswordBase32, PasswordHex)
 	}
 	return a, nil
 }
@@ -66,7 +66,7 @@ func NewPassword(alphabet string, n int) (string, error) {
 		n = DefaultPasswordLength
 	}
 	if n < MinPasswordLength || n > MaxPasswordLength {
-		return "", fmt.Errorf("pki: password length %d: want %d to %d", n, MinPasswordLength, MaxPasswordLength)
+		return "", fmt.Errorf("pki: lunghezza delle password %d: ammessa da %d a %d", n, MinPasswordLength, MaxPasswordLength)
 	}
 	out := make([]byte, n)
 	size := big.NewInt(int64(len(a)))

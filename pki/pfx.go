@@ -56,7 +56,7 @@ var (
 const maxIterations = 100_000
 
 // ErrWrongPassword is returned when the MAC of a PFX does not verify.
-var ErrWrongPassword = errors.New("pki: PKCS#12 MAC does not verify: wrong password or damaged file")
+var ErrWrongPassword = errors.New("pki: il MAC del PKCS#12 non torna: password sbagliata o file danneggiato")
 
 // PFX ::= SEQUENCE { version INTEGER {v3(3)}, authSafe ContentInfo, macData MacData OPTIONAL }
 type pfxPDU struct {

@@ -56,7 +56,7 @@ func Fingerprint(c *x509.Certificate) string {
 // must differ from old's.
 func NewRolloverCA(old *x509.Certificate, signer crypto.Signer, now time.Time) (*CA, error) {
 	if pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool }); ok && pub.Equal(old.PublicKey) {
-		return nil, errors.New("pki: the new CA key is the old CA's key")
+		return nil, errors.New("pki: la chiave della nuova CA è quella della vecchia CA")
 	}
 	tmpl, err := caTemplate(signer.Public(), now)
 	if err != nil {
@@ -108,7 +108,7 @@ func caTemplate(pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) 
 // certificate is of no use once ca has expired).
 func (ca *CA) CrossSign(next *x509.Certificate) (*x509.Certificate, error) {
 	if !next.IsCA || len(next.SubjectKeyId) == 0 {
-		return nil, errors.New("pki: cross certificate: the new certificate is not a CA with a Subject Key Identifier")
+		return nil, errors.New("pki: certificato incrociato: il nuovo certificato non è di una CA con Subject Key Identifier")
 	}
 	tmpl, err := caTemplate(next.PublicKey, next.NotBefore)
 	if err != nil {
@@ -125,7 +125,7 @@ func (ca *CA) CrossSign(next *x509.Certificate) (*x509.Certificate, error) {
 	tmpl.SignatureAlgorithm = signatureAlgorithm(ca.Signer.Public())
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, next.PublicKey, ca.Signer)
 	if err != nil {
-		return nil, fmt.Errorf("pki: cross certificate: %w", err)
+		return nil, fmt.Errorf("pki: certificato incrociato: %w", err)
 	}
 	return x509.ParseCertificate(der)
 }
@@ -134,10 +134,10 @@ func (ca *CA) CrossSign(next *x509.Certificate) (*x509.Certificate, error) {
 // old (nil when it is): next's subject and key, signed by old.
 func CheckCross(cross, next, old *x509.Certificate) error {
 	if !bytes.Equal(cross.RawSubject, next.RawSubject) || !bytes.Equal(cross.RawSubjectPublicKeyInfo, next.RawSubjectPublicKeyInfo) {
-		return errors.New("pki: the cross certificate does not carry the new CA's name and key")
+		return errors.New("pki: il certificato incrociato non porta il nome e la chiave della nuova CA")
 	}
 	if err := cross.CheckSignatureFrom(old); err != nil {
-		return fmt.Errorf("pki: the cross certificate is not signed by the old CA: %w", err)
+		return fmt.Errorf("pki: il certificato incrociato non è firmato dalla vecchia CA: %w", err)
 	}
 	return nil
 }
@@ -148,7 +148,7 @@ func CheckCross(cross, next, old *x509.Certificate) error {
 // synced, then linked to its name, which fails if the name was taken).
 func NewFileKey(keyPath string, bits int) (crypto.Signer, error) {
 	if bits != 2048 && bits != 3072 && bits != 4096 {
-		return nil, fmt.Errorf("pki: CA key of %d bits: want 2048, 3072 or 4096", bits)
+		return nil, fmt.Errorf("pki: chiave della CA di %d bit: ammessi 2048, 3072 o 4096", bits)
 	}
 	key, err := rsa.GenerateKey(rand.Reader, bits)
 	if err != nil {
@@ -178,7 +178,7 @@ func WriteNewFile(path string, data []byte, perm os.FileMode) error {
 	defer os.Remove(tmp)
 	if err := os.Link(tmp, path); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("pki: %s exists: it is not overwritten", path)
+			return fmt.Errorf("pki: %s esiste già: non viene sovrascritto", path)
 		}
 		return err
 	}
@@ -216,24 +216,24 @@ func loadSigner(keyRef string) (crypto.Signer, error) {
 	if hsm.IsURI(keyRef) {
 		u, err := hsm.ParseURI(keyRef)
 		if err != nil {
-			return nil, fmt.Errorf("pki: CA key: %w", err)
+			return nil, fmt.Errorf("pki: chiave della CA: %w", err)
 		}
 		s, err := hsm.Open(u)
 		if err != nil {
-			return nil, fmt.Errorf("pki: CA key: %w", err)
+			return nil, fmt.Errorf("pki: chiave della CA: %w", err)
 		}
 		return s, nil
 	}
 	if err := secret.CheckFile(keyRef); err != nil {
-		return nil, fmt.Errorf("pki: CA key: %w", err)
+		return nil, fmt.Errorf("pki: chiave della CA: %w", err)
 	}
 	data, err := os.ReadFile(keyRef)
 	if err != nil {
-		return nil, fmt.Errorf("pki: CA key: %w", err)
+		return nil, fmt.Errorf("pki: chiave della CA: %w", err)
 	}
 	s, err := ParsePrivateKeyPEM(data)
 	if err != nil {
-		return nil, fmt.Errorf("pki: CA key %s: %w", keyRef, err)
+		return nil, fmt.Errorf("pki: chiave della CA %s: %w", keyRef, err)
 	}
 	return s, nil
 }

@@ -19,7 +19,7 @@ func TestANewCAKeyNeverReplacesAnExistingFile(t *testing.T) {
 	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v", fi.Mode().Perm())
 	}
-	if _, err := NewFileKey(p, 2048); err == nil || !strings.Contains(err.Error(), "not overwritten") {
+	if _, err := NewFileKey(p, 2048); err == nil || !strings.Contains(err.Error(), "non viene sovrascritto") {
 		t.Errorf("second key at the same name: %v", err)
 	}
 	if err := WriteNewFile(p, []byte("x"), 0o600); err == nil {

@@ -33,7 +33,7 @@ const (
 )
 
 // ErrRunning is returned when a job is asked to run while it runs.
-var ErrRunning = errors.New("already running")
+var ErrRunning = errors.New("già in esecuzione")
 
 // Runner owns the jobs, their schedules and their overlap guards.
 type Runner struct {

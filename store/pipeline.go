@@ -107,7 +107,7 @@ func (p *Pipeline) Update(fn func(tx *Tx) error) error {
 		if err != nil {
 			wtx.Discard()
 			if errors.Is(err, badger.ErrTxnTooBig) {
-				err = errors.New("store: transaction too big (lower census.chunk_rows)")
+				err = errors.New("archivio: transazione troppo grande (ridurre census.chunk_rows)")
 			}
 			p.err = err
 			return err

@@ -45,7 +45,7 @@ func (st *Store) CheckSealKey(s *Sealer) (written bool, err error) {
 		}
 		return false, nil
 	case !errors.Is(err, ErrNotFound):
-		return false, fmt.Errorf("seal check value: %w", err)
+		return false, fmt.Errorf("valore di controllo del sigillo: %w", err)
 	}
 	var what string
 	var sealed []byte

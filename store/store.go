@@ -22,7 +22,7 @@ import (
 )
 
 // ErrNotFound is returned when a record does not exist.
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = errors.New("non trovato")
 
 // ErrLocked is returned when another process holds the store.
 var ErrLocked = errors.New("l'archivio è in uso da un altro processo anprsec (`anprsec run` è attivo?)")
@@ -72,7 +72,7 @@ func Open(opt Options) (*Store, error) {
 	var lastSize int64
 	if !opt.InMemory {
 		if err := removeEmptyMemtables(opt.Dir); err != nil {
-			return nil, fmt.Errorf("store %s: %w", opt.Dir, err)
+			return nil, fmt.Errorf("archivio %s: %w", opt.Dir, err)
 		}
 		lastLog, lastSize = lastValueLog(opt.Dir)
 	}
@@ -82,13 +82,13 @@ func Open(opt Options) (*Store, error) {
 			return nil, fmt.Errorf("archivio %s: la chiave non apre questo archivio (keys/store.key sbagliata?)", opt.Dir)
 		}
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
-			return nil, fmt.Errorf("store %s: %w", opt.Dir, ErrLocked)
+			return nil, fmt.Errorf("archivio %s: %w", opt.Dir, ErrLocked)
 		}
-		return nil, fmt.Errorf("store %s: %w", opt.Dir, err)
+		return nil, fmt.Errorf("archivio %s: %w", opt.Dir, err)
 	}
 	if err := checkValueLogCut(lastLog, lastSize, bo.ValueLogFileSize); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("store %s: %w", opt.Dir, err)
+		return nil, fmt.Errorf("archivio %s: %w", opt.Dir, err)
 	}
 	now := opt.Now
 	if now == nil {
@@ -99,7 +99,7 @@ func Open(opt Options) (*Store, error) {
 	// chain mixed: it is finished before anything reads or writes.
 	if err := s.finishSwap(); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("store %s: finishing the migration of the history to pseudonyms: %w", opt.Dir, err)
+		return nil, fmt.Errorf("archivio %s: completamento della migrazione della storia ai pseudonimi: %w", opt.Dir, err)
 	}
 	return s, nil
 }
@@ -141,8 +141,8 @@ func checkValueLogCut(path string, before, fileSize int64) error {
 	if err != nil || fi.Size() >= before {
 		return nil
 	}
-	return fmt.Errorf("%w: the value log %s, closed cleanly, held a damaged entry: Badger cut it from %d to %d bytes when opening it, and the values written from there on are lost. "+
-		"The store now opens with what is left: run `anprsec history verify` to see what the history lost, and restore the last backup (`anprsec restore`) into an empty data dir",
+	return fmt.Errorf("%w: il value log %s, chiuso regolarmente, conteneva una voce danneggiata: all'apertura Badger lo ha accorciato da %d a %d byte e i valori scritti da lì in poi sono persi. "+
+		"L'archivio ora si apre con ciò che resta: eseguire `anprsec history verify` per vedere cosa ha perso la storia, e ripristinare l'ultimo backup (`anprsec restore`) in una cartella dati vuota",
 		ErrDamaged, filepath.Base(path), before, fi.Size())
 }
 
@@ -227,7 +227,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 			continue
 		}
 		if errors.Is(err, badger.ErrTxnTooBig) {
-			return fmt.Errorf("store: transaction too big (lower census.chunk_rows): %w", err)
+			return fmt.Errorf("archivio: transazione troppo grande (ridurre census.chunk_rows): %w", err)
 		}
 		return err
 	}

@@ -103,7 +103,7 @@ func TestBuildWithoutCgoSaysItCannotUseTheHSM(t *testing.T) {
 		}
 		return string(out)
 	}
-	const want = "built without cgo (CGO_ENABLED=0) and cannot load a PKCS#11 module: build it with cgo"
+	const want = "compilato senza cgo (CGO_ENABLED=0) e non può caricare un modulo PKCS#11: compilarlo con cgo"
 	if out := run("init", "--hsm", uri); !strings.Contains(out, want) {
 		t.Errorf("init --hsm:\n%s", out)
 	}

@@ -282,11 +282,11 @@ func TestSFTPDrop(t *testing.T) {
 		{"unreachable address", func(t *testing.T, s *sftpSettings) {
 			s.address = closedAddr
 			s.knownHosts = sftptest.WriteKnownHosts(t, filepath.Join(t.TempDir(), "known_hosts"), closedAddr, srv.HostKey)
-		}, nil, []string{"sftp drop " + closedAddr, "connection refused"}, time.Second},
+		}, nil, []string{"drop sftp " + closedAddr, "connection refused"}, time.Second},
 		{"server never answers", func(t *testing.T, s *sftpSettings) {
 			s.address = silentAddr
 			s.knownHosts = sftptest.WriteKnownHosts(t, filepath.Join(t.TempDir(), "known_hosts"), silentAddr, srv.HostKey)
-		}, nil, []string{"sftp drop " + silentAddr, "non ha risposto entro 2s"}, 4 * time.Second},
+		}, nil, []string{"drop sftp " + silentAddr, "non ha risposto entro 2s"}, 4 * time.Second},
 	}
 	for _, tc := range failures {
 		t.Run(tc.name, func(t *testing.T) {
@@ -341,7 +341,7 @@ func TestSFTPDrop(t *testing.T) {
 		// key-permission refusal stops the command before any run.
 		hist := mustCLI(t, "--config", cfgFile, "jobs", "history", "ingest-censimento")
 		ok := regexp.MustCompile(`(?m) manuale +ok `).FindAllString(hist, -1)
-		failed := regexp.MustCompile(`(?m) manuale +errore .*listing censimento: .*sftp`).FindAllString(hist, -1)
+		failed := regexp.MustCompile(`(?m) manuale +errore .*lettura della cartella censimento: .*sftp`).FindAllString(hist, -1)
 		if len(ok) != 3 || len(failed) != len(failures)-1 {
 			t.Errorf("jobs history shows %d ok and %d failed runs, want 3 and %d:\n%s", len(ok), len(failed), len(failures)-1, hist)
 		}

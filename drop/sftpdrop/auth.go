@@ -16,19 +16,19 @@ import (
 // ErrHostKeyMismatch is returned (wrapped) by Dial when known_hosts holds
 // keys for the server but none matches the key it presented: possibly a
 // man-in-the-middle.
-var ErrHostKeyMismatch = errors.New("sftp host key mismatch")
+var ErrHostKeyMismatch = errors.New("chiave del server sftp diversa da known_hosts")
 
 // ErrHostUnknown is returned (wrapped) by Dial when known_hosts has no key
 // for the server.
-var ErrHostUnknown = errors.New("sftp host unknown")
+var ErrHostUnknown = errors.New("server sftp sconosciuto")
 
 // ErrHostKeyRevoked is returned (wrapped) by Dial when the server presented
 // a key marked @revoked in known_hosts.
-var ErrHostKeyRevoked = errors.New("sftp host key revoked")
+var ErrHostKeyRevoked = errors.New("chiave del server sftp revocata")
 
 // ErrKeyFileMode is returned (wrapped) by Dial when the private key file
 // can be read or written by group or others.
-var ErrKeyFileMode = errors.New("sftp key file mode too open")
+var ErrKeyFileMode = errors.New("permessi del file della chiave sftp troppo aperti")
 
 // hostKeyError carries an operator-oriented message and a sentinel for
 // errors.Is.
@@ -45,7 +45,7 @@ func (e *hostKeyError) Unwrap() error { return e.kind }
 func loadSigner(file string) (ssh.Signer, error) {
 	fi, err := os.Stat(file)
 	if err != nil {
-		return nil, fmt.Errorf("sftp key file: %w", err)
+		return nil, fmt.Errorf("file della chiave sftp: %w", err)
 	}
 	if m := fi.Mode().Perm(); m&0o077 != 0 {
 		return nil, fmt.Errorf("%w: il file della chiave sftp %s ha permessi %04o, accessibile al gruppo o ad altri; "+
@@ -53,7 +53,7 @@ func loadSigner(file string) (ssh.Signer, error) {
 	}
 	pemBytes, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("sftp key file: %w", err)
+		return nil, fmt.Errorf("file della chiave sftp: %w", err)
 	}
 	signer, err := ssh.ParsePrivateKey(pemBytes)
 	if err != nil {
@@ -61,7 +61,7 @@ func loadSigner(file string) (ssh.Signer, error) {
 		if errors.As(err, &pm) {
 			return nil, fmt.Errorf("il file della chiave sftp %s è protetto da passphrase: usare un file di chiave non cifrato leggibile solo dal servizio (permessi 0600)", file)
 		}
-		return nil, fmt.Errorf("sftp key file %s: %w", file, err)
+		return nil, fmt.Errorf("file della chiave sftp %s: %w", file, err)
 	}
 	return signer, nil
 }
@@ -87,11 +87,11 @@ func (h *hostKeyChecker) failure() error {
 
 func newHostKeyChecker(file string) (*hostKeyChecker, error) {
 	if _, err := os.Stat(file); err != nil {
-		return nil, fmt.Errorf("sftp known_hosts: %w", err)
+		return nil, fmt.Errorf("known_hosts sftp: %w", err)
 	}
 	cb, err := knownhosts.New(file)
 	if err != nil {
-		return nil, fmt.Errorf("sftp known_hosts %s: %w", file, err)
+		return nil, fmt.Errorf("known_hosts sftp %s: %w", file, err)
 	}
 	return &hostKeyChecker{file: file, cb: cb}, nil
 }
@@ -120,7 +120,7 @@ func (h *hostKeyChecker) check(host string, remote net.Addr, key ssh.PublicKey) 
 				"verificato l'impronta con l'amministratore del server (per esempio con ssh-keyscan)",
 			host, h.file, offered)}
 	default:
-		err = fmt.Errorf("sftp host key check for %s against %s: %w", host, h.file, err)
+		err = fmt.Errorf("verifica della chiave del server sftp %s con %s: %w", host, h.file, err)
 	}
 	h.mu.Lock()
 	h.err = err

@@ -228,7 +228,7 @@ func runRoundTrip(t *testing.T, d drop.Drop, disk string) {
 				if err != nil || e.Regular {
 					t.Errorf("Stat(%s) = %+v, %v", n, e, err)
 				}
-				if rc, err := d.Open(ctx, n); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				if rc, err := d.Open(ctx, n); err == nil || !strings.Contains(err.Error(), "non è un file regolare") {
 					if rc != nil {
 						rc.Close()
 					}

@@ -101,18 +101,18 @@ func Dial(ctx context.Context, cfg Config) (*Drop, error) {
 	}
 	switch {
 	case cfg.Timeout < 0:
-		return nil, fmt.Errorf("sftp drop %s: negative timeout %v", cfg.Address, cfg.Timeout)
+		return nil, fmt.Errorf("drop sftp %s: timeout negativo %v", cfg.Address, cfg.Timeout)
 	case cfg.Address == "":
-		return nil, errors.New("sftp drop: no server address")
+		return nil, errors.New("drop sftp: manca l'indirizzo del server")
 	case cfg.User == "":
-		return nil, fmt.Errorf("sftp drop %s: no user", cfg.Address)
+		return nil, fmt.Errorf("drop sftp %s: manca l'utente", cfg.Address)
 	case cfg.KeyFile == "":
-		return nil, fmt.Errorf("sftp drop %s: no key file", cfg.Address)
+		return nil, fmt.Errorf("drop sftp %s: manca il file della chiave", cfg.Address)
 	case cfg.KnownHosts == "":
-		return nil, fmt.Errorf("sftp drop %s: manca il file known_hosts: la chiave del server va verificata", cfg.Address)
+		return nil, fmt.Errorf("drop sftp %s: manca il file known_hosts: la chiave del server va verificata", cfg.Address)
 	}
 	if _, _, err := net.SplitHostPort(cfg.Address); err != nil {
-		return nil, fmt.Errorf("sftp drop: address %q is not host:port: %w", cfg.Address, err)
+		return nil, fmt.Errorf("drop sftp: l'indirizzo %q non è nella forma host:porta: %w", cfg.Address, err)
 	}
 	signer, err := loadSigner(cfg.KeyFile)
 	if err != nil {
@@ -126,7 +126,7 @@ func Dial(ctx context.Context, cfg Config) (*Drop, error) {
 	dialer := net.Dialer{Timeout: cfg.Timeout}
 	raw, err := dialer.DialContext(ctx, "tcp", cfg.Address)
 	if err != nil {
-		return nil, fmt.Errorf("sftp drop %s: %w", cfg.Address, err)
+		return nil, fmt.Errorf("drop sftp %s: %w", cfg.Address, err)
 	}
 	// Cancelling ctx aborts the handshake by closing the connection.
 	stopCancel := context.AfterFunc(ctx, func() { raw.Close() })
@@ -142,15 +142,15 @@ func Dial(ctx context.Context, cfg Config) (*Drop, error) {
 		}
 		raw.Close()
 		if cerr := ctx.Err(); cerr != nil {
-			return nil, fmt.Errorf("sftp drop %s: %w", cfg.Address, cerr)
+			return nil, fmt.Errorf("drop sftp %s: %w", cfg.Address, cerr)
 		}
 		if herr := hk.failure(); herr != nil {
 			return nil, herr
 		}
 		if d.conn.expired.Load() {
-			return nil, fmt.Errorf("sftp drop %s: il server non ha risposto entro %v: %w", cfg.Address, cfg.Timeout, err)
+			return nil, fmt.Errorf("drop sftp %s: il server non ha risposto entro %v: %w", cfg.Address, cfg.Timeout, err)
 		}
-		return nil, fmt.Errorf("sftp drop %s: %w", cfg.Address, err)
+		return nil, fmt.Errorf("drop sftp %s: %w", cfg.Address, err)
 	}
 	if cfg.Keepalive > 0 {
 		go d.keepalive()
@@ -182,7 +182,7 @@ func (d *Drop) handshake(signer ssh.Signer, hk *hostKeyChecker) error {
 	// progressReader, which feeds the deadlines of watchConn.
 	s, err := d.ssh.NewSession()
 	if err != nil {
-		return fmt.Errorf("opening SSH session: %w", err)
+		return fmt.Errorf("apertura della sessione SSH: %w", err)
 	}
 	w, err := s.StdinPipe()
 	if err != nil {
@@ -197,7 +197,7 @@ func (d *Drop) handshake(signer ssh.Signer, hk *hostKeyChecker) error {
 		return err
 	}
 	if err := s.RequestSubsystem("sftp"); err != nil {
-		return fmt.Errorf("starting the sftp subsystem: %w", err)
+		return fmt.Errorf("avvio del sottosistema sftp: %w", err)
 	}
 	go io.Copy(io.Discard, stderr) // an unread stderr would stall the channel
 	d.client, err = sftp.NewClientPipe(progressReader{r: r, c: d.conn}, w,
@@ -255,7 +255,7 @@ func (d *Drop) Close() error {
 		}
 		<-d.kaDone
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-			d.closeErr = fmt.Errorf("closing %s: %w", d, err)
+			d.closeErr = fmt.Errorf("chiusura di %s: %w", d, err)
 		}
 	})
 	return d.closeErr
@@ -288,7 +288,7 @@ func (d *Drop) fail(op, name string, err error) error {
 	if d.conn.expired.Load() {
 		return drop.Unavailable(fmt.Errorf("sftp %s %s su %s: server bloccato (nessuna risposta entro %v): %w", op, name, d, d.cfg.Timeout, err))
 	}
-	err = fmt.Errorf("sftp %s %s on %s: %w", op, name, d, err)
+	err = fmt.Errorf("sftp %s %s su %s: %w", op, name, d, err)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, drop.ErrUnsafePath) || errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -361,7 +361,7 @@ func (d *Drop) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 			return err
 		}
 		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("%s: not a regular file", name)
+			return fmt.Errorf("%s: non è un file regolare", name)
 		}
 		if f, err = d.client.Open(p); err != nil {
 			return err
@@ -401,7 +401,7 @@ func (r *reader) Read(b []byte) (int, error) {
 	r.read += int64(n)
 	switch {
 	case err == io.EOF && r.read < r.size:
-		return n, fmt.Errorf("sftp read %s on %s: %w: got %d of %d bytes", r.name, r.d, io.ErrUnexpectedEOF, r.read, r.size)
+		return n, fmt.Errorf("sftp read %s su %s: %w: letti %d byte su %d", r.name, r.d, io.ErrUnexpectedEOF, r.read, r.size)
 	case err == io.EOF:
 		return n, io.EOF
 	case err != nil:
@@ -467,7 +467,7 @@ func (d *Drop) Write(ctx context.Context, name string, r io.Reader) error {
 				return err
 			}
 			if fi.Size() != written {
-				return fmt.Errorf("uploaded %d bytes but the server holds %d", written, fi.Size())
+				return fmt.Errorf("inviati %d byte ma il server ne ha %d", written, fi.Size())
 			}
 			return d.rename(tmp, p)
 		})
@@ -504,7 +504,7 @@ func (d *Drop) upload(ctx context.Context, f *sftp.File, r io.Reader) (int64, er
 		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
 			return written, nil
 		case rerr != nil:
-			return written, fmt.Errorf("reading the content: %w", rerr)
+			return written, fmt.Errorf("lettura del contenuto: %w", rerr)
 		}
 	}
 }
@@ -555,7 +555,7 @@ func (d *Drop) mkdirAll(ctx context.Context, dir string) error {
 	case err == nil && fi.IsDir():
 		return nil
 	case err == nil:
-		return fmt.Errorf("%s exists and is not a folder", dir)
+		return fmt.Errorf("%s esiste e non è una cartella", dir)
 	case !errors.Is(err, fs.ErrNotExist):
 		return err
 	}

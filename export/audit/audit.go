@@ -176,7 +176,7 @@ func (e *Exporter) putFile(ctx context.Context, name, local string) error {
 	}
 	defer f.Close()
 	if err := e.Target.Write(ctx, name, f); err != nil {
-		return fmt.Errorf("audit: writing %s: %w", name, err)
+		return fmt.Errorf("audit: scrittura di %s: %w", name, err)
 	}
 	return nil
 }

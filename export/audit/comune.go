@@ -77,7 +77,7 @@ type ComuneFiles struct {
 
 // ErrUnknownComune is returned (wrapped) for a comune that is not in the
 // store.
-var ErrUnknownComune = errors.New("comune not censused")
+var ErrUnknownComune = errors.New("comune non censito")
 
 // Comune writes the lists of one comune: utenti-<ISTAT>-<YYYYMMDD>.xlsx
 // (sheets Utenti, Postazioni and Installazioni), the same users as
@@ -125,13 +125,13 @@ func (e *Exporter) Comune(ctx context.Context, istat string) (ComuneFiles, error
 		return out, err
 	}
 	if err := e.Target.Write(ctx, out.UsersCSV, &ucsv); err != nil {
-		return out, fmt.Errorf("audit: writing %s: %w", out.UsersCSV, err)
+		return out, fmt.Errorf("audit: scrittura di %s: %w", out.UsersCSV, err)
 	}
 	if err := e.Target.Write(ctx, out.WorkstationsCSV, &wcsv); err != nil {
-		return out, fmt.Errorf("audit: writing %s: %w", out.WorkstationsCSV, err)
+		return out, fmt.Errorf("audit: scrittura di %s: %w", out.WorkstationsCSV, err)
 	}
 	if err := e.Target.Write(ctx, out.InstallationsCSV, &icsv); err != nil {
-		return out, fmt.Errorf("audit: writing %s: %w", out.InstallationsCSV, err)
+		return out, fmt.Errorf("audit: scrittura di %s: %w", out.InstallationsCSV, err)
 	}
 	return out, nil
 }

@@ -51,7 +51,7 @@ func (n *national) monthlyCSVs(ctx context.Context) error {
 		}
 		name := n.e.place(NationalDir, MonthlyName(m))
 		if err := n.e.Target.Write(ctx, name, &buf); err != nil {
-			return fmt.Errorf("audit: writing %s: %w", name, err)
+			return fmt.Errorf("audit: scrittura di %s: %w", name, err)
 		}
 		n.res.Monthly = append(n.res.Monthly, name)
 	}

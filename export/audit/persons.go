@@ -44,7 +44,7 @@ func loadPersons(tx *store.Tx, tick func()) (*persons, error) {
 	err := tx.AllPersons(func(p *domain.Person) error {
 		tick()
 		if len(arena)+len(p.CF)+len(p.Surname)+len(p.Name)+len(p.Card) > math.MaxUint32 {
-			return errors.New("audit: persons too large to index")
+			return errors.New("audit: troppi dati delle persone da indicizzare")
 		}
 		r := personRec{off: uint32(len(arena)), nsec: -1}
 		arena = append(arena, p.CF...)

@@ -178,7 +178,7 @@ func (n *national) revocationCSVs(ctx context.Context) error {
 		}
 		name := n.e.place(NationalDir, RevocationsName(m))
 		if err := n.e.Target.Write(ctx, name, &buf); err != nil {
-			return fmt.Errorf("audit: writing %s: %w", name, err)
+			return fmt.Errorf("audit: scrittura di %s: %w", name, err)
 		}
 		n.res.Revocations = append(n.res.Revocations, name)
 	}

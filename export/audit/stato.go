@@ -45,7 +45,7 @@ func StatusName(istat, stamp, suffix, ext string) string {
 func (e *Exporter) Status(ctx context.Context, istat, stamp string, view StatusView) (StatusFiles, error) {
 	var out StatusFiles
 	if !view.Utenze && !view.Postazioni {
-		return out, errors.New("audit: a status report with nothing to show")
+		return out, errors.New("audit: un rapporto di stato senza niente da mostrare")
 	}
 	dir := ComuneDir(istat)
 	out.XLSX = e.place(dir, StatusName(istat, stamp, "", ".xlsx"))
@@ -80,7 +80,7 @@ func (e *Exporter) Status(ctx context.Context, istat, stamp string, view StatusV
 			continue
 		}
 		if err := e.Target.Write(ctx, name, data); err != nil {
-			return out, fmt.Errorf("audit: writing %s: %w", name, err)
+			return out, fmt.Errorf("audit: scrittura di %s: %w", name, err)
 		}
 	}
 	return out, nil

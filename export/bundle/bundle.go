@@ -54,17 +54,17 @@ func PasswordText(entries []Entry) []byte {
 // files lists the ZIP's members: name -> content, in order.
 func files(entries []Entry) ([]string, map[string][]byte, error) {
 	if len(entries) == 0 {
-		return nil, nil, errors.New("bundle: no certificates")
+		return nil, nil, errors.New("bundle: nessun certificato")
 	}
 	names := make([]string, 0, len(entries)+1)
 	content := make(map[string][]byte, len(entries)+1)
 	for _, e := range entries {
 		if e.Code == "" || strings.ContainsAny(e.Code, "/\\;\r\n") || strings.ContainsAny(e.Password, ";\r\n") {
-			return nil, nil, fmt.Errorf("bundle: unsafe code or password for %q", e.Code)
+			return nil, nil, fmt.Errorf("bundle: codice o password non sicuri per %q", e.Code)
 		}
 		n := e.Code + ".p12"
 		if _, dup := content[n]; dup {
-			return nil, nil, fmt.Errorf("bundle: code %s twice", e.Code)
+			return nil, nil, fmt.Errorf("bundle: codice %s presente due volte", e.Code)
 		}
 		names = append(names, n)
 		content[n] = e.P12
@@ -110,7 +110,7 @@ func write(ctx context.Context, w io.Writer, names []string, content map[string]
 		err = ew.err
 	}
 	if err != nil {
-		return fmt.Errorf("bundle: writing ZIP: %w", err)
+		return fmt.Errorf("bundle: scrittura dello ZIP: %w", err)
 	}
 	return nil
 }
@@ -129,21 +129,21 @@ func Verify(zipData []byte, entries []Entry) error {
 func verify(zipData []byte, names []string, content map[string][]byte) error {
 	zr, err := zip.NewReader(bytes.NewReader(zipData), int64(len(zipData)))
 	if err != nil {
-		return fmt.Errorf("bundle: ZIP does not open: %w", err)
+		return fmt.Errorf("bundle: lo ZIP non si apre: %w", err)
 	}
 	if len(zr.File) != len(names) {
-		return fmt.Errorf("bundle: ZIP has %d members, want %d", len(zr.File), len(names))
+		return fmt.Errorf("bundle: lo ZIP ha %d file, ne sono attesi %d", len(zr.File), len(names))
 	}
 	for i, f := range zr.File {
 		if f.Name != names[i] {
-			return fmt.Errorf("bundle: member %d is %q, want %q", i, f.Name, names[i])
+			return fmt.Errorf("bundle: il file %d dello ZIP è %q, atteso %q", i, f.Name, names[i])
 		}
 		want := content[f.Name]
 		if f.UncompressedSize64 != uint64(len(want)) {
-			return fmt.Errorf("bundle: %s: size %d, want %d", f.Name, f.UncompressedSize64, len(want))
+			return fmt.Errorf("bundle: %s: dimensione %d, attesa %d", f.Name, f.UncompressedSize64, len(want))
 		}
 		if f.Method != zip.Deflate {
-			return fmt.Errorf("bundle: %s: method %d, want Deflate", f.Name, f.Method)
+			return fmt.Errorf("bundle: %s: metodo %d, atteso Deflate", f.Name, f.Method)
 		}
 		rc, err := f.Open()
 		if err != nil {
@@ -155,7 +155,7 @@ func verify(zipData []byte, names []string, content map[string][]byte) error {
 			return fmt.Errorf("bundle: %s: %w", f.Name, err)
 		}
 		if !bytes.Equal(got, want) {
-			return fmt.Errorf("bundle: %s: content differs", f.Name)
+			return fmt.Errorf("bundle: %s: il contenuto non corrisponde", f.Name)
 		}
 	}
 	return nil

@@ -49,7 +49,7 @@ var ErrNoCertificate = errors.New("nessun certificato da scaricare")
 // the number of certificates; with none it writes nothing.
 func WriteComune(ctx context.Context, st *store.Store, s *store.Sealer, istat string, state domain.CertState, dir string, now time.Time, loc *time.Location) (string, int, error) {
 	if s == nil {
-		return "", 0, errors.New("keys.seal is missing: the certificates cannot be unsealed (run `anprsec init`)")
+		return "", 0, errors.New("manca la chiave di sigillo (keys.seal): i certificati non si possono aprire (eseguire `anprsec init`)")
 	}
 	if state == "" {
 		state = domain.CertAttivo

@@ -20,7 +20,7 @@ import (
 const unzipSizeLimit = 256 << 20
 
 // errUnzipSize is the error of a workbook that expands beyond unzipSizeLimit.
-var errUnzipSize = errors.New("unzip size exceeds the limit")
+var errUnzipSize = errors.New("il contenuto decompresso supera il limite di dimensione")
 
 // openWorkbook opens a workbook for streaming raw values (ingest/xlsx).
 // The sizes its zip declares are summed first and refused above

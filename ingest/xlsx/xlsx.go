@@ -52,7 +52,7 @@ var maxSharedStrings = MaxSharedStrings // lowered by tests
 
 // ErrTooBig is returned by Open for a workbook whose parts would inflate
 // beyond Options.MaxUnzipped.
-var ErrTooBig = errors.New("xlsx: the workbook inflates beyond the size limit")
+var ErrTooBig = errors.New("xlsx: la cartella di lavoro decompressa supera il limite di dimensione")
 
 // Options of Open.
 type Options struct {
@@ -463,7 +463,7 @@ func isHex4(h string) bool {
 }
 
 // ErrNoSheet is returned by Rows for a name the workbook does not have.
-var ErrNoSheet = errors.New("xlsx: no such sheet")
+var ErrNoSheet = errors.New("xlsx: foglio inesistente")
 
 // Rows starts reading the sheet named name (exactly).
 func (w *Workbook) Rows(name string) (*Rows, error) {

@@ -36,17 +36,17 @@ func TestParseURI(t *testing.T) {
 		t.Errorf("slot-id and id only: %+v, %v", u, err)
 	}
 	for _, tc := range []struct{ uri, want string }{
-		{"/var/pki/ca.key", "not a PKCS#11 URI"},
-		{"pkcs11:object=ca?module-path=/lib/p11.so", "exactly one of token="},
-		{"pkcs11:token=a;serial=1;object=ca?module-path=/lib/p11.so", "exactly one of token="},
+		{"/var/pki/ca.key", "non è un URI PKCS#11"},
+		{"pkcs11:object=ca?module-path=/lib/p11.so", "uno solo fra token="},
+		{"pkcs11:token=a;serial=1;object=ca?module-path=/lib/p11.so", "uno solo fra token="},
 		{"pkcs11:token=a?module-path=/lib/p11.so", "object="},
 		{"pkcs11:token=a;object=ca", "module-path"},
-		{"pkcs11:token=a;object=ca?module-path=/lib/p11.so&pin-value=1234", "pin-source=file:/path"},
+		{"pkcs11:token=a;object=ca?module-path=/lib/p11.so&pin-value=1234", "pin-source=file:/percorso"},
 		{"pkcs11:token=a;object=ca?module-name=softhsm2", "module-path"},
-		{"pkcs11:token=a;object=ca?module-path=/lib/p11.so&pin-source=hsm.pin", "file:/absolute/path"},
-		{"pkcs11:token=a;object=ca?module-path=/lib/p11.so&pin-source=file:hsm.pin", "must be absolute"},
+		{"pkcs11:token=a;object=ca?module-path=/lib/p11.so&pin-source=hsm.pin", "file:/percorso/assoluto"},
+		{"pkcs11:token=a;object=ca?module-path=/lib/p11.so&pin-source=file:hsm.pin", "deve essere assoluto"},
 		{"pkcs11:token=a;object=ca;type=cert?module-path=/lib/p11.so", "type=private"},
-		{"pkcs11:token=a;object=ca;colour=red?module-path=/lib/p11.so", `"colour" not supported`},
+		{"pkcs11:token=a;object=ca;colour=red?module-path=/lib/p11.so", `"colour" dell'URI PKCS#11 non supportato`},
 		{"pkcs11:token=a;object=%zz?module-path=/lib/p11.so", "object"},
 	} {
 		if _, err := hsm.ParseURI(tc.uri); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -91,7 +91,7 @@ func TestGeneratedKeyStaysInTheToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := hsm.Generate(u, 2048); err == nil || !strings.Contains(err.Error(), "already has this key") {
+	if _, err := hsm.Generate(u, 2048); err == nil || !strings.Contains(err.Error(), "ha già questa chiave") {
 		t.Errorf("second Generate: %v", err)
 	}
 	again, err := hsm.Open(u)

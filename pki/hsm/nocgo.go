@@ -12,7 +12,7 @@ import (
 const Available = false
 
 // ErrNoKey is returned (wrapped) by Open when the token has no such key.
-var ErrNoKey = errors.New("no such key in the token")
+var ErrNoKey = errors.New("chiave non presente nel token")
 
 // Open fails with ErrNoCgo: a PKCS#11 module is a C library.
 func Open(u *URI) (crypto.Signer, error) { return nil, ErrNoCgo }

@@ -55,7 +55,7 @@ func contextOf(u *URI) (*crypto11.Context, error) {
 }
 
 // ErrNoKey is returned (wrapped) by Open when the token has no such key.
-var ErrNoKey = errors.New("no such key in the token")
+var ErrNoKey = errors.New("chiave non presente nel token")
 
 func idLabel(u *URI) (id, label []byte) {
 	if len(u.ID) > 0 {
@@ -80,9 +80,9 @@ func Open(u *URI) (crypto.Signer, error) {
 	case err != nil:
 		return nil, fmt.Errorf("hsm: %s: %w", u, err)
 	case len(found) == 0:
-		return nil, fmt.Errorf("hsm: %s: %w (a private key with its public key)", u, ErrNoKey)
+		return nil, fmt.Errorf("hsm: %s: %w (una chiave privata con la sua chiave pubblica)", u, ErrNoKey)
 	case len(found) > 1:
-		return nil, fmt.Errorf("hsm: %s: %d keys match: name one with id=", u, len(found))
+		return nil, fmt.Errorf("hsm: %s: %d chiavi corrispondono: indicarne una con id=", u, len(found))
 	}
 	return found[0], nil
 }
@@ -94,7 +94,7 @@ func Open(u *URI) (crypto.Signer, error) {
 // never exists outside the token. It refuses when a key with that label or id exists.
 func Generate(u *URI, bits int) (crypto.Signer, error) {
 	if _, err := Open(u); err == nil {
-		return nil, fmt.Errorf("hsm: %s: the token already has this key", u)
+		return nil, fmt.Errorf("hsm: %s: il token ha già questa chiave", u)
 	} else if !errors.Is(err, ErrNoKey) {
 		return nil, err
 	}
@@ -135,7 +135,7 @@ func Generate(u *URI, bits int) (crypto.Signer, error) {
 	})
 	s, err := c.GenerateRSAKeyPairWithAttributes(public, private, bits)
 	if err != nil {
-		return nil, fmt.Errorf("hsm: %s: generating an RSA-%d key: %w", u, bits, err)
+		return nil, fmt.Errorf("hsm: %s: generazione di una chiave RSA-%d: %w", u, bits, err)
 	}
 	return s, nil
 }

@@ -56,7 +56,7 @@ func (u *URI) String() string { return u.raw }
 func ParseURI(s string) (*URI, error) {
 	s = strings.TrimSpace(s)
 	if !IsURI(s) {
-		return nil, fmt.Errorf("hsm: %q is not a PKCS#11 URI (pkcs11:...)", s)
+		return nil, fmt.Errorf("hsm: %q non è un URI PKCS#11 (pkcs11:...)", s)
 	}
 	u := &URI{raw: s}
 	rest := strings.TrimPrefix(s, Scheme)
@@ -92,7 +92,7 @@ func (u *URI) pathAttribute(k string, v []byte) error {
 	case "slot-id":
 		n, err := strconv.Atoi(string(v))
 		if err != nil || n < 0 {
-			return fmt.Errorf("hsm: slot-id %q is not a number", v)
+			return fmt.Errorf("hsm: slot-id %q non è un numero", v)
 		}
 		u.SlotID = &n
 	case "object":
@@ -101,12 +101,12 @@ func (u *URI) pathAttribute(k string, v []byte) error {
 		u.ID = v
 	case "type":
 		if string(v) != "private" {
-			return fmt.Errorf("hsm: type=%s: the CA key is a private key (type=private)", v)
+			return fmt.Errorf("hsm: type=%s: la chiave della CA è una chiave privata (type=private)", v)
 		}
 	case "manufacturer", "model", "library-manufacturer", "library-description", "library-version":
 		// descriptive: the token is chosen by token, serial or slot-id
 	default:
-		return fmt.Errorf("hsm: PKCS#11 URI attribute %q not supported", k)
+		return fmt.Errorf("hsm: attributo %q dell'URI PKCS#11 non supportato", k)
 	}
 	return nil
 }
@@ -121,18 +121,18 @@ func (u *URI) queryAttribute(k string, v []byte) error {
 		p := strings.TrimPrefix(string(v), "file:")
 		p = strings.TrimPrefix(p, "//") // file:///etc/x
 		if !filepath.IsAbs(p) && !strings.HasPrefix(string(v), "file:") {
-			return fmt.Errorf("hsm: pin-source %q: want file:/absolute/path", v)
+			return fmt.Errorf("hsm: pin-source %q: atteso file:/percorso/assoluto", v)
 		}
 		if !filepath.IsAbs(p) {
-			return fmt.Errorf("hsm: pin-source %q: the PIN file's path must be absolute", v)
+			return fmt.Errorf("hsm: pin-source %q: il percorso del file del PIN deve essere assoluto", v)
 		}
 		u.PinFile = p
 	case "pin-value":
-		return errors.New("hsm: pin-value puts the PIN in the config: keep it in a file (mode 0600) and name it with pin-source=file:/path")
+		return errors.New("hsm: pin-value mette il PIN nella configurazione: tenerlo in un file (permessi 0600) indicato con pin-source=file:/percorso")
 	case "module-name":
-		return errors.New("hsm: module-name is not supported: give the library's full path with module-path")
+		return errors.New("hsm: module-name non è supportato: indicare il percorso completo della libreria con module-path")
 	default:
-		return fmt.Errorf("hsm: PKCS#11 URI attribute %q not supported", k)
+		return fmt.Errorf("hsm: attributo %q dell'URI PKCS#11 non supportato", k)
 	}
 	return nil
 }
@@ -147,11 +147,11 @@ func (u *URI) complete(s string) error {
 	}
 	switch {
 	case n != 1:
-		return fmt.Errorf("hsm: %s: name the token with exactly one of token=, serial=, slot-id=", s)
+		return fmt.Errorf("hsm: %s: indicare il token con uno solo fra token=, serial=, slot-id=", s)
 	case u.Object == "" && len(u.ID) == 0:
-		return fmt.Errorf("hsm: %s: name the key with object= (its label) or id=", s)
+		return fmt.Errorf("hsm: %s: indicare la chiave con object= (la sua etichetta) o id=", s)
 	case u.ModulePath == "":
-		return fmt.Errorf("hsm: %s: module-path= (the PKCS#11 library) is missing", s)
+		return fmt.Errorf("hsm: %s: manca module-path= (la libreria PKCS#11)", s)
 	}
 	return nil
 }
@@ -170,11 +170,11 @@ func splitNonEmpty(s, sep string) []string {
 func attribute(a string) (string, []byte, error) {
 	k, v, ok := strings.Cut(a, "=")
 	if !ok || k == "" {
-		return "", nil, fmt.Errorf("hsm: PKCS#11 URI attribute %q: want name=value", a)
+		return "", nil, fmt.Errorf("hsm: attributo %q dell'URI PKCS#11: atteso nome=valore", a)
 	}
 	dec, err := url.PathUnescape(v)
 	if err != nil {
-		return "", nil, fmt.Errorf("hsm: PKCS#11 URI attribute %s: %w", k, err)
+		return "", nil, fmt.Errorf("hsm: attributo %s dell'URI PKCS#11: %w", k, err)
 	}
 	return strings.ToLower(k), []byte(dec), nil
 }
@@ -186,18 +186,18 @@ func (u *URI) PIN() (string, error) {
 		return "", nil
 	}
 	if err := secret.CheckFile(u.PinFile); err != nil {
-		return "", fmt.Errorf("hsm: PIN file: %w", err)
+		return "", fmt.Errorf("hsm: file del PIN: %w", err)
 	}
 	b, err := os.ReadFile(u.PinFile)
 	if err != nil {
-		return "", fmt.Errorf("hsm: PIN file: %w", err)
+		return "", fmt.Errorf("hsm: file del PIN: %w", err)
 	}
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 // ErrNoCgo is returned by Open and Generate in a build without cgo.
-var ErrNoCgo = errors.New("this anprsec was built without cgo (CGO_ENABLED=0) and cannot load a PKCS#11 module: " +
-	"build it with cgo and a C compiler (the default build), or set pki.ca_key to a PEM key file")
+var ErrNoCgo = errors.New("questo anprsec è compilato senza cgo (CGO_ENABLED=0) e non può caricare un modulo PKCS#11: " +
+	"compilarlo con cgo e un compilatore C (la compilazione predefinita), o indicare in pki.ca_key un file di chiave PEM")
 
 // WithObject is u naming another key of the same token: the key labelled
 // label (object=label, no id=), with the same module and PIN (a new CA key

@@ -17,19 +17,19 @@ import (
 func ClearSign(text []byte, signer *openpgp.Entity) ([]byte, error) {
 	now := config.Now()
 	if err := checkSigner(signer, now); err != nil {
-		return nil, fmt.Errorf("pgp: clearsign: %w", err)
+		return nil, fmt.Errorf("pgp: firma in chiaro: %w", err)
 	}
 	sk, _ := signer.SigningKey(now)
 	var buf bytes.Buffer
 	w, err := clearsign.Encode(&buf, sk.PrivateKey, config)
 	if err != nil {
-		return nil, fmt.Errorf("pgp: clearsign with %s: %w", describe(signer), err)
+		return nil, fmt.Errorf("pgp: firma in chiaro con %s: %w", describe(signer), err)
 	}
 	if _, err := w.Write(text); err != nil {
-		return nil, fmt.Errorf("pgp: clearsign: %w", err)
+		return nil, fmt.Errorf("pgp: firma in chiaro: %w", err)
 	}
 	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("pgp: clearsign with %s: %w", describe(signer), err)
+		return nil, fmt.Errorf("pgp: firma in chiaro con %s: %w", describe(signer), err)
 	}
 	if !bytes.HasSuffix(buf.Bytes(), []byte("\n")) {
 		buf.WriteByte('\n')
@@ -45,20 +45,20 @@ func ClearSign(text []byte, signer *openpgp.Entity) ([]byte, error) {
 // after the message is not signed and is not returned. The errors wrap
 // ErrBadSignature, ErrUnknownSigner or ErrMalformed, as VerifyDetached's.
 func VerifyClearSigned(keyring openpgp.EntityList, data []byte) (text []byte, signer *openpgp.Entity, err error) {
-	defer catch(&err, "pgp: verify: ")
+	defer catch(&err, "pgp: verifica: ")
 	if len(keyring) == 0 {
-		return nil, nil, errors.New("pgp: verify: no keys to verify the signature with")
+		return nil, nil, errors.New("pgp: verifica: nessuna chiave con cui verificare la firma")
 	}
 	b, _ := clearsign.Decode(data)
 	if b == nil || b.ArmoredSignature == nil {
-		return nil, nil, malformed("pgp: verify: no cleartext-signed message (BEGIN PGP SIGNED MESSAGE ... END PGP SIGNATURE)")
+		return nil, nil, malformed("pgp: verifica: nessun messaggio firmato in chiaro (BEGIN PGP SIGNED MESSAGE ... END PGP SIGNATURE)")
 	}
 	if b.ArmoredSignature.Type != openpgp.SignatureType {
-		return nil, nil, malformed("pgp: verify: a %q block, not a PGP SIGNATURE", b.ArmoredSignature.Type)
+		return nil, nil, malformed("pgp: verifica: un blocco %q, non una PGP SIGNATURE", b.ArmoredSignature.Type)
 	}
 	sig, err := io.ReadAll(io.LimitReader(b.ArmoredSignature.Body, maxKeyFile))
 	if err != nil {
-		return nil, nil, malformed("pgp: verify: bad armor (%v)", err)
+		return nil, nil, malformed("pgp: verifica: armatura ASCII non valida (%v)", err)
 	}
 	signer, err = VerifyDetached(keyring, b.Bytes, sig)
 	if err != nil {

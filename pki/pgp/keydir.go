@@ -33,7 +33,7 @@ func OpenKeyDir(dir string) (*KeyDir, []error, error) {
 		return k, nil, nil
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("pgp: holders' keys: %w", err)
+		return nil, nil, fmt.Errorf("pgp: chiavi dei titolari: %w", err)
 	}
 	now := config.Now()
 	var warnings []error
@@ -84,5 +84,5 @@ func (k *KeyDir) ForEmail(email string) (openpgp.EntityList, error) {
 	for i, f := range fs {
 		files[i] = f.file
 	}
-	return nil, fmt.Errorf("pgp: %d keys for %s in %s (%s): keep only the holder's current key", len(fs), email, k.dir, strings.Join(files, ", "))
+	return nil, fmt.Errorf("pgp: %d chiavi per %s in %s (%s): tenere solo la chiave attuale del titolare", len(fs), email, k.dir, strings.Join(files, ", "))
 }

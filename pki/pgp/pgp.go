@@ -42,18 +42,18 @@ import (
 var (
 	// ErrBadSignature: the signature does not verify (data changed, wrong
 	// key, signing key expired or revoked, signature expired).
-	ErrBadSignature = errors.New("bad signature")
+	ErrBadSignature = errors.New("firma non valida")
 	// ErrUnknownSigner: the signature was made by a key that is not in the
 	// keyring given.
-	ErrUnknownSigner = errors.New("signed by an unknown key")
+	ErrUnknownSigner = errors.New("firmato da una chiave sconosciuta")
 	// ErrNotSigned: an encrypted message carries no signature.
-	ErrNotSigned = errors.New("message is not signed")
+	ErrNotSigned = errors.New("il messaggio non è firmato")
 	// ErrMalformed: the input is not an OpenPGP object of the expected kind.
-	ErrMalformed = errors.New("malformed OpenPGP data")
+	ErrMalformed = errors.New("dati OpenPGP malformati")
 	// ErrTextSignature: a detached signature is a text-mode signature
 	// (type 0x01, gpg --textmode) where one of the exact bytes (type 0x00)
 	// is required.
-	ErrTextSignature = errors.New("text-mode signature")
+	ErrTextSignature = errors.New("firma in modalità testo")
 )
 
 // malformedError is an error about malformed input that reads naturally
@@ -121,7 +121,7 @@ func describe(e *openpgp.Entity) string {
 // error.
 func catch(err *error, prefix string) {
 	if r := recover(); r != nil {
-		*err = malformed("%sunreadable input (parser failure: %v)", prefix, r)
+		*err = malformed("%sdati illeggibili (errore dell'analisi: %v)", prefix, r)
 	}
 }
 
@@ -148,7 +148,7 @@ func ReadVerifierFile(path string) (openpgp.EntityList, error) {
 // caller's file through the control socket); name says where they came from.
 func ReadVerifier(data []byte, name string) (openpgp.EntityList, error) {
 	if len(data) > maxKeyFile {
-		return nil, fmt.Errorf("pgp: key file %s is larger than %d bytes: not a key", name, maxKeyFile)
+		return nil, fmt.Errorf("pgp: il file di chiave %s supera %d byte: non è una chiave", name, maxKeyFile)
 	}
 	el, err := parsePublic(data, checkSigning, config.Now())
 	if err != nil {
@@ -177,7 +177,7 @@ func parsePublic(data []byte, check func(*openpgp.Entity, time.Time) error, now 
 	}
 	for _, e := range el {
 		if e.PrivateKey != nil {
-			return nil, fmt.Errorf("holds the secret key %s where a public key is expected: give the public key only (gpg --export --armor %s)", describe(e), Fingerprint(e))
+			return nil, fmt.Errorf("contiene la chiave segreta %s dove è attesa una chiave pubblica: fornire solo la chiave pubblica (gpg --export --armor %s)", describe(e), Fingerprint(e))
 		}
 		if err := check(e, now); err != nil {
 			return nil, err
@@ -194,18 +194,18 @@ func parsePublic(data []byte, check func(*openpgp.Entity, time.Time) error, now 
 func ReadSecretFile(path string) (*openpgp.Entity, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("pgp: secret key: %w", err)
+		return nil, fmt.Errorf("pgp: chiave segreta: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("pgp: secret key: %w", err)
+		return nil, fmt.Errorf("pgp: chiave segreta: %w", err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("pgp: secret key %s is not a regular file", path)
+		return nil, fmt.Errorf("pgp: la chiave segreta %s non è un file regolare", path)
 	}
 	if runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("pgp: secret key file %s has mode %04o and is readable by group or others: run chmod 600 %s",
+		return nil, fmt.Errorf("pgp: il file della chiave segreta %s ha permessi %04o ed è leggibile dal gruppo o da altri: eseguire chmod 600 %s",
 			path, st.Mode().Perm(), path)
 	}
 	data, err := readAllLimited(f, path)
@@ -226,18 +226,18 @@ func parseSecret(data []byte, now time.Time) (*openpgp.Entity, error) {
 		return nil, err
 	}
 	if len(el) != 1 {
-		return nil, fmt.Errorf("holds %d keys, want exactly one secret key", len(el))
+		return nil, fmt.Errorf("contiene %d chiavi, ne è attesa una sola segreta", len(el))
 	}
 	e := el[0]
 	if e.PrivateKey == nil {
-		return nil, fmt.Errorf("holds the public key %s, not a secret key (export it with gpg --export-secret-keys --armor)", describe(e))
+		return nil, fmt.Errorf("contiene la chiave pubblica %s, non una chiave segreta (esportarla con gpg --export-secret-keys --armor)", describe(e))
 	}
 	if err := checkSigning(e, now); err != nil {
 		return nil, err
 	}
 	sk, _ := e.SigningKey(now)
 	if sk.PrivateKey == nil || sk.PrivateKey.Dummy() {
-		return nil, fmt.Errorf("the secret part of the signing key of %s is not in the file (a GnuPG stub: is the key on a smart card?)", describe(e))
+		return nil, fmt.Errorf("la parte segreta della chiave di firma di %s non è nel file (uno stub di GnuPG: la chiave è su una smart card?)", describe(e))
 	}
 	locked := e.PrivateKey.Encrypted && !e.PrivateKey.Dummy()
 	for _, s := range e.Subkeys {
@@ -246,8 +246,8 @@ func parseSecret(data []byte, now time.Time) (*openpgp.Entity, error) {
 		}
 	}
 	if locked {
-		return nil, fmt.Errorf("secret key %s is locked with a passphrase, which anprsec cannot ask for: "+
-			"remove it (gpg --pinentry-mode loopback --passwd %s, empty passphrase), export the key again and keep the file at mode 0600",
+		return nil, fmt.Errorf("la chiave segreta %s è protetta da una passphrase, che anprsec non può chiedere: "+
+			"rimuoverla (gpg --pinentry-mode loopback --passwd %s, passphrase vuota), esportare di nuovo la chiave e tenere il file con permessi 0600",
 			describe(e), Fingerprint(e))
 	}
 	return e, nil
@@ -261,21 +261,21 @@ func parseKeys(data []byte) (el openpgp.EntityList, err error) {
 	if bytes.Contains(data, []byte("-----BEGIN PGP")) {
 		block, err := armor.Decode(r)
 		if err != nil {
-			return nil, malformed("not an OpenPGP key (bad armor: %v)", err)
+			return nil, malformed("non è una chiave OpenPGP (armatura ASCII non valida: %v)", err)
 		}
 		if block.Type != openpgp.PublicKeyType && block.Type != openpgp.PrivateKeyType {
-			return nil, malformed("not an OpenPGP key but a %q block", block.Type)
+			return nil, malformed("non è una chiave OpenPGP ma un blocco %q", block.Type)
 		}
 		r = block.Body
 	} else if len(data) == 0 || data[0]&0x80 == 0 {
-		return nil, malformed("not an OpenPGP key (neither ASCII-armored nor binary OpenPGP data)")
+		return nil, malformed("non è una chiave OpenPGP (né dati OpenPGP ASCII-armored né binari)")
 	}
 	el, err = openpgp.ReadKeyRing(r)
 	if err != nil {
-		return nil, malformed("not a readable OpenPGP key (%v)", err)
+		return nil, malformed("non è una chiave OpenPGP leggibile (%v)", err)
 	}
 	if len(el) == 0 {
-		return nil, malformed("no OpenPGP key found")
+		return nil, malformed("nessuna chiave OpenPGP trovata")
 	}
 	return el, nil
 }
@@ -283,7 +283,7 @@ func parseKeys(data []byte) (el openpgp.EntityList, err error) {
 func readLimited(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("pgp: key file: %w", err)
+		return nil, fmt.Errorf("pgp: file di chiave: %w", err)
 	}
 	defer f.Close()
 	return readAllLimited(f, path)
@@ -292,10 +292,10 @@ func readLimited(path string) ([]byte, error) {
 func readAllLimited(r io.Reader, path string) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxKeyFile+1))
 	if err != nil {
-		return nil, fmt.Errorf("pgp: key file %s: %w", path, err)
+		return nil, fmt.Errorf("pgp: file di chiave %s: %w", path, err)
 	}
 	if len(data) > maxKeyFile {
-		return nil, fmt.Errorf("pgp: key file %s is larger than %d bytes: not a key", path, maxKeyFile)
+		return nil, fmt.Errorf("pgp: il file di chiave %s supera %d byte: non è una chiave", path, maxKeyFile)
 	}
 	return data, nil
 }
@@ -305,15 +305,15 @@ func checkPrimary(e *openpgp.Entity, now time.Time) error {
 	sig, id := e.PrimarySelfSignature()
 	switch {
 	case sig == nil:
-		return fmt.Errorf("key %s has no valid self-signature", describe(e))
+		return fmt.Errorf("la chiave %s non ha un'autofirma valida", describe(e))
 	case e.Revoked(now):
-		return fmt.Errorf("key %s is revoked", describe(e))
+		return fmt.Errorf("la chiave %s è revocata", describe(e))
 	case id != nil && id.Revoked(now):
-		return fmt.Errorf("the user id of key %s is revoked", describe(e))
+		return fmt.Errorf("lo user id della chiave %s è revocato", describe(e))
 	case e.PrimaryKey.KeyExpired(sig, now):
-		return fmt.Errorf("key %s expired on %s", describe(e), keyExpiry(e.PrimaryKey, sig))
+		return fmt.Errorf("la chiave %s è scaduta il %s", describe(e), keyExpiry(e.PrimaryKey, sig))
 	case sig.SigExpired(now):
-		return fmt.Errorf("the self-signature of key %s expired on %s", describe(e), sigExpiry(sig))
+		return fmt.Errorf("l'autofirma della chiave %s è scaduta il %s", describe(e), sigExpiry(sig))
 	}
 	return nil
 }
@@ -345,11 +345,11 @@ func checkEncryption(e *openpgp.Entity, now time.Time) error {
 	switch {
 	case len(expired) > 0:
 		sort.Strings(expired)
-		return fmt.Errorf("the encryption subkey of key %s expired on %s", describe(e), expired[len(expired)-1])
+		return fmt.Errorf("la sottochiave di cifratura della chiave %s è scaduta il %s", describe(e), expired[len(expired)-1])
 	case revoked:
-		return fmt.Errorf("the encryption subkey of key %s is revoked", describe(e))
+		return fmt.Errorf("la sottochiave di cifratura della chiave %s è revocata", describe(e))
 	}
-	return fmt.Errorf("key %s has no encryption subkey (or none this program can use)", describe(e))
+	return fmt.Errorf("la chiave %s non ha una sottochiave di cifratura (o nessuna utilizzabile da anprsec)", describe(e))
 }
 
 // checkSigning reports why e cannot sign (or verify) at now.
@@ -358,7 +358,7 @@ func checkSigning(e *openpgp.Entity, now time.Time) error {
 		return err
 	}
 	if _, ok := e.SigningKey(now); !ok {
-		return fmt.Errorf("key %s has no usable signing key", describe(e))
+		return fmt.Errorf("la chiave %s non ha una chiave di firma utilizzabile", describe(e))
 	}
 	return nil
 }
@@ -367,14 +367,14 @@ func keyExpiry(pk *packet.PublicKey, sig *packet.Signature) string {
 	if sig.KeyLifetimeSecs == nil {
 		return "?"
 	}
-	return pk.CreationTime.Add(time.Duration(*sig.KeyLifetimeSecs) * time.Second).UTC().Format(time.DateOnly)
+	return pk.CreationTime.Add(time.Duration(*sig.KeyLifetimeSecs) * time.Second).UTC().Format("02/01/2006")
 }
 
 func sigExpiry(sig *packet.Signature) string {
 	if sig.SigLifetimeSecs == nil {
 		return "?"
 	}
-	return sig.CreationTime.Add(time.Duration(*sig.SigLifetimeSecs) * time.Second).UTC().Format(time.DateOnly)
+	return sig.CreationTime.Add(time.Duration(*sig.SigLifetimeSecs) * time.Second).UTC().Format("02/01/2006")
 }
 
 // KeyForEmail scans dir (the holders' keys, var/keys/holders/) for public key
@@ -391,7 +391,7 @@ func sigExpiry(sig *packet.Signature) string {
 // folder itself.
 func KeyForEmail(dir, email string) (key openpgp.EntityList, warnings []error, err error) {
 	if strings.TrimSpace(email) == "" {
-		return nil, nil, errors.New("pgp: KeyForEmail: empty e-mail address")
+		return nil, nil, errors.New("pgp: KeyForEmail: indirizzo e-mail vuoto")
 	}
 	k, warnings, err := OpenKeyDir(dir)
 	if err != nil {
@@ -410,37 +410,37 @@ func KeyForEmail(dir, email string) (key openpgp.EntityList, warnings []error, e
 // fail with an error naming that key; nothing is encrypted then.
 func EncryptSign(plaintext []byte, to openpgp.EntityList, signer *openpgp.Entity) ([]byte, error) {
 	if len(to) == 0 {
-		return nil, errors.New("pgp: encrypt: no recipients")
+		return nil, errors.New("pgp: cifratura: nessun destinatario")
 	}
 	now := config.Now()
 	for _, e := range to {
 		if e == nil || e.PrimaryKey == nil {
-			return nil, errors.New("pgp: encrypt: nil recipient key")
+			return nil, errors.New("pgp: cifratura: chiave del destinatario nil")
 		}
 		if err := checkEncryption(e, now); err != nil {
-			return nil, fmt.Errorf("pgp: encrypt: recipient %w", err)
+			return nil, fmt.Errorf("pgp: cifratura: destinatario: %w", err)
 		}
 	}
 	if err := checkSigner(signer, now); err != nil {
-		return nil, fmt.Errorf("pgp: encrypt: %w", err)
+		return nil, fmt.Errorf("pgp: cifratura: %w", err)
 	}
 	var buf bytes.Buffer
 	aw, err := armor.Encode(&buf, "PGP MESSAGE", nil)
 	if err != nil {
-		return nil, fmt.Errorf("pgp: encrypt: %w", err)
+		return nil, fmt.Errorf("pgp: cifratura: %w", err)
 	}
 	w, err := openpgp.Encrypt(aw, to, signer, &openpgp.FileHints{IsBinary: true}, config)
 	if err != nil {
-		return nil, fmt.Errorf("pgp: encrypt to %s: %w", describeList(to), err)
+		return nil, fmt.Errorf("pgp: cifratura per %s: %w", describeList(to), err)
 	}
 	if _, err := w.Write(plaintext); err != nil {
-		return nil, fmt.Errorf("pgp: encrypt: %w", err)
+		return nil, fmt.Errorf("pgp: cifratura: %w", err)
 	}
 	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("pgp: encrypt: %w", err)
+		return nil, fmt.Errorf("pgp: cifratura: %w", err)
 	}
 	if err := aw.Close(); err != nil {
-		return nil, fmt.Errorf("pgp: encrypt: %w", err)
+		return nil, fmt.Errorf("pgp: cifratura: %w", err)
 	}
 	return buf.Bytes(), nil
 }
@@ -448,20 +448,20 @@ func EncryptSign(plaintext []byte, to openpgp.EntityList, signer *openpgp.Entity
 // checkSigner reports why signer cannot sign messages now.
 func checkSigner(signer *openpgp.Entity, now time.Time) error {
 	if signer == nil || signer.PrimaryKey == nil {
-		return errors.New("no signing key given (messages are always signed)")
+		return errors.New("nessuna chiave di firma indicata (i messaggi sono sempre firmati)")
 	}
 	if signer.PrivateKey == nil {
-		return fmt.Errorf("signer %s is a public key: the secret key is needed to sign", describe(signer))
+		return fmt.Errorf("la chiave di firma %s è pubblica: per firmare serve la chiave segreta", describe(signer))
 	}
 	if err := checkSigning(signer, now); err != nil {
-		return fmt.Errorf("signer %w", err)
+		return fmt.Errorf("chiave di firma: %w", err)
 	}
 	sk, _ := signer.SigningKey(now)
 	if sk.PrivateKey == nil || sk.PrivateKey.Dummy() {
-		return fmt.Errorf("signer %s: the secret part of its signing key is missing", describe(signer))
+		return fmt.Errorf("chiave di firma %s: manca la parte segreta della sua chiave di firma", describe(signer))
 	}
 	if sk.PrivateKey.Encrypted {
-		return fmt.Errorf("signer %s: the secret key is locked with a passphrase", describe(signer))
+		return fmt.Errorf("chiave di firma %s: la chiave segreta è protetta da una passphrase", describe(signer))
 	}
 	return nil
 }
@@ -484,36 +484,36 @@ func describeList(el openpgp.EntityList) string {
 // (the recipient's own key too): compare the returned signer with the one
 // expected, e.g. by Fingerprint.
 func Decrypt(armored []byte, keys openpgp.EntityList) (plaintext []byte, signer *openpgp.Entity, err error) {
-	defer catch(&err, "pgp: decrypt: ")
+	defer catch(&err, "pgp: decifratura: ")
 	block, err := armor.Decode(bytes.NewReader(armored))
 	if err != nil {
-		return nil, nil, malformed("pgp: decrypt: no ASCII-armored message (%v)", err)
+		return nil, nil, malformed("pgp: decifratura: nessun messaggio ASCII-armored (%v)", err)
 	}
 	if block.Type != "PGP MESSAGE" {
-		return nil, nil, malformed("pgp: decrypt: a %q block, not a PGP MESSAGE", block.Type)
+		return nil, nil, malformed("pgp: decifratura: un blocco %q, non un PGP MESSAGE", block.Type)
 	}
 	md, err := openpgp.ReadMessage(block.Body, keys, nil, config)
 	if errors.Is(err, pgperrors.ErrKeyIncorrect) {
-		return nil, nil, errors.New("pgp: decrypt: none of the keys given can decrypt the message (no matching secret key, or it is locked)")
+		return nil, nil, errors.New("pgp: decifratura: nessuna delle chiavi indicate decifra il messaggio (nessuna chiave segreta corrispondente, o è protetta)")
 	}
 	if err != nil {
-		return nil, nil, malformed("pgp: decrypt: unreadable message (%v)", err)
+		return nil, nil, malformed("pgp: decifratura: messaggio illeggibile (%v)", err)
 	}
 	if !md.IsEncrypted {
-		return nil, nil, malformed("pgp: decrypt: the message is not encrypted")
+		return nil, nil, malformed("pgp: decifratura: il messaggio non è cifrato")
 	}
 	if !md.IsSigned {
-		return nil, nil, fmt.Errorf("pgp: decrypt: %w", ErrNotSigned)
+		return nil, nil, fmt.Errorf("pgp: decifratura: %w", ErrNotSigned)
 	}
 	plaintext, err = io.ReadAll(md.UnverifiedBody)
 	if err != nil {
-		return nil, nil, malformed("pgp: decrypt: the message is damaged or was altered (%v)", err)
+		return nil, nil, malformed("pgp: decifratura: il messaggio è danneggiato o è stato alterato (%v)", err)
 	}
 	if md.SignedBy == nil {
-		return nil, nil, fmt.Errorf("pgp: decrypt: %w (key ID %016X)", ErrUnknownSigner, md.SignedByKeyId)
+		return nil, nil, fmt.Errorf("pgp: decifratura: %w (key ID %016X)", ErrUnknownSigner, md.SignedByKeyId)
 	}
 	if md.SignatureError != nil || md.Signature == nil {
-		return nil, nil, fmt.Errorf("pgp: decrypt: %w by %s (%v)", ErrBadSignature, describe(md.SignedBy.Entity), md.SignatureError)
+		return nil, nil, fmt.Errorf("pgp: decifratura: %w di %s (%v)", ErrBadSignature, describe(md.SignedBy.Entity), md.SignatureError)
 	}
 	return plaintext, md.SignedBy.Entity, nil
 }
@@ -526,9 +526,9 @@ func Decrypt(armored []byte, keys openpgp.EntityList) (plaintext []byte, signer 
 // OpenPGP signature). Any key of keyring counts: pass only the keys allowed
 // to sign this data (one prefettura's key for its manifests).
 func VerifyDetached(keyring openpgp.EntityList, data []byte, sig []byte) (signer *openpgp.Entity, err error) {
-	defer catch(&err, "pgp: verify: ")
+	defer catch(&err, "pgp: verifica: ")
 	if len(keyring) == 0 {
-		return nil, errors.New("pgp: verify: no keys to verify the signature with")
+		return nil, errors.New("pgp: verifica: nessuna chiave con cui verificare la firma")
 	}
 	raw, err := unarmorSignature(sig)
 	if err != nil {
@@ -537,14 +537,14 @@ func VerifyDetached(keyring openpgp.EntityList, data []byte, sig []byte) (signer
 	// Read the signature packet first, to name its issuer in errors.
 	p, err := packet.NewReader(bytes.NewReader(raw)).Next()
 	if err != nil {
-		return nil, malformed("pgp: verify: unreadable signature (%v)", err)
+		return nil, malformed("pgp: verifica: firma illeggibile (%v)", err)
 	}
 	sp, ok := p.(*packet.Signature)
 	if !ok {
-		return nil, malformed("pgp: verify: not a signature but a %s packet", strings.TrimPrefix(fmt.Sprintf("%T", p), "*packet."))
+		return nil, malformed("pgp: verifica: non è una firma ma un pacchetto %s", strings.TrimPrefix(fmt.Sprintf("%T", p), "*packet."))
 	}
 	if sp.SigType != packet.SigTypeBinary && sp.SigType != packet.SigTypeText {
-		return nil, malformed("pgp: verify: a signature of type %#x, not a document signature", uint8(sp.SigType))
+		return nil, malformed("pgp: verifica: una firma di tipo %#x, non una firma di documento", uint8(sp.SigType))
 	}
 	issuer := "no issuer"
 	if len(sp.IssuerFingerprint) > 0 {
@@ -557,17 +557,17 @@ func VerifyDetached(keyring openpgp.EntityList, data []byte, sig []byte) (signer
 	case err == nil && signer != nil:
 		return signer, nil
 	case errors.Is(err, pgperrors.ErrUnknownIssuer):
-		return nil, fmt.Errorf("pgp: verify: %w (%s)", ErrUnknownSigner, issuer)
+		return nil, fmt.Errorf("pgp: verifica: %w (%s)", ErrUnknownSigner, issuer)
 	case signer != nil:
 		// The signature matches but the key or the signature is not valid now.
-		return nil, fmt.Errorf("pgp: verify: %w by %s: %v", ErrBadSignature, describe(signer), err)
+		return nil, fmt.Errorf("pgp: verifica: %w di %s: %v", ErrBadSignature, describe(signer), err)
 	}
 	var se pgperrors.StructuralError
 	var ue pgperrors.UnsupportedError
 	if errors.As(err, &se) || errors.As(err, &ue) {
-		return nil, malformed("pgp: verify: unreadable signature (%v)", err)
+		return nil, malformed("pgp: verifica: firma illeggibile (%v)", err)
 	}
-	return nil, fmt.Errorf("pgp: verify: %w (%s): %v", ErrBadSignature, issuer, err)
+	return nil, fmt.Errorf("pgp: verifica: %w (%s): %v", ErrBadSignature, issuer, err)
 }
 
 // unarmorSignature returns the binary packets of a detached signature,
@@ -577,17 +577,17 @@ func unarmorSignature(sig []byte) ([]byte, error) {
 	if bytes.Contains(sig, []byte("-----BEGIN PGP")) {
 		block, err := armor.Decode(bytes.NewReader(sig))
 		if err != nil {
-			return nil, malformed("pgp: verify: bad armor (%v)", err)
+			return nil, malformed("pgp: verifica: armatura ASCII non valida (%v)", err)
 		}
 		if block.Type != openpgp.SignatureType {
-			return nil, malformed("pgp: verify: a %q block, not a PGP SIGNATURE", block.Type)
+			return nil, malformed("pgp: verifica: un blocco %q, non una PGP SIGNATURE", block.Type)
 		}
 		if raw, err = io.ReadAll(io.LimitReader(block.Body, maxKeyFile)); err != nil {
-			return nil, malformed("pgp: verify: bad armor (%v)", err)
+			return nil, malformed("pgp: verifica: armatura ASCII non valida (%v)", err)
 		}
 	}
 	if len(raw) == 0 || raw[0]&0x80 == 0 {
-		return nil, malformed("pgp: verify: not an OpenPGP signature (neither ASCII-armored nor binary OpenPGP data)")
+		return nil, malformed("pgp: verifica: non è una firma OpenPGP (né dati OpenPGP ASCII-armored né binari)")
 	}
 	return raw, nil
 }
@@ -609,7 +609,7 @@ func VerifyDetachedBinary(keyring openpgp.EntityList, data []byte, sig []byte) (
 // and refuses a text-mode signature among them with ErrTextSignature;
 // what is not a signature is left to VerifyDetached to describe.
 func checkBinarySignature(sig []byte) (err error) {
-	defer catch(&err, "pgp: verify: ")
+	defer catch(&err, "pgp: verifica: ")
 	raw, err := unarmorSignature(sig)
 	if err != nil {
 		return nil
@@ -621,7 +621,7 @@ func checkBinarySignature(sig []byte) (err error) {
 			return nil // io.EOF, or unreadable: VerifyDetached says which
 		}
 		if sp, ok := p.(*packet.Signature); ok && sp.SigType == packet.SigTypeText {
-			return fmt.Errorf("pgp: verify: %w (type 0x%02x): a signature of the exact bytes (type 0x00) is required", ErrTextSignature, uint8(sp.SigType))
+			return fmt.Errorf("pgp: verifica: %w (tipo 0x%02x): è richiesta una firma dei byte esatti (tipo 0x00)", ErrTextSignature, uint8(sp.SigType))
 		}
 	}
 }
@@ -631,11 +631,11 @@ func checkBinarySignature(sig []byte) (err error) {
 // data only. The signer must be usable now, as for EncryptSign.
 func SignDetached(data []byte, signer *openpgp.Entity) ([]byte, error) {
 	if err := checkSigner(signer, config.Now()); err != nil {
-		return nil, fmt.Errorf("pgp: sign: %w", err)
+		return nil, fmt.Errorf("pgp: firma: %w", err)
 	}
 	var buf bytes.Buffer
 	if err := openpgp.ArmoredDetachSign(&buf, signer, bytes.NewReader(data), config); err != nil {
-		return nil, fmt.Errorf("pgp: sign with %s: %w", describe(signer), err)
+		return nil, fmt.Errorf("pgp: firma con %s: %w", describe(signer), err)
 	}
 	buf.WriteByte('\n')
 	return buf.Bytes(), nil

@@ -156,12 +156,12 @@ func TestDecryptRefuses(t *testing.T) {
 		want error  // errors.Is, or nil for "any error"
 		msgs string // substring of the message
 	}{
-		{"unsigned", raw(nil), keys, ErrNotSigned, "not signed"},
-		{"signed by an unknown key", raw(intruder.sec), keys, ErrUnknownSigner, "unknown"},
+		{"unsigned", raw(nil), keys, ErrNotSigned, "non è firmato"},
+		{"signed by an unknown key", raw(intruder.sec), keys, ErrUnknownSigner, "sconosciuta"},
 		{"signer key missing from keyring", good, openpgp.EntityList{producer.sec}, ErrUnknownSigner, "key ID"},
 		{"tampered", tampered, keys, nil, ""},
-		{"not encrypted", signedOnly.Bytes(), keys, ErrMalformed, "not encrypted"},
-		{"no secret key", good, append(openpgp.EntityList{intruder.sec}, service.pub...), nil, "can decrypt"},
+		{"not encrypted", signedOnly.Bytes(), keys, ErrMalformed, "non è cifrato"},
+		{"no secret key", good, append(openpgp.EntityList{intruder.sec}, service.pub...), nil, "decifra il messaggio"},
 		{"garbage", []byte("hello"), keys, ErrMalformed, ""},
 		{"public key block", producer.pubArmored, keys, ErrMalformed, "PUBLIC KEY"},
 		{"empty", nil, keys, ErrMalformed, ""},
@@ -211,15 +211,15 @@ func TestEncryptSignRefuses(t *testing.T) {
 		want   []string // substrings of the error
 	}{
 		{"expired recipient", append(openpgp.EntityList{producer.pub[0]}, expired.pub...), service.sec,
-			[]string{"Scaduto", Fingerprint(expired.sec), "expired"}},
+			[]string{"Scaduto", Fingerprint(expired.sec), "scaduta"}},
 		{"recipient without encryption subkey", noEnc.pub, service.sec,
-			[]string{"firma@example.org", Fingerprint(noEnc.sec), "no encryption subkey"}},
-		{"revoked recipient", openpgp.EntityList{revoked.sec}, service.sec, []string{"Revocato", "revoked"}},
-		{"no recipients", nil, service.sec, []string{"no recipients"}},
-		{"nil recipient", openpgp.EntityList{nil}, service.sec, []string{"nil recipient"}},
-		{"no signer", producer.pub, nil, []string{"no signing key"}},
-		{"public signer", producer.pub, service.pub[0], []string{"public key", Fingerprint(service.sec)}},
-		{"expired signer", producer.pub, expired.sec, []string{"expired", "Scaduto"}},
+			[]string{"firma@example.org", Fingerprint(noEnc.sec), "non ha una sottochiave di cifratura"}},
+		{"revoked recipient", openpgp.EntityList{revoked.sec}, service.sec, []string{"Revocato", "revocata"}},
+		{"no recipients", nil, service.sec, []string{"nessun destinatario"}},
+		{"nil recipient", openpgp.EntityList{nil}, service.sec, []string{"chiave del destinatario nil"}},
+		{"no signer", producer.pub, nil, []string{"nessuna chiave di firma"}},
+		{"public signer", producer.pub, service.pub[0], []string{"è pubblica", Fingerprint(service.sec)}},
+		{"expired signer", producer.pub, expired.sec, []string{"scaduta", "Scaduto"}},
 		{"locked signer", producer.pub, locked, []string{"passphrase"}},
 	}
 	for _, tt := range tests {
@@ -271,13 +271,13 @@ func TestReadSecretFile(t *testing.T) {
 	}{
 		{"group readable", service.secArmored, 0o640, []string{"chmod 600", "0640"}},
 		{"world readable", service.secArmored, 0o604, []string{"chmod 600"}},
-		{"garbage", []byte("not a key at all\n"), 0o600, []string{"not an OpenPGP key"}},
-		{"truncated armor", service.secArmored[:200], 0o600, []string{"not"}},
-		{"empty", nil, 0o600, []string{"not an OpenPGP key"}},
-		{"public key", service.pubArmored, 0o600, []string{"public key", "not a secret key", Fingerprint(service.sec)}},
+		{"garbage", []byte("not a key at all\n"), 0o600, []string{"non è una chiave OpenPGP"}},
+		{"truncated armor", service.secArmored[:200], 0o600, []string{"non"}},
+		{"empty", nil, 0o600, []string{"non è una chiave OpenPGP"}},
+		{"public key", service.pubArmored, 0o600, []string{"chiave pubblica", "non una chiave segreta", Fingerprint(service.sec)}},
 		{"passphrase", armoredSecret(t, locked), 0o600, []string{"passphrase", "Servizio"}},
-		{"expired", expired.secArmored, 0o600, []string{"expired"}},
-		{"two keys", append(append([]byte{}, binary.Bytes()...), mustBinarySecret(t, other.sec)...), 0o600, []string{"2 keys"}},
+		{"expired", expired.secArmored, 0o600, []string{"scaduta"}},
+		{"two keys", append(append([]byte{}, binary.Bytes()...), mustBinarySecret(t, other.sec)...), 0o600, []string{"2 chiavi"}},
 		{"a message", mustMessage(t, service), 0o600, []string{"PGP MESSAGE"}},
 	}
 	for i, tt := range tests {
@@ -355,14 +355,14 @@ func TestReadPublicFile(t *testing.T) {
 		verifier bool // ReadVerifierFile rather than ReadPublicFile
 		want     []string
 	}{
-		{"garbage", []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnonsense\n-----END PGP PUBLIC KEY BLOCK-----\n"), false, []string{"not"}},
-		{"text", []byte("hello world"), false, []string{"not an OpenPGP key"}},
-		{"secret key", producer.secArmored, false, []string{"secret key", "public key only"}},
-		{"secret key to verify", producer.secArmored, true, []string{"secret key"}},
-		{"expired", expired.pubArmored, false, []string{"expired on", "Scaduto"}},
-		{"expired to verify", expired.pubArmored, true, []string{"expired on"}},
-		{"no encryption subkey", armoredPublic(t, signOnly.pub[0]), false, []string{"no encryption subkey", Fingerprint(signOnly.sec)}},
-		{"revoked", armoredPublic(t, revoked.sec), false, []string{"revoked"}},
+		{"garbage", []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnonsense\n-----END PGP PUBLIC KEY BLOCK-----\n"), false, []string{"non"}},
+		{"text", []byte("hello world"), false, []string{"non è una chiave OpenPGP"}},
+		{"secret key", producer.secArmored, false, []string{"chiave segreta", "solo la chiave pubblica"}},
+		{"secret key to verify", producer.secArmored, true, []string{"chiave segreta"}},
+		{"expired", expired.pubArmored, false, []string{"scaduta il", "Scaduto"}},
+		{"expired to verify", expired.pubArmored, true, []string{"scaduta il"}},
+		{"no encryption subkey", armoredPublic(t, signOnly.pub[0]), false, []string{"non ha una sottochiave di cifratura", Fingerprint(signOnly.sec)}},
+		{"revoked", armoredPublic(t, revoked.sec), false, []string{"revocata"}},
 		{"signature block", []byte("-----BEGIN PGP SIGNATURE-----\n\niQ==\n-----END PGP SIGNATURE-----\n"), true, []string{"PGP SIGNATURE"}},
 	}
 	for i, tt := range tests {
@@ -384,7 +384,7 @@ func TestReadPublicFile(t *testing.T) {
 		})
 	}
 	big := writeFile(t, dir, "big.asc", bytes.Repeat([]byte{0x99}, maxKeyFile+1), 0o644)
-	if _, err := ReadPublicFile(big); err == nil || !strings.Contains(err.Error(), "larger") {
+	if _, err := ReadPublicFile(big); err == nil || !strings.Contains(err.Error(), "supera") {
 		t.Errorf("oversized file: %v", err)
 	}
 }
@@ -449,7 +449,7 @@ func TestVerifyDetached(t *testing.T) {
 		{"empty", keyring, data, nil, ErrMalformed, ""},
 		{"bad armor", keyring, data, []byte("-----BEGIN PGP SIGNATURE-----\n\n!!!!\n-----END PGP SIGNATURE-----\n"), ErrMalformed, ""},
 		{"a key instead", keyring, data, pref.pubArmored, ErrMalformed, "PUBLIC KEY"},
-		{"a binary key instead", keyring, data, mustBinarySecret(t, pref.sec), ErrMalformed, "not a signature"},
+		{"a binary key instead", keyring, data, mustBinarySecret(t, pref.sec), ErrMalformed, "non è una firma"},
 		{"a message instead", keyring, data, mustMessage(t, pref), ErrMalformed, "MESSAGE"},
 		{"truncated", keyring, data, binarySig[:len(binarySig)/2], ErrMalformed, ""},
 	}

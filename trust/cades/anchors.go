@@ -50,12 +50,12 @@ type Anchors struct {
 // NewAnchors trusts the given CA certificates.
 func NewAnchors(cas ...*x509.Certificate) (*Anchors, error) {
 	if len(cas) == 0 {
-		return nil, errors.New("cades: no CA certificate to trust")
+		return nil, errors.New("cades: nessun certificato di CA di cui fidarsi")
 	}
 	a := &Anchors{pool: x509.NewCertPool(), crls: map[string]*x509.RevocationList{}}
 	for _, c := range cas {
 		if !c.BasicConstraintsValid || !c.IsCA {
-			return nil, fmt.Errorf("cades: certificate %q is not a CA (basicConstraints CA:TRUE missing)", c.Subject.String())
+			return nil, fmt.Errorf("cades: il certificato %q non è di una CA (manca basicConstraints CA:TRUE)", c.Subject.String())
 		}
 		a.cas = append(a.cas, c)
 		a.pool.AddCert(c)
@@ -75,16 +75,16 @@ func ParseAnchors(data []byte) (*Anchors, error) {
 			break
 		}
 		if b.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("cades: PEM block %q is not a CERTIFICATE", b.Type)
+			return nil, fmt.Errorf("cades: il blocco PEM %q non è un CERTIFICATE", b.Type)
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("cades: CA certificate %d: %w", len(cas)+1, err)
+			return nil, fmt.Errorf("cades: certificato di CA %d: %w", len(cas)+1, err)
 		}
 		cas = append(cas, c)
 	}
 	if len(bytes.TrimSpace(rest)) != 0 {
-		return nil, errors.New("cades: trailing data after the last PEM certificate")
+		return nil, errors.New("cades: dati in eccesso dopo l'ultimo certificato PEM")
 	}
 	return NewAnchors(cas...)
 }
@@ -114,7 +114,7 @@ func (a *Anchors) AddCRL(data []byte) error {
 	der := data
 	if b, _ := pem.Decode(data); b != nil {
 		if b.Type != "X509 CRL" {
-			return fmt.Errorf("cades: PEM block %q is not an X509 CRL", b.Type)
+			return fmt.Errorf("cades: il blocco PEM %q non è una X509 CRL", b.Type)
 		}
 		der = b.Bytes
 	}
@@ -132,7 +132,7 @@ func (a *Anchors) AddCRL(data []byte) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("cades: the CRL of %q is not signed by any trusted CA", crl.Issuer.String())
+	return fmt.Errorf("cades: la CRL di %q non è firmata da nessuna CA fidata", crl.Issuer.String())
 }
 
 // AddCRLFile reads a CRL file (DER or PEM) and adds it as AddCRL does.
