@@ -29,13 +29,15 @@ var poolBatch = 50
 // pool-chiavi does not compete with them for the cores.
 var certBusy atomic.Int32
 
-// othersBusy counts the runs in progress of every job but pool-chiavi
-// (Running): the pool starts no new batch while another job works, so that
-// filling it never slows the jobs people wait for.
+// othersBusy counts the runs in progress of every job but pool-chiavi, and
+// the commands callers run through the daemon's control socket (Running):
+// the pool starts no new batch while another job or a command works, so
+// that filling it never slows what people wait for.
 var othersBusy atomic.Int32
 
-// Running marks a run of job name in progress until done is called; the
-// runner calls it around every run.
+// Running marks a run of job name (or "control", a caller's command) in
+// progress until done is called; the runner and the control socket call it
+// around every run and command.
 func Running(name string) (done func()) {
 	if name == poolJob.Name {
 		return func() {}

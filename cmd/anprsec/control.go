@@ -20,6 +20,7 @@ import (
 
 	"anprsec/drop"
 	"anprsec/internal/control"
+	"anprsec/jobs"
 	"anprsec/lifecycle"
 	"anprsec/schedules"
 )
@@ -194,6 +195,9 @@ func (a *app) controlHandler(r *schedules.Runner) control.Handler {
 			return 1
 		}
 		a.log.Info("control command", "user", s.User, "uid", s.Cred.UID, "pid", s.Cred.PID, "args", strings.Join(req.Args, " "))
+		// The key pool starts no new batch while a command of a caller
+		// runs, as while a job runs.
+		defer jobs.Running("control")()
 		defer func() {
 			if p := recover(); p != nil {
 				a.log.Error("control command panicked", "user", s.User, "args", strings.Join(req.Args, " "), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
