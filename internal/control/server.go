@@ -67,7 +67,7 @@ func serveConn(ctx context.Context, conn *net.UnixConn, policy Policy, h Handler
 		return
 	}
 	conn.SetReadDeadline(time.Now().Add(requestTimeout))
-	typ, p, err := ReadFrame(conn)
+	typ, p, err := readFrameMax(conn, MaxRequest)
 	conn.SetReadDeadline(time.Time{})
 	if errors.Is(err, io.EOF) {
 		return // a probe: is a daemon there?
