@@ -8,14 +8,18 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"anprsec/config"
+	"anprsec/domain"
 	"anprsec/internal/control"
 	"anprsec/jobs"
+	"anprsec/lifecycle"
 	"anprsec/schedules"
 	"anprsec/secret"
 	"anprsec/store"
@@ -35,9 +39,10 @@ func (denyFS) Stdin() io.Reader                                 { return strings
 
 // daemonForTest serves the control socket of a daemon on an in-memory
 // store; run sends one command line as a client whose files are fsys.
-func daemonForTest(t *testing.T) (cfg *config.Config, run func(fsys control.FS, args ...string) (int, string)) {
+func daemonForTest(t *testing.T) (st *store.Store, cfg *config.Config, run func(fsys control.FS, args ...string) (int, string)) {
 	t.Helper()
-	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{5}, secret.KeySize)})
+	var err error
+	st, err = store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{5}, secret.KeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +54,9 @@ func daemonForTest(t *testing.T) (cfg *config.Config, run func(fsys control.FS, 
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	cfg = config.Default(dir)
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	r, err := schedules.New(&jobs.Env{Config: cfg, Store: st, Log: log}, nil)
+	// The notices' job stands idle: only who asked is looked at.
+	idle := jobs.Job{Name: "avvisi-promemoria", Run: func(context.Context, *jobs.Env, *jobs.Run) error { return nil }}
+	r, err := schedules.New(&jobs.Env{Config: cfg, Store: st, Log: log, Loc: time.UTC}, []jobs.Job{idle})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +68,7 @@ func daemonForTest(t *testing.T) (cfg *config.Config, run func(fsys control.FS, 
 	if err := a.serveControl(ctx, r, &bg); err != nil {
 		t.Fatal(err)
 	}
-	return cfg, func(fsys control.FS, args ...string) (int, string) {
+	return st, cfg, func(fsys control.FS, args ...string) (int, string) {
 		conn, err := control.Dial(a.socketPath())
 		if err != nil {
 			t.Fatal(err)
@@ -79,7 +86,7 @@ func daemonForTest(t *testing.T) (cfg *config.Config, run func(fsys control.FS, 
 // client sends, even one with its own pre-run (gen censimento): the
 // daemon never writes a file of its own user at a path a caller names.
 func TestLocalOnlyCommandWithItsOwnPreRunIsRefusedByTheDaemon(t *testing.T) {
-	cfg, run := daemonForTest(t)
+	_, cfg, run := daemonForTest(t)
 	target := filepath.Join(filepath.Dir(cfg.Path(cfg.DataDir)), "scritto-dal-daemon.xlsx")
 	for _, args := range [][]string{
 		{"gen", "censimento", "--out", target, "--comuni", "1", "--users", "1"},
@@ -94,4 +101,61 @@ func TestLocalOnlyCommandWithItsOwnPreRunIsRefusedByTheDaemon(t *testing.T) {
 			t.Fatalf("%s through the socket: the daemon wrote %s", strings.Join(args, " "), target)
 		}
 	}
+}
+
+// Every change a command makes through the daemon names the caller of
+// the socket, never the daemon's own user nor the operator who started
+// it with sudo: the renewal of a certificate and an extraordinary notice
+// campaign too.
+func TestChangesThroughTheDaemonNameTheCaller(t *testing.T) {
+	// The daemon was started by "amministratore" through sudo.
+	t.Setenv("SUDO_USER", "amministratore")
+	t.Setenv("SUDO_UID", "4321")
+	st, _, run := daemonForTest(t)
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const code = "058091-PC-0001"
+	if err := st.Update(func(tx *store.Tx) error {
+		if err := tx.PutComune(&domain.Comune{ISTAT: "058091", Name: "Roma"}); err != nil {
+			return err
+		}
+		return tx.PutPostazione(&domain.Postazione{Code: code, ISTAT: "058091", State: domain.CertAttivo, Serial: "0A1B", Created: tx.Now, Updated: tx.Now})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"postazioni", "rinnova", code, "--motivo", "chiave compromessa"},
+		{"avvisi", "invia", "--comune", "058091"},
+	} {
+		if code, stderr := run(&control.Local{}, args...); code != 0 {
+			t.Fatalf("%s: exit %d, %q", strings.Join(args, " "), code, stderr)
+		}
+	}
+	es, err := st.History(0, 0, func(e *store.Entry) bool {
+		return e.Action == lifecycle.RenewalAction || strings.HasPrefix(e.Action, "avviso.")
+	})
+	if err != nil || len(es) == 0 {
+		t.Fatalf("no entries: %v", err)
+	}
+	want := lifecycle.BackOfficeOperator(me.Username)
+	seen := map[string]bool{}
+	for _, e := range es {
+		if e.Actor != want {
+			t.Errorf("%s by %q, want the caller %q", e.Action, e.Actor, want)
+		}
+		seen[e.Action] = true
+	}
+	if !seen[lifecycle.RenewalAction] {
+		t.Errorf("no renewal entry among %v", seen)
+	}
+	st.View(func(tx *store.Tx) error {
+		return tx.Campaigns(func(c *store.Campaign) error {
+			if c.By != want {
+				t.Errorf("campaign %s started by %q, want the caller %q", c.ID, c.By, want)
+			}
+			return nil
+		})
+	})
 }
