@@ -8,6 +8,7 @@ import (
 	"io"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -46,5 +47,62 @@ func TestOversizedRequestRunsNoCommand(t *testing.T) {
 	case <-ran:
 		t.Fatal("the command of an oversized request ran")
 	default:
+	}
+}
+
+// A caller that keeps many sessions open gets at most
+// MaxSessionsPerUser of them: the next is refused at once, with the
+// reason, and a session that ends lets a new command run.
+func TestCallerHoldingSessionsIsRefusedPastTheBound(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	releaseAll := func() { once.Do(func() { close(release) }) }
+	p, _ := serve(t, me(), func(_ context.Context, s *Session) int {
+		if len(s.Request.Args) > 0 && s.Request.Args[0] == "tieni" {
+			started <- struct{}{}
+			<-release
+		}
+		return 0
+	})
+	t.Cleanup(releaseAll) // before the server stops (cleanups run last first), even on a failure
+	done := make(chan error, MaxSessionsPerUser)
+	for range MaxSessionsPerUser {
+		conn, err := Dial(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			_, err := Run(context.Background(), conn, Request{Args: []string{"tieni"}}, io.Discard, io.Discard, &Local{})
+			done <- err
+		}()
+		<-started
+	}
+	conn, err := Dial(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errb bytes.Buffer
+	code, err := Run(context.Background(), conn, Request{Args: []string{"postazioni", "list"}}, io.Discard, &errb, &Local{})
+	if err != nil || code != 1 || !strings.Contains(errb.String(), "troppi comandi in corso") {
+		t.Fatalf("a session past the bound: exit %d, %v, %q", code, err, errb.String())
+	}
+	release <- struct{}{} // one held session ends
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for { // its end is counted right after its exit code is sent
+		conn, err := Dial(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, err := Run(context.Background(), conn, Request{}, io.Discard, io.Discard, &Local{}); err != nil {
+			t.Fatal(err)
+		} else if code == 0 {
+			break
+		}
+	}
+	releaseAll()
+	for range MaxSessionsPerUser - 1 {
+		<-done
 	}
 }
