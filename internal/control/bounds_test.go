@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // A header announcing the largest frame, with no bytes after it, does not
@@ -104,5 +106,72 @@ func TestCallerHoldingSessionsIsRefusedPastTheBound(t *testing.T) {
 	releaseAll()
 	for range MaxSessionsPerUser - 1 {
 		<-done
+	}
+}
+
+// shortTimeouts makes the write and answer timeouts short for one test.
+func shortTimeouts(t *testing.T) {
+	w, a := writeTimeout, answerTimeout
+	writeTimeout, answerTimeout = 50*time.Millisecond, 50*time.Millisecond
+	t.Cleanup(func() { writeTimeout, answerTimeout = w, a })
+}
+
+// rawRequest connects and sends a request, as a client that then does
+// nothing the protocol asks of it.
+func rawRequest(t *testing.T, p string) net.Conn {
+	t.Helper()
+	conn, err := Dial(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if err := WriteJSON(conn, FrameRequest, Request{Args: []string{"backup", "b.bin"}}); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// A client that reads the frames but never answers the file operation of
+// its command does not hold the command: the operation fails and the
+// command ends.
+func TestClientThatNeverAnswersDoesNotHoldTheCommand(t *testing.T) {
+	shortTimeouts(t)
+	ended := make(chan error, 1)
+	p, _ := serve(t, me(), func(_ context.Context, s *Session) int {
+		_, err := s.FS().ReadFile("b.bin")
+		ended <- err
+		return 1
+	})
+	conn := rawRequest(t, p)
+	go io.Copy(io.Discard, conn) // reads, answers nothing
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Fatal("the file operation succeeded without an answer")
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the command still waits for the answer")
+	}
+}
+
+// A client that never reads what its command writes does not hold the
+// command: its writes fail and the command ends.
+func TestClientThatNeverReadsDoesNotHoldTheCommand(t *testing.T) {
+	shortTimeouts(t)
+	ended := make(chan error, 1)
+	p, _ := serve(t, me(), func(_ context.Context, s *Session) int {
+		block := bytes.Repeat([]byte("x"), chunk)
+		for {
+			if _, err := s.Stdout().Write(block); err != nil {
+				ended <- err
+				return 1
+			}
+		}
+	})
+	rawRequest(t, p) // reads nothing
+	select {
+	case <-ended:
+	case <-time.After(time.Minute):
+		t.Fatal("the command still waits for the client to read")
 	}
 }

@@ -114,6 +114,7 @@ func serveConn(ctx context.Context, conn *net.UnixConn, policy Policy, lim *sess
 	code := h(ctx, s)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	WriteJSON(conn, FrameExit, Exit{Code: code})
 }
 
@@ -160,6 +161,15 @@ func (l *sessionLimit) release(uid uint32) {
 // requestTimeout bounds the wait for a client's request after it connects.
 const requestTimeout = time.Minute
 
+// A client that stops reading the frames of its command, or stops
+// answering its file operations (all but its standard input, which waits
+// on a person), loses its session after these: the command then fails
+// instead of waiting on it for ever.
+var (
+	writeTimeout  = 5 * time.Minute
+	answerTimeout = 5 * time.Minute
+)
+
 // Session is one command through the socket, on the daemon's side.
 type Session struct {
 	Request Request
@@ -198,8 +208,10 @@ func (s *Session) frameLocked(typ byte, p []byte) error {
 	if s.broken != nil {
 		return s.broken
 	}
+	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if err := WriteFrame(s.conn, typ, p); err != nil {
 		s.broken = fmt.Errorf("socket di controllo: %w", err)
+		s.conn.Close() // a frame half written: nothing more can be said
 	}
 	return s.broken
 }
@@ -243,11 +255,26 @@ func (s *Session) op(o FileOp) (Answer, error) {
 	if err != nil || !o.wantsAnswer() {
 		return Answer{}, err
 	}
+	var timeout <-chan time.Time
+	if o.Op != "stdin" {
+		t := time.NewTimer(answerTimeout)
+		defer t.Stop()
+		timeout = t.C
+	}
 	select {
 	case a := <-s.answers:
 		return a, nil
 	case <-s.ctx.Done():
 		return Answer{}, fmt.Errorf("socket di controllo: il chiamante si è disconnesso: %w", s.ctx.Err())
+	case <-timeout:
+		s.wmu.Lock()
+		if s.broken == nil {
+			s.broken = fmt.Errorf("socket di controllo: il chiamante non ha risposto in %s", answerTimeout)
+		}
+		err := s.broken
+		s.wmu.Unlock()
+		s.conn.Close() // a late answer would be taken for the next one's
+		return Answer{}, err
 	}
 }
 
