@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode"
 
+	"anprsec/domain"
 	"anprsec/secret"
 	"anprsec/store"
 )
@@ -63,5 +64,30 @@ func TestConfirmationNoteIsOneBoundedLine(t *testing.T) {
 		if strings.IndexFunc(e.Detail, unicode.IsControl) >= 0 {
 			t.Errorf("history detail with control characters: %q", e.Detail)
 		}
+	}
+}
+
+// TestRenewalMotivoIsOneLine: the motivo of a renewal, which an ALP writes
+// in a request and `postazioni show` prints, is kept as one line without
+// control characters.
+func TestRenewalMotivoIsOneLine(t *testing.T) {
+	st, err := store.Open(store.Options{InMemory: true, Key: bytes.Repeat([]byte{1}, secret.KeySize)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const code = "058091-PC-0001"
+	var p *domain.Postazione
+	if err := st.Update(func(tx *store.Tx) error {
+		if err := tx.PutPostazione(&domain.Postazione{Code: code, ISTAT: "058091", State: domain.CertAttivo, Serial: "0A1B", Created: tx.Now, Updated: tx.Now}); err != nil {
+			return err
+		}
+		p, err = RequestRenewalTx(tx, store.Source{Actor: "VRDGPP75C12H501Z"}, code, "chiave\r\nrinnovo approvato dal Ministero\u009b2K", false)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if m := p.Renewal.Motivo; strings.IndexFunc(m, unicode.IsControl) >= 0 || !strings.HasPrefix(m, "chiave") {
+		t.Errorf("motivo kept: %q", m)
 	}
 }
