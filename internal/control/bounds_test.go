@@ -175,3 +175,53 @@ func TestClientThatNeverReadsDoesNotHoldTheCommand(t *testing.T) {
 		t.Fatal("the command still waits for the client to read")
 	}
 }
+
+// Malformed frames (a request that is not JSON, a frame of an unknown
+// type first, an answer that is not JSON, a truncated header) end only
+// the session that sent them: no command runs for them, and the daemon
+// keeps serving.
+func TestMalformedFramesEndOnlyTheirSession(t *testing.T) {
+	ran := make(chan string, 8)
+	p, _ := serve(t, me(), func(_ context.Context, s *Session) int {
+		if len(s.Request.Args) > 0 && s.Request.Args[0] == "leggi" {
+			_, err := s.FS().ReadFile("x")
+			if err == nil {
+				ran <- "read with a malformed answer"
+			}
+			return 1
+		}
+		ran <- strings.Join(s.Request.Args, " ")
+		return 0
+	})
+	send := func(frames ...[]byte) {
+		conn, err := Dial(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		for _, f := range frames {
+			conn.Write(f)
+		}
+		conn.(*net.UnixConn).CloseWrite() // nothing more: the daemon reads the end
+		io.Copy(io.Discard, conn)         // until the daemon closes
+	}
+	var notJSON, unknown, badAnswer bytes.Buffer
+	WriteFrame(&notJSON, FrameRequest, []byte("{non è json"))
+	WriteFrame(&unknown, 'Z', []byte("?"))
+	WriteJSON(&badAnswer, FrameRequest, Request{Args: []string{"leggi"}})
+	WriteFrame(&badAnswer, FrameAnswer, []byte("[1,2"))
+	send(notJSON.Bytes())
+	send(unknown.Bytes())
+	send(badAnswer.Bytes())
+	send([]byte{FrameRequest, 0, 0})
+	conn, err := Dial(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := Run(context.Background(), conn, Request{Args: []string{"ancora", "qui"}}, io.Discard, io.Discard, &Local{}); err != nil || code != 0 {
+		t.Fatalf("a well-formed session after the malformed ones: %d, %v", code, err)
+	}
+	if got := <-ran; got != "ancora qui" {
+		t.Fatalf("ran %q before the well-formed command", got)
+	}
+}
