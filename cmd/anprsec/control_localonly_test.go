@@ -159,3 +159,29 @@ func TestChangesThroughTheDaemonNameTheCaller(t *testing.T) {
 		})
 	})
 }
+
+// Commands name the author of a change with a.actor(), which is the
+// socket's caller in the daemon: operatorActor() alone, the process's own
+// user, is called only by a.actor().
+func TestOnlyTheAppNamesTheOperator(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") || f == "operator.go" {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := strings.Count(string(b), "operatorActor()")
+		if f == "control.go" {
+			n-- // a.actor() itself
+		}
+		if n > 0 {
+			t.Errorf("%s calls operatorActor() %d times: use a.actor()", f, n)
+		}
+	}
+}
