@@ -127,9 +127,15 @@ func oldFiles(ctx context.Context, env *Env, now time.Time) ([]puliziaFile, erro
 		return nil, err
 	}
 	var out []puliziaFile
+	seen := map[string]bool{}
 	for _, d := range dirs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if ok, err := realFolder(ctx, env.Drop, d.path, seen); err != nil {
+			return nil, fmt.Errorf("pulizia: %s: %w", d.path, err)
+		} else if !ok {
+			continue
 		}
 		entries, err := env.Drop.List(ctx, d.path)
 		if err != nil {
@@ -166,6 +172,9 @@ func deleteOld(ctx context.Context, env *Env, f puliziaFile) error {
 		return nil // being rewritten: not old any more
 	}
 	f.SHA256 = sum
+	if ok, err := realFolder(ctx, env.Drop, path.Dir(f.Name), nil); err != nil || !ok {
+		return err // turned into a symlink meanwhile: left alone
+	}
 	if err := env.Store.Update(func(tx *store.Tx) error { return tx.SetMeta(puliziaPendingMeta, &f) }); err != nil {
 		return err
 	}
@@ -179,6 +188,34 @@ func deleteOld(ctx context.Context, env *Env, f puliziaFile) error {
 		return err
 	}
 	return recordDeleted(env, &f, env.Loc)
+}
+
+// realFolder reports whether dir and every folder above it in the drop
+// are folders, none a symlink (Drop.Stat describes a symlink, it does not
+// follow it): pulizia deletes only in the folders themselves, never
+// through a link a party put in place of one of them, even one leading
+// to another folder of the drop (docs/rules.md#retention). seen, when not
+// nil, keeps the answers for the paths already checked.
+func realFolder(ctx context.Context, d drop.Drop, dir string, seen map[string]bool) (bool, error) {
+	parts := strings.Split(dir, "/")
+	for i := range parts {
+		p := strings.Join(parts[:i+1], "/")
+		ok, known := seen[p]
+		if !known {
+			e, err := d.Stat(ctx, p)
+			if err != nil && !errors.Is(err, drop.ErrNotExist) {
+				return false, err
+			}
+			ok = err == nil && e.Dir
+			if seen != nil {
+				seen[p] = ok
+			}
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func crashPoint(step, name string) error {
@@ -208,6 +245,11 @@ func finishPending(ctx context.Context, env *Env, run *Run) error {
 	case e.Size != f.Size || !e.ModTime.Equal(f.ModTime):
 		return env.Store.Update(func(tx *store.Tx) error { return tx.DeleteMeta(puliziaPendingMeta) })
 	default:
+		if ok, err := realFolder(ctx, env.Drop, path.Dir(f.Name), nil); err != nil {
+			return fmt.Errorf("pulizia: %s: %w", f.Name, err)
+		} else if !ok {
+			return env.Store.Update(func(tx *store.Tx) error { return tx.DeleteMeta(puliziaPendingMeta) })
+		}
 		if err := env.Drop.Remove(ctx, f.Name); err != nil && !errors.Is(err, drop.ErrNotExist) {
 			return fmt.Errorf("pulizia: %s: %w", f.Name, err)
 		}

@@ -186,3 +186,56 @@ func TestPuliziaCrashMidRunIsFinishedByTheNextRun(t *testing.T) {
 		})
 	}
 }
+
+// TestPuliziaDoesNotFollowASymlinkedFolder: a party that turns a folder of
+// its own (a comune's richieste/elaborati/) into a symlink to another
+// party's folder inside the drop (the prefettura's consegne/, where files
+// wait to be processed) does not make pulizia delete what waits there;
+// neither does a comune's certificati/ turned into a link. The same on
+// the local drop and over SFTP.
+func TestPuliziaDoesNotFollowASymlinkedFolder(t *testing.T) {
+	for _, over := range []string{"local", "sftp"} {
+		t.Run(over, func(t *testing.T) {
+			now := time.Now()
+			c := newCertEnv(t)
+			puliziaFixture(t, c, now)
+			if over == "sftp" {
+				c.env.Drop = sftpDrop(t, c.root)
+			}
+			waiting := []string{"prefetture/058/consegne/in-attesa.csv", "prefetture/058/consegne/vecchio.zip"}
+			for _, rel := range waiting {
+				full := filepath.Join(c.root, filepath.FromSlash(rel))
+				if err := os.WriteFile(full, []byte("in attesa"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				at := now.Add(-2 * 365 * 24 * time.Hour)
+				os.Chtimes(full, at, at)
+			}
+			for link, target := range map[string]string{
+				"comuni/058091/richieste/elaborati": "../../../prefetture/058/consegne",
+				"comuni/058091/certificati":         "../../prefetture/058/consegne",
+			} {
+				full := filepath.Join(c.root, filepath.FromSlash(link))
+				if err := os.RemoveAll(full); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(target, full); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := c.run(puliziaJob); err != nil {
+				t.Fatal(err)
+			}
+			for _, rel := range waiting {
+				if !c.exists(rel) {
+					t.Errorf("%s deleted through a symlinked folder", rel)
+				}
+			}
+			for _, name := range c.deletedFiles() {
+				if strings.HasPrefix(name, "comuni/058091/richieste/elaborati/") || strings.HasPrefix(name, "comuni/058091/certificati/") {
+					t.Errorf("recorded %s, deleted through a symlinked folder", name)
+				}
+			}
+		})
+	}
+}

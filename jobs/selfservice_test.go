@@ -383,3 +383,33 @@ func TestSelfServiceFilesLeftPendingArePublishedByTheNextRun(t *testing.T) {
 		t.Errorf("third run published again: %v %v", counts, err)
 	}
 }
+
+// TestStatusReportNeedsTheProfileInTheFoldersComune: the ALS of comune B
+// who also has a plain utenza in comune A asks STATO from A's folder: his
+// profiles in B do not count in A, he is refused and no report of A is
+// written.
+func TestStatusReportNeedsTheProfileInTheFoldersComune(t *testing.T) {
+	c := newCertEnv(t)
+	matrixStore(t, c, matrixPeople)
+	if err := c.env.Store.Update(func(tx *store.Tx) error {
+		return tx.PutUtenza(&domain.Utenza{ISTAT: comA, CF: opALSOther, Email: "als.b@example.it", Profiles: []domain.Profile{domain.Operatore},
+			Environments: []domain.Environment{domain.Produzione}, State: domain.UtenzaAttiva, Created: tx.Now, Updated: tx.Now})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cols := []string{"Operazione", "Operatore"}
+	c.requestFile(comA, "doppia.csv", opALSOther, cols, []string{"STATO", opALSOther})
+	counts, err := c.run(richiesteJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["reports"] != 0 {
+		t.Errorf("counts %v, want no report", counts)
+	}
+	if g := c.receipt("comuni/" + comA + "/richieste/esiti/doppia.csv.p7m.esito.csv")["2"]; len(g) < 2 || g[1] != "NON_AUTORIZZATO" {
+		t.Errorf("B's ALS with a plain utenza in A: %q, want NON_AUTORIZZATO", g)
+	}
+	if m, _ := filepath.Glob(filepath.Join(c.root, "comuni", comA, "report", "*")); len(m) != 0 {
+		t.Errorf("comune A's report folder holds %v", m)
+	}
+}

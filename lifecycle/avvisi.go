@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"anprsec/domain"
 	"anprsec/internal/clip"
@@ -116,7 +117,7 @@ func ConfirmCheck(tx *store.Tx, src store.Source, istat, id, operator, note stri
 		return "", "", Refuse("GIA_CONFERMATA", "il comune %s ha già confermato la verifica della campagna %s il %s (%s)", istat, id,
 			cc.Confirmed.In(loc).Format("02/01/2006 15:04"), cc.ConfirmedBy), nil
 	}
-	cc.Confirmed, cc.ConfirmedBy, cc.Note = tx.Now, operator, clip.String(strings.TrimSpace(note), maxNote)
+	cc.Confirmed, cc.ConfirmedBy, cc.Note = tx.Now, operator, clip.String(oneLine(note), maxNote)
 	if err := tx.PutCampaignComune(cc); err != nil {
 		return "", "", nil, err
 	}
@@ -132,6 +133,17 @@ func ConfirmCheck(tx *store.Tx, src store.Source, istat, id, operator, note stri
 		return "", "", nil, err
 	}
 	return "VERIFICA_CONFERMATA", fmt.Sprintf("campagna %s: verifica dell'elenco degli utenti del comune %s confermata%s; non arriveranno altri promemoria", id, istat, late), nil, nil
+}
+
+// oneLine is s written by a comune made one line of printable text: its
+// control characters (line ends, tabs, terminal escapes) become spaces.
+func oneLine(s string) string {
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s))
 }
 
 // CloseCampaign closes campaign id: no more reminders nor overdue

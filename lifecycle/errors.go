@@ -11,9 +11,11 @@ import (
 // the history and the security reviews read (docs/rules.md#history).
 var ErrMotivo = errors.New("il motivo è obbligatorio")
 
-// checkMotivo returns the trimmed motivo, or ErrMotivo when it is empty.
+// checkMotivo returns the motivo as one trimmed line (oneLine: a motivo
+// written in a comune's request is shown on the back-office's terminal),
+// or ErrMotivo when it is empty.
 func checkMotivo(motivo string) (string, error) {
-	m := strings.TrimSpace(motivo)
+	m := oneLine(motivo)
 	if m == "" {
 		return "", ErrMotivo
 	}

@@ -51,7 +51,7 @@ predefinita: avvisi.deadline_days giorni da oggi), e accoda gli avvisi
 passa per il suo socket di controllo.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o := jobs.CampaignOptions{By: operatorActor()}
+			o := jobs.CampaignOptions{By: a.actor()}
 			if comune != "" {
 				code, err := istatFlag(comune)
 				if err != nil {

@@ -212,6 +212,13 @@ func (a *app) controlHandler(r *schedules.Runner) control.Handler {
 		root.SetOut(s.Stdout())
 		root.SetErr(stderr)
 		root.SetIn(s.FS().Stdin())
+		// The command is checked before it runs, not only by the root's
+		// pre-run: a subcommand with a pre-run of its own (gen censimento)
+		// skips the root's, and would run with the daemon's permissions.
+		if c, _, err := root.Find(req.Args); err == nil && isLocalOnly(c) {
+			fmt.Fprintf(stderr, "anprsec: %s: comando non eseguibile tramite il daemon\n", c.CommandPath())
+			return 1
+		}
 		if err := root.ExecuteContext(ctx); err != nil {
 			fmt.Fprintln(stderr, "anprsec:", err)
 			return exitCode(err)

@@ -36,7 +36,7 @@ mostra il certificato attuale e i precedenti.`,
 				return err
 			}
 			defer st.Close()
-			p, err := lifecycle.RequestRenewal(st, store.Source{Actor: operatorActor()}, args[0], motivo)
+			p, err := lifecycle.RequestRenewal(st, store.Source{Actor: a.actor()}, args[0], motivo)
 			if err != nil {
 				return err
 			}

@@ -15,13 +15,18 @@ import (
 	"anprsec/store"
 )
 
-// Entries reads and unseals the certificates of a bundle.
+// Entries reads and unseals the certificates of a bundle. A certificate
+// that is not of the bundle's comune is an error: a comune's bundle, written
+// to its folder, holds only its own (docs/rules.md#self-service).
 func Entries(tx *store.Tx, s *store.Sealer, b *store.Bundle) ([]Entry, error) {
 	entries := make([]Entry, 0, len(b.Codes))
 	for _, c := range b.Codes {
 		p, err := tx.Postazione(c)
 		if err != nil {
 			return nil, fmt.Errorf("postazione %s: %w", c, err)
+		}
+		if p.ISTAT != b.ISTAT {
+			return nil, fmt.Errorf("postazione %s: del comune %s, non del comune %s del pacchetto", c, p.ISTAT, b.ISTAT)
 		}
 		p12, err := s.Open(p.P12Sealed, domain.P12SealContext(c))
 		if err != nil {

@@ -11,6 +11,7 @@
 package control
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -80,21 +81,32 @@ func WriteJSON(w io.Writer, typ byte, v any) error {
 }
 
 // ReadFrame reads one frame; a payload over MaxFrame is an error.
-func ReadFrame(r io.Reader) (byte, []byte, error) {
+func ReadFrame(r io.Reader) (byte, []byte, error) { return readFrameMax(r, MaxFrame) }
+
+// MaxRequest bounds the payload of a Request frame: a command line, its
+// folder and the data dir; the daemon reads no more from a caller before
+// it knows the command.
+const MaxRequest = 1 << 20
+
+// readFrameMax reads one frame whose payload is at most max bytes. The
+// payload's memory grows as its bytes arrive: a header alone, whatever
+// length it announces, makes the reader allocate little.
+func readFrameMax(r io.Reader, max uint32) (byte, []byte, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, nil, err
 	}
 	n := binary.BigEndian.Uint32(hdr[1:])
-	if n > MaxFrame {
-		return 0, nil, fmt.Errorf("control: frame of %d bytes, more than %d", n, MaxFrame)
+	if n > max {
+		return 0, nil, fmt.Errorf("control: frame of %d bytes, more than %d", n, max)
 	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(r, p); err != nil {
-		if errors.Is(err, io.EOF) {
+	var b bytes.Buffer
+	b.Grow(int(min(n, chunk)))
+	if k, err := io.CopyN(&b, r, int64(n)); err != nil {
+		if errors.Is(err, io.EOF) && k < int64(n) {
 			err = io.ErrUnexpectedEOF
 		}
 		return 0, nil, err
 	}
-	return hdr[0], p, nil
+	return hdr[0], b.Bytes(), nil
 }

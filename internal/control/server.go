@@ -22,6 +22,7 @@ type Handler func(ctx context.Context, s *Session) int
 // returns once ln is closed and every session has ended (their contexts
 // end with ctx, or when the client goes away).
 func Serve(ctx context.Context, ln *net.UnixListener, policy Policy, h Handler, log *slog.Logger) error {
+	lim := &sessionLimit{perUser: map[uint32]int{}}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
@@ -41,13 +42,13 @@ func Serve(ctx context.Context, ln *net.UnixListener, policy Policy, h Handler, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			serveConn(ctx, conn, policy, h, log)
+			serveConn(ctx, conn, policy, lim, h, log)
 		}()
 	}
 }
 
 // serveConn runs one session.
-func serveConn(ctx context.Context, conn *net.UnixConn, policy Policy, h Handler, log *slog.Logger) {
+func serveConn(ctx context.Context, conn *net.UnixConn, policy Policy, lim *sessionLimit, h Handler, log *slog.Logger) {
 	defer conn.Close()
 	// The daemon stopping ends the session: a command still running loses
 	// its connection (the client says so), and Serve does not wait on a
@@ -66,8 +67,15 @@ func serveConn(ctx context.Context, conn *net.UnixConn, policy Policy, h Handler
 		WriteJSON(conn, FrameExit, Exit{Code: 1})
 		return
 	}
+	if err := lim.acquire(cred.UID); err != nil {
+		log.Warn("control socket: too many sessions", "uid", cred.UID, "user", s.User, "pid", cred.PID)
+		s.writeData(FrameStderr, []byte("anprsec: "+err.Error()+"\n"))
+		WriteJSON(conn, FrameExit, Exit{Code: 1})
+		return
+	}
+	defer lim.release(cred.UID)
 	conn.SetReadDeadline(time.Now().Add(requestTimeout))
-	typ, p, err := ReadFrame(conn)
+	typ, p, err := readFrameMax(conn, MaxRequest)
 	conn.SetReadDeadline(time.Time{})
 	if errors.Is(err, io.EOF) {
 		return // a probe: is a daemon there?
@@ -106,11 +114,61 @@ func serveConn(ctx context.Context, conn *net.UnixConn, policy Policy, h Handler
 	code := h(ctx, s)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	WriteJSON(conn, FrameExit, Exit{Code: code})
+}
+
+// Bounds on the sessions open at once: a caller that opens connections
+// and keeps them does not take the daemon's file descriptors, which its
+// store, drop and jobs need.
+const (
+	MaxSessions        = 64 // in all
+	MaxSessionsPerUser = 16 // of one uid
+)
+
+// sessionLimit counts the open sessions, in all and per uid.
+type sessionLimit struct {
+	mu      sync.Mutex
+	total   int
+	perUser map[uint32]int
+}
+
+// acquire takes a session for uid, or says why there is none.
+func (l *sessionLimit) acquire(uid uint32) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.perUser[uid] >= MaxSessionsPerUser:
+		return fmt.Errorf("troppi comandi in corso per l'utente %s tramite il daemon (al massimo %d): riprova quando uno è finito", UserName(uid), MaxSessionsPerUser)
+	case l.total >= MaxSessions:
+		return fmt.Errorf("troppi comandi in corso tramite il daemon (al massimo %d): riprova più tardi", MaxSessions)
+	}
+	l.total++
+	l.perUser[uid]++
+	return nil
+}
+
+// release gives back a session of uid.
+func (l *sessionLimit) release(uid uint32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.perUser[uid]--; l.perUser[uid] <= 0 {
+		delete(l.perUser, uid)
+	}
 }
 
 // requestTimeout bounds the wait for a client's request after it connects.
 const requestTimeout = time.Minute
+
+// A client that stops reading the frames of its command, or stops
+// answering its file operations (all but its standard input, which waits
+// on a person), loses its session after these: the command then fails
+// instead of waiting on it for ever.
+var (
+	writeTimeout  = 5 * time.Minute
+	answerTimeout = 5 * time.Minute
+)
 
 // Session is one command through the socket, on the daemon's side.
 type Session struct {
@@ -150,8 +208,10 @@ func (s *Session) frameLocked(typ byte, p []byte) error {
 	if s.broken != nil {
 		return s.broken
 	}
+	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if err := WriteFrame(s.conn, typ, p); err != nil {
 		s.broken = fmt.Errorf("socket di controllo: %w", err)
+		s.conn.Close() // a frame half written: nothing more can be said
 	}
 	return s.broken
 }
@@ -195,11 +255,26 @@ func (s *Session) op(o FileOp) (Answer, error) {
 	if err != nil || !o.wantsAnswer() {
 		return Answer{}, err
 	}
+	var timeout <-chan time.Time
+	if o.Op != "stdin" {
+		t := time.NewTimer(answerTimeout)
+		defer t.Stop()
+		timeout = t.C
+	}
 	select {
 	case a := <-s.answers:
 		return a, nil
 	case <-s.ctx.Done():
 		return Answer{}, fmt.Errorf("socket di controllo: il chiamante si è disconnesso: %w", s.ctx.Err())
+	case <-timeout:
+		s.wmu.Lock()
+		if s.broken == nil {
+			s.broken = fmt.Errorf("socket di controllo: il chiamante non ha risposto in %s", answerTimeout)
+		}
+		err := s.broken
+		s.wmu.Unlock()
+		s.conn.Close() // a late answer would be taken for the next one's
+		return Answer{}, err
 	}
 }
 
