@@ -107,9 +107,9 @@ rifiuta di funzionare se trust.card_ca non è la CA di sviluppo.`,
 func (a *app) genRichiesteCmd() *cobra.Command {
 	var comune, out string
 	var errori int
-	var scarica, stato bool
+	var scarica, stato, rinnova, registra, conferma bool
 	cmd := &cobra.Command{
-		Use:   "richieste --comune ISTAT [--out DIR] [--errori N] [--scarica] [--stato]",
+		Use:   "richieste --comune ISTAT [--out DIR] [--errori N] [--scarica] [--stato] [--rinnova] [--registra] [--conferma]",
 		Short: "Scrive richieste da console di esempio di un comune, firmate dal suo ALS e dal suo ALP (CA di sviluppo)",
 		Long: `richieste scrive due file di richieste di esempio del comune ISTAT da ciò che
 contiene l'archivio, ciascuno firmato (CAdES .p7m) con un certificato di
@@ -123,7 +123,15 @@ cartella delle richieste del comune nel drop locale, o in --out.
 --scarica aggiunge al file dell'ALP una riga SCARICA_CERTIFICATI (lo ZIP dei
 certificati ATTIVO del comune con password.txt in certificati/); --stato
 aggiunge a entrambi i file una riga STATO (il report di utenze e smart card
-per l'ALS, di postazioni per l'ALP, in report/).`,
+per l'ALS, di postazioni per l'ALP, in report/).
+
+--rinnova aggiunge al file dell'ALP una riga RINNOVA_POSTAZIONE della prima
+postazione con certificato ATTIVO senza rinnovo in lavorazione; --registra
+una riga REGISTRA_INSTALLAZIONE della prima postazione con certificato
+ATTIVO (il suo seriale, un nome host di esempio). --conferma scrive un terzo
+file, <ISTAT>-conferma-esempio.csv.p7m, firmato dall'ALS: CONFERMA_VERIFICA
+della campagna di avvisi di sicurezza aperta più recente che ha avvisato il
+comune e che il comune non ha ancora confermato (errore se non ce n'è).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			istat, err := istatFlag(comune)
@@ -137,6 +145,12 @@ per l'ALS, di postazioni per l'ALP, in report/).`,
 			als, alp, err := a.sampleOperators(istat)
 			if err != nil {
 				return err
+			}
+			var codes sampleCodes
+			if rinnova || registra || conferma {
+				if codes, err = a.sampleStoreCodes(istat, rinnova, registra, conferma); err != nil {
+					return err
+				}
 			}
 			// A folder named with --out is the caller's: through the control
 			// socket the CLI writes there; the drop is the daemon's.
@@ -154,7 +168,7 @@ per l'ALS, di postazioni per l'ALP, in report/).`,
 			if err := mkdir(out, 0o755); err != nil {
 				return err
 			}
-			for _, f := range sampleRequests(istat, als, alp, errori, sampleSelfService{scarica, stato}) {
+			for _, f := range sampleRequests(istat, als, alp, errori, sampleSelfService{scarica, stato}, codes) {
 				p := filepath.Join(out, f.name+richieste.EnvelopeExt)
 				if err := signAsTo(a.writeNewFor(toCaller), ca, f.signer, []byte(f.text), p, false); err != nil {
 					return err
@@ -169,6 +183,9 @@ per l'ALS, di postazioni per l'ALP, in report/).`,
 	cmd.Flags().IntVar(&errori, "errori", 0, "`numero` di righe con errori voluti da aggiungere al file dell'ALS")
 	cmd.Flags().BoolVar(&scarica, "scarica", false, "aggiunge SCARICA_CERTIFICATI al file dell'ALP")
 	cmd.Flags().BoolVar(&stato, "stato", false, "aggiunge STATO ai file dell'ALS e dell'ALP")
+	cmd.Flags().BoolVar(&rinnova, "rinnova", false, "aggiunge RINNOVA_POSTAZIONE di una postazione ATTIVO al file dell'ALP")
+	cmd.Flags().BoolVar(&registra, "registra", false, "aggiunge REGISTRA_INSTALLAZIONE del certificato di una postazione ATTIVO al file dell'ALP")
+	cmd.Flags().BoolVar(&conferma, "conferma", false, "scrive il file dell'ALS con CONFERMA_VERIFICA della campagna di avvisi aperta del comune")
 	cmd.MarkFlagRequired("comune")
 	return cmd
 }
@@ -223,7 +240,7 @@ type sampleSelfService struct{ scarica, stato bool }
 
 // sampleRequests writes the sample request files: header and rows, ';'
 // separated, the Operatore column left empty (the signer).
-func sampleRequests(istat, als, alp string, errori int, self sampleSelfService) []sampleFile {
+func sampleRequests(istat, als, alp string, errori int, self sampleSelfService, codes sampleCodes) []sampleFile {
 	person := censusgen.MakeCF("Esempio", "Prova", false, 1990, 5, 15, "H501", 0)
 	var b strings.Builder
 	b.WriteString("Operazione;Operatore;Codice Fiscale;Cognome;Nome;Sesso;Data di nascita;Email;Profili;Smart Card;Ambiente;Motivo\n")
@@ -240,15 +257,102 @@ func sampleRequests(istat, als, alp string, errori int, self sampleSelfService) 
 	if self.stato {
 		b.WriteString("STATO;;;;;;;;;;;\n")
 	}
-	alpText := "Operazione;Operatore;Nome postazione\nREGISTRA_POSTAZIONE;;Sportello esempio\n"
+	alp1 := "Operazione;Operatore;Nome postazione\n"
+	row := func(cells ...string) string { return strings.Join(cells, ";") + "\n" }
+	pad := func(op, label string) string { return row(op, "", label) }
+	if codes.renew != "" || codes.install != "" {
+		alp1 = "Operazione;Operatore;Nome postazione;Codice postazione;Motivo;Nome host;Seriale;Indirizzo;Ufficio;Nota\n"
+		pad = func(op, label string) string { return row(op, "", label, "", "", "", "", "", "", "") }
+	}
+	alpText := alp1 + pad("REGISTRA_POSTAZIONE", "Sportello esempio")
 	if self.scarica {
-		alpText += "SCARICA_CERTIFICATI;;\n"
+		alpText += pad("SCARICA_CERTIFICATI", "")
 	}
 	if self.stato {
-		alpText += "STATO;;\n"
+		alpText += pad("STATO", "")
 	}
-	return []sampleFile{
+	if codes.install != "" {
+		alpText += row("REGISTRA_INSTALLAZIONE", "", "", codes.install, "", "pc-anagrafe-01", codes.serial, "Via Roma 1", "Ufficio anagrafe", "installato dal tecnico comunale")
+	}
+	if codes.renew != "" {
+		alpText += row("RINNOVA_POSTAZIONE", "", "", codes.renew, "certificato in scadenza", "", "", "", "", "")
+	}
+	files := []sampleFile{
 		{istat + "-als-esempio.csv", als, b.String()},
 		{istat + "-alp-esempio.csv", alp, alpText},
 	}
+	if codes.campaign != "" {
+		files = append(files, sampleFile{istat + "-conferma-esempio.csv", als,
+			"Operazione;Operatore;Campagna;Nota\n" + row("CONFERMA_VERIFICA", "", codes.campaign, "elenco degli utenti verificato")})
+	}
+	return files
+}
+
+// sampleCodes are the store's codes the samples name: the postazione to
+// renew, the postazione whose current certificate (serial) is declared
+// installed, the security notice campaign to confirm.
+type sampleCodes struct{ renew, install, serial, campaign string }
+
+// sampleStoreCodes takes from the store the real codes the rows asked
+// need: an ATTIVO postazione of comune istat without a pending renewal
+// (docs/rules.md#renewal), an ATTIVO postazione with its certificate's
+// serial (docs/rules.md#installation-register), the newest open campaign
+// that notified the comune and has no confirmation from it
+// (docs/rules.md#security-notice-campaign).
+func (a *app) sampleStoreCodes(istat string, renew, install, confirm bool) (sampleCodes, error) {
+	var c sampleCodes
+	st, err := a.openStore()
+	if err != nil {
+		return c, err
+	}
+	defer st.Close()
+	attivi := 0
+	err = st.View(func(tx *store.Tx) error {
+		if err := tx.PostazioniOfComune(istat, func(p *domain.Postazione) error {
+			if p.State != domain.CertAttivo || p.Serial == "" {
+				return nil
+			}
+			attivi++
+			if install && c.install == "" {
+				c.install, c.serial = p.Code, p.Serial
+			}
+			if renew && c.renew == "" && p.Renewal == nil {
+				c.renew = p.Code
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if !confirm {
+			return nil
+		}
+		ids, err := tx.OpenCampaigns()
+		if err != nil {
+			return err
+		}
+		for i := len(ids) - 1; i >= 0 && c.campaign == ""; i-- {
+			cc, err := tx.CampaignComune(ids[i], istat)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if cc.Confirmed.IsZero() {
+				c.campaign = ids[i]
+			}
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return c, err
+	case (renew || install) && attivi == 0:
+		return c, fmt.Errorf("il comune %s non ha postazioni con certificato ATTIVO: --rinnova e --registra ne richiedono una (il certificato si emette con il job certificati)", istat)
+	case renew && c.renew == "":
+		return c, fmt.Errorf("tutte le postazioni ATTIVO del comune %s hanno già un rinnovo in lavorazione: --rinnova non ha una postazione da rinnovare", istat)
+	case confirm && c.campaign == "":
+		return c, fmt.Errorf("nessuna campagna di avvisi di sicurezza aperta da confermare per il comune %s (anprsec avvisi stato): --conferma non ha una campagna", istat)
+	}
+	return c, nil
 }
