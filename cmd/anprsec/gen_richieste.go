@@ -326,23 +326,8 @@ func (a *app) sampleStoreCodes(istat string, renew, install, confirm bool) (samp
 		if !confirm {
 			return nil
 		}
-		ids, err := tx.OpenCampaigns()
-		if err != nil {
-			return err
-		}
-		for i := len(ids) - 1; i >= 0 && c.campaign == ""; i-- {
-			cc, err := tx.CampaignComune(ids[i], istat)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if cc.Confirmed.IsZero() {
-				c.campaign = ids[i]
-			}
-		}
-		return nil
+		c.campaign, err = campaignToConfirm(tx, istat)
+		return err
 	})
 	switch {
 	case err != nil:
@@ -355,4 +340,26 @@ func (a *app) sampleStoreCodes(istat string, renew, install, confirm bool) (samp
 		return c, fmt.Errorf("nessuna campagna di avvisi di sicurezza aperta da confermare per il comune %s (anprsec avvisi stato): --conferma non ha una campagna", istat)
 	}
 	return c, nil
+}
+
+// campaignToConfirm returns the newest open campaign that notified comune
+// istat and has no confirmation from it, or "".
+func campaignToConfirm(tx *store.Tx, istat string) (string, error) {
+	ids, err := tx.OpenCampaigns()
+	if err != nil {
+		return "", err
+	}
+	for i := len(ids) - 1; i >= 0; i-- {
+		cc, err := tx.CampaignComune(ids[i], istat)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if cc.Confirmed.IsZero() {
+			return ids[i], nil
+		}
+	}
+	return "", nil
 }
