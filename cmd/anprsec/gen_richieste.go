@@ -326,7 +326,8 @@ func (a *app) sampleStoreCodes(istat string, renew, install, confirm bool) (samp
 		if !confirm {
 			return nil
 		}
-		c.campaign, err = campaignToConfirm(tx, istat)
+		id, err := campaignToConfirm(tx, istat)
+		c.campaign = id
 		return err
 	})
 	switch {
