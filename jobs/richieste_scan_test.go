@@ -87,7 +87,7 @@ func TestScanRichieste(t *testing.T) {
 			if over == "sftp" {
 				c.env.Drop = sftpDrop(t, c.root)
 			}
-			got, errs := scanRichieste(context.Background(), c.env)
+			got, _, errs := scanRichieste(context.Background(), c.env, false)
 			if len(errs) > 0 {
 				t.Fatal(errs)
 			}
@@ -141,7 +141,7 @@ func BenchmarkRichiesteScan(b *testing.B) {
 	})
 	b.Run("scan", func(b *testing.B) {
 		for b.Loop() {
-			if got, errs := scanRichieste(ctx, env); len(got) != 0 || len(errs) != 0 {
+			if got, _, errs := scanRichieste(ctx, env, false); len(got) != 0 || len(errs) != 0 {
 				b.Fatal(got, errs)
 			}
 		}
