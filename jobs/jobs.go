@@ -47,8 +47,8 @@ type Run struct {
 	// Values are states the run saw or left (the CRL's number and
 	// entries): recorded with the run, never added up.
 	Values map[string]int
-	// Manual is set for a run asked by hand (`jobs run`, the console),
-	// not by the schedule.
+	// Manual is set for a run asked by hand (`anprsec jobs run`), not
+	// by the schedule.
 	Manual bool
 }
 

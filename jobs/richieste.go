@@ -109,6 +109,22 @@ type richiesteScan struct {
 	Seen map[string]time.Time `json:"seen,omitempty"`
 }
 
+// note records that the comuni of files held a file at now, and forgets
+// the sightings older than window.
+func (s *richiesteScan) note(files map[string]bool, now time.Time, window time.Duration) {
+	if s.Seen == nil {
+		s.Seen = map[string]time.Time{}
+	}
+	for istat := range files {
+		s.Seen[istat] = now
+	}
+	for istat, seen := range s.Seen {
+		if now.Sub(seen) >= window {
+			delete(s.Seen, istat)
+		}
+	}
+}
+
 // scanRichieste lists comuni/ and then, scanWorkers at a time, the
 // richieste/ folders of the comuni pickRichieste chooses (a missing one
 // lists empty: one listing per comune); full lists every comune's
@@ -156,17 +172,9 @@ func scanRichieste(ctx context.Context, env *Env, full bool) (istats []string, l
 	}
 	list, cursor := pickRichieste(dirs, hot, state.Cursor, perRun)
 	files, errs := listRichieste(ctx, env, list)
-	if state.Seen == nil {
-		state.Seen = map[string]time.Time{}
-	}
+	state.note(files, now, window)
 	for istat := range files {
 		want[istat] = true
-		state.Seen[istat] = now
-	}
-	for istat, seen := range state.Seen {
-		if now.Sub(seen) >= window {
-			delete(state.Seen, istat)
-		}
 	}
 	if ctx.Err() == nil {
 		state.Cursor = cursor
