@@ -234,3 +234,32 @@ func TestManualScanListsEveryComune(t *testing.T) {
 		t.Fatalf("listed %d, visit %v", n, visit)
 	}
 }
+
+// TestBusyComuniDoNotDelayTheQuietOnes: comuni that keep dropping files are
+// listed on top of the quiet ones' share, so 20 busy comuni among 50 do
+// not delay the turn: every quiet one is still listed within
+// ceil(50/7) = 8 runs, and no run lists more than 20 + 7.
+func TestBusyComuniDoNotDelayTheQuietOnes(t *testing.T) {
+	s := newScanEnv(t, 50, 7)
+	busy := map[string]bool{}
+	for i := 1; i <= 40; i += 2 {
+		istat := fmt.Sprintf("%06d", i)
+		busy[istat] = true
+		s.drop1(t, istat)
+	}
+	reached := map[string]bool{}
+	for range 8 {
+		_, listed := s.run(t)
+		if len(listed) > 27 {
+			t.Fatalf("a run listed %d folders, bound 20 busy + 7", len(listed))
+		}
+		for _, l := range listed {
+			reached[l] = true
+		}
+	}
+	for i := 1; i <= 50; i++ {
+		if istat := fmt.Sprintf("%06d", i); !reached[istat] {
+			t.Errorf("comune %s (busy: %v) not listed in 8 runs", istat, busy[istat])
+		}
+	}
+}
