@@ -197,6 +197,13 @@ type Config struct {
 		// RequireSignature refuses a console request file that is not
 		// signed with the card of the operator it names.
 		RequireSignature bool `yaml:"require_signature"`
+		// ScanPerRun bounds how many quiet comuni's richieste/ folders a
+		// scheduled run lists, in turn; 0 lists every folder at every run
+		// (docs/rules.md#console-requests).
+		ScanPerRun int `yaml:"scan_per_run"`
+		// HotWindow is how long a comune stays listed at every run after
+		// a file was seen in its richieste/ folder, or its folder changed.
+		HotWindow time.Duration `yaml:"hot_window"`
 	} `yaml:"richieste"`
 
 	Mail struct {
@@ -379,6 +386,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateMail(); err != nil {
 		return err
+	}
+	if c.Richieste.ScanPerRun < 0 || c.Richieste.HotWindow < 0 {
+		return fmt.Errorf("richieste.scan_per_run e richieste.hot_window non possono essere negativi")
 	}
 	if err := c.validateAvvisi(); err != nil {
 		return err

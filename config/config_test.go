@@ -16,6 +16,9 @@ func TestDefaults(t *testing.T) {
 	if c.PKI.RevokeGrace != 24*time.Hour || c.PKI.CRLValidity != 25*time.Hour {
 		t.Errorf("pki.revoke_grace = %s, pki.crl_validity = %s", c.PKI.RevokeGrace, c.PKI.CRLValidity)
 	}
+	if c.Richieste.ScanPerRun != 800 || c.Richieste.HotWindow != 24*time.Hour {
+		t.Errorf("richieste.scan_per_run = %d, richieste.hot_window = %s", c.Richieste.ScanPerRun, c.Richieste.HotWindow)
+	}
 	if got := c.Path(c.Keys.Store); got != "/srv/anprsec/var/keys/store.key" {
 		t.Errorf("store key path = %s", got)
 	}
@@ -62,6 +65,8 @@ func TestLoadErrors(t *testing.T) {
 		{"pki:\n  ocsp_validity: 30s\n", "pki.ocsp_validity"},
 		{"pki:\n  ocsp_nonce_rate: -1\n", "pki.ocsp_nonce_rate"},
 		{"pki:\n  http_address: \":https\"\n", "pki.http_address"},
+		{"richieste:\n  scan_per_run: -1\n", "richieste.scan_per_run"},
+		{"richieste:\n  hot_window: -1h\n", "richieste.hot_window"},
 	} {
 		p := filepath.Join(t.TempDir(), "anprsec.yaml")
 		os.WriteFile(p, []byte(tc.yaml), 0o600)

@@ -47,6 +47,9 @@ type Run struct {
 	// Values are states the run saw or left (the CRL's number and
 	// entries): recorded with the run, never added up.
 	Values map[string]int
+	// Manual is set for a run asked by hand (`anprsec jobs run`), not
+	// by the schedule.
+	Manual bool
 }
 
 // Add adds n to a named count of the run (rows accepted, files, ...).

@@ -7,7 +7,9 @@ import (
 	"path"
 	"sort"
 	"sync"
+	"time"
 
+	"anprsec/drop"
 	"anprsec/ingest"
 	"anprsec/ingest/richieste"
 	"anprsec/store"
@@ -28,7 +30,8 @@ var richiesteJob = Job{
 }
 
 func runRichieste(ctx context.Context, env *Env, run *Run) error {
-	istats, errs := scanRichieste(ctx, env)
+	istats, listed, errs := scanRichieste(ctx, env, run.Manual)
+	run.Add("folders_listed", listed)
 	var anchors *cades.Anchors
 	if len(istats) > 0 {
 		var err error
@@ -91,33 +94,139 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 // after the other would fill the one-minute schedule on a slow link.
 const scanWorkers = 16
 
-// scanRichieste lists comuni/ and then, scanWorkers at a time, each
-// comune's richieste/ folder (a missing one lists empty: one listing per
-// comune). It returns, in ISTAT order, the comuni whose folder holds
-// something that is not a folder (a request, or a file to refuse), and
-// those with a file committed whose publication a stop interrupted
-// (Inbox.Run finishes it even when the folder is empty).
-func scanRichieste(ctx context.Context, env *Env) (istats []string, errs []error) {
+// richiesteScanMeta is the store's record of the bounded scan
+// (richiesteScan).
+const richiesteScanMeta = "richieste-scan"
+
+// richiesteScan is what the bounded scan keeps between runs (a store
+// without it starts with every comune quiet and the turn at the start).
+type richiesteScan struct {
+	// Cursor is the last quiet comune listed in turn: the next run goes
+	// on after it, in ISTAT order, round the ring.
+	Cursor string `json:"cursor,omitempty"`
+	// Seen is when a file was last seen in a comune's richieste/ folder
+	// (entries older than richieste.hot_window are dropped).
+	Seen map[string]time.Time `json:"seen,omitempty"`
+}
+
+// note records that the comuni of files held a file at now, and forgets
+// the sightings older than window.
+func (s *richiesteScan) note(files map[string]bool, now time.Time, window time.Duration) {
+	if s.Seen == nil {
+		s.Seen = map[string]time.Time{}
+	}
+	for istat := range files {
+		s.Seen[istat] = now
+	}
+	for istat, seen := range s.Seen {
+		if now.Sub(seen) >= window {
+			delete(s.Seen, istat)
+		}
+	}
+}
+
+// scanRichieste lists comuni/ and then, scanWorkers at a time, the
+// richieste/ folders of the comuni pickRichieste chooses (a missing one
+// lists empty: one listing per comune); full lists every comune's
+// (docs/rules.md#console-requests). It returns, in ISTAT order, the comuni
+// whose folder holds something that is not a folder (a request, or a file
+// to refuse), and those with a file committed whose publication a stop
+// interrupted (Inbox.Run finishes it even when the folder is empty), with
+// the number of richieste/ folders listed.
+func scanRichieste(ctx context.Context, env *Env, full bool) (istats []string, listed int, errs []error) {
 	entries, err := env.Drop.List(ctx, "comuni")
 	if err != nil {
-		return nil, []error{fmt.Errorf("lettura della cartella comuni/: %w", err)}
+		return nil, 0, []error{fmt.Errorf("lettura della cartella comuni/: %w", err)}
 	}
 	want := map[string]bool{}
+	var state richiesteScan
+	var now time.Time
 	if err := env.Store.View(func(tx *store.Tx) error {
+		now = tx.Now
+		if err := tx.Meta(richiesteScanMeta, &state); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 		rs, err := tx.FilesOfKind(store.FileCommitted, richieste.Kind)
 		for _, r := range rs {
 			want[path.Base(path.Dir(path.Dir(r.Path)))] = true // comuni/<ISTAT>/richieste/<file>
 		}
 		return err
 	}); err != nil {
-		return nil, []error{err}
+		return nil, 0, []error{err}
 	}
-	var dirs []string
+	var dirs []drop.Entry
 	for _, e := range entries {
 		if e.Dir && !ingest.Skipped(e.Name) {
-			dirs = append(dirs, e.Name)
+			dirs = append(dirs, e)
 		}
 	}
+	sort.Slice(dirs, func(i, j int) bool { return dirs[i].Name < dirs[j].Name })
+	window := env.Config.Richieste.HotWindow
+	hot := func(e drop.Entry) bool {
+		seen, ok := state.Seen[e.Name]
+		return want[e.Name] || ok && now.Sub(seen) < window || now.Sub(e.ModTime) < window
+	}
+	perRun := env.Config.Richieste.ScanPerRun
+	if full {
+		perRun = 0
+	}
+	list, cursor := pickRichieste(dirs, hot, state.Cursor, perRun)
+	files, errs := listRichieste(ctx, env, list)
+	state.note(files, now, window)
+	for istat := range files {
+		want[istat] = true
+	}
+	if ctx.Err() == nil {
+		state.Cursor = cursor
+	}
+	if err := env.Store.Update(func(tx *store.Tx) error { return tx.SetMeta(richiesteScanMeta, &state) }); err != nil {
+		errs = append(errs, err)
+	}
+	for istat := range want {
+		istats = append(istats, istat)
+	}
+	sort.Strings(istats)
+	return istats, len(list), errs
+}
+
+// pickRichieste chooses the comuni whose richieste/ folder a run lists,
+// among the comune folders dirs (in ISTAT order): every hot one, and
+// perRun of the others in turn, going on after cursor round the ring; it
+// returns them with the cursor for the next run. So every comune is listed
+// at least once every ceil(len(dirs)/perRun) runs: each run passes perRun
+// places of the ring, or all of it, and a hot comune it skips is listed
+// anyway. perRun 0 lists every comune.
+func pickRichieste(dirs []drop.Entry, hot func(drop.Entry) bool, cursor string, perRun int) (list []string, next string) {
+	if perRun <= 0 || perRun >= len(dirs) {
+		for _, d := range dirs {
+			list = append(list, d.Name)
+		}
+		return list, cursor
+	}
+	for _, d := range dirs {
+		if hot(d) {
+			list = append(list, d.Name)
+		}
+	}
+	next = cursor
+	start := sort.Search(len(dirs), func(i int) bool { return dirs[i].Name > cursor })
+	for i, taken := 0, 0; i < len(dirs) && taken < perRun; i++ {
+		d := dirs[(start+i)%len(dirs)]
+		if hot(d) {
+			continue
+		}
+		list = append(list, d.Name)
+		next = d.Name
+		taken++
+	}
+	sort.Strings(list)
+	return list, next
+}
+
+// listRichieste lists comuni/<ISTAT>/richieste/ of each comune in istats,
+// scanWorkers at a time, and returns those holding something that is not a
+// folder.
+func listRichieste(ctx context.Context, env *Env, istats []string) (files map[string]bool, errs []error) {
 	type result struct {
 		istat string
 		files bool
@@ -126,7 +235,7 @@ func scanRichieste(ctx context.Context, env *Env) (istats []string, errs []error
 	work := make(chan string)
 	results := make(chan result)
 	var wg sync.WaitGroup
-	for range min(scanWorkers, len(dirs)) {
+	for range min(scanWorkers, len(istats)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -150,7 +259,7 @@ func scanRichieste(ctx context.Context, env *Env) (istats []string, errs []error
 	}
 	go func() {
 		defer close(work)
-		for _, d := range dirs {
+		for _, d := range istats {
 			select {
 			case work <- d:
 			case <-ctx.Done():
@@ -162,19 +271,16 @@ func scanRichieste(ctx context.Context, env *Env) (istats []string, errs []error
 		wg.Wait()
 		close(results)
 	}()
+	files = map[string]bool{}
 	for r := range results {
 		switch {
 		case r.err != nil:
 			errs = append(errs, fmt.Errorf("lettura della cartella comuni/%s/richieste: %w", r.istat, r.err))
 		case r.files:
-			want[r.istat] = true
+			files[r.istat] = true
 		}
 	}
-	for istat := range want {
-		istats = append(istats, istat)
-	}
-	sort.Strings(istats)
-	return istats, errs
+	return files, errs
 }
 
 // cardAnchors loads the card CA (trust.card_ca) and its CRL

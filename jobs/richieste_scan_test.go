@@ -3,13 +3,16 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"anprsec/config"
 	"anprsec/drop"
 	"anprsec/drop/sftpdrop"
 	"anprsec/drop/sftpdrop/sftptest"
@@ -87,7 +90,7 @@ func TestScanRichieste(t *testing.T) {
 			if over == "sftp" {
 				c.env.Drop = sftpDrop(t, c.root)
 			}
-			got, errs := scanRichieste(context.Background(), c.env)
+			got, _, errs := scanRichieste(context.Background(), c.env, false)
 			if len(errs) > 0 {
 				t.Fatal(errs)
 			}
@@ -118,7 +121,7 @@ func BenchmarkRichiesteScan(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	env := &Env{Drop: d, Store: st}
+	env := &Env{Drop: d, Store: st, Config: config.Default(b.TempDir())}
 	ctx := context.Background()
 	b.Run("baseline=sequential-listings", func(b *testing.B) {
 		for b.Loop() {
@@ -141,9 +144,123 @@ func BenchmarkRichiesteScan(b *testing.B) {
 	})
 	b.Run("scan", func(b *testing.B) {
 		for b.Loop() {
-			if got, errs := scanRichieste(ctx, env); len(got) != 0 || len(errs) != 0 {
+			if got, _, errs := scanRichieste(ctx, env, true); len(got) != 0 || len(errs) != 0 {
 				b.Fatal(got, errs)
 			}
 		}
 	})
+}
+
+// BenchmarkRichiesteScanOpenSSH: an idle run of ingest-richieste (no file
+// anywhere) over 7,904 comuni folders, each with richieste/esiti/ and all
+// quiet, served by a real OpenSSH sshd on loopback, directly and through
+// a proxy that delays every chunk 10 ms each way. full lists every
+// comune's richieste/ (a run asked by hand, and every run of earlier
+// versions); bounded is a scheduled run with richieste.scan_per_run 800.
+// It reports the listings (of comuni/ and of the richieste/ folders) and
+// the seconds of one run.
+func BenchmarkRichiesteScanOpenSSH(b *testing.B) {
+	const comuni, perRun = 7904, 800
+	cl := sftptest.NewClient(b)
+	srv := sftptest.StartOpenSSH(b, cl.PublicKey())
+	root := filepath.Join(srv.SFTPRoot, "drop")
+	for i := range comuni {
+		if err := os.MkdirAll(filepath.Join(root, "comuni", fmt.Sprintf("%06d", i+1), "richieste", "esiti"), 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	proxy := delayProxy(b, srv.Addr, 10*time.Millisecond)
+	for _, link := range []struct{ name, addr string }{{"direct", srv.Addr}, {"delay=10ms", proxy}} {
+		kh := sftptest.WriteKnownHosts(b, filepath.Join(cl.Dir, "known_hosts_"+strings.NewReplacer("=", "", ".", "").Replace(link.name)), link.addr, srv.HostKeys[0])
+		d, err := sftpdrop.Dial(context.Background(), sftpdrop.Config{Address: link.addr, User: srv.User, KeyFile: cl.KeyFile,
+			KnownHosts: kh, BasePath: "drop", Timeout: 30 * time.Second, Keepalive: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		// The store's clock runs three days ahead: every comune folder,
+		// made just now, is quiet.
+		st, err := store.Open(store.Options{InMemory: true, Key: make([]byte, secret.KeySize),
+			Now: func() time.Time { return time.Now().Add(72 * time.Hour) }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg := config.Default(b.TempDir())
+		cfg.Richieste.ScanPerRun = perRun
+		env := &Env{Drop: d, Store: st, Config: cfg}
+		for _, mode := range []struct {
+			name string
+			full bool
+		}{{"full", true}, {"bounded", false}} {
+			b.Run(link.name+"/"+mode.name, func(b *testing.B) {
+				listings := 0
+				start := time.Now()
+				for b.Loop() {
+					got, n, errs := scanRichieste(context.Background(), env, mode.full)
+					if len(got) != 0 || len(errs) != 0 {
+						b.Fatal(got, errs)
+					}
+					listings += 1 + n
+				}
+				b.ReportMetric(float64(listings)/float64(b.N), "listings/run")
+				b.ReportMetric(time.Since(start).Seconds()/float64(b.N), "s/run")
+			})
+		}
+		st.Close()
+		d.Close()
+	}
+}
+
+// delayProxy forwards TCP connections to target, delivering every chunk
+// read in either direction delay after it was read (a link with that
+// one-way latency, without netem), and returns its address.
+func delayProxy(b *testing.B, target string, delay time.Duration) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	pipe := func(dst, src net.Conn) {
+		type chunk struct {
+			at   time.Time
+			data []byte
+		}
+		q := make(chan chunk, 4096)
+		go func() {
+			defer close(q)
+			for {
+				buf := make([]byte, 32<<10)
+				n, err := src.Read(buf)
+				if n > 0 {
+					q <- chunk{time.Now().Add(delay), buf[:n]}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		for c := range q {
+			time.Sleep(time.Until(c.at))
+			if _, err := dst.Write(c.data); err != nil {
+				break
+			}
+		}
+		dst.Close()
+		src.Close()
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go pipe(t, c)
+			go pipe(c, t)
+		}
+	}()
+	return ln.Addr().String()
 }

@@ -598,7 +598,7 @@ func TestScanRichiestePassesOverAFileNamedRichieste(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, errs := scanRichieste(context.Background(), c.env)
+	got, _, errs := scanRichieste(context.Background(), c.env, false)
 	if len(errs) > 0 {
 		t.Errorf("scan errors %v: a file named richieste in comuni/001001/ fails the run", errs)
 	}

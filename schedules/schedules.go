@@ -151,7 +151,7 @@ func (r *Runner) Run(ctx context.Context, name, trigger string, scheduled time.T
 	if err := r.env.Store.Update(func(tx *store.Tx) error { return tx.PutRun(rec) }); err != nil {
 		return nil, err
 	}
-	run := &jobs.Run{ID: rec.ID, Log: log, Counts: map[string]int{}}
+	run := &jobs.Run{ID: rec.ID, Log: log, Counts: map[string]int{}, Manual: trigger == TriggerManual}
 	log.Info("job started", "trigger", trigger)
 	err := func() (err error) {
 		defer func() {

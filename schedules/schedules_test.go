@@ -233,3 +233,21 @@ func TestJobDoesNotStartOnAFullDisk(t *testing.T) {
 		t.Errorf("with the floor met: err %v, ran %d times", err, ran)
 	}
 }
+
+// TestRunKnowsWhetherItWasAskedByHand: a job sees a manual run as asked
+// by hand, and a scheduled one as not.
+func TestRunKnowsWhetherItWasAskedByHand(t *testing.T) {
+	var manual []bool
+	r := newRunner(t, jobs.Job{Name: "ingest-richieste", Run: func(_ context.Context, _ *jobs.Env, run *jobs.Run) error {
+		manual = append(manual, run.Manual)
+		return nil
+	}})
+	for _, trigger := range []string{TriggerManual, TriggerSchedule} {
+		if _, err := r.Run(context.Background(), "ingest-richieste", trigger, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(manual) != 2 || !manual[0] || manual[1] {
+		t.Errorf("manual seen %v, want [true false]", manual)
+	}
+}

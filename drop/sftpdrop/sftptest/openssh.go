@@ -34,7 +34,7 @@ type OpenSSH struct {
 	SFTPRoot string // start folder of internal-sftp (-d): relative paths resolve here
 	HostKeys []ssh.PublicKey
 
-	t    *testing.T
+	t    testing.TB
 	mu   sync.Mutex
 	stop func() // stops the running sshd; nil when stopped
 }
@@ -85,7 +85,7 @@ func writeHostKey(t testing.TB, file string, priv any) ssh.PublicKey {
 
 // StartOpenSSH starts sshd authorizing clientKey, or skips the test when
 // OpenSSH is not installed. It is stopped in t.Cleanup.
-func StartOpenSSH(t *testing.T, clientKey ssh.PublicKey) *OpenSSH {
+func StartOpenSSH(t testing.TB, clientKey ssh.PublicKey) *OpenSSH {
 	t.Helper()
 	if _, err := os.Stat(SSHDPath); err != nil {
 		t.Skipf("OpenSSH server not installed (%s missing): apt-get install openssh-server to run the tests against a real sshd", SSHDPath)
