@@ -147,6 +147,9 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 		if err != nil {
 			return ingest.Result{}, err
 		}
+		// Badger keeps the allocators of the tables it built for the
+		// next ones, as large as the largest: free them.
+		g.Store.ReleaseAllocators()
 		if k%8 == 7 {
 			// The pages of Badger's files the commits wrote stay mapped
 			// in the process: drop them from its resident set (they stay
@@ -154,6 +157,7 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 			g.Store.ReleaseMapped()
 		}
 	}
+	g.Store.ReleaseMapped()
 	// ANPRSEC_TRACE=1 prints the time of each phase (used by benchmarks and
 	// the kill -9 campaign to aim their kills).
 	if os.Getenv("ANPRSEC_TRACE") != "" {
