@@ -48,7 +48,7 @@ type Ingester struct {
 type item struct {
 	sheet string
 	row   int
-	user  *UserRow
+	user  packedUser // s is "" for a refused row or a Postazioni row
 	ws    *wsRow
 	err   *rowError
 }
@@ -98,7 +98,11 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 				seen[k] = row
 			}
 		}
-		items = append(items, item{sheet: usersSheet, row: row, user: u, err: rerr})
+		it := item{sheet: usersSheet, row: row, err: rerr}
+		if u != nil {
+			it.user = pack(u)
+		}
+		items = append(items, it)
 	})
 	if err != nil {
 		return refusedSheet(usersSheet, err), nil
@@ -288,13 +292,14 @@ func (v *Validator) workstations(h *header, cells []string) (*wsRow, *rowError) 
 func (g *Ingester) checkComuni(items []item) error {
 	byComune := map[string]map[string][]domain.Profile{} // istat -> cf -> profiles (file rows)
 	for _, it := range items {
-		if it.user != nil && it.err == nil {
-			m := byComune[it.user.ISTAT]
+		if it.user.s != "" && it.err == nil {
+			u := it.user.unpack()
+			m := byComune[u.ISTAT]
 			if m == nil {
 				m = map[string][]domain.Profile{}
-				byComune[it.user.ISTAT] = m
+				byComune[u.ISTAT] = m
 			}
-			m[it.user.CF] = it.user.Profiles
+			m[u.CF] = u.Profiles
 		}
 	}
 	known := map[string]bool{} // comuni in the store or accepted here
@@ -333,8 +338,8 @@ func (g *Ingester) checkComuni(items []item) error {
 		if it.err != nil {
 			continue
 		}
-		if it.user != nil {
-			if r, bad := reasons[it.user.ISTAT]; bad {
+		if it.user.s != "" {
+			if r, bad := reasons[it.user.istat()]; bad {
 				it.err = refuse("COMUNE_PROFILI", "%s", r)
 			}
 		} else if it.ws != nil && !known[it.ws.ISTAT] {
@@ -353,8 +358,8 @@ func (g *Ingester) apply(tx *store.Tx, f *ingest.File, it *item) (esito.Line, er
 	}
 	src := f.Source(Actor, it.sheet, it.row)
 	var err error
-	if it.user != nil {
-		line.Code, line.Message, err = g.applyUser(tx, src, it.user)
+	if it.user.s != "" {
+		line.Code, line.Message, err = g.applyUser(tx, src, it.user.unpack())
 	} else {
 		line.Code, line.Message, err = g.applyWorkstations(tx, src, it.ws)
 	}
