@@ -154,12 +154,10 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 		// Badger keeps the allocators of the tables it built for the
 		// next ones, as large as the largest: free them.
 		g.Store.ReleaseAllocators()
-		if k%8 == 7 {
-			// The pages of Badger's files the commits wrote stay mapped
-			// in the process: drop them from its resident set (they stay
-			// in the page cache).
-			g.Store.ReleaseMapped()
-		}
+		// The pages of Badger's files the commits wrote stay mapped in
+		// the process: drop them from its resident set (they stay in the
+		// page cache).
+		g.Store.ReleaseMapped()
 	}
 	g.Store.ReleaseMapped()
 	// ANPRSEC_TRACE=1 prints the time of each phase (used by benchmarks and
