@@ -745,6 +745,8 @@ func (in *Inbox) publishReceipt(ctx context.Context, f *File) error {
 	}); err != nil {
 		return err
 	}
+	// The chunks are copied out of the value log: its pages read go.
+	in.Store.ReleaseMapped()
 	retry := f.rec.Publishing
 	if !retry {
 		if err := in.Store.Update(func(tx *store.Tx) error {

@@ -191,7 +191,10 @@ func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Post
 	}
 	order, byComune := groupByComune(results)
 	var errs []error
-	for _, istat := range order {
+	for n, istat := range order {
+		if n%16 == 15 {
+			releaseStoreMemory(env)
+		}
 		issued, failed := 0, 0
 		err := env.Store.Update(func(tx *store.Tx) error {
 			var err error
@@ -206,6 +209,15 @@ func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Post
 		run.Add("failed", failed)
 	}
 	return errors.Join(errs...)
+}
+
+// releaseStoreMemory drops from the resident set the pages of the store's
+// files that the commits wrote and the bundles read (the sealed PKCS#12 go
+// to Badger's value log, written and read through its mapping), and frees
+// the allocators Badger keeps for its next tables.
+func releaseStoreMemory(env *Env) {
+	env.Store.ReleaseMapped()
+	env.Store.ReleaseAllocators()
 }
 
 // issueAll issues todo on runtime.NumCPU() workers, the first ones with
@@ -475,9 +487,12 @@ func publishPending(ctx context.Context, env *Env, run *Run) error {
 		return err
 	}
 	var errs []error
-	for _, id := range ids {
+	for n, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...)
+		}
+		if n%16 == 15 {
+			releaseStoreMemory(env)
 		}
 		if err := publishBundle(ctx, env, id, CertActor); err != nil {
 			errs = append(errs, fmt.Errorf("certificati: bundle %s: %w", id, err))

@@ -10,9 +10,9 @@ import (
 )
 
 // ReleaseMapped drops from this process's page tables the pages of the
-// store's tables and value log that Badger has memory-mapped and a scan
-// has touched (MADV_DONTNEED on its shared, file-backed mappings of *.sst
-// and *.vlog). The pages stay in the kernel's page cache and are mapped
+// store's tables, value log and memtable logs that Badger has
+// memory-mapped and a scan or a commit has touched (MADV_DONTNEED on its
+// shared, file-backed mappings of *.sst, *.vlog and *.mem). The pages stay in the kernel's page cache and are mapped
 // again, without reading the disk, on the next access; nothing is lost,
 // dirty pages of a shared mapping remain dirty in the page cache. Without
 // it a scan of the whole store keeps every page it touched in the
@@ -40,7 +40,7 @@ func (s *Store) ReleaseMapped() {
 			continue
 		}
 		path := strings.Join(fields[5:], " ")
-		if filepath.Dir(path) != dir || (!strings.HasSuffix(path, ".sst") && !strings.HasSuffix(path, ".vlog")) {
+		if filepath.Dir(path) != dir || (!strings.HasSuffix(path, ".sst") && !strings.HasSuffix(path, ".vlog") && !strings.HasSuffix(path, ".mem")) {
 			continue
 		}
 		lo, hi, ok := strings.Cut(fields[0], "-")

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/ristretto/v2/z"
 
 	"anprsec/secret"
 )
@@ -33,6 +34,7 @@ type Store struct {
 	mu       *sync.Mutex // serializes writers: the history chain is linear
 	now      func() time.Time
 	borrowed bool // a handle of Borrow: Close leaves the store open
+	allocs   *z.AllocatorPool
 }
 
 // Options of Open.
@@ -94,7 +96,7 @@ func Open(opt Options) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Store{db: db, mu: new(sync.Mutex), now: now}
+	s := &Store{db: db, mu: new(sync.Mutex), now: now, allocs: allocPoolOf(db)}
 	// A migration of the history interrupted in its swap phase leaves the
 	// chain mixed: it is finished before anything reads or writes.
 	if err := s.finishSwap(); err != nil {
@@ -172,6 +174,9 @@ func (s *Store) Close() error {
 	if s.borrowed {
 		return nil
 	}
+	// Closing compacts level 0 (CompactL0OnClose), reading the tables
+	// through their mappings: start from an empty resident set.
+	s.ReleaseMapped()
 	return s.db.Close()
 }
 
@@ -180,7 +185,7 @@ func (s *Store) Close() error {
 // that uses a store another part of the process owns, such as a command
 // the daemon runs for the control socket.
 func (s *Store) Borrow() *Store {
-	return &Store{db: s.db, mu: s.mu, now: s.now, borrowed: true}
+	return &Store{db: s.db, mu: s.mu, now: s.now, borrowed: true, allocs: s.allocs}
 }
 
 // Sync makes every committed transaction durable, before anything that

@@ -48,7 +48,7 @@ type Ingester struct {
 type item struct {
 	sheet string
 	row   int
-	user  *UserRow
+	user  packedUser // s is "" for a refused row or a Postazioni row
 	ws    *wsRow
 	err   *rowError
 }
@@ -98,7 +98,11 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 				seen[k] = row
 			}
 		}
-		items = append(items, item{sheet: usersSheet, row: row, user: u, err: rerr})
+		it := item{sheet: usersSheet, row: row, err: rerr}
+		if u != nil {
+			it.user = pack(u)
+		}
+		items = append(items, it)
 	})
 	if err != nil {
 		return refusedSheet(usersSheet, err), nil
@@ -147,13 +151,15 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 		if err != nil {
 			return ingest.Result{}, err
 		}
-		if k%8 == 7 {
-			// The pages of Badger's files the commits wrote stay mapped
-			// in the process: drop them from its resident set (they stay
-			// in the page cache).
-			g.Store.ReleaseMapped()
-		}
+		// Badger keeps the allocators of the tables it built for the
+		// next ones, as large as the largest: free them.
+		g.Store.ReleaseAllocators()
+		// The pages of Badger's files the commits wrote stay mapped in
+		// the process: drop them from its resident set (they stay in the
+		// page cache).
+		g.Store.ReleaseMapped()
 	}
+	g.Store.ReleaseMapped()
 	// ANPRSEC_TRACE=1 prints the time of each phase (used by benchmarks and
 	// the kill -9 campaign to aim their kills).
 	if os.Getenv("ANPRSEC_TRACE") != "" {
@@ -284,13 +290,14 @@ func (v *Validator) workstations(h *header, cells []string) (*wsRow, *rowError) 
 func (g *Ingester) checkComuni(items []item) error {
 	byComune := map[string]map[string][]domain.Profile{} // istat -> cf -> profiles (file rows)
 	for _, it := range items {
-		if it.user != nil && it.err == nil {
-			m := byComune[it.user.ISTAT]
+		if it.user.s != "" && it.err == nil {
+			u := it.user.unpack()
+			m := byComune[u.ISTAT]
 			if m == nil {
 				m = map[string][]domain.Profile{}
-				byComune[it.user.ISTAT] = m
+				byComune[u.ISTAT] = m
 			}
-			m[it.user.CF] = it.user.Profiles
+			m[u.CF] = u.Profiles
 		}
 	}
 	known := map[string]bool{} // comuni in the store or accepted here
@@ -329,8 +336,8 @@ func (g *Ingester) checkComuni(items []item) error {
 		if it.err != nil {
 			continue
 		}
-		if it.user != nil {
-			if r, bad := reasons[it.user.ISTAT]; bad {
+		if it.user.s != "" {
+			if r, bad := reasons[it.user.istat()]; bad {
 				it.err = refuse("COMUNE_PROFILI", "%s", r)
 			}
 		} else if it.ws != nil && !known[it.ws.ISTAT] {
@@ -349,8 +356,8 @@ func (g *Ingester) apply(tx *store.Tx, f *ingest.File, it *item) (esito.Line, er
 	}
 	src := f.Source(Actor, it.sheet, it.row)
 	var err error
-	if it.user != nil {
-		line.Code, line.Message, err = g.applyUser(tx, src, it.user)
+	if it.user.s != "" {
+		line.Code, line.Message, err = g.applyUser(tx, src, it.user.unpack())
 	} else {
 		line.Code, line.Message, err = g.applyWorkstations(tx, src, it.ws)
 	}
