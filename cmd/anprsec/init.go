@@ -126,6 +126,13 @@ usata così com'è. Rifiutato se esiste già una CA con la chiave in un file.`,
 // key, and checks that the seal key opens what is sealed in it, writing
 // the seal check value of a new store.
 func (a *app) initStore(made, have func(what, p string)) error {
+	if a.cfg.Control.Socket != "" && a.daemonAnswers() {
+		// The running daemon holds the store, made and checked at its
+		// start: what init adds beside it (a prefettura's key) needs no
+		// store.
+		have("archivio (in uso dal daemon)", a.cfg.Path(a.cfg.DataDir))
+		return nil
+	}
 	st, err := a.openStore()
 	if err != nil {
 		return err
