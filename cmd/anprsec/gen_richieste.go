@@ -107,9 +107,9 @@ rifiuta di funzionare se trust.card_ca non è la CA di sviluppo.`,
 func (a *app) genRichiesteCmd() *cobra.Command {
 	var comune, out string
 	var errori int
-	var scarica, stato, rinnova, registra, conferma bool
+	var scarica, stato, rinnova, registra, conferma, consegne bool
 	cmd := &cobra.Command{
-		Use:   "richieste --comune ISTAT [--out DIR] [--errori N] [--scarica] [--stato] [--rinnova] [--registra] [--conferma]",
+		Use:   "richieste --comune ISTAT [--out DIR] [--errori N] [--scarica] [--stato] [--rinnova] [--registra] [--conferma] [--consegne]",
 		Short: "Scrive richieste da console di esempio di un comune, firmate dal suo ALS e dal suo ALP (CA di sviluppo)",
 		Long: `richieste scrive due file di richieste di esempio del comune ISTAT da ciò che
 contiene l'archivio, ciascuno firmato (CAdES .p7m) con un certificato di
@@ -131,7 +131,15 @@ una riga REGISTRA_INSTALLAZIONE della prima postazione con certificato
 ATTIVO (il suo seriale, un nome host di esempio). --conferma scrive un terzo
 file, <ISTAT>-conferma-esempio.csv.p7m, firmato dall'ALS: CONFERMA_VERIFICA
 della campagna di avvisi di sicurezza aperta più recente che ha avvisato il
-comune e che il comune non ha ancora confermato (errore se non ce n'è).`,
+comune e che il comune non ha ancora confermato (errore se non ce n'è).
+
+--consegne scrive soltanto <ISTAT>-consegne-esempio.csv.p7m: una riga
+REGISTRA_CONSEGNA_SC per ogni smart card del comune CONSEGNATA DALLA
+PREFETTURA, firmato da un ALS con smart card attiva; finché il comune non ne
+ha, il file è del sindaco (ASC) con smart card attiva e registra le sole
+smart card degli ALS. Così si attivano le prime smart card di un comune
+senza scrivere file a mano: prima quella dell'ALS dal sindaco, poi le altre
+dall'ALS, con un secondo --consegne.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			istat, err := istatFlag(comune)
@@ -142,9 +150,19 @@ comune e che il comune non ha ancora confermato (errore se non ce n'è).`,
 			if err != nil {
 				return err
 			}
-			als, alp, err := a.sampleOperators(istat)
-			if err != nil {
-				return err
+			var files []sampleFile
+			if consegne {
+				f, err := a.sampleDeliveries(istat)
+				if err != nil {
+					return err
+				}
+				files = []sampleFile{f}
+			}
+			var als, alp string
+			if !consegne {
+				if als, alp, err = a.sampleOperators(istat); err != nil {
+					return err
+				}
 			}
 			var codes sampleCodes
 			if rinnova || registra || conferma {
@@ -168,7 +186,10 @@ comune e che il comune non ha ancora confermato (errore se non ce n'è).`,
 			if err := mkdir(out, 0o755); err != nil {
 				return err
 			}
-			for _, f := range sampleRequests(istat, als, alp, errori, sampleSelfService{scarica, stato}, codes) {
+			if !consegne {
+				files = sampleRequests(istat, als, alp, errori, sampleSelfService{scarica, stato}, codes)
+			}
+			for _, f := range files {
 				p := filepath.Join(out, f.name+richieste.EnvelopeExt)
 				if err := signAsTo(a.writeNewFor(toCaller), ca, f.signer, []byte(f.text), p, false); err != nil {
 					return err
@@ -186,6 +207,7 @@ comune e che il comune non ha ancora confermato (errore se non ce n'è).`,
 	cmd.Flags().BoolVar(&rinnova, "rinnova", false, "aggiunge RINNOVA_POSTAZIONE di una postazione ATTIVO al file dell'ALP")
 	cmd.Flags().BoolVar(&registra, "registra", false, "aggiunge REGISTRA_INSTALLAZIONE del certificato di una postazione ATTIVO al file dell'ALP")
 	cmd.Flags().BoolVar(&conferma, "conferma", false, "scrive il file dell'ALS con CONFERMA_VERIFICA della campagna di avvisi aperta del comune")
+	cmd.Flags().BoolVar(&consegne, "consegne", false, "scrive soltanto REGISTRA_CONSEGNA_SC delle smart card del comune consegnate dalla prefettura, firmato dall'ALS o, finché non ce n'è uno attivo, dal sindaco (per le sole smart card degli ALS)")
 	cmd.MarkFlagRequired("comune")
 	return cmd
 }
@@ -363,4 +385,78 @@ func campaignToConfirm(tx *store.Tx, istat string) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// sampleDeliveries writes the request that registers the delivery to their
+// holders of the cards of comune istat CONSEGNATA DALLA PREFETTURA, signed
+// by an ALS with an active card or, while the comune has none, by the ASC
+// with an active card, for the ALS's cards only (docs/rules.md#console-requests:
+// the sindaco registers the first ALS's card, the ALS the others).
+func (a *app) sampleDeliveries(istat string) (sampleFile, error) {
+	f := sampleFile{name: istat + "-consegne-esempio.csv"}
+	st, err := a.openStore()
+	if err != nil {
+		return f, err
+	}
+	defer st.Close()
+	var asc string
+	var rows, alsRows []string
+	err = st.View(func(tx *store.Tx) error {
+		var cands []*domain.Utenza
+		if err := tx.UtenzeOfComune(istat, func(u *domain.Utenza) error {
+			if u.State == domain.UtenzaAttiva {
+				cands = append(cands, u)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		sort.Slice(cands, func(i, j int) bool { return cands[i].CF < cands[j].CF })
+		for _, u := range cands {
+			ok, _, err := lifecycle.ActiveCard(tx, u.CF)
+			if err != nil {
+				return err
+			}
+			switch {
+			case ok && u.Has(domain.ALS) && f.signer == "":
+				f.signer = u.CF
+			case ok && u.Has(domain.ASC) && asc == "":
+				asc = u.CF
+			}
+			p, err := tx.Person(u.CF)
+			if err != nil {
+				return err
+			}
+			if p.Card == "" {
+				continue
+			}
+			c, err := tx.Card(p.Card)
+			if err != nil {
+				return err
+			}
+			if c.State == domain.CardConsegnata && c.ISTAT == istat {
+				rows = append(rows, "REGISTRA_CONSEGNA_SC;;"+u.CF+";"+c.Serial+"\n")
+				if u.Has(domain.ALS) {
+					alsRows = append(alsRows, rows[len(rows)-1])
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return f, err
+	}
+	if f.signer == "" {
+		// The sindaco registers the first ALS's card only: once an ALS
+		// card is active, the rest is the ALS's.
+		f.signer, rows = asc, alsRows
+	}
+	switch {
+	case f.signer == "":
+		return f, fmt.Errorf("il comune %s non ha un ALS né un sindaco (ASC) con smart card attiva: la smart card del sindaco si attiva con la consegna della prefettura (anprsec gen consegne)", istat)
+	case len(rows) == 0:
+		return f, fmt.Errorf("il comune %s non ha smart card CONSEGNATA DALLA PREFETTURA da registrare", istat)
+	}
+	f.text = "Operazione;Operatore;Codice Fiscale;Seriale\n" + strings.Join(rows, "")
+	return f, nil
 }
