@@ -16,7 +16,7 @@ import (
 func TestAvvisiDefaultsAndRefusals(t *testing.T) {
 	c := Default("/srv/anprsec")
 	a := c.Avvisi
-	if a.DeadlineDays != 30 || a.ReminderEvery != 168*time.Hour || a.BackOffice != "" || !strings.Contains(a.Text, "{{.Campagna}}") ||
+	if a.DeadlineDays != 30 || a.ReminderEvery != 168*time.Hour || c.Notify.Backoffice != "" || !strings.Contains(a.Text, "{{.Campagna}}") ||
 		c.Schedules["avviso-sicurezza"] != "0 9 15 1,7 *" || c.Schedules["avvisi-promemoria"] != "30 9 * * *" {
 		t.Errorf("defaults: %+v, schedules %q %q", a, c.Schedules["avviso-sicurezza"], c.Schedules["avvisi-promemoria"])
 	}
@@ -33,14 +33,15 @@ func TestAvvisiDefaultsAndRefusals(t *testing.T) {
 		_, err := Load(p, true)
 		return err
 	}
-	if err := load("avvisi:\n  back_office: \"Back office <bo@example.it>\"\n  reminder_every: 0s\n"); err != nil {
+	if err := load("notify:\n  backoffice: \"Back office <bo@example.it>\"\navvisi:\n  reminder_every: 0s\n"); err != nil {
 		t.Errorf("a named back-office address and no reminders: %v", err)
 	}
 	for bad, key := range map[string]string{
 		"avvisi:\n  text: \"Gentile {{.Sindaco}} {{.Campagna}}\"\n": "avvisi.text",
 		"avvisi:\n  text: \"Gentile {{.Nome}}\"\n":                  "avvisi.text",
 		"avvisi:\n  text: \"{{.Campagna\"\n":                        "avvisi.text",
-		"avvisi:\n  back_office: backoffice\n":                      "avvisi.back_office",
+		"notify:\n  backoffice: backoffice\n":                       "notify.backoffice",
+		"avvisi:\n  back_office: bo@example.it\n":                   "back_office",
 		"avvisi:\n  reminder_every: -1h\n":                          "avvisi.reminder_every",
 		"avvisi:\n  deadline_days: 0\n":                             "avvisi.deadline_days",
 	} {

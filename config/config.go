@@ -161,7 +161,8 @@ type Config struct {
 	} `yaml:"cards"`
 
 	Notify struct {
-		// Backoffice is the back-office's e-mail address: late cards.
+		// Backoffice is the back-office's e-mail address: late cards, and
+		// the comuni overdue in a security notice campaign.
 		Backoffice string `yaml:"backoffice"`
 	} `yaml:"notify"`
 
@@ -238,9 +239,6 @@ type Config struct {
 		// ReminderEvery is the wait between a notice and each reminder to
 		// a comune that has not confirmed; 0: no reminders.
 		ReminderEvery time.Duration `yaml:"reminder_every"`
-		// BackOffice receives the list of the comuni that let the deadline
-		// pass, once each; empty: they are only in the national anomalies.
-		BackOffice string `yaml:"back_office"`
 		// Subject of every notice (travels in clear: keep it generic).
 		Subject string `yaml:"subject"`
 		// Text is the template (text/template) of the notice: the fields
@@ -592,11 +590,6 @@ func (c *Config) validateAvvisi() error {
 	a := c.Avvisi
 	if a.DeadlineDays <= 0 || a.ReminderEvery < 0 {
 		return fmt.Errorf("avvisi.deadline_days deve essere positivo e avvisi.reminder_every non negativo")
-	}
-	if a.BackOffice != "" {
-		if _, err := mail.ParseAddress(a.BackOffice); err != nil {
-			return fmt.Errorf("avvisi.back_office %q: %v", a.BackOffice, err)
-		}
 	}
 	if strings.TrimSpace(a.Subject) == "" || strings.ContainsAny(a.Subject, "\r\n") {
 		return fmt.Errorf("avvisi.subject deve essere una sola riga non vuota")

@@ -51,7 +51,7 @@ var avvisoJob = Job{
 // still to notify are notified (step 2 above); a comune that has not
 // confirmed gets a reminder every avvisi.reminder_every up to the deadline;
 // after the deadline it is overdue, once: a history entry, the national
-// anomalies, and one message to avvisi.back_office per transaction of
+// anomalies, and one message to notify.backoffice per transaction of
 // overdue comuni. A closed campaign is left alone.
 var promemoriaJob = Job{
 	Name:        "avvisi-promemoria",
@@ -511,7 +511,7 @@ func remindComune(env *Env, run *Run, id, istat string) error {
 }
 
 // markOverdue marks comuni overdue in campaign id, in one transaction,
-// and queues one message listing them to avvisi.back_office.
+// and queues one message listing them to notify.backoffice.
 func markOverdue(env *Env, run *Run, id string, comuni []string) error {
 	src := store.Source{Actor: AvvisoActor}
 	return env.Store.Update(func(tx *store.Tx) error {
@@ -542,7 +542,7 @@ func markOverdue(env *Env, run *Run, id string, comuni []string) error {
 			return nil
 		}
 		run.Add("comuni_scaduti", len(lines))
-		to := env.Config.Avvisi.BackOffice
+		to := env.Config.Notify.Backoffice
 		if to == "" {
 			return nil
 		}

@@ -62,7 +62,7 @@ func campaignEnv(t *testing.T) (*certEnv, *fakeClock, *smtptest.Server) {
 	srv := smtptest.Start(t)
 	c.env.Config.Mail.SMTP.Address = srv.Addr
 	c.env.Config.Mail.SMTP.TLS = "none"
-	c.env.Config.Avvisi.BackOffice = "backoffice@example.it"
+	c.env.Config.Notify.Backoffice = "backoffice@example.it"
 	return c, clock, srv
 }
 
