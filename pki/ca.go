@@ -24,9 +24,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"anprsec/pki/hsm"
-	"anprsec/secret"
 )
 
 // Development CA parameters: `anprsec init` makes a development CA.
@@ -87,19 +84,9 @@ func LoadCA(certPath, keyPath string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pki: certificato della CA %s: %w", certPath, err)
 	}
-	if hsm.IsURI(keyPath) {
-		return loadHSMCA(cert, certPath, keyPath)
-	}
-	if err := secret.CheckFile(keyPath); err != nil {
-		return nil, fmt.Errorf("pki: chiave della CA: %w", err)
-	}
-	keyPEM, err := os.ReadFile(keyPath)
+	signer, err := LoadKey(keyPath)
 	if err != nil {
-		return nil, fmt.Errorf("pki: chiave della CA: %w", err)
-	}
-	signer, err := ParsePrivateKeyPEM(keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("pki: chiave della CA %s: %w", keyPath, err)
+		return nil, err
 	}
 	ca, err := NewCA(cert, signer)
 	if err != nil {

@@ -15,22 +15,6 @@ import (
 // HSMCACommonName is the CN of a CA made inside an HSM by CreateHSMCA.
 const HSMCACommonName = "anprsec CA"
 
-func loadHSMCA(cert *x509.Certificate, certPath, uri string) (*CA, error) {
-	u, err := hsm.ParseURI(uri)
-	if err != nil {
-		return nil, fmt.Errorf("pki: chiave della CA: %w", err)
-	}
-	signer, err := hsm.Open(u)
-	if err != nil {
-		return nil, fmt.Errorf("pki: chiave della CA: %w", err)
-	}
-	ca, err := NewCA(cert, signer)
-	if err != nil {
-		return nil, fmt.Errorf("%w (%s, %s)", err, certPath, uri)
-	}
-	return ca, nil
-}
-
 // CreateHSMCA makes a CA whose key lives in the HSM named by uri: an
 // RSA key of bits generated inside the token (sensitive, not extractable:
 // it never exists outside), and its self-signed certificate (CN "anprsec

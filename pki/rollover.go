@@ -202,17 +202,13 @@ func LoadCertFile(path string) (*x509.Certificate, error) {
 	return c, nil
 }
 
-// LoadKey opens a CA key: a PEM file (refused when group or others may
-// read it) or a PKCS#11 URI, as LoadCA does, without a certificate.
-func LoadKey(keyRef string) (crypto.Signer, error) {
-	return loadSigner(keyRef)
-}
-
 func pemEncode(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }
 
-func loadSigner(keyRef string) (crypto.Signer, error) {
+// LoadKey opens a CA key: a PEM file (refused when group or others may
+// read it) or a PKCS#11 URI, as LoadCA does, without a certificate.
+func LoadKey(keyRef string) (crypto.Signer, error) {
 	if hsm.IsURI(keyRef) {
 		u, err := hsm.ParseURI(keyRef)
 		if err != nil {
