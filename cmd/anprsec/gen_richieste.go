@@ -221,16 +221,10 @@ func (a *app) sampleOperators(istat string) (als, alp string, err error) {
 	}
 	defer st.Close()
 	err = st.View(func(tx *store.Tx) error {
-		var cands []*domain.Utenza
-		if err := tx.UtenzeOfComune(istat, func(u *domain.Utenza) error {
-			if u.State == domain.UtenzaAttiva {
-				cands = append(cands, u)
-			}
-			return nil
-		}); err != nil {
+		cands, err := activeUtenze(tx, istat)
+		if err != nil {
 			return err
 		}
-		sort.Slice(cands, func(i, j int) bool { return cands[i].CF < cands[j].CF })
 		for _, u := range cands {
 			ok, _, err := lifecycle.ActiveCard(tx, u.CF)
 			if err != nil {
@@ -402,16 +396,10 @@ func (a *app) sampleDeliveries(istat string) (sampleFile, error) {
 	var asc string
 	var rows, alsRows []string
 	err = st.View(func(tx *store.Tx) error {
-		var cands []*domain.Utenza
-		if err := tx.UtenzeOfComune(istat, func(u *domain.Utenza) error {
-			if u.State == domain.UtenzaAttiva {
-				cands = append(cands, u)
-			}
-			return nil
-		}); err != nil {
+		cands, err := activeUtenze(tx, istat)
+		if err != nil {
 			return err
 		}
-		sort.Slice(cands, func(i, j int) bool { return cands[i].CF < cands[j].CF })
 		for _, u := range cands {
 			ok, _, err := lifecycle.ActiveCard(tx, u.CF)
 			if err != nil {
@@ -459,4 +447,18 @@ func (a *app) sampleDeliveries(istat string) (sampleFile, error) {
 	}
 	f.text = "Operazione;Operatore;Codice Fiscale;Seriale\n" + strings.Join(rows, "")
 	return f, nil
+}
+
+// activeUtenze returns the ATTIVA utenze of comune istat in codice fiscale
+// order: the samples' candidate operators.
+func activeUtenze(tx *store.Tx, istat string) ([]*domain.Utenza, error) {
+	var out []*domain.Utenza
+	err := tx.UtenzeOfComune(istat, func(u *domain.Utenza) error {
+		if u.State == domain.UtenzaAttiva {
+			out = append(out, u)
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].CF < out[j].CF })
+	return out, err
 }
