@@ -168,18 +168,29 @@ func generateDevCA(now time.Time, bits int) (*CA, error) {
 // key usage keyCertSign+cRLSign, CA:TRUE with path length 0 (it signs only
 // end entities), valid 10 years from now.
 func newSelfSignedCA(signer crypto.Signer, cn string, now time.Time) (*CA, error) {
+	tmpl, err := caTemplate(signer.Public(), now)
+	if err != nil {
+		return nil, err
+	}
+	tmpl.Subject = pkix.Name{CommonName: cn, Organization: []string{DevCAOrganization}}
+	return selfSign(tmpl, signer)
+}
+
+// caTemplate is the profile of a CA certificate for pub: random serial,
+// Subject Key Identifier, key usage keyCertSign+cRLSign, CA:TRUE with
+// path length 0, valid DevCAYears from now (truncated to the second).
+func caTemplate(pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
 	serial, err := NewSerial()
 	if err != nil {
 		return nil, err
 	}
-	ski, err := SubjectKeyID(signer.Public())
+	ski, err := SubjectKeyID(pub)
 	if err != nil {
 		return nil, err
 	}
 	now = now.UTC().Truncate(time.Second)
-	tmpl := &x509.Certificate{
+	return &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{DevCAOrganization}},
 		NotBefore:             now,
 		NotAfter:              now.AddDate(DevCAYears, 0, 0),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -188,8 +199,12 @@ func newSelfSignedCA(signer crypto.Signer, cn string, now time.Time) (*CA, error
 		MaxPathLen:            0,
 		MaxPathLenZero:        true,
 		SubjectKeyId:          ski,
-		SignatureAlgorithm:    signatureAlgorithm(signer.Public()),
-	}
+		SignatureAlgorithm:    signatureAlgorithm(pub),
+	}, nil
+}
+
+// selfSign signs CA certificate template tmpl with its own key signer.
+func selfSign(tmpl *x509.Certificate, signer crypto.Signer) (*CA, error) {
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
 	if err != nil {
 		return nil, err

@@ -63,42 +63,7 @@ func NewRolloverCA(old *x509.Certificate, signer crypto.Signer, now time.Time) (
 		return nil, err
 	}
 	tmpl.RawSubject = old.RawSubject
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return NewCA(cert, signer)
-}
-
-// caTemplate is the profile of a CA certificate for pub: random serial,
-// Subject Key Identifier, key usage keyCertSign+cRLSign, CA:TRUE with
-// path length 0, valid DevCAYears from now (truncated to the second).
-func caTemplate(pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
-	serial, err := NewSerial()
-	if err != nil {
-		return nil, err
-	}
-	ski, err := SubjectKeyID(pub)
-	if err != nil {
-		return nil, err
-	}
-	now = now.UTC().Truncate(time.Second)
-	return &x509.Certificate{
-		SerialNumber:          serial,
-		NotBefore:             now,
-		NotAfter:              now.AddDate(DevCAYears, 0, 0),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            0,
-		MaxPathLenZero:        true,
-		SubjectKeyId:          ski,
-		SignatureAlgorithm:    signatureAlgorithm(pub),
-	}, nil
+	return selfSign(tmpl, signer)
 }
 
 // CrossSign issues the cross certificate of next under ca: next's
