@@ -202,27 +202,38 @@ var errChunkFull = errors.New("chunk full")
 // expireCertificates marks SCADUTO every ATTIVO or BLOCCATO certificate
 // whose validity has ended, a chunk per transaction.
 func expireCertificates(st *store.Store) (int, error) {
+	return inChunks(st, func(tx *store.Tx, src store.Source, change func() error) error {
+		return tx.EachPostazioneIn(liveCerts, func(p *domain.Postazione) error {
+			if p.NotAfter.IsZero() || p.NotAfter.After(tx.Now) {
+				return nil
+			}
+			if err := change(); err != nil {
+				return err
+			}
+			prev := p.State
+			p.State, p.PrevState, p.HoldSince, p.Updated = domain.CertScaduto, prev, time.Time{}, tx.Now
+			if err := tx.PutPostazione(p); err != nil {
+				return err
+			}
+			detail := fmt.Sprintf("%s → %s: validità terminata il %s", prev, domain.CertScaduto, p.NotAfter.UTC().Format(time.RFC3339))
+			return tx.Record(src, "postazione.scade", "postazione", p.Code, detail)
+		})
+	})
+}
+
+// inChunks runs pass in transactions of at most scadenzeChunk changes, as
+// the scadenze job, until a pass makes fewer: pass calls change before
+// each change it makes, and stops with its error once the chunk is full.
+// It returns how many changes were made.
+func inChunks(st *store.Store, pass func(tx *store.Tx, src store.Source, change func() error) error) (int, error) {
 	total := 0
 	for {
 		n := 0
 		err := st.Update(func(tx *store.Tx) error {
 			n = 0
-			src := store.Source{Actor: ScadenzeActor}
-			err := tx.EachPostazioneIn(liveCerts, func(p *domain.Postazione) error {
+			err := pass(tx, store.Source{Actor: ScadenzeActor}, func() error {
 				if n == scadenzeChunk {
 					return errChunkFull
-				}
-				if p.NotAfter.IsZero() || p.NotAfter.After(tx.Now) {
-					return nil
-				}
-				prev := p.State
-				p.State, p.PrevState, p.HoldSince, p.Updated = domain.CertScaduto, prev, time.Time{}, tx.Now
-				if err := tx.PutPostazione(p); err != nil {
-					return err
-				}
-				detail := fmt.Sprintf("%s → %s: validità terminata il %s", prev, domain.CertScaduto, p.NotAfter.UTC().Format(time.RFC3339))
-				if err := tx.Record(src, "postazione.scade", "postazione", p.Code, detail); err != nil {
-					return err
 				}
 				n++
 				return nil

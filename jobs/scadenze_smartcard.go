@@ -30,32 +30,17 @@ import (
 // transaction, and returns how many.
 func expireCards(st *store.Store) (int, error) {
 	live := []domain.CardState{domain.CardProduzione, domain.CardConsegnata, domain.CardAttiva, domain.CardBloccata}
-	total := 0
-	for {
-		n := 0
-		err := st.Update(func(tx *store.Tx) error {
-			n = 0
-			src := store.Source{Actor: ScadenzeActor}
-			err := tx.EachCardIn(live, func(c *domain.SmartCard) error {
-				if n == scadenzeChunk {
-					return errChunkFull
-				}
-				if !lifecycle.CardExpired(c, tx.Now) {
-					return nil
-				}
-				n++
-				return lifecycle.ExpireCard(tx, src, c)
-			})
-			if errors.Is(err, errChunkFull) {
+	return inChunks(st, func(tx *store.Tx, src store.Source, change func() error) error {
+		return tx.EachCardIn(live, func(c *domain.SmartCard) error {
+			if !lifecycle.CardExpired(c, tx.Now) {
 				return nil
 			}
-			return err
+			if err := change(); err != nil {
+				return err
+			}
+			return lifecycle.ExpireCard(tx, src, c)
 		})
-		total += n
-		if err != nil || n < scadenzeChunk {
-			return total, err
-		}
-	}
+	})
 }
 
 // LateRule is the rule of cards late in production from the config
