@@ -37,7 +37,12 @@ func readableAs(name, local string) bool {
 // signing tools write .p7m files) are decoded first; a cut base64 text
 // does not decode.
 func wholeEnvelope(data []byte) bool {
-	b := bytes.TrimSpace(data)
+	// DER is binary: its last bytes may be a tab or a space, so only the
+	// text forms are trimmed.
+	b := data
+	if len(b) == 0 || b[0] != 0x30 {
+		b = bytes.TrimSpace(data)
+	}
 	if len(b) > 0 && b[0] != 0x30 {
 		if blk, _ := pem.Decode(b); blk != nil {
 			b = blk.Bytes
