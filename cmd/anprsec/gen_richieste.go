@@ -107,9 +107,9 @@ rifiuta di funzionare se trust.card_ca non è la CA di sviluppo.`,
 func (a *app) genRichiesteCmd() *cobra.Command {
 	var comune, out string
 	var errori int
-	var scarica, stato, rinnova, registra, conferma, consegne bool
+	var scarica, stato, rinnova, registra, conferma, consegne, tutti bool
 	cmd := &cobra.Command{
-		Use:   "richieste --comune ISTAT [--out DIR] [--errori N] [--scarica] [--stato] [--rinnova] [--registra] [--conferma] [--consegne]",
+		Use:   "richieste (--comune ISTAT | --consegne --tutti) [--out DIR] [--errori N] [--scarica] [--stato] [--rinnova] [--registra] [--conferma] [--consegne]",
 		Short: "Scrive richieste da console di esempio di un comune, firmate dal suo ALS e dal suo ALP (CA di sviluppo)",
 		Long: `richieste scrive due file di richieste di esempio del comune ISTAT da ciò che
 contiene l'archivio, ciascuno firmato (CAdES .p7m) con un certificato di
@@ -139,9 +139,20 @@ PREFETTURA, firmato da un ALS con smart card attiva; finché il comune non ne
 ha, il file è del sindaco (ASC) con smart card attiva e registra le sole
 smart card degli ALS. Così si attivano le prime smart card di un comune
 senza scrivere file a mano: prima quella dell'ALS dal sindaco, poi le altre
-dall'ALS, con un secondo --consegne.`,
+dall'ALS, con un secondo --consegne. --consegne --tutti scrive il file di
+ogni comune che ne ha uno da scrivere, in una sola esecuzione (con --out, in
+<cartella>/<ISTAT>/), e conta quelli che non ne hanno.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tutti {
+				if !consegne || comune != "" {
+					return errors.New("--tutti va con --consegne e senza --comune")
+				}
+				return a.genAllDeliveries(cmd, out)
+			}
+			if comune == "" {
+				return errors.New("manca --comune (o --consegne --tutti)")
+			}
 			istat, err := istatFlag(comune)
 			if err != nil {
 				return err
@@ -208,7 +219,7 @@ dall'ALS, con un secondo --consegne.`,
 	cmd.Flags().BoolVar(&registra, "registra", false, "aggiunge REGISTRA_INSTALLAZIONE del certificato di una postazione ATTIVO al file dell'ALP")
 	cmd.Flags().BoolVar(&conferma, "conferma", false, "scrive il file dell'ALS con CONFERMA_VERIFICA della campagna di avvisi aperta del comune")
 	cmd.Flags().BoolVar(&consegne, "consegne", false, "scrive soltanto REGISTRA_CONSEGNA_SC delle smart card del comune consegnate dalla prefettura, firmato dall'ALS o, finché non ce n'è uno attivo, dal sindaco (per le sole smart card degli ALS)")
-	cmd.MarkFlagRequired("comune")
+	cmd.Flags().BoolVar(&tutti, "tutti", false, "con --consegne: scrive il file di ogni comune che ha smart card da registrare (al posto di --comune)")
 	return cmd
 }
 
@@ -387,15 +398,25 @@ func campaignToConfirm(tx *store.Tx, istat string) (string, error) {
 // with an active card, for the ALS's cards only (docs/rules.md#console-requests:
 // the sindaco registers the first ALS's card, the ALS the others).
 func (a *app) sampleDeliveries(istat string) (sampleFile, error) {
-	f := sampleFile{name: istat + "-consegne-esempio.csv"}
 	st, err := a.openStore()
 	if err != nil {
-		return f, err
+		return sampleFile{}, err
 	}
 	defer st.Close()
+	var f sampleFile
+	err = st.View(func(tx *store.Tx) error {
+		f, err = sampleDeliveriesIn(tx, istat)
+		return err
+	})
+	return f, err
+}
+
+// sampleDeliveriesIn is sampleDeliveries reading tx.
+func sampleDeliveriesIn(tx *store.Tx, istat string) (sampleFile, error) {
+	f := sampleFile{name: istat + "-consegne-esempio.csv"}
 	var asc string
 	var rows, alsRows []string
-	err = st.View(func(tx *store.Tx) error {
+	err := func() error {
 		cands, err := activeUtenze(tx, istat)
 		if err != nil {
 			return err
@@ -430,7 +451,7 @@ func (a *app) sampleDeliveries(istat string) (sampleFile, error) {
 			}
 		}
 		return nil
-	})
+	}()
 	if err != nil {
 		return f, err
 	}
@@ -441,12 +462,20 @@ func (a *app) sampleDeliveries(istat string) (sampleFile, error) {
 	}
 	switch {
 	case f.signer == "":
-		return f, fmt.Errorf("il comune %s non ha un ALS né un sindaco (ASC) con smart card attiva: la smart card del sindaco si attiva con la consegna della prefettura (anprsec gen consegne)", istat)
+		return f, noSampleError("il comune %s non ha un ALS né un sindaco (ASC) con smart card attiva: la smart card del sindaco si attiva con la consegna della prefettura (anprsec gen consegne)", istat)
 	case len(rows) == 0:
-		return f, fmt.Errorf("il comune %s non ha smart card CONSEGNATA DALLA PREFETTURA da registrare", istat)
+		return f, noSampleError("il comune %s non ha smart card CONSEGNATA DALLA PREFETTURA da registrare", istat)
 	}
 	f.text = "Operazione;Operatore;Codice Fiscale;Seriale\n" + strings.Join(rows, "")
 	return f, nil
+}
+
+// errNoSample marks a comune that has nothing for a sample file: gen
+// richieste --consegne --tutti passes over it.
+var errNoSample = errors.New("nessun file di esempio")
+
+func noSampleError(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errNoSample}, args...)...)
 }
 
 // activeUtenze returns the ATTIVA utenze of comune istat in codice fiscale

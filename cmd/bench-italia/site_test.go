@@ -1,0 +1,35 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"anprsec/config"
+)
+
+// The benchmark sets the key pool, the batch bound and the mail server in
+// the configuration that `anprsec init` writes: a renamed or moved key
+// makes it fail at once instead of measuring another set-up.
+func TestBenchmarkSettingsReachTheConfiguration(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "anprsec.yaml")
+	if err := os.WriteFile(p, config.DefaultYAML, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := editConfig(p, map[string]string{"  key_pool: ": "40000", "  batch_max: ": "100000", "    tls: ": "none"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := setSMTPAddress(p, "127.0.0.1:2525"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PKI.KeyPool != 40000 || cfg.PKI.BatchMax != 100000 || cfg.Mail.SMTP.Address != "127.0.0.1:2525" || cfg.Mail.SMTP.TLS != "none" {
+		t.Errorf("key_pool %d, batch_max %d, smtp %q tls %q", cfg.PKI.KeyPool, cfg.PKI.BatchMax, cfg.Mail.SMTP.Address, cfg.Mail.SMTP.TLS)
+	}
+	if err := editConfig(p, map[string]string{"  no_such_key: ": "1"}); err == nil {
+		t.Error("a key not in the file: no error")
+	}
+}
