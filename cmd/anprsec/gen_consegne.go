@@ -6,9 +6,11 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -32,8 +34,9 @@ func init() { genSubcommands = append(genSubcommands, (*app).genConsegneCmd) }
 func (a *app) genConsegneCmd() *cobra.Command {
 	var opt manifestOptions
 	var outDir string
+	var tutte bool
 	c := &cobra.Command{
-		Use:   "consegne --prefettura PPP",
+		Use:   "consegne (--prefettura PPP | --tutte)",
 		Short: "Scrive una distinta di consegna firmata di una prefettura: le smart card IN PRODUZIONE dei suoi comuni",
 		Long: `consegne scrive una distinta di consegna della prefettura PPP (il codice a 3
 cifre della provincia, per esempio 058), come la invierebbe la prefettura, da
@@ -49,18 +52,31 @@ righe che devono essere rifiutate, alternando un seriale sconosciuto
 (SERIALE_SCONOSCIUTO) e una smart card di un altro titolare
 (TITOLARE_DIVERSO), per provare le ricevute. Un file esistente non viene mai
 sostituito. Con il daemon in esecuzione il comando passa per il suo socket
-di controllo.`,
+di controllo.
+
+--tutte scrive in una sola esecuzione la distinta di ogni prefettura che ha
+smart card IN PRODUZIONE nei suoi comuni, ciascuna firmata con la chiave di
+sviluppo della sua prefettura (anprsec init --prefettura PPP).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tutte {
+				if opt.ppp != "" || opt.wrong != 0 || opt.keyFile != "" || opt.name != "" {
+					return errors.New("--tutte va senza --prefettura, --errori, --firma-chiave e --nome")
+				}
+				return a.genAllConsegne(cmd, outDir)
+			}
+			if opt.ppp == "" {
+				return errors.New("manca --prefettura (o --tutte)")
+			}
 			return a.genConsegne(cmd, opt, outDir)
 		},
 	}
+	c.Flags().BoolVar(&tutte, "tutte", false, "scrive la distinta di ogni prefettura con smart card IN PRODUZIONE, ciascuna firmata con la sua chiave di sviluppo (al posto di --prefettura)")
 	c.Flags().StringVar(&opt.ppp, "prefettura", "", "`codice` della prefettura (3 cifre, per esempio 058) (obbligatoria)")
 	c.Flags().IntVar(&opt.wrong, "errori", 0, "`numero` di righe volutamente sbagliate da aggiungere")
 	c.Flags().StringVar(&opt.keyFile, "firma-chiave", "", "`file` della chiave OpenPGP segreta che firma (se assente: la chiave di sviluppo di init --prefettura)")
 	c.Flags().StringVar(&opt.name, "nome", "", "`nome` del file senza .csv (se assente: consegne-<PPP>-<data>-<ora>)")
 	c.Flags().StringVarP(&outDir, "out", "o", "", "`cartella` in cui scrivere (se assente: prefetture/<PPP>/consegne/ nel drop)")
-	c.MarkFlagRequired("prefettura")
 	return c
 }
 
@@ -121,6 +137,59 @@ func (a *app) genConsegne(cmd *cobra.Command, opt manifestOptions, outDir string
 	return nil
 }
 
+// genAllConsegne is gen consegne --tutte: the manifest of every prefettura
+// with cards IN PRODUZIONE, from one pass over the cards, each signed with
+// its prefettura's development key.
+func (a *app) genAllConsegne(cmd *cobra.Command, outDir string) error {
+	comuni, err := a.comuni()
+	if err != nil {
+		return err
+	}
+	st, err := a.openStore()
+	if err != nil {
+		return err
+	}
+	today := time.Now().In(a.loc()).Format("02/01/2006")
+	var by map[string][]manifestRow
+	err = st.View(func(tx *store.Tx) error {
+		by, err = deliverableRowsBy(tx, comuni, func(string) bool { return true }, today)
+		return err
+	})
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if len(by) == 0 {
+		return errors.New("nessuna smart card IN PRODUZIONE da consegnare")
+	}
+	stamp := time.Now().In(a.loc()).Format("20060102-150405")
+	for _, ppp := range slices.Sorted(maps.Keys(by)) {
+		signer, keyFile, err := a.manifestSigner(manifestOptions{ppp: ppp})
+		if err != nil {
+			return err
+		}
+		data := manifestCSV(by[ppp])
+		sig, err := pgp.SignDetached(data, signer)
+		if err != nil {
+			return err
+		}
+		name := "consegne-" + ppp + "-" + stamp + ".csv"
+		var where string
+		if outDir != "" {
+			where, err = a.writeManifestFiles(filepath.Join(outDir, ppp, name), data, sig)
+		} else {
+			where, err = a.dropManifest(cmd.Context(), path.Join("prefetture", ppp, "consegne", name), data, sig)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: %d righe, firmato con %s\n", where, len(by[ppp]), relPath(keyFile))
+	}
+	return nil
+}
+
 // manifestSigner reads the secret key that signs the manifest: the one of
 // --firma-chiave, else the prefettura's development key; it returns the
 // key and its file.
@@ -177,10 +246,18 @@ func (a *app) manifestRows(opt manifestOptions) ([]manifestRow, error) {
 // has an utenza there and whose comune has an active ASC or APL to collect
 // it.
 func deliverableRows(tx *store.Tx, comuni *istat.Table, ppp, date string) ([]manifestRow, error) {
+	by, err := deliverableRowsBy(tx, comuni, func(p string) bool { return p == ppp }, date)
+	return by[ppp], err
+}
+
+// deliverableRowsBy is deliverableRows of every prefettura that want
+// takes, in one pass over the cards, by prefettura.
+func deliverableRowsBy(tx *store.Tx, comuni *istat.Table, want func(ppp string) bool, date string) (map[string][]manifestRow, error) {
 	collectors := map[string]string{} // comune -> CF of its ASC, else an APL; "" none
-	var rows []manifestRow
+	rows := map[string][]manifestRow{}
 	err := tx.EachCardIn([]domain.CardState{domain.CardProduzione}, func(c *domain.SmartCard) error {
-		if p, ok := comuni.Prefettura(c.ISTAT); !ok || p != ppp {
+		ppp, ok := comuni.Prefettura(c.ISTAT)
+		if !ok || !want(ppp) {
 			return nil
 		}
 		by, seen := collectors[c.ISTAT]
@@ -197,10 +274,12 @@ func deliverableRows(tx *store.Tx, comuni *istat.Table, ppp, date string) ([]man
 		if u, err := tx.Utenza(c.ISTAT, c.CF); err != nil || u.State == domain.UtenzaCancellata {
 			return nil
 		}
-		rows = append(rows, manifestRow{istat: c.ISTAT, serial: c.Serial, cf: c.CF, date: date, takenBy: by})
+		rows[ppp] = append(rows[ppp], manifestRow{istat: c.ISTAT, serial: c.Serial, cf: c.CF, date: date, takenBy: by})
 		return nil
 	})
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].istat < rows[j].istat })
+	for _, r := range rows {
+		sort.SliceStable(r, func(i, j int) bool { return r[i].istat < r[j].istat })
+	}
 	return rows, err
 }
 

@@ -153,10 +153,8 @@ func (s *site) ordini(ctx context.Context) (result, error) {
 func (s *site) manifests(ctx context.Context) (result, error) {
 	r := result{stage: "manifests", job: "ingest-consegne", unit: "rows"}
 	start := time.Now()
-	for _, ppp := range s.cache.Prefetture {
-		if _, err := s.run(ctx, "gen", "consegne", "--prefettura", ppp); err != nil && !strings.Contains(err.Error(), "nulla da consegnare") {
-			return r, err
-		}
+	if _, err := s.run(ctx, "gen", "consegne", "--tutte"); err != nil {
+		return r, err
 	}
 	r.setup = time.Since(start)
 	var ms []manifest
