@@ -63,6 +63,10 @@ type Inbox struct {
 	// which the processor may scan (the console requests check the
 	// comune's utenze); the default pipelines chunks (see Commit).
 	Unpipelined bool
+	// SharedSpool says that several inboxes of one run read at once
+	// through the same spool folder: the caller clears it once, before
+	// them (CleanSpool), and Run leaves it alone.
+	SharedSpool bool
 	// MaxAttempts is drop.max_attempts: how many times in a row a file
 	// may make its processing fail with the same error before it is
 	// refused as a whole (ERRORE_ELABORAZIONE); 0 = DefaultMaxAttempts.
@@ -220,7 +224,9 @@ type look struct {
 // done. A file that fails for a system reason is left for the next run.
 func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 	var st Stats
-	in.cleanSpool()
+	if !in.SharedSpool {
+		in.cleanSpool()
+	}
 	if err := in.finishMoved(ctx); err != nil {
 		return st, err
 	}
@@ -1003,8 +1009,12 @@ func (in *Inbox) spool() string { return filepath.Join(in.SpoolDir, in.Kind) }
 
 // cleanSpool removes copies left by a run that was killed. Runs of one job
 // never overlap, so nothing else uses this folder now.
-func (in *Inbox) cleanSpool() {
-	old, _ := filepath.Glob(filepath.Join(in.spool(), "in-*"))
+func (in *Inbox) cleanSpool() { CleanSpool(in.SpoolDir, in.Kind) }
+
+// CleanSpool removes the copies that a killed run of the inboxes of kind
+// left in spoolDir; see Inbox.SharedSpool.
+func CleanSpool(spoolDir, kind string) {
+	old, _ := filepath.Glob(filepath.Join(spoolDir, kind, "in-*"))
 	for _, p := range old {
 		os.Remove(p)
 	}

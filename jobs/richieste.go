@@ -39,45 +39,37 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 			return errors.Join(append(errs, err)...)
 		}
 	}
+	ingest.CleanSpool(env.SpoolDir(), richieste.Kind)
+	var mu sync.Mutex // guards run's counts, errs and crl
 	crl := false
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range min(inboxWorkers, len(istats)) {
+		wg.Go(func() {
+			for istat := range work {
+				st, dirty, known, err := richiesteOf(ctx, env, run, anchors, istat)
+				mu.Lock()
+				if known {
+					addInboxStats(run, st)
+				} else if err == nil {
+					run.Add("unknown_folders", 1)
+				}
+				crl = crl || dirty
+				if err != nil {
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
 	for _, istat := range istats {
 		if ctx.Err() != nil {
 			break
 		}
-		censused := true
-		if err := env.Store.View(func(tx *store.Tx) error {
-			_, err := tx.Comune(istat)
-			if errors.Is(err, store.ErrNotFound) {
-				censused = false
-				return nil
-			}
-			return err
-		}); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if !censused {
-			run.Log.Warn("ingest-richieste: comuni/ holds a folder of a comune never censused: ignored", "folder", "comuni/"+istat)
-			run.Add("unknown_folders", 1)
-			continue
-		}
-		in := &ingest.Inbox{
-			Drop: env.Drop, Store: env.Store, Kind: richieste.Kind, Actor: "comune " + istat, Loc: env.Loc,
-			Dir: path.Join("comuni", istat, "richieste"), Exts: []string{".csv", ".xlsx", richieste.EnvelopeExt},
-			Companion: richieste.DetachedExt, WaitCompanion: env.Config.Richieste.RequireSignature, SelfSigned: []string{richieste.EnvelopeExt},
-			MaxSize: int64(env.Config.Drop.MaxFileSize), Settle: env.Config.Drop.Settle, MaxAttempts: env.Config.Drop.MaxAttempts, SpoolDir: env.SpoolDir(), Log: run.Log,
-			Unpipelined: true,
-		}
-		p := &richieste.Processor{Store: env.Store, Comuni: env.Comuni, CardPrefix: env.Config.Cards.SerialPrefix,
-			MaxRows: env.Config.Census.MaxRows, Loc: env.Loc, ISTAT: istat, BlockTenure: env.Config.Cards.BlockTenure, RevokeGrace: env.Config.PKI.RevokeGrace,
-			Anchors: anchors, RequireSignature: env.Config.Richieste.RequireSignature, Drop: env.Drop, CompanionOf: in.CompanionOf}
-		st, err := in.Run(ctx, p.Process)
-		addInboxStats(run, st)
-		crl = crl || p.CRL
-		if err != nil {
-			errs = append(errs, fmt.Errorf("comune %s: %w", istat, err))
-		}
+		work <- istat
 	}
+	close(work)
+	wg.Wait()
 	if err := publishSelfService(ctx, env, run); err != nil {
 		errs = append(errs, err)
 	}
@@ -87,6 +79,49 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// inboxWorkers is how many comuni's richieste/ folders are read at once.
+// A file's cost is mostly waiting: for the syncs of its receipt, of its
+// move out of the inbox and of its spool copy, while the store serializes
+// the commits themselves; comuni are independent, so several overlap their
+// waits. Within a comune the files are read one after the other, in name
+// order.
+const inboxWorkers = 8
+
+// richiesteOf reads comune istat's richieste/ folder; known is false (and
+// nothing read) for a folder of a comune never censused; crl reports a
+// change of card or certificate state that the CRL must show.
+func richiesteOf(ctx context.Context, env *Env, run *Run, anchors *cades.Anchors, istat string) (st ingest.Stats, crl, known bool, err error) {
+	if err := env.Store.View(func(tx *store.Tx) error {
+		_, err := tx.Comune(istat)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		known = err == nil
+		return err
+	}); err != nil {
+		return st, false, true, err
+	}
+	if !known {
+		run.Log.Warn("ingest-richieste: comuni/ holds a folder of a comune never censused: ignored", "folder", "comuni/"+istat)
+		return st, false, false, nil
+	}
+	in := &ingest.Inbox{
+		Drop: env.Drop, Store: env.Store, Kind: richieste.Kind, Actor: "comune " + istat, Loc: env.Loc,
+		Dir: path.Join("comuni", istat, "richieste"), Exts: []string{".csv", ".xlsx", richieste.EnvelopeExt},
+		Companion: richieste.DetachedExt, WaitCompanion: env.Config.Richieste.RequireSignature, SelfSigned: []string{richieste.EnvelopeExt},
+		MaxSize: int64(env.Config.Drop.MaxFileSize), Settle: env.Config.Drop.Settle, MaxAttempts: env.Config.Drop.MaxAttempts, SpoolDir: env.SpoolDir(), Log: run.Log,
+		Unpipelined: true, SharedSpool: true,
+	}
+	p := &richieste.Processor{Store: env.Store, Comuni: env.Comuni, CardPrefix: env.Config.Cards.SerialPrefix,
+		MaxRows: env.Config.Census.MaxRows, Loc: env.Loc, ISTAT: istat, BlockTenure: env.Config.Cards.BlockTenure, RevokeGrace: env.Config.PKI.RevokeGrace,
+		Anchors: anchors, RequireSignature: env.Config.Richieste.RequireSignature, Drop: env.Drop, CompanionOf: in.CompanionOf}
+	st, err = in.Run(ctx, p.Process)
+	if err != nil {
+		err = fmt.Errorf("comune %s: %w", istat, err)
+	}
+	return st, p.CRL, true, err
 }
 
 // scanWorkers is how many comuni/<ISTAT>/richieste folders are listed at

@@ -33,7 +33,9 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startProfile()
 	err := newRootOf(&app{args: os.Args[1:]}).ExecuteContext(ctx)
+	stopProfile()
 	stop()
 	var done exitStatus
 	if errors.As(err, &done) {

@@ -37,6 +37,7 @@ type options struct {
 	pool       int    // keys in the cached pool
 	sample     int    // certificates of the certificati floor's sample
 	out        string // also write the table here
+	profiles   string // write each stage's CPU profile in this folder
 }
 
 func main() {
@@ -51,6 +52,7 @@ func main() {
 	flag.IntVar(&o.pool, "pool", 40000, "keys in the cached key pool")
 	flag.IntVar(&o.sample, "sample", 3000, "certificates signed by the certificati floor's sample")
 	flag.StringVar(&o.out, "out", "", "also write the result table (Markdown) to this file")
+	flag.StringVar(&o.profiles, "profiles", "", "write each stage's CPU profile (<n>-<job>.prof) in this folder")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: bench-italia [flags]\n\nThe national end-to-end benchmark of anprsec (README, \"Performance\").\n\n")
 		flag.PrintDefaults()

@@ -29,6 +29,7 @@ type site struct {
 	cfg   *config.Config
 	smtp  *sink
 	o     options
+	runs  int // jobs run so far
 }
 
 func newSite(ctx context.Context, o options, c *cache, dir string) (*site, error) {
@@ -111,6 +112,13 @@ type stageRun struct {
 // runJob runs `anprsec jobs run job` and measures it.
 func (s *site) runJob(ctx context.Context, job string) (stageRun, error) {
 	cmd := s.command(ctx, "jobs", "run", job)
+	s.runs++
+	if s.o.profiles != "" {
+		if err := os.MkdirAll(s.o.profiles, 0o755); err != nil {
+			return stageRun{}, err
+		}
+		cmd.Env = append(cmd.Env, "ANPRSEC_CPUPROFILE="+filepath.Join(s.o.profiles, fmt.Sprintf("%d-%s.prof", s.runs, job)))
+	}
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
