@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"sync"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
@@ -45,44 +46,75 @@ func runConsegne(ctx context.Context, env *Env, run *Run) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
+	var ppps []string
 	for _, e := range entries {
 		if !e.Dir || ingest.Skipped(e.Name) {
 			continue
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		ppp := e.Name
-		if !known[ppp] {
-			run.Log.Warn("ingest-consegne: prefetture/ holds a folder that is not a prefettura: ignored", "folder", "prefetture/"+ppp)
+		if !known[e.Name] {
+			run.Log.Warn("ingest-consegne: prefetture/ holds a folder that is not a prefettura: ignored", "folder", "prefetture/"+e.Name)
 			run.Add("unknown_folders", 1)
 			continue
 		}
-		keyring, err := prefetturaKey(env, ppp)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		in := &ingest.Inbox{
-			Drop: env.Drop, Store: env.Store, Kind: "ingest-consegne", Actor: consegne.Actor(ppp), Loc: env.Loc,
-			Dir: path.Join("prefetture", ppp, "consegne"), Exts: []string{".csv", ".xlsx", consegne.EnvelopeSuffix}, SelfSigned: []string{consegne.EnvelopeSuffix},
-			MaxSize: int64(env.Config.Drop.MaxFileSize), Settle: env.Config.Drop.Settle, MaxAttempts: env.Config.Drop.MaxAttempts, SpoolDir: env.SpoolDir(), Log: run.Log,
-			Companion: consegne.SignatureSuffix, WaitCompanion: keyring != nil || env.Config.Cards.RequireSignature,
-			Canonical: consegne.Canonical,
-		}
-		g := &consegne.Ingester{
-			Store: env.Store, Comuni: env.Comuni, Drop: env.Drop, PPP: ppp, Keyring: keyring,
-			RequireSignature: env.Config.Cards.RequireSignature, MaxRows: env.Config.Census.MaxRows, Loc: env.Loc,
-			CompanionOf: in.CompanionOf, SignatureCAs: signatureCAs, Officers: env.Config.Cards.PrefetturaOfficers[ppp],
-		}
-		st, err := in.Run(ctx, g.Process)
-		addInboxStats(run, st)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("prefettura %s: %w", ppp, err))
-		}
+		ppps = append(ppps, e.Name)
 	}
+	// The prefetture's folders are read inboxWorkers at once, as the
+	// comuni's requests are: each prefettura's files one after the other.
+	ingest.CleanSpool(env.SpoolDir(), consegneKind)
+	var mu sync.Mutex // guards run's counts and errs
+	var errs []error
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range min(inboxWorkers, len(ppps)) {
+		wg.Go(func() {
+			for ppp := range work {
+				st, err := consegneOf(ctx, env, run, signatureCAs, ppp)
+				mu.Lock()
+				addInboxStats(run, st)
+				if err != nil {
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, ppp := range ppps {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- ppp
+	}
+	close(work)
+	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// consegneKind is the spool folder of the manifests' inboxes.
+const consegneKind = "ingest-consegne"
+
+// consegneOf reads prefettura ppp's consegne/ folder.
+func consegneOf(ctx context.Context, env *Env, run *Run, signatureCAs *cades.Anchors, ppp string) (ingest.Stats, error) {
+	keyring, err := prefetturaKey(env, ppp)
+	if err != nil {
+		return ingest.Stats{}, err
+	}
+	in := &ingest.Inbox{
+		Drop: env.Drop, Store: env.Store, Kind: consegneKind, Actor: consegne.Actor(ppp), Loc: env.Loc,
+		Dir: path.Join("prefetture", ppp, "consegne"), Exts: []string{".csv", ".xlsx", consegne.EnvelopeSuffix}, SelfSigned: []string{consegne.EnvelopeSuffix},
+		MaxSize: int64(env.Config.Drop.MaxFileSize), Settle: env.Config.Drop.Settle, MaxAttempts: env.Config.Drop.MaxAttempts, SpoolDir: env.SpoolDir(), Log: run.Log,
+		Companion: consegne.SignatureSuffix, WaitCompanion: keyring != nil || env.Config.Cards.RequireSignature,
+		Canonical: consegne.Canonical, SharedSpool: true,
+	}
+	g := &consegne.Ingester{
+		Store: env.Store, Comuni: env.Comuni, Drop: env.Drop, PPP: ppp, Keyring: keyring,
+		RequireSignature: env.Config.Cards.RequireSignature, MaxRows: env.Config.Census.MaxRows, Loc: env.Loc,
+		CompanionOf: in.CompanionOf, SignatureCAs: signatureCAs, Officers: env.Config.Cards.PrefetturaOfficers[ppp],
+	}
+	st, err := in.Run(ctx, g.Process)
+	if err != nil {
+		err = fmt.Errorf("prefettura %s: %w", ppp, err)
+	}
+	return st, err
 }
 
 // prefetturaKey loads keys.prefetture/<PPP>.asc; nil when there is none.
