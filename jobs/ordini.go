@@ -135,15 +135,25 @@ func newOrders(ctx context.Context, env *Env, run *Run) error {
 	if err != nil {
 		return err
 	}
+	size := env.Config.Cards.OrderMax
 	for len(serials) > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		chunk := serials[:min(len(serials), env.Config.Cards.OrderMax)]
-		serials = serials[len(chunk):]
-		if err := newOrder(env, run, chunk); err != nil {
+		chunk := serials[:min(len(serials), size)]
+		err := newOrder(env, run, chunk)
+		if store.TxnTooBig(err) && len(chunk) > 1 {
+			// More cards than one transaction holds (Badger bounds it
+			// by the memtable's size): nothing was committed, so the
+			// orders of this run are made smaller.
+			size = len(chunk) / 2
+			run.Log.Info("ordini-sc: an order of this size does not fit in one transaction: smaller orders", "cards", len(chunk), "now", size)
+			continue
+		}
+		if err != nil {
 			return err
 		}
+		serials = serials[len(chunk):]
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -307,6 +308,60 @@ func TestOneRunOrdersEveryRequestedCardInOrdersOfAtMostOrderMax(t *testing.T) {
 			t.Errorf("%s holds %d cards, want 1 or 2", filepath.Base(o), len(recs)-1)
 		}
 		for _, r := range recs[1:] {
+			seen[r[0]]++
+		}
+	}
+	for s := range before {
+		if seen[s] != 1 {
+			t.Errorf("card %s is in %d order files", s, seen[s])
+		}
+	}
+}
+
+// TestOneRunOrdersMoreCardsThanOneTransactionHolds: when cards.order_max
+// cards do not fit in one store transaction (Badger bounds a transaction
+// by its memtable), one run still orders every requested card, in smaller
+// orders, each card in exactly one order file.
+func TestOneRunOrdersMoreCardsThanOneTransactionHolds(t *testing.T) {
+	c := newCertEnv(t)
+	c.withPGP()
+	c.census()
+	var model *domain.SmartCard
+	for _, sc := range c.cards() {
+		model = sc
+		break
+	}
+	if model == nil {
+		t.Fatal("the census requested no card")
+	}
+	const n, chunk = 6000, 500
+	for k := 0; k < n; k += chunk {
+		if err := c.env.Store.Update(func(tx *store.Tx) error {
+			for i := k; i < k+chunk; i++ {
+				sc := *model
+				sc.Serial = fmt.Sprintf("SCX%09d", i)
+				if err := tx.PutCard(&sc); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := c.cards()
+	c.env.Config.Cards.OrderMax = len(before)
+	counts, err := c.run(ordiniJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["cards_ordered"] != len(before) || counts["cards_in_production"] != len(before) || counts["orders"] < 2 {
+		t.Errorf("counts %v for %d cards: want every card ordered, in more than one order", counts, len(before))
+	}
+	orders, _ := filepath.Glob(filepath.Join(c.root, "produttore", "ordini", "*"))
+	seen := map[string]int{}
+	for _, o := range orders {
+		for _, r := range c.readOrder(o)[1:] {
 			seen[r[0]]++
 		}
 	}

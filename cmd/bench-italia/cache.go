@@ -74,8 +74,10 @@ func ensureCache(ctx context.Context, o options, w io.Writer) (*cache, error) {
 		return nil, err
 	}
 	start := time.Now()
-	if err := cli.fillPool(ctx, o.pool, w); err != nil {
-		return nil, err
+	if o.pool > 0 {
+		if err := cli.fillPool(ctx, o.pool, w); err != nil {
+			return nil, err
+		}
 	}
 	t.PoolTime, t.PoolKeys, t.Made = time.Since(start), o.pool, time.Now()
 	data, err := json.MarshalIndent(t, "", "  ")

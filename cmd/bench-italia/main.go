@@ -38,6 +38,7 @@ type options struct {
 	sample     int    // certificates of the certificati floor's sample
 	out        string // also write the table here
 	profiles   string // write each stage's CPU profile in this folder
+	skip       string // stages left out, comma-separated
 }
 
 func main() {
@@ -52,6 +53,7 @@ func main() {
 	flag.IntVar(&o.pool, "pool", 40000, "keys in the cached key pool")
 	flag.IntVar(&o.sample, "sample", 3000, "certificates signed by the certificati floor's sample")
 	flag.StringVar(&o.out, "out", "", "also write the result table (Markdown) to this file")
+	flag.StringVar(&o.skip, "skip", "", "stages left out, comma-separated job names (for trials: the table is then not the whole onboarding)")
 	flag.StringVar(&o.profiles, "profiles", "", "write each stage's CPU profile (<n>-<job>.prof) in this folder")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: bench-italia [flags]\n\nThe national end-to-end benchmark of anprsec (README, \"Performance\").\n\n")

@@ -48,7 +48,14 @@ func onboard(ctx context.Context, s *site, w io.Writer) ([]result, error) {
 		func(s *site, ctx context.Context) (result, error) { return s.deliveries(ctx, "ALS") },
 		(*site).pins, (*site).export,
 	}
-	for _, step := range steps {
+	skip := map[string]bool{}
+	for _, j := range strings.Split(s.o.skip, ",") {
+		skip[strings.TrimSpace(j)] = true
+	}
+	for i, step := range steps {
+		if skip[stageJobs[i]] {
+			continue
+		}
 		r, err := step(s, ctx)
 		if r.stage != "" {
 			fmt.Fprintf(w, "%-24s %8d %-12s %7.1f s  floor %6.1f s  %5.2f×  %4d MB  %s\n    %s\n", r.stage, r.items, r.unit, r.wall.Seconds(), r.floor.Seconds(), r.ratio(), r.peakKB/1024, r.floorParts, r.note)
@@ -60,6 +67,9 @@ func onboard(ctx context.Context, s *site, w io.Writer) ([]result, error) {
 	}
 	return out, nil
 }
+
+// stageJobs are the jobs of onboard's steps, in order.
+var stageJobs = []string{"ingest-censimento", "certificati", "ordini-sc", "ingest-consegne", "ingest-richieste", "ingest-richieste", "invio-pin", "export-audit"}
 
 // stage runs job measuring it, and the write floor of what it committed.
 // The drop's files are first made older than drop.settle, as if their
