@@ -63,10 +63,11 @@ type Inbox struct {
 	// which the processor may scan (the console requests check the
 	// comune's utenze); the default pipelines chunks (see Commit).
 	Unpipelined bool
-	// SharedSpool says that several inboxes of one run read at once
-	// through the same spool folder: the caller clears it once, before
-	// them (CleanSpool), and Run leaves it alone.
-	SharedSpool bool
+	// Shared says that several inboxes of one kind run at once in one job
+	// run: the caller does once, before them, what Run otherwise does for
+	// the whole kind (Prepare: the spool cleared, the publications that a
+	// stop interrupted completed), and Run does not.
+	Shared bool
 	// MaxAttempts is drop.max_attempts: how many times in a row a file
 	// may make its processing fail with the same error before it is
 	// refused as a whole (ERRORE_ELABORAZIONE); 0 = DefaultMaxAttempts.
@@ -224,11 +225,11 @@ type look struct {
 // done. A file that fails for a system reason is left for the next run.
 func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 	var st Stats
-	if !in.SharedSpool {
+	if !in.Shared {
 		in.cleanSpool()
-	}
-	if err := in.finishMoved(ctx); err != nil {
-		return st, err
+		if err := in.finishMoved(ctx, false); err != nil {
+			return st, err
+		}
 	}
 	entries, err := in.Drop.List(ctx, in.Dir)
 	if err != nil {
@@ -1009,26 +1010,32 @@ func (in *Inbox) spool() string { return filepath.Join(in.SpoolDir, in.Kind) }
 
 // cleanSpool removes copies left by a run that was killed. Runs of one job
 // never overlap, so nothing else uses this folder now.
-func (in *Inbox) cleanSpool() { CleanSpool(in.SpoolDir, in.Kind) }
-
-// CleanSpool removes the copies that a killed run of the inboxes of kind
-// left in spoolDir; see Inbox.SharedSpool.
-func CleanSpool(spoolDir, kind string) {
-	old, _ := filepath.Glob(filepath.Join(spoolDir, kind, "in-*"))
+func (in *Inbox) cleanSpool() {
+	old, _ := filepath.Glob(filepath.Join(in.spool(), "in-*"))
 	for _, p := range old {
 		os.Remove(p)
 	}
 }
 
+// Prepare does, for every folder of the inbox's kind, what Run does for its
+// own folder before reading it: the spool's leftover copies removed and the
+// interrupted publications completed. A job whose inboxes of one kind run
+// at once (Shared) calls it once, before them; in.Dir is not used.
+func (in *Inbox) Prepare(ctx context.Context) error {
+	in.cleanSpool()
+	return in.finishMoved(ctx, true)
+}
+
 // finishMoved completes the publication of files whose process stopped
 // after moving them and before recording it: the receipt is written and the
 // file is where the record says, only the record still says "committed".
-func (in *Inbox) finishMoved(ctx context.Context) error {
+// It looks at the files of in.Dir, or of every folder of the kind (all).
+func (in *Inbox) finishMoved(ctx context.Context, all bool) error {
 	var pending []*store.InputFile
 	err := in.Store.View(func(tx *store.Tx) error {
 		rs, err := tx.FilesOfKind(store.FileCommitted, in.Kind)
 		for _, r := range rs {
-			if r.Moved != "" && path.Dir(r.Path) == in.Dir {
+			if r.Moved != "" && (all || path.Dir(r.Path) == in.Dir) {
 				pending = append(pending, r)
 			}
 		}

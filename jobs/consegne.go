@@ -60,7 +60,10 @@ func runConsegne(ctx context.Context, env *Env, run *Run) error {
 	}
 	// The prefetture's folders are read inboxWorkers at once, as the
 	// comuni's requests are: each prefettura's files one after the other.
-	ingest.CleanSpool(env.SpoolDir(), consegneKind)
+	prep := &ingest.Inbox{Drop: env.Drop, Store: env.Store, Kind: consegneKind, SpoolDir: env.SpoolDir(), Log: run.Log}
+	if err := prep.Prepare(ctx); err != nil {
+		return err
+	}
 	var mu sync.Mutex // guards run's counts and errs
 	var errs []error
 	work := make(chan string)
@@ -103,7 +106,7 @@ func consegneOf(ctx context.Context, env *Env, run *Run, signatureCAs *cades.Anc
 		Dir: path.Join("prefetture", ppp, "consegne"), Exts: []string{".csv", ".xlsx", consegne.EnvelopeSuffix}, SelfSigned: []string{consegne.EnvelopeSuffix},
 		MaxSize: int64(env.Config.Drop.MaxFileSize), Settle: env.Config.Drop.Settle, MaxAttempts: env.Config.Drop.MaxAttempts, SpoolDir: env.SpoolDir(), Log: run.Log,
 		Companion: consegne.SignatureSuffix, WaitCompanion: keyring != nil || env.Config.Cards.RequireSignature,
-		Canonical: consegne.Canonical, SharedSpool: true,
+		Canonical: consegne.Canonical, Shared: true,
 	}
 	g := &consegne.Ingester{
 		Store: env.Store, Comuni: env.Comuni, Drop: env.Drop, PPP: ppp, Keyring: keyring,

@@ -39,7 +39,10 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 			return errors.Join(append(errs, err)...)
 		}
 	}
-	ingest.CleanSpool(env.SpoolDir(), richieste.Kind)
+	prep := &ingest.Inbox{Drop: env.Drop, Store: env.Store, Kind: richieste.Kind, SpoolDir: env.SpoolDir(), Log: run.Log}
+	if err := prep.Prepare(ctx); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
 	var mu sync.Mutex // guards run's counts, errs and crl
 	crl := false
 	work := make(chan string)
@@ -112,7 +115,7 @@ func richiesteOf(ctx context.Context, env *Env, run *Run, anchors *cades.Anchors
 		Dir: path.Join("comuni", istat, "richieste"), Exts: []string{".csv", ".xlsx", richieste.EnvelopeExt},
 		Companion: richieste.DetachedExt, WaitCompanion: env.Config.Richieste.RequireSignature, SelfSigned: []string{richieste.EnvelopeExt},
 		MaxSize: int64(env.Config.Drop.MaxFileSize), Settle: env.Config.Drop.Settle, MaxAttempts: env.Config.Drop.MaxAttempts, SpoolDir: env.SpoolDir(), Log: run.Log,
-		Unpipelined: true, SharedSpool: true,
+		Unpipelined: true, Shared: true,
 	}
 	p := &richieste.Processor{Store: env.Store, Comuni: env.Comuni, CardPrefix: env.Config.Cards.SerialPrefix,
 		MaxRows: env.Config.Census.MaxRows, Loc: env.Loc, ISTAT: istat, BlockTenure: env.Config.Cards.BlockTenure, RevokeGrace: env.Config.PKI.RevokeGrace,

@@ -42,6 +42,9 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) > 2 && os.Args[1] == spawnFlag {
+		spawn(os.Args[2:])
+	}
 	var o options
 	home, _ := os.UserCacheDir()
 	flag.StringVar(&o.bin, "bin", "bin/anprsec", "the anprsec executable to measure")
