@@ -316,3 +316,35 @@ func TestOneRunOrdersEveryRequestedCardInOrdersOfAtMostOrderMax(t *testing.T) {
 		}
 	}
 }
+
+func TestAnOrderLargerThanATransactionIsOneFileWithEveryCardInProduction(t *testing.T) {
+	c := newCertEnv(t)
+	c.withPGP()
+	c.census()
+	before := c.cards()
+	if len(before) < 3 {
+		t.Fatalf("the census requested %d cards, want at least 3", len(before))
+	}
+	defer func(n int) { orderTxCards = n }(orderTxCards)
+	orderTxCards = 1
+	c.env.Config.Cards.OrderMax = len(before)
+	counts, err := c.run(ordiniJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["cards_ordered"] != len(before) || counts["orders"] != 1 || counts["cards_in_production"] != len(before) {
+		t.Errorf("counts %v for %d cards, want them all in 1 order", counts, len(before))
+	}
+	for s, sc := range c.cards() {
+		if sc.State != domain.CardProduzione || len(sc.FirstSealed) != 0 || len(sc.SecondSealed) == 0 {
+			t.Errorf("%s after one run: %s, first halves %d bytes, second %d", s, sc.State, len(sc.FirstSealed), len(sc.SecondSealed))
+		}
+	}
+	orders, _ := filepath.Glob(filepath.Join(c.root, "produttore", "ordini", "*"))
+	if len(orders) != 1 {
+		t.Fatalf("%d order files, want 1", len(orders))
+	}
+	if recs := c.readOrder(orders[0]); len(recs)-1 != len(before) {
+		t.Errorf("the order holds %d cards, want %d", len(recs)-1, len(before))
+	}
+}
