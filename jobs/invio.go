@@ -134,7 +134,7 @@ func runInvio(ctx context.Context, env *Env, run *Run) error {
 	if env.Sealer == nil {
 		return errors.New("invio-pin: manca la chiave di sigillo (keys.seal; eseguire `anprsec init`)")
 	}
-	due, err := dueIDs(env)
+	due, err := dueMessages(env)
 	if err != nil || len(due) == 0 {
 		return err
 	}
@@ -142,34 +142,26 @@ func runInvio(ctx context.Context, env *Env, run *Run) error {
 	if err != nil {
 		return err
 	}
-	// Messages are read from the store a chunk at a time (dueChunk) and
-	// composed, encrypted and sent by a few workers at once (one SMTP
-	// session each, kept across messages and dialled again after a
-	// failure); their outcomes are recorded in batches, one transaction
-	// each. A message accepted by the server but not yet recorded when the
-	// process dies is sent again, identical (same Message-ID, same Date).
+	// Messages are composed, encrypted and sent by a few workers at once
+	// (one SMTP session each, kept across messages and dialled again after
+	// a failure); their outcomes are recorded in batches,
+	// one transaction each. A message accepted by the server but not yet
+	// recorded when the process dies is sent again, identical (same
+	// Message-ID, same Date).
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var readErr error
-	outcomes := sendAll(ctx, env, kit, due, &readErr)
+	outcomes := sendAll(ctx, env, kit, due)
 	t := &invioTally{env: env, run: run, cancel: cancel}
 	for o := range outcomes {
 		t.take(o)
 	}
-	if readErr != nil {
-		t.errs = append(t.errs, readErr)
-	}
 	return t.finish()
 }
 
-// dueChunk is the number of messages read from the store at a time: an
-// Italy-wide run sends some 100,000, each read with its card and holder.
-const dueChunk = 256
-
-// dueIDs lists, in one View, the queued messages whose time has come, in
-// ID order.
-func dueIDs(env *Env) ([]string, error) {
-	var due []string
+// dueMessages reads, in one View, the queued messages whose time has come,
+// in ID order, each with what it needs or the reason it cannot be sent.
+func dueMessages(env *Env) ([]pinMessage, error) {
+	var due []pinMessage
 	err := env.Store.View(func(tx *store.Tx) error {
 		ids, err := tx.MailsInState(store.MailQueued)
 		if err != nil {
@@ -181,29 +173,7 @@ func dueIDs(env *Env) ([]string, error) {
 			if err != nil {
 				return err
 			}
-			if !m.NextTry.After(tx.Now) {
-				due = append(due, id)
-			}
-		}
-		return nil
-	})
-	return due, err
-}
-
-// dueMessages reads, in one View, the messages ids still queued, each with
-// what it needs or the reason it cannot be sent.
-func dueMessages(env *Env, ids []string) ([]pinMessage, error) {
-	due := make([]pinMessage, 0, len(ids))
-	err := env.Store.View(func(tx *store.Tx) error {
-		for _, id := range ids {
-			m, err := tx.Mail(id)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if m.State != store.MailQueued {
+			if m.NextTry.After(tx.Now) {
 				continue
 			}
 			pm, err := readMessage(tx, m)
@@ -309,11 +279,9 @@ func loadInvioKit(env *Env, run *Run) (*invioKit, error) {
 	return &k, nil
 }
 
-// sendAll reads the messages due, dueChunk at a time, hands them to the
-// workers and returns their outcomes, closed once every worker is done; a
-// cancelled ctx stops handing out messages, and so does an error reading
-// them, left in *readErr (set before the outcomes are closed).
-func sendAll(ctx context.Context, env *Env, kit *invioKit, due []string, readErr *error) <-chan attempt {
+// sendAll hands due to the workers and returns their outcomes, closed
+// once every worker is done; a cancelled ctx stops handing out messages.
+func sendAll(ctx context.Context, env *Env, kit *invioKit, due []pinMessage) <-chan attempt {
 	work := make(chan *pinMessage)
 	outcomes := make(chan attempt)
 	workers := 4 * runtime.NumCPU()
@@ -327,20 +295,11 @@ func sendAll(ctx context.Context, env *Env, kit *invioKit, due []string, readErr
 	}
 	go func() {
 		defer close(work)
-		for len(due) > 0 {
-			ids := due[:min(len(due), dueChunk)]
-			due = due[len(ids):]
-			msgs, err := dueMessages(env, ids)
-			if err != nil {
-				*readErr = err
+		for i := range due {
+			select {
+			case work <- &due[i]:
+			case <-ctx.Done():
 				return
-			}
-			for i := range msgs {
-				select {
-				case work <- &msgs[i]:
-				case <-ctx.Done():
-					return
-				}
 			}
 		}
 	}()
