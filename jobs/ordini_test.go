@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -346,5 +347,75 @@ func TestAnOrderLargerThanATransactionIsOneFileWithEveryCardInProduction(t *test
 	}
 	if recs := c.readOrder(orders[0]); len(recs)-1 != len(before) {
 		t.Errorf("the order holds %d cards, want %d", len(recs)-1, len(before))
+	}
+}
+
+func TestAnOrderCutShortByACrashHoldsOnlyTheCardsThatNameIt(t *testing.T) {
+	c := newCertEnv(t)
+	c.withPGP()
+	c.census()
+	var serials []string
+	for s := range c.cards() {
+		serials = append(serials, s)
+	}
+	if len(serials) < 3 {
+		t.Fatalf("the census requested %d cards, want at least 3", len(serials))
+	}
+	sort.Strings(serials)
+	first := serials[0]
+	// What a crash leaves after an order's first transaction (the order
+	// with its serials) and the first of its cards' transactions.
+	err := c.env.Store.Update(func(tx *store.Tx) error {
+		o, err := tx.NewCardOrder(tx.Now, c.env.Loc, serials)
+		if err != nil {
+			return err
+		}
+		card, err := tx.Card(first)
+		if err != nil {
+			return err
+		}
+		sec, err := pki.NewCardSecrets()
+		if err != nil {
+			return err
+		}
+		a, b := sec.Split()
+		card.FirstSealed = c.env.Sealer.Seal(a.Marshal(), domain.CardSecretsSealContext(first, "prima"))
+		card.SecondSealed = c.env.Sealer.Seal(b.Marshal(), domain.CardSecretsSealContext(first, "seconda"))
+		card.Order = o.Name
+		return tx.PutCard(card)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.run(ordiniJob); err != nil {
+		t.Fatal(err)
+	}
+	for s, sc := range c.cards() {
+		if sc.State != domain.CardProduzione {
+			t.Errorf("%s after the run: %s", s, sc.State)
+		}
+	}
+	orders, _ := filepath.Glob(filepath.Join(c.root, "produttore", "ordini", "*"))
+	if len(orders) != 2 {
+		t.Fatalf("%d order files, want 2 (the cut order and one for the rest)", len(orders))
+	}
+	seen := map[string]int{}
+	cut := false
+	for _, o := range orders {
+		recs := c.readOrder(o)
+		if len(recs) == 2 && recs[1][0] == first {
+			cut = true
+		}
+		for _, r := range recs[1:] {
+			seen[r[0]]++
+		}
+	}
+	if !cut {
+		t.Errorf("no order file lists only %s, the one card that named the cut order", first)
+	}
+	for _, s := range serials {
+		if seen[s] != 1 {
+			t.Errorf("card %s is in %d order files", s, seen[s])
+		}
 	}
 }
