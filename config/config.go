@@ -37,7 +37,9 @@ type Config struct {
 	// drop's file systems to start (0: not checked).
 	MinFree ByteSize `yaml:"min_free"`
 	// MemoryLimit is the Go runtime's soft memory limit for every command
-	// and the daemon (0: none); GOMEMLIMIT in the environment overrides it.
+	// and the daemon (0: none; 128 MiB by default, under which the jobs
+	// measured in the README's Performance section peak lowest);
+	// GOMEMLIMIT in the environment overrides it.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
 	Timezone    string   `yaml:"timezone"`
 

@@ -199,3 +199,16 @@ func TestDefaultConfigNoLongerNamesComuniCSV(t *testing.T) {
 		t.Error("default.yaml still names istat.comuni_csv")
 	}
 }
+
+func TestEveryCommandRunsUnderA128MiBSoftMemoryLimitByDefault(t *testing.T) {
+	if got := Default(t.TempDir()).MemoryLimit; got != 128<<20 {
+		t.Errorf("default memory_limit %d bytes, want 128 MiB", got)
+	}
+	c, err := parse([]byte("memory_limit: 0\n"), Default(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MemoryLimit != 0 {
+		t.Errorf("memory_limit: 0 gives %d, want no limit", c.MemoryLimit)
+	}
+}

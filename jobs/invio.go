@@ -134,7 +134,7 @@ func runInvio(ctx context.Context, env *Env, run *Run) error {
 	if env.Sealer == nil {
 		return errors.New("invio-pin: manca la chiave di sigillo (keys.seal; eseguire `anprsec init`)")
 	}
-	due, err := dueMessages(env)
+	due, err := dueIDs(env)
 	if err != nil || len(due) == 0 {
 		return err
 	}
@@ -142,26 +142,34 @@ func runInvio(ctx context.Context, env *Env, run *Run) error {
 	if err != nil {
 		return err
 	}
-	// Messages are composed, encrypted and sent by a few workers at once
-	// (one SMTP session each, kept across messages and dialled again after
-	// a failure); their outcomes are recorded in batches,
-	// one transaction each. A message accepted by the server but not yet
-	// recorded when the process dies is sent again, identical (same
-	// Message-ID, same Date).
+	// Messages are read from the store a chunk at a time (dueChunk) and
+	// composed, encrypted and sent by a few workers at once (one SMTP
+	// session each, kept across messages and dialled again after a
+	// failure); their outcomes are recorded in batches, one transaction
+	// each. A message accepted by the server but not yet recorded when the
+	// process dies is sent again, identical (same Message-ID, same Date).
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	outcomes := sendAll(ctx, env, kit, due)
+	var readErr error
+	outcomes := sendAll(ctx, env, kit, due, &readErr)
 	t := &invioTally{env: env, run: run, cancel: cancel}
 	for o := range outcomes {
 		t.take(o)
 	}
+	if readErr != nil {
+		t.errs = append(t.errs, readErr)
+	}
 	return t.finish()
 }
 
-// dueMessages reads, in one View, the queued messages whose time has come,
-// in ID order, each with what it needs or the reason it cannot be sent.
-func dueMessages(env *Env) ([]pinMessage, error) {
-	var due []pinMessage
+// dueChunk is the number of messages read from the store at a time: an
+// Italy-wide run sends some 100,000, each read with its card and holder.
+const dueChunk = 256
+
+// dueIDs lists, in one View, the queued messages whose time has come, in
+// ID order.
+func dueIDs(env *Env) ([]string, error) {
+	var due []string
 	err := env.Store.View(func(tx *store.Tx) error {
 		ids, err := tx.MailsInState(store.MailQueued)
 		if err != nil {
@@ -173,7 +181,29 @@ func dueMessages(env *Env) ([]pinMessage, error) {
 			if err != nil {
 				return err
 			}
-			if m.NextTry.After(tx.Now) {
+			if !m.NextTry.After(tx.Now) {
+				due = append(due, id)
+			}
+		}
+		return nil
+	})
+	return due, err
+}
+
+// dueMessages reads, in one View, the messages ids still queued, each with
+// what it needs or the reason it cannot be sent.
+func dueMessages(env *Env, ids []string) ([]pinMessage, error) {
+	due := make([]pinMessage, 0, len(ids))
+	err := env.Store.View(func(tx *store.Tx) error {
+		for _, id := range ids {
+			m, err := tx.Mail(id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if m.State != store.MailQueued {
 				continue
 			}
 			pm, err := readMessage(tx, m)
@@ -279,9 +309,11 @@ func loadInvioKit(env *Env, run *Run) (*invioKit, error) {
 	return &k, nil
 }
 
-// sendAll hands due to the workers and returns their outcomes, closed
-// once every worker is done; a cancelled ctx stops handing out messages.
-func sendAll(ctx context.Context, env *Env, kit *invioKit, due []pinMessage) <-chan attempt {
+// sendAll reads the messages due, dueChunk at a time, hands them to the
+// workers and returns their outcomes, closed once every worker is done; a
+// cancelled ctx stops handing out messages, and so does an error reading
+// them, left in *readErr (set before the outcomes are closed).
+func sendAll(ctx context.Context, env *Env, kit *invioKit, due []string, readErr *error) <-chan attempt {
 	work := make(chan *pinMessage)
 	outcomes := make(chan attempt)
 	workers := 4 * runtime.NumCPU()
@@ -295,11 +327,20 @@ func sendAll(ctx context.Context, env *Env, kit *invioKit, due []pinMessage) <-c
 	}
 	go func() {
 		defer close(work)
-		for i := range due {
-			select {
-			case work <- &due[i]:
-			case <-ctx.Done():
+		for len(due) > 0 {
+			ids := due[:min(len(due), dueChunk)]
+			due = due[len(ids):]
+			msgs, err := dueMessages(env, ids)
+			if err != nil {
+				*readErr = err
 				return
+			}
+			for i := range msgs {
+				select {
+				case work <- &msgs[i]:
+				case <-ctx.Done():
+					return
+				}
 			}
 		}
 	}()
@@ -330,6 +371,7 @@ type invioTally struct {
 	errs        []error
 	unavailable error
 	batch       []attempt
+	flushes     int
 }
 
 // invioBatch is the number of outcomes recorded per transaction.
@@ -387,7 +429,16 @@ func (t *invioTally) flush() {
 		t.errs = append(t.errs, err)
 	}
 	t.batch = t.batch[:0]
+	if t.flushes++; t.flushes%releaseFlushes == 0 {
+		t.env.Store.ReleaseMapped()
+	}
 }
+
+// releaseFlushes: every so many batches recorded, invio-pin drops the
+// store's pages mapped by its reads and commits from the resident set
+// (store.ReleaseMapped): an Italy-wide run reads and updates some 100,000
+// messages, cards and holders.
+const releaseFlushes = 16
 
 // finish records what is left and returns the run's errors.
 func (t *invioTally) finish() error {

@@ -36,7 +36,8 @@ var OrderHeader = []string{"Seriale", "Codice Fiscale", "Cognome", "Nome", "Codi
 //  1. The cards in RICHIESTA not yet in an order get their secrets from
 //     crypto/rand, split in halves and sealed
 //     (domain.CardSecretsSealContext), and go into new pending orders of
-//     at most cards.order_max cards, each order in one transaction.
+//     at most cards.order_max cards, each order committed on its own (in
+//     transactions of at most orderTxCards cards).
 //  2. Every pending order (also one left by a crash) is built from the
 //     store: a CSV with the first halves, OpenPGP-encrypted to the producer
 //     (keys.producer) and signed by the service key (keys.service), written
@@ -135,83 +136,119 @@ func newOrders(ctx context.Context, env *Env, run *Run) error {
 	if err != nil {
 		return err
 	}
-	size := env.Config.Cards.OrderMax
 	for len(serials) > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		chunk := serials[:min(len(serials), size)]
-		err := newOrder(env, run, chunk)
-		if store.TxnTooBig(err) && len(chunk) > 1 {
-			// More cards than one transaction holds (Badger bounds it
-			// by the memtable's size): nothing was committed, so the
-			// orders of this run are made smaller.
-			size = len(chunk) / 2
-			run.Log.Info("ordini-sc: an order of this size does not fit in one transaction: smaller orders", "cards", len(chunk), "now", size)
-			continue
-		}
-		if err != nil {
+		chunk := serials[:min(len(serials), env.Config.Cards.OrderMax)]
+		serials = serials[len(chunk):]
+		if err := newOrder(env, run, chunk); err != nil {
 			return err
 		}
-		serials = serials[len(chunk):]
 	}
 	return nil
 }
 
+// orderTxCards is the most cards one transaction of ordini-sc writes:
+// every card written is its record, its indexes and a history entry, and
+// Badger bounds a transaction (a fifth of cards.order_max's default did
+// not fit in one). An order larger than this is created, and later
+// published, in several transactions (see newOrder and commitOrder);
+// every few of them the run drops the store's mapped pages and pooled
+// allocators (releaseOrderMemory).
+var orderTxCards = 500
+
 // newOrder puts the given requested cards, still in no order, into one new
-// pending order, with their secrets sealed.
+// pending order, with their secrets sealed: first the order with its
+// serials, then, orderTxCards at a time, each card with its sealed secrets
+// and the order's name. A card is in the order only once it names it: a
+// crash between the transactions leaves the order with fewer cards (its
+// file holds only the cards that name it, see buildOrder) and the others
+// in no order, for the next run.
 func newOrder(env *Env, run *Run, serials []string) error {
-	// Secrets drawn and sealed outside the transaction.
-	first := make([][]byte, len(serials))
-	second := make([][]byte, len(serials))
-	for i, s := range serials {
+	// Secrets drawn and sealed outside the transactions.
+	first := make(map[string][]byte, len(serials))
+	second := make(map[string][]byte, len(serials))
+	for _, s := range serials {
 		sec, err := pki.NewCardSecrets()
 		if err != nil {
 			return err
 		}
 		a, b := sec.Split()
-		first[i] = env.Sealer.Seal(a.Marshal(), domain.CardSecretsSealContext(s, "prima"))
-		second[i] = env.Sealer.Seal(b.Marshal(), domain.CardSecretsSealContext(s, "seconda"))
+		first[s] = env.Sealer.Seal(a.Marshal(), domain.CardSecretsSealContext(s, "prima"))
+		second[s] = env.Sealer.Seal(b.Marshal(), domain.CardSecretsSealContext(s, "seconda"))
 	}
 	src := store.Source{Actor: OrdiniActor}
-	n := 0
+	var o *store.CardOrder
+	var in []string
 	err := env.Store.Update(func(tx *store.Tx) error {
-		n = 0
-		var in []string
-		var cards []*domain.SmartCard
-		for i, s := range serials {
+		o, in = nil, nil
+		for _, s := range serials {
 			c, err := tx.Card(s)
 			if err != nil {
 				return err
 			}
-			if c.State != domain.CardRichiesta || c.Order != "" {
-				continue // changed since it was read
-			}
-			c.FirstSealed, c.SecondSealed = first[i], second[i]
-			cards = append(cards, c)
-			in = append(in, s)
+			if c.State == domain.CardRichiesta && c.Order == "" {
+				in = append(in, s)
+			} // else changed since it was read
 		}
 		if len(in) == 0 {
 			return nil
 		}
-		o, err := tx.NewCardOrder(tx.Now, env.Loc, in)
+		var err error
+		if o, err = tx.NewCardOrder(tx.Now, env.Loc, in); err != nil {
+			return err
+		}
+		return tx.Record(src, "ordine.crea", "ordine", o.Name, fmt.Sprintf("%d smart card", len(in)))
+	})
+	if err != nil || o == nil {
+		return err
+	}
+	for done := 0; len(in) > 0; done++ {
+		chunk := in[:min(len(in), orderTxCards)]
+		in = in[len(chunk):]
+		n := 0
+		err := env.Store.Update(func(tx *store.Tx) error {
+			n = 0
+			for _, s := range chunk {
+				c, err := tx.Card(s)
+				if err != nil {
+					return err
+				}
+				if c.State != domain.CardRichiesta || c.Order != "" {
+					continue // changed since it was read: not in the order's file
+				}
+				c.FirstSealed, c.SecondSealed = first[s], second[s]
+				c.Order, c.Updated = o.Name, tx.Now
+				if err := tx.PutCard(c); err != nil {
+					return err
+				}
+				if err := tx.Record(src, "smartcard.ordine", "smartcard", c.Serial, "segreti generati e sigillati; nell'ordine "+o.Name); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		run.Add("cards_ordered", n)
 		if err != nil {
 			return err
 		}
-		for _, c := range cards {
-			c.Order, c.Updated = o.Name, tx.Now
-			if err := tx.PutCard(c); err != nil {
-				return err
-			}
-			if err := tx.Record(src, "smartcard.ordine", "smartcard", c.Serial, "segreti generati e sigillati; nell'ordine "+o.Name); err != nil {
-				return err
-			}
-		}
-		n = len(in)
-		return tx.Record(src, "ordine.crea", "ordine", o.Name, fmt.Sprintf("%d smart card", len(in)))
-	})
-	run.Add("cards_ordered", n)
-	return err
+		releaseOrderMemory(env, done)
+	}
+	return nil
+}
+
+// releaseOrderMemory drops, every fourth transaction of ordini-sc, the
+// pages of the store's files mapped by its reads and commits from the
+// resident set (store.ReleaseMapped) and Badger's pooled table-builder
+// allocators (store.ReleaseAllocators): an Italy-wide run writes some
+// 100,000 cards twice.
+func releaseOrderMemory(env *Env, done int) {
+	if done%4 == 3 {
+		env.Store.ReleaseMapped()
+		env.Store.ReleaseAllocators()
+	}
 }
 
 // publishOrder builds and encrypts a pending order once, keeps the
@@ -284,10 +321,42 @@ func pendingOrder(env *Env, name string, producer openpgp.EntityList, signer *op
 }
 
 // commitOrder marks published order name, still pending, and its cards
-// still RICHIESTA in it IN PRODUZIONE, in one transaction.
+// still RICHIESTA in it IN PRODUZIONE: the cards orderTxCards at a time,
+// the order itself with the last of them. Its file is already in the
+// drop, so a card IN PRODUZIONE in an order still pending (a crash between
+// the transactions) is in production; the next run writes the same file
+// again and commits the rest.
 func commitOrder(env *Env, run *Run, name string) error {
 	src := store.Source{Actor: OrdiniActor, File: OrdiniDir + "/" + name}
 	validity := time.Duration(env.Config.Cards.ValidityDays) * 24 * time.Hour
+	var included []string
+	if err := env.Store.View(func(tx *store.Tx) error {
+		o, err := tx.CardOrder(name)
+		if err != nil {
+			return err
+		}
+		if o.State == store.OrderPending {
+			included = o.Included
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for done := 0; len(included) > orderTxCards; done++ {
+		chunk := included[:orderTxCards]
+		included = included[orderTxCards:]
+		n := 0
+		err := env.Store.Update(func(tx *store.Tx) error {
+			var err error
+			n, err = cardsInProduction(tx, src, name, chunk, validity)
+			return err
+		})
+		run.Add("cards_in_production", n)
+		if err != nil {
+			return err
+		}
+		releaseOrderMemory(env, done)
+	}
 	return env.Store.Update(func(tx *store.Tx) error {
 		o, err := tx.CardOrder(name)
 		if err != nil {
@@ -304,7 +373,7 @@ func commitOrder(env *Env, run *Run, name string) error {
 		if err := tx.PutCardOrder(o); err != nil {
 			return err
 		}
-		n, err := cardsInProduction(tx, src, name, o.Included, validity)
+		n, err := cardsInProduction(tx, src, name, included, validity)
 		if err != nil {
 			return err
 		}

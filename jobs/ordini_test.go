@@ -5,11 +5,11 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -318,54 +318,102 @@ func TestOneRunOrdersEveryRequestedCardInOrdersOfAtMostOrderMax(t *testing.T) {
 	}
 }
 
-// TestOneRunOrdersMoreCardsThanOneTransactionHolds: when cards.order_max
-// cards do not fit in one store transaction (Badger bounds a transaction
-// by its memtable), one run still orders every requested card, in smaller
-// orders, each card in exactly one order file.
-func TestOneRunOrdersMoreCardsThanOneTransactionHolds(t *testing.T) {
+func TestAnOrderLargerThanATransactionIsOneFileWithEveryCardInProduction(t *testing.T) {
 	c := newCertEnv(t)
 	c.withPGP()
 	c.census()
-	var model *domain.SmartCard
-	for _, sc := range c.cards() {
-		model = sc
-		break
-	}
-	if model == nil {
-		t.Fatal("the census requested no card")
-	}
-	const n, chunk = 6000, 500
-	for k := 0; k < n; k += chunk {
-		if err := c.env.Store.Update(func(tx *store.Tx) error {
-			for i := k; i < k+chunk; i++ {
-				sc := *model
-				sc.Serial = fmt.Sprintf("SCX%09d", i)
-				if err := tx.PutCard(&sc); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	before := c.cards()
+	if len(before) < 3 {
+		t.Fatalf("the census requested %d cards, want at least 3", len(before))
+	}
+	defer func(n int) { orderTxCards = n }(orderTxCards)
+	orderTxCards = 1
 	c.env.Config.Cards.OrderMax = len(before)
 	counts, err := c.run(ordiniJob)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if counts["cards_ordered"] != len(before) || counts["cards_in_production"] != len(before) || counts["orders"] < 2 {
-		t.Errorf("counts %v for %d cards: want every card ordered, in more than one order", counts, len(before))
+	if counts["cards_ordered"] != len(before) || counts["orders"] != 1 || counts["cards_in_production"] != len(before) {
+		t.Errorf("counts %v for %d cards, want them all in 1 order", counts, len(before))
+	}
+	for s, sc := range c.cards() {
+		if sc.State != domain.CardProduzione || len(sc.FirstSealed) != 0 || len(sc.SecondSealed) == 0 {
+			t.Errorf("%s after one run: %s, first halves %d bytes, second %d", s, sc.State, len(sc.FirstSealed), len(sc.SecondSealed))
+		}
 	}
 	orders, _ := filepath.Glob(filepath.Join(c.root, "produttore", "ordini", "*"))
+	if len(orders) != 1 {
+		t.Fatalf("%d order files, want 1", len(orders))
+	}
+	if recs := c.readOrder(orders[0]); len(recs)-1 != len(before) {
+		t.Errorf("the order holds %d cards, want %d", len(recs)-1, len(before))
+	}
+}
+
+func TestAnOrderCutShortByACrashHoldsOnlyTheCardsThatNameIt(t *testing.T) {
+	c := newCertEnv(t)
+	c.withPGP()
+	c.census()
+	var serials []string
+	for s := range c.cards() {
+		serials = append(serials, s)
+	}
+	if len(serials) < 3 {
+		t.Fatalf("the census requested %d cards, want at least 3", len(serials))
+	}
+	sort.Strings(serials)
+	first := serials[0]
+	// What a crash leaves after an order's first transaction (the order
+	// with its serials) and the first of its cards' transactions.
+	err := c.env.Store.Update(func(tx *store.Tx) error {
+		o, err := tx.NewCardOrder(tx.Now, c.env.Loc, serials)
+		if err != nil {
+			return err
+		}
+		card, err := tx.Card(first)
+		if err != nil {
+			return err
+		}
+		sec, err := pki.NewCardSecrets()
+		if err != nil {
+			return err
+		}
+		a, b := sec.Split()
+		card.FirstSealed = c.env.Sealer.Seal(a.Marshal(), domain.CardSecretsSealContext(first, "prima"))
+		card.SecondSealed = c.env.Sealer.Seal(b.Marshal(), domain.CardSecretsSealContext(first, "seconda"))
+		card.Order = o.Name
+		return tx.PutCard(card)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.run(ordiniJob); err != nil {
+		t.Fatal(err)
+	}
+	for s, sc := range c.cards() {
+		if sc.State != domain.CardProduzione {
+			t.Errorf("%s after the run: %s", s, sc.State)
+		}
+	}
+	orders, _ := filepath.Glob(filepath.Join(c.root, "produttore", "ordini", "*"))
+	if len(orders) != 2 {
+		t.Fatalf("%d order files, want 2 (the cut order and one for the rest)", len(orders))
+	}
 	seen := map[string]int{}
+	cut := false
 	for _, o := range orders {
-		for _, r := range c.readOrder(o)[1:] {
+		recs := c.readOrder(o)
+		if len(recs) == 2 && recs[1][0] == first {
+			cut = true
+		}
+		for _, r := range recs[1:] {
 			seen[r[0]]++
 		}
 	}
-	for s := range before {
+	if !cut {
+		t.Errorf("no order file lists only %s, the one card that named the cut order", first)
+	}
+	for _, s := range serials {
 		if seen[s] != 1 {
 			t.Errorf("card %s is in %d order files", s, seen[s])
 		}

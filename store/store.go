@@ -378,11 +378,6 @@ func (tx *Tx) Sequence(name string) (uint64, error) {
 	return n, tx.set("q/"+name, n)
 }
 
-// TxnTooBig reports whether err is Badger's refusal of a transaction
-// larger than one write batch (about 15% of the memtable): the caller may
-// split its work into smaller transactions.
-func TxnTooBig(err error) bool { return errors.Is(err, badger.ErrTxnTooBig) }
-
 // RawScan calls fn with every key and value of the store as Badger holds
 // them (after decryption at rest), for audits and tests that look for
 // secrets stored in clear. fn must not keep the slices.

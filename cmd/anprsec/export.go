@@ -41,9 +41,12 @@ scritta come testo.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The export streams the store; a soft memory limit keeps the
-			// garbage collector from letting the heap double (this process only).
+			// garbage collector from letting the heap double (this process
+			// only): 150 MiB unless memory_limit (or GOMEMLIMIT) is lower.
 			if a.daemon == nil {
-				debug.SetMemoryLimit(150 << 20)
+				if cur := debug.SetMemoryLimit(-1); cur > 150<<20 {
+					debug.SetMemoryLimit(150 << 20)
+				}
 			}
 			r, closeFn, err := a.openRunner(cmd.Context())
 			if err != nil {

@@ -128,6 +128,7 @@ func newPipe() *pipe {
 	go func() {
 		var err error
 		for b := range p.ch {
+			var last *table
 			for _, j := range b.jobs {
 				if j.barrier != nil {
 					close(j.barrier)
@@ -137,6 +138,13 @@ func newPipe() *pipe {
 					cell, _ := excelize.CoordinatesToCellName(1, j.row)
 					err = j.t.sw.SetRow(cell, j.xs)
 				}
+				if err == nil && last != nil && last != j.t {
+					err = spill(last.sw)
+				}
+				last = j.t
+			}
+			if err == nil && last != nil {
+				err = spill(last.sw)
 			}
 			if err != nil {
 				select {
