@@ -90,7 +90,7 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 // the commits themselves; comuni are independent, so several overlap their
 // waits. Within a comune the files are read one after the other, in name
 // order.
-const inboxWorkers = 8
+const inboxWorkers = 16
 
 // richiesteOf reads comune istat's richieste/ folder; known is false (and
 // nothing read) for a folder of a comune never censused; crl reports a
