@@ -404,7 +404,7 @@ func (s *site) exportFloor(national string, comuni []string) (time.Duration, err
 		rows, cols int
 	}
 	var sheets []dims
-	wb, err := xlsx.Open(national, xlsx.Options{})
+	wb, err := xlsx.Open(national, xlsx.Options{MaxUnzipped: 16 << 30}) // our own output
 	if err != nil {
 		return 0, err
 	}

@@ -47,9 +47,12 @@ func newSite(ctx context.Context, o options, c *cache, dir string) (*site, error
 	// As the daemon runs: one run of each job does the whole batch (the
 	// certificates of every workstation at once; the other bounds are the
 	// defaults), and the mail goes to the server on loopback.
+	// The cached site's configuration was written by the `anprsec init`
+	// of its day: the memory limit is the default of the code measured.
 	if err := editConfig(filepath.Join(dir, "anprsec.yaml"), map[string]string{
-		"  batch_max: ": strconv.Itoa(100000),
-		"    tls: ":     "none",
+		"memory_limit: ": defaultMemoryLimit(),
+		"  batch_max: ":  strconv.Itoa(100000),
+		"    tls: ":      "none",
 	}); err != nil {
 		snk.close()
 		return nil, err
@@ -63,6 +66,20 @@ func newSite(ctx context.Context, o options, c *cache, dir string) (*site, error
 		return nil, err
 	}
 	return s, nil
+}
+
+// defaultMemoryLimit is memory_limit in the embedded default
+// configuration.
+func defaultMemoryLimit() string {
+	for _, l := range strings.Split(string(config.DefaultYAML), "\n") {
+		if v, ok := strings.CutPrefix(l, "memory_limit: "); ok {
+			if i := strings.Index(v, " #"); i >= 0 {
+				v = v[:i]
+			}
+			return strings.TrimSpace(v)
+		}
+	}
+	return "0"
 }
 
 // setSMTPAddress points mail.smtp.address at addr.

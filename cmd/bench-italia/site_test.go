@@ -16,7 +16,7 @@ func TestBenchmarkSettingsReachTheConfiguration(t *testing.T) {
 	if err := os.WriteFile(p, config.DefaultYAML, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := editConfig(p, map[string]string{"  key_pool: ": "40000", "  batch_max: ": "100000", "    tls: ": "none"}); err != nil {
+	if err := editConfig(p, map[string]string{"memory_limit: ": defaultMemoryLimit(), "  key_pool: ": "40000", "  batch_max: ": "100000", "    tls: ": "none"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := setSMTPAddress(p, "127.0.0.1:2525"); err != nil {
@@ -28,6 +28,9 @@ func TestBenchmarkSettingsReachTheConfiguration(t *testing.T) {
 	}
 	if cfg.PKI.KeyPool != 40000 || cfg.PKI.BatchMax != 100000 || cfg.Mail.SMTP.Address != "127.0.0.1:2525" || cfg.Mail.SMTP.TLS != "none" {
 		t.Errorf("key_pool %d, batch_max %d, smtp %q tls %q", cfg.PKI.KeyPool, cfg.PKI.BatchMax, cfg.Mail.SMTP.Address, cfg.Mail.SMTP.TLS)
+	}
+	if defaultMemoryLimit() == "0" || cfg.MemoryLimit == 0 {
+		t.Errorf("memory_limit: the default %q, loaded %v", defaultMemoryLimit(), cfg.MemoryLimit)
 	}
 	if err := editConfig(p, map[string]string{"  no_such_key: ": "1"}); err == nil {
 		t.Error("a key not in the file: no error")
