@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,6 +73,20 @@ func benchCAFiles(b *testing.B) (string, string) {
 func reportRate(b *testing.B, n int) {
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "certs/s")
 }
+
+// cpuTime is the CPU time (user and system) of the process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// warmFloorCPU is the CPU time a certificate of the last BenchmarkWarmFloor
+// took: on a machine whose cores other work shares, the ratio of CPU times
+// (cpu_x_floor) moves less than the ratio of rates.
+var warmFloorCPU time.Duration
 
 // benchEnv is a fresh store with n requests spread over comuni (10 a
 // comune), a local drop and the shared CA.
@@ -198,6 +213,7 @@ func BenchmarkWarmFloor(b *testing.B) {
 	}
 	disc, chain := issuer.Discovery(env.Config), issuer.Chain()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for it := 0; it < b.N; it++ {
 		var next atomic.Int64
 		errs := make([]error, runtime.NumCPU())
@@ -232,7 +248,9 @@ func BenchmarkWarmFloor(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	warmFloorCPU = (cpuTime() - cpu0) / time.Duration(n*b.N)
 	reportRate(b, n)
+	b.ReportMetric(float64(warmFloorCPU)/1e6, "cpu_ms/cert")
 	warmFloorRate = float64(n*b.N) / b.Elapsed().Seconds()
 }
 
@@ -241,6 +259,7 @@ func BenchmarkWarmFloor(b *testing.B) {
 // BenchmarkWarmFloor's in the same run.
 func BenchmarkBatchWarmPool(b *testing.B) {
 	n := benchCerts(b)
+	var cpu time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -250,14 +269,27 @@ func BenchmarkBatchWarmPool(b *testing.B) {
 			b.Fatalf("pool counts %v", c)
 		}
 		b.StartTimer()
+		cpu0 := cpuTime()
 		c := benchRun(b, env, certificatiJob)
+		cpu += cpuTime() - cpu0
 		if c["issued"] != n || c["pool_keys"] != n {
 			b.Fatalf("counts %v", c)
 		}
 	}
+	reportWarm(b, n, cpu)
+}
+
+// reportWarm reports the rate of a warm batch of n certificates that took
+// cpu in all, with its ratios to the last BenchmarkWarmFloor: x_floor, of
+// the rates (≥ 1 is the floor's rate), and cpu_x_floor, of the CPU times
+// per certificate (floor over batch: 1 when the batch does nothing more).
+func reportWarm(b *testing.B, n int, cpu time.Duration) {
 	reportRate(b, n)
+	per := cpu / time.Duration(n*b.N)
+	b.ReportMetric(float64(per)/1e6, "cpu_ms/cert")
 	if warmFloorRate > 0 {
 		b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds()/warmFloorRate, "x_floor")
+		b.ReportMetric(float64(warmFloorCPU)/float64(per), "cpu_x_floor")
 	}
 }
 
