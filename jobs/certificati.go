@@ -189,16 +189,6 @@ func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Post
 	}
 	certBusy.Add(1) // pool-chiavi starts no new batch meanwhile
 	defer certBusy.Add(-1)
-	// Keys from the pool first, taken (deleted) in one transaction before
-	// any is used: if this run fails they are lost, never reused.
-	alg := poolAlg(pc.KeyAlgorithm)
-	pooled, err := takePoolKeys(env, alg, len(todo))
-	if err != nil {
-		run.Log.Warn("certificati: key pool unavailable, generating every key", "err", err)
-		pooled = nil
-	}
-	run.Add("pool_keys", len(pooled))
-	run.Add("fresh_keys", len(todo)-len(pooled))
 	order, members := comuniOf(todo)
 	left := make(map[string]int, len(order))
 	for _, istat := range order {
@@ -206,7 +196,8 @@ func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Post
 	}
 	results := make([]certResult, len(todo))
 	done := make(chan int, runtime.NumCPU())
-	go issueAll(ctx, env, &signingCA{ca, issuer}, todo, pooled, names, results, done)
+	keys := &poolTaker{env: env, run: run, alg: poolAlg(pc.KeyAlgorithm), left: len(todo)}
+	go issueAll(ctx, env, &signingCA{ca, issuer}, todo, keys, names, results, done)
 	pub := newBundlePublisher(ctx, env)
 	var errs []error
 	next := 0
@@ -229,6 +220,8 @@ func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Post
 			}
 		}
 	}
+	run.Add("pool_keys", keys.taken) // done is closed: issueAll is over
+	run.Add("fresh_keys", len(todo)-keys.taken)
 	handled, err := pub.wait(run)
 	if err != nil {
 		errs = append(errs, err)
@@ -282,27 +275,74 @@ func releaseStoreMemory(env *Env) {
 	env.Store.ReleaseAllocators()
 }
 
-// issueAll issues todo on runtime.NumCPU() workers, the first ones with
-// the pooled keys, into results, sending the index of each result done on
-// done, which it closes at the end; a cancelled ctx stops handing out
-// postazioni.
-func issueAll(ctx context.Context, env *Env, ca *signingCA, todo []*domain.Postazione, pooled []store.PoolKey, names map[string]string, results []certResult, done chan<- int) {
-	jobsCh := make(chan int)
+// poolChunk is the most keys certificati takes from the pool in one
+// transaction: the keys wait sealed in memory only for the next
+// postazioni, whatever pki.batch_max.
+const poolChunk = 256
+
+// poolTaker hands out the pool's keys to the batch in order, taking them
+// from the pool poolChunk at a time (takePoolKeys), each chunk in one
+// transaction before any of its keys is used: a key taken by a run that
+// then fails is lost, never reused. Once the pool is empty or unavailable,
+// the rest of the batch generates its keys.
+type poolTaker struct {
+	env   *Env
+	run   *Run
+	alg   string
+	left  int // keys the batch may still ask for
+	taken int
+	keys  []store.PoolKey
+	dry   bool
+}
+
+// next returns the next pooled key, nil when there is none.
+func (t *poolTaker) next() *store.PoolKey {
+	if len(t.keys) == 0 && !t.dry && t.left > 0 {
+		keys, err := takePoolKeys(t.env, t.alg, min(t.left, poolChunk))
+		if err != nil {
+			t.run.Log.Warn("certificati: key pool unavailable, generating the other keys", "err", err)
+		}
+		t.keys, t.dry = keys, len(keys) < min(t.left, poolChunk)
+	}
+	t.left--
+	if len(t.keys) == 0 {
+		return nil
+	}
+	k := &t.keys[0]
+	t.keys = t.keys[1:]
+	t.taken++
+	return k
+}
+
+// issueAll issues todo on runtime.NumCPU() workers, in order, with the
+// keys of the pool while it has some, into results, sending the index of
+// each result done on done, which it closes at the end; a cancelled ctx
+// stops handing out postazioni.
+func issueAll(ctx context.Context, env *Env, ca *signingCA, todo []*domain.Postazione, pool *poolTaker, names map[string]string, results []certResult, done chan<- int) {
+	type job struct {
+		i   int
+		key *store.PoolKey
+	}
+	jobsCh := make(chan job)
 	var wg sync.WaitGroup
 	for w := 0; w < runtime.NumCPU(); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range jobsCh {
-				results[i] = issueTodo(env, ca, todo[i], pooled, i, names[todo[i].ISTAT])
-				done <- i
+			for j := range jobsCh {
+				results[j.i] = issueTodo(env, ca, todo[j.i], j.key, names[todo[j.i].ISTAT])
+				done <- j.i
 			}
 		}()
 	}
 feed:
 	for i := range todo {
+		if ctx.Err() != nil {
+			break
+		}
+		j := job{i, pool.next()}
 		select {
-		case jobsCh <- i:
+		case jobsCh <- j:
 		case <-ctx.Done():
 			break feed
 		}
@@ -312,14 +352,13 @@ feed:
 	close(done)
 }
 
-// issueTodo issues postazione p, the i-th of the batch, with the i-th
-// pooled key when there is one, else with a fresh key.
-func issueTodo(env *Env, ca *signingCA, p *domain.Postazione, pooled []store.PoolKey, i int, comune string) certResult {
+// issueTodo issues postazione p with pooled, a key of the pool, or with a
+// fresh key when pooled is nil.
+func issueTodo(env *Env, ca *signingCA, p *domain.Postazione, pooled *store.PoolKey, comune string) certResult {
 	pc := env.Config.PKI
 	var key crypto.Signer
-	if i < len(pooled) {
-		k, err := openPoolKey(env.Sealer, pooled[i])
-		pooled[i].Sealed = nil // used once
+	if pooled != nil {
+		k, err := openPoolKey(env.Sealer, *pooled)
 		if err != nil {
 			return certResult{code: p.Code, istat: p.ISTAT, err: err}
 		}
