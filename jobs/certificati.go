@@ -277,8 +277,8 @@ func releaseStoreMemory(env *Env) {
 
 // poolChunk is the most keys certificati takes from the pool in one
 // transaction: the keys wait sealed in memory only for the next
-// postazioni, whatever pki.batch_max.
-const poolChunk = 256
+// postazioni, whatever pki.batch_max (a variable for the tests).
+var poolChunk = 256
 
 // poolTaker hands out the pool's keys to the batch in order, taking them
 // from the pool poolChunk at a time (takePoolKeys), each chunk in one
