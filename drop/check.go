@@ -40,24 +40,36 @@ func CheckBase(ctx context.Context, d Drop) error {
 // missing below that one). It returns the folder it wrote in. The drop's
 // root must exist (CheckBase): nothing is ever created above it.
 func CheckWritable(ctx context.Context, d Drop, dir string) (string, error) {
-	dir, err := Clean(dir)
+	at, probe, err := WritableProbe(ctx, d, dir)
 	if err != nil {
-		return "", err
+		return at, err
 	}
-	at := dir
+	return at, Probe(ctx, d, at, probe)
+}
+
+// WritableProbe returns where CheckWritable writes its probe for folder
+// dir: the folder (dir, or the nearest existing one above it) and the
+// probe's path. Two folders with the same probe path are checked by one
+// probe.
+func WritableProbe(ctx context.Context, d Drop, dir string) (at, probe string, err error) {
+	dir, err = Clean(dir)
+	if err != nil {
+		return "", "", err
+	}
+	at = dir
 	for {
 		e, err := d.Stat(ctx, at)
 		if err == nil {
 			if !e.Dir {
-				return at, fmt.Errorf("%s non è una cartella", at)
+				return at, "", fmt.Errorf("%s non è una cartella", at)
 			}
 			break
 		}
 		if !errors.Is(err, ErrNotExist) {
-			return at, err
+			return at, "", err
 		}
 		if at == "." {
-			return at, fmt.Errorf("%s: %w: la cartella non esiste", d, ErrBadBase)
+			return at, "", fmt.Errorf("%s: %w: la cartella non esiste", d, ErrBadBase)
 		}
 		at = path.Dir(at)
 	}
@@ -65,14 +77,19 @@ func CheckWritable(ctx context.Context, d Drop, dir string) (string, error) {
 	if name == "." {
 		name = "base"
 	}
-	probe := path.Join(at, ProbeName+"-"+name)
+	return at, path.Join(at, ProbeName+"-"+name), nil
+}
+
+// Probe writes the probe file probe (of WritableProbe) and removes it; at
+// is its folder.
+func Probe(ctx context.Context, d Drop, at, probe string) error {
 	if err := d.Write(ctx, probe, bytes.NewReader([]byte("anprsec\n"))); err != nil {
-		return at, fmt.Errorf("impossibile scrivere in %s: %w", at, err)
+		return fmt.Errorf("impossibile scrivere in %s: %w", at, err)
 	}
 	if err := d.Remove(ctx, probe); err != nil {
-		return at, fmt.Errorf("impossibile rimuovere %s: %w", probe, err)
+		return fmt.Errorf("impossibile rimuovere %s: %w", probe, err)
 	}
-	return at, nil
+	return nil
 }
 
 // Prepare creates the input folders among folders that do not exist yet,

@@ -3,6 +3,9 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +13,8 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,6 +73,20 @@ func benchCAFiles(b *testing.B) (string, string) {
 func reportRate(b *testing.B, n int) {
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "certs/s")
 }
+
+// cpuTime is the CPU time (user and system) of the process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// warmFloorCPU is the CPU time a certificate of the last BenchmarkWarmFloor
+// took: on a machine whose cores other work shares, the ratio of CPU times
+// (cpu_x_floor) moves less than the ratio of rates.
+var warmFloorCPU time.Duration
 
 // benchEnv is a fresh store with n requests spread over comuni (10 a
 // comune), a local drop and the shared CA.
@@ -155,10 +174,92 @@ func BenchmarkBatchColdPool(b *testing.B) {
 	reportRate(b, n)
 }
 
+// warmFloorRate is the certs/s of the last BenchmarkWarmFloor of this
+// process, 0 when it did not run: BenchmarkBatchWarmPool reports its rate
+// against it (x_floor), so that both come from the same run.
+var warmFloorRate float64
+
+// BenchmarkWarmFloor: the floor of a batch with a warm pool, what it cannot
+// avoid for each of N certificates on runtime.NumCPU() workers (as the
+// batch issues): the RSA-4096 CA signature of the workstation certificate
+// (with the batch's discovery URLs) and its PKCS#12 in the legacy encoding
+// with a fresh password, over keys made beforehand (64 RSA-2048 keys used
+// in turn: the cost of signing and encoding does not depend on the key).
+// Run it with BenchmarkBatchWarmPool, which follows it:
+//
+//	go test -run '^$' -bench 'WarmFloor|BatchWarmPool' -benchtime 1x ./jobs/
+func BenchmarkWarmFloor(b *testing.B) {
+	n := benchCerts(b)
+	env := benchEnv(b, 0)
+	issuer, err := CurrentCA(env)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ca, err := issuer.Load()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ders, err := generatePoolKeys(context.Background(), pki.KeyRSA2048, min(n, 64))
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := make([]crypto.Signer, len(ders))
+	for i, der := range ders {
+		k, err := x509.ParsePKCS8PrivateKey(der)
+		if err != nil {
+			b.Fatal(err)
+		}
+		keys[i] = k.(crypto.Signer)
+	}
+	disc, chain := issuer.Discovery(env.Config), issuer.Chain()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for it := 0; it < b.N; it++ {
+		var next atomic.Int64
+		errs := make([]error, runtime.NumCPU())
+		var wg sync.WaitGroup
+		for w := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1) - 1)
+					if i >= n {
+						return
+					}
+					key := keys[i%len(keys)]
+					code := fmt.Sprintf("%06d-PC-%04d", 1001+i/10, i%10+1)
+					cert, _, err := ca.IssueWorkstation(pki.WorkstationRequest{Code: code, Comune: "Comune", PublicKey: key.Public(), Discovery: disc})
+					if err == nil {
+						var pw string
+						if pw, err = pki.NewPassword(env.Config.PKI.PasswordAlphabet, env.Config.PKI.PasswordLength); err == nil {
+							_, err = pki.EncodeP12(key, cert, chain, pw, pki.EncodingLegacy, code)
+						}
+					}
+					if err != nil {
+						errs[w] = err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	warmFloorCPU = (cpuTime() - cpu0) / time.Duration(n*b.N)
+	reportRate(b, n)
+	b.ReportMetric(float64(warmFloorCPU)/1e6, "cpu_ms/cert")
+	warmFloorRate = float64(n*b.N) / b.Elapsed().Seconds()
+}
+
 // BenchmarkBatchWarmPool: the same with N keys in the pool (filled by the
-// pool-chiavi job outside the timer).
+// pool-chiavi job outside the timer); x_floor is its rate over
+// BenchmarkWarmFloor's in the same run.
 func BenchmarkBatchWarmPool(b *testing.B) {
 	n := benchCerts(b)
+	var cpu time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -168,12 +269,28 @@ func BenchmarkBatchWarmPool(b *testing.B) {
 			b.Fatalf("pool counts %v", c)
 		}
 		b.StartTimer()
+		cpu0 := cpuTime()
 		c := benchRun(b, env, certificatiJob)
+		cpu += cpuTime() - cpu0
 		if c["issued"] != n || c["pool_keys"] != n {
 			b.Fatalf("counts %v", c)
 		}
 	}
+	reportWarm(b, n, cpu)
+}
+
+// reportWarm reports the rate of a warm batch of n certificates that took
+// cpu in all, with its ratios to the last BenchmarkWarmFloor: x_floor, of
+// the rates (≥ 1 is the floor's rate), and cpu_x_floor, of the CPU times
+// per certificate (floor over batch: 1 when the batch does nothing more).
+func reportWarm(b *testing.B, n int, cpu time.Duration) {
 	reportRate(b, n)
+	per := cpu / time.Duration(n*b.N)
+	b.ReportMetric(float64(per)/1e6, "cpu_ms/cert")
+	if warmFloorRate > 0 {
+		b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds()/warmFloorRate, "x_floor")
+		b.ReportMetric(float64(warmFloorCPU)/float64(per), "cpu_x_floor")
+	}
 }
 
 // BenchmarkOpenSSLLoop: the peer, an OpenSSL CLI loop (genpkey, req, x509

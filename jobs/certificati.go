@@ -34,7 +34,8 @@ const CertActor = "certificati"
 //     code order, are issued outside any transaction: keys on runtime.NumCPU()
 //     workers, signed by the CA (loaded from pki.ca_cert/ca_key at each run),
 //     PKCS#12 with friendlyName = code and a fresh password.
-//  2. Each comune commits in one transaction: ATTIVO, serial, expiry,
+//  2. Each comune commits in one transaction, as soon as all its
+//     postazioni are issued, while the workers go on: ATTIVO, serial, expiry,
 //     certificate, sealed P12 and password, history, and a pending bundle
 //     record; with the comune's first workstation certificates, the
 //     first one's e-mail to the ASC is queued
@@ -44,9 +45,12 @@ const CertActor = "certificati"
 //     (or its renewal pending) with LastError and Attempts (retried next
 //     run). Predecessors past their overlap are recorded superseded
 //     (finalizeSupersessions).
-//  3. Every pending bundle (also one left by a crash) is built from the
-//     store, verified and written atomically to the drop, then marked
-//     published. Re-publishing gives the same name and content.
+//  3. The bundle just committed is built from the same PKCS#12 and
+//     passwords (still in memory), verified and written atomically to the
+//     drop once the store is synced, then marked published, while the
+//     batch goes on; every other pending bundle (one left by a crash, or
+//     whose publication failed in an earlier run) is built from the store.
+//     Re-publishing gives the same name and content.
 var certificatiJob = Job{
 	Name:        "certificati",
 	Description: "emette i certificati di postazione in attesa (PKCS#12) e pubblica uno ZIP per comune con password.txt",
@@ -84,12 +88,14 @@ func runCertificati(ctx context.Context, env *Env, run *Run) error {
 	if err := finalizeSupersessions(env, run); err != nil {
 		errs = append(errs, err)
 	}
+	var handled map[string]bool
 	if len(todo) > 0 {
-		if err := issueAndCommit(ctx, env, run, todo, names); err != nil {
+		var err error
+		if handled, err = issueAndCommit(ctx, env, run, todo, names); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := publishPending(ctx, env, run); err != nil {
+	if err := publishPending(ctx, env, run, handled); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -162,53 +168,102 @@ func bundleDirs(env *Env, todo []*domain.Postazione) ([]string, error) {
 	return dirs, err
 }
 
-// issueAndCommit issues todo in parallel and commits the results per comune.
-func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Postazione, names map[string]string) error {
+// issueAndCommit issues todo on runtime.NumCPU() workers and, while they
+// work, commits each comune in one transaction as soon as all its results
+// are in (comuni in the order of todo), then hands its new bundle, with the
+// PKCS#12 and passwords still in memory, to a publisher (bundlePublisher)
+// that writes it to the drop meanwhile. A comune's results leave memory
+// once published, so the batch holds only those in flight. A cancelled ctx
+// stops handing out postazioni: the comuni committed stay, the others stay
+// pending. It returns the IDs of the bundles it handed to the publisher,
+// published or not: publishPending leaves them to the next run.
+func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Postazione, names map[string]string) (map[string]bool, error) {
 	pc := env.Config.PKI
 	issuer, err := CurrentCA(env)
 	if err != nil {
-		return fmt.Errorf("certificati: CA: %w", err)
+		return nil, fmt.Errorf("certificati: CA: %w", err)
 	}
 	ca, err := issuer.Load()
 	if err != nil {
-		return fmt.Errorf("certificati: CA: %w", err)
+		return nil, fmt.Errorf("certificati: CA: %w", err)
 	}
 	certBusy.Add(1) // pool-chiavi starts no new batch meanwhile
 	defer certBusy.Add(-1)
-	// Keys from the pool first, taken (deleted) in one transaction before
-	// any is used: if this run fails they are lost, never reused.
-	alg := poolAlg(pc.KeyAlgorithm)
-	pooled, err := takePoolKeys(env, alg, len(todo))
-	if err != nil {
-		run.Log.Warn("certificati: key pool unavailable, generating every key", "err", err)
-		pooled = nil
+	order, members := comuniOf(todo)
+	left := make(map[string]int, len(order))
+	for _, istat := range order {
+		left[istat] = len(members[istat])
 	}
-	run.Add("pool_keys", len(pooled))
-	run.Add("fresh_keys", len(todo)-len(pooled))
-	results := issueAll(ctx, env, &signingCA{ca, issuer}, todo, pooled, names)
-	if err := ctx.Err(); err != nil {
-		return err // nothing committed: the requests stay pending
-	}
-	order, byComune := groupByComune(results)
+	results := make([]certResult, len(todo))
+	done := make(chan int, runtime.NumCPU())
+	keys := &poolTaker{env: env, run: run, alg: poolAlg(pc.KeyAlgorithm), left: len(todo)}
+	go issueAll(ctx, env, &signingCA{ca, issuer}, todo, keys, names, results, done)
+	pub := newBundlePublisher(ctx, env)
 	var errs []error
-	for n, istat := range order {
-		if n%16 == 15 {
-			releaseStoreMemory(env)
+	next := 0
+	for i := range done {
+		left[todo[i].ISTAT]--
+		for ; next < len(order) && left[order[next]] == 0; next++ {
+			istat := order[next]
+			if next%16 == 15 {
+				releaseStoreMemory(env)
+			}
+			rs := make([]*certResult, len(members[istat]))
+			for j, k := range members[istat] {
+				rs[j] = &results[k]
+			}
+			if err := commitComune(env, run, pub, istat, rs); err != nil {
+				errs = append(errs, fmt.Errorf("certificati: comune %s: %w", istat, err))
+			}
+			for _, r := range rs {
+				*r = certResult{}
+			}
 		}
-		issued, failed := 0, 0
-		err := env.Store.Update(func(tx *store.Tx) error {
-			var err error
-			issued, failed, err = commitCertsOfComune(tx, env, istat, byComune[istat])
-			return err
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("certificati: comune %s: %w", istat, err))
-			continue
-		}
-		run.Add("issued", issued)
-		run.Add("failed", failed)
 	}
-	return errors.Join(errs...)
+	run.Add("pool_keys", keys.taken) // done is closed: issueAll is over
+	run.Add("fresh_keys", len(todo)-keys.taken)
+	handled, err := pub.wait(run)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, err) // the comuni not committed stay pending
+	}
+	return handled, errors.Join(errs...)
+}
+
+// comuniOf returns the comuni of todo in the order of their first
+// postazione, and the indexes in todo of each one's postazioni.
+func comuniOf(todo []*domain.Postazione) (order []string, members map[string][]int) {
+	members = map[string][]int{}
+	for i, p := range todo {
+		if _, ok := members[p.ISTAT]; !ok {
+			order = append(order, p.ISTAT)
+		}
+		members[p.ISTAT] = append(members[p.ISTAT], i)
+	}
+	return order, members
+}
+
+// commitComune commits the results rs of comune istat in one transaction
+// (commitCertsOfComune) and hands the new bundle, if any, to pub.
+func commitComune(env *Env, run *Run, pub *bundlePublisher, istat string, rs []*certResult) error {
+	issued, failed := 0, 0
+	var nb *newBundle
+	err := env.Store.Update(func(tx *store.Tx) error {
+		var err error
+		issued, failed, nb, err = commitCertsOfComune(tx, env, istat, rs)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	run.Add("issued", issued)
+	run.Add("failed", failed)
+	if nb != nil {
+		pub.add(nb)
+	}
+	return nil
 }
 
 // releaseStoreMemory drops from the resident set the pages of the store's
@@ -220,41 +275,90 @@ func releaseStoreMemory(env *Env) {
 	env.Store.ReleaseAllocators()
 }
 
-// issueAll issues todo on runtime.NumCPU() workers, the first ones with
-// the pooled keys; a cancelled ctx stops handing out postazioni.
-func issueAll(ctx context.Context, env *Env, ca *signingCA, todo []*domain.Postazione, pooled []store.PoolKey, names map[string]string) []certResult {
-	results := make([]certResult, len(todo))
-	jobsCh := make(chan int)
+// poolChunk is the most keys certificati takes from the pool in one
+// transaction: the keys wait sealed in memory only for the next
+// postazioni, whatever pki.batch_max (a variable for the tests).
+var poolChunk = 256
+
+// poolTaker hands out the pool's keys to the batch in order, taking them
+// from the pool poolChunk at a time (takePoolKeys), each chunk in one
+// transaction before any of its keys is used: a key taken by a run that
+// then fails is lost, never reused. Once the pool is empty or unavailable,
+// the rest of the batch generates its keys.
+type poolTaker struct {
+	env   *Env
+	run   *Run
+	alg   string
+	left  int // keys the batch may still ask for
+	taken int
+	keys  []store.PoolKey
+	dry   bool
+}
+
+// next returns the next pooled key, nil when there is none.
+func (t *poolTaker) next() *store.PoolKey {
+	if len(t.keys) == 0 && !t.dry && t.left > 0 {
+		keys, err := takePoolKeys(t.env, t.alg, min(t.left, poolChunk))
+		if err != nil {
+			t.run.Log.Warn("certificati: key pool unavailable, generating the other keys", "err", err)
+		}
+		t.keys, t.dry = keys, len(keys) < min(t.left, poolChunk)
+	}
+	t.left--
+	if len(t.keys) == 0 {
+		return nil
+	}
+	k := &t.keys[0]
+	t.keys = t.keys[1:]
+	t.taken++
+	return k
+}
+
+// issueAll issues todo on runtime.NumCPU() workers, in order, with the
+// keys of the pool while it has some, into results, sending the index of
+// each result done on done, which it closes at the end; a cancelled ctx
+// stops handing out postazioni.
+func issueAll(ctx context.Context, env *Env, ca *signingCA, todo []*domain.Postazione, pool *poolTaker, names map[string]string, results []certResult, done chan<- int) {
+	type job struct {
+		i   int
+		key *store.PoolKey
+	}
+	jobsCh := make(chan job)
 	var wg sync.WaitGroup
 	for w := 0; w < runtime.NumCPU(); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range jobsCh {
-				results[i] = issueTodo(env, ca, todo[i], pooled, i, names[todo[i].ISTAT])
+			for j := range jobsCh {
+				results[j.i] = issueTodo(env, ca, todo[j.i], j.key, names[todo[j.i].ISTAT])
+				done <- j.i
 			}
 		}()
 	}
 feed:
 	for i := range todo {
+		if ctx.Err() != nil {
+			break
+		}
+		j := job{i, pool.next()}
 		select {
-		case jobsCh <- i:
+		case jobsCh <- j:
 		case <-ctx.Done():
 			break feed
 		}
 	}
 	close(jobsCh)
 	wg.Wait()
-	return results
+	close(done)
 }
 
-// issueTodo issues postazione p, the i-th of the batch, with the i-th
-// pooled key when there is one, else with a fresh key.
-func issueTodo(env *Env, ca *signingCA, p *domain.Postazione, pooled []store.PoolKey, i int, comune string) certResult {
+// issueTodo issues postazione p with pooled, a key of the pool, or with a
+// fresh key when pooled is nil.
+func issueTodo(env *Env, ca *signingCA, p *domain.Postazione, pooled *store.PoolKey, comune string) certResult {
 	pc := env.Config.PKI
 	var key crypto.Signer
-	if i < len(pooled) {
-		k, err := openPoolKey(env.Sealer, pooled[i])
+	if pooled != nil {
+		k, err := openPoolKey(env.Sealer, *pooled)
 		if err != nil {
 			return certResult{code: p.Code, istat: p.ISTAT, err: err}
 		}
@@ -263,42 +367,38 @@ func issueTodo(env *Env, ca *signingCA, p *domain.Postazione, pooled []store.Poo
 	return issueOne(ca, key, p.Code, p.ISTAT, comune, pc.KeyAlgorithm, pc.Encoding, pc.ValidityDays, pc.PasswordAlphabet, pc.PasswordLength, ca.issuer.Discovery(env.Config))
 }
 
-// groupByComune groups results by comune, keeping code order; order is the
-// comuni in the order of their first result.
-func groupByComune(results []certResult) (order []string, byComune map[string][]*certResult) {
-	byComune = map[string][]*certResult{}
-	for i := range results {
-		r := &results[i]
-		if _, ok := byComune[r.istat]; !ok {
-			order = append(order, r.istat)
-		}
-		byComune[r.istat] = append(byComune[r.istat], r)
-	}
-	return order, byComune
+// newBundle is a pending bundle just committed, with its entries: the
+// PKCS#12 and passwords that the transaction sealed into the store.
+type newBundle struct {
+	b       *store.Bundle
+	entries []bundle.Entry
 }
 
 // commitCertsOfComune commits, in tx, the results of comune istat whose
-// postazione is still RICHIESTA: a failure is recorded on the postazione,
-// an issued certificate makes it ATTIVO; the issued ones go into a new
-// pending bundle. It returns how many were issued and how many failed.
-func commitCertsOfComune(tx *store.Tx, env *Env, istat string, rs []*certResult) (issued, failed int, err error) {
+// postazione is still RICHIESTA (or has its renewal pending) and of that
+// comune: a failure is recorded on the postazione, an issued certificate
+// makes it ATTIVO; the issued ones go into a new pending bundle, returned
+// with its entries (nil when none was issued). It returns how many were
+// issued and how many failed.
+func commitCertsOfComune(tx *store.Tx, env *Env, istat string, rs []*certResult) (issued, failed int, nb *newBundle, err error) {
 	src := store.Source{Actor: CertActor}
 	var codes []string
 	var activated []*domain.Postazione
+	var entries []bundle.Entry
 	for _, r := range rs {
 		p, err := tx.Postazione(r.code)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, nil, err
 		}
 		renewal := renewable(p)
-		if p.State != domain.CertRichiesta && !renewal {
+		if (p.State != domain.CertRichiesta && !renewal) || p.ISTAT != istat {
 			continue // changed since it was read: leave it alone
 		}
 		p.Updated = tx.Now
 		if r.err != nil {
 			failed++
 			if err := recordIssueFailure(tx, src, p, r.err); err != nil {
-				return 0, 0, err
+				return 0, 0, nil, err
 			}
 			continue
 		}
@@ -308,23 +408,27 @@ func commitCertsOfComune(tx *store.Tx, env *Env, istat string, rs []*certResult)
 			err = activateIssued(tx, env, src, p, r)
 		}
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, nil, err
 		}
 		codes = append(codes, p.Code)
 		activated = append(activated, p)
+		entries = append(entries, bundle.Entry{Code: p.Code, P12: r.p12, Password: r.password})
 		issued++
 	}
 	if len(codes) == 0 {
-		return issued, failed, nil
+		return issued, failed, nil, nil
 	}
 	if _, err := lifecycle.QueueFirstCertificate(tx, src, istat, activated); err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	b, err := tx.NewBundle(istat, tx.Now, env.Loc, codes)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
-	return issued, failed, tx.Record(src, "bundle.crea", "bundle", b.ID(), fmt.Sprintf("%d certificati: %v", len(codes), codes))
+	if err := tx.Record(src, "bundle.crea", "bundle", b.ID(), fmt.Sprintf("%d certificati: %v", len(codes), codes)); err != nil {
+		return 0, 0, nil, err
+	}
+	return issued, failed, &newBundle{b, entries}, nil
 }
 
 // recordIssueFailure keeps a failed issuance on postazione p, which stays
@@ -476,8 +580,10 @@ func issueOne(ca *signingCA, key crypto.Signer, code, istat, comune, alg, encodi
 	return r
 }
 
-// publishPending publishes every pending bundle.
-func publishPending(ctx context.Context, env *Env, run *Run) error {
+// publishPending publishes every pending bundle but those of skip (handed
+// to the publisher of this run's batch: one that failed waits for the next
+// run).
+func publishPending(ctx context.Context, env *Env, run *Run, skip map[string]bool) error {
 	var ids []string
 	if err := env.Store.View(func(tx *store.Tx) error {
 		var err error
@@ -487,13 +593,18 @@ func publishPending(ctx context.Context, env *Env, run *Run) error {
 		return err
 	}
 	var errs []error
-	for n, id := range ids {
+	n := 0
+	for _, id := range ids {
+		if skip[id] {
+			continue
+		}
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
 		if n%16 == 15 {
 			releaseStoreMemory(env)
 		}
+		n++
 		if err := publishBundle(ctx, env, id, CertActor); err != nil {
 			errs = append(errs, fmt.Errorf("certificati: bundle %s: %w", id, err))
 			continue
@@ -521,6 +632,20 @@ func publishBundle(ctx context.Context, env *Env, id, actor string) error {
 	if b.State != store.BundlePending {
 		return nil
 	}
+	// The certificates must be durable before the ZIP announces them: a
+	// power cut must not take back what a comune already holds (as for
+	// receipts, ingest.Inbox.publish, and the CRL).
+	if err := env.Store.Sync(); err != nil {
+		return err
+	}
+	return writeBundle(ctx, env, b, entries, actor)
+}
+
+// writeBundle builds the ZIP of pending bundle b from entries (its
+// certificates as the store holds them), writes it to the drop and marks b
+// published, with a history entry by actor. The store must have been
+// synced since b was committed.
+func writeBundle(ctx context.Context, env *Env, b *store.Bundle, entries []bundle.Entry, actor string) error {
 	loc := env.Loc
 	if loc == nil {
 		loc = time.UTC
@@ -529,16 +654,11 @@ func publishBundle(ctx context.Context, env *Env, id, actor string) error {
 	if err != nil {
 		return err
 	}
-	// The certificates must be durable before the ZIP announces them: a
-	// power cut must not take back what a comune already holds (as for
-	// receipts, ingest.Inbox.publish, and the CRL).
-	if err := env.Store.Sync(); err != nil {
-		return err
-	}
 	name := bundle.Path(b.ISTAT, b.Stamp)
 	if err := env.Drop.Write(ctx, name, bytes.NewReader(data)); err != nil {
 		return fmt.Errorf("scrittura di %s: %w", name, err)
 	}
+	id := b.ID()
 	return env.Store.Update(func(tx *store.Tx) error {
 		cur, err := tx.Bundle(id)
 		if err != nil {
@@ -556,6 +676,87 @@ func publishBundle(ctx context.Context, env *Env, id, actor string) error {
 		return tx.Record(store.Source{Actor: actor, File: name}, "bundle.pubblicato", "bundle", id,
 			fmt.Sprintf("%d certificati in %s", len(cur.Codes), name))
 	})
+}
+
+// bundlePublisher publishes the bundles a batch commits while the batch
+// goes on issuing: one goroutine takes every bundle committed since its
+// last turn, syncs the store once for all of them (the certificates are
+// durable before a ZIP announces them) and writes them one after the
+// other (writeBundle). add blocks while publisherQueue bundles wait, so
+// that a slow drop holds the batch back instead of filling the memory.
+type bundlePublisher struct {
+	ctx       context.Context
+	env       *Env
+	queue     chan *newBundle
+	done      chan struct{}
+	handled   map[string]bool
+	published int
+	errs      []error
+}
+
+// publisherQueue is the most bundles committed and waiting for the
+// publisher.
+const publisherQueue = 32
+
+func newBundlePublisher(ctx context.Context, env *Env) *bundlePublisher {
+	p := &bundlePublisher{ctx: ctx, env: env, queue: make(chan *newBundle, publisherQueue),
+		done: make(chan struct{}), handled: map[string]bool{}}
+	go p.loop()
+	return p
+}
+
+// add hands a committed bundle to the publisher.
+func (p *bundlePublisher) add(nb *newBundle) { p.queue <- nb }
+
+// wait waits for every bundle added to be published (but, once ctx is
+// done, it publishes no more), counts them in run ("bundles") and returns
+// the IDs of all those added and the errors of those that failed.
+func (p *bundlePublisher) wait(run *Run) (map[string]bool, error) {
+	close(p.queue)
+	<-p.done
+	run.Add("bundles", p.published)
+	return p.handled, errors.Join(p.errs...)
+}
+
+func (p *bundlePublisher) loop() {
+	defer close(p.done)
+	n := 0
+	for nb := range p.queue {
+		batch := []*newBundle{nb}
+	more:
+		for {
+			select {
+			case nb, ok := <-p.queue:
+				if !ok {
+					break more
+				}
+				batch = append(batch, nb)
+			default:
+				break more
+			}
+		}
+		syncErr := p.env.Store.Sync()
+		for _, nb := range batch {
+			id := nb.b.ID()
+			p.handled[id] = true
+			if p.ctx.Err() != nil {
+				continue // pending: the next run publishes it
+			}
+			err := syncErr
+			if err == nil {
+				if n%16 == 15 {
+					releaseStoreMemory(p.env)
+				}
+				n++
+				err = writeBundle(p.ctx, p.env, nb.b, nb.entries, CertActor)
+			}
+			if err != nil {
+				p.errs = append(p.errs, fmt.Errorf("certificati: bundle %s: %w", id, err))
+				continue
+			}
+			p.published++
+		}
+	}
 }
 
 // completeRevocations makes every REVOCATA IN LAVORAZIONE certificate

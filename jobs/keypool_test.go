@@ -237,6 +237,59 @@ func TestCertificatiPoolKeys(t *testing.T) {
 	}
 }
 
+// TestCertificatiTakesPoolKeysByChunksEachOnce: a batch larger than a
+// chunk takes the pool's keys chunk after chunk, each chunk in its own
+// transaction with its history entry, uses every key once, and generates
+// the keys the pool no longer has.
+func TestCertificatiTakesPoolKeysByChunksEachOnce(t *testing.T) {
+	defer func(n int) { poolChunk = n }(poolChunk)
+	poolChunk = 2
+	c := newCertEnv(t)
+	c.census() // four requests, RSA-2048
+	c.env.Config.PKI.KeyPool = 3
+	if _, err := c.run(poolJob); err != nil {
+		t.Fatal(err)
+	}
+	pooled := poolPublicKeys(t, c, "rsa2048")
+	counts, err := c.run(certificatiJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["issued"] != 4 || counts["pool_keys"] != 3 || counts["fresh_keys"] != 1 {
+		t.Errorf("counts = %v, want 4 issued, 3 from the pool, 1 fresh", counts)
+	}
+	if n := poolSize(t, c, "rsa2048"); n != 0 {
+		t.Errorf("pool after the run = %d, want 0", n)
+	}
+	used := map[string]string{}
+	fromPool := 0
+	for code, p := range c.postazioni() {
+		cert, err := x509.ParseCertificate(p.CertDER)
+		if err != nil {
+			t.Fatalf("%s: %v", code, err)
+		}
+		pub := string(cert.RawSubjectPublicKeyInfo)
+		if other, ok := used[pub]; ok {
+			t.Errorf("%s and %s share a key", code, other)
+		}
+		used[pub] = code
+		if pooled[pub] {
+			fromPool++
+		}
+	}
+	if fromPool != 3 {
+		t.Errorf("certificates with pool keys = %d, want 3", fromPool)
+	}
+	es, _ := c.env.Store.History(0, 0, func(e *store.Entry) bool { return e.Action == "pool.prelievo" })
+	if len(es) != 2 || es[0].Detail != "2 chiavi rsa2048 prelevate per l'emissione" || es[1].Detail != "1 chiavi rsa2048 prelevate per l'emissione" {
+		var details []string
+		for _, e := range es {
+			details = append(details, e.Detail)
+		}
+		t.Errorf("pool.prelievo entries = %q, want a chunk of 2 then the last key", details)
+	}
+}
+
 func TestPoolChiaviConfig(t *testing.T) {
 	c := config.Default(t.TempDir())
 	if c.PKI.KeyPool != 2000 || c.Schedules["pool-chiavi"] != "*/2 * * * *" {

@@ -3,10 +3,14 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,5 +179,70 @@ func TestCRLFolderThatIsAFileStopsTheCRLBeforeSigning(t *testing.T) {
 	}
 	if m := c.marks(); m.CRL != 0 || m.History != 0 {
 		t.Errorf("a CRL was signed or recorded: %+v", m)
+	}
+}
+
+// probeDrop counts the probe files written through it.
+type probeDrop struct {
+	drop.Drop
+	mu     sync.Mutex
+	probes []string
+}
+
+func (d *probeDrop) Write(ctx context.Context, name string, r io.Reader) error {
+	if strings.Contains(path.Base(name), drop.ProbeName) {
+		d.mu.Lock()
+		d.probes = append(d.probes, name)
+		d.mu.Unlock()
+	}
+	return d.Drop.Write(ctx, name, r)
+}
+
+// TestWayOutProbesEachExistingFolderAndOnceWhereFoldersAreMissing: the
+// comuni's certificati/ folders that exist get a probe each, those not yet
+// made share the probe of the folder above them that exists, and a folder
+// that cannot take files fails the check by its name, the first of the
+// list that fails, whatever the others.
+func TestWayOutProbesEachExistingFolderAndOnceWhereFoldersAreMissing(t *testing.T) {
+	root := t.TempDir()
+	local, err := drop.NewLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for i := range 40 {
+		dir := fmt.Sprintf("comuni/%06d/certificati", 1001+i)
+		if i%2 == 0 {
+			if err := os.MkdirAll(filepath.Join(root, filepath.FromSlash(dir)), 0o750); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dirs = append(dirs, dir, dir) // a folder twice is checked once
+	}
+	d := &probeDrop{Drop: local}
+	env := &Env{Drop: d}
+	if err := checkWayOut(context.Background(), env, "certificati", dirs...); err != nil {
+		t.Fatal(err)
+	}
+	// 20 existing folders, and the 20 others share comuni/.anprsec-prova-certificati.
+	if len(d.probes) != 21 {
+		t.Errorf("%d probes, want 21: %v", len(d.probes), d.probes)
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, "comuni", "*", "certificati", drop.ProbeName+"*")); len(left) != 0 {
+		t.Errorf("probes left behind: %v", left)
+	}
+
+	for _, i := range []int{7, 31} { // two comuni whose certificati is a file
+		p := filepath.Join(root, "comuni", fmt.Sprintf("%06d", 1001+i))
+		if err := os.MkdirAll(p, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p, "certificati"), []byte("x"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = checkWayOut(context.Background(), env, "certificati", dirs...)
+	if err == nil || !strings.Contains(err.Error(), "comuni/001008/certificati/") || strings.Contains(err.Error(), "001032") {
+		t.Errorf("want the error of comuni/001008/certificati only, got %v", err)
 	}
 }
