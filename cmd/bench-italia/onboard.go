@@ -29,6 +29,7 @@ type result struct {
 	setup      time.Duration  // preparing the stage's input, not timed
 	note       string         // the job's own line
 	counts     map[string]int // the job's counts
+	runs       int            // runs of the job
 }
 
 func (r result) ratio() float64 {
@@ -79,16 +80,34 @@ func (s *site) stage(ctx context.Context, r *result) (writes time.Duration, err 
 	if err := settle(s.drop()); err != nil {
 		return 0, err
 	}
+	return s.stageRuns(ctx, r, func(map[string]int) bool { return false })
+}
+
+// stageRuns is stage running the job again while again says so after a
+// run: the figures are the runs' total wall time, highest peak and summed
+// counts.
+func (s *site) stageRuns(ctx context.Context, r *result, again func(counts map[string]int) bool) (writes time.Duration, err error) {
 	v, err := s.version()
 	if err != nil {
 		return 0, err
 	}
-	run, err := s.runJob(ctx, r.job)
-	r.wall, r.peakKB = run.wall, run.peakKB
-	if err != nil {
-		return 0, err
+	r.counts = map[string]int{}
+	for {
+		run, err := s.runJob(ctx, r.job)
+		r.runs++
+		r.wall += run.wall
+		r.peakKB = max(r.peakKB, run.peakKB)
+		if err != nil {
+			return 0, err
+		}
+		r.note = run.line
+		for k, n := range run.counts {
+			r.counts[k] += n
+		}
+		if !again(run.counts) {
+			break
+		}
 	}
-	r.note, r.counts = run.line, run.counts
 	wf, n, size, err := s.writeFloor(v)
 	r.floorParts = fmt.Sprintf("writes %.1f s (%d keys, %d MB)", wf.Seconds(), n, size>>20)
 	return wf, err
@@ -122,7 +141,9 @@ func (s *site) census(ctx context.Context) (result, error) {
 
 func (s *site) certificati(ctx context.Context) (result, error) {
 	r := result{stage: "certificati (key pool)", job: "certificati", unit: "certificates"}
-	if _, err := s.stage(ctx, &r); err != nil {
+	// As the schedule runs it: pki.batch_max certificates a run, until a
+	// run issues fewer.
+	if _, err := s.stageRuns(ctx, &r, func(c map[string]int) bool { return c["issued"] >= s.cfg.PKI.BatchMax }); err != nil {
 		return r, err
 	}
 	r.items = r.countAny("issued")
@@ -131,7 +152,7 @@ func (s *site) certificati(ctx context.Context) (result, error) {
 		return r, err
 	}
 	r.floor = per * time.Duration(r.items)
-	r.floorParts = fmt.Sprintf("sign+P12 %.0f/s on %d cores (sample %d); %s not in the floor", float64(time.Second)/float64(per), numCPU(), min(s.o.sample, max(r.items, 1)), r.floorParts)
+	r.floorParts = fmt.Sprintf("%d runs of pki.batch_max %d; sign+P12 %.0f/s on %d cores (sample %d); %s not in the floor", r.runs, s.cfg.PKI.BatchMax, float64(time.Second)/float64(per), numCPU(), min(s.o.sample, max(r.items, 1)), r.floorParts)
 	return r, nil
 }
 

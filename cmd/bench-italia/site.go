@@ -44,14 +44,12 @@ func newSite(ctx context.Context, o options, c *cache, dir string) (*site, error
 		return nil, err
 	}
 	s := &site{anprsec: anprsec{bin: o.bin, dir: dir}, cache: c, smtp: snk, o: o}
-	// As the daemon runs: one run of each job does the whole batch (the
-	// certificates of every workstation at once; the other bounds are the
-	// defaults), and the mail goes to the server on loopback.
+	// As the daemon runs, with the defaults; the mail goes to the server
+	// on loopback.
 	// The cached site's configuration was written by the `anprsec init`
 	// of its day: the memory limit is the default of the code measured.
 	if err := editConfig(filepath.Join(dir, "anprsec.yaml"), map[string]string{
 		"memory_limit: ": defaultMemoryLimit(),
-		"  batch_max: ":  strconv.Itoa(100000),
 		"    tls: ":      "none",
 	}); err != nil {
 		snk.close()
