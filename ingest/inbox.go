@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -68,6 +69,10 @@ type Inbox struct {
 	// the whole kind (Prepare: the spool cleared, the publications that a
 	// stop interrupted completed), and Run does not.
 	Shared bool
+	// Contents, for Shared inboxes, is the run's one set of content locks:
+	// a content is processed once (by its SHA-256, whatever its folder), so
+	// two folders holding the same bytes must not claim it at once.
+	Contents *ContentLocks
 	// MaxAttempts is drop.max_attempts: how many times in a row a file
 	// may make its processing fail with the same error before it is
 	// refused as a whole (ERRORE_ELABORAZIONE); 0 = DefaultMaxAttempts.
@@ -483,6 +488,7 @@ func (in *Inbox) one(ctx context.Context, p string, e drop.Entry, process Proces
 		return nil // changed while downloading: next run
 	}
 	defer os.Remove(f.Local)
+	defer in.Contents.lock(f.SHA256)()
 
 	if err := in.claim(p, f); err != nil {
 		return err
@@ -1015,6 +1021,27 @@ func (in *Inbox) cleanSpool() {
 	for _, p := range old {
 		os.Remove(p)
 	}
+}
+
+// ContentLocks serializes the inboxes of one run that read at once over
+// the files of one content: the second waits until the first has
+// published, then finds the content's record as a run one folder after the
+// other would (a duplicate, or a file refused whole, read again). Contents
+// are spread over 256 locks by their hash; the zero value is ready.
+type ContentLocks struct{ locks [256]sync.Mutex }
+
+// lock locks the content sha (hexadecimal SHA-256) and returns its unlock;
+// a nil set locks nothing.
+func (c *ContentLocks) lock(sha string) func() {
+	if c == nil {
+		return func() {}
+	}
+	i := 0
+	if b, err := hex.DecodeString(sha[:min(2, len(sha))]); err == nil && len(b) == 1 {
+		i = int(b[0])
+	}
+	c.locks[i].Lock()
+	return c.locks[i].Unlock
 }
 
 // Prepare does, for every folder of the inbox's kind, what Run does for its

@@ -64,6 +64,7 @@ func runConsegne(ctx context.Context, env *Env, run *Run) error {
 	if err := prep.Prepare(ctx); err != nil {
 		return err
 	}
+	contents := new(ingest.ContentLocks)
 	var mu sync.Mutex // guards run's counts and errs
 	var errs []error
 	work := make(chan string)
@@ -71,7 +72,7 @@ func runConsegne(ctx context.Context, env *Env, run *Run) error {
 	for range min(inboxWorkers, len(ppps)) {
 		wg.Go(func() {
 			for ppp := range work {
-				st, err := consegneOf(ctx, env, run, signatureCAs, ppp)
+				st, err := consegneOf(ctx, env, run, signatureCAs, contents, ppp)
 				mu.Lock()
 				addInboxStats(run, st)
 				if err != nil {
@@ -96,7 +97,7 @@ func runConsegne(ctx context.Context, env *Env, run *Run) error {
 const consegneKind = "ingest-consegne"
 
 // consegneOf reads prefettura ppp's consegne/ folder.
-func consegneOf(ctx context.Context, env *Env, run *Run, signatureCAs *cades.Anchors, ppp string) (ingest.Stats, error) {
+func consegneOf(ctx context.Context, env *Env, run *Run, signatureCAs *cades.Anchors, contents *ingest.ContentLocks, ppp string) (ingest.Stats, error) {
 	keyring, err := prefetturaKey(env, ppp)
 	if err != nil {
 		return ingest.Stats{}, err
@@ -106,7 +107,7 @@ func consegneOf(ctx context.Context, env *Env, run *Run, signatureCAs *cades.Anc
 		Dir: path.Join("prefetture", ppp, "consegne"), Exts: []string{".csv", ".xlsx", consegne.EnvelopeSuffix}, SelfSigned: []string{consegne.EnvelopeSuffix},
 		MaxSize: int64(env.Config.Drop.MaxFileSize), Settle: env.Config.Drop.Settle, MaxAttempts: env.Config.Drop.MaxAttempts, SpoolDir: env.SpoolDir(), Log: run.Log,
 		Companion: consegne.SignatureSuffix, WaitCompanion: keyring != nil || env.Config.Cards.RequireSignature,
-		Canonical: consegne.Canonical, Shared: true,
+		Canonical: consegne.Canonical, Shared: true, Contents: contents,
 	}
 	g := &consegne.Ingester{
 		Store: env.Store, Comuni: env.Comuni, Drop: env.Drop, PPP: ppp, Keyring: keyring,

@@ -43,6 +43,7 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 	if err := prep.Prepare(ctx); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
+	contents := new(ingest.ContentLocks)
 	var mu sync.Mutex // guards run's counts, errs and crl
 	crl := false
 	work := make(chan string)
@@ -50,7 +51,7 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 	for range min(inboxWorkers, len(istats)) {
 		wg.Go(func() {
 			for istat := range work {
-				st, dirty, known, err := richiesteOf(ctx, env, run, anchors, istat)
+				st, dirty, known, err := richiesteOf(ctx, env, run, anchors, contents, istat)
 				mu.Lock()
 				if known {
 					addInboxStats(run, st)
@@ -95,7 +96,7 @@ const inboxWorkers = 16
 // richiesteOf reads comune istat's richieste/ folder; known is false (and
 // nothing read) for a folder of a comune never censused; crl reports a
 // change of card or certificate state that the CRL must show.
-func richiesteOf(ctx context.Context, env *Env, run *Run, anchors *cades.Anchors, istat string) (st ingest.Stats, crl, known bool, err error) {
+func richiesteOf(ctx context.Context, env *Env, run *Run, anchors *cades.Anchors, contents *ingest.ContentLocks, istat string) (st ingest.Stats, crl, known bool, err error) {
 	if err := env.Store.View(func(tx *store.Tx) error {
 		_, err := tx.Comune(istat)
 		if errors.Is(err, store.ErrNotFound) {
@@ -115,7 +116,7 @@ func richiesteOf(ctx context.Context, env *Env, run *Run, anchors *cades.Anchors
 		Dir: path.Join("comuni", istat, "richieste"), Exts: []string{".csv", ".xlsx", richieste.EnvelopeExt},
 		Companion: richieste.DetachedExt, WaitCompanion: env.Config.Richieste.RequireSignature, SelfSigned: []string{richieste.EnvelopeExt},
 		MaxSize: int64(env.Config.Drop.MaxFileSize), Settle: env.Config.Drop.Settle, MaxAttempts: env.Config.Drop.MaxAttempts, SpoolDir: env.SpoolDir(), Log: run.Log,
-		Unpipelined: true, Shared: true,
+		Unpipelined: true, Shared: true, Contents: contents,
 	}
 	p := &richieste.Processor{Store: env.Store, Comuni: env.Comuni, CardPrefix: env.Config.Cards.SerialPrefix,
 		MaxRows: env.Config.Census.MaxRows, Loc: env.Loc, ISTAT: istat, BlockTenure: env.Config.Cards.BlockTenure, RevokeGrace: env.Config.PKI.RevokeGrace,
