@@ -67,29 +67,15 @@ func runConsegne(ctx context.Context, env *Env, run *Run) error {
 	contents := new(ingest.ContentLocks)
 	var mu sync.Mutex // guards run's counts and errs
 	var errs []error
-	work := make(chan string)
-	var wg sync.WaitGroup
-	for range min(inboxWorkers, len(ppps)) {
-		wg.Go(func() {
-			for ppp := range work {
-				st, err := consegneOf(ctx, env, run, signatureCAs, contents, ppp)
-				mu.Lock()
-				addInboxStats(run, st)
-				if err != nil {
-					errs = append(errs, err)
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for _, ppp := range ppps {
-		if ctx.Err() != nil {
-			break
+	foldersAtOnce(ctx, ppps, func(ppp string) {
+		st, err := consegneOf(ctx, env, run, signatureCAs, contents, ppp)
+		mu.Lock()
+		defer mu.Unlock()
+		addInboxStats(run, st)
+		if err != nil {
+			errs = append(errs, err)
 		}
-		work <- ppp
-	}
-	close(work)
-	wg.Wait()
+	})
 	return errors.Join(errs...)
 }
 

@@ -46,34 +46,20 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 	contents := new(ingest.ContentLocks)
 	var mu sync.Mutex // guards run's counts, errs and crl
 	crl := false
-	work := make(chan string)
-	var wg sync.WaitGroup
-	for range min(inboxWorkers, len(istats)) {
-		wg.Go(func() {
-			for istat := range work {
-				st, dirty, known, err := richiesteOf(ctx, env, run, anchors, contents, istat)
-				mu.Lock()
-				if known {
-					addInboxStats(run, st)
-				} else if err == nil {
-					run.Add("unknown_folders", 1)
-				}
-				crl = crl || dirty
-				if err != nil {
-					errs = append(errs, err)
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for _, istat := range istats {
-		if ctx.Err() != nil {
-			break
+	foldersAtOnce(ctx, istats, func(istat string) {
+		st, dirty, known, err := richiesteOf(ctx, env, run, anchors, contents, istat)
+		mu.Lock()
+		defer mu.Unlock()
+		if known {
+			addInboxStats(run, st)
+		} else if err == nil {
+			run.Add("unknown_folders", 1)
 		}
-		work <- istat
-	}
-	close(work)
-	wg.Wait()
+		crl = crl || dirty
+		if err != nil {
+			errs = append(errs, err)
+		}
+	})
 	if err := publishSelfService(ctx, env, run); err != nil {
 		errs = append(errs, err)
 	}
@@ -92,6 +78,28 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 // waits. Within a comune the files are read one after the other, in name
 // order.
 const inboxWorkers = 16
+
+// foldersAtOnce calls read for every folder, inboxWorkers at once, until
+// ctx is done; read runs on several goroutines.
+func foldersAtOnce(ctx context.Context, folders []string, read func(folder string)) {
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range min(inboxWorkers, len(folders)) {
+		wg.Go(func() {
+			for f := range work {
+				read(f)
+			}
+		})
+	}
+	for _, f := range folders {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- f
+	}
+	close(work)
+	wg.Wait()
+}
 
 // richiesteOf reads comune istat's richieste/ folder; known is false (and
 // nothing read) for a folder of a comune never censused; crl reports a
