@@ -69,19 +69,19 @@ func (a *app) genAllDeliveries(cmd *cobra.Command, out string) error {
 	}
 	write := a.writeNewFor(toCaller)
 	work := make(chan int)
-	errs := make(chan error, len(files))
+	errs := make([]error, len(files))
 	var wg sync.WaitGroup
 	for range runtime.NumCPU() {
 		wg.Go(func() {
 			for i := range work {
 				d := dir(istats[i])
 				if err := mkdir(d, 0o755); err != nil {
-					errs <- err
+					errs[i] = err
 					continue
 				}
 				p := filepath.Join(d, files[i].name+richieste.EnvelopeExt)
 				if err := signAsTo(write, ca, files[i].signer, []byte(files[i].text), p, false); err != nil {
-					errs <- fmt.Errorf("comune %s: %w", istats[i], err)
+					errs[i] = fmt.Errorf("comune %s: %w", istats[i], err)
 				}
 			}
 		})
@@ -91,8 +91,7 @@ func (a *app) genAllDeliveries(cmd *cobra.Command, out string) error {
 	}
 	close(work)
 	wg.Wait()
-	close(errs)
-	if err := errors.Join(collect(errs)...); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "file di registrazione delle consegne scritti: %d (righe: %d); comuni senza smart card da registrare: %d\n", len(files), countRows(files), skipped)
@@ -106,12 +105,4 @@ func countRows(files []sampleFile) int {
 		n += strings.Count(f.text, "\n") - 1
 	}
 	return n
-}
-
-func collect(errs <-chan error) []error {
-	var out []error
-	for err := range errs {
-		out = append(out, err)
-	}
-	return out
 }

@@ -31,6 +31,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/smtp"
 	"os"
@@ -39,6 +40,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -56,36 +58,21 @@ import (
 	"anprsec/trust/cades"
 )
 
-// parallel runs fn(i) for i in [0, n) on every core and returns the first
-// error.
+// parallel runs fn(i) for i in [0, n) on every core and returns the
+// errors.
 func parallel(n int, fn func(i int) error) error {
-	var next, failed sync.Mutex
-	var err error
-	i := 0
+	errs := make([]error, n)
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range runtime.NumCPU() {
 		wg.Go(func() {
-			for {
-				next.Lock()
-				k := i
-				i++
-				next.Unlock()
-				if k >= n {
-					return
-				}
-				if e := fn(k); e != nil {
-					failed.Lock()
-					if err == nil {
-						err = e
-					}
-					failed.Unlock()
-					return
-				}
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				errs[i] = fn(i)
 			}
 		})
 	}
 	wg.Wait()
-	return err
+	return errors.Join(errs...)
 }
 
 // version is the store's newest commit timestamp.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -43,21 +44,28 @@ func (r result) ratio() float64 {
 // the figures of the stages done (also on error).
 func onboard(ctx context.Context, s *site, w io.Writer) ([]result, error) {
 	var out []result
-	steps := []func(*site, context.Context) (result, error){
-		(*site).census, (*site).certificati, (*site).ordini, (*site).manifests,
-		func(s *site, ctx context.Context) (result, error) { return s.deliveries(ctx, "sindaco") },
-		func(s *site, ctx context.Context) (result, error) { return s.deliveries(ctx, "ALS") },
-		(*site).pins, (*site).export,
+	steps := []struct {
+		job string
+		run func(*site, context.Context) (result, error)
+	}{
+		{"ingest-censimento", (*site).census},
+		{"certificati", (*site).certificati},
+		{"ordini-sc", (*site).ordini},
+		{"ingest-consegne", (*site).manifests},
+		{"ingest-richieste", func(s *site, ctx context.Context) (result, error) { return s.deliveries(ctx, "sindaco") }},
+		{"ingest-richieste", func(s *site, ctx context.Context) (result, error) { return s.deliveries(ctx, "ALS") }},
+		{"invio-pin", (*site).pins},
+		{"export-audit", (*site).export},
 	}
 	skip := map[string]bool{}
 	for _, j := range strings.Split(s.o.skip, ",") {
 		skip[strings.TrimSpace(j)] = true
 	}
-	for i, step := range steps {
-		if skip[stageJobs[i]] {
+	for _, step := range steps {
+		if skip[step.job] {
 			continue
 		}
-		r, err := step(s, ctx)
+		r, err := step.run(s, ctx)
 		if r.stage != "" {
 			fmt.Fprintf(w, "%-24s %8d %-12s %7.1f s  floor %6.1f s  %5.2f×  %4d MB  %s\n    %s\n", r.stage, r.items, r.unit, r.wall.Seconds(), r.floor.Seconds(), r.ratio(), r.peakKB/1024, r.floorParts, r.note)
 			out = append(out, r)
@@ -68,9 +76,6 @@ func onboard(ctx context.Context, s *site, w io.Writer) ([]result, error) {
 	}
 	return out, nil
 }
-
-// stageJobs are the jobs of onboard's steps, in order.
-var stageJobs = []string{"ingest-censimento", "certificati", "ordini-sc", "ingest-consegne", "ingest-richieste", "ingest-richieste", "invio-pin", "export-audit"}
 
 // stage runs job measuring it, and the write floor of what it committed.
 // The drop's files are first made older than drop.settle, as if their
@@ -152,7 +157,7 @@ func (s *site) certificati(ctx context.Context) (result, error) {
 		return r, err
 	}
 	r.floor = per * time.Duration(r.items)
-	r.floorParts = fmt.Sprintf("%d runs of pki.batch_max %d; sign+P12 %.0f/s on %d cores (sample %d); %s not in the floor", r.runs, s.cfg.PKI.BatchMax, float64(time.Second)/float64(per), numCPU(), min(s.o.sample, max(r.items, 1)), r.floorParts)
+	r.floorParts = fmt.Sprintf("%d runs of pki.batch_max %d; sign+P12 %.0f/s on %d cores (sample %d); %s not in the floor", r.runs, s.cfg.PKI.BatchMax, float64(time.Second)/float64(per), runtime.NumCPU(), min(s.o.sample, max(r.items, 1)), r.floorParts)
 	return r, nil
 }
 

@@ -3,11 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
-	"runtime"
 	"time"
 )
-
-func numCPU() int { return runtime.NumCPU() }
 
 // report is the result table (Markdown, as the README carries it).
 type report struct {
