@@ -246,8 +246,7 @@ func newOrder(env *Env, run *Run, serials []string) error {
 // 100,000 cards twice.
 func releaseOrderMemory(env *Env, done int) {
 	if done%4 == 3 {
-		env.Store.ReleaseMapped()
-		env.Store.ReleaseAllocators()
+		releaseStoreMemory(env)
 	}
 }
 

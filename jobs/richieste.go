@@ -82,23 +82,11 @@ const inboxWorkers = 16
 // foldersAtOnce calls read for every folder, inboxWorkers at once, until
 // ctx is done; read runs on several goroutines.
 func foldersAtOnce(ctx context.Context, folders []string, read func(folder string)) {
-	work := make(chan string)
-	var wg sync.WaitGroup
-	for range min(inboxWorkers, len(folders)) {
-		wg.Go(func() {
-			for f := range work {
-				read(f)
-			}
-		})
-	}
-	for _, f := range folders {
-		if ctx.Err() != nil {
-			break
+	inParallel(len(folders), inboxWorkers, func(i int) {
+		if ctx.Err() == nil {
+			read(folders[i])
 		}
-		work <- f
-	}
-	close(work)
-	wg.Wait()
+	})
 }
 
 // richiesteOf reads comune istat's richieste/ folder; known is false (and

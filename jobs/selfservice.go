@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"anprsec/export/audit"
+	"anprsec/lifecycle"
 	"anprsec/store"
 )
 
@@ -79,7 +79,7 @@ func publishStatusReport(ctx context.Context, env *Env, id string) error {
 	if err := env.Store.Sync(); err != nil {
 		return err
 	}
-	files, err := NewExporter(env, env.Drop, false).Status(ctx, r.ISTAT, r.Stamp, audit.StatusView{Utenze: r.Utenze, Postazioni: r.Postazioni})
+	files, err := NewExporter(env, env.Drop, false).Status(ctx, r.ISTAT, r.Stamp, lifecycle.StatusView{Utenze: r.Utenze, Postazioni: r.Postazioni})
 	if err != nil {
 		return err
 	}

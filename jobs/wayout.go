@@ -34,7 +34,7 @@ func checkWayOut(ctx context.Context, env *Env, job string, dirs ...string) erro
 	}
 	ats, probes := make([]string, len(list)), make([]string, len(list))
 	errs := make([]error, len(list))
-	inParallel(len(list), func(i int) {
+	inParallel(len(list), wayOutParallel, func(i int) {
 		ats[i], probes[i], errs[i] = drop.WritableProbe(ctx, env.Drop, list[i])
 	})
 	owner := make([]int, len(list)) // the folder whose probe checks folder i
@@ -52,7 +52,7 @@ func checkWayOut(ctx context.Context, env *Env, job string, dirs ...string) erro
 		first[probes[i]] = i
 		todo = append(todo, i)
 	}
-	inParallel(len(todo), func(k int) {
+	inParallel(len(todo), wayOutParallel, func(k int) {
 		i := todo[k]
 		errs[i] = drop.Probe(ctx, env.Drop, ats[i], probes[i])
 	})
@@ -69,11 +69,11 @@ func checkWayOut(ctx context.Context, env *Env, job string, dirs ...string) erro
 // removal).
 const wayOutParallel = 8
 
-// inParallel calls f(0) … f(n-1), wayOutParallel at a time.
-func inParallel(n int, f func(i int)) {
+// inParallel calls f(0) … f(n-1), width at a time.
+func inParallel(n, width int, f func(i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for w := 0; w < min(n, wayOutParallel); w++ {
+	for w := 0; w < min(n, width); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

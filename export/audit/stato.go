@@ -9,15 +9,9 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"anprsec/domain"
+	"anprsec/lifecycle"
 	"anprsec/store"
 )
-
-// StatusView is what a STATO report holds: the utenze with their smart
-// cards, the postazioni, or both (lifecycle.StatusViewOf decides it from
-// the operator's profiles, docs/rules.md#self-service).
-type StatusView struct {
-	Utenze, Postazioni bool
-}
 
 // StatusFiles are the drop paths of one STATO report.
 type StatusFiles struct {
@@ -42,7 +36,7 @@ func StatusName(istat, stamp, suffix, ext string) string {
 // report folder. The lists are those of the audit (same columns, same
 // neutralising of cells), read from the store as it is when the report is
 // written; writing it again gives the same names.
-func (e *Exporter) Status(ctx context.Context, istat, stamp string, view StatusView) (StatusFiles, error) {
+func (e *Exporter) Status(ctx context.Context, istat, stamp string, view lifecycle.StatusView) (StatusFiles, error) {
 	var out StatusFiles
 	if !view.Utenze && !view.Postazioni {
 		return out, errors.New("audit: un rapporto di stato senza niente da mostrare")
@@ -87,7 +81,7 @@ func (e *Exporter) Status(ctx context.Context, istat, stamp string, view StatusV
 }
 
 // statusBook fills f with the sheets of view for comune c.
-func (e *Exporter) statusBook(tx *store.Tx, f *excelize.File, c *domain.Comune, view StatusView, ucsv, wcsv *bytes.Buffer) (nu, nw int, err error) {
+func (e *Exporter) statusBook(tx *store.Tx, f *excelize.File, c *domain.Comune, view lifecycle.StatusView, ucsv, wcsv *bytes.Buffer) (nu, nw int, err error) {
 	st, err := newStyles(f)
 	if err != nil {
 		return 0, 0, err
