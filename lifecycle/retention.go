@@ -21,7 +21,7 @@ func ErasablePersons(tx *store.Tx, now time.Time, days, limit int) ([]string, er
 	cutoff := now.AddDate(0, 0, -days)
 	var out []string
 	errFull := errors.New("full")
-	err := tx.Persons(func(p *domain.Person) error {
+	err := tx.AllPersons(func(p *domain.Person) error {
 		if p.Updated.After(cutoff) {
 			return nil
 		}
@@ -96,7 +96,7 @@ func ErasePersons(tx *store.Tx, src store.Source, days int, cfs []string) ([]str
 func RemoveCancelledUtenze(tx *store.Tx, src store.Source, limit int) (int, error) {
 	var gone []*domain.Utenza
 	errFull := errors.New("full")
-	err := tx.EachUtenza(func(u *domain.Utenza) error {
+	err := tx.AllUtenze(func(u *domain.Utenza) error {
 		if u.State == domain.UtenzaCancellata {
 			gone = append(gone, u)
 			if len(gone) >= limit {

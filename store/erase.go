@@ -26,28 +26,6 @@ import (
 // A crash between the two leaves the persons erased for every reader and
 // their old versions on disk; the next Purge removes them.
 
-// Persons calls fn for each person, in codice fiscale order.
-func (tx *Tx) Persons(fn func(*domain.Person) error) error {
-	return tx.scan("p/", true, func(k string, v []byte) (bool, error) {
-		var p domain.Person
-		if err := decode(k, v, &p); err != nil {
-			return false, err
-		}
-		return true, fn(&p)
-	})
-}
-
-// EachUtenza calls fn for each utenza of every comune, in key order.
-func (tx *Tx) EachUtenza(fn func(*domain.Utenza) error) error {
-	return tx.scan("u/", true, func(k string, v []byte) (bool, error) {
-		var u domain.Utenza
-		if err := decode(k, v, &u); err != nil {
-			return false, err
-		}
-		return true, fn(&u)
-	})
-}
-
 // ErasePersons erases the persons cfs (step 1 above) and returns their
 // pseudonyms, in the order of cfs. The caller has checked that they have
 // no utenza and no card left but REVOCATA ones, and records the history
@@ -147,7 +125,7 @@ func (tx *Tx) eraseAddresses(addrs, clear map[string]string) error {
 		return nil
 	}
 	used := map[string]bool{}
-	err := tx.EachUtenza(func(u *domain.Utenza) error {
+	err := tx.AllUtenze(func(u *domain.Utenza) error {
 		used[pseudoKey(u.Email)], used[pseudoKey(u.PEC)] = true, true
 		return nil
 	})
