@@ -416,44 +416,35 @@ func sampleDeliveriesIn(tx *store.Tx, istat string) (sampleFile, error) {
 	f := sampleFile{name: istat + "-consegne-esempio.csv"}
 	var asc string
 	var rows, alsRows []string
-	err := func() error {
-		cands, err := activeUtenze(tx, istat)
-		if err != nil {
-			return err
-		}
-		for _, u := range cands {
-			ok, _, err := lifecycle.ActiveCard(tx, u.CF)
-			if err != nil {
-				return err
-			}
-			switch {
-			case ok && u.Has(domain.ALS) && f.signer == "":
-				f.signer = u.CF
-			case ok && u.Has(domain.ASC) && asc == "":
-				asc = u.CF
-			}
-			p, err := tx.Person(u.CF)
-			if err != nil {
-				return err
-			}
-			if p.Card == "" {
-				continue
-			}
-			c, err := tx.Card(p.Card)
-			if err != nil {
-				return err
-			}
-			if c.State == domain.CardConsegnata && c.ISTAT == istat {
-				rows = append(rows, "REGISTRA_CONSEGNA_SC;;"+u.CF+";"+c.Serial+"\n")
-				if u.Has(domain.ALS) {
-					alsRows = append(alsRows, rows[len(rows)-1])
-				}
-			}
-		}
-		return nil
-	}()
+	cands, err := activeUtenze(tx, istat)
 	if err != nil {
 		return f, err
+	}
+	for _, u := range cands {
+		p, err := tx.Person(u.CF)
+		if err != nil {
+			return f, err
+		}
+		var c *domain.SmartCard
+		if p.Card != "" {
+			if c, err = tx.Card(p.Card); err != nil {
+				return f, err
+			}
+		}
+		// lifecycle.ActiveCard's rule, on the card just read.
+		ok := c != nil && !lifecycle.CardExpired(c, tx.Now) && lifecycle.CardUsable(c, tx.Now)
+		switch {
+		case ok && u.Has(domain.ALS) && f.signer == "":
+			f.signer = u.CF
+		case ok && u.Has(domain.ASC) && asc == "":
+			asc = u.CF
+		}
+		if c != nil && c.State == domain.CardConsegnata && c.ISTAT == istat {
+			rows = append(rows, "REGISTRA_CONSEGNA_SC;;"+u.CF+";"+c.Serial+"\n")
+			if u.Has(domain.ALS) {
+				alsRows = append(alsRows, rows[len(rows)-1])
+			}
+		}
 	}
 	if f.signer == "" {
 		// The sindaco registers the first ALS's card only: once an ALS
