@@ -74,20 +74,6 @@ type MigrationResult struct {
 // migration.
 const migrationChunk = 1 << 20
 
-// updateLocked is Update for a caller that holds s.mu.
-func (s *Store) updateLocked(fn func(tx *Tx) error) error {
-	txn := s.db.NewTransaction(true)
-	defer txn.Discard()
-	tx := &Tx{txn: txn, s: s, Now: s.now().UTC()}
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.flushHead(); err != nil {
-		return err
-	}
-	return txn.Commit()
-}
-
 func (s *Store) migrationState() (histPseudo, error) {
 	var st histPseudo
 	err := s.View(func(tx *Tx) error {
@@ -145,7 +131,7 @@ func (s *Store) migrateBuild(st *histPseudo) (uint64, error) {
 		}
 		size := 0
 		err := s.View(func(tx *Tx) error {
-			return tx.scanFrom(histKey(st.Next), "h/", func(key string, val []byte) (bool, error) {
+			return tx.scanFrom(histKey(st.Next), "h/", true, func(key string, val []byte) (bool, error) {
 				blocks = append(blocks, struct {
 					first uint64
 					val   []byte
@@ -349,26 +335,6 @@ func (s *Store) finishSwap() error {
 		st.Phase, st.Prev = migDone, nil
 		return tx.set(histPseudoKey, st)
 	})
-}
-
-// scanFrom is scan over the keys with prefix from key start on.
-func (tx *Tx) scanFrom(start, prefix string, fn func(key string, val []byte) (bool, error)) error {
-	opt := badger.DefaultIteratorOptions
-	opt.Prefix = []byte(prefix)
-	it := tx.txn.NewIterator(opt)
-	defer it.Close()
-	for it.Seek([]byte(start)); it.Valid(); it.Next() {
-		item := it.Item()
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			return damaged(string(item.Key()), err)
-		}
-		cont, err := fn(string(item.Key()), v)
-		if err != nil || !cont {
-			return err
-		}
-	}
-	return nil
 }
 
 // checkMigration checks, for VerifyHistory, what the migration left: the

@@ -217,6 +217,11 @@ type Tx struct {
 func (s *Store) Update(fn func(tx *Tx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.updateLocked(fn)
+}
+
+// updateLocked is Update for a caller that holds s.mu.
+func (s *Store) updateLocked(fn func(tx *Tx) error) error {
 	for attempt := 0; ; attempt++ {
 		txn := s.db.NewTransaction(true)
 		tx := &Tx{txn: txn, s: s, Now: s.now().UTC()}
@@ -318,6 +323,11 @@ func (tx *Tx) exists(key string) (bool, error) {
 // scan calls fn for each key with prefix, in key order, until fn returns
 // false or an error. Values are fetched only when wantValue is set.
 func (tx *Tx) scan(prefix string, wantValue bool, fn func(key string, val []byte) (bool, error)) error {
+	return tx.scanFrom(prefix, prefix, wantValue, fn)
+}
+
+// scanFrom is scan starting at key start (inside prefix).
+func (tx *Tx) scanFrom(start, prefix string, wantValue bool, fn func(key string, val []byte) (bool, error)) error {
 	if tx.pipe != nil {
 		return errors.New("store: scans are not available in a pipelined transaction")
 	}
@@ -326,7 +336,7 @@ func (tx *Tx) scan(prefix string, wantValue bool, fn func(key string, val []byte
 	opt.Prefix = []byte(prefix)
 	it := tx.txn.NewIterator(opt)
 	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
+	for it.Seek([]byte(start)); it.Valid(); it.Next() {
 		item := it.Item()
 		var val []byte
 		if wantValue {
