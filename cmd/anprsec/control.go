@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -266,7 +267,13 @@ func (t *callerTarget) Write(_ context.Context, name string, r io.Reader) error 
 			return err
 		}
 	}
-	f, err := t.fs.Create(p, 0o640)
+	return writeTo(t.fs, p, 0o640, r)
+}
+
+// writeTo writes r to the caller's file p, which appears complete or not
+// at all.
+func writeTo(fsys control.FS, p string, perm os.FileMode, r io.Reader) error {
+	f, err := fsys.Create(p, perm)
 	if err != nil {
 		return err
 	}
@@ -293,15 +300,7 @@ func (a *app) writeNewFor(toCaller bool) func(path string, data []byte, perm os.
 		if _, err := fsys.Lstat(p); err == nil {
 			return &os.LinkError{Op: "link", Old: p + ".tmp", New: p, Err: fs.ErrExist}
 		}
-		f, err := fsys.Create(p, perm)
-		if err != nil {
-			return err
-		}
-		defer f.Abort()
-		if _, err := f.Write(data); err != nil {
-			return err
-		}
-		return f.Commit()
+		return writeTo(fsys, p, perm, bytes.NewReader(data))
 	}
 }
 
@@ -313,15 +312,7 @@ func sendFile(fsys control.FS, local, p string, perm os.FileMode) error {
 		return err
 	}
 	defer in.Close()
-	f, err := fsys.Create(p, perm)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	if _, err := io.Copy(f, in); err != nil {
-		return err
-	}
-	return f.Commit()
+	return writeTo(fsys, p, perm, in)
 }
 
 // daemonTempPattern names the private folders of daemonTempDir.
