@@ -160,13 +160,14 @@ type CampaignFigures struct {
 	MailsSent     int
 	MailsQueued   int
 	MailsFailed   int
-	FailedComuni  []string // comuni with a failed message, in ISTAT order
+	FailedComuni  []string       // comuni with a failed message, in ISTAT order
+	FailedBy      map[string]int // failed messages by comune (ISTAT)
 	ConfirmedList []*CampaignComune
 }
 
 // CampaignFiguresOf counts the comuni and the messages of campaign c.
 func (tx *Tx) CampaignFiguresOf(c *Campaign) (*CampaignFigures, error) {
-	f := &CampaignFigures{Comuni: len(c.Comuni)}
+	f := &CampaignFigures{Comuni: len(c.Comuni), FailedBy: map[string]int{}}
 	err := tx.CampaignComuni(c.ID, func(cc *CampaignComune) error {
 		f.Notified++
 		if cc.Recipients == 0 {
@@ -198,6 +199,7 @@ func (tx *Tx) CampaignFiguresOf(c *Campaign) (*CampaignFigures, error) {
 				f.MailsQueued++
 			case MailFailed:
 				f.MailsFailed++
+				f.FailedBy[cc.ISTAT]++
 				failed = true
 			}
 		}

@@ -746,7 +746,7 @@ func (n *national) campaigns(f *excelize.File, st *styles) error {
 					overdue = time.Time{}
 				}
 				if err := d.data(c.ID, cc.ISTAT, cc.Name, cc.Notified, cc.Recipients, cc.Reminders, cc.Confirmed, cc.ConfirmedBy,
-					cc.Note, overdue, n.failedMails(cc)); err != nil {
+					cc.Note, overdue, fg.FailedBy[cc.ISTAT]); err != nil {
 					return err
 				}
 			}
@@ -765,17 +765,6 @@ func (n *national) campaigns(f *excelize.File, st *styles) error {
 		return err
 	}
 	return d.finish("AvvisiPerComune")
-}
-
-// failedMails counts the messages of comune cc set aside as failed.
-func (n *national) failedMails(cc *store.CampaignComune) int {
-	k := 0
-	for _, id := range cc.Mails {
-		if m, err := n.tx.Mail(id); err == nil && m.State == store.MailFailed {
-			k++
-		}
-	}
-	return k
 }
 
 // entryISTAT finds the comune of a history entry: from its file
