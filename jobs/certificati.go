@@ -592,21 +592,30 @@ func publishPending(ctx context.Context, env *Env, run *Run, skip map[string]boo
 	}); err != nil {
 		return err
 	}
-	var errs []error
-	n := 0
+	var todo []string
 	for _, id := range ids {
-		if skip[id] {
-			continue
+		if !skip[id] {
+			todo = append(todo, id)
 		}
+	}
+	return publishBundles(ctx, env, run, todo, CertActor, "certificati")
+}
+
+// publishBundles publishes the pending bundles ids, each with a history
+// entry by actor; a failed one is named in the errors (prefixed with the
+// job) and the others go on. Every 16 bundles the store's mapped pages and
+// pooled allocators are dropped.
+func publishBundles(ctx context.Context, env *Env, run *Run, ids []string, actor, job string) error {
+	var errs []error
+	for n, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
 		if n%16 == 15 {
 			releaseStoreMemory(env)
 		}
-		n++
-		if err := publishBundle(ctx, env, id, CertActor); err != nil {
-			errs = append(errs, fmt.Errorf("certificati: bundle %s: %w", id, err))
+		if err := publishBundle(ctx, env, id, actor); err != nil {
+			errs = append(errs, fmt.Errorf("%s: bundle %s: %w", job, id, err))
 			continue
 		}
 		run.Add("bundles", 1)

@@ -36,15 +36,11 @@ func publishSelfService(ctx context.Context, env *Env, run *Run) error {
 		if env.Sealer == nil {
 			errs = append(errs, errors.New("ingest-richieste: manca la chiave di sigillo (keys.seal): i certificati richiesti non si possono aprire"))
 		} else {
-			for _, id := range bundles {
-				if err := ctx.Err(); err != nil {
-					return errors.Join(append(errs, err)...)
+			if err := publishBundles(ctx, env, run, bundles, RichiesteActor, "ingest-richieste"); err != nil {
+				errs = append(errs, err)
+				if ctx.Err() != nil {
+					return errors.Join(errs...) // the cancellation is in err
 				}
-				if err := publishBundle(ctx, env, id, RichiesteActor); err != nil {
-					errs = append(errs, fmt.Errorf("ingest-richieste: bundle %s: %w", id, err))
-					continue
-				}
-				run.Add("bundles", 1)
 			}
 		}
 	}
