@@ -109,15 +109,7 @@ func queueRenewalNotice(tx *store.Tx, loc *time.Location, istat string, ps []*do
 		fmt.Fprintf(&body, "  %-18s %-40s scade il %s\n", p.Code, certLabel(p), p.NotAfter.In(loc).Format("02/01/2006"))
 	}
 	tag := fmt.Sprintf("%s-%x", tx.Now.In(loc).Format("20060102"), h.Sum(nil)[:6])
-	n := 0
-	err = tx.UtenzeOfComune(istat, func(u *domain.Utenza) error {
-		if u.State != domain.UtenzaAttiva || !u.Has(domain.ALP) || u.Email == "" {
-			return nil
-		}
-		name := "amministratore"
-		if pe, err := tx.Person(u.CF); err == nil {
-			name = strings.TrimSpace(pe.Name + " " + pe.Surname)
-		}
+	n, err := queueToUtenze(tx, istat, func(u *domain.Utenza) bool { return u.Has(domain.ALP) }, func(u *domain.Utenza, name string, who [32]byte) *store.Mail {
 		text := fmt.Sprintf(`Gentile %s,
 
 per le seguenti postazioni del comune di %s (%s) è stato chiesto
@@ -134,14 +126,8 @@ password per telefono o per posta elettronica.
 
 Messaggio automatico, non rispondere.
 `, name, com.Name, com.ISTAT, body.String())
-		who := sha256.Sum256([]byte(u.CF))
-		m := &store.Mail{ID: fmt.Sprintf("rinnovo/%s/%s/%x", istat, tag, who[:5]), Kind: store.MailAvviso,
+		return &store.Mail{ID: fmt.Sprintf("rinnovo/%s/%s/%x", istat, tag, who[:5]), Kind: store.MailAvviso,
 			CF: u.CF, ISTAT: istat, To: u.Email, Subject: "ANPR - rinnovo automatico dei certificati", Text: text}
-		queued, err := tx.QueueMail(m)
-		if queued {
-			n++
-		}
-		return err
 	})
 	if err != nil || n > 0 {
 		return n, err

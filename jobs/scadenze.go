@@ -486,15 +486,7 @@ func queueWarnings(tx *store.Tx, src store.Source, loc *time.Location, com *doma
 	for _, w := range ws {
 		fmt.Fprintf(&body, "  %-18s %-40s scade il %s (tra %d giorni)\n", w.code, w.what, w.expires.In(loc).Format("02/01/2006"), w.days)
 	}
-	n := 0
-	err := tx.UtenzeOfComune(com.ISTAT, func(u *domain.Utenza) error {
-		if u.State != domain.UtenzaAttiva || !u.Has(profile) || u.Email == "" {
-			return nil
-		}
-		name := "amministratore"
-		if p, err := tx.Person(u.CF); err == nil {
-			name = strings.TrimSpace(p.Name + " " + p.Surname)
-		}
+	return queueToUtenze(tx, com.ISTAT, func(u *domain.Utenza) bool { return u.Has(profile) }, func(u *domain.Utenza, name string, who [32]byte) *store.Mail {
 		text := fmt.Sprintf(`Gentile %s,
 
 le seguenti %s del comune di %s (%s) scadono entro %d giorni:
@@ -508,13 +500,29 @@ password per telefono o per posta elettronica.
 
 Messaggio automatico, non rispondere.
 `, name, map[string]string{"certificati": "postazioni (certificati)", "smart card": "smart card"}[what], com.Name, com.ISTAT, maxDays(ws), body.String())
-		// The recipient appears in the ID as a hash, not as his CF: IDs are
-		// shown by `anprsec status` and logged.
-		who := sha256.Sum256([]byte(u.CF))
 		id := fmt.Sprintf("avviso/%s/%s/%s/%x", com.ISTAT, strings.ReplaceAll(what, " ", ""), tag, who[:5])
-		m := &store.Mail{ID: id, Kind: store.MailAvviso,
+		return &store.Mail{ID: id, Kind: store.MailAvviso,
 			CF: u.CF, ISTAT: com.ISTAT, To: u.Email, Subject: "ANPR - " + what + " in scadenza", Text: text}
-		queued, err := tx.QueueMail(m)
+	})
+}
+
+// queueToUtenze queues, in tx, one message to each ATTIVA utenza of comune
+// istat with an e-mail that want takes: mail makes it from the utenza, the
+// greeting's name (the person's, else "amministratore") and the SHA-256 of
+// the codice fiscale, which names the recipient in message IDs (IDs are
+// shown by `anprsec status` and logged, a CF is not); it returns how many
+// were queued (a message already queued is not queued twice).
+func queueToUtenze(tx *store.Tx, istat string, want func(*domain.Utenza) bool, mail func(u *domain.Utenza, name string, who [32]byte) *store.Mail) (int, error) {
+	n := 0
+	err := tx.UtenzeOfComune(istat, func(u *domain.Utenza) error {
+		if u.State != domain.UtenzaAttiva || u.Email == "" || !want(u) {
+			return nil
+		}
+		name := "amministratore"
+		if p, err := tx.Person(u.CF); err == nil {
+			name = strings.TrimSpace(p.Name + " " + p.Surname)
+		}
+		queued, err := tx.QueueMail(mail(u, name, sha256.Sum256([]byte(u.CF))))
 		if queued {
 			n++
 		}

@@ -268,23 +268,9 @@ password per telefono o per posta elettronica.
 Messaggio automatico, non rispondere.
 `, com.Name, com.ISTAT, lc.profile, profileName(lc.profile), lc.serial, holderName(tx, lc.holder),
 		lc.expires.In(env.Loc).Format("02/01/2006"), max(days, 0), lc.profile, lc.profile)
-	n := 0
-	err = tx.UtenzeOfComune(com.ISTAT, func(u *domain.Utenza) error {
-		if u.State != domain.UtenzaAttiva || !(u.Has(domain.ASC) || u.Has(domain.ALS)) || u.Email == "" {
-			return nil
-		}
-		name := "amministratore"
-		if p, err := tx.Person(u.CF); err == nil {
-			name = strings.TrimSpace(p.Name + " " + p.Surname)
-		}
-		who := sha256.Sum256([]byte(u.CF))
-		m := &store.Mail{ID: fmt.Sprintf("ultima-sc/%s/%s/%s/%x", com.ISTAT, lc.profile, lc.serial, who[:5]), Kind: store.MailAvviso,
+	n, err := queueToUtenze(tx, com.ISTAT, func(u *domain.Utenza) bool { return u.Has(domain.ASC) || u.Has(domain.ALS) }, func(u *domain.Utenza, name string, who [32]byte) *store.Mail {
+		return &store.Mail{ID: fmt.Sprintf("ultima-sc/%s/%s/%s/%x", com.ISTAT, lc.profile, lc.serial, who[:5]), Kind: store.MailAvviso,
 			CF: u.CF, ISTAT: com.ISTAT, To: u.Email, Subject: "ANPR - ultima smart card " + string(lc.profile) + " in scadenza", Text: strings.Replace(text, "{nome}", name, 1)}
-		queued, err := tx.QueueMail(m)
-		if queued {
-			n++
-		}
-		return err
 	})
 	if err != nil {
 		return 0, err
