@@ -255,39 +255,47 @@ func (s *Store) verifyHistory(visit func(seq uint64, hash []byte)) (VerifyResult
 // (0 = no limit), filtered by match when non-nil.
 func (s *Store) History(after uint64, limit int, match func(*Entry) bool) ([]Entry, error) {
 	var out []Entry
-	err := s.View(func(tx *Tx) error {
-		errStop := errors.New("stop")
+	errStop := errors.New("stop")
+	err := s.scanHistory(after, nil, func(e *Entry) error {
+		if match != nil && !match(e) {
+			return nil
+		}
+		out = append(out, *e)
+		if limit > 0 && len(out) >= limit {
+			return errStop
+		}
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	return out, err
+}
+
+// scanHistory calls fn, in order, with each entry after seq after that
+// keep takes (nil: all), its pseudonyms resolved. keep sees the entry as
+// stored, before the resolution, which it spares the entries it leaves.
+func (s *Store) scanHistory(after uint64, keep func(*Entry) bool, fn func(*Entry) error) error {
+	return s.View(func(tx *Tx) error {
 		r := tx.resolver()
-		err := tx.scan("h/", true, func(key string, val []byte) (bool, error) {
+		return tx.scan("h/", true, func(key string, val []byte) (bool, error) {
 			err := eachRecord(val, func(_, _, body []byte) error {
 				var e Entry
 				if err := decode(key, body, &e); err != nil {
 					return err
 				}
-				if e.Seq <= after {
+				if e.Seq <= after || (keep != nil && !keep(&e)) {
 					return nil
 				}
 				if err := r.resolveEntry(&e); err != nil {
 					return err
 				}
-				if match != nil && !match(&e) {
-					return nil
-				}
-				out = append(out, e)
-				if limit > 0 && len(out) >= limit {
-					return errStop
-				}
-				return nil
+				return fn(&e)
 			})
 			if errors.Is(err, errTruncatedBlock) {
 				err = damaged(key, err)
 			}
 			return err == nil, err
 		})
-		if errors.Is(err, errStop) {
-			err = nil
-		}
-		return err
 	})
-	return out, err
 }

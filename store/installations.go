@@ -112,11 +112,9 @@ var ErrRegisterAltered = errors.New("installation register altered")
 // returns the number of records checked; the error lists every mismatch.
 func (s *Store) VerifyInstallations() (int, error) {
 	last := map[string]Entry{}
-	if _, err := s.History(0, 0, func(e *Entry) bool {
-		if e.Kind == InstallationKind {
-			last[e.Key] = *e
-		}
-		return false
+	if err := s.scanHistory(0, func(e *Entry) bool { return e.Kind == InstallationKind }, func(e *Entry) error {
+		last[e.Key] = *e
+		return nil
 	}); err != nil {
 		return 0, err
 	}
