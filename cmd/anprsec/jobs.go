@@ -81,11 +81,7 @@ messaggi di log vanno nel log del daemon.`,
 			for _, name := range args {
 				rec, err := r.Run(cmd.Context(), name, schedules.TriggerManual, time.Time{})
 				if rec != nil {
-					line := fmt.Sprintf("%s: %s in %s", name, esito(rec.Outcome), durata(rec.End.Sub(rec.Start)))
-					if c := formatCounts(rec.Counts, rec.Values); c != "" {
-						line += " " + c
-					}
-					fmt.Fprintln(cmd.OutOrStdout(), line)
+					fmt.Fprintln(cmd.OutOrStdout(), runLine(name, rec))
 				}
 				if err != nil {
 					fmt.Fprintln(cmd.ErrOrStderr(), err) // names the job
@@ -147,6 +143,16 @@ messaggi di log vanno nel log del daemon.`,
 
 // formatCounts prints a run's counts, then its values, each set in name
 // order: "files=2 rows_ok=40 crl_number=7".
+// runLine is the line that says how a run of job name ended: outcome,
+// duration and counts.
+func runLine(name string, rec *store.Run) string {
+	line := fmt.Sprintf("%s: %s in %s", name, esito(rec.Outcome), durata(rec.End.Sub(rec.Start)))
+	if c := formatCounts(rec.Counts, rec.Values); c != "" {
+		line += " " + c
+	}
+	return line
+}
+
 func formatCounts(sets ...map[string]int) string {
 	var parts []string
 	for _, c := range sets {

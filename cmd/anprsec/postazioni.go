@@ -85,11 +85,7 @@ back-office del ministero. Dopo un'operazione riuscita il job crl gira subito
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (seriale %s)\n", p.Code, p.State, p.Serial)
 				rec, err := r.Run(cmd.Context(), "crl", schedules.TriggerManual, time.Time{})
 				if rec != nil {
-					line := fmt.Sprintf("crl: %s in %s", esito(rec.Outcome), durata(rec.End.Sub(rec.Start)))
-					if c := formatCounts(rec.Counts, rec.Values); c != "" {
-						line += " " + c
-					}
-					fmt.Fprintln(cmd.OutOrStdout(), line)
+					fmt.Fprintln(cmd.OutOrStdout(), runLine("crl", rec))
 				}
 				if err != nil {
 					return fmt.Errorf("%s è %s, ma la CRL non è stata ripubblicata (lo sarà alla prossima esecuzione oraria, o con `anprsec jobs run crl`): %w", p.Code, p.State, err)
