@@ -17,6 +17,7 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/dgraph-io/ristretto/v2/z"
 
 	"anprsec/secret"
@@ -35,7 +36,18 @@ type Store struct {
 	now      func() time.Time
 	borrowed bool // a handle of Borrow: Close leaves the store open
 	allocs   *z.AllocatorPool
+	maps     *badgerMaps // nil in memory
+	keeper   *keeper     // nil in memory and on a Borrow handle
 }
+
+// memTableSize is the size of Badger's memtables: 8 MB, two of them (the
+// one written and the one being flushed), each taking some 10 MB of heap.
+// Badger bounds a transaction at 15% of it (1.2 MB): the jobs commit in
+// bounded chunks (census.chunk_rows, the chunks of a dropped file, the
+// transactions of an order). Closing does not compact level 0: the next
+// run's compactors do it, and a compaction at close raised a job's
+// resident set at its very end.
+const memTableSize = 8 << 20
 
 // Options of Open.
 type Options struct {
@@ -55,7 +67,7 @@ func Open(opt Options) (*Store, error) {
 		WithIndexCacheSize(32 << 20).
 		WithLogger(nil).
 		WithInMemory(opt.InMemory).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(memTableSize).
 		WithNumMemtables(2).
 		WithNumCompactors(2).
 		WithBlockCacheSize(16 << 20).
@@ -63,7 +75,16 @@ func Open(opt Options) (*Store, error) {
 		WithValueLogFileSize(64 << 20).
 		WithNumVersionsToKeep(1).
 		WithVerifyValueChecksum(true).
-		WithCompactL0OnClose(true)
+		// Blocks are encrypted, not compressed: a compressing table
+		// builder reserves room for each block's worst case next to the
+		// block, and a compaction runs several builders at once (tens of
+		// MB at Italy scale); the tables of a store written compressed
+		// stay readable, Badger records each table's compression.
+		WithCompression(options.None)
+	// Every level's tables are as large as the base level's (2 MB):
+	// a compaction's builders each hold a table, twice over with
+	// encryption, and deeper levels would otherwise double it per level.
+	bo.TableSizeMultiplier = 1
 	if opt.InMemory {
 		// No value log in memory: every value must stay in the LSM tree
 		// (a value over the threshold makes Badger 4.9.6 panic in writeToLSM).
@@ -97,12 +118,16 @@ func Open(opt Options) (*Store, error) {
 		now = time.Now
 	}
 	s := &Store{db: db, mu: new(sync.Mutex), now: now, allocs: allocPoolOf(db)}
+	if !opt.InMemory {
+		s.maps = mapsOf(db)
+	}
 	// A migration of the history interrupted in its swap phase leaves the
 	// chain mixed: it is finished before anything reads or writes.
 	if err := s.finishSwap(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("archivio %s: completamento della migrazione della storia ai pseudonimi: %w", opt.Dir, err)
 	}
+	s.keeper = startKeeper(s)
 	return s, nil
 }
 
@@ -174,9 +199,8 @@ func (s *Store) Close() error {
 	if s.borrowed {
 		return nil
 	}
-	// Closing compacts level 0 (CompactL0OnClose), reading the tables
-	// through their mappings: start from an empty resident set.
-	s.ReleaseMapped()
+	s.keeper.close()
+	s.maps.close()
 	return s.db.Close()
 }
 
@@ -185,7 +209,7 @@ func (s *Store) Close() error {
 // that uses a store another part of the process owns, such as a command
 // the daemon runs for the control socket.
 func (s *Store) Borrow() *Store {
-	return &Store{db: s.db, mu: s.mu, now: s.now, borrowed: true, allocs: s.allocs}
+	return &Store{db: s.db, mu: s.mu, now: s.now, borrowed: true, allocs: s.allocs, maps: s.maps}
 }
 
 // Sync makes every committed transaction durable, before anything that

@@ -1,6 +1,0 @@
-//go:build !linux
-
-package store
-
-// ReleaseMapped is a no-op outside Linux (see audit_linux.go).
-func (s *Store) ReleaseMapped() {}
