@@ -1,0 +1,224 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"anprsec/domain"
+)
+
+// Reads of many records by key, for a job that works through thousands of
+// cards at once (ordini-sc), in key order. Where the wanted records lie
+// close together (the cards of an order, made in serial order; the comuni
+// of its cards) one iterator walks the keys, stepping over the few
+// records between two wanted ones and seeking only over a longer gap,
+// instead of one point read (a seek in every level of the tree) per
+// record. Where they lie far apart (the holders of an order's cards among
+// every person of the census) point reads in key order cost less, their
+// blocks read once. Inside an Update the records read either way are read
+// keys of the transaction as with Card: a commit that changed one of them
+// meanwhile makes the transaction conflict.
+
+// seekGap is how many records an ordered read steps over before it seeks.
+const seekGap = 32
+
+// readSorted calls fn(i, value) with the record prefix+ids[i] for each
+// ids[i], in the order of ids, which must be ascending; value is nil for
+// a record that does not exist. walk says the records lie close together.
+func (tx *Tx) readSorted(prefix string, ids []string, walk bool, fn func(i int, val []byte) error) error {
+	if tx.pipe != nil || !walk {
+		for i, id := range ids {
+			v, err := tx.getRaw(prefix + id)
+			if errors.Is(err, ErrNotFound) {
+				v, err = nil, nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := fn(i, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	opt := badger.DefaultIteratorOptions
+	opt.PrefetchValues = false
+	opt.Prefix = []byte(prefix)
+	it := tx.txn.NewIterator(opt)
+	defer it.Close()
+	var key []byte
+	for i, id := range ids {
+		key = append(append(key[:0], prefix...), id...)
+		if i == 0 {
+			it.Seek(key)
+		}
+		for n := 0; it.Valid() && bytes.Compare(it.Item().Key(), key) < 0; n++ {
+			if n == seekGap {
+				it.Seek(key)
+				break
+			}
+			it.Next()
+		}
+		var val []byte
+		if it.Valid() && bytes.Equal(it.Item().Key(), key) {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return damaged(string(key), err)
+			}
+			val = v
+		}
+		if err := fn(i, val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sortedUnique returns the distinct values of ids in ascending order.
+func sortedUnique(ids []string) []string {
+	s := slices.Clone(ids)
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+// CardCache remembers cards as a job read or wrote them, with their
+// records' bytes, so that ReadCards does not decode again a card whose
+// record has not changed since. It never answers for the store: every
+// read still reads the record and compares its bytes. Not safe for
+// concurrent use; nil is a cache that remembers nothing.
+type CardCache struct{ m map[string]cachedCard }
+
+type cachedCard struct {
+	raw  []byte
+	card domain.SmartCard
+}
+
+// NewCardCache returns an empty CardCache.
+func NewCardCache() *CardCache { return &CardCache{m: map[string]cachedCard{}} }
+
+func (cc *CardCache) keep(raw []byte, c *domain.SmartCard) {
+	if cc != nil {
+		cc.m[c.Serial] = cachedCard{raw: raw, card: *c}
+	}
+}
+
+// lookup returns a copy of the remembered card of serial when its record
+// still holds raw.
+func (cc *CardCache) lookup(serial string, raw []byte) (*domain.SmartCard, bool) {
+	if cc == nil {
+		return nil, false
+	}
+	v, ok := cc.m[serial]
+	if !ok || !bytes.Equal(v.raw, raw) {
+		return nil, false
+	}
+	c := v.card
+	return &c, true
+}
+
+// ReadCards returns the cards of serials, in the order of serials, read
+// in one pass in key order; a serial without a card is ErrNotFound. Each
+// card returned is the caller's to change (its byte slices are shared and
+// must not be written into); cache, when not nil, spares the decoding of
+// the cards whose record it remembers unchanged, and remembers the others.
+func (tx *Tx) ReadCards(serials []string, cache *CardCache) ([]*domain.SmartCard, error) {
+	sorted := sortedUnique(serials)
+	byKey := make(map[string]*domain.SmartCard, len(sorted))
+	err := tx.readSorted("s/", sorted, true, func(i int, raw []byte) error {
+		s := sorted[i]
+		if raw == nil {
+			return fmt.Errorf("smart card %s: %w", s, ErrNotFound)
+		}
+		if c, ok := cache.lookup(s, raw); ok {
+			byKey[s] = c
+			return nil
+		}
+		var c domain.SmartCard
+		if err := decode("s/"+s, raw, &c); err != nil {
+			return err
+		}
+		cache.keep(raw, &c)
+		byKey[s] = &c
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*domain.SmartCard, len(serials))
+	given := make(map[string]bool, len(sorted))
+	for i, s := range serials {
+		c := byKey[s]
+		if given[s] { // a serial asked twice: each its own copy
+			cp := *c
+			c = &cp
+		}
+		given[s] = true
+		out[i] = c
+	}
+	return out, nil
+}
+
+// PutReadCard stores c, the changed copy of prev, which this transaction
+// read (ReadCards): the record is not read again to find the indexes to
+// replace, and the index keys that stay the same are not written again.
+// cache, when not nil, remembers c as written.
+func (tx *Tx) PutReadCard(prev, c *domain.SmartCard, cache *CardCache) error {
+	if prev.Serial != c.Serial {
+		return fmt.Errorf("store: smart card %s stored over %s", c.Serial, prev.Serial)
+	}
+	old, cur := cardIndexes(prev), cardIndexes(c)
+	for i := range cur {
+		if old[i] == cur[i] {
+			continue
+		}
+		if err := tx.del(old[i]); err != nil {
+			return err
+		}
+		if err := tx.setRaw(cur[i], nil); err != nil {
+			return err
+		}
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if err := tx.setRaw("s/"+c.Serial, b); err != nil {
+		return err
+	}
+	cache.keep(b, c)
+	return nil
+}
+
+// PersonsByCF returns the persons of the codici fiscali cfs that have a
+// record, by codice fiscale, read in key order.
+func (tx *Tx) PersonsByCF(cfs []string) (map[string]*domain.Person, error) {
+	return readMap[domain.Person](tx, "p/", cfs, false)
+}
+
+// ComuniByISTAT returns the comuni of the ISTAT codes istats that have a
+// record, by ISTAT code, read in one pass in key order.
+func (tx *Tx) ComuniByISTAT(istats []string) (map[string]*domain.Comune, error) {
+	return readMap[domain.Comune](tx, "c/", istats, true)
+}
+
+func readMap[T any](tx *Tx, prefix string, ids []string, walk bool) (map[string]*T, error) {
+	sorted := sortedUnique(ids)
+	out := make(map[string]*T, len(sorted))
+	err := tx.readSorted(prefix, sorted, walk, func(i int, raw []byte) error {
+		if raw == nil {
+			return nil
+		}
+		v := new(T)
+		if err := decode(prefix+sorted[i], raw, v); err != nil {
+			return err
+		}
+		out[sorted[i]] = v
+		return nil
+	})
+	return out, err
+}
