@@ -282,7 +282,7 @@ func publishOrder(ctx context.Context, env *Env, run *Run, name string, producer
 			return err
 		}
 	}
-	return commitOrder(env, run, name, cards)
+	return commitOrder(env, run, name, o.Included, cards)
 }
 
 // pendingOrder is order name with its encrypted file, built and kept with
@@ -316,12 +316,13 @@ func pendingOrder(env *Env, name string, producer openpgp.EntityList, signer *op
 			o = cur
 			return nil
 		}
-		cur.Data, cur.Included = data, included
-		if cur.Data == nil {
-			cur.Data = []byte{} // an order left empty (its cards replaced): nothing to write
+		next := *cur
+		next.Data, next.Included = data, included
+		if next.Data == nil {
+			next.Data = []byte{} // an order left empty (its cards replaced): nothing to write
 		}
-		o = cur
-		return tx.PutCardOrder(cur)
+		o = &next
+		return tx.PutReadCardOrder(cur, &next)
 	}); err != nil {
 		return nil, err
 	}
@@ -331,28 +332,16 @@ func pendingOrder(env *Env, name string, producer openpgp.EntityList, signer *op
 	return o, nil
 }
 
-// commitOrder marks published order name, still pending, and its cards
-// still RICHIESTA in it IN PRODUZIONE: the cards orderTxCards at a time,
-// the order itself with the last of them. Its file is already in the
-// drop, so a card IN PRODUZIONE in an order still pending (a crash between
-// the transactions) is in production; the next run writes the same file
-// again and commits the rest.
-func commitOrder(env *Env, run *Run, name string, cards *store.CardCache) error {
+// commitOrder marks published order name, pending with the cards
+// included in its file, and those of them still RICHIESTA in it IN
+// PRODUZIONE: the cards orderTxCards at a time, the order itself, if still
+// pending, with the last of them. Its file is already in the drop, so a
+// card IN PRODUZIONE in an order still pending (a crash between the
+// transactions) is in production; the next run writes the same file again
+// and commits the rest.
+func commitOrder(env *Env, run *Run, name string, included []string, cards *store.CardCache) error {
 	src := store.Source{Actor: OrdiniActor, File: OrdiniDir + "/" + name}
 	validity := time.Duration(env.Config.Cards.ValidityDays) * 24 * time.Hour
-	var included []string
-	if err := env.Store.View(func(tx *store.Tx) error {
-		o, err := tx.CardOrder(name)
-		if err != nil {
-			return err
-		}
-		if o.State == store.OrderPending {
-			included = o.Included
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
 	for done := 0; len(included) > orderTxCards; done++ {
 		chunk := included[:orderTxCards]
 		included = included[orderTxCards:]
@@ -369,19 +358,20 @@ func commitOrder(env *Env, run *Run, name string, cards *store.CardCache) error 
 		releaseOrderMemory(env, done)
 	}
 	return env.Store.Update(func(tx *store.Tx) error {
-		o, err := tx.CardOrder(name)
+		prev, err := tx.CardOrder(name)
 		if err != nil {
 			return err
 		}
-		if o.State != store.OrderPending {
+		if prev.State != store.OrderPending {
 			return nil
 		}
+		o := *prev
 		size := len(o.Data)
 		o.State, o.Published, o.Data = store.OrderPublished, tx.Now, nil
 		if size > 0 {
 			o.File = OrdiniDir + "/" + name
 		}
-		if err := tx.PutCardOrder(o); err != nil {
+		if err := tx.PutReadCardOrder(prev, &o); err != nil {
 			return err
 		}
 		n, err := cardsInProduction(tx, src, name, included, validity, cards)
@@ -445,7 +435,7 @@ func buildOrder(env *Env, name string, producer openpgp.EntityList, signer *open
 			in = append(in, c)
 			cfs, istats = append(cfs, c.CF), append(istats, c.ISTAT)
 		}
-		persons, err := tx.PersonsByCF(cfs)
+		persons, err := tx.PersonNamesByCF(cfs)
 		if err != nil {
 			return err
 		}

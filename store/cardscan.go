@@ -194,10 +194,17 @@ func (tx *Tx) PutReadCard(prev, c *domain.SmartCard, cache *CardCache) error {
 	return nil
 }
 
-// PersonsByCF returns the persons of the codici fiscali cfs that have a
-// record, by codice fiscale, read in key order.
-func (tx *Tx) PersonsByCF(cfs []string) (map[string]*domain.Person, error) {
-	return readMap[domain.Person](tx, "p/", cfs, false)
+// PersonName is the surname and name of a person (domain.Person's fields,
+// decoded alone).
+type PersonName struct {
+	Surname string `json:"surname"`
+	Name    string `json:"name"`
+}
+
+// PersonNamesByCF returns the names of the persons of the codici fiscali
+// cfs that have a record, by codice fiscale, read in key order.
+func (tx *Tx) PersonNamesByCF(cfs []string) (map[string]*PersonName, error) {
+	return readMap[PersonName](tx, "p/", cfs, false)
 }
 
 // ComuniByISTAT returns the comuni of the ISTAT codes istats that have a
@@ -221,4 +228,17 @@ func readMap[T any](tx *Tx, prefix string, ids []string, walk bool) (map[string]
 		return nil
 	})
 	return out, err
+}
+
+// PutReadCardOrder stores o, the changed copy of prev, which this
+// transaction read (CardOrder), without reading the record again to find
+// the index to replace.
+func (tx *Tx) PutReadCardOrder(prev, o *CardOrder) error {
+	if prev.Name != o.Name {
+		return fmt.Errorf("store: card order %s stored over %s", o.Name, prev.Name)
+	}
+	if err := tx.setIndexes(orderIndexes(prev), orderIndexes(o)); err != nil {
+		return err
+	}
+	return tx.set("co/"+o.Name, o)
 }

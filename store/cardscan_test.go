@@ -21,7 +21,7 @@ func putTestCards(t *testing.T, s *Store, n int) {
 			if err := tx.InsertCard(c); err != nil {
 				return err
 			}
-			if err := tx.PutPerson(&domain.Person{CF: cf, Surname: fmt.Sprintf("ROSSI%d", i)}); err != nil {
+			if err := tx.PutPerson(&domain.Person{CF: cf, Surname: fmt.Sprintf("ROSSI%d", i), Name: "MARIO", BirthDate: "1968-01-01"}); err != nil {
 				return err
 			}
 		}
@@ -169,11 +169,11 @@ func TestPersonsAndComuniByKeyLeaveOutTheMissing(t *testing.T) {
 	defer s.Close()
 	putTestCards(t, s, 50)
 	must(t, s.View(func(tx *Tx) error {
-		ps, err := tx.PersonsByCF([]string{"RSSMRA68A01H040Y", "RSSMRA68A01H002Y", "XXXXXX00X00X000X", "RSSMRA68A01H002Y"})
+		ps, err := tx.PersonNamesByCF([]string{"RSSMRA68A01H040Y", "RSSMRA68A01H002Y", "XXXXXX00X00X000X", "RSSMRA68A01H002Y"})
 		if err != nil {
 			return err
 		}
-		if len(ps) != 2 || ps["RSSMRA68A01H040Y"].Surname != "ROSSI40" || ps["RSSMRA68A01H002Y"].Surname != "ROSSI2" {
+		if len(ps) != 2 || ps["RSSMRA68A01H040Y"].Surname != "ROSSI40" || ps["RSSMRA68A01H002Y"].Surname != "ROSSI2" || ps["RSSMRA68A01H002Y"].Name != "MARIO" {
 			t.Errorf("persons = %v", ps)
 		}
 		cs, err := tx.ComuniByISTAT([]string{"058091", "001001", "058091"})
@@ -182,6 +182,35 @@ func TestPersonsAndComuniByKeyLeaveOutTheMissing(t *testing.T) {
 		}
 		if len(cs) != 1 || cs["058091"].Name != "Roma" {
 			t.Errorf("comuni = %v", cs)
+		}
+		return nil
+	}))
+}
+
+func TestPutReadCardOrderKeepsThePendingIndexAsPutCardOrderDoes(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	var name string
+	must(t, s.Update(func(tx *Tx) error {
+		o, err := tx.NewCardOrder(tx.Now, nil, []string{"SC0001"})
+		name = o.Name
+		return err
+	}))
+	must(t, s.Update(func(tx *Tx) error {
+		prev, err := tx.CardOrder(name)
+		if err != nil {
+			return err
+		}
+		o := *prev
+		o.State, o.Data = OrderPublished, nil
+		return tx.PutReadCardOrder(prev, &o)
+	}))
+	must(t, s.View(func(tx *Tx) error {
+		if p, err := tx.PendingCardOrders(); err != nil || len(p) != 0 {
+			t.Errorf("pending orders after publication: %v, %v", p, err)
+		}
+		if o, err := tx.CardOrder(name); err != nil || o.State != OrderPublished || fmt.Sprint(o.Serials) != "[SC0001]" {
+			t.Errorf("stored order = %+v, %v", o, err)
 		}
 		return nil
 	}))
