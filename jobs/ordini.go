@@ -80,8 +80,8 @@ func runOrdini(ctx context.Context, env *Env, run *Run) error {
 		return err
 	}
 	var errs []error
-	publish := func(name string, cards *store.CardCache) {
-		if err := publishOrder(ctx, env, run, name, producer, signer, cards); err != nil {
+	publish := func(name string, cards *store.CardCache, names map[string]*store.PersonName) {
+		if err := publishOrder(ctx, env, run, name, producer, signer, cards, names); err != nil {
 			errs = append(errs, fmt.Errorf("ordini-sc: %s: %w", name, err))
 		}
 	}
@@ -89,7 +89,7 @@ func runOrdini(ctx context.Context, env *Env, run *Run) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		publish(name, store.NewCardCache())
+		publish(name, store.NewCardCache(), nil)
 	}
 	if err := newOrders(ctx, env, run, publish); err != nil {
 		return errors.Join(append(errs, err)...)
@@ -119,12 +119,20 @@ func ordersToPublish(env *Env) (bool, error) {
 // in its own transactions (Badger bounds a transaction's size) and handed
 // to publish, with the cards as the order's transactions left them, before
 // the next is made, so a crash keeps the orders already made and the next
-// run orders the rest.
-func newOrders(ctx context.Context, env *Env, run *Run, publish func(name string, cards *store.CardCache)) error {
+// run orders the rest. A run that makes more than one order reads the
+// names of the holders of every requested card at its start, in one pass
+// (holderNames), for the orders' files.
+func newOrders(ctx context.Context, env *Env, run *Run, publish func(name string, cards *store.CardCache, names map[string]*store.PersonName)) error {
 	var serials []string
+	var names map[string]*store.PersonName
 	err := env.Store.View(func(tx *store.Tx) error {
 		var err error
-		serials, err = tx.CardsInState(domain.CardRichiesta)
+		if serials, err = tx.CardsInState(domain.CardRichiesta); err != nil {
+			return err
+		}
+		if len(serials) > env.Config.Cards.OrderMax {
+			names, err = holderNames(tx, serials)
+		}
 		return err
 	})
 	if err != nil {
@@ -141,7 +149,7 @@ func newOrders(ctx context.Context, env *Env, run *Run, publish func(name string
 			return err
 		}
 		if name != "" {
-			publish(name, cards)
+			publish(name, cards, names)
 		}
 	}
 	return nil
@@ -155,6 +163,22 @@ func newOrders(ctx context.Context, env *Env, run *Run, publish func(name string
 // every few of them the run drops the store's mapped pages and pooled
 // allocators (releaseOrderMemory).
 var orderTxCards = 500
+
+// holderNames returns the names of the holders of the cards of serials,
+// by codice fiscale: the holders from the index of the cards by holder,
+// their names in one walk of the persons in key order, instead of a point
+// read of each in each order.
+func holderNames(tx *store.Tx, serials []string) (map[string]*store.PersonName, error) {
+	holders, err := tx.CardHolders(serials)
+	if err != nil {
+		return nil, err
+	}
+	cfs := make([]string, 0, len(holders))
+	for _, cf := range holders {
+		cfs = append(cfs, cf)
+	}
+	return tx.PersonNamesByCF(cfs, true)
+}
 
 // newOrder puts the first cards of serials (requested ones, in serial
 // order) that are still RICHIESTA and in no order, at most
@@ -266,9 +290,10 @@ func releaseOrderMemory(env *Env, done int) {
 // drop) the file is written again identical, whatever changed meanwhile.
 // cards remembers the order's cards as last read or written, so that the
 // transactions, which each read them again, decode only those changed
-// meanwhile.
-func publishOrder(ctx context.Context, env *Env, run *Run, name string, producer openpgp.EntityList, signer *openpgp.Entity, cards *store.CardCache) error {
-	o, err := pendingOrder(env, name, producer, signer, cards)
+// meanwhile; names, when not nil, are the names of the holders read at the
+// run's start (see buildOrder).
+func publishOrder(ctx context.Context, env *Env, run *Run, name string, producer openpgp.EntityList, signer *openpgp.Entity, cards *store.CardCache, names map[string]*store.PersonName) error {
+	o, err := pendingOrder(env, name, producer, signer, cards, names)
 	if err != nil || o == nil {
 		return err
 	}
@@ -288,7 +313,7 @@ func publishOrder(ctx context.Context, env *Env, run *Run, name string, producer
 // pendingOrder is order name with its encrypted file, built and kept with
 // the order at the first attempt (empty, not nil, when no card is left);
 // nil when the order is no longer pending.
-func pendingOrder(env *Env, name string, producer openpgp.EntityList, signer *openpgp.Entity, cards *store.CardCache) (*store.CardOrder, error) {
+func pendingOrder(env *Env, name string, producer openpgp.EntityList, signer *openpgp.Entity, cards *store.CardCache, names map[string]*store.PersonName) (*store.CardOrder, error) {
 	var o *store.CardOrder
 	if err := env.Store.View(func(tx *store.Tx) error {
 		var err error
@@ -303,7 +328,7 @@ func pendingOrder(env *Env, name string, producer openpgp.EntityList, signer *op
 	if o.Data != nil {
 		return o, nil
 	}
-	data, included, err := buildOrder(env, name, producer, signer, cards)
+	data, included, err := buildOrder(env, name, producer, signer, cards, names)
 	if err != nil {
 		return nil, err
 	}
@@ -413,8 +438,9 @@ func cardsInProduction(tx *store.Tx, src store.Source, name string, included []s
 // buildOrder makes the CSV of a pending order with the first halves of its
 // cards still RICHIESTA in it, encrypted to the producer and signed; nil
 // data when no card is left. The cards, their holders and their comuni
-// are each read in one pass in key order.
-func buildOrder(env *Env, name string, producer openpgp.EntityList, signer *openpgp.Entity, cards *store.CardCache) ([]byte, []string, error) {
+// are each read in one pass in key order; a holder's name is taken from
+// names, read at the run's start, when it is there.
+func buildOrder(env *Env, name string, producer openpgp.EntityList, signer *openpgp.Entity, cards *store.CardCache, names map[string]*store.PersonName) ([]byte, []string, error) {
 	var buf bytes.Buffer
 	var included []string
 	err := env.Store.View(func(tx *store.Tx) error {
@@ -433,9 +459,12 @@ func buildOrder(env *Env, name string, producer openpgp.EntityList, signer *open
 				continue // revoked (replaced) since the order was made
 			}
 			in = append(in, c)
-			cfs, istats = append(cfs, c.CF), append(istats, c.ISTAT)
+			if names[c.CF] == nil {
+				cfs = append(cfs, c.CF)
+			}
+			istats = append(istats, c.ISTAT)
 		}
-		persons, err := tx.PersonNamesByCF(cfs)
+		persons, err := tx.PersonNamesByCF(cfs, false)
 		if err != nil {
 			return err
 		}
@@ -461,7 +490,11 @@ func buildOrder(env *Env, name string, producer openpgp.EntityList, signer *open
 				return fmt.Errorf("smart card %s: %w", s, err)
 			}
 			var surname, given, comune string
-			if p := persons[c.CF]; p != nil {
+			p := names[c.CF]
+			if p == nil {
+				p = persons[c.CF]
+			}
+			if p != nil {
 				surname, given = p.Surname, p.Name
 			}
 			if com := comuni[c.ISTAT]; com != nil {

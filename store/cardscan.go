@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -202,9 +203,30 @@ type PersonName struct {
 }
 
 // PersonNamesByCF returns the names of the persons of the codici fiscali
-// cfs that have a record, by codice fiscale, read in key order.
-func (tx *Tx) PersonNamesByCF(cfs []string) (map[string]*PersonName, error) {
-	return readMap[PersonName](tx, "p/", cfs, false)
+// cfs that have a record, by codice fiscale, read in key order; dense says
+// that they are a good part of every person (the holders of a national
+// run's cards), read then by walking the keys.
+func (tx *Tx) PersonNamesByCF(cfs []string, dense bool) (map[string]*PersonName, error) {
+	return readMap[PersonName](tx, "p/", cfs, dense)
+}
+
+// CardHolders returns the codice fiscale of the holder of each card of
+// serials, by serial, from the index of the cards by holder: one walk of
+// its keys, for a job that works through a good part of every card.
+func (tx *Tx) CardHolders(serials []string) (map[string]string, error) {
+	want := make(map[string]bool, len(serials))
+	for _, s := range serials {
+		want[s] = true
+	}
+	out := make(map[string]string, len(serials))
+	const p = "i/s-cf/"
+	err := tx.scan(p, false, func(k string, _ []byte) (bool, error) {
+		if cf, serial, ok := strings.Cut(k[len(p):], "/"); ok && want[serial] {
+			out[serial] = cf
+		}
+		return true, nil
+	})
+	return out, err
 }
 
 // ComuniByISTAT returns the comuni of the ISTAT codes istats that have a

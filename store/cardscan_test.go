@@ -164,17 +164,26 @@ func TestACardReadByReadCardsAndChangedBeforeTheCommitMakesTheUpdateRetry(t *tes
 	}
 }
 
-func TestPersonsAndComuniByKeyLeaveOutTheMissing(t *testing.T) {
+func TestHoldersPersonsAndComuniByKeyLeaveOutTheMissing(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	defer s.Close()
 	putTestCards(t, s, 50)
 	must(t, s.View(func(tx *Tx) error {
-		ps, err := tx.PersonNamesByCF([]string{"RSSMRA68A01H040Y", "RSSMRA68A01H002Y", "XXXXXX00X00X000X", "RSSMRA68A01H002Y"})
+		for _, dense := range []bool{false, true} {
+			ps, err := tx.PersonNamesByCF([]string{"RSSMRA68A01H040Y", "RSSMRA68A01H002Y", "XXXXXX00X00X000X", "RSSMRA68A01H002Y"}, dense)
+			if err != nil {
+				return err
+			}
+			if len(ps) != 2 || ps["RSSMRA68A01H040Y"].Surname != "ROSSI40" || ps["RSSMRA68A01H002Y"].Surname != "ROSSI2" || ps["RSSMRA68A01H002Y"].Name != "MARIO" {
+				t.Errorf("persons (dense %v) = %v", dense, ps)
+			}
+		}
+		hs, err := tx.CardHolders([]string{"SC0007", "SC0042", "SC9999"})
 		if err != nil {
 			return err
 		}
-		if len(ps) != 2 || ps["RSSMRA68A01H040Y"].Surname != "ROSSI40" || ps["RSSMRA68A01H002Y"].Surname != "ROSSI2" || ps["RSSMRA68A01H002Y"].Name != "MARIO" {
-			t.Errorf("persons = %v", ps)
+		if len(hs) != 2 || hs["SC0007"] != "RSSMRA68A01H007Y" || hs["SC0042"] != "RSSMRA68A01H042Y" {
+			t.Errorf("holders = %v", hs)
 		}
 		cs, err := tx.ComuniByISTAT([]string{"058091", "001001", "058091"})
 		if err != nil {
