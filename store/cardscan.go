@@ -28,20 +28,22 @@ import (
 // seekGap is how many records an ordered read steps over before it seeks.
 const seekGap = 32
 
-// readSorted calls fn(i, value) with the record prefix+ids[i] for each
-// ids[i], in the order of ids, which must be ascending; value is nil for
-// a record that does not exist. walk says the records lie close together.
-func (tx *Tx) readSorted(prefix string, ids []string, walk bool, fn func(i int, val []byte) error) error {
+// readSorted calls fn(i, value, found) with the record prefix+ids[i] for
+// each ids[i], in the order of ids, which must be ascending; found is false
+// for a record that does not exist. The value is valid only during the
+// call. walk says the records lie close together.
+func (tx *Tx) readSorted(prefix string, ids []string, walk bool, fn func(i int, val []byte, found bool) error) error {
 	if tx.pipe != nil || !walk {
 		for i, id := range ids {
 			v, err := tx.getRaw(prefix + id)
+			found := err == nil
 			if errors.Is(err, ErrNotFound) {
-				v, err = nil, nil
+				err = nil
 			}
 			if err != nil {
 				return err
 			}
-			if err := fn(i, v); err != nil {
+			if err := fn(i, v, found); err != nil {
 				return err
 			}
 		}
@@ -65,16 +67,21 @@ func (tx *Tx) readSorted(prefix string, ids []string, walk bool, fn func(i int, 
 			}
 			it.Next()
 		}
-		var val []byte
-		if it.Valid() && bytes.Equal(it.Item().Key(), key) {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return damaged(string(key), err)
+		if !it.Valid() || !bytes.Equal(it.Item().Key(), key) {
+			if err := fn(i, nil, false); err != nil {
+				return err
 			}
-			val = v
+			continue
 		}
-		if err := fn(i, val); err != nil {
-			return err
+		var fnErr error
+		if err := it.Item().Value(func(v []byte) error {
+			fnErr = fn(i, v, true)
+			return nil
+		}); err != nil {
+			return damaged(string(key), err)
+		}
+		if fnErr != nil {
+			return fnErr
 		}
 	}
 	return nil
@@ -130,9 +137,9 @@ func (cc *CardCache) lookup(serial string, raw []byte) (*domain.SmartCard, bool)
 func (tx *Tx) ReadCards(serials []string, cache *CardCache) ([]*domain.SmartCard, error) {
 	sorted := sortedUnique(serials)
 	byKey := make(map[string]*domain.SmartCard, len(sorted))
-	err := tx.readSorted("s/", sorted, true, func(i int, raw []byte) error {
+	err := tx.readSorted("s/", sorted, true, func(i int, raw []byte, found bool) error {
 		s := sorted[i]
-		if raw == nil {
+		if !found {
 			return fmt.Errorf("smart card %s: %w", s, ErrNotFound)
 		}
 		if c, ok := cache.lookup(s, raw); ok {
@@ -143,7 +150,9 @@ func (tx *Tx) ReadCards(serials []string, cache *CardCache) ([]*domain.SmartCard
 		if err := decode("s/"+s, raw, &c); err != nil {
 			return err
 		}
-		cache.keep(raw, &c)
+		if cache != nil {
+			cache.keep(bytes.Clone(raw), &c)
+		}
 		byKey[s] = &c
 		return nil
 	})
@@ -238,8 +247,8 @@ func (tx *Tx) ComuniByISTAT(istats []string) (map[string]*domain.Comune, error) 
 func readMap[T any](tx *Tx, prefix string, ids []string, walk bool) (map[string]*T, error) {
 	sorted := sortedUnique(ids)
 	out := make(map[string]*T, len(sorted))
-	err := tx.readSorted(prefix, sorted, walk, func(i int, raw []byte) error {
-		if raw == nil {
+	err := tx.readSorted(prefix, sorted, walk, func(i int, raw []byte, found bool) error {
+		if !found {
 			return nil
 		}
 		v := new(T)
