@@ -39,9 +39,9 @@ var OrderHeader = []string{"Seriale", "Codice Fiscale", "Cognome", "Nome", "Codi
 //     (domain.CardSecretsSealContext), and go into new pending orders of
 //     at most cards.order_max cards, each order committed on its own (in
 //     transactions of at most orderTxCards cards).
-//  2. A pending order is built from the
-//     store: a CSV with the first halves, OpenPGP-encrypted to the producer
-//     (keys.producer) and signed by the service key (keys.service), written
+//  2. A pending order is built from the store: a CSV with the first
+//     halves, OpenPGP-encrypted to the producer (keys.producer) and signed
+//     by the service key (keys.service), written
 //     atomically as produttore/ordini/ordine-<YYYYMMDD-HHMMSS>.csv.pgp. The
 //     encrypted file is kept with the pending order, so a second attempt
 //     writes the same bytes. Then, in one transaction, the order is published and its cards are IN
@@ -184,14 +184,14 @@ func holderNames(tx *store.Tx, serials []string) (map[string]*store.PersonName, 
 // order) that are still RICHIESTA and in no order, at most
 // cards.order_max of them, into one new pending order, with their secrets
 // sealed, and returns the serials it did not look at and the order's name
-// ("" when it made none): first the order with
-// its serials, then, orderTxCards at a time, each card with its sealed
-// secrets and the order's name. A card is in the order only once it names
-// it: a crash between the transactions leaves the order with fewer cards
-// (its file holds only the cards that name it, see buildOrder) and the
-// others in no order, for the next run. Every card is read again in each
-// transaction that writes it, so a card changed meanwhile is left out;
-// cards remembers them as read and written.
+// ("" when it made none): first the order with its serials, then,
+// orderTxCards at a time, each card with its sealed secrets and the
+// order's name. A card is in the order only once it names it: a crash
+// between the transactions leaves the order with fewer cards (its file
+// holds only the cards that name it, see buildOrder) and the others in no
+// order, for the next run. Every card is read again in each transaction
+// that writes it, so a card changed meanwhile is left out; cards
+// remembers them as read and written.
 func newOrder(env *Env, run *Run, serials []string, cards *store.CardCache) ([]string, string, error) {
 	limit := env.Config.Cards.OrderMax
 	src := store.Source{Actor: OrdiniActor}
