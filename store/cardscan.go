@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -147,7 +146,7 @@ func (tx *Tx) ReadCards(serials []string, cache *CardCache) ([]*domain.SmartCard
 			return nil
 		}
 		var c domain.SmartCard
-		if err := decode("s/"+s, raw, &c); err != nil {
+		if err := decodeCard("s/"+s, raw, &c); err != nil {
 			return err
 		}
 		if cache != nil {
@@ -193,7 +192,7 @@ func (tx *Tx) PutReadCard(prev, c *domain.SmartCard, cache *CardCache) error {
 			return err
 		}
 	}
-	b, err := json.Marshal(c)
+	b, err := encodeCard(c)
 	if err != nil {
 		return err
 	}
