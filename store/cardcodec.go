@@ -181,6 +181,30 @@ func marshalCard(c *domain.SmartCard) ([]byte, bool) {
 	return w.b, w.ok
 }
 
+// cardSlots are the fields of a card by JSON key.
+var cardSlots = map[string]func(c *domain.SmartCard) any{
+	"serial":        func(c *domain.SmartCard) any { return &c.Serial },
+	"cf":            func(c *domain.SmartCard) any { return &c.CF },
+	"istat":         func(c *domain.SmartCard) any { return &c.ISTAT },
+	"state":         func(c *domain.SmartCard) any { return (*string)(&c.State) },
+	"reason":        func(c *domain.SmartCard) any { return &c.Reason },
+	"blocked_by":    func(c *domain.SmartCard) any { return &c.BlockedBy },
+	"requested":     func(c *domain.SmartCard) any { return &c.Requested },
+	"updated":       func(c *domain.SmartCard) any { return &c.Updated },
+	"order":         func(c *domain.SmartCard) any { return &c.Order },
+	"ordered":       func(c *domain.SmartCard) any { return &c.Ordered },
+	"delivered":     func(c *domain.SmartCard) any { return &c.Delivered },
+	"delivered_to":  func(c *domain.SmartCard) any { return &c.DeliveredTo },
+	"activated":     func(c *domain.SmartCard) any { return &c.Activated },
+	"expires":       func(c *domain.SmartCard) any { return &c.Expires },
+	"first_sealed":  func(c *domain.SmartCard) any { return &c.FirstSealed },
+	"second_sealed": func(c *domain.SmartCard) any { return &c.SecondSealed },
+	"warned":        func(c *domain.SmartCard) any { return &c.Warned },
+	"unwarned":      func(c *domain.SmartCard) any { return &c.Unwarned },
+	"replaces":      func(c *domain.SmartCard) any { return &c.Replaces },
+	"late_notified": func(c *domain.SmartCard) any { return &c.LateNotified },
+}
+
 // unmarshalCard reads raw, in marshalCard's plain form, into c (a zero
 // card), as json.Unmarshal does; false, with c in any state, for anything
 // else.
@@ -188,133 +212,100 @@ func unmarshalCard(raw []byte, c *domain.SmartCard) bool {
 	if !cardCodec || len(raw) < 2 || raw[0] != '{' || raw[len(raw)-1] != '}' {
 		return false
 	}
-	p := 1
-	if raw[p] == '}' {
-		return p == len(raw)-1
-	}
-	// str returns the plain string starting at raw[p] (a quote) and moves p
-	// past it.
-	str := func() ([]byte, bool) {
-		if p >= len(raw) || raw[p] != '"' {
-			return nil, false
-		}
-		start := p + 1
-		for i := start; i < len(raw); i++ {
-			switch ch := raw[i]; {
-			case ch == '"':
-				p = i + 1
-				return raw[start:i], true
-			case ch < 0x20 || ch > 0x7e || ch == '\\':
-				return nil, false
-			}
-		}
-		return nil, false
+	r := cardReader{raw: raw, p: 1}
+	if raw[1] == '}' {
+		return len(raw) == 2
 	}
 	for {
-		k, ok := str()
-		if !ok || p >= len(raw) || raw[p] != ':' {
+		k, ok := r.str()
+		if !ok || !r.next(':') {
 			return false
 		}
-		p++
-		if !cardValue(raw, &p, string(k), c, str) {
+		slot := cardSlots[string(k)]
+		if slot == nil || !r.value(slot(c)) {
 			return false
 		}
-		if p >= len(raw) {
-			return false
-		}
-		switch raw[p] {
-		case ',':
-			p++
-		case '}':
-			return p == len(raw)-1
+		switch {
+		case r.next(','):
+		case r.next('}'):
+			return r.p == len(raw)
 		default:
 			return false
 		}
 	}
 }
 
-// cardValue reads the value of key k at raw[*p] into c.
-func cardValue(raw []byte, p *int, k string, c *domain.SmartCard, str func() ([]byte, bool)) bool {
-	var s *string
-	var t *time.Time
-	var b *[]byte
-	var n *int
-	switch k {
-	case "serial":
-		s = &c.Serial
-	case "cf":
-		s = &c.CF
-	case "istat":
-		s = &c.ISTAT
-	case "state":
-		v, ok := str()
-		c.State = domain.CardState(v)
-		return ok
-	case "reason":
-		s = &c.Reason
-	case "blocked_by":
-		s = &c.BlockedBy
-	case "requested":
-		t = &c.Requested
-	case "updated":
-		t = &c.Updated
-	case "order":
-		s = &c.Order
-	case "ordered":
-		t = &c.Ordered
-	case "delivered":
-		t = &c.Delivered
-	case "delivered_to":
-		s = &c.DeliveredTo
-	case "activated":
-		t = &c.Activated
-	case "expires":
-		t = &c.Expires
-	case "first_sealed":
-		b = &c.FirstSealed
-	case "second_sealed":
-		b = &c.SecondSealed
-	case "warned":
-		n = &c.Warned
-	case "unwarned":
-		n = &c.Unwarned
-	case "replaces":
-		s = &c.Replaces
-	case "late_notified":
-		t = &c.LateNotified
-	default:
-		return false
+// cardReader reads a card's record from raw[p].
+type cardReader struct {
+	raw []byte
+	p   int
+}
+
+// next reports whether raw[p] is ch, and moves past it if so.
+func (r *cardReader) next(ch byte) bool {
+	if r.p < len(r.raw) && r.raw[r.p] == ch {
+		r.p++
+		return true
 	}
-	switch {
-	case s != nil:
-		v, ok := str()
-		*s = string(v)
-		return ok
-	case t != nil:
-		start := *p
-		if _, ok := str(); !ok {
-			return false
+	return false
+}
+
+// str returns the plain string (without the quotes) at raw[p].
+func (r *cardReader) str() ([]byte, bool) {
+	if !r.next('"') {
+		return nil, false
+	}
+	start := r.p
+	for ; r.p < len(r.raw); r.p++ {
+		switch ch := r.raw[r.p]; {
+		case ch == '"':
+			r.p++
+			return r.raw[start : r.p-1], true
+		case ch < 0x20 || ch > 0x7e || ch == '\\':
+			return nil, false
 		}
-		return t.UnmarshalJSON(raw[start:*p]) == nil
-	case b != nil:
-		v, ok := str()
+	}
+	return nil, false
+}
+
+// value reads the value at raw[p] into dst, a field of the card.
+func (r *cardReader) value(dst any) bool {
+	start := r.p
+	switch dst := dst.(type) {
+	case *string:
+		v, ok := r.str()
+		*dst = string(v)
+		return ok
+	case *time.Time:
+		_, ok := r.str()
+		return ok && dst.UnmarshalJSON(r.raw[start:r.p]) == nil
+	case *[]byte:
+		v, ok := r.str()
 		if !ok {
 			return false
 		}
 		out := make([]byte, base64.StdEncoding.DecodedLen(len(v)))
-		m, err := base64.StdEncoding.Decode(out, v)
-		*b = out[:m]
+		n, err := base64.StdEncoding.Decode(out, v)
+		*dst = out[:n]
 		return err == nil
-	default:
-		start := *p
-		if *p < len(raw) && raw[*p] == '-' {
-			*p++
-		}
-		for *p < len(raw) && raw[*p] >= '0' && raw[*p] <= '9' {
-			*p++
-		}
-		v, err := strconv.Atoi(string(raw[start:*p]))
-		*n = v
-		return err == nil && (raw[start] != '0' || *p-start == 1) && (raw[start] != '-' || raw[start+1] != '0')
+	case *int:
+		return r.int(dst)
 	}
+	return false
+}
+
+// int reads an integer in JSON's form (no leading zero, no "-0").
+func (r *cardReader) int(dst *int) bool {
+	start := r.p
+	r.next('-')
+	digits := r.p
+	for r.p < len(r.raw) && r.raw[r.p] >= '0' && r.raw[r.p] <= '9' {
+		r.p++
+	}
+	if r.p == digits || r.raw[digits] == '0' && (r.p-digits > 1 || digits > start) {
+		return false
+	}
+	v, err := strconv.Atoi(string(r.raw[start:r.p]))
+	*dst = v
+	return err == nil
 }
