@@ -155,7 +155,7 @@ func marshalCard(c *domain.SmartCard) ([]byte, bool) {
 	if !cardCodec {
 		return nil, false
 	}
-	w := cardWriter{b: make([]byte, 0, 256+len(c.FirstSealed)*4/3+len(c.SecondSealed)*4/3), ok: true}
+	w := cardWriter{b: make([]byte, 0, 640+len(c.FirstSealed)*4/3+len(c.SecondSealed)*4/3), ok: true}
 	w.b = append(w.b, '{')
 	w.str("serial", c.Serial, false)
 	w.str("cf", c.CF, false)

@@ -114,18 +114,18 @@ func (cc *CardCache) keep(raw []byte, c *domain.SmartCard) {
 	}
 }
 
-// lookup returns a copy of the remembered card of serial when its record
-// still holds raw.
-func (cc *CardCache) lookup(serial string, raw []byte) (*domain.SmartCard, bool) {
+// lookup copies into c the remembered card of serial, and reports true,
+// when its record still holds raw.
+func (cc *CardCache) lookup(serial string, raw []byte, c *domain.SmartCard) bool {
 	if cc == nil {
-		return nil, false
+		return false
 	}
 	v, ok := cc.m[serial]
 	if !ok || !bytes.Equal(v.raw, raw) {
-		return nil, false
+		return false
 	}
-	c := v.card
-	return &c, true
+	*c = v.card
+	return true
 }
 
 // ReadCards returns the cards of serials, in the order of serials, read
@@ -135,33 +135,37 @@ func (cc *CardCache) lookup(serial string, raw []byte) (*domain.SmartCard, bool)
 // the cards whose record it remembers unchanged, and remembers the others.
 func (tx *Tx) ReadCards(serials []string, cache *CardCache) ([]*domain.SmartCard, error) {
 	sorted := sortedUnique(serials)
-	byKey := make(map[string]*domain.SmartCard, len(sorted))
+	cards := make([]domain.SmartCard, len(sorted)) // one allocation for all
 	err := tx.readSorted("s/", sorted, true, func(i int, raw []byte, found bool) error {
 		s := sorted[i]
 		if !found {
 			return fmt.Errorf("smart card %s: %w", s, ErrNotFound)
 		}
-		if c, ok := cache.lookup(s, raw); ok {
-			byKey[s] = c
+		if cache.lookup(s, raw, &cards[i]) {
 			return nil
 		}
-		var c domain.SmartCard
-		if err := decodeCard("s/"+s, raw, &c); err != nil {
+		if err := decodeCard("s/"+s, raw, &cards[i]); err != nil {
 			return err
 		}
 		if cache != nil {
-			cache.keep(bytes.Clone(raw), &c)
+			cache.keep(bytes.Clone(raw), &cards[i])
 		}
-		byKey[s] = &c
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	out := make([]*domain.SmartCard, len(serials))
+	if slices.Equal(sorted, serials) {
+		for i := range out {
+			out[i] = &cards[i]
+		}
+		return out, nil
+	}
 	given := make(map[string]bool, len(sorted))
 	for i, s := range serials {
-		c := byKey[s]
+		j, _ := slices.BinarySearch(sorted, s)
+		c := &cards[j]
 		if given[s] { // a serial asked twice: each its own copy
 			cp := *c
 			c = &cp
