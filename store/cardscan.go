@@ -18,9 +18,10 @@ import (
 // of its cards) one iterator walks the keys, stepping over the few
 // records between two wanted ones and seeking only over a longer gap,
 // instead of one point read (a seek in every level of the tree) per
-// record. Where they lie far apart (the holders of an order's cards among
-// every person of the census) point reads in key order cost less, their
-// blocks read once. Inside an Update the records read either way are read
+// record (the holders of every card of a national run, a good part of
+// the persons, are walked too). Where they lie far apart (the holders of
+// one order's cards among every person of the census) point reads in key
+// order cost less. Inside an Update the records read either way are read
 // keys of the transaction as with Card: a commit that changed one of them
 // meanwhile makes the transaction conflict.
 
