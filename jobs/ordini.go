@@ -193,34 +193,8 @@ func holderNames(tx *store.Tx, serials []string) (map[string]*store.PersonName, 
 // that writes it, so a card changed meanwhile is left out; cards
 // remembers them as read and written.
 func newOrder(env *Env, run *Run, serials []string, cards *store.CardCache) ([]string, string, error) {
-	limit := env.Config.Cards.OrderMax
 	src := store.Source{Actor: OrdiniActor}
-	var o *store.CardOrder
-	var in, rest []string
-	err := env.Store.Update(func(tx *store.Tx) error {
-		o, in, rest = nil, nil, serials
-		for len(in) < limit && len(rest) > 0 {
-			look := rest[:min(len(rest), limit-len(in))]
-			rest = rest[len(look):]
-			cs, err := tx.ReadCards(look, cards)
-			if err != nil {
-				return err
-			}
-			for _, c := range cs {
-				if c.State == domain.CardRichiesta && c.Order == "" {
-					in = append(in, c.Serial)
-				} // else changed since it was listed, or already in an order
-			}
-		}
-		if len(in) == 0 {
-			return nil
-		}
-		var err error
-		if o, err = tx.NewCardOrder(tx.Now, env.Loc, in); err != nil {
-			return err
-		}
-		return tx.Record(src, "ordine.crea", "ordine", o.Name, fmt.Sprintf("%d smart card", len(in)))
-	})
+	o, in, rest, err := openOrder(env, src, serials, cards)
 	if err != nil || o == nil {
 		return rest, "", err
 	}
@@ -270,6 +244,39 @@ func newOrder(env *Env, run *Run, serials []string, cards *store.CardCache) ([]s
 		releaseOrderMemory(env, done)
 	}
 	return rest, o.Name, nil
+}
+
+// openOrder commits a new pending order with the first cards of serials
+// still RICHIESTA and in no order, at most cards.order_max of them, read
+// in the order's transaction, and returns it (nil when no card is left)
+// with its serials and the serials it did not look at.
+func openOrder(env *Env, src store.Source, serials []string, cards *store.CardCache) (o *store.CardOrder, in, rest []string, err error) {
+	limit := env.Config.Cards.OrderMax
+	err = env.Store.Update(func(tx *store.Tx) error {
+		o, in, rest = nil, nil, serials
+		for len(in) < limit && len(rest) > 0 {
+			look := rest[:min(len(rest), limit-len(in))]
+			rest = rest[len(look):]
+			cs, err := tx.ReadCards(look, cards)
+			if err != nil {
+				return err
+			}
+			for _, c := range cs {
+				if c.State == domain.CardRichiesta && c.Order == "" {
+					in = append(in, c.Serial)
+				} // else changed since it was listed, or already in an order
+			}
+		}
+		if len(in) == 0 {
+			return nil
+		}
+		var err error
+		if o, err = tx.NewCardOrder(tx.Now, env.Loc, in); err != nil {
+			return err
+		}
+		return tx.Record(src, "ordine.crea", "ordine", o.Name, fmt.Sprintf("%d smart card", len(in)))
+	})
+	return o, in, rest, err
 }
 
 // releaseOrderMemory drops, every fourth transaction of ordini-sc, the
@@ -444,31 +451,7 @@ func buildOrder(env *Env, name string, producer openpgp.EntityList, signer *open
 	var buf bytes.Buffer
 	var included []string
 	err := env.Store.View(func(tx *store.Tx) error {
-		o, err := tx.CardOrder(name)
-		if err != nil {
-			return err
-		}
-		cs, err := tx.ReadCards(o.Serials, cards)
-		if err != nil {
-			return err
-		}
-		var in []*domain.SmartCard
-		var cfs, istats []string
-		for _, c := range cs {
-			if c.State != domain.CardRichiesta || c.Order != name || len(c.FirstSealed) == 0 {
-				continue // revoked (replaced) since the order was made
-			}
-			in = append(in, c)
-			if names[c.CF] == nil {
-				cfs = append(cfs, c.CF)
-			}
-			istats = append(istats, c.ISTAT)
-		}
-		persons, err := tx.PersonNamesByCF(cfs, false)
-		if err != nil {
-			return err
-		}
-		comuni, err := tx.ComuniByISTAT(istats)
+		in, look, err := orderCards(tx, name, cards, names)
 		if err != nil {
 			return err
 		}
@@ -489,17 +472,7 @@ func buildOrder(env *Env, name string, producer openpgp.EntityList, signer *open
 			if err != nil {
 				return fmt.Errorf("smart card %s: %w", s, err)
 			}
-			var surname, given, comune string
-			p := names[c.CF]
-			if p == nil {
-				p = persons[c.CF]
-			}
-			if p != nil {
-				surname, given = p.Surname, p.Name
-			}
-			if com := comuni[c.ISTAT]; com != nil {
-				comune = com.Name
-			}
+			surname, given, comune := look(c)
 			ppp, _ := env.Comuni.Prefettura(c.ISTAT)
 			if err := w.Write([]string{s, c.CF, surname, given, c.ISTAT, comune, ppp, h.PIN, h.PUK, h.Password}); err != nil {
 				return err
@@ -516,4 +489,54 @@ func buildOrder(env *Env, name string, producer openpgp.EntityList, signer *open
 	}
 	data, err := pgp.EncryptSign(plain, producer, signer)
 	return data, included, err
+}
+
+// orderCards returns the cards of order name still RICHIESTA in it with
+// their first halves, in the order's order, and look, which gives a
+// card's holder's surname and name and its comune's name ("" for a record
+// that is not there): from names when the holder is there, else from the
+// persons and comuni read here.
+func orderCards(tx *store.Tx, name string, cards *store.CardCache, names map[string]*store.PersonName) ([]*domain.SmartCard, func(*domain.SmartCard) (string, string, string), error) {
+	o, err := tx.CardOrder(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	cs, err := tx.ReadCards(o.Serials, cards)
+	if err != nil {
+		return nil, nil, err
+	}
+	var in []*domain.SmartCard
+	var cfs, istats []string
+	for _, c := range cs {
+		if c.State != domain.CardRichiesta || c.Order != name || len(c.FirstSealed) == 0 {
+			continue // revoked (replaced) since the order was made
+		}
+		in = append(in, c)
+		if names[c.CF] == nil {
+			cfs = append(cfs, c.CF)
+		}
+		istats = append(istats, c.ISTAT)
+	}
+	persons, err := tx.PersonNamesByCF(cfs, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	comuni, err := tx.ComuniByISTAT(istats)
+	if err != nil {
+		return nil, nil, err
+	}
+	look := func(c *domain.SmartCard) (surname, given, comune string) {
+		p := names[c.CF]
+		if p == nil {
+			p = persons[c.CF]
+		}
+		if p != nil {
+			surname, given = p.Surname, p.Name
+		}
+		if com := comuni[c.ISTAT]; com != nil {
+			comune = com.Name
+		}
+		return surname, given, comune
+	}
+	return in, look, nil
 }
