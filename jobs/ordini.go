@@ -446,7 +446,8 @@ func cardsInProduction(tx *store.Tx, src store.Source, name string, included []s
 // cards still RICHIESTA in it, encrypted to the producer and signed; nil
 // data when no card is left. The cards, their holders and their comuni
 // are each read in one pass in key order; a holder's name is taken from
-// names, read at the run's start, when it is there.
+// names, read at the run's start, when it is there (and then dropped from
+// it).
 func buildOrder(env *Env, name string, producer openpgp.EntityList, signer *openpgp.Entity, cards *store.CardCache, names map[string]*store.PersonName) ([]byte, []string, error) {
 	var buf bytes.Buffer
 	var included []string
@@ -478,6 +479,9 @@ func buildOrder(env *Env, name string, producer openpgp.EntityList, signer *open
 				return err
 			}
 			included = append(included, s)
+		}
+		for _, c := range in {
+			delete(names, c.CF) // used; a later order with the same holder reads it again
 		}
 		w.Flush()
 		return w.Error()

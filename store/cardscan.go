@@ -235,7 +235,7 @@ func (tx *Tx) CardHolders(serials []string) (map[string]string, error) {
 	const p = "i/s-cf/"
 	err := tx.scan(p, false, func(k string, _ []byte) (bool, error) {
 		if cf, serial, ok := strings.Cut(k[len(p):], "/"); ok && want[serial] {
-			out[serial] = cf
+			out[serial] = strings.Clone(cf) // not the whole key
 		}
 		return true, nil
 	})
