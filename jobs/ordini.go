@@ -138,6 +138,9 @@ func newOrders(ctx context.Context, env *Env, run *Run, publish func(name string
 	if err != nil {
 		return err
 	}
+	if names != nil {
+		releaseStoreMemory(env) // the pages of every person's record, walked once
+	}
 	sort.Strings(serials)
 	for len(serials) > 0 {
 		if err := ctx.Err(); err != nil {
