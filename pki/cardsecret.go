@@ -87,6 +87,8 @@ func randomString(alphabet string, n int) (string, error) {
 	limit := 256 - 256%len(alphabet)
 	out := make([]byte, 0, n)
 	buf := make([]byte, 2*n)
+	defer clear(buf)
+	defer clear(out[:n])
 	for len(out) < n {
 		if _, err := rand.Read(buf); err != nil {
 			return "", err
