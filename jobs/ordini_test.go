@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -417,5 +418,52 @@ func TestAnOrderCutShortByACrashHoldsOnlyTheCardsThatNameIt(t *testing.T) {
 		if seen[s] != 1 {
 			t.Errorf("card %s is in %d order files", s, seen[s])
 		}
+	}
+}
+
+func TestEveryOrderNamesEachHolderAndComuneAsTheStoreDoes(t *testing.T) {
+	// One order (names read with it) and orders of 2 cards (the run reads
+	// every holder's name at its start).
+	for _, orderMax := range []int{1000, 2} {
+		t.Run(fmt.Sprint(orderMax), func(t *testing.T) {
+			c := newCertEnv(t)
+			c.withPGP()
+			c.census()
+			before := c.cards()
+			if len(before) < 3 {
+				t.Fatalf("the census requested %d cards, want at least 3", len(before))
+			}
+			c.env.Config.Cards.OrderMax = orderMax
+			if _, err := c.run(ordiniJob); err != nil {
+				t.Fatal(err)
+			}
+			orders, _ := filepath.Glob(filepath.Join(c.root, "produttore", "ordini", "*"))
+			rows := 0
+			for _, o := range orders {
+				for _, r := range c.readOrder(o)[1:] {
+					rows++
+					err := c.env.Store.View(func(tx *store.Tx) error {
+						p, err := tx.Person(r[1])
+						if err != nil {
+							return err
+						}
+						com, err := tx.Comune(r[4])
+						if err != nil {
+							return err
+						}
+						if r[2] != p.Surname || r[3] != p.Name || r[5] != com.Name || p.Surname == "" || com.Name == "" {
+							t.Errorf("row %q: holder %s %s, comune %s", r[:7], p.Surname, p.Name, com.Name)
+						}
+						return nil
+					})
+					if err != nil {
+						t.Fatalf("row %q: %v", r[:7], err)
+					}
+				}
+			}
+			if rows != len(before) {
+				t.Errorf("%d rows in %d orders, want %d", rows, len(orders), len(before))
+			}
+		})
 	}
 }

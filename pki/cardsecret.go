@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"math/big"
 )
 
 // CardSecrets are the secrets of a smart card (docs/rules.md#card-secrets): an
@@ -78,15 +77,27 @@ func UnmarshalCardHalf(b []byte) (CardHalf, error) {
 	return h, nil
 }
 
+// randomString returns n characters of alphabet (at most 256), each drawn
+// uniformly: random bytes read in blocks, a byte kept only below the
+// largest multiple of len(alphabet) (rejection sampling, no modulo bias).
 func randomString(alphabet string, n int) (string, error) {
-	max := big.NewInt(int64(len(alphabet)))
-	out := make([]byte, n)
-	for i := range out {
-		k, err := rand.Int(rand.Reader, max)
-		if err != nil {
+	if len(alphabet) == 0 || len(alphabet) > 256 {
+		return "", fmt.Errorf("pki: alfabeto di %d caratteri", len(alphabet))
+	}
+	limit := 256 - 256%len(alphabet)
+	out := make([]byte, 0, n)
+	buf := make([]byte, 2*n)
+	defer clear(buf)
+	defer clear(out[:n])
+	for len(out) < n {
+		if _, err := rand.Read(buf); err != nil {
 			return "", err
 		}
-		out[i] = alphabet[k.Int64()]
+		for _, b := range buf {
+			if int(b) < limit && len(out) < n {
+				out = append(out, alphabet[int(b)%len(alphabet)])
+			}
+		}
 	}
 	return string(out), nil
 }

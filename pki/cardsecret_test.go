@@ -59,3 +59,34 @@ func TestCardSecrets(t *testing.T) {
 		t.Error("an incomplete half was accepted")
 	}
 }
+
+func TestCardPasswordsDrawEveryCharacterEquallyOften(t *testing.T) {
+	// 41 characters do not divide 256: a byte taken modulo 41 would draw
+	// the first 10 about 7/6 as often as the others.
+	counts := map[byte]int{}
+	for i := 0; i < 4000; i++ {
+		s, err := NewCardSecrets()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := 0; j < len(s.Password); j++ {
+			counts[s.Password[j]]++
+		}
+	}
+	n := len(PasswordAlphabet)
+	var head, tail float64
+	for i := 0; i < n; i++ {
+		c := counts[PasswordAlphabet[i]]
+		if c == 0 {
+			t.Errorf("%c never drawn", PasswordAlphabet[i])
+		}
+		if i < 256%n {
+			head += float64(c) / float64(256%n)
+		} else {
+			tail += float64(c) / float64(n-256%n)
+		}
+	}
+	if r := head / tail; r > 1.06 || r < 0.94 {
+		t.Errorf("the first %d characters are drawn %.3f times as often as the others, want 1", 256%n, r)
+	}
+}

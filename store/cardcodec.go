@@ -1,0 +1,311 @@
+package store
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"reflect"
+	"strconv"
+	"time"
+
+	"anprsec/domain"
+)
+
+// A card's record is the JSON of domain.SmartCard. ReadCards and
+// PutReadCard, which go through thousands of cards in one run, write and
+// read it without reflection when they can: marshalCard writes the bytes
+// encoding/json writes, and unmarshalCard reads the JSON marshalCard
+// writes into the card encoding/json would make of it. Each steps aside
+// (ok false, and encoding/json does the work) for anything outside that
+// plain form: a string with a character JSON escapes or outside ASCII, a
+// time encoding/json refuses, a key it does not know, white space. Both
+// step aside altogether unless domain.SmartCard has exactly the fields of
+// cardFields, so a field added to the card is never lost.
+
+// cardFields are the fields of domain.SmartCard the codec knows: name,
+// JSON tag and type, in declaration order.
+var cardFields = [][3]string{
+	{"Serial", "serial", "string"},
+	{"CF", "cf", "string"},
+	{"ISTAT", "istat", "string"},
+	{"State", "state", "domain.CardState"},
+	{"Reason", "reason,omitempty", "string"},
+	{"BlockedBy", "blocked_by,omitempty", "string"},
+	{"Requested", "requested", "time.Time"},
+	{"Updated", "updated", "time.Time"},
+	{"Order", "order,omitempty", "string"},
+	{"Ordered", "ordered,omitempty", "time.Time"},
+	{"Delivered", "delivered,omitempty", "time.Time"},
+	{"DeliveredTo", "delivered_to,omitempty", "string"},
+	{"Activated", "activated,omitempty", "time.Time"},
+	{"Expires", "expires,omitempty", "time.Time"},
+	{"FirstSealed", "first_sealed,omitempty", "[]uint8"},
+	{"SecondSealed", "second_sealed,omitempty", "[]uint8"},
+	{"Warned", "warned,omitempty", "int"},
+	{"Unwarned", "unwarned,omitempty", "int"},
+	{"Replaces", "replaces,omitempty", "string"},
+	{"LateNotified", "late_notified,omitempty", "time.Time"},
+}
+
+// cardCodec says whether domain.SmartCard is what the codec knows.
+var cardCodec = func() bool {
+	t := reflect.TypeFor[domain.SmartCard]()
+	if t.NumField() != len(cardFields) {
+		return false
+	}
+	for i, f := range cardFields {
+		sf := t.Field(i)
+		if sf.Name != f[0] || sf.Tag.Get("json") != f[1] || sf.Type.String() != f[2] {
+			return false
+		}
+	}
+	return true
+}()
+
+// encodeCard returns the record of c: the bytes of json.Marshal.
+func encodeCard(c *domain.SmartCard) ([]byte, error) {
+	if b, ok := marshalCard(c); ok {
+		return b, nil
+	}
+	return json.Marshal(c)
+}
+
+// decodeCard reads the record raw of key into c, as decode does.
+func decodeCard(key string, raw []byte, c *domain.SmartCard) error {
+	if unmarshalCard(raw, c) {
+		return nil
+	}
+	*c = domain.SmartCard{}
+	return decode(key, raw, c)
+}
+
+type cardWriter struct {
+	b  []byte
+	ok bool
+}
+
+func (w *cardWriter) key(k string) {
+	if len(w.b) > 1 {
+		w.b = append(w.b, ',')
+	}
+	w.b = append(w.b, '"')
+	w.b = append(w.b, k...)
+	w.b = append(w.b, '"', ':')
+}
+
+// plain reports whether encoding/json writes s as it is, between quotes.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *cardWriter) str(k, v string, omitEmpty bool) {
+	if omitEmpty && v == "" {
+		return
+	}
+	if !plain(v) {
+		w.ok = false
+		return
+	}
+	w.key(k)
+	w.b = append(w.b, '"')
+	w.b = append(w.b, v...)
+	w.b = append(w.b, '"')
+}
+
+// time writes t as time.Time.MarshalJSON does (omitempty leaves a struct
+// in); a year outside 0-9999 or an offset of a day or more, which it
+// refuses, is not plain.
+func (w *cardWriter) time(k string, t time.Time) {
+	_, off := t.Zone()
+	if y := t.Year(); y < 0 || y > 9999 || off <= -24*3600 || off >= 24*3600 {
+		w.ok = false
+		return
+	}
+	w.key(k)
+	w.b = append(w.b, '"')
+	w.b = t.AppendFormat(w.b, time.RFC3339Nano)
+	w.b = append(w.b, '"')
+}
+
+func (w *cardWriter) bytes(k string, v []byte) { // omitempty
+	if len(v) == 0 {
+		return
+	}
+	w.key(k)
+	w.b = append(w.b, '"')
+	w.b = base64.StdEncoding.AppendEncode(w.b, v)
+	w.b = append(w.b, '"')
+}
+
+func (w *cardWriter) int(k string, v int) { // omitempty
+	if v == 0 {
+		return
+	}
+	w.key(k)
+	w.b = strconv.AppendInt(w.b, int64(v), 10)
+}
+
+// marshalCard returns json.Marshal(c), or ok false.
+func marshalCard(c *domain.SmartCard) ([]byte, bool) {
+	if !cardCodec {
+		return nil, false
+	}
+	w := cardWriter{b: make([]byte, 0, 640+len(c.FirstSealed)*4/3+len(c.SecondSealed)*4/3), ok: true}
+	w.b = append(w.b, '{')
+	w.str("serial", c.Serial, false)
+	w.str("cf", c.CF, false)
+	w.str("istat", c.ISTAT, false)
+	w.str("state", string(c.State), false)
+	w.str("reason", c.Reason, true)
+	w.str("blocked_by", c.BlockedBy, true)
+	w.time("requested", c.Requested)
+	w.time("updated", c.Updated)
+	w.str("order", c.Order, true)
+	w.time("ordered", c.Ordered)
+	w.time("delivered", c.Delivered)
+	w.str("delivered_to", c.DeliveredTo, true)
+	w.time("activated", c.Activated)
+	w.time("expires", c.Expires)
+	w.bytes("first_sealed", c.FirstSealed)
+	w.bytes("second_sealed", c.SecondSealed)
+	w.int("warned", c.Warned)
+	w.int("unwarned", c.Unwarned)
+	w.str("replaces", c.Replaces, true)
+	w.time("late_notified", c.LateNotified)
+	w.b = append(w.b, '}')
+	return w.b, w.ok
+}
+
+// cardSlots are the fields of a card by JSON key.
+var cardSlots = map[string]func(c *domain.SmartCard) any{
+	"serial":        func(c *domain.SmartCard) any { return &c.Serial },
+	"cf":            func(c *domain.SmartCard) any { return &c.CF },
+	"istat":         func(c *domain.SmartCard) any { return &c.ISTAT },
+	"state":         func(c *domain.SmartCard) any { return (*string)(&c.State) },
+	"reason":        func(c *domain.SmartCard) any { return &c.Reason },
+	"blocked_by":    func(c *domain.SmartCard) any { return &c.BlockedBy },
+	"requested":     func(c *domain.SmartCard) any { return &c.Requested },
+	"updated":       func(c *domain.SmartCard) any { return &c.Updated },
+	"order":         func(c *domain.SmartCard) any { return &c.Order },
+	"ordered":       func(c *domain.SmartCard) any { return &c.Ordered },
+	"delivered":     func(c *domain.SmartCard) any { return &c.Delivered },
+	"delivered_to":  func(c *domain.SmartCard) any { return &c.DeliveredTo },
+	"activated":     func(c *domain.SmartCard) any { return &c.Activated },
+	"expires":       func(c *domain.SmartCard) any { return &c.Expires },
+	"first_sealed":  func(c *domain.SmartCard) any { return &c.FirstSealed },
+	"second_sealed": func(c *domain.SmartCard) any { return &c.SecondSealed },
+	"warned":        func(c *domain.SmartCard) any { return &c.Warned },
+	"unwarned":      func(c *domain.SmartCard) any { return &c.Unwarned },
+	"replaces":      func(c *domain.SmartCard) any { return &c.Replaces },
+	"late_notified": func(c *domain.SmartCard) any { return &c.LateNotified },
+}
+
+// unmarshalCard reads raw, in marshalCard's plain form, into c (a zero
+// card), as json.Unmarshal does; false, with c in any state, for anything
+// else.
+func unmarshalCard(raw []byte, c *domain.SmartCard) bool {
+	if !cardCodec || len(raw) < 2 || raw[0] != '{' || raw[len(raw)-1] != '}' {
+		return false
+	}
+	r := cardReader{raw: raw, p: 1}
+	if raw[1] == '}' {
+		return len(raw) == 2
+	}
+	for {
+		k, ok := r.str()
+		if !ok || !r.next(':') {
+			return false
+		}
+		slot := cardSlots[string(k)]
+		if slot == nil || !r.value(slot(c)) {
+			return false
+		}
+		switch {
+		case r.next(','):
+		case r.next('}'):
+			return r.p == len(raw)
+		default:
+			return false
+		}
+	}
+}
+
+// cardReader reads a card's record from raw[p].
+type cardReader struct {
+	raw []byte
+	p   int
+}
+
+// next reports whether raw[p] is ch, and moves past it if so.
+func (r *cardReader) next(ch byte) bool {
+	if r.p < len(r.raw) && r.raw[r.p] == ch {
+		r.p++
+		return true
+	}
+	return false
+}
+
+// str returns the plain string (without the quotes) at raw[p].
+func (r *cardReader) str() ([]byte, bool) {
+	if !r.next('"') {
+		return nil, false
+	}
+	start := r.p
+	for ; r.p < len(r.raw); r.p++ {
+		switch ch := r.raw[r.p]; {
+		case ch == '"':
+			r.p++
+			return r.raw[start : r.p-1], true
+		case ch < 0x20 || ch > 0x7e || ch == '\\':
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// value reads the value at raw[p] into dst, a field of the card.
+func (r *cardReader) value(dst any) bool {
+	start := r.p
+	switch dst := dst.(type) {
+	case *string:
+		v, ok := r.str()
+		*dst = string(v)
+		return ok
+	case *time.Time:
+		_, ok := r.str()
+		return ok && dst.UnmarshalJSON(r.raw[start:r.p]) == nil
+	case *[]byte:
+		v, ok := r.str()
+		if !ok {
+			return false
+		}
+		out := make([]byte, base64.StdEncoding.DecodedLen(len(v)))
+		n, err := base64.StdEncoding.Decode(out, v)
+		*dst = out[:n]
+		return err == nil
+	case *int:
+		return r.int(dst)
+	}
+	return false
+}
+
+// int reads an integer in JSON's form (no leading zero, no "-0").
+func (r *cardReader) int(dst *int) bool {
+	start := r.p
+	r.next('-')
+	digits := r.p
+	for r.p < len(r.raw) && r.raw[r.p] >= '0' && r.raw[r.p] <= '9' {
+		r.p++
+	}
+	if r.p == digits || r.raw[digits] == '0' && (r.p-digits > 1 || digits > start) {
+		return false
+	}
+	v, err := strconv.Atoi(string(r.raw[start:r.p]))
+	*dst = v
+	return err == nil
+}
