@@ -100,6 +100,21 @@ type File struct {
 	rec    *store.InputFile
 	inbox  *Inbox
 	pipe   *store.Pipeline // open while chunks are committed
+	absent *absentHint     // keys to track when the pipeline starts (TrackAbsent)
+}
+
+type absentHint struct {
+	newKeys  int
+	prefixes []string
+}
+
+// TrackAbsent asks the pipeline of the file's commits to answer the reads
+// of keys under prefixes that the store does not hold without asking
+// Badger (store.Pipeline.TrackAbsent); newKeys is about how many keys the
+// file's chunks write there. It takes effect with the first chunk
+// committed; an unpipelined inbox ignores it.
+func (f *File) TrackAbsent(newKeys int, prefixes ...string) {
+	f.absent = &absentHint{newKeys: newKeys, prefixes: prefixes}
 }
 
 // Result is what a Processor reports for a file whose chunks it committed.
@@ -147,6 +162,11 @@ func (f *File) Commit(k int, fn func(tx *store.Tx, buf *bytes.Buffer) (ok, ko in
 	if !f.inbox.Unpipelined {
 		if f.pipe == nil {
 			f.pipe = f.inbox.Store.Pipeline()
+			if f.absent != nil {
+				if err := f.pipe.TrackAbsent(f.absent.newKeys, f.absent.prefixes...); err != nil {
+					return err
+				}
+			}
 		}
 		update = f.pipe.Update
 	}

@@ -23,6 +23,7 @@ type Pipeline struct {
 	inflight chan error    // result of the transaction in flight
 	err      error
 	closed   bool
+	absent   *absentFilter // keys that may exist, when tracked (TrackAbsent)
 }
 
 type op struct {
@@ -31,9 +32,10 @@ type op struct {
 }
 
 type pipeTx struct {
-	prev map[string]op
-	own  map[string]op
-	keys []string // own keys in write order
+	prev   map[string]op
+	own    map[string]op
+	keys   []string      // own keys in write order
+	absent *absentFilter // the pipeline's, nil when not tracked
 }
 
 func (p *pipeTx) lookup(key string) (op, bool) {
@@ -47,6 +49,7 @@ func (p *pipeTx) lookup(key string) (op, bool) {
 func (p *pipeTx) record(key string, val []byte, del bool) {
 	if _, ok := p.own[key]; !ok {
 		p.keys = append(p.keys, key)
+		p.absent.add(key)
 	}
 	p.own[key] = op{val: val, del: del}
 }
@@ -79,7 +82,7 @@ func (p *Pipeline) Update(fn func(tx *Tx) error) error {
 	if p.read == nil {
 		p.read = p.s.db.NewTransaction(false)
 	}
-	pt := &pipeTx{prev: p.prev, own: make(map[string]op, len(p.prev))}
+	pt := &pipeTx{prev: p.prev, own: make(map[string]op, len(p.prev)), absent: p.absent}
 	tx := &Tx{txn: p.read, s: p.s, Now: p.s.now().UTC(), pipe: pt}
 	err := fn(tx)
 	if err == nil {

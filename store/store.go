@@ -258,6 +258,9 @@ func (tx *Tx) getRaw(key string) ([]byte, error) {
 			}
 			return o.val, nil
 		}
+		if tx.pipe.absent.lacks(key) {
+			return nil, ErrNotFound
+		}
 	}
 	it, err := tx.txn.Get([]byte(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
