@@ -101,6 +101,7 @@ type File struct {
 	inbox  *Inbox
 	pipe   *store.Pipeline // open while chunks are committed
 	absent *absentHint     // keys to track when the pipeline starts (TrackAbsent)
+	lines  int             // size of the last chunk's receipt lines
 }
 
 type absentHint struct {
@@ -172,8 +173,10 @@ func (f *File) Commit(k int, fn func(tx *store.Tx, buf *bytes.Buffer) (ok, ko in
 	}
 	var next store.InputFile
 	err := update(func(tx *store.Tx) error {
-		var buf bytes.Buffer
-		ok, ko, err := fn(tx, &buf)
+		// Chunks are alike: room for the last one's lines.
+		buf := bytes.NewBuffer(make([]byte, 0, f.lines+f.lines/8))
+		ok, ko, err := fn(tx, buf)
+		f.lines = buf.Len()
 		if err != nil {
 			return err
 		}

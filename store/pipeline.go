@@ -24,6 +24,7 @@ type Pipeline struct {
 	err      error
 	closed   bool
 	absent   *absentFilter // keys that may exist, when tracked (TrackAbsent)
+	histSize int           // size of the last transaction's history block
 }
 
 type op struct {
@@ -84,7 +85,12 @@ func (p *Pipeline) Update(fn func(tx *Tx) error) error {
 	}
 	pt := &pipeTx{prev: p.prev, own: make(map[string]op, len(p.prev)), absent: p.absent}
 	tx := &Tx{txn: p.read, s: p.s, Now: p.s.now().UTC(), pipe: pt}
+	if p.histSize > 0 {
+		// Chunks of an import are alike: room for the last one's entries.
+		tx.histBlock = make([]byte, 0, p.histSize+p.histSize/8)
+	}
 	err := fn(tx)
+	p.histSize = len(tx.histBlock)
 	if err == nil {
 		err = tx.flushHead()
 	}

@@ -82,10 +82,10 @@ func (tx *Tx) pseudonymOf(value string) (string, error) {
 	// about n²/2⁸¹ (10⁻¹² for a million values), not worth a lookup per
 	// new value.
 	t := pseudoToken(salt, k)
-	if err := tx.set("pv/"+k, pseudonym{Token: t, Salt: salt}); err != nil {
+	if err := tx.setRaw("pv/"+k, pseudonymJSON(&pseudonym{Token: t, Salt: salt})); err != nil {
 		return "", err
 	}
-	if err := tx.set("pt/"+t, pseudonym{Value: k, Salt: salt}); err != nil {
+	if err := tx.setRaw("pt/"+t, pseudonymJSON(&pseudonym{Value: k, Salt: salt})); err != nil {
 		return "", err
 	}
 	tx.cachePseudo(k, t)
