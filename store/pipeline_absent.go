@@ -43,25 +43,17 @@ func (f *absentFilter) tracks(key string) bool {
 	return false
 }
 
-func (f *absentFilter) probes(key string, fn func(word int, bit uint64) bool) bool {
-	h := maphash.String(f.seed, key)
-	h1, h2 := uint32(h), uint32(h>>32)|1
-	n := uint32(len(f.bits) * 64)
-	for i := range uint32(absentProbes) {
-		b := (h1 + i*h2) % n
-		if !fn(int(b/64), 1<<(b%64)) {
-			return false
-		}
-	}
-	return true
-}
-
 // add notes that key may be present (a key outside the prefixes is ignored).
 func (f *absentFilter) add(key string) {
 	if f == nil || !f.tracks(key) {
 		return
 	}
-	f.probes(key, func(w int, b uint64) bool { f.bits[w] |= b; return true })
+	h := maphash.String(f.seed, key)
+	h1, h2, mask := uint32(h), uint32(h>>32)|1, uint32(len(f.bits)*64-1)
+	for i := range uint32(absentProbes) {
+		b := (h1 + i*h2) & mask
+		f.bits[b/64] |= 1 << (b % 64)
+	}
 }
 
 // lacks reports whether key, under one of the prefixes, is surely absent.
@@ -69,7 +61,15 @@ func (f *absentFilter) lacks(key string) bool {
 	if f == nil || !f.tracks(key) {
 		return false
 	}
-	return !f.probes(key, func(w int, b uint64) bool { return f.bits[w]&b != 0 })
+	h := maphash.String(f.seed, key)
+	h1, h2, mask := uint32(h), uint32(h>>32)|1, uint32(len(f.bits)*64-1)
+	for i := range uint32(absentProbes) {
+		b := (h1 + i*h2) & mask
+		if f.bits[b/64]&(1<<(b%64)) == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // TrackAbsent makes the pipeline answer the reads of absent keys under
@@ -104,7 +104,10 @@ func (p *Pipeline) TrackAbsent(newKeys int, prefixes ...string) error {
 			return nil
 		}
 	}
-	words := max((newKeys+len(held))*absentBitsPerKey/64, 1)
+	words := 1 // a power of two: a probe is a mask
+	for words*64 < (newKeys+len(held))*absentBitsPerKey {
+		words *= 2
+	}
 	f := &absentFilter{prefixes: prefixes, bits: make([]uint64, words), seed: maphash.MakeSeed()}
 	for _, k := range held {
 		f.add(k)
