@@ -6,7 +6,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -285,7 +284,7 @@ func (tx *Tx) get(key string, v any) error {
 }
 
 func (tx *Tx) set(key string, v any) error {
-	b, err := json.Marshal(v)
+	b, err := encodeRecord(v)
 	if err != nil {
 		return err
 	}
