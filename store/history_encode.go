@@ -114,3 +114,42 @@ func appendChainHash(b, prev, body []byte) []byte {
 	chainHashers.Put(h)
 	return b
 }
+
+// drawnToken is pseudoToken(salt, value) for a salt of at most a SHA-256
+// block (a drawn one: 16 bytes), computed as HMAC is defined, with two
+// reused SHA-256 states instead of hmac.New's.
+func drawnToken(salt []byte, value string) string {
+	const block = 64
+	if len(salt) > block {
+		return pseudoToken(salt, value)
+	}
+	var pad [block]byte
+	inner := chainHashers.Get().(hash.Hash)
+	outer := chainHashers.Get().(hash.Hash)
+	inner.Reset()
+	outer.Reset()
+	for i := range pad {
+		pad[i] = 0x36
+		if i < len(salt) {
+			pad[i] ^= salt[i]
+		}
+	}
+	inner.Write(pad[:])
+	inner.Write([]byte(value))
+	var sum [sha256.Size]byte
+	for i := range pad {
+		pad[i] = 0x5c
+		if i < len(salt) {
+			pad[i] ^= salt[i]
+		}
+	}
+	outer.Write(pad[:])
+	outer.Write(inner.Sum(sum[:0]))
+	mac := outer.Sum(sum[:0])
+	chainHashers.Put(inner)
+	chainHashers.Put(outer)
+	var b [len(PseudonymPrefix) + 16]byte
+	copy(b[:], PseudonymPrefix)
+	pseudoEnc.Encode(b[len(PseudonymPrefix):], mac[:10])
+	return string(b[:])
+}

@@ -79,3 +79,17 @@ func FuzzEntryJSON(f *testing.F) {
 		}
 	})
 }
+
+// A drawn pseudonym is the HMAC-SHA256 of crypto/hmac.
+func TestDrawnTokenIsHMAC(t *testing.T) {
+	for i, v := range append(jsonStrings, "RSSMRA68A01H501Y", "mario.rossi@comune.example.it") {
+		salt := bytes.Repeat([]byte{byte(i*37 + 1)}, i%20)
+		if got, want := drawnToken(salt, v), pseudoToken(salt, v); got != want {
+			t.Errorf("salt %x, %q: %s, want %s", salt, v, got, want)
+		}
+	}
+	long := bytes.Repeat([]byte{9}, 100)
+	if got, want := drawnToken(long, "x"), pseudoToken(long, "x"); got != want {
+		t.Errorf("long salt: %s, want %s", got, want)
+	}
+}

@@ -25,6 +25,12 @@ type Pipeline struct {
 	closed   bool
 	absent   *absentFilter // keys that may exist, when tracked (TrackAbsent)
 	histSize int           // size of the last transaction's history block
+	// nextW is the write transaction of the next Update, opened when the
+	// previous one was submitted (a transaction opened while one is in
+	// flight waits for it): the next Update fills it while the previous
+	// one is written, and only submits it once that one is done. It only
+	// writes, so its older read timestamp conflicts with nothing.
+	nextW *badger.Txn
 }
 
 type op struct {
@@ -94,17 +100,46 @@ func (p *Pipeline) Update(fn func(tx *Tx) error) error {
 	if err == nil {
 		err = tx.flushHead()
 	}
-	// fn ran while the previous transaction was being written: wait for it
-	// before submitting this one.
-	if werr := p.wait(); werr != nil {
-		return werr
+	var wtx *badger.Txn
+	var werr error
+	if err == nil {
+		wtx, werr = p.writes(pt)
+	}
+	// fn ran, and its writes were handed to Badger, while the previous
+	// transaction was being written: wait for it before submitting this one.
+	if err := p.wait(); err != nil {
+		if wtx != nil {
+			wtx.Discard()
+		}
+		return err
 	}
 	p.read.Discard()
 	p.read = nil
 	if err != nil {
 		return err
 	}
-	wtx := p.s.db.NewTransaction(true)
+	if werr != nil {
+		p.err = werr
+		return werr
+	}
+	// The snapshot for the next transaction is taken before this one is
+	// submitted; the next one sees this one's writes through prev.
+	p.read = p.s.db.NewTransaction(false)
+	p.nextW = p.s.db.NewTransaction(true)
+	done := make(chan error, 1)
+	wtx.CommitWith(func(err error) { done <- err })
+	p.inflight, p.prev = done, pt.own
+	return nil
+}
+
+// writes returns the write transaction of pt's writes, not submitted.
+func (p *Pipeline) writes(pt *pipeTx) (*badger.Txn, error) {
+	wtx := p.nextW
+	p.nextW = nil
+	if wtx == nil {
+		p.wait() // its error is Update's
+		wtx = p.s.db.NewTransaction(true)
+	}
 	for _, k := range pt.keys {
 		o := pt.own[k]
 		var err error
@@ -118,17 +153,10 @@ func (p *Pipeline) Update(fn func(tx *Tx) error) error {
 			if errors.Is(err, badger.ErrTxnTooBig) {
 				err = errors.New("archivio: transazione troppo grande (ridurre census.chunk_rows)")
 			}
-			p.err = err
-			return err
+			return nil, err
 		}
 	}
-	// The snapshot for the next transaction is taken before this one is
-	// submitted; the next one sees this one's writes through prev.
-	p.read = p.s.db.NewTransaction(false)
-	done := make(chan error, 1)
-	wtx.CommitWith(func(err error) { done <- err })
-	p.inflight, p.prev = done, pt.own
-	return nil
+	return wtx, nil
 }
 
 // Close waits for the last transaction and releases the writer lock. It
@@ -139,6 +167,10 @@ func (p *Pipeline) Close() error {
 	}
 	p.closed = true
 	p.wait()
+	if p.nextW != nil {
+		p.nextW.Discard()
+		p.nextW = nil
+	}
 	if p.read != nil {
 		p.read.Discard()
 		p.read = nil

@@ -81,7 +81,7 @@ func (tx *Tx) pseudonymOf(value string) (string, error) {
 	// 80 bits: two values of one store share a pseudonym with a chance of
 	// about n²/2⁸¹ (10⁻¹² for a million values), not worth a lookup per
 	// new value.
-	t := pseudoToken(salt, k)
+	t := drawnToken(salt, k)
 	if err := tx.setRaw("pv/"+k, pseudonymJSON(&pseudonym{Token: t, Salt: salt})); err != nil {
 		return "", err
 	}

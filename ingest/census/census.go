@@ -157,6 +157,10 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 		if err != nil {
 			return ingest.Result{}, err
 		}
+		// The chunk's rows are in the store (or in flight, and a failed
+		// commit fails the file): their memory goes back to the collector,
+		// whose headroom under memory_limit the commits that follow use.
+		clear(part)
 		// Badger keeps the allocators of the tables it built for the
 		// next ones, as large as the largest: free them.
 		g.Store.ReleaseAllocators()
