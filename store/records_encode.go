@@ -4,8 +4,10 @@ import (
 	"encoding"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -101,13 +103,7 @@ func makePlan(t reflect.Type) *recordPlan {
 		if tag == "-" {
 			continue
 		}
-		name, opts := tag, ""
-		for j := 0; j < len(tag); j++ {
-			if tag[j] == ',' {
-				name, opts = tag[:j], tag[j+1:]
-				break
-			}
-		}
+		name, opts, _ := strings.Cut(tag, ",")
 		if name == "" {
 			name = sf.Name
 		}
@@ -123,28 +119,33 @@ func makePlan(t reflect.Type) *recordPlan {
 			return no
 		}
 		seen[name] = true
-		ft := sf.Type
-		switch {
-		case ft == timeType:
-			f.kind = fieldTime
-		case marshals(ft):
-			f.kind = fieldOther
-		case ft.Kind() == reflect.String:
-			f.kind = fieldString
-		case ft.Kind() == reflect.Bool:
-			f.kind = fieldBool
-		case ft.Kind() >= reflect.Int && ft.Kind() <= reflect.Int64:
-			f.kind = fieldInt
-		case ft.Kind() >= reflect.Uint && ft.Kind() <= reflect.Uint64:
-			f.kind = fieldUint
-		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Uint8 && !marshals(ft.Elem()):
-			f.kind = fieldBytes
-		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.String && !marshals(ft.Elem()):
-			f.kind = fieldStrings
-		}
+		f.kind = kindOf(sf.Type)
 		p.fields = append(p.fields, f)
 	}
 	return p
+}
+
+// kindOf is how a field of type t is encoded.
+func kindOf(t reflect.Type) fieldKind {
+	switch {
+	case t == timeType:
+		return fieldTime
+	case marshals(t):
+		return fieldOther
+	case t.Kind() == reflect.String:
+		return fieldString
+	case t.Kind() == reflect.Bool:
+		return fieldBool
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
+		return fieldInt
+	case t.Kind() >= reflect.Uint && t.Kind() <= reflect.Uint64:
+		return fieldUint
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 && !marshals(t.Elem()):
+		return fieldBytes
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String && !marshals(t.Elem()):
+		return fieldStrings
+	}
+	return fieldOther
 }
 
 // emptyValue is encoding/json's test of omitempty.
@@ -191,49 +192,59 @@ func encodeRecord(v any) ([]byte, error) {
 		}
 		first = false
 		b = append(b, f.key...)
-		switch f.kind {
-		case fieldString:
-			b = appendJSONString(b, fv.String())
-		case fieldBool:
-			b = strconv.AppendBool(b, fv.Bool())
-		case fieldInt:
-			b = strconv.AppendInt(b, fv.Int(), 10)
-		case fieldUint:
-			b = strconv.AppendUint(b, fv.Uint(), 10)
-		case fieldTime:
-			t := (*time.Time)(fv.Addr().UnsafePointer())
-			if y := t.Year(); y < 0 || y > 9999 {
-				return json.Marshal(v) // its error
-			}
-			b = appendJSONTime(b, *t)
-		case fieldBytes:
-			if fv.IsNil() {
-				b = append(b, "null"...)
-			} else {
-				b = append(b, '"')
-				b = base64.StdEncoding.AppendEncode(b, fv.Bytes())
-				b = append(b, '"')
-			}
-		case fieldStrings:
-			if fv.IsNil() {
-				b = append(b, "null"...)
-				break
-			}
-			b = append(b, '[')
-			for j := range fv.Len() {
-				if j > 0 {
-					b = append(b, ',')
-				}
-				b = appendJSONString(b, fv.Index(j).String())
-			}
-			b = append(b, ']')
-		default:
-			j, err := json.Marshal(fv.Addr().Interface())
-			if err != nil {
-				return nil, err
-			}
-			b = append(b, j...)
+		var err error
+		if b, err = appendField(b, f.kind, fv); err != nil {
+			return json.Marshal(v) // its error
 		}
 	}
 	return append(b, '}'), nil
 }
+
+// appendField appends the JSON of field value fv of kind k; a time
+// encoding/json refuses is an error.
+func appendField(b []byte, k fieldKind, fv reflect.Value) ([]byte, error) {
+	switch k {
+	case fieldString:
+		b = appendJSONString(b, fv.String())
+	case fieldBool:
+		b = strconv.AppendBool(b, fv.Bool())
+	case fieldInt:
+		b = strconv.AppendInt(b, fv.Int(), 10)
+	case fieldUint:
+		b = strconv.AppendUint(b, fv.Uint(), 10)
+	case fieldTime:
+		t := (*time.Time)(fv.Addr().UnsafePointer())
+		if y := t.Year(); y < 0 || y > 9999 {
+			return nil, errBadTime
+		}
+		b = appendJSONTime(b, *t)
+	case fieldBytes:
+		if fv.IsNil() {
+			return append(b, "null"...), nil
+		}
+		b = append(b, '"')
+		b = base64.StdEncoding.AppendEncode(b, fv.Bytes())
+		b = append(b, '"')
+	case fieldStrings:
+		if fv.IsNil() {
+			return append(b, "null"...), nil
+		}
+		b = append(b, '[')
+		for j := range fv.Len() {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, fv.Index(j).String())
+		}
+		b = append(b, ']')
+	default:
+		j, err := json.Marshal(fv.Addr().Interface())
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, j...)
+	}
+	return b, nil
+}
+
+var errBadTime = errors.New("time outside the years 0-9999")

@@ -106,3 +106,14 @@ func TestCensusRecordsHaveAPlan(t *testing.T) {
 		}
 	}
 }
+
+// A time encoding/json refuses (a year past 9999) is refused alike.
+func TestRecordWithATimeOutOfRangeIsRefused(t *testing.T) {
+	p := &domain.Person{CF: "X", Updated: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if _, err := json.Marshal(p); err == nil {
+		t.Fatal("encoding/json took the year 10000")
+	}
+	if b, err := encodeRecord(p); err == nil {
+		t.Errorf("encoded %s", b)
+	}
+}
