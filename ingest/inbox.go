@@ -100,6 +100,22 @@ type File struct {
 	rec    *store.InputFile
 	inbox  *Inbox
 	pipe   *store.Pipeline // open while chunks are committed
+	absent *absentHint     // keys to track when the pipeline starts (TrackAbsent)
+	lines  int             // size of the last chunk's receipt lines
+}
+
+type absentHint struct {
+	newKeys  int
+	prefixes []string
+}
+
+// TrackAbsent asks the pipeline of the file's commits to answer the reads
+// of keys under prefixes that the store does not hold without asking
+// Badger (store.Pipeline.TrackAbsent); newKeys is about how many keys the
+// file's chunks write there. It takes effect with the first chunk
+// committed; an unpipelined inbox ignores it.
+func (f *File) TrackAbsent(newKeys int, prefixes ...string) {
+	f.absent = &absentHint{newKeys: newKeys, prefixes: prefixes}
 }
 
 // Result is what a Processor reports for a file whose chunks it committed.
@@ -147,13 +163,20 @@ func (f *File) Commit(k int, fn func(tx *store.Tx, buf *bytes.Buffer) (ok, ko in
 	if !f.inbox.Unpipelined {
 		if f.pipe == nil {
 			f.pipe = f.inbox.Store.Pipeline()
+			if f.absent != nil {
+				if err := f.pipe.TrackAbsent(f.absent.newKeys, f.absent.prefixes...); err != nil {
+					return err
+				}
+			}
 		}
 		update = f.pipe.Update
 	}
 	var next store.InputFile
 	err := update(func(tx *store.Tx) error {
-		var buf bytes.Buffer
-		ok, ko, err := fn(tx, &buf)
+		// Chunks are alike: room for the last one's lines.
+		buf := bytes.NewBuffer(make([]byte, 0, f.lines+f.lines/8))
+		ok, ko, err := fn(tx, buf)
+		f.lines = buf.Len()
 		if err != nil {
 			return err
 		}

@@ -114,17 +114,17 @@ func (tx *Tx) Record(src Source, action, kind, key, detail string) error {
 		Sheet:  clip.String(src.Sheet, MaxEntrySheet),
 		Row:    src.Row,
 		Detail: clip.String(detail, MaxEntryDetail)}
-	body, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	hash := chainHash(tx.head.Hash, body)
 	if len(tx.histBlock) == 0 {
 		tx.histFirst = e.Seq
 	}
-	var l [4]byte
-	binary.BigEndian.PutUint32(l[:], uint32(len(body)))
-	tx.histBlock = append(append(append(append(tx.histBlock, tx.head.Hash...), hash...), l[:]...), body...)
+	// The body is appended in place, its hash and length filled in after.
+	off := len(tx.histBlock)
+	var gap [36]byte
+	tx.histBlock = appendEntryJSON(append(append(tx.histBlock, tx.head.Hash...), gap[:]...), &e)
+	body := tx.histBlock[off+68:]
+	hash := appendChainHash(make([]byte, 0, sha256.Size), tx.head.Hash, body)
+	copy(tx.histBlock[off+32:], hash)
+	binary.BigEndian.PutUint32(tx.histBlock[off+64:], uint32(len(body)))
 	tx.head = &histHead{Seq: e.Seq, Hash: hash}
 	tx.headDirty = true
 	return nil

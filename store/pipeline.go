@@ -23,6 +23,14 @@ type Pipeline struct {
 	inflight chan error    // result of the transaction in flight
 	err      error
 	closed   bool
+	absent   *absentFilter // keys that may exist, when tracked (TrackAbsent)
+	histSize int           // size of the last transaction's history block
+	// nextW is the write transaction of the next Update, opened when the
+	// previous one was submitted (a transaction opened while one is in
+	// flight waits for it): the next Update fills it while the previous
+	// one is written, and only submits it once that one is done. It only
+	// writes, so its older read timestamp conflicts with nothing.
+	nextW *badger.Txn
 }
 
 type op struct {
@@ -31,9 +39,10 @@ type op struct {
 }
 
 type pipeTx struct {
-	prev map[string]op
-	own  map[string]op
-	keys []string // own keys in write order
+	prev   map[string]op
+	own    map[string]op
+	keys   []string      // own keys in write order
+	absent *absentFilter // the pipeline's, nil when not tracked
 }
 
 func (p *pipeTx) lookup(key string) (op, bool) {
@@ -47,6 +56,7 @@ func (p *pipeTx) lookup(key string) (op, bool) {
 func (p *pipeTx) record(key string, val []byte, del bool) {
 	if _, ok := p.own[key]; !ok {
 		p.keys = append(p.keys, key)
+		p.absent.add(key)
 	}
 	p.own[key] = op{val: val, del: del}
 }
@@ -79,43 +89,43 @@ func (p *Pipeline) Update(fn func(tx *Tx) error) error {
 	if p.read == nil {
 		p.read = p.s.db.NewTransaction(false)
 	}
-	pt := &pipeTx{prev: p.prev, own: make(map[string]op, len(p.prev))}
+	pt := &pipeTx{prev: p.prev, own: make(map[string]op, len(p.prev)), absent: p.absent}
 	tx := &Tx{txn: p.read, s: p.s, Now: p.s.now().UTC(), pipe: pt}
+	if p.histSize > 0 {
+		// Chunks of an import are alike: room for the last one's entries.
+		tx.histBlock = make([]byte, 0, p.histSize+p.histSize/8)
+	}
 	err := fn(tx)
+	p.histSize = len(tx.histBlock)
 	if err == nil {
 		err = tx.flushHead()
 	}
-	// fn ran while the previous transaction was being written: wait for it
-	// before submitting this one.
-	if werr := p.wait(); werr != nil {
-		return werr
+	var wtx *badger.Txn
+	var werr error
+	if err == nil {
+		wtx, werr = p.writes(pt)
+	}
+	// fn ran, and its writes were handed to Badger, while the previous
+	// transaction was being written: wait for it before submitting this one.
+	if err := p.wait(); err != nil {
+		if wtx != nil {
+			wtx.Discard()
+		}
+		return err
 	}
 	p.read.Discard()
 	p.read = nil
 	if err != nil {
 		return err
 	}
-	wtx := p.s.db.NewTransaction(true)
-	for _, k := range pt.keys {
-		o := pt.own[k]
-		var err error
-		if o.del {
-			err = wtx.Delete([]byte(k))
-		} else {
-			err = wtx.Set([]byte(k), o.val)
-		}
-		if err != nil {
-			wtx.Discard()
-			if errors.Is(err, badger.ErrTxnTooBig) {
-				err = errors.New("archivio: transazione troppo grande (ridurre census.chunk_rows)")
-			}
-			p.err = err
-			return err
-		}
+	if werr != nil {
+		p.err = werr
+		return werr
 	}
 	// The snapshot for the next transaction is taken before this one is
 	// submitted; the next one sees this one's writes through prev.
 	p.read = p.s.db.NewTransaction(false)
+	p.nextW = p.s.db.NewTransaction(true)
 	done := make(chan error, 1)
 	wtx.CommitWith(func(err error) { done <- err })
 	p.inflight, p.prev = done, pt.own
@@ -130,6 +140,10 @@ func (p *Pipeline) Close() error {
 	}
 	p.closed = true
 	p.wait()
+	if p.nextW != nil {
+		p.nextW.Discard()
+		p.nextW = nil
+	}
 	if p.read != nil {
 		p.read.Discard()
 		p.read = nil

@@ -81,11 +81,11 @@ func (tx *Tx) pseudonymOf(value string) (string, error) {
 	// 80 bits: two values of one store share a pseudonym with a chance of
 	// about n²/2⁸¹ (10⁻¹² for a million values), not worth a lookup per
 	// new value.
-	t := pseudoToken(salt, k)
-	if err := tx.set("pv/"+k, pseudonym{Token: t, Salt: salt}); err != nil {
+	t := drawnToken(salt, k)
+	if err := tx.setRaw("pv/"+k, pseudonymJSON(&pseudonym{Token: t, Salt: salt})); err != nil {
 		return "", err
 	}
-	if err := tx.set("pt/"+t, pseudonym{Value: k, Salt: salt}); err != nil {
+	if err := tx.setRaw("pt/"+t, pseudonymJSON(&pseudonym{Value: k, Salt: salt})); err != nil {
 		return "", err
 	}
 	tx.cachePseudo(k, t)

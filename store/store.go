@@ -6,7 +6,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -282,6 +281,9 @@ func (tx *Tx) getRaw(key string) ([]byte, error) {
 			}
 			return o.val, nil
 		}
+		if tx.pipe.absent.lacks(key) {
+			return nil, ErrNotFound
+		}
 	}
 	it, err := tx.txn.Get([]byte(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -306,7 +308,7 @@ func (tx *Tx) get(key string, v any) error {
 }
 
 func (tx *Tx) set(key string, v any) error {
-	b, err := json.Marshal(v)
+	b, err := encodeRecord(v)
 	if err != nil {
 		return err
 	}

@@ -136,6 +136,12 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 	// Comuni known to exist: a cache valid for this file only (a failed
 	// chunk aborts the whole pass).
 	g.known = map[string]bool{}
+	// The records a row reads (person, pseudonym, utenza, card, comune,
+	// postazione) are mostly new at the first census: their misses are
+	// answered without asking Badger. A row writes at most four keys there
+	// (person, pseudonym, utenza, card), a Postazioni row its comune and
+	// about as many postazioni as declared.
+	f.TrackAbsent(6*len(items), "p/", "pv/", "u/", "s/", "c/", "w/")
 	chunk := g.ChunkRows
 	if chunk <= 0 {
 		chunk = 1000
@@ -151,6 +157,10 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 		if err != nil {
 			return ingest.Result{}, err
 		}
+		// The chunk's rows are in the store (or in flight, and a failed
+		// commit fails the file): their memory goes back to the collector,
+		// whose headroom under memory_limit the commits that follow use.
+		clear(part)
 		// Badger keeps the allocators of the tables it built for the
 		// next ones, as large as the largest: free them.
 		g.Store.ReleaseAllocators()

@@ -508,6 +508,8 @@ type Rows struct {
 	cells  []string
 	value  []byte
 	isBuf  []byte
+	// The texts of an inline string being read, kept from cell to cell.
+	isT, isRun, isRuns []byte
 }
 
 // Close releases the sheet's reader.
@@ -785,7 +787,8 @@ func (s *scanner) textOf(dst []byte) ([]byte, error) {
 // level wins.
 func (r *Rows) inlineString(dst []byte) ([]byte, error) {
 	s := r.s
-	var t, run, runs []byte
+	t, run, runs := r.isT[:0], r.isRun[:0], r.isRuns[:0]
+	defer func() { r.isT, r.isRun, r.isRuns = t, run, runs }()
 	for {
 		k, err := s.next()
 		if err != nil {
