@@ -205,9 +205,6 @@ func issueAndCommit(ctx context.Context, env *Env, run *Run, todo []*domain.Post
 		left[todo[i].ISTAT]--
 		for ; next < len(order) && left[order[next]] == 0; next++ {
 			istat := order[next]
-			if next%16 == 15 {
-				releaseStoreMemory(env)
-			}
 			rs := make([]*certResult, len(members[istat]))
 			for j, k := range members[istat] {
 				rs[j] = &results[k]
@@ -264,15 +261,6 @@ func commitComune(env *Env, run *Run, pub *bundlePublisher, istat string, rs []*
 		pub.add(nb)
 	}
 	return nil
-}
-
-// releaseStoreMemory drops from the resident set the pages of the store's
-// files that the commits wrote and the bundles read (the sealed PKCS#12 go
-// to Badger's value log, written and read through its mapping), and frees
-// the allocators Badger keeps for its next tables.
-func releaseStoreMemory(env *Env) {
-	env.Store.ReleaseMapped()
-	env.Store.ReleaseAllocators()
 }
 
 // poolChunk is the most keys certificati takes from the pool in one
@@ -607,12 +595,9 @@ func publishPending(ctx context.Context, env *Env, run *Run, skip map[string]boo
 // pooled allocators are dropped.
 func publishBundles(ctx context.Context, env *Env, run *Run, ids []string, actor, job string) error {
 	var errs []error
-	for n, id := range ids {
+	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...)
-		}
-		if n%16 == 15 {
-			releaseStoreMemory(env)
 		}
 		if err := publishBundle(ctx, env, id, actor); err != nil {
 			errs = append(errs, fmt.Errorf("%s: bundle %s: %w", job, id, err))
@@ -753,9 +738,6 @@ func (p *bundlePublisher) loop() {
 			}
 			err := syncErr
 			if err == nil {
-				if n%16 == 15 {
-					releaseStoreMemory(p.env)
-				}
 				n++
 				err = writeBundle(p.ctx, p.env, nb.b, nb.entries, CertActor)
 			}

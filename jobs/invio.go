@@ -371,7 +371,6 @@ type invioTally struct {
 	errs        []error
 	unavailable error
 	batch       []attempt
-	flushes     int
 }
 
 // invioBatch is the number of outcomes recorded per transaction.
@@ -429,16 +428,7 @@ func (t *invioTally) flush() {
 		t.errs = append(t.errs, err)
 	}
 	t.batch = t.batch[:0]
-	if t.flushes++; t.flushes%releaseFlushes == 0 {
-		t.env.Store.ReleaseMapped()
-	}
 }
-
-// releaseFlushes: every so many batches recorded, invio-pin drops the
-// store's pages mapped by its reads and commits from the resident set
-// (store.ReleaseMapped): an Italy-wide run reads and updates some 100,000
-// messages, cards and holders.
-const releaseFlushes = 16
 
 // finish records what is left and returns the run's errors.
 func (t *invioTally) finish() error {

@@ -138,9 +138,6 @@ func newOrders(ctx context.Context, env *Env, run *Run, publish func(name string
 	if err != nil {
 		return err
 	}
-	if names != nil {
-		releaseStoreMemory(env) // the pages of every person's record, walked once
-	}
 	sort.Strings(serials)
 	for len(serials) > 0 {
 		if err := ctx.Err(); err != nil {
@@ -162,9 +159,7 @@ func newOrders(ctx context.Context, env *Env, run *Run, publish func(name string
 // every card written is its record, its indexes and a history entry, and
 // Badger bounds a transaction (a fifth of cards.order_max's default did
 // not fit in one). An order larger than this is created, and later
-// published, in several transactions (see newOrder and commitOrder);
-// every few of them the run drops the store's mapped pages and pooled
-// allocators (releaseOrderMemory).
+// published, in several transactions (see newOrder and commitOrder).
 var orderTxCards = 500
 
 // holderNames returns the names of the holders of the cards of serials,
@@ -213,7 +208,7 @@ func newOrder(env *Env, run *Run, serials []string, cards *store.CardCache) ([]s
 		first[s] = env.Sealer.Seal(a.Marshal(), domain.CardSecretsSealContext(s, "prima"))
 		second[s] = env.Sealer.Seal(b.Marshal(), domain.CardSecretsSealContext(s, "seconda"))
 	}
-	for done := 0; len(in) > 0; done++ {
+	for len(in) > 0 {
 		chunk := in[:min(len(in), orderTxCards)]
 		in = in[len(chunk):]
 		n := 0
@@ -244,7 +239,6 @@ func newOrder(env *Env, run *Run, serials []string, cards *store.CardCache) ([]s
 		if err != nil {
 			return nil, "", err
 		}
-		releaseOrderMemory(env, done)
 	}
 	return rest, o.Name, nil
 }
@@ -280,17 +274,6 @@ func openOrder(env *Env, src store.Source, serials []string, cards *store.CardCa
 		return tx.Record(src, "ordine.crea", "ordine", o.Name, fmt.Sprintf("%d smart card", len(in)))
 	})
 	return o, in, rest, err
-}
-
-// releaseOrderMemory drops, every fourth transaction of ordini-sc, the
-// pages of the store's files mapped by its reads and commits from the
-// resident set (store.ReleaseMapped) and Badger's pooled table-builder
-// allocators (store.ReleaseAllocators): an Italy-wide run writes some
-// 100,000 cards twice.
-func releaseOrderMemory(env *Env, done int) {
-	if done%4 == 3 {
-		releaseStoreMemory(env)
-	}
 }
 
 // publishOrder builds and encrypts a pending order once, keeps the
@@ -377,7 +360,7 @@ func pendingOrder(env *Env, name string, producer openpgp.EntityList, signer *op
 func commitOrder(env *Env, run *Run, name string, included []string, cards *store.CardCache) error {
 	src := store.Source{Actor: OrdiniActor, File: OrdiniDir + "/" + name}
 	validity := time.Duration(env.Config.Cards.ValidityDays) * 24 * time.Hour
-	for done := 0; len(included) > orderTxCards; done++ {
+	for len(included) > orderTxCards {
 		chunk := included[:orderTxCards]
 		included = included[orderTxCards:]
 		n := 0
@@ -390,7 +373,6 @@ func commitOrder(env *Env, run *Run, name string, included []string, cards *stor
 		if err != nil {
 			return err
 		}
-		releaseOrderMemory(env, done)
 	}
 	return env.Store.Update(func(tx *store.Tx) error {
 		prev, err := tx.CardOrder(name)

@@ -329,11 +329,6 @@ type ComuniResult struct {
 	Err    error // the first errors, joined
 }
 
-// releaseComuni: every so many comuni written, Comuni drops the store's
-// pages mapped by their reads from the resident set (store.ReleaseMapped):
-// the lists of all of Italy read the whole store once.
-const releaseComuni = 256
-
 // Comuni writes the lists of every comune in the store (the weekly run),
 // on all cores (each comune is a workbook to build and compress and three
 // files to write; over SFTP the writes wait on the network). A comune that
@@ -372,11 +367,7 @@ func (e *Exporter) Comuni(ctx context.Context) (ComuniResult, error) {
 				} else {
 					res.Comuni++
 				}
-				done := res.Comuni + res.Failed
 				mu.Unlock()
-				if done%releaseComuni == 0 {
-					e.Store.ReleaseMapped()
-				}
 			}
 		}()
 	}
@@ -388,7 +379,6 @@ func (e *Exporter) Comuni(ctx context.Context) (ComuniResult, error) {
 	}
 	close(work)
 	wg.Wait()
-	e.Store.ReleaseMapped()
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}

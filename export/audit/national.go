@@ -121,7 +121,6 @@ type national struct {
 	nPersons  int
 	nCards    int
 	nPost     int
-	read      int // records read, for tick
 
 	anom *table
 	pipe *pipe
@@ -193,18 +192,6 @@ func monthsOf(p Period, loc *time.Location) []string {
 		m = m.AddDate(0, 1, 0)
 	}
 	return out
-}
-
-// releaseEvery: every so many records read, the store's pages mapped by
-// the scans are dropped from the resident set (store.ReleaseMapped), so
-// that the peak RSS does not grow with the size of the store.
-const releaseEvery = 16384
-
-func (n *national) tick() {
-	n.read++
-	if n.read%releaseEvery == 0 {
-		n.e.Store.ReleaseMapped()
-	}
 }
 
 func (n *national) in(t time.Time) bool {
@@ -299,7 +286,6 @@ func (n *national) workbook(ctx context.Context, f *excelize.File) error {
 	if err := p.close(); err != nil {
 		return err
 	}
-	n.e.Store.ReleaseMapped()
 	return n.summary(f, st)
 }
 
@@ -348,7 +334,7 @@ func (n *national) readComuni() error {
 // scan rather than looked up once per utenza.
 func (n *national) readPersons() error {
 	var err error
-	n.persons, err = loadPersons(n.tx, n.tick)
+	n.persons, err = loadPersons(n.tx)
 	return err
 }
 
@@ -357,7 +343,6 @@ func (n *national) readPersons() error {
 // ones about to expire.
 func (n *national) readCards() error {
 	return n.tx.AllCards(func(c *domain.SmartCard) error {
-		n.tick()
 		n.nCards++
 		n.byCard[c.State]++
 		n.cards[c.Serial] = cardInfo{c.State, c.Expires}
@@ -381,7 +366,6 @@ func (n *national) readCards() error {
 // expire.
 func (n *national) readPostazioni() error {
 	return n.tx.AllPostazioni(func(p *domain.Postazione) error {
-		n.tick()
 		n.nPost++
 		n.byCert[p.State]++
 		n.postazioneRevocations(p)
@@ -424,7 +408,6 @@ func (n *national) utenzeSheet(users *table) error {
 // comuni, and counts the persons.
 func (n *national) manyComuni() error {
 	return n.tx.ComuniByPerson(func(cf string, codes []string) error {
-		n.tick()
 		n.nPersons++
 		if len(codes) < n.e.many() {
 			return nil
@@ -558,7 +541,6 @@ func (n *national) utenza(users *table, cur *comuneCheck, u *domain.Utenza) erro
 			n.byProfile[pr]++
 		}
 	}
-	n.tick()
 	n.nUtenze++
 	if err := n.userRow(users, u, p, info, hasCard); err != nil {
 		return err
@@ -639,7 +621,6 @@ func (n *national) history(f *excelize.File, st *styles) error {
 		return err
 	}
 	err = n.tx.EachHistory(0, func(en *store.Entry) (bool, error) {
-		n.tick()
 		if !n.in(en.Time) {
 			return !en.Time.After(n.period.To.Add(time.Hour)), nil
 		}
@@ -738,7 +719,6 @@ func (n *national) campaigns(f *excelize.File, st *styles) error {
 			return err
 		}
 		return n.tx.CampaignComuni(c.ID, func(cc *store.CampaignComune) error {
-			n.tick()
 			if rows < historyTruncatedAt-1 {
 				rows++
 				overdue := cc.Overdue

@@ -37,12 +37,11 @@ type person struct {
 	updated             time.Time
 }
 
-// loadPersons reads every person; tick is called for each.
-func loadPersons(tx *store.Tx, tick func()) (*persons, error) {
+// loadPersons reads every person.
+func loadPersons(tx *store.Tx) (*persons, error) {
 	var arena []byte
 	var recs []personRec
 	err := tx.AllPersons(func(p *domain.Person) error {
-		tick()
 		if len(arena)+len(p.CF)+len(p.Surname)+len(p.Name)+len(p.Card) > math.MaxUint32 {
 			return errors.New("audit: troppi dati delle persone da indicizzare")
 		}

@@ -161,15 +161,7 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 		// commit fails the file): their memory goes back to the collector,
 		// whose headroom under memory_limit the commits that follow use.
 		clear(part)
-		// Badger keeps the allocators of the tables it built for the
-		// next ones, as large as the largest: free them.
-		g.Store.ReleaseAllocators()
-		// The pages of Badger's files the commits wrote stay mapped in
-		// the process: drop them from its resident set (they stay in the
-		// page cache).
-		g.Store.ReleaseMapped()
 	}
-	g.Store.ReleaseMapped()
 	// ANPRSEC_TRACE=1 prints the time of each phase (used by benchmarks and
 	// the kill -9 campaign to aim their kills).
 	if os.Getenv("ANPRSEC_TRACE") != "" {
