@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -78,6 +79,9 @@ type Inbox struct {
 	// refused as a whole (ERRORE_ELABORAZIONE); 0 = DefaultMaxAttempts.
 	// Failures of the environment (Environmental) do not count.
 	MaxAttempts int
+
+	// listed holds, during Run, the lower-case names of Dir's listing.
+	listed map[string]bool
 }
 
 // DefaultMaxAttempts is Inbox.MaxAttempts when not set.
@@ -100,6 +104,38 @@ type File struct {
 	rec    *store.InputFile
 	inbox  *Inbox
 	pipe   *store.Pipeline // open while chunks are committed
+	// receipt holds the receipt data of the chunks committed by this
+	// process, while it is every chunk of the file and small
+	// (keptReceipt): publishing then need not read them back.
+	receipt     [][]byte
+	receiptSize int
+	hasReceipt  bool // receipt is the whole file's so far
+	// finished says that this process committed the file (finish), with
+	// its publication started in the same transaction: the receipt is
+	// written for the first time, and Moved is where it goes.
+	finished bool
+}
+
+// keptReceipt bounds the receipt data a File keeps in memory; a larger
+// receipt is read back from the store when published.
+const keptReceipt = 1 << 20
+
+// keep adds the data of a committed chunk to the receipt kept in memory.
+func (f *File) keep(data []byte) {
+	if !f.hasReceipt {
+		return
+	}
+	if f.receiptSize += len(data); f.receiptSize > keptReceipt {
+		f.dropReceipt()
+		return
+	}
+	f.receipt = append(f.receipt, data)
+}
+
+// dropReceipt forgets the receipt kept in memory: it is read back from
+// the store.
+func (f *File) dropReceipt() {
+	f.receipt, f.receiptSize, f.hasReceipt = nil, 0, false
 }
 
 // Result is what a Processor reports for a file whose chunks it committed.
@@ -151,13 +187,15 @@ func (f *File) Commit(k int, fn func(tx *store.Tx, buf *bytes.Buffer) (ok, ko in
 		update = f.pipe.Update
 	}
 	var next store.InputFile
+	var data []byte
 	err := update(func(tx *store.Tx) error {
 		var buf bytes.Buffer
 		ok, ko, err := fn(tx, &buf)
 		if err != nil {
 			return err
 		}
-		if err := tx.PutFileChunk(f.SHA256, k, buf.Bytes()); err != nil {
+		data = buf.Bytes()
+		if err := tx.PutFileChunk(f.SHA256, k, data); err != nil {
 			return err
 		}
 		next = *f.rec
@@ -168,7 +206,10 @@ func (f *File) Commit(k int, fn func(tx *store.Tx, buf *bytes.Buffer) (ok, ko in
 		return tx.PutFile(&next)
 	})
 	if err == nil {
+		// A pipelined commit may still fail: then the processor fails, and
+		// processClaimed drops what was kept.
 		f.rec = &next
+		f.keep(data)
 	}
 	return err
 }
@@ -251,6 +292,8 @@ func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 	for _, e := range entries {
 		names[strings.ToLower(e.Name)] = true
 	}
+	in.listed = names
+	defer func() { in.listed = nil }()
 	var firstErr error
 	for _, e := range entries {
 		if ctx.Err() != nil {
@@ -364,13 +407,18 @@ func (in *Inbox) refuseBadName(ctx context.Context, e drop.Entry, why string) (b
 // own clock since it first saw it so. That first sighting is recorded in
 // the store, so looks of separate runs count together; two looks a few
 // seconds apart are never enough. A Settle of 0 reads every file at once.
+// A file whose modification time is Settle old needs no sighting here
+// (fetch records one if it cannot be read as what its name says).
 func (in *Inbox) ready(p string, e drop.Entry) bool {
 	if in.Settle <= 0 {
 		return true
 	}
 	now := in.now()
+	if now.Sub(e.ModTime) >= in.Settle {
+		return true
+	}
 	s := in.sighting(p, e, now)
-	if now.Sub(e.ModTime) >= in.Settle || now.Sub(s.Since) >= in.Settle {
+	if now.Sub(s.Since) >= in.Settle {
 		return true
 	}
 	in.log().Info("file new or still changing: it is read once unchanged for drop.settle", "file", p, "settle", in.Settle, "unchanged_since", s.Since)
@@ -438,11 +486,16 @@ func (in *Inbox) CompanionOf(ctx context.Context, p string) (string, error) {
 	if _, err := in.Drop.Stat(ctx, p+in.Companion); err == nil {
 		return p + in.Companion, nil
 	}
+	want := path.Base(p) + in.Companion
+	if in.listed != nil && path.Dir(p) == in.Dir && !in.listed[strings.ToLower(want)] {
+		// Not in any case in the listing that Run reads the folder by:
+		// a companion that comes after it is one of a later look.
+		return "", nil
+	}
 	entries, err := in.Drop.List(ctx, path.Dir(p))
 	if err != nil {
 		return "", err
 	}
-	want := path.Base(p) + in.Companion
 	for _, e := range entries {
 		if !e.Dir && strings.EqualFold(e.Name, want) {
 			return path.Join(path.Dir(p), e.Name), nil
@@ -537,6 +590,7 @@ func (in *Inbox) unreadable(e drop.Entry) (code, msg string) {
 func (in *Inbox) claim(p string, f *File) error {
 	var rec *store.InputFile
 	err := in.Store.Update(func(tx *store.Tx) error {
+		tx.CacheReads()
 		var err error
 		rec, err = in.claimIn(tx, p, f)
 		return err
@@ -545,6 +599,9 @@ func (in *Inbox) claim(p string, f *File) error {
 		return err
 	}
 	f.rec = rec
+	// A content being processed with no chunk committed has no receipt
+	// data in the store: what this process commits is the whole of it.
+	f.hasReceipt = rec.State == store.FileProcessing && rec.Chunks == 0
 	return nil
 }
 
@@ -606,12 +663,15 @@ func (in *Inbox) duplicateMessage(rec *store.InputFile) string {
 // listed), and moved to scartati/.
 func (in *Inbox) processClaimed(ctx context.Context, p string, f *File, process Processor) error {
 	if f.rec.Attempts >= in.maxAttempts() {
-		return in.finish(f, givenUp(f.rec))
+		return in.finish(ctx, f, givenUp(f.rec))
 	}
 	res, err := safeProcess(ctx, process, f)
 	if err == nil {
-		return in.finish(f, res)
+		return in.finish(ctx, f, res)
 	}
+	// A chunk kept in memory may be one whose commit failed: the receipt
+	// is read back from the store.
+	f.dropReceipt()
 	if ctx.Err() != nil || Environmental(err) {
 		return err
 	}
@@ -623,7 +683,7 @@ func (in *Inbox) processClaimed(ctx context.Context, p string, f *File, process 
 		return err
 	}
 	in.log().Error("file refused: its processing failed with the same error at every attempt", "file", p, "attempts", f.rec.Attempts, "err", err)
-	return in.finish(f, givenUp(f.rec))
+	return in.finish(ctx, f, givenUp(f.rec))
 }
 
 func (in *Inbox) maxAttempts() int {
@@ -696,17 +756,34 @@ func safeProcess(ctx context.Context, process Processor, f *File) (res Result, e
 }
 
 // finish marks the file committed: its receipt is complete in the store.
-func (in *Inbox) finish(f *File, res Result) error {
+// The same transaction starts its publication (publish): the receipt is
+// about to be written (Publishing) and the file will go to Moved, a free
+// name in elaborati/ or scartati/ (left empty when the drop cannot tell
+// one now: moveOut finds it). Neither announces anything: the receipt is
+// written only after the store is synced, and the file moved only after
+// its receipt is written.
+func (in *Inbox) finish(ctx context.Context, f *File, res Result) error {
+	sub := "elaborati"
+	if res.Refused {
+		sub = "scartati"
+	}
+	to, err := in.freeName(ctx, sub, f.Name)
+	if err != nil {
+		to = ""
+	}
 	var next store.InputFile
-	err := in.Store.Update(func(tx *store.Tx) error {
+	var riga0 []byte
+	err = in.Store.Update(func(tx *store.Tx) error {
 		next = *f.rec
 		next.State = store.FileCommitted
+		next.Publishing, next.Moved = true, to
 		if res.Refused {
 			// The riga 0 line comes after the lines of chunks already
 			// committed (a give-up after a partial import keeps them).
 			var buf bytes.Buffer
 			esito.Append(&buf, esito.Line{Outcome: esito.Scartato, Code: res.Code, Message: res.Message})
-			if err := tx.PutFileChunk(f.SHA256, 1<<30, buf.Bytes()); err != nil {
+			riga0 = buf.Bytes()
+			if err := tx.PutFileChunk(f.SHA256, 1<<30, riga0); err != nil {
 				return err
 			}
 			next.Rejected = true
@@ -721,7 +798,10 @@ func (in *Inbox) finish(f *File, res Result) error {
 		return tx.PutFile(&next)
 	})
 	if err == nil {
-		f.rec = &next
+		f.rec, f.finished = &next, true
+		if riga0 != nil {
+			f.keep(riga0)
+		}
 	}
 	return err
 }
@@ -742,27 +822,48 @@ func (in *Inbox) publish(ctx context.Context, f *File) error {
 	if err := in.moveOut(ctx, f, sub); err != nil {
 		return &partial{done + " and its receipt written; moving it to " + sub + "/ failed, will retry the move", err}
 	}
+	in.releaseMapped()
 	return nil
+}
+
+// releaseEvery: once every so many files published by the inboxes of a
+// process, the store's pages that their commits and reads mapped are
+// dropped from its resident set (store.ReleaseMapped); a run that reads
+// thousands of small files (the comuni's requests) would otherwise keep
+// every page of the logs it wrote.
+const releaseEvery = 256
+
+var publishedFiles atomic.Int64
+
+func (in *Inbox) releaseMapped() {
+	if publishedFiles.Add(1)%releaseEvery == 0 {
+		in.Store.ReleaseMapped()
+	}
 }
 
 // publishReceipt writes the receipt of a committed file.
 func (in *Inbox) publishReceipt(ctx context.Context, f *File) error {
-	if err := in.Store.Sync(); err != nil {
+	if err := in.Store.SyncShared(); err != nil {
 		return err
 	}
-	var chunks [][]byte
-	if err := in.Store.View(func(tx *store.Tx) error {
-		var err error
-		chunks, err = tx.FileChunks(f.SHA256)
-		return err
-	}); err != nil {
-		return err
+	chunks := f.receipt
+	if !f.hasReceipt {
+		if err := in.Store.View(func(tx *store.Tx) error {
+			var err error
+			chunks, err = tx.FileChunks(f.SHA256)
+			return err
+		}); err != nil {
+			return err
+		}
+		// The chunks are copied out of the value log: its pages read go.
+		in.Store.ReleaseMapped()
 	}
-	// The chunks are copied out of the value log: its pages read go.
-	in.Store.ReleaseMapped()
-	retry := f.rec.Publishing
-	if !retry {
+	// A publication started by this process's finish writes the receipt
+	// for the first time; one started before is a retry.
+	retry := f.rec.Publishing && !f.finished
+	if !f.rec.Publishing {
 		if err := in.Store.Update(func(tx *store.Tx) error {
+			tx.CacheReads()
 			r, err := tx.File(f.SHA256)
 			if err != nil {
 				return err
@@ -780,21 +881,26 @@ func (in *Inbox) publishReceipt(ctx context.Context, f *File) error {
 // moveOut moves a file whose receipt is written to subfolder sub, with
 // its companion, and marks it published.
 func (in *Inbox) moveOut(ctx context.Context, f *File, sub string) error {
-	to, err := in.freeName(ctx, sub, f.Name)
-	if err != nil {
-		return err
-	}
-	// Record where the file goes before moving it, so that a crash between
-	// the move and markPublished is recognized later.
-	if err := in.Store.Update(func(tx *store.Tx) error {
-		r, err := tx.File(f.SHA256)
-		if err != nil {
+	// Where the file goes is recorded before moving it, so that a crash
+	// between the move and markPublished is recognized later: by finish,
+	// when this process committed the file, else here.
+	to := f.rec.Moved
+	if !f.finished || to == "" {
+		var err error
+		if to, err = in.freeName(ctx, sub, f.Name); err != nil {
 			return err
 		}
-		r.Moved = to
-		return tx.PutFile(r)
-	}); err != nil {
-		return err
+		if err := in.Store.Update(func(tx *store.Tx) error {
+			tx.CacheReads()
+			r, err := tx.File(f.SHA256)
+			if err != nil {
+				return err
+			}
+			r.Moved = to
+			return tx.PutFile(r)
+		}); err != nil {
+			return err
+		}
 	}
 	if err := in.moveCompanion(ctx, f.Path, to); err != nil {
 		return err
@@ -807,6 +913,7 @@ func (in *Inbox) moveOut(ctx context.Context, f *File, sub string) error {
 
 func (in *Inbox) markPublished(f *File, to string) error {
 	return in.Store.Update(func(tx *store.Tx) error {
+		tx.CacheReads()
 		r, err := tx.File(f.SHA256)
 		if err != nil {
 			return err
@@ -980,6 +1087,9 @@ func (in *Inbox) fetch(ctx context.Context, p string, e drop.Entry) (*File, erro
 		return nil, nil
 	}
 	if !readableAs(e.Name, tmp.Name()) && !in.stillFor(p, e) {
+		// The first sighting of a file that ready let through by its
+		// modification time: from it, the file is read at a later look.
+		in.sighting(p, e, in.now())
 		os.Remove(tmp.Name())
 		in.log().Info("file not readable as what its name says and not yet unchanged for drop.settle: left for the next look (an upload may still be under way)", "file", p, "settle", in.Settle)
 		return nil, nil

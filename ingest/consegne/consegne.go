@@ -138,6 +138,10 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 		}
 		rows := t.Rows[k*chunkRows : min(len(t.Rows), (k+1)*chunkRows)]
 		err := f.CommitLines(k, len(rows), func(tx *store.Tx, i int) (esito.Line, error) {
+			// The check reads the card that the delivery updates, and the
+			// rows of a comune read its record and its sindaco's utenza:
+			// read once per chunk.
+			tx.CacheReads()
 			line, err := g.apply(tx, f, t, rows[i])
 			line.Sheet, line.Row = t.Sheet, rows[i].Line
 			return line, err

@@ -171,6 +171,9 @@ func (p *Processor) Process(ctx context.Context, f *ingest.File) (ingest.Result,
 			return ingest.Result{}, err
 		}
 		err := f.CommitLines(k, 1, func(tx *store.Tx, _ int) (esito.Line, error) {
+			// The checks and the operation read the same records (the
+			// holder's utenza, the card): read once.
+			tx.CacheReads()
 			if k == 0 && sd.signer != nil {
 				if err := recordSignature(tx, f, sd.signer); err != nil {
 					return esito.Line{}, err
