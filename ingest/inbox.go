@@ -822,21 +822,23 @@ func (in *Inbox) publish(ctx context.Context, f *File) error {
 	if err := in.moveOut(ctx, f, sub); err != nil {
 		return &partial{done + " and its receipt written; moving it to " + sub + "/ failed, will retry the move", err}
 	}
-	in.releaseMapped()
+	in.releaseMapped(f)
 	return nil
 }
 
-// releaseEvery: once every so many files published by the inboxes of a
-// process, the store's pages that their commits and reads mapped are
-// dropped from its resident set (store.ReleaseMapped); a run that reads
-// thousands of small files (the comuni's requests) would otherwise keep
+// releaseEvery: once the inboxes of a process have published files
+// worth so many units (a unit per file and per row), the store's pages
+// that their commits and reads mapped are dropped from its resident set
+// (store.ReleaseMapped); a run that reads thousands of small files (the
+// comuni's requests) or large ones (the manifests) would otherwise keep
 // every page of the logs it wrote.
 const releaseEvery = 256
 
-var publishedFiles atomic.Int64
+var publishedUnits atomic.Int64
 
-func (in *Inbox) releaseMapped() {
-	if publishedFiles.Add(1)%releaseEvery == 0 {
+func (in *Inbox) releaseMapped(f *File) {
+	n := int64(1 + f.rec.Rows)
+	if after := publishedUnits.Add(n); after/releaseEvery != (after-n)/releaseEvery {
 		in.Store.ReleaseMapped()
 	}
 }
