@@ -110,11 +110,30 @@ type File struct {
 	receipt     [][]byte
 	receiptSize int
 	hasReceipt  bool // receipt is the whole file's so far
-	// finished says that this process committed the file (finish), with
-	// its publication started in the same transaction: the receipt is
-	// written for the first time, and Moved is where it goes.
+	// finished says that this process committed the file (finish, or
+	// its last chunk), with its publication started in the same
+	// transaction: the receipt is written for the first time, and Moved
+	// is where it goes.
 	finished bool
+	// staked is false while rec is the record of a content being claimed
+	// that is not in the store yet (claim): the first transaction written
+	// for the file stores it first (stake), with its history entry.
+	staked      bool
+	stakeDetail string // the detail of that entry
+	replaces    bool   // the record replaces one of a content refused whole: its chunks go
+	// chunks, when the processor tells it (Expect), is how many chunks the
+	// file has: the transaction of the last one also commits the file.
+	chunks int
+	// moveTo is the free name in elaborati/ that the last chunk records
+	// as where the file goes ("" when the drop could not tell one).
+	moveTo string
 }
+
+// Expect tells that the file's effect is n chunks (0 to n-1), so that the
+// transaction of the last also marks the file committed and starts its
+// publication, as finish would after the processor returns. A processor
+// that refuses the whole file after its last chunk may not call it.
+func (f *File) Expect(n int) { f.chunks = n }
 
 // keptReceipt bounds the receipt data a File keeps in memory; a larger
 // receipt is read back from the store when published.
@@ -186,9 +205,13 @@ func (f *File) Commit(k int, fn func(tx *store.Tx, buf *bytes.Buffer) (ok, ko in
 		}
 		update = f.pipe.Update
 	}
+	last := k == f.chunks-1
 	var next store.InputFile
 	var data []byte
 	err := update(func(tx *store.Tx) error {
+		if err := f.stake(tx); err != nil {
+			return err
+		}
 		var buf bytes.Buffer
 		ok, ko, err := fn(tx, &buf)
 		if err != nil {
@@ -203,15 +226,48 @@ func (f *File) Commit(k int, fn func(tx *store.Tx, buf *bytes.Buffer) (ok, ko in
 		next.Accepted += ok
 		next.Refused += ko
 		next.Rows += ok + ko
+		if last {
+			// What finish does, in the same transaction.
+			next.State = store.FileCommitted
+			next.Publishing, next.Moved = true, f.moveTo
+			if err := tx.Record(store.Source{Actor: f.inbox.actor(), File: f.Path}, "file.elaborato", "file", f.SHA256, committedDetail(&next)); err != nil {
+				return err
+			}
+		}
 		return tx.PutFile(&next)
 	})
 	if err == nil {
 		// A pipelined commit may still fail: then the processor fails, and
-		// processClaimed drops what was kept.
-		f.rec = &next
+		// processClaimed drops what was kept and reads the record again.
+		f.rec, f.staked = &next, true
+		f.finished = f.finished || last
 		f.keep(data)
 	}
 	return err
+}
+
+// committedDetail is the detail of the history entry of a file committed.
+func committedDetail(r *store.InputFile) string {
+	return fmt.Sprintf("righe accettate %d, scartate %d", r.Accepted, r.Refused)
+}
+
+// stake stores, in tx, the record of a content that claim found new (with
+// its history entry, file.ricevuto, and the removal of the chunks of the
+// content refused whole that it replaces), unless it is stored already.
+func (f *File) stake(tx *store.Tx) error {
+	if f.staked {
+		return nil
+	}
+	if f.replaces {
+		if err := tx.DeleteFileChunks(f.SHA256); err != nil {
+			return err
+		}
+	}
+	f.rec.Started = tx.Now
+	if err := tx.Record(store.Source{Actor: f.inbox.actor(), File: f.Path}, "file.ricevuto", "file", f.SHA256, f.stakeDetail); err != nil {
+		return err
+	}
+	return tx.PutFile(f.rec)
 }
 
 // CommitLines is Commit for a chunk of n rows, each giving its receipt
@@ -585,55 +641,47 @@ func (in *Inbox) unreadable(e drop.Entry) (code, msg string) {
 	return "", ""
 }
 
-// claim sets f.rec to the store's record of the file's content, recording
-// a content not seen before as being processed.
+// claim sets f.rec to the store's record of the file's content. A new
+// content gets a new record, being processed, and a history entry
+// (file.ricevuto). So does a content refused as a whole before any row was
+// applied (a bad header, a missing signature): it was not processed, so
+// the same content dropped again is read again. A published content keeps
+// its record (a duplicate), and so does any other.
+//
+// The new record is stored by the first transaction written for the file
+// (stake: its first chunk, its refusal, a failed attempt), before anything
+// else of it: a stop before that left nothing of the file in the store,
+// and the next run claims it again. The content lock (Contents) keeps
+// another inbox of the run from claiming the same content meanwhile; runs
+// never overlap.
 func (in *Inbox) claim(p string, f *File) error {
-	var rec *store.InputFile
-	err := in.Store.Update(func(tx *store.Tx) error {
-		tx.CacheReads()
+	var r *store.InputFile
+	err := in.Store.View(func(tx *store.Tx) error {
 		var err error
-		rec, err = in.claimIn(tx, p, f)
+		r, err = tx.File(f.SHA256)
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	f.rec = rec
-	// A content being processed with no chunk committed has no receipt
-	// data in the store: what this process commits is the whole of it.
-	f.hasReceipt = rec.State == store.FileProcessing && rec.Chunks == 0
-	return nil
-}
-
-// claimIn returns the record of the file's content in tx. A new content
-// gets a new record, being processed, and a history entry. So does a
-// content refused as a whole before any row was applied (a bad header, a
-// missing signature): it was not processed, so the same content dropped
-// again is read again. A published content keeps its record (a duplicate);
-// any other is rewritten as it is.
-func (in *Inbox) claimIn(tx *store.Tx, p string, f *File) (*store.InputFile, error) {
-	r, err := tx.File(f.SHA256)
 	detail := fmt.Sprintf("%d byte", f.Size)
+	f.staked, f.replaces = true, false
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// a new content
 	case err != nil:
-		return nil, err
+		return err
 	case r.State == store.FilePublished && r.Rejected && r.Chunks == 0:
-		if err := tx.DeleteFileChunks(f.SHA256); err != nil {
-			return nil, err
-		}
+		f.replaces = true
 		detail += "; contenuto già scartato per intero, letto di nuovo"
-	case r.State == store.FilePublished:
-		return r, nil
 	default:
-		return r, tx.PutFile(r)
+		f.rec = r
+		f.hasReceipt = r.State == store.FileProcessing && r.Chunks == 0
+		return nil
 	}
-	r = &store.InputFile{SHA256: f.SHA256, Path: p, Kind: in.Kind, Size: f.Size, State: store.FileProcessing, Started: tx.Now}
-	if err := tx.Record(store.Source{Actor: in.actor(), File: p}, "file.ricevuto", "file", f.SHA256, detail); err != nil {
-		return nil, err
-	}
-	return r, tx.PutFile(r)
+	f.rec = &store.InputFile{SHA256: f.SHA256, Path: p, Kind: in.Kind, Size: f.Size, State: store.FileProcessing}
+	f.staked, f.stakeDetail = false, detail
+	// No chunk is committed: what this process commits is the whole
+	// receipt.
+	f.hasReceipt = true
+	return nil
 }
 
 // completeMove completes the record of a file committed and moved just
@@ -665,14 +713,23 @@ func (in *Inbox) processClaimed(ctx context.Context, p string, f *File, process 
 	if f.rec.Attempts >= in.maxAttempts() {
 		return in.finish(ctx, f, givenUp(f.rec))
 	}
+	if to, err := in.freeName(ctx, "elaborati", f.Name); err == nil {
+		f.moveTo = to
+	}
 	res, err := safeProcess(ctx, process, f)
 	if err == nil {
+		if f.finished && !res.Refused {
+			return nil // committed with its last chunk
+		}
 		return in.finish(ctx, f, res)
 	}
-	// A chunk kept in memory may be one whose commit failed: the receipt
-	// is read back from the store.
+	// A chunk kept in memory, or the commit of the file with its last
+	// chunk, may be one whose commit failed: the record and the receipt
+	// are read back from the store.
 	f.dropReceipt()
+	f.finished = false
 	if ctx.Err() != nil || Environmental(err) {
+		in.keepClaim(f)
 		return err
 	}
 	if cerr := in.countAttempt(f, err); cerr != nil {
@@ -708,6 +765,39 @@ func givenUp(rec *store.InputFile) Result {
 		rec.Attempts, why, applied)}
 }
 
+// storedClaim returns the stored record of a file whose processing
+// failed, storing it first when it is not: nothing of the file was
+// committed, or the commit of its first chunk failed. (A published record
+// is the one of the content refused whole that this claim replaces.)
+func (in *Inbox) storedClaim(tx *store.Tx, f *File) (*store.InputFile, error) {
+	r, err := tx.File(f.SHA256)
+	if errors.Is(err, store.ErrNotFound) || err == nil && r.State == store.FilePublished {
+		f.rec = &store.InputFile{SHA256: f.SHA256, Path: f.Path, Kind: in.Kind, Size: f.Size, State: store.FileProcessing}
+		f.staked, f.replaces = false, err == nil
+		if err := f.stake(tx); err != nil {
+			return nil, err
+		}
+		return f.rec, nil
+	}
+	return r, err
+}
+
+// keepClaim stores the record of a file whose processing failed for a
+// reason that costs it no attempt (a stop, the environment), when it is
+// not stored yet: the file is being processed.
+func (in *Inbox) keepClaim(f *File) {
+	err := in.Store.Update(func(tx *store.Tx) error {
+		r, err := in.storedClaim(tx, f)
+		if err == nil {
+			f.rec = r
+		}
+		return err
+	})
+	if err == nil {
+		f.staked = true
+	}
+}
+
 // countAttempt counts a failed attempt at processing the file: one more
 // when it failed with the same error as the previous one, else the first
 // with this error. f.rec becomes the stored record (the chunks committed
@@ -715,7 +805,7 @@ func givenUp(rec *store.InputFile) Result {
 func (in *Inbox) countAttempt(f *File, failure error) error {
 	msg := clip.String(failure.Error(), maxLastError)
 	return in.Store.Update(func(tx *store.Tx) error {
-		r, err := tx.File(f.SHA256)
+		r, err := in.storedClaim(tx, f)
 		if err != nil {
 			return err
 		}
@@ -774,6 +864,9 @@ func (in *Inbox) finish(ctx context.Context, f *File, res Result) error {
 	var next store.InputFile
 	var riga0 []byte
 	err = in.Store.Update(func(tx *store.Tx) error {
+		if err := f.stake(tx); err != nil {
+			return err
+		}
 		next = *f.rec
 		next.State = store.FileCommitted
 		next.Publishing, next.Moved = true, to
@@ -788,7 +881,7 @@ func (in *Inbox) finish(ctx context.Context, f *File, res Result) error {
 			}
 			next.Rejected = true
 		}
-		detail := fmt.Sprintf("righe accettate %d, scartate %d", next.Accepted, next.Refused)
+		detail := committedDetail(&next)
 		if res.Refused {
 			detail = "file scartato: " + res.Message
 		}
@@ -798,7 +891,7 @@ func (in *Inbox) finish(ctx context.Context, f *File, res Result) error {
 		return tx.PutFile(&next)
 	})
 	if err == nil {
-		f.rec, f.finished = &next, true
+		f.rec, f.finished, f.staked = &next, true, true
 		if riga0 != nil {
 			f.keep(riga0)
 		}

@@ -132,6 +132,8 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 	if err != nil {
 		return ingest.Result{}, err
 	}
+	// The last chunk's transaction also commits the file.
+	f.Expect((len(t.Rows) + chunkRows - 1) / chunkRows)
 	for k := 0; k*chunkRows < len(t.Rows); k++ {
 		if err := ctx.Err(); err != nil {
 			return ingest.Result{}, err

@@ -165,7 +165,8 @@ func (p *Processor) Process(ctx context.Context, f *ingest.File) (ingest.Result,
 		p.signer = sd.signer.CF
 	}
 	// One row, one transaction (and one checkpoint): a crash resumes at
-	// the first row not applied.
+	// the first row not applied. The last row's also commits the file.
+	f.Expect(len(t.Rows))
 	for k, r := range t.Rows {
 		if err := ctx.Err(); err != nil {
 			return ingest.Result{}, err
