@@ -405,10 +405,10 @@ func (g *Ingester) comuneOf(tx *store.Tx, t *table.Table, r *table.Row) (string,
 	if ppp, _ := g.Comuni.Prefettura(code); ppp != g.PPP {
 		return "", istat.Comune{}, refuseRow("FUORI_PROVINCIA", "il comune %s (%s) non è di competenza della prefettura %s: nessuna modifica", code, info.Name, g.PPP)
 	}
-	if _, err := tx.Comune(code); errors.Is(err, store.ErrNotFound) {
-		return "", istat.Comune{}, refuseRow("COMUNE_NON_CENSITO", "il comune %s (%s) non è stato censito", code, info.Name)
-	} else if err != nil {
+	if ok, err := tx.HasComune(code); err != nil {
 		return "", istat.Comune{}, err
+	} else if !ok {
+		return "", istat.Comune{}, refuseRow("COMUNE_NON_CENSITO", "il comune %s (%s) non è stato censito", code, info.Name)
 	}
 	return code, info, nil
 }
