@@ -74,6 +74,10 @@ type Inbox struct {
 	// a content is processed once (by its SHA-256, whatever its folder), so
 	// two folders holding the same bytes must not claim it at once.
 	Contents *ContentLocks
+	// Marks, for Shared inboxes, gathers the files they moved out, to
+	// mark them published a batch at a time (see Marks); nil marks each
+	// file on its own.
+	Marks *Marks
 	// MaxAttempts is drop.max_attempts: how many times in a row a file
 	// may make its processing fail with the same error before it is
 	// refused as a whole (ERRORE_ELABORAZIONE); 0 = DefaultMaxAttempts.
@@ -681,6 +685,14 @@ func (in *Inbox) claim(p string, f *File) error {
 	// No chunk is committed: what this process commits is the whole
 	// receipt.
 	f.hasReceipt = true
+	if f.replaces {
+		// The chunks of the content refused whole are found by a scan,
+		// which a pipelined chunk cannot do: the record is stored now.
+		if err := in.Store.Update(f.stake); err != nil {
+			return err
+		}
+		f.staked = true
+	}
 	return nil
 }
 
@@ -1003,24 +1015,94 @@ func (in *Inbox) moveOut(ctx context.Context, f *File, sub string) error {
 	if err := in.Drop.Rename(ctx, f.Path, to); err != nil {
 		return fmt.Errorf("spostamento di %s in %s: %w", f.Path, to, err)
 	}
+	if in.Marks != nil {
+		return in.Marks.add(in.Store, f, to)
+	}
 	return in.markPublished(f, to)
 }
 
 func (in *Inbox) markPublished(f *File, to string) error {
 	return in.Store.Update(func(tx *store.Tx) error {
 		tx.CacheReads()
-		r, err := tx.File(f.SHA256)
-		if err != nil {
-			return err
+		r, err := markIn(tx, f.SHA256, f.Path, to)
+		if err == nil {
+			f.rec = r
 		}
-		r.State = store.FilePublished
-		r.Moved = to
-		r.Finished = tx.Now
-		f.rec = r
-		if err := tx.DeleteSighting(f.Path); err != nil {
-			return err
+		return err
+	})
+}
+
+// markIn marks the file sha, read at path p and moved to to, published in
+// tx, and returns its record.
+func markIn(tx *store.Tx, sha, p, to string) (*store.InputFile, error) {
+	r, err := tx.File(sha)
+	if err != nil {
+		return nil, err
+	}
+	r.State = store.FilePublished
+	r.Moved = to
+	r.Finished = tx.Now
+	if err := tx.DeleteSighting(p); err != nil {
+		return nil, err
+	}
+	return r, tx.PutFile(r)
+}
+
+// Marks gathers the files that the inboxes of one run have moved out, to
+// mark them published in the store marksBatch at a time: one transaction
+// (and one turn of the store's writer lock) for many small files. Until
+// its batch is written a file's record says committed, with the place it
+// was moved to; a stop before that is a stop between a move and its mark,
+// which the next run completes (finishMoved), and a content met again in
+// the run meanwhile is recognized the same way (completeMove). The run
+// calls Flush once its inboxes are done. The zero value is ready.
+type Marks struct {
+	mu      sync.Mutex
+	pending []mark
+}
+
+type mark struct{ sha, path, to string }
+
+// marksBatch is how many moved files a transaction marks published.
+const marksBatch = 32
+
+// add records that f was moved to to, and writes the batch when it is
+// full. f.rec becomes the record as it will be marked.
+func (m *Marks) add(st *store.Store, f *File, to string) error {
+	r := *f.rec
+	r.State, r.Moved = store.FilePublished, to
+	f.rec = &r
+	m.mu.Lock()
+	m.pending = append(m.pending, mark{f.SHA256, f.Path, to})
+	var batch []mark
+	if len(m.pending) >= marksBatch {
+		batch, m.pending = m.pending, nil
+	}
+	m.mu.Unlock()
+	return writeMarks(st, batch)
+}
+
+// Flush marks published the files moved out and not marked yet.
+func (m *Marks) Flush(st *store.Store) error {
+	m.mu.Lock()
+	batch := m.pending
+	m.pending = nil
+	m.mu.Unlock()
+	return writeMarks(st, batch)
+}
+
+func writeMarks(st *store.Store, batch []mark) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	return st.Update(func(tx *store.Tx) error {
+		tx.CacheReads()
+		for _, k := range batch {
+			if _, err := markIn(tx, k.sha, k.path, k.to); err != nil {
+				return err
+			}
 		}
-		return tx.PutFile(r)
+		return nil
 	})
 }
 
