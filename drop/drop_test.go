@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,5 +131,34 @@ func TestLocalListDoesNotFollowSymlinks(t *testing.T) {
 	}
 	if des, _ := os.ReadDir(outside); len(des) != 1 {
 		t.Errorf("the folder outside holds %d entries", len(des))
+	}
+}
+
+// A write or a move makes the folders it needs; a move of a file that is
+// not there fails as not existing, into a folder that exists or not.
+func TestLocalMakesFoldersOnlyWhenMissing(t *testing.T) {
+	ctx := context.Background()
+	d, err := NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"in/esiti/a.csv", "in/esiti/b.csv"} { // missing, then there
+		if err := d.Write(ctx, p, strings.NewReader("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, to := range []string{"in/elaborati/a.csv", "in/esiti/c.csv"} {
+		if err := d.Rename(ctx, "in/nessuno.csv", to); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Rename of a missing file to %s = %v, want not existing", to, err)
+		}
+	}
+	if err := d.Rename(ctx, "in/esiti/a.csv", "in/elaborati/a.csv"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Rename(ctx, "in/esiti/b.csv", "in/elaborati/b.csv"); err != nil {
+		t.Fatal(err)
+	}
+	if es, err := d.List(ctx, "in/elaborati"); err != nil || len(es) != 2 {
+		t.Errorf("elaborati = %+v, %v", es, err)
 	}
 }

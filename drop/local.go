@@ -124,9 +124,6 @@ func (l *Local) Write(_ context.Context, name string, rd io.Reader) error {
 	}
 	defer r.Close()
 	dir := path.Dir(c)
-	if err := r.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
 	tmp := TempName(c)
 	// Whatever is at the temporary name (a file left by a crash, or a
 	// symlink someone planted to make this write land elsewhere) is
@@ -134,7 +131,15 @@ func (l *Local) Write(_ context.Context, name string, rd io.Reader) error {
 	if err := r.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("scrittura di %s: %w", name, err)
 	}
-	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	create := func() (*os.File, error) { return r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640) }
+	f, err := create()
+	if errors.Is(err, fs.ErrNotExist) {
+		// The folder is made only when it is missing.
+		if err := r.MkdirAll(dir, 0o750); err != nil {
+			return err
+		}
+		f, err = create()
+	}
 	if err != nil {
 		return err
 	}
@@ -166,10 +171,16 @@ func (l *Local) Rename(_ context.Context, from, to string) error {
 	if err != nil {
 		return err
 	}
-	if err := r.MkdirAll(path.Dir(ct), 0o750); err != nil {
-		return err
+	err = r.Rename(cf, ct)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The destination folder is made only when it is missing (when it
+		// is the file that is missing, the rename fails again).
+		if err := r.MkdirAll(path.Dir(ct), 0o750); err != nil {
+			return err
+		}
+		err = r.Rename(cf, ct)
 	}
-	if err := r.Rename(cf, ct); err != nil {
+	if err != nil {
 		return err
 	}
 	return syncDir(r, path.Dir(ct))

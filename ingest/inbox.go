@@ -73,11 +73,18 @@ type Inbox struct {
 	// a content is processed once (by its SHA-256, whatever its folder), so
 	// two folders holding the same bytes must not claim it at once.
 	Contents *ContentLocks
+	// Marks, for Shared inboxes, gathers the files they moved out, to
+	// mark them published a batch at a time (see Marks); nil marks each
+	// file on its own.
+	Marks *Marks
 	// MaxAttempts is drop.max_attempts: how many times in a row a file
 	// may make its processing fail with the same error before it is
 	// refused as a whole (ERRORE_ELABORAZIONE); 0 = DefaultMaxAttempts.
 	// Failures of the environment (Environmental) do not count.
 	MaxAttempts int
+
+	// listed holds, during Run, the lower-case names of Dir's listing.
+	listed map[string]bool
 }
 
 // DefaultMaxAttempts is Inbox.MaxAttempts when not set.
@@ -100,8 +107,31 @@ type File struct {
 	rec    *store.InputFile
 	inbox  *Inbox
 	pipe   *store.Pipeline // open while chunks are committed
-	absent *absentHint     // keys to track when the pipeline starts (TrackAbsent)
-	lines  int             // size of the last chunk's receipt lines
+	// receipt holds the receipt data of the chunks committed by this
+	// process, while it is every chunk of the file and small
+	// (keptReceipt): publishing then need not read them back.
+	receipt     [][]byte
+	receiptSize int
+	hasReceipt  bool // receipt is the whole file's so far
+	// finished says that this process committed the file (finish, or
+	// its last chunk), with its publication started in the same
+	// transaction: the receipt is written for the first time, and Moved
+	// is where it goes.
+	finished bool
+	// staked is false while rec is the record of a content being claimed
+	// that is not in the store yet (claim): the first transaction written
+	// for the file stores it first (stake), with its history entry.
+	staked      bool
+	stakeDetail string // the detail of that entry
+	replaces    bool   // the record replaces one of a content refused whole: its chunks go
+	// chunks, when the processor tells it (Expect), is how many chunks the
+	// file has: the transaction of the last one also commits the file.
+	chunks int
+	// moveTo is the free name in elaborati/ that the last chunk records
+	// as where the file goes ("" when the drop could not tell one).
+	moveTo string
+	absent *absentHint // keys to track when the pipeline starts (TrackAbsent)
+	lines  int         // size of the last chunk's receipt lines
 }
 
 type absentHint struct {
@@ -116,6 +146,34 @@ type absentHint struct {
 // committed; an unpipelined inbox ignores it.
 func (f *File) TrackAbsent(newKeys int, prefixes ...string) {
 	f.absent = &absentHint{newKeys: newKeys, prefixes: prefixes}
+}
+
+// Expect tells that the file's effect is n chunks (0 to n-1), so that the
+// transaction of the last also marks the file committed and starts its
+// publication, as finish would after the processor returns. A processor
+// that refuses the whole file after its last chunk may not call it.
+func (f *File) Expect(n int) { f.chunks = n }
+
+// keptReceipt bounds the receipt data a File keeps in memory; a larger
+// receipt is read back from the store when published.
+const keptReceipt = 1 << 20
+
+// keep adds the data of a committed chunk to the receipt kept in memory.
+func (f *File) keep(data []byte) {
+	if !f.hasReceipt {
+		return
+	}
+	if f.receiptSize += len(data); f.receiptSize > keptReceipt {
+		f.dropReceipt()
+		return
+	}
+	f.receipt = append(f.receipt, data)
+}
+
+// dropReceipt forgets the receipt kept in memory: it is read back from
+// the store.
+func (f *File) dropReceipt() {
+	f.receipt, f.receiptSize, f.hasReceipt = nil, 0, false
 }
 
 // Result is what a Processor reports for a file whose chunks it committed.
@@ -171,8 +229,13 @@ func (f *File) Commit(k int, fn func(tx *store.Tx, buf *bytes.Buffer) (ok, ko in
 		}
 		update = f.pipe.Update
 	}
+	last := k == f.chunks-1
 	var next store.InputFile
+	var data []byte
 	err := update(func(tx *store.Tx) error {
+		if err := f.stake(tx); err != nil {
+			return err
+		}
 		// Chunks are alike: room for the last one's lines.
 		buf := bytes.NewBuffer(make([]byte, 0, f.lines+f.lines/8))
 		ok, ko, err := fn(tx, buf)
@@ -180,7 +243,8 @@ func (f *File) Commit(k int, fn func(tx *store.Tx, buf *bytes.Buffer) (ok, ko in
 		if err != nil {
 			return err
 		}
-		if err := tx.PutFileChunk(f.SHA256, k, buf.Bytes()); err != nil {
+		data = buf.Bytes()
+		if err := tx.PutFileChunk(f.SHA256, k, data); err != nil {
 			return err
 		}
 		next = *f.rec
@@ -188,12 +252,48 @@ func (f *File) Commit(k int, fn func(tx *store.Tx, buf *bytes.Buffer) (ok, ko in
 		next.Accepted += ok
 		next.Refused += ko
 		next.Rows += ok + ko
+		if last {
+			// What finish does, in the same transaction.
+			next.State = store.FileCommitted
+			next.Publishing, next.Moved = true, f.moveTo
+			if err := tx.Record(store.Source{Actor: f.inbox.actor(), File: f.Path}, "file.elaborato", "file", f.SHA256, committedDetail(&next)); err != nil {
+				return err
+			}
+		}
 		return tx.PutFile(&next)
 	})
 	if err == nil {
-		f.rec = &next
+		// A pipelined commit may still fail: then the processor fails, and
+		// processClaimed drops what was kept and reads the record again.
+		f.rec, f.staked = &next, true
+		f.finished = f.finished || last
+		f.keep(data)
 	}
 	return err
+}
+
+// committedDetail is the detail of the history entry of a file committed.
+func committedDetail(r *store.InputFile) string {
+	return fmt.Sprintf("righe accettate %d, scartate %d", r.Accepted, r.Refused)
+}
+
+// stake stores, in tx, the record of a content that claim found new (with
+// its history entry, file.ricevuto, and the removal of the chunks of the
+// content refused whole that it replaces), unless it is stored already.
+func (f *File) stake(tx *store.Tx) error {
+	if f.staked {
+		return nil
+	}
+	if f.replaces {
+		if err := tx.DeleteFileChunks(f.SHA256); err != nil {
+			return err
+		}
+	}
+	f.rec.Started = tx.Now
+	if err := tx.Record(store.Source{Actor: f.inbox.actor(), File: f.Path}, "file.ricevuto", "file", f.SHA256, f.stakeDetail); err != nil {
+		return err
+	}
+	return tx.PutFile(f.rec)
 }
 
 // CommitLines is Commit for a chunk of n rows, each giving its receipt
@@ -274,6 +374,8 @@ func (in *Inbox) Run(ctx context.Context, process Processor) (Stats, error) {
 	for _, e := range entries {
 		names[strings.ToLower(e.Name)] = true
 	}
+	in.listed = names
+	defer func() { in.listed = nil }()
 	var firstErr error
 	for _, e := range entries {
 		if ctx.Err() != nil {
@@ -387,13 +489,18 @@ func (in *Inbox) refuseBadName(ctx context.Context, e drop.Entry, why string) (b
 // own clock since it first saw it so. That first sighting is recorded in
 // the store, so looks of separate runs count together; two looks a few
 // seconds apart are never enough. A Settle of 0 reads every file at once.
+// A file whose modification time is Settle old needs no sighting here
+// (fetch records one if it cannot be read as what its name says).
 func (in *Inbox) ready(p string, e drop.Entry) bool {
 	if in.Settle <= 0 {
 		return true
 	}
 	now := in.now()
+	if now.Sub(e.ModTime) >= in.Settle {
+		return true
+	}
 	s := in.sighting(p, e, now)
-	if now.Sub(e.ModTime) >= in.Settle || now.Sub(s.Since) >= in.Settle {
+	if now.Sub(s.Since) >= in.Settle {
 		return true
 	}
 	in.log().Info("file new or still changing: it is read once unchanged for drop.settle", "file", p, "settle", in.Settle, "unchanged_since", s.Since)
@@ -461,11 +568,16 @@ func (in *Inbox) CompanionOf(ctx context.Context, p string) (string, error) {
 	if _, err := in.Drop.Stat(ctx, p+in.Companion); err == nil {
 		return p + in.Companion, nil
 	}
+	want := path.Base(p) + in.Companion
+	if in.listed != nil && path.Dir(p) == in.Dir && !in.listed[strings.ToLower(want)] {
+		// Not in any case in the listing that Run reads the folder by:
+		// a companion that comes after it is one of a later look.
+		return "", nil
+	}
 	entries, err := in.Drop.List(ctx, path.Dir(p))
 	if err != nil {
 		return "", err
 	}
-	want := path.Base(p) + in.Companion
 	for _, e := range entries {
 		if !e.Dir && strings.EqualFold(e.Name, want) {
 			return path.Join(path.Dir(p), e.Name), nil
@@ -555,51 +667,55 @@ func (in *Inbox) unreadable(e drop.Entry) (code, msg string) {
 	return "", ""
 }
 
-// claim sets f.rec to the store's record of the file's content, recording
-// a content not seen before as being processed.
+// claim sets f.rec to the store's record of the file's content. A new
+// content gets a new record, being processed, and a history entry
+// (file.ricevuto). So does a content refused as a whole before any row was
+// applied (a bad header, a missing signature): it was not processed, so
+// the same content dropped again is read again. A published content keeps
+// its record (a duplicate), and so does any other.
+//
+// The new record is stored by the first transaction written for the file
+// (stake: its first chunk, its refusal, a failed attempt), before anything
+// else of it: a stop before that left nothing of the file in the store,
+// and the next run claims it again. The content lock (Contents) keeps
+// another inbox of the run from claiming the same content meanwhile; runs
+// never overlap.
 func (in *Inbox) claim(p string, f *File) error {
-	var rec *store.InputFile
-	err := in.Store.Update(func(tx *store.Tx) error {
+	var r *store.InputFile
+	err := in.Store.View(func(tx *store.Tx) error {
 		var err error
-		rec, err = in.claimIn(tx, p, f)
+		r, err = tx.File(f.SHA256)
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	f.rec = rec
-	return nil
-}
-
-// claimIn returns the record of the file's content in tx. A new content
-// gets a new record, being processed, and a history entry. So does a
-// content refused as a whole before any row was applied (a bad header, a
-// missing signature): it was not processed, so the same content dropped
-// again is read again. A published content keeps its record (a duplicate);
-// any other is rewritten as it is.
-func (in *Inbox) claimIn(tx *store.Tx, p string, f *File) (*store.InputFile, error) {
-	r, err := tx.File(f.SHA256)
 	detail := fmt.Sprintf("%d byte", f.Size)
+	f.staked, f.replaces = true, false
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// a new content
 	case err != nil:
-		return nil, err
+		return err
 	case r.State == store.FilePublished && r.Rejected && r.Chunks == 0:
-		if err := tx.DeleteFileChunks(f.SHA256); err != nil {
-			return nil, err
-		}
+		f.replaces = true
 		detail += "; contenuto già scartato per intero, letto di nuovo"
-	case r.State == store.FilePublished:
-		return r, nil
 	default:
-		return r, tx.PutFile(r)
+		f.rec = r
+		f.hasReceipt = r.State == store.FileProcessing && r.Chunks == 0
+		return nil
 	}
-	r = &store.InputFile{SHA256: f.SHA256, Path: p, Kind: in.Kind, Size: f.Size, State: store.FileProcessing, Started: tx.Now}
-	if err := tx.Record(store.Source{Actor: in.actor(), File: p}, "file.ricevuto", "file", f.SHA256, detail); err != nil {
-		return nil, err
+	f.rec = &store.InputFile{SHA256: f.SHA256, Path: p, Kind: in.Kind, Size: f.Size, State: store.FileProcessing}
+	f.staked, f.stakeDetail = false, detail
+	// No chunk is committed: what this process commits is the whole
+	// receipt.
+	f.hasReceipt = true
+	if f.replaces {
+		// The chunks of the content refused whole are found by a scan,
+		// which a pipelined chunk cannot do: the record is stored now.
+		if err := in.Store.Update(f.stake); err != nil {
+			return err
+		}
+		f.staked = true
 	}
-	return r, tx.PutFile(r)
+	return nil
 }
 
 // completeMove completes the record of a file committed and moved just
@@ -629,13 +745,25 @@ func (in *Inbox) duplicateMessage(rec *store.InputFile) string {
 // listed), and moved to scartati/.
 func (in *Inbox) processClaimed(ctx context.Context, p string, f *File, process Processor) error {
 	if f.rec.Attempts >= in.maxAttempts() {
-		return in.finish(f, givenUp(f.rec))
+		return in.finish(ctx, f, givenUp(f.rec))
+	}
+	if to, err := in.freeName(ctx, "elaborati", f.Name); err == nil {
+		f.moveTo = to
 	}
 	res, err := safeProcess(ctx, process, f)
 	if err == nil {
-		return in.finish(f, res)
+		if f.finished && !res.Refused {
+			return nil // committed with its last chunk
+		}
+		return in.finish(ctx, f, res)
 	}
+	// A chunk kept in memory, or the commit of the file with its last
+	// chunk, may be one whose commit failed: the record and the receipt
+	// are read back from the store.
+	f.dropReceipt()
+	f.finished = false
 	if ctx.Err() != nil || Environmental(err) {
+		in.keepClaim(f)
 		return err
 	}
 	if cerr := in.countAttempt(f, err); cerr != nil {
@@ -646,7 +774,7 @@ func (in *Inbox) processClaimed(ctx context.Context, p string, f *File, process 
 		return err
 	}
 	in.log().Error("file refused: its processing failed with the same error at every attempt", "file", p, "attempts", f.rec.Attempts, "err", err)
-	return in.finish(f, givenUp(f.rec))
+	return in.finish(ctx, f, givenUp(f.rec))
 }
 
 func (in *Inbox) maxAttempts() int {
@@ -671,6 +799,39 @@ func givenUp(rec *store.InputFile) Result {
 		rec.Attempts, why, applied)}
 }
 
+// storedClaim returns the stored record of a file whose processing
+// failed, storing it first when it is not: nothing of the file was
+// committed, or the commit of its first chunk failed. (A published record
+// is the one of the content refused whole that this claim replaces.)
+func (in *Inbox) storedClaim(tx *store.Tx, f *File) (*store.InputFile, error) {
+	r, err := tx.File(f.SHA256)
+	if errors.Is(err, store.ErrNotFound) || err == nil && r.State == store.FilePublished {
+		f.rec = &store.InputFile{SHA256: f.SHA256, Path: f.Path, Kind: in.Kind, Size: f.Size, State: store.FileProcessing}
+		f.staked, f.replaces = false, err == nil
+		if err := f.stake(tx); err != nil {
+			return nil, err
+		}
+		return f.rec, nil
+	}
+	return r, err
+}
+
+// keepClaim stores the record of a file whose processing failed for a
+// reason that costs it no attempt (a stop, the environment), when it is
+// not stored yet: the file is being processed.
+func (in *Inbox) keepClaim(f *File) {
+	err := in.Store.Update(func(tx *store.Tx) error {
+		r, err := in.storedClaim(tx, f)
+		if err == nil {
+			f.rec = r
+		}
+		return err
+	})
+	if err == nil {
+		f.staked = true
+	}
+}
+
 // countAttempt counts a failed attempt at processing the file: one more
 // when it failed with the same error as the previous one, else the first
 // with this error. f.rec becomes the stored record (the chunks committed
@@ -678,7 +839,7 @@ func givenUp(rec *store.InputFile) Result {
 func (in *Inbox) countAttempt(f *File, failure error) error {
 	msg := clip.String(failure.Error(), maxLastError)
 	return in.Store.Update(func(tx *store.Tx) error {
-		r, err := tx.File(f.SHA256)
+		r, err := in.storedClaim(tx, f)
 		if err != nil {
 			return err
 		}
@@ -719,22 +880,42 @@ func safeProcess(ctx context.Context, process Processor, f *File) (res Result, e
 }
 
 // finish marks the file committed: its receipt is complete in the store.
-func (in *Inbox) finish(f *File, res Result) error {
+// The same transaction starts its publication (publish): the receipt is
+// about to be written (Publishing) and the file will go to Moved, a free
+// name in elaborati/ or scartati/ (left empty when the drop cannot tell
+// one now: moveOut finds it). Neither announces anything: the receipt is
+// written only after the store is synced, and the file moved only after
+// its receipt is written.
+func (in *Inbox) finish(ctx context.Context, f *File, res Result) error {
+	sub := "elaborati"
+	if res.Refused {
+		sub = "scartati"
+	}
+	to, err := in.freeName(ctx, sub, f.Name)
+	if err != nil {
+		to = ""
+	}
 	var next store.InputFile
-	err := in.Store.Update(func(tx *store.Tx) error {
+	var riga0 []byte
+	err = in.Store.Update(func(tx *store.Tx) error {
+		if err := f.stake(tx); err != nil {
+			return err
+		}
 		next = *f.rec
 		next.State = store.FileCommitted
+		next.Publishing, next.Moved = true, to
 		if res.Refused {
 			// The riga 0 line comes after the lines of chunks already
 			// committed (a give-up after a partial import keeps them).
 			var buf bytes.Buffer
 			esito.Append(&buf, esito.Line{Outcome: esito.Scartato, Code: res.Code, Message: res.Message})
-			if err := tx.PutFileChunk(f.SHA256, 1<<30, buf.Bytes()); err != nil {
+			riga0 = buf.Bytes()
+			if err := tx.PutFileChunk(f.SHA256, 1<<30, riga0); err != nil {
 				return err
 			}
 			next.Rejected = true
 		}
-		detail := fmt.Sprintf("righe accettate %d, scartate %d", next.Accepted, next.Refused)
+		detail := committedDetail(&next)
 		if res.Refused {
 			detail = "file scartato: " + res.Message
 		}
@@ -744,7 +925,10 @@ func (in *Inbox) finish(f *File, res Result) error {
 		return tx.PutFile(&next)
 	})
 	if err == nil {
-		f.rec = &next
+		f.rec, f.finished, f.staked = &next, true, true
+		if riga0 != nil {
+			f.keep(riga0)
+		}
 	}
 	return err
 }
@@ -770,22 +954,25 @@ func (in *Inbox) publish(ctx context.Context, f *File) error {
 
 // publishReceipt writes the receipt of a committed file.
 func (in *Inbox) publishReceipt(ctx context.Context, f *File) error {
-	if err := in.Store.Sync(); err != nil {
+	if err := in.Store.SyncShared(); err != nil {
 		return err
 	}
-	var chunks [][]byte
-	if err := in.Store.View(func(tx *store.Tx) error {
-		var err error
-		chunks, err = tx.FileChunks(f.SHA256)
-		return err
-	}); err != nil {
-		return err
+	chunks := f.receipt
+	if !f.hasReceipt {
+		if err := in.Store.View(func(tx *store.Tx) error {
+			var err error
+			chunks, err = tx.FileChunks(f.SHA256)
+			return err
+		}); err != nil {
+			return err
+		}
 	}
-	// The chunks are copied out of the value log: its pages read go.
-	in.Store.ReleaseMapped()
-	retry := f.rec.Publishing
-	if !retry {
+	// A publication started by this process's finish writes the receipt
+	// for the first time; one started before is a retry.
+	retry := f.rec.Publishing && !f.finished
+	if !f.rec.Publishing {
 		if err := in.Store.Update(func(tx *store.Tx) error {
+			tx.CacheReads()
 			r, err := tx.File(f.SHA256)
 			if err != nil {
 				return err
@@ -803,21 +990,26 @@ func (in *Inbox) publishReceipt(ctx context.Context, f *File) error {
 // moveOut moves a file whose receipt is written to subfolder sub, with
 // its companion, and marks it published.
 func (in *Inbox) moveOut(ctx context.Context, f *File, sub string) error {
-	to, err := in.freeName(ctx, sub, f.Name)
-	if err != nil {
-		return err
-	}
-	// Record where the file goes before moving it, so that a crash between
-	// the move and markPublished is recognized later.
-	if err := in.Store.Update(func(tx *store.Tx) error {
-		r, err := tx.File(f.SHA256)
-		if err != nil {
+	// Where the file goes is recorded before moving it, so that a crash
+	// between the move and markPublished is recognized later: by finish,
+	// when this process committed the file, else here.
+	to := f.rec.Moved
+	if !f.finished || to == "" {
+		var err error
+		if to, err = in.freeName(ctx, sub, f.Name); err != nil {
 			return err
 		}
-		r.Moved = to
-		return tx.PutFile(r)
-	}); err != nil {
-		return err
+		if err := in.Store.Update(func(tx *store.Tx) error {
+			tx.CacheReads()
+			r, err := tx.File(f.SHA256)
+			if err != nil {
+				return err
+			}
+			r.Moved = to
+			return tx.PutFile(r)
+		}); err != nil {
+			return err
+		}
 	}
 	if err := in.moveCompanion(ctx, f.Path, to); err != nil {
 		return err
@@ -825,23 +1017,94 @@ func (in *Inbox) moveOut(ctx context.Context, f *File, sub string) error {
 	if err := in.Drop.Rename(ctx, f.Path, to); err != nil {
 		return fmt.Errorf("spostamento di %s in %s: %w", f.Path, to, err)
 	}
+	if in.Marks != nil {
+		return in.Marks.add(in.Store, f, to)
+	}
 	return in.markPublished(f, to)
 }
 
 func (in *Inbox) markPublished(f *File, to string) error {
 	return in.Store.Update(func(tx *store.Tx) error {
-		r, err := tx.File(f.SHA256)
-		if err != nil {
-			return err
+		tx.CacheReads()
+		r, err := markIn(tx, f.SHA256, f.Path, to)
+		if err == nil {
+			f.rec = r
 		}
-		r.State = store.FilePublished
-		r.Moved = to
-		r.Finished = tx.Now
-		f.rec = r
-		if err := tx.DeleteSighting(f.Path); err != nil {
-			return err
+		return err
+	})
+}
+
+// markIn marks the file sha, read at path p and moved to to, published in
+// tx, and returns its record.
+func markIn(tx *store.Tx, sha, p, to string) (*store.InputFile, error) {
+	r, err := tx.File(sha)
+	if err != nil {
+		return nil, err
+	}
+	r.State = store.FilePublished
+	r.Moved = to
+	r.Finished = tx.Now
+	if err := tx.DeleteSighting(p); err != nil {
+		return nil, err
+	}
+	return r, tx.PutFile(r)
+}
+
+// Marks gathers the files that the inboxes of one run have moved out, to
+// mark them published in the store marksBatch at a time: one transaction
+// (and one turn of the store's writer lock) for many small files. Until
+// its batch is written a file's record says committed, with the place it
+// was moved to; a stop before that is a stop between a move and its mark,
+// which the next run completes (finishMoved), and a content met again in
+// the run meanwhile is recognized the same way (completeMove). The run
+// calls Flush once its inboxes are done. The zero value is ready.
+type Marks struct {
+	mu      sync.Mutex
+	pending []mark
+}
+
+type mark struct{ sha, path, to string }
+
+// marksBatch is how many moved files a transaction marks published.
+const marksBatch = 32
+
+// add records that f was moved to to, and writes the batch when it is
+// full. f.rec becomes the record as it will be marked.
+func (m *Marks) add(st *store.Store, f *File, to string) error {
+	r := *f.rec
+	r.State, r.Moved = store.FilePublished, to
+	f.rec = &r
+	m.mu.Lock()
+	m.pending = append(m.pending, mark{f.SHA256, f.Path, to})
+	var batch []mark
+	if len(m.pending) >= marksBatch {
+		batch, m.pending = m.pending, nil
+	}
+	m.mu.Unlock()
+	return writeMarks(st, batch)
+}
+
+// Flush marks published the files moved out and not marked yet.
+func (m *Marks) Flush(st *store.Store) error {
+	m.mu.Lock()
+	batch := m.pending
+	m.pending = nil
+	m.mu.Unlock()
+	return writeMarks(st, batch)
+}
+
+func writeMarks(st *store.Store, batch []mark) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	return st.Update(func(tx *store.Tx) error {
+		tx.CacheReads()
+		for _, k := range batch {
+			if _, err := markIn(tx, k.sha, k.path, k.to); err != nil {
+				return err
+			}
 		}
-		return tx.PutFile(r)
+		return nil
 	})
 }
 
@@ -1003,6 +1266,9 @@ func (in *Inbox) fetch(ctx context.Context, p string, e drop.Entry) (*File, erro
 		return nil, nil
 	}
 	if !readableAs(e.Name, tmp.Name()) && !in.stillFor(p, e) {
+		// The first sighting of a file that ready let through by its
+		// modification time: from it, the file is read at a later look.
+		in.sighting(p, e, in.now())
 		os.Remove(tmp.Name())
 		in.log().Info("file not readable as what its name says and not yet unchanged for drop.settle: left for the next look (an upload may still be under way)", "file", p, "settle", in.Settle)
 		return nil, nil

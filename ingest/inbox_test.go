@@ -505,6 +505,15 @@ func TestProcessorRefusal(t *testing.T) {
 		t.Errorf("second drop: calls %d, stats %+v", p.calls.Load(), st)
 	}
 	e.refusedWhole("a2.xlsx", "FOGLIO_MANCANTE")
+	// Read again once more, it is accepted now (its chunks committed as
+	// a new content's), and the receipt holds only this reading's lines.
+	e.put("a3.xlsx", "non un foglio")
+	if st := e.mustRun(okProc().process); st.Accepted != 1 || st.Refused != 0 {
+		t.Errorf("third drop, accepted: stats %+v", st)
+	}
+	if recs := e.receipt("a3.xlsx"); len(recs) != 1 || recs[0][2] != esito.OK {
+		t.Errorf("receipt of the third drop = %q", recs)
+	}
 	e.check()
 }
 
@@ -1075,4 +1084,52 @@ func TestCompanionMatchedWithoutRegardToCase(t *testing.T) {
 	if left := e.ls(""); len(left) != 0 {
 		t.Errorf("left in the input folder after two runs: %q (elaborati: %q, scartati: %q)", left, e.ls("elaborati"), e.ls("scartati"))
 	}
+}
+
+// Files moved out are marked published a batch at a time (Marks): until
+// the batch is written their records say committed with where they went;
+// the same content dropped again meanwhile is still a duplicate, and a
+// stop before the batch is written leaves them to the next run, which
+// marks them.
+func TestMarksPublishFilesInBatches(t *testing.T) {
+	e := newEnv(t)
+	e.in.Marks = new(ingest.Marks)
+	p := okProc()
+	e.put("a.xlsx", "uno")
+	e.put("b.xlsx", "due")
+	if st := e.mustRun(p.process); st.Accepted != 2 || !e.exists("elaborati/a.xlsx") || !e.exists("elaborati/b.xlsx") {
+		t.Fatalf("stats %+v, elaborati %v", st, e.ls("elaborati"))
+	}
+	state := func(content string) (store.FileState, string) {
+		var r *store.InputFile
+		e.st.View(func(tx *store.Tx) (err error) { r, err = tx.File(sha(content)); return err })
+		return r.State, r.Moved
+	}
+	if st, moved := state("uno"); st != store.FileCommitted || moved != "in/elaborati/a.xlsx" {
+		t.Errorf("before the batch is written: %s, moved to %q", st, moved)
+	}
+	e.put("c.xlsx", "uno")
+	if st := e.mustRun(p.process); st.Duplicates != 1 || p.calls.Load() != 2 {
+		t.Errorf("same content again before the batch is written: stats %+v, processed %d times", st, p.calls.Load())
+	}
+	e.refusedWhole("c.xlsx", "DUPLICATO")
+	if st, _ := state("uno"); st != store.FilePublished {
+		t.Errorf("the duplicate's original: %s, want published", st)
+	}
+	if err := e.in.Marks.Flush(e.st); err != nil {
+		t.Fatal(err)
+	}
+	if st, moved := state("due"); st != store.FilePublished || moved != "in/elaborati/b.xlsx" {
+		t.Errorf("after the batch: %s, moved to %q", st, moved)
+	}
+
+	// A stop before the batch is written: the next run marks the file.
+	e.put("d.xlsx", "tre")
+	e.mustRun(p.process)
+	e.in.Marks = nil
+	e.mustRun(p.process)
+	if st, moved := state("tre"); st != store.FilePublished || moved != "in/elaborati/d.xlsx" {
+		t.Errorf("the run after a stop: %s, moved to %q", st, moved)
+	}
+	e.check()
 }

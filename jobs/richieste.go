@@ -44,10 +44,11 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 		return errors.Join(append(errs, err)...)
 	}
 	contents := new(ingest.ContentLocks)
+	marks := new(ingest.Marks)
 	var mu sync.Mutex // guards run's counts, errs and crl
 	crl := false
 	foldersAtOnce(ctx, istats, func(istat string) {
-		st, dirty, known, err := richiesteOf(ctx, env, run, anchors, contents, istat)
+		st, dirty, known, err := richiesteOf(ctx, env, run, anchors, contents, marks, istat)
 		mu.Lock()
 		defer mu.Unlock()
 		if known {
@@ -60,6 +61,9 @@ func runRichieste(ctx context.Context, env *Env, run *Run) error {
 			errs = append(errs, err)
 		}
 	})
+	if err := marks.Flush(env.Store); err != nil {
+		errs = append(errs, fmt.Errorf("ingest-richieste: file spostati ma non ancora registrati come pubblicati (lo fa la prossima esecuzione): %w", err))
+	}
 	if err := publishSelfService(ctx, env, run); err != nil {
 		errs = append(errs, err)
 	}
@@ -92,7 +96,7 @@ func foldersAtOnce(ctx context.Context, folders []string, read func(folder strin
 // richiesteOf reads comune istat's richieste/ folder; known is false (and
 // nothing read) for a folder of a comune never censused; crl reports a
 // change of card or certificate state that the CRL must show.
-func richiesteOf(ctx context.Context, env *Env, run *Run, anchors *cades.Anchors, contents *ingest.ContentLocks, istat string) (st ingest.Stats, crl, known bool, err error) {
+func richiesteOf(ctx context.Context, env *Env, run *Run, anchors *cades.Anchors, contents *ingest.ContentLocks, marks *ingest.Marks, istat string) (st ingest.Stats, crl, known bool, err error) {
 	if err := env.Store.View(func(tx *store.Tx) error {
 		_, err := tx.Comune(istat)
 		if errors.Is(err, store.ErrNotFound) {
@@ -112,7 +116,7 @@ func richiesteOf(ctx context.Context, env *Env, run *Run, anchors *cades.Anchors
 		Dir: path.Join("comuni", istat, "richieste"), Exts: []string{".csv", ".xlsx", richieste.EnvelopeExt},
 		Companion: richieste.DetachedExt, WaitCompanion: env.Config.Richieste.RequireSignature, SelfSigned: []string{richieste.EnvelopeExt},
 		MaxSize: int64(env.Config.Drop.MaxFileSize), Settle: env.Config.Drop.Settle, MaxAttempts: env.Config.Drop.MaxAttempts, SpoolDir: env.SpoolDir(), Log: run.Log,
-		Unpipelined: true, Shared: true, Contents: contents,
+		Unpipelined: true, Shared: true, Contents: contents, Marks: marks,
 	}
 	p := &richieste.Processor{Store: env.Store, Comuni: env.Comuni, CardPrefix: env.Config.Cards.SerialPrefix,
 		MaxRows: env.Config.Census.MaxRows, Loc: env.Loc, ISTAT: istat, BlockTenure: env.Config.Cards.BlockTenure, RevokeGrace: env.Config.PKI.RevokeGrace,

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 
@@ -124,11 +125,11 @@ func ActiveCard(tx *store.Tx, cf string) (bool, domain.CardState, error) {
 // card is ATTIVA.
 func HasActiveALS(tx *store.Tx, istat string) (bool, error) {
 	found := false
-	err := tx.UtenzeOfComune(istat, func(u *domain.Utenza) error {
-		if found || u.State != domain.UtenzaAttiva || !u.Has(domain.ALS) {
+	err := tx.UtenzeRolesOfComune(istat, func(cf string, state domain.UtenzaState, profiles []domain.Profile) error {
+		if found || state != domain.UtenzaAttiva || !slices.Contains(profiles, domain.ALS) {
 			return nil
 		}
-		ok, _, err := ActiveCard(tx, u.CF)
+		ok, _, err := ActiveCard(tx, cf)
 		found = ok
 		return err
 	})

@@ -124,10 +124,8 @@ func (tx *Tx) Card(serial string) (*domain.SmartCard, error) {
 
 // PutCard stores a smart card and keeps its indexes.
 func (tx *Tx) PutCard(c *domain.SmartCard) error {
-	var old []string
-	if prev, err := tx.Card(c.Serial); err == nil {
-		old = cardIndexes(prev)
-	} else if !errors.Is(err, ErrNotFound) {
+	old, err := tx.storedCardIndexes(c.Serial)
+	if err != nil {
 		return err
 	}
 	if err := tx.setIndexes(old, cardIndexes(c)); err != nil {

@@ -233,6 +233,7 @@ type Tx struct {
 	histFirst uint64
 	pipe      *pipeTx           // set in a pipelined transaction
 	pseudo    map[string]string // value -> pseudonym, looked up or drawn in this transaction
+	reads     *readCache        // values read, kept when CacheReads is on (readcache.go)
 }
 
 // Update runs fn in a read-write transaction and commits it. Writers are
@@ -285,8 +286,15 @@ func (tx *Tx) getRaw(key string) ([]byte, error) {
 			return nil, ErrNotFound
 		}
 	}
+	if v, found, ok := tx.reads.lookup(key); ok {
+		if !found {
+			return nil, ErrNotFound
+		}
+		return v, nil
+	}
 	it, err := tx.txn.Get([]byte(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
+		tx.reads.keep(key, nil, false)
 		return nil, ErrNotFound
 	}
 	if err != nil {
@@ -296,6 +304,7 @@ func (tx *Tx) getRaw(key string) ([]byte, error) {
 	if err != nil {
 		return nil, damaged(key, err)
 	}
+	tx.reads.keep(key, v, true)
 	return v, nil
 }
 
@@ -316,6 +325,7 @@ func (tx *Tx) set(key string, v any) error {
 }
 
 func (tx *Tx) setRaw(key string, val []byte) error {
+	tx.reads.forget(key)
 	if tx.pipe != nil {
 		tx.pipe.record(key, val, false)
 		return nil
@@ -324,6 +334,7 @@ func (tx *Tx) setRaw(key string, val []byte) error {
 }
 
 func (tx *Tx) del(key string) error {
+	tx.reads.forget(key)
 	if tx.pipe != nil {
 		tx.pipe.record(key, nil, true)
 		return nil

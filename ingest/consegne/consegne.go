@@ -132,12 +132,18 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 	if err != nil {
 		return ingest.Result{}, err
 	}
+	// The last chunk's transaction also commits the file.
+	f.Expect((len(t.Rows) + chunkRows - 1) / chunkRows)
 	for k := 0; k*chunkRows < len(t.Rows); k++ {
 		if err := ctx.Err(); err != nil {
 			return ingest.Result{}, err
 		}
 		rows := t.Rows[k*chunkRows : min(len(t.Rows), (k+1)*chunkRows)]
 		err := f.CommitLines(k, len(rows), func(tx *store.Tx, i int) (esito.Line, error) {
+			// The check reads the card that the delivery updates, and the
+			// rows of a comune read its record and its sindaco's utenza:
+			// read once per chunk.
+			tx.CacheReads()
 			line, err := g.apply(tx, f, t, rows[i])
 			line.Sheet, line.Row = t.Sheet, rows[i].Line
 			return line, err
@@ -399,10 +405,10 @@ func (g *Ingester) comuneOf(tx *store.Tx, t *table.Table, r *table.Row) (string,
 	if ppp, _ := g.Comuni.Prefettura(code); ppp != g.PPP {
 		return "", istat.Comune{}, refuseRow("FUORI_PROVINCIA", "il comune %s (%s) non è di competenza della prefettura %s: nessuna modifica", code, info.Name, g.PPP)
 	}
-	if _, err := tx.Comune(code); errors.Is(err, store.ErrNotFound) {
-		return "", istat.Comune{}, refuseRow("COMUNE_NON_CENSITO", "il comune %s (%s) non è stato censito", code, info.Name)
-	} else if err != nil {
+	if ok, err := tx.HasComune(code); err != nil {
 		return "", istat.Comune{}, err
+	} else if !ok {
+		return "", istat.Comune{}, refuseRow("COMUNE_NON_CENSITO", "il comune %s (%s) non è stato censito", code, info.Name)
 	}
 	return code, info, nil
 }

@@ -165,12 +165,16 @@ func (p *Processor) Process(ctx context.Context, f *ingest.File) (ingest.Result,
 		p.signer = sd.signer.CF
 	}
 	// One row, one transaction (and one checkpoint): a crash resumes at
-	// the first row not applied.
+	// the first row not applied. The last row's also commits the file.
+	f.Expect(len(t.Rows))
 	for k, r := range t.Rows {
 		if err := ctx.Err(); err != nil {
 			return ingest.Result{}, err
 		}
 		err := f.CommitLines(k, 1, func(tx *store.Tx, _ int) (esito.Line, error) {
+			// The checks and the operation read the same records (the
+			// holder's utenza, the card): read once.
+			tx.CacheReads()
 			if k == 0 && sd.signer != nil {
 				if err := recordSignature(tx, f, sd.signer); err != nil {
 					return esito.Line{}, err
