@@ -39,14 +39,12 @@ type Store struct {
 	keeper   *keeper     // nil in memory and on a Borrow handle
 }
 
-// memTableSize is the size of Badger's memtables: 8 MB, two of them (the
-// one written and the one being flushed), each taking some 10 MB of heap.
-// Badger bounds a transaction at 15% of it (1.2 MB): the jobs commit in
+// memTableSize is the size of Badger's memtables: 16 MB, two of them (the
+// one written and the one being flushed), each taking some 20 MB of heap.
+// Badger bounds a transaction at 15% of it (2.4 MB): the jobs commit in
 // bounded chunks (census.chunk_rows, the chunks of a dropped file, the
-// transactions of an order). Closing does not compact level 0: the next
-// run's compactors do it, and a compaction at close raised a job's
-// resident set at its very end.
-const memTableSize = 8 << 20
+// transactions of an order).
+const memTableSize = 16 << 20
 
 // Options of Open.
 type Options struct {
@@ -84,6 +82,12 @@ func Open(opt Options) (*Store, error) {
 	// a compaction's builders each hold a table, twice over with
 	// encryption, and deeper levels would otherwise double it per level.
 	bo.TableSizeMultiplier = 1
+	// Level 0 is compacted from 2 tables on: the tables a compaction
+	// writes are mapped, and resident, until it ends (docs/architecture.md,
+	// "Memory"), and they are as large as what it merges. Closing does not
+	// compact level 0: the next run's compactors do it, and a compaction at
+	// close raised a job's resident set at its very end.
+	bo = bo.WithNumLevelZeroTables(2)
 	if opt.InMemory {
 		// No value log in memory: every value must stay in the LSM tree
 		// (a value over the threshold makes Badger 4.9.6 panic in writeToLSM).
