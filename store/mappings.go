@@ -77,33 +77,47 @@ func lockOf(v reflect.Value, name string) (*sync.RWMutex, bool) {
 func mapsOf(db *badger.DB) *badgerMaps {
 	d := reflect.ValueOf(db).Elem()
 	m := &badgerMaps{}
+	if !m.findLevels(d) || !m.findMemtables(d) || !m.findValueLog(d) {
+		return nil
+	}
+	return m
+}
+
+// findLevels finds the levels' tables and locks (db.lc.levels).
+func (m *badgerMaps) findLevels(d reflect.Value) bool {
 	lc, ok := reach(d, "lc")
 	if !ok || lc.Kind() != reflect.Pointer || lc.IsNil() {
-		return nil
+		return false
 	}
 	levels, ok := reach(lc.Elem(), "levels")
 	if !ok || levels.Kind() != reflect.Slice {
-		return nil
+		return false
 	}
 	for i := range levels.Len() {
 		h := levels.Index(i)
 		if h.Kind() != reflect.Pointer || h.IsNil() {
-			return nil
+			return false
 		}
 		mu, ok := lockOf(h.Elem(), "RWMutex")
 		tables, ok2 := reach(h.Elem(), "tables")
 		if !ok || !ok2 || tables.Type() != reflect.TypeFor[[]*table.Table]() {
-			return nil
+			return false
 		}
 		m.levels = append(m.levels, levelRef{mu: mu, tables: tables})
 	}
+	return true
+}
+
+// findMemtables finds the memtables (db.mt, db.imm) and their lock.
+func (m *badgerMaps) findMemtables(d reflect.Value) bool {
+	var ok bool
 	if m.dbLock, ok = lockOf(d, "lock"); !ok {
-		return nil
+		return false
 	}
 	mt, ok := reach(d, "mt")
 	imm, ok2 := reach(d, "imm")
 	if !ok || !ok2 || mt.Kind() != reflect.Pointer || imm.Kind() != reflect.Slice {
-		return nil
+		return false
 	}
 	m.memtables = func() []reflect.Value {
 		out := make([]reflect.Value, 0, 1+imm.Len())
@@ -117,17 +131,20 @@ func mapsOf(db *badger.DB) *badgerMaps {
 		}
 		return out
 	}
+	return true
+}
+
+// findValueLog finds the value log's files and their lock.
+func (m *badgerMaps) findValueLog(d reflect.Value) bool {
 	vlog, ok := reach(d, "vlog")
 	if !ok {
-		return nil
+		return false
 	}
 	if m.vlogLock, ok = lockOf(vlog, "filesLock"); !ok {
-		return nil
+		return false
 	}
-	if m.vlogFiles, ok = reach(vlog, "filesMap"); !ok || m.vlogFiles.Kind() != reflect.Map {
-		return nil
-	}
-	return m
+	m.vlogFiles, ok = reach(vlog, "filesMap")
+	return ok && m.vlogFiles.Kind() == reflect.Map
 }
 
 // mmapOf is the z.MmapFile a logFile (addressable struct) embeds.
@@ -148,7 +165,14 @@ func (m *badgerMaps) each(fn func(data []byte)) {
 	if m.closed {
 		return
 	}
-	// Tables.
+	m.eachTable(fn)
+	m.eachMemtableLog(fn)
+	m.eachValueLogFile(fn)
+}
+
+// eachTable calls fn with the mapping of every table in a level, each
+// held by a reference.
+func (m *badgerMaps) eachTable(fn func(data []byte)) {
 	var held []*table.Table
 	for _, l := range m.levels {
 		l.mu.RLock()
@@ -164,8 +188,11 @@ func (m *badgerMaps) each(fn func(data []byte)) {
 		}
 		_ = t.DecrRef() // an error is Badger's own deletion failing, which it logs when it deletes
 	}
+}
 
-	// Memtable logs.
+// eachMemtableLog calls fn with the log of every memtable, each held by a
+// reference on its skiplist.
+func (m *badgerMaps) eachMemtableLog(fn func(data []byte)) {
 	type memLog struct {
 		sl  *skl.Skiplist
 		log *z.MmapFile
@@ -189,8 +216,11 @@ func (m *badgerMaps) each(fn func(data []byte)) {
 		}
 		l.sl.DecrRef()
 	}
+}
 
-	// Value log files.
+// eachValueLogFile calls fn with every value log file, each under its own
+// read lock.
+func (m *badgerMaps) eachValueLogFile(fn func(data []byte)) {
 	m.vlogLock.RLock()
 	files := make([]reflect.Value, 0, m.vlogFiles.Len())
 	for it := m.vlogFiles.MapRange(); it.Next(); {
