@@ -97,7 +97,7 @@ func Open(opt Options) (*Store, error) {
 	var lastLog string
 	var lastSize int64
 	if !opt.InMemory {
-		if err := removeEmptyMemtables(opt.Dir); err != nil {
+		if err := removeEmptyLogs(opt.Dir); err != nil {
 			return nil, fmt.Errorf("archivio %s: %w", opt.Dir, err)
 		}
 		lastLog, lastSize = lastValueLog(opt.Dir)
@@ -447,12 +447,15 @@ func (s *Store) RawScan(fn func(key, value []byte) error) error {
 	})
 }
 
-// removeEmptyMemtables deletes the memtable files of length 0 in dir. A
-// process killed while Badger creates a memtable leaves one behind, and
-// Badger 4.9.6 then refuses to open ("while opening fid: N err: Create a new
-// file") once. An empty file holds no write (its log header is not even
-// there), so removing it loses nothing. Found by the kill -9 campaigns.
-func removeEmptyMemtables(dir string) error {
+// removeEmptyLogs deletes the memtable logs and value log files of length 0
+// in dir. A process killed while Badger creates one (between creating the
+// file and sizing it) leaves it behind, and Badger 4.9.6 then refuses to
+// open: "while opening fid: N err: Create a new file" for a memtable, "Open
+// existing file: N.vlog err: Create a new file" for the value log. An empty
+// file holds no write (not even its log header), so removing it loses
+// nothing; Badger goes on from the value log file before it. Found by the
+// kill -9 campaigns.
+func removeEmptyLogs(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -461,7 +464,7 @@ func removeEmptyMemtables(dir string) error {
 		return err
 	}
 	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".mem") {
+		if ext := filepath.Ext(e.Name()); e.IsDir() || (ext != ".mem" && ext != ".vlog") {
 			continue
 		}
 		fi, err := e.Info()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"anprsec/domain"
@@ -295,5 +296,45 @@ func TestOpenAfterKillDuringMemtable(t *testing.T) {
 	var v string
 	if err := st.View(func(tx *Tx) error { return tx.Meta("k", &v) }); err != nil || v != "v" {
 		t.Errorf("after reopening: %q %v", v, err)
+	}
+}
+
+// TestOpenAfterKillDuringValueLogCreation: a value log file of length 0 (a
+// process killed between Badger creating it and sizing it) does not keep
+// the store from opening, and nothing committed is lost, including values
+// kept in the value log file before it.
+func TestOpenAfterKillDuringValueLogCreation(t *testing.T) {
+	dir := t.TempDir()
+	key := bytes.Repeat([]byte{4}, secret.KeySize)
+	st, err := Open(Options{Dir: dir, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 4<<10) // past the value threshold: kept in the value log
+	if err := st.Update(func(tx *Tx) error { return tx.SetMeta("k", big) }); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	if len(logs) != 1 {
+		t.Fatalf("value log files: %v", logs)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "000099.vlog"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err = Open(Options{Dir: dir, Key: key})
+	if err != nil {
+		t.Fatalf("open with an empty value log file: %v", err)
+	}
+	var v string
+	if err := st.View(func(tx *Tx) error { return tx.Meta("k", &v) }); err != nil || v != big {
+		t.Errorf("after reopening: %d bytes, %v", len(v), err)
+	}
+	if err := st.Update(func(tx *Tx) error { return tx.SetMeta("k2", big) }); err != nil {
+		t.Errorf("write after reopening: %v", err)
+	}
+	st.Close()
+	if _, err := os.Stat(filepath.Join(dir, "000099.vlog")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the empty value log file is still there: %v", err)
 	}
 }
