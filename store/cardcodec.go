@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"reflect"
 	"strconv"
 	"time"
@@ -10,16 +9,15 @@ import (
 	"anprsec/domain"
 )
 
-// A card's record is the JSON of domain.SmartCard. ReadCards and
-// PutReadCard, which go through thousands of cards in one run, write and
-// read it without reflection when they can: marshalCard writes the bytes
-// encoding/json writes, and unmarshalCard reads the JSON marshalCard
-// writes into the card encoding/json would make of it. Each steps aside
-// (ok false, and encoding/json does the work) for anything outside that
-// plain form: a string with a character JSON escapes or outside ASCII, a
-// time encoding/json refuses, a key it does not know, white space. Both
-// step aside altogether unless domain.SmartCard has exactly the fields of
-// cardFields, so a field added to the card is never lost.
+// A card's record is the JSON of domain.SmartCard, written as every record
+// is (encodeRecord). ReadCards, which goes through thousands of cards in
+// one run, reads it without reflection when it can: unmarshalCard reads
+// the JSON encoding/json writes into the card encoding/json would make of
+// it. It steps aside (ok false, and encoding/json does the work) for
+// anything outside the plain form: a string with a character JSON escapes
+// or outside ASCII, a time, a key it does not know, white space; and
+// altogether unless domain.SmartCard has exactly the fields of cardFields,
+// so a field added to the card is never lost.
 
 // cardFields are the fields of domain.SmartCard the codec knows: name,
 // JSON tag and type, in declaration order.
@@ -61,13 +59,9 @@ var cardCodec = func() bool {
 	return true
 }()
 
-// encodeCard returns the record of c: the bytes of json.Marshal.
-func encodeCard(c *domain.SmartCard) ([]byte, error) {
-	if b, ok := marshalCard(c); ok {
-		return b, nil
-	}
-	return json.Marshal(c)
-}
+// encodeCard returns the record of c: the bytes of json.Marshal, written
+// as every record is (encodeRecord).
+func encodeCard(c *domain.SmartCard) ([]byte, error) { return encodeRecord(c) }
 
 // decodeCard reads the record raw of key into c, as decode does.
 func decodeCard(key string, raw []byte, c *domain.SmartCard) error {
@@ -76,109 +70,6 @@ func decodeCard(key string, raw []byte, c *domain.SmartCard) error {
 	}
 	*c = domain.SmartCard{}
 	return decode(key, raw, c)
-}
-
-type cardWriter struct {
-	b  []byte
-	ok bool
-}
-
-func (w *cardWriter) key(k string) {
-	if len(w.b) > 1 {
-		w.b = append(w.b, ',')
-	}
-	w.b = append(w.b, '"')
-	w.b = append(w.b, k...)
-	w.b = append(w.b, '"', ':')
-}
-
-// plain reports whether encoding/json writes s as it is, between quotes.
-func plain(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return false
-		}
-	}
-	return true
-}
-
-func (w *cardWriter) str(k, v string, omitEmpty bool) {
-	if omitEmpty && v == "" {
-		return
-	}
-	if !plain(v) {
-		w.ok = false
-		return
-	}
-	w.key(k)
-	w.b = append(w.b, '"')
-	w.b = append(w.b, v...)
-	w.b = append(w.b, '"')
-}
-
-// time writes t as time.Time.MarshalJSON does (omitempty leaves a struct
-// in); a year outside 0-9999 or an offset of a day or more, which it
-// refuses, is not plain.
-func (w *cardWriter) time(k string, t time.Time) {
-	_, off := t.Zone()
-	if y := t.Year(); y < 0 || y > 9999 || off <= -24*3600 || off >= 24*3600 {
-		w.ok = false
-		return
-	}
-	w.key(k)
-	w.b = append(w.b, '"')
-	w.b = t.AppendFormat(w.b, time.RFC3339Nano)
-	w.b = append(w.b, '"')
-}
-
-func (w *cardWriter) bytes(k string, v []byte) { // omitempty
-	if len(v) == 0 {
-		return
-	}
-	w.key(k)
-	w.b = append(w.b, '"')
-	w.b = base64.StdEncoding.AppendEncode(w.b, v)
-	w.b = append(w.b, '"')
-}
-
-func (w *cardWriter) int(k string, v int) { // omitempty
-	if v == 0 {
-		return
-	}
-	w.key(k)
-	w.b = strconv.AppendInt(w.b, int64(v), 10)
-}
-
-// marshalCard returns json.Marshal(c), or ok false.
-func marshalCard(c *domain.SmartCard) ([]byte, bool) {
-	if !cardCodec {
-		return nil, false
-	}
-	w := cardWriter{b: make([]byte, 0, 640+len(c.FirstSealed)*4/3+len(c.SecondSealed)*4/3), ok: true}
-	w.b = append(w.b, '{')
-	w.str("serial", c.Serial, false)
-	w.str("cf", c.CF, false)
-	w.str("istat", c.ISTAT, false)
-	w.str("state", string(c.State), false)
-	w.str("reason", c.Reason, true)
-	w.str("blocked_by", c.BlockedBy, true)
-	w.time("requested", c.Requested)
-	w.time("updated", c.Updated)
-	w.str("order", c.Order, true)
-	w.time("ordered", c.Ordered)
-	w.time("delivered", c.Delivered)
-	w.str("delivered_to", c.DeliveredTo, true)
-	w.time("activated", c.Activated)
-	w.time("expires", c.Expires)
-	w.bytes("first_sealed", c.FirstSealed)
-	w.bytes("second_sealed", c.SecondSealed)
-	w.int("warned", c.Warned)
-	w.int("unwarned", c.Unwarned)
-	w.str("replaces", c.Replaces, true)
-	w.time("late_notified", c.LateNotified)
-	w.b = append(w.b, '}')
-	return w.b, w.ok
 }
 
 // cardSlots are the fields of a card by JSON key.

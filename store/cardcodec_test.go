@@ -55,15 +55,13 @@ func randomCard(r *rand.Rand) *domain.SmartCard {
 
 func TestTheCardCodecWritesAndReadsWhatEncodingJSONDoes(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	plainWritten, plainRead := 0, 0
+	plainRead := 0
 	for i := 0; i < 20000; i++ {
 		c := randomCard(r)
 		want, werr := json.Marshal(c)
-		if got, ok := marshalCard(c); ok {
-			plainWritten++
-			if werr != nil || !bytes.Equal(got, want) {
-				t.Fatalf("card %+v:\n codec %s\n json  %s (%v)", c, got, want, werr)
-			}
+		got, err := encodeCard(c)
+		if (err != nil) != (werr != nil) || !bytes.Equal(got, want) {
+			t.Fatalf("card %+v:\n encodeCard %s (%v)\n json       %s (%v)", c, got, err, want, werr)
 		}
 		if werr != nil {
 			continue
@@ -78,14 +76,14 @@ func TestTheCardCodecWritesAndReadsWhatEncodingJSONDoes(t *testing.T) {
 				t.Fatalf("%s:\n codec %+v\n json  %+v", want, byCodec, byJSON)
 			}
 		}
-		var got domain.SmartCard
-		if err := decodeCard("s/x", want, &got); err != nil || !reflect.DeepEqual(got, byJSON) {
-			t.Fatalf("%s: decodeCard %+v, %v; want %+v", want, got, err, byJSON)
+		var read domain.SmartCard
+		if err := decodeCard("s/x", want, &read); err != nil || !reflect.DeepEqual(read, byJSON) {
+			t.Fatalf("%s: decodeCard %+v, %v; want %+v", want, read, err, byJSON)
 		}
 	}
-	t.Logf("%d cards written and %d read by the codec of 20000", plainWritten, plainRead)
-	if plainWritten < 5000 || plainRead < 5000 || plainWritten > 19000 {
-		t.Errorf("%d cards written and %d read by the codec of 20000, want most but not all", plainWritten, plainRead)
+	t.Logf("%d cards of 20000 read by the codec", plainRead)
+	if plainRead < 5000 || plainRead > 19000 {
+		t.Errorf("%d cards of 20000 read by the codec, want most but not all", plainRead)
 	}
 }
 

@@ -72,17 +72,25 @@ func pseudonymJSON(p *pseudonym) []byte {
 }
 
 // appendJSONTime appends t as time.Time's MarshalJSON does (RFC 3339 with
-// nanoseconds, quoted); a year outside 0-9999, which MarshalJSON refuses,
-// is written as json.Marshal of the entry would fail: never, for the
-// transaction times written here.
+// nanoseconds, quoted); a time MarshalJSON refuses (jsonTime) is written
+// as json.Marshal of the entry would fail: never, for the transaction
+// times written here.
 func appendJSONTime(b []byte, t time.Time) []byte {
-	if y := t.Year(); y < 0 || y > 9999 {
+	if !jsonTime(t) {
 		j, _ := json.Marshal(t)
 		return append(b, j...)
 	}
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	return append(b, '"')
+}
+
+// jsonTime reports whether time.Time's MarshalJSON writes t: its year is
+// within 0-9999 and its offset from UTC under a day.
+func jsonTime(t time.Time) bool {
+	_, off := t.Zone()
+	y := t.Year()
+	return y >= 0 && y <= 9999 && off > -24*3600 && off < 24*3600
 }
 
 // appendJSONString appends s quoted as encoding/json quotes it: a string

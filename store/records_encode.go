@@ -214,7 +214,7 @@ func appendField(b []byte, k fieldKind, fv reflect.Value) ([]byte, error) {
 		b = strconv.AppendUint(b, fv.Uint(), 10)
 	case fieldTime:
 		t := (*time.Time)(fv.Addr().UnsafePointer())
-		if y := t.Year(); y < 0 || y > 9999 {
+		if !jsonTime(*t) {
 			return nil, errBadTime
 		}
 		b = appendJSONTime(b, *t)
@@ -247,4 +247,4 @@ func appendField(b []byte, k fieldKind, fv reflect.Value) ([]byte, error) {
 	return b, nil
 }
 
-var errBadTime = errors.New("time outside the years 0-9999")
+var errBadTime = errors.New("time outside the years 0-9999 or a day or more away from UTC")

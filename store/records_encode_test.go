@@ -107,13 +107,20 @@ func TestCensusRecordsHaveAPlan(t *testing.T) {
 	}
 }
 
-// A time encoding/json refuses (a year past 9999) is refused alike.
+// A time encoding/json refuses (a year past 9999, an offset of a day or
+// more from UTC) is refused alike.
 func TestRecordWithATimeOutOfRangeIsRefused(t *testing.T) {
-	p := &domain.Person{CF: "X", Updated: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
-	if _, err := json.Marshal(p); err == nil {
-		t.Fatal("encoding/json took the year 10000")
-	}
-	if b, err := encodeRecord(p); err == nil {
-		t.Errorf("encoded %s", b)
+	for _, tm := range []time.Time{
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("far", 25*3600)),
+		time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("far", -24*3600)),
+	} {
+		p := &domain.Person{CF: "X", Updated: tm}
+		if _, err := json.Marshal(p); err == nil {
+			t.Fatalf("encoding/json took %v", tm)
+		}
+		if b, err := encodeRecord(p); err == nil {
+			t.Errorf("%v: encoded %s", tm, b)
+		}
 	}
 }
