@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,28 +112,35 @@ func TestKillDuringCards(t *testing.T) {
 	}
 	firsts := w.checkOrders(t, cards)
 
-	// Every card delivered and activated: second halves queued.
+	// Every card delivered and activated: second halves queued, in
+	// transactions of 200 cards (a transaction is bounded: store.Open).
 	st := w.openStore(false)
-	err = st.Update(func(tx *store.Tx) error {
-		serials, err := tx.CardsInState(domain.CardProduzione)
-		if err != nil {
-			return err
-		}
-		for _, s := range serials {
-			c, err := tx.Card(s)
-			if err != nil {
-				return err
-			}
-			src := store.Source{Actor: "test"}
-			if err := lifecycle.DeliverCard(tx, src, c, time.Time{}, "TEST", false); err != nil {
-				return err
-			}
-			if err := lifecycle.ActivateCard(tx, src, c); err != nil {
-				return err
-			}
-		}
-		return nil
+	var serials []string
+	err = st.View(func(tx *store.Tx) (err error) {
+		serials, err = tx.CardsInState(domain.CardProduzione)
+		return err
 	})
+	for chunk := range slices.Chunk(serials, 200) {
+		if err != nil {
+			break
+		}
+		err = st.Update(func(tx *store.Tx) error {
+			for _, s := range chunk {
+				c, err := tx.Card(s)
+				if err != nil {
+					return err
+				}
+				src := store.Source{Actor: "test"}
+				if err := lifecycle.DeliverCard(tx, src, c, time.Time{}, "TEST", false); err != nil {
+					return err
+				}
+				if err := lifecycle.ActivateCard(tx, src, c); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	st.Close()
 	if err != nil {
 		t.Fatal(err)
