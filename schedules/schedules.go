@@ -129,6 +129,18 @@ func newID() string {
 // Run runs a job now, unless it is already running (ErrRunning). The run
 // is recorded; a panic is recovered and recorded as outcome "panic".
 func (r *Runner) Run(ctx context.Context, name, trigger string, scheduled time.Time) (*store.Run, error) {
+	return r.run(ctx, name, trigger, scheduled, "")
+}
+
+// RunManual runs a job now at the request of by (the history's actor of
+// the person asking: the operator at the CLI, or the caller of the
+// control socket), as Run does with TriggerManual; the run's record names
+// by.
+func (r *Runner) RunManual(ctx context.Context, name, by string) (*store.Run, error) {
+	return r.run(ctx, name, TriggerManual, time.Time{}, by)
+}
+
+func (r *Runner) run(ctx context.Context, name, trigger string, scheduled time.Time, by string) (*store.Run, error) {
 	j, ok := r.jobs[name]
 	if !ok && slices.Contains(jobs.Names, name) {
 		return nil, fmt.Errorf("il job %s non è ancora disponibile in questa versione", name)
@@ -142,12 +154,15 @@ func (r *Runner) Run(ctx context.Context, name, trigger string, scheduled time.T
 	}
 	mu := r.locks[name]
 	if !mu.TryLock() {
-		return r.skipped(name, trigger, scheduled)
+		return r.skipped(name, trigger, scheduled, by)
 	}
 	defer mu.Unlock()
 
-	rec := &store.Run{ID: newID(), Job: name, Trigger: trigger, Scheduled: scheduled, Start: time.Now().UTC(), Outcome: "running"}
+	rec := &store.Run{ID: newID(), Job: name, Trigger: trigger, By: by, Scheduled: scheduled, Start: time.Now().UTC(), Outcome: "running"}
 	log := r.log.With("job", name, "run", rec.ID)
+	if by != "" {
+		log = log.With("by", by)
+	}
 	if err := r.env.Store.Update(func(tx *store.Tx) error { return tx.PutRun(rec) }); err != nil {
 		return nil, err
 	}
@@ -220,9 +235,9 @@ const OutcomeSkipped = "saltato"
 
 // skipped logs and records a run that does not start because the previous
 // one still runs, and returns ErrRunning with it.
-func (r *Runner) skipped(name, trigger string, scheduled time.Time) (*store.Run, error) {
+func (r *Runner) skipped(name, trigger string, scheduled time.Time, by string) (*store.Run, error) {
 	now := time.Now().UTC()
-	rec := &store.Run{ID: newID(), Job: name, Trigger: trigger, Scheduled: scheduled, Start: now, End: now,
+	rec := &store.Run{ID: newID(), Job: name, Trigger: trigger, By: by, Scheduled: scheduled, Start: now, End: now,
 		Outcome: OutcomeSkipped, Error: "la run precedente del job è ancora in corso"}
 	r.log.Info("job skipped: its previous run is still running", "job", name, "run", rec.ID, "trigger", trigger)
 	if err := r.env.Store.Update(func(tx *store.Tx) error { return tx.PutSkippedRun(rec) }); err != nil {

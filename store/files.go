@@ -134,7 +134,8 @@ func (tx *Tx) DeleteFileChunks(sha string) error {
 type Run struct {
 	ID        string         `json:"id"`
 	Job       string         `json:"job"`
-	Trigger   string         `json:"trigger"` // schedule, manual, catch-up
+	Trigger   string         `json:"trigger"`      // schedule, manual, catch-up
+	By        string         `json:"by,omitempty"` // who started a manual run (the history's actor: "operatore:NAME")
 	Scheduled time.Time      `json:"scheduled,omitempty"`
 	Start     time.Time      `json:"start"`
 	End       time.Time      `json:"end,omitempty"`

@@ -6,13 +6,11 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"anprsec/jobs"
 	"anprsec/lifecycle"
-	"anprsec/schedules"
 	"anprsec/store"
 )
 
@@ -76,7 +74,7 @@ passa per il suo socket di controllo.`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "campagna %s avviata: %d comuni, scadenza %s\n", c.ID, len(c.Comuni), a.whenDay(c.Deadline))
-			rec, err := r.Run(cmd.Context(), "avvisi-promemoria", schedules.TriggerManual, time.Time{})
+			rec, err := r.RunManual(cmd.Context(), "avvisi-promemoria", a.actor())
 			if rec != nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "avvisi-promemoria: %s %s\n", rec.Outcome, formatCounts(rec.Counts, rec.Values))
 			}

@@ -119,7 +119,7 @@ pki.crl_url e pki.ca_issuers_url impostati).`,
 // runCRLNow runs the crl job, as the postazioni operations do, and prints
 // its outcome.
 func (a *app) runCRLNow(cmd *cobra.Command, r *schedules.Runner) error {
-	rec, err := r.Run(cmd.Context(), "crl", schedules.TriggerManual, time.Time{})
+	rec, err := r.RunManual(cmd.Context(), "crl", a.actor())
 	if rec != nil {
 		line := fmt.Sprintf("crl: %s in %s", rec.Outcome, rec.End.Sub(rec.Start).Round(time.Millisecond))
 		if c := formatCounts(rec.Counts, rec.Values); c != "" {

@@ -113,9 +113,18 @@ func TestCommandsThroughTheSocketRunBesideAJob(t *testing.T) {
 	}); err != nil || len(runs) != 2 {
 		t.Errorf("runs recorded: %d (%v), want the running one and the skipped one", len(runs), err)
 	}
+	caller := "back-office:" + me.Username
+	for _, rec := range runs {
+		if rec.By != caller {
+			t.Errorf("run %s (%s) started by %q, want the connection's user %q", rec.ID, rec.Outcome, rec.By, caller)
+		}
+	}
 	close(release)
 	if res := <-first; res.code != 0 || !strings.HasPrefix(res.out, "ingest-censimento: ") {
 		t.Errorf("the job's own run: %+v", res)
+	}
+	if res := run("jobs", "history"); res.code != 0 || len(regexp.MustCompile(` manuale +`+regexp.QuoteMeta(caller)+` `).FindAllString(res.out, -1)) != 2 {
+		t.Errorf("jobs history does not name who started the runs (%s): %+v", caller, res)
 	}
 
 	for _, args := range [][]string{{"restore", "b.bin"}, {"run"}, {"keys", "rotate", "store"}, {"init"}} {

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"anprsec/jobs"
-	"anprsec/schedules"
 	"anprsec/store"
 )
 
@@ -79,7 +78,7 @@ messaggi di log vanno nel log del daemon.`,
 			defer closeFn()
 			var failed []string
 			for _, name := range args {
-				rec, err := r.Run(cmd.Context(), name, schedules.TriggerManual, time.Time{})
+				rec, err := r.RunManual(cmd.Context(), name, a.actor())
 				if rec != nil {
 					fmt.Fprintln(cmd.OutOrStdout(), runLine(name, rec))
 				}
@@ -124,14 +123,18 @@ messaggi di log vanno nel log del daemon.`,
 				runs = runs[len(runs)-limit:]
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "INIZIO\tJOB\tESECUZIONE\tAVVIO\tESITO\tDURATA\tCONTEGGI\tERRORE")
+			fmt.Fprintln(w, "INIZIO\tJOB\tESECUZIONE\tAVVIO\tDA\tESITO\tDURATA\tCONTEGGI\tERRORE")
 			for _, r := range runs {
 				dur := "-"
 				if !r.End.IsZero() {
 					dur = durata(r.End.Sub(r.Start))
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.when(r.Start),
-					r.Job, r.ID, avvio(r.Trigger), esito(r.Outcome), dur, formatCounts(r.Counts, r.Values), r.Error)
+				by := r.By
+				if by == "" {
+					by = "-"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.when(r.Start),
+					r.Job, r.ID, avvio(r.Trigger), by, esito(r.Outcome), dur, formatCounts(r.Counts, r.Values), r.Error)
 			}
 			return w.Flush()
 		},

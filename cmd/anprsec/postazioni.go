@@ -14,7 +14,6 @@ import (
 	"anprsec/domain"
 	"anprsec/export/bundle"
 	"anprsec/lifecycle"
-	"anprsec/schedules"
 	"anprsec/secret"
 	"anprsec/store"
 )
@@ -83,7 +82,7 @@ back-office del ministero. Dopo un'operazione riuscita il job crl gira subito
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (seriale %s)\n", p.Code, p.State, p.Serial)
-				rec, err := r.Run(cmd.Context(), "crl", schedules.TriggerManual, time.Time{})
+				rec, err := r.RunManual(cmd.Context(), "crl", a.actor())
 				if rec != nil {
 					fmt.Fprintln(cmd.OutOrStdout(), runLine("crl", rec))
 				}

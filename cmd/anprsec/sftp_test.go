@@ -211,6 +211,9 @@ func TestSFTPDrop(t *testing.T) {
 		if n := strings.Count(hist, " ok "); n != 2 {
 			t.Errorf("jobs history shows %d ok runs, want 2:\n%s", n, hist)
 		}
+		if n := strings.Count(hist, " manuale  "+operatorActor()+" "); n != 2 {
+			t.Errorf("jobs history names the operator %s in %d runs, want 2:\n%s", operatorActor(), n, hist)
+		}
 	})
 
 	// A port that refuses connections: listen, note the address, close.
@@ -340,8 +343,8 @@ func TestSFTPDrop(t *testing.T) {
 		// Each connection failure is a recorded run with its reason; the
 		// key-permission refusal stops the command before any run.
 		hist := mustCLI(t, "--config", cfgFile, "jobs", "history", "ingest-censimento")
-		ok := regexp.MustCompile(`(?m) manuale +ok `).FindAllString(hist, -1)
-		failed := regexp.MustCompile(`(?m) manuale +errore .*lettura della cartella censimento: .*sftp`).FindAllString(hist, -1)
+		ok := regexp.MustCompile(`(?m) manuale +\S+ +ok `).FindAllString(hist, -1)
+		failed := regexp.MustCompile(`(?m) manuale +\S+ +errore .*lettura della cartella censimento: .*sftp`).FindAllString(hist, -1)
 		if len(ok) != 3 || len(failed) != len(failures)-1 {
 			t.Errorf("jobs history shows %d ok and %d failed runs, want 3 and %d:\n%s", len(ok), len(failed), len(failures)-1, hist)
 		}
