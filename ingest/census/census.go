@@ -6,6 +6,7 @@
 package census
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,7 +42,8 @@ type Ingester struct {
 	MaxRows    int    // a sheet with more data rows is refused whole
 	CardPrefix string // smart-card serial prefix
 
-	known map[string]bool
+	known   map[string]bool
+	wsAdded map[int]wsTally // by row of the Postazioni sheet: see applyWorkstations
 }
 
 // item is one data row of either sheet with its verdict.
@@ -146,21 +148,33 @@ func (g *Ingester) Process(ctx context.Context, f *ingest.File) (ingest.Result, 
 	if chunk <= 0 {
 		chunk = 1000
 	}
-	for k := 0; k*chunk < len(items); k++ {
+	g.wsAdded = map[int]wsTally{}
+	for k, u := range planChunks(items, chunk) {
 		if err := ctx.Err(); err != nil {
 			return ingest.Result{}, err
 		}
-		part := items[k*chunk : min((k+1)*chunk, len(items))]
-		err := f.CommitLines(k, len(part), func(tx *store.Tx, i int) (esito.Line, error) {
-			return g.apply(tx, f, &part[i])
-		})
+		part := items[u.lo:u.hi]
+		var err error
+		if u.upTo > 0 {
+			it := &part[0]
+			err = f.Commit(k, func(tx *store.Tx, _ *bytes.Buffer) (ok, ko int, err error) {
+				return 0, 0, g.requestWorkstations(tx, f.Source(Actor, it.sheet, it.row), it, u.upTo)
+			})
+		} else {
+			err = f.CommitLines(k, len(part), func(tx *store.Tx, i int) (esito.Line, error) {
+				return g.apply(tx, f, &part[i])
+			})
+		}
 		if err != nil {
 			return ingest.Result{}, err
 		}
-		// The chunk's rows are in the store (or in flight, and a failed
-		// commit fails the file): their memory goes back to the collector,
-		// whose headroom under memory_limit the commits that follow use.
-		clear(part)
+		if u.upTo == 0 {
+			// The chunk's rows are in the store (or in flight, and a
+			// failed commit fails the file): their memory goes back to
+			// the collector, whose headroom under memory_limit the
+			// commits that follow use.
+			clear(part)
+		}
 	}
 	// ANPRSEC_TRACE=1 prints the time of each phase (used by benchmarks and
 	// the kill -9 campaign to aim their kills).
@@ -349,6 +363,101 @@ func (g *Ingester) checkComuni(items []item) error {
 	return nil
 }
 
+// workstationsPerChunk bounds the workstations one transaction requests.
+// A Postazioni row may declare up to 9,998 (every code of a comune), some
+// 400 bytes each with their history entries: more than a transaction holds
+// (docs/architecture.md, "Memory"). Its workstations beyond this bound are
+// requested in chunks of their own before the row's.
+const workstationsPerChunk = 1000
+
+// A chunk is the items lo to hi (exclusive), committed in one transaction
+// with their receipt lines; or, when upTo > 0, the part of item lo's
+// workstations numbered up to upTo, with no receipt line (the row's line
+// comes with its own chunk, which requests the rest).
+type chunk struct {
+	lo, hi, upTo int
+}
+
+// planChunks divides items into chunks of at most rows rows, and gives
+// each Postazioni row that declares more than workstationsPerChunk
+// workstations its own chunks. The plan depends on the file only, so a
+// run resumed after a crash skips the same chunks the crashed run
+// committed.
+func planChunks(items []item, rows int) []chunk {
+	var out []chunk
+	lo := 0
+	for i := range items {
+		w := items[i].ws
+		if items[i].err != nil || w == nil || w.Count <= workstationsPerChunk {
+			if i+1-lo == rows {
+				out = append(out, chunk{lo: lo, hi: i + 1})
+				lo = i + 1
+			}
+			continue
+		}
+		if lo < i {
+			out = append(out, chunk{lo: lo, hi: i})
+		}
+		for upTo := workstationsPerChunk; upTo < w.Count; upTo += workstationsPerChunk {
+			out = append(out, chunk{lo: i, hi: i + 1, upTo: upTo})
+		}
+		out = append(out, chunk{lo: i, hi: i + 1})
+		lo = i + 1
+	}
+	if lo < len(items) {
+		out = append(out, chunk{lo: lo, hi: len(items)})
+	}
+	return out
+}
+
+// wsTally is what the chunks of a Postazioni row before its own requested
+// in this run: how many workstations, from which number.
+type wsTally struct{ added, first int }
+
+// requestWorkstations requests the workstations of it's comune numbered up
+// to upTo that it declares and the comune lacks, and records the last
+// number assigned on the comune, in tx: the chunk of a row that declares
+// more than one transaction holds (planChunks).
+func (g *Ingester) requestWorkstations(tx *store.Tx, src store.Source, it *item, upTo int) error {
+	if it.err != nil || it.ws == nil {
+		return nil
+	}
+	c, err := g.comuneRecord(tx, src, it.ws.ISTAT)
+	if err != nil {
+		return err
+	}
+	first := c.NextPC + 1
+	added, err := g.addWorkstations(tx, src, c, min(upTo, it.ws.Count))
+	if err != nil || added == 0 {
+		return err
+	}
+	t := g.wsAdded[it.row]
+	if t.added == 0 {
+		t.first = first
+	}
+	t.added += added
+	g.wsAdded[it.row] = t
+	c.Updated = tx.Now
+	return tx.PutComune(c)
+}
+
+// addWorkstations requests comune c's workstations from c.NextPC+1 to
+// upTo, in tx, and advances c.NextPC (the caller stores c).
+func (g *Ingester) addWorkstations(tx *store.Tx, src store.Source, c *domain.Comune, upTo int) (added int, err error) {
+	for n := c.NextPC + 1; n <= upTo; n++ {
+		p := &domain.Postazione{Code: domain.WorkstationCode(c.ISTAT, n), ISTAT: c.ISTAT, State: domain.CertRichiesta, Created: tx.Now, Updated: tx.Now}
+		if err := tx.PutPostazione(p); err != nil {
+			return added, err
+		}
+		if err := tx.Record(src, "postazione.richiesta", "postazione", p.Code, "certificato richiesto"); err != nil {
+			return added, err
+		}
+		added++
+	}
+	c.NextPC = max(c.NextPC, upTo)
+	return added, nil
+}
+
 // apply commits one item in tx and returns its receipt line.
 func (g *Ingester) apply(tx *store.Tx, f *ingest.File, it *item) (esito.Line, error) {
 	line := esito.Line{Sheet: it.sheet, Row: it.row}
@@ -361,7 +470,7 @@ func (g *Ingester) apply(tx *store.Tx, f *ingest.File, it *item) (esito.Line, er
 	if it.user.s != "" {
 		line.Code, line.Message, err = g.applyUser(tx, src, it.user.unpack())
 	} else {
-		line.Code, line.Message, err = g.applyWorkstations(tx, src, it.ws)
+		line.Code, line.Message, err = g.applyWorkstations(tx, src, it.ws, g.wsAdded[it.row])
 	}
 	line.Outcome = esito.OK
 	return line, err
@@ -524,27 +633,28 @@ func utenzaChanges(u *domain.Utenza, r *UserRow) []string {
 	return ch
 }
 
-func (g *Ingester) applyWorkstations(tx *store.Tx, src store.Source, w *wsRow) (code, msg string, err error) {
+// applyWorkstations applies a Postazioni row w in tx; before tells what
+// the row's earlier chunks requested in this run (planChunks), counted in
+// its receipt line. (A run resumed after a crash counts only what it
+// requested itself; the history has an entry for every workstation.)
+func (g *Ingester) applyWorkstations(tx *store.Tx, src store.Source, w *wsRow, before wsTally) (code, msg string, err error) {
 	c, err := g.comuneRecord(tx, src, w.ISTAT)
 	if err != nil {
 		return "", "", err
 	}
 	var notes []string
-	added := 0
-	for n := c.NextPC + 1; n <= w.Count; n++ {
-		p := &domain.Postazione{Code: domain.WorkstationCode(w.ISTAT, n), ISTAT: w.ISTAT, State: domain.CertRichiesta, Created: tx.Now, Updated: tx.Now}
-		if err := tx.PutPostazione(p); err != nil {
-			return "", "", err
-		}
-		if err := tx.Record(src, "postazione.richiesta", "postazione", p.Code, "certificato richiesto"); err != nil {
-			return "", "", err
-		}
-		added++
+	first := c.NextPC + 1
+	added, err := g.addWorkstations(tx, src, c, w.Count)
+	if err != nil {
+		return "", "", err
+	}
+	if before.added > 0 {
+		first = before.first
+		added += before.added
 	}
 	if added > 0 {
 		notes = append(notes, fmt.Sprintf("%d postazioni richieste (%s … %s)", added,
-			domain.WorkstationCode(w.ISTAT, c.NextPC+1), domain.WorkstationCode(w.ISTAT, w.Count)))
-		c.NextPC = w.Count
+			domain.WorkstationCode(w.ISTAT, first), domain.WorkstationCode(w.ISTAT, w.Count)))
 	} else if w.Count < c.NextPC {
 		notes = append(notes, fmt.Sprintf("dichiarate %d postazioni, ne sono già registrate %d: nessuna rimossa (usare la revoca)", w.Count, c.NextPC))
 	} else {
