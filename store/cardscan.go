@@ -145,7 +145,7 @@ func (tx *Tx) ReadCards(serials []string, cache *CardCache) ([]*domain.SmartCard
 		if cache.lookup(s, raw, &cards[i]) {
 			return nil
 		}
-		if err := decodeCard("s/"+s, raw, &cards[i]); err != nil {
+		if err := decode("s/"+s, raw, &cards[i]); err != nil {
 			return err
 		}
 		if cache != nil {
@@ -197,7 +197,7 @@ func (tx *Tx) PutReadCard(prev, c *domain.SmartCard, cache *CardCache) error {
 			return err
 		}
 	}
-	b, err := encodeCard(c)
+	b, err := encodeRecord(c)
 	if err != nil {
 		return err
 	}

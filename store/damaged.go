@@ -61,6 +61,9 @@ func damaged(key string, err error) error {
 // decode unmarshals the stored value of key into v; a value that does not
 // decode is ErrDamaged, naming the record.
 func decode(key string, val []byte, v any) error {
+	if decodeRecord(val, v) {
+		return nil
+	}
 	if err := json.Unmarshal(val, v); err != nil {
 		return damaged(key, err)
 	}

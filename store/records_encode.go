@@ -47,6 +47,7 @@ type fieldPlan struct {
 type recordPlan struct {
 	ok     bool
 	fields []fieldPlan
+	byKey  map[string]int // index in fields by JSON name
 }
 
 var recordPlans sync.Map // reflect.Type -> *recordPlan
@@ -89,8 +90,7 @@ func makePlan(t reflect.Type) *recordPlan {
 	if t.Kind() != reflect.Struct || marshals(t) {
 		return no
 	}
-	p := &recordPlan{ok: true}
-	seen := map[string]bool{}
+	p := &recordPlan{ok: true, byKey: map[string]int{}}
 	for i := range t.NumField() {
 		sf := t.Field(i)
 		if sf.Anonymous {
@@ -115,10 +115,10 @@ func makePlan(t reflect.Type) *recordPlan {
 		default:
 			return no
 		}
-		if !plainName(name) || seen[name] {
+		if _, dup := p.byKey[name]; dup || !plainName(name) {
 			return no
 		}
-		seen[name] = true
+		p.byKey[name] = len(p.fields)
 		f.kind = kindOf(sf.Type)
 		p.fields = append(p.fields, f)
 	}

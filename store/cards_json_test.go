@@ -12,12 +12,6 @@ import (
 	"anprsec/domain"
 )
 
-func TestTheCardCodecKnowsEveryFieldOfTheCard(t *testing.T) {
-	if !cardCodec {
-		t.Fatal("domain.SmartCard is not the card of cardFields: add the new field to store/cardcodec.go (until then encoding/json reads and writes every card)")
-	}
-}
-
 // randomCard is a card whose fields are drawn from values that encoding/json
 // writes plainly and values it does not (escapes, non-ASCII, odd times).
 func randomCard(r *rand.Rand) *domain.SmartCard {
@@ -53,15 +47,15 @@ func randomCard(r *rand.Rand) *domain.SmartCard {
 		Expires: tm(), FirstSealed: b(), SecondSealed: b(), Warned: n(), Unwarned: n(), Replaces: s(), LateNotified: tm()}
 }
 
-func TestTheCardCodecWritesAndReadsWhatEncodingJSONDoes(t *testing.T) {
+func TestCardsAreWrittenAndReadAsEncodingJSONDoes(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	plainRead := 0
 	for i := 0; i < 20000; i++ {
 		c := randomCard(r)
 		want, werr := json.Marshal(c)
-		got, err := encodeCard(c)
+		got, err := encodeRecord(c)
 		if (err != nil) != (werr != nil) || !bytes.Equal(got, want) {
-			t.Fatalf("card %+v:\n encodeCard %s (%v)\n json       %s (%v)", c, got, err, want, werr)
+			t.Fatalf("card %+v:\n encodeRecord %s (%v)\n json       %s (%v)", c, got, err, want, werr)
 		}
 		if werr != nil {
 			continue
@@ -70,24 +64,24 @@ func TestTheCardCodecWritesAndReadsWhatEncodingJSONDoes(t *testing.T) {
 		if err := json.Unmarshal(want, &byJSON); err != nil {
 			t.Fatalf("%s: %v", want, err)
 		}
-		if unmarshalCard(want, &byCodec) {
+		if decodeRecord(want, &byCodec) {
 			plainRead++
 			if !reflect.DeepEqual(byCodec, byJSON) {
-				t.Fatalf("%s:\n codec %+v\n json  %+v", want, byCodec, byJSON)
+				t.Fatalf("%s:\n decodeRecord %+v\n json         %+v", want, byCodec, byJSON)
 			}
 		}
 		var read domain.SmartCard
-		if err := decodeCard("s/x", want, &read); err != nil || !reflect.DeepEqual(read, byJSON) {
-			t.Fatalf("%s: decodeCard %+v, %v; want %+v", want, read, err, byJSON)
+		if err := decode("s/x", want, &read); err != nil || !reflect.DeepEqual(read, byJSON) {
+			t.Fatalf("%s: decode %+v, %v; want %+v", want, read, err, byJSON)
 		}
 	}
-	t.Logf("%d cards of 20000 read by the codec", plainRead)
+	t.Logf("%d cards of 20000 read by decodeRecord", plainRead)
 	if plainRead < 5000 || plainRead > 19000 {
-		t.Errorf("%d cards of 20000 read by the codec, want most but not all", plainRead)
+		t.Errorf("%d cards of 20000 read by decodeRecord, want most but not all", plainRead)
 	}
 }
 
-func TestTheCardCodecLeavesToEncodingJSONWhatItDoesNotKnow(t *testing.T) {
+func TestCardRecordsOutsideThePlainFormAreReadAsEncodingJSONDoes(t *testing.T) {
 	base := `{"serial":"SC1","cf":"RSSMRA68A01H501Y","istat":"058091","state":"RICHIESTA","requested":"2026-12-07T10:15:00Z","updated":"2026-12-07T10:15:00Z","ordered":"0001-01-01T00:00:00Z","delivered":"0001-01-01T00:00:00Z","activated":"0001-01-01T00:00:00Z","expires":"0001-01-01T00:00:00Z","warned":7,"late_notified":"0001-01-01T00:00:00Z"}`
 	for _, raw := range []string{
 		base,
@@ -113,13 +107,13 @@ func TestTheCardCodecLeavesToEncodingJSONWhatItDoesNotKnow(t *testing.T) {
 		var byJSON domain.SmartCard
 		jerr := json.Unmarshal([]byte(raw), &byJSON)
 		var byCodec domain.SmartCard
-		if unmarshalCard([]byte(raw), &byCodec) && (jerr != nil || !reflect.DeepEqual(byCodec, byJSON)) {
-			t.Errorf("%s:\n codec %+v\n json  %+v (%v)", raw, byCodec, byJSON, jerr)
+		if decodeRecord([]byte(raw), &byCodec) && (jerr != nil || !reflect.DeepEqual(byCodec, byJSON)) {
+			t.Errorf("%s:\n decodeRecord %+v\n json         %+v (%v)", raw, byCodec, byJSON, jerr)
 		}
 		var got domain.SmartCard
-		err := decodeCard("s/SC1", []byte(raw), &got)
+		err := decode("s/SC1", []byte(raw), &got)
 		if (err != nil) != (jerr != nil) || (err == nil && !reflect.DeepEqual(got, byJSON)) {
-			t.Errorf("%s: decodeCard %+v, %v; json %+v, %v", raw, got, err, byJSON, jerr)
+			t.Errorf("%s: decode %+v, %v; json %+v, %v", raw, got, err, byJSON, jerr)
 		}
 	}
 }
