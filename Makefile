@@ -47,6 +47,7 @@ fuzz:
 # Benchmarks with their baselines, one run each (figures in the README).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -benchmem ./ingest/census/
+	$(GO) test -run '^$$' -bench RecordDecode -benchmem ./store/
 	$(GO) test -run '^$$' -bench . -benchmem ./pki/
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./export/audit/
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./jobs/
