@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,4 +116,38 @@ func FuzzRecordDecode(f *testing.F) {
 			t.Fatalf("%q:\n decodeRecord %+v\n json         %+v", raw, byPlan.Elem(), byJSON.Elem())
 		}
 	})
+}
+
+// upper is a string type read by a method of its own.
+type upper string
+
+func (u *upper) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*u = upper(strings.ToUpper(s))
+	return nil
+}
+
+// A field whose type encoding/json reads by a method of its own, or a
+// json.Number, is read by encoding/json, never by the plain form.
+func TestFieldsReadByTheirOwnMethodAreLeftToEncodingJSON(t *testing.T) {
+	type withMethod struct {
+		Name upper `json:"name"`
+	}
+	type withNumber struct {
+		N json.Number `json:"n"`
+	}
+	var m withMethod
+	if err := decode("x", []byte(`{"name":"rossi"}`), &m); err != nil || m.Name != "ROSSI" {
+		t.Errorf("a field with UnmarshalJSON: %+v, %v", m, err)
+	}
+	var n withNumber
+	if err := decode("x", []byte(`{"n":"abc"}`), &n); err == nil {
+		t.Errorf("a json.Number that is not a number was read: %+v", n)
+	}
+	if err := decode("x", []byte(`{"n":12}`), &n); err != nil || n.N != "12" {
+		t.Errorf("a json.Number: %+v, %v", n, err)
+	}
 }

@@ -53,14 +53,27 @@ type recordPlan struct {
 var recordPlans sync.Map // reflect.Type -> *recordPlan
 
 var (
-	timeType          = reflect.TypeFor[time.Time]()
-	jsonMarshalerType = reflect.TypeFor[json.Marshaler]()
-	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+	timeType            = reflect.TypeFor[time.Time]()
+	jsonNumberType      = reflect.TypeFor[json.Number]()
+	jsonMarshalerType   = reflect.TypeFor[json.Marshaler]()
+	textMarshalerType   = reflect.TypeFor[encoding.TextMarshaler]()
+	jsonUnmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
+// marshals reports whether encoding/json writes or reads t by a method of
+// its own (or t is json.Number): such a type is left to encoding/json, by
+// encodeRecord and by decodeRecord.
 func marshals(t reflect.Type) bool {
-	return t.Implements(jsonMarshalerType) || t.Implements(textMarshalerType) ||
-		reflect.PointerTo(t).Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(textMarshalerType)
+	if t == jsonNumberType {
+		return true
+	}
+	for _, m := range []reflect.Type{jsonMarshalerType, textMarshalerType, jsonUnmarshalerType, textUnmarshalerType} {
+		if t.Implements(m) || reflect.PointerTo(t).Implements(m) {
+			return true
+		}
+	}
+	return false
 }
 
 func plainName(s string) bool {
