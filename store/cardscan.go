@@ -208,11 +208,10 @@ func (tx *Tx) PutReadCard(prev, c *domain.SmartCard, cache *CardCache) error {
 	return nil
 }
 
-// PersonName is the surname and name of a person (domain.Person's fields,
-// decoded alone).
+// PersonName is the surname and name of a person (domain.Person's).
 type PersonName struct {
-	Surname string `json:"surname"`
-	Name    string `json:"name"`
+	Surname string
+	Name    string
 }
 
 // PersonNamesByCF returns the names of the persons of the codici fiscali
@@ -220,7 +219,12 @@ type PersonName struct {
 // that they are a good part of every person (the holders of a national
 // run's cards), read then by walking the keys.
 func (tx *Tx) PersonNamesByCF(cfs []string, dense bool) (map[string]*PersonName, error) {
-	return readMap[PersonName](tx, "p/", cfs, dense)
+	persons, err := readMap[domain.Person](tx, "p/", cfs, dense)
+	names := make(map[string]*PersonName, len(persons))
+	for cf, p := range persons {
+		names[cf] = &PersonName{Surname: p.Surname, Name: p.Name}
+	}
+	return names, err
 }
 
 // CardHolders returns the codice fiscale of the holder of each card of
