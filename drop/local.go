@@ -12,9 +12,10 @@ import (
 	"strings"
 )
 
-// Local is a Drop on a local folder. Every operation goes through an
-// os.Root on the folder, so no path and no symlink (a symlinked file or
-// folder anywhere in the tree) leads outside it.
+// Local is a Drop on a local folder. Every operation resolves its path
+// beneath the folder, so no path and no symlink (a symlinked file or
+// folder anywhere in the tree) leads outside it: on Linux with openat2
+// (beneath_linux.go), elsewhere through an os.Root on the folder.
 type Local struct {
 	Root string
 }
@@ -46,6 +47,11 @@ func toEntry(fi os.FileInfo) Entry {
 
 // List implements Drop. Entries are sorted by name.
 func (l *Local) List(_ context.Context, dir string) ([]Entry, error) {
+	if c, err := Clean(dir); err != nil {
+		return nil, err
+	} else if es, err := l.listBeneath(c); !errors.Is(err, errNoBeneath) {
+		return es, err
+	}
 	r, c, err := l.open(dir)
 	if err != nil {
 		return nil, err
@@ -77,6 +83,11 @@ func (l *Local) List(_ context.Context, dir string) ([]Entry, error) {
 
 // Stat implements Drop.
 func (l *Local) Stat(_ context.Context, name string) (Entry, error) {
+	if c, err := Clean(name); err != nil {
+		return Entry{}, err
+	} else if e, err := l.statBeneath(c); !errors.Is(err, errNoBeneath) {
+		return e, err
+	}
 	r, c, err := l.open(name)
 	if err != nil {
 		return Entry{}, err
@@ -92,6 +103,11 @@ func (l *Local) Stat(_ context.Context, name string) (Entry, error) {
 // Open implements Drop. It refuses anything but a regular file, so a
 // symlink inside the drop is never read.
 func (l *Local) Open(_ context.Context, name string) (io.ReadCloser, error) {
+	if c, err := Clean(name); err != nil {
+		return nil, err
+	} else if f, err := l.openBeneath(name, c); !errors.Is(err, errNoBeneath) {
+		return f, err
+	}
 	r, c, err := l.open(name)
 	if err != nil {
 		return nil, err
@@ -118,6 +134,14 @@ func (l *Local) Open(_ context.Context, name string) (io.ReadCloser, error) {
 
 // Write implements Drop.
 func (l *Local) Write(_ context.Context, name string, rd io.Reader) error {
+	if c, err := Clean(name); err != nil {
+		return err
+	} else if err := l.writeBeneath(c, rd); !errors.Is(err, errNoBeneath) {
+		if err != nil {
+			return fmt.Errorf("scrittura di %s: %w", name, err)
+		}
+		return nil
+	}
 	r, c, err := l.open(name)
 	if err != nil {
 		return err
@@ -162,6 +186,13 @@ func (l *Local) Write(_ context.Context, name string, rd io.Reader) error {
 
 // Rename implements Drop.
 func (l *Local) Rename(_ context.Context, from, to string) error {
+	if cf, err := Clean(from); err != nil {
+		return err
+	} else if ct, err := Clean(to); err != nil {
+		return err
+	} else if err := l.renameBeneath(cf, ct); !errors.Is(err, errNoBeneath) {
+		return err
+	}
 	r, cf, err := l.open(from)
 	if err != nil {
 		return err
@@ -188,6 +219,11 @@ func (l *Local) Rename(_ context.Context, from, to string) error {
 
 // Remove implements Drop.
 func (l *Local) Remove(_ context.Context, name string) error {
+	if c, err := Clean(name); err != nil {
+		return err
+	} else if err := l.removeBeneath(c); !errors.Is(err, errNoBeneath) {
+		return err
+	}
 	r, c, err := l.open(name)
 	if err != nil {
 		return err
