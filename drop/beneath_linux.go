@@ -30,6 +30,10 @@ var beneathOff atomic.Bool
 
 const beneathResolve = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS
 
+// beneathTries bounds the retries of an openat2 interrupted or asked to
+// try again.
+const beneathTries = 16
+
 // errEscapes is the error of a path that would leave the drop root.
 var errEscapes = errors.New("path escapes from parent")
 
@@ -46,18 +50,23 @@ func (l *Local) beneathDir(dir string) (int, error) {
 	if err != nil {
 		return -1, &fs.PathError{Op: "open", Path: l.Root, Err: err}
 	}
-	defer unix.Close(root)
 	if dir == "." {
-		return unix.Dup(root)
+		return root, nil
 	}
+	defer unix.Close(root)
 	var fd int
-	for {
+	// openat2 answers EAGAIN to a path through ".." while a rename runs
+	// anywhere on the system; a path that keeps failing so is left to
+	// os.Root for this call.
+	for range beneathTries {
 		fd, err = unix.Openat2(root, dir, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: beneathResolve})
 		if err != unix.EINTR && err != unix.EAGAIN {
 			break
 		}
 	}
 	switch {
+	case err == unix.EINTR || err == unix.EAGAIN:
+		return -1, errNoBeneath
 	case err == unix.ENOSYS || err == unix.EPERM:
 		beneathOff.Store(true)
 		return -1, errNoBeneath
@@ -88,6 +97,16 @@ func (l *Local) beneathFolder(dir string) (int, error) {
 		return -1, err
 	}
 	return l.beneathDir(dir)
+}
+
+// unlinkAt removes the entry leaf of folder dfd, a file or an empty
+// folder (as os.Remove does), never following a symlink.
+func unlinkAt(dfd int, leaf string) error {
+	err := unix.Unlinkat(dfd, leaf, 0)
+	if err == unix.EISDIR {
+		err = unix.Unlinkat(dfd, leaf, unix.AT_REMOVEDIR)
+	}
+	return err
 }
 
 // split returns the folder and the last element of a clean path that is
@@ -195,7 +214,7 @@ func (l *Local) writeBeneath(c string, rd io.Reader) error {
 		// Whatever is at the temporary name (a file left by a crash, or
 		// a symlink planted to make this write land elsewhere) is
 		// removed, not followed; the file is then created anew.
-		if err := unix.Unlinkat(dfd, tmp, 0); err != nil && err != unix.ENOENT {
+		if err := unlinkAt(dfd, tmp); err != nil && err != unix.ENOENT {
 			return &fs.PathError{Op: "unlinkat", Path: c, Err: err}
 		}
 		fd, err = create()
@@ -227,16 +246,18 @@ func (l *Local) writeBeneath(c string, rd io.Reader) error {
 func (l *Local) renameBeneath(cf, ct string) error {
 	fromDir, fromLeaf := split(cf)
 	toDir, toLeaf := split(ct)
-	ffd, err := l.beneathDir(fromDir)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(ffd)
+	// The destination folder first, made when missing, as the os.Root
+	// path makes it.
 	tfd, err := l.beneathFolder(toDir)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(tfd)
+	ffd, err := l.beneathDir(fromDir)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(ffd)
 	if err := unix.Renameat(ffd, fromLeaf, tfd, toLeaf); err != nil {
 		return &fs.PathError{Op: "renameat", Path: cf, Err: err}
 	}
@@ -251,7 +272,7 @@ func (l *Local) removeBeneath(c string) error {
 		return err
 	}
 	defer unix.Close(fd)
-	if err := unix.Unlinkat(fd, leaf, 0); err != nil {
+	if err := unlinkAt(fd, leaf); err != nil {
 		return &fs.PathError{Op: "unlinkat", Path: c, Err: err}
 	}
 	return nil
