@@ -11,12 +11,6 @@ import (
 
 var errNoBeneath = errors.New("openat2 non disponibile")
 
-type offSwitch struct{}
-
-func (offSwitch) Load() bool { return true }
-
-var beneathOff offSwitch
-
 func (l *Local) listBeneath(string) ([]Entry, error)               { return nil, errNoBeneath }
 func (l *Local) statBeneath(string) (Entry, error)                 { return Entry{}, errNoBeneath }
 func (l *Local) openBeneath(string, string) (io.ReadCloser, error) { return nil, errNoBeneath }
